@@ -1,0 +1,138 @@
+"""One exception tree for the whole toolkit.
+
+Every failure a user can see is a :class:`SaneError` subclass carrying the stable
+``code`` string and the process exit status of the JSON contract, so the CLI never has
+to guess how to report an error and no traceback ever reaches a user.
+Codes never change once released; ``docs/errors.md`` lists each one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+# Exit statuses of the JSON contract (see DESIGN.md and docs/errors.md).
+EXIT_OK = 0
+EXIT_COMMAND_FAILED = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_TIMEOUT = 4
+EXIT_CONNECTION = 5
+EXIT_TMUX = 6
+EXIT_STATE = 7
+EXIT_BUSY = 8
+EXIT_INTERNAL = 70
+
+
+class SaneError(Exception):
+    """Base of every error sane reports; ``code`` and ``exit_status`` are the contract."""
+
+    code: ClassVar[str] = "internal_error"
+    exit_status: ClassVar[int] = EXIT_INTERNAL
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class InternalError(SaneError):
+    """A bug in sane: still reported as JSON, never as a traceback."""
+
+
+class UsageError(SaneError):
+    code = "usage_error"
+    exit_status = EXIT_USAGE
+
+
+class InvalidArgument(SaneError):
+    code = "invalid_argument"
+    exit_status = EXIT_USAGE
+
+
+class CommandFailed(SaneError):
+    """The command ran and exited non-zero while ``--check`` was asked for."""
+
+    code = "command_failed"
+    exit_status = EXIT_COMMAND_FAILED
+
+
+class NotFound(SaneError):
+    code = "not_found"
+    exit_status = EXIT_NOT_FOUND
+
+
+class PaneNotFound(NotFound):
+    code = "pane_not_found"
+
+
+class SessionNotFound(NotFound):
+    code = "session_not_found"
+
+
+class RunNotFound(NotFound):
+    code = "run_not_found"
+
+
+class TmuxError(SaneError):
+    """tmux itself failed or refused a command."""
+
+    code = "tmux_failed"
+    exit_status = EXIT_TMUX
+
+
+class TmuxNotInstalled(TmuxError):
+    code = "tmux_not_installed"
+
+
+class TmuxServerNotRunning(TmuxError):
+    code = "tmux_server_not_running"
+
+
+class RunnerUnavailable(TmuxError):
+    """The pane's shell did not accept sane's runner (not a POSIX shell, or it hung)."""
+
+    code = "runner_unavailable"
+
+
+class RunNotResumable(TmuxError):
+    """A timed-out run whose later output cannot be recorded exactly."""
+
+    code = "run_not_resumable"
+
+
+class Busy(SaneError):
+    code = "busy"
+    exit_status = EXIT_BUSY
+
+
+class PaneBusy(Busy):
+    code = "pane_busy"
+
+
+class PaneNotShell(Busy):
+    """The pane runs a program (an editor, a REPL) that sane must not type into."""
+
+    code = "pane_not_shell"
+
+
+class StateError(SaneError):
+    code = "state_invalid"
+    exit_status = EXIT_STATE
+
+
+class StateLocked(StateError):
+    code = "state_locked"
+
+
+def all_error_classes() -> list[type[SaneError]]:
+    """Every concrete error class, for docs and the schema of the error contract."""
+    seen: list[type[SaneError]] = []
+    stack: list[type[SaneError]] = [SaneError]
+    while stack:
+        cls = stack.pop(0)
+        seen.append(cls)
+        stack.extend(cls.__subclasses__())
+    return seen

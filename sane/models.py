@@ -1,0 +1,70 @@
+"""The JSON contract: every result sane returns, as typed dictionaries.
+
+Why TypedDict and not pydantic models here: a one-shot ``sane-run-command`` must start
+in well under 120 ms, and importing pydantic alone costs ~170 ms on the target
+machine. TypedDicts cost nothing to import, serialise with :mod:`json` directly and
+are checked by mypy. pydantic still owns the contract: :mod:`sane.schema` builds
+``TypeAdapter``s over these very types to emit the JSON Schema and to validate every
+document in the tests, and input files (servers.json, plans) are pydantic models.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+SCHEMA_VERSION = 1
+
+RunStatus = Literal["completed", "running", "interrupted", "waiting_input", "lost"]
+
+
+class RunResult(TypedDict):
+    """What one run (or one wait on a run) reports."""
+
+    run_id: str
+    pane: str
+    command: str
+    status: RunStatus
+    exit_code: int | None
+    output: str
+    """Output of this call as text; invalid UTF-8 appears as U+FFFD (see output_base64)."""
+    output_base64: str | None
+    """The exact output bytes, base64, present only when they are not valid UTF-8."""
+    output_start: int
+    """Bytes of this run's output already returned by earlier calls (0 for a new run)."""
+    output_bytes: int
+    """Size in bytes of this call's output before any truncation."""
+    truncated: bool
+    full_output_path: str | None
+    """Where the untruncated output is kept when ``truncated`` is true."""
+    shell_exited: bool
+    """The command ended the pane's shell (e.g. ``exit 3``); sane restarts it on next use."""
+    duration_ms: float
+
+
+class PaneInfo(TypedDict):
+    pane_id: str
+    session: str
+    window_index: int
+    window_name: str
+    pane_index: int
+    title: str
+    current_command: str
+    cwd: str
+    width: int
+    height: int
+    active: bool
+    dead: bool
+    sane_role: str | None
+    sane_server: str | None
+    busy: bool
+    run_id: str | None
+
+
+class ListPanesResult(TypedDict):
+    panes: list[PaneInfo]
+
+
+class ErrorBody(TypedDict):
+    code: str
+    message: str
+    details: dict[str, Any]

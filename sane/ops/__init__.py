@@ -1,0 +1,1 @@
+"""Single-pane operations: pure functions of (context, request) -> typed result."""

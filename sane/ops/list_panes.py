@@ -1,0 +1,31 @@
+"""Every pane of a tmux server (or one session), with sane's view of it."""
+
+from __future__ import annotations
+
+from sane import errors
+from sane.models import ListPanesResult
+from sane.ops.context import Context
+from sane.ops.runs import pane_busy
+from sane.tmux import panes
+
+
+def list_panes(ctx: Context, session: str | None = None, all_sessions: bool = False) -> ListPanesResult:
+    """Panes of ``session``, of sane's own session by default, or of every session."""
+    if all_sessions:
+        argv = ["list-panes", "-a", "-F", panes.INFO_FORMAT]
+    else:
+        name = session or ctx.session_name
+        argv = ["list-panes", "-s", "-t", f"={name}", "-F", panes.INFO_FORMAT]
+    try:
+        lines = ctx.tmux(argv)
+    except (errors.SessionNotFound, errors.PaneNotFound) as exc:
+        raise errors.SessionNotFound(
+                f"no tmux session named {session or ctx.session_name!r}",
+                session=session or ctx.session_name,
+            ) from exc
+    result = [panes.parse_info(line) for line in lines if line]
+    for info in result:
+        holder = info["run_id"]
+        info["busy"] = pane_busy(ctx, holder)
+        info["run_id"] = holder.partition(":")[0] if holder and info["busy"] else None
+    return ListPanesResult(panes=result)

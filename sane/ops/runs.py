@@ -1,0 +1,622 @@
+"""Run a command in a pane and report exactly what happened.
+
+One run: claim the pane (the ``@sane_run`` pane option, set atomically with
+``set-option -o``), make sure the runner is installed, type one short line (or paste
+a heredoc for long commands), then follow the pane's byte stream from the control
+client until this run's end marker, the shell's exit, C-c's prompt, or the deadline.
+
+A run still going at its deadline is handed over to later invocations: the pane's
+output from that instant on is appended to a file by ``pipe-pane``, started through
+the same control client, so tmux's ordering of ``%output`` before the command's reply
+splits the stream exactly between what this process saw and what the file holds.
+``run_wait`` / ``run_interrupt`` (any process, later) rebuild the stream from both
+and return the rest of the output, nothing lost or repeated.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sane import errors
+from sane.models import RunResult, RunStatus
+from sane.ops.context import Context
+from sane.ops.takeover import ensure_runner, install_runner, tokens_of
+from sane.paths import private_dir
+from sane.protocol import markers, output
+from sane.protocol import scanner as sc
+from sane.protocol.runner import RunInput, run_input
+from sane.state import read_json, write_atomic, write_json
+from sane.tmux import panes
+from sane.tmux.command import quote
+from sane.tmux.control import ControlClient, PaneStream
+
+# While a pane is quiet, how often to check that it is still alive. Output wakes the
+# waiter at once; this only bounds how late a silently dead pane is noticed.
+LIVENESS_INTERVAL = 0.25
+INTERRUPT_GRACE = 5.0
+EXIT_SETTLE = 5.0
+DEFAULT_MAX_OUTPUT = 1 << 20
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    timeout: float = 30.0
+    interrupt_on_timeout: bool = False
+    keep_ansi: bool = False
+    max_output: int | None = DEFAULT_MAX_OUTPUT
+    interrupt_grace: float = INTERRUPT_GRACE
+
+
+def runs_dir(ctx: Context) -> Path:
+    return ctx.home / "runs"
+
+
+def new_run_id() -> str:
+    return "r" + os.urandom(6).hex()
+
+
+# -- the busy flag ---------------------------------------------------------------------
+
+
+def _claim_line(pane_id: str, run_id: str) -> str:
+    return f"set-option -p -o -t {pane_id} {panes.OPT_RUN} {run_id}:{os.getpid()}"
+
+
+def _claim(ctx: Context, client: ControlClient, state: panes.PaneState, run_id: str) -> None:
+    line = _claim_line(state.pane_id, run_id)
+    try:
+        client.command(line)
+        return
+    except errors.TmuxError as exc:
+        if "already set" not in exc.message:
+            raise
+    holder = ctx.pane_state(state.pane_id).run_id
+    if holder is not None and _stale(ctx, holder):
+        if holder_pipe_is_ours(ctx, holder):
+            client.command(f"pipe-pane -t {state.pane_id}")
+            if _left_shell_exiting(ctx, holder):
+                _acknowledge_exit(ctx, client, state.pane_id)
+        _release(client, state.pane_id, holder)
+        try:
+            client.command(line)
+            return
+        except errors.TmuxError as exc:
+            if "already set" not in exc.message:
+                raise
+            holder = ctx.pane_state(state.pane_id).run_id
+    busy_id = (holder or "").split(":", 1)[0] or None
+    raise errors.PaneBusy(
+        f"pane {state.pane_id} is running another command (run {busy_id}); "
+        "wait for it (sane run wait) or interrupt it (sane run interrupt)",
+        pane=state.pane_id,
+        run_id=busy_id,
+    )
+
+
+def _release(client: ControlClient, pane_id: str, value: str | None = None) -> None:
+    """Clear the busy flag (only if it still names ``value``, when given)."""
+    try:
+        if value is not None:
+            current = client.command(
+                f"display-message -p -t {pane_id} '#{{{panes.OPT_RUN}}}'"
+            )
+            if not current or current[0] != value:
+                return
+        client.command(f"set-option -p -u -t {pane_id} {panes.OPT_RUN}")
+    except errors.SaneError:
+        pass  # the pane is gone: nothing to release
+
+
+def _stale(ctx: Context, holder: str) -> bool:
+    """Is the busy flag left over from a run that no process is following?"""
+    run_id, _, pid = holder.partition(":")
+    record_path = runs_dir(ctx) / run_id / "record.json"
+    if record_path.exists():
+        try:
+            return run_finished(ctx, run_id)
+        except errors.SaneError:
+            return True
+    # No record: the owner is still inside its first call, unless it died.
+    return not (pid.isdigit() and _pid_alive(int(pid)))
+
+
+def _left_shell_exiting(ctx: Context, holder: str) -> bool:
+    """Did that run end in ``exit``, its shell still waiting for sane's keypress?"""
+    try:
+        rec = _load_record(ctx, holder.partition(":")[0])
+        scanner, _, _ = _replay(ctx, rec)
+    except (errors.SaneError, OSError):
+        return False
+    outcome = scanner.outcome
+    return outcome is not None and outcome.kind == sc.OUTCOME_EXITED and not rec.get("final")
+
+
+def holder_pipe_is_ours(ctx: Context, holder: str) -> bool:
+    return (runs_dir(ctx) / holder.partition(":")[0] / "record.json").exists()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def pane_busy(ctx: Context, holder: str | None) -> bool:
+    return holder is not None and not _stale(ctx, holder)
+
+
+# -- sending ---------------------------------------------------------------------------
+
+
+def _send(
+    client: ControlClient, pane_id: str, typed: RunInput, nonce: str, claim: str | None
+) -> None:
+    """Type the run's input; with ``claim``, in the same tmux line as the claim, so a
+    pane that is busy never receives a keystroke."""
+    first = [claim] if claim is not None else []
+    if typed.kind == "keys":
+        client.command(*first, f"send-keys -t {pane_id} {quote(typed.text)} Enter")
+    else:
+        buffer = f"sane-{nonce}"
+        client.command(*first, f"set-buffer -b {buffer} {quote(typed.text)}",
+                       f"paste-buffer -d -b {buffer} -t {pane_id}")
+
+
+# -- following -------------------------------------------------------------------------
+
+
+@dataclass
+class _Follow:
+    """How waiting ended: a marker outcome, the deadline, or the pane's death."""
+
+    kind: str  # "outcome" | "timeout" | "dead" | "lost"
+    state: panes.PaneState | None = None
+
+
+def _follow(
+    ctx: Context, pane_id: str, stream: PaneStream, scanner: sc.RunScanner, deadline: float
+) -> _Follow:
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return _Follow("timeout")
+        data = stream.take(min(remaining, LIVENESS_INTERVAL))
+        if data:
+            if scanner.feed(data) is not None:
+                return _Follow("outcome")
+            continue
+        if stream.closed:
+            return _Follow("lost")
+        dead = _dead_state(ctx, pane_id)
+        if dead is not None:
+            if scanner.feed(stream.take(0)) is not None:
+                return _Follow("outcome")
+            return _Follow("dead", dead)
+
+
+def _dead_state(ctx: Context, pane_id: str) -> panes.PaneState | None:
+    try:
+        state = ctx.pane_state(pane_id)
+    except errors.PaneNotFound:
+        return panes.PaneState(pane_id, "", None, True, None, None, False, False, None, None,
+                               None, "")
+    return state if state.dead else None
+
+
+def _status_of(
+    follow: _Follow, scanner: sc.RunScanner, interrupted: bool
+) -> tuple[RunStatus, int | None, bool]:
+    """(status, exit_code, shell_exited) for a finished or dead run."""
+    outcome = scanner.outcome
+    if follow.kind == "outcome" and outcome is not None:
+        exited = outcome.kind == sc.OUTCOME_EXITED
+        if outcome.kind == sc.OUTCOME_ABORTED or interrupted:
+            return "interrupted", outcome.exit_code, exited
+        return "completed", outcome.exit_code, exited
+    state = follow.state
+    if (
+        follow.kind == "dead"
+        and state is not None
+        and state.dead_status is not None
+        and state.dead_signal is None
+        and scanner.begin is not None
+    ):
+        # The shell ended with the command's own `exit N` (the X marker was lost
+        # with the dying pane): tmux recorded the status.
+        return "completed", state.dead_status, True
+    return "lost", None, follow.kind == "dead"
+
+
+def _acknowledge_exit(ctx: Context, client: ControlClient, pane_id: str) -> None:
+    """Let a shell that ran ``exit`` finish dying, once its marker has been read.
+
+    The runner's EXIT trap waits for a line on the tty (see the runner's docs); type
+    it, then wait for tmux to see the pane dead so the next run respawns it.
+    """
+    try:
+        client.command(f"send-keys -t {pane_id} Enter")
+    except errors.SaneError:
+        return
+    deadline = time.monotonic() + EXIT_SETTLE
+    delay = 0.002
+    while time.monotonic() < deadline:
+        if _dead_state(ctx, pane_id) is not None:
+            return
+        time.sleep(delay)  # no tmux event announces a pane's death to a waiter: poll
+        delay = min(delay * 2, 0.1)
+
+
+def _settle(ctx: Context, client: ControlClient, pane_id: str, scanner: sc.RunScanner) -> None:
+    if scanner.outcome is not None and scanner.outcome.kind == sc.OUTCOME_EXITED:
+        _acknowledge_exit(ctx, client, pane_id)
+
+
+# -- results ---------------------------------------------------------------------------
+
+
+def _result(
+    ctx: Context,
+    rec: dict[str, Any],
+    scanner: sc.RunScanner,
+    status: RunStatus,
+    exit_code: int | None,
+    shell_exited: bool,
+    duration_ms: float,
+) -> RunResult:
+    """Build the result from the output not yet returned; advance the record."""
+    region = scanner.region()
+    raw_from = rec["raw_returned"]
+    piece = region[raw_from:]
+    if status == "running":
+        piece = piece[: output.safe_cut(piece)]
+    data = output.clean(piece, keep_ansi=rec["keep_ansi"], aborted=status == "interrupted",
+                        exited=shell_exited)
+    start = rec["returned"]
+    rec["raw_returned"] = raw_from + len(piece)
+    rec["returned"] = start + len(data)
+    spill: str | None = None
+    max_output = rec["max_output"]
+    if max_output is not None and len(data) > max_output:
+        directory = private_dir(runs_dir(ctx) / rec["run_id"])
+        spill_path = directory / f"output-{start}"
+        write_atomic(spill_path, data)
+        spill = str(spill_path)
+    rendered = output.render(data, max_output, f"full output in {spill}")
+    return RunResult(
+        run_id=rec["run_id"],
+        pane=rec["pane"],
+        command=rec["command"],
+        status=status,
+        exit_code=exit_code,
+        output=rendered.text,
+        output_base64=rendered.text_base64,
+        output_start=start,
+        output_bytes=rendered.size,
+        truncated=rendered.truncated,
+        full_output_path=spill,
+        shell_exited=shell_exited,
+        duration_ms=round(duration_ms, 3),
+    )
+
+
+def _save_record(ctx: Context, rec: dict[str, Any], head: bytes | None = None) -> None:
+    directory = private_dir(runs_dir(ctx) / rec["run_id"])
+    if head is not None:
+        write_atomic(directory / "head", head)
+    write_json(directory / "record.json", rec)
+
+
+def _load_record(ctx: Context, run_id: str) -> dict[str, Any]:
+    if not run_id or "/" in run_id or run_id.startswith("."):
+        raise errors.InvalidArgument(f"not a run id: {run_id!r}", run_id=run_id)
+    try:
+        rec: dict[str, Any] = read_json(runs_dir(ctx) / run_id / "record.json")
+    except FileNotFoundError:
+        raise errors.RunNotFound(
+            f"no run {run_id} to wait on: only runs left running by a timeout are kept",
+            run_id=run_id,
+        ) from None
+    return rec
+
+
+# -- the public operations -------------------------------------------------------------
+
+
+def run_command(
+    ctx: Context, command: str, pane: str | None = None, options: RunOptions | None = None
+) -> RunResult:
+    """Run ``command`` in ``pane`` (default: sane's local pane) and report it exactly."""
+    opts = options or RunOptions()
+    if opts.timeout < 0:
+        raise errors.InvalidArgument("timeout must be >= 0", timeout=opts.timeout)
+    started_wall = time.time()
+    started = time.perf_counter()
+    deadline = time.monotonic() + opts.timeout
+    state = ctx.pane_state(pane) if pane is not None else ctx.default_pane()
+    client = ctx.client(state.session_id)
+    pane_id = state.pane_id
+    run_id = new_run_id()
+    stream = client.watch(pane_id)
+    try:
+        claim: str | None = _claim_line(pane_id, run_id)
+        try:
+            if not state.runner_installed or state.dead or state.in_mode:
+                _claim(ctx, client, state, run_id)
+                claim = None
+                state = ensure_runner(ctx, client, stream, state)
+            scanner, follow = _start_and_follow(ctx, client, stream, state, command, deadline,
+                                                claim, run_id)
+        except errors.PaneBusy:
+            raise
+        except BaseException:
+            _release(client, pane_id)
+            raise
+        rec: dict[str, Any] = {
+            "run_id": run_id, "pane": pane_id, "session_id": state.session_id,
+            "socket": ctx.server.label, "command": command, "nonce": scanner.nonce,
+            "tokens": sorted(scanner.tokens), "started": started_wall,
+            "keep_ansi": opts.keep_ansi, "max_output": opts.max_output,
+            "returned": 0, "raw_returned": 0, "final": None,
+        }
+        interrupted = False
+        if follow.kind == "timeout" and opts.interrupt_on_timeout:
+            interrupted = True
+            follow = _interrupt(ctx, client, pane_id, stream, scanner, opts.interrupt_grace)
+        if follow.kind == "timeout":
+            return _hand_over(ctx, client, stream, scanner, rec, started)
+        status, code, exited = _status_of(follow, scanner, interrupted)
+        _settle(ctx, client, pane_id, scanner)
+        client.send(f"set-option -p -u -t {pane_id} {panes.OPT_RUN}")  # answered at close
+        return _result(ctx, rec, scanner, status, code, exited,
+                       (time.perf_counter() - started) * 1000)
+    finally:
+        client.unwatch(pane_id, stream)
+
+
+def _start_and_follow(
+    ctx: Context,
+    client: ControlClient,
+    stream: PaneStream,
+    state: panes.PaneState,
+    command: str,
+    deadline: float,
+    claim: str | None,
+    run_id: str,
+) -> tuple[sc.RunScanner, _Follow]:
+    force_paste = False
+    reinstalled = False
+    while True:
+        nonce = markers.new_nonce()
+        scanner = sc.RunScanner(nonce, tokens_of(state))
+        typed = run_input(nonce, command, force_paste)
+        try:
+            _send(client, state.pane_id, typed, nonce, claim)
+        except errors.TmuxError as exc:
+            if claim is None or "already set" not in exc.message:
+                raise
+            _claim(ctx, client, state, run_id)  # stale flag cleared, or PaneBusy
+            state = ensure_runner(ctx, client, stream, ctx.pane_state(state.pane_id))
+            scanner = sc.RunScanner(nonce, tokens_of(state))
+            _send(client, state.pane_id, typed, nonce, None)
+        claim = None
+        follow = _follow(ctx, state.pane_id, stream, scanner, deadline)
+        outcome = scanner.outcome
+        if follow.kind != "outcome" or outcome is None:
+            return scanner, follow
+        if outcome.kind == sc.OUTCOME_MISSING_RUNNER and not reinstalled:
+            # Another shell runs inside the pane (a nested shell, ssh): install there.
+            reinstalled = True
+            state = install_runner(ctx, client, stream, state)
+            continue
+        if outcome.kind == sc.OUTCOME_LENGTH_MISMATCH and not force_paste:
+            force_paste = True  # the shell truncated the typed line: use a heredoc
+            continue
+        if outcome.kind in (
+            sc.OUTCOME_MISSING_RUNNER, sc.OUTCOME_LENGTH_MISMATCH, sc.OUTCOME_DECODE_FAILED
+        ):
+            raise errors.RunnerUnavailable(
+                f"the shell in pane {state.pane_id} could not run the command "
+                f"({outcome.kind.replace('_', ' ')})",
+                pane=state.pane_id,
+                reason=outcome.kind,
+            )
+        return scanner, follow
+
+
+def _interrupt(
+    ctx: Context,
+    client: ControlClient,
+    pane_id: str,
+    stream: PaneStream,
+    scanner: sc.RunScanner,
+    grace: float,
+) -> _Follow:
+    scanner.feed(stream.take(0))
+    scanner.mark_interrupt()
+    client.command(f"send-keys -t {pane_id} C-c")
+    return _follow(ctx, pane_id, stream, scanner, time.monotonic() + grace)
+
+
+def _hand_over(
+    ctx: Context,
+    client: ControlClient,
+    stream: PaneStream,
+    scanner: sc.RunScanner,
+    rec: dict[str, Any],
+    started: float,
+) -> RunResult:
+    """The deadline passed: record the rest of the stream to a file for later calls."""
+    pane_id = rec["pane"]
+    directory = private_dir(runs_dir(ctx) / rec["run_id"])
+    stream_path = directory / "stream"
+    stream_path.touch(mode=0o600)
+    state = ctx.pane_state(pane_id)
+    rec["resumable"] = not state.piped
+    if not state.piped:
+        shell = f"exec cat >> {shlex.quote(str(stream_path))}"
+        client.command(f"pipe-pane -o -t {pane_id} {quote(shell)}")
+    # Everything tmux sent before pipe-pane's reply is in `stream` now; the file holds
+    # everything after it.
+    scanner.feed(stream.take(0))
+    if scanner.outcome is not None:
+        # It finished in the meantime: no hand-over needed after all.
+        client.command(f"pipe-pane -t {pane_id}")
+        shutil.rmtree(directory, ignore_errors=True)
+        status, code, exited = _status_of(_Follow("outcome"), scanner, False)
+        _settle(ctx, client, pane_id, scanner)
+        _release(client, pane_id)
+        return _result(ctx, rec, scanner, status, code, exited,
+                       (time.perf_counter() - started) * 1000)
+    result = _result(ctx, rec, scanner, "running", None, False,
+                     (time.perf_counter() - started) * 1000)
+    _save_record(ctx, rec, head=bytes(scanner.buf))
+    return result
+
+
+def _replay(ctx: Context, rec: dict[str, Any]) -> tuple[sc.RunScanner, Path, int]:
+    """A scanner fed with everything recorded so far; the stream file and its size."""
+    directory = runs_dir(ctx) / rec["run_id"]
+    scanner = sc.RunScanner(rec["nonce"], rec["tokens"])
+    scanner.feed((directory / "head").read_bytes())
+    stream_path = directory / "stream"
+    data = stream_path.read_bytes() if stream_path.exists() else b""
+    scanner.feed(data)
+    return scanner, stream_path, len(data)
+
+
+def run_finished(ctx: Context, run_id: str) -> bool:
+    rec = _load_record(ctx, run_id)
+    if rec.get("final") is not None:
+        return True
+    scanner, _, _ = _replay(ctx, rec)
+    return scanner.outcome is not None
+
+
+def run_wait(
+    ctx: Context, run_id: str, timeout: float = 30.0, interrupt: bool = False,
+    interrupt_grace: float = INTERRUPT_GRACE,
+) -> RunResult:
+    """Wait again on a run left ``running``; return the output not returned yet."""
+    rec = _load_record(ctx, run_id)
+    final = rec.get("final")
+    scanner, stream_path, size = _replay(ctx, rec)
+    if final is not None:
+        return _result(ctx, rec, scanner, final["status"], final["exit_code"],
+                       final["shell_exited"], final["duration_ms"])
+    if not rec.get("resumable", True):
+        raise errors.RunNotResumable(
+            f"pane {rec['pane']} already had a pipe-pane of its own when run {run_id} "
+            "timed out, so its later output could not be recorded",
+            run_id=run_id,
+        )
+    deadline = time.monotonic() + timeout
+    pane_id = rec["pane"]
+    follow: _Follow
+    client: ControlClient | None = None
+    try:
+        client = ctx.client(rec["session_id"])
+    except errors.SaneError:
+        follow = _Follow("lost")
+    else:
+        follow = _follow_file(ctx, client, pane_id, scanner, stream_path, size, deadline,
+                              interrupt, interrupt_grace)
+    if follow.kind == "timeout":
+        result = _result(ctx, rec, scanner, "running", None, False,
+                         (time.time() - rec["started"]) * 1000)
+        _save_record(ctx, rec)
+        return result
+    status, code, exited = _status_of(follow, scanner, interrupt)
+    duration = (time.time() - rec["started"]) * 1000
+    if client is not None:
+        _settle(ctx, client, pane_id, scanner)
+        try:
+            client.command(f"pipe-pane -t {pane_id}")
+        except errors.SaneError:
+            pass
+        _release(client, pane_id, _holder_value(ctx, pane_id, run_id))
+    result = _result(ctx, rec, scanner, status, code, exited, duration)
+    rec["final"] = {"status": status, "exit_code": code, "shell_exited": exited,
+                    "duration_ms": round(duration, 3)}
+    _save_record(ctx, rec)
+    return result
+
+
+def _holder_value(ctx: Context, pane_id: str, run_id: str) -> str | None:
+    try:
+        holder = ctx.pane_state(pane_id).run_id
+    except errors.SaneError:
+        return None
+    if holder is not None and holder.partition(":")[0] == run_id:
+        return holder
+    return None
+
+
+def _follow_file(
+    ctx: Context,
+    client: ControlClient,
+    pane_id: str,
+    scanner: sc.RunScanner,
+    stream_path: Path,
+    offset: int,
+    deadline: float,
+    interrupt: bool,
+    grace: float,
+) -> _Follow:
+    """Follow a handed-over run through its pipe-pane file.
+
+    The control client's ``%output`` for the pane wakes us when there is news; the
+    file may lag the notification by a moment (``cat`` writes it), so a quiet wait
+    backs off from 2 ms to 50 ms rather than trusting a single wake-up.
+    """
+    if scanner.outcome is not None:
+        return _Follow("outcome")
+    wake = client.watch(pane_id)
+    try:
+        if interrupt:
+            scanner.mark_interrupt()
+            client.command(f"send-keys -t {pane_id} C-c")
+            deadline = max(deadline, time.monotonic() + grace)
+        backoff = 0.002
+        last_check = time.monotonic()
+        with open(stream_path, "rb") as fh:
+            fh.seek(offset)
+            while True:
+                data = fh.read()
+                if data:
+                    backoff = 0.002
+                    if scanner.feed(data) is not None:
+                        return _Follow("outcome")
+                    continue
+                now = time.monotonic()
+                if now >= deadline:
+                    return _Follow("timeout")
+                if wake.closed:
+                    return _Follow("lost")
+                if now - last_check >= LIVENESS_INTERVAL:
+                    last_check = now
+                    dead = _dead_state(ctx, pane_id)
+                    if dead is not None:
+                        if scanner.feed(fh.read()) is not None:
+                            return _Follow("outcome")
+                        return _Follow("dead", dead)
+                if wake.take(min(backoff, deadline - now)):
+                    backoff = 0.002
+                else:
+                    backoff = min(backoff * 2, 0.05)
+    finally:
+        client.unwatch(pane_id, wake)
+
+
+def run_interrupt(ctx: Context, run_id: str, grace: float = INTERRUPT_GRACE) -> RunResult:
+    """Send C-c to a run left ``running`` and return how it ended."""
+    return run_wait(ctx, run_id, timeout=0.0, interrupt=True, interrupt_grace=grace)

@@ -1,0 +1,111 @@
+"""Make a pane ready for runs: a live POSIX shell with sane's runner installed.
+
+Installing the runner once per shell (not per run) keeps each run to one short typed
+line; the shell's pid and prompt token are kept in pane options so every later sane
+process knows the runner is there.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sane import errors
+from sane.ops.context import Context
+from sane.protocol import markers
+from sane.protocol.runner import takeover_script
+from sane.protocol.scanner import wait_ready
+from sane.tmux import panes
+from sane.tmux.control import ControlClient, PaneStream
+
+# Programs sane may type into: POSIX-ish shells, and ssh (whose remote shell the
+# runner's missing-runner guard then checks).
+SHELLS = frozenset(
+    {"sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "lksh", "oksh", "ash", "posh",
+     "yash", "busybox", "ssh"}
+)
+READY_TIMEOUT = 15.0
+RESPAWN_SETTLE = 3.0
+MAX_TOKENS = 8
+
+
+# Programs that exec a shell a moment after a pane starts (`env VAR=x bash`, ...).
+WRAPPERS = frozenset({"env", "login", "su", "sudo", "nice", "nohup", "setsid", "stdbuf"})
+
+
+def _base(command: str) -> str:
+    return command.lstrip("-").rsplit("/", 1)[-1]
+
+
+def is_shell(command: str) -> bool:
+    return _base(command) in SHELLS
+
+
+def tokens_of(state: panes.PaneState) -> list[str]:
+    return state.token.split() if state.token else []
+
+
+def ensure_runner(
+    ctx: Context, client: ControlClient, stream: PaneStream, state: panes.PaneState
+) -> panes.PaneState:
+    """Return the pane's state once its shell is known to hold the runner."""
+    pane = state.pane_id
+    if state.in_mode:
+        client.command(f"copy-mode -q -t {pane}")
+    if state.dead:
+        client.command(f"respawn-pane -t {pane}")
+        # The pane's start command may pass through a wrapper (env, a login script)
+        # before its shell runs: give it a moment to become one.
+        state = _wait_for_shell(ctx, pane, RESPAWN_SETTLE)
+    if state.runner_installed:
+        return state
+    return install_runner(ctx, client, stream, state)
+
+
+def _wait_for_shell(ctx: Context, pane: str, timeout: float) -> panes.PaneState:
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        state = ctx.pane_state(pane)
+        if _base(state.current_command) not in WRAPPERS or state.dead or (
+            time.monotonic() >= deadline
+        ):
+            return state
+        time.sleep(delay)  # polling tmux with backoff: no event marks a pane's exec
+        delay = min(delay * 2, 0.1)
+
+
+def install_runner(
+    ctx: Context, client: ControlClient, stream: PaneStream, state: panes.PaneState
+) -> panes.PaneState:
+    pane = state.pane_id
+    state = ctx.pane_state(pane)
+    if _base(state.current_command) in WRAPPERS:
+        state = _wait_for_shell(ctx, pane, RESPAWN_SETTLE)
+    if not is_shell(state.current_command):
+        raise errors.PaneNotShell(
+            f"pane {pane} is running {state.current_command!r}, not a shell; "
+            "sane only types into an idle POSIX shell",
+            pane=pane,
+            current_command=state.current_command,
+        )
+    nonce, token = markers.new_nonce(), markers.new_token()
+    script = takeover_script(nonce, token)
+    keys = " ".join(f"{b:02x}" for b in script.encode()) + " 0d"
+    client.command(f"send-keys -t {pane} -H {keys}")
+    seen = bytearray()
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not wait_ready(seen, nonce):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or stream.closed:
+            raise errors.RunnerUnavailable(
+                f"the shell in pane {pane} did not confirm sane's runner within "
+                f"{READY_TIMEOUT:g}s (is it a POSIX shell, and idle?)",
+                pane=pane,
+                current_command=state.current_command,
+            )
+        seen += stream.take(min(remaining, 0.25))
+    tokens = " ".join([token, *tokens_of(state)][:MAX_TOKENS])
+    client.command(f"set-option -p -t {pane} {panes.OPT_SHELL_PID} {state.pid}")
+    client.command(f"set-option -p -t {pane} {panes.OPT_TOKEN} '{tokens}'")
+    client.command(f"set-option -p -t {pane} remain-on-exit on")
+    return state._replace(shell_pid=state.pid, token=tokens)

@@ -1,0 +1,89 @@
+"""Markers: invisible OSC sequences the pane's shell prints around each run.
+
+Format: ``ESC ] 7770 ; SANE ; <tag> ; <kind> [; <arg>] BEL``. tmux ignores unknown
+OSC numbers, so a person watching the pane sees nothing. ``tag`` is the run's nonce
+(or, for the prompt marker, the shell's token), which the program being run cannot
+guess, so its output cannot forge the end of its own run. The typed line that starts
+a run holds no ESC byte, so its echo can never match either.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import NamedTuple
+
+PREFIX = b"\x1b]7770;SANE;"
+TERMINATOR = b"\x07"
+# Longest marker sane ever prints: prefix + 32-char tag + kind + a 10-digit argument.
+MAX_MARKER_LEN = len(PREFIX) + 32 + 3 + 12 + 1
+
+BEGIN = "B"  # the command starts right after this marker
+END = "E"  # the command finished; arg = exit status
+EXITED = "X"  # the command ran `exit` (EXIT trap); arg = exit status
+LENGTH_MISMATCH = "L"  # the typed line arrived truncated; arg = length received
+DECODE_FAILED = "D"  # base64 decoding of the command failed on the host
+MISSING_RUNNER = "M"  # the shell in the pane has no sane runner installed
+READY = "R"  # takeover finished, the runner is installed
+PROMPT = "P"  # the shell drew its prompt; arg = $?  (tag = the shell's token)
+
+_BODY = re.compile(rb"([0-9a-f]{8,32});([A-Z])(?:;(-?[0-9]{1,10}))?")
+
+
+class Marker(NamedTuple):
+    start: int
+    end: int
+    tag: str
+    kind: str
+    arg: int | None
+
+
+def new_nonce() -> str:
+    """64 random bits as hex: unguessable by the output of the command it frames,
+    and short, since the shell echoes every typed byte."""
+    return os.urandom(8).hex()
+
+
+def new_token() -> str:
+    return os.urandom(8).hex()
+
+
+def scan(buf: bytes | bytearray, start: int) -> tuple[list[Marker], int]:
+    """Find complete markers in ``buf[start:]``.
+
+    Returns the markers and the offset from which the next scan must resume, so a
+    marker split across two reads is found once the rest of it arrives.
+    """
+    found: list[Marker] = []
+    pos = start
+    n = len(buf)
+    while True:
+        i = buf.find(PREFIX, pos)
+        if i < 0:
+            # Keep a possible partial prefix at the end for the next scan.
+            return found, max(pos, n - len(PREFIX) + 1)
+        j = buf.find(TERMINATOR, i + len(PREFIX), i + MAX_MARKER_LEN)
+        if j < 0:
+            if n - i < MAX_MARKER_LEN:
+                return found, i  # incomplete: wait for more bytes
+            pos = i + 1  # too long to be ours: program output
+            continue
+        m = _BODY.fullmatch(buf, i + len(PREFIX), j)
+        if m is not None:
+            arg = m.group(3)
+            found.append(
+                Marker(i, j + 1, m.group(1).decode(), m.group(2).decode(),
+                       int(arg) if arg is not None else None)
+            )
+            pos = j + 1
+        else:
+            pos = i + 1
+
+
+def printf_format(kind: str, with_arg: bool) -> str:
+    """The printf format a shell uses to print a marker, written with escapes only.
+
+    The text holds ``\\033`` and ``\\007`` as backslash escapes, never the bytes, so
+    the echo of any line containing it cannot be mistaken for a marker.
+    """
+    return "\\033]7770;SANE;%s;" + kind + (";%s" if with_arg else "") + "\\007"

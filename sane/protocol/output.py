@@ -1,0 +1,110 @@
+"""Turn the raw bytes between two markers into the exact output of the program.
+
+The pane's stream is what a terminal receives: the tty turned each ``\\n`` into
+``\\r\\n`` (so ``\\r\\n`` -> ``\\n`` restores the program's bytes exactly, and a
+program's own ``\\r\\n`` comes back as ``\\r\\r\\n`` -> ``\\r\\n``), and programs
+interleave escape sequences (colour, cursor moves, screen clears). Escapes are
+removed unless the caller keeps them. Nothing else is touched: no trailing newline is
+added or removed, invalid UTF-8 is kept byte for byte.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import NamedTuple
+
+# ECMA-48 sequences: CSI, OSC/DCS/SOS/PM/APC strings, charset designations, 2-byte ESC.
+_ESCAPES = re.compile(
+    rb"\x1b\[[0-?]*[ -/]*[@-~]"
+    rb"|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)"
+    rb"|\x1b[()*+][0-~]"
+    rb"|\x1b[ -/]*[0-~]"
+)
+# An escape sequence cut off by the end of the data received so far.
+_PARTIAL_ESCAPE = re.compile(
+    rb"\x1b(?:\[[0-?]*[ -/]*|[\]PX^_][^\x07\x1b]*|[()*+]|[ -/]*)?\Z"
+)
+# What the tty and bash add after C-c: the echoed ^C, a newline, bracketed-paste on.
+_ABORT_TAIL = re.compile(rb"\^C(?:\r\n|\n)?(?:\x1b\[\?2004[hl])*\Z|(?:\x1b\[\?2004[hl])+\Z")
+
+
+def strip_escapes(data: bytes) -> bytes:
+    return _ESCAPES.sub(b"", data)
+
+
+# What an interactive bash prints when the command ends it with `exit`.
+_LOGOUT_TAIL = re.compile(rb"(?:logout|exit)\r?\n\Z")
+
+
+def clean(
+    raw: bytes, keep_ansi: bool = False, aborted: bool = False, exited: bool = False
+) -> bytes:
+    """Exact program output from raw stream bytes."""
+    if aborted:
+        raw = _ABORT_TAIL.sub(b"", raw)
+    if exited:
+        raw = _LOGOUT_TAIL.sub(b"", raw)
+    data = raw.replace(b"\r\n", b"\n")
+    return data if keep_ansi else strip_escapes(data)
+
+
+def safe_cut(raw: bytes) -> int:
+    """How much of a still-growing region can be cleaned and returned now.
+
+    Holds back a trailing ``\\r`` (its ``\\n`` may follow), an unfinished escape
+    sequence and an unfinished UTF-8 character, so that output returned in pieces
+    joins up to exactly the output returned in one piece.
+    """
+    cut = len(raw)
+    esc = raw.rfind(b"\x1b", max(0, cut - 4096))
+    if esc >= 0 and _PARTIAL_ESCAPE.match(raw, esc):
+        cut = esc
+    if cut and raw[cut - 1 : cut] == b"\r":
+        cut -= 1
+    # Unfinished UTF-8 sequence: look back over at most 3 continuation bytes.
+    for back in range(1, min(4, cut) + 1):
+        byte = raw[cut - back]
+        if byte & 0xC0 == 0x80:
+            continue
+        need = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else 4 if byte & 0xF8 == 0xF0 else 1
+        if need > back:
+            cut -= back
+        break
+    return cut
+
+
+class Rendered(NamedTuple):
+    text: str
+    text_base64: str | None
+    size: int
+    truncated: bool
+
+
+def render(data: bytes, max_bytes: int | None, spill_note: str) -> Rendered:
+    """Text for JSON: middle-truncated past ``max_bytes``, base64 kept when not UTF-8."""
+    size = len(data)
+    truncated = max_bytes is not None and size > max_bytes
+    if truncated and max_bytes is not None:
+        head = _utf8_floor(data, max_bytes // 2)
+        tail_start = _utf8_ceil(data, size - (max_bytes - head))
+        omitted = tail_start - head
+        note = f"\n[... sane: {omitted} bytes omitted; {spill_note} ...]\n".encode()
+        data = data[:head] + note + data[tail_start:]
+    try:
+        return Rendered(data.decode("utf-8"), None, size, truncated)
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", "replace")
+        return Rendered(text, base64.b64encode(data).decode("ascii"), size, truncated)
+
+
+def _utf8_floor(data: bytes, i: int) -> int:
+    while 0 < i < len(data) and data[i] & 0xC0 == 0x80:
+        i -= 1
+    return i
+
+
+def _utf8_ceil(data: bytes, i: int) -> int:
+    while 0 < i < len(data) and data[i] & 0xC0 == 0x80:
+        i += 1
+    return i

@@ -1,0 +1,141 @@
+"""The POSIX-sh runner sane installs in a pane's shell, and the input that drives it.
+
+Why a runner: the command travels as base64 and is ``eval``ed by a shell function, so
+no quoting, heredoc delimiter, ``!`` history expansion or line-length limit of the
+shell ever touches the user's command text. Every pitfall measured in
+``shared/notes/protocol-spike.md`` is handled here:
+
+* ``command eval`` inside an inner function keeps dash from abandoning the runner
+  (and its end marker) on ``return``, syntax errors, ``${x?}`` or ``set -u``.
+* ``exit`` in the command prints an ``X`` marker from an EXIT trap set only while the
+  command runs; the trap then waits for one line on the tty, which sane types once
+  it has seen the marker. Without that wait the shell dies at once and tmux drops
+  the dying pane's last output (the command's tail and the marker) now and then.
+* C-c is not trapped; the prompt marker (with ``$?``) after a begin marker with no end
+  marker tells an aborted run, with its status.
+* The length of the base64 text is passed along and checked, since dash silently
+  truncates typed lines at 4095 bytes.
+* Typed lines start with a space and ``ignorespace`` is enforced, so nothing sane
+  types lands in shell history; the takeover line deletes itself from it.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+from typing import NamedTuple
+
+from sane.protocol.markers import (
+    BEGIN,
+    DECODE_FAILED,
+    END,
+    EXITED,
+    LENGTH_MISMATCH,
+    MISSING_RUNNER,
+    READY,
+    printf_format,
+)
+
+RUNNER_VERSION = "1"
+# dash truncates a typed line at 4095 bytes; stay well below it.
+MAX_TYPED_LINE = 3900
+HEREDOC_WIDTH = 76
+
+
+def _fmt(kind: str, with_arg: bool = False) -> str:
+    return printf_format(kind, with_arg)
+
+
+def takeover_script(nonce: str, token: str) -> str:
+    """One line that installs the runner in the pane's shell and prints READY.
+
+    Works in bash, dash, zsh and other POSIX shells. The line is sent as hex keys,
+    so it may hold any character; it holds no ESC byte itself.
+    """
+    b, e, x = _fmt(BEGIN), _fmt(END, True), _fmt(EXITED, True)
+    lm, df = _fmt(LENGTH_MISMATCH, True), _fmt(DECODE_FAILED)
+    run = (
+        "__sane_run(){ __sane_n=$1;"
+        ' case $4 in -) __sane_c=$5; __sane_b=$5;; b) __sane_b=$5;; *) __sane_b=$__sane_p;; esac;'
+        " __sane_p=;"
+        f' if [ "${{#__sane_b}}" != "$2" ]; then printf \'{lm}\' "$1" "${{#__sane_b}}";'
+        ' __sane_b=; __sane_c=; return "$3"; fi;'
+        ' if [ "$4" != - ]; then'
+        ' __sane_c=$(printf %s "$__sane_b" | base64 -d && echo .)'
+        f' || {{ printf \'{df}\' "$1"; __sane_b=; return "$3"; }};'
+        " __sane_c=${__sane_c%.}; fi; __sane_b=;"
+        f" trap 'printf \"{x}\" \"$__sane_n\" \"$?\"; read -r __sane_x' EXIT;"
+        f" printf '{b}' \"$1\"; __sane_rc \"$3\"; command eval __sane_ev; __sane_r=$?;"
+        f" trap - EXIT; __sane_c=; printf '{e}' \"$__sane_n\" \"$__sane_r\";"
+        ' return "$__sane_r"; }; __sane_go=__sane_run;'
+    )
+    prompt = (
+        # Keep the user's own prompt; ours is an invisible prefix carrying $?.
+        ' __sane_ps1=${__sane_ps1-$PS1};'
+        ' if [ -n "${BASH_VERSION-}" ]; then'
+        " case :${HISTCONTROL-}: in *:ignorespace:*|*:ignoreboth:*) ;;"
+        " *) HISTCONTROL=ignorespace${HISTCONTROL:+:$HISTCONTROL};"
+        " history -d -1 2>/dev/null;; esac;"
+        f" PS1='\\[\\033]7770;SANE;{token};P;'\\$?'\\007\\]'\"$__sane_ps1\";"
+        ' elif [ -n "${ZSH_VERSION-}" ]; then setopt histignorespace 2>/dev/null;'
+        f" PS1=$'%{{\\e]7770;SANE;{token};P;'%?$'\\a%}}'\"$__sane_ps1\";"
+        f" else PS1=\"$(printf '\\033]7770;SANE;{token};P;')\\$?$(printf '\\007')$__sane_ps1\";"
+        " fi;"
+    )
+    return (
+        " __sane_q=$?; __sane_p=;"
+        ' __sane_ev(){ eval "$__sane_c"; };'
+        ' __sane_rc(){ return "$1"; };'
+        " __sane_put(){ __sane_p=$(cat); };"
+        f" {run}{prompt}"
+        f" printf '{_fmt(READY)}' {nonce}; __sane_rc \"$__sane_q\""
+    )
+
+
+class RunInput(NamedTuple):
+    """What to type into the pane: a short line of keys, or a paste for long commands."""
+
+    kind: str  # "keys" (send-keys -l, then Enter) or "paste" (paste-buffer, ends in \n)
+    text: str
+
+
+def _call(nonce: str, length: int, prev: str, mode: str, arg: str | None) -> str:
+    """The typed call of the runner.
+
+    ``${__sane_go:-printf ...}`` expands to the runner where it is installed; in a
+    shell without it (a nested shell the user started) the same words print a
+    MISSING_RUNNER marker instead of "command not found". ``prev`` carries the
+    previous command's ``$?`` into the command, as for a person typing.
+    """
+    missing = _fmt(MISSING_RUNNER)
+    tail = f" {arg}" if arg is not None else ""
+    return f"${{__sane_go:-printf '{missing}'}} {nonce} {length} {prev} {mode}{tail}"
+
+
+def _plain(command: str) -> bool:
+    """Printable ASCII on one line: safe to type as a single-quoted word.
+
+    Each such byte is a self-inserting key for readline and every POSIX shell, and
+    single quotes stop all expansion (bash's ``!`` included), so the shell receives
+    the text unchanged; the runner still checks its length. This skips a base64
+    decode (a fork and an exec, ~2.5 ms) for the commands agents type most.
+    """
+    return all(" " <= ch <= "~" for ch in command)
+
+
+def run_input(nonce: str, command: str, force_paste: bool = False) -> RunInput:
+    """Frame ``command`` for the runner: one typed line, or a heredoc when long."""
+    if not force_paste and _plain(command):
+        line = " " + _call(nonce, len(command), '"$?"', "-", shlex.quote(command))
+        if len(line) <= MAX_TYPED_LINE:
+            return RunInput("keys", line)
+    b64 = base64.b64encode(command.encode("utf-8")).decode("ascii")
+    line = " " + _call(nonce, len(b64), '"$?"', "b", f'"{b64}"')
+    if len(line) <= MAX_TYPED_LINE and not force_paste:
+        return RunInput("keys", line)
+    chunks = [b64[i : i + HEREDOC_WIDTH] for i in range(0, len(b64), HEREDOC_WIDTH)] or [""]
+    body = "\n".join(chunks)
+    delim = f"__SANE_{nonce}"
+    call = _call(nonce, len(body), '"$__sane_q"', "p", None)
+    text = f" __sane_q=$?; __sane_put <<{delim}\n{body}\n{delim}\n {call}\n"
+    return RunInput("paste", text)

@@ -1,0 +1,105 @@
+"""Follow one run through the pane's byte stream and say how it ended.
+
+The scanner is fed raw pane bytes (from tmux control mode or a pipe-pane log) in
+chunks of any size; it finds this run's markers and exposes the exact bytes between
+the begin marker and the end (or exit, or prompt) marker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sane.protocol import markers as mk
+
+OUTCOME_COMPLETED = "completed"  # E marker: exit status known
+OUTCOME_EXITED = "exited"  # X marker: the command ended the shell
+OUTCOME_ABORTED = "aborted"  # prompt after begin with no end: interrupted
+OUTCOME_MISSING_RUNNER = "missing_runner"
+OUTCOME_LENGTH_MISMATCH = "length_mismatch"
+OUTCOME_DECODE_FAILED = "decode_failed"
+
+_BEFORE_BEGIN = {
+    mk.MISSING_RUNNER: OUTCOME_MISSING_RUNNER,
+    mk.LENGTH_MISMATCH: OUTCOME_LENGTH_MISMATCH,
+    mk.DECODE_FAILED: OUTCOME_DECODE_FAILED,
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str
+    exit_code: int | None
+
+
+class RunScanner:
+    """Incremental marker search for one run identified by ``nonce``.
+
+    ``tokens`` identify the shell's prompt markers (a pane may hold nested shells). A prompt marker only counts once
+    the run has begun (an earlier prompt may still be in flight when the run is sent)
+    or after :meth:`mark_interrupt` (C-c before the command even started).
+    """
+
+    def __init__(self, nonce: str, tokens: Iterable[str] = ()) -> None:
+        self.nonce = nonce
+        self.tokens = frozenset(tokens)
+        self.buf = bytearray()
+        self.begin: int | None = None
+        self.end: int | None = None
+        self.outcome: Outcome | None = None
+        self._resume = 0
+        self._interrupt_at: int | None = None
+
+    def feed(self, data: bytes) -> Outcome | None:
+        if self.outcome is not None or not data:
+            return self.outcome
+        self.buf += data
+        found, self._resume = mk.scan(self.buf, self._resume)
+        for m in found:
+            if self._consider(m):
+                break
+        return self.outcome
+
+    def mark_interrupt(self) -> None:
+        """Note that C-c was sent: from here a prompt marker ends the run."""
+        self._interrupt_at = len(self.buf)
+
+    def _consider(self, m: mk.Marker) -> bool:
+        if m.tag == self.nonce:
+            if self.begin is None:
+                if m.kind == mk.BEGIN:
+                    self.begin = m.end
+                elif m.kind in _BEFORE_BEGIN:
+                    self._finish(m.start, _BEFORE_BEGIN[m.kind], m.arg)
+                    return True
+                return False
+            if m.kind == mk.END:
+                self._finish(m.start, OUTCOME_COMPLETED, m.arg)
+                return True
+            if m.kind == mk.EXITED:
+                self._finish(m.start, OUTCOME_EXITED, m.arg)
+                return True
+            return False
+        if m.tag in self.tokens and m.kind == mk.PROMPT:
+            interrupted = self._interrupt_at is not None and m.start >= self._interrupt_at
+            if self.begin is not None or interrupted:
+                self._finish(m.start, OUTCOME_ABORTED, m.arg)
+                return True
+        return False
+
+    def _finish(self, end: int, kind: str, code: int | None) -> None:
+        self.end = end
+        self.outcome = Outcome(kind, code)
+
+    def region(self) -> bytes:
+        """Raw bytes of the command's output seen so far (all of it once finished)."""
+        if self.begin is None:
+            return b""
+        stop = self.end if self.end is not None else len(self.buf)
+        return bytes(self.buf[self.begin : max(self.begin, stop)])
+
+
+def wait_ready(buf: bytes | bytearray, nonce: str) -> bool:
+    """True once the takeover's READY marker for ``nonce`` is in ``buf``."""
+    found, _ = mk.scan(buf, 0)
+    return any(m.tag == nonce and m.kind == mk.READY for m in found)

@@ -1,0 +1,99 @@
+"""pytest plugin: each test gets its own tmux server, killed afterwards.
+
+Loaded automatically (entry point ``pytest11``) wherever tmux-sane is installed, so
+projects that build on sane get the same fixtures. The server starts with
+``-f /dev/null``: nobody's ~/.tmux.conf changes what a test sees.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sane.ops.context import Context
+from sane.tmux.command import TmuxServer
+
+# Shells started with no rc files: tests must not depend on the machine's dotfiles.
+SHELLS = {
+    "bash": "env -u HISTCONTROL -u PROMPT_COMMAND HISTFILE=/dev/null PS1='$ ' bash --norc --noprofile",
+    "dash": "env PS1='$ ' dash",
+}
+
+
+class TmuxTestServer:
+    """A private tmux server with helpers to open panes running a given shell."""
+
+    def __init__(self, socket_name: str) -> None:
+        self.server = TmuxServer(socket_name=socket_name, config_file="/dev/null")
+        self.socket_name = socket_name
+
+    def start(self) -> None:
+        self.server.run("new-session", "-d", "-s", "base", "-x", "200", "-y", "50",
+                        SHELLS["bash"])
+        self.server.run("set-option", "-g", "history-limit", "10000")
+
+    def new_pane(self, shell: str = "bash", session: str = "base") -> str:
+        """A new window in ``session`` running ``shell`` (a key of SHELLS or a command)."""
+        command = SHELLS.get(shell, shell)
+        out = self.server.run("new-window", "-d", "-P", "-F", "#{pane_id}", "-t", f"{session}:",
+                              command)
+        pane = out.strip()
+        self.server.run("set-option", "-w", "-t", pane, "window-size", "manual")
+        self.server.run("resize-window", "-t", pane, "-x", "200", "-y", "50")
+        return pane
+
+    def run(self, *args: str) -> str:
+        return self.server.run(*args)
+
+    def kill(self) -> None:
+        self.server.run("kill-server", check=False)
+
+
+@pytest.fixture
+def tmux_server(request: pytest.FixtureRequest) -> Iterator[TmuxTestServer]:
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    name = f"sane-test-{os.getpid()}-{abs(hash(request.node.nodeid)) % 10**8}"
+    srv = TmuxTestServer(name)
+    srv.kill()
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.kill()
+
+
+@pytest.fixture
+def sane_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "sane-home"
+    monkeypatch.setenv("SANE_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def sane_ctx(tmux_server: TmuxTestServer, sane_home: Path) -> Iterator[Context]:
+    ctx = Context(tmux_server.server, home=sane_home)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+@pytest.fixture
+def cli_env(tmux_server: TmuxTestServer, sane_home: Path) -> dict[str, str]:
+    """Environment for running sane's commands as processes against the test server."""
+    env = dict(os.environ)
+    env["SANE_TMUX_SOCKET"] = tmux_server.socket_name
+    env["SANE_HOME"] = str(sane_home)
+    return env
+
+
+def run_process(argv: list[str], env: dict[str, str], stdin: str | None = None,
+                timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, env=env, input=stdin, capture_output=True, text=True,
+                          timeout=timeout, check=False)

@@ -1,0 +1,6 @@
+"""The only code that talks to tmux.
+
+``command`` runs one tmux command as a process; ``control`` keeps a control-mode
+client attached and streams every pane's output; ``structure`` creates sessions and
+windows through libtmux (imported lazily: it costs ~150 ms, more than a whole run).
+"""

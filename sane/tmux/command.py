@@ -1,0 +1,85 @@
+"""Run tmux commands against one tmux server and map its failures to sane errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sane import errors
+
+
+def quote(arg: str) -> str:
+    """Quote one argument for tmux's command parser (control mode lines, command lists).
+
+    Single quotes are literal in tmux as in sh; an embedded quote closes the string,
+    adds ``"'"`` and reopens it (tmux joins adjacent quoted parts). Newlines cannot
+    appear in a control-mode line, so they are written as a double-quoted ``\\n``.
+    """
+    parts = arg.split("\n")
+    return '"\\n"'.join("'" + p.replace("'", "'\"'\"'") + "'" for p in parts)
+
+
+@dataclass(frozen=True)
+class TmuxServer:
+    """One tmux server, chosen like tmux's own ``-L`` (socket name) or ``-S`` (path)."""
+
+    socket_name: str | None = None
+    socket_path: str | None = None
+    config_file: str | None = None
+
+    @classmethod
+    def from_env(cls, socket: str | None = None) -> TmuxServer:
+        """``--socket`` wins, then ``SANE_TMUX_SOCKET``; a value with ``/`` is a path."""
+        value = socket or os.environ.get("SANE_TMUX_SOCKET") or None
+        if value is None:
+            return cls()
+        if "/" in value:
+            return cls(socket_path=value)
+        return cls(socket_name=value)
+
+    @property
+    def label(self) -> str:
+        return self.socket_path or self.socket_name or "default"
+
+    def argv(self, *args: str) -> list[str]:
+        exe = shutil.which("tmux")
+        if exe is None:
+            raise errors.TmuxNotInstalled(
+                "tmux is not installed or not on PATH", hint="install tmux (apt-get install tmux)"
+            )
+        base = [exe]
+        if self.config_file:
+            base += ["-f", self.config_file]
+        if self.socket_path:
+            base += ["-S", self.socket_path]
+        elif self.socket_name:
+            base += ["-L", self.socket_name]
+        return base + list(args)
+
+    def run(self, *args: str, check: bool = True) -> str:
+        """Run one tmux command; return its stdout, or raise the matching sane error."""
+        try:
+            proc = subprocess.run(
+                self.argv(*args), capture_output=True, text=True, errors="replace", check=False
+            )
+        except OSError as exc:
+            raise errors.TmuxNotInstalled(f"cannot run tmux: {exc}") from exc
+        if proc.returncode != 0 and check:
+            raise self.error_from(proc.stderr.strip() or f"tmux exited {proc.returncode}", args)
+        return proc.stdout
+
+    def error_from(self, message: str, args: Sequence[str] = ()) -> errors.SaneError:
+        """Translate a tmux error message into the sane error a user can act on."""
+        low = message.lower()
+        if "no server running" in low or "error connecting" in low or "no such file" in low:
+            return errors.TmuxServerNotRunning(
+                f"no tmux server is running on socket {self.label}", socket=self.label
+            )
+        if "can't find pane" in low or "can't find window" in low or "no such pane" in low:
+            return errors.PaneNotFound(message, socket=self.label)
+        if "can't find session" in low:
+            return errors.SessionNotFound(message, socket=self.label)
+        return errors.TmuxError(message, command=" ".join(args))

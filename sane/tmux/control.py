@@ -1,0 +1,284 @@
+"""A tmux control-mode client: commands in, every pane's raw output out, live.
+
+Why control mode: a ``%output`` notification reaches us ~0.25 ms after the program
+wrote it, against 500 ms polling of ``capture-pane`` in the best-known agent runtime,
+and it is the raw byte stream, so nothing is lost to screen rendering or scrollback.
+Measured pitfalls this client avoids (``shared/notes/protocol-spike.md``):
+
+* read binary and buffered, decode tmux's ``\\ooo`` escapes to bytes *before* any
+  UTF-8 decoding (bytes >= 0x80 arrive raw);
+* drain the stream continuously in a reader thread, never use ``pause-after`` (tmux
+  then drops data) and send no client size: attach with ``ignore-size`` so this
+  client never shrinks or wraps anyone's panes;
+* the first ``%begin/%end`` block answers the attach itself.
+
+``%output`` only arrives for panes of the session the client is attached to, so
+there is one client per (server, session); :class:`ControlHub` keeps them.
+"""
+
+from __future__ import annotations
+
+import codecs
+import subprocess
+import threading
+import time
+from collections import deque
+
+from sane import errors
+from sane.tmux.command import TmuxServer
+
+_escape_decode = codecs.escape_decode  # type: ignore[attr-defined]
+
+
+class Reply:
+    """The answer to one command line: its output lines, or tmux's error."""
+
+    def __init__(self, line: str, blocks: int = 1) -> None:
+        self.line = line
+        self.blocks = blocks  # commands in the line: tmux answers each with a block
+        self.lines: list[str] = []
+        self.error = False
+        self.done = threading.Event()
+
+
+class PaneStream:
+    """Bytes a pane printed since it was watched, handed out as they arrive."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._chunks: list[bytes] = []
+        self.activity = 0  # bumped on every %output: a cheap "something happened"
+        self.closed = False
+
+    def push(self, data: bytes) -> None:
+        with self._cond:
+            self._chunks.append(data)
+            self.activity += 1
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    def take(self, timeout: float) -> bytes:
+        """Wait up to ``timeout`` seconds for output; return all of it (maybe b'')."""
+        with self._cond:
+            if not self._chunks and not self.closed and timeout > 0:
+                self._cond.wait(timeout)
+            data = b"".join(self._chunks)
+            self._chunks.clear()
+            return data
+
+
+class ControlClient:
+    """One ``tmux -C attach`` process with a reader thread."""
+
+    def __init__(self, server: TmuxServer, session: str, timeout: float = 10.0) -> None:
+        self.server = server
+        self.session = session
+        self._lock = threading.Lock()
+        self._pending: deque[Reply] = deque()
+        self._streams: dict[str, list[PaneStream]] = {}
+        self._closed = threading.Event()
+        attach = Reply("attach")
+        self._pending.append(attach)
+        try:
+            self._proc = subprocess.Popen(
+                server.argv("-C", "attach-session", "-f", "ignore-size", "-t", session),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                bufsize=1 << 16,
+            )
+        except OSError as exc:
+            raise errors.TmuxNotInstalled(f"cannot run tmux: {exc}") from exc
+        self._reader = threading.Thread(target=self._read, name="sane-tmux-control", daemon=True)
+        self._reader.start()
+        if not attach.done.wait(timeout) or attach.error:
+            message = "\n".join(attach.lines) or self._stderr_text() or "attach failed"
+            self.close()
+            raise server.error_from(message, ["attach-session", "-t", session])
+
+    # -- commands -----------------------------------------------------------------
+
+    def send(self, *commands: str) -> Reply:
+        """Queue commands as one line; tmux runs them in order and skips the rest of
+        the line after the first one that fails (which makes ``set-option -o`` then
+        ``send-keys`` an atomic claim-and-type)."""
+        line = " ; ".join(commands)
+        reply = Reply(line, len(commands))
+        data = line.encode("utf-8", "surrogateescape") + b"\n"
+        with self._lock:
+            if self._closed.is_set() or self._proc.stdin is None:
+                reply.error = True
+                reply.lines = ["control client is closed"]
+                reply.done.set()
+                return reply
+            self._pending.append(reply)
+            try:
+                self._proc.stdin.write(data)
+                self._proc.stdin.flush()
+            except OSError:
+                self._pending.remove(reply)
+                reply.error = True
+                reply.lines = ["control client is closed"]
+                reply.done.set()
+        return reply
+
+    def command(self, *commands: str, timeout: float = 10.0) -> list[str]:
+        """Run commands and return their output lines; tmux errors become exceptions."""
+        reply = self.send(*commands)
+        return self.result(reply, timeout)
+
+    def result(self, reply: Reply, timeout: float = 10.0) -> list[str]:
+        if not reply.done.wait(timeout):
+            raise errors.TmuxError(f"tmux did not answer within {timeout:g}s", command=reply.line)
+        if reply.error:
+            raise self.server.error_from("\n".join(reply.lines), [reply.line])
+        return reply.lines
+
+    # -- output -------------------------------------------------------------------
+
+    def watch(self, pane_id: str) -> PaneStream:
+        """Start collecting a pane's output (before sending it anything)."""
+        stream = PaneStream()
+        with self._lock:
+            self._streams.setdefault(pane_id, []).append(stream)
+            if self._closed.is_set():
+                stream.close()
+        return stream
+
+    def unwatch(self, pane_id: str, stream: PaneStream) -> None:
+        with self._lock:
+            streams = self._streams.get(pane_id, [])
+            if stream in streams:
+                streams.remove(stream)
+
+    @property
+    def alive(self) -> bool:
+        return not self._closed.is_set()
+
+    def _read(self) -> None:
+        out = self._proc.stdout
+        assert out is not None
+        block: Reply | None = None
+        guard = b""
+        attached = False
+        try:
+            for line in iter(out.readline, b""):
+                if guard:
+                    if line.startswith((b"%end ", b"%error ")) and line.split(b" ", 1)[1] == guard:
+                        if block is not None:
+                            block.blocks -= 1
+                            if line.startswith(b"%error"):
+                                block.error = True
+                            if block.error or block.blocks <= 0:
+                                with self._lock:
+                                    if self._pending and self._pending[0] is block:
+                                        self._pending.popleft()
+                                block.done.set()
+                        block, guard = None, b""
+                    elif block is not None:
+                        block.lines.append(line[:-1].decode("utf-8", "replace"))
+                    continue
+                if line.startswith(b"%output "):
+                    space = line.index(b" ", 8)
+                    streams = self._streams.get(line[8:space].decode())
+                    if streams:
+                        data = _escape_decode(line[space + 1 : -1])[0]
+                        for stream in streams:
+                            stream.push(data)
+                elif line.startswith(b"%begin "):
+                    guard = line.split(b" ", 1)[1]
+                    flags = guard.split()[-1] if guard.split() else b"0"
+                    # Blocks with flags 0 come from the server itself (hooks), not from
+                    # our command lines, except the very first one: the attach.
+                    if not attached or flags != b"0":
+                        attached = True
+                        with self._lock:
+                            block = self._pending[0] if self._pending else None
+                elif line.startswith(b"%exit"):
+                    break
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        with self._lock:
+            self._closed.set()
+            pending = list(self._pending)
+            self._pending.clear()
+            streams = [s for group in self._streams.values() for s in group]
+        for reply in pending:
+            reply.error = True
+            if not reply.lines:
+                reply.lines = [self._stderr_text() or "tmux control client exited"]
+            reply.done.set()
+        for stream in streams:
+            stream.close()
+
+    def _stderr_text(self) -> str:
+        if self._proc.poll() is None or self._proc.stderr is None:
+            return ""
+        try:
+            return self._proc.stderr.read().decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
+            return ""
+
+    def close(self) -> None:
+        """Detach: let queued commands finish, close stdin, reap the process."""
+        with self._lock:
+            last = self._pending[-1] if self._pending else None
+        if last is not None:
+            last.done.wait(5)
+        with self._lock:
+            stdin = self._proc.stdin
+            if stdin is not None and not stdin.closed:
+                try:
+                    stdin.close()
+                except OSError:
+                    pass
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._reader.join(timeout=5)
+        for pipe in (self._proc.stdout, self._proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+class ControlHub:
+    """Control clients of one tmux server, one per session, opened on first use."""
+
+    def __init__(self, server: TmuxServer) -> None:
+        self.server = server
+        self._clients: dict[str, ControlClient] = {}
+        self._lock = threading.Lock()
+
+    def client(self, session_id: str) -> ControlClient:
+        with self._lock:
+            client = self._clients.get(session_id)
+            if client is None or not client.alive:
+                client = ControlClient(self.server, session_id)
+                self._clients[session_id] = client
+            return client
+
+    def any_client(self) -> ControlClient | None:
+        with self._lock:
+            for client in self._clients.values():
+                if client.alive:
+                    return client
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            clients = list(self._clients.values())
+            self._clients.clear()
+        for client in clients:
+            client.close()
+
+
+def monotonic_deadline(timeout: float | None) -> float:
+    return float("inf") if timeout is None else time.monotonic() + timeout

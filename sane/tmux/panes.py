@@ -1,0 +1,111 @@
+"""What sane needs to know about a pane, read in one tmux command."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from sane import errors
+from sane.models import PaneInfo
+
+# Pane user options sane keeps on the panes it drives (tmux stores them, so every
+# sane process, and a person running `tmux show -p`, sees the same state).
+OPT_ROLE = "@sane_role"
+OPT_SERVER = "@sane_server"
+OPT_SHELL_PID = "@sane_shell_pid"  # pid of the shell the runner was installed in
+OPT_TOKEN = "@sane_token"  # tag of that shell's prompt marker
+OPT_RUN = "@sane_run"  # id of the run in progress: the pane's busy flag
+
+_STATE_FIELDS = (
+    "pane_id", "session_id", "pane_pid", "pane_dead", "pane_dead_status",
+    "pane_dead_signal", "pane_pipe", "pane_in_mode",
+    OPT_SHELL_PID, OPT_TOKEN, OPT_RUN, "pane_current_command",
+)
+STATE_FORMAT = "\t".join("#{" + f + "}" for f in _STATE_FIELDS)
+
+
+class PaneState(NamedTuple):
+    pane_id: str
+    session_id: str
+    pid: int | None
+    dead: bool
+    dead_status: int | None
+    dead_signal: int | None
+    piped: bool
+    in_mode: bool
+    shell_pid: int | None
+    token: str | None
+    run_id: str | None
+    current_command: str
+
+    @property
+    def runner_installed(self) -> bool:
+        return self.token is not None and self.shell_pid is not None and self.shell_pid == self.pid
+
+
+def _int(value: str) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def parse_state(line: str) -> PaneState:
+    f = line.split("\t", len(_STATE_FIELDS) - 1)
+    if len(f) != len(_STATE_FIELDS):
+        raise ValueError(f"unexpected pane state line: {line!r}")
+    return PaneState(
+        pane_id=f[0],
+        session_id=f[1],
+        pid=_int(f[2]),
+        dead=f[3] == "1",
+        dead_status=_int(f[4]),
+        dead_signal=_int(f[5]),
+        piped=f[6] == "1",
+        in_mode=f[7] == "1",
+        shell_pid=_int(f[8]),
+        token=f[9] or None,
+        run_id=f[10] or None,
+        current_command=f[11],
+    )
+
+
+def read_state(run: Callable[[list[str]], list[str]], target: str) -> PaneState:
+    """``run`` executes one tmux command (argv without ``tmux``) and returns stdout lines."""
+    lines = run(["display-message", "-p", "-t", target, STATE_FORMAT])
+    # tmux 3.3 answers an unknown target with an empty line and success.
+    if not lines or not lines[0].startswith("%"):
+        raise errors.PaneNotFound(f"can't find pane: {target}", pane=target)
+    return parse_state(lines[0])
+
+
+_INFO_FIELDS = (
+    "pane_id", "session_name", "window_index", "window_name", "pane_index",
+    "pane_current_command", "pane_current_path", "pane_width", "pane_height",
+    "pane_active", "pane_dead", OPT_ROLE, OPT_SERVER, OPT_RUN, "pane_title",
+)
+INFO_FORMAT = "\t".join("#{" + f + "}" for f in _INFO_FIELDS)
+
+
+def parse_info(line: str) -> PaneInfo:
+    f = line.split("\t", len(_INFO_FIELDS) - 1)
+    if len(f) != len(_INFO_FIELDS):
+        raise ValueError(f"unexpected pane line: {line!r}")
+    return PaneInfo(
+        pane_id=f[0],
+        session=f[1],
+        window_index=int(f[2]),
+        window_name=f[3],
+        pane_index=int(f[4]),
+        current_command=f[5],
+        cwd=f[6],
+        width=int(f[7]),
+        height=int(f[8]),
+        active=f[9] == "1",
+        dead=f[10] == "1",
+        sane_role=f[11] or None,
+        sane_server=f[12] or None,
+        busy=bool(f[13]),
+        run_id=f[13] or None,
+        title=f[14],
+    )

@@ -1,0 +1,83 @@
+"""Sessions, windows and panes sane creates, through libtmux.
+
+Only cold paths come here (first use of a session, opening a pane): importing libtmux
+costs more than a whole warm run, so hot paths use :mod:`sane.tmux.command` and the
+control client instead.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+from pathlib import Path
+
+from sane import errors
+from sane.tmux import panes
+from sane.tmux.command import TmuxServer
+
+# Fixed size and `window-size manual`: no client (a person's small terminal, a control
+# client) can shrink the panes sane reads from.
+PANE_WIDTH = 200
+PANE_HEIGHT = 50
+
+
+def _libtmux_server(server: TmuxServer):  # type: ignore[no-untyped-def]
+    import libtmux
+
+    return libtmux.Server(
+        socket_name=server.socket_name,
+        socket_path=server.socket_path,
+        config_file=server.config_file,
+    )
+
+
+def _creation_lock(server: TmuxServer) -> int:
+    """Serialise creation across processes, so two first runs make one session."""
+    name = "".join(c if c.isalnum() else "_" for c in server.label)
+    path = Path(tempfile.gettempdir()) / f"sane-{os.getuid()}-{name}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def prepare_pane(server: TmuxServer, pane_id: str, role: str, server_name: str | None = None) -> None:
+    """Mark a pane as sane's and keep it around when its shell exits."""
+    server.run("set-option", "-p", "-t", pane_id, panes.OPT_ROLE, role)
+    server.run("set-option", "-p", "-t", pane_id, "remain-on-exit", "on")
+    server.run("set-option", "-w", "-t", pane_id, "window-size", "manual")
+    server.run("resize-window", "-t", pane_id, "-x", str(PANE_WIDTH), "-y", str(PANE_HEIGHT))
+    if server_name is not None:
+        server.run("set-option", "-p", "-t", pane_id, panes.OPT_SERVER, server_name)
+
+
+def ensure_local_pane(server: TmuxServer, session: str, window: str, role: str) -> str:
+    """Return the id of the session's pane with ``role``, creating what is missing."""
+    fd = _creation_lock(server)
+    try:
+        import libtmux.exc
+
+        srv = _libtmux_server(server)
+        try:
+            sess = srv.sessions.get(session_name=session, default=None)
+        except libtmux.exc.LibTmuxException:
+            sess = None
+        if sess is None:
+            try:
+                sess = srv.new_session(
+                    session_name=session, window_name=window, x=PANE_WIDTH, y=PANE_HEIGHT
+                )
+            except libtmux.exc.LibTmuxException as exc:
+                raise errors.TmuxError(f"cannot create tmux session {session}: {exc}") from exc
+            pane = sess.windows[0].panes[0]
+        else:
+            for pane in sess.panes:
+                if pane.cmd("display-message", "-p", "#{" + panes.OPT_ROLE + "}").stdout == [role]:
+                    assert pane.pane_id is not None
+                    return pane.pane_id
+            pane = sess.new_window(window_name=window, attach=False).panes[0]
+        assert pane.pane_id is not None
+        prepare_pane(server, pane.pane_id, role)
+        return pane.pane_id
+    finally:
+        os.close(fd)

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from sane.ops.context import Context
+from sane.ops.runs import RunOptions, run_command
+from sane.schema import validate
+from sane.testing.pytest_plugin import TmuxTestServer, run_process
+
+
+@pytest.fixture(params=["bash", "dash"])
+def shell(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def pane(tmux_server: TmuxTestServer, shell: str) -> str:
+    return tmux_server.new_pane(shell)
+
+
+def run(ctx: Context, pane: str, command: str, **options: Any) -> dict[str, Any]:
+    options.setdefault("max_output", None)
+    result = dict(run_command(ctx, command, pane=pane, options=RunOptions(**options)))
+    validate("run-command", {"ok": True, "schema_version": 1, **result})
+    return result
+
+
+def output_bytes(result: dict[str, Any]) -> bytes:
+    import base64
+
+    if result["output_base64"] is not None:
+        return base64.b64decode(result["output_base64"])
+    return str(result["output"]).encode()
+
+
+def local_reference(shell: str, command: str) -> subprocess.CompletedProcess[bytes]:
+    """What the same shell prints for ``command`` outside tmux (the expected value)."""
+    argv = ["bash", "--norc", "--noprofile", "-c", command] if shell == "bash" else ["dash", "-c", command]
+    return subprocess.run(argv, capture_output=True, check=False)
+
+
+def cli(argv: list[str], env: dict[str, str], stdin: str | None = None) -> tuple[int, dict[str, Any], str]:
+    """Run a sane console command as a process; return (exit status, JSON, stderr)."""
+    proc = run_process([sys.executable, "-m", *argv], env, stdin=stdin)
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1, f"expected one JSON line, got {proc.stdout!r} (stderr {proc.stderr!r})"
+    doc = json.loads(lines[0])
+    assert "Traceback" not in proc.stderr
+    return proc.returncode, doc, proc.stderr

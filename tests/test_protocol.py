@@ -1,0 +1,164 @@
+"""Unit tests of the pure protocol layer: markers, scanner, output cleaning, framing."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from sane.protocol import markers as mk
+from sane.protocol import output
+from sane.protocol.runner import MAX_TYPED_LINE, run_input, takeover_script
+from sane.protocol.scanner import (
+    OUTCOME_ABORTED,
+    OUTCOME_COMPLETED,
+    OUTCOME_EXITED,
+    OUTCOME_MISSING_RUNNER,
+    RunScanner,
+)
+
+NONCE = "0123456789abcdef"
+TOKEN = "fedcba9876543210"
+
+
+def m(tag: str, kind: str, arg: int | None = None) -> bytes:
+    body = f"{tag};{kind}" + (f";{arg}" if arg is not None else "")
+    return mk.PREFIX + body.encode() + mk.TERMINATOR
+
+
+ECHO = b" ${__sane_go:-printf '\\033]7770;SANE;%s;M\\007'} 0123456789abcdef 4 \"$?\" - true\r\n"
+
+STREAMS = [
+    # (name, stream, outcome kind, exit code, expected region)
+    ("plain", ECHO + m(NONCE, "B") + b"hello\r\n" + m(NONCE, "E", 0) + m(TOKEN, "P", 0) + b"$ ",
+     OUTCOME_COMPLETED, 0, b"hello\r\n"),
+    ("empty", m(NONCE, "B") + m(NONCE, "E", 0), OUTCOME_COMPLETED, 0, b""),
+    ("exit 255", m(NONCE, "B") + b"x" + m(NONCE, "E", 255), OUTCOME_COMPLETED, 255, b"x"),
+    ("exit via trap", m(NONCE, "B") + b"bye" + m(NONCE, "X", 3), OUTCOME_EXITED, 3, b"bye"),
+    ("aborted", m(NONCE, "B") + b"partial^C\r\n" + m(TOKEN, "P", 130), OUTCOME_ABORTED, 130,
+     b"partial^C\r\n"),
+    ("forged markers", m(NONCE, "B") + m("aaaaaaaaaaaaaaaa", "E", 0) + b"\x1b]7770;SANE;zz;E;0\x07"
+     + m(TOKEN + "00", "P", 1) + b"ok" + m(NONCE, "E", 7),
+     OUTCOME_COMPLETED, 7,
+     m("aaaaaaaaaaaaaaaa", "E", 0) + b"\x1b]7770;SANE;zz;E;0\x07" + m(TOKEN + "00", "P", 1) + b"ok"),
+    ("prompt before begin is an earlier prompt", m(TOKEN, "P", 0) + m(NONCE, "B") + b"a"
+     + m(NONCE, "E", 0), OUTCOME_COMPLETED, 0, b"a"),
+    ("missing runner", ECHO + m(NONCE, "M"), OUTCOME_MISSING_RUNNER, None, b""),
+]
+
+
+@pytest.mark.parametrize("name,stream,kind,code,region", STREAMS, ids=[s[0] for s in STREAMS])
+def test_scanner_whole_stream(name: str, stream: bytes, kind: str, code: int | None,
+                              region: bytes) -> None:
+    sc = RunScanner(NONCE, [TOKEN])
+    outcome = sc.feed(stream)
+    assert outcome is not None
+    assert (outcome.kind, outcome.exit_code) == (kind, code)
+    assert sc.region() == region
+
+
+@pytest.mark.parametrize("name,stream,kind,code,region", STREAMS, ids=[s[0] for s in STREAMS])
+def test_scanner_split_at_every_boundary(name: str, stream: bytes, kind: str, code: int | None,
+                                         region: bytes) -> None:
+    for cut in range(len(stream) + 1):
+        sc = RunScanner(NONCE, [TOKEN])
+        first = sc.feed(stream[:cut])
+        if first is None:
+            sc.feed(stream[cut:])
+        assert sc.outcome is not None, cut
+        assert (sc.outcome.kind, sc.outcome.exit_code) == (kind, code), cut
+        assert sc.region() == region, cut
+
+
+@pytest.mark.parametrize("name,stream,kind,code,region", STREAMS, ids=[s[0] for s in STREAMS])
+def test_scanner_byte_by_byte(name: str, stream: bytes, kind: str, code: int | None,
+                              region: bytes) -> None:
+    sc = RunScanner(NONCE, [TOKEN])
+    for i in range(len(stream)):
+        sc.feed(stream[i : i + 1])
+    assert sc.outcome is not None
+    assert (sc.outcome.kind, sc.outcome.exit_code, sc.region()) == (kind, code, region)
+
+
+def test_scanner_waits_while_unfinished() -> None:
+    sc = RunScanner(NONCE, [TOKEN])
+    assert sc.feed(m(NONCE, "B") + b"abc" + m(NONCE, "E", 0)[:-1]) is None
+    assert sc.region() == b"abc" + m(NONCE, "E", 0)[:-1]
+
+
+def test_prompt_after_interrupt_ends_a_run_that_never_began() -> None:
+    sc = RunScanner(NONCE, [TOKEN])
+    sc.feed(m(TOKEN, "P", 0))
+    assert sc.outcome is None
+    sc.mark_interrupt()
+    sc.feed(b"^C\r\n" + m(TOKEN, "P", 130))
+    assert sc.outcome is not None and sc.outcome.kind == OUTCOME_ABORTED
+    assert sc.region() == b""
+
+
+def test_scan_skips_overlong_lookalikes() -> None:
+    junk = mk.PREFIX + b"a" * 200 + mk.TERMINATOR
+    found, _ = mk.scan(junk + m(NONCE, "B"), 0)
+    assert [(f.tag, f.kind) for f in found] == [(NONCE, "B")]
+
+
+CLEAN_CASES = [
+    (b"a\r\nb\r\n", False, False, b"a\nb\n"),
+    (b"no newline", False, False, b"no newline"),
+    (b"crlf\r\r\n", False, False, b"crlf\r\n"),
+    (b"progress\rdone\r\n", False, False, b"progress\rdone\n"),
+    (b"\x1b[31mred\x1b[0m\r\n", False, False, b"red\n"),
+    (b"\x1b[31mred\x1b[0m\r\n", True, False, b"\x1b[31mred\x1b[0m\n"),
+    (b"a\x1b[2J\x1b[Hb\x1b[5;10Hc\x1b]0;title\x07\x1b(B\x1b=d", False, False, b"abcd"),
+    (b"\t\xff\xfe\r\n", False, False, b"\t\xff\xfe\n"),
+    (b"out\r\n^C\r\n\x1b[?2004h", False, True, b"out\n"),
+    (b"out^C\r\n", True, True, b"out"),
+]
+
+
+@pytest.mark.parametrize("raw,keep,aborted,expected", CLEAN_CASES)
+def test_clean(raw: bytes, keep: bool, aborted: bool, expected: bytes) -> None:
+    assert output.clean(raw, keep_ansi=keep, aborted=aborted) == expected
+
+
+def test_clean_in_pieces_equals_clean_whole() -> None:
+    raw = "l1\r\n\x1b[1mbold\x1b[0m é 🎉\r\n\rprogress\x1b]0;t\x07\r\n".encode()
+    whole = output.clean(raw)
+    for cut in range(len(raw) + 1):
+        first = raw[: output.safe_cut(raw[:cut])]
+        assert output.clean(first) + output.clean(raw[len(first):]) == whole, cut
+
+
+def test_render_utf8_and_invalid_bytes() -> None:
+    ok = output.render("日本 🎉\n".encode(), None, "")
+    assert ok.text == "日本 🎉\n" and ok.text_base64 is None and not ok.truncated
+    bad = output.render(b"\xff\xfeabc\x80", None, "")
+    assert base64.b64decode(bad.text_base64 or "") == b"\xff\xfeabc\x80"
+    assert bad.text == "\ufffd\ufffdabc\ufffd"
+
+
+def test_render_truncates_in_the_middle() -> None:
+    data = b"".join(b"%06d\n" % i for i in range(10000))
+    r = output.render(data, 1000, "full output in /x")
+    assert r.truncated and r.size == len(data)
+    assert r.text.startswith("000000\n") and r.text.endswith("009999\n")
+    assert f"{len(data) - 1000} bytes omitted; full output in /x" in r.text
+
+
+def test_run_input_forms() -> None:
+    keys = run_input(NONCE, "echo 'hi' $HOME !x")
+    assert keys.kind == "keys" and "\x1b" not in keys.text
+    assert keys.text.startswith(" ") and "\n" not in keys.text
+    assert keys.text.endswith("""- 'echo '"'"'hi'"'"' $HOME !x'""")
+    utf = run_input(NONCE, "echo é")
+    assert utf.kind == "keys" and base64.b64encode("echo é".encode()).decode() in utf.text
+    long = run_input(NONCE, "x" * 5000)
+    assert long.kind == "paste" and all(len(line) <= MAX_TYPED_LINE
+                                        for line in long.text.splitlines())
+    assert long.text.endswith(" p\n")
+
+
+def test_takeover_script_holds_no_escape_byte() -> None:
+    script = takeover_script(NONCE, TOKEN)
+    assert "\x1b" not in script and "\x07" not in script and "\n" not in script
+    assert len(script.encode()) < 4095  # dash's typed-line limit
