@@ -26,7 +26,7 @@ from typing import Any
 from sane import errors
 from sane.models import RunResult, RunStatus
 from sane.ops.context import Context
-from sane.ops.takeover import ensure_runner, install_runner, tokens_of
+from sane.ops.takeover import PaneDied, ensure_runner, install_runner, respawn, tokens_of
 from sane.paths import private_dir
 from sane.protocol import markers, output
 from sane.protocol import scanner as sc
@@ -184,8 +184,14 @@ class _Follow:
 
 
 def _follow(
-    ctx: Context, pane_id: str, stream: PaneStream, scanner: sc.RunScanner, deadline: float
+    ctx: Context,
+    client: ControlClient,
+    pane_id: str,
+    stream: PaneStream,
+    scanner: sc.RunScanner,
+    deadline: float,
 ) -> _Follow:
+    acknowledged = False
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -197,6 +203,10 @@ def _follow(
             continue
         if stream.closed:
             return _Follow("lost")
+        if scanner.exit_pending() and not acknowledged:
+            acknowledged = True
+            _acknowledge_exit(ctx, client, pane_id)
+            continue
         dead = _dead_state(ctx, pane_id)
         if dead is not None:
             if scanner.feed(stream.take(0)) is not None:
@@ -233,7 +243,9 @@ def _status_of(
     ):
         # The shell ended with the command's own `exit N` (the X marker was lost
         # with the dying pane): tmux recorded the status.
+        scanner.end_before_partial_marker()
         return "completed", state.dead_status, True
+    scanner.end_before_partial_marker()
     return "lost", None, follow.kind == "dead"
 
 
@@ -343,6 +355,27 @@ def run_command(
     started = time.perf_counter()
     deadline = time.monotonic() + opts.timeout
     state = ctx.pane_state(pane) if pane is not None else ctx.default_pane()
+    for attempt in range(3):
+        if state.dead:
+            state = respawn(ctx, state)
+        try:
+            return _run(ctx, state, command, opts, deadline, started, started_wall)
+        except PaneDied:
+            if attempt == 2:
+                raise
+            state = ctx.pane_state(state.pane_id)
+    raise AssertionError("unreachable")
+
+
+def _run(
+    ctx: Context,
+    state: panes.PaneState,
+    command: str,
+    opts: RunOptions,
+    deadline: float,
+    started: float,
+    started_wall: float,
+) -> RunResult:
     client = ctx.client(state.session_id)
     pane_id = state.pane_id
     run_id = new_run_id()
@@ -409,7 +442,7 @@ def _start_and_follow(
             scanner = sc.RunScanner(nonce, tokens_of(state))
             _send(client, state.pane_id, typed, nonce, None)
         claim = None
-        follow = _follow(ctx, state.pane_id, stream, scanner, deadline)
+        follow = _follow(ctx, client, state.pane_id, stream, scanner, deadline)
         outcome = scanner.outcome
         if follow.kind != "outcome" or outcome is None:
             return scanner, follow
@@ -444,7 +477,7 @@ def _interrupt(
     scanner.feed(stream.take(0))
     scanner.mark_interrupt()
     client.command(f"send-keys -t {pane_id} C-c")
-    return _follow(ctx, pane_id, stream, scanner, time.monotonic() + grace)
+    return _follow(ctx, client, pane_id, stream, scanner, time.monotonic() + grace)
 
 
 def _hand_over(
@@ -587,6 +620,7 @@ def _follow_file(
             client.command(f"send-keys -t {pane_id} C-c")
             deadline = max(deadline, time.monotonic() + grace)
         backoff = 0.002
+        acknowledged = False
         last_check = time.monotonic()
         with open(stream_path, "rb") as fh:
             fh.seek(offset)
@@ -604,6 +638,10 @@ def _follow_file(
                     return _Follow("lost")
                 if now - last_check >= LIVENESS_INTERVAL:
                     last_check = now
+                    if scanner.exit_pending() and not acknowledged:
+                        acknowledged = True
+                        _acknowledge_exit(ctx, client, pane_id)
+                        continue
                     dead = _dead_state(ctx, pane_id)
                     if dead is not None:
                         if scanner.feed(fh.read()) is not None:

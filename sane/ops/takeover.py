@@ -52,13 +52,29 @@ def ensure_runner(
     if state.in_mode:
         client.command(f"copy-mode -q -t {pane}")
     if state.dead:
-        client.command(f"respawn-pane -t {pane}")
-        # The pane's start command may pass through a wrapper (env, a login script)
-        # before its shell runs: give it a moment to become one.
-        state = _wait_for_shell(ctx, pane, RESPAWN_SETTLE)
+        raise PaneDied(pane)
     if state.runner_installed:
         return state
     return install_runner(ctx, client, stream, state)
+
+
+class PaneDied(Exception):
+    """The pane's shell is gone; the caller respawns it (with no client attached)."""
+
+
+def respawn(ctx: Context, state: panes.PaneState) -> panes.PaneState:
+    """Restart a dead pane's command, keeping its pane id.
+
+    tmux (3.3a up to at least 3.6a, tmux/tmux#5499) segfaults the whole server when
+    a pane is respawned while a control client attached to its session has not
+    consumed all of the pane's output. So sane detaches its own client from that
+    session first and respawns through a separate tmux process.
+    """
+    ctx.hub.drop(state.session_id)
+    ctx.server.run("respawn-pane", "-t", state.pane_id)
+    # The pane's start command may pass through a wrapper (env, a login script)
+    # before its shell runs: give it a moment to become one.
+    return _wait_for_shell(ctx, state.pane_id, RESPAWN_SETTLE)
 
 
 def _wait_for_shell(ctx: Context, pane: str, timeout: float) -> panes.PaneState:

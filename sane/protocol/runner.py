@@ -64,7 +64,8 @@ def takeover_script(nonce: str, token: str) -> str:
         ' __sane_c=$(printf %s "$__sane_b" | base64 -d && echo .)'
         f' || {{ printf \'{df}\' "$1"; __sane_b=; return "$3"; }};'
         " __sane_c=${__sane_c%.}; fi; __sane_b=;"
-        f" trap 'printf \"{x}\" \"$__sane_n\" \"$?\"; read -r __sane_x' EXIT;"
+        f" trap '__sane_x=$(printf \"{x}\" \"$__sane_n\" \"$?\"); printf %s \"$__sane_x\";"
+        " read -r __sane_x' EXIT;"
         f" printf '{b}' \"$1\"; __sane_rc \"$3\"; command eval __sane_ev; __sane_r=$?;"
         f" trap - EXIT; __sane_c=; printf '{e}' \"$__sane_n\" \"$__sane_r\";"
         ' return "$__sane_r"; }; __sane_go=__sane_run;'

@@ -60,6 +60,25 @@ class RunScanner:
                 break
         return self.outcome
 
+    def exit_pending(self) -> bool:
+        """True when this run's EXIT-trap marker has started but not finished arriving.
+
+        The runner's trap then waits for a keypress; tmux sometimes holds the rest of
+        the marker until the pane gets input (seen with dash), so the caller should
+        type the acknowledgement now rather than wait for the whole marker.
+        """
+        if self.outcome is not None or self.begin is None:
+            return False
+        head = mk.PREFIX + self.nonce.encode() + b";" + mk.EXITED.encode()
+        tail = bytes(self.buf[self._resume :])
+        return tail.startswith(head)
+
+    def end_before_partial_marker(self) -> None:
+        """The stream ended for good (the pane died): drop a half-received marker."""
+        if self.end is None:
+            tail = bytes(self.buf[self._resume :])
+            self.end = self._resume if tail.startswith(mk.PREFIX) else len(self.buf)
+
     def mark_interrupt(self) -> None:
         """Note that C-c was sent: from here a prompt marker ends the run."""
         self._interrupt_at = len(self.buf)

@@ -265,6 +265,13 @@ class ControlHub:
                 self._clients[session_id] = client
             return client
 
+    def drop(self, session_id: str) -> None:
+        """Detach this hub's client from a session (see ``respawn`` in ops.takeover)."""
+        with self._lock:
+            client = self._clients.pop(session_id, None)
+        if client is not None:
+            client.close()
+
     def any_client(self) -> ControlClient | None:
         with self._lock:
             for client in self._clients.values():
