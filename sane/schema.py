@@ -62,7 +62,8 @@ def _pydantic_typeddict(td: type) -> Any:
     """
     hints = get_type_hints(td)
     fields = {name: _convert(tp) for name, tp in hints.items()}
-    converted = typing_extensions.TypedDict(td.__name__, fields)  # type: ignore[operator]
+    make: Any = typing_extensions.TypedDict  # functional form, built at run time
+    converted = make(td.__name__, fields)
     converted.__pydantic_config__ = {"extra": "forbid"}  # unknown keys break the contract
     return converted
 

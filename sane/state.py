@@ -6,6 +6,7 @@ fsync the directory. Files are created 0600: state may name hosts and commands.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -34,10 +35,8 @@ def write_atomic(path: Path, data: bytes) -> None:
         finally:
             os.close(dir_fd)
     except OSError as exc:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise errors.StateError(f"cannot write {path}: {exc.strerror}", path=str(path)) from exc
 
 

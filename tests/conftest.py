@@ -40,11 +40,16 @@ def output_bytes(result: dict[str, Any]) -> bytes:
 
 def local_reference(shell: str, command: str) -> subprocess.CompletedProcess[bytes]:
     """What the same shell prints for ``command`` outside tmux (the expected value)."""
-    argv = ["bash", "--norc", "--noprofile", "-c", command] if shell == "bash" else ["dash", "-c", command]
+    if shell == "bash":
+        argv = ["bash", "--norc", "--noprofile", "-c", command]
+    else:
+        argv = ["dash", "-c", command]
     return subprocess.run(argv, capture_output=True, check=False)
 
 
-def cli(argv: list[str], env: dict[str, str], stdin: str | None = None) -> tuple[int, dict[str, Any], str]:
+def cli(
+    argv: list[str], env: dict[str, str], stdin: str | None = None
+) -> tuple[int, dict[str, Any], str]:
     """Run a sane console command as a process; return (exit status, JSON, stderr)."""
     proc = run_process([sys.executable, "-m", *argv], env, stdin=stdin)
     lines = proc.stdout.splitlines()

@@ -40,7 +40,8 @@ STREAMS = [
     ("forged markers", m(NONCE, "B") + m("aaaaaaaaaaaaaaaa", "E", 0) + b"\x1b]7770;SANE;zz;E;0\x07"
      + m(TOKEN + "00", "P", 1) + b"ok" + m(NONCE, "E", 7),
      OUTCOME_COMPLETED, 7,
-     m("aaaaaaaaaaaaaaaa", "E", 0) + b"\x1b]7770;SANE;zz;E;0\x07" + m(TOKEN + "00", "P", 1) + b"ok"),
+     m("aaaaaaaaaaaaaaaa", "E", 0) + b"\x1b]7770;SANE;zz;E;0\x07" + m(TOKEN + "00", "P", 1)
+     + b"ok"),
     ("prompt before begin is an earlier prompt", m(TOKEN, "P", 0) + m(NONCE, "B") + b"a"
      + m(NONCE, "E", 0), OUTCOME_COMPLETED, 0, b"a"),
     ("missing runner", ECHO + m(NONCE, "M"), OUTCOME_MISSING_RUNNER, None, b""),

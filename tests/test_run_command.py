@@ -155,7 +155,8 @@ def test_hundred_kilobytes_of_command_text(sane_ctx: Context, pane: str) -> None
 
 
 def test_timeout_returns_running_then_wait_gets_the_rest(sane_ctx: Context, pane: str) -> None:
-    cmd = "for i in 1 2 3 4 5 6; do echo line$i; sleep 0.2; done; exit_with() { return $1; }; exit_with 4"
+    cmd = ("for i in 1 2 3 4 5 6; do echo line$i; sleep 0.2; done;"
+           " exit_with() { return $1; }; exit_with 4")
     first = run(sane_ctx, pane, cmd, timeout=0.5)
     assert first["status"] == "running" and first["exit_code"] is None
     assert first["output"].startswith("line1\n")

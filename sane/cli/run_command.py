@@ -57,7 +57,8 @@ def run_options(f: click.decorators.FC) -> click.decorators.FC:
                      help="Send C-c at the timeout and report `interrupted`."),
         click.option("--keep-ansi", is_flag=True,
                      help="Keep the program's escape sequences (colour, cursor moves)."),
-        click.option("--check", is_flag=True, help="Exit 1 (command_failed) on a non-zero exit code."),
+        click.option("--check", is_flag=True,
+                     help="Exit 1 (command_failed) on a non-zero exit code."),
         click.option("--max-output", type=click.IntRange(min=0), default=1 << 20, show_default=True,
                      help="Truncate output in the middle past this many bytes (0: no limit)."),
     ]):

@@ -9,7 +9,9 @@ from sane.ops.runs import pane_busy
 from sane.tmux import panes
 
 
-def list_panes(ctx: Context, session: str | None = None, all_sessions: bool = False) -> ListPanesResult:
+def list_panes(
+    ctx: Context, session: str | None = None, all_sessions: bool = False
+) -> ListPanesResult:
     """Panes of ``session``, of sane's own session by default, or of every session."""
     if all_sessions:
         argv = ["list-panes", "-a", "-F", panes.INFO_FORMAT]

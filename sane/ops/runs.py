@@ -15,6 +15,7 @@ and return the rest of the output, nothing lost or repeated.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -572,10 +573,8 @@ def run_wait(
     duration = (time.time() - rec["started"]) * 1000
     if client is not None:
         _settle(ctx, client, pane_id, scanner)
-        try:
+        with contextlib.suppress(errors.SaneError):
             client.command(f"pipe-pane -t {pane_id}")
-        except errors.SaneError:
-            pass
         _release(client, pane_id, _holder_value(ctx, pane_id, run_id))
     result = _result(ctx, rec, scanner, status, code, exited, duration)
     rec["final"] = {"status": status, "exit_code": code, "shell_exited": exited,

@@ -67,7 +67,14 @@ def safe_cut(raw: bytes) -> int:
         byte = raw[cut - back]
         if byte & 0xC0 == 0x80:
             continue
-        need = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else 4 if byte & 0xF8 == 0xF0 else 1
+        if byte & 0xE0 == 0xC0:
+            need = 2
+        elif byte & 0xF0 == 0xE0:
+            need = 3
+        elif byte & 0xF8 == 0xF0:
+            need = 4
+        else:
+            need = 1
         if need > back:
             cut -= back
         break

@@ -35,7 +35,8 @@ class Outcome:
 class RunScanner:
     """Incremental marker search for one run identified by ``nonce``.
 
-    ``tokens`` identify the shell's prompt markers (a pane may hold nested shells). A prompt marker only counts once
+    ``tokens`` identify the shell's prompt markers (a pane may hold nested shells).
+    A prompt marker only counts once
     the run has begun (an earlier prompt may still be in flight when the run is sent)
     or after :meth:`mark_interrupt` (C-c before the command even started).
     """

@@ -20,7 +20,8 @@ from sane.tmux.command import TmuxServer
 
 # Shells started with no rc files: tests must not depend on the machine's dotfiles.
 SHELLS = {
-    "bash": "env -u HISTCONTROL -u PROMPT_COMMAND HISTFILE=/dev/null PS1='$ ' bash --norc --noprofile",
+    "bash": "env -u HISTCONTROL -u PROMPT_COMMAND HISTFILE=/dev/null PS1='$ '"
+    " bash --norc --noprofile",
     "dash": "env PS1='$ ' dash",
 }
 

@@ -19,6 +19,7 @@ there is one client per (server, session); :class:`ControlHub` keeps them.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import subprocess
 import threading
 import time
@@ -27,7 +28,7 @@ from collections import deque
 from sane import errors
 from sane.tmux.command import TmuxServer
 
-_escape_decode = codecs.escape_decode  # type: ignore[attr-defined]
+_escape_decode = codecs.escape_decode
 
 
 class Reply:
@@ -234,10 +235,8 @@ class ControlClient:
         with self._lock:
             stdin = self._proc.stdin
             if stdin is not None and not stdin.closed:
-                try:
+                with contextlib.suppress(OSError):
                     stdin.close()
-                except OSError:
-                    pass
         try:
             self._proc.wait(timeout=5)
         except subprocess.TimeoutExpired:

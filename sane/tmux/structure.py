@@ -41,7 +41,9 @@ def _creation_lock(server: TmuxServer) -> int:
     return fd
 
 
-def prepare_pane(server: TmuxServer, pane_id: str, role: str, server_name: str | None = None) -> None:
+def prepare_pane(
+    server: TmuxServer, pane_id: str, role: str, server_name: str | None = None
+) -> None:
     """Mark a pane as sane's and keep it around when its shell exits."""
     server.run("set-option", "-p", "-t", pane_id, panes.OPT_ROLE, role)
     server.run("set-option", "-p", "-t", pane_id, "remain-on-exit", "on")
@@ -74,10 +76,11 @@ def ensure_local_pane(server: TmuxServer, session: str, window: str, role: str) 
             for pane in sess.panes:
                 if pane.cmd("display-message", "-p", "#{" + panes.OPT_ROLE + "}").stdout == [role]:
                     assert pane.pane_id is not None
-                    return pane.pane_id
+                    return str(pane.pane_id)
             pane = sess.new_window(window_name=window, attach=False).panes[0]
         assert pane.pane_id is not None
-        prepare_pane(server, pane.pane_id, role)
-        return pane.pane_id
+        pane_id = str(pane.pane_id)
+        prepare_pane(server, pane_id, role)
+        return pane_id
     finally:
         os.close(fd)

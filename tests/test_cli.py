@@ -1,0 +1,125 @@
+"""The console commands as processes: one JSON document on stdout, documented exit codes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sane.schema import validate
+from sane.testing.pytest_plugin import TmuxTestServer
+
+from .conftest import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_run_command_prints_one_exact_document(cli_env: dict[str, str],
+                                               tmux_server: TmuxTestServer) -> None:
+    pane = tmux_server.new_pane("dash")
+    status, doc, _ = cli(["sane.cli.run_command", "--pane", pane, "printf 'a\\nb'; (exit 3)"],
+                         cli_env)
+    assert status == 0
+    validate("run-command", doc)
+    assert (doc["status"], doc["exit_code"], doc["output"]) == ("completed", 3, "a\nb")
+
+
+def test_check_turns_a_failure_into_exit_1(cli_env: dict[str, str],
+                                           tmux_server: TmuxTestServer) -> None:
+    pane = tmux_server.new_pane("bash")
+    status, doc, _ = cli(["sane.cli.run_command", "--check", "--pane", pane, "echo no; false"],
+                         cli_env)
+    assert status == 1
+    validate("command-failed", doc)
+    assert doc["error"]["code"] == "command_failed" and doc["output"] == "no\n"
+
+
+def test_command_from_stdin(cli_env: dict[str, str], tmux_server: TmuxTestServer) -> None:
+    pane = tmux_server.new_pane("bash")
+    script = "cat <<'E'\n$HOME `x` 'q'\nE\n"
+    status, doc, _ = cli(["sane.cli.run_command", "--pane", pane, "-"], cli_env, stdin=script)
+    assert status == 0 and doc["output"] == "$HOME `x` 'q'\n"
+
+
+def test_default_pane_and_list_panes(cli_env: dict[str, str]) -> None:
+    status, doc, _ = cli(["sane.cli.run_command", "echo", "via", "default"], cli_env)
+    assert status == 0 and doc["output"] == "via default\n"
+    status, listing, _ = cli(["sane.cli.list_panes"], cli_env)
+    assert status == 0
+    validate("list-panes", listing)
+    mine = [p for p in listing["panes"] if p["pane_id"] == doc["pane"]]
+    assert len(mine) == 1
+    assert (mine[0]["session"], mine[0]["sane_role"], mine[0]["busy"]) == ("sane", "local", False)
+    assert (mine[0]["width"], mine[0]["height"]) == (200, 50)
+
+
+def test_timeout_wait_interrupt_and_busy_across_processes(cli_env: dict[str, str],
+                                                          tmux_server: TmuxTestServer) -> None:
+    pane = tmux_server.new_pane("bash")
+    status, first, _ = cli(["sane.cli.run_command", "--pane", pane, "--timeout", "0.3",
+                            "echo begin; sleep 30"], cli_env)
+    assert status == 4 and first["status"] == "running" and first["output"] == "begin\n"
+    status, busy, _ = cli(["sane.cli.run_command", "--pane", pane, "true"], cli_env)
+    assert status == 8
+    validate("error", busy)
+    assert busy["error"]["code"] == "pane_busy"
+    assert busy["error"]["details"]["run_id"] == first["run_id"]
+    status, listing, _ = cli(["sane.cli.list_panes", "--all"], cli_env)
+    row = next(p for p in listing["panes"] if p["pane_id"] == pane)
+    assert (row["busy"], row["run_id"]) == (True, first["run_id"])
+    status, waited, _ = cli(["sane.cli.main", "run", "wait", first["run_id"], "--timeout", "0.2"],
+                            cli_env)
+    assert status == 4 and waited["status"] == "running" and waited["output"] == ""
+    status, stopped, _ = cli(["sane.cli.main", "run", "interrupt", first["run_id"]], cli_env)
+    assert status == 4
+    assert (stopped["status"], stopped["exit_code"]) == ("interrupted", 130)
+    status, after, _ = cli(["sane.cli.run_command", "--pane", pane, "echo free"], cli_env)
+    assert status == 0 and after["output"] == "free\n"
+
+
+@pytest.mark.parametrize(
+    "argv,code,exit_status",
+    [
+        (["sane.cli.run_command", "--pane", "%999", "true"], "pane_not_found", 3),
+        (["sane.cli.run_command", "--timeout", "-1", "true"], "usage_error", 2),
+        (["sane.cli.run_command"], "usage_error", 2),
+        (["sane.cli.run_command", "--no-such-flag", "true"], "usage_error", 2),
+        (["sane.cli.main", "run", "wait", "rdoesnotexist"], "run_not_found", 3),
+        (["sane.cli.main", "run", "wait", "../etc"], "invalid_argument", 2),
+        (["sane.cli.list_panes", "--session", "nope"], "session_not_found", 3),
+    ],
+)
+def test_errors_are_json_with_their_exit_status(cli_env: dict[str, str], argv: list[str],
+                                                code: str, exit_status: int) -> None:
+    status, doc, stderr = cli(argv, cli_env)
+    validate("error", doc)
+    assert (doc["error"]["code"], status) == (code, exit_status)
+    assert "Traceback" not in stderr
+
+
+def test_no_tmux_server_running(sane_home: Path) -> None:
+    env = dict(os.environ, SANE_TMUX_SOCKET=f"sane-absent-{os.getpid()}", SANE_HOME=str(sane_home))
+    for argv in (["sane.cli.run_command", "--pane", "%0", "true"], ["sane.cli.list_panes"]):
+        status, doc, _ = cli(argv, env)
+        assert (doc["error"]["code"], status) == ("tmux_server_not_running", 6)
+
+
+def test_tmux_not_installed(sane_home: Path, tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    python = shutil.which("python3")
+    assert python is not None
+    env = dict(os.environ, PATH=str(bindir), SANE_HOME=str(sane_home))
+    status, doc, _ = cli(["sane.cli.run_command", "true"], env)
+    assert (doc["error"]["code"], status) == ("tmux_not_installed", 6)
+
+
+def test_bin_shims_run_from_a_checkout(cli_env: dict[str, str],
+                                       tmux_server: TmuxTestServer) -> None:
+    pane = tmux_server.new_pane("dash")
+    proc = subprocess.run([str(ROOT / "bin" / "sane-run-command"), "--pane", pane, "echo shim"],
+                          env=cli_env, capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0 and '"output": "shim\\n"' in proc.stdout
