@@ -246,9 +246,16 @@ def test_history_stays_clean(sane_ctx: Context, tmux_server: TmuxTestServer) -> 
 
 def test_runs_in_a_nested_shell(sane_ctx: Context, pane: str) -> None:
     run(sane_ctx, pane, "echo warm")
-    sane_ctx.tmux(["send-keys", "-t", pane, "exec dash", "Enter"])
+    sane_ctx.tmux(["send-keys", "-t", pane, "exec env PS1='> ' dash", "Enter"])
+    # As for a person: wait for the new shell before typing (typed-ahead keys can be
+    # swallowed by the exec'ing shell's line editor).
+    retry_until(lambda: b"> " in _screen(sane_ctx, pane), message="nested shell prompt")
     r = run(sane_ctx, pane, "echo inner $((6*7))")
     assert (r["output"], r["exit_code"]) == ("inner 42\n", 0)
+
+
+def _screen(ctx: Context, pane: str) -> bytes:
+    return "\n".join(ctx.tmux(["capture-pane", "-p", "-t", pane])).encode()
 
 
 def test_refuses_to_type_into_a_program(sane_ctx: Context, tmux_server: TmuxTestServer) -> None:
