@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def sane_home() -> Path:
+    from pathlib import Path
+
     value = os.environ.get("SANE_HOME")
     return Path(value).expanduser() if value else Path.home() / ".sane"
 

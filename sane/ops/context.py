@@ -8,14 +8,17 @@ fleet run) keeps one, so control clients stay attached and a run costs milliseco
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from types import TracebackType
+from typing import TYPE_CHECKING
 
 from sane import errors
 from sane.paths import sane_home
 from sane.tmux import panes
 from sane.tmux.command import TmuxServer
 from sane.tmux.control import ControlClient, ControlHub
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from types import TracebackType
 
 DEFAULT_SESSION = "sane"
 LOCAL_WINDOW = "local"
@@ -30,9 +33,16 @@ class Context:
         session_name: str | None = None,
     ) -> None:
         self.server = server or TmuxServer.from_env()
-        self.home = home or sane_home()
+        self._home = home
         self.session_name = session_name or os.environ.get("SANE_SESSION") or DEFAULT_SESSION
         self.hub = ControlHub(self.server)
+
+    @property
+    def home(self) -> Path:
+        """``$SANE_HOME``, resolved on first use (pathlib is not needed by most runs)."""
+        if self._home is None:
+            self._home = sane_home()
+        return self._home
 
     def __enter__(self) -> Context:
         return self

@@ -18,24 +18,25 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-import shutil
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sane import errors
 from sane.models import RunResult, RunStatus
 from sane.ops.context import Context
 from sane.ops.takeover import PaneDied, ensure_runner, install_runner, respawn, tokens_of
-from sane.paths import private_dir
 from sane.protocol import markers, output
 from sane.protocol import scanner as sc
 from sane.protocol.runner import RunInput, run_input
-from sane.state import read_json, write_atomic, write_json
 from sane.tmux import panes
 from sane.tmux.command import quote
 from sane.tmux.control import ControlClient, PaneStream
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# Imported lazily below (sane.paths, sane.state, shutil): only timeouts and truncation
+# touch files, and a one-shot CLI run must not pay for pathlib/tempfile imports.
 
 # While a pane is quiet, how often to check that it is still alive. Output wakes the
 # waiter at once; this only bounds how late a silently dead pane is noticed.
@@ -45,8 +46,7 @@ EXIT_SETTLE = 5.0
 DEFAULT_MAX_OUTPUT = 1 << 20
 
 
-@dataclass(frozen=True)
-class RunOptions:
+class RunOptions(NamedTuple):
     timeout: float = 30.0
     interrupt_on_timeout: bool = False
     keep_ansi: bool = False
@@ -176,8 +176,7 @@ def _send(
 # -- following -------------------------------------------------------------------------
 
 
-@dataclass
-class _Follow:
+class _Follow(NamedTuple):
     """How waiting ended: a marker outcome, the deadline, or the pane's death."""
 
     kind: str  # "outcome" | "timeout" | "dead" | "lost"
@@ -300,6 +299,9 @@ def _result(
     spill: str | None = None
     max_output = rec["max_output"]
     if max_output is not None and len(data) > max_output:
+        from sane.paths import private_dir
+        from sane.state import write_atomic
+
         directory = private_dir(runs_dir(ctx) / rec["run_id"])
         spill_path = directory / f"output-{start}"
         write_atomic(spill_path, data)
@@ -323,6 +325,9 @@ def _result(
 
 
 def _save_record(ctx: Context, rec: dict[str, Any], head: bytes | None = None) -> None:
+    from sane.paths import private_dir
+    from sane.state import write_atomic, write_json
+
     directory = private_dir(runs_dir(ctx) / rec["run_id"])
     if head is not None:
         write_atomic(directory / "head", head)
@@ -332,6 +337,8 @@ def _save_record(ctx: Context, rec: dict[str, Any], head: bytes | None = None) -
 def _load_record(ctx: Context, run_id: str) -> dict[str, Any]:
     if not run_id or "/" in run_id or run_id.startswith("."):
         raise errors.InvalidArgument(f"not a run id: {run_id!r}", run_id=run_id)
+    from sane.state import read_json
+
     try:
         rec: dict[str, Any] = read_json(runs_dir(ctx) / run_id / "record.json")
     except FileNotFoundError:
@@ -490,6 +497,10 @@ def _hand_over(
     started: float,
 ) -> RunResult:
     """The deadline passed: record the rest of the stream to a file for later calls."""
+    import shutil
+
+    from sane.paths import private_dir
+
     pane_id = rec["pane"]
     directory = private_dir(runs_dir(ctx) / rec["run_id"])
     stream_path = directory / "stream"

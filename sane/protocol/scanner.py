@@ -8,7 +8,7 @@ the begin marker and the end (or exit, or prompt) marker.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sane.protocol import markers as mk
 
@@ -26,8 +26,7 @@ _BEFORE_BEGIN = {
 }
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     kind: str
     exit_code: int | None
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sane import errors
 
@@ -22,8 +21,24 @@ def quote(arg: str) -> str:
     return '"\\n"'.join("'" + p.replace("'", "'\"'\"'") + "'" for p in parts)
 
 
-@dataclass(frozen=True)
-class TmuxServer:
+_TMUX_PATH: dict[str, str | None] = {}
+
+
+def find_tmux() -> str | None:
+    """``shutil.which("tmux")``, cached per PATH (shutil costs a few ms to import)."""
+    path = os.environ.get("PATH", os.defpath)
+    if path not in _TMUX_PATH:
+        found = None
+        for directory in path.split(os.pathsep):
+            candidate = os.path.join(directory or ".", "tmux")
+            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                found = candidate
+                break
+        _TMUX_PATH[path] = found
+    return _TMUX_PATH[path]
+
+
+class TmuxServer(NamedTuple):
     """One tmux server, chosen like tmux's own ``-L`` (socket name) or ``-S`` (path)."""
 
     socket_name: str | None = None
@@ -45,7 +60,7 @@ class TmuxServer:
         return self.socket_path or self.socket_name or "default"
 
     def argv(self, *args: str) -> list[str]:
-        exe = shutil.which("tmux")
+        exe = find_tmux()
         if exe is None:
             raise errors.TmuxNotInstalled(
                 "tmux is not installed or not on PATH", hint="install tmux (apt-get install tmux)"
