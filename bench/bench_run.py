@@ -20,8 +20,8 @@ a. ``run_command(ctx, "true", pane=...)`` in a warm pane (runner installed, cont
 b. The same ``true`` round trip through a pane running ``ssh -tt`` to the local sshd
    (median of N). Skipped, with the reason, when sshd is missing or we are not root.
 c. ``sane-run-command --pane PANE true`` (warm dash pane) as a process, median of 20,
-   beside ``python -c pass`` and ``python -c "import click"`` (same interpreter),
-   interleaved. Twice: with the environment as inherited (it may set
+   beside ``python -c pass`` and ``python -c "import click"`` (same interpreter), each
+   in its own block of 20. Twice: with the environment as inherited (it may set
    PYTHONDONTWRITEBYTECODE, so modules without a ``__pycache__`` compile on every
    start), then with bytecode cached under a temporary PYTHONPYCACHEPREFIX (nothing is
    written into the repository). Goal: <= 120 ms.
@@ -53,6 +53,7 @@ import string
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -119,6 +120,38 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def run_bounded(argv: list[str], timeout: float, env: dict[str, str] | None = None,
+                capture: bool = False) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run(..., check=True)`` bounded by ``timeout`` without distorting timings.
+
+    ``subprocess.run(timeout=...)`` waits by polling with sleeps of up to 50 ms, which
+    would round every measured process up; here a blocking wait is bounded by a timer
+    that kills the process instead.
+    """
+    pipe = subprocess.PIPE if capture else None
+    proc = subprocess.Popen(argv, env=env, stdout=pipe, stderr=pipe, text=True)
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout, expire)
+    timer.start()
+    try:
+        out, err = proc.communicate()
+    finally:
+        timer.cancel()
+        if proc.poll() is None:  # interrupted (e.g. SIGTERM): leave no child behind
+            proc.kill()
+            proc.wait()
+    if expired.is_set():
+        raise subprocess.TimeoutExpired(argv, timeout, out, err)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, argv, out, err)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
 # -- raw tmux floor ----------------------------------------------------------------------
 
 
@@ -135,8 +168,8 @@ def raw_round_trip(srv: TmuxTestServer, pane: str, command: str,
                            "Enter")
     wait = srv.server.argv("wait-for", chan)
     start = time.perf_counter()
-    subprocess.run(send, check=True, timeout=timeout)
-    subprocess.run(wait, check=True, timeout=timeout)
+    run_bounded(send, timeout)
+    run_bounded(wait, timeout)
     return time.perf_counter() - start
 
 
@@ -155,8 +188,8 @@ def bench_local(srv: TmuxTestServer, ctx: Context,
     panes: dict[str, str] = {}
     medians: dict[str, float] = {}
     display = srv.server.argv("display-message", "-p", "#{pid}")
-    spawn = median_ms([timed(lambda: subprocess.run(display, check=True, capture_output=True,
-                                                    timeout=RAW_TIMEOUT)) for _ in range(runs)])
+    spawn = median_ms([timed(lambda: run_bounded(display, RAW_TIMEOUT, capture=True))
+                       for _ in range(runs)])
     report(Row("a. one tmux client process (`tmux display-message -p`)", f"median {spawn:.2f} ms",
                "", None, "", "", "the raw baseline starts three of these"))
     for shell in ("bash", "dash"):
@@ -342,25 +375,23 @@ def bench_cli(srv: TmuxTestServer, home: Path, pane: str, pycache: Path | None) 
     cli = [cli_exe(), "--pane", pane, "true"]
 
     def run_cli() -> None:
-        proc = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=60,
-                              check=False)
+        proc = run_bounded(cli, 60, env=env, capture=True)
         result = json.loads(proc.stdout)
-        if proc.returncode != 0 or result.get("status") != "completed":
-            raise RuntimeError(f"sane-run-command failed ({proc.returncode}): {proc.stdout}"
-                               f"{proc.stderr}")
+        if result.get("status") != "completed":
+            raise RuntimeError(f"sane-run-command did not complete: {proc.stdout}")
 
     def python(code: str) -> Callable[[], object]:
         argv = [sys.executable, "-c", code]
-        return lambda: subprocess.run(argv, check=True, timeout=60, env=env)
+        return lambda: run_bounded(argv, 60, env=env)
 
     subjects: dict[str, Callable[[], object]] = {
-        "cli": run_cli, "pass": python("pass"), "click": python("import click")}
-    for fn in subjects.values():
+        "pass": python("pass"), "click": python("import click"), "cli": run_cli}
+    samples: dict[str, list[float]] = {}
+    for key, fn in subjects.items():
+        # One block each, not interleaved: the work tmux and the pane's shell still do
+        # after a CLI run ends would otherwise land on the Python baseline that follows.
         fn()  # warm the page cache (and fill the bytecode cache)
-    samples: dict[str, list[float]] = {k: [] for k in subjects}
-    for _ in range(CLI_RUNS):  # interleaved, so drift hits all three alike
-        for key, fn in subjects.items():
-            samples[key].append(timed(fn))
+        samples[key] = [timed(fn) for _ in range(CLI_RUNS)]
     cli_ms, pass_ms, click_ms = (median_ms(samples[k]) for k in ("cli", "pass", "click"))
     report(Row(f"c. CLI `sane-run-command --pane {pane} true` (dash, {label})",
                f"median {cli_ms:.1f} ms", "<= 120 ms", cli_ms <= 120.0,
@@ -463,9 +494,11 @@ def main() -> int:
     srv = TmuxTestServer(socket_name)
     tmp = Path(tempfile.mkdtemp(prefix="sane-bench-"))
     ctx: Context | None = None
+    socket_path: str | None = None
     started = time.monotonic()
     try:
         srv.start()
+        socket_path = srv.run("display-message", "-p", "#{socket_path}").strip()
         srv.run("new-session", "-d", "-s", "raw", "-x", "200", "-y", "50", SHELLS["dash"])
         ctx = Context(srv.server, home=tmp / "home")
         panes, medians = bench_local(srv, ctx, args.runs)
@@ -477,6 +510,8 @@ def main() -> int:
         if ctx is not None:
             ctx.close()
         srv.kill()
+        if socket_path:  # tmux leaves its socket file behind
+            Path(socket_path).unlink(missing_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
     summary()
     print(f"\ntotal bench time {time.monotonic() - started:.1f} s")

@@ -118,6 +118,37 @@ class PaneNotShell(Busy):
     code = "pane_not_shell"
 
 
+class RemoteOperationFailed(SaneError):
+    """An operation on the pane's host did not succeed (a file could not be written)."""
+
+    code = "remote_operation_failed"
+    exit_status = EXIT_COMMAND_FAILED
+
+
+class PermissionDenied(RemoteOperationFailed):
+    code = "permission_denied"
+
+
+class FileExists(RemoteOperationFailed):
+    code = "file_exists"
+
+
+class IsDirectory(RemoteOperationFailed):
+    code = "is_directory"
+
+
+class ChecksumMismatch(RemoteOperationFailed):
+    code = "checksum_mismatch"
+
+
+class TransferFailed(RemoteOperationFailed):
+    code = "transfer_failed"
+
+
+class ParentMissing(NotFound):
+    code = "parent_missing"
+
+
 class StateError(SaneError):
     code = "state_invalid"
     exit_status = EXIT_STATE

@@ -64,6 +64,61 @@ class ListPanesResult(TypedDict):
     panes: list[PaneInfo]
 
 
+class CreateFileResult(TypedDict):
+    path: str
+    """Absolute path, as resolved on the host."""
+    pane: str
+    bytes: int
+    sha256: str
+    mode: str
+    """Octal permission bits, e.g. "0644"."""
+    action: Literal["created", "replaced"]
+    backup_path: str | None
+    duration_ms: float
+
+
+class DistroInfo(TypedDict):
+    id: str | None
+    version_id: str | None
+    name: str | None
+
+
+class ShellInfo(TypedDict):
+    path: str | None
+    name: str | None
+    version: str | None
+
+
+class LocaleInfo(TypedDict):
+    lang: str | None
+    lc_all: str | None
+    charmap: str | None
+
+
+class PlatformInfo(TypedDict):
+    """Facts about a host; ``null`` means the probe could not tell, never a guess."""
+
+    os: str | None
+    kernel_release: str | None
+    arch: str | None
+    distro: DistroInfo | None
+    hostname: str | None
+    user: str | None
+    uid: int | None
+    home: str | None
+    shell: ShellInfo
+    package_managers: list[str]
+    init_system: str | None
+    init_process: str | None
+    container: str | None
+    virtualization: str | None
+    tools: dict[str, bool]
+    locale: LocaleInfo
+    sudo_without_password: bool | None
+    pane: str | None
+    duration_ms: float | None
+
+
 class ErrorBody(TypedDict):
     code: str
     message: str

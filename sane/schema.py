@@ -15,7 +15,7 @@ from typing import Any, Literal, TypedDict, get_args, get_origin, get_type_hints
 import typing_extensions
 from pydantic import TypeAdapter
 
-from sane.models import ErrorBody, ListPanesResult, RunResult
+from sane.models import CreateFileResult, ErrorBody, ListPanesResult, PlatformInfo, RunResult
 
 
 class _Envelope(TypedDict):
@@ -28,6 +28,14 @@ class RunDocument(_Envelope, RunResult):
 
 
 class ListPanesDocument(_Envelope, ListPanesResult):
+    pass
+
+
+class CreateFileDocument(_Envelope, CreateFileResult):
+    pass
+
+
+class PlatformDocument(_Envelope, PlatformInfo):
     pass
 
 
@@ -45,6 +53,8 @@ DOCUMENTS: dict[str, Any] = {
     "command-failed": CommandFailedDocument,
     "run-command": RunDocument,
     "list-panes": ListPanesDocument,
+    "create-file": CreateFileDocument,
+    "detect-platform": PlatformDocument,
     "error": ErrorDocument,
 }
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from sane.cli._output import entry, socket_option
+from sane.cli.create_file import create_file_cli
+from sane.cli.detect_platform import detect_platform_cli
 from sane.cli.list_panes import list_panes_cli
 from sane.cli.run_command import emit_run, run_command_cli
 
@@ -23,6 +25,8 @@ def cli() -> None:
 
 cli.add_command(run_command_cli, name="run-command")
 cli.add_command(list_panes_cli, name="list-panes")
+cli.add_command(create_file_cli, name="create-file")
+cli.add_command(detect_platform_cli, name="detect-platform")
 
 
 @cli.group()

@@ -19,6 +19,7 @@ import contextlib
 import os
 import shlex
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sane import errors
@@ -46,12 +47,18 @@ EXIT_SETTLE = 5.0
 DEFAULT_MAX_OUTPUT = 1 << 20
 
 
+OutputHook = Callable[[ControlClient, str, sc.RunScanner], None]
+
+
 class RunOptions(NamedTuple):
     timeout: float = 30.0
     interrupt_on_timeout: bool = False
     keep_ansi: bool = False
     max_output: int | None = DEFAULT_MAX_OUTPUT
     interrupt_grace: float = INTERRUPT_GRACE
+    # Called after each chunk of output while the run is followed in-process: lets an
+    # operation talk to its own command (create-file pastes its data on a marker).
+    on_output: OutputHook | None = None
 
 
 def runs_dir(ctx: Context) -> Path:
@@ -190,6 +197,7 @@ def _follow(
     stream: PaneStream,
     scanner: sc.RunScanner,
     deadline: float,
+    on_output: OutputHook | None = None,
 ) -> _Follow:
     acknowledged = False
     while True:
@@ -200,6 +208,8 @@ def _follow(
         if data:
             if scanner.feed(data) is not None:
                 return _Follow("outcome")
+            if on_output is not None:
+                on_output(client, pane_id, scanner)
             continue
         if stream.closed:
             return _Follow("lost")
@@ -396,7 +406,7 @@ def _run(
                 claim = None
                 state = ensure_runner(ctx, client, stream, state)
             scanner, follow = _start_and_follow(ctx, client, stream, state, command, deadline,
-                                                claim, run_id)
+                                                claim, run_id, opts.on_output)
         except errors.PaneBusy:
             raise
         except BaseException:
@@ -433,6 +443,7 @@ def _start_and_follow(
     deadline: float,
     claim: str | None,
     run_id: str,
+    on_output: OutputHook | None = None,
 ) -> tuple[sc.RunScanner, _Follow]:
     force_paste = False
     reinstalled = False
@@ -450,7 +461,7 @@ def _start_and_follow(
             scanner = sc.RunScanner(nonce, tokens_of(state))
             _send(client, state.pane_id, typed, nonce, None)
         claim = None
-        follow = _follow(ctx, client, state.pane_id, stream, scanner, deadline)
+        follow = _follow(ctx, client, state.pane_id, stream, scanner, deadline, on_output)
         outcome = scanner.outcome
         if follow.kind != "outcome" or outcome is None:
             return scanner, follow
