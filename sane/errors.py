@@ -158,6 +158,21 @@ class StateLocked(StateError):
     code = "state_locked"
 
 
+class ConfigInvalid(StateError):
+    """servers.json (or an imported file) does not validate; the message names where."""
+
+    code = "config_invalid"
+
+
+class ServerNotFound(NotFound):
+    code = "server_not_found"
+
+
+class ServerExists(SaneError):
+    code = "server_exists"
+    exit_status = EXIT_USAGE
+
+
 def all_error_classes() -> list[type[SaneError]]:
     """Every concrete error class, for docs and the schema of the error contract."""
     seen: list[type[SaneError]] = []

@@ -9,6 +9,7 @@ from sane.cli.create_file import create_file_cli
 from sane.cli.detect_platform import detect_platform_cli
 from sane.cli.list_panes import list_panes_cli
 from sane.cli.run_command import emit_run, run_command_cli
+from sane.cli.server import server_group
 
 WAIT_EPILOG = """\b
 Example (a run left `running` by --timeout 1):
@@ -27,6 +28,7 @@ cli.add_command(run_command_cli, name="run-command")
 cli.add_command(list_panes_cli, name="list-panes")
 cli.add_command(create_file_cli, name="create-file")
 cli.add_command(detect_platform_cli, name="detect-platform")
+cli.add_command(server_group)
 
 
 @cli.group()

@@ -1,0 +1,121 @@
+"""``sane server ...``: the fleet registry (servers.json)."""
+
+from __future__ import annotations
+
+import click
+
+from sane.cli._output import emit
+from sane.errors import InvalidArgument
+
+ADD_EPILOG = """\b
+Example:
+  $ sane server add web1 --host 10.0.0.11 --user deploy --identity ~/.ssh/id_ed25519 \\
+      --tag web --ssh-option ConnectTimeout=5
+  {"ok": true, "schema_version": 1, "server": {"name": "web1", "host": "10.0.0.11",
+   "port": 22, "user": "deploy", "identity_file": "/home/me/.ssh/id_ed25519",
+   "ssh_options": {"ConnectTimeout": "5"}, "tags": ["web"],
+   "health_path": "~/.sane/health.json"}}
+"""
+
+
+@click.group("server")
+def server_group() -> None:
+    """Add, list, show, remove and import servers (servers.json in $SANE_HOME)."""
+
+
+def _options(pairs: tuple[str, ...]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidArgument(f"--ssh-option takes KEY=VALUE, not {pair!r}", option=pair)
+        options[key] = value
+    return options
+
+
+@server_group.command("add", epilog=ADD_EPILOG)
+@click.argument("name")
+@click.option("--host", required=True, help="Hostname or address.")
+@click.option("--port", type=int, default=22, show_default=True)
+@click.option("--user", default=None)
+@click.option("--identity", default=None, help="Private key file (kept as a path, never read).")
+@click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE")
+@click.option("--tag", "tags", multiple=True)
+@click.option("--health-path", default="~/.sane/health.json", show_default=True)
+@click.option("--replace", is_flag=True, help="Overwrite an existing server of that name.")
+def add(name: str, host: str, port: int, user: str | None, identity: str | None,
+        ssh_options: tuple[str, ...], tags: tuple[str, ...], health_path: str,
+        replace: bool) -> None:
+    """Add server NAME to the registry."""
+    import os
+
+    from pydantic import ValidationError
+
+    from sane.fleet.registry import Registry, Server
+
+    try:
+        server = Server(
+            name=name, host=host, port=port, user=user,
+            identity_file=os.path.abspath(os.path.expanduser(identity)) if identity else None,
+            ssh_options=_options(ssh_options), tags=list(tags), health_path=health_path,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise InvalidArgument(f"{field}: {first['msg']}", field=field) from None
+    Registry().add(server, replace=replace)
+    emit({"server": server.model_dump(mode="json")})
+
+
+@server_group.command("list")
+@click.option("--tag", default=None, help="Only servers with this tag.")
+def list_servers(tag: str | None) -> None:
+    """List the registered servers."""
+    from sane.fleet.registry import Registry
+
+    servers = Registry().servers()
+    emit({"servers": [s.model_dump(mode="json") for s in servers if tag is None or tag in s.tags]})
+
+
+@server_group.command("show")
+@click.argument("name")
+def show(name: str) -> None:
+    """Show one server."""
+    from sane.fleet.registry import Registry
+
+    emit({"server": Registry().get(name).model_dump(mode="json")})
+
+
+@server_group.command("remove")
+@click.argument("name")
+def remove(name: str) -> None:
+    """Remove server NAME from the registry."""
+    from sane.fleet.registry import Registry
+
+    emit({"removed": Registry().remove(name).model_dump(mode="json")})
+
+
+@server_group.command("import")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["ssh-config", "ansible"]), required=True)
+@click.option("--replace", is_flag=True, help="Overwrite servers that already exist.")
+def import_servers(source: str, fmt: str, replace: bool) -> None:
+    """Import the hosts of an OpenSSH config or an Ansible inventory (INI or YAML)."""
+    from sane.errors import ServerExists
+    from sane.fleet.importers import from_ansible_inventory, from_ssh_config
+    from sane.fleet.registry import Registry
+
+    with open(source, encoding="utf-8") as fh:
+        text = fh.read()
+    imported = from_ssh_config(text) if fmt == "ssh-config" else from_ansible_inventory(text)
+    added, skipped = [], list(imported.skipped)
+    with Registry().locked() as registry:
+        names = {s.name for s in registry.servers}
+        for server in imported.servers:
+            if server.name in names and not replace:
+                skipped.append({"name": server.name, "reason": ServerExists.code})
+                continue
+            registry.servers = [s for s in registry.servers if s.name != server.name]
+            registry.servers.append(server)
+            added.append(server.model_dump(mode="json"))
+    emit({"imported": added, "skipped": skipped})
