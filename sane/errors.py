@@ -76,6 +76,39 @@ class RunNotFound(NotFound):
     code = "run_not_found"
 
 
+class ConnectionFailed(SaneError):
+    """ssh could not reach or log in to a server; subclasses say exactly why."""
+
+    code = "connection_failed"
+    exit_status = EXIT_CONNECTION
+
+
+class AuthFailed(ConnectionFailed):
+    code = "auth_failed"
+
+
+class ConnectionRefused(ConnectionFailed):
+    code = "connection_refused"
+
+
+class HostKeyMismatch(ConnectionFailed):
+    """The server's host key differs from the known one: nothing was sent to it."""
+
+    code = "host_key_mismatch"
+
+
+class HostKeyUnknown(ConnectionFailed):
+    code = "host_key_unknown"
+
+
+class HostUnreachable(ConnectionFailed):
+    code = "host_unreachable"
+
+
+class ConnectTimeout(ConnectionFailed):
+    code = "timeout"
+
+
 class TmuxError(SaneError):
     """tmux itself failed or refused a command."""
 

@@ -229,7 +229,7 @@ def _dead_state(ctx: Context, pane_id: str) -> panes.PaneState | None:
         state = ctx.pane_state(pane_id)
     except errors.PaneNotFound:
         return panes.PaneState(pane_id, "", None, True, None, None, False, False, None, None,
-                               None, "")
+                               None, None, None, "")
     return state if state.dead else None
 
 
@@ -249,10 +249,11 @@ def _status_of(
         and state is not None
         and state.dead_status is not None
         and state.dead_signal is None
-        and scanner.begin is not None
+        and scanner.exit_pending()
     ):
-        # The shell ended with the command's own `exit N` (the X marker was lost
-        # with the dying pane): tmux recorded the status.
+        # The command's own `exit N` ran (its EXIT-trap marker had begun to arrive)
+        # and the rest of the marker died with the pane: tmux recorded the status
+        # (for an ssh pane, ssh passes the remote shell's status on).
         scanner.end_before_partial_marker()
         return "completed", state.dead_status, True
     scanner.end_before_partial_marker()

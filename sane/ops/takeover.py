@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from sane import errors
-from sane.ops.context import Context
+from sane.ops.context import LOCAL_WINDOW, ROLE_LOCAL, Context
 from sane.protocol import markers
 from sane.protocol.runner import takeover_script
 from sane.protocol.scanner import wait_ready
@@ -63,13 +63,27 @@ class PaneDied(Exception):
 
 
 def respawn(ctx: Context, state: panes.PaneState) -> panes.PaneState:
-    """Restart a dead pane's command, keeping its pane id.
+    """Bring a dead pane back.
 
     tmux (3.3a up to at least 3.6a, tmux/tmux#5499) segfaults the whole server when
     a pane is respawned while a control client attached to its session has not
-    consumed all of the pane's output. So sane detaches its own client from that
-    session first and respawns through a separate tmux process.
+    consumed all of the pane's output. So sane's own local pane is replaced (killed and
+    created again: its id changes, sane finds it by role); a pane of the user's is
+    respawned in place after sane detaches its own client from that session. An ssh
+    pane is reopened by the fleet layer, which knows the server.
     """
+    if state.role == ROLE_LOCAL:
+        from sane.tmux.structure import ensure_local_pane
+
+        ctx.server.run("kill-pane", "-t", state.pane_id)
+        pane = ensure_local_pane(ctx.server, ctx.session_name, LOCAL_WINDOW, ROLE_LOCAL)
+        return _wait_for_shell(ctx, pane, RESPAWN_SETTLE)
+    if state.role is not None and state.server is not None:
+        raise errors.ConnectionFailed(
+            f"the ssh session of server {state.server} ended; `sane connect {state.server}` "
+            "or a run with --server reopens it",
+            server=state.server, pane=state.pane_id,
+        )
     ctx.hub.drop(state.session_id)
     ctx.server.run("respawn-pane", "-t", state.pane_id)
     # The pane's start command may pass through a wrapper (env, a login script)

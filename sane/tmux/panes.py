@@ -19,7 +19,7 @@ OPT_RUN = "@sane_run"  # id of the run in progress: the pane's busy flag
 _STATE_FIELDS = (
     "pane_id", "session_id", "pane_pid", "pane_dead", "pane_dead_status",
     "pane_dead_signal", "pane_pipe", "pane_in_mode",
-    OPT_SHELL_PID, OPT_TOKEN, OPT_RUN, "pane_current_command",
+    OPT_SHELL_PID, OPT_TOKEN, OPT_RUN, OPT_ROLE, OPT_SERVER, "pane_current_command",
 )
 STATE_FORMAT = "\t".join("#{" + f + "}" for f in _STATE_FIELDS)
 
@@ -36,6 +36,8 @@ class PaneState(NamedTuple):
     shell_pid: int | None
     token: str | None
     run_id: str | None
+    role: str | None
+    server: str | None
     current_command: str
 
     @property
@@ -66,7 +68,9 @@ def parse_state(line: str) -> PaneState:
         shell_pid=_int(f[8]),
         token=f[9] or None,
         run_id=f[10] or None,
-        current_command=f[11],
+        role=f[11] or None,
+        server=f[12] or None,
+        current_command=f[13],
     )
 
 

@@ -1,0 +1,116 @@
+"""The system ``ssh``, configured the way sane needs it, and its failures named.
+
+Why the system client: users' keys, agents, ``~/.ssh/config`` and known_hosts work
+as they do at the prompt, and a pane running ``ssh`` is something a person can watch
+and take over. Defaults: ``BatchMode=yes`` (never hangs on a password or passphrase
+prompt), host keys checked (``accept-new`` only when asked), curve25519 key exchange
+(~90 ms faster per connection than the default post-quantum one here), keep-alives so
+a dead link is noticed within ~15 s, and the pane's connection as a ControlMaster so
+side channels (``sane server test``, health reads) cost milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from typing import Any
+
+from sane import errors
+from sane.fleet.registry import Server
+
+CONNECT_TIMEOUT = 10
+KEEPALIVE = ("-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3")
+
+
+def control_dir() -> str:
+    """Short, private directory for ControlMaster sockets (paths are limited to ~100
+    bytes, so not under a possibly deep ``$SANE_HOME``)."""
+    path = os.path.join(tempfile.gettempdir(), f"sane-{os.getuid()}-cm")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    info = os.lstat(path)
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise errors.StateError(f"{path} must be a directory private to this user", path=path)
+    return path
+
+
+def ssh_argv(server: Server, accept_new: bool = False, master: bool = False,
+             tty: bool = False) -> list[str]:
+    """argv for ``ssh`` to ``server``: a pane's session (``master``) or a side channel."""
+    argv = ["ssh"]
+    if tty:
+        argv.append("-tt")
+    argv += [
+        "-o", "BatchMode=yes",
+        "-o", f"StrictHostKeyChecking={'accept-new' if accept_new else 'yes'}",
+        "-o", f"ConnectTimeout={CONNECT_TIMEOUT}",
+        "-o", "KexAlgorithms=curve25519-sha256,curve25519-sha256@libssh.org,"
+              "sntrup761x25519-sha512@openssh.com,ecdh-sha2-nistp256",
+        "-o", "LogLevel=ERROR",
+        "-o", f"ControlPath={control_dir()}/%C",
+        "-o", f"ControlMaster={'auto' if master else 'no'}",
+        "-o", "ControlPersist=no",
+        *KEEPALIVE,
+        "-p", str(server.port),
+    ]
+    if server.identity_file:
+        argv += ["-i", os.path.expanduser(server.identity_file), "-o", "IdentitiesOnly=yes"]
+    if server.user:
+        argv += ["-l", server.user]
+    for key, value in server.ssh_options.items():
+        argv += ["-o", f"{key}={value}"]
+    argv += ["--", server.host]
+    return argv
+
+
+# Substrings of ssh's messages, first match wins, and the error each one means.
+_FAILURES: tuple[tuple[str, type[errors.SaneError]], ...] = (
+    ("remote host identification has changed", errors.HostKeyMismatch),
+    ("host key for", errors.HostKeyMismatch),
+    ("no ed25519 host key is known", errors.HostKeyUnknown),
+    ("no rsa host key is known", errors.HostKeyUnknown),
+    ("no ecdsa host key is known", errors.HostKeyUnknown),
+    ("host key verification failed", errors.HostKeyUnknown),
+    ("permission denied", errors.AuthFailed),
+    ("too many authentication failures", errors.AuthFailed),
+    ("connection refused", errors.ConnectionRefused),
+    ("could not resolve hostname", errors.HostUnreachable),
+    ("no route to host", errors.HostUnreachable),
+    ("network is unreachable", errors.HostUnreachable),
+    ("timed out", errors.ConnectTimeout),
+)
+
+
+def classify(server: Server, text: str, **details: Any) -> errors.SaneError:
+    """The sane error for ssh's own words about why it could not connect."""
+    low = text.lower()
+    for needle, cls in _FAILURES:
+        if needle in low:
+            break
+    else:
+        cls = errors.ConnectionFailed
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    reason = lines[-1] if lines else "ssh exited without saying why"
+    return cls(f"{server.name} ({server.host}:{server.port}): {reason}", server=server.name,
+               ssh_output=text.strip()[-2000:], **details)
+
+
+def test_connection(server: Server, accept_new: bool = False,
+                    timeout: float = CONNECT_TIMEOUT + 5) -> float:
+    """Connect, run ``true``, return the latency in ms; raise the classified error."""
+    argv = ssh_argv(server, accept_new=accept_new) + ["true"]
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, errors="replace",
+                              timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+    except FileNotFoundError as exc:
+        raise errors.ConnectionFailed("ssh is not installed", server=server.name) from exc
+    except subprocess.TimeoutExpired:
+        raise errors.ConnectTimeout(
+            f"{server.name}: no answer within {timeout:g}s", server=server.name
+        ) from None
+    latency = (time.perf_counter() - started) * 1000
+    if proc.returncode != 0:
+        raise classify(server, proc.stderr, exit_status=proc.returncode)
+    return round(latency, 3)
