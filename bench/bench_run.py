@@ -18,7 +18,9 @@ a. ``run_command(ctx, "true", pane=...)`` in a warm pane (runner installed, cont
    wait-for -S CHAN' Enter`` then ``tmux wait-for CHAN``, as processes, same shells.
    Goals: <= 2 ms and <= 0.75x raw.
 b. The same ``true`` round trip through a pane running ``ssh -tt`` to the local sshd
-   (median of N). Skipped, with the reason, when sshd is missing or we are not root.
+   (median and p90 of N), beside the raw floor through a second ssh pane (signalled
+   with ``tmux -L SOCKET wait-for -S``: ``$TMUX`` does not cross ssh). Skipped, with
+   the reason, when sshd is missing or we are not root.
 c. ``sane-run-command --pane PANE true`` (warm dash pane) as a process, median of 20,
    beside ``python -c pass`` and ``python -c "import click"`` (same interpreter), each
    in its own block of 20. Twice: with the environment as inherited (it may set
@@ -33,7 +35,9 @@ d. Throughput: ``cat FILE`` of a 10,000,000-byte deterministic text file in a da
 
 Raw-baseline panes live in their own tmux session ("raw"), so sane's control client
 (attached to session "base") never receives their output. No fixed sleeps: every wait
-polls a condition against a deadline.
+polls a condition against a deadline. Timed processes are waited on with a blocking
+wait bounded by a kill timer, not ``subprocess.run(timeout=...)``, whose polling
+(sleeps of up to 50 ms) would inflate every measured process.
 """
 
 from __future__ import annotations
