@@ -34,6 +34,8 @@ def _mode(value: str | None) -> int | None:
 
 
 @click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--server", "-s", "server", default=None, metavar="NAME",
+              help="Run through this registered server's ssh pane (connects on demand).")
 @click.option("--pane", "-t", default=None, metavar="TARGET",
               help="tmux target pane; default: sane's local pane.")
 @click.option("--content", default=None, help="The file's content, as text (UTF-8).")
@@ -50,7 +52,8 @@ def _mode(value: str | None) -> int | None:
 @socket_option
 @click.argument("path")
 def create_file_cli(
-    pane: str | None, content: str | None, from_file: str | None, mode: str | None,
+    server: str | None, pane: str | None, content: str | None, from_file: str | None,
+    mode: str | None,
     parents: bool, no_overwrite: bool, backup: bool, expected: str | None, timeout: float,
     socket: str | None, path: str,
 ) -> None:
@@ -73,6 +76,10 @@ def create_file_cli(
     from sane.tmux.command import TmuxServer
 
     with Context(TmuxServer.from_env(socket)) as ctx:
+        if server is not None:
+            from sane.fleet.panes import resolve_target
+
+            pane = resolve_target(ctx, pane, server)
         result = create_file(ctx, path, data, pane=pane, mode=_mode(mode), parents=parents,
                              no_overwrite=no_overwrite, backup=backup,
                              expected_sha256=expected.lower() if expected else None,

@@ -7,6 +7,7 @@ import click
 from sane.cli._output import entry, socket_option
 from sane.cli.create_file import create_file_cli
 from sane.cli.detect_platform import detect_platform_cli
+from sane.cli.fleet import connect, down, test, up
 from sane.cli.list_panes import list_panes_cli
 from sane.cli.run_command import emit_run, run_command_cli
 from sane.cli.server import server_group
@@ -29,6 +30,10 @@ cli.add_command(list_panes_cli, name="list-panes")
 cli.add_command(create_file_cli, name="create-file")
 cli.add_command(detect_platform_cli, name="detect-platform")
 cli.add_command(server_group)
+server_group.add_command(test)
+cli.add_command(up)
+cli.add_command(connect)
+cli.add_command(down)
 
 
 @cli.group()

@@ -67,12 +67,15 @@ def run_options(f: click.decorators.FC) -> click.decorators.FC:
 
 
 @click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--server", "-s", "server", default=None, metavar="NAME",
+              help="Run through this registered server's ssh pane (connects on demand).")
 @click.option("--pane", "-t", default=None, metavar="TARGET",
               help="tmux target pane (%ID or session:window.pane); default: sane's local pane.")
 @run_options
 @click.argument("command", nargs=-1, required=True)
 def run_command_cli(
-    pane: str | None, socket: str | None, timeout: float, interrupt_on_timeout: bool,
+    server: str | None, pane: str | None, socket: str | None, timeout: float,
+    interrupt_on_timeout: bool,
     keep_ansi: bool, check: bool, max_output: int, command: tuple[str, ...],
 ) -> None:
     """Run COMMAND in a tmux pane's shell and print exactly what it printed and its
@@ -85,6 +88,10 @@ def run_command_cli(
     options = RunOptions(timeout=timeout, interrupt_on_timeout=interrupt_on_timeout,
                          keep_ansi=keep_ansi, max_output=max_output or None)
     with Context(TmuxServer.from_env(socket)) as ctx:
+        if server is not None:
+            from sane.fleet.panes import resolve_target
+
+            pane = resolve_target(ctx, pane, server)
         result = run_command(ctx, text, pane=pane, options=options)
     emit_run(dict(result), check)
 

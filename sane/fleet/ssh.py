@@ -85,11 +85,7 @@ _FAILURES: tuple[tuple[str, type[errors.SaneError]], ...] = (
 def classify(server: Server, text: str, **details: Any) -> errors.SaneError:
     """The sane error for ssh's own words about why it could not connect."""
     low = text.lower()
-    for needle, cls in _FAILURES:
-        if needle in low:
-            break
-    else:
-        cls = errors.ConnectionFailed
+    cls = next((c for needle, c in _FAILURES if needle in low), errors.ConnectionFailed)
     lines = [line for line in text.strip().splitlines() if line.strip()]
     reason = lines[-1] if lines else "ssh exited without saying why"
     return cls(f"{server.name} ({server.host}:{server.port}): {reason}", server=server.name,
@@ -99,7 +95,7 @@ def classify(server: Server, text: str, **details: Any) -> errors.SaneError:
 def test_connection(server: Server, accept_new: bool = False,
                     timeout: float = CONNECT_TIMEOUT + 5) -> float:
     """Connect, run ``true``, return the latency in ms; raise the classified error."""
-    argv = ssh_argv(server, accept_new=accept_new) + ["true"]
+    argv = [*ssh_argv(server, accept_new=accept_new), "true"]
     started = time.perf_counter()
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, errors="replace",

@@ -105,7 +105,8 @@ def _wait_for_shell(ctx: Context, pane: str, timeout: float) -> panes.PaneState:
 
 
 def install_runner(
-    ctx: Context, client: ControlClient, stream: PaneStream, state: panes.PaneState
+    ctx: Context, client: ControlClient, stream: PaneStream, state: panes.PaneState,
+    deadline: float | None = None,
 ) -> panes.PaneState:
     pane = state.pane_id
     state = ctx.pane_state(pane)
@@ -123,17 +124,23 @@ def install_runner(
     keys = " ".join(f"{b:02x}" for b in script.encode()) + " 0d"
     client.command(f"send-keys -t {pane} -H {keys}")
     seen = bytearray()
-    deadline = time.monotonic() + READY_TIMEOUT
+    if deadline is None:
+        deadline = time.monotonic() + READY_TIMEOUT
     while not wait_ready(seen, nonce):
         remaining = deadline - time.monotonic()
         if remaining <= 0 or stream.closed:
             raise errors.RunnerUnavailable(
-                f"the shell in pane {pane} did not confirm sane's runner within "
-                f"{READY_TIMEOUT:g}s (is it a POSIX shell, and idle?)",
+                f"the shell in pane {pane} did not confirm sane's runner in time "
+                "(is it a POSIX shell, and idle?)",
                 pane=pane,
                 current_command=state.current_command,
             )
-        seen += stream.take(min(remaining, 0.25))
+        data = stream.take(min(remaining, 0.25))
+        if data:
+            seen += data
+        elif ctx.pane_state(pane).dead:
+            raise errors.RunnerUnavailable(f"pane {pane} died before sane's runner was ready",
+                                           pane=pane)
     tokens = " ".join([token, *tokens_of(state)][:MAX_TOKENS])
     client.command(f"set-option -p -t {pane} {panes.OPT_SHELL_PID} {state.pid}")
     client.command(f"set-option -p -t {pane} {panes.OPT_TOKEN} '{tokens}'")

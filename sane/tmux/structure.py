@@ -7,9 +7,12 @@ control client instead.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from sane import errors
@@ -32,13 +35,33 @@ def _libtmux_server(server: TmuxServer):  # type: ignore[no-untyped-def]
     )
 
 
-def _creation_lock(server: TmuxServer) -> int:
-    """Serialise creation across processes, so two first runs make one session."""
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def creation_lock(server: TmuxServer) -> Iterator[None]:
+    """Serialise creating sessions and windows across processes and threads, so two
+    first runs make one session; re-entrant within a thread."""
+    depth = getattr(_held, "depth", 0)
+    if depth:
+        _held.depth = depth + 1
+        try:
+            yield
+        finally:
+            _held.depth -= 1
+        return
     name = "".join(c if c.isalnum() else "_" for c in server.label)
     path = Path(tempfile.gettempdir()) / f"sane-{os.getuid()}-{name}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _held.depth = 1
+        try:
+            yield
+        finally:
+            _held.depth = 0
+    finally:
+        os.close(fd)
 
 
 def prepare_pane(
@@ -55,8 +78,7 @@ def prepare_pane(
 
 def ensure_local_pane(server: TmuxServer, session: str, window: str, role: str) -> str:
     """Return the id of the session's pane with ``role``, creating what is missing."""
-    fd = _creation_lock(server)
-    try:
+    with creation_lock(server):
         import libtmux.exc
 
         srv = _libtmux_server(server)
@@ -82,5 +104,3 @@ def ensure_local_pane(server: TmuxServer, session: str, window: str, role: str) 
         pane_id = str(pane.pane_id)
         prepare_pane(server, pane_id, role)
         return pane_id
-    finally:
-        os.close(fd)

@@ -1,0 +1,162 @@
+"""The orchestrator session: one window per server, each holding that server's ssh.
+
+``sane up`` / ``sane connect`` make sure each server has a live pane whose remote
+shell has sane's runner installed (the runner's READY marker is the proof the remote
+shell is live, so nothing is typed into a half-open connection). Panes are found again
+by their ``@sane_role`` / ``@sane_server`` options, so reconnecting is idempotent: a
+live pane is reused, a dead one is replaced, a missing one is created.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sane import errors
+from sane.fleet.registry import Server
+from sane.fleet.ssh import classify, ssh_argv
+from sane.ops.context import Context
+from sane.ops.takeover import install_runner
+from sane.tmux import panes
+from sane.tmux.structure import creation_lock, ensure_local_pane, prepare_pane
+
+ROLE_SSH = "ssh"
+ROLE_ORCHESTRATOR = "orchestrator"
+OPT_GATE = "@sane_gate"
+CONNECT_TIMEOUT = 30.0
+DEFAULT_PARALLEL = 5
+
+
+def ensure_session(ctx: Context) -> str:
+    """The orchestrator session exists, with its ``orchestrator`` window; its pane id."""
+    return ensure_local_pane(ctx.server, ctx.session_name, ROLE_ORCHESTRATOR, ROLE_ORCHESTRATOR)
+
+
+def server_panes(ctx: Context) -> dict[str, panes.PaneState]:
+    """Live or dead ssh panes of the orchestrator session, by server name."""
+    try:
+        lines = ctx.tmux(["list-panes", "-s", "-t", f"={ctx.session_name}", "-F",
+                          panes.STATE_FORMAT])
+    except (errors.SessionNotFound, errors.PaneNotFound, errors.TmuxServerNotRunning):
+        return {}
+    found: dict[str, panes.PaneState] = {}
+    for line in lines:
+        if not line:
+            continue
+        state = panes.parse_state(line)
+        if state.role == ROLE_SSH and state.server is not None:
+            found.setdefault(state.server, state)
+    return found
+
+
+def _new_pane(ctx: Context, server: Server, accept_new: bool) -> str:
+    """A window running ssh behind a gate: the options that keep a failed ssh's pane
+    (and its error text) around are set before ssh may start and exit."""
+    gate = f"sane-gate-{os.urandom(6).hex()}"
+    ssh = shlex.join(ssh_argv(server, accept_new, master=True, tty=True))
+    command = f"tmux wait-for {gate} && exec {ssh}"
+    out = ctx.server.run("new-window", "-d", "-t", f"={ctx.session_name}:", "-n", server.name,
+                         "-P", "-F", "#{pane_id}", command)
+    pane_id = out.strip()
+    prepare_pane(ctx.server, pane_id, ROLE_SSH, server.name)
+    ctx.server.run("set-option", "-p", "-t", pane_id, OPT_GATE, gate)
+    ctx.server.run("wait-for", "-S", gate)
+    return pane_id
+
+
+def open_server_pane(ctx: Context, server: Server, accept_new: bool = False,
+                     timeout: float = CONNECT_TIMEOUT) -> panes.PaneState:
+    """A live, runner-ready pane for ``server``; raises the classified ssh error."""
+    with creation_lock(ctx.server):
+        ensure_session(ctx)
+        existing = server_panes(ctx).get(server.name)
+        if existing is not None and not existing.dead:
+            state = ctx.pane_state(existing.pane_id)
+            if state.runner_installed:
+                return state
+            pane_id = existing.pane_id
+        else:
+            if existing is not None:  # dead: its ssh ended; replace it (see respawn docs)
+                ctx.server.run("kill-pane", "-t", existing.pane_id)
+            pane_id = _new_pane(ctx, server, accept_new)
+    return _make_ready(ctx, server, pane_id, timeout)
+
+
+def _make_ready(ctx: Context, server: Server, pane_id: str, timeout: float) -> panes.PaneState:
+    state = ctx.pane_state(pane_id)
+    client = ctx.client(state.session_id)
+    stream = client.watch(pane_id)
+    try:
+        deadline = time.monotonic() + timeout
+        # Type nothing into a connection that is not up yet: wait for the remote side
+        # to say anything (banner, prompt) or for ssh to give up.
+        first_output = time.monotonic() + min(5.0, timeout)
+        while time.monotonic() < first_output:
+            if stream.take(0.1):
+                break
+            if ctx.pane_state(pane_id).dead:
+                raise _connect_error(ctx, server, ctx.pane_state(pane_id))
+        try:
+            return install_runner(ctx, client, stream, state, deadline=deadline)
+        except (errors.RunnerUnavailable, errors.PaneNotShell):
+            dead = ctx.pane_state(pane_id)
+            if dead.dead or dead.current_command != "ssh":
+                raise _connect_error(ctx, server, dead) from None
+            raise
+    finally:
+        client.unwatch(pane_id, stream)
+
+
+def _connect_error(ctx: Context, server: Server, state: panes.PaneState) -> errors.SaneError:
+    text = "\n".join(ctx.tmux(["capture-pane", "-p", "-J", "-S", "-", "-t", state.pane_id]))
+    return classify(server, text.replace("Pane is dead", ""), pane=state.pane_id,
+                    exit_status=state.dead_status)
+
+
+def connect_many(ctx: Context, servers: list[Server], accept_new: bool = False,
+                 max_parallel: int = DEFAULT_PARALLEL) -> list[dict[str, Any]]:
+    """Open panes for many servers, at most ``max_parallel`` at once; one report each."""
+    ensure_session(ctx)
+
+    def one(server: Server) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            state = open_server_pane(ctx, server, accept_new)
+        except errors.SaneError as exc:
+            return {"server": server.name, "ok": False, "pane": None, "error": exc.to_dict(),
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3)}
+        return {"server": server.name, "ok": True, "pane": state.pane_id, "error": None,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3)}
+
+    with ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
+        return list(pool.map(one, servers))
+
+
+def down(ctx: Context, names: list[str] | None = None) -> list[str]:
+    """Close the panes of ``names`` (all server panes when None); return who was closed."""
+    closed = []
+    for name, state in server_panes(ctx).items():
+        if names is None or name in names:
+            ctx.server.run("kill-pane", "-t", state.pane_id)
+            closed.append(name)
+    return sorted(closed)
+
+
+def pane_for_server(ctx: Context, name: str, accept_new: bool = False) -> str:
+    """The pane id to run in for server ``name``, connecting on demand."""
+    from sane.fleet.registry import Registry
+
+    server = Registry(ctx.home).get(name)
+    return open_server_pane(ctx, server, accept_new).pane_id
+
+
+def resolve_target(ctx: Context, pane: str | None, server: str | None) -> str | None:
+    """``--pane`` or ``--server`` (never both): the pane to use, None for the default."""
+    if pane is not None and server is not None:
+        raise errors.UsageError("give --pane or --server, not both")
+    if server is not None:
+        return pane_for_server(ctx, server)
+    return pane
