@@ -303,7 +303,7 @@ def _result(
     if status == "running":
         piece = piece[: output.safe_cut(piece)]
     data = output.clean(piece, keep_ansi=rec["keep_ansi"], aborted=status == "interrupted",
-                        exited=shell_exited)
+                        exited=shell_exited, lost=status == "lost")
     start = rec["returned"]
     rec["raw_returned"] = raw_from + len(piece)
     rec["returned"] = start + len(data)

@@ -37,10 +37,18 @@ def strip_escapes(data: bytes) -> bytes:
 _LOGOUT_TAIL = re.compile(rb"(?:logout|exit)\r?\n\Z")
 
 
+# What the local ssh client prints when the connection drops under a run.
+_SSH_CLOSED_TAIL = re.compile(rb"(?:Connection to \S+ closed(?: by remote host)?\.|"
+                              rb"client_loop: send disconnect: [^\r\n]*)\r*\n?\Z")
+
+
 def clean(
-    raw: bytes, keep_ansi: bool = False, aborted: bool = False, exited: bool = False
+    raw: bytes, keep_ansi: bool = False, aborted: bool = False, exited: bool = False,
+    lost: bool = False,
 ) -> bytes:
     """Exact program output from raw stream bytes."""
+    if lost:
+        raw = _SSH_CLOSED_TAIL.sub(b"", raw)
     if aborted:
         raw = _ABORT_TAIL.sub(b"", raw)
     if exited:
