@@ -92,8 +92,8 @@ def down(names: tuple[str, ...], socket: str | None) -> None:
 def test(name: str, accept_new: bool) -> None:
     """Connect to server NAME and report the latency, or exactly why not."""
     from sane.fleet.registry import Registry
-    from sane.fleet.ssh import test_connection
+    from sane.fleet.ssh import probe_connection
 
     server = Registry().get(name)
     emit({"server": name, "reachable": True,
-          "latency_ms": test_connection(server, accept_new=accept_new)})
+          "latency_ms": probe_connection(server, accept_new=accept_new)})

@@ -120,16 +120,23 @@ def connect_many(ctx: Context, servers: list[Server], accept_new: bool = False,
                  max_parallel: int = DEFAULT_PARALLEL) -> list[dict[str, Any]]:
     """Open panes for many servers, at most ``max_parallel`` at once; one report each."""
     ensure_session(ctx)
+    origin = time.perf_counter()
+
+    def ms(t: float) -> float:
+        return round((t - origin) * 1000, 3)
 
     def one(server: Server) -> dict[str, Any]:
         started = time.perf_counter()
+        report: dict[str, Any] = {"server": server.name, "ok": True, "pane": None,
+                                  "error": None}
         try:
-            state = open_server_pane(ctx, server, accept_new)
+            report["pane"] = open_server_pane(ctx, server, accept_new).pane_id
         except errors.SaneError as exc:
-            return {"server": server.name, "ok": False, "pane": None, "error": exc.to_dict(),
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 3)}
-        return {"server": server.name, "ok": True, "pane": state.pane_id, "error": None,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3)}
+            report.update(ok=False, error=exc.to_dict())
+        finished = time.perf_counter()
+        report.update(started_ms=ms(started), finished_ms=ms(finished),
+                      duration_ms=round((finished - started) * 1000, 3))
+        return report
 
     with ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
         return list(pool.map(one, servers))

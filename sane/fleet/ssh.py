@@ -92,7 +92,7 @@ def classify(server: Server, text: str, **details: Any) -> errors.SaneError:
                ssh_output=text.strip()[-2000:], **details)
 
 
-def test_connection(server: Server, accept_new: bool = False,
+def probe_connection(server: Server, accept_new: bool = False,
                     timeout: float = CONNECT_TIMEOUT + 5) -> float:
     """Connect, run ``true``, return the latency in ms; raise the classified error."""
     argv = [*ssh_argv(server, accept_new=accept_new), "true"]

@@ -1,0 +1,216 @@
+"""The fleet against real sshd servers on loopback: panes, errors, lost connections."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sane import errors
+from sane.fleet.panes import connect_many, down, open_server_pane, pane_for_server, server_panes
+from sane.fleet.registry import Registry, Server
+from sane.fleet.ssh import probe_connection
+from sane.ops.context import Context
+from sane.ops.runs import RunOptions, run_command
+from sane.testing import retry_until
+
+from .conftest import cli, output_bytes
+
+
+def register(home: Path, fleet: Any, **overrides: Any) -> list[Server]:
+    registry = Registry(home)
+    servers = []
+    for s in fleet.servers:
+        server = Server(name=s.name, host=s.host, port=s.port, user="root",
+                        identity_file=str(fleet.client_key),
+                        ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)}, **overrides)
+        registry.add(server, replace=True)
+        servers.append(server)
+    return servers
+
+
+def test_runs_on_three_servers_with_their_own_homes(sane_ctx: Context, ssh_fleet: Any) -> None:
+    register(sane_ctx.home, ssh_fleet)
+    marker = f"owner-{os.getpid()}"
+    try:
+        for s in ssh_fleet.servers:
+            pane = pane_for_server(sane_ctx, s.name)
+            r = run_command(sane_ctx, f"echo $FLEET_HOST; cd ~; printf mine-{s.name} > {marker}; "
+                            f"cat {marker}; (exit 7)", pane=pane, options=RunOptions(timeout=20))
+            assert (r["status"], r["exit_code"]) == ("completed", 7)
+            assert r["output"] == f"{s.name}\nmine-{s.name}"
+        for s in ssh_fleet.servers:  # each home holds only its own server's file
+            assert (s.home / marker).read_text() == f"mine-{s.name}"
+    finally:
+        for s in ssh_fleet.servers:
+            (s.home / marker).unlink(missing_ok=True)
+    bytes_ = run_command(sane_ctx, "printf '\\377\\000x'", pane=pane_for_server(sane_ctx, "s2"))
+    assert output_bytes(dict(bytes_)) == b"\xff\x00x"
+
+
+def test_up_twice_reuses_panes_and_down_closes(sane_ctx: Context, ssh_fleet: Any) -> None:
+    servers = register(sane_ctx.home, ssh_fleet)
+    first = connect_many(sane_ctx, servers)
+    assert all(r["ok"] for r in first)
+    second = connect_many(sane_ctx, servers)
+    assert [r["pane"] for r in second] == [r["pane"] for r in first]
+    windows = sane_ctx.tmux(["list-windows", "-t", "=sane", "-F", "#{window_name}"])
+    assert sorted(windows) == sorted(["orchestrator"] + [s.name for s in servers])
+    assert down(sane_ctx) == sorted(s.name for s in servers)
+    assert server_panes(sane_ctx) == {}
+
+
+def test_cli_server_commands(cli_env: dict[str, str], ssh_fleet: Any, sane_home: Path) -> None:
+    register(sane_home, ssh_fleet)
+    status, doc, _ = cli(["sane.cli.main", "server", "test", "s1"], cli_env)
+    assert status == 0 and doc["reachable"] is True and doc["latency_ms"] > 0
+    status, doc, _ = cli(["sane.cli.main", "up"], cli_env)
+    assert status == 0 and [r["ok"] for r in doc["servers"]] == [True, True, True]
+    status, doc, _ = cli(["sane.cli.run_command", "--server", "s3", "echo $FLEET_HOST"], cli_env)
+    assert status == 0 and doc["output"] == "s3\n"
+    status, doc, _ = cli(["sane.cli.list_panes"], cli_env)
+    roles = sorted((p["sane_role"], p["sane_server"]) for p in doc["panes"])
+    assert roles == [("orchestrator", None), ("ssh", "s1"), ("ssh", "s2"), ("ssh", "s3")]
+    status, doc, _ = cli(["sane.cli.run_command", "--server", "nope", "true"], cli_env)
+    assert (status, doc["error"]["code"]) == (3, "server_not_found")
+
+
+def test_create_file_and_detect_platform_over_ssh(sane_ctx: Context, ssh_fleet: Any) -> None:
+    from sane.ops.create_file import create_file
+    from sane.ops.detect_platform import detect_platform
+
+    register(sane_ctx.home, ssh_fleet)
+    pane = pane_for_server(sane_ctx, "s1")
+    data = bytes(range(256)) * 100
+    home = ssh_fleet.servers[0].home
+    run_command(sane_ctx, "cd ~", pane=pane)
+    try:
+        r = create_file(sane_ctx, "sub dir/$(touch CANARY) it's.bin", data, pane=pane,
+                        parents=True)
+        assert (home / "sub dir" / "$(touch CANARY) it's.bin").read_bytes() == data
+        assert not (home / "CANARY").exists()
+        assert r["path"].endswith("/sub dir/$(touch CANARY) it's.bin")
+    finally:
+        import shutil
+
+        shutil.rmtree(home / "sub dir", ignore_errors=True)
+    info = detect_platform(sane_ctx, pane=pane)
+    assert (info["user"], info["uid"], info["os"]) == ("root", 0, "Linux")
+
+
+def _timed(fn: Callable[[], object]) -> tuple[float, BaseException | None]:
+    started = time.monotonic()
+    try:
+        fn()
+    except BaseException as exc:
+        return time.monotonic() - started, exc
+    return time.monotonic() - started, None
+
+
+def test_wrong_key_is_auth_failed_quickly(sane_ctx: Context, ssh_fleet: Any,
+                                          tmp_path: Path) -> None:
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    register(sane_ctx.home, ssh_fleet)
+    server = Registry(sane_ctx.home).get("s1").model_copy(update={"identity_file": str(other)})
+    elapsed, exc = _timed(lambda: probe_connection(server))
+    assert isinstance(exc, errors.AuthFailed) and elapsed < 5
+    elapsed, exc = _timed(lambda: open_server_pane(sane_ctx, server))
+    assert isinstance(exc, errors.AuthFailed) and elapsed < 10
+
+
+def test_closed_port_is_connection_refused(sane_ctx: Context, ssh_fleet: Any) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = Server(name="closed", host="127.0.0.1", port=port, user="root",
+                    identity_file=str(ssh_fleet.client_key))
+    elapsed, exc = _timed(lambda: probe_connection(server))
+    assert isinstance(exc, errors.ConnectionRefused) and elapsed < 5
+    elapsed, exc = _timed(lambda: open_server_pane(sane_ctx, server))
+    assert isinstance(exc, errors.ConnectionRefused) and elapsed < 10
+
+
+def test_changed_host_key_is_refused_and_nothing_runs(sane_ctx: Context,
+                                                      make_fleet: Callable[..., Any]) -> None:
+    fleet = make_fleet(1)
+    (server,) = register(sane_ctx.home, fleet)
+    fleet.regenerate_host_key(server.name)
+    with pytest.raises(errors.HostKeyMismatch):
+        probe_connection(server)
+    with pytest.raises(errors.HostKeyMismatch):
+        open_server_pane(sane_ctx, server)
+    log = fleet.servers[0].log.read_text(errors="replace")
+    assert "Accepted publickey" not in log  # never authenticated: no command was sent
+
+
+def test_killed_server_makes_the_run_lost_then_reconnects(sane_ctx: Context,
+                                                          make_fleet: Callable[..., Any]) -> None:
+    fleet = make_fleet(1)
+    (server,) = register(sane_ctx.home, fleet)
+    pane = pane_for_server(sane_ctx, server.name)
+    started = threading.Event()
+
+    def kill_when_started() -> None:
+        deadline = time.monotonic() + 20
+        while not started.is_set() and time.monotonic() < deadline:
+            started.wait(0.05)
+        fleet.stop(server.name)
+
+    result: dict[str, Any] = {}
+    killer = threading.Thread(target=kill_when_started)
+    killer.start()
+
+    def run_it() -> None:
+        def hook(client: object, pane_id: str, scanner: Any) -> None:
+            if b"running" in bytes(scanner.buf):
+                started.set()
+
+        result.update(run_command(sane_ctx, "echo running; sleep 60; echo never", pane=pane,
+                                  options=RunOptions(timeout=40, on_output=hook)))
+
+    elapsed, exc = _timed(run_it)
+    killer.join()
+    assert exc is None
+    assert (result["status"], result["exit_code"]) == ("lost", None)
+    assert result["output"] == "running\n" and elapsed < 20
+    fleet.start(server.name)
+    again = run_command(sane_ctx, "echo back", pane=pane_for_server(sane_ctx, server.name),
+                        options=RunOptions(timeout=20))
+    assert (again["status"], again["output"]) == ("completed", "back\n")
+
+
+def test_twenty_servers_connect_concurrently_and_bounded(sane_ctx: Context,
+                                                         make_fleet: Callable[..., Any]) -> None:
+    fleet = make_fleet(20)
+    servers = register(sane_ctx.home, fleet)
+    started = time.monotonic()
+    reports = connect_many(sane_ctx, servers, max_parallel=5)
+    assert [r["ok"] for r in reports] == [True] * 20, [r["error"] for r in reports]
+    assert time.monotonic() - started < 60
+    # Bounded: at no instant were more than 5 connections being opened.
+    events = sorted([(r["started_ms"], 1) for r in reports] + [(r["finished_ms"], -1)
+                                                              for r in reports],
+                    key=lambda e: (e[0], e[1]))
+    level = peak = 0
+    for _, step in events:
+        level += step
+        peak = max(peak, level)
+    assert 1 < peak <= 5
+    panes = server_panes(sane_ctx)
+    assert sorted(panes) == sorted(s.name for s in servers)
+    for name, state in panes.items():
+        r = run_command(sane_ctx, "echo $FLEET_HOST", pane=state.pane_id)
+        assert r["output"] == f"{name}\n"
+    pids = [state.pid for state in panes.values()]
+    down(sane_ctx)
+    retry_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids),
+                message="ssh processes of closed panes exit")
