@@ -12,10 +12,12 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
 from sane.ops.context import Context
+from sane.testing.fleet import Fleet, FleetUnavailable, Mode
 from sane.tmux.command import TmuxServer
 
 # Shells started with no rc files: tests must not depend on the machine's dotfiles.
@@ -98,3 +100,44 @@ def run_process(argv: list[str], env: dict[str, str], stdin: str | None = None,
                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, env=env, input=stdin, capture_output=True, text=True,
                           timeout=timeout, check=False)
+
+
+class FleetFactory(Protocol):
+    def __call__(self, count: int, mode: Mode = "ports") -> Fleet: ...
+
+
+@pytest.fixture(scope="session")
+def ssh_fleet() -> Iterator[Fleet]:
+    """Three real sshd servers s1..s3 on 127.0.0.1 for the whole session (root logins).
+
+    Shared: tests must not stop them or change their keys (use ``make_fleet`` for that),
+    and should clean up what they write in the homes.
+    """
+    try:
+        fleet = Fleet(3)
+    except FleetUnavailable as exc:
+        pytest.skip(f"ssh test fleet unavailable: {exc.reason}")
+    try:
+        yield fleet
+    finally:
+        fleet.close()
+
+
+@pytest.fixture
+def make_fleet() -> Iterator[FleetFactory]:
+    """``make_fleet(count, mode="ports")``: a private fleet, closed after the test."""
+    fleets: list[Fleet] = []
+
+    def make(count: int, mode: Mode = "ports") -> Fleet:
+        try:
+            fleet = Fleet(count, mode)
+        except FleetUnavailable as exc:
+            pytest.skip(f"ssh test fleet ({mode}) unavailable: {exc.reason}")
+        fleets.append(fleet)
+        return fleet
+
+    try:
+        yield make
+    finally:
+        for fleet in reversed(fleets):
+            fleet.close()
