@@ -171,7 +171,7 @@ def test_killed_server_makes_the_run_lost_then_reconnects(sane_ctx: Context,
 
     def run_it() -> None:
         def hook(client: object, pane_id: str, scanner: Any) -> None:
-            if b"running" in bytes(scanner.buf):
+            if b"running" in scanner.region():  # printed by the command, not echoed
                 started.set()
 
         result.update(run_command(sane_ctx, "echo running; sleep 60; echo never", pane=pane,
@@ -182,6 +182,11 @@ def test_killed_server_makes_the_run_lost_then_reconnects(sane_ctx: Context,
     assert exc is None
     assert (result["status"], result["exit_code"]) == ("lost", None)
     assert result["output"] == "running\n" and elapsed < 20
+    status, doc, _ = cli(["sane.cli.main", "server", "list"],
+                         {**os.environ, "SANE_HOME": str(sane_ctx.home),
+                          "SANE_TMUX_SOCKET": sane_ctx.server.socket_name or ""})
+    assert [(s["name"], s["connection"]) for s in doc["servers"]] == [(server.name,
+                                                                      "unreachable")]
     fleet.start(server.name)
     again = run_command(sane_ctx, "echo back", pane=pane_for_server(sane_ctx, server.name),
                         options=RunOptions(timeout=20))

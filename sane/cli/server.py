@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sane.cli._output import emit
+from sane.cli._output import emit, socket_option
 from sane.errors import InvalidArgument
 
 ADD_EPILOG = """\b
@@ -69,12 +69,19 @@ def add(name: str, host: str, port: int, user: str | None, identity: str | None,
 
 @server_group.command("list")
 @click.option("--tag", default=None, help="Only servers with this tag.")
-def list_servers(tag: str | None) -> None:
-    """List the registered servers."""
+@socket_option
+def list_servers(tag: str | None, socket: str | None) -> None:
+    """List the registered servers, with the state of their ssh pane (`connection`)."""
+    from sane.fleet.panes import connection_states
     from sane.fleet.registry import Registry
+    from sane.ops.context import Context
+    from sane.tmux.command import TmuxServer
 
-    servers = Registry().servers()
-    emit({"servers": [s.model_dump(mode="json") for s in servers if tag is None or tag in s.tags]})
+    servers = [s for s in Registry().servers() if tag is None or tag in s.tags]
+    with Context(TmuxServer.from_env(socket)) as ctx:
+        states = connection_states(ctx)
+    emit({"servers": [{**s.model_dump(mode="json"),
+                       "connection": states.get(s.name, "disconnected")} for s in servers]})
 
 
 @server_group.command("show")

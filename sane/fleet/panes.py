@@ -167,3 +167,14 @@ def resolve_target(ctx: Context, pane: str | None, server: str | None) -> str | 
     if server is not None:
         return pane_for_server(ctx, server)
     return pane
+
+
+def connection_states(ctx: Context) -> dict[str, str]:
+    """Per server with a pane: ``connected`` (its ssh is alive) or ``unreachable`` (the
+    connection dropped or never came up; the next run or ``sane connect`` reopens it).
+    Servers without a pane are ``disconnected``; no tmux server means none has one."""
+    try:
+        found = server_panes(ctx)
+    except errors.TmuxError:
+        return {}
+    return {name: "unreachable" if state.dead else "connected" for name, state in found.items()}
