@@ -185,6 +185,7 @@ def test_killed_server_makes_the_run_lost_then_reconnects(sane_ctx: Context,
     status, doc, _ = cli(["sane.cli.main", "server", "list"],
                          {**os.environ, "SANE_HOME": str(sane_ctx.home),
                           "SANE_TMUX_SOCKET": sane_ctx.server.socket_name or ""})
+    assert status == 0
     assert [(s["name"], s["connection"]) for s in doc["servers"]] == [(server.name,
                                                                       "unreachable")]
     fleet.start(server.name)

@@ -521,10 +521,13 @@ def _hand_over(
     rec["resumable"] = not state.piped
     if not state.piped:
         shell = f"exec cat >> {shlex.quote(str(stream_path))}"
-        client.command(f"pipe-pane -o -t {pane_id} {quote(shell)}")
-    # Everything tmux sent before pipe-pane's reply is in `stream` now; the file holds
-    # everything after it.
-    scanner.feed(stream.take(0))
+        reply = client.send(f"pipe-pane -o -t {pane_id} {quote(shell)}")
+        client.result(reply)
+        # What tmux sent before pipe-pane's reply is ours; the file holds the rest (the
+        # reader thread may already have pushed later output too: cut it off exactly).
+        scanner.feed(stream.take_until(reply.positions.get(stream, stream.pushed)))
+    else:
+        scanner.feed(stream.take(0))
     if scanner.outcome is not None:
         # It finished in the meantime: no hand-over needed after all.
         client.command(f"pipe-pane -t {pane_id}")

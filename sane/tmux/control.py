@@ -40,6 +40,10 @@ class Reply:
         self.lines: list[str] = []
         self.error = False
         self.done = threading.Event()
+        # Bytes each watched pane stream had received when tmux finished answering:
+        # tmux sends a pane's %output in order with command replies, so this is the
+        # exact split between output from before the command and from after it.
+        self.positions: dict[PaneStream, int] = {}
 
 
 class PaneStream:
@@ -50,12 +54,25 @@ class PaneStream:
         self._chunks: list[bytes] = []
         self.activity = 0  # bumped on every %output: a cheap "something happened"
         self.closed = False
+        self.pushed = 0  # bytes received in all
+        self._taken = 0  # bytes handed out
 
     def push(self, data: bytes) -> None:
         with self._cond:
             self._chunks.append(data)
+            self.pushed += len(data)
             self.activity += 1
             self._cond.notify_all()
+
+    def take_until(self, position: int) -> bytes:
+        """Hand out what arrived before byte ``position`` (see Reply.positions); keep
+        the rest for later takes."""
+        with self._cond:
+            data = b"".join(self._chunks)
+            cut = max(0, min(len(data), position - self._taken))
+            self._chunks = [data[cut:]] if cut < len(data) else []
+            self._taken += cut
+            return data[:cut]
 
     def close(self) -> None:
         with self._cond:
@@ -69,6 +86,7 @@ class PaneStream:
                 self._cond.wait(timeout)
             data = b"".join(self._chunks)
             self._chunks.clear()
+            self._taken += len(data)
             return data
 
 
@@ -171,6 +189,8 @@ class ControlClient:
                 if guard:
                     if line.startswith((b"%end ", b"%error ")) and line.split(b" ", 1)[1] == guard:
                         if block is not None:
+                            block.positions = {s: s.pushed for group in self._streams.values()
+                                               for s in group}
                             block.blocks -= 1
                             if line.startswith(b"%error"):
                                 block.error = True
