@@ -15,6 +15,9 @@ of sending it, the median of 3 transfers, each verified byte for byte on arrival
   script would run it), and ``scp`` over an already open ControlMaster
   (the fairest floor for an already connected pane).
 
+* ``create_file`` to a registered server (``--server``): its pane is the ssh
+  ControlMaster and the bytes go over it; the pane's shell checks and installs them.
+
 Goal: create-file through the ssh pane within 2x of scp.
 """
 
@@ -65,6 +68,31 @@ def _sane(ctx: Context, pane: str, data: bytes, target: Path, digest: str) -> fl
     return _median_ms(samples)
 
 
+def _fleet(ctx: Context, port: int, key: Path, data: bytes, work: Path, digest: str) -> float:
+    """The product path for a registered server: its pane is the ssh ControlMaster and
+    create-file sends the bytes over it (``--server`` on the CLI)."""
+    from sane.fleet.panes import file_channel, open_server_pane
+    from sane.fleet.registry import Registry, Server
+
+    known = work / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {key.parent.joinpath('host_ed25519.pub').read_text()}")
+    Registry(ctx.home).add(Server(name="bench", host="127.0.0.1", port=port, user="root",
+                                  identity_file=str(key),
+                                  ssh_options={"UserKnownHostsFile": str(known)}),
+                           replace=True)
+    pane = open_server_pane(ctx, Registry(ctx.home).get("bench")).pane_id
+    channel = file_channel(ctx, "bench")
+    target = work / "fleet.bin"
+    samples = []
+    for _ in range(REPEAT):
+        target.unlink(missing_ok=True)
+        started = time.perf_counter()
+        create_file(ctx, str(target), data, pane=pane, side_channel=channel)
+        samples.append(time.perf_counter() - started)
+        _check(target, digest)
+    return _median_ms(samples)
+
+
 def _scp(argv: list[str], target: Path, digest: str) -> float:
     samples = []
     for _ in range(REPEAT):
@@ -102,6 +130,8 @@ def main() -> int:
                     wait_remote_shell(ctx, pane)
                     rows.append(("create-file, ssh pane (warm)",
                                  _sane(ctx, pane, data, work / "ssh.bin", digest)))
+                    rows.append(("create-file, fleet pane + ControlMaster",
+                                 _fleet(ctx, port, key, data, work, digest)))
                     common = ["-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
                               "-o", "StrictHostKeyChecking=no", "-o",
                               "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o",
@@ -133,7 +163,7 @@ def main() -> int:
     print(f"10 MB ({SIZE} bytes) transfers, median of {REPEAT}, each verified by sha256")
     for name, ms in rows:
         print(f"  {name:38s} {ms:8.1f} ms  {SIZE / ms / 1000:6.1f} MB/s")
-    ssh_ms = by_name.get("create-file, ssh pane (warm)")
+    ssh_ms = by_name.get("create-file, fleet pane + ControlMaster")
     scp_ms = by_name.get("scp, new connection")
     scp_cm = by_name.get("scp, over an open ControlMaster")
     if ssh_ms and scp_ms and scp_cm:

@@ -104,6 +104,38 @@ def test_create_file_and_detect_platform_over_ssh(sane_ctx: Context, ssh_fleet: 
     assert (info["user"], info["uid"], info["os"]) == ("root", 0, "Linux")
 
 
+def test_create_file_over_the_ssh_side_channel(sane_ctx: Context, ssh_fleet: Any,
+                                               cli_env: dict[str, str], tmp_path: Path) -> None:
+    from sane.fleet.panes import file_channel
+    from sane.ops.create_file import create_file
+
+    register(sane_ctx.home, ssh_fleet)
+    pane = pane_for_server(sane_ctx, "s2")
+    home = ssh_fleet.servers[1].home
+    data = os.urandom(300_000) + bytes(range(256))
+    run_command(sane_ctx, "cd ~", pane=pane)
+    try:
+        r = create_file(sane_ctx, "side channel's.bin", data, pane=pane,
+                        side_channel=file_channel(sane_ctx, "s2"))
+        assert (home / "side channel's.bin").read_bytes() == data and r["bytes"] == len(data)
+        assert sorted(p.name for p in home.iterdir() if p.name.startswith(".sane-")) == []
+        source = tmp_path / "local.bin"
+        source.write_bytes(b"via cli\n")
+        status, doc, _ = cli(["sane.cli.create_file", "--server", "s2", "--from", str(source),
+                              "--mode", "0600", f"{home}/cli.txt"], {**cli_env,
+                              "SANE_HOME": str(sane_ctx.home),
+                              "SANE_TMUX_SOCKET": sane_ctx.server.socket_name or ""})
+        assert status == 0 and (home / "cli.txt").read_bytes() == b"via cli\n"
+        assert doc["mode"] == "0600"
+        with pytest.raises(errors.ChecksumMismatch):
+            create_file(sane_ctx, "bad.bin", b"x", pane=pane, expected_sha256="0" * 64,
+                        side_channel=file_channel(sane_ctx, "s2"))
+        assert not (home / "bad.bin").exists()
+    finally:
+        for name in ("side channel's.bin", "cli.txt"):
+            (home / name).unlink(missing_ok=True)
+
+
 def _timed(fn: Callable[[], object]) -> tuple[float, BaseException | None]:
     started = time.monotonic()
     try:

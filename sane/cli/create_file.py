@@ -76,14 +76,16 @@ def create_file_cli(
     from sane.tmux.command import TmuxServer
 
     with Context(TmuxServer.from_env(socket)) as ctx:
+        side_channel = None
         if server is not None:
-            from sane.fleet.panes import resolve_target
+            from sane.fleet.panes import file_channel, resolve_target
 
             pane = resolve_target(ctx, pane, server)
+            side_channel = file_channel(ctx, server)
         result = create_file(ctx, path, data, pane=pane, mode=_mode(mode), parents=parents,
                              no_overwrite=no_overwrite, backup=backup,
                              expected_sha256=expected.lower() if expected else None,
-                             timeout=timeout)
+                             timeout=timeout, side_channel=side_channel)
     emit(dict(result))
 
 

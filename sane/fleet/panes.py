@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -178,3 +179,12 @@ def connection_states(ctx: Context) -> dict[str, str]:
     except errors.TmuxError:
         return {}
     return {name: "unreachable" if state.dead else "connected" for name, state in found.items()}
+
+
+def file_channel(ctx: Context, name: str) -> Callable[[str, bytes], None]:
+    """create-file's side channel for server ``name``: its pane's ssh connection."""
+    from sane.fleet.registry import Registry
+    from sane.fleet.ssh import upload
+
+    server = Registry(ctx.home).get(name)
+    return lambda path, data: upload(server, path, data)

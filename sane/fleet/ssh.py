@@ -110,3 +110,23 @@ def probe_connection(server: Server, accept_new: bool = False,
     if proc.returncode != 0:
         raise classify(server, proc.stderr, exit_status=proc.returncode)
     return round(latency, 3)
+
+
+def upload(server: Server, path: str, data: bytes, timeout: float = 600.0) -> None:
+    """Write ``data`` to ``path`` on ``server`` over the pane's ControlMaster (a new
+    connection if there is none): the fast way for files, ~10x the tty's rate."""
+    import shlex
+
+    argv = [*ssh_argv(server), f"cat > {shlex.quote(path)}"]
+    try:
+        proc = subprocess.run(argv, input=data, capture_output=True, timeout=timeout,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        raise errors.TransferFailed(f"{server.name}: upload did not finish in {timeout:g}s",
+                                    server=server.name) from None
+    if proc.returncode != 0:
+        text = proc.stderr.decode("utf-8", "replace")
+        if proc.returncode == 255:
+            raise classify(server, text)
+        raise errors.TransferFailed(f"{server.name}: writing {path} failed: {text.strip()}",
+                                    server=server.name, path=path)

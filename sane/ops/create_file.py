@@ -19,9 +19,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import shlex
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sane import errors
@@ -34,6 +36,7 @@ from sane.tmux.command import quote
 from sane.tmux.control import ControlClient
 
 REPORT = "SANE-CF"
+TMP_REPORT = "SANE-CF-TMP"
 SEND = "T"  # marker kind: the host is ready for the content
 
 _FAILURES: dict[str, type[errors.SaneError]] = {
@@ -47,13 +50,29 @@ _FAILURES: dict[str, type[errors.SaneError]] = {
 }
 
 
+# How the content reaches the temp file: pasted into the tty as base64 and decoded;
+# or written by sane over another channel (the pane's ssh ControlMaster), after which
+# sane types "ok" (or anything else on failure).
+_RECEIVE_PASTE = """\
+stty -icanon -echo 2>/dev/null
+printf '{send}' {nonce}
+head -c {size_b64} | base64 -d > "$__cf_t"; __cf_k=$?"""
+_RECEIVE_SIDE = """\
+stty -echo 2>/dev/null
+printf '{tmp} %s\\n' "$(printf %s "$__cf_t" | base64 | tr -d '\\n')"
+printf '{send}' {nonce}
+IFS= read -r __cf_k; [ "$__cf_k" = ok ]; __cf_k=$?"""
+
+
 def _script(
     path: str, size_b64: int, sha256: str, nonce: str, mode: int | None, parents: bool,
-    no_overwrite: bool, backup: bool,
+    no_overwrite: bool, backup: bool, side_channel: bool = False,
 ) -> str:
     q = shlex.quote
     send = mk.printf_format(SEND, False)
     mode_text = f"{mode:04o}" if mode is not None else ""
+    receive = (_RECEIVE_SIDE if side_channel else _RECEIVE_PASTE).format(
+        send=send, nonce=nonce, tmp=TMP_REPORT, size_b64=size_b64)
     return f"""\
 __cf_p={q(path)}
 case $__cf_p in /*) ;; *) __cf_p=$PWD/$__cf_p ;; esac
@@ -76,9 +95,7 @@ __cf_t=$__cf_d/.sane-{nonce}.tmp
 __cf_s=$(stty -g 2>/dev/null)
 __cf_c() {{ [ -n "$__cf_s" ] && stty "$__cf_s" 2>/dev/null; rm -f -- "$__cf_t"; trap - INT TERM HUP; }}
 trap '__cf_c' INT TERM HUP
-stty -icanon -echo 2>/dev/null
-printf '{send}' {nonce}
-head -c {size_b64} | base64 -d > "$__cf_t"; __cf_k=$?
+{receive}
 [ -n "$__cf_s" ] && stty "$__cf_s" 2>/dev/null
 trap - INT TERM HUP
 if [ "$__cf_k" != 0 ] || [ ! -f "$__cf_t" ]; then rm -f -- "$__cf_t"; __cf_r transfer_failed; return 0; fi
@@ -96,13 +113,21 @@ __cf_r ok "$__cf_x:$__cf_m:$(printf %s "$__cf_b" | base64 | tr -d '\\n')"
 """
 
 
-class _Sender:
-    """Pastes the content once the script's send marker shows up in the stream."""
+SideChannel = Callable[[str, bytes], None]
+"""Writes bytes to an absolute path on the pane's host by another way (fleet: ssh)."""
 
-    def __init__(self, nonce: str, payload: bytes) -> None:
+
+class _Sender:
+    """Sends the content once the script's send marker shows up in the stream."""
+
+    def __init__(self, nonce: str, payload: bytes, content: bytes,
+                 side_channel: SideChannel | None) -> None:
         self.marker = mk.PREFIX + f"{nonce};{SEND}".encode() + mk.TERMINATOR
         self.payload = payload
+        self.content = content
+        self.side_channel = side_channel
         self.sent = False
+        self.side_error: str | None = None
         self._scanned = 0
 
     def __call__(self, client: ControlClient, pane_id: str, scanner: RunScanner) -> None:
@@ -113,6 +138,9 @@ class _Sender:
             self._scanned = len(buf)
             return
         self.sent = True
+        if self.side_channel is not None:
+            self._send_aside(client, pane_id, scanner)
+            return
         if not self.payload:
             return
         fd, tmp = tempfile.mkstemp(prefix="sane-cf-")
@@ -126,6 +154,22 @@ class _Sender:
             os.unlink(tmp)
 
 
+    def _send_aside(self, client: ControlClient, pane_id: str, scanner: RunScanner) -> None:
+        assert self.side_channel is not None
+        answer = "fail"
+        match = re.search(rb"^" + TMP_REPORT.encode() + rb" ([A-Za-z0-9+/=]+)\r?$",
+                          scanner.region(), re.M)
+        if match is not None:
+            tmp = base64.b64decode(match.group(1)).decode("utf-8", "surrogateescape")
+            try:
+                self.side_channel(tmp, self.content)
+                answer = "ok"
+            except errors.SaneError as exc:
+                self.side_error = exc.message
+        client.command(f"send-keys -t {pane_id} -l {answer}")
+        client.command(f"send-keys -t {pane_id} Enter")
+
+
 def create_file(
     ctx: Context,
     path: str,
@@ -137,6 +181,7 @@ def create_file(
     backup: bool = False,
     expected_sha256: str | None = None,
     timeout: float = 600.0,
+    side_channel: SideChannel | None = None,
 ) -> CreateFileResult:
     """Write ``content`` to ``path`` on the pane's host; see the module docstring."""
     if not path or "\0" in path:
@@ -145,11 +190,11 @@ def create_file(
         raise errors.InvalidArgument(f"mode {mode:o} is out of range", mode=mode)
     started = time.perf_counter()
     sha256 = hashlib.sha256(content).hexdigest()
-    payload = base64.b64encode(content)
+    payload = base64.b64encode(content) if side_channel is None else b""
     nonce = mk.new_nonce()
     script = _script(path, len(payload), expected_sha256 or sha256, nonce, mode, parents,
-                     no_overwrite, backup)
-    sender = _Sender(nonce, payload)
+                     no_overwrite, backup, side_channel is not None)
+    sender = _Sender(nonce, payload, content, side_channel)
     result = run_command(
         ctx, script, pane=pane,
         options=RunOptions(timeout=timeout, interrupt_on_timeout=True, max_output=None,
@@ -167,6 +212,8 @@ def create_file(
         details: dict[str, Any] = {"path": host_path}
         if status == "checksum_mismatch":
             details.update(expected=expected_sha256 or sha256, actual=extra or None)
+        if sender.side_error is not None:
+            details["reason"] = sender.side_error
         raise _FAILURES.get(status, errors.TransferFailed)(
             f"{status.replace('_', ' ')}: {host_path}", **details
         )
