@@ -8,6 +8,7 @@ from sane.cli._output import entry, socket_option
 from sane.cli.create_file import create_file_cli
 from sane.cli.detect_platform import detect_platform_cli
 from sane.cli.fleet import connect, down, test, up
+from sane.cli.fleet_run import fleet_group
 from sane.cli.list_panes import list_panes_cli
 from sane.cli.run_command import emit_run, run_command_cli
 from sane.cli.server import server_group
@@ -34,6 +35,7 @@ server_group.add_command(test)
 cli.add_command(up)
 cli.add_command(connect)
 cli.add_command(down)
+cli.add_command(fleet_group)
 
 
 @cli.group()

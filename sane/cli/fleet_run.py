@@ -1,0 +1,63 @@
+"""``sane fleet run``: one command on many servers, in parallel, bounded."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from sane.cli._output import emit, socket_option
+
+EPILOG = """\b
+Example:
+  $ sane fleet run 'uptime -p' --tag web --max-parallel 2
+  {"ok": true, "schema_version": 1, "status": "partial", "command": "uptime -p",
+   "counts": {"total": 2, "ok": 1, "completed": 1, "unreachable": 1, ...},
+   "results": [{"server": "web1", "status": "completed", "exit_code": 0,
+   "output": "up 3 days\\n", "ok": true, "started_ms": 0.4, "finished_ms": 12.9, ...},
+   {"server": "web2", "status": "unreachable", "ok": false,
+   "error": {"code": "connection_refused", ...}, ...}], "duration_ms": 13.1}
+
+\b
+Exit status 0 only when every server ran the command and it exited 0; 1 otherwise.
+--stream prints JSON lines as it goes (started, output, finished events), then the
+same final document.
+"""
+
+
+@click.group("fleet")
+def fleet_group() -> None:
+    """Work on many servers at once."""
+
+
+@fleet_group.command("run", epilog=EPILOG)
+@click.argument("command", nargs=-1, required=True)
+@click.option("--servers", default=None, metavar="A,B,...", help="These servers, in this order.")
+@click.option("--tag", default=None, help="Servers with this tag.")
+@click.option("--all", "all_servers", is_flag=True, help="Every registered server (default).")
+@click.option("--max-parallel", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="Each server's own deadline, in seconds.")
+@click.option("--stream", is_flag=True, help="JSON lines: events as they happen, then the result.")
+@socket_option
+def run(command: tuple[str, ...], servers: str | None, tag: str | None, all_servers: bool,
+        max_parallel: int, timeout: float, stream: bool, socket: str | None) -> None:
+    """Run COMMAND on every selected server's pane, at most --max-parallel at a time."""
+    from sane.fleet.registry import Registry
+    from sane.fleet.run import fleet_run
+    from sane.ops.context import Context
+    from sane.tmux.command import TmuxServer
+
+    names = [n for n in servers.split(",") if n] if servers else None
+    selected = Registry().select(names, tag, all_servers or (names is None and tag is None))
+
+    def on_event(event: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+
+    with Context(TmuxServer.from_env(socket)) as ctx:
+        result = fleet_run(ctx, selected, " ".join(command), max_parallel, timeout,
+                           on_event if stream else None)
+    emit(result, 0 if result["status"] == "completed" else 1)

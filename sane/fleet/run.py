@@ -1,0 +1,118 @@
+"""Run one command on many servers at once, each in its own ssh pane.
+
+At most ``max_parallel`` servers are worked on at a time (a semaphore of worker
+threads, default 5 as in Ansible), each with its own deadline, so an unreachable or
+hung server never holds the others past that deadline. Every server ends with one
+result; the fleet's status is ``completed`` (all ran and exited 0), ``failed`` (none
+did) or ``partial``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sane import errors
+from sane.fleet.panes import open_server_pane
+from sane.fleet.registry import Server
+from sane.ops.context import Context
+from sane.ops.runs import RunOptions, run_command
+from sane.protocol import output
+from sane.protocol.scanner import RunScanner
+from sane.tmux.control import ControlClient
+
+DEFAULT_PARALLEL = 5
+Event = dict[str, Any]
+
+
+def fleet_run(
+    ctx: Context,
+    servers: list[Server],
+    command: str,
+    max_parallel: int = DEFAULT_PARALLEL,
+    timeout: float = 30.0,
+    on_event: Callable[[Event], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``command`` on ``servers``; per-server results plus the fleet's status."""
+    if max_parallel < 1:
+        raise errors.InvalidArgument("max_parallel must be at least 1", max_parallel=max_parallel)
+    origin = time.perf_counter()
+    emit_lock = threading.Lock()
+
+    def emit(event: Event) -> None:
+        if on_event is not None:
+            with emit_lock:
+                on_event(event)
+
+    def ms() -> float:
+        return round((time.perf_counter() - origin) * 1000, 3)
+
+    def one(server: Server) -> dict[str, Any]:
+        started = ms()
+        emit({"event": "started", "server": server.name, "at_ms": started})
+        report: dict[str, Any] = {"server": server.name, "started_ms": started}
+        try:
+            pane = open_server_pane(ctx, server).pane_id
+            hook = _Streamer(server.name, emit) if on_event is not None else None
+            result = run_command(ctx, command, pane=pane, options=RunOptions(
+                timeout=timeout, interrupt_on_timeout=False, on_output=hook))
+            if hook is not None:
+                hook.flush(result["output"])
+            report.update(result)
+            report["ok"] = result["status"] == "completed" and result["exit_code"] == 0
+            report["error"] = None
+        except errors.SaneError as exc:
+            report.update(status="unreachable" if isinstance(exc, errors.ConnectionFailed)
+                          else "error", exit_code=None, output="", ok=False,
+                          error=exc.to_dict())
+        report["finished_ms"] = ms()
+        emit({"event": "finished", **report})
+        return report
+
+    with ThreadPoolExecutor(max_workers=max_parallel) as pool:
+        results = list(pool.map(one, servers))
+    counts = {"total": len(results), "ok": sum(r["ok"] for r in results)}
+    for key in ("completed", "running", "interrupted", "lost", "unreachable", "error"):
+        counts[key] = sum(r["status"] == key for r in results)
+    counts["nonzero_exit"] = sum(r["status"] == "completed" and not r["ok"] for r in results)
+    if results and counts["ok"] == len(results):
+        status = "completed"
+    elif counts["ok"] == 0:
+        status = "failed"
+    else:
+        status = "partial"
+    return {"status": status, "command": command, "counts": counts, "results": results,
+            "duration_ms": ms()}
+
+
+class _Streamer:
+    """Output hook emitting each new, complete piece of a server's output as it comes.
+
+    Pieces are cut where cleaning cannot change (see ``output.safe_cut``), so the
+    pieces joined are exactly the run's output; ``flush`` sends what the run's last
+    read brought.
+    """
+
+    def __init__(self, name: str, emit: Callable[[Event], None]) -> None:
+        self.name = name
+        self.emit = emit
+        self.raw_sent = 0
+        self.text_sent = 0
+
+    def __call__(self, client: ControlClient, pane_id: str, scanner: RunScanner) -> None:
+        piece = scanner.region()[self.raw_sent:]
+        piece = piece[: output.safe_cut(piece)]
+        if piece:
+            self.raw_sent += len(piece)
+            self._send(output.clean(piece).decode("utf-8", "replace"))
+
+    def flush(self, full_output: str) -> None:
+        self._send(full_output[self.text_sent:])
+
+    def _send(self, text: str) -> None:
+        if text:
+            self.text_sent += len(text)
+            self.emit({"event": "output", "server": self.name, "data": text})

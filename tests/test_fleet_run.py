@@ -1,0 +1,96 @@
+"""sane fleet run on real sshd servers: bounded parallelism, aggregation, streaming."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from sane.fleet.run import fleet_run
+from sane.ops.context import Context
+
+from .test_fleet import register
+
+
+def _peak(results: list[dict[str, Any]]) -> int:
+    events = sorted([(r["started_ms"], 1) for r in results]
+                    + [(r["finished_ms"], -1) for r in results], key=lambda e: (e[0], e[1]))
+    level = peak = 0
+    for _, step in events:
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
+def test_max_parallel_two_on_six_servers(sane_ctx: Context,
+                                         make_fleet: Callable[..., Any]) -> None:
+    fleet = make_fleet(6)
+    servers = register(sane_ctx.home, fleet)
+    fleet_run(sane_ctx, servers, "true", max_parallel=6)  # connect first: time the runs
+    result = fleet_run(sane_ctx, servers, "sleep 1; echo $FLEET_HOST", max_parallel=2)
+    assert result["status"] == "completed" and result["counts"]["ok"] == 6
+    assert [r["output"] for r in result["results"]] == [f"{s.name}\n" for s in servers]
+    assert _peak(result["results"]) == 2  # never more than 2 at once, and 2 were used
+    assert result["duration_ms"] >= 3000  # 6 runs of 1 s, two at a time
+
+
+def test_one_unreachable_server_is_partial(sane_ctx: Context,
+                                           make_fleet: Callable[..., Any]) -> None:
+    fleet = make_fleet(3)
+    servers = register(sane_ctx.home, fleet)
+    fleet.stop("s2")
+    result = fleet_run(sane_ctx, servers, "echo hi", timeout=20)
+    assert result["status"] == "partial"
+    by_name = {r["server"]: r for r in result["results"]}
+    assert by_name["s1"]["output"] == "hi\n" and by_name["s3"]["ok"]
+    assert by_name["s2"]["status"] == "unreachable"
+    assert by_name["s2"]["error"]["code"] == "connection_refused"
+    assert result["counts"]["unreachable"] == 1 and result["counts"]["ok"] == 2
+
+
+def test_all_failing_is_failed_with_exact_codes(sane_ctx: Context, ssh_fleet: Any) -> None:
+    servers = register(sane_ctx.home, ssh_fleet)
+    result = fleet_run(sane_ctx, servers, "echo no >&2; exit 3")
+    assert result["status"] == "failed" and result["counts"]["nonzero_exit"] == 3
+    assert [(r["exit_code"], r["output"]) for r in result["results"]] == [(3, "no\n")] * 3
+
+
+def test_a_hung_server_does_not_hold_the_others(sane_ctx: Context, ssh_fleet: Any) -> None:
+    servers = register(sane_ctx.home, ssh_fleet)
+    command = 'if [ "$FLEET_HOST" = s1 ]; then sleep 30; fi; echo done'
+    result = fleet_run(sane_ctx, servers, command, timeout=1.5)
+    by_name = {r["server"]: r for r in result["results"]}
+    assert by_name["s1"]["status"] == "running" and by_name["s1"]["exit_code"] is None
+    assert by_name["s2"]["output"] == "done\n" and by_name["s3"]["ok"]
+    assert by_name["s2"]["finished_ms"] < by_name["s1"]["finished_ms"]
+    assert result["status"] == "partial" and result["duration_ms"] < 10_000
+    from sane.ops.runs import run_interrupt
+
+    run_interrupt(sane_ctx, by_name["s1"]["run_id"])
+
+
+def test_cli_stream(cli_env: dict[str, str], ssh_fleet: Any, sane_home: Any) -> None:
+    register(sane_home, ssh_fleet)
+    proc = subprocess.run([sys.executable, "-m", "sane.cli.main", "fleet", "run", "--stream",
+                           "--servers", "s1,s2", "printf 'a\\nb\\n'"], env=cli_env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    final = lines[-1]
+    assert final["ok"] is True and final["status"] == "completed"
+    events = lines[:-1]
+    for name in ("s1", "s2"):
+        mine = [e for e in events if e.get("server") == name]
+        assert mine[0]["event"] == "started" and mine[-1]["event"] == "finished"
+        streamed = "".join(e["data"] for e in mine if e["event"] == "output")
+        assert streamed == "a\nb\n" == mine[-1]["output"]
+    env = dict(cli_env)
+    status = subprocess.run([sys.executable, "-m", "sane.cli.main", "fleet", "run",
+                             "--servers", "s1,nope", "true"], env=env, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert status.returncode == 3 and json.loads(status.stdout)["error"]["code"] == (
+        "server_not_found")
+    assert os.path.exists(sane_home / "servers.json")
