@@ -9,6 +9,7 @@ from sane.cli.create_file import create_file_cli
 from sane.cli.detect_platform import detect_platform_cli
 from sane.cli.fleet import connect, down, test, up
 from sane.cli.fleet_run import fleet_group
+from sane.cli.health import health_group
 from sane.cli.list_panes import list_panes_cli
 from sane.cli.run_command import emit_run, run_command_cli
 from sane.cli.server import server_group
@@ -36,6 +37,7 @@ cli.add_command(up)
 cli.add_command(connect)
 cli.add_command(down)
 cli.add_command(fleet_group)
+cli.add_command(health_group)
 
 
 @cli.group()

@@ -1,0 +1,96 @@
+"""``sane health``: read, set and wait on every server's health.json."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Literal
+
+import click
+
+from sane.cli._output import emit
+from sane.errors import EXIT_TIMEOUT, InvalidArgument
+
+EPILOG = """\b
+Example:
+  $ sane health --query .version
+  {"ok": true, "schema_version": 1, "servers": [{"server": "web1", "status": "healthy",
+   "reason": null, "data": {"status": "healthy", "version": "1.4.2", ...},
+   "latency_ms": 6.1, "query": "1.4.2", "history": {"last_status": "healthy",
+   "last_ok_at": "2026-11-23T13:20:11+00:00", "failure_streak": 0, ...}},
+   {"server": "web2", "status": "unknown", "reason": "missing", ...}],
+   "counts": {"healthy": 1, "degraded": 0, "unhealthy": 0, "unknown": 1},
+   "all_healthy": false}
+"""
+
+
+def _selection(servers: str | None, tag: str | None) -> list[Any]:
+    from sane.fleet.registry import Registry
+
+    names = [n for n in servers.split(",") if n] if servers else None
+    return list(Registry().select(names, tag, names is None and tag is None))
+
+
+@click.group("health", invoke_without_command=True, epilog=EPILOG)
+@click.option("--servers", default=None, metavar="A,B,...")
+@click.option("--tag", default=None)
+@click.option("--query", "query_expr", default=None, metavar="JQ",
+              help="A jq expression evaluated on each server's health document.")
+@click.pass_context
+def health_group(ctx: click.Context, servers: str | None, tag: str | None,
+                 query_expr: str | None) -> None:
+    """Read every selected server's health.json in parallel (unknown when missing or
+    malformed, with the reason), record history, and summarise."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from sane.fleet.health import check
+    from sane.paths import sane_home
+
+    emit(check(sane_home(), _selection(servers, tag), query_expr))
+
+
+@health_group.command("set")
+@click.option("--server", "name", required=True)
+@click.option("--status", type=click.Choice(["healthy", "degraded", "unhealthy"]), required=True)
+@click.option("--field", "fields", multiple=True, metavar="KEY=VALUE",
+              help="Extra fields; VALUE is parsed as JSON when it can be.")
+def set_cmd(name: str, status: str, fields: tuple[str, ...]) -> None:
+    """Write a server's health.json (atomically, on the server)."""
+    from sane.fleet.health import set_health
+    from sane.fleet.registry import Registry
+
+    values: dict[str, Any] = {}
+    for pair in fields:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise InvalidArgument(f"--field takes KEY=VALUE, not {pair!r}", field=pair)
+        try:
+            values[key] = json.loads(raw)
+        except ValueError:
+            values[key] = raw
+    emit({"server": name, "health": set_health(Registry().get(name), status, values)})
+
+
+@health_group.command("wait")
+@click.option("--until", "until", required=True, metavar="JQ",
+              help="Condition per server, e.g. '.status == \"healthy\"'.")
+@click.option("--any", "mode", flag_value="any", help="Stop when one server meets it.")
+@click.option("--all", "mode", flag_value="all", default=True, help="Wait for all (default).")
+@click.option("--servers", default=None, metavar="A,B,...")
+@click.option("--tag", default=None)
+@click.option("--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True)
+@click.option("--interval", type=click.FloatRange(min=0.05), default=2.0, show_default=True)
+@click.option("--stream", is_flag=True, help="JSON lines: an event per status change.")
+def wait_cmd(until: str, mode: Literal["all", "any"], servers: str | None, tag: str | None,
+             timeout: float, interval: float, stream: bool) -> None:
+    """Poll health until the condition holds; exit 0 when met, 4 on timeout."""
+    from sane.fleet.health import wait
+    from sane.paths import sane_home
+
+    def on_event(event: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(event) + "\n")
+        sys.stdout.flush()
+
+    result = wait(sane_home(), _selection(servers, tag), until, mode, timeout, interval,
+                  on_event if stream else None)
+    emit(result, 0 if result["met"] else EXIT_TIMEOUT)

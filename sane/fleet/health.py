@@ -1,0 +1,212 @@
+"""health.json on every server: read, validate, record, wait for a condition.
+
+Reads go over each server's ssh ControlMaster (a side channel: the server's pane is
+left alone, and a read costs milliseconds once the pane is up). A file that is
+missing, unreadable or not a valid health document makes that server ``unknown``
+with the reason: never a crash, never a guessed status. Each check updates a local
+history per server (last status, last ok time, failure streak, read latency) in
+``$SANE_HOME/health-history.json``, written atomically under a lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shlex
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from sane import errors
+from sane.fleet.registry import Server
+from sane.fleet.ssh import classify, ssh_argv
+from sane.paths import private_dir
+from sane.state import write_atomic
+
+STATUSES = ("healthy", "degraded", "unhealthy")
+READ_TIMEOUT = 15.0
+
+
+class HealthDocument(BaseModel):
+    """What a health.json must hold; any other fields are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["healthy", "degraded", "unhealthy"]
+    version: str | None = None
+    checked_at: str | None = None
+
+
+def _remote_path(path: str) -> str:
+    """A shell word for ``path`` on the server, with ``~/`` meaning the login's home."""
+    if path == "~":
+        return '"$HOME"'
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def read_one(server: Server) -> dict[str, Any]:
+    """One server's health: status (or ``unknown`` + reason), data, latency."""
+    started = time.perf_counter()
+    argv = [*ssh_argv(server), f"cat -- {_remote_path(server.health_path)}"]
+    report: dict[str, Any] = {"server": server.name, "path": server.health_path,
+                              "status": "unknown", "reason": None, "data": None}
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=READ_TIMEOUT,
+                              stdin=subprocess.DEVNULL, check=False)
+    except subprocess.TimeoutExpired:
+        report["reason"] = f"no answer within {READ_TIMEOUT:g}s"
+        return _finish(report, started)
+    stderr = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode == 255:
+        error = classify(server, stderr)
+        report.update(reason=error.message, error=error.code)
+    elif proc.returncode != 0:
+        missing = "no such file" in stderr.lower()
+        report["reason"] = "missing" if missing else f"unreadable: {stderr.strip()[-300:]}"
+    else:
+        try:
+            doc = HealthDocument.model_validate(json.loads(proc.stdout))
+        except (ValueError, ValidationError) as exc:
+            report["reason"] = f"malformed: {str(exc).splitlines()[0][:300]}"
+        else:
+            report.update(status=doc.status, data=doc.model_dump(mode="json"))
+    return _finish(report, started)
+
+
+def _finish(report: dict[str, Any], started: float) -> dict[str, Any]:
+    report["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    return report
+
+
+def query(expression: str, value: Any) -> Any:
+    """First result of a jq expression (the ``jq`` binding), for --query and --until."""
+    import jq
+
+    try:
+        return jq.compile(expression).input_value(value).first()
+    except ValueError as exc:
+        raise errors.InvalidArgument(f"jq: {exc}", expression=expression) from None
+    except StopIteration:
+        return None
+
+
+def _jq_input(report: dict[str, Any]) -> dict[str, Any]:
+    data = report["data"] or {}
+    return {**data, "status": report["status"], "server": report["server"],
+            "reason": report["reason"]}
+
+
+def check(home: Path, servers: list[Server], query_expr: str | None = None,
+          max_parallel: int = 10) -> dict[str, Any]:
+    """Read every server's health in parallel; record history; summarise."""
+    if query_expr is not None:
+        query(query_expr, {})  # a bad expression fails before any connection
+    with ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
+        reports = list(pool.map(read_one, servers))
+    history = record(home, reports)
+    for report in reports:
+        report["history"] = history.get(report["server"])
+        if query_expr is not None:
+            report["query"] = query(query_expr, _jq_input(report))
+    counts = {status: sum(r["status"] == status for r in reports)
+              for status in (*STATUSES, "unknown")}
+    return {"servers": reports, "counts": counts,
+            "all_healthy": bool(reports) and counts["healthy"] == len(reports)}
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    fd = os.open(str(path) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def record(home: Path, reports: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Fold reports into the local history; return the new entries by server."""
+    path = private_dir(home) / "health-history.json"
+    with _locked(path):
+        try:
+            history: dict[str, dict[str, Any]] = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            history = {}
+        except ValueError:
+            history = {}  # a corrupt history is rebuilt, never trusted
+        now = _now()
+        for report in reports:
+            entry = history.setdefault(report["server"], {"last_ok_at": None,
+                                                          "failure_streak": 0})
+            healthy = report["status"] == "healthy"
+            entry.update(last_status=report["status"], checked_at=now,
+                         read_latency_ms=report["latency_ms"])
+            if healthy:
+                entry.update(last_ok_at=now, failure_streak=0)
+            else:
+                entry["failure_streak"] = int(entry.get("failure_streak", 0)) + 1
+        write_atomic(path, json.dumps(history, indent=2, sort_keys=True).encode() + b"\n")
+    return {r["server"]: history[r["server"]] for r in reports}
+
+
+def set_health(server: Server, status: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Write a server's health.json atomically (temp file + rename on the server)."""
+    doc = HealthDocument.model_validate({**fields, "status": status,
+                                         "checked_at": fields.get("checked_at", _now())})
+    data = json.dumps(doc.model_dump(mode="json"), indent=2).encode() + b"\n"
+    target = _remote_path(server.health_path)
+    script = (f"p={target}; mkdir -p -- \"$(dirname -- \"$p\")\" && "
+              "t=\"$p.sane-$$.tmp\" && cat > \"$t\" && mv -f -- \"$t\" \"$p\"")
+    proc = subprocess.run([*ssh_argv(server), script], input=data, capture_output=True,
+                          timeout=READ_TIMEOUT, check=False)
+    if proc.returncode == 255:
+        raise classify(server, proc.stderr.decode("utf-8", "replace"))
+    if proc.returncode != 0:
+        raise errors.TransferFailed(
+            f"{server.name}: writing {server.health_path} failed: "
+            f"{proc.stderr.decode('utf-8', 'replace').strip()}", server=server.name)
+    return doc.model_dump(mode="json")
+
+
+def wait(home: Path, servers: list[Server], until: str, mode: Literal["all", "any"],
+         timeout: float, interval: float,
+         on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Poll until ``until`` (jq, per server) holds for all / any servers, or timeout.
+
+    Emits an event whenever a server's status changes. Cheap by design: one ``cat``
+    per server per interval over existing connections.
+    """
+    query(until, {})
+    deadline = time.monotonic() + timeout
+    last: dict[str, str] = {}
+    while True:
+        result = check(home, servers)
+        met = {r["server"]: bool(query(until, _jq_input(r))) for r in result["servers"]}
+        for report in result["servers"]:
+            name = report["server"]
+            if last.get(name) != report["status"]:
+                last[name] = report["status"]
+                if on_event is not None:
+                    on_event({"event": "status", "server": name, "status": report["status"],
+                              "reason": report["reason"]})
+        done = all(met.values()) if mode == "all" else any(met.values())
+        remaining = deadline - time.monotonic()
+        if done or remaining <= 0:
+            return {"met": done, "until": until, "mode": mode,
+                    "waiting_for": sorted(n for n, ok in met.items() if not ok),
+                    "servers": result["servers"]}
+        time.sleep(min(interval, remaining))  # the polling interval the caller asked for

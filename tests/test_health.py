@@ -1,0 +1,123 @@
+"""Health on real sshd servers: statuses, unknown with a reason, history, waiting."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sane import errors
+from sane.fleet.health import check, set_health, wait
+from sane.fleet.registry import Server
+
+from .test_fleet import register
+
+
+@pytest.fixture(autouse=True)
+def _clean_shared_homes(ssh_fleet: Any) -> Any:
+    """Tests here write health files into the shared fleet's homes: remove them."""
+    yield
+    for server in ssh_fleet.servers:
+        (Path(server.home) / ".sane" / "health.json").unlink(missing_ok=True)
+
+
+def _health_file(fleet: Any, index: int) -> Path:
+    return Path(fleet.servers[index].home) / ".sane" / "health.json"
+
+
+def test_each_kind_of_file_is_reported(sane_home: Path, make_fleet: Callable[..., Any]) -> None:
+    fleet = make_fleet(4)
+    servers = register(sane_home, fleet)
+    set_health(servers[0], "healthy", {"version": "1.0.0"})
+    set_health(servers[1], "unhealthy", {"version": "1.0.0", "disk": {"free_gb": 2}})
+    _health_file(fleet, 3).parent.mkdir(parents=True, exist_ok=True)
+    _health_file(fleet, 3).write_text('{"status": "fine"')  # s3 has none; s4 is broken
+    assert json.loads(_health_file(fleet, 0).read_text())["version"] == "1.0.0"
+    result = check(sane_home, servers, query_expr=".version")
+    by_name = {r["server"]: r for r in result["servers"]}
+    assert (by_name["s1"]["status"], by_name["s1"]["query"]) == ("healthy", "1.0.0")
+    assert by_name["s2"]["status"] == "unhealthy"
+    assert by_name["s2"]["data"]["disk"] == {"free_gb": 2}
+    assert (by_name["s3"]["status"], by_name["s3"]["reason"]) == ("unknown", "missing")
+    assert by_name["s4"]["status"] == "unknown"
+    assert by_name["s4"]["reason"].startswith("malformed")
+    assert result["counts"] == {"healthy": 1, "degraded": 0, "unhealthy": 1, "unknown": 2}
+    assert result["all_healthy"] is False
+    # History: a second check extends the failure streaks, keeps s1's last ok time.
+    again = {r["server"]: r for r in check(sane_home, servers)["servers"]}
+    assert again["s2"]["history"]["failure_streak"] == 2
+    assert again["s1"]["history"]["failure_streak"] == 0
+    assert again["s1"]["history"]["last_ok_at"] is not None
+    assert again["s3"]["history"]["last_ok_at"] is None
+
+
+def test_unreachable_server_is_unknown_not_a_crash(sane_home: Path,
+                                                   make_fleet: Callable[..., Any]) -> None:
+    fleet = make_fleet(1)
+    (server,) = register(sane_home, fleet)
+    fleet.stop("s1")
+    (report,) = check(sane_home, [server])["servers"]
+    assert report["status"] == "unknown" and report["error"] == "connection_refused"
+
+
+def test_wait_returns_when_the_last_server_turns_healthy(sane_home: Path,
+                                                         ssh_fleet: Any) -> None:
+    servers = register(sane_home, ssh_fleet)
+    for server in servers:
+        set_health(server, "degraded", {})
+    events: list[dict[str, Any]] = []
+    turned: dict[str, float] = {}
+
+    def heal() -> None:
+        for server in servers:
+            time.sleep(0.3)  # the scenario: servers recover one after another
+            set_health(server, "healthy", {"version": "2"})
+        turned["at"] = time.monotonic()
+
+    healer = threading.Thread(target=heal)
+    healer.start()
+    try:
+        result = wait(sane_home, servers, '.status == "healthy"', "all", timeout=30,
+                      interval=0.1, on_event=events.append)
+    finally:
+        healer.join()
+    assert result["met"] and result["waiting_for"] == []
+    assert time.monotonic() - turned["at"] < 2
+    changes = [(e["server"], e["status"]) for e in events]
+    for server in servers:
+        assert changes.index((server.name, "degraded")) < changes.index((server.name, "healthy"))
+    timed_out = wait(sane_home, servers, '.version == "3"', "all", timeout=0.3, interval=0.1)
+    assert not timed_out["met"] and timed_out["waiting_for"] == ["s1", "s2", "s3"]
+
+
+def test_bad_jq_is_invalid_argument(sane_home: Path) -> None:
+    with pytest.raises(errors.InvalidArgument):
+        check(sane_home, [Server(name="x", host="127.0.0.1")], query_expr=".[")
+
+
+def test_cli(cli_env: dict[str, str], ssh_fleet: Any, sane_home: Path) -> None:
+    register(sane_home, ssh_fleet)
+
+    def sane(*args: str) -> tuple[int, dict[str, Any]]:
+        proc = subprocess.run([sys.executable, "-m", "sane.cli.main", *args], env=cli_env,
+                              capture_output=True, text=True, timeout=120, check=False)
+        return proc.returncode, json.loads(proc.stdout.splitlines()[-1])
+
+    status, doc = sane("health", "set", "--server", "s1", "--status", "healthy",
+                       "--field", "version=1.2.3", "--field", "replicas=3")
+    assert status == 0 and doc["health"]["replicas"] == 3
+    status, doc = sane("health", "--servers", "s1", "--query", ".replicas")
+    assert status == 0 and doc["servers"][0]["query"] == 3
+    status, doc = sane("health", "wait", "--servers", "s1", "--until", '.version == "1.2.3"',
+                       "--timeout", "10", "--interval", "0.1")
+    assert status == 0 and doc["met"]
+    status, doc = sane("health", "wait", "--servers", "s1", "--until", '.version == "9"',
+                       "--timeout", "0.3", "--interval", "0.1")
+    assert status == 4 and doc["waiting_for"] == ["s1"]
