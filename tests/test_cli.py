@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,19 @@ def test_bin_shims_run_from_a_checkout(cli_env: dict[str, str],
     proc = subprocess.run([str(ROOT / "bin" / "sane-run-command"), "--pane", pane, "echo shim"],
                           env=cli_env, capture_output=True, text=True, check=False, timeout=60)
     assert proc.returncode == 0 and '"output": "shim\\n"' in proc.stdout
+
+
+def test_jq_filters_any_command(cli_env: dict[str, str], tmux_server: TmuxTestServer) -> None:
+    pane = tmux_server.new_pane("dash")
+    proc = subprocess.run([sys.executable, "-m", "sane.cli.run_command", "--pane", pane,
+                           "--jq", "[.exit_code, .output]", "printf x; (exit 2)"],
+                          env=cli_env, capture_output=True, text=True, timeout=60, check=False)
+    assert (proc.returncode, proc.stdout) == (0, '[2, "x"]\n')
+    proc = subprocess.run([sys.executable, "-m", "sane.cli.main", "list-panes", "--all",
+                           "--jq=.panes[].pane_id"], env=cli_env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert pane in proc.stdout.splitlines()
+    status, doc, _ = cli(["sane.cli.run_command", "--pane", pane, "--jq", ".[",
+                          "touch /tmp/sane-jq-canary-must-not-exist"], cli_env)
+    assert (status, doc["error"]["code"]) == (2, "invalid_argument")
+    assert not os.path.exists("/tmp/sane-jq-canary-must-not-exist")

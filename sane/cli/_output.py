@@ -19,9 +19,63 @@ def _write(doc: Mapping[str, Any]) -> None:
     sys.stdout.flush()
 
 
+# `--jq EXPR`, taken off the command line by run_cli for every command (as `gh --jq`).
+_jq_filter: str | None = None
+
+
+def _write_filtered(doc: Mapping[str, Any], expression: str) -> None:
+    """Each jq result on its own line: strings raw, everything else as JSON."""
+    import jq
+
+    try:
+        results = jq.compile(expression).input_value(doc).all()
+    except ValueError as exc:
+        emit_error(errors.InvalidArgument(f"--jq: {exc}", expression=expression))
+    lines = [r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in results]
+    sys.stdout.buffer.write("".join(line + "\n" for line in lines).encode("utf-8"))
+    sys.stdout.flush()
+
+
+def _check_jq(expression: str) -> None:
+    import jq
+
+    try:
+        jq.compile(expression)
+    except ValueError as exc:
+        raise errors.InvalidArgument(f"--jq: {exc}", expression=expression) from None
+
+
 def emit(result: Mapping[str, Any], status: int = 0) -> NoReturn:
-    _write({"ok": True, "schema_version": SCHEMA_VERSION, **result})
+    doc = {"ok": True, "schema_version": SCHEMA_VERSION, **result}
+    if _jq_filter is not None:
+        _write_filtered(doc, _jq_filter)
+    else:
+        _write(doc)
     sys.exit(status)
+
+
+def _take_jq(args: list[str]) -> list[str]:
+    """Remove ``--jq EXPR`` / ``--jq=EXPR`` (before any ``--``) and remember it."""
+    global _jq_filter
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg == "--jq":
+            if i + 1 >= len(args):
+                raise errors.UsageError("--jq needs an expression")
+            _jq_filter = args[i + 1]
+            i += 2
+            continue
+        if arg.startswith("--jq="):
+            _jq_filter = arg[5:]
+        else:
+            rest.append(arg)
+        i += 1
+    return rest
 
 
 def emit_error(err: errors.SaneError, extra: Mapping[str, Any] | None = None) -> NoReturn:
@@ -35,6 +89,9 @@ def emit_error(err: errors.SaneError, extra: Mapping[str, Any] | None = None) ->
 def run_cli(command: click.Command, args: list[str] | None = None) -> NoReturn:
     """Invoke a click command so that every outcome is one JSON document."""
     try:
+        args = _take_jq(sys.argv[1:] if args is None else args)
+        if _jq_filter is not None:
+            _check_jq(_jq_filter)  # a bad expression fails before anything runs
         command.main(args=args, prog_name=None, standalone_mode=False)
     except errors.SaneError as err:
         emit_error(err)
