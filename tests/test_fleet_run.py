@@ -94,3 +94,34 @@ def test_cli_stream(cli_env: dict[str, str], ssh_fleet: Any, sane_home: Any) -> 
     assert status.returncode == 3 and json.loads(status.stdout)["error"]["code"] == (
         "server_not_found")
     assert os.path.exists(sane_home / "servers.json")
+
+
+def test_fleet_put_skips_servers_that_have_the_file(sane_ctx: Context,
+                                                     make_fleet: Callable[..., Any]) -> None:
+    from sane.fleet.run import fleet_put
+
+    fleet = make_fleet(3)
+    servers = register(sane_ctx.home, fleet)
+    data = os.urandom(50_000)
+    target = "/root/app/config.bin"
+    first = fleet_put(sane_ctx, servers, target, data, mode=0o640, parents=True)
+    assert first["status"] == "completed"
+    assert [r["action"] for r in first["results"]] == ["created"] * 3
+    for s in fleet.servers:
+        assert (s.home / "app" / "config.bin").read_bytes() == data
+    mtime = (fleet.servers[0].home / "app" / "config.bin").stat().st_mtime_ns
+    (fleet.servers[2].home / "app" / "config.bin").write_bytes(b"drifted")
+    second = fleet_put(sane_ctx, servers, target, data)
+    assert [r["action"] for r in second["results"]] == ["unchanged", "unchanged", "replaced"]
+    assert (fleet.servers[0].home / "app" / "config.bin").stat().st_mtime_ns == mtime
+    assert (fleet.servers[2].home / "app" / "config.bin").read_bytes() == data
+
+
+def test_fleet_detect(sane_ctx: Context, ssh_fleet: Any) -> None:
+    from sane.fleet.run import fleet_detect
+
+    servers = register(sane_ctx.home, ssh_fleet)
+    result = fleet_detect(sane_ctx, servers)
+    assert result["status"] == "completed"
+    assert [(r["server"], r["user"], r["os"]) for r in result["results"]] == [
+        (s.name, "root", "Linux") for s in servers]

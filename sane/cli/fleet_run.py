@@ -61,3 +61,56 @@ def run(command: tuple[str, ...], servers: str | None, tag: str | None, all_serv
         result = fleet_run(ctx, selected, " ".join(command), max_parallel, timeout,
                            on_event if stream else None)
     emit(result, 0 if result["status"] == "completed" else 1)
+
+
+def _selected(servers: str | None, tag: str | None, all_servers: bool) -> list[Any]:
+    from sane.fleet.registry import Registry
+
+    names = [n for n in servers.split(",") if n] if servers else None
+    return list(Registry().select(names, tag, all_servers or (names is None and tag is None)))
+
+
+@fleet_group.command("put")
+@click.argument("local_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("remote_path")
+@click.option("--servers", default=None, metavar="A,B,...")
+@click.option("--tag", default=None)
+@click.option("--all", "all_servers", is_flag=True)
+@click.option("--mode", default=None, metavar="OCTAL")
+@click.option("--parents", is_flag=True)
+@click.option("--max-parallel", type=click.IntRange(min=1), default=5, show_default=True)
+@socket_option
+def put(local_file: str, remote_path: str, servers: str | None, tag: str | None,
+        all_servers: bool, mode: str | None, parents: bool, max_parallel: int,
+        socket: str | None) -> None:
+    """Copy LOCAL_FILE to REMOTE_PATH on many servers (skipping those that already have
+    the same sha256). Exit 0 only when every server has the file."""
+    from sane.cli.create_file import _mode
+    from sane.fleet.run import fleet_put
+    from sane.ops.context import Context
+    from sane.tmux.command import TmuxServer
+
+    with open(local_file, "rb") as fh:
+        data = fh.read()
+    with Context(TmuxServer.from_env(socket)) as ctx:
+        result = fleet_put(ctx, _selected(servers, tag, all_servers), remote_path, data,
+                           _mode(mode), parents, max_parallel)
+    emit(result, 0 if result["status"] == "completed" else 1)
+
+
+@fleet_group.command("detect")
+@click.option("--servers", default=None, metavar="A,B,...")
+@click.option("--tag", default=None)
+@click.option("--all", "all_servers", is_flag=True)
+@click.option("--max-parallel", type=click.IntRange(min=1), default=5, show_default=True)
+@socket_option
+def detect(servers: str | None, tag: str | None, all_servers: bool, max_parallel: int,
+           socket: str | None) -> None:
+    """The platform of every selected server (one probe each, in parallel)."""
+    from sane.fleet.run import fleet_detect
+    from sane.ops.context import Context
+    from sane.tmux.command import TmuxServer
+
+    with Context(TmuxServer.from_env(socket)) as ctx:
+        result = fleet_detect(ctx, _selected(servers, tag, all_servers), max_parallel)
+    emit(result, 0 if result["status"] == "completed" else 1)

@@ -116,3 +116,79 @@ class _Streamer:
         if text:
             self.text_sent += len(text)
             self.emit({"event": "output", "server": self.name, "data": text})
+
+
+def _parallel(servers: list[Server], max_parallel: int,
+              work: Callable[[Server], dict[str, Any]]) -> list[dict[str, Any]]:
+    """``work`` on each server, at most ``max_parallel`` at once; errors become results."""
+    def one(server: Server) -> dict[str, Any]:
+        try:
+            return {"server": server.name, "ok": True, "error": None, **work(server)}
+        except errors.SaneError as exc:
+            return {"server": server.name, "ok": False, "error": exc.to_dict()}
+
+    with ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
+        return list(pool.map(one, servers))
+
+
+def _summary(results: list[dict[str, Any]]) -> str:
+    ok = sum(r["ok"] for r in results)
+    return "completed" if results and ok == len(results) else "failed" if ok == 0 else "partial"
+
+
+def remote_sha256(server: Server, path: str) -> str | None:
+    """The sha256 of ``path`` on ``server`` (over its ssh connection), None if absent."""
+    import shlex
+    import subprocess
+
+    from sane.fleet.ssh import classify, ssh_argv
+
+    quoted = shlex.quote(path)
+    script = (f"if [ -f {quoted} ]; then (sha256sum -- {quoted} || shasum -a 256 -- {quoted})"
+              " 2>/dev/null; fi")
+    proc = subprocess.run([*ssh_argv(server), script], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL, check=False)
+    if proc.returncode == 255:
+        raise classify(server, proc.stderr)
+    digest = proc.stdout.split(" ", 1)[0].strip()
+    return digest or None
+
+
+def fleet_put(ctx: Context, servers: list[Server], path: str, content: bytes,
+              mode: int | None = None, parents: bool = False,
+              max_parallel: int = DEFAULT_PARALLEL) -> dict[str, Any]:
+    """create-file on many servers; a server whose file already has the same sha256 is
+    skipped (``unchanged``): the deployment cache."""
+    import hashlib
+
+    from sane.fleet.panes import file_channel
+    from sane.ops.create_file import create_file
+
+    if not path.startswith("/"):
+        raise errors.InvalidArgument("fleet put takes an absolute path on the servers",
+                                     path=path)
+    digest = hashlib.sha256(content).hexdigest()
+
+    def put(server: Server) -> dict[str, Any]:
+        if remote_sha256(server, path) == digest:
+            return {"action": "unchanged", "path": path, "sha256": digest}
+        pane = open_server_pane(ctx, server).pane_id
+        result = create_file(ctx, path, content, pane=pane, mode=mode, parents=parents,
+                             side_channel=file_channel(ctx, server.name))
+        return dict(result)
+
+    results = _parallel(servers, max_parallel, put)
+    return {"status": _summary(results), "sha256": digest, "bytes": len(content),
+            "results": results}
+
+
+def fleet_detect(ctx: Context, servers: list[Server],
+                 max_parallel: int = DEFAULT_PARALLEL) -> dict[str, Any]:
+    """detect-platform on every server's pane."""
+    from sane.ops.detect_platform import detect_platform
+
+    def detect(server: Server) -> dict[str, Any]:
+        return dict(detect_platform(ctx, pane=open_server_pane(ctx, server).pane_id))
+
+    results = _parallel(servers, max_parallel, detect)
+    return {"status": _summary(results), "results": results}
