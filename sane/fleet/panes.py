@@ -69,8 +69,17 @@ def _new_pane(ctx: Context, server: Server, accept_new: bool) -> str:
 
 
 def open_server_pane(ctx: Context, server: Server, accept_new: bool = False,
-                     timeout: float = CONNECT_TIMEOUT) -> panes.PaneState:
-    """A live, runner-ready pane for ``server``; raises the classified ssh error."""
+                     timeout: float = CONNECT_TIMEOUT,
+                     known: dict[str, panes.PaneState] | None = None) -> panes.PaneState:
+    """A live, runner-ready pane for ``server``; raises the classified ssh error.
+
+    ``known``: server panes already listed by the caller (one ``list-panes`` for a
+    whole fleet), so a warm pane costs nothing more; only a missing or dead pane
+    takes the creation lock.
+    """
+    current = (known if known is not None else server_panes(ctx)).get(server.name)
+    if current is not None and not current.dead and current.runner_installed:
+        return current
     with creation_lock(ctx.server):
         ensure_session(ctx)
         existing = server_panes(ctx).get(server.name)

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sane import errors
-from sane.fleet.panes import open_server_pane
+from sane.fleet.panes import open_server_pane, server_panes
 from sane.fleet.registry import Server
 from sane.ops.context import Context
 from sane.ops.runs import RunOptions, run_command
@@ -50,12 +50,14 @@ def fleet_run(
     def ms() -> float:
         return round((time.perf_counter() - origin) * 1000, 3)
 
+    known = server_panes(ctx)
+
     def one(server: Server) -> dict[str, Any]:
         started = ms()
         emit({"event": "started", "server": server.name, "at_ms": started})
         report: dict[str, Any] = {"server": server.name, "started_ms": started}
         try:
-            pane = open_server_pane(ctx, server).pane_id
+            pane = open_server_pane(ctx, server, known=known).pane_id
             hook = _Streamer(server.name, emit) if on_event is not None else None
             result = run_command(ctx, command, pane=pane, options=RunOptions(
                 timeout=timeout, interrupt_on_timeout=False, on_output=hook))
@@ -168,11 +170,12 @@ def fleet_put(ctx: Context, servers: list[Server], path: str, content: bytes,
         raise errors.InvalidArgument("fleet put takes an absolute path on the servers",
                                      path=path)
     digest = hashlib.sha256(content).hexdigest()
+    known = server_panes(ctx)
 
     def put(server: Server) -> dict[str, Any]:
         if remote_sha256(server, path) == digest:
             return {"action": "unchanged", "path": path, "sha256": digest}
-        pane = open_server_pane(ctx, server).pane_id
+        pane = open_server_pane(ctx, server, known=known).pane_id
         result = create_file(ctx, path, content, pane=pane, mode=mode, parents=parents,
                              side_channel=file_channel(ctx, server.name))
         return dict(result)
@@ -187,8 +190,11 @@ def fleet_detect(ctx: Context, servers: list[Server],
     """detect-platform on every server's pane."""
     from sane.ops.detect_platform import detect_platform
 
+    known = server_panes(ctx)
+
     def detect(server: Server) -> dict[str, Any]:
-        return dict(detect_platform(ctx, pane=open_server_pane(ctx, server).pane_id))
+        pane = open_server_pane(ctx, server, known=known).pane_id
+        return dict(detect_platform(ctx, pane=pane))
 
     results = _parallel(servers, max_parallel, detect)
     return {"status": _summary(results), "results": results}
