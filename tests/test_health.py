@@ -121,3 +121,30 @@ def test_cli(cli_env: dict[str, str], ssh_fleet: Any, sane_home: Path) -> None:
     status, doc = sane("health", "wait", "--servers", "s1", "--until", '.version == "9"',
                        "--timeout", "0.3", "--interval", "0.1")
     assert status == 4 and doc["waiting_for"] == ["s1"]
+
+
+def test_watch_snapshot(cli_env: dict[str, str], ssh_fleet: Any, sane_home: Path) -> None:
+    from sane.fleet.watch import render
+
+    servers = register(sane_home, ssh_fleet)
+    set_health(servers[0], "healthy", {"version": "4.2"})
+
+    def sane(*args: str) -> tuple[int, dict[str, Any]]:
+        proc = subprocess.run([sys.executable, "-m", "sane.cli.main", *args], env=cli_env,
+                              capture_output=True, text=True, timeout=120, check=False)
+        return proc.returncode, json.loads(proc.stdout.splitlines()[-1])
+
+    assert sane("connect", "s1", "s2")[0] == 0
+    status, first = sane("run-command", "--server", "s2", "--timeout", "0.2", "sleep 30")
+    assert first["status"] == "running"
+    status, doc = sane("watch", "--once")
+    assert status == 0
+    rows = {r["server"]: r for r in doc["servers"]}
+    assert (rows["s1"]["connection"], rows["s1"]["health"], rows["s1"]["version"]) == (
+        "connected", "healthy", "4.2")
+    assert (rows["s2"]["run_id"], rows["s3"]["connection"]) == (first["run_id"],
+                                                                "disconnected")
+    assert rows["s3"]["health"] == "unknown" and rows["s3"]["health_reason"] == "missing"
+    text = render(doc)
+    assert "s1" in text and "healthy" in text and first["run_id"] in text
+    assert sane("run", "interrupt", first["run_id"])[1]["status"] == "interrupted"

@@ -13,6 +13,7 @@ from sane.cli.health import health_group
 from sane.cli.list_panes import list_panes_cli
 from sane.cli.run_command import emit_run, run_command_cli
 from sane.cli.server import server_group
+from sane.cli.watch import watch
 
 WAIT_EPILOG = """\b
 Example (a run left `running` by --timeout 1):
@@ -38,6 +39,7 @@ cli.add_command(connect)
 cli.add_command(down)
 cli.add_command(fleet_group)
 cli.add_command(health_group)
+cli.add_command(watch)
 
 
 @cli.group()
