@@ -163,3 +163,15 @@ def test_takeover_script_holds_no_escape_byte() -> None:
     script = takeover_script(NONCE, TOKEN)
     assert "\x1b" not in script and "\x07" not in script and "\n" not in script
     assert len(script.encode()) < 4095  # dash's typed-line limit
+
+
+def test_lost_run_drops_the_ssh_clients_goodbye() -> None:
+    raw = b"partial\r\nConnection to 10.0.0.5 closed by remote host.\r\r\n"
+    assert output.clean(raw, lost=True) == b"partial\n"
+    assert output.clean(raw) == b"partial\nConnection to 10.0.0.5 closed by remote host.\r\n"
+
+
+def test_exit_drops_bashs_own_exit_line() -> None:
+    assert output.clean(b"bye\r\nexit\r\n", exited=True) == b"bye\n"
+    assert output.clean(b"bye\r\nlogout\r\n", exited=True) == b"bye\n"
+    assert output.clean(b"bye\r\nexit\r\n") == b"bye\nexit\n"
