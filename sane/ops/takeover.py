@@ -24,6 +24,7 @@ SHELLS = frozenset(
      "yash", "busybox", "ssh"}
 )
 READY_TIMEOUT = 15.0
+RETYPE_AFTER = 3.0  # no READY this long after typing the takeover: type it again
 RESPAWN_SETTLE = 3.0
 MAX_TOKENS = 8
 
@@ -119,14 +120,28 @@ def install_runner(
             pane=pane,
             current_command=state.current_command,
         )
-    nonce, token = markers.new_nonce(), markers.new_token()
-    script = takeover_script(nonce, token)
-    keys = " ".join(f"{b:02x}" for b in script.encode()) + " 0d"
-    client.command(f"send-keys -t {pane} -H {keys}")
+    token = markers.new_token()
+    nonces: list[str] = []
+
+    def type_takeover() -> None:
+        # Same token every time: whichever copy the shell runs, its prompt marker is
+        # the one recorded. A fresh shell may still be starting (rc files, or a
+        # program in them reading the tty, can swallow typed-ahead keys): retype.
+        nonce = markers.new_nonce()
+        nonces.append(nonce)
+        script = takeover_script(nonce, token)
+        keys = " ".join(f"{b:02x}" for b in script.encode()) + " 0d"
+        client.command(f"send-keys -t {pane} -H {keys}")
+
+    type_takeover()
     seen = bytearray()
     if deadline is None:
         deadline = time.monotonic() + READY_TIMEOUT
-    while not wait_ready(seen, nonce):
+    retype_at = time.monotonic() + RETYPE_AFTER
+    while not any(wait_ready(seen, nonce) for nonce in nonces):
+        if time.monotonic() >= retype_at:
+            retype_at = time.monotonic() + RETYPE_AFTER
+            type_takeover()
         remaining = deadline - time.monotonic()
         if remaining <= 0 or stream.closed:
             raise errors.RunnerUnavailable(
