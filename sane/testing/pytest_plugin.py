@@ -39,6 +39,9 @@ class TmuxTestServer:
         self.server.run("new-session", "-d", "-s", "base", "-x", "200", "-y", "50",
                         SHELLS["bash"])
         self.server.run("set-option", "-g", "history-limit", "10000")
+        # Panes sane creates itself (its default `local` pane) get the clean shell too:
+        # a login shell's rc files (pyenv rehash, say) must not decide a test's fate.
+        self.server.run("set-option", "-g", "default-command", SHELLS["bash"])
 
     def new_pane(self, shell: str = "bash", session: str = "base") -> str:
         """A new window in ``session`` running ``shell`` (a key of SHELLS or a command)."""
