@@ -23,6 +23,17 @@ from sane.testing import retry_until
 from .conftest import cli, output_bytes
 
 
+def peak_concurrency(reports: list[dict[str, Any]]) -> int:
+    """Most reports whose [started_ms, finished_ms] intervals overlap at one instant."""
+    events = sorted([(r["started_ms"], 1) for r in reports]
+                    + [(r["finished_ms"], -1) for r in reports], key=lambda e: (e[0], e[1]))
+    level = peak = 0
+    for _, step in events:
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
 def register(home: Path, fleet: Any, **overrides: Any) -> list[Server]:
     registry = Registry(home)
     servers = []
@@ -235,14 +246,7 @@ def test_twenty_servers_connect_concurrently_and_bounded(sane_ctx: Context,
     assert [r["ok"] for r in reports] == [True] * 20, [r["error"] for r in reports]
     assert time.monotonic() - started < 60
     # Bounded: at no instant were more than 5 connections being opened.
-    events = sorted([(r["started_ms"], 1) for r in reports] + [(r["finished_ms"], -1)
-                                                              for r in reports],
-                    key=lambda e: (e[0], e[1]))
-    level = peak = 0
-    for _, step in events:
-        level += step
-        peak = max(peak, level)
-    assert 1 < peak <= 5
+    assert 1 < peak_concurrency(reports) <= 5
     panes = server_panes(sane_ctx)
     assert sorted(panes) == sorted(s.name for s in servers)
     for name, state in panes.items():

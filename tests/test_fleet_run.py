@@ -12,17 +12,7 @@ from typing import Any
 from sane.fleet.run import fleet_run
 from sane.ops.context import Context
 
-from .test_fleet import register
-
-
-def _peak(results: list[dict[str, Any]]) -> int:
-    events = sorted([(r["started_ms"], 1) for r in results]
-                    + [(r["finished_ms"], -1) for r in results], key=lambda e: (e[0], e[1]))
-    level = peak = 0
-    for _, step in events:
-        level += step
-        peak = max(peak, level)
-    return peak
+from .test_fleet import peak_concurrency, register
 
 
 def test_max_parallel_two_on_six_servers(sane_ctx: Context,
@@ -33,7 +23,7 @@ def test_max_parallel_two_on_six_servers(sane_ctx: Context,
     result = fleet_run(sane_ctx, servers, "sleep 1; echo $FLEET_HOST", max_parallel=2)
     assert result["status"] == "completed" and result["counts"]["ok"] == 6
     assert [r["output"] for r in result["results"]] == [f"{s.name}\n" for s in servers]
-    assert _peak(result["results"]) == 2  # never more than 2 at once, and 2 were used
+    assert peak_concurrency(result["results"]) == 2  # never more than 2 at once, and 2 were used
     assert result["duration_ms"] >= 3000  # 6 runs of 1 s, two at a time
 
 

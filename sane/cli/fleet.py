@@ -19,22 +19,14 @@ Exit status 0 when every server connected, 5 otherwise.
 """
 
 
-def _select(names: tuple[str, ...], tag: str | None, all_servers: bool) -> list[object]:
-    from sane.fleet.registry import Registry
-
-    if not names and tag is None:
-        all_servers = True
-    return list(Registry().select(list(names) or None, tag, all_servers))
-
-
 def _connect(names: tuple[str, ...], tag: str | None, all_servers: bool, accept_new: bool,
              max_parallel: int, socket: str | None) -> None:
+    from sane.cli._select import selected_servers
     from sane.fleet.panes import connect_many, ensure_session
-    from sane.fleet.registry import Server
     from sane.ops.context import Context
     from sane.tmux.command import TmuxServer
 
-    servers = [s for s in _select(names, tag, all_servers) if isinstance(s, Server)]
+    servers = selected_servers(names, tag, all_servers)
     with Context(TmuxServer.from_env(socket)) as ctx:
         ensure_session(ctx)
         reports = connect_many(ctx, servers, accept_new, max_parallel)

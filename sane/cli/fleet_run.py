@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from sane.cli._output import emit, socket_option
+from sane.cli._select import selected_servers, split_names
 
 EPILOG = """\b
 Example:
@@ -45,13 +46,11 @@ def fleet_group() -> None:
 def run(command: tuple[str, ...], servers: str | None, tag: str | None, all_servers: bool,
         max_parallel: int, timeout: float, stream: bool, socket: str | None) -> None:
     """Run COMMAND on every selected server's pane, at most --max-parallel at a time."""
-    from sane.fleet.registry import Registry
     from sane.fleet.run import fleet_run
     from sane.ops.context import Context
     from sane.tmux.command import TmuxServer
 
-    names = [n for n in servers.split(",") if n] if servers else None
-    selected = Registry().select(names, tag, all_servers or (names is None and tag is None))
+    selected = selected_servers(split_names(servers), tag, all_servers)
 
     def on_event(event: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
@@ -61,13 +60,6 @@ def run(command: tuple[str, ...], servers: str | None, tag: str | None, all_serv
         result = fleet_run(ctx, selected, " ".join(command), max_parallel, timeout,
                            on_event if stream else None)
     emit(result, 0 if result["status"] == "completed" else 1)
-
-
-def _selected(servers: str | None, tag: str | None, all_servers: bool) -> list[Any]:
-    from sane.fleet.registry import Registry
-
-    names = [n for n in servers.split(",") if n] if servers else None
-    return list(Registry().select(names, tag, all_servers or (names is None and tag is None)))
 
 
 @fleet_group.command("put")
@@ -92,9 +84,9 @@ def put(local_file: str, remote_path: str, servers: str | None, tag: str | None,
 
     with open(local_file, "rb") as fh:
         data = fh.read()
+    selected = selected_servers(split_names(servers), tag, all_servers)
     with Context(TmuxServer.from_env(socket)) as ctx:
-        result = fleet_put(ctx, _selected(servers, tag, all_servers), remote_path, data,
-                           _mode(mode), parents, max_parallel)
+        result = fleet_put(ctx, selected, remote_path, data, _mode(mode), parents, max_parallel)
     emit(result, 0 if result["status"] == "completed" else 1)
 
 
@@ -111,6 +103,7 @@ def detect(servers: str | None, tag: str | None, all_servers: bool, max_parallel
     from sane.ops.context import Context
     from sane.tmux.command import TmuxServer
 
+    selected = selected_servers(split_names(servers), tag, all_servers)
     with Context(TmuxServer.from_env(socket)) as ctx:
-        result = fleet_detect(ctx, _selected(servers, tag, all_servers), max_parallel)
+        result = fleet_detect(ctx, selected, max_parallel)
     emit(result, 0 if result["status"] == "completed" else 1)

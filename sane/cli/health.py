@@ -9,6 +9,7 @@ from typing import Any, Literal
 import click
 
 from sane.cli._output import emit
+from sane.cli._select import selected_servers, split_names
 from sane.errors import EXIT_TIMEOUT, InvalidArgument
 
 EPILOG = """\b
@@ -22,13 +23,6 @@ Example:
    "counts": {"healthy": 1, "degraded": 0, "unhealthy": 0, "unknown": 1},
    "all_healthy": false}
 """
-
-
-def _selection(servers: str | None, tag: str | None) -> list[Any]:
-    from sane.fleet.registry import Registry
-
-    names = [n for n in servers.split(",") if n] if servers else None
-    return list(Registry().select(names, tag, names is None and tag is None))
 
 
 @click.group("health", invoke_without_command=True, epilog=EPILOG)
@@ -46,7 +40,7 @@ def health_group(ctx: click.Context, servers: str | None, tag: str | None,
     from sane.fleet.health import check
     from sane.paths import sane_home
 
-    emit(check(sane_home(), _selection(servers, tag), query_expr))
+    emit(check(sane_home(), selected_servers(split_names(servers), tag, False), query_expr))
 
 
 @health_group.command("set")
@@ -91,6 +85,7 @@ def wait_cmd(until: str, mode: Literal["all", "any"], servers: str | None, tag: 
         sys.stdout.write(json.dumps(event) + "\n")
         sys.stdout.flush()
 
-    result = wait(sane_home(), _selection(servers, tag), until, mode, timeout, interval,
+    selected = selected_servers(split_names(servers), tag, False)
+    result = wait(sane_home(), selected, until, mode, timeout, interval,
                   on_event if stream else None)
     emit(result, 0 if result["met"] else EXIT_TIMEOUT)
