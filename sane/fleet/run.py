@@ -57,10 +57,10 @@ def fleet_run(
         emit({"event": "started", "server": server.name, "at_ms": started})
         report: dict[str, Any] = {"server": server.name, "started_ms": started}
         try:
-            pane = open_server_pane(ctx, server, known=known).pane_id
+            state = open_server_pane(ctx, server, known=known)
             hook = _Streamer(server.name, emit) if on_event is not None else None
-            result = run_command(ctx, command, pane=pane, options=RunOptions(
-                timeout=timeout, interrupt_on_timeout=False, on_output=hook))
+            result = run_command(ctx, command, pane=state.pane_id, pane_state=state,
+                                 options=RunOptions(timeout=timeout, on_output=hook))
             if hook is not None:
                 hook.flush(result["output"])
             report.update(result)

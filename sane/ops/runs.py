@@ -172,6 +172,9 @@ def _send(
     """Type the run's input; with ``claim``, in the same tmux line as the claim, so a
     pane that is busy never receives a keystroke."""
     first = [claim] if claim is not None else []
+    # `copy-mode -q` (a no-op unless the pane is in a mode) in the same line: a person
+    # scrolling back in the pane a moment ago must not receive the keys.
+    first.append(f"copy-mode -q -t {pane_id}")
     if typed.kind == "keys":
         client.command(*first, f"send-keys -t {pane_id} {quote(typed.text)} Enter")
     else:
@@ -364,16 +367,24 @@ def _load_record(ctx: Context, run_id: str) -> dict[str, Any]:
 
 
 def run_command(
-    ctx: Context, command: str, pane: str | None = None, options: RunOptions | None = None
+    ctx: Context, command: str, pane: str | None = None, options: RunOptions | None = None,
+    pane_state: panes.PaneState | None = None,
 ) -> RunResult:
-    """Run ``command`` in ``pane`` (default: sane's local pane) and report it exactly."""
+    """Run ``command`` in ``pane`` (default: sane's local pane) and report it exactly.
+
+    ``pane_state``: the pane's state as the caller just read it (a fleet run lists all
+    server panes in one tmux call), saving a query per run.
+    """
     opts = options or RunOptions()
     if opts.timeout < 0:
         raise errors.InvalidArgument("timeout must be >= 0", timeout=opts.timeout)
     started_wall = time.time()
     started = time.perf_counter()
     deadline = time.monotonic() + opts.timeout
-    state = ctx.pane_state(pane) if pane is not None else ctx.default_pane()
+    if pane_state is not None:
+        state = pane_state
+    else:
+        state = ctx.pane_state(pane) if pane is not None else ctx.default_pane()
     for attempt in range(3):
         if state.dead:
             state = respawn(ctx, state)
