@@ -7,13 +7,18 @@ fsync the directory. Files are created 0600: state may name hosts and commands.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from sane import errors
+from sane.poll import poll
+
+LOCK_TIMEOUT = 10.0
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -51,3 +56,26 @@ def read_json(path: Path) -> Any:
         raise
     except (OSError, ValueError) as exc:
         raise errors.StateError(f"cannot read {path}: {exc}", path=str(path)) from exc
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Exclusive lock for a read-modify-write of ``path`` (an ``flock`` on
+    ``path.lock``), waited for at most ``timeout`` seconds, then ``state_locked``."""
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        def acquired() -> bool:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
+        if not poll(acquired, timeout, first=0.001, cap=0.05):  # flock has no timeout
+            raise errors.StateLocked(
+                f"{path} stayed locked for {timeout:g}s by another process", path=str(path)
+            )
+        yield
+    finally:
+        os.close(fd)

@@ -10,14 +10,11 @@ history per server (last status, last ok time, failure streak, read latency) in
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
 import shlex
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +26,7 @@ from sane import errors
 from sane.fleet.registry import Server
 from sane.fleet.ssh import classify, ssh_argv
 from sane.paths import private_dir
-from sane.state import write_atomic
+from sane.state import file_lock, write_atomic
 
 STATUSES = ("healthy", "degraded", "unhealthy")
 READ_TIMEOUT = 15.0
@@ -128,20 +125,10 @@ def check(home: Path, servers: list[Server], query_expr: str | None = None,
             "all_healthy": bool(reports) and counts["healthy"] == len(reports)}
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    fd = os.open(str(path) + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def record(home: Path, reports: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Fold reports into the local history; return the new entries by server."""
     path = private_dir(home) / "health-history.json"
-    with _locked(path):
+    with file_lock(path):
         try:
             history: dict[str, dict[str, Any]] = json.loads(path.read_bytes())
         except FileNotFoundError:

@@ -11,11 +11,8 @@ options that would carry a password are refused.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -24,10 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sane import errors
 from sane.paths import private_dir, sane_home
-from sane.state import write_atomic
+from sane.state import file_lock, write_atomic
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
-LOCK_TIMEOUT = 10.0
 # ssh options that could smuggle a secret or a local command into the registry.
 FORBIDDEN_OPTIONS = frozenset({"password", "passwordauthentication", "proxycommand",
                                "localcommand", "permitlocalcommand", "knownhostscommand"})
@@ -98,7 +94,6 @@ class Registry:
     def __init__(self, home: Path | None = None) -> None:
         self.home = home or sane_home()
         self.path = self.home / "servers.json"
-        self.lock_path = self.home / "servers.json.lock"
 
     # -- reading ---------------------------------------------------------------------
 
@@ -144,15 +139,11 @@ class Registry:
     def locked(self) -> Iterator[RegistryFile]:
         """Read-modify-write: yields the current registry; saves it if no exception."""
         private_dir(self.home)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            _flock(fd, self.lock_path)
+        with file_lock(self.path):
             registry = self.load()
             yield registry
             data = json.dumps(registry.model_dump(mode="json"), indent=2) + "\n"
             write_atomic(self.path, data.encode())
-        finally:
-            os.close(fd)
 
     def add(self, server: Server, replace: bool = False) -> Server:
         with self.locked() as registry:
@@ -172,23 +163,6 @@ class Registry:
                     registry.servers.remove(server)
                     return server
         raise errors.ServerNotFound(f"no server named {name!r}", server=name)
-
-
-def _flock(fd: int, path: Path) -> None:
-    deadline = time.monotonic() + LOCK_TIMEOUT
-    delay = 0.001
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise errors.StateLocked(
-                    f"{path} stayed locked for {LOCK_TIMEOUT:g}s by another process",
-                    path=str(path),
-                ) from None
-            time.sleep(delay)  # flock has no timeout: back off between tries
-            delay = min(delay * 2, 0.05)
 
 
 def parse_registry(raw: bytes, source: str) -> RegistryFile:

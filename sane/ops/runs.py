@@ -26,6 +26,7 @@ from sane import errors
 from sane.models import RunResult, RunStatus
 from sane.ops.context import Context
 from sane.ops.takeover import PaneDied, ensure_runner, install_runner, respawn, tokens_of
+from sane.poll import poll
 from sane.protocol import markers, output
 from sane.protocol import scanner as sc
 from sane.protocol.runner import RunInput, run_input
@@ -273,13 +274,8 @@ def _acknowledge_exit(ctx: Context, client: ControlClient, pane_id: str) -> None
         client.command(f"send-keys -t {pane_id} Enter")
     except errors.SaneError:
         return
-    deadline = time.monotonic() + EXIT_SETTLE
-    delay = 0.002
-    while time.monotonic() < deadline:
-        if _dead_state(ctx, pane_id) is not None:
-            return
-        time.sleep(delay)  # no tmux event announces a pane's death to a waiter: poll
-        delay = min(delay * 2, 0.1)
+    # No tmux event announces a pane's death to a waiter: poll.
+    poll(lambda: _dead_state(ctx, pane_id) is not None, EXIT_SETTLE)
 
 
 def _settle(ctx: Context, client: ControlClient, pane_id: str, scanner: sc.RunScanner) -> None:

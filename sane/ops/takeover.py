@@ -11,6 +11,7 @@ import time
 
 from sane import errors
 from sane.ops.context import LOCAL_WINDOW, ROLE_LOCAL, Context
+from sane.poll import poll
 from sane.protocol import markers
 from sane.protocol.runner import takeover_script
 from sane.protocol.scanner import wait_ready
@@ -93,16 +94,16 @@ def respawn(ctx: Context, state: panes.PaneState) -> panes.PaneState:
 
 
 def _wait_for_shell(ctx: Context, pane: str, timeout: float) -> panes.PaneState:
-    deadline = time.monotonic() + timeout
-    delay = 0.002
-    while True:
-        state = ctx.pane_state(pane)
-        if _base(state.current_command) not in WRAPPERS or state.dead or (
-            time.monotonic() >= deadline
-        ):
-            return state
-        time.sleep(delay)  # polling tmux with backoff: no event marks a pane's exec
-        delay = min(delay * 2, 0.1)
+    """The pane's state once its wrapper has exec'd the shell (or the time is up):
+    no tmux event marks a pane's exec, so poll."""
+    seen: list[panes.PaneState] = []
+
+    def settled() -> panes.PaneState | None:
+        seen.append(ctx.pane_state(pane))
+        state = seen[-1]
+        return state if _base(state.current_command) not in WRAPPERS or state.dead else None
+
+    return poll(settled, timeout) or seen[-1]
 
 
 def install_runner(

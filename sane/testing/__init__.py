@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TypeVar
+
+from sane.poll import poll
 
 T = TypeVar("T")
 
@@ -22,13 +23,7 @@ def retry_until(
     Backs off from ``interval`` to 0.1 s between tries, and fails with
     ``message`` once ``timeout`` seconds have passed.
     """
-    deadline = time.monotonic() + timeout
-    delay = interval
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise RetryTimeout(f"{message} (after {timeout:g}s)")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
+    value = poll(predicate, timeout, first=interval)
+    if not value:
+        raise RetryTimeout(f"{message} (after {timeout:g}s)")
+    return value
