@@ -136,6 +136,13 @@ class RunNotResumable(TmuxError):
     code = "run_not_resumable"
 
 
+class RunFinished(SaneError):
+    """Input for a run that has already ended: nothing was typed into the pane."""
+
+    code = "run_finished"
+    exit_status = EXIT_USAGE
+
+
 class Busy(SaneError):
     code = "busy"
     exit_status = EXIT_BUSY

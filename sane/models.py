@@ -39,6 +39,15 @@ class RunResult(TypedDict):
     shell_exited: bool
     """The command ended the pane's shell (e.g. ``exit 3``); sane restarts it on next use."""
     duration_ms: float
+    prompt: str | None
+    """With ``waiting_input``: the prompt on the screen (the cursor's line up to the
+    cursor, else the last non-empty line); otherwise null."""
+    waiting_reason: str | None
+    """With ``waiting_input``: how sane knows. ``tty_read`` (the kernel shows the command
+    blocked reading the terminal) or ``prompt_pattern`` (the process state could not be
+    read; the screen shows a known prompt); otherwise null."""
+    waiting_program: str | None
+    """With ``tty_read``: the name of the process that waits (``sudo``, ``python3``)."""
 
 
 class PaneInfo(TypedDict):

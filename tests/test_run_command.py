@@ -185,8 +185,10 @@ def test_waits_from_other_contexts_lose_nothing(tmux_server: TmuxTestServer, san
 
 
 def test_command_reading_stdin_does_not_hang(sane_ctx: Context, pane: str) -> None:
-    r = run(sane_ctx, pane, "echo asking; read answer; echo got $answer", timeout=0.5)
-    assert (r["status"], r["output"], r["exit_code"]) == ("running", "asking\n", None)
+    r = run(sane_ctx, pane, "echo asking; read answer; echo got $answer", timeout=10)
+    assert (r["status"], r["output"], r["exit_code"]) == ("waiting_input", "asking\n", None)
+    # Nothing left of the cursor: the prompt is the run's own last line.
+    assert (r["prompt"], r["waiting_reason"]) == ("asking", "tty_read")
     stopped = dict(run_interrupt(sane_ctx, r["run_id"]))
     assert (stopped["status"], stopped["exit_code"]) == ("interrupted", 130)
     assert run(sane_ctx, pane, "echo usable")["output"] == "usable\n"

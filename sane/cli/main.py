@@ -11,7 +11,7 @@ from sane.cli.fleet import connect, down, test, up
 from sane.cli.fleet_run import fleet_group
 from sane.cli.health import health_group
 from sane.cli.list_panes import list_panes_cli
-from sane.cli.run_command import emit_run, run_command_cli
+from sane.cli.run_command import emit_run, quiet_period_option, run_command_cli
 from sane.cli.server import server_group
 from sane.cli.watch import watch
 
@@ -44,22 +44,24 @@ cli.add_command(watch)
 
 @cli.group()
 def run() -> None:
-    """Follow up on a run left `running` by a timeout."""
+    """Follow up on a run left `running` by a timeout or `waiting_input` at a prompt."""
 
 
 @run.command("wait", epilog=WAIT_EPILOG)
 @click.argument("run_id")
 @click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True)
 @click.option("--check", is_flag=True, help="Exit 1 (command_failed) on a non-zero exit code.")
+@quiet_period_option
 @socket_option
-def run_wait_cli(run_id: str, timeout: float, check: bool, socket: str | None) -> None:
+def run_wait_cli(run_id: str, timeout: float, check: bool, quiet_period: float,
+                 socket: str | None) -> None:
     """Wait for RUN_ID to finish; print the output not returned before."""
     from sane.ops.context import Context
     from sane.ops.runs import run_wait
     from sane.tmux.command import TmuxServer
 
     with Context(TmuxServer.from_env(socket)) as ctx:
-        result = run_wait(ctx, run_id, timeout=timeout)
+        result = run_wait(ctx, run_id, timeout=timeout, quiet_period=quiet_period or None)
     emit_run(dict(result), check)
 
 
@@ -77,6 +79,46 @@ def run_interrupt_cli(run_id: str, grace: float, socket: str | None) -> None:
     with Context(TmuxServer.from_env(socket)) as ctx:
         result = run_interrupt(ctx, run_id, grace=grace)
     emit_run(dict(result), False)
+
+
+INPUT_EPILOG = """\b
+Example (a run that stopped at `read -p 'Name? ' n`):
+  $ sane run input r6f0c2a91d4e7 Ada
+  {"ok": true, "schema_version": 1, "run_id": "r6f0c2a91d4e7", "status": "completed",
+   "exit_code": 0, "output": "Ada\\nhello Ada\\n", ...}
+  $ printf '%s\\n' "$PASSWORD" | sane run input r6f0c2a91d4e7 -   # not in argv
+"""
+
+
+@run.command("input", epilog=INPUT_EPILOG)
+@click.argument("run_id")
+@click.argument("text")
+@click.option("--no-enter", is_flag=True, help="Do not press Enter after TEXT.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="Seconds to follow the run after typing.")
+@click.option("--check", is_flag=True, help="Exit 1 (command_failed) on a non-zero exit code.")
+@quiet_period_option
+@socket_option
+def run_input_cli(run_id: str, text: str, no_enter: bool, timeout: float, check: bool,
+                  quiet_period: float, socket: str | None) -> None:
+    """Type TEXT into RUN_ID's command (a prompt's answer), then follow it like `wait`.
+
+    TEXT is sent literally (any characters); `-` reads it from stdin (one trailing
+    newline dropped), so a password never appears in argv. TEXT is not recorded.
+    """
+    if text == "-":
+        import sys
+
+        text = sys.stdin.read()
+        text = text[:-1] if text.endswith("\n") else text
+    from sane.ops.context import Context
+    from sane.ops.runs import run_input
+    from sane.tmux.command import TmuxServer
+
+    with Context(TmuxServer.from_env(socket)) as ctx:
+        result = run_input(ctx, run_id, text, enter=not no_enter, timeout=timeout,
+                           quiet_period=quiet_period or None)
+    emit_run(dict(result), check)
 
 
 main = entry(cli)

@@ -24,8 +24,8 @@ Example:
    "duration_ms": 4.2}
 
 \b
-Exit status: 0 completed (1 with --check and a non-zero exit code), 4 running or
-interrupted (timeout), 5 lost, other codes for errors (see docs/errors.md).
+Exit status: 0 completed (1 with --check and a non-zero exit code), 4 running,
+waiting_input or interrupted, 5 lost, other codes for errors (see docs/errors.md).
 """
 
 
@@ -48,6 +48,12 @@ def emit_run(result: dict[str, object], check: bool) -> NoReturn:
     emit(result, exit_status_for(result))
 
 
+quiet_period_option = click.option(
+    "--quiet-period", type=click.FloatRange(min=0), default=0.3, show_default=True,
+    help="Seconds without output after which sane checks whether the command waits for "
+         "terminal input (then `waiting_input`, with `prompt`); 0: never check.")
+
+
 def run_options(f: click.decorators.FC) -> click.decorators.FC:
     for decorator in reversed([
         socket_option,
@@ -61,6 +67,7 @@ def run_options(f: click.decorators.FC) -> click.decorators.FC:
                      help="Exit 1 (command_failed) on a non-zero exit code."),
         click.option("--max-output", type=click.IntRange(min=0), default=1 << 20, show_default=True,
                      help="Truncate output in the middle past this many bytes (0: no limit)."),
+        quiet_period_option,
     ]):
         f = decorator(f)
     return f
@@ -76,7 +83,8 @@ def run_options(f: click.decorators.FC) -> click.decorators.FC:
 def run_command_cli(
     server: str | None, pane: str | None, socket: str | None, timeout: float,
     interrupt_on_timeout: bool,
-    keep_ansi: bool, check: bool, max_output: int, command: tuple[str, ...],
+    keep_ansi: bool, check: bool, max_output: int, quiet_period: float,
+    command: tuple[str, ...],
 ) -> None:
     """Run COMMAND in a tmux pane's shell and print exactly what it printed and its
     exit code. COMMAND words are joined with spaces; a single `-` reads it from stdin."""
@@ -86,7 +94,8 @@ def run_command_cli(
     from sane.tmux.command import TmuxServer
 
     options = RunOptions(timeout=timeout, interrupt_on_timeout=interrupt_on_timeout,
-                         keep_ansi=keep_ansi, max_output=max_output or None)
+                         keep_ansi=keep_ansi, max_output=max_output or None,
+                         quiet_period=quiet_period or None)
     with Context(TmuxServer.from_env(socket)) as ctx:
         if server is not None:
             from sane.fleet.panes import resolve_target

@@ -64,6 +64,10 @@ def _new_pane(ctx: Context, server: Server, accept_new: bool) -> str:
     pane_id = out.strip()
     prepare_pane(ctx.server, pane_id, ROLE_SSH, server.name)
     ctx.server.run("set-option", "-p", "-t", pane_id, OPT_GATE, gate)
+    # How to reach the same host beside the pane (over its ControlMaster): prompt
+    # detection reads the remote /proc through it while a run waits.
+    ctx.server.run("set-option", "-p", "-t", pane_id, panes.OPT_SIDE_CHANNEL,
+                   shlex.join(ssh_argv(server)))
     ctx.server.run("wait-for", "-S", gate)
     return pane_id
 

@@ -77,7 +77,8 @@ def fleet_run(
     with ThreadPoolExecutor(max_workers=max_parallel) as pool:
         results = list(pool.map(one, servers))
     counts = {"total": len(results), "ok": sum(r["ok"] for r in results)}
-    for key in ("completed", "running", "interrupted", "lost", "unreachable", "error"):
+    for key in ("completed", "running", "interrupted", "lost", "unreachable", "error",
+                "waiting_input"):
         counts[key] = sum(r["status"] == key for r in results)
     counts["nonzero_exit"] = sum(r["status"] == "completed" and not r["ok"] for r in results)
     if results and counts["ok"] == len(results):

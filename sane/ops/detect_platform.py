@@ -198,7 +198,7 @@ def detect_platform(ctx: Context, pane: str | None = None, timeout: float = 30.0
     started = time.perf_counter()
     result = run_command(ctx, PROBE, pane=pane,
                          options=RunOptions(timeout=timeout, interrupt_on_timeout=True,
-                                            max_output=None))
+                                            max_output=None, quiet_period=None))
     if result["status"] != "completed":
         raise errors.TransferFailed(
             f"the platform probe did not complete (status {result['status']})",

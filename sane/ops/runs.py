@@ -29,13 +29,16 @@ from sane.ops.takeover import PaneDied, ensure_runner, install_runner, respawn, 
 from sane.poll import poll
 from sane.protocol import markers, output
 from sane.protocol import scanner as sc
-from sane.protocol.runner import RunInput, run_input
+from sane.protocol.runner import RunInput
+from sane.protocol.runner import run_input as frame_command
 from sane.tmux import panes
 from sane.tmux.command import quote
 from sane.tmux.control import ControlClient, PaneStream
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from sane.ops.prompts import Waiting
 
 # Imported lazily below (sane.paths, sane.state, shutil): only timeouts and truncation
 # touch files, and a one-shot CLI run must not pay for pathlib/tempfile imports.
@@ -46,6 +49,11 @@ LIVENESS_INTERVAL = 0.25
 INTERRUPT_GRACE = 5.0
 EXIT_SETTLE = 5.0
 DEFAULT_MAX_OUTPUT = 1 << 20
+# A run quiet this long is asked whether it waits for terminal input (sane.ops.prompts).
+DEFAULT_QUIET_PERIOD = 0.3
+# After a probe that found no prompt, the next one waits for a quiet stretch twice as
+# long, up to this: a long quiet command is probed about once a second.
+MAX_PROBE_GAP = 1.0
 
 
 OutputHook = Callable[[ControlClient, str, sc.RunScanner], None]
@@ -60,6 +68,9 @@ class RunOptions(NamedTuple):
     # Called after each chunk of output while the run is followed in-process: lets an
     # operation talk to its own command (create-file pastes its data on a marker).
     on_output: OutputHook | None = None
+    # Quiet this many seconds, the run is checked for a prompt (``waiting_input``);
+    # None or 0: never.
+    quiet_period: float | None = DEFAULT_QUIET_PERIOD
 
 
 def runs_dir(ctx: Context) -> Path:
@@ -188,10 +199,54 @@ def _send(
 
 
 class _Follow(NamedTuple):
-    """How waiting ended: a marker outcome, the deadline, or the pane's death."""
+    """How waiting ended: a marker outcome, the deadline, a prompt, or the pane's death."""
 
-    kind: str  # "outcome" | "timeout" | "dead" | "lost"
+    kind: str  # "outcome" | "timeout" | "waiting" | "dead" | "lost"
     state: panes.PaneState | None = None
+    waiting: Waiting | None = None
+
+
+class _QuietWatch:
+    """When to ask whether a quiet run waits for terminal input.
+
+    Nothing is asked (no import, no tmux command, no /proc read) before the run has
+    printed nothing for the quiet period, so a run that ends sooner pays nothing.
+    After a probe that found no prompt the next one needs a quiet stretch twice as
+    long (up to MAX_PROBE_GAP); any output starts over.
+    """
+
+    def __init__(self, client: ControlClient, pane_id: str, quiet: float | None) -> None:
+        self.client = client
+        self.pane_id = pane_id
+        self.quiet = quiet or 0.0
+        self.gap = self.quiet
+        self.due = time.monotonic() + self.quiet if self.quiet > 0 else float("inf")
+
+    def output(self) -> None:
+        if self.quiet > 0:
+            self.gap = self.quiet
+            self.due = time.monotonic() + self.quiet
+
+    def wait_time(self, now: float) -> float:
+        return max(0.0, self.due - now)
+
+    def check(self, scanner: sc.RunScanner) -> Waiting | None:
+        """Probe if the quiet stretch is over and the command is running."""
+        if time.monotonic() < self.due or scanner.begin is None or scanner.exit_pending():
+            return None
+        from sane.ops.prompts import probe
+
+        waiting = probe(self.client, self.pane_id)
+        if waiting is None:
+            self.gap = min(self.gap * 2, MAX_PROBE_GAP)
+            self.due = time.monotonic() + self.gap
+        elif not waiting.prompt.strip():
+            # Nothing left of the cursor (`echo 'Continue?'; read a`): the run's own last
+            # line, never the screen above it (which may hold sane's typed line).
+            lines = output.clean(scanner.region()[-4096:]).decode("utf-8", "replace")
+            last = next((x for x in reversed(lines.splitlines()) if x.strip()), "")
+            waiting = waiting._replace(prompt=last)
+        return waiting
 
 
 def _follow(
@@ -202,14 +257,21 @@ def _follow(
     scanner: sc.RunScanner,
     deadline: float,
     on_output: OutputHook | None = None,
+    quiet: float | None = None,
 ) -> _Follow:
     acknowledged = False
+    watch = _QuietWatch(client, pane_id, quiet)
+    raced = b""
     while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return _Follow("timeout")
-        data = stream.take(min(remaining, LIVENESS_INTERVAL))
+        data, raced = raced, b""
+        if not data:
+            now = time.monotonic()
+            remaining = deadline - now
+            if remaining <= 0:
+                return _Follow("timeout")
+            data = stream.take(min(remaining, LIVENESS_INTERVAL, watch.wait_time(now)))
         if data:
+            watch.output()
             if scanner.feed(data) is not None:
                 return _Follow("outcome")
             if on_output is not None:
@@ -220,6 +282,14 @@ def _follow(
         if scanner.exit_pending() and not acknowledged:
             acknowledged = True
             _acknowledge_exit(ctx, client, pane_id)
+            continue
+        waiting = watch.check(scanner)
+        if waiting is not None:
+            # The probe's tmux round trips let output that raced it arrive (the
+            # command may have ended that very moment): output wins over the probe.
+            raced = stream.take(0)
+            if not raced:
+                return _Follow("waiting", waiting=waiting)
             continue
         dead = _dead_state(ctx, pane_id)
         if dead is not None:
@@ -294,12 +364,13 @@ def _result(
     exit_code: int | None,
     shell_exited: bool,
     duration_ms: float,
+    waiting: Waiting | None = None,
 ) -> RunResult:
     """Build the result from the output not yet returned; advance the record."""
     region = scanner.region()
     raw_from = rec["raw_returned"]
     piece = region[raw_from:]
-    if status == "running":
+    if status in ("running", "waiting_input"):
         piece = piece[: output.safe_cut(piece)]
     data = output.clean(piece, keep_ansi=rec["keep_ansi"], aborted=status == "interrupted",
                         exited=shell_exited, lost=status == "lost")
@@ -331,6 +402,9 @@ def _result(
         full_output_path=spill,
         shell_exited=shell_exited,
         duration_ms=round(duration_ms, 3),
+        prompt=waiting.prompt if waiting is not None else None,
+        waiting_reason=waiting.reason if waiting is not None else None,
+        waiting_program=waiting.program if waiting is not None else None,
     )
 
 
@@ -414,7 +488,8 @@ def _run(
                 claim = None
                 state = ensure_runner(ctx, client, stream, state)
             scanner, follow = _start_and_follow(ctx, client, stream, state, command, deadline,
-                                                claim, run_id, opts.on_output)
+                                                claim, run_id, opts.on_output,
+                                                opts.quiet_period)
         except errors.PaneBusy:
             raise
         except BaseException:
@@ -431,8 +506,8 @@ def _run(
         if follow.kind == "timeout" and opts.interrupt_on_timeout:
             interrupted = True
             follow = _interrupt(ctx, client, pane_id, stream, scanner, opts.interrupt_grace)
-        if follow.kind == "timeout":
-            return _hand_over(ctx, client, stream, scanner, rec, started)
+        if follow.kind in ("timeout", "waiting"):
+            return _hand_over(ctx, client, stream, scanner, rec, started, follow.waiting)
         status, code, exited = _status_of(follow, scanner, interrupted)
         _settle(ctx, client, pane_id, scanner)
         client.send(f"set-option -p -u -t {pane_id} {panes.OPT_RUN}")  # answered at close
@@ -452,13 +527,14 @@ def _start_and_follow(
     claim: str | None,
     run_id: str,
     on_output: OutputHook | None = None,
+    quiet: float | None = None,
 ) -> tuple[sc.RunScanner, _Follow]:
     force_paste = False
     reinstalled = False
     while True:
         nonce = markers.new_nonce()
         scanner = sc.RunScanner(nonce, tokens_of(state))
-        typed = run_input(nonce, command, force_paste)
+        typed = frame_command(nonce, command, force_paste)
         try:
             _send(client, state.pane_id, typed, nonce, claim)
         except errors.TmuxError as exc:
@@ -469,7 +545,8 @@ def _start_and_follow(
             scanner = sc.RunScanner(nonce, tokens_of(state))
             _send(client, state.pane_id, typed, nonce, None)
         claim = None
-        follow = _follow(ctx, client, state.pane_id, stream, scanner, deadline, on_output)
+        follow = _follow(ctx, client, state.pane_id, stream, scanner, deadline, on_output,
+                         quiet)
         outcome = scanner.outcome
         if follow.kind != "outcome" or outcome is None:
             return scanner, follow
@@ -514,8 +591,10 @@ def _hand_over(
     scanner: sc.RunScanner,
     rec: dict[str, Any],
     started: float,
+    waiting: Waiting | None = None,
 ) -> RunResult:
-    """The deadline passed: record the rest of the stream to a file for later calls."""
+    """The deadline passed or a prompt waits for an answer: record the rest of the
+    stream to a file for later calls."""
     import shutil
 
     from sane.paths import private_dir
@@ -544,8 +623,8 @@ def _hand_over(
         _release(client, pane_id)
         return _result(ctx, rec, scanner, status, code, exited,
                        (time.perf_counter() - started) * 1000)
-    result = _result(ctx, rec, scanner, "running", None, False,
-                     (time.perf_counter() - started) * 1000)
+    result = _result(ctx, rec, scanner, "waiting_input" if waiting else "running", None, False,
+                     (time.perf_counter() - started) * 1000, waiting)
     _save_record(ctx, rec, head=bytes(scanner.buf))
     return result
 
@@ -571,12 +650,36 @@ def run_finished(ctx: Context, run_id: str) -> bool:
 
 def run_wait(
     ctx: Context, run_id: str, timeout: float = 30.0, interrupt: bool = False,
-    interrupt_grace: float = INTERRUPT_GRACE,
+    interrupt_grace: float = INTERRUPT_GRACE, quiet_period: float | None = DEFAULT_QUIET_PERIOD,
 ) -> RunResult:
-    """Wait again on a run left ``running``; return the output not returned yet."""
+    """Wait again on a run left ``running`` or ``waiting_input``; return the output not
+    returned yet."""
+    return _resume(ctx, run_id, timeout, quiet_period, interrupt, interrupt_grace)
+
+
+def run_input(
+    ctx: Context, run_id: str, text: str, enter: bool = True, timeout: float = 30.0,
+    quiet_period: float | None = DEFAULT_QUIET_PERIOD,
+) -> RunResult:
+    """Answer a run's prompt: type ``text`` literally (then Enter unless ``enter`` is
+    false) into the run's pane and follow the run on, as :func:`run_wait` does.
+
+    Refused with ``run_finished`` when the run has ended: the text would reach the
+    idle shell as a command. ``text`` is never written to any record or log.
+    """
+    return _resume(ctx, run_id, timeout, quiet_period, keys=(text, enter))
+
+
+def _resume(
+    ctx: Context, run_id: str, timeout: float, quiet_period: float | None,
+    interrupt: bool = False, interrupt_grace: float = INTERRUPT_GRACE,
+    keys: tuple[str, bool] | None = None,
+) -> RunResult:
     rec = _load_record(ctx, run_id)
     final = rec.get("final")
     scanner, stream_path, size = _replay(ctx, rec)
+    if keys is not None and (final is not None or scanner.outcome is not None):
+        raise _finished(run_id, final)
     if final is not None:
         return _result(ctx, rec, scanner, final["status"], final["exit_code"],
                        final["shell_exited"], final["duration_ms"])
@@ -595,11 +698,13 @@ def run_wait(
     except errors.SaneError:
         follow = _Follow("lost")
     else:
+        if keys is not None:
+            _type_answer(ctx, client, pane_id, run_id, *keys)
         follow = _follow_file(ctx, client, pane_id, scanner, stream_path, size, deadline,
-                              interrupt, interrupt_grace)
-    if follow.kind == "timeout":
-        result = _result(ctx, rec, scanner, "running", None, False,
-                         (time.time() - rec["started"]) * 1000)
+                              interrupt, interrupt_grace, quiet_period)
+    if follow.kind in ("timeout", "waiting"):
+        result = _result(ctx, rec, scanner, "waiting_input" if follow.waiting else "running",
+                         None, False, (time.time() - rec["started"]) * 1000, follow.waiting)
         _save_record(ctx, rec)
         return result
     status, code, exited = _status_of(follow, scanner, interrupt)
@@ -614,6 +719,32 @@ def run_wait(
                     "duration_ms": round(duration, 3)}
     _save_record(ctx, rec)
     return result
+
+
+def _finished(run_id: str, final: dict[str, Any] | None) -> errors.RunFinished:
+    return errors.RunFinished(
+        f"run {run_id} has ended, so nothing was typed (the text would have gone to the "
+        "shell as a command); `sane run wait` returns its result",
+        run_id=run_id, status=final["status"] if final else None,
+    )
+
+
+def _type_answer(ctx: Context, client: ControlClient, pane_id: str, run_id: str, text: str,
+                 enter: bool) -> None:
+    """Type into the run's command, only while the pane's busy flag still names the run.
+
+    ``send-keys -l --`` sends every character as itself (no key names, no option
+    parsing); ``copy-mode -q`` first, as for a run, so a person's scrollback mode does
+    not eat the keys.
+    """
+    if _holder_value(ctx, pane_id, run_id) is None:
+        raise _finished(run_id, None)
+    line = [f"copy-mode -q -t {pane_id}"]
+    if text:
+        line.append(f"send-keys -t {pane_id} -l -- {quote(text)}")
+    if enter:
+        line.append(f"send-keys -t {pane_id} Enter")
+    client.command(*line)
 
 
 def _holder_value(ctx: Context, pane_id: str, run_id: str) -> str | None:
@@ -636,6 +767,7 @@ def _follow_file(
     deadline: float,
     interrupt: bool,
     grace: float,
+    quiet: float | None = None,
 ) -> _Follow:
     """Follow a handed-over run through its pipe-pane file.
 
@@ -646,6 +778,7 @@ def _follow_file(
     if scanner.outcome is not None:
         return _Follow("outcome")
     wake = client.watch(pane_id)
+    watch = _QuietWatch(client, pane_id, quiet)
     try:
         if interrupt:
             scanner.mark_interrupt()
@@ -660,6 +793,7 @@ def _follow_file(
                 data = fh.read()
                 if data:
                     backoff = 0.002
+                    watch.output()
                     if scanner.feed(data) is not None:
                         return _Follow("outcome")
                     continue
@@ -679,8 +813,18 @@ def _follow_file(
                         if scanner.feed(fh.read()) is not None:
                             return _Follow("outcome")
                         return _Follow("dead", dead)
-                if wake.take(min(backoff, deadline - now)):
+                waiting = watch.check(scanner)
+                if waiting is not None:
+                    data = fh.read()  # output that raced the probe wins, as in _follow
+                    if not data:
+                        return _Follow("waiting", waiting=waiting)
+                    watch.output()
+                    if scanner.feed(data) is not None:
+                        return _Follow("outcome")
+                    continue
+                if wake.take(min(backoff, deadline - now, watch.wait_time(now) + 0.001)):
                     backoff = 0.002
+                    watch.output()
                 else:
                     backoff = min(backoff * 2, 0.05)
     finally:

@@ -14,7 +14,7 @@ from sane.ops.context import LOCAL_WINDOW, ROLE_LOCAL, Context
 from sane.poll import poll
 from sane.protocol import markers
 from sane.protocol.runner import takeover_script
-from sane.protocol.scanner import wait_ready
+from sane.protocol.scanner import ready_marker, wait_ready
 from sane.tmux import panes
 from sane.tmux.control import ControlClient, PaneStream
 
@@ -158,7 +158,9 @@ def install_runner(
             raise errors.RunnerUnavailable(f"pane {pane} died before sane's runner was ready",
                                            pane=pane)
     tokens = " ".join([token, *tokens_of(state)][:MAX_TOKENS])
-    client.command(f"set-option -p -t {pane} {panes.OPT_SHELL_PID} {state.pid}")
+    ready = next(m for m in (ready_marker(seen, n) for n in nonces) if m is not None)
+    host_pid = [f"set-option -p -t {pane} {panes.OPT_HOST_PID} {ready.arg}"] if ready.arg else []
+    client.command(f"set-option -p -t {pane} {panes.OPT_SHELL_PID} {state.pid}", *host_pid)
     client.command(f"set-option -p -t {pane} {panes.OPT_TOKEN} '{tokens}'")
     client.command(f"set-option -p -t {pane} remain-on-exit on")
     return state._replace(shell_pid=state.pid, token=tokens)

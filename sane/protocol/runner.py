@@ -89,7 +89,9 @@ def takeover_script(nonce: str, token: str) -> str:
         ' __sane_rc(){ return "$1"; };'
         " __sane_put(){ __sane_p=$(cat); };"
         f" {run}{prompt}"
-        f" printf '{_fmt(READY)}' {nonce}; __sane_rc \"$__sane_q\""
+        # READY carries $$: the shell's pid as its own host sees it (for an ssh pane,
+        # the remote pid), so prompt detection can read that host's /proc.
+        f" printf '{_fmt(READY, True)}' {nonce} \"$$\"; __sane_rc \"$__sane_q\""
     )
 
 

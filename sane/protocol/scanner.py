@@ -120,5 +120,11 @@ class RunScanner:
 
 def wait_ready(buf: bytes | bytearray, nonce: str) -> bool:
     """True once the takeover's READY marker for ``nonce`` is in ``buf``."""
+    return ready_marker(buf, nonce) is not None
+
+
+def ready_marker(buf: bytes | bytearray, nonce: str) -> mk.Marker | None:
+    """The takeover's READY marker for ``nonce`` (its ``arg``: the shell's pid on its
+    own host, ``$$``), once it is in ``buf``."""
     found, _ = mk.scan(buf, 0)
-    return any(m.tag == nonce and m.kind == mk.READY for m in found)
+    return next((m for m in found if m.tag == nonce and m.kind == mk.READY), None)

@@ -1,0 +1,375 @@
+"""Is a quiet run waiting for terminal input? Ask the kernel, not the screen.
+
+A run that has printed nothing for a moment is either busy (``sleep``, a slow build)
+or blocked on a prompt (a password, ``read -p``, a pager, a REPL). The screen cannot
+tell the two apart for sure; the kernel can. The pane's shell's ``/proc/PID/stat``
+names the tty's foreground process group (``tpgid``); a process of that group
+blocked in a system call that waits on the terminal and on nothing else is waiting
+for input:
+
+* ``read``/``readv``/``pread64`` on a tty fd (bash's ``read``, ``cat``, ``less``,
+  ``sudo``'s and ``ssh``'s password and host-key questions: ``/dev/tty`` or the pane's
+  pts);
+* ``select``/``pselect6`` whose fd range holds only ttys (readline: Python's REPL, a
+  shell, vim);
+* ``poll``/``ppoll`` whose polled fds are all ttys (the ``pollfd`` array is read from
+  ``/proc/PID/mem`` when allowed; otherwise only a process whose every open fd is a
+  tty counts);
+* ``epoll_wait`` whose epoll set (``/proc/PID/fdinfo``) holds only ttys.
+
+``/proc/PID/syscall`` gives the blocked call and its arguments; it needs the same
+permission as ptrace (root, or the same user). A process sleeping in ``nanosleep``, a
+``futex``, or a ``poll`` on a socket is *not* waiting for input, however quiet.
+
+An ssh pane shows only the local ``ssh`` client; its remote shell's pid (``$$``,
+recorded at takeover as ``@sane_host_pid``) and the pane's side channel
+(``@sane_side_channel``: ssh over the pane's ControlMaster) let the same snapshot be
+taken from the remote ``/proc`` by a small POSIX-sh script. Only when the process
+state cannot be read (no side channel, a remote host without ``/proc``, an ``ssh`` or
+other remote client started by hand inside a local pane) does a documented prompt
+pattern on the screen decide, and the result says so (``waiting_reason``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
+
+from sane import errors
+from sane.tmux import panes
+from sane.tmux.control import ControlClient
+
+REASON_TTY = "tty_read"
+REASON_PATTERN = "prompt_pattern"
+DEFAULT_QUIET_PERIOD = 0.3
+SIDE_CHANNEL_TIMEOUT = 5.0
+
+# Programs in a pane's foreground that stand for a process on another host: their own
+# state says nothing about whether the remote command waits for input.
+REMOTE_CLIENTS = frozenset({"ssh", "mosh-client", "telnet", "docker", "kubectl", "podman"})
+
+# System call numbers by machine (``uname -m``): read-like, select-like, poll-like,
+# epoll-like.
+_READ, _SELECT, _POLL, _EPOLL = "read", "select", "poll", "epoll"
+_SYSCALLS: dict[str, dict[int, str]] = {
+    "x86_64": {0: _READ, 19: _READ, 17: _READ, 295: _READ, 23: _SELECT, 270: _SELECT,
+               7: _POLL, 271: _POLL, 232: _EPOLL, 281: _EPOLL, 441: _EPOLL},
+    "aarch64": {63: _READ, 65: _READ, 67: _READ, 69: _READ, 72: _SELECT, 73: _POLL,
+                22: _EPOLL, 441: _EPOLL},
+}
+_SYSCALLS["amd64"] = _SYSCALLS["x86_64"]
+_SYSCALLS["arm64"] = _SYSCALLS["aarch64"]
+
+# Used only when the process state cannot be read. Matched against the prompt text
+# (the cursor's line up to the cursor, else the last non-empty line).
+PROMPT_PATTERNS = (
+    re.compile(r"(?i)(password|passphrase|passcode|pin)\b[^\n]*:\s*$"),
+    re.compile(r"(?i)\((yes/no(/\[fingerprint\])?|y/n)\)\s*\??\s*$"),
+    re.compile(r"(?i)\[y/n\]\s*[?:]?\s*$"),
+    re.compile(r"^(>>>|\.\.\.|In \[\d+\]:) $"),
+    re.compile(r"^(:|\(END\)|--More--.*|lines \d+-\d+.*)\s*$"),
+    re.compile(r"[?:>] $"),
+)
+
+
+class Waiting(NamedTuple):
+    """A run found waiting for input: how sane knows, the program, the prompt text."""
+
+    reason: str
+    program: str | None
+    prompt: str
+
+
+class Proc(NamedTuple):
+    """What the kernel says about one process of the foreground group."""
+
+    pid: int
+    comm: str
+    syscalls: list[str]  # /proc/PID/task/*/syscall lines (the main thread first)
+    fds: dict[int, str]  # fd -> readlink target
+    epoll: dict[int, list[int]]  # epoll fd -> fds in its set
+
+
+class Snapshot(NamedTuple):
+    machine: str
+    tty: str  # the shell's fd 0 target, e.g. /dev/pts/3
+    procs: list[Proc]
+
+
+# -- deciding --------------------------------------------------------------------------
+
+
+def _is_tty(target: str, tty: str) -> bool:
+    return target == "/dev/tty" or (bool(tty) and target == tty)
+
+
+def _blocked_on_tty(proc: Proc, line: str, table: dict[int, str], tty: str,
+                    read_mem: Callable[[int, int, int], bytes | None]) -> bool:
+    fields = line.split()
+    if len(fields) < 4 or not fields[0].isdigit():
+        return False  # "running", or "-1 ..." (not in a system call)
+    kind = table.get(int(fields[0]))
+    try:
+        args = [int(f, 16) for f in fields[1:7]]
+    except ValueError:
+        return False
+    ttys = {fd for fd, target in proc.fds.items() if _is_tty(target, tty)}
+    if not ttys:
+        return False
+    if kind == _READ:
+        return args[0] in ttys
+    if kind == _SELECT:
+        open_below = [fd for fd in proc.fds if fd < args[0]]
+        return args[1] != 0 and bool(open_below) and all(fd in ttys for fd in open_below)
+    if kind == _POLL:
+        polled = _pollfds(proc.pid, args[0], args[1], read_mem)
+        if polled is None:
+            return all(fd in ttys for fd in proc.fds)
+        return bool(polled) and all(fd in ttys for fd in polled)
+    if kind == _EPOLL:
+        members = proc.epoll.get(args[0])
+        return bool(members) and all(fd in ttys for fd in members or ())
+    return False
+
+
+def _pollfds(pid: int, address: int, count: int,
+             read_mem: Callable[[int, int, int], bytes | None]) -> list[int] | None:
+    """The fds a blocked ``poll`` watches for input, from its ``pollfd`` array."""
+    if count <= 0 or count > 64:
+        return None
+    data = read_mem(pid, address, 8 * count)
+    if data is None or len(data) != 8 * count:
+        return None
+    fds = []
+    for i in range(count):
+        fd = int.from_bytes(data[8 * i : 8 * i + 4], "little", signed=True)
+        events = int.from_bytes(data[8 * i + 4 : 8 * i + 6], "little")
+        if fd >= 0 and events & 0x1:  # POLLIN
+            fds.append(fd)
+    return fds
+
+
+def waiting_process(snapshot: Snapshot,
+                    read_mem: Callable[[int, int, int], bytes | None] | None = None) -> Proc | None:
+    """The process of the foreground group that waits on the terminal, if any."""
+    table = _SYSCALLS.get(snapshot.machine)
+    if table is None:
+        return None
+    mem = read_mem or (lambda pid, address, size: None)
+    for proc in snapshot.procs:
+        if any(_blocked_on_tty(proc, line, table, snapshot.tty, mem) for line in proc.syscalls):
+            return proc
+    return None
+
+
+def matches_prompt_pattern(prompt: str) -> bool:
+    return any(p.search(prompt) for p in PROMPT_PATTERNS)
+
+
+# -- reading /proc here ----------------------------------------------------------------
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """``/proc/PID/stat`` after the command name: state, ppid, pgrp, session, tty, tpgid..."""
+    text = _read(f"/proc/{pid}/stat")
+    if text is None or ")" not in text:
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def _local_proc(pid: int) -> Proc | None:
+    comm = _read(f"/proc/{pid}/comm")
+    if comm is None:
+        return None
+    syscalls = []
+    try:
+        tasks = sorted(os.listdir(f"/proc/{pid}/task"), key=lambda t: t != str(pid))
+    except OSError:
+        return None
+    for task in tasks:
+        line = _read(f"/proc/{pid}/task/{task}/syscall")
+        if line is not None:
+            syscalls.append(line.strip())
+    fds: dict[int, str] = {}
+    epoll: dict[int, list[int]] = {}
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        names = []
+    for name in names:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        fds[int(name)] = target
+        if target == "anon_inode:[eventpoll]":
+            info = _read(f"/proc/{pid}/fdinfo/{name}") or ""
+            epoll[int(name)] = [int(m) for m in re.findall(r"^tfd:\s*(\d+)", info, re.M)]
+    return Proc(pid, comm.strip(), syscalls, fds, epoll)
+
+
+def local_snapshot(shell_pid: int) -> Snapshot | None:
+    """The foreground group of the shell's terminal, read from this machine's /proc."""
+    fields = _stat_fields(shell_pid)
+    if fields is None or len(fields) < 6:
+        return None
+    tpgid = int(fields[5])
+    if tpgid <= 0:
+        return None
+    try:
+        tty = os.readlink(f"/proc/{shell_pid}/fd/0")
+    except OSError:
+        tty = ""
+    members = [tpgid]  # the group leader first: usually the one that waits
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != tpgid:
+            stat = _stat_fields(name)
+            if stat is not None and len(stat) > 2 and stat[2] == str(tpgid):
+                members.append(int(name))
+    procs = [p for p in map(_local_proc, members) if p is not None]
+    return Snapshot(os.uname().machine, tty, procs)
+
+
+def read_local_mem(pid: int, address: int, size: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/mem", "rb") as fh:
+            fh.seek(address)
+            return fh.read(size)
+    except (OSError, ValueError, OverflowError):
+        return None
+
+
+# -- reading /proc on the other end of an ssh pane --------------------------------------
+
+# Prints the same facts as local_snapshot, one per line: A machine, T tty, then per
+# process of the foreground group P pid comm, S syscall line (per thread), F fd target,
+# E epollfd member... Builtins only inside the loop over /proc, so it costs a few ms.
+_REMOTE_SCRIPT = r"""
+p=$1; read -r s < /proc/$p/stat || exit 3
+s=${s##*) }; set -- $s; tp=$6
+echo "A $(uname -m)"; echo "T $(readlink /proc/$p/fd/0)"
+for d in /proc/$tp /proc/[0-9]*; do
+  [ "$d" = /proc/$tp ] && [ -n "$seen" ] && continue
+  read -r s < $d/stat 2>/dev/null || continue
+  s=${s##*) }; set -- $s; [ "$3" = "$tp" ] || continue
+  seen=1; read -r c < $d/comm; echo "P ${d#/proc/} $c"
+  for t in $d/task/*; do read -r y < $t/syscall && echo "S $y"; done
+  for f in $d/fd/*; do
+    l=$(readlink $f) || continue; echo "F ${f##*/} $l"
+    case $l in *eventpoll*) while read -r k v r; do
+      [ "$k" = tfd: ] && echo "E ${f##*/} $v"; done < $d/fdinfo/${f##*/};; esac
+  done
+done
+"""
+
+
+def parse_remote(text: str) -> Snapshot | None:
+    machine, tty = "", ""
+    procs: list[Proc] = []
+    for line in text.splitlines():
+        tag, _, rest = line.partition(" ")
+        if tag == "A":
+            machine = rest.strip()
+        elif tag == "T":
+            tty = rest.strip()
+        elif tag == "P":
+            pid, _, comm = rest.partition(" ")
+            if pid.isdigit() and not any(p.pid == int(pid) for p in procs):
+                procs.append(Proc(int(pid), comm, [], {}, {}))
+        elif procs and tag == "S":
+            procs[-1].syscalls.append(rest.strip())
+        elif procs and tag == "F":
+            fd, _, target = rest.partition(" ")
+            if fd.isdigit():
+                procs[-1].fds[int(fd)] = target
+        elif procs and tag == "E":
+            fd, _, member = rest.partition(" ")
+            if fd.isdigit() and member.isdigit():
+                procs[-1].epoll.setdefault(int(fd), []).append(int(member))
+    if not machine or not procs:
+        return None
+    return Snapshot(machine, tty, procs)
+
+
+def remote_snapshot(side_channel: str, host_pid: int) -> Snapshot | None:
+    """The remote foreground group, through the pane's ssh side channel (None when the
+    remote /proc cannot be read)."""
+    try:
+        argv = shlex.split(side_channel)
+    except ValueError:
+        return None
+    command = f"sh -c {shlex.quote(_REMOTE_SCRIPT)} sane-probe {host_pid}"
+    try:
+        proc = subprocess.run([*argv, command], capture_output=True, timeout=SIDE_CHANNEL_TIMEOUT,
+                              stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return None
+    return parse_remote(proc.stdout.decode("utf-8", "replace"))
+
+
+# -- the prober a follow loop uses -----------------------------------------------------
+
+_INFO = "\t".join(("#{pane_pid}", "#{pane_current_command}", "#{cursor_x}", "#{cursor_y}",
+                   "#{" + panes.OPT_HOST_PID + "}", "#{" + panes.OPT_SIDE_CHANNEL + "}"))
+
+
+def probe(client: ControlClient, pane_id: str) -> Waiting | None:
+    """Does the command in ``pane_id`` wait for terminal input right now?"""
+    try:
+        return _probe(client, pane_id)
+    except errors.SaneError:
+        return None
+
+
+def _probe(client: ControlClient, pane_id: str) -> Waiting | None:
+    lines = client.command(f"display-message -p -t {pane_id} '{_INFO}'")
+    fields = (lines[0] if lines else "").split("\t", 5)
+    if len(fields) != 6 or not fields[0].isdigit():
+        return None
+    pane_pid, current, cx, cy, host_pid, side = fields
+    remote = side and current == "ssh"
+    snapshot: Snapshot | None
+    read_mem: Callable[[int, int, int], bytes | None] | None = None
+    if remote:
+        snapshot = remote_snapshot(side, int(host_pid)) if host_pid.isdigit() else None
+    else:
+        snapshot = local_snapshot(int(pane_pid))
+        read_mem = read_local_mem
+    if snapshot is not None:
+        proc = waiting_process(snapshot, read_mem)
+        if proc is not None:
+            return Waiting(REASON_TTY, proc.comm, _prompt(client, pane_id, cx, cy))
+        if not _only_remote_clients(p.comm for p in snapshot.procs[:1]):
+            return None  # the kernel says: not waiting on the terminal
+    # The process state cannot tell: fall back to the screen.
+    prompt = _prompt(client, pane_id, cx, cy)
+    if matches_prompt_pattern(prompt):
+        return Waiting(REASON_PATTERN, None, prompt)
+    return None
+
+def _prompt(client: ControlClient, pane_id: str, cx: str, cy: str) -> str:
+    """The cursor's line up to the cursor (trailing spaces kept: ``Name? ``)."""
+    if not (cx.isdigit() and cy.isdigit()):
+        return ""
+    lines = client.command(f"capture-pane -p -N -t {pane_id} -S {cy} -E {cy}")
+    return lines[-1][: int(cx)] if lines else ""
+
+
+
+def _only_remote_clients(comms: Iterable[str]) -> bool:
+    names = list(comms)
+    return bool(names) and all(name in REMOTE_CLIENTS for name in names)
