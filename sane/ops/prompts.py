@@ -99,6 +99,11 @@ class Snapshot(NamedTuple):
     tty: str  # the shell's fd 0 target, e.g. /dev/pts/3
     procs: list[Proc]
 
+    @property
+    def readable(self) -> bool:
+        """Could every process's system call and fds be read (permission, /proc)?"""
+        return bool(self.procs) and all(p.syscalls and p.fds for p in self.procs)
+
 
 # -- deciding --------------------------------------------------------------------------
 
@@ -353,7 +358,7 @@ def _probe(client: ControlClient, pane_id: str) -> Waiting | None:
         proc = waiting_process(snapshot, read_mem)
         if proc is not None:
             return Waiting(REASON_TTY, proc.comm, _prompt(client, pane_id, cx, cy))
-        if not _only_remote_clients(p.comm for p in snapshot.procs[:1]):
+        if snapshot.readable and not _only_remote_clients(p.comm for p in snapshot.procs[:1]):
             return None  # the kernel says: not waiting on the terminal
     # The process state cannot tell: fall back to the screen.
     prompt = _prompt(client, pane_id, cx, cy)
@@ -361,13 +366,13 @@ def _probe(client: ControlClient, pane_id: str) -> Waiting | None:
         return Waiting(REASON_PATTERN, None, prompt)
     return None
 
+
 def _prompt(client: ControlClient, pane_id: str, cx: str, cy: str) -> str:
     """The cursor's line up to the cursor (trailing spaces kept: ``Name? ``)."""
     if not (cx.isdigit() and cy.isdigit()):
         return ""
     lines = client.command(f"capture-pane -p -N -t {pane_id} -S {cy} -E {cy}")
     return lines[-1][: int(cx)] if lines else ""
-
 
 
 def _only_remote_clients(comms: Iterable[str]) -> bool:
