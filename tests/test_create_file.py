@@ -121,7 +121,8 @@ def test_interrupted_transfer_leaves_nothing(sane_ctx: Context, pane: str, workd
     # The host side waits for content that never comes; the run is interrupted.
     target = workdir / "never"
     script = _script(str(target), 1000, "0" * 64, "0123456789abcdef", None, False, False, False)
-    r = dict(run_command(sane_ctx, script, pane=pane, options=RunOptions(timeout=0.5)))
+    r = dict(run_command(sane_ctx, script, pane=pane,
+                         options=RunOptions(timeout=0.5, quiet_period=None)))
     assert r["status"] == "running"
     assert [p.name for p in workdir.iterdir()] == [".sane-0123456789abcdef.tmp"]
     stopped = dict(run_interrupt(sane_ctx, r["run_id"]))

@@ -237,6 +237,13 @@ class _QuietWatch:
         from sane.ops.prompts import probe
 
         waiting = probe(self.client, self.pane_id)
+        if waiting is not None:
+            # The shell itself blocked in a read may be its `read` builtin, or its
+            # prompt right after the run ended, the end marker still on its way through
+            # tmux. tmux sends a pane's output in order with command replies: one more
+            # round trip lets output that was written before the probe arrive first.
+            with contextlib.suppress(errors.SaneError):
+                self.client.command(f"display-message -p -t {self.pane_id} ''")
         if waiting is None:
             self.gap = min(self.gap * 2, MAX_PROBE_GAP)
             self.due = time.monotonic() + self.gap
@@ -815,7 +822,12 @@ def _follow_file(
                         return _Follow("dead", dead)
                 waiting = watch.check(scanner)
                 if waiting is not None:
-                    data = fh.read()  # output that raced the probe wins, as in _follow
+                    # Output that raced the probe wins, as in _follow (the file may lag
+                    # the control client's notification of it).
+                    if wake.take(0):
+                        watch.output()
+                        continue
+                    data = fh.read()
                     if not data:
                         return _Follow("waiting", waiting=waiting)
                     watch.output()
