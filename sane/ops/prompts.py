@@ -238,13 +238,34 @@ def local_snapshot(shell_pid: int) -> Snapshot | None:
     except OSError:
         tty = ""
     members = [tpgid]  # the group leader first: usually the one that waits
-    for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) != tpgid:
-            stat = _stat_fields(name)
+    for pid in _group_candidates(shell_pid):
+        if pid != tpgid:
+            stat = _stat_fields(pid)
             if stat is not None and len(stat) > 2 and stat[2] == str(tpgid):
-                members.append(int(name))
+                members.append(pid)
     procs = [p for p in map(_local_proc, members) if p is not None]
     return Snapshot(os.uname().machine, tty, procs)
+
+
+def _group_candidates(shell_pid: int) -> list[int]:
+    """The shell and its descendants (where a foreground job lives), from the kernel's
+    ``children`` lists: a few reads instead of one per process on the machine (~25 us
+    each); every pid in /proc where those lists are missing."""
+    found: list[int] = []
+    todo = [shell_pid]
+    while todo and len(found) < 4096:
+        pid = todo.pop()
+        found.append(pid)
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            text = _read(f"/proc/{pid}/task/{task}/children")
+            if text is None:
+                return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+            todo.extend(int(child) for child in text.split())
+    return found
 
 
 def read_local_mem(pid: int, address: int, size: int) -> bytes | None:
