@@ -147,6 +147,25 @@ def test_sudo_password_prompt(sane_ctx: Context, tmux_server: TmuxTestServer,
         assert path.is_dir() or secret.encode() not in path.read_bytes()
 
 
+@pytest.mark.parametrize("relay", ["script -eqc {} /dev/null", "sudo -- sh -c {}"])
+def test_prompt_behind_a_terminal_relay(sane_ctx: Context, tmux_server: TmuxTestServer,
+                                        relay: str) -> None:
+    # script, and sudo with use_pty (Debian's default), run the command on a pty of
+    # their own and relay the pane's keys: the waiting is seen on that inner terminal.
+    tool = relay.split()[0]
+    if shutil.which(tool) is None or (tool == "sudo" and os.geteuid() != 0):
+        pytest.skip(f"needs {tool} (and root for a password-less sudo)")
+    pane = tmux_server.new_pane("bash")
+    r = run(sane_ctx, pane, relay.format(shlex.quote(f"{PYTHON} -q")), timeout=10)
+    assert (r["status"], r["prompt"], r["waiting_reason"]) == ("waiting_input", ">>> ", "tty_read")
+    assert r["waiting_program"] == os.path.basename(sys.executable)[:15]
+    done = answer(sane_ctx, r["run_id"], "raise SystemExit(5)")
+    assert (done["status"], done["exit_code"]) == ("completed", 5)
+    quiet = run(sane_ctx, pane, relay.format("'sleep 3'"), timeout=2)
+    assert quiet["status"] == "running"
+    assert dict(run_wait(sane_ctx, quiet["run_id"], timeout=10))["status"] == "completed"
+
+
 def test_ssh_host_key_question(sane_ctx: Context, pane: str, ssh_fleet: Any) -> None:
     server = ssh_fleet.servers[0]
     ssh = (f"ssh -i {ssh_fleet.client_key} -o IdentitiesOnly=yes -o StrictHostKeyChecking=ask "

@@ -233,10 +233,7 @@ def local_snapshot(shell_pid: int) -> Snapshot | None:
     tpgid = int(fields[5])
     if tpgid <= 0:
         return None
-    try:
-        tty = os.readlink(f"/proc/{shell_pid}/fd/0")
-    except OSError:
-        tty = ""
+    tty = _tty_path(int(fields[4]))
     members = [tpgid]  # the group leader first: usually the one that waits
     for pid in _group_candidates(shell_pid):
         if pid != tpgid:
@@ -245,6 +242,38 @@ def local_snapshot(shell_pid: int) -> Snapshot | None:
                 members.append(pid)
     procs = [p for p in map(_local_proc, members) if p is not None]
     return Snapshot(os.uname().machine, tty, procs)
+
+
+def _tty_path(tty_nr: int) -> str:
+    """The controlling terminal's path from ``stat``'s ``tty_nr`` (pseudo-terminals:
+    majors 136-143); "" for anything else."""
+    major = (tty_nr >> 8) & 0xFFF
+    minor = (tty_nr & 0xFF) | ((tty_nr >> 12) & 0xFFF00)
+    return f"/dev/pts/{(major - 136) * 256 + minor}" if 136 <= major <= 143 else ""
+
+
+_PTY_MASTERS = frozenset({"/dev/ptmx", "/dev/pts/ptmx"})
+
+
+def relayed_snapshot(snapshot: Snapshot) -> Snapshot | None:
+    """The terminal behind a relay in the foreground, if there is one.
+
+    A program holding a pty master (sudo's ``use_pty``, the default on Debian;
+    ``script``; ``expect``) runs its command on a terminal of its own and copies the
+    pane's keystrokes to it, so it is itself busy polling both: the command that
+    waits is in the foreground of that inner terminal.
+    """
+    for proc in snapshot.procs:
+        if not any(target in _PTY_MASTERS for target in proc.fds.values()):
+            continue
+        for pid in _group_candidates(proc.pid)[1:]:
+            stat = _stat_fields(pid)
+            if stat is None or len(stat) < 6 or int(stat[5]) <= 0:
+                continue
+            inner = _tty_path(int(stat[4]))
+            if inner and inner != snapshot.tty:
+                return local_snapshot(pid)
+    return None
 
 
 def _group_candidates(shell_pid: int) -> list[int]:
@@ -377,6 +406,12 @@ def _probe(client: ControlClient, pane_id: str) -> Waiting | None:
         read_mem = read_local_mem
     if snapshot is not None:
         proc = waiting_process(snapshot, read_mem)
+        inner: Snapshot | None = snapshot
+        for _ in range(3 if not remote else 0):  # a relay behind a relay, at most
+            if proc is not None or inner is None:
+                break
+            inner = relayed_snapshot(inner)
+            proc = waiting_process(inner, read_mem) if inner is not None else None
         if proc is not None:
             return Waiting(REASON_TTY, proc.comm, _prompt(client, pane_id, cx, cy))
         if snapshot.readable and not _only_remote_clients(p.comm for p in snapshot.procs[:1]):
