@@ -18,6 +18,7 @@ import pytest
 
 from sane import errors
 from sane.fleet.panes import pane_for_server
+from sane.fleet.run import fleet_run
 from sane.ops import prompts
 from sane.ops.context import Context
 from sane.ops.runs import run_input, run_interrupt, run_wait
@@ -195,6 +196,18 @@ def test_ssh_pane_reads_the_remote_process_state(sane_ctx: Context, ssh_fleet: A
     quiet = run(sane_ctx, pane, "sleep 3", timeout=2)
     assert quiet["status"] == "running"
     assert dict(run_wait(sane_ctx, quiet["run_id"], timeout=10))["status"] == "completed"
+
+
+def test_fleet_run_reports_each_servers_prompt(sane_ctx: Context, ssh_fleet: Any) -> None:
+    servers = register(sane_ctx.home, ssh_fleet)
+    result = fleet_run(sane_ctx, servers, "read -p 'Go? ' a; echo $a on $FLEET_HOST",
+                       timeout=20)
+    assert result["counts"]["waiting_input"] == len(servers)
+    for report in result["results"]:
+        assert (report["status"], report["prompt"], report["waiting_reason"]) == (
+            "waiting_input", "Go? ", "tty_read")
+        done = answer(sane_ctx, report["run_id"], "go")
+        assert (done["status"], done["output"]) == ("completed", f"go\ngo on {report['server']}\n")
 
 
 def test_ssh_pane_without_side_channel_falls_back_to_the_prompt_text(
