@@ -105,6 +105,7 @@ def run_input_cli(run_id: str, text: str, no_enter: bool, timeout: float, check:
 
     TEXT is sent literally (any characters); `-` reads it from stdin (one trailing
     newline dropped), so a password never appears in argv. TEXT is not recorded.
+    A TEXT starting with `-` goes after `--`: `sane run input RUN_ID -- -y`.
     """
     if text == "-":
         import sys
