@@ -196,6 +196,14 @@ def test_ssh_pane_reads_the_remote_process_state(sane_ctx: Context, ssh_fleet: A
     quiet = run(sane_ctx, pane, "sleep 3", timeout=2)
     assert quiet["status"] == "running"
     assert dict(run_wait(sane_ctx, quiet["run_id"], timeout=10))["status"] == "completed"
+    # Behind a relay on the remote side (script: a pty of its own), the inner terminal.
+    relayed = run(sane_ctx, pane, "script -eqc \"read -p 'Inner? ' x; exit 3\" /dev/null",
+                  timeout=10)
+    assert (relayed["status"], relayed["prompt"], relayed["waiting_reason"]) == (
+        "waiting_input", "Inner? ", "tty_read")
+    assert relayed["waiting_program"] in ("sh", "bash", "dash")
+    done = answer(sane_ctx, relayed["run_id"], "y")
+    assert (done["status"], done["exit_code"]) == ("completed", 3)
 
 
 def test_fleet_run_reports_each_servers_prompt(sane_ctx: Context, ssh_fleet: Any) -> None:
@@ -306,16 +314,28 @@ def test_unknown_machine_decides_nothing() -> None:
 
 
 def test_parse_remote_snapshot() -> None:
-    text = ("A aarch64\nT /dev/pts/0\nP 6 bash\nS 63 0x0 0xffff 0x1 0x0 0x0 0x0 0xff 0xff\n"
+    text = ("A aarch64\nG 34816\nP 6 bash\nS 63 0x0 0xffff 0x1 0x0 0x0 0x0 0xff 0xff\n"
             "F 0 /dev/pts/0\nF 1 /dev/pts/0\nP 9 my prog\nS 101 0x0 0 0 0 0 0 0 0\n"
             "F 3 anon_inode:[eventpoll]\nE 3 0\n")
-    snap = prompts.parse_remote(text)
-    assert snap is not None and (snap.machine, snap.tty) == ("aarch64", "/dev/pts/0")
+    [snap] = prompts.parse_remote(text)
+    assert (snap.machine, snap.tty) == ("aarch64", "/dev/pts/0")
     assert [(p.pid, p.comm) for p in snap.procs] == [(6, "bash"), (9, "my prog")]
     assert snap.procs[1].epoll == {3: [0]}
     found = prompts.waiting_process(snap)
     assert found is not None and found.comm == "bash"
-    assert prompts.parse_remote("garbage\n") is None
+    assert prompts.parse_remote("garbage\n") == []
+
+
+def test_parse_remote_relayed_terminals() -> None:
+    text = ("A x86_64\nG 34817\nP 40 sudo\nS 7 0x7ff 0x3 0xffffffff 0 0 0 0 0\n"
+            "F 0 /dev/pts/1\nF 5 /dev/ptmx\nF 6 socket:[4]\n"
+            "G 34818\nP 43 python3\nS 270 0x1 0x7ff 0x0 0x0 0x0 0x0 0x7ff 0x7f\n"
+            "F 0 /dev/pts/2\nF 1 /dev/pts/2\n")
+    outer, inner = prompts.parse_remote(text)
+    assert (outer.tty, inner.tty) == ("/dev/pts/1", "/dev/pts/2")
+    assert prompts.waiting_process(outer) is None  # sudo polls its pty and a socket
+    found = prompts.waiting_process(inner)
+    assert found is not None and found.comm == "python3"
 
 
 @pytest.mark.parametrize("prompt,matches", [

@@ -308,43 +308,75 @@ def read_local_mem(pid: int, address: int, size: int) -> bytes | None:
 
 # -- reading /proc on the other end of an ssh pane --------------------------------------
 
-# Prints the same facts as local_snapshot, one per line: A machine, T tty, then per
-# process of the foreground group P pid comm, S syscall line (per thread), F fd target,
-# E epollfd member... Builtins only inside the loop over /proc, so it costs a few ms.
+# Prints the same facts as local_snapshot, one per line: A machine; then per terminal
+# G tty_nr, and per process of its foreground group P pid comm, S syscall line (per
+# thread), F fd target, E epollfd member. Members are looked for among the shell's
+# descendants (all of /proc without the kernel's children lists); behind a relay
+# (a process holding a pty master) the inner terminal follows as another G block, up
+# to three deep. Builtins only, but for uname and one `ls` per process: a few ms.
 _REMOTE_SCRIPT = r"""
-p=$1; read -r s < /proc/$p/stat || exit 3
-s=${s##*) }; set -- $s; tp=$6
-echo "A $(uname -m)"; echo "T $(readlink /proc/$p/fd/0)"
-for d in /proc/$tp /proc/[0-9]*; do
-  [ "$d" = /proc/$tp ] && [ -n "$seen" ] && continue
-  read -r s < $d/stat 2>/dev/null || continue
-  s=${s##*) }; set -- $s; [ "$3" = "$tp" ] || continue
-  seen=1; read -r c < $d/comm; echo "P ${d#/proc/} $c"
-  for t in $d/task/*; do read -r y < $t/syscall && echo "S $y"; done
-  for f in $d/fd/*; do
-    l=$(readlink $f) || continue; echo "F ${f##*/} $l"
-    case $l in *eventpoll*) while read -r k v r; do
-      [ "$k" = tfd: ] && echo "E ${f##*/} $v"; done < $d/fdinfo/${f##*/};; esac
+kids() { for t in /proc/$1/task/*; do c=; read -r c < $t/children  # no newline: status 1
+  for k in $c; do echo $k; kids $k; done; done; }
+snap() {
+  sp=$1; depth=$2; read -r s < /proc/$sp/stat || return 0
+  s=${s##*) }; set -- $s; tp=$6; tn=$5
+  [ "$tp" -gt 0 ] 2>/dev/null || return 0
+  echo "G $tn"
+  if [ -r /proc/$sp/task/$sp/children ]; then all=$(kids $sp)
+  else all=$(cd /proc && echo [0-9]*); fi
+  relays=; first=1
+  for m in $tp $all; do
+    [ -z "$first" ] && [ "$m" = "$tp" ] && continue; first=
+    read -r s < /proc/$m/stat 2>/dev/null || continue
+    s=${s##*) }; set -- $s; [ "$3" = "$tp" ] || continue
+    read -r c < /proc/$m/comm; echo "P $m $c"
+    for t in /proc/$m/task/*; do read -r y < $t/syscall && echo "S $y"; done
+    fds=$(LC_ALL=C ls -l /proc/$m/fd 2>/dev/null)  # one fork, not a readlink per fd
+    IFS=$nl; set -f  # one word per line, never a glob ("socket:[4]")
+    for line in $fds; do
+      IFS=$sp0; case $line in *" -> "*) ;; *) continue;; esac
+      l=${line#* -> }; f=${line% -> *}; f=${f##* }; echo "F $f $l"
+      case $l in
+        /dev/ptmx|/dev/pts/ptmx) relays="$relays $m";;
+        *eventpoll*) while read -r k v r; do
+          [ "$k" = tfd: ] && echo "E $f $v"; done < /proc/$m/fdinfo/$f;;
+      esac
+    done
+    IFS=$sp0; set +f
   done
-done
+  [ "$depth" -lt 3 ] || return 0
+  for r in $relays; do for k in $(kids $r); do
+    read -r s < /proc/$k/stat 2>/dev/null || continue; s=${s##*) }; set -- $s
+    if [ "$6" -gt 0 ] && [ "$5" != 0 ] && [ "$5" != "$tn" ]; then
+      snap $k $((depth + 1)); return 0; fi
+  done; done
+}
+sp0=$IFS; nl='
+'
+echo "A $(uname -m)"; snap "$1" 0
 """
 
 
-def parse_remote(text: str) -> Snapshot | None:
-    machine, tty = "", ""
-    procs: list[Proc] = []
+def parse_remote(text: str) -> list[Snapshot]:
+    """The terminals (the pane's first, then those behind relays) the script printed."""
+    machine = ""
+    found: list[tuple[str, list[Proc]]] = []
     for line in text.splitlines():
         tag, _, rest = line.partition(" ")
+        rest = rest.strip() if tag != "P" else rest
+        procs = found[-1][1] if found else None
         if tag == "A":
-            machine = rest.strip()
-        elif tag == "T":
-            tty = rest.strip()
+            machine = rest
+        elif tag == "G" and rest.lstrip("-").isdigit():
+            found.append((_tty_path(int(rest)), []))
+        elif procs is None:
+            continue
         elif tag == "P":
             pid, _, comm = rest.partition(" ")
             if pid.isdigit() and not any(p.pid == int(pid) for p in procs):
                 procs.append(Proc(int(pid), comm, [], {}, {}))
         elif procs and tag == "S":
-            procs[-1].syscalls.append(rest.strip())
+            procs[-1].syscalls.append(rest)
         elif procs and tag == "F":
             fd, _, target = rest.partition(" ")
             if fd.isdigit():
@@ -353,26 +385,27 @@ def parse_remote(text: str) -> Snapshot | None:
             fd, _, member = rest.partition(" ")
             if fd.isdigit() and member.isdigit():
                 procs[-1].epoll.setdefault(int(fd), []).append(int(member))
-    if not machine or not procs:
-        return None
-    return Snapshot(machine, tty, procs)
+    if not machine:
+        return []
+    return [Snapshot(machine, tty, procs) for tty, procs in found if procs]
 
 
-def remote_snapshot(side_channel: str, host_pid: int) -> Snapshot | None:
-    """The remote foreground group, through the pane's ssh side channel (None when the
-    remote /proc cannot be read)."""
+def remote_snapshots(side_channel: str, host_pid: int,
+                     timeout: float = SIDE_CHANNEL_TIMEOUT) -> list[Snapshot]:
+    """The remote terminals' foreground groups, through the pane's ssh side channel
+    (none when the remote /proc cannot be read)."""
     try:
         argv = shlex.split(side_channel)
     except ValueError:
-        return None
+        return []
     command = f"sh -c {shlex.quote(_REMOTE_SCRIPT)} sane-probe {host_pid}"
     try:
-        proc = subprocess.run([*argv, command], capture_output=True, timeout=SIDE_CHANNEL_TIMEOUT,
+        proc = subprocess.run([*argv, command], capture_output=True, timeout=timeout,
                               stdin=subprocess.DEVNULL, check=False)
     except (OSError, subprocess.TimeoutExpired):
-        return None
+        return []
     if proc.returncode != 0:
-        return None
+        return []
     return parse_remote(proc.stdout.decode("utf-8", "replace"))
 
 
@@ -382,40 +415,45 @@ _INFO = "\t".join(("#{pane_pid}", "#{pane_current_command}", "#{cursor_x}", "#{c
                    "#{" + panes.OPT_HOST_PID + "}", "#{" + panes.OPT_SIDE_CHANNEL + "}"))
 
 
-def probe(client: ControlClient, pane_id: str) -> Waiting | None:
-    """Does the command in ``pane_id`` wait for terminal input right now?"""
+def probe(client: ControlClient, pane_id: str,
+          timeout: float = SIDE_CHANNEL_TIMEOUT) -> Waiting | None:
+    """Does the command in ``pane_id`` wait for terminal input right now? ``timeout``
+    bounds an ssh pane's side-channel call."""
     try:
-        return _probe(client, pane_id)
+        return _probe(client, pane_id, timeout)
     except errors.SaneError:
         return None
 
 
-def _probe(client: ControlClient, pane_id: str) -> Waiting | None:
+def local_snapshots(shell_pid: int) -> list[Snapshot]:
+    """The pane's terminal, then the terminals behind relays in it (three at most)."""
+    found: list[Snapshot] = []
+    snapshot = local_snapshot(shell_pid)
+    while snapshot is not None and len(found) < 4:
+        found.append(snapshot)
+        snapshot = relayed_snapshot(snapshot)
+    return found
+
+
+def _probe(client: ControlClient, pane_id: str, timeout: float) -> Waiting | None:
     lines = client.command(f"display-message -p -t {pane_id} '{_INFO}'")
     fields = (lines[0] if lines else "").split("\t", 5)
     if len(fields) != 6 or not fields[0].isdigit():
         return None
     pane_pid, current, cx, cy, host_pid, side = fields
-    remote = side and current == "ssh"
-    snapshot: Snapshot | None
     read_mem: Callable[[int, int, int], bytes | None] | None = None
-    if remote:
-        snapshot = remote_snapshot(side, int(host_pid)) if host_pid.isdigit() else None
+    if side and current == "ssh":
+        snapshots = remote_snapshots(side, int(host_pid), timeout) if host_pid.isdigit() else []
     else:
-        snapshot = local_snapshot(int(pane_pid))
+        snapshots = local_snapshots(int(pane_pid))
         read_mem = read_local_mem
-    if snapshot is not None:
+    for snapshot in snapshots:
         proc = waiting_process(snapshot, read_mem)
-        inner: Snapshot | None = snapshot
-        for _ in range(3 if not remote else 0):  # a relay behind a relay, at most
-            if proc is not None or inner is None:
-                break
-            inner = relayed_snapshot(inner)
-            proc = waiting_process(inner, read_mem) if inner is not None else None
         if proc is not None:
             return Waiting(REASON_TTY, proc.comm, _prompt(client, pane_id, cx, cy))
-        if snapshot.readable and not _only_remote_clients(p.comm for p in snapshot.procs[:1]):
-            return None  # the kernel says: not waiting on the terminal
+    if snapshots and snapshots[0].readable and not _only_remote_clients(
+            p.comm for p in snapshots[0].procs[:1]):
+        return None  # the kernel says: not waiting on the terminal
     # The process state cannot tell: fall back to the screen.
     prompt = _prompt(client, pane_id, cx, cy)
     if matches_prompt_pattern(prompt):

@@ -230,13 +230,15 @@ class _QuietWatch:
     def wait_time(self, now: float) -> float:
         return max(0.0, self.due - now)
 
-    def check(self, scanner: sc.RunScanner) -> Waiting | None:
+    def check(self, scanner: sc.RunScanner, deadline: float) -> Waiting | None:
         """Probe if the quiet stretch is over and the command is running."""
-        if time.monotonic() < self.due or scanner.begin is None or scanner.exit_pending():
+        now = time.monotonic()
+        if now < self.due or scanner.begin is None or scanner.exit_pending():
             return None
         from sane.ops.prompts import probe
 
-        waiting = probe(self.client, self.pane_id)
+        # An ssh pane's probe is a side-channel call: keep it within the run's time.
+        waiting = probe(self.client, self.pane_id, max(0.5, min(5.0, deadline - now)))
         if waiting is not None:
             # The shell itself blocked in a read may be its `read` builtin, or its
             # prompt right after the run ended, the end marker still on its way through
@@ -247,13 +249,28 @@ class _QuietWatch:
         if waiting is None:
             self.gap = min(self.gap * 2, MAX_PROBE_GAP)
             self.due = time.monotonic() + self.gap
-        elif not waiting.prompt.strip():
-            # Nothing left of the cursor (`echo 'Continue?'; read a`): the run's own last
-            # line, never the screen above it (which may hold sane's typed line).
-            lines = output.clean(scanner.region()[-4096:]).decode("utf-8", "replace")
-            last = next((x for x in reversed(lines.splitlines()) if x.strip()), "")
-            waiting = waiting._replace(prompt=last)
+        else:
+            waiting = waiting._replace(prompt=_own_prompt(waiting.prompt, scanner))
         return waiting
+
+
+def _own_prompt(screen: str, scanner: sc.RunScanner) -> str:
+    """The prompt as the run printed it.
+
+    The screen's cursor line may start with text that is not the run's (the shell's
+    own prompt, drawn after sane's typed line was echoed ahead: ``$ Token: ``): keep
+    the part the run printed when the line ends with it. Nothing left of the cursor
+    (``echo 'Continue?'; read a``): the run's own last non-empty line, never the
+    screen above it (which may hold sane's typed line). Full-screen programs (a
+    pager) draw with cursor moves: the screen's line is the better answer there.
+    """
+    text = output.clean(scanner.region()[-4096:]).decode("utf-8", "replace")
+    tail = text.rsplit("\n", 1)[-1].rsplit("\r", 1)[-1]
+    if tail.strip() and screen.endswith(tail):
+        return tail
+    if screen.strip():
+        return screen
+    return next((x for x in reversed(text.splitlines()) if x.strip()), "")
 
 
 def _follow(
@@ -290,7 +307,7 @@ def _follow(
             acknowledged = True
             _acknowledge_exit(ctx, client, pane_id)
             continue
-        waiting = watch.check(scanner)
+        waiting = watch.check(scanner, deadline)
         if waiting is not None:
             # The probe's tmux round trips let output that raced it arrive (the
             # command may have ended that very moment): output wins over the probe.
@@ -784,6 +801,10 @@ def _follow_file(
     """
     if scanner.outcome is not None:
         return _Follow("outcome")
+    # The file's size before the watch begins: from there on it receives at least every
+    # byte the watch does (pipe-pane and %output carry the same pane output), so it has
+    # caught up once it grew by as much as the watch received.
+    base = stream_path.stat().st_size
     wake = client.watch(pane_id)
     watch = _QuietWatch(client, pane_id, quiet)
     try:
@@ -820,20 +841,18 @@ def _follow_file(
                         if scanner.feed(fh.read()) is not None:
                             return _Follow("outcome")
                         return _Follow("dead", dead)
-                waiting = watch.check(scanner)
+                waiting = watch.check(scanner, deadline)
                 if waiting is not None:
-                    # Output that raced the probe wins, as in _follow (the file may lag
-                    # the control client's notification of it).
-                    if wake.take(0):
-                        watch.output()
-                        continue
+                    # Output that raced the probe wins, as in _follow; and the file
+                    # (written by pipe-pane's cat, which may lag) must hold everything
+                    # tmux sent, or an end marker may still be on its way into it.
                     data = fh.read()
-                    if not data:
-                        return _Follow("waiting", waiting=waiting)
-                    watch.output()
-                    if scanner.feed(data) is not None:
-                        return _Follow("outcome")
-                    continue
+                    if wake.take(0) or data or fh.tell() - base < wake.pushed:
+                        watch.output()  # look again after another quiet period
+                        if data and scanner.feed(data) is not None:
+                            return _Follow("outcome")
+                        continue
+                    return _Follow("waiting", waiting=waiting)
                 if wake.take(min(backoff, deadline - now, watch.wait_time(now) + 0.001)):
                     backoff = 0.002
                     watch.output()
