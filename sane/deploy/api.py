@@ -30,9 +30,10 @@ from sane.state import read_json, write_atomic, write_json
 Event = dict[str, Any]
 
 
-def dry_run(plan_path: str, servers: list[Server]) -> dict[str, Any]:
+def dry_run(plan_path: str, servers: list[Server],
+            env: dict[str, str] | None = None) -> dict[str, Any]:
     """What a deploy would do, in what order; nothing is contacted."""
-    loaded, contents = load_plan(plan_path)
+    loaded, contents = load_plan(plan_path, env)
     names = [server.name for server in servers]
     return {
         "dry_run": True, "plan": loaded.plan.name, "source": loaded.source,
@@ -42,14 +43,15 @@ def dry_run(plan_path: str, servers: list[Server]) -> dict[str, Any]:
                   for spec, digest, data in zip(loaded.plan.files, loaded.file_digests,
                                                 contents, strict=True)],
         "strategy": loaded.plan.strategy.model_dump(),
-        "policy": loaded.plan.policy.model_dump(),
+        "policy": loaded.plan.policy.model_dump(), "env": loaded.plan.env,
     }
 
 
 def deploy(ctx: Context, plan_path: str, servers: list[Server],
-           on_event: Callable[[Event], None] | None = None) -> dict[str, Any]:
+           on_event: Callable[[Event], None] | None = None,
+           env: dict[str, str] | None = None) -> dict[str, Any]:
     """Deploy the plan at ``plan_path`` to ``servers``; the folded report."""
-    loaded, contents = load_plan(plan_path)
+    loaded, contents = load_plan(plan_path, env)
     if not servers:
         raise errors.UsageError("no servers selected for the deploy")
     deploy_id = new_deploy_id()

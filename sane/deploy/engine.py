@@ -137,6 +137,7 @@ class Saga:
         self.state = fold(read_events(directory))
         self.lock = threading.Lock()
         self.abort = threading.Event()
+        self.homes: dict[str, str] = {}
         if self.state.aborting:
             self.abort.set()
 
@@ -202,18 +203,19 @@ class Saga:
         self.note("item_started", server=name, item=item.key, phase="do", attempt=attempt)
         started = time.perf_counter()
         try:
-            if remote_sha256(server, spec.path) == digest:
+            path = self._path_on(name, spec.path)
+            if remote_sha256(server, path) == digest:
                 action = "unchanged"
             else:
                 backup = self.run(name, item, "backup", attempt,
-                                  remote.backup_script(self.deploy_id, item.index, spec.path),
+                                  remote.backup_script(self.deploy_id, item.index, path),
                                   60.0)
                 if not backup["ok"]:
                     raise errors.RemoteOperationFailed(
-                        f"could not keep the old {spec.path}: {backup['output'][-300:]}",
-                        path=spec.path)
+                        f"could not keep the old {path}: {backup['output'][-300:]}",
+                        path=path)
                 pane = open_server_pane(self.ctx, server).pane_id
-                create_file(self.ctx, spec.path, self.contents[item.index], pane=pane,
+                create_file(self.ctx, path, self.contents[item.index], pane=pane,
                             mode=int(spec.mode, 8) if spec.mode else None, parents=True,
                             expected_sha256=digest,
                             side_channel=lambda path, data: upload(server, path, data))
@@ -231,6 +233,14 @@ class Saga:
         self.note("item_failed", server=name, item=item.key,
                   reason=f"{spec.path}: {out['error']['message']}")
         return False
+
+    def _path_on(self, name: str, path: str) -> str:
+        if not path.startswith("~/"):
+            return path
+        home = self.homes.get(name)
+        if home is None:
+            home = self.homes[name] = remote.remote_home(self.servers[name])
+        return home.rstrip("/") + path[1:]
 
     def _step(self, name: str, item: Item, fs: ServerFold) -> bool:
         step = item.step
@@ -272,7 +282,7 @@ class Saga:
         seen: dict[str, Any] = {}
 
         def passes() -> bool:
-            ok, detail = remote.health_passes(self.servers[name], gate.until)
+            ok, detail = remote.health_passes(self.servers[name], gate.until, self.plan.env)
             seen.update(detail)
             return ok
 
@@ -281,9 +291,9 @@ class Saga:
                            cap=gate.interval))
         except errors.SaneError as exc:
             ok, seen = False, {"error": exc.to_dict()}
+        why = ", ".join(f"{key} {seen[key]}" for key in ("status", "reason") if seen.get(key))
         detail = (f"health gate {gate.until!r} " + ("passed" if ok else
-                  f"not met within {gate.timeout:g}s (status {seen.get('status')}, "
-                  f"reason {seen.get('reason')})"))
+                  f"not met within {gate.timeout:g}s ({why or 'no answer'})"))
         self.note("gate_finished", server=name, ok=ok, detail=detail,
                   waited_ms=round((time.monotonic() - started) * 1000, 3), health=seen)
         return ok
@@ -296,7 +306,12 @@ class Saga:
         for key in fs.to_undo():
             item = self.by_key[key]
             if item.file is not None:
-                command = remote.restore_script(self.deploy_id, item.index, item.file.path)
+                try:
+                    path = self._path_on(name, item.file.path)
+                except errors.SaneError as exc:
+                    self.note("undo_failed", server=name, item=key, reason=exc.message)
+                    continue
+                command = remote.restore_script(self.deploy_id, item.index, path)
                 timeout = 60.0
             elif item.step is not None and item.step.undo is not None:
                 command, timeout = item.step.undo, item.step.timeout
@@ -423,7 +438,7 @@ class Saga:
 def _failure(exc: errors.SaneError, run_id: str | None) -> dict[str, Any]:
     status = "unreachable" if isinstance(exc, errors.ConnectionFailed) else "error"
     return {"ok": False, "status": status, "exit_code": None, "run_id": run_id,
-            "error": exc.to_dict()}
+            "output": "", "error": exc.to_dict()}
 
 
 def _reason(what: str, phase: str, out: dict[str, Any]) -> str:

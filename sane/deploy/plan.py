@@ -42,14 +42,14 @@ class FileSpec(_Strict):
     """A local file placed on each server, sha256-verified; its undo restores the old one."""
 
     source: str = Field(min_length=1, description="local path, relative to the plan file")
-    path: str = Field(description="absolute path on the server")
+    path: str = Field(description="absolute path on the server, or ~/... in the login's home")
     mode: str | None = Field(default=None, pattern=r"^0?[0-7]{3,4}$")
 
     @field_validator("path")
     @classmethod
     def _absolute(cls, value: str) -> str:
-        if not value.startswith("/") or "\n" in value or "\0" in value:
-            raise ValueError("must be an absolute path on the server")
+        if not value.startswith(("/", "~/")) or "\n" in value or "\0" in value:
+            raise ValueError("must be an absolute path on the server (or start with ~/)")
         return value
 
 
@@ -203,8 +203,9 @@ def _problem(error: Any) -> dict[str, str]:
     return {"field": field, "message": message}
 
 
-def load_plan(path: str) -> tuple[LoadedPlan, list[bytes]]:
-    """Read and validate the plan at ``path`` and the files it places."""
+def load_plan(path: str, env: dict[str, str] | None = None) -> tuple[LoadedPlan, list[bytes]]:
+    """Read and validate the plan at ``path`` (``env`` overriding its ``env``) and the
+    files it places."""
     plan_path = Path(path)
     try:
         text = plan_path.read_text(encoding="utf-8")
@@ -213,6 +214,12 @@ def load_plan(path: str) -> tuple[LoadedPlan, list[bytes]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise errors.PlanInvalid(f"cannot read plan {path}: {exc}", path=path) from None
     plan = parse_plan(text, path)
+    if env:
+        try:
+            plan = Plan.model_validate({**plan.model_dump(), "env": {**plan.env, **env}})
+        except ValidationError as exc:
+            raise errors.PlanInvalid(f"--env: {_problem(exc.errors()[0])['message']}",
+                                     path=path, field="env") from None
     contents: list[bytes] = []
     for index, spec in enumerate(plan.files):
         source = (plan_path.parent / spec.source)
