@@ -303,3 +303,15 @@ def test_unknown_deploy_and_bad_plan_over_the_cli(cli_env: dict[str, str],
     code, doc = _sane(cli_env, "deploy", path, "--dry-run", "--all")
     assert code == 2 and doc["error"]["code"] == "plan_invalid"
     assert doc["error"]["details"]["field"] == "steps.0.undo"
+
+
+def test_an_unreachable_server_fails_alone_with_the_reason(sane_ctx: Context, fleet3: Any,
+                                                          tmp_path: Path) -> None:
+    fleet3.stop("s3")
+    plan = write_plan(tmp_path, steps=LOG_STEPS[:1])
+    report = api.deploy(sane_ctx, plan, servers_of(sane_ctx))
+    assert states(report) == {"s1": "deployed", "s2": "deployed", "s3": "rolled_back"}
+    s3 = report["servers"][2]
+    assert s3["failed_item"] == "step:one" and s3["applied"] == []
+    assert s3["steps"][0]["status"] == "unreachable"
+    assert s3["steps"][0]["error"]["code"] == "connection_refused"
