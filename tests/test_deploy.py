@@ -303,6 +303,9 @@ def test_unknown_deploy_and_bad_plan_over_the_cli(cli_env: dict[str, str],
     code, doc = _sane(cli_env, "deploy", path, "--dry-run", "--all")
     assert code == 2 and doc["error"]["code"] == "plan_invalid"
     assert doc["error"]["details"]["field"] == "steps.0.undo"
+    code, doc = _sane(cli_env, "deploy", path)  # a deploy never defaults to every server
+    assert code == 2 and doc["error"]["code"] == "usage_error"
+    assert "--servers" in doc["error"]["message"]
 
 
 def test_an_unreachable_server_fails_alone_with_the_reason(sane_ctx: Context, fleet3: Any,

@@ -9,7 +9,7 @@ import click
 from sane.cli._output import emit, socket_option
 from sane.cli._select import selected_servers, split_names
 from sane.cli._stream import progress
-from sane.errors import InvalidArgument
+from sane.errors import InvalidArgument, UsageError
 
 EPILOG = """\b
 Example (step `migrate` fails on server2; policy rollback: failed):
@@ -48,16 +48,23 @@ def deploy_group() -> None:
 @click.argument("plan", type=click.Path(dir_okay=False))
 @click.option("--servers", default=None, metavar="A,B,...", help="These servers, in this order.")
 @click.option("--tag", default=None, help="Servers with this tag.")
-@click.option("--all", "all_servers", is_flag=True, help="Every registered server (default).")
+@click.option("--all", "all_servers", is_flag=True,
+              help="Every registered server (a deploy never picks servers by default).")
+@click.option("--max-parallel", type=click.IntRange(min=1), default=None,
+              help="Override the plan's strategy.max_parallel.")
 @click.option("--env", "env_pairs", multiple=True, metavar="NAME=VALUE",
               help="Set (or override) a variable of the plan's env.")
 @click.option("--dry-run", is_flag=True, help="Validate and show the order; contact nothing.")
 @click.option("--stream", is_flag=True, help="JSON lines: every journal event, then the result.")
 @socket_option
 def run(plan: str, servers: str | None, tag: str | None, all_servers: bool,
-        env_pairs: tuple[str, ...], dry_run: bool, stream: bool, socket: str | None) -> None:
+        max_parallel: int | None, env_pairs: tuple[str, ...], dry_run: bool, stream: bool,
+        socket: str | None) -> None:
     """Deploy PLAN: files (sha256-cached), steps with undo, health gate, by strategy."""
     from sane.deploy import api
+
+    if not (servers or tag or all_servers):
+        raise UsageError("name the servers to deploy to: --servers a,b, --tag T or --all")
 
     env = {}
     for pair in env_pairs:
@@ -67,10 +74,10 @@ def run(plan: str, servers: str | None, tag: str | None, all_servers: bool,
         env[name] = value
     selected = selected_servers(split_names(servers), tag, all_servers)
     if dry_run:
-        emit(api.dry_run(plan, selected, env))
+        emit(api.dry_run(plan, selected, env, max_parallel))
     with progress(stream) as on_event:
         result = _with_context(socket, lambda ctx: api.deploy(ctx, plan, selected, on_event,
-                                                              env))
+                                                              env, max_parallel))
     emit(result, 0 if result["status"] == "completed" else 1)
 
 

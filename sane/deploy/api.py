@@ -30,10 +30,10 @@ from sane.state import read_json, write_atomic, write_json
 Event = dict[str, Any]
 
 
-def dry_run(plan_path: str, servers: list[Server],
-            env: dict[str, str] | None = None) -> dict[str, Any]:
+def dry_run(plan_path: str, servers: list[Server], env: dict[str, str] | None = None,
+            max_parallel: int | None = None) -> dict[str, Any]:
     """What a deploy would do, in what order; nothing is contacted."""
-    loaded, contents = load_plan(plan_path, env)
+    loaded, contents = load_plan(plan_path, env, max_parallel)
     names = [server.name for server in servers]
     return {
         "dry_run": True, "plan": loaded.plan.name, "source": loaded.source,
@@ -49,9 +49,11 @@ def dry_run(plan_path: str, servers: list[Server],
 
 def deploy(ctx: Context, plan_path: str, servers: list[Server],
            on_event: Callable[[Event], None] | None = None,
-           env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Deploy the plan at ``plan_path`` to ``servers``; the folded report."""
-    loaded, contents = load_plan(plan_path, env)
+           env: dict[str, str] | None = None,
+           max_parallel: int | None = None) -> dict[str, Any]:
+    """Deploy the plan at ``plan_path`` to ``servers``; the folded report. ``env`` and
+    ``max_parallel`` override the plan's (and are kept for resume)."""
+    loaded, contents = load_plan(plan_path, env, max_parallel)
     if not servers:
         raise errors.UsageError("no servers selected for the deploy")
     deploy_id = new_deploy_id()

@@ -203,9 +203,10 @@ def _problem(error: Any) -> dict[str, str]:
     return {"field": field, "message": message}
 
 
-def load_plan(path: str, env: dict[str, str] | None = None) -> tuple[LoadedPlan, list[bytes]]:
-    """Read and validate the plan at ``path`` (``env`` overriding its ``env``) and the
-    files it places."""
+def load_plan(path: str, env: dict[str, str] | None = None,
+              max_parallel: int | None = None) -> tuple[LoadedPlan, list[bytes]]:
+    """Read and validate the plan at ``path`` (``env`` and ``max_parallel`` overriding
+    its own) and the files it places."""
     plan_path = Path(path)
     try:
         text = plan_path.read_text(encoding="utf-8")
@@ -214,12 +215,17 @@ def load_plan(path: str, env: dict[str, str] | None = None) -> tuple[LoadedPlan,
     except (OSError, UnicodeDecodeError) as exc:
         raise errors.PlanInvalid(f"cannot read plan {path}: {exc}", path=path) from None
     plan = parse_plan(text, path)
-    if env:
+    if env or max_parallel is not None:
+        data = plan.model_dump()
+        data["env"] = {**plan.env, **(env or {})}
+        if max_parallel is not None:
+            data["strategy"]["max_parallel"] = max_parallel
         try:
-            plan = Plan.model_validate({**plan.model_dump(), "env": {**plan.env, **env}})
+            plan = Plan.model_validate(data)
         except ValidationError as exc:
-            raise errors.PlanInvalid(f"--env: {_problem(exc.errors()[0])['message']}",
-                                     path=path, field="env") from None
+            problem = _problem(exc.errors()[0])
+            raise errors.PlanInvalid(f"{problem['field']}: {problem['message']}",
+                                     path=path, field=problem["field"]) from None
     contents: list[bytes] = []
     for index, spec in enumerate(plan.files):
         source = (plan_path.parent / spec.source)
