@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 import click
 
 from sane import errors
-from sane.models import SCHEMA_VERSION
+from sane.envelope import error_document, ok_document
 
 
 def _write(doc: Mapping[str, Any]) -> None:
@@ -46,7 +46,7 @@ def _check_jq(expression: str) -> None:
 
 
 def emit(result: Mapping[str, Any], status: int = 0) -> NoReturn:
-    doc = {"ok": True, "schema_version": SCHEMA_VERSION, **result}
+    doc = ok_document(result)
     if _jq_filter is not None:
         _write_filtered(doc, _jq_filter)
     else:
@@ -79,10 +79,7 @@ def _take_jq(args: list[str]) -> list[str]:
 
 
 def emit_error(err: errors.SaneError, extra: Mapping[str, Any] | None = None) -> NoReturn:
-    doc: dict[str, Any] = {"ok": False, "schema_version": SCHEMA_VERSION, "error": err.to_dict()}
-    if extra:
-        doc.update(extra)
-    _write(doc)
+    _write(error_document(err, extra))
     sys.exit(err.exit_status)
 
 

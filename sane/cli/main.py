@@ -14,6 +14,7 @@ from sane.cli.fleet_run import fleet_group
 from sane.cli.health import health_group
 from sane.cli.list_panes import list_panes_cli
 from sane.cli.run_command import emit_run, run_command_cli
+from sane.cli.schema import mcp_cli, schema_cli
 from sane.cli.server import server_group
 from sane.cli.watch import watch
 
@@ -44,6 +45,8 @@ cli.add_command(health_group)
 cli.add_command(watch)
 cli.add_command(deploy_group)
 cli.add_command(demo_group)
+cli.add_command(schema_cli)
+cli.add_command(mcp_cli)
 
 
 @cli.group()
