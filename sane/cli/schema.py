@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import click
 
 from sane.cli._output import emit, socket_option
@@ -26,6 +28,17 @@ Example (an MCP client's configuration, e.g. Claude Desktop or an agent SDK):
                            "env": {"SANE_TMUX_SOCKET": "work"}}}}
 
 \b
+Example (by hand; stdin must stay open until the answer, as a client keeps it):
+  $ (printf '%s\\n' "$INITIALIZE" "$INITIALIZED" '{"jsonrpc": "2.0", "id": 2,
+      "method": "tools/call", "params": {"name": "run_command",
+      "arguments": {"command": "echo hi"}}}'; sleep 3) | sane mcp
+  {"jsonrpc":"2.0","id":1,"result":{"capabilities":{"tools":{"listChanged":false}}, ...}}
+  {"jsonrpc":"2.0","id":2,"result":{"content":[{"text":"{\\"ok\\": true, ...}",
+   "type":"text"}],"isError":false,"structuredContent":{"ok":true,"schema_version":1,
+   "run_id":"rbd515f884a69","pane":"%0","command":"echo hi","status":"completed",
+   "exit_code":0,"output":"hi\\n", ...}}}
+
+\b
 Tools: run_command, run_wait, run_interrupt, create_file, detect_platform,
 list_panes, server_list, server_add, server_test, fleet_run, health, health_wait.
 Each returns the same JSON document as the CLI command (`sane schema --tools mcp`).
@@ -43,7 +56,8 @@ def schema_cli(command: str | None, fmt: str | None) -> None:
 
     if fmt is not None:
         picked = [tools.find(command)] if command else list(tools.TOOLS)
-        emit({"format": fmt, "tools": [tools.definition(t, fmt) for t in picked]})  # type: ignore[arg-type]
+        chosen = cast("tools.ToolFormat", fmt)
+        emit({"format": fmt, "tools": [tools.definition(t, chosen) for t in picked]})
     if command is not None:
         tool = tools.find(command)
         emit({"command": tool.name, "cli": f"sane {tool.cli}",
