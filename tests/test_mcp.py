@@ -201,3 +201,19 @@ def test_fleet_tools_on_real_sshd(cli_env: dict[str, str], ssh_fleet: Any) -> No
         assert (waited["met"], waited["waiting_for"]) == (False, ["s1"])
 
     with_session(cli_env, body)
+
+
+def test_sane_call_runs_a_tool_call_from_json_like_the_cli(cli_env: dict[str, str],
+                                                           tmux_server: TmuxTestServer) -> None:
+    pane = tmux_server.new_pane("dash")
+    args = json.dumps({"command": "printf 'x\\ny'; (exit 4)", "pane": pane, "check": True})
+    status, doc, _ = cli(["sane.cli.main", "call", "run_command", args], cli_env)
+    assert (status, doc["error"]["code"], doc["exit_code"], doc["output"]) == (
+        1, "command_failed", 4, "x\ny")
+    validate("command-failed", doc)
+    status, doc, _ = cli(["sane.cli.main", "call", "run-command", "-"], cli_env,
+                         stdin=json.dumps({"command": "sleep 5", "pane": pane, "timeout": 0.1}))
+    assert (status, doc["status"]) == (4, "running")  # the CLI's exit status for `running`
+    status, doc, _ = cli(["sane.cli.main", "call", "list_panes", '{"bogus": 1}'], cli_env)
+    assert (status, doc["error"]["code"], doc["error"]["details"]) == (
+        2, "invalid_argument", {"field": "bogus"})

@@ -83,6 +83,15 @@ def emit_error(err: errors.SaneError, extra: Mapping[str, Any] | None = None) ->
     sys.exit(err.exit_status)
 
 
+def emit_document(doc: Mapping[str, Any], status: int) -> NoReturn:
+    """A whole document built by the library (``sane.tools.call``): errors as they are,
+    success through ``--jq`` like every other command."""
+    if not doc["ok"]:
+        _write(doc)
+        sys.exit(status)
+    emit({k: v for k, v in doc.items() if k not in ("ok", "schema_version")}, status)
+
+
 def run_cli(command: click.Command, args: list[str] | None = None) -> NoReturn:
     """Invoke a click command so that every outcome is one JSON document."""
     try:

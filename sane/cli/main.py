@@ -14,7 +14,7 @@ from sane.cli.fleet_run import fleet_group
 from sane.cli.health import health_group
 from sane.cli.list_panes import list_panes_cli
 from sane.cli.run_command import emit_run, run_command_cli
-from sane.cli.schema import mcp_cli, schema_cli
+from sane.cli.schema import call_cli, mcp_cli, schema_cli
 from sane.cli.server import server_group
 from sane.cli.watch import watch
 
@@ -70,6 +70,7 @@ cli.add_command(deploy_group)
 cli.add_command(demo_group)
 cli.add_command(schema_cli)
 cli.add_command(mcp_cli)
+cli.add_command(call_cli)
 
 
 @cli.group(epilog=RUN_EPILOG)

@@ -6,7 +6,7 @@ from typing import cast
 
 import click
 
-from sane.cli._output import emit, socket_option
+from sane.cli._output import emit, emit_document, socket_option
 
 SCHEMA_EPILOG = """\b
 Example:
@@ -65,6 +65,47 @@ def schema_cli(command: str | None, fmt: str | None) -> None:
     emit({"commands": {t.name: {"cli": f"sane {t.cli}", "input": tools.input_schema(t),
                                 "output": tools.output_schema(t)} for t in tools.TOOLS},
           "error": json_schema("error")})
+
+
+CALL_EPILOG = """\b
+Example (the arguments exactly as a model produced them for a tool definition):
+  $ sane call run_command '{"command": "echo hi; (exit 3)"}'
+  {"ok": true, "schema_version": 1, "run_id": "r47185a07e419", "pane": "%1",
+   "command": "echo hi; (exit 3)", "status": "completed", "exit_code": 3,
+   "output": "hi\\n", "output_base64": null, "output_start": 0, "output_bytes": 3,
+   "truncated": false, "full_output_path": null, "shell_exited": false,
+   "duration_ms": 145.609}
+
+\b
+Prints the same document as the matching command (and as `sane mcp`), with the same
+exit status. ARGUMENTS is a JSON object, or `-` to read it from stdin.
+"""
+
+
+@click.command("call", epilog=CALL_EPILOG)
+@click.argument("tool")
+@click.argument("arguments", default="{}")
+@socket_option
+def call_cli(tool: str, arguments: str, socket: str | None) -> None:
+    """Call TOOL (as in `sane schema --tools`) with a JSON object of arguments."""
+    import json
+    import sys
+
+    from sane import tools
+    from sane.errors import InvalidArgument
+    from sane.ops.context import Context
+    from sane.tmux.command import TmuxServer
+
+    text = sys.stdin.read() if arguments == "-" else arguments
+    try:
+        parsed = json.loads(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"arguments are not JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise InvalidArgument("arguments must be a JSON object")
+    with Context(TmuxServer.from_env(socket)) as ctx:
+        outcome = tools.call(ctx, tool, parsed)
+    emit_document(outcome.document, outcome.exit_status)
 
 
 @click.command("mcp", epilog=MCP_EPILOG)
