@@ -89,7 +89,8 @@ class _LineReader:
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.buffer = b""
+        self.buffer = bytearray()
+        self.scanned = 0  # no newline before this offset: a long line is searched once
         self.eof = False
         os.set_blocking(fd, False)
 
@@ -98,15 +99,16 @@ class _LineReader:
 
     async def __anext__(self) -> str:
         while True:
-            end = self.buffer.find(b"\n")
-            if end >= 0:
-                line, self.buffer = self.buffer[:end + 1], self.buffer[end + 1:]
+            end = self.buffer.find(b"\n", self.scanned)
+            if end >= 0 or (self.eof and self.buffer):
+                cut = end + 1 if end >= 0 else len(self.buffer)
+                line = bytes(self.buffer[:cut])
+                del self.buffer[:cut]
+                self.scanned = 0
                 return line.decode("utf-8", "replace")
             if self.eof:
-                if self.buffer:
-                    line, self.buffer = self.buffer, b""
-                    return line.decode("utf-8", "replace")
                 raise StopAsyncIteration
+            self.scanned = len(self.buffer)
             try:
                 chunk = os.read(self.fd, 1 << 16)
             except BlockingIOError:
@@ -148,6 +150,10 @@ def _protocol_fds() -> Iterator[tuple[int, int]]:
     try:
         yield proto_in, proto_out
     finally:
+        # O_NONBLOCK belongs to the open file, shared with whoever started us (a
+        # terminal's shell, say): give it back as it was.
+        for fd in (proto_in, proto_out):
+            os.set_blocking(fd, True)
         os.dup2(saved_in, 0)
         os.dup2(saved_out, 1)
         for fd in (saved_in, saved_out, proto_in, proto_out):

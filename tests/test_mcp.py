@@ -4,8 +4,11 @@ documents. Nothing here calls the tool functions directly."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -148,12 +151,16 @@ def test_files_platform_and_panes(cli_env: dict[str, str], tmux_server: TmuxTest
                                   tmp_path: Path) -> None:
     pane = tmux_server.new_pane("dash")
     target = tmp_path / "out" / "bin.dat"
+    big = os.urandom(3 << 20)  # one 4 MiB JSON line: the server reads it in many pieces
 
     async def body(session: ClientSession, call: Call) -> None:
         created = await call("create_file", path=str(target), content_base64="AAH/Cg==",
                              pane=pane, parents=True, mode="0600")
         validate("create-file", created)
         assert (created["bytes"], created["mode"], created["action"]) == (4, "0600", "created")
+        large = await call("create_file", path=str(target.with_name("big")), pane=pane,
+                           content_base64=base64.b64encode(big).decode())
+        assert large["sha256"] == hashlib.sha256(big).hexdigest()
         both = await call("create_file", path=str(target), content="x", content_base64="eA==")
         assert both["error"]["code"] == "invalid_argument"
         platform = await call("detect_platform", pane=pane)
@@ -165,6 +172,7 @@ def test_files_platform_and_panes(cli_env: dict[str, str], tmux_server: TmuxTest
 
     with_session(cli_env, body)
     assert target.read_bytes() == b"\x00\x01\xff\n"
+    assert target.with_name("big").read_bytes() == big
 
 
 def test_fleet_tools_on_real_sshd(cli_env: dict[str, str], ssh_fleet: Any) -> None:
