@@ -27,8 +27,8 @@ def render() -> dict[str, str]:
     for tool in tools.TOOLS:
         files[f"{tool.name}.input.json"] = _text(tools.input_schema(tool))
         files[f"{tool.name}.output.json"] = _text(tools.output_schema(tool))
-    files["error.json"] = _text(json_schema("error"))
-    files["command_failed.json"] = _text(json_schema("command-failed"))
+    files["error.json"] = _text(tools.compact(json_schema("error")))
+    files["command_failed.json"] = _text(tools.compact(json_schema("command-failed")))
     for fmt in tools.FORMATS:
         files[f"tools.{fmt}.json"] = _text(tools.definitions(fmt))
     return files

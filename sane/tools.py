@@ -262,14 +262,38 @@ def call(ctx: Context, name: str, arguments: Mapping[str, Any] | None) -> Outcom
 # -- schemas and tool definitions ----------------------------------------------------------
 
 
+def compact(node: Any) -> Any:
+    """pydantic's schema, smaller and quicker to check: no ``title`` (the field names
+    say it), and ``anyOf: [{type: X}, {type: null}]`` as ``type: [X, "null"]``.
+
+    Why: the definitions are read by models (every byte is context) and every MCP
+    result is validated by the client against the output schema (a run document took
+    0.47 ms to check with pydantic's form, 0.26 ms with this one)."""
+    if isinstance(node, list):
+        return [compact(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: compact(value) for key, value in node.items()
+           if not (key == "title" and isinstance(value, str))}
+    any_of = out.get("anyOf")
+    if isinstance(any_of, list) and all(
+            isinstance(o, dict) and set(o) == {"type"} and isinstance(o["type"], str)
+            for o in any_of):
+        del out["anyOf"]
+        out["type"] = [o["type"] for o in any_of]
+    return out
+
+
 def input_schema(tool: Tool) -> dict[str, Any]:
-    return tool.input.model_json_schema()
+    schema: dict[str, Any] = compact(tool.input.model_json_schema())
+    return schema
 
 
 def output_schema(tool: Tool) -> dict[str, Any]:
     from sane.schema import json_schema
 
-    return json_schema(tool.output)
+    schema: dict[str, Any] = compact(json_schema(tool.output))
+    return schema
 
 
 def definition(tool: Tool, fmt: ToolFormat) -> dict[str, Any]:

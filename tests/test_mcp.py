@@ -64,7 +64,7 @@ def test_tools_list_matches_the_models_and_run_command_is_exact(
         listed = {t.name: t for t in (await session.list_tools()).tools}
         assert list(listed) == [t.name for t in tools.TOOLS]
         for tool in tools.TOOLS:
-            assert listed[tool.name].input_schema == tool.input.model_json_schema()
+            assert listed[tool.name].input_schema == tools.input_schema(tool)
             assert listed[tool.name].output_schema == tools.output_schema(tool)
         doc = await call("run_command", command="printf 'a\\nb'; (exit 3)", pane=pane)
         validate("run-command", doc)

@@ -64,7 +64,7 @@ def schema_cli(command: str | None, fmt: str | None) -> None:
               "input": tools.input_schema(tool), "output": tools.output_schema(tool)})
     emit({"commands": {t.name: {"cli": f"sane {t.cli}", "input": tools.input_schema(t),
                                 "output": tools.output_schema(t)} for t in tools.TOOLS},
-          "error": json_schema("error")})
+          "error": tools.compact(json_schema("error"))})
 
 
 CALL_EPILOG = """\b
