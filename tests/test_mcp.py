@@ -114,15 +114,17 @@ def test_running_wait_interrupt_and_concurrent_calls(cli_env: dict[str, str],
     async def body(session: ClientSession, call: Call) -> None:
         first = await call("run_command", command="echo one; sleep 1; echo two", pane=pane,
                            timeout=0.2)
-        assert (first["status"], first["exit_code"], first["output"]) == ("running", None,
-                                                                           "one\n")
+        assert (first["status"], first["exit_code"]) == ("running", None)
         rest = await call("run_wait", run_id=first["run_id"], timeout=30)
-        assert (rest["status"], rest["output"], rest["output_start"]) == ("completed", "two\n", 4)
+        assert (rest["status"], rest["exit_code"]) == ("completed", 0)
+        # split wherever the deadline fell, nothing lost or repeated
+        assert first["output"] + rest["output"] == "one\ntwo\n"
+        assert rest["output_start"] == len(first["output"])
 
         results: dict[str, dict[str, Any]] = {}
 
         async def long_run() -> None:
-            results["run"] = await call("run_command", command="sleep 2; echo slept",
+            results["run"] = await call("run_command", command="sleep 5; echo slept",
                                         pane=pane, timeout=60)
 
         async with anyio.create_task_group() as tg:
