@@ -198,6 +198,11 @@ def _health_wait(ctx: Context, a: inputs.HealthWaitInput) -> Outcome:
     return _ok(result, errors.EXIT_OK if result["met"] else errors.EXIT_TIMEOUT)
 
 
+# Deploys (sane/deploy/) join with two entries like these, plus their input models,
+# output documents and handlers:
+#   Tool("deploy", "deploy", inputs.DeployInput, "deploy", _deploy),
+#   Tool("deploy_status", "deploy status", inputs.DeployStatusInput, "deploy-status",
+#        _deploy_status, read_only=True),
 TOOLS: tuple[Tool, ...] = (
     Tool("run_command", "run-command", inputs.RunCommandInput, "run-command", _run_command),
     Tool("run_wait", "run wait", inputs.RunWaitInput, "run-command", _run_wait),
