@@ -168,3 +168,27 @@ class HealthWaitInput(Input):
     timeout: float = Field(default=60.0, ge=0, description="Seconds before giving up "
                            "(`met` false).")
     interval: float = Field(default=2.0, ge=0.05, description="Seconds between polls.")
+
+
+class DeployInput(Input):
+    """Deploy a plan (YAML or JSON file) to the selected servers as a saga: files,
+    steps with undo, health gate, rollback by the plan's policy. Returns the report."""
+
+    plan: str = Field(min_length=1, description="Path of the plan file on the machine "
+                      "running sane.")
+    servers: list[str] | None = Field(default=None, description="These servers, in this "
+                                      "order. A deploy never picks servers by default: give "
+                                      "servers, tag or all.")
+    tag: str | None = Field(default=None, description=TAG)
+    all: bool = Field(default=False, description="Every registered server.")
+    max_parallel: int | None = Field(default=None, ge=1, description="Override the plan's "
+                                     "strategy.max_parallel.")
+    env: dict[str, str] = Field(default_factory=dict, description="Set or override "
+                                "variables of the plan's env.")
+
+
+class DeployStatusInput(Input):
+    """What a deploy's journal says: per server, per step (`interrupted` when the
+    deploying process died: then resume or roll back with the CLI)."""
+
+    deploy_id: str = Field(min_length=1, description="A deploy id, as `deploy` returned it.")

@@ -219,3 +219,32 @@ class HealthWaitResult(TypedDict):
     mode: Literal["all", "any"]
     waiting_for: list[str]
     servers: list[HealthReport]
+
+
+# -- deploy reports (sane/deploy/api.py: folded from the journal) ----------------------
+
+
+class DeployServerReport(TypedDict):
+    server: str
+    state: str
+    """deployed, rolled_back, rollback_failed, failed, untouched, in_progress, interrupted."""
+    reason: str | None
+    failed_item: str | None
+    applied: list[str]
+    undone: list[str]
+    undo_failed: list[str]
+    in_flight: list[dict[str, Any]]
+    steps: list[dict[str, Any]]
+
+
+class DeployReport(TypedDict):
+    deploy_id: str
+    plan: str | None
+    status: str
+    """completed, partial, failed, rolled_back, running, interrupted."""
+    outcome: str
+    aborted: str | None
+    counts: dict[str, int]
+    servers: list[DeployServerReport]
+    journal: str
+    duration_ms: float | None

@@ -17,6 +17,7 @@ from pydantic import TypeAdapter
 
 from sane.models import (
     CreateFileResult,
+    DeployReport,
     ErrorBody,
     FleetRunResult,
     HealthResult,
@@ -75,6 +76,10 @@ class HealthWaitDocument(_Envelope, HealthWaitResult):
     pass
 
 
+class DeployDocument(_Envelope, DeployReport):
+    pass
+
+
 class ErrorDocument(TypedDict):
     ok: Literal[False]
     schema_version: Literal[1]
@@ -97,6 +102,7 @@ DOCUMENTS: dict[str, Any] = {
     "fleet-run": FleetRunDocument,
     "health": HealthDocument,
     "health-wait": HealthWaitDocument,
+    "deploy": DeployDocument,
     "error": ErrorDocument,
 }
 

@@ -198,11 +198,22 @@ def _health_wait(ctx: Context, a: inputs.HealthWaitInput) -> Outcome:
     return _ok(result, errors.EXIT_OK if result["met"] else errors.EXIT_TIMEOUT)
 
 
-# Deploys (sane/deploy/) join with two entries like these, plus their input models,
-# output documents and handlers:
-#   Tool("deploy", "deploy", inputs.DeployInput, "deploy", _deploy),
-#   Tool("deploy_status", "deploy status", inputs.DeployStatusInput, "deploy-status",
-#        _deploy_status, read_only=True),
+def _deploy(ctx: Context, a: inputs.DeployInput) -> Outcome:
+    from sane.deploy import api
+
+    if not (a.servers or a.tag or a.all):
+        raise errors.UsageError("name the servers to deploy to: servers, tag or all")
+    result = api.deploy(ctx, a.plan, _select(ctx, a.servers, a.tag, a.all), None, a.env,
+                        a.max_parallel)
+    return _ok(result, errors.EXIT_OK if result["status"] == "completed" else 1)
+
+
+def _deploy_status(ctx: Context, a: inputs.DeployStatusInput) -> Outcome:
+    from sane.deploy import api
+
+    return _ok(api.status(ctx, a.deploy_id))
+
+
 TOOLS: tuple[Tool, ...] = (
     Tool("run_command", "run-command", inputs.RunCommandInput, "run-command", _run_command),
     Tool("run_wait", "run wait", inputs.RunWaitInput, "run-command", _run_wait),
@@ -221,6 +232,9 @@ TOOLS: tuple[Tool, ...] = (
     Tool("fleet_run", "fleet run", inputs.FleetRunInput, "fleet-run", _fleet_run),
     Tool("health", "health", inputs.HealthInput, "health", _health, read_only=True),
     Tool("health_wait", "health wait", inputs.HealthWaitInput, "health-wait", _health_wait,
+         read_only=True),
+    Tool("deploy", "deploy run", inputs.DeployInput, "deploy", _deploy),
+    Tool("deploy_status", "deploy status", inputs.DeployStatusInput, "deploy", _deploy_status,
          read_only=True),
 )
 BY_NAME = {tool.name: tool for tool in TOOLS}

@@ -227,3 +227,35 @@ def test_sane_call_runs_a_tool_call_from_json_like_the_cli(cli_env: dict[str, st
     status, doc, _ = cli(["sane.cli.main", "call", "list_panes", '{"bogus": 1}'], cli_env)
     assert (status, doc["error"]["code"], doc["error"]["details"]) == (
         2, "invalid_argument", {"field": "bogus"})
+
+
+def test_deploy_and_deploy_status_over_mcp(cli_env: dict[str, str], sane_home: Path,
+                                           make_fleet: Callable[..., Any],
+                                           tmp_path: Path) -> None:
+    from .test_fleet import register
+
+    fleet = make_fleet(2)
+    register(sane_home, fleet)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(json.dumps({"name": "t", "steps": [
+        {"name": "one", "run": "echo one >> log", "undo": "echo undo-one >> log"},
+        {"name": "two", "run": 'if [ "$FLEET_HOST" = s2 ]; then exit 3; fi; echo two >> log',
+         "undo": "echo undo-two >> log"}]}))
+
+    async def body(session: ClientSession, call: Call) -> None:
+        nothing = await call("deploy", plan=str(plan))
+        assert nothing["error"]["code"] == "usage_error"  # never deploys to all by default
+        report = await call("deploy", plan=str(plan), servers=["s1", "s2"])
+        validate("deploy", report)
+        assert report["status"] == "partial"
+        assert {s["server"]: s["state"] for s in report["servers"]} == {
+            "s1": "deployed", "s2": "rolled_back"}
+        again = await call("deploy_status", deploy_id=report["deploy_id"])
+        validate("deploy", again)
+        assert again["servers"] == report["servers"] and again["status"] == "partial"
+        missing = await call("deploy_status", deploy_id="d00000000-000000-000000")
+        assert missing["error"]["code"] == "deploy_not_found"
+
+    with_session(cli_env, body)
+    assert (fleet["s1"].home / "log").read_text().split() == ["one", "two"]
+    assert (fleet["s2"].home / "log").read_text().split() == ["one", "undo-one"]

@@ -18,6 +18,7 @@ REGENERATE = "regenerate with: .venv/bin/python -m sane.schema_files schemas"
 RENAMED = {
     "all": {"all_sessions", "all_servers"}, "sha256": {"expected"}, "query": {"query_expr"},
     "ssh_options": {"ssh_options"}, "tags": {"tags"}, "identity": {"identity"},
+    "env": {"env_pairs"},
 }
 MCP_ONLY = {"content_base64"}  # binary content: the CLI reads it from a file or stdin instead
 
