@@ -41,7 +41,7 @@ def sh(env: dict[str, str], *argv: str, stdin: str | None = None) -> str:
     return f"$ sane {shown}   # exit {proc.returncode}\n{proc.stdout}"
 
 
-async def mcp_part(env: dict[str, str], fleet: Fleet, pane: str) -> list[str]:
+async def mcp_part(env: dict[str, str], fleet: Fleet, pane: str, tmp: Path) -> list[str]:
     out: list[str] = []
     params = StdioServerParameters(command=sys.executable, args=["-m", "sane.cli.main", "mcp"],
                                    env={k: env[k] for k in ("SANE_TMUX_SOCKET", "SANE_HOME")})
@@ -83,6 +83,13 @@ async def mcp_part(env: dict[str, str], fleet: Fleet, pane: str) -> list[str]:
         await call("health", query=".version")
         await call("health_wait", until='.status == "healthy"', timeout=1, interval=0.5)
         await call("health_wait", until='.status == "healthy"', servers=["s1"], timeout=10)
+        plan = tmp / "plan.json"
+        plan.write_text(json.dumps({"name": "hello", "env": {"VERSION": "2"}, "steps": [
+            {"name": "install", "run": "echo $VERSION > version", "undo": "rm -f version"},
+            {"name": "check", "run": 'test "$FLEET_HOST" != s2 || { echo "s2: disk full" >&2; '
+             "exit 3; }", "undo": "true"}]}))
+        report = await call("deploy", plan=str(plan), servers=["s1", "s2"])
+        await call("deploy_status", deploy_id=report["deploy_id"])
     return out
 
 
@@ -125,7 +132,7 @@ def main() -> None:
                           capture_output=True, text=True, check=True).stdout.strip()
     try:
         with Fleet(2) as fleet:
-            mcp_lines = anyio.run(mcp_part, env, fleet, pane)
+            mcp_lines = anyio.run(mcp_part, env, fleet, pane, tmp)
             cli_lines = cli_part(env, fleet, tmp)
     finally:
         subprocess.run([*tmux, "kill-server"], check=False)
