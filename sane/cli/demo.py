@@ -36,12 +36,30 @@ def demo_group(ctx: click.Context, keep: bool) -> None:
     emit(result, 0 if result["demo_ok"] else 1)
 
 
-@demo_group.group("fleet")
+START_EPILOG = """\b
+Example:
+  $ sane demo fleet start --dir /tmp/capd-fleet --servers 2
+  {"ok": true, "schema_version": 1, "directory": "/tmp/capd-fleet", "servers": [
+   {"name": "server1", "host": "127.0.0.1", "port": 44893, "user": "root",
+   "identity_file": "/tmp/capd-fleet/client/id_ed25519",
+   "ssh_options": {"UserKnownHostsFile": "/tmp/capd-fleet/known_hosts"},
+   "tags": ["demo"], "health_path": "~/.sane/health.json",
+   "home": "/tmp/capd-fleet/server1/home"}, {"name": "server2", ...}]}
+"""
+
+STOP_EPILOG = """\b
+Example:
+  $ sane demo fleet stop --dir /tmp/capd-fleet
+  {"ok": true, "schema_version": 1, "stopped": ["server1", "server2"]}
+"""
+
+
+@demo_group.group("fleet", epilog=START_EPILOG)
 def fleet() -> None:
     """A local fleet of real sshd servers for examples and scripts."""
 
 
-@fleet.command("start")
+@fleet.command("start", epilog=START_EPILOG)
 @click.option("--dir", "directory", required=True, type=click.Path(file_okay=False),
               help="Where the fleet keeps its keys, configs and server homes.")
 @click.option("--servers", "count", type=click.IntRange(1, 50), default=3, show_default=True)
@@ -64,7 +82,7 @@ def fleet_start(directory: str, count: int, prefix: str) -> None:
                       for s in servers]})
 
 
-@fleet.command("stop")
+@fleet.command("stop", epilog=STOP_EPILOG)
 @click.option("--dir", "directory", required=True, type=click.Path(file_okay=False))
 @click.option("--keep-registry", is_flag=True, help="Leave the servers in servers.json.")
 def fleet_stop(directory: str, keep_registry: bool) -> None:

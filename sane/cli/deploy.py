@@ -30,6 +30,42 @@ Also: sane deploy list | status ID | resume ID | rollback ID.
 """
 
 
+LIST_EPILOG = """\b
+Example:
+  $ sane deploy list
+  {"ok": true, "schema_version": 1, "deploys": [{"deploy_id": "d20261123-171246-33fb41",
+   "plan": "demo-app", "started_at": 1795453966.88538, "status": "completed",
+   "servers": 2, "counts": {"deployed": 2}}]}
+"""
+
+STATUS_EPILOG = """\b
+Example:
+  $ sane deploy status d20261123-171246-33fb41 --jq '{deploy_id, status, counts,
+      servers: [.servers[] | {server, state, applied}]}'
+  {"deploy_id": "d20261123-171246-33fb41", "status": "completed",
+   "counts": {"deployed": 2}, "servers": [{"server": "server1", "state": "deployed",
+   "applied": ["file:~/app/app.sh", "step:release", "step:migrate", "step:switch"]},
+   {"server": "server2", "state": "deployed", "applied": [...]}]}
+"""
+
+ROLLBACK_EPILOG = """\b
+Example:
+  $ sane deploy rollback d20261123-171246-33fb41 --jq '{status, counts,
+      servers: [.servers[] | {server, state, undone}]}'
+  {"status": "rolled_back", "counts": {"rolled_back": 2}, "servers": [{"server":
+   "server1", "state": "rolled_back", "undone": ["step:switch", "step:migrate",
+   "step:release", "file:~/app/app.sh"]}, {"server": "server2", ...}]}
+"""
+
+RESUME_EPILOG = """\b
+Example (a deploy that already ended has nothing left to do: same report, exit 1
+because it is not `completed`):
+  $ sane deploy resume d20261123-171246-33fb41 --jq '{deploy_id, status, counts}'
+  {"deploy_id": "d20261123-171246-33fb41", "status": "rolled_back",
+   "counts": {"rolled_back": 2}}
+"""
+
+
 class _PlanOrCommand(click.Group):
     """``sane deploy PLAN`` runs a plan; ``sane deploy list`` etc. are subcommands."""
 
@@ -81,7 +117,7 @@ def run(plan: str, servers: str | None, tag: str | None, all_servers: bool,
     emit(result, 0 if result["status"] == "completed" else 1)
 
 
-@deploy_group.command("list")
+@deploy_group.command("list", epilog=LIST_EPILOG)
 def list_cmd() -> None:
     """Every deploy recorded under $SANE_HOME/deploys, oldest first."""
     from sane.deploy import api
@@ -92,7 +128,7 @@ def list_cmd() -> None:
         emit(api.list_deploys(ctx))
 
 
-@deploy_group.command("status")
+@deploy_group.command("status", epilog=STATUS_EPILOG)
 @click.argument("deploy_id")
 def status_cmd(deploy_id: str) -> None:
     """What the journal of DEPLOY_ID says: per server, per step; `interrupted` when the
@@ -106,7 +142,7 @@ def status_cmd(deploy_id: str) -> None:
     emit(result)
 
 
-@deploy_group.command("resume")
+@deploy_group.command("resume", epilog=RESUME_EPILOG)
 @click.argument("deploy_id")
 @click.option("--stream", is_flag=True)
 @socket_option
@@ -120,7 +156,7 @@ def resume_cmd(deploy_id: str, stream: bool, socket: str | None) -> None:
     emit(result, 0 if result["status"] == "completed" else 1)
 
 
-@deploy_group.command("rollback")
+@deploy_group.command("rollback", epilog=ROLLBACK_EPILOG)
 @click.argument("deploy_id")
 @click.option("--stream", is_flag=True)
 @socket_option

@@ -25,7 +25,27 @@ same final document.
 """
 
 
-@click.group("fleet")
+PUT_EPILOG = """\b
+Example (the second time, every server already has the file):
+  $ sane fleet put ./app.conf /tmp/app.conf --all
+  {"ok": true, "schema_version": 1, "status": "completed", "sha256": "37107a4e...",
+   "bytes": 12, "results": [{"server": "s1", "ok": true, "error": null,
+   "path": "/tmp/app.conf", "pane": "%2", "bytes": 12, "sha256": "37107a4e...",
+   "mode": "0644", "action": "created", "backup_path": null, "duration_ms": 171.487}, ...]}
+  $ sane fleet put ./app.conf /tmp/app.conf --all
+  {"ok": true, "schema_version": 1, "status": "completed", ..., "results": [
+   {"server": "s1", "ok": true, "error": null, "action": "unchanged", ...}, ...]}
+"""
+
+DETECT_EPILOG = """\b
+Example:
+  $ sane fleet detect --servers s1 --jq '.results[0] | {server, ok, os, distro}'
+  {"server": "s1", "ok": true, "os": "Linux", "distro": {"id": "debian",
+   "version_id": "12", "name": "Debian GNU/Linux 12 (bookworm)"}}
+"""
+
+
+@click.group("fleet", epilog=EPILOG)
 def fleet_group() -> None:
     """Work on many servers at once."""
 
@@ -53,7 +73,7 @@ def run(command: tuple[str, ...], servers: str | None, tag: str | None, all_serv
     emit(result, 0 if result["status"] == "completed" else 1)
 
 
-@fleet_group.command("put")
+@fleet_group.command("put", epilog=PUT_EPILOG)
 @click.argument("local_file", type=click.Path(exists=True, dir_okay=False))
 @click.argument("remote_path")
 @click.option("--servers", default=None, metavar="A,B,...")
@@ -81,7 +101,7 @@ def put(local_file: str, remote_path: str, servers: str | None, tag: str | None,
     emit(result, 0 if result["status"] == "completed" else 1)
 
 
-@fleet_group.command("detect")
+@fleet_group.command("detect", epilog=DETECT_EPILOG)
 @click.option("--servers", default=None, metavar="A,B,...")
 @click.option("--tag", default=None)
 @click.option("--all", "all_servers", is_flag=True)
