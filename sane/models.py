@@ -10,7 +10,7 @@ document in the tests, and input files (servers.json, plans) are pydantic models
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 SCHEMA_VERSION = 1
 
@@ -132,3 +132,128 @@ class ErrorBody(TypedDict):
     code: str
     message: str
     details: dict[str, Any]
+
+
+# -- fleet documents (server registry, fleet runs, health) ------------------------------
+
+
+class ServerInfo(TypedDict):
+    """One server as servers.json stores it (never a secret: keys by path only)."""
+
+    name: str
+    host: str
+    port: int
+    user: str | None
+    identity_file: str | None
+    ssh_options: dict[str, str]
+    tags: list[str]
+    health_path: str
+
+
+class ServerListEntry(ServerInfo):
+    connection: Literal["connected", "unreachable", "disconnected"]
+
+
+class ServerListResult(TypedDict):
+    servers: list[ServerListEntry]
+
+
+class ServerAddResult(TypedDict):
+    server: ServerInfo
+
+
+class ServerTestResult(TypedDict):
+    server: str
+    reachable: bool
+    latency_ms: float
+
+
+class FleetServerResult(TypedDict):
+    """One server's part of a fleet run: a run result, or why there is none."""
+
+    server: str
+    status: Literal["completed", "running", "interrupted", "waiting_input", "lost",
+                    "unreachable", "error"]
+    exit_code: int | None
+    output: str
+    ok: bool
+    """The command completed with exit code 0."""
+    error: ErrorBody | None
+    started_ms: float
+    finished_ms: float
+    run_id: NotRequired[str]
+    pane: NotRequired[str]
+    command: NotRequired[str]
+    output_base64: NotRequired[str | None]
+    output_start: NotRequired[int]
+    output_bytes: NotRequired[int]
+    truncated: NotRequired[bool]
+    full_output_path: NotRequired[str | None]
+    shell_exited: NotRequired[bool]
+    duration_ms: NotRequired[float]
+
+
+class FleetRunResult(TypedDict):
+    status: Literal["completed", "partial", "failed"]
+    command: str
+    counts: dict[str, int]
+    results: list[FleetServerResult]
+    duration_ms: float
+
+
+class HealthReport(TypedDict):
+    """One server's health; ``unknown`` always comes with a ``reason``."""
+
+    server: str
+    path: str
+    status: Literal["healthy", "degraded", "unhealthy", "unknown"]
+    reason: str | None
+    data: dict[str, Any] | None
+    latency_ms: float
+    history: dict[str, Any] | None
+    error: NotRequired[str]
+    """The connection error's code when ssh failed."""
+    query: NotRequired[Any]
+
+
+class HealthResult(TypedDict):
+    servers: list[HealthReport]
+    counts: dict[str, int]
+    all_healthy: bool
+
+
+class HealthWaitResult(TypedDict):
+    met: bool
+    until: str
+    mode: Literal["all", "any"]
+    waiting_for: list[str]
+    servers: list[HealthReport]
+
+
+# -- deploy reports (sane/deploy/api.py: folded from the journal) ----------------------
+
+
+class DeployServerReport(TypedDict):
+    server: str
+    state: str
+    """deployed, rolled_back, rollback_failed, failed, untouched, in_progress, interrupted."""
+    reason: str | None
+    failed_item: str | None
+    applied: list[str]
+    undone: list[str]
+    undo_failed: list[str]
+    in_flight: list[dict[str, Any]]
+    steps: list[dict[str, Any]]
+
+
+class DeployReport(TypedDict):
+    deploy_id: str
+    plan: str | None
+    status: str
+    """completed, partial, failed, rolled_back, running, interrupted."""
+    outcome: str
+    aborted: str | None
+    counts: dict[str, int]
+    servers: list[DeployServerReport]
+    journal: str
+    duration_ms: float | None

@@ -15,7 +15,20 @@ from typing import Any, Literal, TypedDict, get_args, get_origin, get_type_hints
 import typing_extensions
 from pydantic import TypeAdapter
 
-from sane.models import CreateFileResult, ErrorBody, ListPanesResult, PlatformInfo, RunResult
+from sane.models import (
+    CreateFileResult,
+    DeployReport,
+    ErrorBody,
+    FleetRunResult,
+    HealthResult,
+    HealthWaitResult,
+    ListPanesResult,
+    PlatformInfo,
+    RunResult,
+    ServerAddResult,
+    ServerListResult,
+    ServerTestResult,
+)
 
 
 class _Envelope(TypedDict):
@@ -39,6 +52,34 @@ class PlatformDocument(_Envelope, PlatformInfo):
     pass
 
 
+class ServerListDocument(_Envelope, ServerListResult):
+    pass
+
+
+class ServerAddDocument(_Envelope, ServerAddResult):
+    pass
+
+
+class ServerTestDocument(_Envelope, ServerTestResult):
+    pass
+
+
+class FleetRunDocument(_Envelope, FleetRunResult):
+    pass
+
+
+class HealthDocument(_Envelope, HealthResult):
+    pass
+
+
+class HealthWaitDocument(_Envelope, HealthWaitResult):
+    pass
+
+
+class DeployDocument(_Envelope, DeployReport):
+    pass
+
+
 class ErrorDocument(TypedDict):
     ok: Literal[False]
     schema_version: Literal[1]
@@ -55,6 +96,13 @@ DOCUMENTS: dict[str, Any] = {
     "list-panes": ListPanesDocument,
     "create-file": CreateFileDocument,
     "detect-platform": PlatformDocument,
+    "server-list": ServerListDocument,
+    "server-add": ServerAddDocument,
+    "server-test": ServerTestDocument,
+    "fleet-run": FleetRunDocument,
+    "health": HealthDocument,
+    "health-wait": HealthWaitDocument,
+    "deploy": DeployDocument,
     "error": ErrorDocument,
 }
 
@@ -70,8 +118,14 @@ def _pydantic_typeddict(td: type) -> Any:
     pydantic needs the latter before Python 3.12; the models use the former because
     it is already imported on the hot path (typing_extensions costs ~6 ms more).
     """
-    hints = get_type_hints(td)
-    fields = {name: _convert(tp) for name, tp in hints.items()}
+    # include_extras keeps ``NotRequired``: with string annotations (PEP 563) Python 3.11
+    # leaves ``__optional_keys__`` empty, so the marker is the only trace of it.
+    fields = {}
+    for name, tp in get_type_hints(td, include_extras=True).items():
+        if get_origin(tp) is typing.NotRequired:
+            fields[name] = typing_extensions.NotRequired[_convert(get_args(tp)[0])]
+        else:
+            fields[name] = _convert(tp)
     make: Any = typing_extensions.TypedDict  # functional form, built at run time
     converted = make(td.__name__, fields)
     converted.__pydantic_config__ = {"extra": "forbid"}  # unknown keys break the contract

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 import click
 
 from sane import errors
-from sane.models import SCHEMA_VERSION
+from sane.envelope import error_document, ok_document
 
 
 def _write(doc: Mapping[str, Any]) -> None:
@@ -46,7 +46,7 @@ def _check_jq(expression: str) -> None:
 
 
 def emit(result: Mapping[str, Any], status: int = 0) -> NoReturn:
-    doc = {"ok": True, "schema_version": SCHEMA_VERSION, **result}
+    doc = ok_document(result)
     if _jq_filter is not None:
         _write_filtered(doc, _jq_filter)
     else:
@@ -79,11 +79,17 @@ def _take_jq(args: list[str]) -> list[str]:
 
 
 def emit_error(err: errors.SaneError, extra: Mapping[str, Any] | None = None) -> NoReturn:
-    doc: dict[str, Any] = {"ok": False, "schema_version": SCHEMA_VERSION, "error": err.to_dict()}
-    if extra:
-        doc.update(extra)
-    _write(doc)
+    _write(error_document(err, extra))
     sys.exit(err.exit_status)
+
+
+def emit_document(doc: Mapping[str, Any], status: int) -> NoReturn:
+    """A whole document built by the library (``sane.tools.call``): errors as they are,
+    success through ``--jq`` like every other command."""
+    if not doc["ok"]:
+        _write(doc)
+        sys.exit(status)
+    emit({k: v for k, v in doc.items() if k not in ("ok", "schema_version")}, status)
 
 
 def run_cli(command: click.Command, args: list[str] | None = None) -> NoReturn:

@@ -64,7 +64,24 @@ def connect(names: tuple[str, ...], tag: str | None, all_servers: bool, accept_n
     _connect(names, tag, all_servers, accept_new, max_parallel, socket)
 
 
-@click.command("down")
+DOWN_EPILOG = """\b
+Example:
+  $ sane down s2
+  {"ok": true, "schema_version": 1, "closed": ["s2"]}
+"""
+
+TEST_EPILOG = """\b
+Example:
+  $ sane server test s2
+  {"ok": true, "schema_version": 1, "server": "s2", "reachable": true, "latency_ms": 36.232}
+
+\b
+A failure is the classified error: auth_failed, host_key_unknown, connection_refused,
+host_unreachable, timeout ... (exit 5).
+"""
+
+
+@click.command("down", epilog=DOWN_EPILOG)
 @click.argument("names", nargs=-1)
 @socket_option
 def down(names: tuple[str, ...], socket: str | None) -> None:
@@ -78,7 +95,7 @@ def down(names: tuple[str, ...], socket: str | None) -> None:
     emit({"closed": closed})
 
 
-@click.command("test")
+@click.command("test", epilog=TEST_EPILOG)
 @click.argument("name")
 @click.option("--accept-new", is_flag=True, help="Trust the host key on first contact.")
 def test(name: str, accept_new: bool) -> None:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from typing import Any
-
 import click
 
 from sane.cli._output import emit, socket_option
 from sane.cli._select import selected_servers, split_names
+from sane.cli._stream import progress
 
 EPILOG = """\b
 Example:
@@ -28,7 +25,27 @@ same final document.
 """
 
 
-@click.group("fleet")
+PUT_EPILOG = """\b
+Example (the second time, every server already has the file):
+  $ sane fleet put ./app.conf /tmp/app.conf --all
+  {"ok": true, "schema_version": 1, "status": "completed", "sha256": "37107a4e...",
+   "bytes": 12, "results": [{"server": "s1", "ok": true, "error": null,
+   "path": "/tmp/app.conf", "pane": "%2", "bytes": 12, "sha256": "37107a4e...",
+   "mode": "0644", "action": "created", "backup_path": null, "duration_ms": 171.487}, ...]}
+  $ sane fleet put ./app.conf /tmp/app.conf --all
+  {"ok": true, "schema_version": 1, "status": "completed", ..., "results": [
+   {"server": "s1", "ok": true, "error": null, "action": "unchanged", ...}, ...]}
+"""
+
+DETECT_EPILOG = """\b
+Example:
+  $ sane fleet detect --servers s1 --jq '.results[0] | {server, ok, os, distro}'
+  {"server": "s1", "ok": true, "os": "Linux", "distro": {"id": "debian",
+   "version_id": "12", "name": "Debian GNU/Linux 12 (bookworm)"}}
+"""
+
+
+@click.group("fleet", epilog=EPILOG)
 def fleet_group() -> None:
     """Work on many servers at once."""
 
@@ -51,18 +68,12 @@ def run(command: tuple[str, ...], servers: str | None, tag: str | None, all_serv
     from sane.tmux.command import TmuxServer
 
     selected = selected_servers(split_names(servers), tag, all_servers)
-
-    def on_event(event: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
-        sys.stdout.flush()
-
-    with Context(TmuxServer.from_env(socket)) as ctx:
-        result = fleet_run(ctx, selected, " ".join(command), max_parallel, timeout,
-                           on_event if stream else None)
+    with progress(stream) as on_event, Context(TmuxServer.from_env(socket)) as ctx:
+        result = fleet_run(ctx, selected, " ".join(command), max_parallel, timeout, on_event)
     emit(result, 0 if result["status"] == "completed" else 1)
 
 
-@fleet_group.command("put")
+@fleet_group.command("put", epilog=PUT_EPILOG)
 @click.argument("local_file", type=click.Path(exists=True, dir_okay=False))
 @click.argument("remote_path")
 @click.option("--servers", default=None, metavar="A,B,...")
@@ -90,7 +101,7 @@ def put(local_file: str, remote_path: str, servers: str | None, tag: str | None,
     emit(result, 0 if result["status"] == "completed" else 1)
 
 
-@fleet_group.command("detect")
+@fleet_group.command("detect", epilog=DETECT_EPILOG)
 @click.option("--servers", default=None, metavar="A,B,...")
 @click.option("--tag", default=None)
 @click.option("--all", "all_servers", is_flag=True)

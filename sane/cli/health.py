@@ -43,7 +43,27 @@ def health_group(ctx: click.Context, servers: str | None, tag: str | None,
     emit(check(sane_home(), selected_servers(split_names(servers), tag, False), query_expr))
 
 
-@health_group.command("set")
+SET_EPILOG = """\b
+Example:
+  $ sane health set --server s2 --status healthy --field 'version="1.4.2"'
+  {"ok": true, "schema_version": 1, "server": "s2", "health": {"status": "healthy",
+   "version": "1.4.2", "checked_at": "2026-11-23T16:49:31+00:00"}}
+"""
+
+WAIT_EPILOG = """\b
+Example:
+  $ sane health wait --until '.version == "1.4.2"' --timeout 10
+  {"ok": true, "schema_version": 1, "met": true, "until": ".version == \\"1.4.2\\"",
+   "mode": "all", "waiting_for": [], "servers": [{"server": "s1", "status": "healthy",
+   "reason": null, "data": {"status": "healthy", "version": "1.4.2", ...}, ...}, ...]}
+
+\b
+Not met by --timeout: the same document with "met": false and the servers still
+waited for in "waiting_for", exit 4.
+"""
+
+
+@health_group.command("set", epilog=SET_EPILOG)
 @click.option("--server", "name", required=True)
 @click.option("--status", type=click.Choice(["healthy", "degraded", "unhealthy"]), required=True)
 @click.option("--field", "fields", multiple=True, metavar="KEY=VALUE",
@@ -65,7 +85,7 @@ def set_cmd(name: str, status: str, fields: tuple[str, ...]) -> None:
     emit({"server": name, "health": set_health(Registry().get(name), status, values)})
 
 
-@health_group.command("wait")
+@health_group.command("wait", epilog=WAIT_EPILOG)
 @click.option("--until", "until", required=True, metavar="JQ",
               help="Condition per server, e.g. '.status == \"healthy\"'.")
 @click.option("--any", "mode", flag_value="any", help="Stop when one server meets it.")

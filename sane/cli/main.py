@@ -6,12 +6,15 @@ import click
 
 from sane.cli._output import entry, socket_option
 from sane.cli.create_file import create_file_cli
+from sane.cli.demo import demo_group
+from sane.cli.deploy import deploy_group
 from sane.cli.detect_platform import detect_platform_cli
 from sane.cli.fleet import connect, down, test, up
 from sane.cli.fleet_run import fleet_group
 from sane.cli.health import health_group
 from sane.cli.list_panes import list_panes_cli
 from sane.cli.run_command import emit_run, quiet_period_option, run_command_cli
+from sane.cli.schema import call_cli, mcp_cli, schema_cli
 from sane.cli.server import server_group
 from sane.cli.watch import watch
 
@@ -23,7 +26,30 @@ Example (a run left `running` by --timeout 1):
 """
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+CLI_EPILOG = """\b
+Example:
+  $ sane run-command 'cd /tmp && printf "a\\nb"; (exit 3)'
+  {"ok": true, "schema_version": 1, "run_id": "r23d7a1a4a96a", "pane": "%1",
+   "command": "cd /tmp && printf \\"a\\\\nb\\"; (exit 3)", "status": "completed",
+   "exit_code": 3, "output": "a\\nb", "output_base64": null, "output_start": 0,
+   "output_bytes": 3, "truncated": false, "full_output_path": null,
+   "shell_exited": false, "duration_ms": 216.427}
+
+\b
+Every command prints one JSON document; `sane schema` describes them all, and
+`sane mcp` serves them to MCP clients. Errors: docs/errors.md.
+"""
+
+RUN_EPILOG = """\b
+Example:
+  $ sane-run-command --timeout 0.5 'sleep 600'    # -> "status": "running"
+  $ sane run interrupt r4c1bfde2e0b8
+  {"ok": true, "schema_version": 1, "run_id": "r4c1bfde2e0b8", "pane": "%4",
+   "command": "sleep 600", "status": "interrupted", "exit_code": 130, "output": "", ...}
+"""
+
+
+@click.group(epilog=CLI_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """tmux-sane: run commands in tmux panes and get exact results as JSON."""
 
@@ -40,9 +66,14 @@ cli.add_command(down)
 cli.add_command(fleet_group)
 cli.add_command(health_group)
 cli.add_command(watch)
+cli.add_command(deploy_group)
+cli.add_command(demo_group)
+cli.add_command(schema_cli)
+cli.add_command(mcp_cli)
+cli.add_command(call_cli)
 
 
-@cli.group()
+@cli.group(epilog=RUN_EPILOG)
 def run() -> None:
     """Follow up on a run left `running` by a timeout or `waiting_input` at a prompt."""
 
@@ -65,7 +96,7 @@ def run_wait_cli(run_id: str, timeout: float, check: bool, quiet_period: float,
     emit_run(dict(result), check)
 
 
-@run.command("interrupt")
+@run.command("interrupt", epilog=RUN_EPILOG)
 @click.argument("run_id")
 @click.option("--grace", type=click.FloatRange(min=0), default=5.0, show_default=True,
               help="Seconds to wait for the command to stop after C-c.")

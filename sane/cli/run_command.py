@@ -8,11 +8,8 @@ from typing import NoReturn
 import click
 
 from sane.cli._output import emit, emit_error, entry, socket_option
-from sane.errors import (
-    EXIT_CONNECTION,
-    EXIT_TIMEOUT,
-    CommandFailed,
-)
+from sane.envelope import check_failure
+from sane.errors import EXIT_CONNECTION, EXIT_TIMEOUT
 
 EPILOG = """\b
 Example:
@@ -39,12 +36,9 @@ def exit_status_for(result: dict[str, object]) -> int:
 
 
 def emit_run(result: dict[str, object], check: bool) -> NoReturn:
-    if check and result["status"] == "completed" and result["exit_code"] != 0:
-        emit_error(
-            CommandFailed(f"command exited with status {result['exit_code']}",
-                          exit_code=result["exit_code"]),
-            extra=result,
-        )
+    failure = check_failure(result) if check else None
+    if failure is not None:
+        emit_error(failure, extra=result)
     emit(result, exit_status_for(result))
 
 

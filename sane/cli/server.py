@@ -18,7 +18,49 @@ Example:
 """
 
 
-@click.group("server")
+LIST_EPILOG = """\b
+Example:
+  $ sane server list --tag web
+  {"ok": true, "schema_version": 1, "servers": [{"name": "s1", "host": "127.0.0.1",
+   "port": 41935, "user": "root",
+   "identity_file": "/tmp/sane-fleet-wt41c6sb/client/id_ed25519",
+   "ssh_options": {"UserKnownHostsFile": "/tmp/sane-fleet-wt41c6sb/known_hosts"},
+   "tags": ["web"], "health_path": "~/.sane/health.json", "connection": "connected"},
+   ...]}
+
+\b
+connection: connected (its ssh pane is alive), unreachable (the pane's ssh ended;
+the next run reconnects), disconnected (no pane yet).
+"""
+
+SHOW_EPILOG = """\b
+Example:
+  $ sane server show s1
+  {"ok": true, "schema_version": 1, "server": {"name": "s1", "host": "127.0.0.1",
+   "port": 41935, "user": "root",
+   "identity_file": "/tmp/sane-fleet-wt41c6sb/client/id_ed25519",
+   "ssh_options": {"UserKnownHostsFile": "/tmp/sane-fleet-wt41c6sb/known_hosts"},
+   "tags": ["web"], "health_path": "~/.sane/health.json"}}
+"""
+
+REMOVE_EPILOG = """\b
+Example:
+  $ sane server remove db1
+  {"ok": true, "schema_version": 1, "removed": {"name": "db1", "host": "10.0.0.21",
+   "port": 2222, "user": "deploy", "identity_file": null, "ssh_options": {}, "tags": [],
+   "health_path": "~/.sane/health.json"}}
+"""
+
+IMPORT_EPILOG = """\b
+Example (an ssh_config with `Host db1 / HostName 10.0.0.21 / User deploy / Port 2222`):
+  $ sane server import --format ssh-config ~/.ssh/config
+  {"ok": true, "schema_version": 1, "imported": [{"name": "db1", "host": "10.0.0.21",
+   "port": 2222, "user": "deploy", "identity_file": null, "ssh_options": {}, "tags": [],
+   "health_path": "~/.sane/health.json"}], "skipped": []}
+"""
+
+
+@click.group("server", epilog=SHOW_EPILOG)
 def server_group() -> None:
     """Add, list, show, remove and import servers (servers.json in $SANE_HOME)."""
 
@@ -67,7 +109,7 @@ def add(name: str, host: str, port: int, user: str | None, identity: str | None,
     emit({"server": server.model_dump(mode="json")})
 
 
-@server_group.command("list")
+@server_group.command("list", epilog=LIST_EPILOG)
 @click.option("--tag", default=None, help="Only servers with this tag.")
 @socket_option
 def list_servers(tag: str | None, socket: str | None) -> None:
@@ -84,7 +126,7 @@ def list_servers(tag: str | None, socket: str | None) -> None:
                        "connection": states.get(s.name, "disconnected")} for s in servers]})
 
 
-@server_group.command("show")
+@server_group.command("show", epilog=SHOW_EPILOG)
 @click.argument("name")
 def show(name: str) -> None:
     """Show one server."""
@@ -93,7 +135,7 @@ def show(name: str) -> None:
     emit({"server": Registry().get(name).model_dump(mode="json")})
 
 
-@server_group.command("remove")
+@server_group.command("remove", epilog=REMOVE_EPILOG)
 @click.argument("name")
 def remove(name: str) -> None:
     """Remove server NAME from the registry."""
@@ -102,7 +144,7 @@ def remove(name: str) -> None:
     emit({"removed": Registry().remove(name).model_dump(mode="json")})
 
 
-@server_group.command("import")
+@server_group.command("import", epilog=IMPORT_EPILOG)
 @click.argument("source", type=click.Path(exists=True, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["ssh-config", "ansible"]), required=True)
 @click.option("--replace", is_flag=True, help="Overwrite servers that already exist.")

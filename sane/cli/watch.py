@@ -9,8 +9,16 @@ import click
 
 from sane.cli._output import emit, socket_option
 
+EPILOG = """\b
+Example:
+  $ sane watch --once --no-health
+  {"ok": true, "schema_version": 1, "servers": [{"server": "s1",
+   "host": "127.0.0.1:41935", "tags": ["web"], "pane": "%2", "connection": "connected",
+   "run_id": null, "health": null, "health_reason": null, "version": null}, ...]}
+"""
 
-@click.command("watch")
+
+@click.command("watch", epilog=EPILOG)
 @click.option("--interval", type=click.FloatRange(min=0.2), default=2.0, show_default=True)
 @click.option("--once", is_flag=True, help="Print one JSON snapshot and exit.")
 @click.option("--no-health", is_flag=True, help="Skip reading health.json (cheaper).")

@@ -7,6 +7,7 @@ fleet run) keeps one, so control clients stay attached and a run costs milliseco
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import TYPE_CHECKING
 
@@ -71,7 +72,16 @@ class Context:
     def client(self, session_id: str) -> ControlClient:
         return self.hub.client(session_id)
 
+    def _attach_first(self, target: str) -> None:
+        """Before the first tmux query, attach the control client the call will need
+        anyway and ask through it (saves a tmux process per one-shot command). When
+        that fails, the plain query below reports why."""
+        if self.hub.any_client() is None:
+            with contextlib.suppress(errors.SaneError):
+                self.hub.attach(target)
+
     def pane_state(self, target: str) -> panes.PaneState:
+        self._attach_first(target)
         try:
             return panes.read_state(self.tmux, target)
         except errors.SessionNotFound as exc:
@@ -81,19 +91,21 @@ class Context:
 
     def default_pane(self) -> panes.PaneState:
         """The local pane of the ``sane`` session, created on first use."""
-        target = self._find_local_pane()
-        if target is None:
-            from sane.tmux.structure import ensure_local_pane  # libtmux: cold path only
+        found = self._find_local_pane()
+        if found is not None:
+            return found
+        from sane.tmux.structure import ensure_local_pane  # libtmux: cold path only
 
-            target = ensure_local_pane(self.server, self.session_name, LOCAL_WINDOW, ROLE_LOCAL)
+        target = ensure_local_pane(self.server, self.session_name, LOCAL_WINDOW, ROLE_LOCAL)
         return self.pane_state(target)
 
-    def _find_local_pane(self) -> str | None:
+    def _find_local_pane(self) -> panes.PaneState | None:
+        """The local pane's whole state in the same tmux call that finds it (a one-shot
+        run starts with this: one tmux process fewer)."""
+        self._attach_first(f"={self.session_name}")
         try:
-            lines = self.tmux(
-                ["list-panes", "-s", "-t", f"={self.session_name}",
-                 "-F", "#{pane_id}\t#{" + panes.OPT_ROLE + "}"]
-            )
+            lines = self.tmux(["list-panes", "-s", "-t", f"={self.session_name}",
+                               "-F", panes.STATE_FORMAT])
         except (errors.SessionNotFound, errors.PaneNotFound, errors.TmuxServerNotRunning):
             return None
         except errors.TmuxError as exc:
@@ -101,9 +113,9 @@ class Context:
                 return None
             raise
         for line in lines:
-            pane_id, _, role = line.partition("\t")
-            if role == ROLE_LOCAL:
-                return pane_id
+            state = panes.parse_state(line)
+            if state.role == ROLE_LOCAL:
+                return state
         return None
 
 

@@ -31,7 +31,8 @@ MAX_TOKENS = 8
 
 
 # Programs that exec a shell a moment after a pane starts (`env VAR=x bash`, ...).
-WRAPPERS = frozenset({"env", "login", "su", "sudo", "nice", "nohup", "setsid", "stdbuf"})
+WRAPPERS = frozenset({"env", "login", "su", "sudo", "nice", "nohup", "setsid", "stdbuf",
+                      "setpriv", "runuser"})
 
 
 def _base(command: str) -> str:

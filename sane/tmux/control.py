@@ -284,6 +284,28 @@ class ControlHub:
                 self._clients[session_id] = client
             return client
 
+    def attach(self, target: str) -> ControlClient:
+        """A client for the session holding ``target`` (a session name ``=NAME`` or a
+        pane id), attached without asking tmux for the session id first: the first
+        tmux process a one-shot call starts is then the one it keeps."""
+        client = ControlClient(self.server, target)
+        try:
+            session_id = client.command("display-message -p '#{session_id}'")[0]
+        except BaseException:
+            client.close()
+            raise
+        with self._lock:
+            existing = self._clients.get(session_id)
+            if existing is not None and existing.alive:
+                keep, spare = existing, client
+            else:
+                client.session = session_id
+                self._clients[session_id] = keep = client
+                spare = None
+        if spare is not None:
+            spare.close()
+        return keep
+
     def drop(self, session_id: str) -> None:
         """Detach this hub's client from a session (see ``respawn`` in ops.takeover)."""
         with self._lock:

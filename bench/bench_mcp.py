@@ -1,0 +1,157 @@
+"""Benchmark ``sane mcp``: a tool call's round trip through a real MCP client over stdio,
+beside the CLI one-shot of the same command, measured in the same run.
+
+Reproduce (from the repository root, tmux installed)::
+
+    .venv/bin/python bench/bench_mcp.py            # N = 200
+    .venv/bin/python bench/bench_mcp.py --runs 50  # quicker
+
+A private tmux server (unique socket, ``-f /dev/null``, killed at the end) with a warm
+dash pane and a warm bash pane (runner installed by a first call), a temporary
+$SANE_HOME, and one ``sane mcp`` process spawned by the MCP SDK's own client
+(``mcp.client.stdio`` + ``ClientSession``), as an agent would.
+
+What is measured (wall clock, ``time.perf_counter``, in the client):
+
+a. ``call_tool("run_command", {"command": "true", "pane": PANE})``, N calls per pane,
+   median and p90; the result must be ``completed`` with exit code 0. The time covers
+   the JSON-RPC request and response over the pipes, the server's validation of the
+   arguments, the run itself, and the client's validation of the result against the
+   tool's output schema. Goal (dash): median <= 3 ms.
+b. Floors in the same run: the MCP ``ping`` round trip (framing only, no tool), and
+   ``sane.tools.call`` of the same ``run_command`` in this process (library + document,
+   no MCP), N each.
+c. The CLI one-shot ``sane-run-command --pane PANE true`` as a process (start-up,
+   attach, run), median of 20, on the same dash pane.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from bench_run import CLI_RUNS, Row, cli_exe, median_ms, p90_ms, report, run_bounded, summary
+from mcp import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from sane import tools
+from sane.ops.context import Context
+from sane.testing.pytest_plugin import TmuxTestServer
+
+
+def _check(doc: dict[str, Any]) -> None:
+    if doc.get("status") != "completed" or doc.get("exit_code") != 0:
+        raise RuntimeError(f"`true` did not complete: {doc}")
+
+
+async def _timed(fn: Callable[[], Awaitable[object]], runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        await fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+async def bench_mcp(env: dict[str, str], panes: dict[str, str], runs: int) -> dict[str, float]:
+    params = StdioServerParameters(command=sys.executable, args=["-m", "sane.cli.main", "mcp"],
+                                   env={k: env[k] for k in ("SANE_TMUX_SOCKET", "SANE_HOME")})
+    medians: dict[str, float] = {}
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        await session.list_tools()  # the client caches the output schemas it validates with
+        ping = median_ms(await _timed(session.send_ping, runs))
+        for shell, pane in panes.items():
+            async def call(pane: str = pane) -> None:
+                result = await session.call_tool("run_command", {"command": "true",
+                                                                 "pane": pane})
+                _check(result.structured_content)
+
+            for _ in range(10):  # warm: runner installed, control client attached
+                await call()
+            samples = await _timed(call, runs)
+            medians[shell] = median_ms(samples)
+            goal = "<= 3 ms" if shell == "dash" else ""
+            report(Row(f"a. MCP run_command `true` ({shell}, real client over stdio)",
+                       f"median {medians[shell]:.2f} ms, p90 {p90_ms(samples):.2f} ms", goal,
+                       medians[shell] <= 3.0 if goal else None, f"MCP ping {ping:.2f} ms",
+                       ""))
+    medians["ping"] = ping
+    return medians
+
+
+def bench_library(srv: TmuxTestServer, home: Path, pane: str, runs: int) -> float:
+    ctx = Context(srv.server, home=home)
+    try:
+        def call() -> None:
+            _check(tools.call(ctx, "run_command", {"command": "true", "pane": pane}).document)
+
+        for _ in range(10):
+            call()
+        samples = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            call()
+            samples.append(time.perf_counter() - start)
+    finally:
+        ctx.close()
+    return median_ms(samples)
+
+
+def bench_cli(env: dict[str, str], pane: str) -> list[float]:
+    argv = [cli_exe(), "--pane", pane, "true"]
+    run_bounded(argv, 60, env=env, capture=True)
+    samples = []
+    for _ in range(CLI_RUNS):
+        start = time.perf_counter()
+        run_bounded(argv, 60, env=env, capture=True)
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=200, help="calls per measurement (200)")
+    args = parser.parse_args()
+    if shutil.which("tmux") is None:
+        print("tmux is not installed", file=sys.stderr)
+        return 2
+    print(f"sane mcp bench: N={args.runs}, {os.cpu_count()} CPUs, "
+          f"Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.2f}", flush=True)
+    srv = TmuxTestServer(f"sane-bench-mcp-{os.getpid()}")
+    tmp = Path(tempfile.mkdtemp(prefix="sane-bench-mcp-"))
+    env = dict(os.environ, SANE_TMUX_SOCKET=srv.socket_name, SANE_HOME=str(tmp / "home"))
+    try:
+        srv.start()
+        panes = {"dash": srv.new_pane("dash"), "bash": srv.new_pane("bash")}
+        mcp = anyio.run(bench_mcp, env, panes, args.runs)
+        library = bench_library(srv, tmp / "home", panes["dash"], args.runs)
+        report(Row("b. in-process sane.tools.call run_command `true` (dash, no MCP)",
+                   f"median {library:.2f} ms", "", None, "",
+                   f"MCP adds {mcp['dash'] - library:.2f} ms (ping alone {mcp['ping']:.2f} ms)"))
+        cli = bench_cli(env, panes["dash"])
+        cli_ms = median_ms(cli)
+        report(Row(f"c. CLI one-shot `sane-run-command --pane {panes['dash']} true` (dash)",
+                   f"median {cli_ms:.1f} ms (of {len(cli)})", "", None,
+                   f"MCP call {mcp['dash']:.2f} ms",
+                   f"CLI / MCP {cli_ms / mcp['dash']:.0f}x"))
+    finally:
+        srv.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+    summary()
+    print(f"\nload after: {os.getloadavg()[0]:.2f}; spread of the dash calls: see p90 above; "
+          f"stdev of CLI samples {statistics.stdev(cli) * 1000:.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The input of every command an agent can call, as pydantic models.
+
+One source of truth for three consumers: ``sane schema`` prints their JSON Schema, the
+tool definitions for OpenAI / Anthropic / MCP are built from them, and the MCP server
+validates each call's arguments with them before calling the library. Field names are
+the CLI's option names with ``_`` for ``-`` (``--max-output`` is ``max_output``); a
+test checks that they stay in step with the click commands.
+
+pydantic is imported here, so this module is for the schema and the MCP server, never
+for a one-shot CLI start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sane.ops.runs import DEFAULT_MAX_OUTPUT, INTERRUPT_GRACE
+
+PANE = "tmux target pane (%ID or session:window.pane); default: sane's own local pane."
+SERVER = "Run through this registered server's ssh pane (connects on demand); not with pane."
+SERVERS = "These servers, in this order (default: every server, or those with `tag`)."
+TAG = "Only servers with this tag."
+RUN_ID = "A run id from a result whose status was `running`."
+
+
+class Input(BaseModel):
+    """Unknown arguments are refused: a misspelt option must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunCommandInput(Input):
+    """Run a shell command in a tmux pane; get its exact output and exit code."""
+
+    command: str = Field(min_length=1, description="Shell command line, run as typed in the "
+                         "pane's shell (state such as cd/export persists between runs).")
+    pane: str | None = Field(default=None, description=PANE)
+    server: str | None = Field(default=None, description=SERVER)
+    timeout: float = Field(default=30.0, ge=0, description="Seconds to wait; past it the run "
+                           "is reported `running` with the output so far (use run_wait).")
+    interrupt_on_timeout: bool = Field(default=False, description="Send C-c at the timeout "
+                                       "and report `interrupted`.")
+    keep_ansi: bool = Field(default=False, description="Keep the program's escape sequences.")
+    check: bool = Field(default=False, description="A non-zero exit code becomes the error "
+                        "`command_failed` (the run result is still in the document).")
+    max_output: int = Field(default=DEFAULT_MAX_OUTPUT, ge=0, description="Truncate the "
+                            "output in the middle past this many bytes (0: no limit).")
+
+
+class RunWaitInput(Input):
+    """Wait again on a run left `running`; returns only the output not returned before."""
+
+    run_id: str = Field(min_length=1, description=RUN_ID)
+    timeout: float = Field(default=30.0, ge=0, description="Seconds to wait this time.")
+    check: bool = Field(default=False, description="A non-zero exit code becomes the error "
+                        "`command_failed`.")
+
+
+class RunInterruptInput(Input):
+    """Send C-c to a run left `running` and report how it ended."""
+
+    run_id: str = Field(min_length=1, description=RUN_ID)
+    grace: float = Field(default=INTERRUPT_GRACE, ge=0, description="Seconds to wait for the "
+                         "command to stop after C-c.")
+
+
+class CreateFileInput(Input):
+    """Create a file on the pane's host with exactly the given bytes, atomically."""
+
+    path: str = Field(min_length=1, description="File path on the host; relative paths "
+                      "resolve against the pane's current directory.")
+    content: str | None = Field(default=None, description="The content as text (UTF-8).")
+    content_base64: str | None = Field(default=None, description="The content as base64 "
+                                       "(binary files); not with `content`.")
+    pane: str | None = Field(default=None, description=PANE)
+    server: str | None = Field(default=None, description=SERVER)
+    mode: str | None = Field(default=None, pattern=r"^0?[0-7]{3,4}$", description="Octal "
+                             "permission bits, e.g. \"0644\" (default: the replaced file's, "
+                             "or 0644).")
+    parents: bool = Field(default=False, description="Create missing parent directories.")
+    no_overwrite: bool = Field(default=False, description="Fail with file_exists if the path "
+                               "exists.")
+    backup: bool = Field(default=False, description="Keep a copy of a replaced file beside it.")
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$", description="Refuse "
+                               "to install unless the content has this checksum.")
+    timeout: float = Field(default=600.0, ge=0, description="Seconds for the whole transfer.")
+
+
+class DetectPlatformInput(Input):
+    """OS, distro, shell, package managers, tools and environment of the pane's host."""
+
+    pane: str | None = Field(default=None, description=PANE)
+    server: str | None = Field(default=None, description=SERVER)
+    timeout: float = Field(default=30.0, ge=0, description="Seconds for the probe.")
+
+
+class ListPanesInput(Input):
+    """The panes of the tmux server with their sane role, server and busy state."""
+
+    session: str | None = Field(default=None, description="Session to list (default: sane's).")
+    all: bool = Field(default=False, description="List the panes of every session.")
+
+
+class ServerListInput(Input):
+    """The registered servers, with the state of their ssh pane (`connection`)."""
+
+    tag: str | None = Field(default=None, description=TAG)
+
+
+class ServerAddInput(Input):
+    """Add a server to the registry (servers.json). Keys only: never a password."""
+
+    name: str = Field(description="Server name (letters, digits, . _ -).")
+    host: str = Field(description="Hostname or address.")
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str | None = Field(default=None, description="Login name (default: ssh's).")
+    identity: str | None = Field(default=None, description="Private key file (kept as a "
+                                 "path, never read).")
+    ssh_options: dict[str, str] = Field(default_factory=dict, description="Extra ssh_config "
+                                        "options, e.g. {\"ConnectTimeout\": \"5\"}.")
+    tags: list[str] = Field(default_factory=list, description="Tags to select servers by.")
+    health_path: str = Field(default="~/.sane/health.json", description="Where the server's "
+                             "health.json lives.")
+    replace: bool = Field(default=False, description="Overwrite a server of that name.")
+
+
+class ServerTestInput(Input):
+    """Connect to a server and report the latency, or exactly why not."""
+
+    name: str = Field(description="A registered server's name.")
+    accept_new: bool = Field(default=False, description="Trust the host key on first "
+                             "contact (never a changed one).")
+
+
+class FleetRunInput(Input):
+    """Run one command on many servers in parallel (bounded); per-server exact results."""
+
+    command: str = Field(min_length=1, description="Shell command line.")
+    servers: list[str] | None = Field(default=None, description=SERVERS)
+    tag: str | None = Field(default=None, description=TAG)
+    all: bool = Field(default=False, description="Every registered server (the default when "
+                      "neither servers nor tag is given).")
+    max_parallel: int = Field(default=5, ge=1, description="At most this many at once.")
+    timeout: float = Field(default=30.0, ge=0, description="Each server's own deadline, "
+                           "seconds.")
+
+
+class HealthInput(Input):
+    """Read every selected server's health.json in parallel; history and a summary."""
+
+    servers: list[str] | None = Field(default=None, description=SERVERS)
+    tag: str | None = Field(default=None, description=TAG)
+    query: str | None = Field(default=None, description="A jq expression evaluated on each "
+                              "server's health document (result in `query`).")
+
+
+class HealthWaitInput(Input):
+    """Poll health until a jq condition holds for all (or any) servers, or time out."""
+
+    until: str = Field(min_length=1, description="jq condition per server, e.g. "
+                       "'.status == \"healthy\"'.")
+    mode: Literal["all", "any"] = Field(default="all", description="Wait for all servers, or "
+                                        "stop when one meets it.")
+    servers: list[str] | None = Field(default=None, description=SERVERS)
+    tag: str | None = Field(default=None, description=TAG)
+    timeout: float = Field(default=60.0, ge=0, description="Seconds before giving up "
+                           "(`met` false).")
+    interval: float = Field(default=2.0, ge=0.05, description="Seconds between polls.")
+
+
+class DeployInput(Input):
+    """Deploy a plan (YAML or JSON file) to the selected servers as a saga: files,
+    steps with undo, health gate, rollback by the plan's policy. Returns the report."""
+
+    plan: str = Field(min_length=1, description="Path of the plan file on the machine "
+                      "running sane.")
+    servers: list[str] | None = Field(default=None, description="These servers, in this "
+                                      "order. A deploy never picks servers by default: give "
+                                      "servers, tag or all.")
+    tag: str | None = Field(default=None, description=TAG)
+    all: bool = Field(default=False, description="Every registered server.")
+    max_parallel: int | None = Field(default=None, ge=1, description="Override the plan's "
+                                     "strategy.max_parallel.")
+    env: dict[str, str] = Field(default_factory=dict, description="Set or override "
+                                "variables of the plan's env.")
+
+
+class DeployStatusInput(Input):
+    """What a deploy's journal says: per server, per step (`interrupted` when the
+    deploying process died: then resume or roll back with the CLI)."""
+
+    deploy_id: str = Field(min_length=1, description="A deploy id, as `deploy` returned it.")

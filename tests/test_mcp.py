@@ -1,0 +1,261 @@
+"""``sane mcp`` driven by the MCP SDK's own client over stdio, against real tmux panes
+and real sshd servers: spawn the server, initialize, list tools, call them, read the
+documents. Nothing here calls the tool functions directly."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from sane import tools
+from sane.schema import validate
+from sane.testing.pytest_plugin import TmuxTestServer
+
+from .conftest import cli
+
+Call = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@contextlib.asynccontextmanager
+async def mcp_session(env: dict[str, str]) -> AsyncIterator[ClientSession]:
+    params = StdioServerParameters(command=sys.executable, args=["-m", "sane.cli.main", "mcp"],
+                                   env={k: env[k] for k in ("SANE_TMUX_SOCKET", "SANE_HOME")})
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        yield session
+
+
+def document(result: Any) -> dict[str, Any]:
+    """The JSON document of a tool result; the text a model reads says the same."""
+    doc: dict[str, Any] = result.structured_content
+    assert json.loads(result.content[0].text) == doc
+    assert result.is_error == (not doc["ok"])
+    return doc
+
+
+def with_session(env: dict[str, str], body: Callable[[ClientSession, Call], Awaitable[None]]
+                 ) -> None:
+    async def main() -> None:
+        async with mcp_session(env) as session:
+            async def call(tool: str, /, **arguments: Any) -> dict[str, Any]:
+                return document(await session.call_tool(tool, arguments))
+
+            await body(session, call)
+
+    anyio.run(main)
+
+
+def test_tools_list_matches_the_models_and_run_command_is_exact(
+        cli_env: dict[str, str], tmux_server: TmuxTestServer) -> None:
+    pane = tmux_server.new_pane("bash")
+
+    async def body(session: ClientSession, call: Call) -> None:
+        listed = {t.name: t for t in (await session.list_tools()).tools}
+        assert list(listed) == [t.name for t in tools.TOOLS]
+        for tool in tools.TOOLS:
+            assert listed[tool.name].input_schema == tools.input_schema(tool)
+            assert listed[tool.name].output_schema == tools.output_schema(tool)
+        doc = await call("run_command", command="printf 'a\\nb'; (exit 3)", pane=pane)
+        validate("run-command", doc)
+        assert (doc["status"], doc["exit_code"], doc["output"]) == ("completed", 3, "a\nb")
+        cd = await call("run_command", command="cd /tmp && export SANE_X=1", pane=pane)
+        again = await call("run_command", command="echo $PWD $SANE_X", pane=pane)
+        assert cd["exit_code"] == 0 and again["output"] == "/tmp 1\n"  # one persistent shell
+
+    with_session(cli_env, body)
+
+
+def test_errors_are_the_cli_documents_and_the_server_lives_on(
+        cli_env: dict[str, str], tmux_server: TmuxTestServer) -> None:
+    pane = tmux_server.new_pane("dash")
+    _, cli_missing, _ = cli(["sane.cli.run_command", "--pane", "%999", "true"], cli_env)
+    _, cli_failed, _ = cli(["sane.cli.run_command", "--check", "--pane", pane, "echo x; false"],
+                           cli_env)
+
+    async def body(session: ClientSession, call: Call) -> None:
+        missing = await call("run_command", command="true", pane="%999")
+        assert missing == cli_missing and missing["error"]["code"] == "pane_not_found"
+        failed = await call("run_command", command="echo x; false", pane=pane, check=True)
+        validate("command-failed", failed)
+        assert {k: v for k, v in failed.items() if k not in ("run_id", "duration_ms")} == {
+            k: v for k, v in cli_failed.items() if k not in ("run_id", "duration_ms")}
+        bad = await call("run_command", command="true", timeout=-1)
+        assert bad["error"] == {"code": "invalid_argument", "message":
+                                "timeout: Input should be greater than or equal to 0",
+                                "details": {"field": "timeout"}}
+        extra = await call("list_panes", sesion="base")
+        assert (extra["error"]["code"], extra["error"]["details"]) == ("invalid_argument",
+                                                                      {"field": "sesion"})
+        unknown = await call("no_such_tool")
+        assert unknown["error"]["code"] == "invalid_argument"
+        missing_run = await call("run_wait", run_id="r000000000000")
+        assert missing_run["error"]["code"] == "run_not_found"
+        fine = await call("run_command", command="echo still here", pane=pane)
+        assert fine["output"] == "still here\n"
+
+    with_session(cli_env, body)
+
+
+def test_running_wait_interrupt_and_concurrent_calls(cli_env: dict[str, str],
+                                                      tmux_server: TmuxTestServer) -> None:
+    pane = tmux_server.new_pane("bash")
+
+    async def body(session: ClientSession, call: Call) -> None:
+        first = await call("run_command", command="echo one; sleep 1; echo two", pane=pane,
+                           timeout=0.2)
+        assert (first["status"], first["exit_code"]) == ("running", None)
+        rest = await call("run_wait", run_id=first["run_id"], timeout=30)
+        assert (rest["status"], rest["exit_code"]) == ("completed", 0)
+        # split wherever the deadline fell, nothing lost or repeated
+        assert first["output"] + rest["output"] == "one\ntwo\n"
+        assert rest["output_start"] == len(first["output"])
+
+        results: dict[str, dict[str, Any]] = {}
+
+        async def long_run() -> None:
+            results["run"] = await call("run_command", command="sleep 5; echo slept",
+                                        pane=pane, timeout=60)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(long_run)
+            run_id = None
+            with anyio.fail_after(30):
+                while run_id is None:  # the busy pane names the run: the call is in flight
+                    listing = await call("list_panes", all=True)
+                    run_id = next(p["run_id"] for p in listing["panes"] if p["pane_id"] == pane)
+                    if run_id is None:
+                        await anyio.sleep(0.05)  # polling a condition, with a deadline
+            busy = await call("run_command", command="true", pane=pane)
+            assert (busy["error"]["code"], busy["error"]["details"]["run_id"]) == ("pane_busy",
+                                                                                   run_id)
+            assert "run" not in results  # answered while the long call was still waiting
+        assert (results["run"]["run_id"], results["run"]["output"]) == (run_id, "slept\n")
+
+        late = await call("run_command", command="sleep 30", pane=pane, timeout=0.1)
+        stopped = await call("run_interrupt", run_id=late["run_id"])
+        assert (late["status"], stopped["status"]) == ("running", "interrupted")
+
+    with_session(cli_env, body)
+
+
+def test_files_platform_and_panes(cli_env: dict[str, str], tmux_server: TmuxTestServer,
+                                  tmp_path: Path) -> None:
+    pane = tmux_server.new_pane("dash")
+    target = tmp_path / "out" / "bin.dat"
+    big = os.urandom(3 << 20)  # one 4 MiB JSON line: the server reads it in many pieces
+
+    async def body(session: ClientSession, call: Call) -> None:
+        created = await call("create_file", path=str(target), content_base64="AAH/Cg==",
+                             pane=pane, parents=True, mode="0600")
+        validate("create-file", created)
+        assert (created["bytes"], created["mode"], created["action"]) == (4, "0600", "created")
+        large = await call("create_file", path=str(target.with_name("big")), pane=pane,
+                           content_base64=base64.b64encode(big).decode())
+        assert large["sha256"] == hashlib.sha256(big).hexdigest()
+        both = await call("create_file", path=str(target), content="x", content_base64="eA==")
+        assert both["error"]["code"] == "invalid_argument"
+        platform = await call("detect_platform", pane=pane)
+        validate("detect-platform", platform)
+        assert (platform["os"], platform["pane"]) == ("Linux", pane)
+        panes = await call("list_panes", all=True)
+        validate("list-panes", panes)
+        assert pane in [p["pane_id"] for p in panes["panes"]]
+
+    with_session(cli_env, body)
+    assert target.read_bytes() == b"\x00\x01\xff\n"
+    assert target.with_name("big").read_bytes() == big
+
+
+def test_fleet_tools_on_real_sshd(cli_env: dict[str, str], ssh_fleet: Any) -> None:
+    known = {"UserKnownHostsFile": str(ssh_fleet.known_hosts)}
+
+    async def body(session: ClientSession, call: Call) -> None:
+        for s in ssh_fleet.servers:
+            added = await call("server_add", name=s.name, host=s.host, port=s.port, user="root",
+                               identity=str(ssh_fleet.client_key), ssh_options=known,
+                               tags=["mcp"])
+            validate("server-add", added)
+        again = await call("server_add", name="s1", host="127.0.0.1")
+        assert again["error"]["code"] == "server_exists"
+        tested = await call("server_test", name="s1")
+        validate("server-test", tested)
+        assert tested["reachable"] is True
+        ran = await call("fleet_run", command="echo $FLEET_HOST; (exit 2)", tag="mcp",
+                         max_parallel=3)
+        validate("fleet-run", ran)
+        assert ran["status"] == "failed" and ran["counts"]["nonzero_exit"] == 3
+        assert [(r["server"], r["exit_code"], r["output"]) for r in ran["results"]] == [
+            (s.name, 2, f"{s.name}\n") for s in ssh_fleet.servers]
+        listed = await call("server_list", tag="mcp")
+        validate("server-list", listed)
+        assert {s["name"]: s["connection"] for s in listed["servers"]} == {
+            s.name: "connected" for s in ssh_fleet.servers}
+        health = await call("health", servers=["s1", "s2"], query=".version")
+        validate("health", health)
+        assert [(r["server"], r["status"], r["reason"]) for r in health["servers"]] == [
+            ("s1", "unknown", "missing"), ("s2", "unknown", "missing")]
+        waited = await call("health_wait", until='.status == "healthy"', servers=["s1"],
+                            timeout=0, interval=0.05)
+        validate("health-wait", waited)
+        assert (waited["met"], waited["waiting_for"]) == (False, ["s1"])
+
+    with_session(cli_env, body)
+
+
+def test_sane_call_runs_a_tool_call_from_json_like_the_cli(cli_env: dict[str, str],
+                                                           tmux_server: TmuxTestServer) -> None:
+    pane = tmux_server.new_pane("dash")
+    args = json.dumps({"command": "printf 'x\\ny'; (exit 4)", "pane": pane, "check": True})
+    status, doc, _ = cli(["sane.cli.main", "call", "run_command", args], cli_env)
+    assert (status, doc["error"]["code"], doc["exit_code"], doc["output"]) == (
+        1, "command_failed", 4, "x\ny")
+    validate("command-failed", doc)
+    status, doc, _ = cli(["sane.cli.main", "call", "run-command", "-"], cli_env,
+                         stdin=json.dumps({"command": "sleep 5", "pane": pane, "timeout": 0.1}))
+    assert (status, doc["status"]) == (4, "running")  # the CLI's exit status for `running`
+    status, doc, _ = cli(["sane.cli.main", "call", "list_panes", '{"bogus": 1}'], cli_env)
+    assert (status, doc["error"]["code"], doc["error"]["details"]) == (
+        2, "invalid_argument", {"field": "bogus"})
+
+
+def test_deploy_and_deploy_status_over_mcp(cli_env: dict[str, str], sane_home: Path,
+                                           make_fleet: Callable[..., Any],
+                                           tmp_path: Path) -> None:
+    from .test_fleet import register
+
+    fleet = make_fleet(2)
+    register(sane_home, fleet)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(json.dumps({"name": "t", "steps": [
+        {"name": "one", "run": "echo one >> log", "undo": "echo undo-one >> log"},
+        {"name": "two", "run": 'if [ "$FLEET_HOST" = s2 ]; then exit 3; fi; echo two >> log',
+         "undo": "echo undo-two >> log"}]}))
+
+    async def body(session: ClientSession, call: Call) -> None:
+        nothing = await call("deploy", plan=str(plan))
+        assert nothing["error"]["code"] == "usage_error"  # never deploys to all by default
+        report = await call("deploy", plan=str(plan), servers=["s1", "s2"])
+        validate("deploy", report)
+        assert report["status"] == "partial"
+        assert {s["server"]: s["state"] for s in report["servers"]} == {
+            "s1": "deployed", "s2": "rolled_back"}
+        again = await call("deploy_status", deploy_id=report["deploy_id"])
+        validate("deploy", again)
+        assert again["servers"] == report["servers"] and again["status"] == "partial"
+        missing = await call("deploy_status", deploy_id="d00000000-000000-000000")
+        assert missing["error"]["code"] == "deploy_not_found"
+
+    with_session(cli_env, body)
+    assert (fleet["s1"].home / "log").read_text().split() == ["one", "two"]
+    assert (fleet["s2"].home / "log").read_text().split() == ["one", "undo-one"]
