@@ -16,13 +16,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sane.ops.runs import DEFAULT_MAX_OUTPUT, INTERRUPT_GRACE
+from sane.ops.runs import DEFAULT_MAX_OUTPUT, DEFAULT_QUIET_PERIOD, INTERRUPT_GRACE
 
 PANE = "tmux target pane (%ID or session:window.pane); default: sane's own local pane."
 SERVER = "Run through this registered server's ssh pane (connects on demand); not with pane."
 SERVERS = "These servers, in this order (default: every server, or those with `tag`)."
 TAG = "Only servers with this tag."
-RUN_ID = "A run id from a result whose status was `running`."
+RUN_ID = "A run id from a result whose status was `running` or `waiting_input`."
+QUIET_PERIOD = ("Seconds without output after which sane checks whether the command waits "
+                "for terminal input (then status `waiting_input` with `prompt`; answer with "
+                "run_input); 0: never check.")
 
 
 class Input(BaseModel):
@@ -47,15 +50,34 @@ class RunCommandInput(Input):
                         "`command_failed` (the run result is still in the document).")
     max_output: int = Field(default=DEFAULT_MAX_OUTPUT, ge=0, description="Truncate the "
                             "output in the middle past this many bytes (0: no limit).")
+    quiet_period: float = Field(default=DEFAULT_QUIET_PERIOD, ge=0, description=QUIET_PERIOD)
 
 
 class RunWaitInput(Input):
-    """Wait again on a run left `running`; returns only the output not returned before."""
+    """Wait again on a run left `running` or `waiting_input`; returns only the output not
+    returned before."""
 
     run_id: str = Field(min_length=1, description=RUN_ID)
     timeout: float = Field(default=30.0, ge=0, description="Seconds to wait this time.")
     check: bool = Field(default=False, description="A non-zero exit code becomes the error "
                         "`command_failed`.")
+    quiet_period: float = Field(default=DEFAULT_QUIET_PERIOD, ge=0, description=QUIET_PERIOD)
+
+
+class RunInputInput(Input):
+    """Answer a run's prompt (status `waiting_input`): type text into its command, then
+    follow it like run_wait (next status: completed, waiting_input again, or running)."""
+
+    run_id: str = Field(min_length=1, description=RUN_ID)
+    text: str = Field(description="Typed literally (any characters); never recorded. The "
+                      "terminal does not echo a password, so it is in no output either.")
+    no_enter: bool = Field(default=False, description="Do not press Enter after the text "
+                           "(a single key such as `q` for a pager).")
+    timeout: float = Field(default=30.0, ge=0, description="Seconds to follow the run after "
+                           "typing.")
+    check: bool = Field(default=False, description="A non-zero exit code becomes the error "
+                        "`command_failed`.")
+    quiet_period: float = Field(default=DEFAULT_QUIET_PERIOD, ge=0, description=QUIET_PERIOD)
 
 
 class RunInterruptInput(Input):

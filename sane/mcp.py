@@ -41,7 +41,8 @@ INSTRUCTIONS = (
     "tmux-sane: run shell commands in tmux panes (local or over ssh) and get their exact "
     "output and exit code as JSON. Every result is {\"ok\": true|false, \"schema_version\": 1, "
     "...}. A run past its timeout comes back with status `running`: call run_wait with its "
-    "run_id (or run_interrupt). `waiting_input` means the pane shows a prompt. Errors carry "
+    "run_id (or run_interrupt). `waiting_input` means the command waits for terminal input "
+    "(`prompt` holds the prompt text): answer with run_input, or run_interrupt. Errors carry "
     "a stable `error.code`."
 )
 

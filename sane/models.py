@@ -191,6 +191,9 @@ class FleetServerResult(TypedDict):
     full_output_path: NotRequired[str | None]
     shell_exited: NotRequired[bool]
     duration_ms: NotRequired[float]
+    prompt: NotRequired[str | None]
+    waiting_reason: NotRequired[str | None]
+    waiting_program: NotRequired[str | None]
 
 
 class FleetRunResult(TypedDict):

@@ -83,7 +83,8 @@ def _run_command(ctx: Context, a: inputs.RunCommandInput) -> Outcome:
     from sane.ops.runs import RunOptions, run_command
 
     options = RunOptions(timeout=a.timeout, interrupt_on_timeout=a.interrupt_on_timeout,
-                         keep_ansi=a.keep_ansi, max_output=a.max_output or None)
+                         keep_ansi=a.keep_ansi, max_output=a.max_output or None,
+                         quiet_period=a.quiet_period or None)
     result = run_command(ctx, a.command, pane=_target(ctx, a.pane, a.server), options=options)
     return _run_outcome(result, a.check)
 
@@ -91,7 +92,16 @@ def _run_command(ctx: Context, a: inputs.RunCommandInput) -> Outcome:
 def _run_wait(ctx: Context, a: inputs.RunWaitInput) -> Outcome:
     from sane.ops.runs import run_wait
 
-    return _run_outcome(run_wait(ctx, a.run_id, timeout=a.timeout), a.check)
+    return _run_outcome(run_wait(ctx, a.run_id, timeout=a.timeout,
+                                 quiet_period=a.quiet_period or None), a.check)
+
+
+def _run_input(ctx: Context, a: inputs.RunInputInput) -> Outcome:
+    from sane.ops.runs import run_input
+
+    result = run_input(ctx, a.run_id, a.text, enter=not a.no_enter, timeout=a.timeout,
+                       quiet_period=a.quiet_period or None)
+    return _run_outcome(result, a.check)
 
 
 def _run_interrupt(ctx: Context, a: inputs.RunInterruptInput) -> Outcome:
@@ -219,6 +229,7 @@ TOOLS: tuple[Tool, ...] = (
     Tool("run_wait", "run wait", inputs.RunWaitInput, "run-command", _run_wait),
     Tool("run_interrupt", "run interrupt", inputs.RunInterruptInput, "run-command",
          _run_interrupt),
+    Tool("run_input", "run input", inputs.RunInputInput, "run-command", _run_input),
     Tool("create_file", "create-file", inputs.CreateFileInput, "create-file", _create_file),
     Tool("detect_platform", "detect-platform", inputs.DetectPlatformInput, "detect-platform",
          _detect_platform, read_only=True),

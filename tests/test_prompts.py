@@ -346,3 +346,28 @@ def test_parse_remote_relayed_terminals() -> None:
 ])
 def test_prompt_patterns(prompt: str, matches: bool) -> None:
     assert prompts.matches_prompt_pattern(prompt) is matches
+
+
+def test_prompt_answered_over_mcp(cli_env: dict[str, str], tmux_server: TmuxTestServer) -> None:
+    from .test_mcp import Call, with_session
+
+    pane = tmux_server.new_pane("bash")
+
+    async def body(session: Any, call: Call) -> None:
+        asked = await call("run_command", command="read -r -p 'Continue? [y/N] ' a; echo $a",
+                           pane=pane, timeout=10)
+        assert (asked["status"], asked["prompt"], asked["waiting_reason"]) == (
+            "waiting_input", "Continue? [y/N] ", "tty_read")
+        again = await call("run_wait", run_id=asked["run_id"], timeout=10)
+        assert (again["status"], again["output"]) == ("waiting_input", "")
+        done = await call("run_input", run_id=asked["run_id"], text="y")
+        assert (done["status"], done["exit_code"], done["output"]) == ("completed", 0, "y\ny\n")
+        late = await call("run_input", run_id=asked["run_id"], text="y")
+        assert late["error"]["code"] == "run_finished"
+        off = await call("run_command", command="read -r a", pane=pane, timeout=1,
+                         quiet_period=0)
+        assert off["status"] == "running"
+        key = await call("run_input", run_id=off["run_id"], text="z", no_enter=True, timeout=1)
+        assert (key["status"], key["output"]) == ("waiting_input", "z")
+
+    with_session(cli_env, body)

@@ -39,9 +39,9 @@ Example (by hand; stdin must stay open until the answer, as a client keeps it):
    "exit_code":0,"output":"hi\\n", ...}}}
 
 \b
-Tools: run_command, run_wait, run_interrupt, create_file, detect_platform,
-list_panes, server_list, server_add, server_test, fleet_run, health, health_wait,
-deploy, deploy_status.
+Tools: run_command, run_wait, run_interrupt, run_input, create_file,
+detect_platform, list_panes, server_list, server_add, server_test, fleet_run, health,
+health_wait, deploy, deploy_status.
 Each returns the same JSON document as the CLI command (`sane schema --tools mcp`).
 """
 

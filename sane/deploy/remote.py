@@ -32,11 +32,16 @@ def wrap(command: str, env: dict[str, str]) -> str:
 
 def run_step(ctx: Context, server: Server, command: str, timeout: float,
              run_id: str) -> RunResult:
-    """Run ``command`` (already wrapped) on ``server``; C-c once ``timeout`` passes."""
+    """Run ``command`` (already wrapped) on ``server``; C-c once ``timeout`` passes.
+
+    Prompt detection is off (``quiet_period=None``): nobody answers a deploy step, and
+    a step left at a prompt would keep its pane busy for the rollback; as before, a
+    step that waits for input is interrupted at its timeout."""
     pane = open_server_pane(ctx, server)
     return run_command(ctx, command, pane=pane.pane_id, pane_state=pane,
                        options=RunOptions(timeout=timeout, interrupt_on_timeout=True,
-                                          run_id=run_id, max_output=None, durable=True))
+                                          run_id=run_id, max_output=None, durable=True,
+                                          quiet_period=None))
 
 
 def finish_run(ctx: Context, result: RunResult, deadline: float) -> RunResult:
@@ -48,7 +53,7 @@ def finish_run(ctx: Context, result: RunResult, deadline: float) -> RunResult:
         if remaining <= 0:
             parts.append(run_interrupt(ctx, result["run_id"]))
             break
-        parts.append(run_wait(ctx, result["run_id"], timeout=remaining))
+        parts.append(run_wait(ctx, result["run_id"], timeout=remaining, quiet_period=None))
     joined: RunResult = {**parts[-1]}
     joined["output"] = "".join(part["output"] for part in parts)
     joined["output_start"] = 0
@@ -61,7 +66,8 @@ def recover_run(ctx: Context, run_id: str, deadline: float) -> RunResult | None:
     """The result of a run its deploying process never saw end (it was killed);
     None when the run left no record (the process died before typing it)."""
     try:
-        first = run_wait(ctx, run_id, timeout=max(0.0, deadline - time.monotonic()))
+        first = run_wait(ctx, run_id, timeout=max(0.0, deadline - time.monotonic()),
+                         quiet_period=None)
     except errors.RunNotFound:
         return None
     return finish_run(ctx, first, deadline)
