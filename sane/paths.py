@@ -17,6 +17,14 @@ def sane_home() -> Path:
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) readable by the owner only; return it."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create ``path`` (and parents) readable by the owner only; return it.
+
+    A failure (a file in the way, a read-only or full file system) is ``state_invalid``
+    naming the directory, not a bare OSError."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        from sane.state import os_failure
+
+        raise os_failure("create the directory", path, exc) from exc
     return path
