@@ -182,9 +182,11 @@ def _cmdline(pid: int) -> str:
             words = fh.read().split(b"\0")
     except OSError:
         return "?"
-    # sshd retitles itself ("sshd: root@pts/0"); keep the title, drop paths and ids.
-    first = words[0].decode("utf-8", "replace").split("/")[-1]
-    return first.rstrip("0123456789").rstrip("/") if first.startswith("sshd:") else first
+    # sshd retitles itself ("sshd: root@pts/0"): keep the title, drop the tty number.
+    first = words[0].decode("utf-8", "replace")
+    if first.startswith("sshd:"):
+        return "sshd (listener)" if "[listener]" in first else first.split("@")[0]
+    return first.rsplit("/", 1)[-1]
 
 
 def descendants(root: int) -> list[int]:
@@ -322,6 +324,19 @@ def soak(cfg: Config) -> dict[str, Any]:
                 tally.lies.append({"server": server, "run_id": run_id, "rewait": dict(r)})
         recovered = recover(ctx, servers, cfg, 60)
         after = snapshot(tmux, fleet, home, tmp)
+        # A server cut off while a session was open keeps that session (sshd and its
+        # shell) until the client's FIN, retransmitted across the partition, gets
+        # through: the server's side, not sane's. Give it a bounded while, and say how long.
+        settle_started = time.monotonic()
+
+        def servers_settled() -> bool:
+            nonlocal after
+            after = snapshot(tmux, fleet, home, tmp)
+            return bool(after["processes_in_server_namespaces"]
+                        <= before["processes_in_server_namespaces"])
+
+        poll(servers_settled, 180, first=0.5, cap=5.0)
+        report["server_sessions_settle_seconds"] = round(time.monotonic() - settle_started, 1)
         loop_s = sorted(tally.fleet_seconds)
         report.update(
             fleet_runs=tally.fleet_runs, server_runs=tally.server_runs,
