@@ -23,6 +23,7 @@ import pytest
 from sane.fleet.registry import Server
 from sane.fleet.run import fleet_run
 from sane.ops.context import Context
+from sane.ops.create_file import create_file
 from sane.ops.runs import RunOptions, run_command, run_wait
 from sane.testing.pytest_plugin import TmuxTestServer
 
@@ -142,3 +143,30 @@ def test_state_files_are_private(cli_env: dict[str, str], sane_home: Path,
 def test_registry_refuses_options_that_run_local_code(option: str) -> None:
     with pytest.raises(ValueError, match="not allowed"):
         Server(name="x", host="h", ssh_options={option: "/tmp/x"})
+
+
+def test_paths_with_tmux_format_characters_are_not_expanded(
+        tmp_path: Path, tmux_server: TmuxTestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$SANE_HOME and $TMPDIR reach tmux commands that expand formats (pipe-pane's
+    command, load-buffer's path): a '#{...}' there was replaced, a '#(...)' run
+    (regression: the run's stream went to another file, create-file failed)."""
+    canary = f"sane-canary-{os.getpid()}"
+    odd = tmp_path / f"a#{{session_name}}#(touch {canary})b"
+    odd.mkdir()
+    odd.chmod(0o700)
+    monkeypatch.setattr(tempfile, "tempdir", str(odd))
+    ctx = Context(tmux_server.server, home=odd / "home")
+    try:
+        pane = tmux_server.new_pane("bash")
+        first = run_command(ctx, "read x; echo \"got $x\"", pane=pane,
+                            options=RunOptions(timeout=0.2))
+        tmux_server.run("send-keys", "-t", pane, "-l", "it")
+        tmux_server.run("send-keys", "-t", pane, "Enter")
+        final = run_wait(ctx, first["run_id"], timeout=10)
+        assert (final["status"], final["output"]) == ("completed", "it\ngot it\n")
+        target = tmp_path / "file"
+        create_file(ctx, str(target), b"payload", pane=pane)
+        assert target.read_bytes() == b"payload"
+        assert not (Path.cwd() / canary).exists()  # where tmux would have run it
+    finally:
+        ctx.close()

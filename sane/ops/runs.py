@@ -31,7 +31,7 @@ from sane.protocol import markers, output
 from sane.protocol import scanner as sc
 from sane.protocol.runner import RunInput, run_input
 from sane.tmux import panes
-from sane.tmux.command import quote
+from sane.tmux.command import no_formats, quote
 from sane.tmux.control import ControlClient, PaneStream
 
 if TYPE_CHECKING:
@@ -540,7 +540,7 @@ def _hand_over(
         rec["resumable"] = not state.piped
         if not state.piped:
             shell = f"exec cat >> {shlex.quote(str(stream_path))}"
-            reply = client.send(f"pipe-pane -o -t {pane_id} {quote(shell)}")
+            reply = client.send(f"pipe-pane -o -t {pane_id} {quote(no_formats(shell))}")
             client.result(reply)
             # What tmux sent before pipe-pane's reply is ours; the file holds the rest (the
             # reader thread may already have pushed later output too: cut it off exactly).
