@@ -170,3 +170,20 @@ def test_paths_with_tmux_format_characters_are_not_expanded(
         assert not (Path.cwd() / canary).exists()  # where tmux would have run it
     finally:
         ctx.close()
+
+
+@pytest.mark.parametrize("target", ["%0; kill-server", "%0 ; kill-server", "'; kill-server; '",
+                                    "#(touch sane-canary-target)", "%0\nkill-server"])
+def test_hostile_pane_targets_run_no_tmux_command(sane_ctx: Context,
+                                                  tmux_server: TmuxTestServer,
+                                                  target: str) -> None:
+    from sane import errors
+
+    # A warm pane first: tmux commands then go through the control-mode client, whose
+    # command lines a ';' or a newline could split.
+    assert run_command(sane_ctx, "echo warm", pane=tmux_server.new_pane())["output"] == "warm\n"
+    with pytest.raises(errors.SaneError) as info:
+        run_command(sane_ctx, "true", pane=target)
+    assert info.value.code in ("pane_not_found", "tmux_failed"), info.value.to_dict()
+    assert "base" in tmux_server.run("list-sessions", "-F", "#{session_name}")
+    assert not (Path.cwd() / "sane-canary-target").exists()
