@@ -36,6 +36,7 @@ def test_small_soak_is_exact_or_explicit_and_leaks_nothing() -> None:
     assert report["faults"] == {"kill": 1, "link": 1}
     assert report["fleet_runs"] == 20 and report["server_runs"] == 60
     assert report["verdict"] == [], report
-    # Faults hit one server of three in two runs of twenty: most results are exact.
-    assert report["outcomes"]["exact"] >= 50, report["outcomes"]
+    # The killed server can miss at most the 15 runs from its kill to the end; a link
+    # cut of at most 4 s only delays runs whose deadline is 8 s: the rest are exact.
+    assert report["outcomes"]["exact"] >= 60 - 15, report["outcomes"]
     assert report["before"]["ssh_clients"] == report["after"]["ssh_clients"] == 3
