@@ -206,6 +206,23 @@ class ServerExists(SaneError):
     exit_status = EXIT_USAGE
 
 
+class PlanInvalid(SaneError):
+    """A deploy plan does not validate; the message and ``field`` say where."""
+
+    code = "plan_invalid"
+    exit_status = EXIT_USAGE
+
+
+class DeployNotFound(NotFound):
+    code = "deploy_not_found"
+
+
+class DeployRunning(Busy):
+    """Another process is working on that deploy (it holds the deploy's lock)."""
+
+    code = "deploy_running"
+
+
 def all_error_classes() -> list[type[SaneError]]:
     """Every concrete error class, for docs and the schema of the error contract."""
     seen: list[type[SaneError]] = []

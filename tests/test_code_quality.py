@@ -21,7 +21,7 @@ def _tool(name: str) -> str:
 
 
 def test_ruff() -> None:
-    proc = subprocess.run([_tool("ruff"), "check", "sane", "tests", "bench"], cwd=ROOT,
+    proc = subprocess.run([_tool("ruff"), "check", "sane", "tests", "bench", "examples"], cwd=ROOT,
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

@@ -115,3 +115,37 @@ def test_fleet_detect(sane_ctx: Context, ssh_fleet: Any) -> None:
     assert result["status"] == "completed"
     assert [(r["server"], r["user"], r["os"]) for r in result["results"]] == [
         (s.name, "root", "Linux") for s in servers]
+
+
+def test_stream_on_a_terminal_draws_a_live_table(cli_env: dict[str, str], sane_ctx: Context,
+                                                 ssh_fleet: Any) -> None:
+    """On a TTY, --stream is for people: a live table, `[server] line` output, then
+    the same final JSON document."""
+    import pty
+    import re
+
+    register(sane_ctx.home, ssh_fleet)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sane.cli.main", "fleet", "run", "--all", "--stream",
+         "echo line-$FLEET_HOST; echo second"],
+        env={**cli_env, "TERM": "xterm", "COLUMNS": "120"}, stdout=slave,
+        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other end closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode()).replace("\r", "")
+    for name in ("s1", "s2", "s3"):
+        assert f"[{name}] line-{name}\n" in text
+        assert f"[{name}] second\n" in text
+    doc = json.loads(text[text.index('{"ok"'):])
+    assert doc["status"] == "completed" and doc["counts"]["ok"] == 3

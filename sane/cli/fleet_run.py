@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from typing import Any
-
 import click
 
 from sane.cli._output import emit, socket_option
 from sane.cli._select import selected_servers, split_names
+from sane.cli._stream import progress
 
 EPILOG = """\b
 Example:
@@ -51,14 +48,8 @@ def run(command: tuple[str, ...], servers: str | None, tag: str | None, all_serv
     from sane.tmux.command import TmuxServer
 
     selected = selected_servers(split_names(servers), tag, all_servers)
-
-    def on_event(event: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
-        sys.stdout.flush()
-
-    with Context(TmuxServer.from_env(socket)) as ctx:
-        result = fleet_run(ctx, selected, " ".join(command), max_parallel, timeout,
-                           on_event if stream else None)
+    with progress(stream) as on_event, Context(TmuxServer.from_env(socket)) as ctx:
+        result = fleet_run(ctx, selected, " ".join(command), max_parallel, timeout, on_event)
     emit(result, 0 if result["status"] == "completed" else 1)
 
 

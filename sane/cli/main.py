@@ -6,6 +6,8 @@ import click
 
 from sane.cli._output import entry, socket_option
 from sane.cli.create_file import create_file_cli
+from sane.cli.demo import demo_group
+from sane.cli.deploy import deploy_group
 from sane.cli.detect_platform import detect_platform_cli
 from sane.cli.fleet import connect, down, test, up
 from sane.cli.fleet_run import fleet_group
@@ -40,6 +42,8 @@ cli.add_command(down)
 cli.add_command(fleet_group)
 cli.add_command(health_group)
 cli.add_command(watch)
+cli.add_command(deploy_group)
+cli.add_command(demo_group)
 
 
 @cli.group()

@@ -101,7 +101,8 @@ def query(expression: str, value: Any) -> Any:
         return None
 
 
-def _jq_input(report: dict[str, Any]) -> dict[str, Any]:
+def jq_input(report: dict[str, Any]) -> dict[str, Any]:
+    """What a jq condition sees for one server: its health.json plus sane's verdict."""
     data = report["data"] or {}
     return {**data, "status": report["status"], "server": report["server"],
             "reason": report["reason"]}
@@ -118,7 +119,7 @@ def check(home: Path, servers: list[Server], query_expr: str | None = None,
     for report in reports:
         report["history"] = history.get(report["server"])
         if query_expr is not None:
-            report["query"] = query(query_expr, _jq_input(report))
+            report["query"] = query(query_expr, jq_input(report))
     counts = {status: sum(r["status"] == status for r in reports)
               for status in (*STATUSES, "unknown")}
     return {"servers": reports, "counts": counts,
@@ -210,7 +211,7 @@ def wait(home: Path, servers: list[Server], until: str, mode: Literal["all", "an
     last: dict[str, str] = {}
     while True:
         result = check(home, servers)
-        met = {r["server"]: bool(query(until, _jq_input(r))) for r in result["servers"]}
+        met = {r["server"]: bool(query(until, jq_input(r))) for r in result["servers"]}
         for report in result["servers"]:
             name = report["server"]
             if last.get(name) != report["status"]:

@@ -60,6 +60,13 @@ class RunOptions(NamedTuple):
     # Called after each chunk of output while the run is followed in-process: lets an
     # operation talk to its own command (create-file pastes its data on a marker).
     on_output: OutputHook | None = None
+    # The run's id, when the caller must know it before the run starts (a deploy
+    # journals it first, so a crash mid-run can still find the run's record).
+    run_id: str | None = None
+    # Record the run, and pipe the pane's output to the record, before the command is
+    # typed: if this process is killed mid-run, another can still `run_wait` it and
+    # learn its exact output and exit code. Costs a pipe-pane and a record per run.
+    durable: bool = False
 
 
 def runs_dir(ctx: Context) -> Path:
@@ -404,29 +411,33 @@ def _run(
 ) -> RunResult:
     client = ctx.client(state.session_id)
     pane_id = state.pane_id
-    run_id = new_run_id()
+    run_id = opts.run_id or new_run_id()
     stream = client.watch(pane_id)
     try:
         claim: str | None = _claim_line(pane_id, run_id)
+        rec: dict[str, Any] = {
+            "run_id": run_id, "pane": pane_id, "session_id": state.session_id,
+            "socket": ctx.server.label, "command": command, "nonce": None,
+            "tokens": [], "started": started_wall,
+            "keep_ansi": opts.keep_ansi, "max_output": opts.max_output,
+            "returned": 0, "raw_returned": 0, "final": None,
+        }
         try:
-            if not state.runner_installed or state.dead or state.in_mode:
+            if not state.runner_installed or state.dead or state.in_mode or opts.durable:
                 _claim(ctx, client, state, run_id)
                 claim = None
                 state = ensure_runner(ctx, client, stream, state)
             scanner, follow = _start_and_follow(ctx, client, stream, state, command, deadline,
-                                                claim, run_id, opts.on_output)
+                                                claim, run_id, opts.on_output,
+                                                rec if opts.durable else None)
         except errors.PaneBusy:
             raise
         except BaseException:
+            if opts.durable:
+                _end_durable(ctx, client, rec)
             _release(client, pane_id)
             raise
-        rec: dict[str, Any] = {
-            "run_id": run_id, "pane": pane_id, "session_id": state.session_id,
-            "socket": ctx.server.label, "command": command, "nonce": scanner.nonce,
-            "tokens": sorted(scanner.tokens), "started": started_wall,
-            "keep_ansi": opts.keep_ansi, "max_output": opts.max_output,
-            "returned": 0, "raw_returned": 0, "final": None,
-        }
+        rec["nonce"], rec["tokens"] = scanner.nonce, sorted(scanner.tokens)
         interrupted = False
         if follow.kind == "timeout" and opts.interrupt_on_timeout:
             interrupted = True
@@ -435,9 +446,13 @@ def _run(
             return _hand_over(ctx, client, stream, scanner, rec, started)
         status, code, exited = _status_of(follow, scanner, interrupted)
         _settle(ctx, client, pane_id, scanner)
+        duration_ms = (time.perf_counter() - started) * 1000
+        if opts.durable:
+            _end_durable(ctx, client, rec, {"status": status, "exit_code": code,
+                                            "shell_exited": exited,
+                                            "duration_ms": round(duration_ms, 3)})
         client.send(f"set-option -p -u -t {pane_id} {panes.OPT_RUN}")  # answered at close
-        return _result(ctx, rec, scanner, status, code, exited,
-                       (time.perf_counter() - started) * 1000)
+        return _result(ctx, rec, scanner, status, code, exited, duration_ms)
     finally:
         client.unwatch(pane_id, stream)
 
@@ -452,6 +467,7 @@ def _start_and_follow(
     claim: str | None,
     run_id: str,
     on_output: OutputHook | None = None,
+    durable: dict[str, Any] | None = None,
 ) -> tuple[sc.RunScanner, _Follow]:
     force_paste = False
     reinstalled = False
@@ -459,6 +475,8 @@ def _start_and_follow(
         nonce = markers.new_nonce()
         scanner = sc.RunScanner(nonce, tokens_of(state))
         typed = run_input(nonce, command, force_paste)
+        if durable is not None:
+            _make_durable(ctx, client, state, durable, scanner)
         try:
             _send(client, state.pane_id, typed, nonce, claim)
         except errors.TmuxError as exc:
@@ -507,6 +525,50 @@ def _interrupt(
     return _follow(ctx, client, pane_id, stream, scanner, time.monotonic() + grace)
 
 
+def _make_durable(ctx: Context, client: ControlClient, state: panes.PaneState,
+                  rec: dict[str, Any], scanner: sc.RunScanner) -> None:
+    """Save the run's record and start piping the pane to it, before anything is typed."""
+    from sane.paths import private_dir
+
+    directory = private_dir(runs_dir(ctx) / rec["run_id"])
+    stream_path = directory / "stream"
+    if not rec.get("durable"):
+        if ctx.pane_state(state.pane_id).piped:
+            raise errors.RunNotResumable(
+                f"pane {state.pane_id} has a pipe-pane of its own, so a durable run "
+                "cannot record its output", pane=state.pane_id)
+        stream_path.touch(mode=0o600)
+        client.command(f"pipe-pane -o -t {state.pane_id} "
+                       + quote(no_formats(f"exec cat >> {shlex.quote(str(stream_path))}")))
+        rec["durable"] = True
+        rec["resumable"] = True
+    rec["nonce"], rec["tokens"] = scanner.nonce, sorted(scanner.tokens)
+    _save_record(ctx, rec, head=b"")
+
+
+def _end_durable(ctx: Context, client: ControlClient, rec: dict[str, Any],
+                 final: dict[str, Any] | None = None) -> None:
+    """Stop the pipe. A run that ended keeps its record, marked final, until the
+    caller has noted the result (``forget_run``): dying before that must not lose it.
+    A run that never started is forgotten at once."""
+    if not rec.get("durable"):
+        return
+    with contextlib.suppress(errors.SaneError):
+        client.command(f"pipe-pane -t {rec['pane']}")
+    if final is None:
+        forget_run(ctx, rec["run_id"])
+    else:
+        _save_record(ctx, {**rec, "final": final})
+
+
+def forget_run(ctx: Context, run_id: str) -> None:
+    """Remove a run's record (a durable run's caller calls it once the result is safe)."""
+    import shutil
+
+    if run_id and "/" not in run_id and not run_id.startswith("."):
+        shutil.rmtree(runs_dir(ctx) / run_id, ignore_errors=True)
+
+
 def _hand_over(
     ctx: Context,
     client: ControlClient,
@@ -530,22 +592,29 @@ def _hand_over(
     try:
         directory = private_dir(runs_dir(ctx) / rec["run_id"])
         stream_path = directory / "stream"
-        try:
-            stream_path.touch(mode=0o600)
-        except OSError as exc:
-            from sane.state import os_failure
+        if rec.get("durable"):
+            # The file has held the pane's output since before the command was typed.
+            scanner.feed(stream.take(0))
+            head = b""
+        else:
+            try:
+                stream_path.touch(mode=0o600)
+            except OSError as exc:
+                from sane.state import os_failure
 
-            raise os_failure("write", stream_path, exc) from exc
-        state = ctx.pane_state(pane_id)
-        rec["resumable"] = not state.piped
-        if not state.piped:
+                raise os_failure("write", stream_path, exc) from exc
+            head = None
+        state = ctx.pane_state(pane_id) if head is None else None
+        if state is not None:
+            rec["resumable"] = not state.piped
+        if state is not None and not state.piped:
             shell = f"exec cat >> {shlex.quote(str(stream_path))}"
             reply = client.send(f"pipe-pane -o -t {pane_id} {quote(no_formats(shell))}")
             client.result(reply)
             # What tmux sent before pipe-pane's reply is ours; the file holds the rest (the
             # reader thread may already have pushed later output too: cut it off exactly).
             scanner.feed(stream.take_until(reply.positions.get(stream, stream.pushed)))
-        else:
+        elif state is not None:
             scanner.feed(stream.take(0))
         if scanner.outcome is not None:
             # It finished in the meantime: no hand-over needed after all.
@@ -558,9 +627,11 @@ def _hand_over(
                            (time.perf_counter() - started) * 1000)
         result = _result(ctx, rec, scanner, "running", None, False,
                          (time.perf_counter() - started) * 1000)
-        _save_record(ctx, rec, head=bytes(scanner.buf))
+        _save_record(ctx, rec, head=bytes(scanner.buf) if head is None else head)
         return result
     except errors.StateError as exc:
+        if rec.get("durable"):
+            raise  # its record and pipe predate this failure: `run wait` can still follow
         with contextlib.suppress(errors.SaneError):
             client.command(f"pipe-pane -t {pane_id}")
         shutil.rmtree(runs_dir(ctx) / rec["run_id"], ignore_errors=True)

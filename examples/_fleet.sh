@@ -1,0 +1,20 @@
+# Shared by the bash examples (source it): a private SANE_HOME, tmux server and local
+# fleet of real sshd servers under a temp dir, removed on exit; `expect` checks a
+# JSON document on stdin with a jq condition and stops the script when it fails.
+here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+export PATH="$here/../.venv/bin:$here/../bin:$PATH"
+work=$(mktemp -d -t sane-example-XXXXXX)
+export SANE_HOME="$work/home" SANE_TMUX_SOCKET="sane-example-$$"
+cleanup() {
+  sane demo fleet stop --dir "$work/fleet" >/dev/null 2>&1 || true
+  tmux -L "$SANE_TMUX_SOCKET" kill-server 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+expect() {  # expect DESCRIPTION JQ-CONDITION  (the JSON document on stdin)
+  if jq -e "$2" >/dev/null; then echo "  ok    $1" >&2; else echo "  FAIL  $1" >&2; exit 1; fi
+}
+start_fleet() {  # start_fleet N: servers server1..N, registered; details in $work/fleet.json
+  sane demo fleet start --dir "$work/fleet" --servers "$1" > "$work/fleet.json"
+}

@@ -1,0 +1,133 @@
+"""``--stream``: JSON lines for programs, a live progress display for people.
+
+When stdout is a terminal, a person is watching: events become a live table (rich)
+of servers and what each is doing, with each server's output lines printed above it
+as ``[web1] ...``. Otherwise every event is one JSON line, flushed at once, so an
+agent reading the pipe sees it when it happens. Either way the final JSON document
+follows on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+Event = dict[str, Any]
+
+
+@contextmanager
+def progress(stream: bool) -> Iterator[Callable[[Event], None] | None]:
+    """The event callback for ``--stream`` (None without it); a live display is
+    taken down before the final document is printed."""
+    if not stream:
+        yield None
+    elif sys.stdout.isatty():
+        live = LiveProgress()
+        try:
+            yield live
+        finally:
+            live.close()
+    else:
+        yield _json_line
+
+
+def _json_line(event: Event) -> None:
+    sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+class LiveProgress:
+    """A rich live table, one row per server, refreshed on every event."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.console = Console(file=sys.stdout)
+        self.rows: dict[str, dict[str, str]] = {}
+        self.partial: dict[str, str] = {}
+        self.started = time.monotonic()
+        self.lock = threading.Lock()
+        self.live = Live(self._table(), console=self.console, refresh_per_second=8,
+                         transient=True)
+        self.live.start()
+
+    def __call__(self, event: Event) -> None:
+        with self.lock:
+            self._apply(event)
+            self.live.update(self._table())
+
+    def _apply(self, event: Event) -> None:
+        kind = event.get("event", "")
+        name = event.get("server")
+        if kind == "output" and name:
+            self._print_lines(name, event.get("data", ""))
+            return
+        if not name:
+            if kind == "aborting":
+                self.console.print(f"[bold red]aborting:[/] {event.get('reason')}")
+            return
+        row = self.rows.setdefault(name, {"state": "waiting", "doing": "", "result": ""})
+        if kind == "started":
+            row["state"] = "running"
+        elif kind == "finished":
+            self._print_lines(name, "", flush=True)
+            ok = event.get("ok")
+            row["state"] = "ok" if ok else str(event.get("status"))
+            code = event.get("exit_code")
+            row["result"] = f"exit {code}" if code is not None else str(
+                (event.get("error") or {}).get("code", ""))
+        elif kind == "item_started":
+            row["state"] = "undoing" if event.get("phase") == "undo" else "deploying"
+            row["doing"] = f"{event.get('item')} ({event.get('phase')})"
+        elif kind == "item_finished":
+            mark = "ok" if event.get("ok") else f"failed ({event.get('status')})"
+            row["result"] = f"{event.get('item')} {event.get('phase')}: {mark}"
+            if not event.get("ok") and event.get("output"):
+                self._print_lines(name, event["output"], flush=True)
+        elif kind == "gate_started":
+            row["doing"] = "health gate"
+        elif kind == "gate_finished":
+            row["result"] = str(event.get("detail", ""))
+        elif kind == "server_state":
+            row["state"] = str(event.get("state"))
+            row["doing"] = ""
+
+    def _print_lines(self, name: str, data: str, flush: bool = False) -> None:
+        text = self.partial.pop(name, "") + data
+        lines = text.split("\n")
+        rest = lines.pop()
+        if flush and rest:
+            lines.append(rest)
+            rest = ""
+        if rest:
+            self.partial[name] = rest
+        for line in lines:
+            self.console.print(f"[cyan]\\[{name}][/] {line}", markup=True, highlight=False,
+                               soft_wrap=True)
+
+    def _table(self) -> Any:
+        from rich.table import Table
+
+        elapsed = time.monotonic() - self.started
+        table = Table(title=f"sane  {elapsed:5.1f}s", title_justify="left", expand=False)
+        for column in ("server", "state", "doing", "last result"):
+            table.add_column(column)
+        colours = {"ok": "green", "deployed": "green", "running": "yellow",
+                   "deploying": "yellow", "undoing": "magenta", "rolled_back": "magenta"}
+        for name, row in self.rows.items():
+            colour = colours.get(row["state"], "red" if row["state"] not in
+                                 ("waiting", "untouched") else "white")
+            table.add_row(name, f"[{colour}]{row['state']}[/]", row["doing"], row["result"])
+        return table
+
+    def close(self) -> None:
+        with self.lock:
+            for name in list(self.partial):
+                self._print_lines(name, "", flush=True)
+            self.live.stop()
