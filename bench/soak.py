@@ -317,8 +317,10 @@ def soak(cfg: Config) -> dict[str, Any]:
         chaos.settle()
         for run_id, server, rest in tally.running:  # they end now, exactly or lost
             r = run_wait(ctx, run_id, timeout=cfg.timeout + 20)
-            final = (r["status"] if r["status"] != "completed" or r["exit_code"] != 0
-                     else "exact" if r["output"] == rest else "lie")
+            if r["status"] == "completed" and r["exit_code"] == 0:
+                final = "exact" if r["output"] == rest else "lie"
+            else:  # explicit, and whatever it shows must be the real output's start
+                final = r["status"] if rest.startswith(r["output"]) else "lie"
             tally.rewaited[final] += 1
             if final == "lie":
                 tally.lies.append({"server": server, "run_id": run_id, "rewait": dict(r)})
