@@ -17,6 +17,22 @@ def sane_home() -> Path:
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) readable by the owner only; return it."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create ``path`` (and missing parents) readable by the owner only; return it.
+
+    A failure (a file in the way, a read-only or full file system) is ``state_invalid``
+    naming the directory, not a bare OSError."""
+    missing = []
+    probe = path
+    while not probe.is_dir() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    try:
+        # Each missing level 0700 (mkdir(parents=True) would make the parents 0755: a
+        # first run record made $SANE_HOME itself world-readable).
+        for directory in reversed(missing):
+            directory.mkdir(mode=0o700, exist_ok=True)
+    except OSError as exc:
+        from sane.state import os_failure
+
+        raise os_failure("create the directory", path, exc) from exc
     return path

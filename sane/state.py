@@ -7,6 +7,7 @@ fsync the directory. Files are created 0600: state may name hosts and commands.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -21,12 +22,19 @@ from sane.poll import poll
 LOCK_TIMEOUT = 10.0
 
 
+def os_failure(action: str, path: Path, exc: OSError) -> errors.StateError:
+    """``state_invalid`` naming the file and the cause (``details.errno``: ENOSPC,
+    EROFS, EACCES...), so a full disk or a read-only home is told apart from a bug."""
+    return errors.StateError(f"cannot {action} {path}: {exc.strerror}", path=str(path),
+                             errno=errno.errorcode.get(exc.errno or 0, str(exc.errno)))
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     directory = path.parent
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
-        raise errors.StateError(f"cannot write {path}: {exc.strerror}", path=str(path)) from exc
+        raise os_failure("write", path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -42,7 +50,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise errors.StateError(f"cannot write {path}: {exc.strerror}", path=str(path)) from exc
+        raise os_failure("write", path, exc) from exc
 
 
 def write_json(path: Path, value: Any) -> None:
@@ -63,7 +71,10 @@ def file_lock(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """Exclusive lock for a read-modify-write of ``path`` (an ``flock`` on
     ``path.lock``), waited for at most ``timeout`` seconds, then ``state_locked``."""
     lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise os_failure("lock", path, exc) from exc
     try:
         def acquired() -> bool:
             try:

@@ -57,7 +57,7 @@ def test_literal_text_and_two_prompts(sane_ctx: Context, tmux_server: TmuxTestSe
     r = run(sane_ctx, pane,
             "read -r -p 'A: ' a; read -r -p 'B: ' b; printf '<%s|%s>' \"$a\" \"$b\"", timeout=10)
     assert (r["status"], r["prompt"]) == ("waiting_input", "A: ")
-    tricky = "-x 'q\" $(id) ; `x` \\ C-c"
+    tricky = "-x 'q\" $(id) ; `x` \\ C-c #{pane_id} #(id) ##"
     second = answer(sane_ctx, r["run_id"], tricky)
     assert (second["status"], second["prompt"], second["output"]) == (
         "waiting_input", "B: ", tricky + "\nB: ")

@@ -130,12 +130,7 @@ def record(home: Path, reports: list[dict[str, Any]]) -> dict[str, dict[str, Any
     """Fold reports into the local history; return the new entries by server."""
     path = private_dir(home) / "health-history.json"
     with file_lock(path):
-        try:
-            history: dict[str, dict[str, Any]] = json.loads(path.read_bytes())
-        except FileNotFoundError:
-            history = {}
-        except ValueError:
-            history = {}  # a corrupt history is rebuilt, never trusted
+        history = _load_history(path)
         now = _now()
         for report in reports:
             entry = history.setdefault(report["server"], {"last_ok_at": None,
@@ -149,6 +144,39 @@ def record(home: Path, reports: list[dict[str, Any]]) -> dict[str, dict[str, Any
                 entry["failure_streak"] = int(entry.get("failure_streak", 0)) + 1
         write_atomic(path, json.dumps(history, indent=2, sort_keys=True).encode() + b"\n")
     return {r["server"]: history[r["server"]] for r in reports}
+
+
+def _load_history(path: Path) -> dict[str, dict[str, Any]]:
+    """The history, or a fresh one when the file is missing or corrupt.
+
+    A corrupt history (not JSON, or not the shape sane writes) is never trusted, and
+    never destroyed either: it is renamed to ``health-history.json.corrupt-<time>``
+    for a person to look at, and the history starts again.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        from sane.state import os_failure
+
+        raise os_failure("read", path, exc) from exc
+    try:
+        history = json.loads(raw)
+        if isinstance(history, dict) and all(
+                isinstance(entry, dict) and isinstance(entry.get("failure_streak", 0), int)
+                for entry in history.values()):
+            return history
+    except ValueError:
+        pass
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    try:
+        path.rename(path.with_name(f"{path.name}.corrupt-{stamp}"))
+    except OSError as exc:
+        from sane.state import os_failure
+
+        raise os_failure("set aside the corrupt", path, exc) from exc
+    return {}
 
 
 def set_health(server: Server, status: str, fields: dict[str, Any]) -> dict[str, Any]:

@@ -24,9 +24,11 @@ from sane.paths import private_dir, sane_home
 from sane.state import file_lock, write_atomic
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
-# ssh options that could smuggle a secret or a local command into the registry.
+# ssh options that could smuggle a secret or a local command into the registry (the
+# two providers load a shared library into ssh: local code, from an imported inventory).
 FORBIDDEN_OPTIONS = frozenset({"password", "passwordauthentication", "proxycommand",
-                               "localcommand", "permitlocalcommand", "knownhostscommand"})
+                               "localcommand", "permitlocalcommand", "knownhostscommand",
+                               "pkcs11provider", "securitykeyprovider"})
 
 
 class Server(BaseModel):

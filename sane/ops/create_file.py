@@ -32,7 +32,7 @@ from sane.ops.context import Context
 from sane.ops.runs import RunOptions, run_command
 from sane.protocol import markers as mk
 from sane.protocol.scanner import RunScanner
-from sane.tmux.command import quote
+from sane.tmux.command import no_formats, quote
 from sane.tmux.control import ControlClient
 
 REPORT = "SANE-CF"
@@ -148,7 +148,7 @@ class _Sender:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(self.payload)
             name = f"sane-cf-{os.urandom(6).hex()}"
-            client.command(f"load-buffer -b {name} {quote(tmp)}")
+            client.command(f"load-buffer -b {name} {quote(no_formats(tmp))}")
             client.command(f"paste-buffer -d -r -b {name} -t {pane_id}")
         finally:
             os.unlink(tmp)

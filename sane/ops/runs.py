@@ -32,7 +32,7 @@ from sane.protocol import scanner as sc
 from sane.protocol.runner import RunInput
 from sane.protocol.runner import run_input as frame_command
 from sane.tmux import panes
-from sane.tmux.command import quote
+from sane.tmux.command import no_formats, quote
 from sane.tmux.control import ControlClient, PaneStream
 
 if TYPE_CHECKING:
@@ -640,7 +640,7 @@ def _make_durable(ctx: Context, client: ControlClient, state: panes.PaneState,
                 "cannot record its output", pane=state.pane_id)
         stream_path.touch(mode=0o600)
         client.command(f"pipe-pane -o -t {state.pane_id} "
-                       + quote(f"exec cat >> {shlex.quote(str(stream_path))}"))
+                       + quote(no_formats(f"exec cat >> {shlex.quote(str(stream_path))}")))
         rec["durable"] = True
         rec["resumable"] = True
     rec["nonce"], rec["tokens"] = scanner.nonce, sorted(scanner.tokens)
@@ -680,46 +680,71 @@ def _hand_over(
     waiting: Waiting | None = None,
 ) -> RunResult:
     """The deadline passed or a prompt waits for an answer: record the rest of the
-    stream to a file for later calls."""
+    stream to a file for later calls.
+
+    If the record cannot be written (a full disk, a read-only ``$SANE_HOME``) the
+    hand-over is undone, the pane's busy flag released (else this process would hold
+    the pane busy forever, nobody able to wait on the run) and ``state_invalid`` says
+    so: the command may still be running in the pane.
+    """
     import shutil
 
     from sane.paths import private_dir
 
     pane_id = rec["pane"]
-    directory = private_dir(runs_dir(ctx) / rec["run_id"])
-    stream_path = directory / "stream"
-    if rec.get("durable"):
-        # The file has held the pane's output since before the command was typed.
-        scanner.feed(stream.take(0))
-        head = b""
-    else:
-        stream_path.touch(mode=0o600)
-        head = None
-    state = ctx.pane_state(pane_id) if head is None else None
-    if state is not None:
-        rec["resumable"] = not state.piped
-    if state is not None and not state.piped:
-        shell = f"exec cat >> {shlex.quote(str(stream_path))}"
-        reply = client.send(f"pipe-pane -o -t {pane_id} {quote(shell)}")
-        client.result(reply)
-        # What tmux sent before pipe-pane's reply is ours; the file holds the rest (the
-        # reader thread may already have pushed later output too: cut it off exactly).
-        scanner.feed(stream.take_until(reply.positions.get(stream, stream.pushed)))
-    elif state is not None:
-        scanner.feed(stream.take(0))
-    if scanner.outcome is not None:
-        # It finished in the meantime: no hand-over needed after all.
-        client.command(f"pipe-pane -t {pane_id}")
-        shutil.rmtree(directory, ignore_errors=True)
-        status, code, exited = _status_of(_Follow("outcome"), scanner, False)
-        _settle(ctx, client, pane_id, scanner)
+    try:
+        directory = private_dir(runs_dir(ctx) / rec["run_id"])
+        stream_path = directory / "stream"
+        if rec.get("durable"):
+            # The file has held the pane's output since before the command was typed.
+            scanner.feed(stream.take(0))
+            head = b""
+        else:
+            try:
+                stream_path.touch(mode=0o600)
+            except OSError as exc:
+                from sane.state import os_failure
+
+                raise os_failure("write", stream_path, exc) from exc
+            head = None
+        state = ctx.pane_state(pane_id) if head is None else None
+        if state is not None:
+            rec["resumable"] = not state.piped
+        if state is not None and not state.piped:
+            shell = f"exec cat >> {shlex.quote(str(stream_path))}"
+            reply = client.send(f"pipe-pane -o -t {pane_id} {quote(no_formats(shell))}")
+            client.result(reply)
+            # What tmux sent before pipe-pane's reply is ours; the file holds the rest (the
+            # reader thread may already have pushed later output too: cut it off exactly).
+            scanner.feed(stream.take_until(reply.positions.get(stream, stream.pushed)))
+        elif state is not None:
+            scanner.feed(stream.take(0))
+        if scanner.outcome is not None:
+            # It finished in the meantime: no hand-over needed after all.
+            client.command(f"pipe-pane -t {pane_id}")
+            shutil.rmtree(directory, ignore_errors=True)
+            status, code, exited = _status_of(_Follow("outcome"), scanner, False)
+            _settle(ctx, client, pane_id, scanner)
+            _release(client, pane_id)
+            return _result(ctx, rec, scanner, status, code, exited,
+                           (time.perf_counter() - started) * 1000)
+        result = _result(ctx, rec, scanner, "waiting_input" if waiting else "running", None,
+                         False, (time.perf_counter() - started) * 1000, waiting)
+        _save_record(ctx, rec, head=bytes(scanner.buf) if head is None else head)
+        return result
+    except errors.StateError as exc:
+        if rec.get("durable"):
+            raise  # its record and pipe predate this failure: `run wait` can still follow
+        with contextlib.suppress(errors.SaneError):
+            client.command(f"pipe-pane -t {pane_id}")
+        shutil.rmtree(runs_dir(ctx) / rec["run_id"], ignore_errors=True)
         _release(client, pane_id)
-        return _result(ctx, rec, scanner, status, code, exited,
-                       (time.perf_counter() - started) * 1000)
-    result = _result(ctx, rec, scanner, "waiting_input" if waiting else "running", None, False,
-                     (time.perf_counter() - started) * 1000, waiting)
-    _save_record(ctx, rec, head=bytes(scanner.buf) if head is None else head)
-    return result
+        raise errors.StateError(
+            f"{exc.message}; run {rec['run_id']} {'waits for input' if waiting else 'timed out'} "
+            "and could not be recorded, so "
+            f"it cannot be waited on: its command may still be running in pane {pane_id}",
+            **{**exc.details, "run_id": rec["run_id"], "pane": pane_id},
+        ) from exc
 
 
 def _replay(ctx: Context, rec: dict[str, Any]) -> tuple[sc.RunScanner, Path, int]:

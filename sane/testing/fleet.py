@@ -83,6 +83,7 @@ class Server:
     directory: Path
     netns: str | None = None
     hostname: str | None = None
+    veth: str | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _pid: int | None = field(default=None, repr=False)
 
@@ -353,6 +354,15 @@ class Fleet:
     def restart(self, name: str) -> None:
         self.stop(name)
         self.start(name)
+
+    def set_link(self, name: str, up: bool) -> None:
+        """Cut (``up=False``) or restore a netns server's link: its veth on the bridge
+        goes down or up. The server and its TCP connections stay alive, packets are
+        simply not delivered meanwhile (a cable pulled, not a host gone)."""
+        srv = self.server(name)
+        if srv.veth is None:
+            raise FleetError(f"{name} has no link to cut (only netns fleets have one)")
+        _must([self._tools["ip"], "link", "set", srv.veth, "up" if up else "down"])
 
     def regenerate_host_key(self, name: str, *, update_known_hosts: bool = False) -> None:
         """Give ``name`` a new host key and restart it.
@@ -653,6 +663,7 @@ class Fleet:
                 _must([ip, "link", "add", veth, "type", "veth", "peer", "name", "eth0",
                        "netns", ns])
                 self._veths.append(veth)
+                srv.veth = veth
                 _must([ip, "link", "set", veth, "master", bridge, "up"])
                 srv.host = f"{subnet}.{index + 2}"
                 srv.netns = ns

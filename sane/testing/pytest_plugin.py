@@ -19,6 +19,7 @@ import pytest
 from sane.ops.context import Context
 from sane.testing.fleet import Fleet, FleetUnavailable, Mode
 from sane.tmux.command import TmuxServer
+from sane.tmux.structure import creation_lock_path
 
 # Shells started with no rc files: tests must not depend on the machine's dotfiles.
 SHELLS = {
@@ -57,7 +58,10 @@ class TmuxTestServer:
         return self.server.run(*args)
 
     def kill(self) -> None:
+        """Kill the server and remove sane's creation lock file for its socket (one
+        per socket name: without this every test left one in the temp directory)."""
         self.server.run("kill-server", check=False)
+        creation_lock_path(self.server).unlink(missing_ok=True)
 
 
 @pytest.fixture

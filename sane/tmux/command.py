@@ -21,6 +21,16 @@ def quote(arg: str) -> str:
     return '"\\n"'.join("'" + p.replace("'", "'\"'\"'") + "'" for p in parts)
 
 
+def no_formats(text: str) -> str:
+    """``text`` safe from tmux's format expansion (``#`` -> ``##``).
+
+    tmux expands formats in some arguments (``pipe-pane``'s command, ``load-buffer``'s
+    path): a ``#{...}`` in a path would be replaced and a ``#(...)`` run as a shell
+    command, so paths from ``$SANE_HOME`` or ``$TMPDIR`` go through this first.
+    """
+    return text.replace("#", "##")
+
+
 _TMUX_PATH: dict[str, str | None] = {}
 
 

@@ -38,6 +38,13 @@ def _libtmux_server(server: TmuxServer):  # type: ignore[no-untyped-def]
 _held = threading.local()
 
 
+def creation_lock_path(server: TmuxServer) -> Path:
+    """The lock file serialising creation on ``server`` (one per tmux socket; whoever
+    kills a tmux server for good, a test fixture say, may remove it)."""
+    name = "".join(c if c.isalnum() else "_" for c in server.label)
+    return Path(tempfile.gettempdir()) / f"sane-{os.getuid()}-{name}.lock"
+
+
 @contextlib.contextmanager
 def creation_lock(server: TmuxServer) -> Iterator[None]:
     """Serialise creating sessions and windows across processes and threads, so two
@@ -50,9 +57,7 @@ def creation_lock(server: TmuxServer) -> Iterator[None]:
         finally:
             _held.depth -= 1
         return
-    name = "".join(c if c.isalnum() else "_" for c in server.label)
-    path = Path(tempfile.gettempdir()) / f"sane-{os.getuid()}-{name}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(creation_lock_path(server), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         _held.depth = 1
