@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, NotRequired, TypedDict
 
-SCHEMA_VERSION = 1
+from sane.envelope import SCHEMA_VERSION  # noqa: F401  (the contract's version, kept here too)
 
 RunStatus = Literal["completed", "running", "interrupted", "waiting_input", "lost"]
 

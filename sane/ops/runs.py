@@ -23,7 +23,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sane import errors
-from sane.models import RunResult, RunStatus
 from sane.ops.context import Context
 from sane.ops.takeover import PaneDied, ensure_runner, install_runner, respawn, tokens_of
 from sane.poll import poll
@@ -38,6 +37,7 @@ from sane.tmux.control import ControlClient, PaneStream
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from sane.models import RunResult, RunStatus
     from sane.ops.prompts import Waiting
 
 # Imported lazily below (sane.paths, sane.state, shutil): only timeouts and truncation
@@ -419,24 +419,26 @@ def _result(
         write_atomic(spill_path, data)
         spill = str(spill_path)
     rendered = output.render(data, max_output, f"full output in {spill}")
-    return RunResult(
-        run_id=rec["run_id"],
-        pane=rec["pane"],
-        command=rec["command"],
-        status=status,
-        exit_code=exit_code,
-        output=rendered.text,
-        output_base64=rendered.text_base64,
-        output_start=start,
-        output_bytes=rendered.size,
-        truncated=rendered.truncated,
-        full_output_path=spill,
-        shell_exited=shell_exited,
-        duration_ms=round(duration_ms, 3),
-        prompt=waiting.prompt if waiting is not None else None,
-        waiting_reason=waiting.reason if waiting is not None else None,
-        waiting_program=waiting.program if waiting is not None else None,
-    )
+    # A TypedDict is a plain dict at run time: no need to import sane.models for it.
+    result: RunResult = {
+        "run_id": rec["run_id"],
+        "pane": rec["pane"],
+        "command": rec["command"],
+        "status": status,
+        "exit_code": exit_code,
+        "output": rendered.text,
+        "output_base64": rendered.text_base64,
+        "output_start": start,
+        "output_bytes": rendered.size,
+        "truncated": rendered.truncated,
+        "full_output_path": spill,
+        "shell_exited": shell_exited,
+        "duration_ms": round(duration_ms, 3),
+        "prompt": waiting.prompt if waiting is not None else None,
+        "waiting_reason": waiting.reason if waiting is not None else None,
+        "waiting_program": waiting.program if waiting is not None else None,
+    }
+    return result
 
 
 def _save_record(ctx: Context, rec: dict[str, Any], head: bytes | None = None) -> None:

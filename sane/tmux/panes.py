@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from sane import errors
-from sane.models import PaneInfo
+
+if TYPE_CHECKING:
+    from sane.models import PaneInfo  # a plain dict at run time: no import on the hot path
 
 # Pane user options sane keeps on the panes it drives (tmux stores them, so every
 # sane process, and a person running `tmux show -p`, sees the same state).
@@ -97,21 +99,22 @@ def parse_info(line: str) -> PaneInfo:
     f = line.split("\t", len(_INFO_FIELDS) - 1)
     if len(f) != len(_INFO_FIELDS):
         raise ValueError(f"unexpected pane line: {line!r}")
-    return PaneInfo(
-        pane_id=f[0],
-        session=f[1],
-        window_index=int(f[2]),
-        window_name=f[3],
-        pane_index=int(f[4]),
-        current_command=f[5],
-        cwd=f[6],
-        width=int(f[7]),
-        height=int(f[8]),
-        active=f[9] == "1",
-        dead=f[10] == "1",
-        sane_role=f[11] or None,
-        sane_server=f[12] or None,
-        busy=bool(f[13]),
-        run_id=f[13] or None,
-        title=f[14],
-    )
+    info: PaneInfo = {
+        "pane_id": f[0],
+        "session": f[1],
+        "window_index": int(f[2]),
+        "window_name": f[3],
+        "pane_index": int(f[4]),
+        "current_command": f[5],
+        "cwd": f[6],
+        "width": int(f[7]),
+        "height": int(f[8]),
+        "active": f[9] == "1",
+        "dead": f[10] == "1",
+        "sane_role": f[11] or None,
+        "sane_server": f[12] or None,
+        "busy": bool(f[13]),
+        "run_id": f[13] or None,
+        "title": f[14],
+    }
+    return info
