@@ -318,3 +318,18 @@ def test_an_unreachable_server_fails_alone_with_the_reason(sane_ctx: Context, fl
     assert s3["failed_item"] == "step:one" and s3["applied"] == []
     assert s3["steps"][0]["status"] == "unreachable"
     assert s3["steps"][0]["error"]["code"] == "connection_refused"
+
+
+def test_one_process_at_a_time_on_a_deploy(sane_ctx: Context, fleet3: Any,
+                                           tmp_path: Path) -> None:
+    from sane.deploy.engine import _owned, deploys_dir
+
+    plan = write_plan(tmp_path, steps=LOG_STEPS[:1])
+    report = api.deploy(sane_ctx, plan, servers_of(sane_ctx)[:1])
+    directory = deploys_dir(sane_ctx) / report["deploy_id"]
+    with _owned(directory):  # as another live process working on it would
+        with pytest.raises(errors.DeployRunning):
+            api.resume(sane_ctx, report["deploy_id"])
+        assert api.status(sane_ctx, report["deploy_id"])["status"] == "completed"
+    assert api.rollback(sane_ctx, report["deploy_id"])["status"] == "rolled_back"
+    assert home_log(fleet3, "s1") == ["one", "undo-one"]
