@@ -152,7 +152,8 @@ def run_demo(say: Callable[[str], None], keep: bool = False) -> dict[str, Any]:
             _teardown(server, base)
             say("== torn down: sshd servers stopped, tmux server killed, temp files removed")
     if keep:
-        say(f"kept: tmux -L {socket} attach -t sane   |   state in {base}")
+        say(f"kept: look around with `tmux -L {socket} attach -t sane` (SANE_HOME={base}/home);"
+            f" stop with `sane demo fleet stop --dir {base}/fleet; tmux -L {socket} kill-server`")
     return {"demo_ok": all(c["ok"] for c in demo.checks), "checks": demo.checks,
             "kept": keep, "tmux_socket": socket if keep else None,
             "directory": str(base) if keep else None, **demo.stages}
