@@ -76,17 +76,23 @@ def file_lock(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     except OSError as exc:
         raise os_failure("lock", path, exc) from exc
     try:
-        def acquired() -> bool:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False
-            return True
-
-        if not poll(acquired, timeout, first=0.001, cap=0.05):  # flock has no timeout
+        if not flock_within(fd, timeout):
             raise errors.StateLocked(
                 f"{path} stayed locked for {timeout:g}s by another process", path=str(path)
             )
         yield
     finally:
         os.close(fd)
+
+
+def flock_within(fd: int, timeout: float) -> bool:
+    """Take an exclusive ``flock`` on ``fd``, waiting at most ``timeout`` seconds
+    (flock itself can only wait forever or not at all)."""
+    def acquired() -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    return bool(poll(acquired, timeout, first=0.001, cap=0.05))

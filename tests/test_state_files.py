@@ -238,3 +238,26 @@ def test_run_timing_out_on_a_full_or_read_only_home_is_a_clear_error(
         assert (result["status"], result["output"]) == ("completed", "again\n")
     finally:
         ctx.close()
+
+
+def test_a_stuck_creation_lock_is_a_clear_error_not_a_hang(
+        tmux_server: TmuxTestServer) -> None:
+    """A process stuck while holding the creation lock makes the next creator give up
+    with state_locked instead of waiting forever."""
+    import fcntl
+
+    from sane.tmux import structure
+
+    path = structure.creation_lock_path(tmux_server.server)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another open file: flock conflicts as across processes
+    old = structure.CREATION_LOCK_TIMEOUT
+    structure.CREATION_LOCK_TIMEOUT = 0.2
+    try:
+        with pytest.raises(errors.StateLocked) as caught, structure.creation_lock(
+                tmux_server.server):
+            pass
+        assert "creating tmux sessions" in caught.value.message
+    finally:
+        structure.CREATION_LOCK_TIMEOUT = old
+        os.close(fd)

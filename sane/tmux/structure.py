@@ -8,7 +8,6 @@ control client instead.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import tempfile
 import threading
@@ -36,6 +35,8 @@ def _libtmux_server(server: TmuxServer):  # type: ignore[no-untyped-def]
 
 
 _held = threading.local()
+# Creation holds the lock for a few tmux commands; minutes mean a stuck process.
+CREATION_LOCK_TIMEOUT = 60.0
 
 
 def creation_lock_path(server: TmuxServer) -> Path:
@@ -57,9 +58,15 @@ def creation_lock(server: TmuxServer) -> Iterator[None]:
         finally:
             _held.depth -= 1
         return
-    fd = os.open(creation_lock_path(server), os.O_RDWR | os.O_CREAT, 0o600)
+    from sane.state import flock_within
+
+    path = creation_lock_path(server)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        if not flock_within(fd, CREATION_LOCK_TIMEOUT):
+            raise errors.StateLocked(
+                f"another sane process has been creating tmux sessions or windows on "
+                f"{server.label} for {CREATION_LOCK_TIMEOUT:g}s (lock {path})", path=str(path))
         _held.depth = 1
         try:
             yield
