@@ -280,3 +280,25 @@ def test_output_base64_only_when_needed(sane_ctx: Context, pane: str) -> None:
     assert r["output_base64"] is None
     r = run(sane_ctx, pane, "printf '\\351'")
     assert base64.b64decode(r["output_base64"]) == b"\xe9"
+
+
+def test_old_ended_run_records_are_pruned_on_the_next_hand_over(
+        sane_ctx: Context, tmux_server: TmuxTestServer, pane: str) -> None:
+    import os
+    import time
+
+    from sane.ops.runs import runs_dir
+
+    other = tmux_server.new_pane("bash")
+    ended = run(sane_ctx, pane, "sleep 0.4; echo done", timeout=0.1)
+    assert dict(run_wait(sane_ctx, ended["run_id"], timeout=30))["status"] == "completed"
+    going = run(sane_ctx, pane, "sleep 30", timeout=0.1)
+    week_ago = time.time() - 8 * 24 * 3600
+    for run_id in (ended["run_id"], going["run_id"]):
+        os.utime(runs_dir(sane_ctx) / run_id / "record.json", (week_ago, week_ago))
+    recent = run(sane_ctx, other, "sleep 0.3", timeout=0.05)  # a hand-over: prunes
+    kept = {p.name for p in runs_dir(sane_ctx).iterdir()}
+    assert ended["run_id"] not in kept  # old and ended: removed
+    assert going["run_id"] in kept  # old but still running: someone may wait on it
+    assert recent["run_id"] in kept
+    assert run_interrupt(sane_ctx, going["run_id"])["status"] == "interrupted"

@@ -451,6 +451,37 @@ def _save_record(ctx: Context, rec: dict[str, Any], head: bytes | None = None) -
     write_json(directory / "record.json", rec)
 
 
+RECORD_MAX_AGE = 7 * 24 * 3600.0
+
+
+def prune_runs(ctx: Context, keep: str = "", max_age: float = RECORD_MAX_AGE) -> list[str]:
+    """Remove records of runs that ended and were last touched over ``max_age`` seconds
+    ago (they hold command text and output: keep them no longer than a wait needs).
+    A record whose run may still be going is kept, however old. Runs on each hand-over,
+    so it costs nothing on a run that finishes in time."""
+    removed: list[str] = []
+    root = runs_dir(ctx)
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return removed
+    limit = time.time() - max_age
+    for directory in entries:
+        run_id = directory.name
+        if run_id == keep:
+            continue
+        try:
+            if (directory / "record.json").stat().st_mtime > limit:
+                continue
+            ended = run_finished(ctx, run_id)
+        except (OSError, errors.SaneError):
+            continue
+        if ended:
+            forget_run(ctx, run_id)
+            removed.append(run_id)
+    return removed
+
+
 def _load_record(ctx: Context, run_id: str) -> dict[str, Any]:
     if not run_id or "/" in run_id or run_id.startswith("."):
         raise errors.InvalidArgument(f"not a run id: {run_id!r}", run_id=run_id)
@@ -733,6 +764,7 @@ def _hand_over(
         result = _result(ctx, rec, scanner, "waiting_input" if waiting else "running", None,
                          False, (time.perf_counter() - started) * 1000, waiting)
         _save_record(ctx, rec, head=bytes(scanner.buf) if head is None else head)
+        prune_runs(ctx, keep=rec["run_id"])
         return result
     except errors.StateError as exc:
         if rec.get("durable"):
