@@ -16,6 +16,16 @@ def sane_home() -> Path:
     return Path(value).expanduser() if value else Path.home() / ".sane"
 
 
+def temp_dir() -> str:
+    """Where sane keeps per-user sockets and locks: ``tempfile.gettempdir()``'s choice
+    of environment variables, without importing tempfile (~10 ms) on every start."""
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        value = os.environ.get(name)
+        if value:
+            return value
+    return "/tmp"
+
+
 def private_dir(path: Path) -> Path:
     """Create ``path`` (and missing parents) readable by the owner only; return it.
 

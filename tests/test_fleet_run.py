@@ -149,3 +149,33 @@ def test_stream_on_a_terminal_draws_a_live_table(cli_env: dict[str, str], sane_c
         assert f"[{name}] second\n" in text
     doc = json.loads(text[text.index('{"ok"'):])
     assert doc["status"] == "completed" and doc["counts"]["ok"] == 3
+
+
+def _cli_run(cli_env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess[str],
+                                                           dict[str, Any]]:
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "sane.cli.main",
+                           "fleet", "run", *args], env=cli_env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    return proc, json.loads(proc.stdout)
+
+
+def test_cli_fleet_run_skips_pydantic_only_for_bytes_it_validated(
+        cli_env: dict[str, str], sane_ctx: Context, ssh_fleet: Any) -> None:
+    """servers.json as sane last validated it: no pydantic import (it costs more than
+    the runs). Edited by hand into something invalid: the validating path answers."""
+    register(sane_ctx.home, ssh_fleet)
+    path = sane_ctx.home / "servers.json"
+    copy = sane_ctx.home / "servers.json.validated"
+    assert copy.read_bytes() == path.read_bytes()
+    assert oct(copy.stat().st_mode & 0o777) == "0o600"
+    proc, doc = _cli_run(cli_env, "--all", "echo $FLEET_HOST")
+    assert [r["output"] for r in doc["results"]] == ["s1\n", "s2\n", "s3\n"]
+    assert "pydantic" not in proc.stderr  # the -X importtime listing
+    proc, doc = _cli_run(cli_env, "--servers", "s2,nope", "true")  # unknown name
+    assert doc["error"]["code"] == "server_not_found" and "nope" in doc["error"]["message"]
+    data = json.loads(path.read_text())
+    data["servers"][1]["port"] = "not a port"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    proc, doc = _cli_run(cli_env, "--all", "true")
+    assert proc.returncode == 7 and doc["error"]["code"] == "config_invalid"
+    assert doc["error"]["details"]["field"] == "servers.1.port"

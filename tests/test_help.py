@@ -12,8 +12,11 @@ from sane.cli.main import cli
 def _commands(command: click.Command, path: str) -> Iterator[tuple[str, click.Command]]:
     yield path, command
     if isinstance(command, click.Group):
-        for name, sub in command.commands.items():
-            yield from _commands(sub, f"{path} {name}")
+        with click.Context(command) as ctx:
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                assert sub is not None, name
+                yield from _commands(sub, f"{path} {name}")
 
 
 def test_every_command_help_shows_an_example() -> None:

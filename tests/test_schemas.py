@@ -35,7 +35,10 @@ def _command(path: str) -> click.Command:
     command: click.Command = cli
     for word in path.split():
         assert isinstance(command, click.Group)
-        command = command.commands[word]
+        with click.Context(command) as ctx:
+            found = command.get_command(ctx, word)
+        assert found is not None, path
+        command = found
     return command
 
 

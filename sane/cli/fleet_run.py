@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from sane.cli._output import emit, socket_option
-from sane.cli._select import selected_servers, split_names
+from sane.cli._select import selected_for_run, selected_servers, split_names
 from sane.cli._stream import progress
 
 EPILOG = """\b
@@ -67,7 +67,7 @@ def run(command: tuple[str, ...], servers: str | None, tag: str | None, all_serv
     from sane.ops.context import Context
     from sane.tmux.command import TmuxServer
 
-    selected = selected_servers(split_names(servers), tag, all_servers)
+    selected = selected_for_run(split_names(servers), tag, all_servers)
     with progress(stream) as on_event, Context(TmuxServer.from_env(socket)) as ctx:
         result = fleet_run(ctx, selected, " ".join(command), max_parallel, timeout, on_event)
     emit(result, 0 if result["status"] == "completed" else 1)

@@ -2,21 +2,48 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from sane.cli._output import entry, socket_option
-from sane.cli.create_file import create_file_cli
-from sane.cli.demo import demo_group
-from sane.cli.deploy import deploy_group
-from sane.cli.detect_platform import detect_platform_cli
-from sane.cli.fleet import connect, down, test, up
-from sane.cli.fleet_run import fleet_group
-from sane.cli.health import health_group
-from sane.cli.list_panes import list_panes_cli
-from sane.cli.run_command import emit_run, quiet_period_option, run_command_cli
-from sane.cli.schema import call_cli, mcp_cli, schema_cli
-from sane.cli.server import server_group
-from sane.cli.watch import watch
+from sane.cli.run_command import emit_run, quiet_period_option
+
+# Subcommands are imported when used (``sane fleet run`` loads the fleet module only):
+# name -> (module, attribute).
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "run-command": ("sane.cli.run_command", "run_command_cli"),
+    "list-panes": ("sane.cli.list_panes", "list_panes_cli"),
+    "create-file": ("sane.cli.create_file", "create_file_cli"),
+    "detect-platform": ("sane.cli.detect_platform", "detect_platform_cli"),
+    "server": ("sane.cli.server", "server_group"),
+    "up": ("sane.cli.fleet", "up"),
+    "connect": ("sane.cli.fleet", "connect"),
+    "down": ("sane.cli.fleet", "down"),
+    "fleet": ("sane.cli.fleet_run", "fleet_group"),
+    "health": ("sane.cli.health", "health_group"),
+    "watch": ("sane.cli.watch", "watch"),
+    "deploy": ("sane.cli.deploy", "deploy_group"),
+    "demo": ("sane.cli.demo", "demo_group"),
+    "schema": ("sane.cli.schema", "schema_cli"),
+    "mcp": ("sane.cli.schema", "mcp_cli"),
+    "call": ("sane.cli.schema", "call_cli"),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands (other than those defined here) load on first use:
+    every `sane X` would otherwise import every command's module (~15 ms)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY_COMMANDS:
+            module, attribute = LAZY_COMMANDS[name]
+            command: click.Command = getattr(importlib.import_module(module), attribute)
+            return command
+        return super().get_command(ctx, name)
 
 WAIT_EPILOG = """\b
 Example (a run left `running` by --timeout 1):
@@ -49,28 +76,12 @@ Example:
 """
 
 
-@click.group(epilog=CLI_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, epilog=CLI_EPILOG,
+             context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """tmux-sane: run commands in tmux panes and get exact results as JSON."""
 
 
-cli.add_command(run_command_cli, name="run-command")
-cli.add_command(list_panes_cli, name="list-panes")
-cli.add_command(create_file_cli, name="create-file")
-cli.add_command(detect_platform_cli, name="detect-platform")
-cli.add_command(server_group)
-server_group.add_command(test)
-cli.add_command(up)
-cli.add_command(connect)
-cli.add_command(down)
-cli.add_command(fleet_group)
-cli.add_command(health_group)
-cli.add_command(watch)
-cli.add_command(deploy_group)
-cli.add_command(demo_group)
-cli.add_command(schema_cli)
-cli.add_command(mcp_cli)
-cli.add_command(call_cli)
 
 
 @cli.group(epilog=RUN_EPILOG)

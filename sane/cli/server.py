@@ -168,3 +168,13 @@ def import_servers(source: str, fmt: str, replace: bool) -> None:
             registry.servers.append(server)
             added.append(server.model_dump(mode="json"))
     emit({"imported": added, "skipped": skipped})
+
+
+def _register_test() -> None:
+    """`sane server test` lives with the connection commands (sane.cli.fleet)."""
+    from sane.cli.fleet import test
+
+    server_group.add_command(test)
+
+
+_register_test()

@@ -18,7 +18,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from sane.fleet.panes import open_server_pane
 from sane.fleet.registry import Server
 from sane.ops.context import Context
 from sane.ops.runs import forget_run, new_run_id
+from sane.parallel import bounded_map
 
 Event = dict[str, Any]
 FINAL_STATES = ("deployed", "rolled_back", "rollback_failed", "failed", "untouched")
@@ -423,10 +423,7 @@ class Saga:
     def _parallel(self, names: list[str], work: Callable[[str], object]) -> None:
         if not names:
             return
-        width = min(self.plan.strategy.max_parallel, len(names))
-        with ThreadPoolExecutor(max_workers=width) as pool:
-            for future in [pool.submit(work, name) for name in names]:
-                future.result()
+        bounded_map(work, names, self.plan.strategy.max_parallel)
 
     def finish(self) -> Event:
         for name, fs in self.state.servers.items():

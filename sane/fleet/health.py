@@ -15,7 +15,6 @@ import shlex
 import subprocess
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from sane import errors
 from sane.fleet.registry import Server
 from sane.fleet.ssh import classify, ssh_argv
+from sane.parallel import bounded_map
 from sane.paths import private_dir
 from sane.state import file_lock, write_atomic
 
@@ -113,8 +113,7 @@ def check(home: Path, servers: list[Server], query_expr: str | None = None,
     """Read every server's health in parallel; record history; summarise."""
     if query_expr is not None:
         query(query_expr, {})  # a bad expression fails before any connection
-    with ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
-        reports = list(pool.map(read_one, servers))
+    reports = bounded_map(read_one, servers, max_parallel)
     history = record(home, reports)
     for report in reports:
         report["history"] = history.get(report["server"])

@@ -12,15 +12,15 @@ from __future__ import annotations
 import os
 import shlex
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sane import errors
-from sane.fleet.registry import Server
+from sane.fleet.spec import ServerLike
 from sane.fleet.ssh import classify, ssh_argv
 from sane.ops.context import Context
 from sane.ops.takeover import install_runner
+from sane.parallel import bounded_map
 from sane.tmux import panes
 from sane.tmux.structure import creation_lock, ensure_local_pane, prepare_pane
 
@@ -38,6 +38,7 @@ def ensure_session(ctx: Context) -> str:
 
 def server_panes(ctx: Context) -> dict[str, panes.PaneState]:
     """Live or dead ssh panes of the orchestrator session, by server name."""
+    ctx.attach_first(f"={ctx.session_name}")  # the runs will need that client anyway
     try:
         lines = ctx.tmux(["list-panes", "-s", "-t", f"={ctx.session_name}", "-F",
                           panes.STATE_FORMAT])
@@ -53,7 +54,7 @@ def server_panes(ctx: Context) -> dict[str, panes.PaneState]:
     return found
 
 
-def _new_pane(ctx: Context, server: Server, accept_new: bool) -> str:
+def _new_pane(ctx: Context, server: ServerLike, accept_new: bool) -> str:
     """A window running ssh behind a gate: the options that keep a failed ssh's pane
     (and its error text) around are set before ssh may start and exit."""
     gate = f"sane-gate-{os.urandom(6).hex()}"
@@ -72,7 +73,7 @@ def _new_pane(ctx: Context, server: Server, accept_new: bool) -> str:
     return pane_id
 
 
-def open_server_pane(ctx: Context, server: Server, accept_new: bool = False,
+def open_server_pane(ctx: Context, server: ServerLike, accept_new: bool = False,
                      timeout: float = CONNECT_TIMEOUT,
                      known: dict[str, panes.PaneState] | None = None) -> panes.PaneState:
     """A live, runner-ready pane for ``server``; raises the classified ssh error.
@@ -99,7 +100,7 @@ def open_server_pane(ctx: Context, server: Server, accept_new: bool = False,
     return _make_ready(ctx, server, pane_id, timeout)
 
 
-def _make_ready(ctx: Context, server: Server, pane_id: str, timeout: float) -> panes.PaneState:
+def _make_ready(ctx: Context, server: ServerLike, pane_id: str, timeout: float) -> panes.PaneState:
     state = ctx.pane_state(pane_id)
     client = ctx.client(state.session_id)
     stream = client.watch(pane_id)
@@ -124,13 +125,13 @@ def _make_ready(ctx: Context, server: Server, pane_id: str, timeout: float) -> p
         client.unwatch(pane_id, stream)
 
 
-def _connect_error(ctx: Context, server: Server, state: panes.PaneState) -> errors.SaneError:
+def _connect_error(ctx: Context, server: ServerLike, state: panes.PaneState) -> errors.SaneError:
     text = "\n".join(ctx.tmux(["capture-pane", "-p", "-J", "-S", "-", "-t", state.pane_id]))
     return classify(server, text.replace("Pane is dead", ""), pane=state.pane_id,
                     exit_status=state.dead_status)
 
 
-def connect_many(ctx: Context, servers: list[Server], accept_new: bool = False,
+def connect_many(ctx: Context, servers: Sequence[ServerLike], accept_new: bool = False,
                  max_parallel: int = DEFAULT_PARALLEL) -> list[dict[str, Any]]:
     """Open panes for many servers, at most ``max_parallel`` at once; one report each."""
     ensure_session(ctx)
@@ -139,7 +140,7 @@ def connect_many(ctx: Context, servers: list[Server], accept_new: bool = False,
     def ms(t: float) -> float:
         return round((t - origin) * 1000, 3)
 
-    def one(server: Server) -> dict[str, Any]:
+    def one(server: ServerLike) -> dict[str, Any]:
         started = time.perf_counter()
         report: dict[str, Any] = {"server": server.name, "ok": True, "pane": None,
                                   "error": None}
@@ -152,8 +153,7 @@ def connect_many(ctx: Context, servers: list[Server], accept_new: bool = False,
                       duration_ms=round((finished - started) * 1000, 3))
         return report
 
-    with ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
-        return list(pool.map(one, servers))
+    return bounded_map(one, servers, max_parallel)
 
 
 def down(ctx: Context, names: list[str] | None = None) -> list[str]:

@@ -107,7 +107,24 @@ class Registry:
         except OSError as exc:
             raise errors.StateError(f"cannot read {self.path}: {exc.strerror}",
                                     path=str(self.path)) from exc
-        return parse_registry(raw, str(self.path))
+        registry = parse_registry(raw, str(self.path))
+        if raw == _serialize(registry):
+            self._stamp(raw)
+        return registry
+
+    def _stamp(self, raw: bytes) -> None:
+        """Keep a copy of bytes just validated (see ``sane.fleet.quick``). Only the
+        form sane itself writes is kept, so a kept entry has every field."""
+        from sane.fleet.quick import STAMP_SUFFIX
+
+        stamp = self.path.with_name(self.path.name + STAMP_SUFFIX)
+        try:
+            if stamp.read_bytes() == raw:
+                return
+        except OSError:
+            pass
+        with contextlib.suppress(errors.StateError):  # a read-only home: just no copy
+            write_atomic(stamp, raw)
 
     def servers(self) -> list[Server]:
         return self.load().servers
@@ -144,8 +161,9 @@ class Registry:
         with file_lock(self.path):
             registry = self.load()
             yield registry
-            data = json.dumps(registry.model_dump(mode="json"), indent=2) + "\n"
-            write_atomic(self.path, data.encode())
+            data = _serialize(registry)
+            write_atomic(self.path, data)
+            self._stamp(data)
 
     def add(self, server: Server, replace: bool = False) -> Server:
         with self.locked() as registry:
@@ -165,6 +183,10 @@ class Registry:
                     registry.servers.remove(server)
                     return server
         raise errors.ServerNotFound(f"no server named {name!r}", server=name)
+
+
+def _serialize(registry: RegistryFile) -> bytes:
+    return (json.dumps(registry.model_dump(mode="json"), indent=2) + "\n").encode()
 
 
 def parse_registry(raw: bytes, source: str) -> RegistryFile:

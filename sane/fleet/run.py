@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sane import errors
 from sane.fleet.panes import open_server_pane, server_panes
-from sane.fleet.registry import Server
+from sane.fleet.spec import ServerLike
 from sane.ops.context import Context
 from sane.ops.runs import RunOptions, run_command
+from sane.parallel import bounded_map
 from sane.protocol import output
 from sane.protocol.scanner import RunScanner
 from sane.tmux.control import ControlClient
@@ -30,7 +30,7 @@ Event = dict[str, Any]
 
 def fleet_run(
     ctx: Context,
-    servers: list[Server],
+    servers: Sequence[ServerLike],
     command: str,
     max_parallel: int = DEFAULT_PARALLEL,
     timeout: float = 30.0,
@@ -52,7 +52,7 @@ def fleet_run(
 
     known = server_panes(ctx)
 
-    def one(server: Server) -> dict[str, Any]:
+    def one(server: ServerLike) -> dict[str, Any]:
         started = ms()
         emit({"event": "started", "server": server.name, "at_ms": started})
         report: dict[str, Any] = {"server": server.name, "started_ms": started}
@@ -74,8 +74,7 @@ def fleet_run(
         emit({"event": "finished", **report})
         return report
 
-    with ThreadPoolExecutor(max_workers=max_parallel) as pool:
-        results = list(pool.map(one, servers))
+    results = bounded_map(one, servers, max_parallel)
     counts = {"total": len(results), "ok": sum(r["ok"] for r in results)}
     for key in ("completed", "running", "interrupted", "lost", "unreachable", "error",
                 "waiting_input"):
@@ -121,17 +120,16 @@ class _Streamer:
             self.emit({"event": "output", "server": self.name, "data": text})
 
 
-def _parallel(servers: list[Server], max_parallel: int,
-              work: Callable[[Server], dict[str, Any]]) -> list[dict[str, Any]]:
+def _parallel(servers: Sequence[ServerLike], max_parallel: int,
+              work: Callable[[ServerLike], dict[str, Any]]) -> list[dict[str, Any]]:
     """``work`` on each server, at most ``max_parallel`` at once; errors become results."""
-    def one(server: Server) -> dict[str, Any]:
+    def one(server: ServerLike) -> dict[str, Any]:
         try:
             return {"server": server.name, "ok": True, "error": None, **work(server)}
         except errors.SaneError as exc:
             return {"server": server.name, "ok": False, "error": exc.to_dict()}
 
-    with ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
-        return list(pool.map(one, servers))
+    return bounded_map(one, servers, max_parallel)
 
 
 def _summary(results: list[dict[str, Any]]) -> str:
@@ -139,7 +137,7 @@ def _summary(results: list[dict[str, Any]]) -> str:
     return "completed" if results and ok == len(results) else "failed" if ok == 0 else "partial"
 
 
-def remote_sha256(server: Server, path: str) -> str | None:
+def remote_sha256(server: ServerLike, path: str) -> str | None:
     """The sha256 of ``path`` on ``server`` (over its ssh connection), None if absent."""
     import shlex
     import subprocess
@@ -157,7 +155,7 @@ def remote_sha256(server: Server, path: str) -> str | None:
     return digest or None
 
 
-def fleet_put(ctx: Context, servers: list[Server], path: str, content: bytes,
+def fleet_put(ctx: Context, servers: Sequence[ServerLike], path: str, content: bytes,
               mode: int | None = None, parents: bool = False,
               max_parallel: int = DEFAULT_PARALLEL) -> dict[str, Any]:
     """create-file on many servers; a server whose file already has the same sha256 is
@@ -173,7 +171,7 @@ def fleet_put(ctx: Context, servers: list[Server], path: str, content: bytes,
     digest = hashlib.sha256(content).hexdigest()
     known = server_panes(ctx)
 
-    def put(server: Server) -> dict[str, Any]:
+    def put(server: ServerLike) -> dict[str, Any]:
         if remote_sha256(server, path) == digest:
             return {"action": "unchanged", "path": path, "sha256": digest}
         pane = open_server_pane(ctx, server, known=known).pane_id
@@ -186,14 +184,14 @@ def fleet_put(ctx: Context, servers: list[Server], path: str, content: bytes,
             "results": results}
 
 
-def fleet_detect(ctx: Context, servers: list[Server],
+def fleet_detect(ctx: Context, servers: Sequence[ServerLike],
                  max_parallel: int = DEFAULT_PARALLEL) -> dict[str, Any]:
     """detect-platform on every server's pane."""
     from sane.ops.detect_platform import detect_platform
 
     known = server_panes(ctx)
 
-    def detect(server: Server) -> dict[str, Any]:
+    def detect(server: ServerLike) -> dict[str, Any]:
         pane = open_server_pane(ctx, server, known=known).pane_id
         return dict(detect_platform(ctx, pane=pane))
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 import time
 from typing import Any
 
 from sane import errors
-from sane.fleet.registry import Server
+from sane.fleet.spec import ServerLike
+from sane.paths import temp_dir
 
 CONNECT_TIMEOUT = 10
 KEEPALIVE = ("-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3")
@@ -27,7 +27,7 @@ KEEPALIVE = ("-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3")
 def control_dir() -> str:
     """Short, private directory for ControlMaster sockets (paths are limited to ~100
     bytes, so not under a possibly deep ``$SANE_HOME``)."""
-    path = os.path.join(tempfile.gettempdir(), f"sane-{os.getuid()}-cm")
+    path = os.path.join(temp_dir(), f"sane-{os.getuid()}-cm")
     os.makedirs(path, mode=0o700, exist_ok=True)
     info = os.lstat(path)
     if info.st_uid != os.getuid() or info.st_mode & 0o077:
@@ -35,7 +35,7 @@ def control_dir() -> str:
     return path
 
 
-def ssh_argv(server: Server, accept_new: bool = False, master: bool = False,
+def ssh_argv(server: ServerLike, accept_new: bool = False, master: bool = False,
              tty: bool = False) -> list[str]:
     """argv for ``ssh`` to ``server``: a pane's session (``master``) or a side channel."""
     argv = ["ssh"]
@@ -82,7 +82,7 @@ _FAILURES: tuple[tuple[str, type[errors.SaneError]], ...] = (
 )
 
 
-def classify(server: Server, text: str, **details: Any) -> errors.SaneError:
+def classify(server: ServerLike, text: str, **details: Any) -> errors.SaneError:
     """The sane error for ssh's own words about why it could not connect."""
     low = text.lower()
     cls = next((c for needle, c in _FAILURES if needle in low), errors.ConnectionFailed)
@@ -92,7 +92,7 @@ def classify(server: Server, text: str, **details: Any) -> errors.SaneError:
                ssh_output=text.strip()[-2000:], **details)
 
 
-def probe_connection(server: Server, accept_new: bool = False,
+def probe_connection(server: ServerLike, accept_new: bool = False,
                     timeout: float = CONNECT_TIMEOUT + 5) -> float:
     """Connect, run ``true``, return the latency in ms; raise the classified error."""
     argv = [*ssh_argv(server, accept_new=accept_new), "true"]
@@ -112,7 +112,7 @@ def probe_connection(server: Server, accept_new: bool = False,
     return round(latency, 3)
 
 
-def upload(server: Server, path: str, data: bytes, timeout: float = 600.0) -> None:
+def upload(server: ServerLike, path: str, data: bytes, timeout: float = 600.0) -> None:
     """Write ``data`` to ``path`` on ``server`` over the pane's ControlMaster (a new
     connection if there is none): the fast way for files, ~10x the tty's rate."""
     import shlex

@@ -72,7 +72,7 @@ class Context:
     def client(self, session_id: str) -> ControlClient:
         return self.hub.client(session_id)
 
-    def _attach_first(self, target: str) -> None:
+    def attach_first(self, target: str) -> None:
         """Before the first tmux query, attach the control client the call will need
         anyway and ask through it (saves a tmux process per one-shot command). When
         that fails, the plain query below reports why."""
@@ -81,7 +81,7 @@ class Context:
                 self.hub.attach(target)
 
     def pane_state(self, target: str) -> panes.PaneState:
-        self._attach_first(target)
+        self.attach_first(target)
         try:
             return panes.read_state(self.tmux, target)
         except errors.SessionNotFound as exc:
@@ -102,7 +102,7 @@ class Context:
     def _find_local_pane(self) -> panes.PaneState | None:
         """The local pane's whole state in the same tmux call that finds it (a one-shot
         run starts with this: one tmux process fewer)."""
-        self._attach_first(f"={self.session_name}")
+        self.attach_first(f"={self.session_name}")
         try:
             lines = self.tmux(["list-panes", "-s", "-t", f"={self.session_name}",
                                "-F", panes.STATE_FORMAT])

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from sane import errors
+from sane.paths import temp_dir
 from sane.tmux import panes
 from sane.tmux.command import TmuxServer
 
@@ -43,7 +43,7 @@ def creation_lock_path(server: TmuxServer) -> Path:
     """The lock file serialising creation on ``server`` (one per tmux socket; whoever
     kills a tmux server for good, a test fixture say, may remove it)."""
     name = "".join(c if c.isalnum() else "_" for c in server.label)
-    return Path(tempfile.gettempdir()) / f"sane-{os.getuid()}-{name}.lock"
+    return Path(temp_dir()) / f"sane-{os.getuid()}-{name}.lock"
 
 
 @contextlib.contextmanager
