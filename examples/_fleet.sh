@@ -13,7 +13,12 @@ cleanup() {
 trap cleanup EXIT
 say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 expect() {  # expect DESCRIPTION JQ-CONDITION  (the JSON document on stdin)
-  if jq -e "$2" >/dev/null; then echo "  ok    $1" >&2; else echo "  FAIL  $1" >&2; exit 1; fi
+  local doc
+  doc=$(cat)
+  if jq -e "$2" >/dev/null <<<"$doc"; then echo "  ok    $1" >&2; return; fi
+  echo "  FAIL  $1" >&2
+  jq -c . <<<"$doc" 2>/dev/null | cut -c1-4000 >&2 || printf '%s\n' "$doc" >&2
+  exit 1
 }
 start_fleet() {  # start_fleet N: servers server1..N, registered; details in $work/fleet.json
   sane demo fleet start --dir "$work/fleet" --servers "$1" > "$work/fleet.json"

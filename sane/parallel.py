@@ -16,7 +16,8 @@ R = TypeVar("R")
 
 def bounded_map(work: Callable[[T], R], items: Sequence[T], max_parallel: int) -> list[R]:
     """``[work(item) for item in items]``, at most ``max_parallel`` running at once,
-    results in input order; the first exception is raised once all have stopped."""
+    results in input order. As with ``Executor.map``, every item is worked on even
+    when one raises; the first exception is raised once all have finished."""
     results: list[R | None] = [None] * len(items)
     failures: list[BaseException] = []
     next_index = iter(range(len(items)))
@@ -26,7 +27,7 @@ def bounded_map(work: Callable[[T], R], items: Sequence[T], max_parallel: int) -
         while True:
             with lock:
                 index = next(next_index, None)
-            if index is None or failures:
+            if index is None:
                 return
             try:
                 results[index] = work(items[index])

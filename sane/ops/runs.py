@@ -935,6 +935,11 @@ def _follow_file(
     base = stream_path.stat().st_size
     wake = client.watch(pane_id)
     watch = _QuietWatch(client, pane_id, quiet)
+    # Whether anything tmux sent since the watch began looks like one of sane's markers.
+    # Only such bytes make a lagging file matter when a prompt is found: without this,
+    # bytes cat wrote to the file before `base` but that reached the watch after it
+    # (the control client lags under load) kept the file "behind" forever.
+    sent = _MarkerSeen()
     try:
         if interrupt:
             scanner.mark_interrupt()
@@ -975,19 +980,36 @@ def _follow_file(
                     # (written by pipe-pane's cat, which may lag) must hold everything
                     # tmux sent, or an end marker may still be on its way into it.
                     data = fh.read()
-                    if wake.take(0) or data or fh.tell() - base < wake.pushed:
+                    fresh = sent.note(wake.take(0))
+                    if fresh or data or (sent.marker and fh.tell() - base < wake.pushed):
                         watch.output()  # look again after another quiet period
                         if data and scanner.feed(data) is not None:
                             return _Follow("outcome")
                         continue
                     return _Follow("waiting", waiting=waiting)
-                if wake.take(min(backoff, deadline - now, watch.wait_time(now) + 0.001)):
+                if sent.note(wake.take(min(backoff, deadline - now,
+                                           watch.wait_time(now) + 0.001))):
                     backoff = 0.002
                     watch.output()
                 else:
                     backoff = min(backoff * 2, 0.05)
     finally:
         client.unwatch(pane_id, wake)
+
+
+class _MarkerSeen:
+    """Remembers whether a marker prefix passed in a byte stream fed in pieces."""
+
+    def __init__(self) -> None:
+        self.marker = False
+        self._tail = b""
+
+    def note(self, data: bytes) -> bytes:
+        if data and not self.marker:
+            joined = self._tail + data
+            self.marker = markers.PREFIX in joined
+            self._tail = joined[-(len(markers.PREFIX) - 1):]
+        return data
 
 
 def run_interrupt(ctx: Context, run_id: str, grace: float = INTERRUPT_GRACE) -> RunResult:
