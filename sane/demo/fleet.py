@@ -71,14 +71,28 @@ def start(base: Path, names: list[str], ready_timeout: float = 10.0) -> list[Ser
     (client / "authorized_keys").write_bytes((client / "id_ed25519.pub").read_bytes())
     known: list[str] = []
     records: list[dict[str, Any]] = []
+    procs: list[subprocess.Popen[bytes]] = []
     try:
         for name in names:
-            records.append(_start_one(base, name, user, client, known))
+            record, proc = _start_one(base, name, user, client, known)
+            records.append(record)
+            procs.append(proc)
     finally:
-        (base / "known_hosts").write_text("".join(known))
-        (base / STATE).write_text(json.dumps({"servers": records}, indent=2) + "\n")
-    for record in records:
-        if not poll(functools.partial(_listening, record["port"]), ready_timeout, cap=0.05):
+        _save(base, known, records)
+    for index, record in enumerate(records):
+        for _attempt in range(3):
+            up = poll(functools.partial(_up_or_gone, record["port"], procs[index]),
+                      ready_timeout, cap=0.05)
+            if up == "up":
+                break
+            if up != "gone":
+                break
+            # The free port was taken between picking and binding it: pick another.
+            known[:] = [line for line in known if f"]:{record['port']} " not in line]
+            record, procs[index] = _start_one(base, record["name"], user, client, known)
+            records[index] = record
+            _save(base, known, records)
+        if up != "up":
             log = Path(record["dir"], "sshd.log")
             detail = log.read_text(errors="replace")[-500:] if log.exists() else ""
             stop(base)
@@ -88,6 +102,18 @@ def start(base: Path, names: list[str], ready_timeout: float = 10.0) -> list[Ser
                    identity_file=str(client / "id_ed25519"), tags=["demo"],
                    ssh_options={"UserKnownHostsFile": str(base / "known_hosts")})
             for r in records]
+
+
+def _save(base: Path, known: list[str], records: list[dict[str, Any]]) -> None:
+    (base / "known_hosts").write_text("".join(known))
+    (base / STATE).write_text(json.dumps({"servers": records}, indent=2) + "\n")
+
+
+def _up_or_gone(port: int, proc: subprocess.Popen[bytes]) -> str:
+    """"up" once sshd answers on ``port``; "gone" if it exited (it could not bind)."""
+    if _listening(port):
+        return "up"
+    return "gone" if proc.poll() is not None else ""
 
 
 def _check_ptys() -> None:
@@ -118,11 +144,12 @@ def _check_ptys() -> None:
 
 
 def _start_one(base: Path, name: str, user: str, client: Path,
-               known: list[str]) -> dict[str, Any]:
+               known: list[str]) -> tuple[dict[str, Any], subprocess.Popen[bytes]]:
     directory = base / name
     home = directory / "home"
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _keygen(directory / "host_ed25519", f"{name}-host")
+    if not (directory / "host_ed25519").exists():
+        _keygen(directory / "host_ed25519", f"{name}-host")
     port = _free_port()
     config = directory / "sshd_config"
     config.write_text(
@@ -139,7 +166,7 @@ def _start_one(base: Path, name: str, user: str, client: Path,
     key_type, key = (directory / "host_ed25519.pub").read_text().split()[:2]
     known.append(f"[127.0.0.1]:{port} {key_type} {key}\n")
     return {"name": name, "port": port, "pid": proc.pid, "dir": str(directory),
-            "home": str(home)}
+            "home": str(home)}, proc
 
 
 def homes(base: Path) -> dict[str, Path]:

@@ -76,7 +76,7 @@ class Context:
         """Before the first tmux query, attach the control client the call will need
         anyway and ask through it (saves a tmux process per one-shot command). When
         that fails, the plain query below reports why."""
-        if self.hub.any_client() is None:
+        if self.hub.any_client() is None and self.server.socket_exists():
             with contextlib.suppress(errors.SaneError):
                 self.hub.attach(target)
 

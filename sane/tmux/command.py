@@ -96,10 +96,24 @@ class TmuxServer(NamedTuple):
             raise self.error_from(proc.stderr.strip() or f"tmux exited {proc.returncode}", args)
         return proc.stdout
 
+    def socket_exists(self) -> bool:
+        """Whether a tmux server may be listening: its socket file is there.
+
+        Checked before attaching a control client speculatively, because
+        ``attach-session`` starts a server when none runs; that server, finding no
+        session, exits at once, and a client racing it gets "server exited
+        unexpectedly"."""
+        if self.socket_path:
+            return os.path.exists(self.socket_path)
+        directory = os.environ.get("TMUX_TMPDIR") or "/tmp"
+        name = self.socket_name or "default"
+        return os.path.exists(os.path.join(directory, f"tmux-{os.getuid()}", name))
+
     def error_from(self, message: str, args: Sequence[str] = ()) -> errors.SaneError:
         """Translate a tmux error message into the sane error a user can act on."""
         low = message.lower()
-        if "no server running" in low or "error connecting" in low or "no such file" in low:
+        if ("no server running" in low or "error connecting" in low or "no such file" in low
+                or "server exited unexpectedly" in low):
             return errors.TmuxServerNotRunning(
                 f"no tmux server is running on socket {self.label}", socket=self.label
             )
