@@ -41,7 +41,10 @@ def quick_select(home: Path, names: Sequence[str], tag: str | None,
     entries = _validated_entries(home)
     if entries is None:
         return None
-    specs = {e["name"]: ServerSpec(**e) for e in entries}
+    try:
+        specs = {e["name"]: ServerSpec(**e) for e in entries}
+    except TypeError:  # a field ServerSpec does not know yet: validate the slow way
+        return None
     if names:
         if any(name not in specs for name in names):
             return None  # the validating path names what is missing
