@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -171,6 +172,7 @@ def test_cli_fleet_run_skips_pydantic_only_for_bytes_it_validated(
     proc, doc = _cli_run(cli_env, "--all", "echo $FLEET_HOST")
     assert [r["output"] for r in doc["results"]] == ["s1\n", "s2\n", "s3\n"]
     assert "pydantic" not in proc.stderr  # the -X importtime listing
+    assert not re.search(r"\| +click\b", proc.stderr)  # the fast front door (sane.cli.fast)
     proc, doc = _cli_run(cli_env, "--servers", "s2,nope", "true")  # unknown name
     assert doc["error"]["code"] == "server_not_found" and "nope" in doc["error"]["message"]
     data = json.loads(path.read_text())

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import click
 
-from sane.cli.main import cli
+from sane.cli.group import cli
 
 
 def _commands(command: click.Command, path: str) -> Iterator[tuple[str, click.Command]]:

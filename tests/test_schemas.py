@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from sane import tools
-from sane.cli.main import cli
+from sane.cli.group import cli
 from sane.schema_files import render
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"

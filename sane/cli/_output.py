@@ -1,122 +1,39 @@
-"""The JSON contract on stdout, and the only place that turns errors into exit codes."""
+"""Click's side of the JSON contract: usage errors become JSON documents too.
+
+Writing documents lives in ``sane.cli._emit`` (no click), re-exported here for the
+click commands."""
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable, Mapping
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import NoReturn
 
 import click
 
 from sane import errors
-from sane.envelope import error_document, ok_document
+from sane.cli._emit import emit, emit_document, emit_error, guarded, take_jq
 
-
-def _write(doc: Mapping[str, Any]) -> None:
-    data = json.dumps(doc, ensure_ascii=False) + "\n"
-    sys.stdout.buffer.write(data.encode("utf-8"))
-    sys.stdout.flush()
-
-
-# `--jq EXPR`, taken off the command line by run_cli for every command (as `gh --jq`).
-_jq_filter: str | None = None
-
-
-def _write_filtered(doc: Mapping[str, Any], expression: str) -> None:
-    """Each jq result on its own line: strings raw, everything else as JSON."""
-    import jq
-
-    try:
-        results = jq.compile(expression).input_value(doc).all()
-    except ValueError as exc:
-        emit_error(errors.InvalidArgument(f"--jq: {exc}", expression=expression))
-    lines = [r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in results]
-    sys.stdout.buffer.write("".join(line + "\n" for line in lines).encode("utf-8"))
-    sys.stdout.flush()
-
-
-def _check_jq(expression: str) -> None:
-    import jq
-
-    try:
-        jq.compile(expression)
-    except ValueError as exc:
-        raise errors.InvalidArgument(f"--jq: {exc}", expression=expression) from None
-
-
-def emit(result: Mapping[str, Any], status: int = 0) -> NoReturn:
-    doc = ok_document(result)
-    if _jq_filter is not None:
-        _write_filtered(doc, _jq_filter)
-    else:
-        _write(doc)
-    sys.exit(status)
-
-
-def _take_jq(args: list[str]) -> list[str]:
-    """Remove ``--jq EXPR`` / ``--jq=EXPR`` (before any ``--``) and remember it."""
-    global _jq_filter
-    rest: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            rest.extend(args[i:])
-            break
-        if arg == "--jq":
-            if i + 1 >= len(args):
-                raise errors.UsageError("--jq needs an expression")
-            _jq_filter = args[i + 1]
-            i += 2
-            continue
-        if arg.startswith("--jq="):
-            _jq_filter = arg[5:]
-        else:
-            rest.append(arg)
-        i += 1
-    return rest
-
-
-def emit_error(err: errors.SaneError, extra: Mapping[str, Any] | None = None) -> NoReturn:
-    _write(error_document(err, extra))
-    sys.exit(err.exit_status)
-
-
-def emit_document(doc: Mapping[str, Any], status: int) -> NoReturn:
-    """A whole document built by the library (``sane.tools.call``): errors as they are,
-    success through ``--jq`` like every other command."""
-    if not doc["ok"]:
-        _write(doc)
-        sys.exit(status)
-    emit({k: v for k, v in doc.items() if k not in ("ok", "schema_version")}, status)
+__all__ = ["emit", "emit_document", "emit_error", "entry", "run_cli", "socket_option"]
 
 
 def run_cli(command: click.Command, args: list[str] | None = None) -> NoReturn:
     """Invoke a click command so that every outcome is one JSON document."""
-    try:
-        args = _take_jq(sys.argv[1:] if args is None else args)
-        if _jq_filter is not None:
-            _check_jq(_jq_filter)  # a bad expression fails before anything runs
-        command.main(args=args, prog_name=None, standalone_mode=False)
-    except errors.SaneError as err:
-        emit_error(err)
-    except click.exceptions.NoArgsIsHelpError as exc:  # pragma: no cover - click >= 8.2
-        click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
-        emit_error(errors.UsageError(str(exc.format_message())))
-    except click.UsageError as exc:
-        emit_error(errors.UsageError(exc.format_message()))
-    except click.ClickException as exc:
-        emit_error(errors.UsageError(exc.format_message()))
-    except click.Abort:
-        emit_error(errors.UsageError("aborted"))
-    except KeyboardInterrupt:
-        emit_error(errors.UsageError("interrupted by the user"))
-    except SystemExit:
-        raise
-    except BaseException as exc:  # a bug: still JSON, still no traceback
-        emit_error(errors.InternalError(f"internal error: {type(exc).__name__}: {exc}"))
-    sys.exit(0)
+    def body() -> None:
+        try:
+            command.main(args=take_jq(sys.argv[1:] if args is None else args),
+                         prog_name=None, standalone_mode=False)
+        except click.exceptions.NoArgsIsHelpError as exc:  # pragma: no cover - click >= 8.2
+            click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+            raise errors.UsageError(str(exc.format_message())) from None
+        except click.UsageError as exc:
+            raise errors.UsageError(exc.format_message()) from None
+        except click.ClickException as exc:
+            raise errors.UsageError(exc.format_message()) from None
+        except click.Abort:
+            raise errors.UsageError("aborted") from None
+
+    guarded(body)
 
 
 def entry(command: click.Command) -> Callable[[], NoReturn]:

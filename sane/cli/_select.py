@@ -29,9 +29,9 @@ def selected_for_run(names: list[str], tag: str | None,
     """The same choice, without importing pydantic when servers.json is as sane last
     validated it (a fleet run on warm panes costs less than that import)."""
     from sane.fleet.quick import quick_select
-    from sane.paths import sane_home
+    from sane.paths import sane_home_dir
 
     picked = [name for name in names if name]
-    quick = quick_select(sane_home(), picked, tag,
+    quick = quick_select(sane_home_dir(), picked, tag,
                          all_servers or (not picked and tag is None))
     return quick if quick is not None else selected_servers(picked, tag, all_servers)

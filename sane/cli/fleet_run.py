@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from sane.cli._output import emit, socket_option
-from sane.cli._select import selected_for_run, selected_servers, split_names
-from sane.cli._stream import progress
+from sane.cli._select import selected_servers, split_names
+from sane.cli.actions import fleet_run_action
 
 EPILOG = """\b
 Example:
@@ -63,14 +63,7 @@ def fleet_group() -> None:
 def run(command: tuple[str, ...], servers: str | None, tag: str | None, all_servers: bool,
         max_parallel: int, timeout: float, stream: bool, socket: str | None) -> None:
     """Run COMMAND on every selected server's pane, at most --max-parallel at a time."""
-    from sane.fleet.run import fleet_run
-    from sane.ops.context import Context
-    from sane.tmux.command import TmuxServer
-
-    selected = selected_for_run(split_names(servers), tag, all_servers)
-    with progress(stream) as on_event, Context(TmuxServer.from_env(socket)) as ctx:
-        result = fleet_run(ctx, selected, " ".join(command), max_parallel, timeout, on_event)
-    emit(result, 0 if result["status"] == "completed" else 1)
+    fleet_run_action(command, servers, tag, all_servers, max_parallel, timeout, stream, socket)
 
 
 @fleet_group.command("put", epilog=PUT_EPILOG)

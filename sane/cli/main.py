@@ -1,170 +1,33 @@
-"""``sane``: every command under one group."""
+"""``sane``'s front door: the hottest command lines go straight to their action without
+click (see ``sane.cli.fast``); everything else goes to the click group."""
 
 from __future__ import annotations
 
-import importlib
-
-import click
-
-from sane.cli._output import entry, socket_option
-from sane.cli.run_command import emit_run, quiet_period_option
-
-# Subcommands are imported when used (``sane fleet run`` loads the fleet module only):
-# name -> (module, attribute).
-LAZY_COMMANDS: dict[str, tuple[str, str]] = {
-    "run-command": ("sane.cli.run_command", "run_command_cli"),
-    "list-panes": ("sane.cli.list_panes", "list_panes_cli"),
-    "create-file": ("sane.cli.create_file", "create_file_cli"),
-    "detect-platform": ("sane.cli.detect_platform", "detect_platform_cli"),
-    "server": ("sane.cli.server", "server_group"),
-    "up": ("sane.cli.fleet", "up"),
-    "connect": ("sane.cli.fleet", "connect"),
-    "down": ("sane.cli.fleet", "down"),
-    "fleet": ("sane.cli.fleet_run", "fleet_group"),
-    "health": ("sane.cli.health", "health_group"),
-    "watch": ("sane.cli.watch", "watch"),
-    "deploy": ("sane.cli.deploy", "deploy_group"),
-    "demo": ("sane.cli.demo", "demo_group"),
-    "schema": ("sane.cli.schema", "schema_cli"),
-    "mcp": ("sane.cli.schema", "mcp_cli"),
-    "call": ("sane.cli.schema", "call_cli"),
-}
+import sys
+from typing import NoReturn
 
 
-class LazyGroup(click.Group):
-    """A group whose subcommands (other than those defined here) load on first use:
-    every `sane X` would otherwise import every command's module (~15 ms)."""
+def main() -> NoReturn:
+    from sane.cli._emit import guarded, take_jq
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+    def body() -> None:
+        import importlib
 
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name in LAZY_COMMANDS:
-            module, attribute = LAZY_COMMANDS[name]
-            command: click.Command = getattr(importlib.import_module(module), attribute)
-            return command
-        return super().get_command(ctx, name)
+        from sane.cli.fast import route
 
-WAIT_EPILOG = """\b
-Example (a run left `running` by --timeout 1):
-  $ sane run wait r6f0c2a91d4e7 --timeout 60
-  {"ok": true, "schema_version": 1, "run_id": "r6f0c2a91d4e7", "status": "completed",
-   "exit_code": 0, "output": "rest of the output\\n", "output_start": 120, ...}
-"""
+        args = take_jq(sys.argv[1:])
+        routed = route(args)
+        if routed is None:
+            from sane.cli._output import run_cli
+            from sane.cli.group import cli
 
+            run_cli(cli, args)
+        spec, params = routed
+        module, function = spec.action
+        getattr(importlib.import_module(module), function)(**params)
 
-CLI_EPILOG = """\b
-Example:
-  $ sane run-command 'cd /tmp && printf "a\\nb"; (exit 3)'
-  {"ok": true, "schema_version": 1, "run_id": "r23d7a1a4a96a", "pane": "%1",
-   "command": "cd /tmp && printf \\"a\\\\nb\\"; (exit 3)", "status": "completed",
-   "exit_code": 3, "output": "a\\nb", "output_base64": null, "output_start": 0,
-   "output_bytes": 3, "truncated": false, "full_output_path": null,
-   "shell_exited": false, "duration_ms": 216.427}
+    guarded(body)
 
-\b
-Every command prints one JSON document; `sane schema` describes them all, and
-`sane mcp` serves them to MCP clients. Errors: docs/errors.md.
-"""
-
-RUN_EPILOG = """\b
-Example:
-  $ sane-run-command --timeout 0.5 'sleep 600'    # -> "status": "running"
-  $ sane run interrupt r4c1bfde2e0b8
-  {"ok": true, "schema_version": 1, "run_id": "r4c1bfde2e0b8", "pane": "%4",
-   "command": "sleep 600", "status": "interrupted", "exit_code": 130, "output": "", ...}
-"""
-
-
-@click.group(cls=LazyGroup, epilog=CLI_EPILOG,
-             context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
-    """tmux-sane: run commands in tmux panes and get exact results as JSON."""
-
-
-
-
-@cli.group(epilog=RUN_EPILOG)
-def run() -> None:
-    """Follow up on a run left `running` by a timeout or `waiting_input` at a prompt."""
-
-
-@run.command("wait", epilog=WAIT_EPILOG)
-@click.argument("run_id")
-@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True)
-@click.option("--check", is_flag=True, help="Exit 1 (command_failed) on a non-zero exit code.")
-@quiet_period_option
-@socket_option
-def run_wait_cli(run_id: str, timeout: float, check: bool, quiet_period: float,
-                 socket: str | None) -> None:
-    """Wait for RUN_ID to finish; print the output not returned before."""
-    from sane.ops.context import Context
-    from sane.ops.runs import run_wait
-    from sane.tmux.command import TmuxServer
-
-    with Context(TmuxServer.from_env(socket)) as ctx:
-        result = run_wait(ctx, run_id, timeout=timeout, quiet_period=quiet_period or None)
-    emit_run(dict(result), check)
-
-
-@run.command("interrupt", epilog=RUN_EPILOG)
-@click.argument("run_id")
-@click.option("--grace", type=click.FloatRange(min=0), default=5.0, show_default=True,
-              help="Seconds to wait for the command to stop after C-c.")
-@socket_option
-def run_interrupt_cli(run_id: str, grace: float, socket: str | None) -> None:
-    """Send C-c to RUN_ID and report how it ended (`interrupted`, exit code 130 ...)."""
-    from sane.ops.context import Context
-    from sane.ops.runs import run_interrupt
-    from sane.tmux.command import TmuxServer
-
-    with Context(TmuxServer.from_env(socket)) as ctx:
-        result = run_interrupt(ctx, run_id, grace=grace)
-    emit_run(dict(result), False)
-
-
-INPUT_EPILOG = """\b
-Example (a run that stopped at `read -p 'Name? ' n`):
-  $ sane run input r6f0c2a91d4e7 Ada
-  {"ok": true, "schema_version": 1, "run_id": "r6f0c2a91d4e7", "status": "completed",
-   "exit_code": 0, "output": "Ada\\nhello Ada\\n", ...}
-  $ printf '%s\\n' "$PASSWORD" | sane run input r6f0c2a91d4e7 -   # not in argv
-"""
-
-
-@run.command("input", epilog=INPUT_EPILOG)
-@click.argument("run_id")
-@click.argument("text")
-@click.option("--no-enter", is_flag=True, help="Do not press Enter after TEXT.")
-@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
-              help="Seconds to follow the run after typing.")
-@click.option("--check", is_flag=True, help="Exit 1 (command_failed) on a non-zero exit code.")
-@quiet_period_option
-@socket_option
-def run_input_cli(run_id: str, text: str, no_enter: bool, timeout: float, check: bool,
-                  quiet_period: float, socket: str | None) -> None:
-    """Type TEXT into RUN_ID's command (a prompt's answer), then follow it like `wait`.
-
-    TEXT is sent literally (any characters); `-` reads it from stdin (one trailing
-    newline dropped), so a password never appears in argv. TEXT is not recorded.
-    A TEXT starting with `-` goes after `--`: `sane run input RUN_ID -- -y`.
-    """
-    if text == "-":
-        import sys
-
-        text = sys.stdin.read()
-        text = text[:-1] if text.endswith("\n") else text
-    from sane.ops.context import Context
-    from sane.ops.runs import run_input
-    from sane.tmux.command import TmuxServer
-
-    with Context(TmuxServer.from_env(socket)) as ctx:
-        result = run_input(ctx, run_id, text, enter=not no_enter, timeout=timeout,
-                           quiet_period=quiet_period or None)
-    emit_run(dict(result), check)
-
-
-main = entry(cli)
 
 if __name__ == "__main__":
     main()

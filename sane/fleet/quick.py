@@ -12,8 +12,8 @@ file, rather than a digest: ``hashlib`` alone costs ~5 ms to import here.)
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from sane.fleet.spec import ServerSpec
@@ -21,11 +21,16 @@ from sane.fleet.spec import ServerSpec
 STAMP_SUFFIX = ".validated"
 
 
-def _validated_entries(home: Path) -> list[dict[str, Any]] | None:
-    path = home / "servers.json"
+def _read(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def _validated_entries(home: str | os.PathLike[str]) -> list[dict[str, Any]] | None:
+    path = os.path.join(home, "servers.json")
     try:
-        raw = path.read_bytes()
-        validated = (home / ("servers.json" + STAMP_SUFFIX)).read_bytes()
+        raw = _read(path)
+        validated = _read(path + STAMP_SUFFIX)
     except OSError:
         return None
     if raw != validated:
@@ -34,7 +39,7 @@ def _validated_entries(home: Path) -> list[dict[str, Any]] | None:
     return entries
 
 
-def quick_select(home: Path, names: Sequence[str], tag: str | None,
+def quick_select(home: str | os.PathLike[str], names: Sequence[str], tag: str | None,
                  all_servers: bool) -> list[ServerSpec] | None:
     """The same choice as ``Registry.select`` (names in order, a tag, or all), or None
     when the validating path must answer (unvalidated bytes, an unknown name)."""

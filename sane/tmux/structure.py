@@ -11,12 +11,15 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sane import errors
 from sane.paths import temp_dir
 from sane.tmux import panes
 from sane.tmux.command import TmuxServer
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # Fixed size and `window-size manual`: no client (a person's small terminal, a control
 # client) can shrink the panes sane reads from.
@@ -42,6 +45,8 @@ CREATION_LOCK_TIMEOUT = 60.0
 def creation_lock_path(server: TmuxServer) -> Path:
     """The lock file serialising creation on ``server`` (one per tmux socket; whoever
     kills a tmux server for good, a test fixture say, may remove it)."""
+    from pathlib import Path
+
     name = "".join(c if c.isalnum() else "_" for c in server.label)
     return Path(temp_dir()) / f"sane-{os.getuid()}-{name}.lock"
 

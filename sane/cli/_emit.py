@@ -1,0 +1,110 @@
+"""The JSON contract on stdout, without click: every document and exit status the CLI
+produces goes through here, for the click commands and the fast front door alike."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
+
+from sane import errors
+from sane.envelope import error_document, ok_document
+
+
+def _write(doc: Mapping[str, Any]) -> None:
+    data = json.dumps(doc, ensure_ascii=False) + "\n"
+    sys.stdout.buffer.write(data.encode("utf-8"))
+    sys.stdout.flush()
+
+
+# `--jq EXPR`, taken off the command line by take_jq for every command (as `gh --jq`).
+_jq_filter: str | None = None
+
+
+def _write_filtered(doc: Mapping[str, Any], expression: str) -> None:
+    """Each jq result on its own line: strings raw, everything else as JSON."""
+    import jq
+
+    try:
+        results = jq.compile(expression).input_value(doc).all()
+    except ValueError as exc:
+        emit_error(errors.InvalidArgument(f"--jq: {exc}", expression=expression))
+    lines = [r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in results]
+    sys.stdout.buffer.write("".join(line + "\n" for line in lines).encode("utf-8"))
+    sys.stdout.flush()
+
+
+def emit(result: Mapping[str, Any], status: int = 0) -> NoReturn:
+    doc = ok_document(result)
+    if _jq_filter is not None:
+        _write_filtered(doc, _jq_filter)
+    else:
+        _write(doc)
+    sys.exit(status)
+
+
+def emit_error(err: errors.SaneError, extra: Mapping[str, Any] | None = None) -> NoReturn:
+    _write(error_document(err, extra))
+    sys.exit(err.exit_status)
+
+
+def emit_document(doc: Mapping[str, Any], status: int) -> NoReturn:
+    """A whole document built by the library (``sane.tools.call``): errors as they are,
+    success through ``--jq`` like every other command."""
+    if not doc["ok"]:
+        _write(doc)
+        sys.exit(status)
+    emit({k: v for k, v in doc.items() if k not in ("ok", "schema_version")}, status)
+
+
+def take_jq(args: list[str]) -> list[str]:
+    """Remove ``--jq EXPR`` / ``--jq=EXPR`` (before any ``--``) and remember it; a bad
+    expression fails here, before anything runs."""
+    global _jq_filter
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg == "--jq":
+            if i + 1 >= len(args):
+                raise errors.UsageError("--jq needs an expression")
+            _jq_filter = args[i + 1]
+            i += 2
+            continue
+        if arg.startswith("--jq="):
+            _jq_filter = arg[5:]
+        else:
+            rest.append(arg)
+        i += 1
+    if _jq_filter is not None:
+        _check_jq(_jq_filter)
+    return rest
+
+
+def _check_jq(expression: str) -> None:
+    import jq
+
+    try:
+        jq.compile(expression)
+    except ValueError as exc:
+        raise errors.InvalidArgument(f"--jq: {exc}", expression=expression) from None
+
+
+def guarded(body: Callable[[], object]) -> NoReturn:
+    """Run ``body`` so that every outcome is one JSON document: sane's errors with their
+    code, a Ctrl-C as ``usage_error``, a bug as ``internal_error``; never a traceback."""
+    try:
+        body()
+    except errors.SaneError as err:
+        emit_error(err)
+    except KeyboardInterrupt:
+        emit_error(errors.UsageError("interrupted by the user"))
+    except SystemExit:
+        raise
+    except BaseException as exc:  # a bug: still JSON, still no traceback
+        emit_error(errors.InternalError(f"internal error: {type(exc).__name__}: {exc}"))
+    sys.exit(0)

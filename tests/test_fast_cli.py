@@ -1,0 +1,145 @@
+"""The click-free front door (sane.cli.fast) parses exactly as click would.
+
+Every command the fast table knows is compared with its click command: the same
+options, kinds, defaults and environment variables; then a corpus of command lines is
+parsed both ways. Where the fast parser answers, click must give the same parameters;
+where it is not sure, it must say so (None) rather than guess.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import pytest
+
+from sane.cli import fast
+from sane.cli.group import cli
+
+
+def click_command(path: tuple[str, ...]) -> click.Command:
+    command: click.Command = cli
+    ctx = click.Context(cli)
+    for name in path:
+        assert isinstance(command, click.Group)
+        found = command.get_command(ctx, name)
+        assert found is not None, name
+        command = found
+    return command
+
+
+def click_params(spec: fast.FastCommand, args: list[str]) -> dict[str, Any]:
+    ctx = click_command(spec.path).make_context(" ".join(spec.path), list(args))
+    return dict(ctx.params)
+
+
+def kind_of(option: click.Option) -> str:
+    if option.is_flag:
+        return fast.FLAG
+    kind = option.type
+    if isinstance(kind, click.IntRange) and kind.min == 1 and kind.max is None:
+        return fast.INT_AT_LEAST_1
+    if isinstance(kind, click.FloatRange) and kind.min == 0 and kind.max is None:
+        return fast.FLOAT_AT_LEAST_0
+    if kind is click.STRING:
+        return fast.TEXT
+    raise AssertionError(f"no fast kind for {option.name}: {kind!r}")
+
+
+@pytest.mark.parametrize("spec", fast.COMMANDS, ids=lambda s: " ".join(s.path))
+def test_the_table_matches_the_click_command(spec: fast.FastCommand,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    for envvar in spec.envvars.values():
+        monkeypatch.delenv(envvar, raising=False)
+    defaults = click_params(spec, ["x"])
+    del defaults[spec.argument]
+    assert spec.defaults == defaults
+    command = click_command(spec.path)
+    options = [p for p in command.params if isinstance(p, click.Option) and p.name != "help"]
+    arguments = [p for p in command.params if isinstance(p, click.Argument)]
+    table = {}
+    for option in options:
+        assert option.name is not None and not option.secondary_opts and not option.multiple
+        (long_name,) = option.opts  # a short alias would need the parser to know it
+        table[long_name] = (option.name, kind_of(option))
+        assert spec.envvars.get(option.name) == option.envvar, option.name
+    assert table == spec.options
+    (argument,) = arguments
+    assert (argument.name, argument.nargs, argument.required) == (spec.argument, -1, True)
+
+
+FAST_LINES = [
+    ["true"],
+    ["--all", "true"],
+    ["--all", "--max-parallel", "20", "true"],
+    ["uptime", "-p"][:1],
+    ["echo", "hello", "world", "--tag", "web"],
+    ["--servers", "a,b", "--timeout", "2.5", "sleep 1"],
+    ["--servers=a,b", "--max-parallel=3", "--timeout=0", "--stream", "x"],
+    ["--timeout", "7", "x"],
+    ["--timeout", "0.", "x"],
+    ["--socket", "/tmp/s/sock", "--all", "x"],
+    ["--all", "--", "ls", "-la", "--all"],
+    ["--max-parallel", "1", "--max-parallel", "4", "x"],  # the last one wins, as in click
+    ["--tag", "", "x"],
+    ["x", "--stream", "y"],
+]
+
+CLICK_LINES = [
+    [],  # COMMAND is required
+    ["--all"],
+    ["-h"],
+    ["--help"],
+    ["ls", "-la"],  # click: no such option -l
+    ["--max-parallel", "0", "x"],
+    ["--max-parallel", "-3", "x"],
+    ["--max-parallel", "+3", "x"],
+    ["--max-parallel", "3.0", "x"],
+    ["--max-parallel", "٣", "x"],  # a non-ASCII digit: click's int() would take it
+    ["--timeout", "-1", "x"],
+    ["--timeout", "1e3", "x"],
+    ["--timeout", "inf", "x"],
+    ["--timeout", ".5", "x"],
+    ["--servers"],
+    ["--servers", "--all", "x"],
+    ["--stream=1", "x"],
+    ["--bogus", "x"],
+    ["-", "x"],
+    ["--all", "--"],
+]
+
+
+@pytest.mark.parametrize("args", FAST_LINES, ids=" ".join)
+def test_fast_lines_parse_as_click_parses_them(args: list[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SANE_TMUX_SOCKET", "from-env")
+    parsed = fast.parse(fast.FLEET_RUN, args)
+    assert parsed is not None, "the fast parser should take this line"
+    assert parsed == click_params(fast.FLEET_RUN, args)
+
+
+@pytest.mark.parametrize("args", CLICK_LINES, ids=" ".join)
+def test_lines_the_fast_parser_leaves_to_click(args: list[str]) -> None:
+    assert fast.parse(fast.FLEET_RUN, args) is None
+
+
+def test_route_only_takes_the_commands_in_the_table() -> None:
+    routed = fast.route(["fleet", "run", "--all", "true"])
+    assert routed is not None and routed[0] is fast.FLEET_RUN
+    assert routed[1]["command"] == ("true",)
+    assert fast.route(["fleet", "put", "a", "b"]) is None
+    assert fast.route(["run-command", "true"]) is None
+    assert fast.route(["fleet"]) is None
+    assert fast.route([]) is None
+
+
+def test_socket_comes_from_the_environment_unless_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SANE_TMUX_SOCKET", raising=False)
+    parsed = fast.parse(fast.FLEET_RUN, ["x"])
+    assert parsed is not None and parsed["socket"] is None
+    assert parsed == click_params(fast.FLEET_RUN, ["x"])
+    monkeypatch.setenv("SANE_TMUX_SOCKET", "")
+    assert fast.parse(fast.FLEET_RUN, ["x"]) == click_params(fast.FLEET_RUN, ["x"])
+    monkeypatch.setenv("SANE_TMUX_SOCKET", "env")
+    parsed = fast.parse(fast.FLEET_RUN, ["--socket", "given", "x"])
+    assert parsed is not None and parsed["socket"] == "given"
