@@ -1,17 +1,70 @@
-"""Run a function on many items with at most N at a time, on plain threads.
+"""Run a function on many items with at most N at a time, on reusable plain threads.
 
 ``concurrent.futures`` would do, but importing it (with ``logging``) costs ~9 ms here,
 a third of a whole warm fleet run; this is the one bounded map sane needs.
+
+The worker threads outlive a call and wait for the next one: starting and joining 20
+threads costs 2-5 ms per fleet run on 2 cores (more while the runs compete for the
+GIL), a sixth of a warm ``true`` on 20 servers through the library or the MCP server.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+# Idle workers kept for the next call; more than this many exit when done.
+MAX_IDLE = 64
+
+
+class _Worker:
+    """A daemon thread that runs one job at a time, then waits among the idle ones.
+
+    ``_go`` is a lock used as a one-slot semaphore: released to hand over a job. The
+    worker is back among the idle ones before it reports the job done, so the caller's
+    next call finds it there."""
+
+    def __init__(self) -> None:
+        self._go = threading.Lock()
+        self._go.acquire()
+        self._job: tuple[Callable[[], None], Callable[[], None]] | None = None
+        threading.Thread(target=self._loop, name="sane-worker", daemon=True).start()
+
+    def run(self, job: Callable[[], None], done: Callable[[], None]) -> None:
+        self._job = (job, done)
+        self._go.release()
+
+    def _loop(self) -> None:
+        while True:
+            self._go.acquire()
+            assert self._job is not None
+            (job, done), self._job = self._job, None
+            job()  # never raises: bounded_map's job catches everything
+            with _idle_lock:
+                keep = len(_idle) < MAX_IDLE
+                if keep:
+                    _idle.append(self)
+            done()
+            if not keep:
+                return
+
+
+_idle: list[_Worker] = []
+_idle_lock = threading.Lock()
+# A forked child has none of the parent's threads.
+os.register_at_fork(after_in_child=_idle.clear)
+
+
+def _workers(count: int) -> list[_Worker]:
+    with _idle_lock:
+        taken = _idle[-count:] if count else []
+        del _idle[len(_idle) - len(taken):]
+    return taken + [_Worker() for _ in range(count - len(taken))]
 
 
 def bounded_map(work: Callable[[T], R], items: Sequence[T], max_parallel: int) -> list[R]:
@@ -22,25 +75,33 @@ def bounded_map(work: Callable[[T], R], items: Sequence[T], max_parallel: int) -
     failures: list[BaseException] = []
     next_index = iter(range(len(items)))
     lock = threading.Lock()
+    count = min(max(1, max_parallel), len(items))
+    running = count
+    finished = threading.Event()
 
-    def worker() -> None:
+    def drain() -> None:
         while True:
             with lock:
                 index = next(next_index, None)
             if index is None:
-                return
+                break
             try:
                 results[index] = work(items[index])
             except BaseException as exc:  # handed to the caller below
                 with lock:
                     failures.append(exc)
 
-    threads = [threading.Thread(target=worker, daemon=True)
-               for _ in range(min(max(1, max_parallel), len(items)))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    def done() -> None:
+        nonlocal running
+        with lock:
+            running -= 1
+            if running == 0:
+                finished.set()
+
+    if count:
+        for worker in _workers(count):
+            worker.run(drain, done)
+        finished.wait()
     if failures:
         raise failures[0]
     return results  # type: ignore[return-value]  # every slot was filled

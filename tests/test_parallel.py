@@ -44,3 +44,47 @@ def test_every_item_runs_and_the_first_failure_is_raised() -> None:
         bounded_map(work, list(range(8)), 2)
     assert sorted(done) == list(range(8))
     assert bounded_map(work, [], 4) == []
+
+
+def test_threads_are_reused_by_the_next_call() -> None:
+    barrier = threading.Barrier(4, timeout=10)
+
+    def ident(_: int) -> int:
+        barrier.wait()  # each of the 4 items on its own worker
+        return threading.get_ident()
+
+    bounded_map(ident, list(range(4)), 4)
+    before = threading.active_count()
+    first = set(bounded_map(ident, list(range(4)), 4))
+    second = set(bounded_map(ident, list(range(4)), 4))
+    assert len(first) == 4 and threading.get_ident() not in first
+    assert first == second  # the same workers answered again
+    assert threading.active_count() == before  # and none were started for it
+
+
+def test_a_call_inside_a_worker_gets_its_own_workers() -> None:
+    def inner(item: int) -> int:
+        return sum(bounded_map(lambda x: x + item, [1, 2, 3], 3))
+
+    assert bounded_map(inner, list(range(6)), 6) == [6 + 3 * i for i in range(6)]
+
+
+def test_a_forked_child_starts_its_own_workers() -> None:
+    import os
+
+    bounded_map(lambda x: x, [1, 2], 2)  # idle workers in this process
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        import signal
+
+        signal.alarm(20)  # a child waiting on its parent's workers dies instead of hanging
+        try:
+            ok = bounded_map(lambda x: x * 3, [1, 2, 3], 3) == [3, 6, 9]
+            os.write(write, b"ok" if ok else b"bad")
+        finally:
+            os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read, 8) == b"ok" and status == 0
+    os.close(read)
