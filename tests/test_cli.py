@@ -140,3 +140,24 @@ def test_jq_filters_any_command(cli_env: dict[str, str], tmux_server: TmuxTestSe
                           "touch /tmp/sane-jq-canary-must-not-exist"], cli_env)
     assert (status, doc["error"]["code"]) == (2, "invalid_argument")
     assert not os.path.exists("/tmp/sane-jq-canary-must-not-exist")
+
+
+@pytest.mark.parametrize("entry", [
+    ["-m", "sane.cli.main", "run-command"],
+    ["-c", "from sane.cli.main import run_command_main; run_command_main()"],
+], ids=["sane run-command", "sane-run-command"])
+def test_run_command_one_shot_does_not_import_click(cli_env: dict[str, str],
+                                                    tmux_server: TmuxTestServer,
+                                                    entry: list[str]) -> None:
+    """The usual line goes through sane.cli.fast; --help still reaches click."""
+    import re
+
+    pane = tmux_server.new_pane("dash")
+    proc = subprocess.run([sys.executable, "-X", "importtime", *entry, "-t", pane,
+                           "--timeout", "20", "printf '%s' \"$((6 * 7))\""], env=cli_env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0 and '"output": "42"' in proc.stdout, proc.stdout
+    assert not re.search(r"\| +click\b", proc.stderr)
+    helped = subprocess.run([sys.executable, *entry, "--help"], env=cli_env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert helped.returncode == 0 and "--quiet-period" in helped.stdout

@@ -39,6 +39,8 @@ def kind_of(option: click.Option) -> str:
     kind = option.type
     if isinstance(kind, click.IntRange) and kind.min == 1 and kind.max is None:
         return fast.INT_AT_LEAST_1
+    if isinstance(kind, click.IntRange) and kind.min == 0 and kind.max is None:
+        return fast.INT_AT_LEAST_0
     if isinstance(kind, click.FloatRange) and kind.min == 0 and kind.max is None:
         return fast.FLOAT_AT_LEAST_0
     if kind is click.STRING:
@@ -60,8 +62,8 @@ def test_the_table_matches_the_click_command(spec: fast.FastCommand,
     table = {}
     for option in options:
         assert option.name is not None and not option.secondary_opts and not option.multiple
-        (long_name,) = option.opts  # a short alias would need the parser to know it
-        table[long_name] = (option.name, kind_of(option))
+        for name in option.opts:
+            table[name] = (option.name, kind_of(option))
         assert spec.envvars.get(option.name) == option.envvar, option.name
     assert table == spec.options
     (argument,) = arguments
@@ -83,6 +85,7 @@ FAST_LINES = [
     ["--max-parallel", "1", "--max-parallel", "4", "x"],  # the last one wins, as in click
     ["--tag", "", "x"],
     ["x", "--stream", "y"],
+    ["-"],
 ]
 
 CLICK_LINES = [
@@ -104,23 +107,53 @@ CLICK_LINES = [
     ["--servers", "--all", "x"],
     ["--stream=1", "x"],
     ["--bogus", "x"],
-    ["-", "x"],
     ["--all", "--"],
 ]
 
 
-@pytest.mark.parametrize("args", FAST_LINES, ids=" ".join)
-def test_fast_lines_parse_as_click_parses_them(args: list[str],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+RUN_FAST_LINES = [
+    ["true"],
+    ["-"],  # the command from stdin
+    ["--pane", "%3", "printf 'a\\nb'; exit 3"],
+    ["-t", "%3", "--timeout", "0.5", "sleep", "600"],
+    ["-s", "web1", "uptime"],
+    ["--server=web1", "--check", "--keep-ansi", "--interrupt-on-timeout", "x"],
+    ["--max-output", "0", "--quiet-period", "0", "cat big"],
+    ["--max-output=65536", "--quiet-period=1.5", "--socket", "work", "x"],
+    ["x", "-t", "%1"],
+    ["--", "-t", "%1"],
+]
+
+RUN_CLICK_LINES = [
+    [],
+    ["-h"],
+    ["-t%3", "x"],  # click: -t with the value %3 attached
+    ["-t=%3", "x"],  # click: the value is "=%3"
+    ["-st", "x"],
+    ["--max-output", "-1", "x"],
+    ["--quiet-period", "1e-1", "x"],
+    ["--check=yes", "x"],
+    ["--pane"],
+]
+
+CASES = [(fast.FLEET_RUN, args, True) for args in FAST_LINES]
+CASES += [(fast.FLEET_RUN, args, False) for args in CLICK_LINES]
+CASES += [(fast.RUN_COMMAND, args, True) for args in RUN_FAST_LINES]
+CASES += [(fast.RUN_COMMAND, args, False) for args in RUN_CLICK_LINES]
+
+
+@pytest.mark.parametrize(("spec", "args", "fast_path"), CASES,
+                         ids=[f"{' '.join(c[0].path)}: {' '.join(c[1])}" for c in CASES])
+def test_lines_parse_as_click_parses_them_or_are_left_to_click(
+        spec: fast.FastCommand, args: list[str], fast_path: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SANE_TMUX_SOCKET", "from-env")
-    parsed = fast.parse(fast.FLEET_RUN, args)
-    assert parsed is not None, "the fast parser should take this line"
-    assert parsed == click_params(fast.FLEET_RUN, args)
-
-
-@pytest.mark.parametrize("args", CLICK_LINES, ids=" ".join)
-def test_lines_the_fast_parser_leaves_to_click(args: list[str]) -> None:
-    assert fast.parse(fast.FLEET_RUN, args) is None
+    parsed = fast.parse(spec, args)
+    if fast_path:
+        assert parsed is not None, "the fast parser should take this line"
+        assert parsed == click_params(spec, args)
+    else:
+        assert parsed is None
 
 
 def test_route_only_takes_the_commands_in_the_table() -> None:
@@ -128,7 +161,8 @@ def test_route_only_takes_the_commands_in_the_table() -> None:
     assert routed is not None and routed[0] is fast.FLEET_RUN
     assert routed[1]["command"] == ("true",)
     assert fast.route(["fleet", "put", "a", "b"]) is None
-    assert fast.route(["run-command", "true"]) is None
+    routed = fast.route(["run-command", "-t", "%1", "true"])
+    assert routed is not None and routed[0] is fast.RUN_COMMAND and routed[1]["pane"] == "%1"
     assert fast.route(["fleet"]) is None
     assert fast.route([]) is None
 

@@ -1,10 +1,11 @@
 """A click-free parser for the hottest one-shot commands.
 
 Importing click costs 35-60 ms on the machines sane runs on: more than a whole warm
-fleet run. ``sane fleet run`` is what agents call in a loop, so its usual command
-lines are parsed here, with click's rules, and anything this parser is not sure of
-(``--help``, a short option, a malformed number, a missing value) is left to click,
-which gives its usual answer or error. ``tests/test_fast_cli.py`` holds this table
+fleet run, and as much as the rest of a ``sane-run-command``. ``run-command`` and
+``fleet run`` are what agents call in a loop, so their usual command lines are parsed
+here, with click's rules, and anything this parser is not sure of (``--help``, an
+option cluster, a malformed number, a missing value) is left to click, which gives its
+usual answer or error. ``tests/test_fast_cli.py`` holds this table
 against the click commands: the same options, defaults and parsed values.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 FLAG = "flag"
 TEXT = "text"
+INT_AT_LEAST_0 = "int>=0"
 INT_AT_LEAST_1 = "int>=1"
 FLOAT_AT_LEAST_0 = "float>=0"
 
@@ -53,7 +55,29 @@ FLEET_RUN = FastCommand(
     action=("sane.cli.actions", "fleet_run_action"),
 )
 
-COMMANDS = (FLEET_RUN,)
+# `sane run-command` and `sane-run-command` (path ()): the call agents make most.
+RUN_COMMAND = FastCommand(
+    path=("run-command",),
+    options={
+        "--server": ("server", TEXT), "-s": ("server", TEXT),
+        "--pane": ("pane", TEXT), "-t": ("pane", TEXT),
+        "--socket": ("socket", TEXT),
+        "--timeout": ("timeout", FLOAT_AT_LEAST_0),
+        "--interrupt-on-timeout": ("interrupt_on_timeout", FLAG),
+        "--keep-ansi": ("keep_ansi", FLAG),
+        "--check": ("check", FLAG),
+        "--max-output": ("max_output", INT_AT_LEAST_0),
+        "--quiet-period": ("quiet_period", FLOAT_AT_LEAST_0),
+    },
+    defaults={"server": None, "pane": None, "socket": None, "timeout": 30.0,
+              "interrupt_on_timeout": False, "keep_ansi": False, "check": False,
+              "max_output": 1 << 20, "quiet_period": 0.3},
+    argument="command",
+    envvars={"socket": "SANE_TMUX_SOCKET"},
+    action=("sane.cli.actions", "run_command_action"),
+)
+
+COMMANDS = (FLEET_RUN, RUN_COMMAND)
 
 
 class _NotSure(Exception):
@@ -63,8 +87,10 @@ class _NotSure(Exception):
 def _value(kind: str, text: str) -> Any:
     if kind == TEXT:
         return text
-    if kind == INT_AT_LEAST_1 and text.isascii() and text.isdigit() and int(text) >= 1:
-        return int(text)
+    if kind in (INT_AT_LEAST_0, INT_AT_LEAST_1) and text.isascii() and text.isdigit():
+        value = int(text)
+        if value >= (1 if kind == INT_AT_LEAST_1 else 0):
+            return value
     if kind == FLOAT_AT_LEAST_0 and text.isascii():
         whole, _, fraction = text.partition(".")
         if whole.isdigit() and (fraction == "" or fraction.isdigit()):
@@ -85,12 +111,11 @@ def parse(spec: FastCommand, args: list[str]) -> dict[str, Any] | None:
             if arg == "--":
                 positional.extend(args[i:])
                 break
-            if not arg.startswith("-") or arg == "-":
-                if arg == "-":
-                    raise _NotSure
+            if not arg.startswith("-") or arg == "-":  # click too takes `-` as a word
                 positional.append(arg)
                 continue
-            name, eq, inline = arg.partition("=")
+            # `--name=value`; a short option's `=` would be part of its value in click
+            name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
             if name not in spec.options:
                 raise _NotSure
             dest, kind = spec.options[name]

@@ -1,15 +1,15 @@
-"""``sane-run-command``: run one command in a pane, print its exact result."""
+"""``sane-run-command`` as a click command (``sane.cli.main.run_command_main``, the
+installed entry point, parses the usual lines without click and comes here for the
+rest)."""
 
 from __future__ import annotations
 
-import sys
-from typing import NoReturn
-
 import click
 
-from sane.cli._output import emit, emit_error, entry, socket_option
-from sane.envelope import check_failure
-from sane.errors import EXIT_CONNECTION, EXIT_TIMEOUT
+from sane.cli._output import socket_option
+from sane.cli.actions import emit_run, exit_status_for, run_command_action
+
+__all__ = ["emit_run", "exit_status_for", "main", "run_command_cli"]
 
 EPILOG = """\b
 Example:
@@ -24,22 +24,6 @@ Example:
 Exit status: 0 completed (1 with --check and a non-zero exit code), 4 running,
 waiting_input or interrupted, 5 lost, other codes for errors (see docs/errors.md).
 """
-
-
-def exit_status_for(result: dict[str, object]) -> int:
-    status = result["status"]
-    if status == "completed":
-        return 0
-    if status == "lost":
-        return EXIT_CONNECTION
-    return EXIT_TIMEOUT
-
-
-def emit_run(result: dict[str, object], check: bool) -> NoReturn:
-    failure = check_failure(result) if check else None
-    if failure is not None:
-        emit_error(failure, extra=result)
-    emit(result, exit_status_for(result))
 
 
 quiet_period_option = click.option(
@@ -82,24 +66,16 @@ def run_command_cli(
 ) -> None:
     """Run COMMAND in a tmux pane's shell and print exactly what it printed and its
     exit code. COMMAND words are joined with spaces; a single `-` reads it from stdin."""
-    text = sys.stdin.read() if command == ("-",) else " ".join(command)
-    from sane.ops.context import Context
-    from sane.ops.runs import RunOptions, run_command
-    from sane.tmux.command import TmuxServer
-
-    options = RunOptions(timeout=timeout, interrupt_on_timeout=interrupt_on_timeout,
-                         keep_ansi=keep_ansi, max_output=max_output or None,
-                         quiet_period=quiet_period or None)
-    with Context(TmuxServer.from_env(socket)) as ctx:
-        if server is not None:
-            from sane.fleet.panes import resolve_target
-
-            pane = resolve_target(ctx, pane, server)
-        result = run_command(ctx, text, pane=pane, options=options)
-    emit_run(dict(result), check)
+    run_command_action(server, pane, socket, timeout, interrupt_on_timeout, keep_ansi, check,
+                       max_output, quiet_period, command)
 
 
-main = entry(run_command_cli)
+def main() -> None:
+    """The front door (an entry point installed before it moved there still works)."""
+    from sane.cli.main import run_command_main
+
+    run_command_main()
+
 
 if __name__ == "__main__":
     main()

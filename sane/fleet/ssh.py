@@ -12,7 +12,6 @@ side channels (``sane server test``, health reads) cost milliseconds.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from typing import Any
 
@@ -95,6 +94,8 @@ def classify(server: ServerLike, text: str, **details: Any) -> errors.SaneError:
 def probe_connection(server: ServerLike, accept_new: bool = False,
                     timeout: float = CONNECT_TIMEOUT + 5) -> float:
     """Connect, run ``true``, return the latency in ms; raise the classified error."""
+    import subprocess  # here, not at the top: a run on warm panes starts no ssh
+
     argv = [*ssh_argv(server, accept_new=accept_new), "true"]
     started = time.perf_counter()
     try:
@@ -116,6 +117,7 @@ def upload(server: ServerLike, path: str, data: bytes, timeout: float = 600.0) -
     """Write ``data`` to ``path`` on ``server`` over the pane's ControlMaster (a new
     connection if there is none): the fast way for files, ~10x the tty's rate."""
     import shlex
+    import subprocess
 
     argv = [*ssh_argv(server), f"cat > {shlex.quote(path)}"]
     try:

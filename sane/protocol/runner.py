@@ -21,7 +21,6 @@ shell ever touches the user's command text. Every pitfall measured in
 
 from __future__ import annotations
 
-import base64
 import shlex
 from typing import NamedTuple
 
@@ -132,6 +131,8 @@ def run_input(nonce: str, command: str, force_paste: bool = False) -> RunInput:
         line = " " + _call(nonce, len(command), '"$?"', "-", shlex.quote(command))
         if len(line) <= MAX_TYPED_LINE:
             return RunInput("keys", line)
+    import base64  # only for commands that are not plain ASCII (~1.5 ms to import)
+
     b64 = base64.b64encode(command.encode("utf-8")).decode("ascii")
     line = " " + _call(nonce, len(b64), '"$?"', "b", f'"{b64}"')
     if len(line) <= MAX_TYPED_LINE and not force_paste:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -86,6 +85,8 @@ class TmuxServer(NamedTuple):
 
     def run(self, *args: str, check: bool = True) -> str:
         """Run one tmux command; return its stdout, or raise the matching sane error."""
+        import subprocess  # not at the top: one-shot commands only start a control client
+
         try:
             proc = subprocess.run(
                 self.argv(*args), capture_output=True, text=True, errors="replace", check=False

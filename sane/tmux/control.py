@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import subprocess
 import threading
 import time
 from collections import deque
 
 from sane import errors
 from sane.tmux.command import TmuxServer
+from sane.tmux.process import PipedProcess, ProcessTimeout
 
 _escape_decode = codecs.escape_decode
 
@@ -98,18 +98,16 @@ class ControlClient:
         self.session = session
         self._lock = threading.Lock()
         self._pending: deque[Reply] = deque()
-        self._streams: dict[str, list[PaneStream]] = {}
+        # Copy-on-write (replaced whole under the lock, never changed in place): the
+        # reader thread reads it for every line without taking the lock, while other
+        # threads watch and unwatch panes.
+        self._streams: dict[str, tuple[PaneStream, ...]] = {}
         self._closed = threading.Event()
         attach = Reply("attach")
         self._pending.append(attach)
         try:
-            self._proc = subprocess.Popen(
-                server.argv("-C", "attach-session", "-f", "ignore-size", "-t", session),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                bufsize=1 << 16,
-            )
+            self._proc = PipedProcess(
+                server.argv("-C", "attach-session", "-f", "ignore-size", "-t", session))
         except OSError as exc:
             raise errors.TmuxNotInstalled(f"cannot run tmux: {exc}") from exc
         self._reader = threading.Thread(target=self._read, name="sane-tmux-control", daemon=True)
@@ -163,16 +161,22 @@ class ControlClient:
         """Start collecting a pane's output (before sending it anything)."""
         stream = PaneStream()
         with self._lock:
-            self._streams.setdefault(pane_id, []).append(stream)
+            streams = dict(self._streams)
+            streams[pane_id] = (*streams.get(pane_id, ()), stream)
+            self._streams = streams
             if self._closed.is_set():
                 stream.close()
         return stream
 
     def unwatch(self, pane_id: str, stream: PaneStream) -> None:
         with self._lock:
-            streams = self._streams.get(pane_id, [])
-            if stream in streams:
-                streams.remove(stream)
+            group = tuple(s for s in self._streams.get(pane_id, ()) if s is not stream)
+            streams = dict(self._streams)
+            if group:
+                streams[pane_id] = group
+            else:
+                streams.pop(pane_id, None)
+            self._streams = streams
 
     @property
     def alive(self) -> bool:
@@ -259,7 +263,7 @@ class ControlClient:
                     stdin.close()
         try:
             self._proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+        except ProcessTimeout:
             self._proc.kill()
             self._proc.wait()
         self._reader.join(timeout=5)
