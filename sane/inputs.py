@@ -166,7 +166,7 @@ class FleetRunInput(Input):
                       "neither servers nor tag is given).")
     max_parallel: int = Field(default=5, ge=1, description="At most this many at once.")
     timeout: float = Field(default=30.0, ge=0, description="Each server's own deadline, "
-                           "seconds.")
+                           "seconds, connecting included.")
 
 
 class HealthInput(Input):

@@ -63,6 +63,35 @@ def test_a_hung_server_does_not_hold_the_others(sane_ctx: Context, ssh_fleet: An
     run_interrupt(sane_ctx, by_name["s1"]["run_id"])
 
 
+def test_a_server_hung_in_the_handshake_fails_within_the_deadline(
+        sane_ctx: Context, ssh_fleet: Any) -> None:
+    """A server that accepts the TCP connection and never speaks: its own deadline
+    (--timeout) covers connecting, not ssh's longer ConnectTimeout."""
+    import socket
+    import threading
+
+    servers = register(sane_ctx.home, ssh_fleet)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    held: list[Any] = []
+    threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
+    silent = servers[0].model_copy(update={"name": "silent",
+                                           "port": listener.getsockname()[1]})
+    try:
+        result = fleet_run(sane_ctx, [*servers, silent], "echo hi", timeout=2)
+        by_name = {r["server"]: r for r in result["results"]}
+        assert [by_name[s.name]["output"] for s in servers] == ["hi\n"] * 3
+        assert by_name["silent"]["status"] == "unreachable"
+        assert by_name["silent"]["error"]["code"] == "timeout"
+        assert "within 2s" in by_name["silent"]["error"]["message"]
+        assert result["status"] == "partial" and result["duration_ms"] < 6000
+    finally:
+        listener.close()
+        for conn, _ in held:
+            conn.close()
+
+
 def test_cli_stream(cli_env: dict[str, str], ssh_fleet: Any, sane_home: Any) -> None:
     register(sane_home, ssh_fleet)
     proc = subprocess.run([sys.executable, "-m", "sane.cli.main", "fleet", "run", "--stream",

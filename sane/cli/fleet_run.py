@@ -57,7 +57,7 @@ def fleet_group() -> None:
 @click.option("--all", "all_servers", is_flag=True, help="Every registered server (default).")
 @click.option("--max-parallel", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
-              help="Each server's own deadline, in seconds.")
+              help="Each server's own deadline in seconds, connecting included.")
 @click.option("--stream", is_flag=True, help="JSON lines: events as they happen, then the result.")
 @socket_option
 def run(command: tuple[str, ...], servers: str | None, tag: str | None, all_servers: bool,

@@ -109,11 +109,19 @@ def _make_ready(ctx: Context, server: ServerLike, pane_id: str, timeout: float) 
         # Type nothing into a connection that is not up yet: wait for the remote side
         # to say anything (banner, prompt) or for ssh to give up.
         first_output = time.monotonic() + min(5.0, timeout)
-        while time.monotonic() < first_output:
-            if stream.take(0.1):
+        while True:
+            if stream.take(max(0.0, min(0.1, first_output - time.monotonic()))):
                 break
             if ctx.pane_state(pane_id).dead:
                 raise _connect_error(ctx, server, ctx.pane_state(pane_id))
+            if time.monotonic() >= deadline:
+                # ssh may still get through (its own ConnectTimeout is longer): the
+                # pane stays, and the next run or `sane connect` picks it up.
+                raise errors.ConnectTimeout(
+                    f"{server.name} ({server.host}:{server.port}): no answer within "
+                    f"{timeout:g}s", server=server.name, pane=pane_id)
+            if time.monotonic() >= first_output:
+                break
         try:
             return install_runner(ctx, client, stream, state, deadline=deadline)
         except (errors.RunnerUnavailable, errors.PaneNotShell):

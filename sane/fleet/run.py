@@ -1,8 +1,8 @@
 """Run one command on many servers at once, each in its own ssh pane.
 
-At most ``max_parallel`` servers are worked on at a time (a semaphore of worker
-threads, default 5 as in Ansible), each with its own deadline, so an unreachable or
-hung server never holds the others past that deadline. Every server ends with one
+At most ``max_parallel`` servers are worked on at a time (default 5, as in Ansible),
+each with its own deadline, connecting included, so an unreachable or hung server
+never holds the others past that deadline. Every server ends with one
 result; the fleet's status is ``completed`` (all ran and exited 0), ``failed`` (none
 did) or ``partial``.
 """
@@ -56,11 +56,15 @@ def fleet_run(
         started = ms()
         emit({"event": "started", "server": server.name, "at_ms": started})
         report: dict[str, Any] = {"server": server.name, "started_ms": started}
+        deadline = time.monotonic() + timeout
         try:
-            state = open_server_pane(ctx, server, known=known)
+            # One deadline per server covers connecting (a cold or hung server) and
+            # the run, so no server keeps the fleet's answer waiting past it.
+            state = open_server_pane(ctx, server, known=known, timeout=timeout)
             hook = _Streamer(server.name, emit) if on_event is not None else None
+            remaining = max(0.0, deadline - time.monotonic())
             result = run_command(ctx, command, pane=state.pane_id, pane_state=state,
-                                 options=RunOptions(timeout=timeout, on_output=hook))
+                                 options=RunOptions(timeout=remaining, on_output=hook))
             if hook is not None:
                 hook.flush(result["output"])
             report.update(result)
