@@ -58,6 +58,27 @@ def test_each_kind_of_file_is_reported(sane_home: Path, make_fleet: Callable[...
     assert again["s3"]["history"]["last_ok_at"] is None
 
 
+def test_server_list_shows_the_health_history(sane_home: Path, ssh_fleet: Any,
+                                             cli_env: dict[str, str]) -> None:
+    from .conftest import cli
+
+    servers = register(sane_home, ssh_fleet)
+    set_health(servers[0], "healthy", {"version": "2.0.0"})
+    check(sane_home, servers[:2])
+    status, doc, _ = cli(["sane.cli.main", "server", "list"], cli_env)
+    assert status == 0
+    shown = {s["name"]: s["health_history"] for s in doc["servers"]}
+    assert shown["s1"]["last_status"] == "healthy" and shown["s1"]["failure_streak"] == 0
+    assert shown["s1"]["last_ok_at"] is not None and shown["s1"]["read_latency_ms"] > 0
+    assert shown["s2"]["last_status"] == "unknown" and shown["s2"]["failure_streak"] == 1
+    assert shown["s3"] is None  # never checked
+    history = sane_home / "health-history.json"
+    history.write_text("{not json")
+    status, doc, _ = cli(["sane.cli.main", "server", "list"], cli_env)
+    assert status == 0 and [s["health_history"] for s in doc["servers"]] == [None] * 3
+    assert history.read_text() == "{not json"  # left for the next check to set aside
+
+
 def test_unreachable_server_is_unknown_not_a_crash(sane_home: Path,
                                                    make_fleet: Callable[..., Any]) -> None:
     fleet = make_fleet(1)

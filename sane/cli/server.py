@@ -25,12 +25,15 @@ Example:
    "port": 41935, "user": "root",
    "identity_file": "/tmp/sane-fleet-wt41c6sb/client/id_ed25519",
    "ssh_options": {"UserKnownHostsFile": "/tmp/sane-fleet-wt41c6sb/known_hosts"},
-   "tags": ["web"], "health_path": "~/.sane/health.json", "connection": "connected"},
+   "tags": ["web"], "health_path": "~/.sane/health.json", "connection": "connected",
+   "health_history": {"last_status": "healthy", "last_ok_at": "2026-11-23T19:28:21+00:00",
+   "failure_streak": 0, "read_latency_ms": 16.5, "checked_at": "2026-11-23T19:28:21+00:00"}},
    ...]}
 
 \b
 connection: connected (its ssh pane is alive), unreachable (the pane's ssh ended;
-the next run reconnects), disconnected (no pane yet).
+the next run reconnects), disconnected (no pane yet). health_history: what the last
+`sane health` found (null before the first one).
 """
 
 SHOW_EPILOG = """\b
@@ -113,17 +116,22 @@ def add(name: str, host: str, port: int, user: str | None, identity: str | None,
 @click.option("--tag", default=None, help="Only servers with this tag.")
 @socket_option
 def list_servers(tag: str | None, socket: str | None) -> None:
-    """List the registered servers, with the state of their ssh pane (`connection`)."""
+    """List the registered servers, with the state of their ssh pane (`connection`) and
+    what `sane health` last found (`health_history`)."""
+    from sane.fleet.health import read_history
     from sane.fleet.panes import connection_states
     from sane.fleet.registry import Registry
     from sane.ops.context import Context
     from sane.tmux.command import TmuxServer
 
-    servers = [s for s in Registry().servers() if tag is None or tag in s.tags]
+    registry = Registry()
+    servers = [s for s in registry.servers() if tag is None or tag in s.tags]
+    history = read_history(registry.home)
     with Context(TmuxServer.from_env(socket)) as ctx:
         states = connection_states(ctx)
     emit({"servers": [{**s.model_dump(mode="json"),
-                       "connection": states.get(s.name, "disconnected")} for s in servers]})
+                       "connection": states.get(s.name, "disconnected"),
+                       "health_history": history.get(s.name)} for s in servers]})
 
 
 @server_group.command("show", epilog=SHOW_EPILOG)

@@ -145,6 +145,20 @@ def record(home: Path, reports: list[dict[str, Any]]) -> dict[str, dict[str, Any
     return {r["server"]: history[r["server"]] for r in reports}
 
 
+def read_history(home: Path) -> dict[str, dict[str, Any]]:
+    """Each server's history entry as last recorded, for showing (``sane server list``).
+
+    Read without the lock (the file is only ever replaced whole) and without setting a
+    corrupt file aside: that is for the next ``record``; here it reads as no history."""
+    try:
+        history = json.loads((home / "health-history.json").read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(history, dict):
+        return {}
+    return {name: entry for name, entry in history.items() if isinstance(entry, dict)}
+
+
 def _load_history(path: Path) -> dict[str, dict[str, Any]]:
     """The history, or a fresh one when the file is missing or corrupt.
 
