@@ -42,29 +42,44 @@ class _Worker:
     def _loop(self) -> None:
         while True:
             self._go.acquire()
-            assert self._job is not None
-            (job, done), self._job = self._job, None
-            job()  # never raises: bounded_map's job catches everything
+            task, self._job = self._job, None
+            assert task is not None
+            task[0]()  # never raises: bounded_map's job catches everything
             with _idle_lock:
                 keep = len(_idle) < MAX_IDLE
                 if keep:
                     _idle.append(self)
-            done()
+            task[1]()
+            del task  # an idle worker keeps nothing of the last call alive
             if not keep:
                 return
 
 
 _idle: list[_Worker] = []
 _idle_lock = threading.Lock()
-# A forked child has none of the parent's threads.
-os.register_at_fork(after_in_child=_idle.clear)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has none of the parent's threads, and the lock may have been
+    held by one of them at the fork."""
+    global _idle_lock
+    _idle.clear()
+    _idle_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _workers(count: int) -> list[_Worker]:
     with _idle_lock:
         taken = _idle[-count:] if count else []
         del _idle[len(_idle) - len(taken):]
-    return taken + [_Worker() for _ in range(count - len(taken))]
+    try:
+        return taken + [_Worker() for _ in range(count - len(taken))]
+    except BaseException:  # no thread could be started: give the idle ones back
+        with _idle_lock:
+            _idle.extend(taken)
+        raise
 
 
 def bounded_map(work: Callable[[T], R], items: Sequence[T], max_parallel: int) -> list[R]:

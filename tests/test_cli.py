@@ -161,3 +161,19 @@ def test_run_command_one_shot_does_not_import_click(cli_env: dict[str, str],
     helped = subprocess.run([sys.executable, *entry, "--help"], env=cli_env,
                             capture_output=True, text=True, timeout=60, check=False)
     assert helped.returncode == 0 and "--quiet-period" in helped.stdout
+
+
+@pytest.mark.parametrize("argv", [["fleet", "run", "--all", "true"], ["list-panes"]],
+                         ids=["fast path", "click path"])
+def test_a_reader_that_went_away_is_a_quiet_exit_1(cli_env: dict[str, str],
+                                                   argv: list[str]) -> None:
+    """`sane ... | head -0`: no traceback on a closed stdout, as with click's own."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "sane.cli.main", *argv], env=cli_env,
+                              stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              timeout=60, check=False)
+    finally:
+        os.close(write_end)
+    assert (proc.returncode, proc.stderr) == (1, "")

@@ -53,3 +53,21 @@ def test_the_client_process_is_reaped_and_its_pipes_closed(
     assert client._proc.returncode == 0
     assert not os.path.exists(f"/proc/{pid}")  # reaped: no zombie left
     assert client._proc.stdout.closed and client._proc.stderr.closed
+
+
+def test_the_client_process_gets_no_descriptor_a_caller_passed_to_sane(
+        tmux_server: TmuxTestServer) -> None:
+    """As Popen(close_fds=True): an inheritable pipe end held by the tmux client
+    would keep that pipe's reader from ever seeing EOF."""
+    read_end, write_end = os.pipe()
+    os.set_inheritable(write_end, True)
+    try:
+        client = ControlClient(tmux_server.server, "base")
+        pipe = os.readlink(f"/proc/self/fd/{write_end}")
+        held = {os.readlink(f"/proc/{client._proc.pid}/fd/{fd}")
+                for fd in os.listdir(f"/proc/{client._proc.pid}/fd")}
+        assert pipe not in held
+        client.close()
+    finally:
+        os.close(read_end)
+        os.close(write_end)

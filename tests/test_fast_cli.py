@@ -108,6 +108,8 @@ CLICK_LINES = [
     ["--stream=1", "x"],
     ["--bogus", "x"],
     ["--all", "--"],
+    ["--max-parallel", "9" * 5000, "x"],  # past int()'s digit limit: click's error
+    ["--timeout", "1" * 400, "x"],
 ]
 
 
@@ -134,6 +136,7 @@ RUN_CLICK_LINES = [
     ["--quiet-period", "1e-1", "x"],
     ["--check=yes", "x"],
     ["--pane"],
+    ["--max-output", "9" * 5000, "x"],
 ]
 
 CASES = [(fast.FLEET_RUN, args, True) for args in FAST_LINES]

@@ -92,6 +92,31 @@ def test_a_server_hung_in_the_handshake_fails_within_the_deadline(
             conn.close()
 
 
+def test_a_connected_pane_without_the_runner_is_taken_over_under_a_short_timeout(
+        sane_ctx: Context, ssh_fleet: Any) -> None:
+    """What a timed-out connection leaves once ssh gets through: a pane at its remote
+    prompt, no runner. It prints nothing new; a short deadline must not call it
+    unreachable, and the runner is installed so the next run finds it warm."""
+    from sane.fleet.panes import _new_pane, server_panes
+    from sane.testing import retry_until
+
+    servers = register(sane_ctx.home, ssh_fleet)
+    from sane.fleet.panes import ensure_session
+
+    ensure_session(sane_ctx)
+    pane = _new_pane(sane_ctx, servers[0], accept_new=False)
+    retry_until(lambda: any(line.strip() for line in sane_ctx.tmux(
+        ["capture-pane", "-p", "-t", pane])), timeout=30)  # the remote prompt is up
+    assert not server_panes(sane_ctx)["s1"].runner_installed
+    result = fleet_run(sane_ctx, servers[:1], "echo hi", timeout=1)
+    (report,) = result["results"]
+    assert report["status"] in ("completed", "running"), report
+    assert report["pane"] == pane
+    assert server_panes(sane_ctx)["s1"].runner_installed
+    again = fleet_run(sane_ctx, servers[:1], "echo hi", timeout=1)
+    assert again["results"][0]["output"] == "hi\n" and again["status"] == "completed"
+
+
 def test_cli_stream(cli_env: dict[str, str], ssh_fleet: Any, sane_home: Any) -> None:
     register(sane_home, ssh_fleet)
     proc = subprocess.run([sys.executable, "-m", "sane.cli.main", "fleet", "run", "--stream",

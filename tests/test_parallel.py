@@ -88,3 +88,17 @@ def test_a_forked_child_starts_its_own_workers() -> None:
     _, status = os.waitpid(pid, 0)
     assert os.read(read, 8) == b"ok" and status == 0
     os.close(read)
+
+
+def test_idle_workers_keep_nothing_of_the_last_call() -> None:
+    import gc
+    import weakref
+
+    class Output:
+        pass
+
+    results = bounded_map(lambda _: Output(), [1, 2, 3], 3)
+    refs = [weakref.ref(r) for r in results]
+    del results
+    gc.collect()
+    assert [r() for r in refs] == [None, None, None]

@@ -94,11 +94,25 @@ def _check_jq(expression: str) -> None:
         raise errors.InvalidArgument(f"--jq: {exc}", expression=expression) from None
 
 
+def _reader_went_away() -> NoReturn:
+    """Whoever read stdout closed it (``sane ... | head -1``): nothing more can be
+    said there. Exit 1 quietly, as click does, with stdout pointed at /dev/null so
+    the interpreter's final flush cannot fail again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    sys.exit(1)
+
+
 def guarded(body: Callable[[], object]) -> NoReturn:
     """Run ``body`` so that every outcome is one JSON document: sane's errors with their
     code, a Ctrl-C as ``usage_error``, a bug as ``internal_error``; never a traceback."""
     try:
         body()
+    except BrokenPipeError:
+        _reader_went_away()
     except errors.SaneError as err:
         emit_error(err)
     except KeyboardInterrupt:

@@ -87,13 +87,15 @@ class _NotSure(Exception):
 def _value(kind: str, text: str) -> Any:
     if kind == TEXT:
         return text
-    if kind in (INT_AT_LEAST_0, INT_AT_LEAST_1) and text.isascii() and text.isdigit():
+    # (Past 4,300 digits int() refuses the string; click then reports a bad value.)
+    if kind in (INT_AT_LEAST_0, INT_AT_LEAST_1) and text.isascii() and text.isdigit() \
+            and len(text) <= 18:
         value = int(text)
         if value >= (1 if kind == INT_AT_LEAST_1 else 0):
             return value
     if kind == FLOAT_AT_LEAST_0 and text.isascii():
         whole, _, fraction = text.partition(".")
-        if whole.isdigit() and (fraction == "" or fraction.isdigit()):
+        if whole.isdigit() and (fraction == "" or fraction.isdigit()) and len(text) <= 32:
             return float(text)
     raise _NotSure
 

@@ -28,6 +28,10 @@ ROLE_SSH = "ssh"
 ROLE_ORCHESTRATOR = "orchestrator"
 OPT_GATE = "@sane_gate"
 CONNECT_TIMEOUT = 30.0
+# A server that has answered gets at least this long to take sane's runner, even past
+# a shorter deadline: it is alive, and a pane left without the runner would cost the
+# next run the same again. (The takeover is retyped after 3 s without READY.)
+INSTALL_GRACE = 5.0
 DEFAULT_PARALLEL = 5
 
 
@@ -101,27 +105,34 @@ def open_server_pane(ctx: Context, server: ServerLike, accept_new: bool = False,
 
 
 def _make_ready(ctx: Context, server: ServerLike, pane_id: str, timeout: float) -> panes.PaneState:
+    """Install the runner in the pane's remote shell, within ``timeout``.
+
+    A server that has said nothing by then (the TCP connection accepted, the
+    handshake hung) is ``ConnectTimeout``; ssh may still get through later (its own
+    ConnectTimeout is longer), so the pane stays for the next run or ``sane connect``.
+    One that has answered gets INSTALL_GRACE to take the runner."""
     state = ctx.pane_state(pane_id)
     client = ctx.client(state.session_id)
     stream = client.watch(pane_id)
     try:
         deadline = time.monotonic() + timeout
         # Type nothing into a connection that is not up yet: wait for the remote side
-        # to say anything (banner, prompt) or for ssh to give up.
+        # to say anything (banner, prompt: on the screen already, or arriving) or for
+        # ssh to give up.
         first_output = time.monotonic() + min(5.0, timeout)
-        while True:
+        answered = _has_output(ctx, pane_id)
+        while not answered:
             if stream.take(max(0.0, min(0.1, first_output - time.monotonic()))):
                 break
             if ctx.pane_state(pane_id).dead:
                 raise _connect_error(ctx, server, ctx.pane_state(pane_id))
             if time.monotonic() >= deadline:
-                # ssh may still get through (its own ConnectTimeout is longer): the
-                # pane stays, and the next run or `sane connect` picks it up.
                 raise errors.ConnectTimeout(
                     f"{server.name} ({server.host}:{server.port}): no answer within "
                     f"{timeout:g}s", server=server.name, pane=pane_id)
             if time.monotonic() >= first_output:
-                break
+                break  # quiet for 5 s: a server with no banner and an empty prompt
+        deadline = max(deadline, time.monotonic() + INSTALL_GRACE)
         try:
             return install_runner(ctx, client, stream, state, deadline=deadline)
         except (errors.RunnerUnavailable, errors.PaneNotShell):
@@ -131,6 +142,13 @@ def _make_ready(ctx: Context, server: ServerLike, pane_id: str, timeout: float) 
             raise
     finally:
         client.unwatch(pane_id, stream)
+
+
+def _has_output(ctx: Context, pane_id: str) -> bool:
+    """Whether the pane shows anything: a connection that came up before this call
+    looked (a pane left by an earlier timeout, or ssh quicker than the watch) prints
+    nothing new while it idles at its prompt."""
+    return any(line.strip() for line in ctx.tmux(["capture-pane", "-p", "-t", pane_id]))
 
 
 def _connect_error(ctx: Context, server: ServerLike, state: panes.PaneState) -> errors.SaneError:

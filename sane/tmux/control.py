@@ -284,6 +284,8 @@ class ControlHub:
         with self._lock:
             client = self._clients.get(session_id)
             if client is None or not client.alive:
+                if client is not None:
+                    client.close()  # reap the tmux client that exited
                 client = ControlClient(self.server, session_id)
                 self._clients[session_id] = client
             return client
@@ -300,12 +302,13 @@ class ControlHub:
             raise
         with self._lock:
             existing = self._clients.get(session_id)
+            spare: ControlClient | None
             if existing is not None and existing.alive:
                 keep, spare = existing, client
             else:
                 client.session = session_id
                 self._clients[session_id] = keep = client
-                spare = None
+                spare = existing  # None, or a client whose tmux exited: reap it
         if spare is not None:
             spare.close()
         return keep

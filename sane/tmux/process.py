@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 from typing import BinaryIO
 
@@ -33,7 +34,8 @@ class PipedProcess:
             fds += [stderr_r, stderr_w]
             # ...but dup2 gives the child its 0, 1 and 2 without that flag.
             actions = [(os.POSIX_SPAWN_DUP2, stdin_r, 0), (os.POSIX_SPAWN_DUP2, stdout_w, 1),
-                       (os.POSIX_SPAWN_DUP2, stderr_w, 2)]
+                       (os.POSIX_SPAWN_DUP2, stderr_w, 2),
+                       *((os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited_fds())]
             spawn = os.posix_spawn if os.sep in argv[0] else os.posix_spawnp
             # As Popen's restore_signals: Python ignores SIGPIPE, the child must not.
             self.pid = spawn(argv[0], argv, os.environ, file_actions=actions,
@@ -48,30 +50,26 @@ class PipedProcess:
         self.stdout: BinaryIO = os.fdopen(stdout_r, "rb", buffering=bufsize)
         self.stderr: BinaryIO = os.fdopen(stderr_r, "rb")
         self.returncode: int | None = None
+        # One waitpid at a time (the reader thread and close() both ask): once the
+        # child is reaped its pid may be reused, and must not be waited on or killed.
+        self._wait_lock = threading.Lock()
 
     def poll(self) -> int | None:
         """The exit status once the process has ended (and is reaped), else None."""
-        if self.returncode is None:
-            try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:  # reaped elsewhere: it has ended all the same
-                self.returncode = -1
-                return self.returncode
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        """Wait for the end, with ``Popen.wait``'s back-off (the kernel gives no event
-        for a child's exit that a thread could wait on portably, with a timeout)."""
-        if timeout is None:
+        with self._wait_lock:
             if self.returncode is None:
                 try:
-                    _, status = os.waitpid(self.pid, 0)
-                    self.returncode = os.waitstatus_to_exitcode(status)
-                except ChildProcessError:
+                    pid, status = os.waitpid(self.pid, os.WNOHANG)
+                except ChildProcessError:  # reaped elsewhere (SIGCHLD ignored): ended
                     self.returncode = -1
+                    return self.returncode
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
             return self.returncode
+
+    def wait(self, timeout: float = 60.0) -> int:
+        """Wait for the end, with ``Popen.wait``'s back-off (the kernel gives no event
+        for a child's exit that a thread could wait on portably, with a timeout)."""
         deadline = time.monotonic() + timeout
         delay = 0.0005
         while (code := self.poll()) is None:
@@ -83,6 +81,29 @@ class PipedProcess:
         return code
 
     def kill(self) -> None:
-        if self.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
+        with self._wait_lock:
+            if self.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
+
+
+def _inherited_fds() -> list[int]:
+    """Descriptors above 2 this process would hand to a child, as ``Popen(close_fds=
+    True)`` closes them: ones a caller passed to sane (Python's own are not
+    inheritable). Only where /proc or /dev/fd lists them."""
+    for listing in ("/proc/self/fd", "/dev/fd"):
+        try:
+            names = os.listdir(listing)
+        except OSError:
+            continue
+        found = []
+        for name in names:
+            fd = int(name)
+            if fd > 2:
+                try:
+                    if os.get_inheritable(fd):
+                        found.append(fd)
+                except OSError:  # the listing's own descriptor, closed by now
+                    pass
+        return found
+    return []
