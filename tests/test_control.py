@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from typing import Any
+
+import pytest
 
 from sane.testing.pytest_plugin import TmuxTestServer
 from sane.tmux.control import ControlClient
@@ -71,3 +74,43 @@ def test_the_client_process_gets_no_descriptor_a_caller_passed_to_sane(
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def test_concurrent_first_calls_share_one_attach(tmux_server: TmuxTestServer,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five threads of a fleet connect each ask tmux something first. Each used to
+    attach its own control client and all but one detached at once; tmux 3.3a
+    segfaulted now and then on that (callers saw "server exited unexpectedly")."""
+    from sane.ops.context import Context
+    from sane.tmux import control
+
+    started: list[str] = []
+    real_init = control.ControlClient.__init__
+
+    def counting_init(self: control.ControlClient, *args: Any, **kwargs: Any) -> None:
+        started.append(args[1] if len(args) > 1 else kwargs["session"])
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(control.ControlClient, "__init__", counting_init)
+    server_pid = tmux_server.server.run("display-message", "-p", "#{pid}").strip()
+    for _ in range(20):
+        started.clear()
+        with Context(tmux_server.server) as ctx:
+            barrier = threading.Barrier(5, timeout=10)
+            answers: list[list[str]] = []
+
+            def first_call(ctx: Context = ctx, barrier: threading.Barrier = barrier,
+                           answers: list[list[str]] = answers) -> None:
+                barrier.wait()
+                ctx.attach_first("=base")  # as server_panes and pane_state do
+                answers.append(ctx.tmux(["list-panes", "-s", "-t", "=base",
+                                         "-F", "#{pane_id}"]))
+
+            threads = [threading.Thread(target=first_call) for _ in range(5)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert len(answers) == 5 and all(answers)
+            assert started == ["=base"]  # one client attached, shared by all five
+    assert tmux_server.server.run("display-message", "-p", "#{pid}").strip() == server_pid

@@ -78,7 +78,7 @@ class Context:
         that fails, the plain query below reports why."""
         if self.hub.any_client() is None and self.server.socket_exists():
             with contextlib.suppress(errors.SaneError):
-                self.hub.attach(target)
+                self.hub.attach_first(target)
 
     def pane_state(self, target: str) -> panes.PaneState:
         self.attach_first(target)

@@ -279,6 +279,12 @@ class ControlHub:
         self.server = server
         self._clients: dict[str, ControlClient] = {}
         self._lock = threading.Lock()
+        # One speculative attach at a time (see attach_first). tmux 3.3a segfaults now
+        # and then when a control client detaches moments after attaching, which is
+        # what the losers of a race of concurrent attaches used to do (five threads of
+        # a fleet connect: dmesg showed the server's segfault, the callers "server
+        # exited unexpectedly" and "control client exited").
+        self._attach_lock = threading.Lock()
 
     def client(self, session_id: str) -> ControlClient:
         with self._lock:
@@ -289,6 +295,13 @@ class ControlHub:
                 client = ControlClient(self.server, session_id)
                 self._clients[session_id] = client
             return client
+
+    def attach_first(self, target: str) -> None:
+        """Attach a client for ``target`` unless one is attached already; concurrent
+        callers wait for the first one's client instead of attaching their own."""
+        with self._attach_lock:
+            if self.any_client() is None:
+                self.attach(target)
 
     def attach(self, target: str) -> ControlClient:
         """A client for the session holding ``target`` (a session name ``=NAME`` or a
