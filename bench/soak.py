@@ -20,10 +20,11 @@ Each server result must be one of: exact (``completed``, exit 0, the expected by
 ``lost`` / ``unreachable`` / ``running`` (timed out) / ``error`` with a code, where any
 output shown is a prefix of the expected output. Anything else is a lie and counted.
 Runs left ``running`` are waited on again with ``run_wait`` once the faults are over.
-Every fleet run's duration is checked against its budget (connect + run timeout +
-margin). Processes (ssh clients under tmux, processes in the servers' namespaces),
-tmux panes, this process's open fds and threads, temp files and ``$SANE_HOME`` temp
-files are counted before the loop and after recovery.
+Every fleet run's duration is checked against its budget (the run timeout, which
+covers connecting, + the runner-install grace + a margin). Processes (ssh clients
+under tmux, processes in the servers' namespaces), tmux panes, this process's open
+fds and threads, temp files and ``$SANE_HOME`` temp files are counted before the loop
+and after recovery.
 
 Prints one JSON report; exits 1 if anything was lied about, late, leaked or lost.
 ``soak()`` is also called with a tiny configuration by tests/test_soak.py.
@@ -47,7 +48,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sane.fleet.panes import CONNECT_TIMEOUT
+from sane.fleet.panes import INSTALL_GRACE
 from sane.fleet.registry import Registry, Server
 from sane.fleet.run import fleet_run
 from sane.ops.context import Context
@@ -299,7 +300,9 @@ def soak(cfg: Config) -> dict[str, Any]:
             raise RuntimeError("the fleet did not answer before the soak")
         before = snapshot(tmux, fleet, home, tmp)
         chaos = Chaos(fleet, cfg, rng, tally)
-        budget = CONNECT_TIMEOUT + cfg.timeout + MARGIN
+        # Each server's deadline covers connecting; one that answered may take up to
+        # INSTALL_GRACE more to take the runner (see docs/reliability.md).
+        budget = cfg.timeout + INSTALL_GRACE + MARGIN
         for i in range(cfg.runs):
             if time.monotonic() - started > cfg.max_seconds:
                 break

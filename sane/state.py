@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import tempfile
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sane import errors
-from sane.poll import poll
+from sane.flock import flock_within
 
 LOCK_TIMEOUT = 10.0
 
@@ -84,15 +83,3 @@ def file_lock(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     finally:
         os.close(fd)
 
-
-def flock_within(fd: int, timeout: float) -> bool:
-    """Take an exclusive ``flock`` on ``fd``, waiting at most ``timeout`` seconds
-    (flock itself can only wait forever or not at all)."""
-    def acquired() -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
-    return bool(poll(acquired, timeout, first=0.001, cap=0.05))

@@ -3,6 +3,7 @@ reader thread under concurrent use."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -67,8 +68,10 @@ def test_the_client_process_gets_no_descriptor_a_caller_passed_to_sane(
     try:
         client = ControlClient(tmux_server.server, "base")
         pipe = os.readlink(f"/proc/self/fd/{write_end}")
-        held = {os.readlink(f"/proc/{client._proc.pid}/fd/{fd}")
-                for fd in os.listdir(f"/proc/{client._proc.pid}/fd")}
+        held = set()
+        for fd in os.listdir(f"/proc/{client._proc.pid}/fd"):
+            with contextlib.suppress(FileNotFoundError):  # one tmux closed meanwhile
+                held.add(os.readlink(f"/proc/{client._proc.pid}/fd/{fd}"))
         assert pipe not in held
         client.close()
     finally:
@@ -113,4 +116,30 @@ def test_concurrent_first_calls_share_one_attach(tmux_server: TmuxTestServer,
                 thread.join()
             assert len(answers) == 5 and all(answers)
             assert started == ["=base"]  # one client attached, shared by all five
+    assert tmux_server.server.run("display-message", "-p", "#{pid}").strip() == server_pid
+
+
+def test_clients_attaching_while_others_detach_do_not_crash_tmux(
+        tmux_server: TmuxTestServer) -> None:
+    """tmux 3.3a segfaults when a control client attaches while another detaches;
+    four threads doing both in a loop crashed it within a second before sane took
+    attach and detach one at a time (across processes too: it is an flock)."""
+    server_pid = tmux_server.server.run("display-message", "-p", "#{pid}").strip()
+    failures: list[str] = []
+
+    def attach_and_detach() -> None:
+        for i in range(40):
+            try:
+                client = ControlClient(tmux_server.server, "base")
+                assert client.command(f"display-message -p 'n{i}'") == [f"n{i}"]
+                client.close()
+            except Exception as exc:  # collected for the assertion below
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=attach_and_detach) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
     assert tmux_server.server.run("display-message", "-p", "#{pid}").strip() == server_pid

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import os
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 
 from sane import errors
 from sane.tmux.command import TmuxServer
@@ -105,14 +107,17 @@ class ControlClient:
         self._closed = threading.Event()
         attach = Reply("attach")
         self._pending.append(attach)
-        try:
-            self._proc = PipedProcess(
-                server.argv("-C", "attach-session", "-f", "ignore-size", "-t", session))
-        except OSError as exc:
-            raise errors.TmuxNotInstalled(f"cannot run tmux: {exc}") from exc
-        self._reader = threading.Thread(target=self._read, name="sane-tmux-control", daemon=True)
-        self._reader.start()
-        if not attach.done.wait(timeout) or attach.error:
+        with attach_detach_lock(server):
+            try:
+                self._proc = PipedProcess(
+                    server.argv("-C", "attach-session", "-f", "ignore-size", "-t", session))
+            except OSError as exc:
+                raise errors.TmuxNotInstalled(f"cannot run tmux: {exc}") from exc
+            self._reader = threading.Thread(target=self._read, name="sane-tmux-control",
+                                            daemon=True)
+            self._reader.start()
+            attached = attach.done.wait(timeout)
+        if not attached or attach.error:
             message = "\n".join(attach.lines) or self._stderr_text() or "attach failed"
             self.close()
             raise server.error_from(message, ["attach-session", "-t", session])
@@ -256,20 +261,55 @@ class ControlClient:
             last = self._pending[-1] if self._pending else None
         if last is not None:
             last.done.wait(5)
-        with self._lock:
-            stdin = self._proc.stdin
-            if stdin is not None and not stdin.closed:
-                with contextlib.suppress(OSError):
-                    stdin.close()
-        try:
-            self._proc.wait(timeout=5)
-        except ProcessTimeout:
-            self._proc.kill()
-            self._proc.wait()
+        with attach_detach_lock(self.server):
+            with self._lock:
+                stdin = self._proc.stdin
+                if stdin is not None and not stdin.closed:
+                    with contextlib.suppress(OSError):
+                        stdin.close()
+            try:
+                self._proc.wait(timeout=5)
+            except ProcessTimeout:
+                self._proc.kill()
+                self._proc.wait()
         self._reader.join(timeout=5)
         for pipe in (self._proc.stdout, self._proc.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+# Longest anyone holds the lock below is one attach or one detach (milliseconds);
+# past this a holder is taken to be stuck and the caller goes on without the lock.
+ATTACH_DETACH_LOCK_TIMEOUT = 10.0
+
+
+@contextlib.contextmanager
+def attach_detach_lock(server: TmuxServer) -> Iterator[None]:
+    """Attach and detach control clients of one tmux server one at a time, across
+    sane's processes and threads.
+
+    tmux 3.3a's server segfaults when a control client attaches while another one
+    detaches (five threads attaching and detaching in a loop crashed it within a
+    second in every trial, and concurrent one-shot commands do exactly that; with
+    attach and detach under one lock, none did). The lock is an ``flock`` on a file
+    per tmux socket next to the creation lock; each holder keeps it for a few ms.
+    """
+    from sane.flock import flock_within
+    from sane.paths import temp_dir
+
+    name = "".join(c if c.isalnum() else "_" for c in server.label)
+    path = os.path.join(temp_dir(), f"sane-{os.getuid()}-{name}.clients.lock")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        yield  # no lock file possible (a read-only temp dir): go on without it
+        return
+
+    try:
+        flock_within(fd, ATTACH_DETACH_LOCK_TIMEOUT, first=0.0005, cap=0.01)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
 
 
 class ControlHub:

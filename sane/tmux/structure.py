@@ -63,7 +63,7 @@ def creation_lock(server: TmuxServer) -> Iterator[None]:
         finally:
             _held.depth -= 1
         return
-    from sane.state import flock_within
+    from sane.flock import flock_within
 
     path = creation_lock_path(server)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
