@@ -86,6 +86,14 @@ def test_a_server_hung_in_the_handshake_fails_within_the_deadline(
         assert by_name["silent"]["error"]["code"] == "timeout"
         assert "within 2s" in by_name["silent"]["error"]["message"]
         assert result["status"] == "partial" and result["duration_ms"] < 6000
+        # Past the 5 s after which a quiet pane's ssh master is asked: still nothing
+        # typed into a connection that is not up, and still `timeout` at the deadline.
+        result = fleet_run(sane_ctx, [silent], "echo hi", timeout=6.5)
+        (report,) = result["results"]
+        assert (report["status"], report["error"]["code"]) == ("unreachable", "timeout")
+        assert 6000 < result["duration_ms"] < 9000
+        screen = sane_ctx.tmux(["capture-pane", "-p", "-t", report["error"]["details"]["pane"]])
+        assert not any(line.strip() for line in screen), screen
     finally:
         listener.close()
         for conn, _ in held:

@@ -86,6 +86,7 @@ def open_server_pane(ctx: Context, server: ServerLike, accept_new: bool = False,
     whole fleet), so a warm pane costs nothing more; only a missing or dead pane
     takes the creation lock.
     """
+    deadline = time.monotonic() + timeout  # waits for locks and tmux count too
     current = (known if known is not None else server_panes(ctx)).get(server.name)
     if current is not None and not current.dead and current.runner_installed:
         return current
@@ -101,13 +102,18 @@ def open_server_pane(ctx: Context, server: ServerLike, accept_new: bool = False,
             if existing is not None:  # dead: its ssh ended; replace it (see respawn docs)
                 ctx.server.run("kill-pane", "-t", existing.pane_id)
             pane_id = _new_pane(ctx, server, accept_new)
-    return _make_ready(ctx, server, pane_id, timeout)
+    return _make_ready(ctx, server, pane_id, deadline, timeout)
 
 
-def _make_ready(ctx: Context, server: ServerLike, pane_id: str, timeout: float) -> panes.PaneState:
-    """Install the runner in the pane's remote shell, within ``timeout``.
+def _make_ready(ctx: Context, server: ServerLike, pane_id: str, deadline: float,
+                timeout: float) -> panes.PaneState:
+    """Install the runner in the pane's remote shell by ``deadline`` (``timeout``
+    seconds from the start of ``open_server_pane``).
 
-    A server that has said nothing by then (the TCP connection accepted, the
+    Nothing is typed before the server has answered: output in the pane (on the
+    screen already, or arriving), or, for a server that prints nothing at all (no
+    banner, no motd, an empty prompt), its ssh connection's master saying it is up.
+    A server that has not answered by the deadline (the TCP connection accepted, the
     handshake hung) is ``ConnectTimeout``; ssh may still get through later (its own
     ConnectTimeout is longer), so the pane stays for the next run or ``sane connect``.
     One that has answered gets INSTALL_GRACE to take the runner."""
@@ -115,23 +121,21 @@ def _make_ready(ctx: Context, server: ServerLike, pane_id: str, timeout: float) 
     client = ctx.client(state.session_id)
     stream = client.watch(pane_id)
     try:
-        deadline = time.monotonic() + timeout
-        # Type nothing into a connection that is not up yet: wait for the remote side
-        # to say anything (banner, prompt: on the screen already, or arriving) or for
-        # ssh to give up.
-        first_output = time.monotonic() + min(5.0, timeout)
+        ask_master_at = min(time.monotonic() + 5.0, deadline)
         answered = _has_output(ctx, pane_id)
         while not answered:
-            if stream.take(max(0.0, min(0.1, first_output - time.monotonic()))):
+            if stream.take(max(0.0, min(0.1, deadline - time.monotonic()))):
                 break
             if ctx.pane_state(pane_id).dead:
                 raise _connect_error(ctx, server, ctx.pane_state(pane_id))
+            if time.monotonic() >= ask_master_at:
+                if _master_up(server):
+                    break
+                ask_master_at = time.monotonic() + 1.0
             if time.monotonic() >= deadline:
                 raise errors.ConnectTimeout(
                     f"{server.name} ({server.host}:{server.port}): no answer within "
                     f"{timeout:g}s", server=server.name, pane=pane_id)
-            if time.monotonic() >= first_output:
-                break  # quiet for 5 s: a server with no banner and an empty prompt
         deadline = max(deadline, time.monotonic() + INSTALL_GRACE)
         try:
             return install_runner(ctx, client, stream, state, deadline=deadline)
@@ -149,6 +153,21 @@ def _has_output(ctx: Context, pane_id: str) -> bool:
     looked (a pane left by an earlier timeout, or ssh quicker than the watch) prints
     nothing new while it idles at its prompt."""
     return any(line.strip() for line in ctx.tmux(["capture-pane", "-p", "-t", pane_id]))
+
+
+def _master_up(server: ServerLike) -> bool:
+    """Whether the pane's ssh has its connection up (authenticated): ``ssh -O check``
+    on the ControlMaster the pane's ssh opens. A process, so only asked of a pane
+    that has been quiet for a while."""
+    import subprocess
+
+    argv = ssh_argv(server)
+    argv[argv.index("--"):argv.index("--")] = ["-O", "check"]
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=5,
+                              stdin=subprocess.DEVNULL, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def _connect_error(ctx: Context, server: ServerLike, state: panes.PaneState) -> errors.SaneError:

@@ -76,9 +76,11 @@ def respawn(ctx: Context, state: panes.PaneState) -> panes.PaneState:
     pane is reopened by the fleet layer, which knows the server.
     """
     if state.role == ROLE_LOCAL:
+        from sane.tmux.control import attach_detach_lock
         from sane.tmux.structure import ensure_local_pane
 
-        ctx.server.run("kill-pane", "-t", state.pane_id)
+        with attach_detach_lock(ctx.server):  # may end the session: see that lock
+            ctx.server.run("kill-pane", "-t", state.pane_id)
         pane = ensure_local_pane(ctx.server, ctx.session_name, LOCAL_WINDOW, ROLE_LOCAL)
         return _wait_for_shell(ctx, pane, RESPAWN_SETTLE)
     if state.role is not None and state.server is not None:

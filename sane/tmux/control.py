@@ -280,7 +280,7 @@ class ControlClient:
 
 # Longest anyone holds the lock below is one attach or one detach (milliseconds);
 # past this a holder is taken to be stuck and the caller goes on without the lock.
-ATTACH_DETACH_LOCK_TIMEOUT = 10.0
+ATTACH_DETACH_LOCK_TIMEOUT = 5.0
 
 
 @contextlib.contextmanager
@@ -291,25 +291,36 @@ def attach_detach_lock(server: TmuxServer) -> Iterator[None]:
     tmux 3.3a's server segfaults when a control client attaches while another one
     detaches (five threads attaching and detaching in a loop crashed it within a
     second in every trial, and concurrent one-shot commands do exactly that; with
-    attach and detach under one lock, none did). The lock is an ``flock`` on a file
-    per tmux socket next to the creation lock; each holder keeps it for a few ms.
+    attach and detach under one lock, none did). The cause (tmux PR #4980): a client
+    still attaching has no control state yet, and a notification sent to every
+    control client at that moment dereferences it. A detach is one such notification;
+    a session created or destroyed, a window selected or renamed are others, so sane
+    also creates its session and removes its local pane under this lock. Other
+    programs' changes to sessions can still meet a sane attach (docs/protocol.md).
+    The lock is an ``flock`` on a file per tmux socket; each holder keeps it for a
+    few ms.
     """
     from sane.flock import flock_within
-    from sane.paths import temp_dir
 
-    name = "".join(c if c.isalnum() else "_" for c in server.label)
-    path = os.path.join(temp_dir(), f"sane-{os.getuid()}-{name}.clients.lock")
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(clients_lock_path(server), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError:
         yield  # no lock file possible (a read-only temp dir): go on without it
         return
-
     try:
-        flock_within(fd, ATTACH_DETACH_LOCK_TIMEOUT, first=0.0005, cap=0.01)
+        with contextlib.suppress(OSError):  # flock unsupported there (ENOLCK): go on
+            flock_within(fd, ATTACH_DETACH_LOCK_TIMEOUT, first=0.0005, cap=0.01)
         yield
     finally:
         os.close(fd)  # releases the flock
+
+
+def clients_lock_path(server: TmuxServer) -> str:
+    """The file ``attach_detach_lock`` locks: one per tmux socket, in the temp dir."""
+    from sane.paths import temp_dir
+
+    name = "".join(c if c.isalnum() else "_" for c in server.label)
+    return os.path.join(temp_dir(), f"sane-{os.getuid()}-{name}.clients.lock")
 
 
 class ControlHub:
@@ -327,14 +338,16 @@ class ControlHub:
         self._attach_lock = threading.Lock()
 
     def client(self, session_id: str) -> ControlClient:
+        dead: ControlClient | None = None
         with self._lock:
             client = self._clients.get(session_id)
             if client is None or not client.alive:
-                if client is not None:
-                    client.close()  # reap the tmux client that exited
+                dead = client
                 client = ControlClient(self.server, session_id)
                 self._clients[session_id] = client
-            return client
+        if dead is not None:
+            dead.close()  # reap the tmux client that exited
+        return client
 
     def attach_first(self, target: str) -> None:
         """Attach a client for ``target`` unless one is attached already; concurrent

@@ -104,10 +104,13 @@ def ensure_local_pane(server: TmuxServer, session: str, window: str, role: str) 
         except libtmux.exc.LibTmuxException:
             sess = None
         if sess is None:
+            from sane.tmux.control import attach_detach_lock
+
             try:
-                sess = srv.new_session(
-                    session_name=session, window_name=window, x=PANE_WIDTH, y=PANE_HEIGHT
-                )
+                with attach_detach_lock(server):  # tmux 3.3a: see attach_detach_lock
+                    sess = srv.new_session(
+                        session_name=session, window_name=window, x=PANE_WIDTH,
+                        y=PANE_HEIGHT)
             except libtmux.exc.LibTmuxException as exc:
                 raise errors.TmuxError(f"cannot create tmux session {session}: {exc}") from exc
             pane = sess.windows[0].panes[0]
