@@ -68,6 +68,13 @@ class TmuxServer(NamedTuple):
     def label(self) -> str:
         return self.socket_path or self.socket_name or "default"
 
+    def lock_file(self, kind: str) -> str:
+        """A per-socket lock file of sane's in the temp dir (``kind``: what it locks)."""
+        from sane.paths import temp_dir
+
+        name = "".join(c if c.isalnum() else "_" for c in self.label)
+        return os.path.join(temp_dir(), f"sane-{os.getuid()}-{name}{kind}.lock")
+
     def argv(self, *args: str) -> list[str]:
         exe = find_tmux()
         if exe is None:

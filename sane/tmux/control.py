@@ -317,10 +317,7 @@ def attach_detach_lock(server: TmuxServer) -> Iterator[None]:
 
 def clients_lock_path(server: TmuxServer) -> str:
     """The file ``attach_detach_lock`` locks: one per tmux socket, in the temp dir."""
-    from sane.paths import temp_dir
-
-    name = "".join(c if c.isalnum() else "_" for c in server.label)
-    return os.path.join(temp_dir(), f"sane-{os.getuid()}-{name}.clients.lock")
+    return server.lock_file(".clients")
 
 
 class ControlHub:

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from sane import errors
-from sane.paths import temp_dir
 from sane.tmux import panes
 from sane.tmux.command import TmuxServer
 
@@ -47,8 +46,7 @@ def creation_lock_path(server: TmuxServer) -> Path:
     kills a tmux server for good, a test fixture say, may remove it)."""
     from pathlib import Path
 
-    name = "".join(c if c.isalnum() else "_" for c in server.label)
-    return Path(temp_dir()) / f"sane-{os.getuid()}-{name}.lock"
+    return Path(server.lock_file(""))
 
 
 @contextlib.contextmanager
