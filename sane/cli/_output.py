@@ -18,10 +18,12 @@ __all__ = ["emit", "emit_document", "emit_error", "entry", "run_cli", "socket_op
 
 
 def run_cli(command: click.Command, args: list[str] | None = None) -> NoReturn:
-    """Invoke a click command so that every outcome is one JSON document."""
+    """Invoke a click command so that every outcome is one JSON document. ``args``:
+    a command line the front door has already taken ``--jq`` from (default: this
+    process's, taken here)."""
     def body() -> None:
         try:
-            command.main(args=take_jq(sys.argv[1:] if args is None else args),
+            command.main(args=take_jq(sys.argv[1:]) if args is None else args,
                          prog_name=None, standalone_mode=False)
         except click.exceptions.NoArgsIsHelpError as exc:  # pragma: no cover - click >= 8.2
             click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
