@@ -134,8 +134,8 @@ def test_state_files_are_private(cli_env: dict[str, str], sane_home: Path,
 
     check(sane_home, servers)
     assert sorted(p.name for p in sane_home.iterdir()) == [
-        "health-history.json", "health-history.json.lock", "servers.json", "servers.json.lock",
-        "servers.json.validated"]
+        "health-history.json", "health-history.json.lock", "run", "servers.json",
+        "servers.json.lock", "servers.json.validated"]
     assert_private(sane_home)
 
 

@@ -17,21 +17,15 @@ from typing import Any
 
 from sane import errors
 from sane.fleet.spec import ServerLike
-from sane.paths import temp_dir
+from sane.paths import control_socket_dir
 
 CONNECT_TIMEOUT = 10
 KEEPALIVE = ("-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3")
 
 
 def control_dir() -> str:
-    """Short, private directory for ControlMaster sockets (paths are limited to ~100
-    bytes, so not under a possibly deep ``$SANE_HOME``)."""
-    path = os.path.join(temp_dir(), f"sane-{os.getuid()}-cm")
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    info = os.lstat(path)
-    if info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise errors.StateError(f"{path} must be a directory private to this user", path=path)
-    return path
+    """Private directory for ControlMaster sockets (see paths.control_socket_dir)."""
+    return control_socket_dir()
 
 
 def ssh_argv(server: ServerLike, accept_new: bool = False, master: bool = False,

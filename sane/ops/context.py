@@ -35,7 +35,8 @@ class Context:
     ) -> None:
         self.server = server or TmuxServer.from_env()
         self._home = home
-        self.session_name = session_name or os.environ.get("SANE_SESSION") or DEFAULT_SESSION
+        self.session_name = check_session_name(
+            session_name or os.environ.get("SANE_SESSION") or DEFAULT_SESSION)
         self.hub = ControlHub(self.server)
 
     @property
@@ -90,14 +91,23 @@ class Context:
             raise errors.PaneNotFound(f"can't find pane: {target}", pane=target) from exc
 
     def default_pane(self) -> panes.PaneState:
-        """The local pane of the ``sane`` session, created on first use."""
+        """The local pane of the ``sane`` session, created on first use; never the pane
+        sane is called from (typing there would type into the caller's own command)."""
         found = self._find_local_pane()
-        if found is not None:
-            return found
-        from sane.tmux.structure import ensure_local_pane  # libtmux: cold path only
+        if found is None:
+            from sane.tmux.structure import ensure_local_pane  # libtmux: cold path only
 
-        target = ensure_local_pane(self.server, self.session_name, LOCAL_WINDOW, ROLE_LOCAL)
-        return self.pane_state(target)
+            target = ensure_local_pane(self.server, self.session_name, LOCAL_WINDOW,
+                                       ROLE_LOCAL)
+            found = self.pane_state(target)
+        caller = os.environ.get("TMUX_PANE")
+        if caller == found.pane_id and self.server.is_callers():
+            raise errors.PaneBusy(
+                f"sane was called from {caller}, the local pane of session "
+                f"{self.session_name}: it would type into its own caller",
+                pane=caller, hint="name a pane with --pane, or set SANE_SESSION to "
+                                  "another session")
+        return found
 
     def _find_local_pane(self) -> panes.PaneState | None:
         """The local pane's whole state in the same tmux call that finds it (a one-shot
@@ -117,6 +127,18 @@ class Context:
             if state.role == ROLE_LOCAL:
                 return state
         return None
+
+
+def check_session_name(name: str) -> str:
+    """``name`` if it is a plain tmux session name (letters, digits, ``_``, ``-``), else
+    ``invalid_argument``: tmux expands formats in session names, so a ``#(cmd)`` in
+    ``SANE_SESSION`` would run ``cmd``, and ``:``/``.`` mean window and pane there."""
+    if not name or len(name) > 64 or not all(c.isascii() and (c.isalnum() or c in "_-")
+                                               for c in name):
+        raise errors.InvalidArgument(
+            f"session name {name!r} must be 1-64 letters, digits, '_' or '-'",
+            session=name, hint="check SANE_SESSION")
+    return name
 
 
 def _quote_all(argv: list[str]) -> list[str]:

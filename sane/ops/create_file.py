@@ -17,13 +17,13 @@ is data, never code.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import re
 import shlex
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sane import errors
@@ -143,15 +143,10 @@ class _Sender:
             return
         if not self.payload:
             return
-        fd, tmp = tempfile.mkstemp(prefix="sane-cf-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(self.payload)
+        with spill_file(self.payload) as tmp:
             name = f"sane-cf-{os.urandom(6).hex()}"
             client.command(f"load-buffer -b {name} {quote(no_formats(tmp))}")
             client.command(f"paste-buffer -d -r -b {name} -t {pane_id}")
-        finally:
-            os.unlink(tmp)
 
 
     def _send_aside(self, client: ControlClient, pane_id: str, scanner: RunScanner) -> None:
@@ -168,6 +163,81 @@ class _Sender:
                 self.side_error = exc.message
         client.command(f"send-keys -t {pane_id} -l {answer}")
         client.command(f"send-keys -t {pane_id} Enter")
+
+
+SPILL_PREFIX = "cf-"
+# A spill nobody holds a lock on and older than this is left over from a killed
+# transfer (a fresh one is locked a moment after it is created).
+SPILL_STALE_AFTER = 60.0
+
+
+@contextlib.contextmanager
+def spill_file(data: bytes) -> Iterator[str]:
+    """``data`` in a private file for tmux's ``load-buffer`` (``runtime_dir()``, 0600,
+    ``O_EXCL|O_NOFOLLOW``), locked while in use and removed afterwards. Spills of
+    processes that died holding one (``kill -9``) are removed by the next
+    create-file of this user."""
+    import fcntl
+
+    from sane.paths import open_private, runtime_dir
+
+    directory = runtime_dir()
+    prune_spills(directory)
+    path = os.path.join(directory, f"{SPILL_PREFIX}{os.urandom(8).hex()}")
+    fd = -1
+    try:
+        fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as exc:
+        _drop_spill(path, fd)
+        from pathlib import Path
+
+        from sane.state import os_failure
+
+        raise os_failure("write the transfer spill", Path(path), exc) from exc
+    try:
+        yield path
+    finally:
+        _drop_spill(path, fd)
+
+
+def _drop_spill(path: str, fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    if fd >= 0:
+        os.close(fd)
+
+
+def prune_spills(directory: str, stale_after: float = SPILL_STALE_AFTER) -> list[str]:
+    """Remove spill files no live transfer holds (unlocked, older than
+    ``stale_after`` seconds); their names."""
+    import fcntl
+
+    removed = []
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for name in os.listdir(directory):
+            if not name.startswith(SPILL_PREFIX):
+                continue
+            path = os.path.join(directory, name)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                if now - os.fstat(fd).st_mtime < stale_after:
+                    continue
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.unlink(path)
+                removed.append(name)
+            except OSError:
+                continue  # held by a live transfer
+            finally:
+                os.close(fd)
+    return removed
 
 
 def create_file(

@@ -56,10 +56,18 @@ class TmuxServer(NamedTuple):
 
     @classmethod
     def from_env(cls, socket: str | None = None) -> TmuxServer:
-        """``--socket`` wins, then ``SANE_TMUX_SOCKET``; a value with ``/`` is a path."""
+        """The one server every tmux command of a call goes to, resolved once:
+        ``--socket``, then ``SANE_TMUX_SOCKET`` (a value with ``/`` is a path), then the
+        server of the tmux sane is called from (``$TMUX``), then the default one.
+
+        Named explicitly even when it comes from ``$TMUX``: tmux commands follow
+        ``$TMUX`` but libtmux's ``new_session`` drops it, so a call from inside tmux
+        used to create its session on the default server and then type into the
+        caller's own server, into the caller's own pane."""
         value = socket or os.environ.get("SANE_TMUX_SOCKET") or None
         if value is None:
-            return cls()
+            inside = os.environ.get("TMUX", "").split(",", 1)[0]
+            return cls(socket_path=inside) if inside.startswith("/") else cls()
         if "/" in value:
             return cls(socket_path=value)
         return cls(socket_name=value)
@@ -68,12 +76,41 @@ class TmuxServer(NamedTuple):
     def label(self) -> str:
         return self.socket_path or self.socket_name or "default"
 
-    def lock_file(self, kind: str) -> str:
-        """A per-socket lock file of sane's in the temp dir (``kind``: what it locks)."""
-        from sane.paths import temp_dir
+    def is_callers(self) -> bool:
+        """Whether this is the tmux server sane was called from (``$TMUX``)."""
+        inside = os.environ.get("TMUX", "").split(",", 1)[0]
+        if not inside:
+            return False
+        try:
+            return os.path.samefile(inside, self.socket_file())
+        except OSError:
+            return inside == self.socket_file()
 
-        name = "".join(c if c.isalnum() else "_" for c in self.label)
-        return os.path.join(temp_dir(), f"sane-{os.getuid()}-{name}{kind}.lock")
+    def socket_file(self) -> str:
+        """The server's socket: ``-S``'s path, or where tmux puts a ``-L`` name."""
+        if self.socket_path:
+            return self.socket_path
+        directory = os.environ.get("TMUX_TMPDIR") or "/tmp"
+        return os.path.join(directory, f"tmux-{os.getuid()}", self.socket_name or "default")
+
+    def lock_file(self, kind: str) -> str:
+        """A per-server lock file of sane's (``kind``: what it locks).
+
+        Beside the server's socket, in the directory tmux itself keeps private
+        (``tmux-<uid>``, checked to be ours and closed to others), so every sane
+        process of this user shares it whatever its ``$SANE_HOME``; for a ``-S`` socket
+        in a directory others can write into, in :func:`sane.paths.runtime_dir`."""
+        from sane.paths import check_private_dir, runtime_dir
+
+        directory, name = os.path.split(self.socket_file())
+        try:
+            check_private_dir(directory, create=not self.socket_path, tighten=False)
+        except errors.StateError:
+            if not self.socket_path:
+                raise
+            directory = runtime_dir()
+            name = "".join(c if c.isalnum() else "_" for c in self.socket_path)
+        return os.path.join(directory, f".sane-{name}{kind}.lock")
 
     def argv(self, *args: str) -> list[str]:
         exe = find_tmux()
@@ -111,11 +148,7 @@ class TmuxServer(NamedTuple):
         ``attach-session`` starts a server when none runs; that server, finding no
         session, exits at once, and a client racing it gets "server exited
         unexpectedly"."""
-        if self.socket_path:
-            return os.path.exists(self.socket_path)
-        directory = os.environ.get("TMUX_TMPDIR") or "/tmp"
-        name = self.socket_name or "default"
-        return os.path.exists(os.path.join(directory, f"tmux-{os.getuid()}", name))
+        return os.path.exists(self.socket_file())
 
     def error_from(self, message: str, args: Sequence[str] = ()) -> errors.SaneError:
         """Translate a tmux error message into the sane error a user can act on."""

@@ -301,11 +301,12 @@ def attach_detach_lock(server: TmuxServer) -> Iterator[None]:
     few ms.
     """
     from sane.flock import flock_within
+    from sane.paths import open_private
 
     try:
-        fd = os.open(clients_lock_path(server), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError:
-        yield  # no lock file possible (a read-only temp dir): go on without it
+        fd = open_private(clients_lock_path(server), os.O_RDWR | os.O_CREAT)
+    except (OSError, errors.StateError):
+        yield  # no lock file possible (a read-only directory): go on without it
         return
     try:
         with contextlib.suppress(OSError):  # flock unsupported there (ENOLCK): go on
@@ -316,7 +317,7 @@ def attach_detach_lock(server: TmuxServer) -> Iterator[None]:
 
 
 def clients_lock_path(server: TmuxServer) -> str:
-    """The file ``attach_detach_lock`` locks: one per tmux socket, in the temp dir."""
+    """The file ``attach_detach_lock`` locks: one per tmux server (see lock_file)."""
     return server.lock_file(".clients")
 
 

@@ -62,9 +62,15 @@ def creation_lock(server: TmuxServer) -> Iterator[None]:
             _held.depth -= 1
         return
     from sane.flock import flock_within
+    from sane.paths import open_private
 
     path = creation_lock_path(server)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = open_private(str(path), os.O_RDWR | os.O_CREAT)
+    except OSError as exc:
+        from sane.state import os_failure
+
+        raise os_failure("open the lock", path, exc) from exc
     try:
         if not flock_within(fd, CREATION_LOCK_TIMEOUT):
             raise errors.StateLocked(
