@@ -25,9 +25,10 @@ def run_cli(command: click.Command, args: list[str] | None = None) -> NoReturn:
         try:
             command.main(args=take_jq(sys.argv[1:]) if args is None else args,
                          prog_name=None, standalone_mode=False)
-        except click.exceptions.NoArgsIsHelpError as exc:  # pragma: no cover - click >= 8.2
-            click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
-            raise errors.UsageError(str(exc.format_message())) from None
+        except click.exceptions.NoArgsIsHelpError as exc:  # click >= 8.2
+            # bare `sane` (or `sane server`): a person exploring; the help, as --help
+            click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
+            sys.exit(0)
         except click.UsageError as exc:
             raise errors.UsageError(exc.format_message()) from None
         except click.ClickException as exc:

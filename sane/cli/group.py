@@ -9,6 +9,7 @@ import importlib
 
 import click
 
+from sane import __version__
 from sane.cli._output import socket_option
 from sane.cli.run_command import emit_run, quiet_period_option
 
@@ -81,6 +82,8 @@ Example:
 
 @click.group(cls=LazyGroup, epilog=CLI_EPILOG,
              context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="sane",
+                      message="%(prog)s %(version)s")
 def cli() -> None:
     """tmux-sane: run commands in tmux panes and get exact results as JSON."""
 

@@ -113,6 +113,14 @@ def call_cli(tool: str, arguments: str, socket: str | None) -> None:
 @socket_option
 def mcp_cli(socket: str | None) -> None:
     """Serve sane's commands as MCP tools over stdio (one process, many fast calls)."""
+    from importlib.util import find_spec
+
+    if find_spec("mcp") is None:  # an optional dependency: say how to get it
+        from sane.errors import UsageError
+
+        raise UsageError("sane mcp needs the MCP SDK, an optional dependency: install"
+                         " tmux-sane[mcp] (pipx install 'tmux-sane[mcp]', or"
+                         " pip install 'tmux-sane[mcp]')", extra="mcp")
     from sane.mcp import serve
 
     serve(socket)

@@ -23,10 +23,16 @@ FAULT = "database locked by a long-running report"
 
 
 def plan_path() -> Path:
-    """The demo app's plan (examples/deploy/plan.yaml of the checkout)."""
-    path = Path(__file__).resolve().parents[2] / "examples" / "deploy" / "plan.yaml"
-    if not path.exists():
-        raise errors.UsageError(f"the demo needs a checkout of tmux-sane ({path} is missing)")
+    """The demo app's plan, shipped in the package (``sane/demo/app``): ``sane demo``
+    works from any install, not only from a checkout. A wheel or a checkout keeps it
+    on disk as a real file next to ``app.sh``, which the plan names relative to itself."""
+    from importlib.resources import files
+
+    resource = files("sane.demo") / "app" / "plan.yaml"
+    path = Path(str(resource))
+    if not path.is_file():  # a zipped install: not supported, say so before anything runs
+        raise errors.UsageError(f"the demo's plan is not a file on disk ({resource}):"
+                                " install tmux-sane from a wheel or a checkout")
     return path
 
 
@@ -48,6 +54,7 @@ class Demo:
         from sane.fleet.run import fleet_run
         from sane.ops.runs import RunOptions, run_command
 
+        plan = str(plan_path())  # before anything starts
         self.say("== 1. three real OpenSSH servers on 127.0.0.1, run as you")
         servers = demo_fleet.start(base / "fleet", NAMES)
         registry = Registry(ctx.home)
@@ -70,7 +77,6 @@ class Demo:
                    [r["output"].split(":")[0] for r in ran["results"]] == NAMES
                    and ran["status"] == "completed")
 
-        plan = str(plan_path())
         self.say(f"== 3. deploy v1.0.0 ({plan})")
         first = api.deploy(ctx, plan, servers, env={"VERSION": "1.0.0"})
         self._show(first)
