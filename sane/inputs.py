@@ -51,6 +51,13 @@ class RunCommandInput(Input):
     max_output: int = Field(default=DEFAULT_MAX_OUTPUT, ge=0, description="Truncate the "
                             "output in the middle past this many bytes (0: no limit).")
     quiet_period: float = Field(default=DEFAULT_QUIET_PERIOD, ge=0, description=QUIET_PERIOD)
+    on_cancel: Literal["interrupt", "keep"] = Field(default="interrupt", description="When "
+                                                    "the client cancels the call (or its own "
+                                                    "request timeout fires): `interrupt` "
+                                                    "sends C-c and frees the pane; `keep` "
+                                                    "leaves the command running, to follow "
+                                                    "with run_wait (the run id is in the "
+                                                    "pane's pane_busy error and list_panes).")
 
 
 class RunWaitInput(Input):

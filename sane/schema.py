@@ -154,6 +154,19 @@ def json_schema(name: str) -> dict[str, Any]:
     return adapter(name).json_schema()
 
 
+def result_schema(*names: str) -> dict[str, Any]:
+    """The JSON Schema of a result that is one of the documents ``names`` (a tool's
+    success document and the error documents it can return instead).
+
+    Why one schema for both: MCP clients (the TypeScript SDK most hosts use) validate
+    ``structuredContent`` against the declared output schema on error results too, and
+    reject the whole result when it does not match, so the agent would never see
+    ``error.code``. MCP wants an object at the top, hence ``type`` beside ``anyOf``."""
+    union: Any = typing.Union[tuple(_convert(DOCUMENTS[n]) for n in names)]  # noqa: UP007
+    schema: dict[str, Any] = TypeAdapter(union).json_schema()
+    return {"type": "object", **schema}
+
+
 def validate(name: str, document: Any) -> Any:
     """Validate strictly: extra keys count as errors."""
     ta = adapter(name)

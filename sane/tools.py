@@ -16,8 +16,11 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ValidationError
@@ -37,6 +40,83 @@ class Outcome(NamedTuple):
     exit_status: int
 
 
+@dataclass
+class Call:
+    """What one call's caller can do to it while it runs (from another thread).
+
+    ``cancel()``: the client gave up on the call (MCP ``notifications/cancelled``, or
+    its own request timeout). A run stops being followed at once and is handed over,
+    then by the call's ``on_cancel`` interrupted (its pane free within a second) or
+    left running for ``run_wait``.
+    """
+
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        self.stop.set()
+
+
+class _InFlight:
+    """The runs this process follows inside a call right now, and the results of the
+    last ones that ended inside their first call.
+
+    Why: a busy pane's ``pane_busy`` error names its run id while the first call is
+    still following it, before any record exists. ``run_wait``/``run_interrupt``/
+    ``run_input`` of such an id take the run over (the first call hands it over and
+    answers ``running``); of a run that already ended here, they get its result.
+    """
+
+    KEEP = 256
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.following: dict[str, tuple[threading.Event, threading.Event]] = {}
+        self.ended: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    @contextmanager
+    def follow(self, run_id: str, stop: threading.Event) -> Iterator[None]:
+        done = threading.Event()
+        with self.lock:
+            self.following[run_id] = (stop, done)
+        try:
+            yield
+        finally:
+            with self.lock:
+                del self.following[run_id]
+            done.set()
+
+    def ended_here(self, result: Mapping[str, Any]) -> None:
+        if result["status"] in ("running", "waiting_input"):
+            return
+        with self.lock:
+            self.ended[result["run_id"]] = dict(result)
+            while len(self.ended) > self.KEEP:
+                self.ended.popitem(last=False)
+
+    def take_over(self, run_id: str, timeout: float = 30.0) -> dict[str, Any] | None:
+        """Make the call following ``run_id`` hand it over; the run's result if it ended
+        inside its first call (then there is nothing to wait on)."""
+        with self.lock:
+            entry = self.following.get(run_id)
+        if entry is not None:
+            stop, done = entry
+            stop.set()
+            done.wait(timeout)
+        with self.lock:
+            ended = self.ended.get(run_id)
+        if ended is None:
+            return None
+        # Everything was returned to the first call: nothing new, the same ending.
+        return {**ended, "output": "", "output_base64": None, "truncated": False,
+                "full_output_path": None, "output_bytes": 0,
+                "output_start": ended["output_start"] + ended["output_bytes"]}
+
+
+IN_FLIGHT = _InFlight()
+
+
 @dataclass(frozen=True)
 class Tool:
     name: str
@@ -46,7 +126,7 @@ class Tool:
     input: type[BaseModel]
     output: str
     """Key of the success document in ``sane.schema.DOCUMENTS``."""
-    handler: Callable[[Context, Any], Outcome]
+    handler: Callable[[Context, Any, Call], Outcome]
     read_only: bool = False
 
     @property
@@ -79,38 +159,55 @@ def _target(ctx: Context, pane: str | None, server: str | None) -> str | None:
     return resolve_target(ctx, pane, server)
 
 
-def _run_command(ctx: Context, a: inputs.RunCommandInput) -> Outcome:
-    from sane.ops.runs import RunOptions, run_command
+def _run_command(ctx: Context, a: inputs.RunCommandInput, call: Call) -> Outcome:
+    from sane.ops.runs import RunOptions, new_run_id, run_command, run_interrupt
 
+    run_id = new_run_id()
     options = RunOptions(timeout=a.timeout, interrupt_on_timeout=a.interrupt_on_timeout,
                          keep_ansi=a.keep_ansi, max_output=a.max_output or None,
-                         quiet_period=a.quiet_period or None)
-    result = run_command(ctx, a.command, pane=_target(ctx, a.pane, a.server), options=options)
+                         quiet_period=a.quiet_period or None, run_id=run_id, stop=call.stop)
+    with IN_FLIGHT.follow(run_id, call.stop):
+        result = run_command(ctx, a.command, pane=_target(ctx, a.pane, a.server),
+                             options=options)
+    IN_FLIGHT.ended_here(result)
+    if (call.cancelled.is_set() and a.on_cancel == "interrupt"
+            and result["status"] in ("running", "waiting_input")):
+        result = run_interrupt(ctx, run_id)
     return _run_outcome(result, a.check)
 
 
-def _run_wait(ctx: Context, a: inputs.RunWaitInput) -> Outcome:
+def _run_wait(ctx: Context, a: inputs.RunWaitInput, call: Call) -> Outcome:
     from sane.ops.runs import run_wait
 
+    ended = IN_FLIGHT.take_over(a.run_id)
+    if ended is not None:
+        return _run_outcome(ended, a.check)
     return _run_outcome(run_wait(ctx, a.run_id, timeout=a.timeout,
                                  quiet_period=a.quiet_period or None), a.check)
 
 
-def _run_input(ctx: Context, a: inputs.RunInputInput) -> Outcome:
+def _run_input(ctx: Context, a: inputs.RunInputInput, call: Call) -> Outcome:
     from sane.ops.runs import run_input
 
+    if IN_FLIGHT.take_over(a.run_id) is not None:
+        raise errors.RunFinished(f"run {a.run_id} has ended, so nothing was typed (the text "
+                                 "would have gone to the shell as a command); run_wait "
+                                 "returns its result", run_id=a.run_id, status=None)
     result = run_input(ctx, a.run_id, a.text, enter=not a.no_enter, timeout=a.timeout,
                        quiet_period=a.quiet_period or None)
     return _run_outcome(result, a.check)
 
 
-def _run_interrupt(ctx: Context, a: inputs.RunInterruptInput) -> Outcome:
+def _run_interrupt(ctx: Context, a: inputs.RunInterruptInput, call: Call) -> Outcome:
     from sane.ops.runs import run_interrupt
 
+    ended = IN_FLIGHT.take_over(a.run_id)
+    if ended is not None:
+        return _run_outcome(ended, False)
     return _run_outcome(run_interrupt(ctx, a.run_id, grace=a.grace), False)
 
 
-def _create_file(ctx: Context, a: inputs.CreateFileInput) -> Outcome:
+def _create_file(ctx: Context, a: inputs.CreateFileInput, call: Call) -> Outcome:
     from sane.ops.create_file import create_file
 
     if a.content is not None and a.content_base64 is not None:
@@ -135,19 +232,19 @@ def _create_file(ctx: Context, a: inputs.CreateFileInput) -> Outcome:
     return _ok(result)
 
 
-def _detect_platform(ctx: Context, a: inputs.DetectPlatformInput) -> Outcome:
+def _detect_platform(ctx: Context, a: inputs.DetectPlatformInput, call: Call) -> Outcome:
     from sane.ops.detect_platform import detect_platform
 
     return _ok(detect_platform(ctx, pane=_target(ctx, a.pane, a.server), timeout=a.timeout))
 
 
-def _list_panes(ctx: Context, a: inputs.ListPanesInput) -> Outcome:
+def _list_panes(ctx: Context, a: inputs.ListPanesInput, call: Call) -> Outcome:
     from sane.ops.list_panes import list_panes
 
     return _ok(list_panes(ctx, session=a.session, all_sessions=a.all))
 
 
-def _server_list(ctx: Context, a: inputs.ServerListInput) -> Outcome:
+def _server_list(ctx: Context, a: inputs.ServerListInput, call: Call) -> Outcome:
     from sane.fleet.panes import connection_states
     from sane.fleet.registry import Registry
 
@@ -158,7 +255,7 @@ def _server_list(ctx: Context, a: inputs.ServerListInput) -> Outcome:
                             for s in servers]})
 
 
-def _server_add(ctx: Context, a: inputs.ServerAddInput) -> Outcome:
+def _server_add(ctx: Context, a: inputs.ServerAddInput, call: Call) -> Outcome:
     from sane.fleet.registry import Registry, Server
 
     identity = os.path.abspath(os.path.expanduser(a.identity)) if a.identity else None
@@ -169,7 +266,7 @@ def _server_add(ctx: Context, a: inputs.ServerAddInput) -> Outcome:
     return _ok({"server": server.model_dump(mode="json")})
 
 
-def _server_test(ctx: Context, a: inputs.ServerTestInput) -> Outcome:
+def _server_test(ctx: Context, a: inputs.ServerTestInput, call: Call) -> Outcome:
     from sane.fleet.registry import Registry
     from sane.fleet.ssh import probe_connection
 
@@ -186,7 +283,7 @@ def _select(ctx: Context, names: list[str] | None, tag: str | None, all_servers:
                                      all_servers or (not picked and tag is None))
 
 
-def _fleet_run(ctx: Context, a: inputs.FleetRunInput) -> Outcome:
+def _fleet_run(ctx: Context, a: inputs.FleetRunInput, call: Call) -> Outcome:
     from sane.fleet.run import fleet_run
 
     result = fleet_run(ctx, _select(ctx, a.servers, a.tag, a.all), a.command,
@@ -194,13 +291,13 @@ def _fleet_run(ctx: Context, a: inputs.FleetRunInput) -> Outcome:
     return _ok(result, errors.EXIT_OK if result["status"] == "completed" else 1)
 
 
-def _health(ctx: Context, a: inputs.HealthInput) -> Outcome:
+def _health(ctx: Context, a: inputs.HealthInput, call: Call) -> Outcome:
     from sane.fleet.health import check
 
     return _ok(check(ctx.home, _select(ctx, a.servers, a.tag, False), a.query))
 
 
-def _health_wait(ctx: Context, a: inputs.HealthWaitInput) -> Outcome:
+def _health_wait(ctx: Context, a: inputs.HealthWaitInput, call: Call) -> Outcome:
     from sane.fleet.health import wait
 
     result = wait(ctx.home, _select(ctx, a.servers, a.tag, False), a.until, a.mode,
@@ -208,7 +305,7 @@ def _health_wait(ctx: Context, a: inputs.HealthWaitInput) -> Outcome:
     return _ok(result, errors.EXIT_OK if result["met"] else errors.EXIT_TIMEOUT)
 
 
-def _deploy(ctx: Context, a: inputs.DeployInput) -> Outcome:
+def _deploy(ctx: Context, a: inputs.DeployInput, call: Call) -> Outcome:
     from sane.deploy import api
 
     if not (a.servers or a.tag or a.all):
@@ -218,7 +315,7 @@ def _deploy(ctx: Context, a: inputs.DeployInput) -> Outcome:
     return _ok(result, errors.EXIT_OK if result["status"] == "completed" else 1)
 
 
-def _deploy_status(ctx: Context, a: inputs.DeployStatusInput) -> Outcome:
+def _deploy_status(ctx: Context, a: inputs.DeployStatusInput, call: Call) -> Outcome:
     from sane.deploy import api
 
     return _ok(api.status(ctx, a.deploy_id))
@@ -277,11 +374,14 @@ def validated(model: type[BaseModel], arguments: Mapping[str, Any]) -> Any:
                                      field=field) from None
 
 
-def call(ctx: Context, name: str, arguments: Mapping[str, Any] | None) -> Outcome:
-    """Call tool ``name``; every failure becomes the CLI's error document, never a raise."""
+def call(ctx: Context, name: str, arguments: Mapping[str, Any] | None,
+         control: Call | None = None) -> Outcome:
+    """Call tool ``name``; every failure becomes the CLI's error document, never a raise.
+
+    ``control``: lets another thread cancel the call while it runs (see :class:`Call`)."""
     try:
         tool = find(name)
-        return tool.handler(ctx, validated(tool.input, arguments or {}))
+        return tool.handler(ctx, validated(tool.input, arguments or {}), control or Call())
     except errors.SaneError as err:
         return Outcome(error_document(err), err.exit_status)
     except Exception as exc:  # a bug: still the JSON contract, and the server lives on
@@ -319,10 +419,17 @@ def input_schema(tool: Tool) -> dict[str, Any]:
     return schema
 
 
-def output_schema(tool: Tool) -> dict[str, Any]:
-    from sane.schema import json_schema
+def error_documents(tool: Tool) -> tuple[str, ...]:
+    """The documents ``tool`` answers with instead of its success document: the error
+    envelope, and for runs the ``command_failed`` one (``check`` and a non-zero exit)."""
+    return ("command-failed", "error") if tool.output == "run-command" else ("error",)
 
-    schema: dict[str, Any] = compact(json_schema(tool.output))
+
+def output_schema(tool: Tool) -> dict[str, Any]:
+    """Every document ``tool`` can return, success or error (see ``result_schema``)."""
+    from sane.schema import result_schema
+
+    schema: dict[str, Any] = compact(result_schema(tool.output, *error_documents(tool)))
     return schema
 
 

@@ -103,9 +103,13 @@ def test_errors_are_json_with_their_exit_status(cli_env: dict[str, str], argv: l
 
 def test_no_tmux_server_running(sane_home: Path) -> None:
     env = dict(os.environ, SANE_TMUX_SOCKET=f"sane-absent-{os.getpid()}", SANE_HOME=str(sane_home))
-    for argv in (["sane.cli.run_command", "--pane", "%0", "true"], ["sane.cli.list_panes"]):
-        status, doc, _ = cli(argv, env)
-        assert (doc["error"]["code"], status) == ("tmux_server_not_running", 6)
+    status, doc, _ = cli(["sane.cli.run_command", "--pane", "%0", "true"], env)
+    assert (doc["error"]["code"], status) == ("tmux_server_not_running", 6)
+    # listing is an agent's natural first call: no server yet is no panes, not an error
+    status, doc, _ = cli(["sane.cli.list_panes"], env)
+    assert (status, doc["panes"]) == (0, [])
+    status, doc, _ = cli(["sane.cli.list_panes", "--session", "work"], env)
+    assert (doc["error"]["code"], status) == ("session_not_found", 3)
 
 
 def test_tmux_not_installed(sane_home: Path, tmp_path: Path) -> None:

@@ -9,13 +9,16 @@ import contextlib
 import hashlib
 import json
 import os
+import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
-from mcp import ClientSession
+import pytest
+from mcp import ClientSession, MCPError
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from sane import tools
@@ -259,3 +262,159 @@ def test_deploy_and_deploy_status_over_mcp(cli_env: dict[str, str], sane_home: P
     with_session(cli_env, body)
     assert (fleet["s1"].home / "log").read_text().split() == ["one", "two"]
     assert (fleet["s2"].home / "log").read_text().split() == ["one", "undo-one"]
+
+
+async def _busy_run_id(call: Call, pane: str) -> str:
+    """The run id list_panes shows for ``pane`` once a call's run holds it."""
+    with anyio.fail_after(30):
+        while True:
+            listing = await call("list_panes", all=True)
+            run_id = next(p["run_id"] for p in listing["panes"] if p["pane_id"] == pane)
+            if run_id is not None:
+                return str(run_id)
+            await anyio.sleep(0.05)  # polling a condition, with a deadline
+
+
+async def _wait_free(call: Call, pane: str) -> None:
+    with anyio.fail_after(30):
+        while True:
+            listing = await call("list_panes", all=True)
+            if not next(p["busy"] for p in listing["panes"] if p["pane_id"] == pane):
+                return
+            await anyio.sleep(0.02)
+
+
+def test_a_cancelled_call_interrupts_its_run_or_leaves_it_to_run_wait(
+        cli_env: dict[str, str], tmux_server: TmuxTestServer) -> None:
+    pane = tmux_server.new_pane("bash")
+
+    async def body(session: ClientSession, call: Call) -> None:
+        # The client's own request timeout cancels the call (notifications/cancelled).
+        with pytest.raises(MCPError):
+            await session.call_tool("run_command", {"command": "sleep 600", "pane": pane,
+                                                    "timeout": 600}, read_timeout_seconds=1)
+        cancelled_at = time.monotonic()
+        await _wait_free(call, pane)
+        freed_after = time.monotonic() - cancelled_at
+        after = await call("run_command", command="echo free", pane=pane)
+        assert (after["status"], after["output"]) == ("completed", "free\n")
+        print(f"pane free {freed_after * 1000:.0f} ms after the cancellation")
+
+        with pytest.raises(MCPError):
+            await session.call_tool("run_command", {
+                "command": "sleep 1; echo kept", "pane": pane, "timeout": 600,
+                "on_cancel": "keep"}, read_timeout_seconds=0.3)
+        run_id = await _busy_run_id(call, pane)
+        rest = await call("run_wait", run_id=run_id, timeout=30)
+        assert (rest["status"], rest["exit_code"], rest["output"]) == ("completed", 0, "kept\n")
+
+    with_session(cli_env, body)
+
+
+def test_the_run_id_of_a_busy_pane_is_accepted_while_its_first_call_follows_it(
+        cli_env: dict[str, str], tmux_server: TmuxTestServer) -> None:
+    pane = tmux_server.new_pane("bash")
+
+    async def body(session: ClientSession, call: Call) -> None:
+        results: dict[str, dict[str, Any]] = {}
+
+        async def first(command: str) -> None:
+            results["first"] = await call("run_command", command=command, pane=pane,
+                                          timeout=120)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first, "echo a; sleep 1; echo b")
+            run_id = await _busy_run_id(call, pane)
+            busy = await call("run_command", command="true", pane=pane)
+            assert busy["error"]["details"]["run_id"] == run_id
+            rest = await call("run_wait", run_id=run_id, timeout=30)
+        # the first call handed the run over; together nothing is lost or repeated
+        assert (results["first"]["status"], rest["status"]) == ("running", "completed")
+        assert results["first"]["output"] + rest["output"] == "a\nb\n"
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first, "sleep 600")
+            run_id = await _busy_run_id(call, pane)
+            stopped = await call("run_interrupt", run_id=run_id)
+        assert stopped["status"] == "interrupted"
+        # a run that ended inside its first call still answers run_wait with its ending
+        done = await call("run_command", command="echo once", pane=pane)
+        again = await call("run_wait", run_id=done["run_id"])
+        assert (again["status"], again["exit_code"], again["output"]) == ("completed", 0, "")
+        assert again["output_start"] == len("once\n")
+
+    with_session(cli_env, body)
+
+
+def test_run_interrupt_does_not_queue_behind_many_waiting_calls(
+        cli_env: dict[str, str], tmux_server: TmuxTestServer) -> None:
+    panes = [tmux_server.new_pane("dash") for _ in range(45)]
+
+    async def body(session: ClientSession, call: Call) -> None:
+        finished: list[str] = []
+
+        async def wait_long(pane: str) -> None:
+            doc = await call("run_command", command="sleep 600", pane=pane, timeout=600)
+            finished.append(doc["status"])
+
+        async with anyio.create_task_group() as tg:
+            for pane in panes:
+                tg.start_soon(wait_long, pane)
+            run_ids = [await _busy_run_id(call, pane) for pane in panes]
+            with anyio.fail_after(60):  # not behind the 45 waiting calls (600 s each)
+                stopped = await call("run_interrupt", run_id=run_ids[-1])
+            assert stopped["status"] == "interrupted"
+            assert finished in ([], ["running"])  # the others still wait
+            for run_id in run_ids[:-1]:
+                await call("run_interrupt", run_id=run_id)
+        assert len(finished) == 45
+
+    with_session(cli_env, body)
+
+
+def test_list_panes_on_a_fresh_socket_is_empty(cli_env: dict[str, str],
+                                               tmux_server: TmuxTestServer) -> None:
+    env = {**cli_env, "SANE_TMUX_SOCKET": f"{tmux_server.socket_name}-fresh"}
+
+    async def body(session: ClientSession, call: Call) -> None:
+        assert (await call("list_panes"))["panes"] == []
+        assert (await call("list_panes", all=True))["panes"] == []
+        named = await call("list_panes", session="nope")
+        assert named["error"]["code"] == "session_not_found"
+
+    with_session(env, body)
+
+
+def test_every_request_line_gets_a_reply(cli_env: dict[str, str]) -> None:
+    """A malformed line, a batch, a request nested too deep to parse: each is answered
+    (JSON-RPC -32700 / -32600), and the server goes on serving."""
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}}
+    nested = ('{"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": '
+              '"list_panes", "arguments": {"x": ' + "[" * 5000 + "]" * 5000 + "}}}")
+    lines = [json.dumps(init), '{"jsonrpc": "2.0", "method": "notifications/initialized"}',
+             "{bad json", '[{"jsonrpc": "2.0", "id": 2, "method": "ping"}]', nested,
+             '{"jsonrpc": "2.0", "id": 6}', '{"jsonrpc": "2.0", "id": 7, "method": "ping"}']
+    proc = subprocess.Popen([sys.executable, "-m", "sane.cli.main", "mcp"], env=cli_env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    replies: list[Any] = []
+    try:
+        proc.stdin.write("\n".join(lines) + "\n")
+        proc.stdin.flush()
+        while len(replies) < 6:  # the notification gets none; every other line one
+            replies.append(json.loads(proc.stdout.readline()))
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    by_id = {json.dumps(r["id"]) if isinstance(r, dict) else "batch": r for r in replies}
+    assert by_id["1"]["result"]["serverInfo"]["name"] == "tmux-sane"
+    assert by_id["batch"] == [{"jsonrpc": "2.0", "id": 2, "error": {
+        "code": -32600, "message": "Invalid Request: JSON-RPC batches are not supported; "
+        "send each message on its own line"}}]
+    errors_without_id = [r["error"]["code"] for r in replies
+                         if isinstance(r, dict) and r["id"] is None]
+    assert errors_without_id == [-32700, -32700]  # the bad line, the deep nesting
+    assert by_id["6"]["error"]["code"] == -32600
+    assert by_id["7"]["result"] == {}

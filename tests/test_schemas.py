@@ -20,7 +20,10 @@ RENAMED = {
     "ssh_options": {"ssh_options"}, "tags": {"tags"}, "identity": {"identity"},
     "env": {"env_pairs"},
 }
-MCP_ONLY = {"content_base64"}  # binary content: the CLI reads it from a file or stdin instead
+MCP_ONLY = {
+    "content_base64",  # binary content: the CLI reads it from a file or stdin instead
+    "on_cancel",  # a cancelled call: the CLI has Ctrl-C
+}
 
 
 def test_checked_in_schemas_match_the_models() -> None:

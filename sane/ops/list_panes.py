@@ -12,7 +12,10 @@ from sane.tmux import panes
 def list_panes(
     ctx: Context, session: str | None = None, all_sessions: bool = False
 ) -> ListPanesResult:
-    """Panes of ``session``, of sane's own session by default, or of every session."""
+    """Panes of ``session``, of sane's own session by default, or of every session.
+
+    No tmux server yet, or no sane session yet, is an empty list (an agent's natural
+    first call on a fresh machine); only a session named by the caller must exist."""
     if all_sessions:
         argv = ["list-panes", "-a", "-F", panes.INFO_FORMAT]
     else:
@@ -20,7 +23,14 @@ def list_panes(
         argv = ["list-panes", "-s", "-t", f"={name}", "-F", panes.INFO_FORMAT]
     try:
         lines = ctx.tmux(argv)
+    except errors.TmuxServerNotRunning:
+        if session is not None and not all_sessions:
+            raise errors.SessionNotFound(f"no tmux session named {session!r} (no tmux server "
+                                         "is running)", session=session) from None
+        return ListPanesResult(panes=[])
     except (errors.SessionNotFound, errors.PaneNotFound) as exc:
+        if session is None:
+            return ListPanesResult(panes=[])
         raise errors.SessionNotFound(
                 f"no tmux session named {session or ctx.session_name!r}",
                 session=session or ctx.session_name,

@@ -35,6 +35,7 @@ from sane.tmux.command import no_formats, quote
 from sane.tmux.control import ControlClient, PaneStream
 
 if TYPE_CHECKING:
+    import threading
     from pathlib import Path
 
     from sane.models import RunResult, RunStatus
@@ -78,6 +79,10 @@ class RunOptions(NamedTuple):
     # typed: if this process is killed mid-run, another can still `run_wait` it and
     # learn its exact output and exit code. Costs a pipe-pane and a record per run.
     durable: bool = False
+    # Set from another thread to stop following the run at once and hand it over, as
+    # at a timeout but never interrupted (an MCP call cancelled by its client, or a
+    # run_wait of the same run from another call): the run stays resumable.
+    stop: threading.Event | None = None
 
 
 def runs_dir(ctx: Context) -> Path:
@@ -289,6 +294,7 @@ def _follow(
     deadline: float,
     on_output: OutputHook | None = None,
     quiet: float | None = None,
+    stop: threading.Event | None = None,
 ) -> _Follow:
     acknowledged = False
     watch = _QuietWatch(client, pane_id, quiet)
@@ -298,7 +304,7 @@ def _follow(
         if not data:
             now = time.monotonic()
             remaining = deadline - now
-            if remaining <= 0:
+            if remaining <= 0 or (stop is not None and stop.is_set()):
                 return _Follow("timeout")
             data = stream.take(min(remaining, LIVENESS_INTERVAL, watch.wait_time(now)))
         if data:
@@ -561,7 +567,7 @@ def _run(
             scanner, follow = _start_and_follow(ctx, client, stream, state, command, deadline,
                                                 claim, run_id, opts.on_output,
                                                 rec if opts.durable else None,
-                                                opts.quiet_period)
+                                                opts.quiet_period, opts.stop)
         except errors.PaneBusy:
             raise
         except BaseException:
@@ -571,7 +577,8 @@ def _run(
             raise
         rec["nonce"], rec["tokens"] = scanner.nonce, sorted(scanner.tokens)
         interrupted = False
-        if follow.kind == "timeout" and opts.interrupt_on_timeout:
+        stopped = opts.stop is not None and opts.stop.is_set()
+        if follow.kind == "timeout" and opts.interrupt_on_timeout and not stopped:
             interrupted = True
             follow = _interrupt(ctx, client, pane_id, stream, scanner, opts.interrupt_grace)
         if follow.kind in ("timeout", "waiting"):
@@ -601,6 +608,7 @@ def _start_and_follow(
     on_output: OutputHook | None = None,
     durable: dict[str, Any] | None = None,
     quiet: float | None = None,
+    stop: threading.Event | None = None,
 ) -> tuple[sc.RunScanner, _Follow]:
     force_paste = False
     reinstalled = False
@@ -621,7 +629,7 @@ def _start_and_follow(
             _send(client, state.pane_id, typed, nonce, None)
         claim = None
         follow = _follow(ctx, client, state.pane_id, stream, scanner, deadline, on_output,
-                         quiet)
+                         quiet, stop)
         outcome = scanner.outcome
         if follow.kind != "outcome" or outcome is None:
             return scanner, follow

@@ -1,0 +1,171 @@
+"""``sane mcp`` through the clients agents really use: the TypeScript SDK (what Claude
+Code, Cursor, the MCP Inspector and most hosts embed) and the Python SDK, calling every
+tool on a success path and on its error paths.
+
+Both SDKs check ``structuredContent`` against the tool's declared output schema; the
+TypeScript one does it on error results too and throws the whole result away when it
+does not match, so an agent would never see ``error.code``. Here every result must come
+through each SDK's own validation intact.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from sane import tools
+from sane.schema import validate
+from sane.testing.pytest_plugin import TmuxTestServer
+
+TS_CLIENT = Path(__file__).resolve().parent / "ts-client"
+SERVER_ARGV = [sys.executable, "-m", "sane.cli.main", "mcp"]
+NO_RUN = "r000000000000"
+
+
+def scenario(pane: str, fleet: Any, plan: Path, out: Path) -> list[tuple[dict[str, Any], str]]:
+    """(call, expected outcome) pairs: a document name from ``sane.schema.DOCUMENTS`` for
+    a success, or ``error:<code>``. ``${N.field}`` refers to call N's result."""
+    known = {"UserKnownHostsFile": str(fleet.known_hosts)}
+
+    def c(tool: str, **arguments: Any) -> dict[str, Any]:
+        return {"tool": tool, "arguments": arguments}
+
+    steps: list[tuple[dict[str, Any], str]] = [
+        (c("run_command", command="echo hi", pane=pane), "run-command"),                # 0
+        (c("run_command", command="true", pane="%999"), "error:pane_not_found"),
+        (c("run_command", command="echo x; false", pane=pane, check=True),
+         "error:command_failed"),
+        (c("run_command", command="sleep 30", pane=pane, timeout=0.1), "run-command"),  # 3
+        (c("run_wait", run_id="${3.run_id}", timeout=0.1), "run-command"),
+        (c("run_command", command="true", pane=pane), "error:pane_busy"),
+        (c("run_interrupt", run_id="${3.run_id}"), "run-command"),
+        (c("run_wait", run_id=NO_RUN), "error:run_not_found"),
+        (c("run_interrupt", run_id=NO_RUN), "error:run_not_found"),
+        (c("run_command", command="true", timeout=-1), "error:invalid_argument"),
+        (c("run_command", command="read -r x; echo got $x", pane=pane, timeout=10,
+           quiet_period=0.3), "run-command"),                                           # 10
+        (c("run_input", run_id="${10.run_id}", text="abc"), "run-command"),
+        (c("run_input", run_id=NO_RUN, text="abc"), "error:run_not_found"),
+        (c("create_file", path=str(out), content="bytes\n", pane=pane), "create-file"),
+        (c("create_file", path=str(out), content="x", content_base64="eA=="),
+         "error:invalid_argument"),
+        (c("create_file", path=str(out), content="x", pane=pane, no_overwrite=True),
+         "error:file_exists"),
+        (c("detect_platform", pane=pane), "detect-platform"),
+        (c("detect_platform", pane="%999"), "error:pane_not_found"),
+        (c("list_panes", all=True), "list-panes"),
+        (c("list_panes", sesion="base"), "error:invalid_argument"),
+    ]
+    for s in fleet.servers:
+        steps.append((c("server_add", name=s.name, host=s.host, port=s.port, user="root",
+                        identity=str(fleet.client_key), ssh_options=known, tags=["ts"]),
+                      "server-add"))
+    names = [s.name for s in fleet.servers]
+    steps += [
+        (c("server_add", name=names[0], host="127.0.0.1"), "error:server_exists"),
+        (c("server_list", tag="ts"), "server-list"),
+        (c("server_list", tags="ts"), "error:invalid_argument"),
+        (c("server_test", name=names[0]), "server-test"),
+        (c("server_test", name="nope"), "error:server_not_found"),
+        (c("fleet_run", command="echo $FLEET_HOST", tag="ts"), "fleet-run"),
+        (c("fleet_run", command="true", servers=["nope"]), "error:server_not_found"),
+        (c("health", servers=names[:2], query=".version"), "health"),
+        (c("health", servers=["nope"]), "error:server_not_found"),
+        (c("health_wait", until='.status == "healthy"', servers=names[:1], timeout=0,
+           interval=0.05), "health-wait"),
+        (c("health_wait", until=""), "error:invalid_argument"),
+    ]
+    deployed = len(steps)
+    steps += [
+        (c("deploy", plan=str(plan), servers=names[:2]), "deploy"),
+        (c("deploy", plan=str(plan)), "error:usage_error"),
+        (c("deploy", plan=str(plan.with_name("missing.yaml")), servers=names[:1]),
+         "error:plan_invalid"),
+        (c("deploy_status", deploy_id=f"${{{deployed}.deploy_id}}"), "deploy"),
+        (c("deploy_status", deploy_id="d00000000-000000-000000"), "error:deploy_not_found"),
+    ]
+    return steps
+
+
+def check_results(steps: list[tuple[dict[str, Any], str]], results: list[dict[str, Any]]
+                  ) -> None:
+    assert len(results) == len(steps)
+    for (call, expected), got in zip(steps, results, strict=True):
+        where = f"{call['tool']} {call['arguments']}"
+        assert "thrown" not in got, f"{where}: the client rejected the result: {got}"
+        doc = got["structured"]
+        assert json.loads(got["text"]) == doc, where
+        assert got["is_error"] == (not doc["ok"]), where
+        if expected.startswith("error:"):
+            assert doc["ok"] is False and doc["error"]["code"] == expected[6:], (where, doc)
+            validate("command-failed" if expected == "error:command_failed" else "error", doc)
+        else:
+            assert doc["ok"] is True, (where, doc)
+            validate(expected, doc)
+
+
+@pytest.fixture
+def calls(tmux_server: TmuxTestServer, ssh_fleet: Any, tmp_path: Path
+          ) -> list[tuple[dict[str, Any], str]]:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(json.dumps({"name": "t", "steps": [{"name": "one", "run": "true",
+                                                        "undo": "true"}]}))
+    return scenario(tmux_server.new_pane("bash"), ssh_fleet, plan, tmp_path / "created")
+
+
+def test_every_tool_through_the_typescript_sdk(cli_env: dict[str, str],
+                                               calls: list[tuple[dict[str, Any], str]]) -> None:
+    node = shutil.which("node")
+    assert node, "node (20+) is needed for the TypeScript MCP client test"
+    assert (TS_CLIENT / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir(), (
+        "run bin/sane-bootstrap (npm ci in tests/ts-client)")
+    proc = subprocess.run([node, str(TS_CLIENT / "call.mjs"), json.dumps(SERVER_ARGV)],
+                          input=json.dumps([call for call, _ in calls]), env=cli_env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["tools"] == [t.name for t in tools.TOOLS]
+    check_results(calls, out["results"])
+
+
+def _resolve(value: Any, results: list[dict[str, Any]]) -> Any:
+    if isinstance(value, str) and value.startswith("${") and value.endswith("}"):
+        index, field = value[2:-1].split(".")
+        return results[int(index)]["structured"][field]
+    if isinstance(value, list):
+        return [_resolve(v, results) for v in value]
+    return value
+
+
+def test_every_tool_through_the_python_sdk(cli_env: dict[str, str],
+                                           calls: list[tuple[dict[str, Any], str]]) -> None:
+    params = StdioServerParameters(command=SERVER_ARGV[0], args=SERVER_ARGV[1:],
+                                   env={k: cli_env[k] for k in ("SANE_TMUX_SOCKET",
+                                                                "SANE_HOME")})
+    results: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as s:
+            await s.initialize()
+            await s.list_tools()
+            for call, _ in calls:
+                arguments = {k: _resolve(v, results) for k, v in call["arguments"].items()}
+                result = await s.call_tool(call["tool"], arguments)
+                # the SDK skips its check on error results: make it check them too
+                await s.validate_tool_result(call["tool"], result)
+                assert result.content[0].type == "text"
+                results.append({"is_error": result.is_error,
+                                "structured": result.structured_content,
+                                "text": result.content[0].text})
+
+    anyio.run(main)
+    check_results(calls, results)
