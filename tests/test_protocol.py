@@ -19,6 +19,7 @@ from sane.protocol.scanner import (
 
 NONCE = "0123456789abcdef"
 TOKEN = "fedcba9876543210"
+PROBE = "00112233aabbccdd"  # a status probe's nonce (typed once the shell was idle)
 
 
 def m(tag: str, kind: str, arg: int | None = None) -> bytes:
@@ -26,6 +27,7 @@ def m(tag: str, kind: str, arg: int | None = None) -> bytes:
     return mk.PREFIX + body.encode() + mk.TERMINATOR
 
 
+PROBE_ECHO = b" printf '\\033]7770;SANE;%s;S;%s\\007' 00112233aabbccdd \"$?\"\r\n"
 ECHO = b" ${__sane_go:-printf '\\033]7770;SANE;%s;M\\007'} 0123456789abcdef 4 \"$?\" - true\r\n"
 
 STREAMS = [
@@ -35,8 +37,17 @@ STREAMS = [
     ("empty", m(NONCE, "B") + m(NONCE, "E", 0), OUTCOME_COMPLETED, 0, b""),
     ("exit 255", m(NONCE, "B") + b"x" + m(NONCE, "E", 255), OUTCOME_COMPLETED, 255, b"x"),
     ("exit via trap", m(NONCE, "B") + b"bye" + m(NONCE, "X", 3), OUTCOME_EXITED, 3, b"bye"),
-    ("aborted", m(NONCE, "B") + b"partial^C\r\n" + m(TOKEN, "P", 130), OUTCOME_ABORTED, 130,
-     b"partial^C\r\n"),
+    ("aborted", m(NONCE, "B") + b"partial^C\r\n" + m(TOKEN, "P") + b"$ " + PROBE_ECHO
+     + m(PROBE, "S", 130), OUTCOME_ABORTED, 130, b"partial^C\r\n"),
+    ("aborted, prompt rebuilt without the marker", m(NONCE, "B") + b"partial^C\r\nme@h:~$ "
+     + PROBE_ECHO + m(PROBE, "S", 130), OUTCOME_ABORTED, 130, b"partial^C"),
+    ("aborted without C-c, prompt rebuilt", m(NONCE, "B") + b"bash: x: unset\r\n[~]> "
+     + PROBE_ECHO + m(PROBE, "S", 1), OUTCOME_ABORTED, 1, b"bash: x: unset\r\n"),
+    ("a prompt marker ends nothing", m(NONCE, "B") + m(TOKEN, "P", 0) + b"after"
+     + m(NONCE, "E", 3), OUTCOME_COMPLETED, 3, m(TOKEN, "P", 0) + b"after"),
+    ("an unexpected status marker ends nothing", m(NONCE, "B") + m(NONCE, "S", 0)
+     + m("0000000011111111", "S", 0) + m(NONCE, "E", 0), OUTCOME_COMPLETED, 0,
+     m(NONCE, "S", 0) + m("0000000011111111", "S", 0)),
     ("forged markers", m(NONCE, "B") + m("aaaaaaaaaaaaaaaa", "E", 0) + b"\x1b]7770;SANE;zz;E;0\x07"
      + m(TOKEN + "00", "P", 1) + b"ok" + m(NONCE, "E", 7),
      OUTCOME_COMPLETED, 7,
@@ -52,6 +63,7 @@ STREAMS = [
 def test_scanner_whole_stream(name: str, stream: bytes, kind: str, code: int | None,
                               region: bytes) -> None:
     sc = RunScanner(NONCE, [TOKEN])
+    sc.expect_status(PROBE)
     outcome = sc.feed(stream)
     assert outcome is not None
     assert (outcome.kind, outcome.exit_code) == (kind, code)
@@ -63,6 +75,7 @@ def test_scanner_split_at_every_boundary(name: str, stream: bytes, kind: str, co
                                          region: bytes) -> None:
     for cut in range(len(stream) + 1):
         sc = RunScanner(NONCE, [TOKEN])
+        sc.expect_status(PROBE)
         first = sc.feed(stream[:cut])
         if first is None:
             sc.feed(stream[cut:])
@@ -75,6 +88,7 @@ def test_scanner_split_at_every_boundary(name: str, stream: bytes, kind: str, co
 def test_scanner_byte_by_byte(name: str, stream: bytes, kind: str, code: int | None,
                               region: bytes) -> None:
     sc = RunScanner(NONCE, [TOKEN])
+    sc.expect_status(PROBE)
     for i in range(len(stream)):
         sc.feed(stream[i : i + 1])
     assert sc.outcome is not None
@@ -87,12 +101,15 @@ def test_scanner_waits_while_unfinished() -> None:
     assert sc.region() == b"abc" + m(NONCE, "E", 0)[:-1]
 
 
-def test_prompt_after_interrupt_ends_a_run_that_never_began() -> None:
+def test_status_probe_after_interrupt_ends_a_run_that_never_began() -> None:
     sc = RunScanner(NONCE, [TOKEN])
-    sc.feed(m(TOKEN, "P", 0))
+    sc.feed(m(TOKEN, "P"))
     assert sc.outcome is None
     sc.mark_interrupt()
-    sc.feed(b"^C\r\n" + m(TOKEN, "P", 130))
+    sc.feed(b"^C\r\n" + m(TOKEN, "P"))
+    assert sc.outcome is None  # a prompt ends nothing: only the probe's answer does
+    sc.expect_status(PROBE)
+    sc.feed(b"$ " + PROBE_ECHO + m(PROBE, "S", 130))
     assert sc.outcome is not None and sc.outcome.kind == OUTCOME_ABORTED
     assert sc.region() == b""
 
@@ -150,13 +167,13 @@ def test_run_input_forms() -> None:
     keys = run_input(NONCE, "echo 'hi' $HOME !x")
     assert keys.kind == "keys" and "\x1b" not in keys.text
     assert keys.text.startswith(" ") and "\n" not in keys.text
-    assert keys.text.endswith("""- 'echo '"'"'hi'"'"' $HOME !x'""")
+    assert keys.text.endswith("""- 'echo '"'"'hi'"'"' $HOME !x' 7</dev/null""")
     utf = run_input(NONCE, "echo é")
     assert utf.kind == "keys" and base64.b64encode("echo é".encode()).decode() in utf.text
     long = run_input(NONCE, "x" * 5000)
     assert long.kind == "paste" and all(len(line) <= MAX_TYPED_LINE
                                         for line in long.text.splitlines())
-    assert long.text.endswith(" p\n")
+    assert long.text.endswith(" p 7</dev/null\n")
 
 
 def test_takeover_script_holds_no_escape_byte() -> None:

@@ -17,6 +17,12 @@ for input:
   tty counts);
 * ``epoll_wait`` whose epoll set (``/proc/PID/fdinfo``) holds only ttys.
 
+The same kernel view tells when a run is over though no end marker came (C-c, or
+an error that sends the shell back to its prompt): the run's shell itself is in the
+foreground, blocked reading the terminal, and no longer holds the fd sane's runner
+is called with (``RUN_FD``, see ``sane.protocol.runner``): it sits at its prompt
+(:class:`Idle`). With that fd still open, the shell's own ``read`` is what waits.
+
 ``/proc/PID/syscall`` gives the blocked call and its arguments; it needs the same
 permission as ptrace (root, or the same user). A process sleeping in ``nanosleep``, a
 ``futex``, or a ``poll`` on a socket is *not* waiting for input, however quiet.
@@ -40,6 +46,7 @@ from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from sane import errors
+from sane.protocol.runner import RUN_FD, RUN_FD_TARGET
 from sane.tmux import panes
 from sane.tmux.control import ControlClient
 
@@ -81,6 +88,18 @@ class Waiting(NamedTuple):
 
     reason: str
     program: str | None
+    prompt: str
+
+
+class Idle(NamedTuple):
+    """The run's shell is back at its own prompt, outside sane's runner.
+
+    ``kernel``: the process state says so. False when it cannot be read (no /proc,
+    no side channel) and nothing on the screen looks like a prompt of the command:
+    then only a prompt marker seen since the run began makes it idle.
+    """
+
+    kernel: bool
     prompt: str
 
 
@@ -416,9 +435,10 @@ _INFO = "\t".join(("#{pane_pid}", "#{pane_current_command}", "#{cursor_x}", "#{c
 
 
 def probe(client: ControlClient, pane_id: str,
-          timeout: float = SIDE_CHANNEL_TIMEOUT) -> Waiting | None:
-    """Does the command in ``pane_id`` wait for terminal input right now? ``timeout``
-    bounds an ssh pane's side-channel call."""
+          timeout: float = SIDE_CHANNEL_TIMEOUT) -> Waiting | Idle | None:
+    """Does the command in ``pane_id`` wait for terminal input right now, or is its
+    shell back at the prompt (:class:`Idle`)? ``timeout`` bounds an ssh pane's
+    side-channel call."""
     try:
         return _probe(client, pane_id, timeout)
     except errors.SaneError:
@@ -435,22 +455,28 @@ def local_snapshots(shell_pid: int) -> list[Snapshot]:
     return found
 
 
-def _probe(client: ControlClient, pane_id: str, timeout: float) -> Waiting | None:
+def _probe(client: ControlClient, pane_id: str, timeout: float) -> Waiting | Idle | None:
     lines = client.command(f"display-message -p -t {pane_id} '{_INFO}'")
     fields = (lines[0] if lines else "").split("\t", 5)
     if len(fields) != 6 or not fields[0].isdigit():
         return None
     pane_pid, current, cx, cy, host_pid, side = fields
+    # The shell that holds sane's runner: its pid on its own host (READY's $$).
+    shell_pid = int(host_pid) if host_pid.isdigit() else int(pane_pid)
     read_mem: Callable[[int, int, int], bytes | None] | None = None
     if side and current == "ssh":
         snapshots = remote_snapshots(side, int(host_pid), timeout) if host_pid.isdigit() else []
     else:
         snapshots = local_snapshots(int(pane_pid))
         read_mem = read_local_mem
-    for snapshot in snapshots:
+    for depth, snapshot in enumerate(snapshots):
         proc = waiting_process(snapshot, read_mem)
-        if proc is not None:
-            return Waiting(REASON_TTY, proc.comm, _prompt(client, pane_id, cx, cy))
+        if proc is None:
+            continue
+        prompt = _prompt(client, pane_id, cx, cy)
+        if depth == 0 and proc.pid == shell_pid and not in_runner(proc):
+            return Idle(True, prompt)
+        return Waiting(REASON_TTY, proc.comm, prompt)
     if snapshots and snapshots[0].readable and not _only_remote_clients(
             p.comm for p in snapshots[0].procs[:1]):
         return None  # the kernel says: not waiting on the terminal
@@ -458,7 +484,12 @@ def _probe(client: ControlClient, pane_id: str, timeout: float) -> Waiting | Non
     prompt = _prompt(client, pane_id, cx, cy)
     if matches_prompt_pattern(prompt):
         return Waiting(REASON_PATTERN, None, prompt)
-    return None
+    return Idle(False, prompt)
+
+
+def in_runner(proc: Proc) -> bool:
+    """Is sane's runner on the shell's call stack (its fd open)?"""
+    return proc.fds.get(RUN_FD) == RUN_FD_TARGET
 
 
 def _prompt(client: ControlClient, pane_id: str, cx: str, cy: str) -> str:

@@ -55,6 +55,8 @@ DEFAULT_QUIET_PERIOD = 0.3
 # After a probe that found no prompt, the next one waits for a quiet stretch twice as
 # long, up to this: a long quiet command is probed about once a second.
 MAX_PROBE_GAP = 1.0
+# After sane sent C-c, the shell is asked about sooner: it is expected back at its prompt.
+INTERRUPT_QUIET = 0.05
 
 
 OutputHook = Callable[[ControlClient, str, sc.RunScanner], None]
@@ -243,19 +245,29 @@ class _QuietWatch:
         return max(0.0, self.due - now)
 
     def check(self, scanner: sc.RunScanner, deadline: float) -> Waiting | None:
-        """Probe if the quiet stretch is over and the command is running."""
+        """Probe if the quiet stretch is over and the command is running.
+
+        A shell found back at its own prompt (C-c, an error that aborted the runner)
+        is asked for the status the run left, with a probe line carrying a fresh
+        nonce: the run ends on that marker (or on its own end marker, should it have
+        been on its way), never on anything the shell or the command could print."""
         now = time.monotonic()
-        if now < self.due or scanner.begin is None or scanner.exit_pending():
+        if now < self.due or not scanner.started or scanner.exit_pending():
             return None
-        from sane.ops.prompts import probe
+        from sane.ops.prompts import Idle, probe
 
         # An ssh pane's probe is a side-channel call: keep it within the run's time.
-        waiting = probe(self.client, self.pane_id, max(0.5, min(5.0, deadline - now)))
-        if waiting is not None:
-            # The shell itself blocked in a read may be its `read` builtin, or its
-            # prompt right after the run ended, the end marker still on its way through
-            # tmux. tmux sends a pane's output in order with command replies: one more
-            # round trip lets output that was written before the probe arrive first.
+        found = probe(self.client, self.pane_id, max(0.5, min(5.0, deadline - now)))
+        waiting: Waiting | None = None
+        if isinstance(found, Idle):
+            if found.kernel or scanner.prompt_seen:
+                self._ask_status(scanner)
+        elif found is not None:
+            waiting = found
+            # The shell itself blocked in a read may be its `read` builtin, or a
+            # program's read right before it exits, its output still on its way
+            # through tmux. tmux sends a pane's output in order with command replies:
+            # one more round trip lets output that was written before the probe arrive.
             with contextlib.suppress(errors.SaneError):
                 self.client.command(f"display-message -p -t {self.pane_id} ''")
         if waiting is None:
@@ -264,6 +276,16 @@ class _QuietWatch:
         else:
             waiting = waiting._replace(prompt=_own_prompt(waiting.prompt, scanner))
         return waiting
+
+    def _ask_status(self, scanner: sc.RunScanner) -> None:
+        from sane.protocol.runner import status_probe
+
+        nonce = markers.new_nonce()
+        scanner.expect_status(nonce)
+        with contextlib.suppress(errors.SaneError):
+            self.client.command(
+                f"send-keys -t {self.pane_id} -l -- {quote(status_probe(nonce))}",
+                f"send-keys -t {self.pane_id} Enter")
 
 
 def _own_prompt(screen: str, scanner: sc.RunScanner) -> str:
@@ -664,7 +686,8 @@ def _interrupt(
     scanner.feed(stream.take(0))
     scanner.mark_interrupt()
     client.command(f"send-keys -t {pane_id} C-c")
-    return _follow(ctx, client, pane_id, stream, scanner, time.monotonic() + grace)
+    return _follow(ctx, client, pane_id, stream, scanner, time.monotonic() + grace,
+                   quiet=INTERRUPT_QUIET)
 
 
 def _make_durable(ctx: Context, client: ControlClient, state: panes.PaneState,
@@ -942,7 +965,8 @@ def _follow_file(
     # caught up once it grew by as much as the watch received.
     base = stream_path.stat().st_size
     wake = client.watch(pane_id)
-    watch = _QuietWatch(client, pane_id, quiet)
+    watch = _QuietWatch(client, pane_id,
+                        min(quiet or INTERRUPT_QUIET, INTERRUPT_QUIET) if interrupt else quiet)
     # Whether anything tmux sent since the watch began looks like one of sane's markers.
     # Only such bytes make a lagging file matter when a prompt is found: without this,
     # bytes cat wrote to the file before `base` but that reached the watch after it

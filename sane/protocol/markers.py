@@ -5,6 +5,13 @@ OSC numbers, so a person watching the pane sees nothing. ``tag`` is the run's no
 (or, for the prompt marker, the shell's token), which the program being run cannot
 guess, so its output cannot forge the end of its own run. The typed line that starts
 a run holds no ESC byte, so its echo can never match either.
+
+The prompt marker is the one marker a shell variable holds (``$PS1``): anything can
+print it (``${PS1@P}``, a nested shell with ``PS1`` exported, ``cat`` of an old stream
+file). So it never ends a run; it only tells where the shell's prompt begins, to cut
+an aborted run's output. A run ends on its own end or exit marker, or on the status
+marker of a probe line sane typed with a fresh nonce once the kernel showed the shell
+idle at its prompt (``sane.ops.prompts``).
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ LENGTH_MISMATCH = "L"  # the typed line arrived truncated; arg = length received
 DECODE_FAILED = "D"  # base64 decoding of the command failed on the host
 MISSING_RUNNER = "M"  # the shell in the pane has no sane runner installed
 READY = "R"  # takeover finished, the runner is installed
-PROMPT = "P"  # the shell drew its prompt; arg = $?  (tag = the shell's token)
+PROMPT = "P"  # the shell starts drawing its prompt (tag = the shell's token)
+STATUS = "S"  # answer to a status probe typed at an idle prompt; arg = $?
 
 _BODY = re.compile(rb"([0-9a-f]{8,32});([A-Z])(?:;(-?[0-9]{1,10}))?")
 

@@ -11,8 +11,15 @@ shell ever touches the user's command text. Every pitfall measured in
   command runs; the trap then waits for one line on the tty, which sane types once
   it has seen the marker. Without that wait the shell dies at once and tmux drops
   the dying pane's last output (the command's tail and the marker) now and then.
-* C-c is not trapped; the prompt marker (with ``$?``) after a begin marker with no end
-  marker tells an aborted run, with its status.
+* C-c is not trapped. The runner is called with fd 7 open on ``/dev/null``
+  (``RUN_FD``): every shell undoes a redirection of a function call when the call ends,
+  by return or by an abort (C-c, ``${x?}``) alike. So the kernel tells an aborted run
+  (the shell blocked reading the tty at its prompt, fd 7 closed) from a run whose
+  ``read`` waits for input (same syscall, fd 7 open); the status of an aborted run is
+  then asked with a probe line (:func:`status_probe`) carrying a fresh nonce.
+* The prompt marker at the start of ``PS1`` only tells where the prompt begins: it is
+  put back after every run and, in bash and zsh, before every prompt (last in
+  ``PROMPT_COMMAND`` / ``precmd_functions``), so prompts rebuilt by a framework keep it.
 * The length of the base64 text is passed along and checked, since dash silently
   truncates typed lines at 4095 bytes.
 * Typed lines start with a space and ``ignorespace`` is enforced, so nothing sane
@@ -31,7 +38,9 @@ from sane.protocol.markers import (
     EXITED,
     LENGTH_MISMATCH,
     MISSING_RUNNER,
+    PROMPT,
     READY,
+    STATUS,
     printf_format,
 )
 
@@ -39,6 +48,9 @@ RUNNER_VERSION = "1"
 # dash truncates a typed line at 4095 bytes; stay well below it.
 MAX_TYPED_LINE = 3900
 HEREDOC_WIDTH = 76
+# Open (on /dev/null) in the shell exactly while sane's runner runs: see the docs above.
+RUN_FD = 7
+RUN_FD_TARGET = "/dev/null"
 
 
 def _fmt(kind: str, with_arg: bool = False) -> str:
@@ -66,21 +78,31 @@ def takeover_script(nonce: str, token: str) -> str:
         f" trap '__sane_x=$(printf \"{x}\" \"$__sane_n\" \"$?\"); printf %s \"$__sane_x\";"
         " read -r __sane_x' EXIT;"
         f" printf '{b}' \"$1\"; __sane_rc \"$3\"; command eval __sane_ev; __sane_r=$?;"
-        f" trap - EXIT; __sane_c=; printf '{e}' \"$__sane_n\" \"$__sane_r\";"
+        f" trap - EXIT; __sane_c=; __sane_ps; printf '{e}' \"$__sane_n\" \"$__sane_r\";"
         ' return "$__sane_r"; }; __sane_go=__sane_run;'
     )
+    p = printf_format(PROMPT, False).replace("%s", token)
     prompt = (
-        # Keep the user's own prompt; ours is an invisible prefix carrying $?.
-        ' __sane_ps1=${__sane_ps1-$PS1};'
+        # The user's prompt stays as it is, behind an invisible prefix: the prompt
+        # marker (see the module docs), put back whenever something removed it.
+        " __sane_ps(){ __sane_s=$?; case $PS1 in \"$__sane_pp\"*) ;;"
+        ' *) PS1=$__sane_pp$PS1;; esac; return "$__sane_s"; };'
         ' if [ -n "${BASH_VERSION-}" ]; then'
         " case :${HISTCONTROL-}: in *:ignorespace:*|*:ignoreboth:*) ;;"
         " *) HISTCONTROL=ignorespace${HISTCONTROL:+:$HISTCONTROL};"
         " history -d -1 2>/dev/null;; esac;"
-        f" PS1='\\[\\033]7770;SANE;{token};P;'\\$?'\\007\\]'\"$__sane_ps1\";"
+        f" __sane_pp='\\[{p}\\]';"
+        # bash-only syntax inside eval: dash parses the whole line first.
+        " __sane_nl=$(printf '\\nx'); __sane_nl=${__sane_nl%x};"
+        " eval 'case \"${PROMPT_COMMAND[*]-}\" in *__sane_ps*) ;;"
+        ' *) if [[ $(declare -p PROMPT_COMMAND 2>/dev/null) == \"declare -a\"* ]];'
+        " then PROMPT_COMMAND+=(__sane_ps);"
+        " else PROMPT_COMMAND=\"${PROMPT_COMMAND:+$PROMPT_COMMAND$__sane_nl}__sane_ps\"; fi;;"
+        " esac';"
         ' elif [ -n "${ZSH_VERSION-}" ]; then setopt histignorespace 2>/dev/null;'
-        f" PS1=$'%{{\\e]7770;SANE;{token};P;'%?$'\\a%}}'\"$__sane_ps1\";"
-        f" else PS1=\"$(printf '\\033]7770;SANE;{token};P;')\\$?$(printf '\\007')$__sane_ps1\";"
-        " fi;"
+        f" __sane_pp=\"%{{$(printf '{p}')%}}\";"
+        " eval '(( ${precmd_functions[(I)__sane_ps]} )) || precmd_functions+=(__sane_ps)';"
+        f" else __sane_pp=$(printf '{p}'); fi; __sane_ps;"
     )
     return (
         " __sane_q=$?; __sane_p=;"
@@ -111,7 +133,15 @@ def _call(nonce: str, length: int, prev: str, mode: str, arg: str | None) -> str
     """
     missing = _fmt(MISSING_RUNNER)
     tail = f" {arg}" if arg is not None else ""
-    return f"${{__sane_go:-printf '{missing}'}} {nonce} {length} {prev} {mode}{tail}"
+    return (f"${{__sane_go:-printf '{missing}'}} {nonce} {length} {prev} {mode}{tail}"
+            f" {RUN_FD}<{RUN_FD_TARGET}")
+
+
+def status_probe(nonce: str) -> str:
+    """The line sane types at a prompt the kernel showed idle: it prints a status
+    marker with ``$?``, the status the aborted run left. Needs nothing of the runner
+    (the shell may have lost it); starts with a space, so it stays out of history."""
+    return f" printf '{_fmt(STATUS, True)}' {nonce} \"$?\""
 
 
 def _plain(command: str) -> bool:

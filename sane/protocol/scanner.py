@@ -14,7 +14,7 @@ from sane.protocol import markers as mk
 
 OUTCOME_COMPLETED = "completed"  # E marker: exit status known
 OUTCOME_EXITED = "exited"  # X marker: the command ended the shell
-OUTCOME_ABORTED = "aborted"  # prompt after begin with no end: interrupted
+OUTCOME_ABORTED = "aborted"  # back at the prompt with no end marker: interrupted
 OUTCOME_MISSING_RUNNER = "missing_runner"
 OUTCOME_LENGTH_MISMATCH = "length_mismatch"
 OUTCOME_DECODE_FAILED = "decode_failed"
@@ -35,9 +35,10 @@ class RunScanner:
     """Incremental marker search for one run identified by ``nonce``.
 
     ``tokens`` identify the shell's prompt markers (a pane may hold nested shells).
-    A prompt marker only counts once
-    the run has begun (an earlier prompt may still be in flight when the run is sent)
-    or after :meth:`mark_interrupt` (C-c before the command even started).
+    Prompt markers never end a run (anything can print one): they only say where the
+    shell's prompt begins. An aborted run ends on the status marker of the probe
+    line sane typed once the kernel showed the shell idle (:meth:`expect_status`);
+    its output is cut at the last prompt marker before that.
     """
 
     def __init__(self, nonce: str, tokens: Iterable[str] = ()) -> None:
@@ -49,6 +50,23 @@ class RunScanner:
         self.outcome: Outcome | None = None
         self._resume = 0
         self._interrupt_at: int | None = None
+        self._probes: set[str] = set()
+        self._prompt_at: int | None = None  # the last prompt marker since the run began
+
+    def expect_status(self, nonce: str) -> None:
+        """A status probe carrying ``nonce`` was typed: its marker ends the run as
+        aborted, unless the run's own end marker comes first."""
+        self._probes.add(nonce)
+
+    @property
+    def started(self) -> bool:
+        """Has the run begun, or been interrupted (maybe before it began)?"""
+        return self.begin is not None or self._interrupt_at is not None
+
+    @property
+    def prompt_seen(self) -> bool:
+        """Has a prompt marker arrived since the run began (or was interrupted)?"""
+        return self._prompt_at is not None
 
     def feed(self, data: bytes) -> Outcome | None:
         if self.outcome is not None or not data:
@@ -80,7 +98,8 @@ class RunScanner:
             self.end = self._resume if tail.startswith(mk.PREFIX) else len(self.buf)
 
     def mark_interrupt(self) -> None:
-        """Note that C-c was sent: from here a prompt marker ends the run."""
+        """Note that C-c was sent: from here the shell may be back at its prompt
+        though the run never began (C-c reached the typed line)."""
         self._interrupt_at = len(self.buf)
 
     def _consider(self, m: mk.Marker) -> bool:
@@ -100,10 +119,15 @@ class RunScanner:
                 return True
             return False
         if m.tag in self.tokens and m.kind == mk.PROMPT:
-            interrupted = self._interrupt_at is not None and m.start >= self._interrupt_at
-            if self.begin is not None or interrupted:
-                self._finish(m.start, OUTCOME_ABORTED, m.arg)
-                return True
+            if self.begin is not None or self._interrupt_at is not None:
+                self._prompt_at = m.start
+            return False
+        if m.tag in self._probes and m.kind == mk.STATUS:
+            start = self.begin if self.begin is not None else m.start
+            cut = self._prompt_at if self._prompt_at is not None else _before_prompt(
+                self.buf, start, m.start, self._interrupt_at)
+            self._finish(max(start, cut), OUTCOME_ABORTED, m.arg)
+            return True
         return False
 
     def _finish(self, end: int, kind: str, code: int | None) -> None:
@@ -116,6 +140,21 @@ class RunScanner:
             return b""
         stop = self.end if self.end is not None else len(self.buf)
         return bytes(self.buf[self.begin : max(self.begin, stop)])
+
+
+def _before_prompt(buf: bytearray, start: int, stop: int, interrupt_at: int | None) -> int:
+    """Where the prompt begins when the shell drew it without sane's marker (a
+    framework rebuilt ``PS1`` in a way sane's hook did not follow): right after the
+    tty's echo of C-c when there is one (``^C``), else at the start of the line the
+    probe was typed on (the prompt's last line). A best effort, used only then."""
+    caret = buf.rfind(b"^C", interrupt_at if interrupt_at is not None else start, stop)
+    if caret >= 0:
+        return caret + 2
+    last = buf.rfind(b"\n", start, stop)
+    if last < 0:
+        return start
+    line = buf.rfind(b"\n", start, last)
+    return line + 1 if line >= 0 else start
 
 
 def wait_ready(buf: bytes | bytearray, nonce: str) -> bool:

@@ -1,0 +1,132 @@
+"""A run's life in a pane whatever the shell's prompt does: how it ends, who may end it,
+what the next run finds. Real tmux, real bash and dash (zsh where installed)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sane import errors
+from sane.ops.context import Context
+from sane.ops.runs import run_input, run_interrupt, run_wait
+from sane.testing import retry_until
+from sane.testing.pytest_plugin import TmuxTestServer
+
+from .conftest import run
+
+BASH = "env -u HISTCONTROL HISTFILE=/dev/null PS1='$ ' bash --norc --noprofile"
+# Prompts that are rebuilt before every display, as prompt frameworks do (rc files).
+PROMPT_SETUPS = {
+    "prompt-command": 'PROMPT_COMMAND=\'PS1="\\u@\\h:\\w\\$ "\'\n',
+    "prompt-command-array": 'PROMPT_COMMAND=(\'PS1="[\\w]> "\' \'true\')\n',
+    # starship's bash init: a precmd that rebuilds a two-line prompt, kept first.
+    "starship-like": '_sl_precmd() { local s=$?; PS1="\\n\\[\\e[1m\\]\\w ($s)\\[\\e[0m\\]'
+    '\\n❯ "; }\nPROMPT_COMMAND="_sl_precmd;${PROMPT_COMMAND:-}"\n',
+    "etc-bashrc": ". /etc/bash.bashrc\n",
+}
+ZSH = shutil.which("zsh")
+
+
+def _settled(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: result[k] for k in ("status", "exit_code", "output")}
+
+
+@pytest.fixture(params=sorted(PROMPT_SETUPS))
+def framework_pane(request: pytest.FixtureRequest, tmux_server: TmuxTestServer,
+                   tmp_path: Path) -> str:
+    rc = tmp_path / "bashrc"
+    rc.write_text("PS1='$ '\n" + PROMPT_SETUPS[str(request.param)])
+    return tmux_server.new_pane(f"env -u HISTCONTROL -u PROMPT_COMMAND HISTFILE=/dev/null "
+                                f"bash --rcfile {rc} --noprofile")
+
+
+def test_interrupt_with_a_prompt_rebuilt_before_each_display(
+        sane_ctx: Context, framework_pane: str) -> None:
+    pane = framework_pane
+    going = run(sane_ctx, pane, "echo start; sleep 30", timeout=0.5)
+    assert going["status"] == "running"
+    stopped = dict(run_interrupt(sane_ctx, going["run_id"]))
+    assert (stopped["status"], stopped["exit_code"], stopped["output"]) == (
+        "interrupted", 130, "")
+    with pytest.raises(errors.RunFinished):
+        run_input(sane_ctx, going["run_id"], "touch should-not-exist")
+    assert _settled(run(sane_ctx, pane, "echo next; ls should-not-exist 2>/dev/null; true")) == {
+        "status": "completed", "exit_code": 0, "output": "next\n"}
+
+
+def test_interrupt_on_timeout_with_a_rebuilt_prompt(sane_ctx: Context, framework_pane: str) -> None:
+    r = run(sane_ctx, framework_pane, "echo start; sleep 30", timeout=0.5,
+            interrupt_on_timeout=True)
+    assert _settled(r) == {"status": "interrupted", "exit_code": 130, "output": "start\n"}
+    assert run(sane_ctx, framework_pane, "echo next")["output"] == "next\n"
+
+
+@pytest.mark.parametrize("change", ["PS1='x> '", ". /etc/bash.bashrc", "PS1='\\$? \\w> '"])
+def test_a_run_that_changes_the_prompt(sane_ctx: Context, tmux_server: TmuxTestServer,
+                                       change: str) -> None:
+    pane = tmux_server.new_pane(BASH)
+    assert run(sane_ctx, pane, change)["status"] == "completed"
+    r = run(sane_ctx, pane, "echo start; sleep 30", timeout=0.5, interrupt_on_timeout=True)
+    assert _settled(r) == {"status": "interrupted", "exit_code": 130, "output": "start\n"}
+    assert run(sane_ctx, pane, "echo next")["output"] == "next\n"
+
+
+def test_printing_the_prompt_does_not_fake_an_interrupt(sane_ctx: Context,
+                                                         tmux_server: TmuxTestServer) -> None:
+    pane = tmux_server.new_pane(BASH)
+    r = run(sane_ctx, pane, 'p="${PS1@P}"; printf %s "$p"; echo; echo after; (exit 3)')
+    assert (r["status"], r["exit_code"]) == ("completed", 3)
+    assert r["output"].endswith("\nafter\n")
+
+
+def test_a_forged_prompt_marker_from_the_pane_option_ends_nothing(
+        sane_ctx: Context, pane: str) -> None:
+    run(sane_ctx, pane, "true")
+    token = sane_ctx.tmux(["show-options", "-p", "-v", "-t", pane, "@sane_token"])[0].split()[0]
+    forged = f"printf '\\033]7770;SANE;{token};P;0\\007'; echo after; (exit 4)"
+    r = run(sane_ctx, pane, forged)
+    assert _settled(r) == {"status": "completed", "exit_code": 4, "output": "after\n"}
+
+
+def test_nested_interactive_shell_with_exported_prompt(sane_ctx: Context,
+                                                       tmux_server: TmuxTestServer) -> None:
+    pane = tmux_server.new_pane(BASH)
+    run(sane_ctx, pane, "export PS1")
+    r = run(sane_ctx, pane, "bash --norc --noprofile -i", timeout=1)
+    # The nested shell waits at its own prompt: the run is not over, nor interrupted.
+    assert (r["status"], r["waiting_program"]) == ("waiting_input", "bash")
+    done = dict(run_input(sane_ctx, r["run_id"], "exit 6", timeout=10))
+    assert (done["status"], done["exit_code"]) == ("completed", 6)
+    assert run(sane_ctx, pane, "echo outer")["output"] == "outer\n"
+
+
+def test_a_person_pressing_ctrl_c_ends_a_handed_over_run(sane_ctx: Context, pane: str) -> None:
+    going = run(sane_ctx, pane, "sleep 30", timeout=0.3)
+    sane_ctx.tmux(["send-keys", "-t", pane, "C-c"])
+    done = dict(run_wait(sane_ctx, going["run_id"], timeout=10))
+    assert (done["status"], done["exit_code"]) == ("interrupted", 130)
+    assert run(sane_ctx, pane, "echo free")["output"] == "free\n"
+
+
+@pytest.mark.skipif(ZSH is None, reason="zsh not installed")
+def test_zsh_precmd_rebuilding_the_prompt(sane_ctx: Context, tmux_server: TmuxTestServer,
+                                          tmp_path: Path) -> None:
+    (tmp_path / ".zshrc").write_text('precmd() { PROMPT="%n@%m %~ %# "; }\n')
+    pane = tmux_server.new_pane(f"env ZDOTDIR={tmp_path} zsh -d")
+    first = run(sane_ctx, pane, "echo ok")
+    if "command not found: eval" in first["output"]:
+        pytest.skip("sane's runner does not run in zsh yet (#14 item 1)")
+    assert first["output"] == "ok\n"
+    r = run(sane_ctx, pane, "echo start; sleep 30", timeout=0.5, interrupt_on_timeout=True)
+    assert (r["status"], r["exit_code"]) == ("interrupted", 130)
+    assert run(sane_ctx, pane, "echo next")["output"] == "next\n"
+
+
+def test_prompt_changed_by_the_interrupted_run_itself(sane_ctx: Context, pane: str) -> None:
+    r = run(sane_ctx, pane, "PS1='x> '; echo start; sleep 30", timeout=0.5,
+            interrupt_on_timeout=True)
+    assert _settled(r) == {"status": "interrupted", "exit_code": 130, "output": "start\n"}
+    assert run(sane_ctx, pane, "echo next")["output"] == "next\n"
