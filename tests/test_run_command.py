@@ -8,7 +8,7 @@ import pytest
 
 from sane import errors
 from sane.ops.context import Context
-from sane.ops.runs import RunOptions, run_command, run_interrupt, run_wait
+from sane.ops.runs import RunOptions, run_command, run_finished, run_interrupt, run_wait
 from sane.testing import retry_until
 from sane.testing.pytest_plugin import TmuxTestServer
 
@@ -213,8 +213,8 @@ def test_busy_pane_refuses_a_second_run(sane_ctx: Context, pane: str) -> None:
 def test_finished_but_unwaited_run_does_not_block_the_pane(sane_ctx: Context, pane: str) -> None:
     first = run(sane_ctx, pane, "sleep 0.5; echo done", timeout=0.1)
     assert first["status"] == "running"
-    runs = sane_ctx.home / "runs" / first["run_id"]
-    retry_until(lambda: b"done" in (runs / "stream").read_bytes(), message="run finishes")
+    # Its end marker (not just its last output line) has reached the stream file.
+    retry_until(lambda: run_finished(sane_ctx, first["run_id"]), message="run finishes")
     assert run(sane_ctx, pane, "echo free")["output"] == "free\n"
     late = dict(run_wait(sane_ctx, first["run_id"], timeout=5))
     assert (late["status"], late["output"]) == ("completed", "done\n")
