@@ -16,7 +16,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sane.ops.runs import DEFAULT_MAX_OUTPUT, DEFAULT_QUIET_PERIOD, INTERRUPT_GRACE
+from sane.ops.runs import DEFAULT_QUIET_PERIOD, INTERRUPT_GRACE
+
+# What a model host takes in one tool result: Claude Code refuses results over ~25k
+# tokens, OpenHands and Claude Code's own Bash tool cap output at 30,000 characters.
+# 24,000 bytes of output stay under 30,000 characters of JSON text for typical output
+# (every newline is two characters there). Past it, the head and the tail are kept and
+# the whole output is saved to a private file, offered as an MCP resource
+# (`full_output_path`). The CLI keeps its own default.
+AGENT_MAX_OUTPUT = 24_000
+# A fleet result carries ~700 characters of fields per server beside its output.
+FLEET_MAX_OUTPUT = 20_000
 
 PANE = "tmux target pane (%ID or session:window.pane); default: sane's own local pane."
 SERVER = "Run through this registered server's ssh pane (connects on demand); not with pane."
@@ -48,8 +58,9 @@ class RunCommandInput(Input):
     keep_ansi: bool = Field(default=False, description="Keep the program's escape sequences.")
     check: bool = Field(default=False, description="A non-zero exit code becomes the error "
                         "`command_failed` (the run result is still in the document).")
-    max_output: int = Field(default=DEFAULT_MAX_OUTPUT, ge=0, description="Truncate the "
-                            "output in the middle past this many bytes (0: no limit).")
+    max_output: int = Field(default=AGENT_MAX_OUTPUT, ge=0, description="Past this many "
+                            "bytes keep the output's head and tail; the whole output is "
+                            "saved (`full_output_path`, an MCP resource) (0: no limit).")
     quiet_period: float = Field(default=DEFAULT_QUIET_PERIOD, ge=0, description=QUIET_PERIOD)
     on_cancel: Literal["interrupt", "keep"] = Field(default="interrupt", description="When "
                                                     "the client cancels the call (or its own "
@@ -174,6 +185,12 @@ class FleetRunInput(Input):
     max_parallel: int = Field(default=5, ge=1, description="At most this many at once.")
     timeout: float = Field(default=30.0, ge=0, description="Each server's own deadline, "
                            "seconds, connecting included.")
+    max_output: int = Field(default=FLEET_MAX_OUTPUT, ge=0, description="Past this many "
+                            "bytes of output in all (shared equally by the servers) keep "
+                            "each server's head and tail; the whole output is saved "
+                            "(`full_output_path`, an MCP resource) (0: no limit).")
+    max_output_per_server: int = Field(default=AGENT_MAX_OUTPUT, ge=0, description="And at "
+                                       "most this many bytes per server (0: no limit).")
 
 
 class HealthInput(Input):

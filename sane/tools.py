@@ -286,8 +286,11 @@ def _select(ctx: Context, names: list[str] | None, tag: str | None, all_servers:
 def _fleet_run(ctx: Context, a: inputs.FleetRunInput, call: Call) -> Outcome:
     from sane.fleet.run import fleet_run
 
-    result = fleet_run(ctx, _select(ctx, a.servers, a.tag, a.all), a.command,
-                       a.max_parallel, a.timeout)
+    servers = _select(ctx, a.servers, a.tag, a.all)
+    caps = [cap for cap in (a.max_output_per_server,
+                            a.max_output // max(1, len(servers)) if a.max_output else 0) if cap]
+    result = fleet_run(ctx, servers, a.command, a.max_parallel, a.timeout,
+                       max_output=max(1, min(caps)) if caps else None)
     return _ok(result, errors.EXIT_OK if result["status"] == "completed" else 1)
 
 

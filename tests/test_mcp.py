@@ -418,3 +418,48 @@ def test_every_request_line_gets_a_reply(cli_env: dict[str, str]) -> None:
     assert errors_without_id == [-32700, -32700]  # the bad line, the deep nesting
     assert by_id["6"]["error"]["code"] == -32600
     assert by_id["7"]["result"] == {}
+
+
+def test_big_outputs_fit_a_model_and_the_rest_is_a_resource(
+        cli_env: dict[str, str], tmux_server: TmuxTestServer, ssh_fleet: Any) -> None:
+    pane = tmux_server.new_pane("dash")
+    known = {"UserKnownHostsFile": str(ssh_fleet.known_hosts)}
+    full = "".join(f"{i}\n" for i in range(1, 100001)).encode()
+
+    async def whole(session: ClientSession, result: Any, count: int) -> list[bytes]:
+        links = [c for c in result.content if c.type == "resource_link"]
+        assert len(links) == count
+        out = []
+        for link in links:
+            read = await session.read_resource(str(link.uri))
+            out.append(read.contents[0].text.encode())
+        return out
+
+    async def body(session: ClientSession, call: Call) -> None:
+        result = await session.call_tool("run_command", {"command": "seq 1 100000",
+                                                         "pane": pane})
+        doc = document(result)
+        validate("run-command", doc)
+        assert doc["truncated"] and len(result.content[0].text) < 30_000
+        assert doc["output"].startswith("1\n2\n") and doc["output"].endswith("99999\n100000\n")
+        assert Path(doc["full_output_path"]).stat().st_mode & 0o777 == 0o600
+        assert await whole(session, result, 1) == [full]
+
+        for s in ssh_fleet.servers:
+            await call("server_add", name=s.name, host=s.host, port=s.port, user="root",
+                       identity=str(ssh_fleet.client_key), ssh_options=known, tags=["big"])
+        result = await session.call_tool("fleet_run", {"command": "seq 1 100000",
+                                                       "tag": "big"})
+        doc = document(result)
+        validate("fleet-run", doc)
+        assert len(result.content[0].text) < 30_000  # three servers under one cap
+        for r in doc["results"]:
+            assert r["truncated"] and r["output"].startswith("1\n2\n")
+            assert r["output"].endswith("\n100000\n")
+        assert await whole(session, result, 3) == [full] * 3
+        with pytest.raises(MCPError):
+            await session.read_resource("sane://runs/r000000000000/output-0")
+        with pytest.raises(MCPError):
+            await session.read_resource("sane://runs/../../etc/passwd")
+
+    with_session(cli_env, body)

@@ -18,7 +18,7 @@ from sane import errors
 from sane.fleet.panes import open_server_pane, server_panes
 from sane.fleet.spec import ServerLike
 from sane.ops.context import Context
-from sane.ops.runs import RunOptions, run_command
+from sane.ops.runs import DEFAULT_MAX_OUTPUT, RunOptions, run_command
 from sane.parallel import bounded_map
 from sane.protocol import output
 from sane.protocol.scanner import RunScanner
@@ -35,8 +35,11 @@ def fleet_run(
     max_parallel: int = DEFAULT_PARALLEL,
     timeout: float = 30.0,
     on_event: Callable[[Event], None] | None = None,
+    max_output: int | None = DEFAULT_MAX_OUTPUT,
 ) -> dict[str, Any]:
-    """Run ``command`` on ``servers``; per-server results plus the fleet's status."""
+    """Run ``command`` on ``servers``; per-server results plus the fleet's status.
+
+    ``max_output``: each server's output cap (head and tail kept, the whole saved)."""
     if max_parallel < 1:
         raise errors.InvalidArgument("max_parallel must be at least 1", max_parallel=max_parallel)
     origin = time.perf_counter()
@@ -64,7 +67,8 @@ def fleet_run(
             hook = _Streamer(server.name, emit) if on_event is not None else None
             remaining = max(0.0, deadline - time.monotonic())
             result = run_command(ctx, command, pane=state.pane_id, pane_state=state,
-                                 options=RunOptions(timeout=remaining, on_output=hook))
+                                 options=RunOptions(timeout=remaining, on_output=hook,
+                                                    max_output=max_output))
             if hook is not None:
                 hook.flush(result["output"])
             report.update(result)

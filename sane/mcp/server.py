@@ -32,8 +32,10 @@ import anyio.to_thread
 import mcp.types as mt
 from mcp.server import ServerRequestContext
 from mcp.server.lowlevel import Server
+from mcp.shared.exceptions import MCPError
 
-from sane import __version__, tools
+from sane import __version__, errors, tools
+from sane.mcp import resources
 from sane.mcp.stdio import LineReader, LineWriter, protocol_fds, stdio_streams
 from sane.ops.context import Context
 from sane.tmux.command import TmuxServer
@@ -59,6 +61,7 @@ def tool_list() -> list[mt.Tool]:
     ]
 
 
+RESOURCE_NOT_FOUND = -32002  # MCP's code for resources/read of an unknown resource
 WAITING_CALLS = 256
 QUICK_CALLS = 64
 
@@ -71,10 +74,13 @@ def _may_wait(name: str) -> bool:
         return False
 
 
-def tool_result(document: dict[str, Any]) -> mt.CallToolResult:
-    """The JSON document as text (what a model reads) and as structured content."""
+def tool_result(document: dict[str, Any],
+                links: list[mt.ResourceLink] | None = None) -> mt.CallToolResult:
+    """The JSON document as text (what a model reads) and as structured content; a link
+    to each output file the document keeps only the head and tail of."""
     text = json.dumps(document, ensure_ascii=False)
-    return mt.CallToolResult(content=[mt.TextContent(text=text)], structured_content=document,
+    content: list[mt.ContentBlock] = [mt.TextContent(text=text), *(links or [])]
+    return mt.CallToolResult(content=content, structured_content=document,
                              is_error=not document["ok"])
 
 
@@ -101,10 +107,29 @@ def build_server(ctx: Context) -> Server[Any]:
         except anyio.get_cancelled_exc_class():
             control.cancel()
             raise
-        return tool_result(outcome.document)
+        return tool_result(outcome.document, resources.links(ctx, outcome.document))
+
+    async def list_templates(_: ServerRequestContext[Any], __: mt.PaginatedRequestParams | None
+                             ) -> mt.ListResourceTemplatesResult:
+        return mt.ListResourceTemplatesResult(resource_templates=resources.TEMPLATES)
+
+    async def list_resources(_: ServerRequestContext[Any], __: mt.PaginatedRequestParams | None
+                             ) -> mt.ListResourcesResult:
+        return mt.ListResourcesResult(resources=[])  # links come with the results
+
+    async def read_resource(_: ServerRequestContext[Any], params: mt.ReadResourceRequestParams
+                            ) -> mt.ReadResourceResult:
+        try:
+            return await anyio.to_thread.run_sync(resources.read, ctx, str(params.uri),
+                                                  limiter=quick)
+        except errors.SaneError as err:
+            raise MCPError(RESOURCE_NOT_FOUND if isinstance(err, errors.NotFound)
+                           else mt.INVALID_PARAMS, err.message, err.to_dict()) from None
 
     return Server("tmux-sane", version=__version__, instructions=INSTRUCTIONS,
-                  on_list_tools=list_tools, on_call_tool=call_tool)
+                  on_list_tools=list_tools, on_call_tool=call_tool,
+                  on_list_resources=list_resources, on_list_resource_templates=list_templates,
+                  on_read_resource=read_resource)
 
 
 async def _serve(ctx: Context, proto_in: int, proto_out: int) -> None:
