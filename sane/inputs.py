@@ -154,7 +154,8 @@ class ServerAddInput(Input):
 
     name: str = Field(description="Server name (letters, digits, . _ -).")
     host: str = Field(description="Hostname or address.")
-    port: int = Field(default=22, ge=1, le=65535)
+    port: int | None = Field(default=None, ge=1, le=65535, description="Default: ssh's own "
+                             "(the user's ssh config's Port for that host, else 22).")
     user: str | None = Field(default=None, description="Login name (default: ssh's).")
     identity: str | None = Field(default=None, description="Private key file (kept as a "
                                  "path, never read).")

@@ -142,7 +142,7 @@ class ServerInfo(TypedDict):
 
     name: str
     host: str
-    port: int
+    port: int | None
     user: str | None
     identity_file: str | None
     ssh_options: dict[str, str]
@@ -160,6 +160,7 @@ class ServerListResult(TypedDict):
 
 class ServerAddResult(TypedDict):
     server: ServerInfo
+    warnings: list[str]
 
 
 class ServerTestResult(TypedDict):

@@ -257,13 +257,16 @@ def _server_list(ctx: Context, a: inputs.ServerListInput, call: Call) -> Outcome
 
 def _server_add(ctx: Context, a: inputs.ServerAddInput, call: Call) -> Outcome:
     from sane.fleet.registry import Registry, Server
+    from sane.fleet.ssh import entry_warnings, resolve
 
     identity = os.path.abspath(os.path.expanduser(a.identity)) if a.identity else None
     server = validated(Server, {"name": a.name, "host": a.host, "port": a.port, "user": a.user,
                                 "identity_file": identity, "ssh_options": a.ssh_options,
                                 "tags": a.tags, "health_path": a.health_path})
+    if server.ssh_options:
+        resolve(server)  # ssh itself must accept the option values
     Registry(ctx.home).add(server, replace=a.replace)
-    return _ok({"server": server.model_dump(mode="json")})
+    return _ok({"server": server.model_dump(mode="json"), "warnings": entry_warnings(server)})
 
 
 def _server_test(ctx: Context, a: inputs.ServerTestInput, call: Call) -> Outcome:

@@ -81,14 +81,15 @@ def _options(pairs: tuple[str, ...]) -> dict[str, str]:
 @server_group.command("add", epilog=ADD_EPILOG)
 @click.argument("name")
 @click.option("--host", required=True, help="Hostname or address.")
-@click.option("--port", type=int, default=22, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Default: ssh's own (your ssh config's Port for that host, else 22).")
 @click.option("--user", default=None)
 @click.option("--identity", default=None, help="Private key file (kept as a path, never read).")
 @click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE")
 @click.option("--tag", "tags", multiple=True)
 @click.option("--health-path", default="~/.sane/health.json", show_default=True)
 @click.option("--replace", is_flag=True, help="Overwrite an existing server of that name.")
-def add(name: str, host: str, port: int, user: str | None, identity: str | None,
+def add(name: str, host: str, port: int | None, user: str | None, identity: str | None,
         ssh_options: tuple[str, ...], tags: tuple[str, ...], health_path: str,
         replace: bool) -> None:
     """Add server NAME to the registry."""
@@ -97,6 +98,7 @@ def add(name: str, host: str, port: int, user: str | None, identity: str | None,
     from pydantic import ValidationError
 
     from sane.fleet.registry import Registry, Server
+    from sane.fleet.ssh import entry_warnings, resolve
 
     try:
         server = Server(
@@ -108,8 +110,10 @@ def add(name: str, host: str, port: int, user: str | None, identity: str | None,
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise InvalidArgument(f"{field}: {first['msg']}", field=field) from None
+    if server.ssh_options:
+        resolve(server)  # ssh itself must accept the option values
     Registry().add(server, replace=replace)
-    emit({"server": server.model_dump(mode="json")})
+    emit({"server": server.model_dump(mode="json"), "warnings": entry_warnings(server)})
 
 
 @server_group.command("list", epilog=LIST_EPILOG)

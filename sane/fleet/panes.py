@@ -17,7 +17,7 @@ from typing import Any
 
 from sane import errors
 from sane.fleet.spec import ServerLike
-from sane.fleet.ssh import classify, ssh_argv
+from sane.fleet.ssh import classify, ssh_argv, stderr_log, timeout_error
 from sane.ops.context import Context
 from sane.ops.takeover import install_runner
 from sane.parallel import bounded_map
@@ -60,10 +60,12 @@ def server_panes(ctx: Context) -> dict[str, panes.PaneState]:
 
 def _new_pane(ctx: Context, server: ServerLike, accept_new: bool) -> str:
     """A window running ssh behind a gate: the options that keep a failed ssh's pane
-    (and its error text) around are set before ssh may start and exit."""
+    around are set before ssh may start and exit. ssh's own messages (and its jump
+    hops') go to a file, not the pane: why it failed is then exactly ssh's words, never
+    mixed with the pane's padding or with what sane typed into it."""
     gate = f"sane-gate-{os.urandom(6).hex()}"
     ssh = shlex.join(ssh_argv(server, accept_new, master=True, tty=True))
-    command = f"tmux wait-for {gate} && exec {ssh}"
+    command = f"tmux wait-for {gate} && exec {ssh} 2>{shlex.quote(stderr_log(server))}"
     out = ctx.server.run("new-window", "-d", "-t", f"={ctx.session_name}:", "-n", server.name,
                          "-P", "-F", "#{pane_id}", command)
     pane_id = out.strip()
@@ -133,9 +135,7 @@ def _make_ready(ctx: Context, server: ServerLike, pane_id: str, deadline: float,
                     break
                 ask_master_at = time.monotonic() + 1.0
             if time.monotonic() >= deadline:
-                raise errors.ConnectTimeout(
-                    f"{server.name} ({server.host}:{server.port}): no answer within "
-                    f"{timeout:g}s", server=server.name, pane=pane_id)
+                raise _timeout(server, pane_id, timeout)
         deadline = max(deadline, time.monotonic() + INSTALL_GRACE)
         try:
             return install_runner(ctx, client, stream, state, deadline=deadline)
@@ -170,10 +170,24 @@ def _master_up(server: ServerLike) -> bool:
         return False
 
 
+def _ssh_messages(server: ServerLike) -> str:
+    """The end of what the pane's ssh (and its hops) said about the connection."""
+    try:
+        with open(stderr_log(server), "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 8192))
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 def _connect_error(ctx: Context, server: ServerLike, state: panes.PaneState) -> errors.SaneError:
-    text = "\n".join(ctx.tmux(["capture-pane", "-p", "-J", "-S", "-", "-t", state.pane_id]))
-    return classify(server, text.replace("Pane is dead", ""), pane=state.pane_id,
-                    exit_status=state.dead_status)
+    return classify(server, _ssh_messages(server), status=state.dead_status,
+                    pane=state.pane_id)
+
+
+def _timeout(server: ServerLike, pane_id: str, timeout: float) -> errors.SaneError:
+    return timeout_error(server, timeout, _ssh_messages(server), pane=pane_id)
 
 
 def connect_many(ctx: Context, servers: Sequence[ServerLike], accept_new: bool = False,

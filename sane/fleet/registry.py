@@ -5,7 +5,8 @@ read and change the registry at once. Every change is read-modify-write under an
 exclusive ``flock`` on a side lock file, written to a temp file, fsynced and renamed,
 so 50 concurrent ``sane server add`` give 50 entries and a crash never leaves half a
 file. The registry holds no secret by construction: keys are referenced by path, and
-options that would carry a password are refused.
+ssh options are an allow-list (``sane.fleet.ssh.ALLOWED_OPTIONS``): nothing that runs a
+local program, forwards anything or sends local data can be stored.
 """
 
 from __future__ import annotations
@@ -24,11 +25,6 @@ from sane.paths import private_dir, sane_home
 from sane.state import file_lock, write_atomic
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
-# ssh options that could smuggle a secret or a local command into the registry (the
-# two providers load a shared library into ssh: local code, from an imported inventory).
-FORBIDDEN_OPTIONS = frozenset({"password", "passwordauthentication", "proxycommand",
-                               "localcommand", "permitlocalcommand", "knownhostscommand",
-                               "pkcs11provider", "securitykeyprovider"})
 
 
 class Server(BaseModel):
@@ -38,7 +34,8 @@ class Server(BaseModel):
 
     name: str = Field(pattern=NAME_PATTERN)
     host: str = Field(min_length=1, max_length=255)
-    port: int = Field(default=22, ge=1, le=65535)
+    # None: ssh's own choice (the user's config for that host, else 22).
+    port: int | None = Field(default=None, ge=1, le=65535)
     user: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._][A-Za-z0-9._-]{0,63}$")
     identity_file: str | None = None
     ssh_options: dict[str, str] = Field(default_factory=dict)
@@ -55,14 +52,15 @@ class Server(BaseModel):
     @field_validator("ssh_options")
     @classmethod
     def _options(cls, value: dict[str, str]) -> dict[str, str]:
+        from sane.fleet.ssh import check_option
+
+        checked: dict[str, str] = {}
         for key, item in value.items():
-            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", key):
-                raise ValueError(f"option name {key!r} is not an ssh_config keyword")
-            if key.lower() in FORBIDDEN_OPTIONS:
-                raise ValueError(f"option {key} is not allowed in the registry")
-            if "\n" in item or "\r" in item or "\0" in item:
-                raise ValueError(f"option {key} holds a line break")
-        return value
+            name = check_option(key, item)
+            if name in checked:
+                raise ValueError(f"option {name} is given twice")
+            checked[name] = item
+        return checked
 
     @field_validator("tags")
     @classmethod

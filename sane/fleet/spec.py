@@ -21,7 +21,7 @@ if TYPE_CHECKING:
         @property
         def host(self) -> str: ...
         @property
-        def port(self) -> int: ...
+        def port(self) -> int | None: ...
         @property
         def user(self) -> str | None: ...
         @property
@@ -46,7 +46,7 @@ class ServerSpec:
     __slots__ = ("health_path", "host", "identity_file", "name", "port", "ssh_options",
                  "tags", "user")
 
-    def __init__(self, name: str, host: str, port: int, user: str | None,
+    def __init__(self, name: str, host: str, port: int | None, user: str | None,
                  identity_file: str | None, ssh_options: Mapping[str, str],
                  tags: Sequence[str], health_path: str) -> None:
         self.name = name

@@ -1,17 +1,33 @@
-"""The system ``ssh``, configured the way sane needs it, and its failures named.
+"""The user's own ``ssh``, with what sane needs added underneath, and its failures named.
 
-Why the system client: users' keys, agents, ``~/.ssh/config`` and known_hosts work
-as they do at the prompt, and a pane running ``ssh`` is something a person can watch
-and take over. Defaults: ``BatchMode=yes`` (never hangs on a password or passphrase
-prompt), host keys checked (``accept-new`` only when asked), curve25519 key exchange
-(~90 ms faster per connection than the default post-quantum one here), keep-alives so
-a dead link is noticed within ~15 s, and the pane's connection as a ControlMaster so
-side channels (``sane server test``, health reads) cost milliseconds.
+Why the system client: users' keys, agents, ``~/.ssh/config`` (``Host *``, ``Include``,
+``Match``, ``ProxyJump``, tokens) and known_hosts work as they do at the prompt, and a
+pane running ``ssh`` is something a person can watch and take over.
+
+How sane adds to it without overriding it: every ssh sane starts reads one generated
+config file (``-F``) that ``Include``s the user's own config first (``$SANE_SSH_CONFIG``,
+else ``~/.ssh/config``), then the system's, then sane's defaults under ``Host *``.
+ssh keeps the first value it obtains for an option, so sane's defaults (a connect
+timeout, keep-alives so a dead link is noticed within ~15 s, fast key exchange moved to
+the front of ssh's own list with OpenSSH's ``^``) only fill what nobody set. ssh passes
+the same ``-F`` to every ``ProxyJump`` hop, so the hops get the same treatment.
+
+What sane does impose: ``BatchMode yes`` (never a password or host-key question that
+nobody will answer; first in the file, so on every hop), ``StrictHostKeyChecking
+accept-new`` on every hop when asked for (``--accept-new``), and its own ControlMaster
+per registry entry (``ControlPath`` named from the whole entry, never shared between
+entries that differ in user, key or options). An entry's own fields and options are
+given on the command line, so they win over every config file.
+
+Entries' ssh options are an allow-list (:data:`ALLOWED_OPTIONS`): options that run a
+local program, forward anything, or send local data are refused by name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import time
 from typing import Any
 
@@ -20,7 +36,97 @@ from sane.fleet.spec import ServerLike
 from sane.paths import control_socket_dir
 
 CONNECT_TIMEOUT = 10
-KEEPALIVE = ("-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3")
+SANE_DEFAULTS = (
+    ("ConnectTimeout", str(CONNECT_TIMEOUT)),
+    ("ServerAliveInterval", "5"),
+    ("ServerAliveCountMax", "3"),
+    # ~90 ms faster per connection than the post-quantum default here; ``^`` puts them
+    # first in ssh's own list, so a server offering only older algorithms still works.
+    ("KexAlgorithms", "^curve25519-sha256,curve25519-sha256@libssh.org"),
+)
+USER_CONFIG_ENV = "SANE_SSH_CONFIG"
+
+# ssh options an entry may set (any case), and why each is safe: none of them runs a
+# local program, loads a library, forwards a port, an agent or X11, or sends local data.
+ALLOWED_OPTIONS: dict[str, str] = {
+    "AddressFamily": "which IP version",
+    "BindAddress": "local address to connect from",
+    "BindInterface": "local interface to connect from",
+    "CanonicalDomains": "host name canonicalisation",
+    "CanonicalizeFallbackLocal": "host name canonicalisation",
+    "CanonicalizeHostname": "host name canonicalisation",
+    "CanonicalizeMaxDots": "host name canonicalisation",
+    "CanonicalizePermittedCNAMEs": "host name canonicalisation",
+    "CASignatureAlgorithms": "algorithm list",
+    "CertificateFile": "a certificate file, read like a key file",
+    "CheckHostIP": "host key checking",
+    "Ciphers": "algorithm list",
+    "Compression": "transport compression",
+    "ConnectionAttempts": "retries",
+    "ConnectTimeout": "timeout",
+    "FingerprintHash": "host key display",
+    "GlobalKnownHostsFile": "host key checking",
+    "HashKnownHosts": "host key checking",
+    "HostKeyAlgorithms": "algorithm list",
+    "HostKeyAlias": "host key checking",
+    "IdentitiesOnly": "which keys are offered",
+    "IdentityAgent": "which agent socket is asked for keys",
+    "IPQoS": "packet marking",
+    "KexAlgorithms": "algorithm list",
+    "LogLevel": "how much ssh itself says",
+    "MACs": "algorithm list",
+    "PreferredAuthentications": "order of authentication methods",
+    "ProxyJump": "jump hosts ([user@]host[:port], comma-separated)",
+    "PubkeyAcceptedAlgorithms": "algorithm list",
+    "PubkeyAcceptedKeyTypes": "algorithm list (old name)",
+    "PubkeyAuthentication": "key authentication",
+    "RekeyLimit": "rekeying",
+    "RequiredRSASize": "minimum RSA key size",
+    "RevokedHostKeys": "host key checking",
+    "ServerAliveCountMax": "keep-alives",
+    "ServerAliveInterval": "keep-alives",
+    "StrictHostKeyChecking": "host key checking",
+    "TCPKeepAlive": "keep-alives",
+    "UpdateHostKeys": "host key checking",
+    "UserKnownHostsFile": "host key checking",
+    "VerifyHostKeyDNS": "host key checking",
+}
+_ALLOWED_BY_LOWER = {name.lower(): name for name in ALLOWED_OPTIONS}
+# The entry's own fields say these; as options they would fight them.
+_FIELD_OPTIONS = {"hostname": "--host", "port": "--port", "user": "--user",
+                  "identityfile": "--identity"}
+# Options sane sets itself for every connection.
+_SANE_OWNED = {"batchmode", "controlmaster", "controlpath", "controlpersist"}
+_JUMP = re.compile(r"(?:[A-Za-z0-9._][A-Za-z0-9._-]{0,63}@)?"
+                   r"(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+_VALUE_WORDS = {"stricthostkeychecking": {"yes", "no", "ask", "accept-new", "off"}}
+
+
+def check_option(key: str, value: str) -> str:
+    """The canonical spelling of ssh option ``key`` if an entry may set it to ``value``;
+    ValueError naming the option otherwise (the registry's validator, for ``server
+    add``, imports and the MCP tools alike)."""
+    low = key.lower()
+    if low in _FIELD_OPTIONS:
+        raise ValueError(f"option {key} is the entry's own field: use {_FIELD_OPTIONS[low]}")
+    if low in _SANE_OWNED:
+        raise ValueError(f"option {key} is set by sane itself (one ControlMaster per entry, "
+                         "never a prompt)")
+    if low not in _ALLOWED_BY_LOWER:
+        raise ValueError(f"option {key} is not allowed (it is not on sane's allow-list of "
+                         "ssh options: see docs/security.md)")
+    if any(c in value for c in "\n\r\0"):
+        raise ValueError(f"option {key} holds a line break or NUL")
+    if not value.strip():
+        raise ValueError(f"option {key} has an empty value")
+    words = _VALUE_WORDS.get(low)
+    if words is not None and value.lower() not in words:
+        raise ValueError(f"option {key} must be one of {', '.join(sorted(words))}")
+    if low == "proxyjump" and value.lower() != "none":
+        for hop in value.split(","):
+            if not _JUMP.fullmatch(hop):
+                raise ValueError(f"option ProxyJump: {hop!r} is not [user@]host[:port]")
+    return _ALLOWED_BY_LOWER[low]
 
 
 def control_dir() -> str:
@@ -28,25 +134,95 @@ def control_dir() -> str:
     return control_socket_dir()
 
 
+def user_config() -> str:
+    """The user's own ssh config, as ssh names it (``~`` is the login's home to ssh)."""
+    return os.environ.get(USER_CONFIG_ENV) or "~/.ssh/config"
+
+
+def _config_text(accept_new: bool) -> str:
+    own = user_config()
+    if any(c in own for c in '"\n\r\0'):
+        raise errors.InvalidArgument(f"{USER_CONFIG_ENV} holds a quote or line break",
+                                     path=own)
+    lines = ["# Written by sane (sane.fleet.ssh): the user's config first, sane's defaults",
+             "# last; ssh keeps the first value it obtains for each option.",
+             "BatchMode yes"]
+    if accept_new:
+        lines.append("StrictHostKeyChecking accept-new")
+    lines += [f'Include "{own}"', "Include /etc/ssh/ssh_config", "Host *"]
+    lines += [f"    {key} {value}" for key, value in SANE_DEFAULTS]
+    return "\n".join(lines) + "\n"
+
+
+def _digest(*parts: object) -> str:
+    import hashlib  # ~4 ms: only when an ssh is about to start anyway
+
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:24]
+
+
+def config_file(accept_new: bool = False) -> str:
+    """The generated config (see the module's docstring), named by its content so that
+    processes with different ``$SANE_SSH_CONFIG`` never rewrite each other's."""
+    text = _config_text(accept_new)
+    path = os.path.join(control_dir(), f"config-{_digest(text)[:16]}")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            if fh.read() == text:
+                return path
+    except OSError:
+        pass
+    temp = f"{path}.{os.getpid()}-{os.urandom(4).hex()}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    return path
+
+
+def entry_key(server: ServerLike) -> str:
+    """Names this entry's connection: everything that decides how ssh connects (and
+    which config and ``$SANE_HOME`` it comes from), so two entries share a
+    ControlMaster only if they are the same entry."""
+    from sane.paths import sane_home_dir
+
+    return _digest(sane_home_dir(), user_config(), server.name, server.host, server.port,
+                   server.user, server.identity_file, sorted(server.ssh_options.items()))
+
+
+def control_path(server: ServerLike) -> str:
+    return os.path.join(control_dir(), entry_key(server))
+
+
+def stderr_log(server: ServerLike) -> str:
+    """Where a pane's ssh writes its own messages (why it failed, hops included)."""
+    return control_path(server) + ".err"
+
+
 def ssh_argv(server: ServerLike, accept_new: bool = False, master: bool = False,
              tty: bool = False) -> list[str]:
     """argv for ``ssh`` to ``server``: a pane's session (``master``) or a side channel."""
-    argv = ["ssh"]
+    strict = next((v for k, v in server.ssh_options.items()
+                   if k.lower() == "stricthostkeychecking"), None)
+    if accept_new and strict is not None and strict.lower() not in ("accept-new", "no", "off"):
+        raise errors.UsageError(
+            f"{server.name} sets StrictHostKeyChecking={strict}: --accept-new would override "
+            "it (change the entry, or connect without --accept-new)", server=server.name)
+    argv = ["ssh", "-F", config_file(accept_new)]
     if tty:
         argv.append("-tt")
     argv += [
         "-o", "BatchMode=yes",
-        "-o", f"StrictHostKeyChecking={'accept-new' if accept_new else 'yes'}",
-        "-o", f"ConnectTimeout={CONNECT_TIMEOUT}",
-        "-o", "KexAlgorithms=curve25519-sha256,curve25519-sha256@libssh.org,"
-              "sntrup761x25519-sha512@openssh.com,ecdh-sha2-nistp256",
-        "-o", "LogLevel=ERROR",
-        "-o", f"ControlPath={control_dir()}/%C",
+        "-o", f"ControlPath={control_path(server)}",
         "-o", f"ControlMaster={'auto' if master else 'no'}",
         "-o", "ControlPersist=no",
-        *KEEPALIVE,
-        "-p", str(server.port),
     ]
+    if server.port is not None:
+        argv += ["-p", str(server.port)]
     if server.identity_file:
         argv += ["-i", os.path.expanduser(server.identity_file), "-o", "IdentitiesOnly=yes"]
     if server.user:
@@ -57,13 +233,55 @@ def ssh_argv(server: ServerLike, accept_new: bool = False, master: bool = False,
     return argv
 
 
+def resolve(server: ServerLike, timeout: float = 10.0) -> dict[str, list[str]]:
+    """What ssh itself will use for ``server`` (``ssh -G``: the entry, the user's config
+    with its ``Host *``, ``Include``, ``Match`` and tokens, the system's, sane's
+    defaults), keyword -> values. ssh refusing the entry is ``invalid_argument`` with
+    ssh's own words."""
+    import subprocess
+
+    argv = ssh_argv(server)
+    argv.insert(1, "-G")
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, errors="replace",
+                              timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+    except FileNotFoundError as exc:
+        raise errors.ConnectionFailed("ssh is not installed", server=server.name) from exc
+    except subprocess.TimeoutExpired:
+        raise errors.ConnectTimeout(f"{server.name}: ssh -G did not answer in {timeout:g}s",
+                                    server=server.name) from None
+    if proc.returncode != 0:
+        reason = "; ".join(meaningful_lines(proc.stderr)) or f"status {proc.returncode}"
+        culprits = [f"{key}={value}" for key, value in server.ssh_options.items()
+                    if subprocess.run(["ssh", "-G", "-F", "none", "-o", f"{key}={value}", "x"],
+                                      capture_output=True, timeout=timeout,
+                                      stdin=subprocess.DEVNULL, check=False).returncode != 0]
+        where = f" (option {', '.join(culprits)})" if culprits else ""
+        raise errors.InvalidArgument(f"{server.name}: ssh refuses this entry{where}: {reason}",
+                                     server=server.name, options=culprits)
+    values: dict[str, list[str]] = {}
+    for line in proc.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        if key:
+            values.setdefault(key, []).append(value)
+    return values
+
+
+def entry_warnings(server: ServerLike) -> list[str]:
+    """What will keep this entry from connecting, said when it is added: a key file
+    that does not exist (the entry's, or every one ssh would try with no agent)."""
+    warnings = []
+    if server.identity_file and not os.path.exists(os.path.expanduser(server.identity_file)):
+        warnings.append(f"identity file {server.identity_file} does not exist: connecting "
+                        "will fail with auth_failed until it does")
+    return warnings
+
+
 # Substrings of ssh's messages, first match wins, and the error each one means.
 _FAILURES: tuple[tuple[str, type[errors.SaneError]], ...] = (
     ("remote host identification has changed", errors.HostKeyMismatch),
     ("host key for", errors.HostKeyMismatch),
-    ("no ed25519 host key is known", errors.HostKeyUnknown),
-    ("no rsa host key is known", errors.HostKeyUnknown),
-    ("no ecdsa host key is known", errors.HostKeyUnknown),
+    ("host key is known for", errors.HostKeyUnknown),
     ("host key verification failed", errors.HostKeyUnknown),
     ("permission denied", errors.AuthFailed),
     ("too many authentication failures", errors.AuthFailed),
@@ -71,22 +289,98 @@ _FAILURES: tuple[tuple[str, type[errors.SaneError]], ...] = (
     ("could not resolve hostname", errors.HostUnreachable),
     ("no route to host", errors.HostUnreachable),
     ("network is unreachable", errors.HostUnreachable),
+    ("no matching", errors.ConnectionFailed),
     ("timed out", errors.ConnectTimeout),
 )
+# ssh's lines that never say why a connection failed.
+_NOISE = re.compile(r"^(pane is dead|warning: permanently added|connection to .* closed"
+                    r"|pseudo-terminal will not be allocated|\*\* )", re.IGNORECASE)
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
 
 
-def classify(server: ServerLike, text: str, **details: Any) -> errors.SaneError:
-    """The sane error for ssh's own words about why it could not connect."""
-    low = text.lower()
-    cls = next((c for needle, c in _FAILURES if needle in low), errors.ConnectionFailed)
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    reason = lines[-1] if lines else "ssh exited without saying why"
-    return cls(f"{server.name} ({server.host}:{server.port}): {reason}", server=server.name,
-               ssh_output=text.strip()[-2000:], **details)
+def meaningful_lines(text: str) -> list[str]:
+    """ssh's own lines that may say why: blank padding and chatter dropped."""
+    lines = []
+    for raw in _ANSI.sub("", text).splitlines():
+        line = raw.strip()
+        if line and not _NOISE.match(line):
+            lines.append(line)
+    return lines
+
+
+def _hint(cls: type[errors.SaneError], lines: list[str], hop: str | None) -> str:
+    text = "\n".join(lines)
+    if cls is errors.HostKeyUnknown:
+        return (f"the host key of {hop or 'the server'} is not in known_hosts: check it, then "
+                "retry with --accept-new (it trusts a new key on every hop, never a changed "
+                "one)")
+    if cls is errors.HostKeyMismatch:
+        return ("the server's host key changed: if that is expected, remove the old one "
+                "(ssh-keygen -R HOST) and connect again")
+    if cls is errors.AuthFailed:
+        missing = re.search(r"identity file (.+?) not accessible", text, re.IGNORECASE)
+        if missing:
+            return f"the key file {missing.group(1)} does not exist"
+        return ("no key was accepted: check the entry's --user and --identity, or load "
+                "the key into ssh-agent")
+    if cls is errors.ConnectionRefused:
+        return "nothing listens there: check the port (the entry's or your ssh config's)"
+    if cls is errors.HostUnreachable:
+        return "check the host name or address and the network"
+    if cls is errors.ConnectTimeout:
+        return "no answer: check the address, a firewall, or the jump host"
+    if "no matching" in text.lower():
+        return ("ssh and the server share no algorithm: allow one of the server's offer with "
+                "--ssh-option (e.g. KexAlgorithms=+ALGORITHM)")
+    return "see ssh_output for ssh's own words"
+
+
+def classify(server: ServerLike, text: str, status: int | None = None,
+             **details: Any) -> errors.SaneError:
+    """The sane error for ssh's own words about why it could not connect: the stable
+    code, ssh's most telling line as the reason, ssh's lines and a hint."""
+    lines = meaningful_lines(text)
+    found: tuple[type[errors.SaneError], str] | None = None
+    for needle, cls in _FAILURES:
+        line = next((ln for ln in lines if needle in ln.lower()), None)
+        if line is not None:
+            found = (cls, line)
+            break
+    if found is not None:
+        cls, reason = found
+    else:
+        cls = errors.ConnectionFailed
+        reason = lines[-1] if lines else (
+            f"ssh exited{'' if status is None else f' with status {status}'} and said "
+            "nothing")
+    hop = None
+    for line in lines:
+        match = re.search(r"host key is known for (\S+) and", line, re.IGNORECASE)
+        if match:
+            hop, reason = match.group(1), line
+            break
+    where = server.host if server.port is None else f"{server.host}:{server.port}"
+    if status is not None:
+        details["exit_status"] = status
+    if hop is not None:
+        details["hop"] = hop
+    return cls(f"{server.name} ({where}): {reason}", server=server.name,
+               ssh_output="\n".join(lines)[-2000:], hint=_hint(cls, lines, hop), **details)
+
+
+def timeout_error(server: ServerLike, timeout: float, text: str = "",
+                  **details: Any) -> errors.SaneError:
+    """No answer by the deadline; whatever ssh said meanwhile (a hop it is still trying,
+    a warning) goes with it."""
+    where = server.host if server.port is None else f"{server.host}:{server.port}"
+    return errors.ConnectTimeout(
+        f"{server.name} ({where}): no answer within {timeout:g}s", server=server.name,
+        ssh_output="\n".join(meaningful_lines(text))[-2000:],
+        hint=_hint(errors.ConnectTimeout, [], None), **details)
 
 
 def probe_connection(server: ServerLike, accept_new: bool = False,
-                    timeout: float = CONNECT_TIMEOUT + 5) -> float:
+                     timeout: float = CONNECT_TIMEOUT + 5) -> float:
     """Connect, run ``true``, return the latency in ms; raise the classified error."""
     import subprocess  # here, not at the top: a run on warm panes starts no ssh
 
@@ -97,13 +391,12 @@ def probe_connection(server: ServerLike, accept_new: bool = False,
                               timeout=timeout, stdin=subprocess.DEVNULL, check=False)
     except FileNotFoundError as exc:
         raise errors.ConnectionFailed("ssh is not installed", server=server.name) from exc
-    except subprocess.TimeoutExpired:
-        raise errors.ConnectTimeout(
-            f"{server.name}: no answer within {timeout:g}s", server=server.name
-        ) from None
+    except subprocess.TimeoutExpired as exc:
+        said = exc.stderr.decode("utf-8", "replace") if isinstance(exc.stderr, bytes) else ""
+        raise timeout_error(server, timeout, said) from None
     latency = (time.perf_counter() - started) * 1000
     if proc.returncode != 0:
-        raise classify(server, proc.stderr, exit_status=proc.returncode)
+        raise classify(server, proc.stderr, status=proc.returncode)
     return round(latency, 3)
 
 
@@ -123,6 +416,6 @@ def upload(server: ServerLike, path: str, data: bytes, timeout: float = 600.0) -
     if proc.returncode != 0:
         text = proc.stderr.decode("utf-8", "replace")
         if proc.returncode == 255:
-            raise classify(server, text)
+            raise classify(server, text, status=255)
         raise errors.TransferFailed(f"{server.name}: writing {path} failed: {text.strip()}",
                                     server=server.name, path=path)

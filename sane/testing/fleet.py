@@ -84,6 +84,7 @@ class Server:
     netns: str | None = None
     hostname: str | None = None
     veth: str | None = None
+    extra_config: str = ""
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _pid: int | None = field(default=None, repr=False)
 
@@ -364,6 +365,23 @@ class Fleet:
             raise FleetError(f"{name} has no link to cut (only netns fleets have one)")
         _must([self._tools["ip"], "link", "set", srv.veth, "up" if up else "down"])
 
+    def configure_sshd(self, name: str, extra: str) -> None:
+        """Append ``extra`` (sshd_config lines, e.g. ``KexAlgorithms
+        diffie-hellman-group14-sha256`` for an older server) to ``name``'s config and
+        restart it; ``""`` goes back to the plain config. sshd keeps the first value of
+        most keywords, so these lines only add what the base config does not set."""
+        srv = self.server(name)
+        self._kill([srv])
+        srv.extra_config = extra if not extra or extra.endswith("\n") else extra + "\n"
+        self._write_sshd_config(srv)
+        self._start([srv], repick_ports=False)
+
+    def authorize(self, name: str, public_key: str) -> None:
+        """Let ``public_key`` (one line of a ``.pub``) log in to ``name`` as well."""
+        srv = self.server(name)
+        with open(srv.authorized_keys, "a") as fh:
+            fh.write(public_key.strip() + "\n")
+
     def regenerate_host_key(self, name: str, *, update_known_hosts: bool = False) -> None:
         """Give ``name`` a new host key and restart it.
 
@@ -508,7 +526,7 @@ class Fleet:
             "PrintMotd no\n"
             "PrintLastLog no\n"
             "Subsystem sftp internal-sftp\n"
-            f"SetEnv FLEET_HOST={srv.name}\n")
+            f"SetEnv FLEET_HOST={srv.name}\n" + srv.extra_config)
 
     def _write_known_hosts(self) -> None:
         lines = [self._trusted[name] for name in self._servers if name in self._trusted]
