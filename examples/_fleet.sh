@@ -4,13 +4,16 @@
 here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 export PATH="$here/../.venv/bin:$here/../bin:$PATH"
 work=$(mktemp -d -t sane-example-XXXXXX)
-export SANE_HOME="$work/home" SANE_TMUX_SOCKET="sane-example-$$"
+# tmux's socket and sane's lock files for it go under $work too: removed with it
+export SANE_HOME="$work/home" SANE_TMUX_SOCKET="sane-example-$$" TMUX_TMPDIR="$work"
 cleanup() {
   sane demo fleet stop --dir "$work/fleet" >/dev/null 2>&1 || true
   tmux -L "$SANE_TMUX_SOCKET" kill-server 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
+# a command that fails stops the script (set -e) and says which one, never silently
+trap 'status=$?; [[ $- != *e* ]] || echo "  FAIL  line $LINENO: \`$BASH_COMMAND\` exited $status" >&2' ERR
 say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 expect() {  # expect DESCRIPTION JQ-CONDITION  (the JSON document on stdin)
   local doc
@@ -21,5 +24,11 @@ expect() {  # expect DESCRIPTION JQ-CONDITION  (the JSON document on stdin)
   exit 1
 }
 start_fleet() {  # start_fleet N: servers server1..N, registered; details in $work/fleet.json
-  sane demo fleet start --dir "$work/fleet" --servers "$1" > "$work/fleet.json"
+  local doc
+  if ! doc=$(sane demo fleet start --dir "$work/fleet" --servers "$1"); then
+    echo "  FAIL  sane demo fleet start: $(jq -r '.error | "\(.code): \(.message)"' <<<"$doc" 2>/dev/null || printf '%s' "$doc")" >&2
+    exit 1
+  fi
+  printf '%s\n' "$doc" > "$work/fleet.json"
+  expect "$1 servers started" "(.servers | length) == $1" < "$work/fleet.json"
 }

@@ -25,6 +25,7 @@ from sane.fleet.registry import Registry, Server
 from sane.ops.context import Context
 from sane.ops.runs import run_command
 from sane.tmux.command import TmuxServer
+from sane.tmux.structure import kill_for_good
 
 PLAN = str(Path(__file__).resolve().parent / "deploy" / "plan.yaml")
 
@@ -69,7 +70,7 @@ def main() -> None:
             expect("the fleet is on 2.0.0", set(versions(ctx, servers).values()) == {"2.0.0"})
     finally:
         with contextlib.suppress(errors.SaneError):
-            tmux.run("kill-server")
+            kill_for_good(tmux)  # and its socket and lock files
         demo_fleet.stop(work / "fleet")
         shutil.rmtree(work, ignore_errors=True)
     print("deploy workflow (library): all checks passed", file=sys.stderr)

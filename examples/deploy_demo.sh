@@ -15,13 +15,13 @@ say "a local fleet of 3 real sshd servers, registered in servers.json"
 start_fleet 3 && jq -c '.servers[] | {name, port}' "$work/fleet.json"
 
 say "one ssh pane per server, then the same command everywhere"
-sane up --all | expect "every pane connected" '[.servers[] | .ok] | all'
+sane up --all | expect "every pane connected" '(.servers | length) == 3 and ([.servers[] | .ok] | all)'
 sane fleet run 'echo "$SANE_DEMO_SERVER is up"' --all | tee "$work/hello.json" | jq -c '.results[] | {server, output}'
 expect "three exact answers" '[.results[].output] == ["server1 is up\n", "server2 is up\n", "server3 is up\n"]' < "$work/hello.json"
 
 say "deploy v1.0.0 everywhere"
 sane deploy "$plan" --env VERSION=1.0.0 --all | expect "completed on all three" '.status == "completed"'
-sane health --query .version | expect "all healthy on 1.0.0" '[.servers[] | .status == "healthy" and .query == "1.0.0"] | all'
+sane health --query .version | expect "all healthy on 1.0.0" '(.servers | length) == 3 and ([.servers[] | .status == "healthy" and .query == "1.0.0"] | all)'
 
 say "server2's migration will fail (a file the plan's migrate step checks)"
 sane-run-command --server server2 'cd && echo "database locked" > app/FAULT' | expect "fault planted" '.exit_code == 0'

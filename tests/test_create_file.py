@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,12 +21,16 @@ from .conftest import cli, run
 
 
 @pytest.fixture
-def workdir() -> Path:
+def workdir() -> Iterator[Path]:
+    import shutil
     import tempfile
 
     path = Path(tempfile.mkdtemp(prefix="sane-cf-"))
     path.chmod(0o777)
-    return path
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def test_all_byte_values(sane_ctx: Context, pane: str, workdir: Path) -> None:

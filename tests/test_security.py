@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -99,6 +100,7 @@ def test_planted_secret_is_not_stored_logged_or_sent(
     assert leaks == []
     for s in ssh_fleet.servers:
         (s.home / "sane-sec-token").unlink()
+    shutil.rmtree(workdir)
 
 
 def test_a_run_left_running_keeps_its_output_privately(sane_ctx: Context,

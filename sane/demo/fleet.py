@@ -55,14 +55,9 @@ def _listening(port: int) -> bool:
 
 def start(base: Path, names: list[str], ready_timeout: float = 10.0) -> list[Server]:
     """Start one sshd per name under ``base``; the registry entries to reach them."""
-    for tool in (SSHD, shutil.which("ssh-keygen"), shutil.which("ssh")):
-        if not tool or not os.access(tool, os.X_OK):
-            raise errors.UsageError("the demo fleet needs OpenSSH (apt-get install "
-                                    "openssh-server openssh-client)")
+    check_usable()
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privsep dir as root
-    else:
-        _check_ptys()
     base.mkdir(mode=0o700, parents=True, exist_ok=True)
     user = getpass.getuser()
     client = base / "client"
@@ -114,6 +109,17 @@ def _up_or_gone(port: int, proc: subprocess.Popen[bytes]) -> str:
     if _listening(port):
         return "up"
     return "gone" if proc.poll() is not None else ""
+
+
+def check_usable() -> None:
+    """Raise the reason a demo fleet cannot run on this machine for this user (OpenSSH
+    missing, ptys sshd cannot hand out), before anything starts; tests skip on it."""
+    for tool in (SSHD, shutil.which("ssh-keygen"), shutil.which("ssh")):
+        if not tool or not os.access(tool, os.X_OK):
+            raise errors.UsageError("the demo fleet needs OpenSSH (apt-get install "
+                                    "openssh-server openssh-client)")
+    if os.geteuid() != 0:
+        _check_ptys()
 
 
 def _check_ptys() -> None:

@@ -55,6 +55,7 @@ class Demo:
         from sane.ops.runs import RunOptions, run_command
 
         plan = str(plan_path())  # before anything starts
+        demo_fleet.check_usable()
         self.say("== 1. three real OpenSSH servers on 127.0.0.1, run as you")
         servers = demo_fleet.start(base / "fleet", NAMES)
         registry = Registry(ctx.home)
@@ -168,7 +169,9 @@ def run_demo(say: Callable[[str], None], keep: bool = False) -> dict[str, Any]:
 def _teardown(server: Any, base: Path) -> None:
     import contextlib
 
+    from sane.tmux.structure import kill_for_good
+
     with contextlib.suppress(errors.SaneError):
-        server.run("kill-server")
+        kill_for_good(server)
     demo_fleet.stop(base / "fleet")
     shutil.rmtree(base, ignore_errors=True)

@@ -7,7 +7,6 @@ projects that build on sane get the same fixtures. The server starts with
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -20,8 +19,7 @@ import pytest
 from sane.ops.context import Context
 from sane.testing.fleet import Fleet, FleetUnavailable, Mode
 from sane.tmux.command import TmuxServer
-from sane.tmux.control import clients_lock_path
-from sane.tmux.structure import creation_lock_path
+from sane.tmux.structure import kill_for_good
 
 # Shells started with no rc files: tests must not depend on the machine's dotfiles.
 SHELLS = {
@@ -60,12 +58,9 @@ class TmuxTestServer:
         return self.server.run(*args)
 
     def kill(self) -> None:
-        """Kill the server and remove sane's lock files for its socket (one each per
-        socket name: without this every test left them in the temp directory)."""
-        self.server.run("kill-server", check=False)
-        creation_lock_path(self.server).unlink(missing_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(clients_lock_path(self.server))
+        """Kill the server and remove its socket and sane's lock files for it (without
+        this every test left them in the temp directory)."""
+        kill_for_good(self.server)
 
 
 @pytest.fixture

@@ -49,6 +49,19 @@ def creation_lock_path(server: TmuxServer) -> Path:
     return Path(server.lock_file(""))
 
 
+def kill_for_good(server: TmuxServer) -> None:
+    """Kill ``server`` and remove what would outlive it: its socket (tmux 3.3a leaves
+    the file behind) and sane's lock files for it. For whoever owns a server outright
+    (``sane demo``, test fixtures); never for a person's server."""
+    from sane.tmux.control import clients_lock_path
+
+    server.run("kill-server", check=False)
+    for path in (server.socket_file(), str(creation_lock_path(server)),
+                 clients_lock_path(server)):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
 @contextlib.contextmanager
 def creation_lock(server: TmuxServer) -> Iterator[None]:
     """Serialise creating sessions and windows across processes and threads, so two
