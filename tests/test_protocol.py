@@ -200,12 +200,6 @@ def test_abort_tail_of_zsh_and_yash_is_dropped() -> None:
     assert output.clean(b"50 %   \r \r", aborted=False) == b"50 %   \r \r"
 
 
-def test_a_line_editors_cr_after_enter_is_dropped() -> None:
-    assert output.clean(b"Ann\r\n\rhi Ann\r\n") == b"Ann\nhi Ann\n"
-    # a program's own \r\n (the tty makes it \r\r\n) is kept
-    assert output.clean(b"a\r\r\n\r\r\nb") == b"a\r\n\r\nb"
-
-
 def test_lost_run_drops_the_ssh_clients_goodbye() -> None:
     raw = b"partial\r\nConnection to 10.0.0.5 closed by remote host.\r\r\n"
     assert output.clean(raw, lost=True) == b"partial\n"

@@ -4,10 +4,8 @@ The pane's stream is what a terminal receives: the tty turned each ``\\n`` into
 ``\\r\\n`` (so ``\\r\\n`` -> ``\\n`` restores the program's bytes exactly, and a
 program's own ``\\r\\n`` comes back as ``\\r\\r\\n`` -> ``\\r\\n``), and programs
 interleave escape sequences (colour, cursor moves, screen clears). Escapes are
-removed unless the caller keeps them, and so is a CR right after a line feed (it
-moves nothing on a terminal; line editors print one after an answer). Nothing else
-is touched: no trailing newline is added or removed, invalid UTF-8 is kept byte for
-byte.
+removed unless the caller keeps them. Nothing else is touched: no trailing newline is
+added or removed, invalid UTF-8 is kept byte for byte.
 """
 
 from __future__ import annotations
@@ -40,9 +38,6 @@ _ABORT_TAIL = re.compile(
 # Only this much of an aborted run's end is searched for that tail (the PROMPT_SP
 # spaces fill one line of the widest pane).
 _ABORT_TAIL_SPAN = 8192
-# A CR right after a line feed moves nothing on a terminal; line editors (readline
-# in `read -e`, ...) print one after the Enter that answers them.
-_CR_AFTER_LF = re.compile(rb"\n\r(?!\r*\n)")
 
 
 def strip_escapes(data: bytes) -> bytes:
@@ -70,7 +65,7 @@ def clean(
         raw = raw[:head] + _ABORT_TAIL.sub(b"", raw[head:], count=1)
     if exited:
         raw = _LOGOUT_TAIL.sub(b"", raw)
-    data = _CR_AFTER_LF.sub(b"\n", raw.replace(b"\r\n", b"\n"))
+    data = raw.replace(b"\r\n", b"\n")
     return data if keep_ansi else strip_escapes(data)
 
 
