@@ -152,6 +152,13 @@ class PaneBusy(Busy):
     code = "pane_busy"
 
 
+class RunOwned(Busy):
+    """An interrupt of a run that belongs to a deploy (its step): refused unless forced,
+    since the deploy would count the step failed and roll back."""
+
+    code = "run_owned"
+
+
 class PaneNotShell(Busy):
     """The pane runs a program (an editor, a REPL) that sane must not type into."""
 

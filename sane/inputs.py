@@ -104,6 +104,9 @@ class RunInterruptInput(Input):
     run_id: str = Field(min_length=1, description=RUN_ID)
     grace: float = Field(default=INTERRUPT_GRACE, ge=0, description="Seconds to wait for the "
                          "command to stop after C-c.")
+    force: bool = Field(default=False, description="Interrupt even a run that is a deploy's "
+                        "step (refused with run_owned otherwise: the deploy would fail the "
+                        "step and roll back).")
 
 
 class CreateFileInput(Input):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -201,6 +202,13 @@ def _run_input(ctx: Context, a: inputs.RunInputInput, call: Call) -> Outcome:
 def _run_interrupt(ctx: Context, a: inputs.RunInterruptInput, call: Call) -> Outcome:
     from sane.ops.runs import run_interrupt
 
+    owner = run_owner(ctx, a.run_id)
+    if owner is not None and not a.force:
+        raise errors.RunOwned(
+            f"run {a.run_id} is step {owner.get('step')} of deploy {owner.get('deploy_id')} "
+            f"on server {owner.get('server')}: interrupting it would fail the step and roll "
+            "the deploy back, so nothing was sent. Follow the deploy with deploy_status; "
+            "give force: true to interrupt it anyway", run_id=a.run_id, owner=owner)
     ended = IN_FLIGHT.take_over(a.run_id)
     if ended is not None:
         return _run_outcome(ended, False)
@@ -366,6 +374,54 @@ def find(name: str) -> Tool:
             f"no command {name!r}; one of: {', '.join(BY_NAME)}", command=name) from None
 
 
+# -- errors as an agent reads them -----------------------------------------------------------
+
+
+_RUN_ID = re.compile(r"r[0-9a-f]{12}")
+
+
+def run_owner(ctx: Context, run_id: str) -> dict[str, Any] | None:
+    """Who run ``run_id`` belongs to (a deploy's step), from its record; None if nobody
+    (or no record: a run followed inside its first call has none yet)."""
+    from sane.ops.runs import runs_dir
+    from sane.state import read_json
+
+    if not _RUN_ID.fullmatch(run_id):
+        return None
+    try:
+        rec = read_json(runs_dir(ctx) / run_id / "record.json")
+    except (OSError, ValueError, errors.SaneError):
+        return None
+    owner = rec.get("owner") if isinstance(rec, dict) else None
+    return owner if isinstance(owner, dict) else None
+
+
+def _for_agents(ctx: Context, err: errors.SaneError) -> errors.SaneError:
+    """``err`` as an agent should read it: tool names where the library names CLI
+    commands, and for a busy pane who holds it and which tool to call."""
+    message = err.message
+    for tool in sorted(TOOLS, key=lambda t: -len(t.cli)):
+        message = message.replace(f"`sane {tool.cli}`", tool.name)
+        message = message.replace(f"sane {tool.cli}", tool.name)
+    run_id = err.details.get("run_id")
+    if isinstance(err, errors.PaneBusy) and isinstance(run_id, str):
+        pane = err.details.get("pane")
+        owner = run_owner(ctx, run_id)
+        if owner is not None:
+            err.details["owner"] = owner
+            message = (f"pane {pane} is running step {owner.get('step')} of deploy "
+                       f"{owner.get('deploy_id')} on server {owner.get('server')} (run "
+                       f"{run_id}): follow the deploy with deploy_status (deploy_id "
+                       f"{owner.get('deploy_id')}); do not interrupt it, the deploy would "
+                       "roll back")
+        else:
+            message = (f"pane {pane} is running another command (run {run_id}): wait for "
+                       f"it with run_wait or stop it with run_interrupt (run_id {run_id}), "
+                       "or use another pane")
+    err.message = message
+    return err
+
+
 # -- validation and calls ------------------------------------------------------------------
 
 
@@ -389,7 +445,7 @@ def call(ctx: Context, name: str, arguments: Mapping[str, Any] | None,
         tool = find(name)
         return tool.handler(ctx, validated(tool.input, arguments or {}), control or Call())
     except errors.SaneError as err:
-        return Outcome(error_document(err), err.exit_status)
+        return Outcome(error_document(_for_agents(ctx, err)), err.exit_status)
     except Exception as exc:  # a bug: still the JSON contract, and the server lives on
         bug = errors.InternalError(f"internal error: {type(exc).__name__}: {exc}")
         return Outcome(error_document(bug), bug.exit_status)

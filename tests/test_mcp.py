@@ -463,3 +463,63 @@ def test_big_outputs_fit_a_model_and_the_rest_is_a_resource(
             await session.read_resource("sane://runs/../../etc/passwd")
 
     with_session(cli_env, body)
+
+
+def test_two_agents_one_deploys_the_other_polls_and_is_told_why_not_to_interrupt(
+        cli_env: dict[str, str], sane_home: Path, make_fleet: Callable[..., Any],
+        tmp_path: Path) -> None:
+    """The seed scenario, over MCP only: an expensive agent deploys, a cheap one polls
+    health and tries to interrupt the step holding the pane; the deploy is undisturbed
+    and the cheap agent is told whose run it is and which tool to call instead."""
+    from .test_fleet import register
+
+    fleet = make_fleet(1)
+    register(sane_home, fleet)
+    go = fleet["s1"].home / "go"
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"name": "seed", "steps": [
+        {"name": "migrate", "run": "while [ ! -e go ]; do sleep 0.05; done; echo migrated",
+         "undo": "true", "timeout": 120}]}))
+
+    async def main() -> None:
+        async with mcp_session(cli_env) as deployer, mcp_session(cli_env) as poller:
+            async def call(session: ClientSession, tool: str, **arguments: Any
+                           ) -> dict[str, Any]:
+                return document(await session.call_tool(tool, arguments))
+
+            report: dict[str, Any] = {}
+
+            async def deploy() -> None:
+                report.update(await call(deployer, "deploy", plan=str(plan), servers=["s1"]))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(deploy)
+                with anyio.fail_after(60):
+                    while True:  # the step holds the server's pane
+                        busy = await call(poller, "run_command", command="true", server="s1")
+                        if not busy["ok"]:
+                            break
+                        assert not report, report  # the deploy must still be running
+                        await anyio.sleep(0.05)
+                assert busy["error"]["code"] == "pane_busy"
+                owner = busy["error"]["details"]["owner"]
+                assert (owner["step"], owner["server"]) == ("step:migrate", "s1")
+                assert "deploy_status" in busy["error"]["message"]
+                assert "sane " not in busy["error"]["message"]  # tool names, not the CLI
+                health = await call(poller, "health_wait", until='.status == "healthy"',
+                                    servers=["s1"], timeout=0.2, interval=0.05)
+                assert health["ok"] and health["met"] is False
+                refused = await call(poller, "run_interrupt",
+                                     run_id=busy["error"]["details"]["run_id"])
+                assert refused["error"]["code"] == "run_owned"
+                assert refused["error"]["details"]["owner"]["deploy_id"] == owner["deploy_id"]
+                assert "deploy_status" in refused["error"]["message"]
+                status = await call(poller, "deploy_status", deploy_id=owner["deploy_id"])
+                assert status["ok"]
+                go.touch()
+            assert report["status"] == "completed", report
+            assert report["deploy_id"] == owner["deploy_id"]
+            step = report["servers"][0]["steps"][0]
+            assert (step["status"], step["output"]) == ("completed", "migrated\n")
+
+    anyio.run(main)

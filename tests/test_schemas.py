@@ -26,7 +26,7 @@ MCP_ONLY = {
     "max_output_per_server",  # an agent's context: the CLI streams, and keeps it all
 }
 # Fields only some tools have on the MCP side (tool -> fields).
-MCP_ONLY_IN = {"fleet_run": {"max_output"}}
+MCP_ONLY_IN = {"fleet_run": {"max_output"}, "run_interrupt": {"force"}}
 
 
 def test_checked_in_schemas_match_the_models() -> None:

@@ -196,8 +196,10 @@ class Saga:
         self.note("item_started", server=name, item=item.key, phase=phase, attempt=attempt,
                   run_id=run_id, deadline_at=round(time.time() + timeout, 3))
         try:
+            owner = {"deploy_id": self.deploy_id, "step": item.key, "phase": phase,
+                     "server": name}
             result = remote.run_step(self.ctx, self.servers[name], remote.wrap(command, env),
-                                     timeout, run_id)
+                                     timeout, run_id, owner)
             out = remote.outcome(result)
         except errors.SaneError as exc:
             if _local_failure(exc):

@@ -31,7 +31,7 @@ def wrap(command: str, env: dict[str, str]) -> str:
 
 
 def run_step(ctx: Context, server: Server, command: str, timeout: float,
-             run_id: str) -> RunResult:
+             run_id: str, owner: dict[str, str] | None = None) -> RunResult:
     """Run ``command`` (already wrapped) on ``server``; C-c once ``timeout`` passes.
 
     Prompt detection is off (``quiet_period=None``): nobody answers a deploy step, and
@@ -41,7 +41,7 @@ def run_step(ctx: Context, server: Server, command: str, timeout: float,
     return run_command(ctx, command, pane=pane.pane_id, pane_state=pane,
                        options=RunOptions(timeout=timeout, interrupt_on_timeout=True,
                                           run_id=run_id, max_output=None, durable=True,
-                                          quiet_period=None))
+                                          quiet_period=None, owner=owner))
 
 
 def finish_run(ctx: Context, result: RunResult, deadline: float) -> RunResult:

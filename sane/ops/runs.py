@@ -85,6 +85,9 @@ class RunOptions(NamedTuple):
     # at a timeout but never interrupted (an MCP call cancelled by its client, or a
     # run_wait of the same run from another call): the run stays resumable.
     stop: threading.Event | None = None
+    # Who the run belongs to (a deploy: its id, step, server), kept in the run's record
+    # so another caller finding the pane busy can be told, and not interrupt it blindly.
+    owner: dict[str, str] | None = None
 
 
 def runs_dir(ctx: Context) -> Path:
@@ -577,7 +580,7 @@ def _run(
         rec: dict[str, Any] = {
             "run_id": run_id, "pane": pane_id, "session_id": state.session_id,
             "socket": ctx.server.label, "command": command, "nonce": None,
-            "tokens": [], "started": started_wall,
+            "tokens": [], "started": started_wall, "owner": opts.owner,
             "keep_ansi": opts.keep_ansi, "max_output": opts.max_output,
             "returned": 0, "raw_returned": 0, "final": None,
         }
