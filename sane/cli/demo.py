@@ -25,14 +25,17 @@ Exit status 0 when every check of the story held, 1 otherwise.
 @click.group("demo", invoke_without_command=True, epilog=EPILOG)
 @click.option("--keep", is_flag=True,
               help="Leave the fleet and the tmux session running to look around.")
+@click.option("--containers", is_flag=True,
+              help="On a mixed fleet of containers (Debian + OpenSSH, busybox ash + Dropbear)"
+                   " through Docker or podman; see docs/containers.md.")
 @click.pass_context
-def demo_group(ctx: click.Context, keep: bool) -> None:
+def demo_group(ctx: click.Context, keep: bool, containers: bool) -> None:
     """Run the whole story on a throw-away local 3-server fleet (real sshd, no root)."""
     if ctx.invoked_subcommand is not None:
         return
     from sane.demo.scenario import run_demo
 
-    result = run_demo(lambda text: click.echo(text, err=True), keep)
+    result = run_demo(lambda text: click.echo(text, err=True), keep, containers)
     emit(result, 0 if result["demo_ok"] else 1)
 
 

@@ -10,6 +10,7 @@ what it expects against the servers themselves; the summary says which held.
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -37,8 +38,9 @@ def plan_path() -> Path:
 
 
 class Demo:
-    def __init__(self, say: Callable[[str], None]) -> None:
+    def __init__(self, say: Callable[[str], None], containers: bool = False) -> None:
         self.say = say
+        self.containers = containers
         self.checks: list[dict[str, Any]] = []
         self.stages: dict[str, Any] = {}
 
@@ -55,22 +57,31 @@ class Demo:
         from sane.ops.runs import RunOptions, run_command
 
         plan = str(plan_path())  # before anything starts
-        demo_fleet.check_usable()
-        self.say("== 1. three real OpenSSH servers on 127.0.0.1, run as you")
-        servers = demo_fleet.start(base / "fleet", NAMES)
+        if self.containers:
+            from sane.demo import containers as demo_containers
+
+            self.say("== 1. three containers, ssh on 127.0.0.1: Debian 12 (bash), busybox ash"
+                     " behind Dropbear, Debian 13 (bash)")
+            servers, lines = demo_containers.start(base / "fleet", NAMES)
+        else:
+            demo_fleet.check_usable()
+            self.say("== 1. three real OpenSSH servers on 127.0.0.1, run as you")
+            servers = demo_fleet.start(base / "fleet", NAMES)
+            homes = demo_fleet.homes(base / "fleet")
+            lines = [f"{s.name}: ssh {s.user}@127.0.0.1 -p {s.port}   (its ~ is "
+                     f"{homes[s.name]})" for s in servers]
         registry = Registry(ctx.home)
         for server in servers:
             registry.add(server, replace=True)
-        homes = demo_fleet.homes(base / "fleet")
-        for server in servers:
-            self.say(f"  {server.name}: ssh {server.user}@127.0.0.1 -p {server.port}"
-                     f"   (its ~ is {homes[server.name]})")
+        for line in lines:
+            self.say(f"  {line}")
 
         self.say("== 2. one ssh pane per server in tmux session 'sane', then a run on all")
         connected = connect_many(ctx, servers)
         self.check("all three panes connected (host keys checked)",
                    all(r["ok"] for r in connected), [r["error"] for r in connected])
-        ran = fleet_run(ctx, servers, 'echo "$SANE_DEMO_SERVER: $(uname -sr)"')
+        ran = fleet_run(ctx, servers,  # a container's hostname is its server name
+                        'echo "${SANE_DEMO_SERVER:-$(hostname)}: $(uname -sr), $0"')
         self.stages["hello"] = {r["server"]: r["output"] for r in ran["results"]}
         for result in ran["results"]:
             self.say(f"  [{result['server']}] {result['output'].strip()}")
@@ -135,9 +146,17 @@ class Demo:
                        names), seen)
 
 
-def run_demo(say: Callable[[str], None], keep: bool = False) -> dict[str, Any]:
-    """Run the demo; everything it started is gone afterwards (unless ``keep``)."""
+def run_demo(say: Callable[[str], None], keep: bool = False,
+             containers: bool = False) -> dict[str, Any]:
+    """Run the demo; everything it started is gone afterwards (unless ``keep``).
+
+    ``containers``: on a mixed fleet of containers (:mod:`sane.demo.containers`) instead
+    of sshd servers on loopback."""
     import os
+
+    if keep and containers:
+        raise errors.UsageError("--keep does not go with --containers: the containers are "
+                                "removed when the demo's process ends")
 
     from sane.ops.context import Context
     from sane.tmux.command import TmuxServer
@@ -145,7 +164,7 @@ def run_demo(say: Callable[[str], None], keep: bool = False) -> dict[str, Any]:
     base = Path(tempfile.mkdtemp(prefix="sane-demo-"))
     socket = f"sane-demo-{os.getpid()}"
     os.environ["SANE_HOME"] = str(base / "home")
-    demo = Demo(say)
+    demo = Demo(say, containers)
     server = TmuxServer(socket_name=socket)
     try:
         with Context(server, home=base / "home") as ctx:
@@ -157,7 +176,8 @@ def run_demo(say: Callable[[str], None], keep: bool = False) -> dict[str, Any]:
     finally:
         if not keep:
             _teardown(server, base)
-            say("== torn down: sshd servers stopped, tmux server killed, temp files removed")
+            say(f"== torn down: {'containers removed' if containers else 'sshd servers stopped'}"
+                ", tmux server killed, temp files removed")
     if keep:
         say(f"kept: look around with `tmux -L {socket} attach -t sane` (SANE_HOME={base}/home);"
             f" stop with `sane demo fleet stop --dir {base}/fleet; tmux -L {socket} kill-server`")
@@ -174,4 +194,6 @@ def _teardown(server: Any, base: Path) -> None:
     with contextlib.suppress(errors.SaneError):
         kill_for_good(server)
     demo_fleet.stop(base / "fleet")
+    if "sane.demo.containers" in sys.modules:
+        sys.modules["sane.demo.containers"].stop(base / "fleet")
     shutil.rmtree(base, ignore_errors=True)

@@ -47,7 +47,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 __all__ = ["Fleet", "FleetError", "FleetUnavailable", "Mode", "Server"]
 
@@ -189,13 +189,21 @@ def _free_port(taken: set[int]) -> int:
             return port
 
 
-def _answering(servers: Sequence[Server], timeout: float = 1.0) -> list[Server]:
+class _Address(Protocol):
+    host: str
+    port: int
+
+
+_A = TypeVar("_A", bound=_Address)
+
+
+def _answering(servers: Sequence[_A], timeout: float = 1.0) -> list[_A]:
     """Those of ``servers`` that accept a connection and send an ``SSH-`` banner.
 
     Connects to all first and then reads the banners together, so N servers cost one
     banner's latency, not N.
     """
-    pending: dict[socket.socket, tuple[Server, bytes]] = {}
+    pending: dict[socket.socket, tuple[_A, bytes]] = {}
     for srv in servers:
         try:
             pending[socket.create_connection((srv.host, srv.port), timeout=timeout)] = (srv, b"")

