@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_run import (  # type: ignore[import-not-found]
+from bench_run import (
     ssh_pane_command,
     ssh_skip_reason,
     throwaway_sshd,

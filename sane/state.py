@@ -18,6 +18,8 @@ from typing import Any
 from sane import errors
 from sane.flock import flock_within
 
+# How long the lock may stay with one holder: a stuck process, not a queue of busy ones
+# (each new holder writes a fresh token into the lock file, which restarts the wait).
 LOCK_TIMEOUT = 10.0
 
 
@@ -68,18 +70,47 @@ def read_json(path: Path) -> Any:
 @contextlib.contextmanager
 def file_lock(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """Exclusive lock for a read-modify-write of ``path`` (an ``flock`` on
-    ``path.lock``), waited for at most ``timeout`` seconds, then ``state_locked``."""
+    ``path.lock``), then ``state_locked`` once one holder has kept it ``timeout``
+    seconds. Fifty processes queueing for the lock on a loaded machine make progress
+    and wait as long as the queue takes (a fixed deadline failed them); each holder
+    writes a new token into the lock file, and a waiter restarts its clock on each."""
     lock_path = path.with_name(path.name + ".lock")
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         raise os_failure("lock", path, exc) from exc
     try:
-        if not flock_within(fd, timeout):
+        if not _flock_while_handed_on(fd, timeout):
             raise errors.StateLocked(
                 f"{path} stayed locked for {timeout:g}s by another process", path=str(path)
             )
+        with contextlib.suppress(OSError):  # the token only informs waiters
+            os.pwrite(fd, f"{os.getpid():>10} {os.urandom(8).hex()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)
+
+
+def _flock_while_handed_on(fd: int, timeout: float) -> bool:
+    """``flock_within`` whose ``timeout`` restarts whenever the lock file's token
+    changes (the lock went to another holder since)."""
+    import time
+
+    def token() -> bytes:
+        try:
+            return os.pread(fd, 64, 0)
+        except OSError:
+            return b""
+
+    seen = token()
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if flock_within(fd, max(0.0, min(left, 0.5))):
+            return True
+        now = token()
+        if now != seen:
+            seen, deadline = now, time.monotonic() + timeout
+        elif time.monotonic() >= deadline:
+            return False
 

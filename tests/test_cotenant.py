@@ -57,12 +57,12 @@ def as_user(user: pwd.struct_passwd, *argv: str) -> None:
 
 
 @pytest.fixture
-def shared(tmp_path: Path) -> Path:
+def shared(tmp_path: Path) -> Iterator[Path]:
     """A world-writable sticky directory like /tmp, used as this test's TMPDIR (so the
     plants never touch the machine's real /tmp, where other runs live)."""
     path = Path(tempfile.mkdtemp(prefix="sane-shared-"))
     path.chmod(0o1777)
-    yield path  # type: ignore[misc]
+    yield path
     shutil.rmtree(path, ignore_errors=True)
 
 

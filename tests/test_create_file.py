@@ -130,7 +130,7 @@ def test_interrupted_transfer_leaves_nothing(sane_ctx: Context, pane: str, workd
                          options=RunOptions(timeout=0.5, quiet_period=None)))
     assert r["status"] == "running"
     assert [p.name for p in workdir.iterdir()] == [".sane-0123456789abcdef.tmp"]
-    stopped = dict(run_interrupt(sane_ctx, r["run_id"]))
+    stopped = dict(run_interrupt(sane_ctx, str(r["run_id"])))
     assert stopped["status"] in ("interrupted", "completed")
     assert list(workdir.iterdir()) == []
     tty = run(sane_ctx, pane, "stty -a")["output"]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import mcp.types as mt
 import pytest
 from mcp import ClientSession, MCPError
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -45,6 +46,13 @@ def document(result: Any) -> dict[str, Any]:
     assert json.loads(result.content[0].text) == doc
     assert result.is_error == (not doc["ok"])
     return doc
+
+
+def text_of(result: mt.CallToolResult) -> str:
+    """The text a model reads of a tool result (its first content block)."""
+    block = result.content[0]
+    assert isinstance(block, mt.TextContent)
+    return block.text
 
 
 def with_session(env: dict[str, str], body: Callable[[ClientSession, Call], Awaitable[None]]
@@ -432,7 +440,9 @@ def test_big_outputs_fit_a_model_and_the_rest_is_a_resource(
         out = []
         for link in links:
             read = await session.read_resource(str(link.uri))
-            out.append(read.contents[0].text.encode())
+            contents = read.contents[0]
+            assert isinstance(contents, mt.TextResourceContents)
+            out.append(contents.text.encode())
         return out
 
     async def body(session: ClientSession, call: Call) -> None:
@@ -440,7 +450,7 @@ def test_big_outputs_fit_a_model_and_the_rest_is_a_resource(
                                                          "pane": pane})
         doc = document(result)
         validate("run-command", doc)
-        assert doc["truncated"] and len(result.content[0].text) < 30_000
+        assert doc["truncated"] and len(text_of(result)) < 30_000
         assert doc["output"].startswith("1\n2\n") and doc["output"].endswith("99999\n100000\n")
         assert Path(doc["full_output_path"]).stat().st_mode & 0o777 == 0o600
         assert await whole(session, result, 1) == [full]
@@ -452,7 +462,7 @@ def test_big_outputs_fit_a_model_and_the_rest_is_a_resource(
                                                        "tag": "big"})
         doc = document(result)
         validate("fleet-run", doc)
-        assert len(result.content[0].text) < 30_000  # three servers under one cap
+        assert len(text_of(result)) < 30_000  # three servers under one cap
         for r in doc["results"]:
             assert r["truncated"] and r["output"].startswith("1\n2\n")
             assert r["output"].endswith("\n100000\n")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -174,7 +176,8 @@ def test_waits_from_other_contexts_lose_nothing(tmux_server: TmuxTestServer, san
     # Each call in its own Context, like separate CLI invocations.
     cmd = "i=0; while [ $i -lt 40 ]; do i=$((i+1)); echo n$i; sleep 0.05; done"
     with Context(tmux_server.server) as ctx:
-        pieces = [dict(run_command(ctx, cmd, pane=pane, options=RunOptions(timeout=0.3)))]
+        pieces: list[dict[str, Any]] = [
+            dict(run_command(ctx, cmd, pane=pane, options=RunOptions(timeout=0.3)))]
     while pieces[-1]["status"] == "running":
         with Context(tmux_server.server) as ctx:
             pieces.append(dict(run_wait(ctx, pieces[0]["run_id"], timeout=0.4)))
@@ -269,7 +272,7 @@ def test_refuses_to_type_into_a_program(sane_ctx: Context, tmux_server: TmuxTest
 def test_default_pane_is_created_in_the_sane_session(sane_ctx: Context) -> None:
     r = dict(run_command(sane_ctx, "echo hi", options=RunOptions()))
     assert r["output"] == "hi\n"
-    info = sane_ctx.tmux(["display-message", "-p", "-t", r["pane"],
+    info = sane_ctx.tmux(["display-message", "-p", "-t", str(r["pane"]),
                           "#{session_name}:#{@sane_role}:#{window_width}x#{window_height}"])
     assert info == ["sane:local:200x50"]
     assert dict(run_command(sane_ctx, "echo again"))["pane"] == r["pane"]
@@ -302,3 +305,17 @@ def test_old_ended_run_records_are_pruned_on_the_next_hand_over(
     assert going["run_id"] in kept  # old but still running: someone may wait on it
     assert recent["run_id"] in kept
     assert run_interrupt(sane_ctx, going["run_id"])["status"] == "interrupted"
+
+
+def test_a_pane_still_named_tmux_is_waited_for(sane_ctx: Context, tmux_server: TmuxTestServer,
+                                               tmp_path: Path) -> None:
+    """A pane just created is a fork of the tmux server (named `tmux`) until its child
+    execs; under load sane saw that name and refused the pane (pane_not_shell). A
+    program named tmux that becomes a shell a moment later stands in for it."""
+    start = tmp_path / "start"
+    start.write_text("#!/bin/bash\nexec -a tmux bash -c 'sleep 1; exec env PS1=\"$ \" dash'\n")
+    start.chmod(0o755)
+    pane = tmux_server.new_pane(str(start))
+    assert retry_until(lambda: tmux_server.run("display-message", "-p", "-t", pane,
+                                               "#{pane_current_command}").strip() == "tmux")
+    assert run(sane_ctx, pane, "echo ready")["output"] == "ready\n"

@@ -13,7 +13,7 @@ import multiprocessing
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -50,7 +50,7 @@ def _record_failures(home: str, index: int) -> None:
                             {"server": f"own{index}", "status": "healthy", "latency_ms": 1.0}])
 
 
-def _in_processes(target: object, home: Path, count: int) -> None:
+def _in_processes(target: Callable[..., object], home: Path, count: int) -> None:
     ctx = multiprocessing.get_context("spawn")  # clean processes, no inherited locks
     procs = [ctx.Process(target=target, args=(str(home), i)) for i in range(count)]
     for proc in procs:
@@ -261,3 +261,58 @@ def test_a_stuck_creation_lock_is_a_clear_error_not_a_hang(
     finally:
         structure.CREATION_LOCK_TIMEOUT = old
         os.close(fd)
+
+
+def _hold(lock: Path, token: bytes | None = None) -> int:
+    """Take ``lock``'s flock on a new open file (as another process would)."""
+    import fcntl
+
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    if token is not None:
+        os.pwrite(fd, token, 0)
+    return fd
+
+
+def test_state_lock_held_by_one_stuck_holder_times_out(tmp_path: Path) -> None:
+    from sane.state import file_lock
+
+    fd = _hold(tmp_path / "servers.json.lock", b"stuck")
+    try:
+        with pytest.raises(errors.StateLocked), file_lock(tmp_path / "servers.json",
+                                                          timeout=0.5):
+            pass
+    finally:
+        os.close(fd)
+
+
+def test_state_lock_waits_out_a_queue_that_moves(tmp_path: Path) -> None:
+    """Holders that each keep the lock briefly but hand it on for longer than the
+    timeout in all (a queue on a loaded machine): the waiter waits, and gets it."""
+    import threading
+    import time
+
+    from sane.state import file_lock
+
+    lock = tmp_path / "servers.json.lock"
+    result: list[str] = []
+
+    def waiter() -> None:
+        try:
+            with file_lock(tmp_path / "servers.json", timeout=0.6):
+                result.append("got it")
+        except errors.StateLocked:
+            result.append("state_locked")
+
+    fd = _hold(lock, b"holder 0")
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    try:
+        # each "next holder" writes its token, as file_lock does; 6 x 0.3 s = 1.8 s > 0.6
+        for index in range(1, 7):
+            time.sleep(0.3)
+            os.pwrite(fd, f"holder {index}".encode(), 0)
+    finally:
+        os.close(fd)
+    thread.join(30)
+    assert result == ["got it"]

@@ -31,8 +31,10 @@ MAX_TOKENS = 8
 
 
 # Programs that exec a shell a moment after a pane starts (`env VAR=x bash`, ...).
+# "tmux": a pane just created is, until its child execs, a fork of the tmux server and
+# named like it (refused as not a shell at load, 1 run in 40).
 WRAPPERS = frozenset({"env", "login", "su", "sudo", "nice", "nohup", "setsid", "stdbuf",
-                      "setpriv", "runuser"})
+                      "setpriv", "runuser", "tmux"})
 
 
 def _base(command: str) -> str:
