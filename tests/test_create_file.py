@@ -155,3 +155,87 @@ def test_cli_from_stdin_and_errors(cli_env: dict[str, str], tmux_server: TmuxTes
     status, doc, _ = cli(["sane.cli.create_file", "--pane", pane, "--mode", "9z", "--content",
                           "x", str(target)], cli_env)
     assert (status, doc["error"]["code"]) == (2, "invalid_argument")
+
+
+def test_a_symlink_to_a_private_file_is_followed_keeping_its_mode(
+        sane_ctx: Context, pane: str, workdir: Path) -> None:
+    target = workdir / "secret.conf"
+    target.write_bytes(b"old\n")
+    target.chmod(0o600)
+    link = workdir / "link.conf"
+    link.symlink_to(target)
+    result = create_file(sane_ctx, str(link), b"new\n", pane=pane)
+    assert link.is_symlink() and os.readlink(link) == str(target)  # the link stays
+    assert target.read_bytes() == b"new\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600  # never a 0777 regular file
+    assert result["path"] == str(target) and result["mode"] == "0600"
+    assert result["action"] == "replaced"
+    # A dangling link into a missing directory: a clear error, nothing created.
+    (workdir / "dangling").symlink_to(workdir / "nowhere" / "x")
+    with pytest.raises(errors.ParentMissing):
+        create_file(sane_ctx, str(workdir / "dangling"), b"x", pane=pane)
+    assert not (workdir / "nowhere").exists()
+
+
+@pytest.mark.parametrize("shell", ["bash", "dash"])
+def test_noclobber_in_the_panes_shell(sane_ctx: Context, tmux_server: TmuxTestServer,
+                                      workdir: Path, shell: str) -> None:
+    pane = tmux_server.new_pane(shell)
+    run(sane_ctx, pane, "set -o noclobber")
+    target = workdir / "f"
+    target.write_bytes(b"old")
+    result = create_file(sane_ctx, str(target), b"new\x00bytes", pane=pane)
+    assert target.read_bytes() == b"new\x00bytes" and result["action"] == "replaced"
+    assert run(sane_ctx, pane, "set -o | grep noclobber")["output"].split()[-1] == "on"
+
+
+def test_kill_9_of_create_file_at_random_points(
+        sane_ctx: Context, tmux_server: TmuxTestServer, workdir: Path) -> None:
+    """A create-file process killed at any point leaves the target old or new, never
+    half-written, and the pane usable: the host stops waiting for content after the
+    idle timer, the next create-file works."""
+    import random
+    import subprocess
+    import sys
+
+    from sane.poll import poll
+
+    pane = tmux_server.new_pane("bash")
+    target = workdir / "data"
+    old = b"old content\n"
+    target.write_bytes(old)
+    new = os.urandom(300_000)
+    env = dict(os.environ, SANE_TMUX_SOCKET=tmux_server.socket_name,
+               SANE_HOME=str(sane_ctx.home))
+    child = ("import sys\nfrom pathlib import Path\nfrom sane.ops.context import Context\n"
+             "from sane.ops.create_file import create_file\n"
+             "data = Path(sys.argv[3]).read_bytes()\n"
+             "with Context() as ctx:\n"
+             "    create_file(ctx, sys.argv[1], data, pane=sys.argv[2], idle=1.0)\n")
+    content = workdir.parent / f"{workdir.name}.content"
+    content.write_bytes(new)
+    rng = random.Random(16)
+    outcomes = {"old": 0, "new": 0}
+    try:
+        for _ in range(int(os.environ.get("SANE_KILL_ITERATIONS", "100"))):
+            proc = subprocess.Popen([sys.executable, "-c", child, str(target), pane,
+                                     str(content)], env=env)
+            try:
+                code = proc.wait(timeout=rng.uniform(0.05, 2.5))
+                assert code == 0
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            data = target.read_bytes()
+            assert data in (old, new), f"half-written: {len(data)} bytes"
+            outcomes["new" if data == new else "old"] += 1
+            # The pane comes back to its shell by itself (idle timer), temp file gone.
+            assert poll(lambda: not list(workdir.glob(".sane-*")), 30)
+            target.write_bytes(old)
+        # The pane is usable: the next create-file and run work.
+        create_file(sane_ctx, str(target), b"after", pane=pane)
+        assert target.read_bytes() == b"after"
+        assert run(sane_ctx, pane, "echo fine")["output"] == "fine\n"
+    finally:
+        content.unlink()
+    assert outcomes["old"] and outcomes["new"], outcomes

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from sane.visible import markup_safe
+
 Event = dict[str, Any]
 
 
@@ -70,7 +72,7 @@ class LiveProgress:
             return
         if not name:
             if kind == "aborting":
-                self.console.print(f"[bold red]aborting:[/] {event.get('reason')}")
+                self.console.print(f"[bold red]aborting:[/] {markup_safe(event.get('reason'))}")
             return
         row = self.rows.setdefault(name, {"state": "waiting", "doing": "", "result": ""})
         if kind == "started":
@@ -107,9 +109,9 @@ class LiveProgress:
             rest = ""
         if rest:
             self.partial[name] = rest
-        for line in lines:
-            self.console.print(f"[cyan]\\[{name}][/] {line}", markup=True, highlight=False,
-                               soft_wrap=True)
+        for line in lines:  # server text: shown, never interpreted (markup, escapes)
+            self.console.print(f"[cyan]\\[{markup_safe(name)}][/] {markup_safe(line)}",
+                               markup=True, highlight=False, soft_wrap=True)
 
     def _table(self) -> Any:
         from rich.table import Table
@@ -123,7 +125,8 @@ class LiveProgress:
         for name, row in self.rows.items():
             colour = colours.get(row["state"], "red" if row["state"] not in
                                  ("waiting", "untouched") else "white")
-            table.add_row(name, f"[{colour}]{row['state']}[/]", row["doing"], row["result"])
+            table.add_row(markup_safe(name), f"[{colour}]{markup_safe(row['state'])}[/]",
+                          markup_safe(row["doing"]), markup_safe(row["result"]))
         return table
 
     def close(self) -> None:

@@ -39,15 +39,19 @@ def snapshot(ctx: Context, with_health: bool = True) -> dict[str, Any]:
 
 
 def render(snap: dict[str, Any], width: int = 100) -> str:
-    """The snapshot as a plain-text table for a terminal (the orchestrator window)."""
+    """The snapshot as a plain-text table for a terminal (the orchestrator window);
+    what a server reported is shown with its control characters made visible."""
+    from sane.visible import visible
+
     header = f"{'SERVER':14} {'HOST':22} {'CONNECTION':13} {'HEALTH':10} {'VERSION':10} RUN"
     lines = [header, "-" * min(width, len(header) + 14)]
     for row in snap["servers"]:
-        health = row["health"] or "-"
+        health = visible(row["health"] or "-")
         if row["health"] == "unknown" and row["health_reason"]:
-            health = f"unknown ({row['health_reason'][:20]})"
+            health = f"unknown ({visible(row['health_reason'])[:20]})"
+        version = visible(row["version"] or "-")[:10]
         lines.append(f"{row['server'][:14]:14} {row['host'][:22]:22} {row['connection']:13} "
-                     f"{health:10} {str(row['version'] or '-')[:10]:10} {row['run_id'] or '-'}")
+                     f"{health:10} {version:10} {row['run_id'] or '-'}")
     if not snap["servers"]:
         lines.append("(no servers: sane server add NAME --host H)")
     return "\n".join(lines) + "\n"

@@ -53,10 +53,17 @@ _FAILURES: dict[str, type[errors.SaneError]] = {
 # How the content reaches the temp file: pasted into the tty as base64 and decoded;
 # or written by sane over another channel (the pane's ssh ControlMaster), after which
 # sane types "ok" (or anything else on failure).
+#
+# The paste is read with a read timer (``min 0 time N``): if sane dies before or while
+# pasting (``kill -9``), ``head`` sees an end of input after IDLE_SECONDS of silence,
+# the checksum fails and the script ends, so the pane does not stay inside it
+# waiting for content (where the next command typed would become file data). ``>|``:
+# the pane's shell may have ``set -o noclobber``, and the temp file exists already.
+IDLE_SECONDS = 20
 _RECEIVE_PASTE = """\
-stty -icanon -echo 2>/dev/null
+stty -icanon -echo min 0 time {idle} 2>/dev/null
 printf '{send}' {nonce}
-head -c {size_b64} | base64 -d > "$__cf_t"; __cf_k=$?"""
+head -c {size_b64} | base64 -d >| "$__cf_t"; __cf_k=$?"""
 _RECEIVE_SIDE = """\
 stty -echo 2>/dev/null
 printf '{tmp} %s\\n' "$(printf %s "$__cf_t" | base64 | tr -d '\\n')"
@@ -67,17 +74,23 @@ IFS= read -r __cf_k; [ "$__cf_k" = ok ]; __cf_k=$?"""
 def _script(
     path: str, size_b64: int, sha256: str, nonce: str, mode: int | None, parents: bool,
     no_overwrite: bool, backup: bool, side_channel: bool = False,
+    idle: float = IDLE_SECONDS,
 ) -> str:
     q = shlex.quote
     send = mk.printf_format(SEND, False)
     mode_text = f"{mode:04o}" if mode is not None else ""
     receive = (_RECEIVE_SIDE if side_channel else _RECEIVE_PASTE).format(
-        send=send, nonce=nonce, tmp=TMP_REPORT, size_b64=size_b64)
+        send=send, nonce=nonce, tmp=TMP_REPORT, size_b64=size_b64,
+        idle=max(1, min(255, round(idle * 10))))
     return f"""\
 __cf_p={q(path)}
 case $__cf_p in /*) ;; *) __cf_p=$PWD/$__cf_p ;; esac
-__cf_d=${{__cf_p%/*}}; [ -n "$__cf_d" ] || __cf_d=/
 __cf_r() {{ printf '{REPORT} %s %s %s\\n' "$1" "$(printf %s "$__cf_p" | base64 | tr -d '\\n')" "${{2-}}"; }}
+if [ -L "$__cf_p" ]; then
+  __cf_q=$(readlink -f -- "$__cf_p" 2>/dev/null) && [ -n "$__cf_q" ] || {{ __cf_r parent_missing; return 0; }}
+  __cf_p=$__cf_q
+fi
+__cf_d=${{__cf_p%/*}}; [ -n "$__cf_d" ] || __cf_d=/
 if [ -d "$__cf_p" ]; then __cf_r is_directory; return 0; fi
 if [ ! -d "$__cf_d" ]; then
   if [ {int(parents)} = 1 ]; then mkdir -p -- "$__cf_d" 2>/dev/null || {{ __cf_r permission_denied; return 0; }}
@@ -252,8 +265,13 @@ def create_file(
     expected_sha256: str | None = None,
     timeout: float = 600.0,
     side_channel: SideChannel | None = None,
+    idle: float = IDLE_SECONDS,
 ) -> CreateFileResult:
-    """Write ``content`` to ``path`` on the pane's host; see the module docstring."""
+    """Write ``content`` to ``path`` on the pane's host; see the module docstring.
+
+    A symlink at ``path`` is followed: its target is replaced (keeping the target's
+    mode) and the link stays; the result's ``path`` is the target. ``idle``: seconds
+    the host waits for the content before giving up (sane died)."""
     if not path or "\0" in path:
         raise errors.InvalidArgument("the path must be a non-empty string without NUL bytes")
     if mode is not None and not 0 <= mode <= 0o7777:
@@ -263,7 +281,7 @@ def create_file(
     payload = base64.b64encode(content) if side_channel is None else b""
     nonce = mk.new_nonce()
     script = _script(path, len(payload), expected_sha256 or sha256, nonce, mode, parents,
-                     no_overwrite, backup, side_channel is not None)
+                     no_overwrite, backup, side_channel is not None, idle)
     sender = _Sender(nonce, payload, content, side_channel)
     result = run_command(
         ctx, script, pane=pane,
