@@ -61,3 +61,54 @@ def test_a_corrupt_line_in_the_middle_is_an_error_naming_it(tmp_path: Path) -> N
 def test_a_missing_journal_is_deploy_not_found(tmp_path: Path) -> None:
     with pytest.raises(errors.DeployNotFound):
         read_events(tmp_path)
+
+
+def test_a_status_probe_never_makes_resume_refuse(tmp_path: Path) -> None:
+    """``status`` probes the deploy's lock; a worker (resume, rollback) must still get
+    it while a probe is under way (it was refused 615 times in 3,000 with a status
+    poller running), and two probes must not take each other for a worker."""
+    import fcntl
+    import threading
+
+    from sane.deploy.engine import _is_owned, _owned
+
+    (tmp_path / "lock").touch()
+    probe = os.open(tmp_path / "lock", os.O_RDONLY)
+    fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a status process, mid-probe
+    release = threading.Timer(0.3, os.close, (probe,))
+    try:
+        assert not _is_owned(tmp_path)  # another probe is not a worker
+        release.start()
+        with _owned(tmp_path):  # waits the probe out instead of refusing
+            assert _is_owned(tmp_path)
+    finally:
+        if release.ident is not None:
+            release.join()
+        else:
+            os.close(probe)
+    assert not _is_owned(tmp_path)
+
+
+def test_a_failed_append_leaves_no_torn_line_and_the_next_one_is_whole(
+        tmp_path: Path) -> None:
+    """A write that fails half way (a full disk: here a file size limit) is cut back
+    off, so the journal stays readable and the next append lands whole."""
+    import resource
+    import signal
+
+    with Journal(tmp_path) as journal:
+        start(journal)
+        size = (tmp_path / "journal.jsonl").stat().st_size
+        old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 40, hard))
+        try:
+            with pytest.raises(errors.StateError) as caught:
+                journal.append("item_done", server="a", item="step:" + "x" * 200)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+            signal.signal(signal.SIGXFSZ, old_handler)
+        assert caught.value.details["errno"] == "EFBIG"
+        assert (tmp_path / "journal.jsonl").stat().st_size == size
+        journal.append("item_done", server="a", item="step:y")
+    assert [e["event"] for e in read_events(tmp_path)] == ["deploy_started", "item_done"]

@@ -8,7 +8,7 @@ import pytest
 
 from sane.protocol import markers as mk
 from sane.protocol import output
-from sane.protocol.runner import MAX_TYPED_LINE, run_input, takeover_script
+from sane.protocol.runner import MAX_TYPED_LINE, exit_status, run_input, takeover_lines
 from sane.protocol.scanner import (
     OUTCOME_ABORTED,
     OUTCOME_COMPLETED,
@@ -176,10 +176,28 @@ def test_run_input_forms() -> None:
     assert long.text.endswith(" p 7</dev/null\n")
 
 
-def test_takeover_script_holds_no_escape_byte() -> None:
-    script = takeover_script(NONCE, TOKEN)
-    assert "\x1b" not in script and "\x07" not in script and "\n" not in script
-    assert len(script.encode()) < 4095  # dash's typed-line limit
+def test_takeover_lines_hold_no_escape_byte_and_fit_every_line_editor() -> None:
+    for line in takeover_lines(NONCE, TOKEN):
+        assert "\x1b" not in line and "\x07" not in line and "\n" not in line
+        # busybox ash cuts typed lines at 1023 bytes (and waits for the cut quote)
+        assert len(line.encode()) <= MAX_TYPED_LINE < 1023
+
+
+def test_exit_status_folds_ksh_and_yash_signal_codes() -> None:
+    # ksh93 reports death by signal n as 256+n, yash as 384+n; callers get 128+n
+    assert [exit_status(c) for c in (0, 7, 255, 258, 265, 386, 393)] == [
+        0, 7, 255, 130, 137, 130, 137]
+
+
+def test_abort_tail_of_zsh_and_yash_is_dropped() -> None:
+    mark = b"\x1b[1m\x1b[7m%\x1b[27m\x1b[1m\x1b[0m" + b" " * 199 + b"\r \r"
+    zsh = b"partial^C" + mark + b"\r\x1b[0m\x1b[27m\x1b[24m\x1b[J"
+    assert output.clean(zsh, aborted=True) == b"partial"
+    assert output.clean(zsh, aborted=True, keep_ansi=True) == b"partial"
+    yash = (b"start\r\n^C\r\r\n\x1b[?1h\x1b=\x1b[7m$\x1b[m\x0f" + b" " * 79 + b"\r\x1b[J")
+    assert output.clean(yash, aborted=True) == b"start\n"
+    # not aborted: nothing of the output is touched
+    assert output.clean(b"50 %   \r \r", aborted=False) == b"50 %   \r \r"
 
 
 def test_lost_run_drops_the_ssh_clients_goodbye() -> None:

@@ -4,8 +4,9 @@ resume, rollback. Every report is folded from the journal, so ``deploy`` and a l
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sane import errors
@@ -20,7 +21,7 @@ from sane.deploy.engine import (
     items_of,
     new_deploy_id,
 )
-from sane.deploy.journal import DeployFold, Journal, fold, read_events
+from sane.deploy.journal import RESERVE_BYTES, DeployFold, Journal, fold, read_events
 from sane.deploy.plan import LoadedPlan, load_plan
 from sane.fleet.registry import Server
 from sane.ops.context import Context
@@ -64,14 +65,27 @@ def deploy(ctx: Context, plan_path: str, servers: list[Server],
     write_json(directory / "plan.json", {
         "deploy_id": deploy_id, "loaded": loaded.model_dump(mode="json"),
         "servers": [server.model_dump(mode="json") for server in servers]})
-    with _owned(directory), Journal(directory) as journal:
+    with _naming(deploy_id), _owned(directory), \
+            Journal(directory, RESERVE_BYTES) as journal:
         journal.append("deploy_started", deploy_id=deploy_id, plan=loaded.plan.name,
                        source=loaded.source, servers=[s.name for s in servers],
                        strategy=loaded.plan.strategy.kind, pid=os.getpid())
         saga = Saga(ctx, directory, loaded, contents, servers, journal, on_event)
         saga.forward_all()
         saga.finish()
+        journal.drop_reserve()
     return report(deploy_id, directory)
+
+
+@contextlib.contextmanager
+def _naming(deploy_id: str) -> Iterator[None]:
+    """An error that stops a deploy (a full ``$SANE_HOME``) names it in
+    ``details.deploy_id``: the caller needs the id for ``status``/``resume``/``rollback``."""
+    try:
+        yield
+    except errors.SaneError as exc:
+        exc.details.setdefault("deploy_id", deploy_id)
+        raise
 
 
 def _reopen(ctx: Context, deploy_id: str) -> tuple[Any, LoadedPlan, list[bytes], list[Server]]:
@@ -107,12 +121,14 @@ def _continue(ctx: Context, deploy_id: str, event: str,
               work: Callable[[Saga], None]) -> dict[str, Any]:
     """Take over a deploy no process is working on and carry it on with ``work``."""
     directory, loaded, contents, servers = _reopen(ctx, deploy_id)
-    with _owned(directory), Journal(directory) as journal:
+    with _naming(deploy_id), _owned(directory), \
+            Journal(directory, RESERVE_BYTES) as journal:
         journal.append(event, pid=os.getpid())
         saga = Saga(ctx, directory, loaded, contents, servers, journal, on_event)
         saga.recover()
         work(saga)
         saga.finish()
+        journal.drop_reserve()
     return report(deploy_id, directory)
 
 

@@ -10,6 +10,8 @@ written after it.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import threading
@@ -21,18 +23,40 @@ from typing import Any
 from sane import errors
 
 JOURNAL = "journal.jsonl"
+RESERVE = "journal.reserve"
+# Enough for the events of the steps under way on a few dozen servers (a step's
+# event keeps up to 8 KiB of its output) when the disk fills in the middle.
+RESERVE_BYTES = 512 * 1024
 
 
 class Journal:
-    """Appends events to one deploy's journal; safe to share between threads."""
+    """Appends events to one deploy's journal; safe to share between threads.
 
-    def __init__(self, directory: Path) -> None:
+    Each line is written whole or not at all: a short write is continued, and a write
+    that fails half way (a full disk) is cut back off before the error is raised, or,
+    if even that fails, before the next append. So a full ``$SANE_HOME`` stops a deploy
+    with ``state_invalid`` but never leaves a torn line between two good ones, and
+    ``status``/``resume``/``rollback`` work again once there is space."""
+
+    def __init__(self, directory: Path, reserve: int = 0) -> None:
+        from sane.paths import open_private
+
         self.path = directory / JOURNAL
+        self.reserve_path = directory / RESERVE
         self._lock = threading.Lock()
+        self._torn = False
+        self.on_reserve = False  # the disk filled up: the reserve was given up for it
+        if reserve:
+            self._make_reserve(reserve)
         try:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            self._fd = open_private(str(self.path), os.O_RDWR | os.O_CREAT | os.O_APPEND)
+        except OSError as exc:
+            raise errors.StateError(f"cannot open {self.path}: {exc.strerror}",
+                                    path=str(self.path)) from exc
+        try:
             _cut_torn_tail(self._fd)
         except OSError as exc:
+            os.close(self._fd)
             raise errors.StateError(f"cannot open {self.path}: {exc.strerror}",
                                     path=str(self.path)) from exc
 
@@ -41,12 +65,85 @@ class Journal:
         line = (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode()
         with self._lock:
             try:
-                os.write(self._fd, line)
-                os.fsync(self._fd)
+                self._write_line(line)
             except OSError as exc:
-                raise errors.StateError(f"cannot append to {self.path}: {exc.strerror}",
-                                        path=str(self.path)) from exc
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not self._free_reserve():
+                    from sane.state import os_failure
+
+                    raise os_failure("append to", self.path, exc) from exc
+                try:  # the disk is full: this line goes in the space set aside
+                    self._write_line(line)
+                except OSError as again:
+                    from sane.state import os_failure
+
+                    raise os_failure("append to", self.path, again) from again
         return record
+
+    def _write_line(self, line: bytes) -> None:
+        """Append ``line`` whole, or (an OSError) leave the journal as it was."""
+        end = -1
+        try:
+            if self._torn:
+                _cut_torn_tail(self._fd)
+                self._torn = False
+            end = os.fstat(self._fd).st_size
+            view = memoryview(line)
+            while view:  # O_APPEND: every piece goes to the end, after the last
+                view = view[os.write(self._fd, view):]
+            os.fsync(self._fd)
+        except OSError:
+            self._take_back(end)
+            raise
+
+    def _make_reserve(self, size: int) -> None:
+        """Space set aside beside the journal, given up when the disk fills so the
+        steps under way can still be recorded (see ``on_reserve``)."""
+        from sane.paths import open_private
+
+        try:
+            if os.path.getsize(self.reserve_path) >= size:
+                return
+        except OSError:
+            pass
+        try:
+            fd = open_private(str(self.reserve_path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            try:
+                block = b"\0" * 65536
+                for _ in range(0, size, len(block)):
+                    os.write(fd, block)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(self.reserve_path)
+            from sane.state import os_failure
+
+            raise os_failure("set space aside for", self.path, exc) from exc
+
+    def _free_reserve(self) -> bool:
+        try:
+            os.unlink(self.reserve_path)
+        except OSError:
+            return False
+        self.on_reserve = True
+        return True
+
+    def drop_reserve(self) -> None:
+        """The deploy ended: its space is not needed any more."""
+        with contextlib.suppress(OSError):
+            os.unlink(self.reserve_path)
+
+    def _take_back(self, end: int) -> None:
+        """Cut off what a failed append wrote (to ``end``, the size before it)."""
+        try:
+            if end >= 0:
+                os.ftruncate(self._fd, end)
+                os.fsync(self._fd)
+            else:
+                self._torn = True
+        except OSError:
+            self._torn = True  # cut at the next append (_cut_torn_tail)
 
     def close(self) -> None:
         os.close(self._fd)

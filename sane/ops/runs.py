@@ -611,11 +611,13 @@ def _run(
         status, code, exited = _status_of(follow, scanner, interrupted)
         _settle(ctx, client, pane_id, scanner)
         duration_ms = (time.perf_counter() - started) * 1000
-        if opts.durable:
-            _end_durable(ctx, client, rec, {"status": status, "exit_code": code,
-                                            "shell_exited": exited,
-                                            "duration_ms": round(duration_ms, 3)})
-        client.send(f"set-option -p -u -t {pane_id} {panes.OPT_RUN}")  # answered at close
+        try:
+            if opts.durable:
+                _end_durable(ctx, client, rec, {"status": status, "exit_code": code,
+                                                "shell_exited": exited,
+                                                "duration_ms": round(duration_ms, 3)})
+        finally:  # the run ended: its flag goes, whatever recording it did
+            client.send(f"set-option -p -u -t {pane_id} {panes.OPT_RUN}")  # answered at close
         return _result(ctx, rec, scanner, status, code, exited, duration_ms)
     finally:
         client.unwatch(pane_id, stream)
@@ -726,7 +728,11 @@ def _end_durable(ctx: Context, client: ControlClient, rec: dict[str, Any],
     if final is None:
         forget_run(ctx, rec["run_id"])
     else:
-        _save_record(ctx, {**rec, "final": final})
+        # Best effort: on a full disk the record stays as it was before the command
+        # (its stream has the output), as after a crash, and the caller still gets
+        # the result it is holding.
+        with contextlib.suppress(errors.StateError):
+            _save_record(ctx, {**rec, "final": final})
 
 
 def forget_run(ctx: Context, run_id: str) -> None:

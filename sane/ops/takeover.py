@@ -13,7 +13,7 @@ from sane import errors
 from sane.ops.context import LOCAL_WINDOW, ROLE_LOCAL, Context
 from sane.poll import poll
 from sane.protocol import markers
-from sane.protocol.runner import takeover_script
+from sane.protocol.runner import takeover_lines
 from sane.protocol.scanner import ready_marker, wait_ready
 from sane.tmux import panes
 from sane.tmux.control import ControlClient, PaneStream
@@ -135,9 +135,8 @@ def install_runner(
         # program in them reading the tty, can swallow typed-ahead keys): retype.
         nonce = markers.new_nonce()
         nonces.append(nonce)
-        script = takeover_script(nonce, token)
-        keys = " ".join(f"{b:02x}" for b in script.encode()) + " 0d"
-        client.command(f"send-keys -t {pane} -H {keys}")
+        client.command(*(f"send-keys -t {pane} -H " + " ".join(f"{b:02x}" for b in line.encode())
+                         + " 0d" for line in takeover_lines(nonce, token)))
 
     type_takeover()
     seen = bytearray()

@@ -15,8 +15,9 @@ import re
 from typing import NamedTuple
 
 # ECMA-48 sequences: CSI, OSC/DCS/SOS/PM/APC strings, charset designations, 2-byte ESC.
+# (A CSI may carry a shift-in: terminfo's sgr0 for tmux's TERM=screen is ESC[m SI.)
 _ESCAPES = re.compile(
-    rb"\x1b\[[0-?]*[ -/]*[@-~]"
+    rb"\x1b\[[0-?]*[ -/]*[@-~]\x0f?"
     rb"|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)"
     rb"|\x1b[()*+][0-~]"
     rb"|\x1b[ -/]*[0-~]"
@@ -25,8 +26,18 @@ _ESCAPES = re.compile(
 _PARTIAL_ESCAPE = re.compile(
     rb"\x1b(?:\[[0-?]*[ -/]*|[\]PX^_][^\x07\x1b]*|[()*+]|[ -/]*)?\Z"
 )
-# What the tty and bash add after C-c: the echoed ^C, a newline, bracketed-paste on.
-_ABORT_TAIL = re.compile(rb"\^C(?:\r\n|\n)?(?:\x1b\[\?2004[hl])*\Z|(?:\x1b\[\?2004[hl])+\Z")
+# What the tty and the shell add after C-c, before the prompt: the echoed ^C and a
+# newline; terminal modes (bash's bracketed paste, yash's keypad); zsh's and yash's
+# PROMPT_SP mark (a standout %, # or $, then spaces to the margin and a CR).
+_MODE = rb"(?:\x1b\[[0-?]*[ -/]*[@-~]|\x1b[=>]|\x0f)"
+_ABORT_TAIL = re.compile(
+    rb"(?:\^C(?:\r*\n)?)?" + _MODE + rb"*"
+    rb"(?:[%#$]" + _MODE + rb"* +\r(?: \r)?)?"
+    rb"(?:\r|" + _MODE + rb")*\Z"
+)
+# Only this much of an aborted run's end is searched for that tail (the PROMPT_SP
+# spaces fill one line of the widest pane).
+_ABORT_TAIL_SPAN = 8192
 
 
 def strip_escapes(data: bytes) -> bytes:
@@ -50,7 +61,8 @@ def clean(
     if lost:
         raw = _SSH_CLOSED_TAIL.sub(b"", raw)
     if aborted:
-        raw = _ABORT_TAIL.sub(b"", raw)
+        head = max(0, len(raw) - _ABORT_TAIL_SPAN)
+        raw = raw[:head] + _ABORT_TAIL.sub(b"", raw[head:], count=1)
     if exited:
         raw = _LOGOUT_TAIL.sub(b"", raw)
     data = raw.replace(b"\r\n", b"\n")

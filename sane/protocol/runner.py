@@ -5,8 +5,9 @@ no quoting, heredoc delimiter, ``!`` history expansion or line-length limit of t
 shell ever touches the user's command text. Every pitfall measured in
 ``shared/notes/protocol-spike.md`` is handled here:
 
-* ``command eval`` inside an inner function keeps dash from abandoning the runner
-  (and its end marker) on ``return``, syntax errors, ``${x?}`` or ``set -u``.
+* ``command eval`` (``builtin eval`` in zsh) inside an inner function keeps dash
+  from abandoning the runner (and its end marker) on ``return``, syntax errors,
+  ``${x?}`` or ``set -u``.
 * ``exit`` in the command prints an ``X`` marker from an EXIT trap set only while the
   command runs; the trap then waits for one line on the tty, which sane types once
   it has seen the marker. Without that wait the shell dies at once and tmux drops
@@ -21,7 +22,8 @@ shell ever touches the user's command text. Every pitfall measured in
   put back after every run and, in bash and zsh, before every prompt (last in
   ``PROMPT_COMMAND`` / ``precmd_functions``), so prompts rebuilt by a framework keep it.
 * The length of the base64 text is passed along and checked, since dash silently
-  truncates typed lines at 4095 bytes.
+  truncates typed lines at 4095 bytes (busybox ash at 1023, and then waits for the
+  rest of a cut quote: so no typed line is longer than MAX_TYPED_LINE).
 * Typed lines start with a space and ``ignorespace`` is enforced, so nothing sane
   types lands in shell history; the takeover line deletes itself from it.
 """
@@ -45,8 +47,8 @@ from sane.protocol.markers import (
 )
 
 RUNNER_VERSION = "1"
-# dash truncates a typed line at 4095 bytes; stay well below it.
-MAX_TYPED_LINE = 3900
+# busybox ash cuts a typed line at 1023 bytes (dash at 4095); stay below both.
+MAX_TYPED_LINE = 1000
 HEREDOC_WIDTH = 76
 # Open (on /dev/null) in the shell exactly while sane's runner runs: see the docs above.
 RUN_FD = 7
@@ -57,16 +59,35 @@ def _fmt(kind: str, with_arg: bool = False) -> str:
     return printf_format(kind, with_arg)
 
 
-def takeover_script(nonce: str, token: str) -> str:
-    """One line that installs the runner in the pane's shell and prints READY.
+def takeover_lines(nonce: str, token: str) -> list[str]:
+    """The lines that install the runner in the pane's shell; the last prints READY.
 
-    Works in bash, dash, zsh and other POSIX shells. The line is sent as hex keys,
-    so it may hold any character; it holds no ESC byte itself.
+    Works in bash, dash, zsh, ksh93, mksh, busybox ash, yash and posh. Each line is
+    sent as hex keys, so it may hold any character; none holds an ESC byte, and each
+    stays under MAX_TYPED_LINE (busybox ash's line editor cuts typed lines at 1023
+    bytes and then waits for the rest of the quote it cut). ``$?`` is kept across
+    the lines, as for a person typing.
     """
     b, e, x = _fmt(BEGIN), _fmt(END, True), _fmt(EXITED, True)
     lm, df = _fmt(LENGTH_MISMATCH, True), _fmt(DECODE_FAILED)
+    helpers = (
+        " __sane_q=$?; __sane_p=;"
+        ' __sane_ev(){ eval "$__sane_c"; };'
+        ' __sane_rc(){ return "$1"; };'
+        " __sane_put(){ __sane_p=$(cat); };"
+        # `command eval` keeps dash's runner alive through a special builtin's error;
+        # zsh's `command` only runs external programs (there it is `builtin`).
+        " __sane_e=command; [ -z \"${ZSH_VERSION-}\" ] || __sane_e=builtin;"
+        # History: this first line deletes itself; the later ones start with a space.
+        ' if [ -n "${BASH_VERSION-}" ]; then'
+        " case :${HISTCONTROL-}: in *:ignorespace:*|*:ignoreboth:*) ;;"
+        " *) HISTCONTROL=ignorespace${HISTCONTROL:+:$HISTCONTROL};"
+        " history -d -1 2>/dev/null;; esac;"
+        ' elif [ -n "${ZSH_VERSION-}" ]; then setopt histignorespace 2>/dev/null; fi;'
+        ' __sane_rc "$__sane_q"'
+    )
     run = (
-        "__sane_run(){ __sane_n=$1;"
+        " __sane_run(){ __sane_n=$1;"
         ' case $4 in -) __sane_c=$5; __sane_b=$5;; b) __sane_b=$5;; *) __sane_b=$__sane_p;; esac;'
         " __sane_p=;"
         f' if [ "${{#__sane_b}}" != "$2" ]; then printf \'{lm}\' "$1" "${{#__sane_b}}";'
@@ -77,9 +98,9 @@ def takeover_script(nonce: str, token: str) -> str:
         " __sane_c=${__sane_c%.}; fi; __sane_b=;"
         f" trap '__sane_x=$(printf \"{x}\" \"$__sane_n\" \"$?\"); printf %s \"$__sane_x\";"
         " read -r __sane_x' EXIT;"
-        f" printf '{b}' \"$1\"; __sane_rc \"$3\"; command eval __sane_ev; __sane_r=$?;"
+        f" printf '{b}' \"$1\"; __sane_rc \"$3\"; \"$__sane_e\" eval __sane_ev; __sane_r=$?;"
         f" trap - EXIT; __sane_c=; __sane_ps; printf '{e}' \"$__sane_n\" \"$__sane_r\";"
-        ' return "$__sane_r"; }; __sane_go=__sane_run;'
+        ' return "$__sane_r"; }; __sane_go=__sane_run; __sane_rc "$__sane_q"'
     )
     p = printf_format(PROMPT, False).replace("%s", token)
     prompt = (
@@ -88,9 +109,6 @@ def takeover_script(nonce: str, token: str) -> str:
         " __sane_ps(){ __sane_s=$?; case $PS1 in \"$__sane_pp\"*) ;;"
         ' *) PS1=$__sane_pp$PS1;; esac; return "$__sane_s"; };'
         ' if [ -n "${BASH_VERSION-}" ]; then'
-        " case :${HISTCONTROL-}: in *:ignorespace:*|*:ignoreboth:*) ;;"
-        " *) HISTCONTROL=ignorespace${HISTCONTROL:+:$HISTCONTROL};"
-        " history -d -1 2>/dev/null;; esac;"
         f" __sane_pp='\\[{p}\\]';"
         # bash-only syntax inside eval: dash parses the whole line first.
         " __sane_nl=$(printf '\\nx'); __sane_nl=${__sane_nl%x};"
@@ -99,21 +117,28 @@ def takeover_script(nonce: str, token: str) -> str:
         " then PROMPT_COMMAND+=(__sane_ps);"
         " else PROMPT_COMMAND=\"${PROMPT_COMMAND:+$PROMPT_COMMAND$__sane_nl}__sane_ps\"; fi;;"
         " esac';"
-        ' elif [ -n "${ZSH_VERSION-}" ]; then setopt histignorespace 2>/dev/null;'
+        ' elif [ -n "${ZSH_VERSION-}" ]; then'
         f" __sane_pp=\"%{{$(printf '{p}')%}}\";"
         " eval '(( ${precmd_functions[(I)__sane_ps]} )) || precmd_functions+=(__sane_ps)';"
         f" else __sane_pp=$(printf '{p}'); fi; __sane_ps;"
+        ' __sane_rc "$__sane_q"'
     )
-    return (
-        " __sane_q=$?; __sane_p=;"
-        ' __sane_ev(){ eval "$__sane_c"; };'
-        ' __sane_rc(){ return "$1"; };'
-        " __sane_put(){ __sane_p=$(cat); };"
-        f" {run}{prompt}"
-        # READY carries $$: the shell's pid as its own host sees it (for an ssh pane,
-        # the remote pid), so prompt detection can read that host's /proc.
-        f" printf '{_fmt(READY, True)}' {nonce} \"$$\"; __sane_rc \"$__sane_q\""
-    )
+    # READY carries $$: the shell's pid as its own host sees it (for an ssh pane,
+    # the remote pid), so prompt detection can read that host's /proc.
+    ready = f" printf '{_fmt(READY, True)}' {nonce} \"$$\"; __sane_rc \"$__sane_q\""
+    return [helpers, run, prompt, ready]
+
+
+def exit_status(code: int) -> int:
+    """A shell's ``$?`` as the 0..255 exit status every caller expects.
+
+    Shells report a command killed by signal n as 128+n, except ksh93 (256+n) and
+    yash (384+n); and ksh93 lets a function return more than 255, which becomes its
+    low byte once the shell exits with it, as everywhere else.
+    """
+    if 256 < code <= 256 + 64 or 384 < code <= 384 + 64:
+        return 128 + code % 128
+    return code & 0xFF
 
 
 class RunInput(NamedTuple):

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from sane.protocol import markers as mk
+from sane.protocol.runner import exit_status
 
 OUTCOME_COMPLETED = "completed"  # E marker: exit status known
 OUTCOME_EXITED = "exited"  # X marker: the command ended the shell
@@ -132,7 +133,7 @@ class RunScanner:
 
     def _finish(self, end: int, kind: str, code: int | None) -> None:
         self.end = end
-        self.outcome = Outcome(kind, code)
+        self.outcome = Outcome(kind, None if code is None else exit_status(code))
 
     def region(self) -> bytes:
         """Raw bytes of the command's output seen so far (all of it once finished)."""

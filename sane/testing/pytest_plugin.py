@@ -26,10 +26,30 @@ if TYPE_CHECKING:
 from sane.testing.engine import Service
 
 # Shells started with no rc files: tests must not depend on the machine's dotfiles.
+# (ENV=/dev/null: ksh, mksh, ash and posh read $ENV, ksh93 ~/.kshrc without it;
+# HISTFILE=/dev/null: ksh93 writes ~/.sh_history by default.)
+_CLEAN = "env -u PROMPT_COMMAND ENV=/dev/null HISTFILE=/dev/null PS1='$ '"
 SHELLS = {
     "bash": "env -u HISTCONTROL -u PROMPT_COMMAND HISTFILE=/dev/null PS1='$ '"
     " bash --norc --noprofile",
     "dash": "env PS1='$ ' dash",
+    "zsh": f"{_CLEAN} zsh -f",
+    "ksh93": f"{_CLEAN} ksh93",
+    "mksh": f"{_CLEAN} mksh",
+    "ash": f"{_CLEAN} busybox ash",
+    "yash": f"{_CLEAN} yash --norcfile --noprofile",
+    "posh": f"{_CLEAN} posh",
+}
+# The same shells running one command (`-c` appended): the reference outputs.
+SHELL_COMMANDS = {
+    "bash": ["bash", "--norc", "--noprofile"],
+    "dash": ["dash"],
+    "zsh": ["zsh", "-f"],
+    "ksh93": ["ksh93"],
+    "mksh": ["mksh"],
+    "ash": ["busybox", "ash"],
+    "yash": ["yash"],
+    "posh": ["posh"],
 }
 
 
