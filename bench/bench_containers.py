@@ -68,15 +68,21 @@ def register(home: Path, fleet: Any) -> list[Server]:
 def sane_rows(label: str, ctx: Context, servers: Sequence[Server],
               single: dict[str, str]) -> list[tuple[str, str]]:
     rows = []
-    cold, result = once_ms(lambda: fleet_run(ctx, list(servers), "true", max_parallel=6))
+    def run_all() -> dict[str, Any]:
+        return dict(fleet_run(ctx, list(servers), "true", max_parallel=6))
+
+    cold, result = once_ms(run_all)
     assert result["status"] == "completed", result
     rows.append((f"{label}: connect 6 panes and run true (cold)", f"{cold:.0f} ms"))
-    warm = timed(lambda: fleet_run(ctx, list(servers), "true", max_parallel=6), 15)
+    warm = timed(run_all, 15)
     rows.append((f"{label}: fleet run true x6 (warm, median of 15)", f"{warm:.1f} ms"))
     for name, what in single.items():
         pane = pane_for_server(ctx, name)
-        one = timed(lambda pane=pane: run_command(ctx, "true", pane=pane,
-                                                      options=RunOptions(timeout=30)), 50)
+
+        def run_one(pane: str = pane) -> None:
+            run_command(ctx, "true", pane=pane, options=RunOptions(timeout=30))
+
+        one = timed(run_one, 50)
         rows.append((f"{label}: one run of true, {what} (median of 50)", f"{one:.2f} ms"))
     return rows
 

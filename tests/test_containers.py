@@ -167,7 +167,7 @@ RUN_CASES = [
 ]
 
 
-def _result_bytes(result: dict[str, Any]) -> bytes:
+def _result_bytes(result: Any) -> bytes:
     return output_bytes(result) + f"exit={result['exit_code']}\n".encode()
 
 
@@ -256,7 +256,7 @@ def test_mixed_fleet_up_run_detect(cli_env: dict[str, str], sane_home: Path,
     """3 Debian + 3 busybox containers: `sane up` connects all six with host keys checked,
     `sane fleet run 'uname -a; echo $0'` is exact on each, `sane fleet detect` tells the
     two systems apart."""
-    servers = register(sane_home, container_fleet)
+    register(sane_home, container_fleet)
     code, up = _sane(cli_env, "up", "--all")
     assert code == 0 and up["ok"], up
     code, ran = _sane(cli_env, "fleet", "run", "--all", "--timeout", "60", "uname -a; echo $0")
@@ -272,7 +272,7 @@ def test_mixed_fleet_up_run_detect(cli_env: dict[str, str], sane_home: Path,
     seen = {r["server"]: (r["distro"]["id"], r["shell"]["name"], r["tools"]["python3"])
             for r in detected["results"]}
     assert seen == {s.name: ("debian", "bash", False) if s.image == "debian"
-                    else ("busybox", "ash", False) for s in servers}
+                    else ("busybox", "ash", False) for s in container_fleet.servers}
 
 
 @ASH_LONG_LINES
