@@ -88,7 +88,7 @@ async def mcp_part(env: dict[str, str], fleet: Fleet, pane: str, tmp: Path) -> l
             {"name": "install", "run": "echo $VERSION > version", "undo": "rm -f version"},
             {"name": "check", "run": 'test "$FLEET_HOST" != s2 || { echo "s2: disk full" >&2; '
              "exit 3; }", "undo": "true"}]}))
-        report = await call("deploy", plan=str(plan), servers=["s1", "s2"])
+        report = await call("deploy", plan=str(plan), servers=["s1", "s2"], wait=True)
         await call("deploy_status", deploy_id=report["deploy_id"])
     return out
 

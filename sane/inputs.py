@@ -215,14 +215,20 @@ class HealthWaitInput(Input):
                                         "stop when one meets it.")
     servers: list[str] | None = Field(default=None, description=SERVERS)
     tag: str | None = Field(default=None, description=TAG)
-    timeout: float = Field(default=60.0, ge=0, description="Seconds before giving up "
-                           "(`met` false).")
+    timeout: float = Field(default=45.0, ge=0, description="Seconds before giving up "
+                           "(`met` false); under the common 60 s client request timeout "
+                           "(call again to wait longer).")
     interval: float = Field(default=2.0, ge=0.05, description="Seconds between polls.")
 
 
-class DeployInput(Input):
-    """Deploy a plan (YAML or JSON file) to the selected servers as a saga: files,
-    steps with undo, health gate, rollback by the plan's policy. Returns the report."""
+WAIT = ("Wait for the end and return the final report (it may take longer than the "
+        "client's request timeout). Default: return at once with the deploy_id and status "
+        "`running`; follow with deploy_status.")
+
+
+class DeployPlanCheckInput(Input):
+    """Check a deploy plan without contacting any server (a dry run): validated plan,
+    the order the strategy works in, the items, the files and their checksums."""
 
     plan: str = Field(min_length=1, description="Path of the plan file on the machine "
                       "running sane.")
@@ -237,8 +243,38 @@ class DeployInput(Input):
                                 "variables of the plan's env.")
 
 
+class DeployInput(DeployPlanCheckInput):
+    """Deploy a plan (YAML or JSON file) to the selected servers as a saga: files,
+    steps with undo, health gate, rollback by the plan's policy. Starts it and returns
+    its deploy_id at once (status `running`): follow it with deploy_status."""
+
+    wait: bool = Field(default=False, description=WAIT)
+
+
+class DeployListInput(Input):
+    """Every deploy recorded here, oldest first, with its status (`running`,
+    `interrupted` when its process died: then deploy_resume or deploy_rollback)."""
+
+
+class DeployResumeInput(Input):
+    """Carry on an `interrupted` deploy from its journal (runs the process left behind
+    are waited for, not repeated). Returns at once like deploy."""
+
+    deploy_id: str = Field(min_length=1, description="A deploy id, as `deploy` returned it.")
+    wait: bool = Field(default=False, description=WAIT)
+
+
+class DeployRollbackInput(Input):
+    """Undo an `interrupted` (or finished) deploy: every applied step's undo, in reverse
+    order, per server. Returns at once like deploy."""
+
+    deploy_id: str = Field(min_length=1, description="A deploy id, as `deploy` returned it.")
+    wait: bool = Field(default=False, description=WAIT)
+
+
 class DeployStatusInput(Input):
-    """What a deploy's journal says: per server, per step (`interrupted` when the
-    deploying process died: then resume or roll back with the CLI)."""
+    """What a deploy's journal says: per server, per step; status `running` while it
+    goes on (call again), `interrupted` when the deploying process died (then
+    deploy_resume or deploy_rollback)."""
 
     deploy_id: str = Field(min_length=1, description="A deploy id, as `deploy` returned it.")

@@ -261,3 +261,42 @@ class DeployReport(TypedDict):
     servers: list[DeployServerReport]
     journal: str
     duration_ms: float | None
+
+
+class DeployListEntry(TypedDict):
+    """One recorded deploy; an unreadable journal gives only its id, status and error."""
+
+    deploy_id: str
+    status: str
+    """completed, partial, failed, rolled_back, running, interrupted or unreadable."""
+    plan: NotRequired[str | None]
+    started_at: NotRequired[float]
+    servers: NotRequired[int]
+    counts: NotRequired[dict[str, int]]
+    error: NotRequired[ErrorBody]
+
+
+class DeployListResult(TypedDict):
+    deploys: list[DeployListEntry]
+
+
+class DeployFileEntry(TypedDict):
+    path: str
+    sha256: str
+    bytes: int
+
+
+class DeployDryRun(TypedDict):
+    """What a deploy would do, in what order; nothing was contacted."""
+
+    dry_run: Literal[True]
+    plan: str
+    source: str
+    servers: list[str]
+    batches: list[list[str]]
+    """The servers in the order the strategy works on them, batch by batch."""
+    items: list[str]
+    files: list[DeployFileEntry]
+    strategy: dict[str, Any]
+    policy: dict[str, Any]
+    env: dict[str, str]

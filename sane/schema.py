@@ -17,6 +17,8 @@ from pydantic import TypeAdapter
 
 from sane.models import (
     CreateFileResult,
+    DeployDryRun,
+    DeployListResult,
     DeployReport,
     ErrorBody,
     FleetRunResult,
@@ -80,6 +82,14 @@ class DeployDocument(_Envelope, DeployReport):
     pass
 
 
+class DeployListDocument(_Envelope, DeployListResult):
+    pass
+
+
+class DeployDryRunDocument(_Envelope, DeployDryRun):
+    pass
+
+
 class ErrorDocument(TypedDict):
     ok: Literal[False]
     schema_version: Literal[1]
@@ -103,6 +113,8 @@ DOCUMENTS: dict[str, Any] = {
     "health": HealthDocument,
     "health-wait": HealthWaitDocument,
     "deploy": DeployDocument,
+    "deploy-list": DeployListDocument,
+    "deploy-dry-run": DeployDryRunDocument,
     "error": ErrorDocument,
 }
 

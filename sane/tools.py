@@ -53,10 +53,42 @@ class Call:
 
     cancelled: threading.Event = field(default_factory=threading.Event)
     stop: threading.Event = field(default_factory=threading.Event)
+    progress: Callable[[str, float | None], None] | None = None
+    """Set by a caller that asked for progress (an MCP ``progressToken``): called with
+    a message and, when known, the total, from the call's own thread."""
 
     def cancel(self) -> None:
         self.cancelled.set()
         self.stop.set()
+
+    def report(self, message: str, total: float | None = None) -> None:
+        if self.progress is not None:
+            self.progress(message, total)
+
+
+class _Background:
+    """Work that outlives its call (a deploy returns its id at once): the threads, so
+    that a server shutting down waits for them rather than cutting a deploy off."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+
+    def start(self, work: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=work, name=name)
+        with self.lock:
+            self.threads = [t for t in self.threads if t.is_alive()]
+            self.threads.append(thread)
+        thread.start()
+
+    def join(self) -> None:
+        with self.lock:
+            threads = list(self.threads)
+        for thread in threads:
+            thread.join()
+
+
+BACKGROUND = _Background()
 
 
 class _InFlight:
@@ -166,7 +198,8 @@ def _run_command(ctx: Context, a: inputs.RunCommandInput, call: Call) -> Outcome
     run_id = new_run_id()
     options = RunOptions(timeout=a.timeout, interrupt_on_timeout=a.interrupt_on_timeout,
                          keep_ansi=a.keep_ansi, max_output=a.max_output or None,
-                         quiet_period=a.quiet_period or None, run_id=run_id, stop=call.stop)
+                         quiet_period=a.quiet_period or None, run_id=run_id, stop=call.stop,
+                         on_output=_OutputProgress(call) if call.progress else None)
     with IN_FLIGHT.follow(run_id, call.stop):
         result = run_command(ctx, a.command, pane=_target(ctx, a.pane, a.server),
                              options=options)
@@ -175,6 +208,34 @@ def _run_command(ctx: Context, a: inputs.RunCommandInput, call: Call) -> Outcome
             and result["status"] in ("running", "waiting_input")):
         result = run_interrupt(ctx, run_id)
     return _run_outcome(result, a.check)
+
+
+class _OutputProgress:
+    """A run's new output as progress, at most every ``EVERY`` seconds (a busy command
+    must not pay a notification per chunk); the result still carries all of it."""
+
+    EVERY = 0.25
+    TAIL = 2000
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self.raw_sent = 0
+        self.last = 0.0
+
+    def __call__(self, client: Any, pane_id: str, scanner: Any) -> None:
+        import time
+
+        from sane.protocol import output
+
+        now = time.monotonic()
+        if now - self.last < self.EVERY:
+            return
+        piece = scanner.region()[self.raw_sent:]
+        piece = piece[: output.safe_cut(piece)]
+        if piece:
+            self.last = now
+            self.raw_sent += len(piece)
+            self.call.report(output.clean(piece).decode("utf-8", "replace")[-self.TAIL:])
 
 
 def _run_wait(ctx: Context, a: inputs.RunWaitInput, call: Call) -> Outcome:
@@ -300,7 +361,14 @@ def _fleet_run(ctx: Context, a: inputs.FleetRunInput, call: Call) -> Outcome:
     servers = _select(ctx, a.servers, a.tag, a.all)
     caps = [cap for cap in (a.max_output_per_server,
                             a.max_output // max(1, len(servers)) if a.max_output else 0) if cap]
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "finished":  # one progress notification per server
+            code = event.get("exit_code")
+            call.report(f"{event['server']}: {event['status']}"
+                        + (f" (exit {code})" if code is not None else ""), len(servers))
+
     result = fleet_run(ctx, servers, a.command, a.max_parallel, a.timeout,
+                       on_event=on_event if call.progress else None,
                        max_output=max(1, min(caps)) if caps else None)
     return _ok(result, errors.EXIT_OK if result["status"] == "completed" else 1)
 
@@ -314,9 +382,57 @@ def _health(ctx: Context, a: inputs.HealthInput, call: Call) -> Outcome:
 def _health_wait(ctx: Context, a: inputs.HealthWaitInput, call: Call) -> Outcome:
     from sane.fleet.health import wait
 
+    def on_event(event: dict[str, Any]) -> None:  # per change of a server's status
+        call.report(f"{event['server']}: {event['status']}"
+                    + (f" ({event['reason']})" if event.get("reason") else ""))
+
     result = wait(ctx.home, _select(ctx, a.servers, a.tag, False), a.until, a.mode,
-                  a.timeout, a.interval)
+                  a.timeout, a.interval, on_event if call.progress else None)
     return _ok(result, errors.EXIT_OK if result["met"] else errors.EXIT_TIMEOUT)
+
+
+def _deploy_outcome(result: Mapping[str, Any], done: Callable[[str], bool]) -> Outcome:
+    return _ok(result, errors.EXIT_OK if done(result["status"]) or result["status"] == "running"
+               else 1)
+
+
+def _saga(ctx: Context, call: Call, wait: bool, deploy_id: str | None,
+          work: Callable[[Callable[[dict[str, Any]], None]], dict[str, Any]],
+          done: Callable[[str], bool] = lambda status: status == "completed") -> Outcome:
+    """Run a deploy, resume or rollback: to the end with ``wait`` (a progress
+    notification per journal event), else in the background, answering with the
+    deploy's status as soon as its journal has the first event (its id, then)."""
+    from sane.deploy import api
+
+    if wait:
+        def report(event: dict[str, Any]) -> None:
+            where = f"{event.get('server')}: " if event.get("server") else ""
+            call.report(f"{where}{event.get('event')} {event.get('item') or ''}".rstrip())
+
+        return _deploy_outcome(work(report if call.progress else lambda _: None), done)
+    begun = threading.Event()
+    box: dict[str, Any] = {"deploy_id": deploy_id}
+
+    def on_event(event: dict[str, Any]) -> None:
+        if box["deploy_id"] is None:
+            box["deploy_id"] = event.get("deploy_id")
+        begun.set()
+
+    def body() -> None:
+        try:
+            box["result"] = work(on_event)
+        except Exception as exc:  # reported to the caller, or kept in the journal
+            box["error"] = exc
+        finally:
+            begun.set()
+
+    BACKGROUND.start(body, f"sane-deploy-{deploy_id or 'new'}")
+    begun.wait()
+    if "error" in box:
+        raise box["error"]
+    if "result" in box:
+        return _deploy_outcome(box["result"], done)
+    return _deploy_outcome(api.status(ctx, box["deploy_id"]), done)
 
 
 def _deploy(ctx: Context, a: inputs.DeployInput, call: Call) -> Outcome:
@@ -324,15 +440,45 @@ def _deploy(ctx: Context, a: inputs.DeployInput, call: Call) -> Outcome:
 
     if not (a.servers or a.tag or a.all):
         raise errors.UsageError("name the servers to deploy to: servers, tag or all")
-    result = api.deploy(ctx, a.plan, _select(ctx, a.servers, a.tag, a.all), None, a.env,
-                        a.max_parallel)
-    return _ok(result, errors.EXIT_OK if result["status"] == "completed" else 1)
+    servers = _select(ctx, a.servers, a.tag, a.all)
+    return _saga(ctx, call, a.wait, None, lambda on_event: api.deploy(
+        ctx, a.plan, servers, on_event, a.env, a.max_parallel))
+
+
+def _deploy_plan_check(ctx: Context, a: inputs.DeployPlanCheckInput, call: Call) -> Outcome:
+    from sane.deploy import api
+
+    if not (a.servers or a.tag or a.all):
+        raise errors.UsageError("name the servers to deploy to: servers, tag or all")
+    return _ok(api.dry_run(a.plan, _select(ctx, a.servers, a.tag, a.all), a.env,
+                           a.max_parallel))
 
 
 def _deploy_status(ctx: Context, a: inputs.DeployStatusInput, call: Call) -> Outcome:
     from sane.deploy import api
 
     return _ok(api.status(ctx, a.deploy_id))
+
+
+def _deploy_list(ctx: Context, a: inputs.DeployListInput, call: Call) -> Outcome:
+    from sane.deploy import api
+
+    return _ok(api.list_deploys(ctx))
+
+
+def _deploy_resume(ctx: Context, a: inputs.DeployResumeInput, call: Call) -> Outcome:
+    from sane.deploy import api
+
+    return _saga(ctx, call, a.wait, a.deploy_id,
+                 lambda on_event: api.resume(ctx, a.deploy_id, on_event))
+
+
+def _deploy_rollback(ctx: Context, a: inputs.DeployRollbackInput, call: Call) -> Outcome:
+    from sane.deploy import api
+
+    return _saga(ctx, call, a.wait, a.deploy_id,
+                 lambda on_event: api.rollback(ctx, a.deploy_id, on_event),
+                 lambda status: status in ("rolled_back", "completed"))
 
 
 TOOLS: tuple[Tool, ...] = (
@@ -358,6 +504,14 @@ TOOLS: tuple[Tool, ...] = (
     Tool("deploy", "deploy run", inputs.DeployInput, "deploy", _deploy),
     Tool("deploy_status", "deploy status", inputs.DeployStatusInput, "deploy", _deploy_status,
          read_only=True),
+    Tool("deploy_list", "deploy list", inputs.DeployListInput, "deploy-list", _deploy_list,
+         read_only=True),
+    Tool("deploy_resume", "deploy resume", inputs.DeployResumeInput, "deploy",
+         _deploy_resume),
+    Tool("deploy_rollback", "deploy rollback", inputs.DeployRollbackInput, "deploy",
+         _deploy_rollback),
+    Tool("deploy_plan_check", "deploy run", inputs.DeployPlanCheckInput, "deploy-dry-run",
+         _deploy_plan_check, read_only=True),
 )
 BY_NAME = {tool.name: tool for tool in TOOLS}
 

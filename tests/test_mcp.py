@@ -256,7 +256,7 @@ def test_deploy_and_deploy_status_over_mcp(cli_env: dict[str, str], sane_home: P
     async def body(session: ClientSession, call: Call) -> None:
         nothing = await call("deploy", plan=str(plan))
         assert nothing["error"]["code"] == "usage_error"  # never deploys to all by default
-        report = await call("deploy", plan=str(plan), servers=["s1", "s2"])
+        report = await call("deploy", plan=str(plan), servers=["s1", "s2"], wait=True)
         validate("deploy", report)
         assert report["status"] == "partial"
         assert {s["server"]: s["state"] for s in report["servers"]} == {
@@ -497,39 +497,93 @@ def test_two_agents_one_deploys_the_other_polls_and_is_told_why_not_to_interrupt
                            ) -> dict[str, Any]:
                 return document(await session.call_tool(tool, arguments))
 
-            report: dict[str, Any] = {}
-
-            async def deploy() -> None:
-                report.update(await call(deployer, "deploy", plan=str(plan), servers=["s1"]))
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(deploy)
-                with anyio.fail_after(60):
-                    while True:  # the step holds the server's pane
-                        busy = await call(poller, "run_command", command="true", server="s1")
-                        if not busy["ok"]:
-                            break
-                        assert not report, report  # the deploy must still be running
-                        await anyio.sleep(0.05)
-                assert busy["error"]["code"] == "pane_busy"
-                owner = busy["error"]["details"]["owner"]
-                assert (owner["step"], owner["server"]) == ("step:migrate", "s1")
-                assert "deploy_status" in busy["error"]["message"]
-                assert "sane " not in busy["error"]["message"]  # tool names, not the CLI
-                health = await call(poller, "health_wait", until='.status == "healthy"',
-                                    servers=["s1"], timeout=0.2, interval=0.05)
-                assert health["ok"] and health["met"] is False
-                refused = await call(poller, "run_interrupt",
-                                     run_id=busy["error"]["details"]["run_id"])
-                assert refused["error"]["code"] == "run_owned"
-                assert refused["error"]["details"]["owner"]["deploy_id"] == owner["deploy_id"]
-                assert "deploy_status" in refused["error"]["message"]
-                status = await call(poller, "deploy_status", deploy_id=owner["deploy_id"])
-                assert status["ok"]
-                go.touch()
+            started = await call(deployer, "deploy", plan=str(plan), servers=["s1"])
+            assert started["status"] == "running"  # it answers at once, with its id
+            with anyio.fail_after(60):
+                while True:  # until the step holds the server's pane (read-only polling:
+                    # a run of the poller's own there could make the step find it busy)
+                    listing = await call(poller, "list_panes", all=True)
+                    if any(p["sane_server"] == "s1" and p["busy"] for p in listing["panes"]):
+                        break
+                    await anyio.sleep(0.05)
+            busy = await call(poller, "run_command", command="true", server="s1")
+            assert busy["error"]["code"] == "pane_busy"
+            owner = busy["error"]["details"]["owner"]
+            assert (owner["step"], owner["server"]) == ("step:migrate", "s1")
+            assert "deploy_status" in busy["error"]["message"]
+            assert "sane " not in busy["error"]["message"]  # tool names, not the CLI
+            health = await call(poller, "health_wait", until='.status == "healthy"',
+                                servers=["s1"], timeout=0.2, interval=0.05)
+            assert health["ok"] and health["met"] is False
+            refused = await call(poller, "run_interrupt",
+                                 run_id=busy["error"]["details"]["run_id"])
+            assert refused["error"]["code"] == "run_owned"
+            assert refused["error"]["details"]["owner"]["deploy_id"] == owner["deploy_id"]
+            assert "deploy_status" in refused["error"]["message"]
+            status = await call(poller, "deploy_status", deploy_id=owner["deploy_id"])
+            assert status["status"] == "running"
+            go.touch()
+            with anyio.fail_after(60):
+                while True:  # the deployer follows its deploy
+                    report = await call(deployer, "deploy_status",
+                                        deploy_id=started["deploy_id"])
+                    if report["status"] != "running":
+                        break
+                    await anyio.sleep(0.1)
             assert report["status"] == "completed", report
             assert report["deploy_id"] == owner["deploy_id"]
             step = report["servers"][0]["steps"][0]
             assert (step["status"], step["output"]) == ("completed", "migrated\n")
 
     anyio.run(main)
+
+
+def test_progress_notifications_for_runs_fleets_health_and_deploys(
+        cli_env: dict[str, str], sane_home: Path, make_fleet: Callable[..., Any],
+        tmux_server: TmuxTestServer, tmp_path: Path) -> None:
+    from .test_fleet import register
+
+    pane = tmux_server.new_pane("bash")
+    fleet = make_fleet(2)
+    register(sane_home, fleet)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"name": "p", "steps": [
+        {"name": "one", "run": "true", "undo": "true"},
+        {"name": "two", "run": "true", "undo": "true"}]}))
+
+    async def body(session: ClientSession, call: Call) -> None:
+        async def with_progress(tool: str, **arguments: Any
+                                ) -> tuple[dict[str, Any], list[tuple[float, Any, Any]]]:
+            seen: list[tuple[float, Any, Any]] = []
+
+            async def on_progress(progress: float, total: float | None,
+                                  message: str | None) -> None:
+                seen.append((progress, total, message))
+
+            result = await session.call_tool(tool, arguments, progress_callback=on_progress)
+            return document(result), seen
+
+        doc, seen = await with_progress(
+            "run_command", pane=pane,
+            command="for i in 1 2 3 4 5; do echo tick $i; sleep 0.4; done")
+        assert doc["output"] == "".join(f"tick {i}\n" for i in range(1, 6))
+        assert len(seen) >= 2 and all(m.startswith("tick") for _, _, m in seen)
+        assert [p for p, _, _ in seen] == sorted({p for p, _, _ in seen})  # increasing
+        doc, seen = await with_progress("fleet_run", command="echo hi", all=True)
+        assert doc["status"] == "completed"
+        assert sorted(m for _, _, m in seen) == ["s1: completed (exit 0)",
+                                                  "s2: completed (exit 0)"]
+        assert {t for _, t, _ in seen} == {2}
+        doc, seen = await with_progress("health_wait", until='.status == "healthy"',
+                                        servers=["s1", "s2"], timeout=0, interval=0.05)
+        assert sorted(m for _, _, m in seen) == ["s1: unknown (missing)",
+                                                  "s2: unknown (missing)"]
+        doc, seen = await with_progress("deploy", plan=str(plan), servers=["s1", "s2"],
+                                        wait=True)
+        assert doc["status"] == "completed"
+        messages = [m for _, _, m in seen]
+        for server in ("s1", "s2"):
+            for step in ("step:one", "step:two"):
+                assert f"{server}: item_finished {step}" in messages
+
+    with_session(cli_env, body)

@@ -85,13 +85,24 @@ def scenario(pane: str, fleet: Any, plan: Path, out: Path) -> list[tuple[dict[st
         (c("health_wait", until=""), "error:invalid_argument"),
     ]
     deployed = len(steps)
+    no_deploy = "d00000000-000000-000000"
     steps += [
-        (c("deploy", plan=str(plan), servers=names[:2]), "deploy"),
+        (c("deploy", plan=str(plan), servers=names[:2], wait=True), "deploy"),
         (c("deploy", plan=str(plan)), "error:usage_error"),
         (c("deploy", plan=str(plan.with_name("missing.yaml")), servers=names[:1]),
          "error:plan_invalid"),
         (c("deploy_status", deploy_id=f"${{{deployed}.deploy_id}}"), "deploy"),
-        (c("deploy_status", deploy_id="d00000000-000000-000000"), "error:deploy_not_found"),
+        (c("deploy_status", deploy_id=no_deploy), "error:deploy_not_found"),
+        (c("deploy_plan_check", plan=str(plan), servers=names), "deploy-dry-run"),
+        (c("deploy_plan_check", plan=str(plan.with_name("missing.yaml")), all=True),
+         "error:plan_invalid"),
+        (c("deploy_list"), "deploy-list"),
+        (c("deploy_list", all=True), "error:invalid_argument"),
+        (c("deploy_resume", deploy_id=f"${{{deployed}.deploy_id}}", wait=True), "deploy"),
+        (c("deploy_resume", deploy_id=no_deploy), "error:deploy_not_found"),
+        (c("deploy_rollback", deploy_id=f"${{{deployed}.deploy_id}}", wait=True), "deploy"),
+        (c("deploy_rollback", deploy_id=no_deploy), "error:deploy_not_found"),
+        (c("deploy", plan=str(plan), servers=names[:1]), "deploy"),  # returns at once
     ]
     return steps
 

@@ -26,7 +26,9 @@ MCP_ONLY = {
     "max_output_per_server",  # an agent's context: the CLI streams, and keeps it all
 }
 # Fields only some tools have on the MCP side (tool -> fields).
-MCP_ONLY_IN = {"fleet_run": {"max_output"}, "run_interrupt": {"force"}}
+MCP_ONLY_IN = {"fleet_run": {"max_output"}, "run_interrupt": {"force"},
+               # a client's request timeout: the CLI waits (and streams with --stream)
+               "deploy": {"wait"}, "deploy_resume": {"wait"}, "deploy_rollback": {"wait"}}
 
 
 def test_checked_in_schemas_match_the_models() -> None:

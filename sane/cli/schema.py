@@ -41,7 +41,8 @@ Example (by hand; stdin must stay open until the answer, as a client keeps it):
 \b
 Tools: run_command, run_wait, run_interrupt, run_input, create_file,
 detect_platform, list_panes, server_list, server_add, server_test, fleet_run, health,
-health_wait, deploy, deploy_status.
+health_wait, deploy, deploy_status, deploy_list, deploy_resume, deploy_rollback,
+deploy_plan_check.
 Each returns the same JSON document as the CLI command (`sane schema --tools mcp`).
 """
 

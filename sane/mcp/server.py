@@ -23,16 +23,23 @@ This package is ``sane.mcp``; ``import mcp`` below is the MCP SDK (absolute impo
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import json
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 import anyio.to_thread
 import mcp.types as mt
 from mcp.server import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
+from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 
 from sane import __version__, errors, tools
 from sane.mcp import resources
@@ -84,6 +91,27 @@ def tool_result(document: dict[str, Any],
                              is_error=not document["ok"])
 
 
+def _progress_sender(request: ServerRequestContext[Any]
+                     ) -> Callable[[str, float | None], None] | None:
+    """Progress notifications for the call, when its client sent a ``progressToken``:
+    called from any thread (a fleet's per-server threads too), each waits until its
+    notification is out, and they are numbered in the order they are sent."""
+    token = progress_token_from_params(request.params)
+    if token is None:
+        return None
+    loop = anyio.lowlevel.current_token()
+    lock = threading.Lock()
+    count = itertools.count(1)
+    related = str(request.request_id) if request.request_id is not None else None
+
+    def send(message: str, total: float | None) -> None:
+        with contextlib.suppress(Exception), lock:  # a closed client must not fail the work
+            anyio.from_thread.run(request.session.send_progress_notification, token,
+                                  float(next(count)), total, message, related, token=loop)
+
+    return send
+
+
 def build_server(ctx: Context) -> Server[Any]:
     async def list_tools(_: ServerRequestContext[Any],
                          __: mt.PaginatedRequestParams | None) -> mt.ListToolsResult:
@@ -94,9 +122,9 @@ def build_server(ctx: Context) -> Server[Any]:
     waiting = anyio.CapacityLimiter(WAITING_CALLS)
     quick = anyio.CapacityLimiter(QUICK_CALLS)
 
-    async def call_tool(_: ServerRequestContext[Any],
+    async def call_tool(request: ServerRequestContext[Any],
                         params: mt.CallToolRequestParams) -> mt.CallToolResult:
-        control = tools.Call()
+        control = tools.Call(progress=_progress_sender(request))
         limiter = waiting if _may_wait(params.name) else quick
         try:
             # abandon_on_cancel: a cancelled call returns at once; its thread sees
@@ -149,11 +177,14 @@ def _have_uvloop() -> bool:
 
 
 def serve(socket: str | None = None) -> None:
-    """Serve MCP on stdin/stdout until the client closes stdin."""
+    """Serve MCP on stdin/stdout until the client closes stdin; then let deploys started
+    in the background finish (their journals would otherwise stop mid-way) before
+    exiting."""
     ctx = Context(TmuxServer.from_env(socket))
     try:
         with protocol_fds() as (proto_in, proto_out):
             anyio.run(_serve, ctx, proto_in, proto_out,
                       backend_options={"use_uvloop": _have_uvloop()})
     finally:
+        tools.BACKGROUND.join()
         ctx.close()
