@@ -278,3 +278,42 @@ class DeployStatusInput(Input):
     deploy_resume or deploy_rollback)."""
 
     deploy_id: str = Field(min_length=1, description="A deploy id, as `deploy` returned it.")
+
+
+class ReadScreenInput(Input):
+    """The pane's screen as a person sees it (visible text and cursor), or its last N
+    lines: for full-screen programs (vim, less, htop), REPLs and panes sane did not
+    start. Reads only."""
+
+    pane: str | None = Field(default=None, description=PANE)
+    server: str | None = Field(default=None, description=SERVER)
+    lines: int | None = Field(default=None, ge=1, le=10000, description="The last this many "
+                              "lines, scrollback included (default: the visible screen).")
+
+
+class SendKeysInput(Input):
+    """Type into a pane: literal `text`, then named `keys` (C-c, Escape, Enter, Up, F1,
+    M-x...), then Enter if `enter`. For full-screen programs and prompts run_command
+    does not drive; read the effect with read_screen or wait_for_text. Refuses the
+    pane sane itself runs in."""
+
+    pane: str | None = Field(default=None, description=PANE)
+    server: str | None = Field(default=None, description=SERVER)
+    text: str | None = Field(default=None, description="Typed literally, every character "
+                             "as itself.")
+    keys: list[str] = Field(default_factory=list, description="Key names, sent after the "
+                            "text, in order.")
+    enter: bool = Field(default=False, description="Press Enter at the end.")
+
+
+class WaitForTextInput(Input):
+    """Wait until a regular expression matches the pane's screen (`matched`), or the
+    timeout passes (`matched` false, with the screen as it was)."""
+
+    pattern: str = Field(min_length=1, description="A Python regular expression "
+                         "(multi-line: ^ and $ match at each line).")
+    pane: str | None = Field(default=None, description=PANE)
+    server: str | None = Field(default=None, description=SERVER)
+    lines: int | None = Field(default=None, ge=1, le=10000, description="Search the last "
+                              "this many lines, scrollback included (default: the screen).")
+    timeout: float = Field(default=30.0, ge=0, description="Seconds to wait.")

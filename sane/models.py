@@ -300,3 +300,30 @@ class DeployDryRun(TypedDict):
     strategy: dict[str, Any]
     policy: dict[str, Any]
     env: dict[str, str]
+
+
+class ScreenResult(TypedDict):
+    pane: str
+    text: str
+    """The visible lines (or the last ``lines`` lines), joined by newlines."""
+    cursor_x: int
+    cursor_y: int
+    width: int
+    height: int
+    in_mode: bool
+    """The pane is in a tmux mode (copy mode): what it shows is not the program's."""
+
+
+class SendKeysResult(TypedDict):
+    pane: str
+    sent_keys: list[str]
+    sent_text_chars: int
+    enter: bool
+
+
+class WaitForTextResult(TypedDict):
+    pane: str
+    matched: bool
+    match: str | None
+    text: str
+    waited_ms: float

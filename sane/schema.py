@@ -27,9 +27,12 @@ from sane.models import (
     ListPanesResult,
     PlatformInfo,
     RunResult,
+    ScreenResult,
+    SendKeysResult,
     ServerAddResult,
     ServerListResult,
     ServerTestResult,
+    WaitForTextResult,
 )
 
 
@@ -90,6 +93,18 @@ class DeployDryRunDocument(_Envelope, DeployDryRun):
     pass
 
 
+class ScreenDocument(_Envelope, ScreenResult):
+    pass
+
+
+class SendKeysDocument(_Envelope, SendKeysResult):
+    pass
+
+
+class WaitForTextDocument(_Envelope, WaitForTextResult):
+    pass
+
+
 class ErrorDocument(TypedDict):
     ok: Literal[False]
     schema_version: Literal[1]
@@ -115,6 +130,9 @@ DOCUMENTS: dict[str, Any] = {
     "deploy": DeployDocument,
     "deploy-list": DeployListDocument,
     "deploy-dry-run": DeployDryRunDocument,
+    "read-screen": ScreenDocument,
+    "send-keys": SendKeysDocument,
+    "wait-for-text": WaitForTextDocument,
     "error": ErrorDocument,
 }
 

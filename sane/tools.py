@@ -481,6 +481,26 @@ def _deploy_rollback(ctx: Context, a: inputs.DeployRollbackInput, call: Call) ->
                  lambda status: status in ("rolled_back", "completed"))
 
 
+def _read_screen(ctx: Context, a: inputs.ReadScreenInput, call: Call) -> Outcome:
+    from sane.ops.screen import read_screen
+
+    return _ok(read_screen(ctx, _target(ctx, a.pane, a.server), a.lines))
+
+
+def _send_keys(ctx: Context, a: inputs.SendKeysInput, call: Call) -> Outcome:
+    from sane.ops.screen import send_keys
+
+    return _ok(send_keys(ctx, _target(ctx, a.pane, a.server), a.keys, a.text, a.enter))
+
+
+def _wait_for_text(ctx: Context, a: inputs.WaitForTextInput, call: Call) -> Outcome:
+    from sane.ops.screen import wait_for_text
+
+    result = wait_for_text(ctx, _target(ctx, a.pane, a.server), a.pattern, a.timeout,
+                           a.lines)
+    return _ok(result, errors.EXIT_OK if result["matched"] else errors.EXIT_TIMEOUT)
+
+
 TOOLS: tuple[Tool, ...] = (
     Tool("run_command", "run-command", inputs.RunCommandInput, "run-command", _run_command),
     Tool("run_wait", "run wait", inputs.RunWaitInput, "run-command", _run_wait),
@@ -512,6 +532,12 @@ TOOLS: tuple[Tool, ...] = (
          _deploy_rollback),
     Tool("deploy_plan_check", "deploy run", inputs.DeployPlanCheckInput, "deploy-dry-run",
          _deploy_plan_check, read_only=True),
+    # Agent-only so far (no CLI command yet): cli is empty.
+    Tool("read_screen", "", inputs.ReadScreenInput, "read-screen", _read_screen,
+         read_only=True),
+    Tool("send_keys", "", inputs.SendKeysInput, "send-keys", _send_keys),
+    Tool("wait_for_text", "", inputs.WaitForTextInput, "wait-for-text", _wait_for_text,
+         read_only=True),
 )
 BY_NAME = {tool.name: tool for tool in TOOLS}
 
@@ -554,7 +580,7 @@ def _for_agents(ctx: Context, err: errors.SaneError) -> errors.SaneError:
     """``err`` as an agent should read it: tool names where the library names CLI
     commands, and for a busy pane who holds it and which tool to call."""
     message = err.message
-    for tool in sorted(TOOLS, key=lambda t: -len(t.cli)):
+    for tool in sorted((t for t in TOOLS if t.cli), key=lambda t: -len(t.cli)):
         message = message.replace(f"`sane {tool.cli}`", tool.name)
         message = message.replace(f"sane {tool.cli}", tool.name)
     run_id = err.details.get("run_id")

@@ -587,3 +587,53 @@ def test_progress_notifications_for_runs_fleets_health_and_deploys(
                 assert f"{server}: item_finished {step}" in messages
 
     with_session(cli_env, body)
+
+
+def test_screen_keys_and_text_drive_a_full_screen_program(
+        cli_env: dict[str, str], tmux_server: TmuxTestServer) -> None:
+    pane = tmux_server.new_pane("bash")
+
+    async def body(session: ClientSession, call: Call) -> None:
+        started = await call("run_command", command="seq 1 500 | less", pane=pane,
+                             timeout=0.5)
+        assert started["status"] in ("running", "waiting_input")
+        first = await call("wait_for_text", pane=pane, pattern=r"^1$", timeout=30)
+        validate("wait-for-text", first)
+        assert first["matched"] and first["match"] == "1"
+        await call("send_keys", pane=pane, text="/250", keys=["Enter"])
+        found = await call("wait_for_text", pane=pane, pattern=r"^250$", timeout=30)
+        assert found["matched"]
+        screen = await call("read_screen", pane=pane)
+        validate("read-screen", screen)
+        assert screen["text"].splitlines()[0] == "250" and screen["height"] > 0
+        sent = await call("send_keys", pane=pane, keys=["q"])
+        validate("send-keys", sent)
+        done = await call("run_wait", run_id=started["run_id"], timeout=30)
+        assert (done["status"], done["exit_code"]) == ("completed", 0)
+        missing = await call("wait_for_text", pane=pane, pattern="never-shown", timeout=0.2)
+        assert missing["matched"] is False
+        bad = await call("send_keys", pane=pane, keys=["-t %0"])
+        assert bad["error"]["code"] == "invalid_argument"
+        regex = await call("wait_for_text", pane=pane, pattern="(", timeout=0)
+        assert regex["error"]["code"] == "invalid_argument"
+        tail = await call("read_screen", pane=pane, lines=3)
+        assert len(tail["text"].splitlines()) <= 3
+
+    with_session(cli_env, body)
+
+
+def test_send_keys_refuses_the_pane_sane_runs_in(cli_env: dict[str, str],
+                                                 tmux_server: TmuxTestServer) -> None:
+    pane = tmux_server.new_pane("bash")
+    socket_path = tmux_server.run("display-message", "-p", "#{socket_path}").strip()
+    env = {**cli_env, "TMUX_PANE": pane, "TMUX": f"{socket_path},1,0"}
+    params = StdioServerParameters(command=sys.executable,
+                                   args=["-m", "sane.cli.main", "mcp"], env=env)
+
+    async def main() -> None:
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as s:
+            await s.initialize()
+            doc = document(await s.call_tool("send_keys", {"pane": pane, "text": "echo x"}))
+            assert doc["error"]["code"] == "pane_busy"
+
+    anyio.run(main)

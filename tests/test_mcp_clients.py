@@ -64,6 +64,12 @@ def scenario(pane: str, fleet: Any, plan: Path, out: Path) -> list[tuple[dict[st
         (c("detect_platform", pane="%999"), "error:pane_not_found"),
         (c("list_panes", all=True), "list-panes"),
         (c("list_panes", sesion="base"), "error:invalid_argument"),
+        (c("read_screen", pane=pane), "read-screen"),
+        (c("read_screen", pane="%999"), "error:pane_not_found"),
+        (c("send_keys", pane=pane, keys=["C-l"]), "send-keys"),
+        (c("send_keys", pane=pane, keys=["not a key"]), "error:invalid_argument"),
+        (c("wait_for_text", pane=pane, pattern="hi", lines=50, timeout=5), "wait-for-text"),
+        (c("wait_for_text", pane=pane, pattern="("), "error:invalid_argument"),
     ]
     for s in fleet.servers:
         steps.append((c("server_add", name=s.name, host=s.host, port=s.port, user="root",

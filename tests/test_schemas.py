@@ -51,7 +51,7 @@ def _command(path: str) -> click.Command:
 
 
 def test_every_input_field_is_an_option_of_the_matching_cli_command() -> None:
-    for tool in tools.TOOLS:
+    for tool in (t for t in tools.TOOLS if t.cli):  # agent-only tools have no CLI yet
         params = {p.name for p in _command(tool.cli).params if p.name}
         for field in tool.input.model_fields:
             spellings = RENAMED.get(field, {field})

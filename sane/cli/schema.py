@@ -42,7 +42,7 @@ Example (by hand; stdin must stay open until the answer, as a client keeps it):
 Tools: run_command, run_wait, run_interrupt, run_input, create_file,
 detect_platform, list_panes, server_list, server_add, server_test, fleet_run, health,
 health_wait, deploy, deploy_status, deploy_list, deploy_resume, deploy_rollback,
-deploy_plan_check.
+deploy_plan_check, read_screen, send_keys, wait_for_text.
 Each returns the same JSON document as the CLI command (`sane schema --tools mcp`).
 """
 
@@ -62,9 +62,10 @@ def schema_cli(command: str | None, fmt: str | None) -> None:
         emit({"format": fmt, "tools": [tools.definition(t, chosen) for t in picked]})
     if command is not None:
         tool = tools.find(command)
-        emit({"command": tool.name, "cli": f"sane {tool.cli}",
+        emit({"command": tool.name, "cli": f"sane {tool.cli}" if tool.cli else None,
               "input": tools.input_schema(tool), "output": tools.output_schema(tool)})
-    emit({"commands": {t.name: {"cli": f"sane {t.cli}", "input": tools.input_schema(t),
+    emit({"commands": {t.name: {"cli": f"sane {t.cli}" if t.cli else None,
+                                "input": tools.input_schema(t),
                                 "output": tools.output_schema(t)} for t in tools.TOOLS},
           "error": tools.compact(json_schema("error"))})
 
