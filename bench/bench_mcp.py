@@ -23,6 +23,9 @@ b. Floors in the same run: the MCP ``ping`` round trip (framing only, no tool), 
    no MCP), N each.
 c. The CLI one-shot ``sane-run-command --pane PANE true`` as a process (start-up,
    attach, run), median of 20, on the same dash pane.
+d. What an agent without sane pays for the same: ``tmux send-keys`` of ``true; tmux
+   wait-for -S CH`` and ``tmux wait-for CH`` as processes, on a fresh dash pane.
+   Goal: the MCP call (a) <= 0.75x this round trip.
 """
 
 from __future__ import annotations
@@ -107,6 +110,32 @@ def bench_library(srv: TmuxTestServer, home: Path, pane: str, runs: int) -> floa
     return median_ms(samples)
 
 
+def bench_raw_tmux(srv: TmuxTestServer, pane: str, runs: int) -> list[float]:
+    """The floor an agent without sane pays: ``tmux send-keys 'true; tmux wait-for -S
+    CH' Enter`` and ``tmux wait-for CH`` as processes (no output, no exit code)."""
+    import subprocess
+
+    tmux = ["tmux", "-L", srv.socket_name]
+    channel = f"sane-bench-{os.getpid()}"
+
+    def trip() -> None:
+        waiter = subprocess.Popen([*tmux, "wait-for", channel])
+        subprocess.run([*tmux, "send-keys", "-t", pane,
+                        f" true; tmux -L {srv.socket_name} wait-for -S {channel}", "Enter"],
+                       check=True)
+        if waiter.wait(timeout=60) != 0:
+            raise RuntimeError("tmux wait-for failed")
+
+    for _ in range(5):
+        trip()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        trip()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
 def bench_cli(env: dict[str, str], pane: str) -> list[float]:
     argv = [cli_exe(), "--pane", pane, "true"]
     run_bounded(argv, 60, env=env, capture=True)
@@ -138,6 +167,12 @@ def main() -> int:
         report(Row("b. in-process sane.tools.call run_command `true` (dash, no MCP)",
                    f"median {library:.2f} ms", "", None, "",
                    f"MCP adds {mcp['dash'] - library:.2f} ms (ping alone {mcp['ping']:.2f} ms)"))
+        raw_pane = srv.new_pane("dash")
+        raw = median_ms(bench_raw_tmux(srv, raw_pane, min(args.runs, 100)))
+        ratio = mcp["dash"] / raw
+        report(Row("d. raw tmux send-keys + wait-for round trip (dash, two processes)",
+                   f"median {raw:.2f} ms", "MCP <= 0.75x", ratio <= 0.75,
+                   f"MCP call {mcp['dash']:.2f} ms", f"MCP / raw {ratio:.2f}x"))
         cli = bench_cli(env, panes["dash"])
         cli_ms = median_ms(cli)
         report(Row(f"c. CLI one-shot `sane-run-command --pane {panes['dash']} true` (dash)",
