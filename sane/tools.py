@@ -542,6 +542,25 @@ TOOLS: tuple[Tool, ...] = (
 BY_NAME = {tool.name: tool for tool in TOOLS}
 
 
+def select(only: str | None, exclude: str | None) -> tuple[Tool, ...]:
+    """The tools ``sane mcp --tools ONLY --exclude EXCLUDE`` serves: comma-separated
+    names (or CLI spellings); ``read-only`` stands for every read-only tool."""
+    def names(spec: str) -> set[str]:
+        picked: set[str] = set()
+        for word in (w.strip() for w in spec.split(",")):
+            if word == "read-only":
+                picked |= {t.name for t in TOOLS if t.read_only}
+            elif word:
+                picked.add(find(word).name)
+        return picked
+
+    chosen = names(only) if only is not None else {t.name for t in TOOLS}
+    chosen -= names(exclude) if exclude is not None else set()
+    if not chosen:
+        raise errors.UsageError("no tools left to serve (--tools/--exclude)")
+    return tuple(t for t in TOOLS if t.name in chosen)
+
+
 def find(name: str) -> Tool:
     """A tool by its name or its CLI spelling (``run-command``, ``fleet run``)."""
     key = name.strip().replace("-", "_").replace(" ", "_")

@@ -637,3 +637,33 @@ def test_send_keys_refuses_the_pane_sane_runs_in(cli_env: dict[str, str],
             assert doc["error"]["code"] == "pane_busy"
 
     anyio.run(main)
+
+
+def test_sane_mcp_tools_and_exclude_serve_a_subset(cli_env: dict[str, str],
+                                                   tmux_server: TmuxTestServer) -> None:
+    pane = tmux_server.new_pane("dash")
+    env = {k: cli_env[k] for k in ("SANE_TMUX_SOCKET", "SANE_HOME")}
+
+    async def listed(*options: str) -> tuple[list[str], dict[str, Any]]:
+        params = StdioServerParameters(command=sys.executable,
+                                       args=["-m", "sane.cli.main", "mcp", *options], env=env)
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as s:
+            await s.initialize()
+            names = [t.name for t in (await s.list_tools()).tools]
+            refused = document(await s.call_tool("run_command", {"command": "true",
+                                                                 "pane": pane}))
+            return names, refused
+
+    async def main() -> None:
+        names, refused = await listed("--tools", "read-only")
+        assert names == [t.name for t in tools.TOOLS if t.read_only]
+        assert {"list_panes", "read_screen", "health", "deploy_status"} <= set(names)
+        assert refused["error"]["code"] == "invalid_argument"
+        assert "not served" in refused["error"]["message"]
+        names, refused = await listed("--exclude", "send_keys,deploy")
+        assert names == [t.name for t in tools.TOOLS if t.name not in ("send_keys", "deploy")]
+        assert refused["status"] == "completed"
+
+    anyio.run(main)
+    status, doc, _ = cli(["sane.cli.main", "mcp", "--tools", "no_such"], cli_env)
+    assert (status, doc["error"]["code"]) == (2, "invalid_argument")

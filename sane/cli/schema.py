@@ -112,9 +112,16 @@ def call_cli(tool: str, arguments: str, socket: str | None) -> None:
 
 
 @click.command("mcp", epilog=MCP_EPILOG)
+@click.option("--tools", "only", metavar="NAMES",
+              help="Serve only these tools (comma-separated names; `read-only` for the "
+                   "tools that change nothing: lists, screens, health, status).")
+@click.option("--exclude", metavar="NAMES", help="Serve every tool but these (same names).")
 @socket_option
-def mcp_cli(socket: str | None) -> None:
+def mcp_cli(only: str | None, exclude: str | None, socket: str | None) -> None:
     """Serve sane's commands as MCP tools over stdio (one process, many fast calls)."""
+    from sane import tools
+
+    exposed = tools.select(only, exclude)
     from importlib.util import find_spec
 
     if find_spec("mcp") is None:  # an optional dependency: say how to get it
@@ -125,4 +132,4 @@ def mcp_cli(socket: str | None) -> None:
                          " pip install 'tmux-sane[mcp]')", extra="mcp")
     from sane.mcp import serve
 
-    serve(socket)
+    serve(socket, exposed)

@@ -42,6 +42,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 
 from sane import __version__, errors, tools
+from sane.envelope import error_document
 from sane.mcp import resources
 from sane.mcp.stdio import LineReader, LineWriter, protocol_fds, stdio_streams
 from sane.ops.context import Context
@@ -58,13 +59,13 @@ INSTRUCTIONS = (
 
 
 @functools.cache
-def tool_list() -> list[mt.Tool]:
+def tool_list(exposed: tuple[tools.Tool, ...] = tools.TOOLS) -> list[mt.Tool]:
     """The tools as MCP declares them: built once from :data:`sane.tools.TOOLS`."""
     return [
         mt.Tool(name=tool.name, description=tool.description,
                 input_schema=tools.input_schema(tool), output_schema=tools.output_schema(tool),
                 annotations=mt.ToolAnnotations(read_only_hint=tool.read_only))
-        for tool in tools.TOOLS
+        for tool in exposed
     ]
 
 
@@ -112,10 +113,13 @@ def _progress_sender(request: ServerRequestContext[Any]
     return send
 
 
-def build_server(ctx: Context) -> Server[Any]:
+def build_server(ctx: Context, exposed: tuple[tools.Tool, ...] = tools.TOOLS) -> Server[Any]:
+    """The server; ``exposed``: the tools it lists and answers (``--tools``/``--exclude``)."""
+    served = {tool.name for tool in exposed}
+
     async def list_tools(_: ServerRequestContext[Any],
                          __: mt.PaginatedRequestParams | None) -> mt.ListToolsResult:
-        return mt.ListToolsResult(tools=tool_list())
+        return mt.ListToolsResult(tools=tool_list(exposed))
 
     # Calls that may wait (they have a timeout) and quick ones draw worker threads from
     # separate pools: a run_interrupt or list_panes never queues behind waiting runs.
@@ -124,6 +128,11 @@ def build_server(ctx: Context) -> Server[Any]:
 
     async def call_tool(request: ServerRequestContext[Any],
                         params: mt.CallToolRequestParams) -> mt.CallToolResult:
+        if params.name not in served:
+            refused = errors.InvalidArgument(
+                f"tool {params.name!r} is not served here; this server offers: "
+                f"{', '.join(sorted(served))}", tool=params.name)
+            return tool_result(error_document(refused))
         control = tools.Call(progress=_progress_sender(request))
         limiter = waiting if _may_wait(params.name) else quick
         try:
@@ -160,8 +169,9 @@ def build_server(ctx: Context) -> Server[Any]:
                   on_read_resource=read_resource)
 
 
-async def _serve(ctx: Context, proto_in: int, proto_out: int) -> None:
-    server = build_server(ctx)
+async def _serve(ctx: Context, proto_in: int, proto_out: int,
+                 exposed: tuple[tools.Tool, ...]) -> None:
+    server = build_server(ctx, exposed)
     async with stdio_streams(LineReader(proto_in), LineWriter(proto_out)) as (read, write):
         await server.run(read, write, server.create_initialization_options())
 
@@ -176,14 +186,14 @@ def _have_uvloop() -> bool:
     return True
 
 
-def serve(socket: str | None = None) -> None:
+def serve(socket: str | None = None, exposed: tuple[tools.Tool, ...] = tools.TOOLS) -> None:
     """Serve MCP on stdin/stdout until the client closes stdin; then let deploys started
     in the background finish (their journals would otherwise stop mid-way) before
     exiting."""
     ctx = Context(TmuxServer.from_env(socket))
     try:
         with protocol_fds() as (proto_in, proto_out):
-            anyio.run(_serve, ctx, proto_in, proto_out,
+            anyio.run(_serve, ctx, proto_in, proto_out, exposed,
                       backend_options={"use_uvloop": _have_uvloop()})
     finally:
         tools.BACKGROUND.join()
