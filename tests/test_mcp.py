@@ -618,6 +618,12 @@ def test_screen_keys_and_text_drive_a_full_screen_program(
         assert regex["error"]["code"] == "invalid_argument"
         tail = await call("read_screen", pane=pane, lines=3)
         assert len(tail["text"].splitlines()) <= 3
+        as_resource = await session.read_resource(f"sane://panes/{pane}/screen")
+        now = await call("read_screen", pane=pane)
+        content = as_resource.contents[0]
+        assert isinstance(content, mt.TextResourceContents) and content.text == now["text"]
+        with pytest.raises(MCPError):
+            await session.read_resource("sane://panes/%999/screen")
 
     with_session(cli_env, body)
 

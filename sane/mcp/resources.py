@@ -22,12 +22,17 @@ from sane.ops.context import Context
 from sane.ops.runs import runs_dir
 
 _OUTPUT_URI = re.compile(r"sane://runs/(r[0-9a-f]{12})/(output-[0-9]+)")
+_SCREEN_URI = re.compile(r"sane://panes/%([0-9]+)/screen")
 
 TEMPLATES = [
     mt.ResourceTemplate(name="run-output", uri_template="sane://runs/{run_id}/output-{offset}",
                         description="The whole output of a run whose result was truncated "
                         "(the result's full_output_path), from byte offset `offset` of the "
                         "run's output.", mime_type="text/plain"),
+    mt.ResourceTemplate(name="pane-screen", uri_template="sane://panes/{pane}/screen",
+                        description="A pane's visible text as a person sees it (pane: "
+                        "%ID, e.g. %3); read_screen also gives the cursor.",
+                        mime_type="text/plain"),
 ]
 
 
@@ -63,10 +68,18 @@ def links(ctx: Context, document: Mapping[str, Any]) -> list[mt.ResourceLink]:
 
 
 def read(ctx: Context, uri: str) -> mt.ReadResourceResult:
+    screen = _SCREEN_URI.fullmatch(uri.replace("%25", "%"))
+    if screen is not None:
+        from sane.ops.screen import read_screen
+
+        text = read_screen(ctx, f"%{screen.group(1)}")["text"]
+        return mt.ReadResourceResult(contents=[mt.TextResourceContents(
+            uri=uri, mime_type="text/plain", text=text)])
     match = _OUTPUT_URI.fullmatch(uri)
     if match is None:
         raise errors.InvalidArgument(f"no resource {uri!r}: sane serves "
-                                     "sane://runs/<run id>/output-<offset>", uri=uri)
+                                     "sane://runs/<run id>/output-<offset> and "
+                                     "sane://panes/%<id>/screen", uri=uri)
     path = runs_dir(ctx) / match.group(1) / match.group(2)
     try:
         data = path.read_bytes()
