@@ -45,7 +45,11 @@ class Input(BaseModel):
 
 
 class RunCommandInput(Input):
-    """Run a shell command in a tmux pane; get its exact output and exit code."""
+    """Run a shell command in a tmux pane; get its exact output and exit code. Status
+    `completed` has the exit code; `running` (the timeout passed, the command goes on):
+    call run_wait with its run_id for the rest, or run_interrupt; `waiting_input` (it
+    waits for terminal input, `prompt` shows it): answer with run_input, or
+    run_interrupt. For full-screen programs use read_screen/send_keys."""
 
     command: str = Field(min_length=1, description="Shell command line, run as typed in the "
                          "pane's shell (state such as cd/export persists between runs).")

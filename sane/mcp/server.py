@@ -53,8 +53,11 @@ INSTRUCTIONS = (
     "output and exit code as JSON. Every result is {\"ok\": true|false, \"schema_version\": 1, "
     "...}. A run past its timeout comes back with status `running`: call run_wait with its "
     "run_id (or run_interrupt). `waiting_input` means the command waits for terminal input "
-    "(`prompt` holds the prompt text): answer with run_input, or run_interrupt. Errors carry "
-    "a stable `error.code`."
+    "(`prompt` holds the prompt text): answer with run_input, or run_interrupt. A busy pane "
+    "(`pane_busy`) names its run and owner: follow a deploy's step with deploy_status, "
+    "never interrupt it. deploy returns its deploy_id at once: follow with deploy_status. "
+    "Full-screen programs: read_screen, send_keys, wait_for_text. Big outputs keep head "
+    "and tail; the rest is a resource. Errors carry a stable `error.code`."
 )
 
 
