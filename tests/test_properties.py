@@ -29,6 +29,7 @@ from sane.testing.pytest_plugin import TmuxTestServer
 
 NONCE = "0123456789abcdef"
 TOKEN = "fedcba9876543210"
+PROBE = "00112233aabbccdd"
 FAST = settings(max_examples=300, deadline=None)
 
 
@@ -43,7 +44,7 @@ def tty(program_bytes: bytes) -> bytes:
 
 
 hex_tags = st.text("0123456789abcdef", min_size=8, max_size=32).filter(
-    lambda t: t not in (NONCE, TOKEN))
+    lambda t: t not in (NONCE, TOKEN, PROBE))
 kinds = st.sampled_from(["B", "E", "X", "L", "D", "M", "R", "P"])
 codes = st.none() | st.integers(-(10**9), 10**9)
 
@@ -124,8 +125,17 @@ def test_exit_and_abort_end_the_run_with_their_status(payload: bytes, code: int,
     feed_all(exited, splits(marker(NONCE, "B") + tty(payload) + marker(NONCE, "X", code), cuts))
     assert exited.outcome == (OUTCOME_EXITED, code)
     assert output.clean(exited.region(), keep_ansi=True) == payload
+    # An abort: the prompt marker alone ends nothing (a program can print one); the
+    # run ends on the answer to the status probe sane types once the shell is idle,
+    # and its output stops where the prompt began.
+    prompt = marker(TOKEN, "P", 130) + b"$ "
+    forged = RunScanner(NONCE, [TOKEN])
+    feed_all(forged, splits(marker(NONCE, "B") + tty(payload) + prompt, cuts))
+    assert forged.outcome is None
     aborted = RunScanner(NONCE, [TOKEN])
-    feed_all(aborted, splits(marker(NONCE, "B") + tty(payload) + marker(TOKEN, "P", 130), cuts))
+    aborted.expect_status(PROBE)
+    feed_all(aborted, splits(marker(NONCE, "B") + tty(payload) + prompt + b"probe\r\n"
+                             + marker(PROBE, "S", 130) + prompt, cuts))
     assert aborted.outcome == (OUTCOME_ABORTED, 130)
     assert output.clean(aborted.region(), keep_ansi=True) == payload
 
