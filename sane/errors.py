@@ -192,6 +192,13 @@ class TransferFailed(RemoteOperationFailed):
     code = "transfer_failed"
 
 
+class ShellRestricted(RemoteOperationFailed):
+    """The pane's shell is restricted (rbash, ``set -r``): it refuses output redirections
+    and commands named with a slash, so a probe cannot learn what it would report."""
+
+    code = "shell_restricted"
+
+
 class ParentMissing(NotFound):
     code = "parent_missing"
 

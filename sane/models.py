@@ -93,6 +93,8 @@ class DistroInfo(TypedDict):
 
 
 class ShellInfo(TypedDict):
+    """A shell: its executable, its name (``ash`` for busybox's ash), its version."""
+
     path: str | None
     name: str | None
     version: str | None
@@ -116,6 +118,11 @@ class PlatformInfo(TypedDict):
     uid: int | None
     home: str | None
     shell: ShellInfo
+    """The shell running in the pane (the one sane's runner lives in)."""
+    login_shell: ShellInfo
+    """The user's login shell, from the password database (may differ: a pane running
+    ``zsh`` for a user whose login shell is bash, or sane's POSIX shell on a host whose
+    login shell it cannot drive)."""
     package_managers: list[str]
     init_system: str | None
     init_process: str | None

@@ -32,7 +32,7 @@ def _os_release() -> dict[str, str]:
     return values
 
 
-def test_live_probe_matches_this_machine(sane_ctx: Context, pane: str) -> None:
+def test_live_probe_matches_this_machine(sane_ctx: Context, pane: str, shell: str) -> None:
     from sane.ops.detect_platform import detect_platform
 
     info = detect_platform(sane_ctx, pane=pane)
@@ -45,7 +45,9 @@ def test_live_probe_matches_this_machine(sane_ctx: Context, pane: str) -> None:
                               "name": osr.get("PRETTY_NAME") or osr.get("NAME")}
     me = pwd.getpwuid(os.getuid())
     assert (info["user"], info["uid"]) == (me.pw_name, os.getuid())
-    assert info["shell"]["path"] == me.pw_shell
+    assert info["login_shell"]["path"] == me.pw_shell
+    # The shell the pane runs (bash or dash), whatever the login shell is.
+    assert info["shell"]["name"] == shell
     assert info["hostname"] == socket.gethostname()
     assert info["tools"]["base64"] is True and "apt-get" in info["package_managers"]
     assert info["pane"] == pane and info["duration_ms"] is not None
@@ -56,8 +58,10 @@ def test_macos() -> None:
     assert info["distro"] == {"id": "macos", "version_id": "14.4.1", "name": "macOS"}
     assert (info["init_system"], info["container"], info["virtualization"]) == ("launchd", None,
                                                                                  None)
-    assert info["shell"] == {"path": "/bin/zsh", "name": "zsh",
-                             "version": "zsh 5.9 (x86_64-apple-darwin23.0)"}
+    assert info["login_shell"] == {"path": "/bin/zsh", "name": "zsh",
+                                   "version": "zsh 5.9 (x86_64-apple-darwin23.0)"}
+    # Recorded before the probe looked at the running shell: unknown, not a guess.
+    assert info["shell"] == {"path": None, "name": None, "version": None}
     assert info["tools"]["sha256sum"] is False and info["tools"]["shasum"] is True
     assert info["sudo_without_password"] is False and info["locale"]["lc_all"] is None
 
@@ -68,7 +72,7 @@ def test_alpine_container() -> None:
     assert info["container"] == "docker" and info["init_system"] is None
     assert info["init_process"] == "sleep" and info["package_managers"] == ["apk"]
     assert info["sudo_without_password"] is None  # no sudo: unknown, not false
-    assert info["shell"]["version"] is None and info["locale"]["charmap"] is None
+    assert info["login_shell"]["version"] is None and info["locale"]["charmap"] is None
 
 
 def test_freebsd() -> None:
@@ -98,3 +102,22 @@ def test_cli(cli_env: dict[str, str], tmux_server: TmuxTestServer) -> None:
     assert status == 0
     validate("detect-platform", doc)
     assert doc["os"] == platform.system()
+
+
+def test_restricted_shell_is_a_clear_error(sane_ctx: Context, tmux_server: TmuxTestServer) -> None:
+    """rbash refuses the probe's redirections: an error naming it, not ok with nulls."""
+    from sane.ops.detect_platform import detect_platform
+
+    pane = tmux_server.new_pane("env -u PROMPT_COMMAND HISTFILE=/dev/null PS1='$ ' "
+                                "rbash --norc --noprofile")
+    with pytest.raises(errors.ShellRestricted) as caught:
+        detect_platform(sane_ctx, pane=pane)
+    assert caught.value.details["shell"] == "rbash"
+
+
+def test_running_shell_from_a_busybox_login() -> None:
+    """busybox is every applet: the running shell's name comes from its argv."""
+    info = parse_probe("run_shell_exe=/bin/busybox\nrun_shell_argv=-ash \nend=1\n")
+    assert info["shell"] == {"path": "/bin/busybox", "name": "ash", "version": None}
+    info = parse_probe("run_shell_argv=-zsh\nrun_shell_version=5.9\nend=1\n")  # no /proc
+    assert info["shell"] == {"path": None, "name": "zsh", "version": "5.9"}

@@ -152,6 +152,19 @@ def test_interrupt_after_a_partial_line(sane_ctx: Context, pane: str) -> None:
 
 
 
+def test_detect_platform(sane_ctx: Context, pane: str, shell: str) -> None:
+    """The running shell is the pane's, the login shell the password database's."""
+    import os
+    import pwd
+
+    from sane.ops.detect_platform import detect_platform
+
+    info = detect_platform(sane_ctx, pane=pane)
+    assert info["shell"]["name"] == shell
+    assert info["login_shell"]["path"] == pwd.getpwuid(os.getuid()).pw_shell
+    assert run(sane_ctx, pane, "echo free")["output"] == "free\n"
+
+
 def test_create_file(sane_ctx: Context, pane: str, tmp_path: Path) -> None:
     data = bytes(range(256)) * 4
     target = tmp_path / "f.bin"

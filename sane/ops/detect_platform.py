@@ -23,9 +23,27 @@ PACKAGE_MANAGERS = ("apt-get", "dnf", "yum", "apk", "pacman", "zypper", "brew", 
 TOOLS = ("python3", "jq", "systemctl", "docker", "podman", "base64", "sha256sum", "shasum",
          "curl", "wget", "git", "tmux", "sudo", "openssl", "ssh", "rsync", "perl")
 
+# The shell running the probe: its pid is ``$$`` (or ``$__dp_pid`` when a non-POSIX
+# shell runs the probe through ``sh -c``). Its version is read from the variable each
+# shell sets for itself (dash and busybox ash set none: null).
+_RUNNING_SHELL = """\
+__dp_p=${__dp_pid:-$$}
+if [ -r "/proc/$__dp_p/cmdline" ]; then
+  __dp run_shell_exe "$(readlink "/proc/$__dp_p/exe" 2>/dev/null)"
+  __dp run_shell_argv "$(tr '\\000' ' ' < "/proc/$__dp_p/cmdline" 2>/dev/null | cut -c1-200)"
+else
+  __dp run_shell_argv "$(ps -o comm= -p "$__dp_p" 2>/dev/null)"
+fi
+"""
+_RUNNING_VERSION = ('__dp run_shell_version "${BASH_VERSION:-${ZSH_VERSION:-${KSH_VERSION:-'
+                    '${YASH_VERSION:-${POSH_VERSION:-${FISH_VERSION-}}}}}}"\n')
+
+# A restricted shell (rbash) refuses every output redirection: the probe then says so
+# and nothing else (with everything null the result would look like a bare host).
 PROBE = f"""\
 __dp() {{ printf '%s=%s\\n' "$1" "$2"; }}
-__dp os "$(uname -s 2>/dev/null)"; __dp kernel "$(uname -r 2>/dev/null)"
+{_RUNNING_VERSION}if ! : >/dev/null; then __dp restricted 1; __dp run_shell_argv "${{ZSH_NAME:-$0}}"; else
+{_RUNNING_SHELL}__dp os "$(uname -s 2>/dev/null)"; __dp kernel "$(uname -r 2>/dev/null)"
 __dp arch "$(uname -m 2>/dev/null)"
 __dp hostname "$(hostname 2>/dev/null || uname -n 2>/dev/null)"
 __dp user "$(id -un 2>/dev/null)"; __dp uid "$(id -u 2>/dev/null)"; __dp home "${{HOME-}}"
@@ -67,7 +85,7 @@ __dp charmap "$(locale charmap 2>/dev/null)"
 if command -v sudo >/dev/null 2>&1; then
   if sudo -n true >/dev/null 2>&1 </dev/null; then __dp sudo yes; else __dp sudo no; fi
 fi
-__dp end 1
+fi; __dp end 1
 """
 
 _VM_VENDORS = {
@@ -101,6 +119,13 @@ def parse_probe(text: str) -> PlatformInfo:
             single[key] = value
     if "end" not in single:
         raise errors.TransferFailed("the platform probe did not finish", output=text[-2000:])
+    if single.get("restricted") == "1":
+        running = _running_shell(single)
+        name = running["name"] or "the shell"
+        raise errors.ShellRestricted(
+            f"{name} in the pane is a restricted shell: it refuses output redirections and "
+            "commands named with a slash, so the platform probe cannot run there",
+            shell=running["name"], version=running["version"])
 
     def get(key: str) -> str | None:
         value = single.get(key, "")
@@ -123,7 +148,8 @@ def parse_probe(text: str) -> PlatformInfo:
         user=get("user"),
         uid=int(uid) if uid and uid.isdigit() else None,
         home=get("home"),
-        shell=ShellInfo(
+        shell=_running_shell(single),
+        login_shell=ShellInfo(
             path=shell_path,
             name=shell_path.rsplit("/", 1)[-1] if shell_path else None,
             version=get("shell_version"),
@@ -139,6 +165,24 @@ def parse_probe(text: str) -> PlatformInfo:
         pane=None,
         duration_ms=None,
     )
+
+
+def _running_shell(single: dict[str, str]) -> ShellInfo:
+    """The pane's own shell from its executable (``/proc/PID/exe``) and argv.
+
+    The executable names the shell (``sh`` started as ``/bin/sh`` is dash, say), except
+    busybox, which is every applet: there argv says which (``-ash``, ``busybox ash``).
+    Without /proc only ``ps``'s command name is known.
+    """
+    exe = single.get("run_shell_exe", "")
+    argv = single.get("run_shell_argv", "").split()
+    words = [w.rsplit("/", 1)[-1].lstrip("-") for w in argv]
+    name = exe.rsplit("/", 1)[-1] if exe else (words[0] if words else "")
+    if name == "busybox" and words:
+        name = words[1] if words[0] == "busybox" and len(words) > 1 else words[0]
+    path = exe or (argv[0].lstrip("-") if argv and "/" in argv[0] else "")
+    return ShellInfo(path=path or None, name=name or None,
+                     version=single.get("run_shell_version") or None)
 
 
 def _distro(get: Callable[[str], str | None], os_name: str | None) -> DistroInfo | None:

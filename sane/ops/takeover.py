@@ -21,7 +21,7 @@ from sane.tmux.control import ControlClient, PaneStream
 # Programs sane may type into: POSIX-ish shells, and ssh (whose remote shell the
 # runner's missing-runner guard then checks).
 SHELLS = frozenset(
-    {"sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "lksh", "oksh", "ash", "posh",
+    {"sh", "bash", "rbash", "dash", "zsh", "ksh", "ksh93", "mksh", "lksh", "oksh", "ash", "posh",
      "yash", "busybox", "ssh"}
 )
 READY_TIMEOUT = 15.0
