@@ -4,6 +4,7 @@ what the next run finds. Real tmux, real bash and dash (zsh where installed)."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,12 @@ PROMPT_SETUPS = {
     "etc-bashrc": ". /etc/bash.bashrc\n",
 }
 ZSH = shutil.which("zsh")
+
+
+@pytest.fixture(params=["bash", "dash", "zsh"])
+def shell_pane(request: pytest.FixtureRequest, tmux_server: TmuxTestServer) -> str:
+    """A pane of bash, dash or zsh (clean rc files)."""
+    return tmux_server.new_pane(str(request.param))
 
 
 def _settled(result: dict[str, Any]) -> dict[str, Any]:
@@ -129,3 +136,27 @@ def test_prompt_changed_by_the_interrupted_run_itself(sane_ctx: Context, pane: s
             interrupt_on_timeout=True)
     assert _settled(r) == {"status": "interrupted", "exit_code": 130, "output": "start\n"}
     assert run(sane_ctx, pane, "echo next")["output"] == "next\n"
+
+
+# -- #14 item 12: waiting on a run that ended within its own call -----------------------
+
+
+def test_wait_or_interrupt_on_a_run_that_finished_in_time(sane_ctx: Context,
+                                                          shell_pane: str) -> None:
+    done = run(sane_ctx, shell_pane, "echo hi; (exit 3)")
+    assert (done["status"], done["exit_code"]) == ("completed", 3)
+    for _ in range(3):  # later runs in the same pane do not make it forgotten
+        run(sane_ctx, shell_pane, "true")
+    rid = done["run_id"]
+    calls: list[Callable[[], object]] = [lambda: run_wait(sane_ctx, rid, timeout=1),
+                                         lambda: run_interrupt(sane_ctx, rid),
+                                         lambda: run_input(sane_ctx, rid, "touch nothing")]
+    for call in calls:
+        with pytest.raises(errors.RunFinished) as caught:
+            call()
+        assert {k: caught.value.details[k] for k in ("pane", "status", "exit_code",
+                                                     "shell_exited", "output_bytes")} == {
+            "pane": shell_pane, "status": "completed", "exit_code": 3, "shell_exited": False,
+            "output_bytes": 3}
+    with pytest.raises(errors.RunNotFound):
+        run_wait(sane_ctx, "r0123456789ab", timeout=1)

@@ -136,8 +136,10 @@ def _claim(ctx: Context, client: ControlClient, state: panes.PaneState, run_id: 
     )
 
 
-def _release(client: ControlClient, pane_id: str, value: str | None = None) -> None:
-    """Clear the busy flag (only if it still names ``value``, when given)."""
+def _release(client: ControlClient, pane_id: str, value: str | None = None,
+             note: RunResult | None = None) -> None:
+    """Clear the busy flag (only if it still names ``value``, when given); ``note``:
+    the run's result, remembered in the pane (:func:`find_done`)."""
     try:
         if value is not None:
             current = client.command(
@@ -145,9 +147,69 @@ def _release(client: ControlClient, pane_id: str, value: str | None = None) -> N
             )
             if not current or current[0] != value:
                 return
-        client.command(f"set-option -p -u -t {pane_id} {panes.OPT_RUN}")
+        client.command(f"set-option -p -u -t {pane_id} {panes.OPT_RUN}",
+                       *_note_done(pane_id, note))
     except errors.SaneError:
         pass  # the pane is gone: nothing to release
+
+
+# Finished runs, newest first, in the pane option OPT_DONE: ``run_id:status:code:
+# exited:bytes:ms;`` entries. tmux itself prepends each (``set-option -F``, in the same
+# line that clears the busy flag: no extra round trip) and keeps the first DONE_LIMIT
+# characters, so about the last ten runs of each pane stay known without a file.
+DONE_LIMIT = 400
+
+
+def _note_done(pane_id: str, result: RunResult | None) -> list[str]:
+    """The tmux command that remembers a run that ended within its call (none if the
+    result could not be built)."""
+    if result is None:
+        return []
+    code = "" if result["exit_code"] is None else str(result["exit_code"])
+    entry = (f"{result['run_id']}:{result['status']}:{code}:{int(result['shell_exited'])}:"
+             f"{result['output_start'] + result['output_bytes']}:{round(result['duration_ms'])};")
+    return [f"set-option -p -F -t {pane_id} {panes.OPT_DONE} "
+            f"'{entry} #{{={DONE_LIMIT}:{panes.OPT_DONE}}}'"]
+
+
+class DoneRun(NamedTuple):
+    """A run that ended within its call, as its pane remembers it."""
+
+    pane: str
+    status: RunStatus
+    exit_code: int | None
+    shell_exited: bool
+    output_bytes: int
+    duration_ms: int
+
+
+def parse_done(pane_id: str, value: str, run_id: str) -> DoneRun | None:
+    """``run_id``'s entry in a pane's OPT_DONE value (a cut-off entry is ignored)."""
+    for entry in value.split():
+        fields = entry.split(":")
+        if len(fields) != 6 or fields[0] != run_id or not entry.endswith(";"):
+            continue
+        status, code, exited, size, ms = fields[1], fields[2], fields[3], fields[4], fields[5][:-1]
+        if status in ("completed", "interrupted", "lost") and size.isdigit() and ms.isdigit() \
+                and (code == "" or code.isdigit()):
+            return DoneRun(pane_id, status, int(code) if code else None,  # type: ignore[arg-type]
+                           exited == "1", int(size), int(ms))
+    return None
+
+
+def find_done(ctx: Context, run_id: str) -> DoneRun | None:
+    """Look for ``run_id`` among the finished runs the panes of this tmux server keep."""
+    try:
+        lines = ctx.tmux(["list-panes", "-a", "-F", f"#{{pane_id}}\t#{{{panes.OPT_DONE}}}"])
+    except errors.SaneError:
+        return None
+    for line in lines:
+        pane_id, _, value = line.partition("\t")
+        if run_id in value:
+            found = parse_done(pane_id, value, run_id)
+            if found is not None:
+                return found
+    return None
 
 
 def _stale(ctx: Context, holder: str) -> bool:
@@ -611,14 +673,17 @@ def _run(
         status, code, exited = _status_of(follow, scanner, interrupted)
         _settle(ctx, client, pane_id, scanner)
         duration_ms = (time.perf_counter() - started) * 1000
+        result: RunResult | None = None
         try:
             if opts.durable:
                 _end_durable(ctx, client, rec, {"status": status, "exit_code": code,
                                                 "shell_exited": exited,
                                                 "duration_ms": round(duration_ms, 3)})
+            result = _result(ctx, rec, scanner, status, code, exited, duration_ms)
         finally:  # the run ended: its flag goes, whatever recording it did
-            client.send(f"set-option -p -u -t {pane_id} {panes.OPT_RUN}")  # answered at close
-        return _result(ctx, rec, scanner, status, code, exited, duration_ms)
+            client.send(f"set-option -p -u -t {pane_id} {panes.OPT_RUN}",
+                        *_note_done(pane_id, result))  # answered at close
+        return result
     finally:
         client.unwatch(pane_id, stream)
 
@@ -798,9 +863,10 @@ def _hand_over(
             shutil.rmtree(directory, ignore_errors=True)
             status, code, exited = _status_of(_Follow("outcome"), scanner, False)
             _settle(ctx, client, pane_id, scanner)
-            _release(client, pane_id)
-            return _result(ctx, rec, scanner, status, code, exited,
+            done = _result(ctx, rec, scanner, status, code, exited,
                            (time.perf_counter() - started) * 1000)
+            _release(client, pane_id, note=done)
+            return done
         result = _result(ctx, rec, scanner, "waiting_input" if waiting else "running", None,
                          False, (time.perf_counter() - started) * 1000, waiting)
         _save_record(ctx, rec, head=bytes(scanner.buf) if head is None else head)
@@ -867,7 +933,13 @@ def _resume(
     interrupt: bool = False, interrupt_grace: float = INTERRUPT_GRACE,
     keys: tuple[str, bool] | None = None,
 ) -> RunResult:
-    rec = _load_record(ctx, run_id)
+    try:
+        rec = _load_record(ctx, run_id)
+    except errors.RunNotFound:
+        done = find_done(ctx, run_id)
+        if done is None:
+            raise
+        raise _done_in_time(run_id, done) from None
     final = rec.get("final")
     scanner, stream_path, size = _replay(ctx, rec)
     if keys is not None and (final is not None or scanner.outcome is not None):
@@ -918,6 +990,21 @@ def _finished(run_id: str, final: dict[str, Any] | None) -> errors.RunFinished:
         f"run {run_id} has ended, so nothing was typed (the text would have gone to the "
         "shell as a command); `sane run wait` returns its result",
         run_id=run_id, status=final["status"] if final else None,
+    )
+
+
+def _done_in_time(run_id: str, done: DoneRun) -> errors.RunFinished:
+    """``run_finished`` for a run that ended within the call that started it: that call
+    returned its result and all its output, so there is nothing to wait for, interrupt
+    or answer. The error carries the result (not ``run_not_found``: the id was real)."""
+    code = "" if done.exit_code is None else f", exit {done.exit_code}"
+    return errors.RunFinished(
+        f"run {run_id} already ended ({done.status}{code}) within the call that started "
+        f"it, which returned its result and all {done.output_bytes} bytes of its output; "
+        "nothing was sent to the pane",
+        run_id=run_id, pane=done.pane, status=done.status, exit_code=done.exit_code,
+        shell_exited=done.shell_exited, output_bytes=done.output_bytes,
+        duration_ms=done.duration_ms,
     )
 
 
