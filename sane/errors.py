@@ -222,6 +222,13 @@ class ServerNotFound(NotFound):
     code = "server_not_found"
 
 
+class NoServersSelected(NotFound):
+    """A fleet command's selection matched no server (a misspelt tag, an empty
+    registry): every command refuses it the same way rather than doing nothing."""
+
+    code = "no_servers_selected"
+
+
 class ServerExists(SaneError):
     code = "server_exists"
     exit_status = EXIT_USAGE

@@ -348,11 +348,9 @@ def _server_test(ctx: Context, a: inputs.ServerTestInput, call: Call) -> Outcome
 
 
 def _select(ctx: Context, names: list[str] | None, tag: str | None, all_servers: bool) -> Any:
-    from sane.fleet.registry import Registry
+    from sane.fleet.registry import select_servers
 
-    picked = [n for n in names or [] if n]
-    return Registry(ctx.home).select(picked or None, tag,
-                                     all_servers or (not picked and tag is None))
+    return select_servers(ctx.home, names, tag, all_servers)
 
 
 def _fleet_run(ctx: Context, a: inputs.FleetRunInput, call: Call) -> Outcome:

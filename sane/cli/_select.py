@@ -18,10 +18,9 @@ def split_names(csv: str | None) -> list[str]:
 def selected_servers(names: Iterable[str], tag: str | None, all_servers: bool) -> list[Server]:
     """The servers named (in that order), or with ``tag``; all of them when nothing
     narrows the choice."""
-    from sane.fleet.registry import Registry
+    from sane.fleet.registry import select_servers
 
-    picked = [name for name in names if name]
-    return Registry().select(picked or None, tag, all_servers or (not picked and tag is None))
+    return select_servers(None, names, tag, all_servers)
 
 
 def selected_for_run(names: list[str], tag: str | None,

@@ -42,7 +42,8 @@ def _validated_entries(home: str | os.PathLike[str]) -> list[dict[str, Any]] | N
 def quick_select(home: str | os.PathLike[str], names: Sequence[str], tag: str | None,
                  all_servers: bool) -> list[ServerSpec] | None:
     """The same choice as ``Registry.select`` (names in order, a tag, or all), or None
-    when the validating path must answer (unvalidated bytes, an unknown name)."""
+    when the validating path must answer (unvalidated bytes, an unknown name, a
+    choice that leaves no server)."""
     entries = _validated_entries(home)
     if entries is None:
         return None
@@ -55,7 +56,8 @@ def quick_select(home: str | os.PathLike[str], names: Sequence[str], tag: str | 
             return None  # the validating path names what is missing
         return [specs[name] for name in names]
     if tag is not None:
-        return [spec for spec in specs.values() if tag in spec.tags]
+        tagged = [spec for spec in specs.values() if tag in spec.tags]
+        return tagged or None  # nothing selected: the validating path says so
     if all_servers:
-        return list(specs.values())
+        return list(specs.values()) or None
     return None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -135,7 +135,10 @@ class Registry:
 
     def select(self, names: list[str] | None = None, tag: str | None = None,
                all_servers: bool = False) -> list[Server]:
-        """Servers by name (in the order given), by tag, or all of them."""
+        """Servers by name (in the order given), by tag, or all of them. The one
+        selection rule of every fleet command (CLI, MCP, deploy): an unknown name is
+        ``server_not_found``; a choice that leaves no server is ``no_servers_selected``
+        naming what was asked, never a command that quietly does nothing."""
         servers = self.load().servers
         if names:
             by_name = {s.name: s for s in servers}
@@ -145,8 +148,19 @@ class Registry:
                                             servers=missing)
             return [by_name[n] for n in names]
         if tag is not None:
-            return [s for s in servers if tag in s.tags]
+            tagged = [s for s in servers if tag in s.tags]
+            if not tagged:
+                known = sorted({t for s in servers for t in s.tags})
+                raise errors.NoServersSelected(
+                    f"no server has the tag {tag!r} in {self.path}"
+                    + (f" (tags in use: {', '.join(known)})" if known else " (no tags in use)"),
+                    tag=tag, tags=known)
+            return tagged
         if all_servers:
+            if not servers:
+                raise errors.NoServersSelected(
+                    f"no servers selected: {self.path} has no servers (sane server add)",
+                    tag=None, tags=[])
             return servers
         raise errors.UsageError("name servers, or use --tag or --all")
 
@@ -181,6 +195,16 @@ class Registry:
                     registry.servers.remove(server)
                     return server
         raise errors.ServerNotFound(f"no server named {name!r}", server=name)
+
+
+def select_servers(home: Path | None, names: Iterable[str] | None, tag: str | None,
+                   all_servers: bool) -> list[Server]:
+    """What ``--servers``/``--tag``/``--all`` (or the MCP ``servers``/``tag``/``all``)
+    choose: the servers named, else those with ``tag``, else every server when nothing
+    narrows the choice (see ``Registry.select`` for what an empty choice gives)."""
+    picked = [name for name in names or () if name]
+    return Registry(home).select(picked or None, tag,
+                                 all_servers or (not picked and tag is None))
 
 
 def _serialize(registry: RegistryFile) -> bytes:
