@@ -209,7 +209,8 @@ def test_detect_platform_reports_the_debian_container(sane_ctx: Context,
     assert info["hostname"] == "deb1" and info["user"] == "root" and info["home"] == "/root"
     assert info["distro"] is not None and info["distro"]["id"] == "debian"
     assert f"{info['distro']['version_id']}\nexit=0\n".encode() == release
-    assert info["shell"]["name"] == "bash" and info["container"] == "podman"
+    assert info["shell"]["name"] == "bash" and info["container"] == container_fleet.engine.kind
+    assert info["login_shell"]["path"] == "/bin/bash"
     assert info["tools"]["python3"] is False and info["tools"]["sha256sum"] is True
     assert info["tools"]["jq"] is False and info["package_managers"] == ["apt-get"]
 
@@ -225,10 +226,13 @@ def test_detect_platform_reports_the_busybox_container(sane_ctx: Context,
     info = detect_platform(sane_ctx, pane=pane_for_server(sane_ctx, "bb1"))
     assert info["hostname"] == "bb1" and info["user"] == "root" and info["home"] == "/root"
     assert info["distro"] is not None and info["distro"]["id"] == "busybox"
-    assert info["shell"] == {"path": "/bin/ash", "name": "ash", "version": None}
+    # the pane's shell is busybox's ash applet (its executable is /bin/busybox), the
+    # password database's is /bin/ash; busybox ash has no version variable
+    assert info["shell"] == {"path": "/bin/busybox", "name": "ash", "version": None}
+    assert info["login_shell"] == {"path": "/bin/ash", "name": "ash", "version": None}
     assert info["tools"]["python3"] is False and info["tools"]["perl"] is False
     assert info["tools"]["sha256sum"] is True and info["tools"]["base64"] is True
-    assert info["package_managers"] == [] and info["container"] == "podman"
+    assert info["package_managers"] == [] and info["container"] == container_fleet.engine.kind
     # and those tools are busybox's own applets (out of band)
     # (busybox readlink takes one path)
     assert in_container(container_fleet, "bb1", "for t in /usr/bin/sha256sum /bin/ls; do "
