@@ -140,8 +140,8 @@ def peers(fleet: Fleet, work: Path) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     hosts = [(s.host, s.port) for s in fleet.servers]
     try:
-        from pssh.clients import ParallelSSHClient  # type: ignore[import-not-found]
-        from pssh.config import HostConfig  # type: ignore[import-not-found]
+        from pssh.clients import ParallelSSHClient  # type: ignore[import-not-found, import-untyped, unused-ignore]
+        from pssh.config import HostConfig  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
         client = ParallelSSHClient([h for h, _ in hosts], user="root",
                                    pkey=str(fleet.client_key), pool_size=COUNT,
@@ -165,7 +165,7 @@ def peers(fleet: Fleet, work: Path) -> list[tuple[str, str]]:
     else:
         rows.append(("pssh", "skipped: parallel-ssh command not installed"))
     try:
-        from fabric import ThreadingGroup  # type: ignore[import-not-found]
+        from fabric import ThreadingGroup  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
         group = ThreadingGroup(*[f"root@{h}:{p}" for h, p in hosts],
                                connect_kwargs={"key_filename": str(fleet.client_key)})

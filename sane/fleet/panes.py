@@ -10,6 +10,7 @@ live pane is reused, a dead one is replaced, a missing one is created.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from sane.ops.context import Context
 from sane.ops.takeover import install_runner
 from sane.parallel import bounded_map
 from sane.tmux import panes
-from sane.tmux.structure import creation_lock, ensure_local_pane, prepare_pane
+from sane.tmux.structure import creation_lock, ensure_local_pane, prepare_commands
 
 ROLE_SSH = "ssh"
 ROLE_ORCHESTRATOR = "orchestrator"
@@ -33,6 +34,8 @@ CONNECT_TIMEOUT = 30.0
 # next run the same again. (The takeover is retyped after 3 s without READY.)
 INSTALL_GRACE = 5.0
 DEFAULT_PARALLEL = 5
+# Server names that are safe inside a tmux format (a registry name always is).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 def ensure_session(ctx: Context) -> str:
@@ -58,24 +61,55 @@ def server_panes(ctx: Context) -> dict[str, panes.PaneState]:
     return found
 
 
+def _server_pane(ctx: Context, name: str) -> panes.PaneState | None:
+    """``name``'s pane as tmux has it now, asked by name: one line back, not the
+    fleet's (the check under the creation lock costs the same at 20 servers as at
+    1,000). A name a tmux format could misread falls back to the whole list."""
+    if not _PLAIN_NAME.fullmatch(name):
+        return server_panes(ctx).get(name)
+    ctx.attach_first(f"={ctx.session_name}")
+    try:
+        lines = ctx.tmux(["list-panes", "-s", "-t", f"={ctx.session_name}",
+                          "-f", "#{==:#{" + panes.OPT_SERVER + "}," + name + "}",
+                          "-F", panes.STATE_FORMAT])
+    except (errors.SessionNotFound, errors.PaneNotFound, errors.TmuxServerNotRunning):
+        return None
+    for line in lines:
+        state = panes.parse_state(line) if line else None
+        if state is not None and state.role == ROLE_SSH and state.server == name:
+            return state
+    return None
+
+
 def _new_pane(ctx: Context, server: ServerLike, accept_new: bool) -> str:
     """A window running ssh behind a gate: the options that keep a failed ssh's pane
     around are set before ssh may start and exit. ssh's own messages (and its jump
     hops') go to a file, not the pane: why it failed is then exactly ssh's words, never
-    mixed with the pane's padding or with what sane typed into it."""
+    mixed with the pane's padding or with what sane typed into it.
+
+    Two tmux round trips in all (the window, then its options and the gate's release
+    as one command list), through the control client: this runs under the creation
+    lock, so its cost is paid once per server one after the other."""
     gate = f"sane-gate-{os.urandom(6).hex()}"
     ssh = shlex.join(ssh_argv(server, accept_new, master=True, tty=True))
     command = f"tmux wait-for {gate} && exec {ssh} 2>{shlex.quote(stderr_log(server))}"
-    out = ctx.server.run("new-window", "-d", "-t", f"={ctx.session_name}:", "-n", server.name,
-                         "-P", "-F", "#{pane_id}", command)
-    pane_id = out.strip()
-    prepare_pane(ctx.server, pane_id, ROLE_SSH, server.name)
-    ctx.server.run("set-option", "-p", "-t", pane_id, OPT_GATE, gate)
-    # How to reach the same host beside the pane (over its ControlMaster): prompt
-    # detection reads the remote /proc through it while a run waits.
-    ctx.server.run("set-option", "-p", "-t", pane_id, panes.OPT_SIDE_CHANNEL,
-                   shlex.join(ssh_argv(server)))
-    ctx.server.run("wait-for", "-S", gate)
+    new_window = ["new-window", "-d", "-t", f"={ctx.session_name}:", "-n", server.name,
+                  "-P", "-F", "#{pane_id}", command]
+    try:
+        out = ctx.tmux(new_window)
+    except errors.SessionNotFound:  # closed since (or never made): make it, once
+        ensure_session(ctx)
+        out = ctx.tmux(new_window)
+    pane_id = out[0].strip()
+    ctx.tmux_batch([
+        *prepare_commands(pane_id, ROLE_SSH, server.name),
+        ["set-option", "-p", "-t", pane_id, OPT_GATE, gate],
+        # How to reach the same host beside the pane (over its ControlMaster): prompt
+        # detection reads the remote /proc through it while a run waits.
+        ["set-option", "-p", "-t", pane_id, panes.OPT_SIDE_CHANNEL,
+         shlex.join(ssh_argv(server))],
+        ["wait-for", "-S", gate],
+    ])
     return pane_id
 
 
@@ -86,15 +120,14 @@ def open_server_pane(ctx: Context, server: ServerLike, accept_new: bool = False,
 
     ``known``: server panes already listed by the caller (one ``list-panes`` for a
     whole fleet), so a warm pane costs nothing more; only a missing or dead pane
-    takes the creation lock.
+    takes the creation lock. ``timeout`` counts from when this server's pane exists:
+    time queued behind other servers' pane creation is not this server's.
     """
-    deadline = time.monotonic() + timeout  # waits for locks and tmux count too
     current = (known if known is not None else server_panes(ctx)).get(server.name)
     if current is not None and not current.dead and current.runner_installed:
         return current
     with creation_lock(ctx.server):
-        ensure_session(ctx)
-        existing = server_panes(ctx).get(server.name)
+        existing = _server_pane(ctx, server.name)
         if existing is not None and not existing.dead:
             state = ctx.pane_state(existing.pane_id)
             if state.runner_installed:
@@ -104,13 +137,13 @@ def open_server_pane(ctx: Context, server: ServerLike, accept_new: bool = False,
             if existing is not None:  # dead: its ssh ended; replace it (see respawn docs)
                 ctx.server.run("kill-pane", "-t", existing.pane_id)
             pane_id = _new_pane(ctx, server, accept_new)
-    return _make_ready(ctx, server, pane_id, deadline, timeout)
+    return _make_ready(ctx, server, pane_id, time.monotonic() + timeout, timeout)
 
 
 def _make_ready(ctx: Context, server: ServerLike, pane_id: str, deadline: float,
                 timeout: float) -> panes.PaneState:
     """Install the runner in the pane's remote shell by ``deadline`` (``timeout``
-    seconds from the start of ``open_server_pane``).
+    seconds from when the pane was there).
 
     Nothing is typed before the server has answered: output in the pane (on the
     screen already, or arriving), or, for a server that prints nothing at all (no

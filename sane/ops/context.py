@@ -70,6 +70,16 @@ class Context:
             return client.command(" ".join(_quote_all(argv)))
         return self.server.run(*argv).splitlines()
 
+    def tmux_batch(self, commands: list[list[str]]) -> list[str]:
+        """Run several tmux commands in one round trip (one control-mode line, else
+        one process): tmux runs them in order and stops at the first that fails."""
+        client = self.hub.any_client()
+        if client is not None:
+            return client.command(*(" ".join(_quote_all(argv)) for argv in commands))
+        from sane.tmux.command import command_list
+
+        return self.server.run(*command_list(commands)).splitlines()
+
     def client(self, session_id: str) -> ControlClient:
         return self.hub.client(session_id)
 

@@ -30,6 +30,15 @@ def no_formats(text: str) -> str:
     return text.replace("#", "##")
 
 
+def command_list(commands: Sequence[Sequence[str]]) -> list[str]:
+    """Several tmux commands as one tmux process's arguments (``a ; b``): tmux runs
+    them in order and stops at the first that fails."""
+    args: list[str] = []
+    for command in commands:
+        args += [*([";"] if args else []), *command]
+    return args
+
+
 _TMUX_PATH: dict[str, str | None] = {}
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from sane import errors
 from sane.tmux import panes
-from sane.tmux.command import TmuxServer
+from sane.tmux.command import TmuxServer, command_list
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -98,16 +98,26 @@ def creation_lock(server: TmuxServer) -> Iterator[None]:
         os.close(fd)
 
 
+def prepare_commands(pane_id: str, role: str, server_name: str | None = None
+                     ) -> list[list[str]]:
+    """The tmux commands that mark a pane as sane's and keep it around when its shell
+    exits: sent together (one command list), never one tmux round trip each."""
+    commands = [
+        ["set-option", "-p", "-t", pane_id, panes.OPT_ROLE, role],
+        ["set-option", "-p", "-t", pane_id, "remain-on-exit", "on"],
+        ["set-option", "-w", "-t", pane_id, "window-size", "manual"],
+        ["resize-window", "-t", pane_id, "-x", str(PANE_WIDTH), "-y", str(PANE_HEIGHT)],
+    ]
+    if server_name is not None:
+        commands.append(["set-option", "-p", "-t", pane_id, panes.OPT_SERVER, server_name])
+    return commands
+
+
 def prepare_pane(
     server: TmuxServer, pane_id: str, role: str, server_name: str | None = None
 ) -> None:
-    """Mark a pane as sane's and keep it around when its shell exits."""
-    server.run("set-option", "-p", "-t", pane_id, panes.OPT_ROLE, role)
-    server.run("set-option", "-p", "-t", pane_id, "remain-on-exit", "on")
-    server.run("set-option", "-w", "-t", pane_id, "window-size", "manual")
-    server.run("resize-window", "-t", pane_id, "-x", str(PANE_WIDTH), "-y", str(PANE_HEIGHT))
-    if server_name is not None:
-        server.run("set-option", "-p", "-t", pane_id, panes.OPT_SERVER, server_name)
+    """Mark a pane as sane's (see :func:`prepare_commands`): one tmux process."""
+    server.run(*command_list(prepare_commands(pane_id, role, server_name)))
 
 
 def ensure_local_pane(server: TmuxServer, session: str, window: str, role: str) -> str:

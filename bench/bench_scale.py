@@ -1,0 +1,254 @@
+"""Benchmark sane on big loopback fleets against plain ssh and the peers, in one run.
+
+Reproduce (repository root, root user, openssh-server installed; parallel-ssh's copy
+is measured when ``pip install parallel-ssh`` has been done)::
+
+    .venv/bin/python bench/bench_scale.py --sizes 20,100,200,400 --parallel 5,50
+
+Everything runs on this machine: N real sshd on 127.0.0.1 (``sane.testing.fleet``), a
+private tmux server, temporary files; all removed at the end. For every N, in the same
+run, each sane figure is printed beside its baseline and the ratio:
+
+* connect: ``connect_many`` (what ``sane up`` runs) with every pane closed first, against
+  plain ``ssh host true`` with the same parallelism (new connections each);
+* warm ``true`` and ``sleep 1`` (``fleet_run``, --max-parallel N) against ``ssh host
+  true`` over the panes' own ControlMasters, N at once;
+* put: ``fleet_put`` of 100 KB (--max-parallel N) against ``scp`` over the same
+  ControlMasters, N at once, and parallel-ssh's ``copy_file`` (new connections);
+* health: ``check_health`` against ``cat`` of the same file over the ControlMasters.
+
+At the end, per-server slopes (ms per added server) between the smallest and largest N.
+Figures on a shared 2-core machine are noisy: read the ratios, not the milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sane.fleet.panes import connect_many, down
+from sane.fleet.registry import Registry, Server
+from sane.fleet.run import fleet_put, fleet_run
+from sane.fleet.ssh import ssh_argv
+from sane.ops.context import Context
+from sane.parallel import bounded_map
+from sane.testing.fleet import Fleet
+from sane.testing.pytest_plugin import TmuxTestServer
+
+PUT_BYTES = 100 * 1024
+Row = tuple[str, float, float | None]  # what, sane ms, baseline ms
+
+
+def timed(fn: Callable[[], object], repeat: int = 1) -> float:
+    """Median wall-clock ms of ``repeat`` calls."""
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000
+
+
+def _ssh_all(argvs: Sequence[list[str]], parallel: int, data: bytes | None = None) -> None:
+    """Run every argv, at most ``parallel`` at once; any failure aborts the bench."""
+    def one(argv: list[str]) -> None:
+        proc = subprocess.run(argv, input=data, capture_output=True, timeout=120,
+                              stdin=None if data is not None else subprocess.DEVNULL,
+                              check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"baseline failed: {argv[-1]}: {proc.stderr[-300:]!r}")
+
+    bounded_map(one, argvs, parallel)
+
+
+def _fresh(server: Server) -> list[str]:
+    """``ssh`` to ``server`` as sane would, but a new connection (no ControlMaster)."""
+    return [("ControlPath=none" if word.startswith("ControlPath=") else word)
+            for word in ssh_argv(server)]
+
+
+def connect_rows(ctx: Context, servers: list[Server], parallels: list[int]) -> list[Row]:
+    rows: list[Row] = []
+    for parallel in parallels:
+        down(ctx)
+        started = time.perf_counter()
+        reports = connect_many(ctx, servers, max_parallel=parallel)
+        sane_ms = (time.perf_counter() - started) * 1000
+        failed = [r for r in reports if not r["ok"]]
+        if failed:
+            print(f"  !! {len(failed)} failed to connect, e.g. {failed[0]['error']}")
+        fresh = [[*_fresh(s), "true"] for s in servers]
+        started = time.perf_counter()
+        _ssh_all(fresh, parallel)
+        base = (time.perf_counter() - started) * 1000
+        rows.append((f"connect cold, --max-parallel {parallel} | ssh true, same parallelism",
+                     sane_ms, base))
+    return rows
+
+
+def warm_rows(ctx: Context, servers: list[Server]) -> list[Row]:
+    count = len(servers)
+    fleet_run(ctx, servers, "true", max_parallel=count)  # every pane up
+    over_cm = [[*ssh_argv(s), "true"] for s in servers]
+    rows: list[Row] = []
+    lib = timed(lambda: fleet_run(ctx, servers, "true", max_parallel=count), 5)
+    rows.append(("warm true | ssh true over the panes' ControlMasters", lib,
+                 timed(lambda: _ssh_all(over_cm, count), 3)))
+    sleep = timed(lambda: fleet_run(ctx, servers, "sleep 1", max_parallel=count), 2)
+    rows.append(("sleep 1 | 1000 ms", sleep, 1000.0))
+    return rows
+
+
+def put_rows(ctx: Context, servers: list[Server], fleet: Fleet, work: Path) -> list[Row]:
+    count = len(servers)
+    source = work / "payload"
+    rows: list[Row] = []
+    scp_ms: list[float] = []
+    sane_ms: list[float] = []
+    for round_ in range(3):
+        data = os.urandom(PUT_BYTES)  # new content: the sha256 cache never skips
+        source.write_bytes(data)
+        target = f"/tmp/bench-put-{round_}"
+        started = time.perf_counter()
+        _check_put(fleet_put(ctx, servers, target, data, max_parallel=count))
+        sane_ms.append((time.perf_counter() - started) * 1000)
+        scp = [["scp", "-q", "-S", "ssh", *_scp_options(s), str(source),
+                f"{s.host}:{target}.scp"] for s in servers]
+        started = time.perf_counter()
+        _ssh_all(scp, count)
+        scp_ms.append((time.perf_counter() - started) * 1000)
+    rows.append(("fleet put 100 KB | scp over the same ControlMasters",
+                 statistics.median(sane_ms), statistics.median(scp_ms)))
+    peer = _pssh_copy(fleet, source, count)
+    if peer is not None:
+        rows.append(("fleet put 100 KB | parallel-ssh copy_file (library)",
+                     statistics.median(sane_ms), peer))
+    return rows
+
+
+def _check_put(result: dict[str, Any]) -> None:
+    if result["status"] != "completed":
+        bad = next(r for r in result["results"] if not r["ok"])
+        raise SystemExit(f"fleet put failed: {bad}")
+
+
+def _scp_options(server: Server) -> list[str]:
+    """The ``-F``/``-o``/``-i`` options of sane's own ssh argv, port as scp spells it."""
+    argv = ssh_argv(server)[1:argv_end(server)]
+    out: list[str] = []
+    it = iter(argv)
+    for word in it:
+        if word == "-p":
+            out += ["-P", next(it)]
+        elif word in ("-F", "-o", "-i", "-l"):
+            out += [word, next(it)]
+    return out
+
+
+def argv_end(server: Server) -> int:
+    return ssh_argv(server).index("--")
+
+
+def _pssh_copy(fleet: Fleet, source: Path, count: int) -> float | None:
+    try:
+        from pssh.clients import ParallelSSHClient  # type: ignore[import-not-found, import-untyped, unused-ignore]
+        from pssh.config import HostConfig  # type: ignore[import-not-found, import-untyped, unused-ignore]
+    except ImportError:
+        print("  (parallel-ssh not installed: its copy is not measured)")
+        return None
+    hosts = [(s.host, s.port) for s in fleet.servers]
+    client = ParallelSSHClient([h for h, _ in hosts], user="root", pkey=str(fleet.client_key),
+                               pool_size=count, host_config=[HostConfig(port=p) for _, p in hosts])
+    client.join(client.run_command("true"))  # connected, as sane's panes are
+
+    def copy() -> None:
+        import gevent  # type: ignore[import-not-found, import-untyped, unused-ignore]
+
+        gevent.joinall(client.copy_file(str(source), "/tmp/bench-put-pssh"), raise_error=True)
+
+    return timed(copy, 3)
+
+
+def health_rows(ctx: Context, servers: list[Server], fleet: Fleet) -> list[Row]:
+    from sane.fleet.health import check
+
+    doc = '{"status": "healthy", "version": "1"}'
+    for srv in fleet.servers:
+        (srv.home / ".sane").mkdir(exist_ok=True)
+        (srv.home / ".sane/health.json").write_text(doc)
+    count = len(servers)
+    cat = [[*ssh_argv(s), "cat ~/.sane/health.json"] for s in servers]
+    sane_ms = timed(lambda: check(ctx.home, servers, max_parallel=count), 3)
+    return [("health | cat over the ControlMasters, N at once", sane_ms,
+             timed(lambda: _ssh_all(cat, count), 3))]
+
+
+def bench_size(count: int, parallels: list[int], parts: set[str]) -> list[Row]:
+    work = Path(tempfile.mkdtemp(prefix=f"sane-bench-scale-{count}-"))
+    srv = TmuxTestServer(f"sane-bench-scale-{os.getpid()}-{count}")
+    srv.kill()
+    srv.start()
+    rows: list[Row] = []
+    try:
+        with Fleet(count, ready_timeout=max(10.0, count / 10)) as fleet, \
+                Context(srv.server, home=work / "home") as ctx:
+            registry = Registry(ctx.home)
+            servers = [Server(name=s.name, host=s.host, port=s.port, user="root",
+                              identity_file=str(fleet.client_key),
+                              ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)})
+                       for s in fleet.servers]
+            for server in servers:
+                registry.add(server)
+            if "connect" in parts:
+                rows += connect_rows(ctx, servers, parallels)
+            if "warm" in parts:
+                rows += warm_rows(ctx, servers)
+            if "put" in parts:
+                rows += put_rows(ctx, servers, fleet, work)
+            if "health" in parts:
+                rows += health_rows(ctx, servers, fleet)
+    finally:
+        srv.kill()
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--sizes", default="20,100,200,400")
+    parser.add_argument("--parallel", default="5,50", help="--max-parallel values to connect with")
+    parser.add_argument("--parts", default="connect,warm,put,health")
+    args = parser.parse_args(argv)
+    sizes = [int(n) for n in args.sizes.split(",")]
+    parallels = [int(n) for n in args.parallel.split(",")]
+    parts = set(args.parts.split(","))
+    load = os.getloadavg()[0]
+    print(f"bench_scale: sizes {sizes}, load {load:.1f} on {os.cpu_count()} cores")
+    table: dict[int, list[Row]] = {}
+    for count in sizes:
+        print(f"N = {count}", flush=True)
+        table[count] = bench_size(count, parallels, parts)
+        for what, mine, base in table[count]:
+            ratio = f"  ratio {mine / base:.2f}x" if base else ""
+            print(f"  {what}: {mine:.0f} ms vs {base:.0f} ms{ratio}", flush=True)
+    if len(sizes) > 1:
+        small, large = min(sizes), max(sizes)
+        print(f"per added server, N = {small} -> {large} (ms/server, sane | baseline):")
+        for (what, a, base_a), (_, b, base_b) in zip(table[small], table[large], strict=True):
+            slope = (b - a) / (large - small)
+            base_slope = ((base_b or 0) - (base_a or 0)) / (large - small)
+            print(f"  {what}: {slope:.2f} | {base_slope:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
