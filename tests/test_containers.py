@@ -9,11 +9,13 @@ exactly that, through an ssh pane into the container's login shell.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -375,3 +377,43 @@ def test_demo_without_an_engine_names_what_is_missing(cli_env: dict[str, str],
     assert doc["error"]["message"] == (
         "sane demo --containers needs a Docker engine or podman with sane's images: "
         "podman is not installed (apt-get install podman runc slirp4netns uidmap)")
+
+
+def test_demo_on_containers_runs_the_story_and_leaves_nothing(container_service: Any) -> None:
+    """`sane demo --containers` as a user runs it: Debian 12, busybox ash and Debian 13
+    containers, every check of the story holds (server2, the busybox one, is rolled back
+    alone), and afterwards none of its containers, no process naming its private TMPDIR
+    (the podman service's socket is there) and no file of it are left."""
+    from sane.testing.engine import OWNER_LABEL, labelled
+    from sane.testing.images import IMAGES, reference
+
+    from .test_examples import assert_left_nothing
+
+    engine = container_service.engine
+    missing = [n for n in ("debian", "busybox", "debian-trixie")
+               if not engine.image_exists(reference(IMAGES[n]))]
+    if missing:
+        pytest.skip(f"images not built ({', '.join(missing)}): run containers/build-images")
+    tmp = Path(tempfile.mkdtemp(prefix="sx-"))  # short: ssh control sockets live under it
+    try:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("SANE_HOME", "SANE_TMUX_SOCKET", "TMUX", "TMUX_PANE")}
+        env.update(TMPDIR=str(tmp), TMUX_TMPDIR=str(tmp))
+        proc = subprocess.Popen([sys.executable, "-m", "sane.cli.main", "demo", "--containers"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=env, stdin=subprocess.DEVNULL)
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr[-3000:]
+        doc = json.loads(stdout)
+        assert doc["demo_ok"] and all(c["ok"] for c in doc["checks"]), doc["checks"]
+        assert {s: d["version"] for s, d in doc["final_health"].items()} == {
+            "server1": "2.0.0", "server2": "2.0.0", "server3": "2.0.0"}
+        assert {s: line.split(", ")[-1] for s, line in doc["hello"].items()} == {
+            "server1": "-bash\n", "server2": "-ash\n", "server3": "-bash\n"}
+        assert "server2: busybox container" in stderr
+        assert "[server2] rolled_back after step:migrate failed" in stderr
+        owners = labelled(engine, OWNER_LABEL).values()
+        assert not [o for o in owners if o.split(":")[0] == str(proc.pid)]
+        assert_left_nothing(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
