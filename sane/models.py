@@ -159,6 +159,8 @@ class ServerInfo(TypedDict):
 
 class ServerListEntry(ServerInfo):
     connection: Literal["connected", "unreachable", "disconnected"]
+    # what the last `sane health` recorded for it (health-history.json); null before one
+    health_history: dict[str, Any] | None
 
 
 class ServerListResult(TypedDict):

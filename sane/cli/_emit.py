@@ -1,5 +1,8 @@
 """The JSON contract on stdout, without click: every document and exit status the CLI
-produces goes through here, for the click commands and the fast front door alike."""
+produces goes through here, for the click commands and the fast front door alike.
+
+A person at a terminal (stdout a tty, no ``--json``/``--jq``) gets the same document
+drawn by ``sane.cli.human`` instead; a pipe always gets the JSON."""
 
 from __future__ import annotations
 
@@ -20,6 +23,19 @@ def _write(doc: Mapping[str, Any]) -> None:
 
 # `--jq EXPR`, taken off the command line by take_jq for every command (as `gh --jq`).
 _jq_filter: str | None = None
+# `--json`: the JSON document even on a terminal (taken off by take_jq too).
+_json_asked = False
+
+
+def for_person() -> bool:
+    """Whether the output is read by a person: stdout is a terminal and neither
+    ``--json`` nor ``--jq`` asked for the document."""
+    if _json_asked or _jq_filter is not None:
+        return False
+    try:
+        return sys.stdout.isatty()
+    except ValueError:  # stdout closed
+        return False
 
 
 def _write_filtered(doc: Mapping[str, Any], expression: str) -> None:
@@ -39,29 +55,42 @@ def emit(result: Mapping[str, Any], status: int = 0) -> NoReturn:
     doc = ok_document(result)
     if _jq_filter is not None:
         _write_filtered(doc, _jq_filter)
+    elif for_person():
+        from sane.cli import human
+
+        human.show(doc, status)
     else:
         _write(doc)
     sys.exit(status)
 
 
 def emit_error(err: errors.SaneError, extra: Mapping[str, Any] | None = None) -> NoReturn:
-    _write(error_document(err, extra))
+    _write_error(error_document(err, extra), err.exit_status)
     sys.exit(err.exit_status)
+
+
+def _write_error(doc: Mapping[str, Any], status: int) -> None:
+    if for_person():
+        from sane.cli import human
+
+        human.show_error(doc, status)
+    else:
+        _write(doc)
 
 
 def emit_document(doc: Mapping[str, Any], status: int) -> NoReturn:
     """A whole document built by the library (``sane.tools.call``): errors as they are,
     success through ``--jq`` like every other command."""
     if not doc["ok"]:
-        _write(doc)
+        _write_error(doc, status)
         sys.exit(status)
     emit({k: v for k, v in doc.items() if k not in ("ok", "schema_version")}, status)
 
 
 def take_jq(args: list[str]) -> list[str]:
-    """Remove ``--jq EXPR`` / ``--jq=EXPR`` (before any ``--``) and remember it; a bad
-    expression fails here, before anything runs."""
-    global _jq_filter
+    """Remove ``--jq EXPR`` / ``--jq=EXPR`` and ``--json`` (before any ``--``) and
+    remember them; a bad expression fails here, before anything runs."""
+    global _jq_filter, _json_asked
     rest: list[str] = []
     i = 0
     while i < len(args):
@@ -75,7 +104,9 @@ def take_jq(args: list[str]) -> list[str]:
             _jq_filter = args[i + 1]
             i += 2
             continue
-        if arg.startswith("--jq="):
+        if arg == "--json":
+            _json_asked = True
+        elif arg.startswith("--jq="):
             _jq_filter = arg[5:]
         else:
             rest.append(arg)

@@ -1,10 +1,12 @@
-"""``--stream``: JSON lines for programs, a live progress display for people.
+"""Progress of long operations: a live display for people, ``--stream`` JSON lines
+for programs.
 
-When stdout is a terminal, a person is watching: events become a live table (rich)
-of servers and what each is doing, with each server's output lines printed above it
-as ``[web1] ...``. Otherwise every event is one JSON line, flushed at once, so an
-agent reading the pipe sees it when it happens. Either way the final JSON document
-follows on stdout.
+When a person reads stdout (a terminal, no ``--json``/``--jq``), events become a live
+table (rich) of servers and what each is doing, with each server's output lines
+printed above it as ``[web1] ...``, and the result follows as a table
+(``sane.cli.human``). Otherwise, with ``--stream``, every event is one JSON line,
+flushed at once, so an agent reading the pipe sees it when it happens, and the final
+JSON document follows on stdout.
 """
 
 from __future__ import annotations
@@ -24,16 +26,22 @@ Event = dict[str, Any]
 
 @contextmanager
 def progress(stream: bool) -> Iterator[Callable[[Event], None] | None]:
-    """The event callback for ``--stream`` (None without it); a live display is
-    taken down before the final document is printed."""
-    if not stream:
-        yield None
-    elif sys.stdout.isatty():
+    """The event callback: for a person at a terminal a live display (with or without
+    ``--stream``), taken down before the result is shown; for a program, JSON lines
+    with ``--stream`` and None without it."""
+    from sane.cli._emit import for_person
+
+    if for_person():
+        from sane.cli import human
+
         live = LiveProgress()
         try:
             yield live
         finally:
             live.close()
+            human.output_shown = True
+    elif not stream:
+        yield None
     else:
         yield _json_line
 

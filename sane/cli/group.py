@@ -12,6 +12,18 @@ import click
 from sane import __version__
 from sane.cli._output import socket_option
 from sane.cli.run_command import emit_run, quiet_period_option
+from sane.errors import (
+    EXIT_BUSY,
+    EXIT_COMMAND_FAILED,
+    EXIT_CONNECTION,
+    EXIT_INTERNAL,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_STATE,
+    EXIT_TIMEOUT,
+    EXIT_TMUX,
+    EXIT_USAGE,
+)
 
 # Subcommands are imported when used (``sane fleet run`` loads the fleet module only):
 # name -> (module, attribute).
@@ -67,8 +79,21 @@ Example:
    "shell_exited": false, "duration_ms": 216.427}
 
 \b
-Every command prints one JSON document; `sane schema` describes them all, and
-`sane mcp` serves them to MCP clients. Errors: docs/errors.md.
+Output: a person at a terminal gets tables, `[server]` lines and a one-line summary;
+through a pipe, or with --json, every command prints one JSON document (`sane schema`
+describes them all); --jq EXPR prints jq's results for it instead (as gh --jq).
+`sane mcp` serves the same commands to MCP clients.
+
+""" + f"""\b
+Exit status: {EXIT_OK} ok; {EXIT_COMMAND_FAILED} the command failed (--check) or a fleet run
+was not all ok; {EXIT_USAGE} usage or invalid input; {EXIT_NOT_FOUND} not found;
+{EXIT_TIMEOUT} timeout (still running, waiting for input); {EXIT_CONNECTION} connection or
+authentication failed; {EXIT_TMUX} tmux failed; {EXIT_STATE} a state file invalid or locked;
+{EXIT_BUSY} the pane is busy; {EXIT_INTERNAL} a bug. Every error's code and status: docs/errors.md.
+
+\b
+Shell completion: eval "$(_SANE_COMPLETE=bash_source sane)" in ~/.bashrc
+(zsh_source in ~/.zshrc; fish: _SANE_COMPLETE=fish_source sane | source).
 """
 
 RUN_EPILOG = """\b

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def _front_door(fast_route: Callable[[list[str]], tuple[FastCommand, dict[str, Any]] | None],
                 click_command: tuple[str, str]) -> NoReturn:
-    from sane.cli._emit import guarded, take_jq
+    from sane.cli._emit import for_person, guarded, take_jq
 
     def body() -> None:
         import importlib
@@ -27,6 +27,10 @@ def _front_door(fast_route: Callable[[list[str]], tuple[FastCommand, dict[str, A
             module, name = click_command
             run_cli(getattr(importlib.import_module(module), name), args)
         spec, params = routed
+        if for_person():  # no click context to name the command for its human view
+            from sane.cli.human import set_command_path
+
+            set_command_path(spec.path)
         module, function = spec.action
         getattr(importlib.import_module(module), function)(**params)
 

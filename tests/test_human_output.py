@@ -1,0 +1,116 @@
+"""A person at a terminal gets tables and a summary; a pipe gets the JSON contract.
+
+The commands run as processes on a real pseudo-terminal (``os.openpty``, a 160x50
+window), against real sshd servers, and again through a pipe: the pipe's document is
+the schema's, one line, exactly as before human output existed."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+from typing import Any
+
+from sane.fleet.health import set_health
+from sane.schema import validate
+from sane.testing.pytest_plugin import run_process
+
+from .test_fleet import register
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
+
+
+def on_terminal(argv: list[str], env: dict[str, str], timeout: float = 120) -> tuple[int, str]:
+    """Run ``sane ARGV`` with stdout and stderr on a new pty; (exit status, raw text)."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
+    env = {k: v for k, v in env.items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
+    env["TERM"] = "xterm-256color"
+    proc = subprocess.Popen([sys.executable, "-m", "sane.cli.main", *argv], env=env,
+                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], deadline - time.monotonic())
+            if not ready:
+                break
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: every writer closed the pty
+                break
+            if not data:
+                break
+            chunks.append(data)
+        status = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return status, b"".join(chunks).decode("utf-8", "replace")
+
+
+def through_pipe(argv: list[str], env: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    proc = run_process([sys.executable, "-m", "sane.cli.main", *argv], env)
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1, (proc.stdout, proc.stderr)
+    return proc.returncode, json.loads(lines[0])
+
+
+def plain(text: str) -> str:
+    return ANSI.sub("", text).replace("\r", "")
+
+
+def test_server_list_fleet_run_and_health_are_tables_for_a_person_json_for_a_pipe(
+        cli_env: dict[str, str], sane_home: Path, ssh_fleet: Any) -> None:
+    servers = register(sane_home, ssh_fleet)
+    set_health(servers[0], "healthy", {"version": "1.4.2"})
+    cases = [
+        (["server", "list"], "server-list", ["server", "address", "connection", "s1", "s2",
+                                             "s3", "3 servers"]),
+        (["fleet", "run", "echo hi-$FLEET_HOST"], "fleet-run",
+         ["[s1] hi-s1", "[s2] hi-s2", "[s3] hi-s3", "status", "3 of 3 servers ok"]),
+        (["health"], "health", ["status", "healthy", "1.4.2", "unknown", "1 healthy",
+                                "2 unknown"]),
+    ]
+    for argv, schema, expected in cases:
+        status, raw = on_terminal(argv, cli_env)
+        text = plain(raw)
+        for piece in expected:
+            assert piece in text, (argv, piece, text)
+        assert '"schema_version"' not in text and '{"ok"' not in text, text
+        assert "\x1b[" in raw, "a person's output is coloured"
+        pipe_status, doc = through_pipe(argv, cli_env)
+        validate(schema, doc)
+        assert pipe_status == status, (argv, raw, doc)
+        # --json on a terminal: the same document a pipe gets
+        json_status, json_raw = on_terminal([*argv, "--json"], cli_env)
+        lines = [line for line in plain(json_raw).split("\n") if line.strip()]
+        assert len(lines) == 1 and json_status == status, json_raw
+        assert json.loads(lines[0]).keys() == doc.keys()
+
+
+def test_a_run_and_an_error_for_a_person(cli_env: dict[str, str]) -> None:
+    status, raw = on_terminal(["run-command", "--keep-ansi",
+                               "printf 'a\\tb\\n\\033]0;title\\007'; (exit 3)"], cli_env)
+    text = plain(raw)
+    assert status == 0 and "a\tb" in text and "exit 3" in text, text
+    assert "\\x1b]0;title\\x07" in raw, "the program's escape shown as text, not obeyed"
+    status, raw = on_terminal(["server", "show", "nope"], cli_env)
+    text = plain(raw)
+    assert status == 3 and "error [server_not_found]" in text, text
+    pipe_status, doc = through_pipe(["server", "show", "nope"], cli_env)
+    assert pipe_status == 3 and doc["error"]["code"] == "server_not_found"
+    # --jq on a terminal is the jq result, as through a pipe
+    status, raw = on_terminal(["server", "list", "--jq", ".servers | length"], cli_env)
+    assert (status, plain(raw).strip()) == (0, "0")
