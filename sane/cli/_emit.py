@@ -139,17 +139,19 @@ def _reader_went_away() -> NoReturn:
 
 def guarded(body: Callable[[], object]) -> NoReturn:
     """Run ``body`` so that every outcome is one JSON document: sane's errors with their
-    code, a Ctrl-C as ``usage_error``, a bug as ``internal_error``; never a traceback."""
+    code, a Ctrl-C as ``usage_error``, a bug as ``internal_error``; never a traceback.
+    A reader gone away is a quiet exit 1 whether a result or an error was being written."""
     try:
-        body()
+        try:
+            body()
+        except errors.SaneError as err:
+            emit_error(err)
+        except KeyboardInterrupt:
+            emit_error(errors.UsageError("interrupted by the user"))
+        except (SystemExit, BrokenPipeError):
+            raise
+        except BaseException as exc:  # a bug: still JSON, still no traceback
+            emit_error(errors.InternalError(f"internal error: {type(exc).__name__}: {exc}"))
     except BrokenPipeError:
         _reader_went_away()
-    except errors.SaneError as err:
-        emit_error(err)
-    except KeyboardInterrupt:
-        emit_error(errors.UsageError("interrupted by the user"))
-    except SystemExit:
-        raise
-    except BaseException as exc:  # a bug: still JSON, still no traceback
-        emit_error(errors.InternalError(f"internal error: {type(exc).__name__}: {exc}"))
     sys.exit(0)
