@@ -321,16 +321,22 @@ os.kill(os.getpid(), signal.SIGKILL)  # no close(), no atexit: a crashed test ru
 """
 
 
-def test_a_crashed_owner_leaves_nothing_for_long(container_service: Any) -> None:
+def test_a_crashed_owner_leaves_nothing_for_long(container_service: Any,
+                                                 tmp_path: Path) -> None:
     """A process that starts a fleet and is killed: its podman service dies with it
-    (PR_SET_PDEATHSIG) and the next fleet's sweep removes its container (owner label)."""
-    from sane.testing.engine import OWNER_LABEL, labelled, sweep
+    (PR_SET_PDEATHSIG), and the sweeps remove its container (owner label) and its
+    temporary directories (the fleet's keys, the service's socket: owner file)."""
+    from sane.testing.engine import OWNER_LABEL, labelled, sweep, sweep_dirs
     from sane.testing.images import IMAGES, reference
 
     if not container_service.engine.image_exists(reference(IMAGES["busybox"])):
         pytest.skip("the busybox image is not built: run containers/build-images")
+    private = tmp_path / "tmp"
+    private.mkdir()
+    foreign = private / "sane-containers-foreign"  # no owner file: never swept
+    foreign.mkdir()
     proc = subprocess.run([sys.executable, "-c", CRASHER], capture_output=True, text=True,
-                          timeout=300, check=False)
+                          timeout=300, check=False, env={**os.environ, "TMPDIR": str(private)})
     assert proc.returncode == -9, proc.stderr
     container_id, service_pid = proc.stdout.split()
     engine = container_service.engine
@@ -339,8 +345,55 @@ def test_a_crashed_owner_leaves_nothing_for_long(container_service: Any) -> None
         retry_until(lambda: not Path(f"/proc/{service_pid}").exists()
                     or Path(f"/proc/{service_pid}/stat").read_text().split(") ")[1][0] == "Z",
                     timeout=30, message="the crashed run's podman service is still running")
+    left = sorted(p.name.rsplit("-", 1)[0] for p in private.iterdir() if p != foreign)
+    assert left == (["sane-containers", "sane-podman"] if int(service_pid)
+                    else ["sane-containers"])  # the crashed fleet's files
     assert container_id in sweep(engine)
     assert container_id not in labelled(engine, OWNER_LABEL)
+    assert len(sweep_dirs(private)) == len(left)
+    assert list(private.iterdir()) == [foreign]
+
+
+def test_a_build_waits_for_another_and_a_rebuild_leaves_no_layers(
+        container_service: Any) -> None:
+    """Two builds of one image do not run at once (several checkouts bootstrapping
+    together): the second waits on the lock, says so, then builds. A rebuild removes the
+    image it replaced: no untagged image is left in the store. (A throw-away image of the
+    busybox recipe, so the session's fleet keeps its own.)"""
+    import threading
+
+    from sane.testing.engine import state_dir
+    from sane.testing.images import ImageSpec, build, reference
+
+    engine = container_service.engine
+    spec = ImageSpec(f"locktest{os.getpid()}", "busybox", None, "/bin/ash", "lt")
+    ref = reference(spec)
+    heard: list[str] = []
+    results: list[tuple[str, bool]] = []
+    state_dir().mkdir(parents=True, exist_ok=True)
+    try:
+        with open(state_dir() / f"build-{spec.name}.lock", "a") as lock:
+            import fcntl
+
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            worker = threading.Thread(target=lambda: results.append(
+                build(engine, spec, say=heard.append)))
+            worker.start()
+            retry_until(lambda: heard, timeout=30, message="the second build did not wait")
+            assert not engine.image_exists(ref) and not results
+        worker.join(timeout=120)
+        assert results == [(ref, True)], heard
+        assert heard == [f"{spec.name}: waiting for another build of it to finish"]
+        first = engine.image_id(ref)
+        assert build(engine, spec) == (ref, False)  # cached
+        assert build(engine, spec, rebuild=True) == (ref, True)
+        second = engine.image_id(ref)
+        assert first is not None and second is not None and second != first
+        assert engine.image_id(first) is None  # the replaced image is gone
+    finally:
+        engine.run("rmi", ref)
+        (state_dir() / f"build-{spec.name}.lock").unlink(missing_ok=True)
+    assert not engine.image_exists(ref)
 
 
 def test_no_engine_gives_the_exact_reason(monkeypatch: pytest.MonkeyPatch,

@@ -13,8 +13,9 @@ own network namespace; never podman's default bridge).
 The engine is a Docker engine that answers or a private podman service
 (:mod:`sane.testing.engine`); images come from ``containers/build-images``
 (:mod:`sane.testing.images`). Containers carry the owner label: :meth:`close` removes them
-(also at exit), and the next fleet's :func:`~sane.testing.engine.sweep` removes those of a
-process that died. Raises :class:`ContainersUnavailable` with the exact reason when no
+(also at exit), and the next fleet's :func:`~sane.testing.engine.sweep` and
+:func:`~sane.testing.engine.sweep_dirs` remove the containers and files of a process that
+died. Raises :class:`ContainersUnavailable` with the exact reason when no
 engine can run here or an image is not built.
 """
 
@@ -27,7 +28,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import time
 import weakref
 from collections.abc import Sequence
@@ -44,9 +44,11 @@ from sane.testing.engine import (
     Service,
     find_engine,
     labelled,
+    owned_tempdir,
     owner_token,
     remove,
     sweep,
+    sweep_dirs,
 )
 from sane.testing.fleet import _answering, _free_port, _keygen
 from sane.testing.images import IMAGES, reference
@@ -121,7 +123,7 @@ class ContainerFleet:
         self.engine = self.service.engine
         self._closed = False
         self._servers: dict[str, ContainerServer] = {}
-        self.base = Path(tempfile.mkdtemp(prefix="sane-containers-"))
+        self.base = owned_tempdir("sane-containers-")
         _live.add(self)
         try:
             refs = {name: reference(IMAGES[name]) for name in set(wanted)}
@@ -232,7 +234,8 @@ class ContainerFleet:
         _keygen([(self.client_key, "sane-container-fleet-client")]
                 + [(keys_dir / s.name, f"{s.name}-host") for s in self._servers.values()])
         client_pub = self.client_key.with_name("id_ed25519.pub").read_bytes()
-        sweep(self.engine)  # containers of fleets whose process died
+        sweep(self.engine)  # containers of fleets whose process died, and their files
+        sweep_dirs()
         with ThreadPoolExecutor(max_workers=min(8, len(self._servers))) as pool:
             for future in [pool.submit(self._start_one, s, refs[s.image], keys_dir, client_pub)
                            for s in self._servers.values()]:

@@ -11,7 +11,9 @@ the process that started it dies (``PR_SET_PDEATHSIG``). Measured recipe and pit
 
 Every container sane starts carries the label :data:`OWNER_LABEL` (``pid:start-time`` of
 the process that started it): :func:`sweep` removes those whose owner is gone, which is
-what cleans up after a crashed or killed test run.
+what cleans up after a crashed or killed test run. The temporary directories sane makes
+for them (a fleet's keys, the service's socket, an image build's tree) name their owner
+the same way (:func:`owned_tempdir`), and :func:`sweep_dirs` removes those of the dead.
 """
 
 from __future__ import annotations
@@ -31,9 +33,13 @@ from pathlib import Path
 from typing import Literal
 
 __all__ = ["OWNER_LABEL", "ContainersUnavailable", "Engine", "EngineError", "Service",
-           "find_engine", "owner_token", "state_dir", "sweep"]
+           "find_engine", "owned_tempdir", "owner_token", "state_dir", "sweep", "sweep_dirs"]
 
 OWNER_LABEL = "sane.testing.owner"
+# The temporary directories of the container fleet (keys, the podman service's socket,
+# image builds): each holds OWNER_FILE with its owner's token.
+TEMP_PREFIXES = ("sane-containers-", "sane-podman-", "sane-image-")
+OWNER_FILE = ".sane-owner"
 DOCKER_SOCKET = Path("/var/run/docker.sock")
 PODMAN_PACKAGES = "podman runc slirp4netns uidmap"
 EngineKind = Literal["docker", "podman"]
@@ -133,8 +139,15 @@ class Engine:
                               f"{proc.stderr.decode(errors='replace').strip()}")
         return proc.stdout.decode(errors="replace")
 
+    def image_id(self, ref: str) -> str | None:
+        """The id of the image ``ref`` names, None when there is none."""
+        proc = self.run("image", "inspect", "--format", "{{.Id}}", ref)
+        if proc.returncode != 0:
+            return None
+        return proc.stdout.decode(errors="replace").strip() or None
+
     def image_exists(self, ref: str) -> bool:
-        return self.run("image", "inspect", "--format", "{{.Id}}", ref).returncode == 0
+        return self.image_id(ref) is not None
 
 
 def _docker_engine() -> tuple[Engine | None, str]:
@@ -242,6 +255,35 @@ def sweep(engine: Engine) -> list[str]:
     return dead
 
 
+def owned_tempdir(prefix: str) -> Path:
+    """A fresh 0700 temporary directory (``prefix`` one of :data:`TEMP_PREFIXES`) that
+    names its owner, so :func:`sweep_dirs` can remove it if the owner dies without
+    cleaning up (SIGKILL: no ``finally``, no atexit)."""
+    if prefix not in TEMP_PREFIXES:
+        raise ValueError(f"unknown prefix {prefix!r} (one of {', '.join(TEMP_PREFIXES)})")
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    (path / OWNER_FILE).write_text(owner_token())
+    return path
+
+
+def sweep_dirs(root: Path | None = None) -> list[Path]:
+    """Remove the owned temporary directories in ``root`` (default: the temporary
+    directory) whose owner is gone; the paths removed. A directory without an owner file
+    (someone else's, or one being made right now) is left alone."""
+    base = root if root is not None else Path(tempfile.gettempdir())
+    removed = []
+    for prefix in TEMP_PREFIXES:
+        for path in sorted(base.glob(prefix + "*")):
+            try:
+                token = (path / OWNER_FILE).read_text()
+            except OSError:
+                continue
+            if not _owner_alive(token):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
+
+
 def _pdeathsig() -> None:  # runs in the child between fork and exec
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -262,7 +304,7 @@ class Service:
             assert engine.docker_host is not None
             self.docker_host = engine.docker_host
             return
-        self._dir = Path(tempfile.mkdtemp(prefix="sane-podman-"))
+        self._dir = owned_tempdir("sane-podman-")
         socket_path = self._dir / "podman.sock"
         self.docker_host = f"unix://{socket_path}"
         log = self._dir / "service.log"
@@ -276,6 +318,11 @@ class Service:
         except BaseException:
             self.close()
             raise
+
+    @property
+    def directory(self) -> Path | None:
+        """The private service's directory (its socket and log); None for Docker."""
+        return self._dir
 
     @property
     def pid(self) -> int | None:

@@ -25,14 +25,21 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from sane.testing.engine import ContainersUnavailable, Engine, EngineError, find_engine
+from sane.flock import flock_within
+from sane.testing.engine import (
+    ContainersUnavailable,
+    Engine,
+    EngineError,
+    find_engine,
+    owned_tempdir,
+    state_dir,
+)
 
 __all__ = ["IMAGES", "ImageSpec", "build", "inputs_dir", "main", "reference"]
 
@@ -221,18 +228,41 @@ def _debian_tar(spec: ImageSpec, out: Path, mirror: str) -> None:
 
 
 def build(engine: Engine, spec: ImageSpec, *, rebuild: bool = False,
-          mirror: str = DEFAULT_MIRROR) -> tuple[str, bool]:
-    """Build and import ``spec`` unless its tagged image exists; (reference, built)."""
+          mirror: str = DEFAULT_MIRROR, say: Callable[[str], None] | None = None,
+          lock_timeout: float = 1800.0) -> tuple[str, bool]:
+    """Build and import ``spec`` unless its tagged image exists; (reference, built).
+
+    One build of an image at a time per store (a lock in :func:`state_dir`): several
+    checkouts bootstrapping at once wait for the first build instead of each running
+    mmdebstrap, then find the image built. ``say`` hears that it waits. A rebuild
+    removes the image it replaces (unless a container still uses it), so rebuilding
+    leaves no untagged layers behind."""
     ref = reference(spec)
     if not rebuild and engine.image_exists(ref):
         return ref, False
-    with tempfile.TemporaryDirectory(prefix="sane-image-") as tmp:
-        out = Path(tmp) / "rootfs.tar"
-        if spec.kind == "busybox":
-            _busybox_tar(spec, out)
-        else:
-            _debian_tar(spec, out, mirror)
-        engine.must("import", "--change", ENTRYPOINT, str(out), ref, timeout=600)
+    state_dir().mkdir(parents=True, exist_ok=True)
+    with open(state_dir() / f"build-{spec.name}.lock", "a") as lock:
+        if not flock_within(lock.fileno(), 0):
+            if say is not None:
+                say(f"{spec.name}: waiting for another build of it to finish")
+            if not flock_within(lock.fileno(), lock_timeout, first=0.05, cap=1.0):
+                raise EngineError(f"another build of {spec.name} still holds "
+                                  f"{lock.name} after {lock_timeout:g}s")
+        replaced = engine.image_id(ref)
+        if replaced is not None and not rebuild:  # built while we waited
+            return ref, False
+        tmp = owned_tempdir("sane-image-")  # swept if this process is killed mid-build
+        try:
+            out = tmp / "rootfs.tar"
+            if spec.kind == "busybox":
+                _busybox_tar(spec, out)
+            else:
+                _debian_tar(spec, out, mirror)
+            engine.must("import", "--change", ENTRYPOINT, str(out), ref, timeout=600)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if replaced is not None and replaced != engine.image_id(ref):
+            engine.run("rmi", replaced)  # refused while a container uses it: then it stays
     return ref, True
 
 
@@ -273,7 +303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in args.names or list(IMAGES):
         started = time.monotonic()
         try:
-            ref, built = build(engine, IMAGES[name], rebuild=args.rebuild, mirror=args.mirror)
+            ref, built = build(engine, IMAGES[name], rebuild=args.rebuild, mirror=args.mirror,
+                               say=lambda text: print(f"build-images: {text}",
+                                                      file=sys.stderr))
         except (EngineError, ContainersUnavailable, subprocess.SubprocessError, OSError) as exc:
             print(f"build-images: {name}: FAILED: {exc}", file=sys.stderr)
             status = 1

@@ -190,7 +190,8 @@ def container_service() -> Iterator[Service]:
         service = Service(find_engine())
     except ContainersUnavailable as exc:
         pytest.skip(f"container fleet unavailable: {exc.reason}")
-    _container_runs.append({"service": service, "pid": service.pid})
+    _container_runs.append({"service": service, "pid": service.pid,
+                            "base": service.directory})
     try:
         yield service
     finally:
@@ -244,7 +245,7 @@ def make_container_fleet(container_service: Service) -> Iterator[ContainerFleetF
 
 def container_leftovers() -> list[str]:
     """What this session's container fleets left behind: containers of this process, a
-    podman service still running, fleet directories. Empty when all is clean."""
+    podman service still running, fleet or service directories. Empty when all is clean."""
     from sane.testing.engine import OWNER_LABEL, EngineError, labelled, owner_token
 
     problems: list[str] = []
@@ -265,7 +266,7 @@ def container_leftovers() -> list[str]:
                 problems.append(f"containers left: {', '.join(left)}")
         base = run.get("base")
         if isinstance(base, Path) and base.exists():
-            problems.append(f"fleet directory left: {base}")
+            problems.append(f"directory left: {base}")
     return problems
 
 
