@@ -78,7 +78,7 @@ async def mcp_part(env: dict[str, str], fleet: Fleet, pane: str, tmp: Path) -> l
         await call("server_list")
         await call("health", query=".version")
         sh(env, "health", "set", "--server", "s1", "--status", "healthy",
-           "--field", 'version="1.4.2"')
+           "--field", "version=1.4.2")
         sh(env, "health", "set", "--server", "s2", "--status", "degraded")
         await call("health", query=".version")
         await call("health_wait", until='.status == "healthy"', timeout=1, interval=0.5)
@@ -109,7 +109,7 @@ def cli_part(env: dict[str, str], fleet: Fleet, tmp: Path) -> list[str]:
     out.append(sh(env, "fleet", "detect", "--servers", "s1", "--jq",
                   ".results[0] | {server, ok, os, distro, shell}"))
     out.append(sh(env, "health", "set", "--server", "s2", "--status", "healthy", "--field",
-                  'version="1.4.2"'))
+                  "version=1.4.2"))
     out.append(sh(env, "health", "wait", "--until", '.version == "1.4.2"', "--timeout", "10"))
     out.append(sh(env, "watch", "--once", "--no-health"))
     out.append(sh(env, "down", "s2"))

@@ -20,6 +20,7 @@ import yaml
 
 from sane import errors
 from sane.deploy import api
+from sane.fleet.registry import Registry, Server
 from sane.ops.context import Context
 from sane.testing import retry_until
 
@@ -293,8 +294,9 @@ def test_kill_9_mid_deploy_then_rollback(cli_env: dict[str, str], sane_ctx: Cont
                                                                            "rolled_back")]
 
 
-def test_unknown_deploy_and_bad_plan_over_the_cli(cli_env: dict[str, str],
+def test_unknown_deploy_and_bad_plan_over_the_cli(cli_env: dict[str, str], sane_home: Path,
                                                   tmp_path: Path) -> None:
+    Registry(sane_home).add(Server(name="w1", host="127.0.0.1", port=9))
     code, doc = _sane(cli_env, "deploy", "status", "d-nope")
     assert code == 3 and doc["error"]["code"] == "deploy_not_found"
     path = write_plan(tmp_path, steps=[{"name": "a", "run": "true"}])

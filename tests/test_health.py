@@ -132,7 +132,7 @@ def test_cli(cli_env: dict[str, str], ssh_fleet: Any, sane_home: Path) -> None:
         return proc.returncode, json.loads(proc.stdout.splitlines()[-1])
 
     status, doc = sane("health", "set", "--server", "s1", "--status", "healthy",
-                       "--field", "version=1.2.3", "--field", "replicas=3")
+                       "--field", "version=1.2.3", "--json-field", "replicas=3")
     assert status == 0 and doc["health"]["replicas"] == 3
     status, doc = sane("health", "--servers", "s1", "--query", ".replicas")
     assert status == 0 and doc["servers"][0]["query"] == 3

@@ -79,8 +79,9 @@ def run(command: tuple[str, ...], servers: str | None, tag: str | None, all_serv
 def put(local_file: str, remote_path: str, servers: str | None, tag: str | None,
         all_servers: bool, mode: str | None, parents: bool, max_parallel: int,
         socket: str | None) -> None:
-    """Copy LOCAL_FILE to REMOTE_PATH on many servers (skipping those that already have
-    the same sha256). Exit 0 only when every server has the file."""
+    """Copy LOCAL_FILE to REMOTE_PATH (absolute, or ~/ for each login's home) on many
+    servers (skipping those that already have the same sha256). Exit 0 only when every
+    server has the file."""
     from sane.cli.create_file import _mode
     from sane.fleet.run import fleet_put
     from sane.ops.context import Context

@@ -45,7 +45,7 @@ def health_group(ctx: click.Context, servers: str | None, tag: str | None,
 
 SET_EPILOG = """\b
 Example:
-  $ sane health set --server s2 --status healthy --field 'version="1.4.2"'
+  $ sane health set --server s2 --status healthy --field version=1.4.2
   {"ok": true, "schema_version": 1, "server": "s2", "health": {"status": "healthy",
    "version": "1.4.2", "checked_at": "2026-11-23T16:49:31+00:00"}}
 """
@@ -67,21 +67,31 @@ waited for in "waiting_for", exit 4.
 @click.option("--server", "name", required=True)
 @click.option("--status", type=click.Choice(["healthy", "degraded", "unhealthy"]), required=True)
 @click.option("--field", "fields", multiple=True, metavar="KEY=VALUE",
-              help="Extra fields; VALUE is parsed as JSON when it can be.")
-def set_cmd(name: str, status: str, fields: tuple[str, ...]) -> None:
+              help="Extra fields, as strings (version=1.2 is the string \"1.2\").")
+@click.option("--json-field", "json_fields", multiple=True, metavar="KEY=JSON",
+              help="Extra fields whose VALUE is JSON (replicas=3 is the number 3).")
+def set_cmd(name: str, status: str, fields: tuple[str, ...],
+            json_fields: tuple[str, ...]) -> None:
     """Write a server's health.json (atomically, on the server)."""
     from sane.fleet.health import set_health
     from sane.fleet.registry import Registry
 
     values: dict[str, Any] = {}
-    for pair in fields:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise InvalidArgument(f"--field takes KEY=VALUE, not {pair!r}", field=pair)
-        try:
-            values[key] = json.loads(raw)
-        except ValueError:
-            values[key] = raw
+    for option, pairs in (("--field", fields), ("--json-field", json_fields)):
+        for pair in pairs:
+            key, sep, raw = pair.partition("=")
+            if not sep or not key:
+                raise InvalidArgument(f"{option} takes KEY=VALUE, not {pair!r}", field=pair)
+            if key in values:
+                raise InvalidArgument(f"field {key!r} is given twice", field=key)
+            if option == "--field":
+                values[key] = raw
+                continue
+            try:
+                values[key] = json.loads(raw)
+            except ValueError as exc:
+                raise InvalidArgument(f"--json-field {key}: not JSON ({exc}): {raw!r} (a "
+                                      "string is --field, or quoted JSON)", field=key) from None
     emit({"server": name, "health": set_health(Registry().get(name), status, values)})
 
 

@@ -272,12 +272,9 @@ class Saga:
         return False
 
     def _path_on(self, name: str, path: str) -> str:
-        if not path.startswith("~/"):
-            return path
-        home = self.homes.get(name)
-        if home is None:
-            home = self.homes[name] = remote.remote_home(self.servers[name])
-        return home.rstrip("/") + path[1:]
+        from sane.fleet.ssh import path_on
+
+        return path_on(self.servers[name], path, self.homes)
 
     def _step(self, name: str, item: Item, fs: ServerFold) -> bool:
         step = item.step

@@ -48,9 +48,9 @@ class FileSpec(_Strict):
     @field_validator("path")
     @classmethod
     def _absolute(cls, value: str) -> str:
-        if not value.startswith(("/", "~/")) or "\n" in value or "\0" in value:
-            raise ValueError("must be an absolute path on the server (or start with ~/)")
-        return value
+        from sane.fleet.ssh import remote_path
+
+        return remote_path(value)
 
 
 class HealthGate(_Strict):
@@ -226,6 +226,14 @@ def load_plan(path: str, env: dict[str, str] | None = None,
             problem = _problem(exc.errors()[0])
             raise errors.PlanInvalid(f"{problem['field']}: {problem['message']}",
                                      path=path, field=problem["field"]) from None
+    if plan.health is not None:  # the gate's condition: a wrong one fails before anything runs
+        from sane.fleet.health import Condition
+
+        try:
+            Condition(plan.health.until, plan.env)
+        except errors.InvalidArgument as exc:
+            raise errors.PlanInvalid(f"{path}: health.until: {exc.message}", path=path,
+                                     field="health.until") from None
     contents: list[bytes] = []
     for index, spec in enumerate(plan.files):
         source = (plan_path.parent / spec.source)

@@ -117,33 +117,10 @@ def restore_script(deploy_id: str, index: int, path: str) -> str:
 def health_passes(server: Server, until: str,
                   env: dict[str, str]) -> tuple[bool, dict[str, Any]]:
     """Does ``server``'s health.json satisfy the jq condition now? The plan's ``env``
-    values are jq variables (``.version == $VERSION``)."""
-    import jq
+    values are jq variables (``.version == $VERSION``). The same rule as ``health
+    wait`` (``Condition``): a boolean, and unknown health never passes."""
+    from sane.fleet.health import Condition, read_one
 
-    from sane.fleet.health import jq_input, read_one
-
+    condition = Condition(until, env)
     report = read_one(server)
-    try:
-        value = jq.compile(until, args=env).input_value(jq_input(report)).first()
-    except StopIteration:
-        value = None
-    except ValueError as exc:
-        raise errors.InvalidArgument(f"health.until: jq: {exc}", expression=until) from None
-    return bool(value), {"status": report["status"], "reason": report["reason"],
-                         "query": value}
-
-
-def remote_home(server: Server) -> str:
-    """The login's home directory on ``server`` (for ``~/`` paths in a plan)."""
-    import subprocess
-
-    from sane.fleet.ssh import classify, ssh_argv
-
-    proc = subprocess.run([*ssh_argv(server), 'printf %s "$HOME"'], capture_output=True,
-                          text=True, timeout=30, stdin=subprocess.DEVNULL, check=False)
-    if proc.returncode == 255:
-        raise classify(server, proc.stderr)
-    if proc.returncode != 0 or not proc.stdout.startswith("/"):
-        raise errors.RemoteOperationFailed(f"cannot learn the home directory on {server.name}",
-                                           server=server.name, output=proc.stderr[-300:])
-    return proc.stdout
+    return condition.met(report), {"status": report["status"], "reason": report["reason"]}

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sane import errors
 from sane.fleet.registry import Server
-from sane.fleet.ssh import classify, ssh_argv
+from sane.fleet.ssh import classify, run_remote, timeout_error
 from sane.parallel import bounded_map
 from sane.paths import private_dir
 from sane.state import file_lock, write_atomic
@@ -56,27 +56,28 @@ def _now() -> str:
 
 
 def read_one(server: Server) -> dict[str, Any]:
-    """One server's health: status (or ``unknown`` + reason), data, latency."""
+    """One server's health: status (or ``unknown`` + reason), data, latency. Only what
+    ``cat`` printed is parsed (``run_remote``): a login's rc files that print make no
+    difference."""
     started = time.perf_counter()
-    argv = [*ssh_argv(server), f"cat -- {_remote_path(server.health_path)}"]
     report: dict[str, Any] = {"server": server.name, "path": server.health_path,
                               "status": "unknown", "reason": None, "data": None}
     try:
-        proc = subprocess.run(argv, capture_output=True, timeout=READ_TIMEOUT,
-                              stdin=subprocess.DEVNULL, check=False)
+        result = run_remote(server, f"cat -- {_remote_path(server.health_path)}",
+                            timeout=READ_TIMEOUT)
     except subprocess.TimeoutExpired:
         report["reason"] = f"no answer within {READ_TIMEOUT:g}s"
         return _finish(report, started)
-    stderr = proc.stderr.decode("utf-8", "replace")
-    if proc.returncode == 255:
-        error = classify(server, stderr)
+    if result.status == 255:
+        error = classify(server, result.stderr)
         report.update(reason=error.message, error=error.code)
-    elif proc.returncode != 0:
-        missing = "no such file" in stderr.lower()
-        report["reason"] = "missing" if missing else f"unreadable: {stderr.strip()[-300:]}"
+    elif result.status != 0 or result.stdout is None:
+        missing = "no such file" in result.stderr.lower()
+        report["reason"] = "missing" if missing else (
+            f"unreadable: {result.stderr.strip()[-300:] or f'status {result.status}'}")
     else:
         try:
-            doc = HealthDocument.model_validate(json.loads(proc.stdout))
+            doc = HealthDocument.model_validate(json.loads(result.stdout))
         except (ValueError, ValidationError) as exc:
             report["reason"] = f"malformed: {str(exc).splitlines()[0][:300]}"
         else:
@@ -99,6 +100,48 @@ def query(expression: str, value: Any) -> Any:
         raise errors.InvalidArgument(f"jq: {exc}", expression=expression) from None
     except StopIteration:
         return None
+
+
+class Condition:
+    """A jq condition on one server's health (``health wait --until``, a deploy's health
+    gate): it must give a boolean, and unknown health never meets it.
+
+    Why so strict: a condition that gives anything else is a mistake (``.version = "x"``,
+    jq's assignment, gives the document, which is truthy), and taking it as met let a
+    typo pass a gate; a server whose health nobody could read must not count as
+    anything (``.status != "unhealthy"`` was met by servers with no health.json)."""
+
+    def __init__(self, expression: str, env: dict[str, str] | None = None) -> None:
+        import jq
+
+        self.expression = expression
+        try:
+            self.program = jq.compile(expression, args=env or {})
+        except ValueError as exc:
+            raise errors.InvalidArgument(f"jq: {exc}", expression=expression) from None
+        # A sample of what it will see: a wrong kind of answer fails before any connection.
+        self._value(jq_input({"server": "", "status": "unknown", "reason": None,
+                              "data": None}), fail_on_error=False)
+
+    def _value(self, document: dict[str, Any], fail_on_error: bool = True) -> bool:
+        try:
+            value = self.program.input_value(document).first()
+        except StopIteration:
+            value = None
+        except ValueError:  # a jq runtime error on this document: not met
+            return False
+        if not isinstance(value, bool):
+            raise errors.InvalidArgument(
+                f"the condition {self.expression!r} gives {json.dumps(value)[:80]}, not "
+                "true or false (compare with ==, !=, <, >; = assigns in jq)",
+                expression=self.expression, value=value)
+        return value
+
+    def met(self, report: dict[str, Any]) -> bool:
+        """Whether ``report`` (a ``read_one`` answer) meets the condition."""
+        if report["status"] == "unknown":
+            return False
+        return self._value(jq_input(report))
 
 
 def jq_input(report: dict[str, Any]) -> dict[str, Any]:
@@ -194,20 +237,28 @@ def _load_history(path: Path) -> dict[str, dict[str, Any]]:
 
 def set_health(server: Server, status: str, fields: dict[str, Any]) -> dict[str, Any]:
     """Write a server's health.json atomically (temp file + rename on the server)."""
-    doc = HealthDocument.model_validate({**fields, "status": status,
-                                         "checked_at": fields.get("checked_at", _now())})
+    try:
+        doc = HealthDocument.model_validate({**fields, "status": status,
+                                             "checked_at": fields.get("checked_at", _now())})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise errors.InvalidArgument(f"health field {field}: {first['msg']}",
+                                     field=field) from None
     data = json.dumps(doc.model_dump(mode="json"), indent=2).encode() + b"\n"
     target = _remote_path(server.health_path)
     script = (f"p={target}; mkdir -p -- \"$(dirname -- \"$p\")\" && "
               "t=\"$p.sane-$$.tmp\" && cat > \"$t\" && mv -f -- \"$t\" \"$p\"")
-    proc = subprocess.run([*ssh_argv(server), script], input=data, capture_output=True,
-                          timeout=READ_TIMEOUT, check=False)
-    if proc.returncode == 255:
-        raise classify(server, proc.stderr.decode("utf-8", "replace"))
-    if proc.returncode != 0:
+    try:
+        result = run_remote(server, script, data=data, timeout=READ_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise timeout_error(server, READ_TIMEOUT) from None
+    if result.status == 255:
+        raise classify(server, result.stderr, status=255)
+    if result.status != 0:
         raise errors.TransferFailed(
-            f"{server.name}: writing {server.health_path} failed: "
-            f"{proc.stderr.decode('utf-8', 'replace').strip()}", server=server.name)
+            f"{server.name}: writing {server.health_path} failed: {result.stderr.strip()}",
+            server=server.name)
     return doc.model_dump(mode="json")
 
 
@@ -219,12 +270,12 @@ def wait(home: Path, servers: list[Server], until: str, mode: Literal["all", "an
     Emits an event whenever a server's status changes. Cheap by design: one ``cat``
     per server per interval over existing connections.
     """
-    query(until, {})
+    condition = Condition(until)
     deadline = time.monotonic() + timeout
     last: dict[str, str] = {}
     while True:
         result = check(home, servers)
-        met = {r["server"]: bool(query(until, jq_input(r))) for r in result["servers"]}
+        met = {r["server"]: condition.met(r) for r in result["servers"]}
         for report in result["servers"]:
             name = report["server"]
             if last.get(name) != report["status"]:

@@ -150,16 +150,18 @@ def remote_sha256(server: ServerLike, path: str) -> str | None:
     import shlex
     import subprocess
 
-    from sane.fleet.ssh import classify, ssh_argv
+    from sane.fleet.ssh import classify, run_remote, timeout_error
 
     quoted = shlex.quote(path)
     script = (f"if [ -f {quoted} ]; then (sha256sum -- {quoted} || shasum -a 256 -- {quoted})"
               " 2>/dev/null; fi")
-    proc = subprocess.run([*ssh_argv(server), script], capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL, check=False)
-    if proc.returncode == 255:
-        raise classify(server, proc.stderr)
-    digest = proc.stdout.split(" ", 1)[0].strip()
+    try:
+        result = run_remote(server, script, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise timeout_error(server, 60) from None
+    if result.status == 255:
+        raise classify(server, result.stderr, status=255)
+    digest = (result.stdout or b"").decode("ascii", "replace").split(" ", 1)[0].strip()
     return digest or None
 
 
@@ -171,19 +173,22 @@ def fleet_put(ctx: Context, servers: Sequence[ServerLike], path: str, content: b
     import hashlib
 
     from sane.fleet.panes import file_channel
+    from sane.fleet.ssh import path_on, remote_path
     from sane.ops.create_file import create_file
 
-    if not path.startswith("/"):
-        raise errors.InvalidArgument("fleet put takes an absolute path on the servers",
-                                     path=path)
+    try:
+        remote_path(path)
+    except ValueError as exc:
+        raise errors.InvalidArgument(f"fleet put: {path!r} {exc}", path=path) from None
     digest = hashlib.sha256(content).hexdigest()
     known = server_panes(ctx)
 
     def put(server: ServerLike) -> dict[str, Any]:
-        if remote_sha256(server, path) == digest:
-            return {"action": "unchanged", "path": path, "sha256": digest}
+        target = path_on(server, path)  # ``~/`` is each login's own home, as in plans
+        if remote_sha256(server, target) == digest:
+            return {"action": "unchanged", "path": target, "sha256": digest}
         pane = open_server_pane(ctx, server, known=known).pane_id
-        result = create_file(ctx, path, content, pane=pane, mode=mode, parents=parents,
+        result = create_file(ctx, target, content, pane=pane, mode=mode, parents=parents,
                              side_channel=file_channel(ctx, server.name))
         return dict(result)
 

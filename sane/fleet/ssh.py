@@ -29,7 +29,7 @@ import contextlib
 import os
 import re
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from sane import errors
 from sane.fleet.spec import ServerLike
@@ -398,6 +398,88 @@ def probe_connection(server: ServerLike, accept_new: bool = False,
     if proc.returncode != 0:
         raise classify(server, proc.stderr, status=proc.returncode)
     return round(latency, 3)
+
+
+class RemoteResult(NamedTuple):
+    """What a side-channel script did: its exit status, exactly what it printed (None
+    when sane's markers never came back: the login's shell did not run the script),
+    and its stderr (ssh's own words when ``status`` is 255)."""
+
+    status: int
+    stdout: bytes | None
+    stderr: str
+
+
+def run_remote(server: ServerLike, script: str, data: bytes | None = None,
+               timeout: float = 30.0) -> RemoteResult:
+    """Run the POSIX ``sh`` ``script`` on ``server`` over a side channel (the pane's
+    ControlMaster when it is up) and return exactly what the script printed.
+
+    Why the markers: ssh hands the command to the login's shell, which reads rc files
+    first, and those may print (bash sources ``.bashrc`` for ssh commands, and many
+    print a banner even when nobody is at the terminal). Mixed into stdout that text
+    broke every read of a file's contents. The script runs under ``sh`` (whatever the
+    login shell is) between two markers made fresh for this call, on stdout and stderr
+    alike; only what lies between them is the script's (run in a subshell, so that its
+    own ``exit`` still ends with the closing marker). Raises
+    ``subprocess.TimeoutExpired`` past ``timeout``; ``FileNotFoundError`` with no ssh."""
+    import shlex
+    import subprocess
+
+    mark = f"sane-{os.urandom(8).hex()}"
+    wrapped = (f"printf '%s\\n' {mark} && printf '%s\\n' {mark} >&2 && ( {script} ); "
+               f"s=$?; printf '\\n%s\\n' {mark}; exit $s")
+    argv = [*ssh_argv(server), f"exec sh -c {shlex.quote(wrapped)}"]
+    proc = subprocess.run(argv, input=data, capture_output=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL if data is None else None, check=False)
+    stderr = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode == 255:
+        return RemoteResult(255, None, stderr)
+    begin, end = f"{mark}\n".encode(), f"\n{mark}\n".encode()
+    start = proc.stdout.find(begin)
+    stop = proc.stdout.rfind(end)
+    stdout = proc.stdout[start + len(begin):stop] if start >= 0 and start + len(begin) <= stop \
+        else None
+    _, found, after = stderr.partition(f"{mark}\n")
+    return RemoteResult(proc.returncode, stdout, after if found else stderr)
+
+
+def remote_path(path: str) -> str:
+    """``path`` as it may be given for a file on a server: absolute, or ``~/...`` in the
+    login's home (``fleet put`` and deploy plans alike); ValueError otherwise."""
+    if not path.startswith(("/", "~/")) or "\n" in path or "\0" in path:
+        raise ValueError("must be an absolute path on the server (or start with ~/)")
+    return path
+
+
+def remote_home(server: ServerLike, timeout: float = 30.0) -> str:
+    """The login's home directory on ``server`` (what ``~/`` means there)."""
+    import subprocess
+
+    try:
+        result = run_remote(server, 'printf %s "$HOME"', timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise timeout_error(server, timeout) from None
+    if result.status == 255:
+        raise classify(server, result.stderr, status=255)
+    home = (result.stdout or b"").decode("utf-8", "replace")
+    if result.status != 0 or not home.startswith("/"):
+        raise errors.RemoteOperationFailed(f"cannot learn the home directory on {server.name}",
+                                           server=server.name, output=result.stderr[-300:])
+    return home
+
+
+def path_on(server: ServerLike, path: str, homes: dict[str, str] | None = None) -> str:
+    """``path`` on ``server`` with a leading ``~/`` made the login's home (learnt once
+    per server when ``homes`` is given to keep it)."""
+    if not path.startswith("~/"):
+        return path
+    home = homes.get(server.name) if homes is not None else None
+    if home is None:
+        home = remote_home(server)
+        if homes is not None:
+            homes[server.name] = home
+    return home.rstrip("/") + path[1:]
 
 
 def upload(server: ServerLike, path: str, data: bytes, timeout: float = 600.0) -> None:
