@@ -23,7 +23,7 @@ from sane.ops.context import Context
 from sane.ops.takeover import install_runner
 from sane.parallel import bounded_map
 from sane.tmux import panes
-from sane.tmux.structure import creation_lock, ensure_local_pane, prepare_commands
+from sane.tmux.structure import ensure_local_pane, pane_lock, prepare_commands
 
 ROLE_SSH = "ssh"
 ROLE_ORCHESTRATOR = "orchestrator"
@@ -39,7 +39,19 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 def ensure_session(ctx: Context) -> str:
-    """The orchestrator session exists, with its ``orchestrator`` window; its pane id."""
+    """The orchestrator session exists, with its ``orchestrator`` window; its pane id.
+
+    Asked first without the creation lock (one tmux round trip): a session that is
+    there needs nothing created, so connecting never waits for that lock."""
+    ctx.attach_first(f"={ctx.session_name}")
+    try:
+        found = ctx.tmux(["list-panes", "-s", "-t", f"={ctx.session_name}", "-f",
+                          "#{==:#{" + panes.OPT_ROLE + "}," + ROLE_ORCHESTRATOR + "}",
+                          "-F", "#{pane_id}"])
+    except (errors.SessionNotFound, errors.PaneNotFound, errors.TmuxServerNotRunning):
+        found = []
+    if found and found[0].startswith("%"):
+        return found[0]
     return ensure_local_pane(ctx.server, ctx.session_name, ROLE_ORCHESTRATOR, ROLE_ORCHESTRATOR)
 
 
@@ -63,7 +75,7 @@ def server_panes(ctx: Context) -> dict[str, panes.PaneState]:
 
 def _server_pane(ctx: Context, name: str) -> panes.PaneState | None:
     """``name``'s pane as tmux has it now, asked by name: one line back, not the
-    fleet's (the check under the creation lock costs the same at 20 servers as at
+    fleet's (the check under the pane lock costs the same at 20 servers as at
     1,000). A name a tmux format could misread falls back to the whole list."""
     if not _PLAIN_NAME.fullmatch(name):
         return server_panes(ctx).get(name)
@@ -88,8 +100,7 @@ def _new_pane(ctx: Context, server: ServerLike, accept_new: bool) -> str:
     mixed with the pane's padding or with what sane typed into it.
 
     Two tmux round trips in all (the window, then its options and the gate's release
-    as one command list), through the control client: this runs under the creation
-    lock, so its cost is paid once per server one after the other."""
+    as one command list), through the control client when one is attached."""
     gate = f"sane-gate-{os.urandom(6).hex()}"
     ssh = shlex.join(ssh_argv(server, accept_new, master=True, tty=True))
     command = f"tmux wait-for {gate} && exec {ssh} 2>{shlex.quote(stderr_log(server))}"
@@ -120,13 +131,13 @@ def open_server_pane(ctx: Context, server: ServerLike, accept_new: bool = False,
 
     ``known``: server panes already listed by the caller (one ``list-panes`` for a
     whole fleet), so a warm pane costs nothing more; only a missing or dead pane
-    takes the creation lock. ``timeout`` counts from when this server's pane exists:
-    time queued behind other servers' pane creation is not this server's.
+    takes this server's pane lock (never a lock shared with other servers: panes for
+    many servers are made at once). ``timeout`` counts from when the pane exists.
     """
     current = (known if known is not None else server_panes(ctx)).get(server.name)
     if current is not None and not current.dead and current.runner_installed:
         return current
-    with creation_lock(ctx.server):
+    with pane_lock(ctx.server, server.name):
         existing = _server_pane(ctx, server.name)
         if existing is not None and not existing.dead:
             state = ctx.pane_state(existing.pane_id)

@@ -36,9 +36,10 @@ def _libtmux_server(server: TmuxServer):  # type: ignore[no-untyped-def]
     )
 
 
-_held = threading.local()
+_held = threading.local()  # lock path -> depth, per thread (the locks are re-entrant)
 # Creation holds the lock for a few tmux commands; minutes mean a stuck process.
 CREATION_LOCK_TIMEOUT = 60.0
+PANE_LOCK_KIND = "-pane-"
 
 
 def creation_lock_path(server: TmuxServer) -> Path:
@@ -49,35 +50,65 @@ def creation_lock_path(server: TmuxServer) -> Path:
     return Path(server.lock_file(""))
 
 
+def pane_lock_path(server: TmuxServer, name: str) -> Path:
+    """The lock file serialising the making of one named pane (a fleet server's) on
+    ``server``: two processes never open two panes for one server, and panes for
+    different servers are made at the same time."""
+    from pathlib import Path
+
+    plain = name.replace(".", "_").replace("-", "_").isalnum() and len(name) <= 64
+    if not plain:
+        import hashlib
+
+        name = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return Path(server.lock_file(PANE_LOCK_KIND + name))
+
+
 def kill_for_good(server: TmuxServer) -> None:
     """Kill ``server`` and remove what would outlive it: its socket (tmux 3.3a leaves
     the file behind) and sane's lock files for it. For whoever owns a server outright
     (``sane demo``, test fixtures); never for a person's server."""
+    import glob
+
     from sane.tmux.control import clients_lock_path
 
     server.run("kill-server", check=False)
+    pane_locks = glob.glob(glob.escape(server.lock_file(PANE_LOCK_KIND + "@"))
+                           .replace("@", "*"))
     for path in (server.socket_file(), str(creation_lock_path(server)),
-                 clients_lock_path(server)):
+                 clients_lock_path(server), *pane_locks):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
 
 
-@contextlib.contextmanager
-def creation_lock(server: TmuxServer) -> Iterator[None]:
+def creation_lock(server: TmuxServer) -> contextlib.AbstractContextManager[None]:
     """Serialise creating sessions and windows across processes and threads, so two
     first runs make one session; re-entrant within a thread."""
-    depth = getattr(_held, "depth", 0)
-    if depth:
-        _held.depth = depth + 1
+    return _file_lock(creation_lock_path(server),
+                      f"creating tmux sessions or windows on {server.label}")
+
+
+def pane_lock(server: TmuxServer, name: str) -> contextlib.AbstractContextManager[None]:
+    """Serialise making the pane of server ``name`` (see :func:`pane_lock_path`)."""
+    return _file_lock(pane_lock_path(server, name),
+                      f"opening the pane of {name} on {server.label}")
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path, what: str) -> Iterator[None]:
+    """An exclusive flock on ``path`` across processes and threads; re-entrant
+    within a thread. Waiting longer than CREATION_LOCK_TIMEOUT is ``state_locked``."""
+    held: dict[Path, int] = _held.__dict__.setdefault("paths", {})
+    if held.get(path):
+        held[path] += 1
         try:
             yield
         finally:
-            _held.depth -= 1
+            held[path] -= 1
         return
     from sane.flock import flock_within
     from sane.paths import open_private
 
-    path = creation_lock_path(server)
     try:
         fd = open_private(str(path), os.O_RDWR | os.O_CREAT)
     except OSError as exc:
@@ -87,13 +118,13 @@ def creation_lock(server: TmuxServer) -> Iterator[None]:
     try:
         if not flock_within(fd, CREATION_LOCK_TIMEOUT):
             raise errors.StateLocked(
-                f"another sane process has been creating tmux sessions or windows on "
-                f"{server.label} for {CREATION_LOCK_TIMEOUT:g}s (lock {path})", path=str(path))
-        _held.depth = 1
+                f"another sane process has been {what} for {CREATION_LOCK_TIMEOUT:g}s "
+                f"(lock {path})", path=str(path))
+        held[path] = 1
         try:
             yield
         finally:
-            _held.depth = 0
+            del held[path]
     finally:
         os.close(fd)
 
