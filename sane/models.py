@@ -129,6 +129,10 @@ class PlatformInfo(TypedDict):
     container: str | None
     virtualization: str | None
     tools: dict[str, bool]
+    coreutils: str | None
+    """Whose core utilities the host runs, as its ``ls --version`` says: ``gnu``,
+    ``busybox``, ``toybox`` or ``uutils``; null when it names none of them (the BSDs' and
+    macOS's ``ls`` print only a usage)."""
     locale: LocaleInfo
     sudo_without_password: bool | None
     pane: str | None

@@ -215,6 +215,7 @@ def test_detect_platform_reports_the_debian_container(sane_ctx: Context,
     assert info["login_shell"]["path"] == "/bin/bash"
     assert info["tools"]["python3"] is False and info["tools"]["sha256sum"] is True
     assert info["tools"]["jq"] is False and info["package_managers"] == ["apt-get"]
+    assert info["coreutils"] == "gnu"
 
 
 # ----------------------------------------------------------------- busybox ash behind Dropbear
@@ -235,6 +236,7 @@ def test_detect_platform_reports_the_busybox_container(sane_ctx: Context,
     assert info["tools"]["python3"] is False and info["tools"]["perl"] is False
     assert info["tools"]["sha256sum"] is True and info["tools"]["base64"] is True
     assert info["package_managers"] == [] and info["container"] == container_fleet.engine.kind
+    assert info["coreutils"] == "busybox"
     # and those tools are busybox's own applets (out of band)
     # (busybox readlink takes one path)
     assert in_container(container_fleet, "bb1", "for t in /usr/bin/sha256sum /bin/ls; do "
@@ -253,7 +255,7 @@ def test_mixed_fleet_up_run_detect(cli_env: dict[str, str], sane_home: Path,
                                    container_fleet: ContainerFleet) -> None:
     """3 Debian + 3 busybox containers: `sane up` connects all six with host keys checked,
     `sane fleet run 'uname -a; echo $0'` is exact on each, `sane fleet detect` tells the
-    two systems apart."""
+    two systems apart (OS, shell, coreutils; no Python on either)."""
     register(sane_home, container_fleet)
     code, up = _sane(cli_env, "up", "--all")
     assert code == 0 and up["ok"], up
@@ -267,10 +269,33 @@ def test_mixed_fleet_up_run_detect(cli_env: dict[str, str], sane_home: Path,
         assert by_name[s.name]["exit_code"] == 0
     code, detected = _sane(cli_env, "fleet", "detect", "--all")
     assert code == 0, detected
-    seen = {r["server"]: (r["distro"]["id"], r["shell"]["name"], r["tools"]["python3"])
-            for r in detected["results"]}
-    assert seen == {s.name: ("debian", "bash", False) if s.image == "debian"
-                    else ("busybox", "ash", False) for s in container_fleet.servers}
+    seen = {r["server"]: (r["distro"]["id"], r["shell"]["name"], r["coreutils"],
+                          r["tools"]["python3"]) for r in detected["results"]}
+    assert seen == {s.name: ("debian", "bash", "gnu", False) if s.image == "debian"
+                    else ("busybox", "ash", "busybox", False) for s in container_fleet.servers}
+
+
+def test_sane_up_checks_each_containers_host_key(cli_env: dict[str, str], sane_home: Path,
+                                                 container_fleet: ContainerFleet,
+                                                 tmp_path: Path) -> None:
+    """`sane up` checks the host keys of OpenSSH and Dropbear alike: deb1 with bb3's key
+    in its known_hosts is refused as a mismatch, bb2 with no known key as unknown (no
+    --accept-new), bb1 with its real key connects."""
+    fleet = container_fleet
+    swapped, empty = tmp_path / "swapped", tmp_path / "empty"
+    swapped.write_text(f"{fleet['deb1'].known_hosts_name} {fleet['bb3'].host_key_pub}\n")
+    empty.write_text("")
+    registry = Registry(sane_home)
+    for name, known in (("deb1", swapped), ("bb2", empty), ("bb1", fleet.known_hosts)):
+        s = fleet[name]
+        registry.add(Server(name=name, host=s.host, port=s.port, user="root",
+                            identity_file=str(fleet.client_key),
+                            ssh_options={"UserKnownHostsFile": str(known)}), replace=True)
+    code, up = _sane(cli_env, "up", "--all")
+    assert code == 5, up
+    errors = {r["server"]: r["error"] and r["error"]["code"] for r in up["servers"]}
+    assert errors == {"deb1": "host_key_mismatch", "bb2": "host_key_unknown", "bb1": None}
+    assert empty.read_text() == ""  # nothing trusted on the way
 
 
 def test_mixed_fleet_deploy_rolls_back_only_the_failing_busybox_host(

@@ -50,6 +50,7 @@ def test_live_probe_matches_this_machine(sane_ctx: Context, pane: str, shell: st
     assert info["shell"]["name"] == shell
     assert info["hostname"] == socket.gethostname()
     assert info["tools"]["base64"] is True and "apt-get" in info["package_managers"]
+    assert info["coreutils"] == "gnu"  # Debian's ls
     assert info["pane"] == pane and info["duration_ms"] is not None
 
 
@@ -121,3 +122,19 @@ def test_running_shell_from_a_busybox_login() -> None:
     assert info["shell"] == {"path": "/bin/busybox", "name": "ash", "version": None}
     info = parse_probe("run_shell_argv=-zsh\nrun_shell_version=5.9\nend=1\n")  # no /proc
     assert info["shell"] == {"path": None, "name": "zsh", "version": "5.9"}
+
+
+@pytest.mark.parametrize(("printed", "coreutils"), [
+    ("ls (GNU coreutils) 9.1 Copyright (C) 2022 Free Software Foundation, Inc. ", "gnu"),
+    ("ls: unrecognized option '--version' BusyBox v1.35.0 (Debian 1:1.35.0-4+deb12u1+b1) "
+     "multi-call binary. ", "busybox"),
+    ("toybox 0.8.9 ", "toybox"),
+    ("ls (uutils coreutils) 0.0.28 ", "uutils"),
+    # the BSDs and macOS: a usage that names no implementation; unknown, not a guess
+    ("ls: unrecognized option `--version' usage: ls [-@ABCFGHILOPRSTUWXabcdefghiklmnopqrs] ",
+     None),
+    ("", None),
+])
+def test_coreutils_from_ls_version(printed: str, coreutils: str | None) -> None:
+    info = parse_probe(f"coreutils={printed}\nend=1\n")
+    assert info["coreutils"] == coreutils

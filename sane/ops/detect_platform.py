@@ -67,6 +67,7 @@ for __dp_t in {" ".join(PACKAGE_MANAGERS)}; do
   command -v "$__dp_t" >/dev/null 2>&1 && __dp pm "$__dp_t"; done
 for __dp_t in {" ".join(TOOLS)}; do
   command -v "$__dp_t" >/dev/null 2>&1 && __dp tool "$__dp_t"; done
+__dp coreutils "$(ls --version 2>&1 </dev/null | sed -n 1,3p | tr '\\n' ' ' | cut -c1-300)"
 [ -r /proc/1/comm ] && __dp init "$(cat /proc/1/comm 2>/dev/null)"
 [ -d /run/systemd/system ] && __dp hint systemd_run
 [ -d /run/openrc ] && __dp hint openrc_run
@@ -160,6 +161,7 @@ def parse_probe(text: str) -> PlatformInfo:
         container=_container(single, hints),
         virtualization=_virtualization(single),
         tools={tool: tool in tools for tool in TOOLS},
+        coreutils=_coreutils(single.get("coreutils", "")),
         locale=LocaleInfo(lang=get("lang"), lc_all=get("lc_all"), charmap=get("charmap")),
         sudo_without_password=None if sudo is None else sudo == "yes",
         pane=None,
@@ -206,6 +208,16 @@ def _init_system(os_name: str | None, init_process: str | None, hints: set[str])
     known = {"runit": "runit", "s6-svscan": "s6", "tini": "tini", "dumb-init": "dumb-init",
              "launchd": "launchd"}
     return known.get(init_process or "")
+
+
+# What each implementation's ``ls --version`` prints (busybox: the usage, naming itself
+# on its second line); the first that matches wins (uutils also says "coreutils").
+_COREUTILS = (("uutils coreutils", "uutils"), ("GNU coreutils", "gnu"),
+              ("BusyBox", "busybox"), ("toybox", "toybox"))
+
+
+def _coreutils(version: str) -> str | None:
+    return next((name for needle, name in _COREUTILS if needle in version), None)
 
 
 def _container(single: dict[str, str], hints: set[str]) -> str | None:
