@@ -109,6 +109,14 @@ class ConnectTimeout(ConnectionFailed):
     code = "timeout"
 
 
+class ResourceLimit(ConnectionFailed):
+    """A limit stopped the connection: an open-files limit (sane's, tmux's), the
+    host's pseudo-terminals, or the server refusing connections beyond its
+    ``MaxStartups``; ``details.limit`` names it and ``details.value`` gives its value."""
+
+    code = "resource_limit"
+
+
 class TmuxError(SaneError):
     """tmux itself failed or refused a command."""
 

@@ -59,3 +59,92 @@ def test_200_servers_connect_with_bounded_handshakes_and_run_exactly(
     result = fleet_run(sane_ctx, servers, "echo $FLEET_HOST", max_parallel=200, timeout=60)
     assert result["counts"]["ok"] == 200, [r for r in result["results"] if not r["ok"]][:3]
     assert [r["output"] for r in result["results"]] == [f"{s.name}\n" for s in servers]
+
+
+def _tmux_pid(ctx: Context) -> int:
+    return int(ctx.server.run("display-message", "-p", "#{pid}").strip())
+
+
+def _connect_within(ctx: Context, servers: list[Any], limit: float) -> list[dict[str, Any]]:
+    """connect_many in a thread: a hang is this test's failure, not the suite's."""
+    import threading
+
+    out: list[list[dict[str, Any]]] = []
+    worker = threading.Thread(target=lambda: out.append(connect_many(ctx, servers, max_parallel=3)),
+                              daemon=True)
+    worker.start()
+    worker.join(limit)
+    assert out, f"connect_many did not return within {limit:g}s"
+    return out[0]
+
+
+def test_tmux_out_of_descriptors_is_resource_limit_naming_nofile(
+        sane_ctx: Context, ssh_fleet: Any) -> None:
+    """A tmux server whose open-files limit leaves no room for another pane: every
+    server fails at once with resource_limit naming tmux's nofile and its value. Before,
+    ``sane up`` hung with no output (tmux stopped answering its clients)."""
+    import subprocess
+
+    from sane.fleet import limits
+
+    servers = register(sane_ctx.home, ssh_fleet)
+    ensure_session(sane_ctx)
+    pid = _tmux_pid(sane_ctx)
+    used = limits.open_files(pid)
+    assert used is not None
+    cap = used + limits.TMUX_RESERVE + 1
+    subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={cap}:{cap}"], check=True)
+    reports = _connect_within(sane_ctx, servers, 30)
+    assert [r["error"]["code"] for r in reports] == ["resource_limit"] * 3, reports
+    details = reports[0]["error"]["details"]
+    assert (details["limit"], details["value"]) == ("nofile", cap)
+    assert details["process"] == f"tmux (pid {pid})"
+
+
+def test_a_stopped_tmux_server_is_tmux_failed_not_a_hang(
+        sane_ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every tmux process sane starts has a deadline: a tmux server that cannot answer
+    (stopped here; out of descriptors in the field) is tmux_failed, never a hang."""
+    import signal
+    import time
+
+    from sane import errors
+    from sane.tmux import command
+
+    ensure_session(sane_ctx)
+    pid = _tmux_pid(sane_ctx)
+    monkeypatch.setattr(command, "COMMAND_TIMEOUT", 1.0)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(errors.TmuxError) as caught:
+            sane_ctx.server.run("list-sessions")
+        assert time.monotonic() - started < 5
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert caught.value.code == "tmux_failed"
+    assert "did not answer within 1s" in caught.value.message
+
+
+def test_sshd_refusing_beyond_max_startups_is_resource_limit(
+        sane_ctx: Context, make_fleet: Callable[..., Any]) -> None:
+    """A server whose sshd drops connections beyond its MaxStartups (here 1, with one
+    connection not yet logged in held open): resource_limit naming MaxStartups, with
+    ssh's own words; the other server connects."""
+    import socket
+
+    fleet = make_fleet(2)
+    fleet.configure_sshd("s1", "MaxStartups 1")
+    servers = register(sane_ctx.home, fleet)
+    s1 = fleet.server("s1")
+    holder = socket.create_connection((s1.host, s1.port), timeout=5)
+    try:
+        assert holder.recv(64).startswith(b"SSH-")  # sshd counts it: not logged in yet
+        reports = {r["server"]: r for r in _connect_within(sane_ctx, servers, 60)}
+    finally:
+        holder.close()
+    assert reports["s2"]["ok"], reports["s2"]
+    error = reports["s1"]["error"]
+    assert error["code"] == "resource_limit", error
+    assert error["details"]["limit"] == "MaxStartups"
+    assert "kex_exchange_identification" in error["details"]["ssh_output"]

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sane import errors
+from sane.fleet.limits import check_room_for_pane, from_tmux_failure
 from sane.fleet.spec import ServerLike
 from sane.fleet.ssh import classify, ssh_argv, stderr_log, timeout_error
 from sane.ops.context import Context
@@ -107,10 +108,13 @@ def _new_pane(ctx: Context, server: ServerLike, accept_new: bool) -> str:
     new_window = ["new-window", "-d", "-t", f"={ctx.session_name}:", "-n", server.name,
                   "-P", "-F", "#{pane_id}", command]
     try:
-        out = ctx.tmux(new_window)
-    except errors.SessionNotFound:  # closed since (or never made): make it, once
-        ensure_session(ctx)
-        out = ctx.tmux(new_window)
+        try:
+            out = ctx.tmux(new_window)
+        except errors.SessionNotFound:  # closed since (or never made): make it, once
+            ensure_session(ctx)
+            out = ctx.tmux(new_window)
+    except errors.TmuxError as exc:
+        raise from_tmux_failure(exc, server.name) from None
     pane_id = out[0].strip()
     ctx.tmux_batch([
         *prepare_commands(pane_id, ROLE_SSH, server.name),
@@ -147,6 +151,7 @@ def open_server_pane(ctx: Context, server: ServerLike, accept_new: bool = False,
         else:
             if existing is not None:  # dead: its ssh ended; replace it (see respawn docs)
                 ctx.server.run("kill-pane", "-t", existing.pane_id)
+            check_room_for_pane(ctx, server.name)
             pane_id = _new_pane(ctx, server, accept_new)
     return _make_ready(ctx, server, pane_id, time.monotonic() + timeout, timeout)
 

@@ -284,6 +284,8 @@ _FAILURES: tuple[tuple[str, type[errors.SaneError]], ...] = (
     ("host key is known for", errors.HostKeyUnknown),
     ("host key verification failed", errors.HostKeyUnknown),
     ("permission denied", errors.AuthFailed),
+    ("too many open files", errors.ResourceLimit),
+    ("kex_exchange_identification", errors.ResourceLimit),
     ("too many authentication failures", errors.AuthFailed),
     ("connection refused", errors.ConnectionRefused),
     ("could not resolve hostname", errors.HostUnreachable),
@@ -329,6 +331,12 @@ def _hint(cls: type[errors.SaneError], lines: list[str], hop: str | None) -> str
         return "check the host name or address and the network"
     if cls is errors.ConnectTimeout:
         return "no answer: check the address, a firewall, or the jump host"
+    if cls is errors.ResourceLimit:
+        if "too many open files" in text.lower():
+            return "ssh ran out of file descriptors: raise ulimit -n or lower --max-parallel"
+        return ("the server closed the connection before the ssh handshake: typically its "
+                "sshd's MaxStartups (too many connections not yet logged in at once); lower "
+                "--max-parallel, or raise MaxStartups on the server (or a jump host)")
     if "no matching" in text.lower():
         return ("ssh and the server share no algorithm: allow one of the server's offer with "
                 "--ssh-option (e.g. KexAlgorithms=+ALGORITHM)")
@@ -364,6 +372,11 @@ def classify(server: ServerLike, text: str, status: int | None = None,
         details["exit_status"] = status
     if hop is not None:
         details["hop"] = hop
+    if cls is errors.ResourceLimit:  # which limit, and its value when known here
+        if "too many open files" in reason.lower():
+            details.update(limit="nofile", value=None, process="ssh")
+        else:
+            details.update(limit="MaxStartups", value=None, process="sshd (the server's)")
     return cls(f"{server.name} ({where}): {reason}", server=server.name,
                ssh_output="\n".join(lines)[-2000:], hint=_hint(cls, lines, hop), **details)
 

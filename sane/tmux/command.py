@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -37,6 +38,17 @@ def command_list(commands: Sequence[Sequence[str]]) -> list[str]:
     for command in commands:
         args += [*([";"] if args else []), *command]
     return args
+
+
+# What one tmux command may take as a process (the control client's commands have
+# their own, see sane.tmux.control).
+COMMAND_TIMEOUT = 10.0
+
+
+def _own_open_files_limit() -> int:
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 _TMUX_PATH: dict[str, str | None] = {}
@@ -136,15 +148,28 @@ class TmuxServer(NamedTuple):
             base += ["-L", self.socket_name]
         return base + list(args)
 
-    def run(self, *args: str, check: bool = True) -> str:
-        """Run one tmux command; return its stdout, or raise the matching sane error."""
+    def run(self, *args: str, check: bool = True, timeout: float | None = None) -> str:
+        """Run one tmux command; return its stdout, or raise the matching sane error.
+
+        Never waits forever: a tmux server that cannot answer (out of descriptors, or
+        stopped) is ``tmux_failed`` after ``timeout`` (COMMAND_TIMEOUT by default)."""
         import subprocess  # not at the top: one-shot commands only start a control client
 
+        limit = COMMAND_TIMEOUT if timeout is None else timeout
         try:
             proc = subprocess.run(
-                self.argv(*args), capture_output=True, text=True, errors="replace", check=False
+                self.argv(*args), capture_output=True, text=True, errors="replace",
+                check=False, stdin=subprocess.DEVNULL, timeout=limit,
             )
+        except subprocess.TimeoutExpired:
+            raise errors.TmuxError(f"tmux did not answer within {limit:g}s",
+                                   command=" ".join(args), socket=self.label) from None
         except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):  # not tmux's absence: ours
+                raise errors.ResourceLimit(
+                    f"cannot run tmux: {exc.strerror} (nofile)", limit="nofile",
+                    value=_own_open_files_limit(), process="sane",
+                    hint="raise ulimit -n, or lower --max-parallel") from exc
             raise errors.TmuxNotInstalled(f"cannot run tmux: {exc}") from exc
         if proc.returncode != 0 and check:
             raise self.error_from(proc.stderr.strip() or f"tmux exited {proc.returncode}", args)

@@ -1,0 +1,141 @@
+"""The local limits a big fleet runs into, checked before a pane is made, so a server
+that cannot get one fails alone with ``resource_limit`` naming the limit and its value
+(never a hang, an ``internal_error`` or an unexplained ``unreachable``).
+
+What a server's pane costs here (measured, issue 17): in the tmux server one pty
+master and, while its gate is shut, one client connection; in sane's process a few
+descriptors for the moments it runs an ssh beside the pane; one pseudo-terminal of the
+host's ``/proc/sys/kernel/pty/max``. tmux out of descriptors stops answering (its
+clients hang; tmux 3.3a was seen to crash later), and tmux out of ptys says only "fork
+failed": both are cheaper to see coming than to diagnose after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import threading
+
+from sane import errors
+from sane.ops.context import Context
+
+# Descriptors one more pane needs in the tmux server (its pty, the gate's client), and
+# what tmux keeps for itself on top (its socket, log, a client or two).
+TMUX_FDS_PER_PANE = 2
+TMUX_RESERVE = 8
+# Descriptors sane's process needs at once per server being connected (an ssh beside
+# the pane: three pipes), and for itself.
+SANE_FDS_PER_SERVER = 6
+SANE_RESERVE = 32
+PTY_MAX = "/proc/sys/kernel/pty/max"
+PTY_NR = "/proc/sys/kernel/pty/nr"
+
+_pids: dict[object, int] = {}
+_pids_lock = threading.Lock()
+_own_limit_raised = False
+
+
+def open_files_limit(pid: int | str = "self") -> int | None:
+    """The soft ``nofile`` limit of process ``pid`` (None when unreadable)."""
+    try:
+        with open(f"/proc/{pid}/limits", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Max open files"):
+                    soft = line.split()[3]
+                    return None if soft == "unlimited" else int(soft)
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def open_files(pid: int | str = "self") -> int | None:
+    """How many descriptors process ``pid`` has open (None when unreadable)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def raise_own_open_files_limit() -> None:
+    """Lift sane's soft ``nofile`` to its hard limit (what the system allows this
+    process anyway): the common soft 1024 would otherwise end a fleet of ~150."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _tmux_pid(ctx: Context) -> int | None:
+    """The tmux server's pid (asked once per server and process; asked again when that
+    process is gone)."""
+    key = ctx.server
+    with _pids_lock:
+        pid = _pids.get(key)
+    if pid is not None and os.path.exists(f"/proc/{pid}"):
+        return pid
+    try:
+        pid = int(ctx.tmux(["display-message", "-p", "#{pid}"])[0])
+    except (errors.SaneError, ValueError, IndexError):
+        return None
+    with _pids_lock:
+        _pids[key] = pid
+    return pid
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path, encoding="ascii") as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def check_room_for_pane(ctx: Context, name: str) -> None:
+    """Raise ``resource_limit`` if one more pane (for server ``name``) would pass the
+    tmux server's open-files limit, sane's own, or the host's pseudo-terminals."""
+    global _own_limit_raised
+    if not _own_limit_raised:
+        raise_own_open_files_limit()
+        _own_limit_raised = True
+    pid = _tmux_pid(ctx)
+    if pid is not None:
+        limit, used = open_files_limit(pid), open_files(pid)
+        if limit is not None and used is not None \
+                and used + TMUX_FDS_PER_PANE + TMUX_RESERVE > limit:
+            raise errors.ResourceLimit(
+                f"{name}: the tmux server has {used} of its {limit} open files in use: "
+                f"no room for another pane (nofile)", server=name, limit="nofile",
+                value=limit, in_use=used, process=f"tmux (pid {pid})",
+                hint=f"raise the tmux server's limit (prlimit --pid {pid} --nofile=N:N, "
+                     "or ulimit -n before it starts: it needs about 2 per pane) or "
+                     "close panes")
+    limit, used = open_files_limit(), open_files()
+    if limit is not None and used is not None \
+            and used + SANE_FDS_PER_SERVER + SANE_RESERVE > limit:
+        raise errors.ResourceLimit(
+            f"{name}: sane has {used} of its {limit} open files in use (nofile)",
+            server=name, limit="nofile", value=limit, in_use=used, process="sane",
+            hint="raise ulimit -n, or lower --max-parallel")
+    limit, used = _read_int(PTY_MAX), _read_int(PTY_NR)
+    if limit is not None and used is not None and used + 1 > limit:
+        raise errors.ResourceLimit(
+            f"{name}: all {limit} pseudo-terminals of this host are in use (pty/max)",
+            server=name, limit="pty/max", value=limit, in_use=used,
+            hint=f"raise {PTY_MAX} (sysctl kernel.pty.max) or close panes")
+
+
+def from_tmux_failure(exc: errors.TmuxError, name: str) -> errors.SaneError:
+    """tmux's own words about a window it could not make, with the limit named when
+    it is one: out of descriptors (``nofile``) or of pseudo-terminals (``pty``)."""
+    low = exc.message.lower()
+    if "too many open files" in low:
+        return errors.ResourceLimit(f"{name}: tmux could not open a pane: {exc.message}",
+                                    server=name, limit="nofile", value=None,
+                                    process="tmux", hint="raise the tmux server's ulimit -n")
+    if "no space left on device" in low or "out of pty" in low or "openpty" in low:
+        return errors.ResourceLimit(
+            f"{name}: tmux could not open a pseudo-terminal: {exc.message}", server=name,
+            limit="pty/max", value=_read_int(PTY_MAX), in_use=_read_int(PTY_NR),
+            hint=f"raise {PTY_MAX} (or the devpts instance's max=) or close panes")
+    return exc
