@@ -160,6 +160,13 @@ class PaneBusy(Busy):
     code = "pane_busy"
 
 
+class RunNotWaiting(Busy):
+    """``run input`` while the kernel shows the run busy, not reading the terminal:
+    typed-ahead text would run as a shell command if the command ends without it."""
+
+    code = "run_not_waiting"
+
+
 class RunOwned(Busy):
     """An interrupt of a run that belongs to a deploy (its step): refused unless forced,
     since the deploy would count the step failed and roll back."""

@@ -95,6 +95,10 @@ class RunInputInput(Input):
                       "terminal does not echo a password, so it is in no output either.")
     no_enter: bool = Field(default=False, description="Do not press Enter after the text "
                            "(a single key such as `q` for a pager).")
+    multi_line: bool = Field(default=False, description="Allow line breaks in text (each "
+                             "ends a line as Enter does). Without it an answer is one line: "
+                             "a second line would reach the shell as a command once the "
+                             "program exits.")
     timeout: float = Field(default=30.0, ge=0, description="Seconds to follow the run after "
                            "typing.")
     check: bool = Field(default=False, description="A non-zero exit code becomes the error "

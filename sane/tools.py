@@ -249,14 +249,15 @@ def _run_wait(ctx: Context, a: inputs.RunWaitInput, call: Call) -> Outcome:
 
 
 def _run_input(ctx: Context, a: inputs.RunInputInput, call: Call) -> Outcome:
-    from sane.ops.runs import run_input
+    from sane.ops.runs import check_answer, run_input
 
+    check_answer(a.text, a.multi_line)
     if IN_FLIGHT.take_over(a.run_id) is not None:
         raise errors.RunFinished(f"run {a.run_id} has ended, so nothing was typed (the text "
                                  "would have gone to the shell as a command); run_wait "
                                  "returns its result", run_id=a.run_id, status=None)
     result = run_input(ctx, a.run_id, a.text, enter=not a.no_enter, timeout=a.timeout,
-                       quiet_period=a.quiet_period or None)
+                       quiet_period=a.quiet_period or None, multi_line=a.multi_line)
     return _run_outcome(result, a.check)
 
 

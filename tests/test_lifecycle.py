@@ -3,7 +3,9 @@ what the next run finds. Real tmux, real bash and dash (zsh where installed)."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -160,3 +162,79 @@ def test_wait_or_interrupt_on_a_run_that_finished_in_time(sane_ctx: Context,
             "output_bytes": 3}
     with pytest.raises(errors.RunNotFound):
         run_wait(sane_ctx, "r0123456789ab", timeout=1)
+
+
+# -- #16 item 3: an answer is one line, and never typed into an idle shell ---------------
+
+
+@pytest.mark.parametrize("text", ["y\ntouch {f}", "y\rtouch {f}", "y\x03", "y\x04", "\x1b:q"])
+def test_an_answer_is_one_line(sane_ctx: Context, shell_pane: str, tmp_path: Path,
+                               text: str) -> None:
+    marker = tmp_path / "typed"
+    r = run(sane_ctx, shell_pane, "printf 'Go? '; read a; echo \"got $a\"", timeout=10)
+    assert r["status"] == "waiting_input"
+    with pytest.raises(errors.InvalidArgument) as caught:
+        run_input(sane_ctx, r["run_id"], text.format(f=marker))
+    assert caught.value.details["field"] == "text"
+    done = dict(run_input(sane_ctx, r["run_id"], "fine\tok"))
+    assert (done["status"], done["output"]) == ("completed", "fine\tok\ngot fine\tok\n")
+    assert not marker.exists()
+
+
+def test_a_multi_line_answer_when_asked_for(sane_ctx: Context, shell_pane: str) -> None:
+    r = run(sane_ctx, shell_pane, "read a; read b; echo \"$b/$a\"", timeout=10)
+    assert r["status"] == "waiting_input"
+    done = dict(run_input(sane_ctx, r["run_id"], "one\ntwo", multi_line=True))
+    assert (done["status"], done["output"]) == ("completed", "one\ntwo\ntwo/one\n")
+
+
+def _kill_recorder(run_id: str) -> None:
+    """Kill the pipe-pane process that records ``run_id``'s stream (its stdout is the
+    run's stream file)."""
+    import os
+    import signal
+
+    killed = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if run_id in os.readlink(f"/proc/{pid}/fd/1"):
+                os.kill(int(pid), signal.SIGKILL)
+                killed.append(pid)
+        except OSError:
+            continue
+    assert killed
+
+
+def test_a_run_whose_recording_died_ends_and_takes_no_answer(
+        sane_ctx: Context, shell_pane: str, tmp_path: Path) -> None:
+    marker = tmp_path / "typed"
+    going = run(sane_ctx, shell_pane, "sleep 0.5; echo done; (exit 3)", timeout=0.2)
+    assert going["status"] == "running"
+    _kill_recorder(going["run_id"])
+    # Busy, not reading: typed ahead, the text would run once the command ends.
+    with pytest.raises(errors.RunNotWaiting):
+        run_input(sane_ctx, going["run_id"], f"touch {marker}", timeout=0.2)
+    # The command ends with nobody recording it; the shell is back at its prompt.
+    with pytest.raises(errors.RunFinished):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # until the kernel shows the shell idle
+            with contextlib.suppress(errors.RunNotWaiting):
+                run_input(sane_ctx, going["run_id"], f"touch {marker}", timeout=0.2)
+    ended = dict(run_wait(sane_ctx, going["run_id"], timeout=10))
+    assert (ended["status"], ended["exit_code"]) == ("lost", 3)
+    assert not marker.exists()
+    assert run(sane_ctx, shell_pane, "echo free")["output"] == "free\n"
+
+
+def test_an_answer_to_a_run_whose_recording_died(sane_ctx: Context, shell_pane: str,
+                                                 tmp_path: Path) -> None:
+    marker = tmp_path / "typed"
+    asked = run(sane_ctx, shell_pane, "printf 'Go? '; read a; echo got $a", timeout=10)
+    assert asked["status"] == "waiting_input"
+    _kill_recorder(asked["run_id"])
+    ended = dict(run_input(sane_ctx, asked["run_id"], "yes", timeout=10))
+    assert (ended["status"], ended["exit_code"]) == ("lost", 0)
+    with pytest.raises(errors.RunFinished):
+        run_input(sane_ctx, asked["run_id"], f"touch {marker}")
+    assert not marker.exists()
+    assert run(sane_ctx, shell_pane, "echo free")["output"] == "free\n"

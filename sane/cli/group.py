@@ -165,13 +165,16 @@ Example (a run that stopped at `read -p 'Name? ' n`):
 @click.argument("run_id")
 @click.argument("text")
 @click.option("--no-enter", is_flag=True, help="Do not press Enter after TEXT.")
+@click.option("--multi-line", is_flag=True,
+              help="Allow line breaks in TEXT (refused otherwise: a second line would reach "
+                   "the shell as a command once the program exits).")
 @click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="Seconds to follow the run after typing.")
 @click.option("--check", is_flag=True, help="Exit 1 (command_failed) on a non-zero exit code.")
 @quiet_period_option
 @socket_option
-def run_input_cli(run_id: str, text: str, no_enter: bool, timeout: float, check: bool,
-                  quiet_period: float, socket: str | None) -> None:
+def run_input_cli(run_id: str, text: str, no_enter: bool, multi_line: bool, timeout: float,
+                  check: bool, quiet_period: float, socket: str | None) -> None:
     """Type TEXT into RUN_ID's command (a prompt's answer), then follow it like `wait`.
 
     TEXT is sent literally (any characters); `-` reads it from stdin (one trailing
@@ -189,5 +192,5 @@ def run_input_cli(run_id: str, text: str, no_enter: bool, timeout: float, check:
 
     with Context(TmuxServer.from_env(socket)) as ctx:
         result = run_input(ctx, run_id, text, enter=not no_enter, timeout=timeout,
-                           quiet_period=quiet_period or None)
+                           quiet_period=quiet_period or None, multi_line=multi_line)
     emit_run(dict(result), check)

@@ -28,7 +28,7 @@ from sane.ops.takeover import PaneDied, ensure_runner, install_runner, respawn, 
 from sane.poll import poll
 from sane.protocol import markers, output
 from sane.protocol import scanner as sc
-from sane.protocol.runner import RunInput
+from sane.protocol.runner import RunInput, exit_status
 from sane.protocol.runner import run_input as frame_command
 from sane.tmux import panes
 from sane.tmux.command import no_formats, quote
@@ -283,6 +283,10 @@ class _Follow(NamedTuple):
     kind: str  # "outcome" | "timeout" | "waiting" | "dead" | "lost"
     state: panes.PaneState | None = None
     waiting: Waiting | None = None
+    # "lost" with the run's end seen live though its recording had died: the status
+    # the shell reported, and whether the command ended the shell.
+    code: int | None = None
+    exited: bool = False
 
 
 class _QuietWatch:
@@ -455,6 +459,8 @@ def _status_of(
         scanner.end_before_partial_marker()
         return "completed", state.dead_status, True
     scanner.end_before_partial_marker()
+    if follow.kind == "lost" and follow.code is not None:
+        return "lost", follow.code, follow.exited
     return "lost", None, follow.kind == "dead"
 
 
@@ -917,15 +923,37 @@ def run_wait(
 
 def run_input(
     ctx: Context, run_id: str, text: str, enter: bool = True, timeout: float = 30.0,
-    quiet_period: float | None = DEFAULT_QUIET_PERIOD,
+    quiet_period: float | None = DEFAULT_QUIET_PERIOD, multi_line: bool = False,
 ) -> RunResult:
     """Answer a run's prompt: type ``text`` literally (then Enter unless ``enter`` is
     false) into the run's pane and follow the run on, as :func:`run_wait` does.
 
     Refused with ``run_finished`` when the run has ended: the text would reach the
     idle shell as a command. ``text`` is never written to any record or log.
+    ``text`` is one line (:func:`check_answer`) unless ``multi_line``.
     """
+    check_answer(text, multi_line)
     return _resume(ctx, run_id, timeout, quiet_period, keys=(text, enter))
+
+
+def check_answer(text: str, multi_line: bool = False) -> None:
+    """An answer holds printable characters and tabs only (and newlines when
+    ``multi_line``), else ``invalid_argument`` naming the first other one.
+
+    A terminal acts on control characters instead of passing them to the program:
+    a newline or CR ends the line (whatever follows would reach the shell as a
+    command once the program exits), C-c/C-z/C-\\ signal, C-d ends input, C-u/C-w
+    erase. So an answer is one line of text; line breaks only when asked for."""
+    for index, ch in enumerate(text):
+        if ch == "\t" or (ch == "\n" and multi_line) or not (ch < " " or ch == "\x7f"):
+            continue
+        what = "a line break" if ch in "\r\n" else f"the control character {ch!r}"
+        hint = ("pass --multi-line (MCP: multi_line) to type several lines; each line "
+                "ends with Enter" if ch == "\n" else
+                "send keys such as C-d with send_keys; interrupt with run_interrupt")
+        raise errors.InvalidArgument(
+            f"the answer holds {what} at index {index}: an answer is one line of text",
+            field="text", index=index, hint=hint)
 
 
 def _resume(
@@ -1018,6 +1046,30 @@ def _type_answer(ctx: Context, client: ControlClient, pane_id: str, run_id: str,
     """
     if _holder_value(ctx, pane_id, run_id) is None:
         raise _finished(run_id, None)
+    from sane.ops.prompts import Idle, probe
+
+    if not (text or enter):
+        return
+    found = probe(client, pane_id)
+    if found is None or (isinstance(found, Idle) and not found.kernel):
+        # Busy (the kernel says so), or the process state could not be read and the
+        # screen shows no prompt: typed ahead, the text would run as a shell command
+        # if the command ended without reading it.
+        raise errors.RunNotWaiting(
+            f"run {run_id} is not waiting for input (its command is busy, or the pane's "
+            "process state could not be read and the screen shows no prompt), so "
+            "nothing was typed: text typed ahead would run as a shell command if the "
+            "command ends without reading it; answer once `sane run wait` says "
+            "waiting_input", run_id=run_id, pane=pane_id)
+    if isinstance(found, Idle):
+        # The run's own shell sits at its prompt, outside sane's runner: the run is
+        # over though its end never reached the record (its pipe died, say). Whatever
+        # is typed now would run as a command.
+        raise errors.RunFinished(
+            f"run {run_id} has ended: the shell in pane {pane_id} is back at its own "
+            "prompt, so nothing was typed (the text would have run as a command); "
+            "`sane run wait` returns how it ended",
+            run_id=run_id, pane=pane_id, status=None)
     line = [f"copy-mode -q -t {pane_id}"]
     if text:
         line.append(f"send-keys -t {pane_id} -l -- {quote(text)}")
@@ -1068,6 +1120,7 @@ def _follow_file(
     # bytes cat wrote to the file before `base` but that reached the watch after it
     # (the control client lags under load) kept the file "behind" forever.
     sent = _MarkerSeen()
+    live = _LiveEnd(scanner)
     try:
         if interrupt:
             scanner.mark_interrupt()
@@ -1102,27 +1155,57 @@ def _follow_file(
                         if scanner.feed(fh.read()) is not None:
                             return _Follow("outcome")
                         return _Follow("dead", dead)
+                    if live.end is not None and not ctx.pane_state(pane_id).piped:
+                        # The run's end went by on the live stream, and the pipe that
+                        # records it is gone (its writer died; tmux closes a pipe on
+                        # its first failed write): the file will not get it.
+                        if scanner.feed(fh.read()) is not None:
+                            return _Follow("outcome")
+                        end = live.end
+                        return _Follow("lost", exited=end.kind == markers.EXITED,
+                                       code=None if end.arg is None else exit_status(end.arg))
                 waiting = watch.check(scanner, deadline)
                 if waiting is not None:
                     # Output that raced the probe wins, as in _follow; and the file
                     # (written by pipe-pane's cat, which may lag) must hold everything
                     # tmux sent, or an end marker may still be on its way into it.
                     data = fh.read()
-                    fresh = sent.note(wake.take(0))
+                    fresh = live.note(sent.note(wake.take(0)))
                     if fresh or data or (sent.marker and fh.tell() - base < wake.pushed):
                         watch.output()  # look again after another quiet period
                         if data and scanner.feed(data) is not None:
                             return _Follow("outcome")
                         continue
                     return _Follow("waiting", waiting=waiting)
-                if sent.note(wake.take(min(backoff, deadline - now,
-                                           watch.wait_time(now) + 0.001))):
+                if live.note(sent.note(wake.take(min(backoff, deadline - now,
+                                                     watch.wait_time(now) + 0.001)))):
                     backoff = 0.002
                     watch.output()
                 else:
                     backoff = min(backoff * 2, 0.05)
     finally:
         client.unwatch(pane_id, wake)
+
+
+class _LiveEnd:
+    """The end of a run (its own end or exit marker, or the answer of a status probe),
+    as the live stream shows it: what tells a run over whose recording died."""
+
+    def __init__(self, scanner: sc.RunScanner) -> None:
+        self.scanner = scanner
+        self.end: markers.Marker | None = None
+        self._buf = bytearray()
+
+    def note(self, data: bytes) -> bytes:
+        if data and self.end is None:
+            self._buf += data
+            found, resume = markers.scan(self._buf, 0)
+            for m in found:
+                if self.scanner.ends_run(m):
+                    self.end = m
+                    break
+            del self._buf[:resume]
+        return data
 
 
 class _MarkerSeen:

@@ -131,6 +131,11 @@ class RunScanner:
             return True
         return False
 
+    def ends_run(self, m: mk.Marker) -> bool:
+        """Would ``m`` end this run (its own end or exit marker, a probe's answer)?"""
+        return ((m.tag == self.nonce and m.kind in (mk.END, mk.EXITED))
+                or (m.tag in self._probes and m.kind == mk.STATUS))
+
     def _finish(self, end: int, kind: str, code: int | None) -> None:
         self.end = end
         self.outcome = Outcome(kind, None if code is None else exit_status(code))
