@@ -116,23 +116,23 @@ def _descendants(pids: set[int]) -> set[int]:
     return found
 
 
-def test_nothing_listens_beyond_loopback(container_fleet: ContainerFleet) -> None:
+def assert_listens_on_loopback_only(fleet: ContainerFleet) -> None:
     """Every TCP listener of the fleet's processes (the containers' process trees, their
     conmon, the port forwarders, the podman service) is bound to 127.0.0.1 only, and each
     server's port is listened on at 127.0.0.1 and nowhere else."""
-    engine = container_fleet.engine
+    engine = fleet.engine
     ours: set[int] = set()
-    for s in container_fleet.servers:
+    for s in fleet.servers:
         pid, conmon = engine.must("inspect", "--format", "{{.State.Pid}} {{.State.ConmonPid}}",
                                   s.container_id).split()
         ours |= {int(pid), int(conmon)}
-    if container_fleet.service.pid is not None:
-        ours.add(container_fleet.service.pid)
+    if fleet.service.pid is not None:
+        ours.add(fleet.service.pid)
     ours = _descendants(ours)
     listing = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True)
     forwarders = {"rootlessport", "rootlessport-child", "slirp4netns", "conmon", "podman"}
     checked = []
-    ports = {s.port for s in container_fleet.servers}
+    ports = {s.port for s in fleet.servers}
     for line in listing.stdout.splitlines():
         fields = line.split()
         local = fields[3]
@@ -143,6 +143,22 @@ def test_nothing_listens_beyond_loopback(container_fleet: ContainerFleet) -> Non
             checked.append((address, int(port)))
     assert {port for _, port in checked} >= ports
     assert all(address == "127.0.0.1" for address, _ in checked), checked
+
+
+def test_nothing_listens_beyond_loopback(container_fleet: ContainerFleet) -> None:
+    """The session's fleet: each container's own network namespace, port 22 published on
+    127.0.0.1."""
+    assert_listens_on_loopback_only(container_fleet)
+
+
+def test_host_network_fleet_listens_on_loopback_only(make_container_fleet: Any) -> None:
+    """network="host": the containers share the host's network and their sshd binds
+    127.0.0.1:PORT (OpenSSH and Dropbear both); reached over ssh with the host key checked."""
+    fleet = make_container_fleet(images=["debian", "busybox"], network="host")
+    assert_listens_on_loopback_only(fleet)
+    for s in fleet.servers:
+        proc = ssh(fleet, s.name, "hostname")
+        assert (proc.returncode, proc.stdout) == (0, f"{s.name}\n"), proc.stderr
 
 
 # ----------------------------------------------------------------- sane on the Debian servers

@@ -22,7 +22,7 @@ from sane.tmux.command import TmuxServer
 from sane.tmux.structure import kill_for_good
 
 if TYPE_CHECKING:
-    from sane.testing.containers import ContainerFleet
+    from sane.testing.containers import ContainerFleet, Network
 from sane.testing.engine import Service
 
 # Shells started with no rc files: tests must not depend on the machine's dotfiles.
@@ -200,7 +200,8 @@ def container_service() -> Iterator[Service]:
 
 class ContainerFleetFactory(Protocol):
     def __call__(self, count: int = 0, image: str = "debian", *,
-                 images: list[str] | None = None) -> ContainerFleet: ...
+                 images: list[str] | None = None,
+                 network: Network = "published") -> ContainerFleet: ...
 
 
 def _container_fleet(service: Service, **kwargs: Any) -> ContainerFleet:
@@ -227,12 +228,15 @@ def container_fleet(container_service: Service) -> Iterator[ContainerFleet]:
 
 @pytest.fixture
 def make_container_fleet(container_service: Service) -> Iterator[ContainerFleetFactory]:
-    """``make_container_fleet(count, image=..., images=[...])``: closed after the test."""
+    """``make_container_fleet(count, image=..., images=[...], network=...)``: closed after
+    the test."""
     fleets: list[ContainerFleet] = []
 
     def make(count: int = 0, image: str = "debian", *,
-             images: list[str] | None = None) -> ContainerFleet:
-        fleet = _container_fleet(container_service, count=count, image=image, images=images)
+             images: list[str] | None = None,
+             network: Network = "published") -> ContainerFleet:
+        fleet = _container_fleet(container_service, count=count, image=image, images=images,
+                                 network=network)
         fleets.append(fleet)
         return fleet
 
