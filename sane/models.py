@@ -156,6 +156,7 @@ class ServerInfo(TypedDict):
     port: int | None
     user: str | None
     identity_file: str | None
+    extra_identity_files: list[str]
     ssh_options: dict[str, str]
     tags: list[str]
     health_path: str

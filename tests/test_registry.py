@@ -117,15 +117,18 @@ Match host foo
 """
 
 
-def test_import_ssh_config() -> None:
-    imported = from_ssh_config(SSH_CONFIG)
+def test_import_ssh_config(tmp_path: Path) -> None:
+    (tmp_path / "config").write_text(SSH_CONFIG)
+    imported = from_ssh_config(tmp_path / "config")
     by_name = {s.name: s for s in imported.servers}
     assert sorted(by_name) == ["db1", "web1", "web2"]
     assert (by_name["web1"].user, by_name["web1"].port) == ("deploy", 2200)
+    assert by_name["web1"].host == "10.0.0.web1"  # %h, as ssh expands it
     assert by_name["web1"].identity_file == "~/.ssh/deploy_ed25519"
     assert by_name["db1"].host == "db.internal"
-    assert by_name["db1"].ssh_options == {"ConnectTimeout": "5"}
-    assert imported.skipped[0]["name"] == "jump" and "ProxyCommand" in imported.skipped[0]["reason"]
+    assert by_name["db1"].ssh_options == {"ConnectTimeout": "5", "ServerAliveInterval": "30"}
+    skipped = {s["name"]: s["reason"] for s in imported.skipped}
+    assert "ProxyCommand" in skipped["jump"] and "Host pattern" in skipped["*"]
 
 
 INI = """\

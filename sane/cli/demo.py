@@ -44,7 +44,7 @@ Example:
   $ sane demo fleet start --dir /tmp/capd-fleet --servers 2
   {"ok": true, "schema_version": 1, "directory": "/tmp/capd-fleet", "servers": [
    {"name": "server1", "host": "127.0.0.1", "port": 44893, "user": "root",
-   "identity_file": "/tmp/capd-fleet/client/id_ed25519",
+   "identity_file": "/tmp/capd-fleet/client/id_ed25519", "extra_identity_files": [],
    "ssh_options": {"UserKnownHostsFile": "/tmp/capd-fleet/known_hosts"},
    "tags": ["demo"], "health_path": "~/.sane/health.json",
    "home": "/tmp/capd-fleet/server1/home"}, {"name": "server2", ...}]}

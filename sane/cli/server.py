@@ -13,6 +13,7 @@ Example:
       --tag web --ssh-option ConnectTimeout=5
   {"ok": true, "schema_version": 1, "server": {"name": "web1", "host": "10.0.0.11",
    "port": 22, "user": "deploy", "identity_file": "/home/me/.ssh/id_ed25519",
+   "extra_identity_files": [],
    "ssh_options": {"ConnectTimeout": "5"}, "tags": ["web"],
    "health_path": "~/.sane/health.json"}}
 """
@@ -23,7 +24,7 @@ Example:
   $ sane server list --tag web
   {"ok": true, "schema_version": 1, "servers": [{"name": "s1", "host": "127.0.0.1",
    "port": 41935, "user": "root",
-   "identity_file": "/tmp/sane-fleet-wt41c6sb/client/id_ed25519",
+   "identity_file": "/tmp/sane-fleet-wt41c6sb/client/id_ed25519", "extra_identity_files": [],
    "ssh_options": {"UserKnownHostsFile": "/tmp/sane-fleet-wt41c6sb/known_hosts"},
    "tags": ["web"], "health_path": "~/.sane/health.json", "connection": "connected",
    "health_history": {"last_status": "healthy", "last_ok_at": "2026-11-23T19:28:21+00:00",
@@ -41,7 +42,7 @@ Example:
   $ sane server show s1
   {"ok": true, "schema_version": 1, "server": {"name": "s1", "host": "127.0.0.1",
    "port": 41935, "user": "root",
-   "identity_file": "/tmp/sane-fleet-wt41c6sb/client/id_ed25519",
+   "identity_file": "/tmp/sane-fleet-wt41c6sb/client/id_ed25519", "extra_identity_files": [],
    "ssh_options": {"UserKnownHostsFile": "/tmp/sane-fleet-wt41c6sb/known_hosts"},
    "tags": ["web"], "health_path": "~/.sane/health.json"}}
 """
@@ -50,7 +51,8 @@ REMOVE_EPILOG = """\b
 Example:
   $ sane server remove db1
   {"ok": true, "schema_version": 1, "removed": {"name": "db1", "host": "10.0.0.21",
-   "port": 2222, "user": "deploy", "identity_file": null, "ssh_options": {}, "tags": [],
+   "port": 2222, "user": "deploy", "identity_file": null,
+   "extra_identity_files": [], "ssh_options": {}, "tags": [],
    "health_path": "~/.sane/health.json"}}
 """
 
@@ -58,7 +60,8 @@ IMPORT_EPILOG = """\b
 Example (an ssh_config with `Host db1 / HostName 10.0.0.21 / User deploy / Port 2222`):
   $ sane server import --format ssh-config ~/.ssh/config
   {"ok": true, "schema_version": 1, "imported": [{"name": "db1", "host": "10.0.0.21",
-   "port": 2222, "user": "deploy", "identity_file": null, "ssh_options": {}, "tags": [],
+   "port": 2222, "user": "deploy", "identity_file": null,
+   "extra_identity_files": [], "ssh_options": {}, "tags": [],
    "health_path": "~/.sane/health.json"}], "skipped": []}
 """
 
@@ -166,9 +169,11 @@ def import_servers(source: str, fmt: str, replace: bool) -> None:
     from sane.fleet.importers import from_ansible_inventory, from_ssh_config
     from sane.fleet.registry import Registry
 
-    with open(source, encoding="utf-8") as fh:
-        text = fh.read()
-    imported = from_ssh_config(text) if fmt == "ssh-config" else from_ansible_inventory(text)
+    if fmt == "ssh-config":
+        imported = from_ssh_config(source)
+    else:
+        with open(source, encoding="utf-8") as fh:
+            imported = from_ansible_inventory(fh.read())
     added, skipped = [], list(imported.skipped)
     with Registry().locked() as registry:
         names = {s.name for s in registry.servers}

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from sane import errors
 from sane.paths import private_dir, sane_home
@@ -38,6 +38,9 @@ class Server(BaseModel):
     port: int | None = Field(default=None, ge=1, le=65535)
     user: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._][A-Za-z0-9._-]{0,63}$")
     identity_file: str | None = None
+    # Further keys offered after identity_file, in order (an ssh config's several
+    # IdentityFile lines, as imported).
+    extra_identity_files: list[str] = Field(default_factory=list)
     ssh_options: dict[str, str] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
     health_path: str = "~/.sane/health.json"
@@ -47,6 +50,15 @@ class Server(BaseModel):
     def _host(cls, value: str) -> str:
         if value.startswith("-") or any(c.isspace() or c in "'\"`$;&|<>\\" for c in value):
             raise ValueError("must be a hostname or address (no spaces, quotes or leading '-')")
+        return value
+
+    @field_validator("extra_identity_files")
+    @classmethod
+    def _extra_keys(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if value and not info.data.get("identity_file"):
+            raise ValueError("further key files need identity_file first")
+        if any(not key or any(c in key for c in "\n\r\0") for key in value):
+            raise ValueError("a key file path is empty or holds a line break or NUL")
         return value
 
     @field_validator("ssh_options")

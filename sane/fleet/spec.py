@@ -27,6 +27,8 @@ if TYPE_CHECKING:
         @property
         def identity_file(self) -> str | None: ...
         @property
+        def extra_identity_files(self) -> Sequence[str]: ...
+        @property
         def ssh_options(self) -> Mapping[str, str]: ...
         @property
         def tags(self) -> Sequence[str]: ...
@@ -43,17 +45,19 @@ class ServerSpec:
     """A server entry of a servers.json already validated by ``Server``; an unknown
     field is a TypeError, as for any keyword the constructor does not take."""
 
-    __slots__ = ("health_path", "host", "identity_file", "name", "port", "ssh_options",
-                 "tags", "user")
+    __slots__ = ("extra_identity_files", "health_path", "host", "identity_file", "name",
+                 "port", "ssh_options", "tags", "user")
 
     def __init__(self, name: str, host: str, port: int | None, user: str | None,
                  identity_file: str | None, ssh_options: Mapping[str, str],
-                 tags: Sequence[str], health_path: str) -> None:
+                 tags: Sequence[str], health_path: str,
+                 extra_identity_files: Sequence[str] = ()) -> None:
         self.name = name
         self.host = host
         self.port = port
         self.user = user
         self.identity_file = identity_file
+        self.extra_identity_files = extra_identity_files
         self.ssh_options = ssh_options
         self.tags = tags
         self.health_path = health_path

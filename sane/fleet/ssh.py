@@ -129,6 +129,18 @@ def check_option(key: str, value: str) -> str:
     return _ALLOWED_BY_LOWER[low]
 
 
+def sane_owned(key: str) -> bool:
+    """Whether sane sets ssh option ``key`` itself for every connection."""
+    return key.lower() in _SANE_OWNED
+
+
+def identity_files(server: ServerLike) -> list[str]:
+    """The entry's own key files, in the order ssh offers them (none: ssh's choice, the
+    agent's keys and the user's config)."""
+    return [*([server.identity_file] if server.identity_file else []),
+            *server.extra_identity_files]
+
+
 def control_dir() -> str:
     """Private directory for ControlMaster sockets (see paths.control_socket_dir)."""
     return control_socket_dir()
@@ -191,7 +203,7 @@ def entry_key(server: ServerLike) -> str:
     from sane.paths import sane_home_dir
 
     return _digest(sane_home_dir(), user_config(), server.name, server.host, server.port,
-                   server.user, server.identity_file, sorted(server.ssh_options.items()))
+                   server.user, identity_files(server), sorted(server.ssh_options.items()))
 
 
 def control_path(server: ServerLike) -> str:
@@ -223,8 +235,11 @@ def ssh_argv(server: ServerLike, accept_new: bool = False, master: bool = False,
     ]
     if server.port is not None:
         argv += ["-p", str(server.port)]
-    if server.identity_file:
-        argv += ["-i", os.path.expanduser(server.identity_file), "-o", "IdentitiesOnly=yes"]
+    keys = identity_files(server)
+    for key in keys:
+        argv += ["-i", os.path.expanduser(key)]
+    if keys:
+        argv += ["-o", "IdentitiesOnly=yes"]
     if server.user:
         argv += ["-l", server.user]
     for key, value in server.ssh_options.items():
@@ -270,11 +285,9 @@ def resolve(server: ServerLike, timeout: float = 10.0) -> dict[str, list[str]]:
 def entry_warnings(server: ServerLike) -> list[str]:
     """What will keep this entry from connecting, said when it is added: a key file
     that does not exist (the entry's, or every one ssh would try with no agent)."""
-    warnings = []
-    if server.identity_file and not os.path.exists(os.path.expanduser(server.identity_file)):
-        warnings.append(f"identity file {server.identity_file} does not exist: connecting "
-                        "will fail with auth_failed until it does")
-    return warnings
+    return [f"identity file {key} does not exist: connecting will fail with auth_failed "
+            "until it does" for key in identity_files(server)
+            if not os.path.exists(os.path.expanduser(key))]
 
 
 # Substrings of ssh's messages, first match wins, and the error each one means.
