@@ -148,3 +148,44 @@ def test_sshd_refusing_beyond_max_startups_is_resource_limit(
     assert error["code"] == "resource_limit", error
     assert error["details"]["limit"] == "MaxStartups"
     assert "kex_exchange_identification" in error["details"]["ssh_output"]
+
+
+@pytest.mark.slow
+def test_ten_of_100_servers_stopped_mid_run_end_alone_with_the_reason(
+        sane_ctx: Context, make_fleet: Callable[..., Any]) -> None:
+    """10 of 100 sshd are stopped while the command runs on all 100: those 10 end
+    ``lost`` (their connection closed under the run, ssh's words kept) within their
+    deadline, the 90 others give their own exact output."""
+    import threading
+    import time
+
+    fleet = make_fleet(100)
+    servers = register(sane_ctx.home, fleet)
+    warm = fleet_run(sane_ctx, servers, "true", max_parallel=50, timeout=120)
+    assert warm["counts"]["ok"] == 100, [r for r in warm["results"] if not r["ok"]][:3]
+    doomed = [f"s{n}" for n in range(5, 100, 10)]
+    marks = [fleet.server(name).home / "started" for name in doomed]
+    out: list[dict[str, Any]] = []
+    command = "touch ~/started; sleep 5; echo $FLEET_HOST"
+    worker = threading.Thread(target=lambda: out.append(
+        fleet_run(sane_ctx, servers, command, max_parallel=100, timeout=40)), daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not all(mark.exists() for mark in marks):
+        assert time.monotonic() < deadline, "the runs did not start"
+        time.sleep(0.05)  # poll interval of a deadline-bounded wait
+    for name in doomed:
+        fleet.stop(name)
+    worker.join(60)
+    assert out, "fleet_run did not return"
+    by_name = {r["server"]: r for r in out[0]["results"]}
+    for name in doomed:
+        report = by_name[name]
+        assert report["status"] in ("lost", "unreachable") and not report["ok"], report
+        assert report["finished_ms"] - report["started_ms"] < 40_000
+        if report["status"] == "lost":
+            assert report["error"]["code"] == "connection_failed", report
+            assert "Connection to 127.0.0.1 closed" in report["error"]["message"], report
+    rest = [s.name for s in servers if s.name not in doomed]
+    assert [by_name[n]["output"] for n in rest] == [f"{n}\n" for n in rest]
+    assert out[0]["counts"]["ok"] == 90

@@ -230,6 +230,19 @@ def _ssh_messages(server: ServerLike) -> str:
         return ""
 
 
+def lost_error(server: ServerLike, pane: str | None = None) -> errors.SaneError:
+    """Why a run on ``server`` was lost: its connection ended under it, in ssh's own
+    last words (``Connection to HOST closed by remote host``, a broken pipe, a
+    keep-alive timeout), or that ssh said nothing."""
+    said = [line.strip() for line in _ssh_messages(server).splitlines() if line.strip()]
+    reason = said[-1] if said else "ssh said nothing"
+    return errors.ConnectionFailed(
+        f"{server.name}: the connection ended during the run: {reason}",
+        server=server.name, pane=pane, ssh_output="\n".join(said)[-2000:],
+        hint="the run's end is unknown: `sane connect` reopens the pane; check the "
+             "server before running the command again")
+
+
 def _connect_error(ctx: Context, server: ServerLike, state: panes.PaneState) -> errors.SaneError:
     return classify(server, _ssh_messages(server), status=state.dead_status,
                     pane=state.pane_id)

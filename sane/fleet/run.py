@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sane import errors
-from sane.fleet.panes import open_server_pane, server_panes
+from sane.fleet.panes import lost_error, open_server_pane, server_panes
 from sane.fleet.spec import ServerLike
 from sane.ops.context import Context
 from sane.ops.runs import DEFAULT_MAX_OUTPUT, RunOptions, run_command
@@ -73,7 +73,8 @@ def fleet_run(
                 hook.flush(result["output"])
             report.update(result)
             report["ok"] = result["status"] == "completed" and result["exit_code"] == 0
-            report["error"] = None
+            report["error"] = (lost_error(server, state.pane_id).to_dict()
+                               if result["status"] == "lost" else None)
         except errors.SaneError as exc:
             report.update(status="unreachable" if isinstance(exc, errors.ConnectionFailed)
                           else "error", exit_code=None, output="", ok=False,
