@@ -511,3 +511,21 @@ def test_demo_on_containers_runs_the_story_and_leaves_nothing(container_service:
         assert_left_nothing(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_demo_without_the_images_names_them(cli_env: dict[str, str], tmp_path: Path,
+                                            container_service: Any) -> None:
+    """An engine that runs but lacks sane's images (an empty private store): the demo
+    stops before starting anything and names the images and the command that builds them."""
+    from sane.testing.images import IMAGES, reference
+
+    if container_service.engine.kind != "podman":
+        pytest.skip("an empty store is made with sane's private podman configuration")
+    env = {**cli_env, "SANE_CONTAINERS_DIR": str(tmp_path / "empty-store"),
+           "SANE_CONTAINER_ENGINE": "podman"}
+    code, doc, _ = cli(["sane.cli.main", "demo", "--containers"], env)
+    assert code == 2 and doc["error"]["code"] == "usage_error", doc
+    refs = ", ".join(sorted(reference(IMAGES[n]) for n in ("debian", "busybox", "debian-trixie")))
+    assert doc["error"]["message"] == (
+        "sane demo --containers needs a Docker engine or podman with sane's images: "
+        f"image {refs} is not built in the podman store: run containers/build-images")
