@@ -1,9 +1,10 @@
 """The schemas checked into ``schemas/``, rendered from the models.
 
 Why check generated files in: agents and other languages read them without running
-Python, and reviewers see a contract change as a diff. ``tests/test_schemas.py`` fails
-when the files drift from the models; regenerate with
-``.venv/bin/python -m sane.schema_files schemas``.
+Python, and reviewers see a contract change as a diff. The same goes for
+``sane/cli/table.py``, the command line's view of the table (see
+``sane.cli.generate``). ``tests/test_schemas.py`` fails when the files drift from the
+models; regenerate both with ``.venv/bin/python -m sane.schema_files``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ def render() -> dict[str, str]:
     return files
 
 
+TABLE = Path(__file__).resolve().parent / "cli" / "table.py"
+
+
+def render_table() -> str:
+    """The content of ``sane/cli/table.py``."""
+    from sane.cli.generate import render as render_cli
+
+    return render_cli(tools.TOOLS)
+
+
 def write(directory: Path) -> list[str]:
     """Write every file into ``directory`` and remove stale ``*.json``; return the names."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -48,3 +59,4 @@ def write(directory: Path) -> list[str]:
 
 if __name__ == "__main__":
     write(Path(sys.argv[1] if len(sys.argv) > 1 else "schemas"))
+    TABLE.write_text(render_table(), encoding="utf-8")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import click
-
-from sane.cli._output import emit, entry, socket_option
+from sane.cli._output import entry
+from sane.cli.build import command
 
 EPILOG = """\b
 Example:
@@ -21,28 +20,8 @@ A fact the probe cannot see is null, never a guess.
 """
 
 
-@click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--server", "-s", "server", default=None, metavar="NAME",
-              help="Run through this registered server's ssh pane (connects on demand).")
-@click.option("--pane", "-t", default=None, metavar="TARGET",
-              help="tmux target pane; default: sane's local pane.")
-@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True)
-@socket_option
-def detect_platform_cli(
-    server: str | None, pane: str | None, timeout: float, socket: str | None
-) -> None:
-    """Detect the OS, distro, shell, tools and environment of the pane's host."""
-    from sane.ops.context import Context
-    from sane.ops.detect_platform import detect_platform
-    from sane.tmux.command import TmuxServer
-
-    with Context(TmuxServer.from_env(socket)) as ctx:
-        if server is not None:
-            from sane.fleet.panes import resolve_target
-
-            pane = resolve_target(ctx, pane, server)
-        result = detect_platform(ctx, pane=pane, timeout=timeout)
-    emit(dict(result))
+# Options, defaults and help: the command table (sane.tools, row detect_platform).
+detect_platform_cli = command("detect-platform", EPILOG)
 
 
 main = entry(detect_platform_cli)

@@ -5,8 +5,9 @@ fleet run, and as much as the rest of a ``sane-run-command``. ``run-command`` an
 ``fleet run`` are what agents call in a loop, so their usual command lines are parsed
 here, with click's rules, and anything this parser is not sure of (``--help``, an
 option cluster, a malformed number, a missing value) is left to click, which gives its
-usual answer or error. ``tests/test_fast_cli.py`` holds this table
-against the click commands: the same options, defaults and parsed values.
+usual answer or error. The options come from the command table (``sane.cli.table``),
+like the click commands; ``tests/test_fast_cli.py`` holds the two against each other:
+the same options, defaults and parsed values.
 """
 
 from __future__ import annotations
@@ -27,55 +28,57 @@ class FastCommand:
     costs ~1.5 ms to create at every start.)"""
 
     def __init__(self, path: tuple[str, ...], options: dict[str, tuple[str, str]],
-                 defaults: dict[str, Any], argument: str, envvars: dict[str, str],
-                 action: tuple[str, str]) -> None:
+                 defaults: dict[str, Any], argument: str, envvars: dict[str, str]) -> None:
         self.path = path
         self.options = options
         self.defaults = defaults
         self.argument = argument
         self.envvars = envvars
-        self.action = action  # (module, function) called with the parameters
 
 
-FLEET_RUN = FastCommand(
-    path=("fleet", "run"),
-    options={
-        "--servers": ("servers", TEXT),
-        "--tag": ("tag", TEXT),
-        "--all": ("all_servers", FLAG),
-        "--max-parallel": ("max_parallel", INT_AT_LEAST_1),
-        "--timeout": ("timeout", FLOAT_AT_LEAST_0),
-        "--stream": ("stream", FLAG),
-        "--socket": ("socket", TEXT),
-    },
-    defaults={"servers": None, "tag": None, "all_servers": False, "max_parallel": 5,
-              "timeout": 30.0, "stream": False, "socket": None},
-    argument="command",
-    envvars={"socket": "SANE_TMUX_SOCKET"},
-    action=("sane.cli.actions", "fleet_run_action"),
-)
+def _kind(param: dict[str, Any]) -> str | None:
+    """The fast parser's kind for a table parameter; None: click's to parse."""
+    kind, low, high = param["kind"], param.get("min"), param.get("max")
+    if "flags" in param or high is not None:
+        return None
+    if kind == "flag":
+        return FLAG
+    if kind in ("text", "csv"):
+        return TEXT
+    if kind == "int" and low in (0, 1):
+        return INT_AT_LEAST_1 if low == 1 else INT_AT_LEAST_0
+    if kind == "float" and low == 0:
+        return FLOAT_AT_LEAST_0
+    return None
 
+
+def from_table(path: tuple[str, ...]) -> FastCommand:
+    """The fast parser's view of table row ``path``: the same options, kinds, defaults
+    and environment variables as its click command (``sane.cli.build``)."""
+    from sane.cli.table import COMMANDS
+
+    options: dict[str, tuple[str, str]] = {}
+    defaults: dict[str, Any] = {}
+    envvars: dict[str, str] = {}
+    argument = ""
+    for param in COMMANDS[" ".join(path)]["params"]:
+        name = param["name"]
+        if param["kind"] == "words":
+            argument = name
+            continue
+        multiple = param["kind"] in ("multiple", "pairs")
+        defaults[name] = () if multiple else param["default"]
+        kind = None if multiple else _kind(param)
+        if kind is not None:
+            options.update((opt, (name, kind)) for opt in param["opts"])
+        if "envvar" in param:
+            envvars[name] = param["envvar"]
+    return FastCommand(path, options, defaults, argument, envvars)
+
+
+FLEET_RUN = from_table(("fleet", "run"))
 # `sane run-command` and `sane-run-command` (path ()): the call agents make most.
-RUN_COMMAND = FastCommand(
-    path=("run-command",),
-    options={
-        "--server": ("server", TEXT), "-s": ("server", TEXT),
-        "--pane": ("pane", TEXT), "-t": ("pane", TEXT),
-        "--socket": ("socket", TEXT),
-        "--timeout": ("timeout", FLOAT_AT_LEAST_0),
-        "--interrupt-on-timeout": ("interrupt_on_timeout", FLAG),
-        "--keep-ansi": ("keep_ansi", FLAG),
-        "--check": ("check", FLAG),
-        "--max-output": ("max_output", INT_AT_LEAST_0),
-        "--quiet-period": ("quiet_period", FLOAT_AT_LEAST_0),
-    },
-    defaults={"server": None, "pane": None, "socket": None, "timeout": 30.0,
-              "interrupt_on_timeout": False, "keep_ansi": False, "check": False,
-              "max_output": 1 << 20, "quiet_period": 0.3},
-    argument="command",
-    envvars={"socket": "SANE_TMUX_SOCKET"},
-    action=("sane.cli.actions", "run_command_action"),
-)
+RUN_COMMAND = from_table(("run-command",))
 
 COMMANDS = (FLEET_RUN, RUN_COMMAND)
 

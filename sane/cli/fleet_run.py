@@ -6,7 +6,7 @@ import click
 
 from sane.cli._output import emit, socket_option
 from sane.cli._select import selected_servers, split_names
-from sane.cli.actions import fleet_run_action
+from sane.cli.build import command
 
 EPILOG = """\b
 Example:
@@ -50,20 +50,8 @@ def fleet_group() -> None:
     """Work on many servers at once."""
 
 
-@fleet_group.command("run", epilog=EPILOG)
-@click.argument("command", nargs=-1, required=True)
-@click.option("--servers", default=None, metavar="A,B,...", help="These servers, in this order.")
-@click.option("--tag", default=None, help="Servers with this tag.")
-@click.option("--all", "all_servers", is_flag=True, help="Every registered server (default).")
-@click.option("--max-parallel", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
-              help="Each server's own deadline in seconds, connecting included.")
-@click.option("--stream", is_flag=True, help="JSON lines: events as they happen, then the result.")
-@socket_option
-def run(command: tuple[str, ...], servers: str | None, tag: str | None, all_servers: bool,
-        max_parallel: int, timeout: float, stream: bool, socket: str | None) -> None:
-    """Run COMMAND on every selected server's pane, at most --max-parallel at a time."""
-    fleet_run_action(command, servers, tag, all_servers, max_parallel, timeout, stream, socket)
+# Options, defaults and help: the command table (sane.tools, row fleet_run).
+fleet_group.add_command(command("fleet run", EPILOG))
 
 
 @fleet_group.command("put", epilog=PUT_EPILOG)

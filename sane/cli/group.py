@@ -10,8 +10,7 @@ import importlib
 import click
 
 from sane import __version__
-from sane.cli._output import socket_option
-from sane.cli.run_command import emit_run, quiet_period_option
+from sane.cli.build import command
 from sane.errors import (
     EXIT_BUSY,
     EXIT_COMMAND_FAILED,
@@ -118,40 +117,6 @@ def run() -> None:
     """Follow up on a run left `running` by a timeout or `waiting_input` at a prompt."""
 
 
-@run.command("wait", epilog=WAIT_EPILOG)
-@click.argument("run_id")
-@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True)
-@click.option("--check", is_flag=True, help="Exit 1 (command_failed) on a non-zero exit code.")
-@quiet_period_option
-@socket_option
-def run_wait_cli(run_id: str, timeout: float, check: bool, quiet_period: float,
-                 socket: str | None) -> None:
-    """Wait for RUN_ID to finish; print the output not returned before."""
-    from sane.ops.context import Context
-    from sane.ops.runs import run_wait
-    from sane.tmux.command import TmuxServer
-
-    with Context(TmuxServer.from_env(socket)) as ctx:
-        result = run_wait(ctx, run_id, timeout=timeout, quiet_period=quiet_period or None)
-    emit_run(dict(result), check)
-
-
-@run.command("interrupt", epilog=RUN_EPILOG)
-@click.argument("run_id")
-@click.option("--grace", type=click.FloatRange(min=0), default=5.0, show_default=True,
-              help="Seconds to wait for the command to stop after C-c.")
-@socket_option
-def run_interrupt_cli(run_id: str, grace: float, socket: str | None) -> None:
-    """Send C-c to RUN_ID and report how it ended (`interrupted`, exit code 130 ...)."""
-    from sane.ops.context import Context
-    from sane.ops.runs import run_interrupt
-    from sane.tmux.command import TmuxServer
-
-    with Context(TmuxServer.from_env(socket)) as ctx:
-        result = run_interrupt(ctx, run_id, grace=grace)
-    emit_run(dict(result), False)
-
-
 INPUT_EPILOG = """\b
 Example (a run that stopped at `read -p 'Name? ' n`):
   $ sane run input r6f0c2a91d4e7 Ada
@@ -160,37 +125,7 @@ Example (a run that stopped at `read -p 'Name? ' n`):
   $ printf '%s\\n' "$PASSWORD" | sane run input r6f0c2a91d4e7 -   # not in argv
 """
 
-
-@run.command("input", epilog=INPUT_EPILOG)
-@click.argument("run_id")
-@click.argument("text")
-@click.option("--no-enter", is_flag=True, help="Do not press Enter after TEXT.")
-@click.option("--multi-line", is_flag=True,
-              help="Allow line breaks in TEXT (refused otherwise: a second line would reach "
-                   "the shell as a command once the program exits).")
-@click.option("--timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
-              help="Seconds to follow the run after typing.")
-@click.option("--check", is_flag=True, help="Exit 1 (command_failed) on a non-zero exit code.")
-@quiet_period_option
-@socket_option
-def run_input_cli(run_id: str, text: str, no_enter: bool, multi_line: bool, timeout: float,
-                  check: bool, quiet_period: float, socket: str | None) -> None:
-    """Type TEXT into RUN_ID's command (a prompt's answer), then follow it like `wait`.
-
-    TEXT is sent literally (any characters); `-` reads it from stdin (one trailing
-    newline dropped), so a password never appears in argv. TEXT is not recorded.
-    A TEXT starting with `-` goes after `--`: `sane run input RUN_ID -- -y`.
-    """
-    if text == "-":
-        import sys
-
-        text = sys.stdin.read()
-        text = text[:-1] if text.endswith("\n") else text
-    from sane.ops.context import Context
-    from sane.ops.runs import run_input
-    from sane.tmux.command import TmuxServer
-
-    with Context(TmuxServer.from_env(socket)) as ctx:
-        result = run_input(ctx, run_id, text, enter=not no_enter, timeout=timeout,
-                           quiet_period=quiet_period or None, multi_line=multi_line)
-    emit_run(dict(result), check)
+# Options, defaults and help: the command table (sane.tools, rows run_*).
+run.add_command(command("run wait", WAIT_EPILOG))
+run.add_command(command("run interrupt", RUN_EPILOG))
+run.add_command(command("run input", INPUT_EPILOG))

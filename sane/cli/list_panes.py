@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import click
-
-from sane.cli._output import emit, entry, socket_option
+from sane.cli._output import entry
+from sane.cli.build import command
 
 EPILOG = """\b
 Example:
@@ -17,19 +16,8 @@ Example:
 """
 
 
-@click.command(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--session", "-s", default=None, help="Session to list (default: sane's session).")
-@click.option("--all", "-a", "all_sessions", is_flag=True, help="List the panes of every session.")
-@socket_option
-def list_panes_cli(session: str | None, all_sessions: bool, socket: str | None) -> None:
-    """List panes with their sane role, server and busy state."""
-    from sane.ops.context import Context
-    from sane.ops.list_panes import list_panes
-    from sane.tmux.command import TmuxServer
-
-    with Context(TmuxServer.from_env(socket)) as ctx:
-        result = list_panes(ctx, session=session, all_sessions=all_sessions)
-    emit(dict(result))
+# Options, defaults and help: the command table (sane.tools, row list_panes).
+list_panes_cli = command("list-panes", EPILOG)
 
 
 main = entry(list_panes_cli)

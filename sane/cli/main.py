@@ -31,8 +31,9 @@ def _front_door(fast_route: Callable[[list[str]], tuple[FastCommand, dict[str, A
             from sane.cli.human import set_command_path
 
             set_command_path(spec.path)
-        module, function = spec.action
-        getattr(importlib.import_module(module), function)(**params)
+        from sane.cli.invoke import invoke
+
+        invoke(" ".join(spec.path), params)
 
     guarded(body)
 

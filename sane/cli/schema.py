@@ -62,9 +62,9 @@ def schema_cli(command: str | None, fmt: str | None) -> None:
         emit({"format": fmt, "tools": [tools.definition(t, chosen) for t in picked]})
     if command is not None:
         tool = tools.find(command)
-        emit({"command": tool.name, "cli": f"sane {tool.cli}" if tool.cli else None,
+        emit({"command": tool.name, "cli": f"sane {tool.cli_path}" if tool.cli else None,
               "input": tools.input_schema(tool), "output": tools.output_schema(tool)})
-    emit({"commands": {t.name: {"cli": f"sane {t.cli}" if t.cli else None,
+    emit({"commands": {t.name: {"cli": f"sane {t.cli_path}" if t.cli else None,
                                 "input": tools.input_schema(t),
                                 "output": tools.output_schema(t)} for t in tools.TOOLS},
           "error": tools.compact(json_schema("error"))})

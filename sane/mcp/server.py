@@ -41,7 +41,7 @@ from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 
-from sane import __version__, errors, tools
+from sane import __version__, errors, handlers, tools
 from sane.envelope import error_document
 from sane.mcp import resources
 from sane.mcp.stdio import LineReader, LineWriter, protocol_fds, stdio_streams
@@ -199,5 +199,5 @@ def serve(socket: str | None = None, exposed: tuple[tools.Tool, ...] = tools.TOO
             anyio.run(_serve, ctx, proto_in, proto_out, exposed,
                       backend_options={"use_uvloop": _have_uvloop()})
     finally:
-        tools.BACKGROUND.join()
+        handlers.BACKGROUND.join()
         ctx.close()

@@ -1,0 +1,73 @@
+"""Click commands built from the command table (``sane.cli.table``, generated from
+``sane.tools.TOOLS``): options, arguments, types, limits, defaults and help all come
+from the input models, so the CLI cannot drift from ``sane mcp``. Only a command's
+``--help`` example (its epilog) is written by hand, in the module that registers it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from sane.cli.spec import Param
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def _number(param: Param, base: Any, ranged: Any) -> Any:
+    low, high = param.get("min"), param.get("max")
+    return base if low is None and high is None else ranged(min=low, max=high)
+
+
+def _type(param: Param) -> Any:
+    kind = param["kind"]
+    if kind == "int":
+        return _number(param, click.INT, click.IntRange)
+    if kind == "float":
+        return _number(param, click.FLOAT, click.FloatRange)
+    if kind == "choice":
+        return click.Choice(param["choices"])
+    return click.STRING
+
+
+_METAVAR = {"csv": "A,B,...", "pairs": "KEY=VALUE"}
+
+
+def params(param: Param) -> list[click.Parameter]:
+    """``param`` as click parameters (a choice spelt as flags is one option per value)."""
+    name, kind = param["name"], param["kind"]
+    if "flags" in param:
+        return [click.Option([opt, name], flag_value=value, default=value == param["default"],
+                             help=f"{param['help']} ({value})")
+                for value, opt in param["flags"].items()]
+    if not param["opts"]:
+        if kind == "words":
+            return [click.Argument([name], nargs=-1, required=True)]
+        return [click.Argument([name], required=param.get("required", False),
+                               default=None if param["required"] else param["default"])]
+    if kind == "flag":
+        return [click.Option([*param["opts"], name], is_flag=True, help=param["help"])]
+    multiple = kind in ("multiple", "pairs")
+    default = param["default"]
+    return [click.Option(
+        [*param["opts"], name], type=_type(param), multiple=multiple,
+        default=() if multiple else default, required=param.get("required", False),
+        show_default=default is not None and not multiple, help=param["help"],
+        envvar=param.get("envvar"), metavar=param.get("metavar", _METAVAR.get(kind)))]
+
+
+def command(path: str, epilog: str, name: str | None = None) -> click.Command:
+    """The click command for table row ``path`` (``fleet run``), named ``name`` (default:
+    the path's last word), with ``epilog`` (its example) under ``--help``."""
+    from sane.cli.table import COMMANDS
+
+    entry = COMMANDS[path]
+
+    def callback(**values: Any) -> None:
+        from sane.cli.invoke import invoke
+
+        invoke(path, values)
+
+    return click.Command(name or path.split()[-1], callback=callback,
+                         params=[p for param in entry["params"] for p in params(param)],
+                         help=entry["help"], epilog=epilog, context_settings=CONTEXT)

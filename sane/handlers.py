@@ -1,0 +1,579 @@
+"""What each command does once its arguments are parsed: one handler per command,
+shared by every way in (``sane mcp``, ``sane call`` and the CLI, click or the fast
+front door), so the document, the exit status and the server selection are decided in
+one place.
+
+A handler takes the context, the parsed arguments (an instance of the command's
+input model from :mod:`sane.inputs`, or, from the CLI, the same fields checked by
+click against the same constraints) and a :class:`Call`, and returns an
+:class:`Outcome`. This module imports neither pydantic nor click: a one-shot CLI call
+must not pay for them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from sane import errors
+from sane.envelope import check_failure, error_document, ok_document
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from sane import inputs
+    from sane.ops.context import Context
+
+Event = dict[str, Any]
+
+
+class Outcome(NamedTuple):
+    """A finished call: the JSON document and the exit status the CLI would give."""
+
+    document: dict[str, Any]
+    exit_status: int
+
+
+@dataclass
+class Call:
+    """What one call's caller can do to it while it runs (from another thread).
+
+    ``cancel()``: the client gave up on the call (MCP ``notifications/cancelled``, or
+    its own request timeout). A run stops being followed at once and is handed over,
+    then by the call's ``on_cancel`` interrupted (its pane free within a second) or
+    left running for ``run_wait``.
+    """
+
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)
+    progress: Callable[[str, float | None], None] | None = None
+    """Set by a caller that asked for progress (an MCP ``progressToken``): called with
+    a message and, when known, the total, from the call's own thread."""
+    events: Callable[[Event], None] | None = None
+    """Set by a caller that wants every event as it happens (the CLI's ``--stream``):
+    fleet runs' started/output/finished, health changes, deploy journal events."""
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        self.stop.set()
+
+    def report(self, message: str, total: float | None = None) -> None:
+        if self.progress is not None:
+            self.progress(message, total)
+
+    def listener(self, progress: Callable[[Event], None]) -> Callable[[Event], None] | None:
+        """The library's event callback for this call: every event to ``events``, and
+        ``progress`` (which picks the events worth a notification) when progress was
+        asked for; None when nobody listens (the library then skips the work)."""
+        events, wanted = self.events, self.progress is not None
+        if events is None:
+            return progress if wanted else None
+        if not wanted:
+            return events
+
+        def both(event: Event) -> None:
+            events(event)
+            progress(event)
+
+        return both
+
+
+class _Background:
+    """Work that outlives its call (a deploy returns its id at once): the threads, so
+    that a server shutting down waits for them rather than cutting a deploy off."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+
+    def start(self, work: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=work, name=name)
+        with self.lock:
+            self.threads = [t for t in self.threads if t.is_alive()]
+            self.threads.append(thread)
+        thread.start()
+
+    def join(self) -> None:
+        with self.lock:
+            threads = list(self.threads)
+        for thread in threads:
+            thread.join()
+
+
+BACKGROUND = _Background()
+
+
+class _InFlight:
+    """The runs this process follows inside a call right now, and the results of the
+    last ones that ended inside their first call.
+
+    Why: a busy pane's ``pane_busy`` error names its run id while the first call is
+    still following it, before any record exists. ``run_wait``/``run_interrupt``/
+    ``run_input`` of such an id take the run over (the first call hands it over and
+    answers ``running``); of a run that already ended here, they get its result.
+    """
+
+    KEEP = 256
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.following: dict[str, tuple[threading.Event, threading.Event]] = {}
+        self.ended: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    @contextmanager
+    def follow(self, run_id: str, stop: threading.Event) -> Iterator[None]:
+        done = threading.Event()
+        with self.lock:
+            self.following[run_id] = (stop, done)
+        try:
+            yield
+        finally:
+            with self.lock:
+                del self.following[run_id]
+            done.set()
+
+    def ended_here(self, result: Mapping[str, Any]) -> None:
+        if result["status"] in ("running", "waiting_input"):
+            return
+        with self.lock:
+            self.ended[result["run_id"]] = dict(result)
+            while len(self.ended) > self.KEEP:
+                self.ended.popitem(last=False)
+
+    def take_over(self, run_id: str, timeout: float = 30.0) -> dict[str, Any] | None:
+        """Make the call following ``run_id`` hand it over; the run's result if it ended
+        inside its first call (then there is nothing to wait on)."""
+        with self.lock:
+            entry = self.following.get(run_id)
+        if entry is not None:
+            stop, done = entry
+            stop.set()
+            done.wait(timeout)
+        with self.lock:
+            ended = self.ended.get(run_id)
+        if ended is None:
+            return None
+        # Everything was returned to the first call: nothing new, the same ending.
+        return {**ended, "output": "", "output_base64": None, "truncated": False,
+                "full_output_path": None, "output_bytes": 0,
+                "output_start": ended["output_start"] + ended["output_bytes"]}
+
+
+IN_FLIGHT = _InFlight()
+
+# -- handlers: parse nothing, call the library, shape the document -----------------------
+
+
+def _ok(result: Mapping[str, Any], status: int = errors.EXIT_OK) -> Outcome:
+    return Outcome(ok_document(result), status)
+
+
+def _run_outcome(result: Mapping[str, Any], check: bool) -> Outcome:
+    failure = check_failure(result) if check else None
+    if failure is not None:
+        return Outcome(error_document(failure, extra=result), failure.exit_status)
+    status = result["status"]
+    code = (errors.EXIT_OK if status == "completed"
+            else errors.EXIT_CONNECTION if status == "lost" else errors.EXIT_TIMEOUT)
+    return _ok(result, code)
+
+
+def _target(ctx: Context, pane: str | None, server: str | None) -> str | None:
+    if server is None:
+        return pane
+    from sane.fleet.panes import resolve_target
+
+    return resolve_target(ctx, pane, server)
+
+
+def _run_command(ctx: Context, a: inputs.RunCommandInput, call: Call) -> Outcome:
+    from sane.ops.runs import RunOptions, new_run_id, run_command, run_interrupt
+
+    run_id = new_run_id()
+    options = RunOptions(timeout=a.timeout, interrupt_on_timeout=a.interrupt_on_timeout,
+                         keep_ansi=a.keep_ansi, max_output=a.max_output or None,
+                         quiet_period=a.quiet_period or None, run_id=run_id, stop=call.stop,
+                         on_output=_OutputProgress(call) if call.progress else None)
+    with IN_FLIGHT.follow(run_id, call.stop):
+        result = run_command(ctx, a.command, pane=_target(ctx, a.pane, a.server),
+                             options=options)
+    IN_FLIGHT.ended_here(result)
+    if (call.cancelled.is_set() and a.on_cancel == "interrupt"
+            and result["status"] in ("running", "waiting_input")):
+        result = run_interrupt(ctx, run_id)
+    return _run_outcome(result, a.check)
+
+
+class _OutputProgress:
+    """A run's new output as progress, at most every ``EVERY`` seconds (a busy command
+    must not pay a notification per chunk); the result still carries all of it."""
+
+    EVERY = 0.25
+    TAIL = 2000
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self.raw_sent = 0
+        self.last = 0.0
+
+    def __call__(self, client: Any, pane_id: str, scanner: Any) -> None:
+        import time
+
+        from sane.protocol import output
+
+        now = time.monotonic()
+        if now - self.last < self.EVERY:
+            return
+        piece = scanner.region()[self.raw_sent:]
+        piece = piece[: output.safe_cut(piece)]
+        if piece:
+            self.last = now
+            self.raw_sent += len(piece)
+            self.call.report(output.clean(piece).decode("utf-8", "replace")[-self.TAIL:])
+
+
+def _run_wait(ctx: Context, a: inputs.RunWaitInput, call: Call) -> Outcome:
+    from sane.ops.runs import run_wait
+
+    ended = IN_FLIGHT.take_over(a.run_id)
+    if ended is not None:
+        return _run_outcome(ended, a.check)
+    return _run_outcome(run_wait(ctx, a.run_id, timeout=a.timeout,
+                                 quiet_period=a.quiet_period or None), a.check)
+
+
+def _run_input(ctx: Context, a: inputs.RunInputInput, call: Call) -> Outcome:
+    from sane.ops.runs import check_answer, run_input
+
+    check_answer(a.text, a.multi_line)
+    if IN_FLIGHT.take_over(a.run_id) is not None:
+        raise errors.RunFinished(f"run {a.run_id} has ended, so nothing was typed (the text "
+                                 "would have gone to the shell as a command); run_wait "
+                                 "returns its result", run_id=a.run_id, status=None)
+    result = run_input(ctx, a.run_id, a.text, enter=not a.no_enter, timeout=a.timeout,
+                       quiet_period=a.quiet_period or None, multi_line=a.multi_line)
+    return _run_outcome(result, a.check)
+
+
+def _run_interrupt(ctx: Context, a: inputs.RunInterruptInput, call: Call) -> Outcome:
+    from sane.ops.runs import run_interrupt
+
+    owner = run_owner(ctx, a.run_id)
+    if owner is not None and not a.force:
+        raise errors.RunOwned(
+            f"run {a.run_id} is step {owner.get('step')} of deploy {owner.get('deploy_id')} "
+            f"on server {owner.get('server')}: interrupting it would fail the step and roll "
+            "the deploy back, so nothing was sent. Follow the deploy with deploy_status; "
+            "give force: true to interrupt it anyway", run_id=a.run_id, owner=owner)
+    ended = IN_FLIGHT.take_over(a.run_id)
+    if ended is not None:
+        return _run_outcome(ended, False)
+    return _run_outcome(run_interrupt(ctx, a.run_id, grace=a.grace), False)
+
+
+def _create_file(ctx: Context, a: inputs.CreateFileInput, call: Call) -> Outcome:
+    from sane.ops.create_file import create_file
+
+    if a.content is not None and a.content_base64 is not None:
+        raise errors.InvalidArgument("give content or content_base64, not both")
+    try:
+        data = (base64.b64decode(a.content_base64, validate=True)
+                if a.content_base64 is not None else (a.content or "").encode("utf-8"))
+    except binascii.Error:
+        raise errors.InvalidArgument("content_base64 is not valid base64",
+                                     field="content_base64") from None
+    pane = _target(ctx, a.pane, a.server)
+    side_channel = None
+    if a.server is not None:
+        from sane.fleet.panes import file_channel
+
+        side_channel = file_channel(ctx, a.server)
+    result = create_file(ctx, a.path, data, pane=pane,
+                         mode=int(a.mode, 8) if a.mode else None, parents=a.parents,
+                         no_overwrite=a.no_overwrite, backup=a.backup,
+                         expected_sha256=a.sha256.lower() if a.sha256 else None,
+                         timeout=a.timeout, side_channel=side_channel)
+    return _ok(result)
+
+
+def _detect_platform(ctx: Context, a: inputs.DetectPlatformInput, call: Call) -> Outcome:
+    from sane.ops.detect_platform import detect_platform
+
+    return _ok(detect_platform(ctx, pane=_target(ctx, a.pane, a.server), timeout=a.timeout))
+
+
+def _list_panes(ctx: Context, a: inputs.ListPanesInput, call: Call) -> Outcome:
+    from sane.ops.list_panes import list_panes
+
+    return _ok(list_panes(ctx, session=a.session, all_sessions=a.all))
+
+
+def _server_list(ctx: Context, a: inputs.ServerListInput, call: Call) -> Outcome:
+    from sane.fleet.health import read_history
+    from sane.fleet.panes import connection_states
+    from sane.fleet.registry import Registry
+
+    servers = [s for s in Registry(ctx.home).servers() if a.tag is None or a.tag in s.tags]
+    states = connection_states(ctx)
+    history = read_history(ctx.home)
+    return _ok({"servers": [{**s.model_dump(mode="json"),
+                             "connection": states.get(s.name, "disconnected"),
+                             "health_history": history.get(s.name)} for s in servers]})
+
+
+def _server_add(ctx: Context, a: inputs.ServerAddInput, call: Call) -> Outcome:
+    from sane.fleet.registry import Registry, Server
+    from sane.fleet.ssh import entry_warnings, resolve
+
+    identity = os.path.abspath(os.path.expanduser(a.identity)) if a.identity else None
+    server = validated(Server, {"name": a.name, "host": a.host, "port": a.port, "user": a.user,
+                                "identity_file": identity, "ssh_options": a.ssh_options,
+                                "tags": a.tags, "health_path": a.health_path})
+    if server.ssh_options:
+        resolve(server)  # ssh itself must accept the option values
+    Registry(ctx.home).add(server, replace=a.replace)
+    return _ok({"server": server.model_dump(mode="json"), "warnings": entry_warnings(server)})
+
+
+def _server_test(ctx: Context, a: inputs.ServerTestInput, call: Call) -> Outcome:
+    from sane.fleet.registry import Registry
+    from sane.fleet.ssh import probe_connection
+
+    server = Registry(ctx.home).get(a.name)
+    return _ok({"server": a.name, "reachable": True,
+                "latency_ms": probe_connection(server, accept_new=a.accept_new)})
+
+
+def _select(ctx: Context, names: list[str] | None, tag: str | None, all_servers: bool,
+            quick: bool = False) -> Any:
+    """The servers named (in that order), or with ``tag``; all of them when nothing
+    narrows the choice: the same rule for every command. ``quick``: without importing
+    pydantic when servers.json is as sane last validated it (a fleet run on warm panes
+    costs less than that import)."""
+    picked = [n for n in names or [] if n]
+    every = all_servers or (not picked and tag is None)
+    if quick:
+        from sane.fleet.quick import quick_select
+
+        spec = quick_select(ctx.home, picked, tag, every)
+        if spec is not None:
+            return spec
+    from sane.fleet.registry import select_servers
+
+    return select_servers(ctx.home, picked, tag, all_servers)
+
+
+def _fleet_run(ctx: Context, a: inputs.FleetRunInput, call: Call) -> Outcome:
+    from sane.fleet.run import fleet_run
+
+    servers = _select(ctx, a.servers, a.tag, a.all, quick=True)
+    caps = [cap for cap in (a.max_output_per_server,
+                            a.max_output // max(1, len(servers)) if a.max_output else 0) if cap]
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "finished":  # one progress notification per server
+            code = event.get("exit_code")
+            call.report(f"{event['server']}: {event['status']}"
+                        + (f" (exit {code})" if code is not None else ""), len(servers))
+
+    result = fleet_run(ctx, servers, a.command, a.max_parallel, a.timeout,
+                       on_event=call.listener(on_event),
+                       max_output=max(1, min(caps)) if caps else None)
+    return _ok(result, errors.EXIT_OK if result["status"] == "completed" else 1)
+
+
+def _health(ctx: Context, a: inputs.HealthInput, call: Call) -> Outcome:
+    from sane.fleet.health import check
+
+    return _ok(check(ctx.home, _select(ctx, a.servers, a.tag, False), a.query))
+
+
+def _health_wait(ctx: Context, a: inputs.HealthWaitInput, call: Call) -> Outcome:
+    from sane.fleet.health import wait
+
+    def on_event(event: dict[str, Any]) -> None:  # per change of a server's status
+        call.report(f"{event['server']}: {event['status']}"
+                    + (f" ({event['reason']})" if event.get("reason") else ""))
+
+    result = wait(ctx.home, _select(ctx, a.servers, a.tag, False), a.until, a.mode,
+                  a.timeout, a.interval, call.listener(on_event))
+    return _ok(result, errors.EXIT_OK if result["met"] else errors.EXIT_TIMEOUT)
+
+
+def _deploy_outcome(result: Mapping[str, Any], done: Callable[[str], bool]) -> Outcome:
+    return _ok(result, errors.EXIT_OK if done(result["status"]) or result["status"] == "running"
+               else 1)
+
+
+def _saga(ctx: Context, call: Call, wait: bool, deploy_id: str | None,
+          work: Callable[[Callable[[dict[str, Any]], None]], dict[str, Any]],
+          done: Callable[[str], bool] = lambda status: status == "completed") -> Outcome:
+    """Run a deploy, resume or rollback: to the end with ``wait`` (a progress
+    notification per journal event), else in the background, answering with the
+    deploy's status as soon as its journal has the first event (its id, then)."""
+    from sane.deploy import api
+
+    if wait:
+        def report(event: dict[str, Any]) -> None:
+            where = f"{event.get('server')}: " if event.get("server") else ""
+            call.report(f"{where}{event.get('event')} {event.get('item') or ''}".rstrip())
+
+        return _deploy_outcome(work(call.listener(report) or (lambda _: None)), done)
+    begun = threading.Event()
+    box: dict[str, Any] = {"deploy_id": deploy_id}
+
+    def on_event(event: dict[str, Any]) -> None:
+        if box["deploy_id"] is None:
+            box["deploy_id"] = event.get("deploy_id")
+        begun.set()
+
+    def body() -> None:
+        try:
+            box["result"] = work(on_event)
+        except Exception as exc:  # reported to the caller, or kept in the journal
+            box["error"] = exc
+        finally:
+            begun.set()
+
+    BACKGROUND.start(body, f"sane-deploy-{deploy_id or 'new'}")
+    begun.wait()
+    if "error" in box:
+        raise box["error"]
+    if "result" in box:
+        return _deploy_outcome(box["result"], done)
+    return _deploy_outcome(api.status(ctx, box["deploy_id"]), done)
+
+
+def _deploy(ctx: Context, a: inputs.DeployInput, call: Call) -> Outcome:
+    from sane.deploy import api
+
+    if not (a.servers or a.tag or a.all):
+        raise errors.UsageError("name the servers to deploy to: servers, tag or all")
+    servers = _select(ctx, a.servers, a.tag, a.all)
+    return _saga(ctx, call, a.wait, None, lambda on_event: api.deploy(
+        ctx, a.plan, servers, on_event, a.env, a.max_parallel))
+
+
+def _deploy_plan_check(ctx: Context, a: inputs.DeployPlanCheckInput, call: Call) -> Outcome:
+    from sane.deploy import api
+
+    if not (a.servers or a.tag or a.all):
+        raise errors.UsageError("name the servers to deploy to: servers, tag or all")
+    return _ok(api.dry_run(a.plan, _select(ctx, a.servers, a.tag, a.all), a.env,
+                           a.max_parallel))
+
+
+def _deploy_status(ctx: Context, a: inputs.DeployStatusInput, call: Call) -> Outcome:
+    from sane.deploy import api
+
+    return _ok(api.status(ctx, a.deploy_id))
+
+
+def _deploy_list(ctx: Context, a: inputs.DeployListInput, call: Call) -> Outcome:
+    from sane.deploy import api
+
+    return _ok(api.list_deploys(ctx))
+
+
+def _deploy_resume(ctx: Context, a: inputs.DeployResumeInput, call: Call) -> Outcome:
+    from sane.deploy import api
+
+    return _saga(ctx, call, a.wait, a.deploy_id,
+                 lambda on_event: api.resume(ctx, a.deploy_id, on_event))
+
+
+def _deploy_rollback(ctx: Context, a: inputs.DeployRollbackInput, call: Call) -> Outcome:
+    from sane.deploy import api
+
+    return _saga(ctx, call, a.wait, a.deploy_id,
+                 lambda on_event: api.rollback(ctx, a.deploy_id, on_event),
+                 lambda status: status in ("rolled_back", "completed"))
+
+
+def _read_screen(ctx: Context, a: inputs.ReadScreenInput, call: Call) -> Outcome:
+    from sane.ops.screen import read_screen
+
+    return _ok(read_screen(ctx, _target(ctx, a.pane, a.server), a.lines))
+
+
+def _send_keys(ctx: Context, a: inputs.SendKeysInput, call: Call) -> Outcome:
+    from sane.ops.screen import send_keys
+
+    return _ok(send_keys(ctx, _target(ctx, a.pane, a.server), a.keys, a.text, a.enter))
+
+
+def _wait_for_text(ctx: Context, a: inputs.WaitForTextInput, call: Call) -> Outcome:
+    from sane.ops.screen import wait_for_text
+
+    result = wait_for_text(ctx, _target(ctx, a.pane, a.server), a.pattern, a.timeout,
+                           a.lines)
+    return _ok(result, errors.EXIT_OK if result["matched"] else errors.EXIT_TIMEOUT)
+
+
+_RUN_ID = re.compile(r"r[0-9a-f]{12}")
+
+
+def run_owner(ctx: Context, run_id: str) -> dict[str, Any] | None:
+    """Who run ``run_id`` belongs to (a deploy's step), from its record; None if nobody
+    (or no record: a run followed inside its first call has none yet)."""
+    from sane.ops.runs import runs_dir
+    from sane.state import read_json
+
+    if not _RUN_ID.fullmatch(run_id):
+        return None
+    try:
+        rec = read_json(runs_dir(ctx) / run_id / "record.json")
+    except (OSError, ValueError, errors.SaneError):
+        return None
+    owner = rec.get("owner") if isinstance(rec, dict) else None
+    return owner if isinstance(owner, dict) else None
+
+
+def validated(model: type[BaseModel], arguments: Mapping[str, Any]) -> Any:
+    """``model`` from ``arguments``, or ``invalid_argument`` naming the first bad field."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(dict(arguments))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise errors.InvalidArgument(f"{field}: {first['msg']}" if field else first["msg"],
+                                     field=field) from None
+
+
+
+Handler = Callable[["Context", Any, Call], Outcome]
+
+HANDLERS: dict[str, Handler] = {
+    "run_command": _run_command,
+    "run_wait": _run_wait,
+    "run_interrupt": _run_interrupt,
+    "run_input": _run_input,
+    "create_file": _create_file,
+    "detect_platform": _detect_platform,
+    "list_panes": _list_panes,
+    "server_list": _server_list,
+    "server_add": _server_add,
+    "server_test": _server_test,
+    "fleet_run": _fleet_run,
+    "health": _health,
+    "health_wait": _health_wait,
+    "deploy": _deploy,
+    "deploy_status": _deploy_status,
+    "deploy_list": _deploy_list,
+    "deploy_resume": _deploy_resume,
+    "deploy_rollback": _deploy_rollback,
+    "deploy_plan_check": _deploy_plan_check,
+    "read_screen": _read_screen,
+    "send_keys": _send_keys,
+    "wait_for_text": _wait_for_text,
+}
+"""Tool name -> handler: what ``sane.tools.TOOLS`` and the CLI both call."""
