@@ -31,6 +31,7 @@ from sane.testing import retry_until
 from sane.testing.containers import ContainerFleet
 
 from .conftest import cli, output_bytes
+from .test_run_command import HAZARDS
 
 DEBIAN = ["deb1", "deb2", "deb3"]
 BUSYBOX = ["bb1", "bb2", "bb3"]
@@ -182,22 +183,32 @@ def _result_bytes(result: Any) -> bytes:
     return output_bytes(result) + f"exit={result['exit_code']}\n".encode()
 
 
+def login_reference(fleet: ContainerFleet, name: str, command: str) -> bytes:
+    """What the server's login shell prints for ``command`` run with ``-c`` in the
+    container (out of band: the engine's exec, not ssh), stdout then stderr, and its
+    exit status as ``exit=N``."""
+    server = fleet[name]
+    proc = fleet.engine.run("exec", server.container_id, server.login_shell, "-c", command)
+    return proc.stdout + proc.stderr + f"exit={proc.returncode}\n".encode()
+
+
 @pytest.mark.parametrize("name", ["deb1", "trixie1", "bb1"])
 def test_runs_are_exact(sane_ctx: Context, make_container_fleet: Any,
                         container_fleet: ContainerFleet, name: str) -> None:
-    """Each case's output bytes and exit code, through an ssh pane into the login shell
-    (bash on Debian 12 and 13, ash on busybox), equal what the container prints itself."""
+    """Each case's output bytes and exit code (these and the quoting hazards of the
+    local shell matrix), through an ssh pane into the login shell (bash on Debian 12
+    and 13, ash on busybox), equal what that shell prints in the container itself."""
     fleet = container_fleet
     if name == "trixie1":
         fleet = make_container_fleet(images=["debian-trixie"])
     register(sane_ctx.home, fleet, [name])
     pane = pane_for_server(sane_ctx, name)
-    for command in RUN_CASES:
+    for command in RUN_CASES + HAZARDS:
         result = run_command(sane_ctx, command, pane=pane,
-                             options=RunOptions(timeout=30, max_output=None))
+                             options=RunOptions(timeout=30, max_output=None, keep_ansi=True))
         assert result["status"] == "completed", (command, result)
         got = _result_bytes(result)
-        want = in_container(fleet, name, command)
+        want = login_reference(fleet, name, command)
         if command.startswith("echo out"):  # one terminal: the order of two streams
             assert sorted(got.split(b"\n")) == sorted(want.split(b"\n")), command
         else:
