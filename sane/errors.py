@@ -180,6 +180,12 @@ class PaneNotShell(Busy):
     code = "pane_not_shell"
 
 
+class ShellUnsupported(PaneNotShell):
+    """The pane runs a shell sane has no runner for (tcsh, csh, ...): refused at once."""
+
+    code = "shell_unsupported"
+
+
 class RemoteOperationFailed(SaneError):
     """An operation on the pane's host did not succeed (a file could not be written)."""
 

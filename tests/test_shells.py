@@ -1,43 +1,107 @@
 """The shell matrix: one exactness suite run in every shell sane supports.
 
-Each test runs in a local pane of each shell in ``SHELLS`` (clean rc files), against
-real tmux; expected outputs come from the same shell running the same command with
-``-c`` where the shell itself decides the bytes.
+Each test runs in each shell of ``POSIX_SHELLS`` twice, against real tmux: in a local
+pane (clean rc files), and as the login shell of root on a loopback sshd of its own
+(``sane.testing.fleet``: a private ``/etc/passwd`` in the server's mount namespace),
+reached through sane's ssh pane, the system rc files of each shell read as on any host.
+Expected outputs come from the same shell running the same command with ``-c`` where
+the shell itself decides the bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from sane.fleet.panes import pane_for_server
+from sane.fleet.registry import Registry, Server
 from sane.ops.context import Context
 from sane.ops.create_file import create_file
 from sane.ops.runs import run_input, run_interrupt, run_wait
+from sane.testing.fleet import Fleet, FleetUnavailable
 from sane.testing.pytest_plugin import SHELL_COMMANDS, TmuxTestServer
 
 from .conftest import output_bytes, run
 from .test_run_command import HAZARDS
 
 POSIX_SHELLS = ["bash", "dash", "zsh", "ksh93", "mksh", "ash", "yash", "posh"]
+SHELLS = [*POSIX_SHELLS, "fish"]
 
 
-@pytest.fixture(params=POSIX_SHELLS)
+# Each shell's executable as a login shell. busybox runs the applet its argv[0] names
+# ("-ash" from a link named ash), as on Alpine.
+LOGIN_PATHS = {"bash": "/bin/bash", "dash": "/bin/dash", "zsh": "/usr/bin/zsh",
+               "ksh93": "/usr/bin/ksh93", "mksh": "/usr/bin/mksh", "ash": "ash",
+               "yash": "/usr/bin/yash", "posh": "/usr/bin/posh", "fish": "/usr/bin/fish",
+               "tcsh": "/usr/bin/tcsh"}
+
+
+@pytest.fixture(params=SHELLS)
 def shell(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(params=["local", "login"])
+def where(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def login_fleet() -> Iterator[dict[str, tuple[Fleet, str]]]:
+    """One sshd per shell, that shell root's login shell there: shell -> (fleet, server)."""
+    try:
+        fleet = Fleet(len(LOGIN_PATHS))
+    except FleetUnavailable as exc:
+        pytest.skip(f"ssh test fleet unavailable: {exc.reason}")
+    try:
+        found = {}
+        for srv, (name, path) in zip(fleet.servers, LOGIN_PATHS.items(), strict=True):
+            if "/" not in path:
+                link = fleet.base / path
+                link.symlink_to(shutil.which("busybox") or "/bin/busybox")
+                path = str(link)
+            fleet.set_login_shell(srv.name, path)
+            # zsh without a ~/.zshrc starts its new-user menu; a real user has one.
+            (srv.home / ".zshrc").write_text("")
+            found[name] = (fleet, srv.name)
+        yield found
+    finally:
+        fleet.close()
+
+
+def login_pane(ctx: Context, fleet: Fleet, name: str) -> str:
+    """sane's ssh pane to ``name`` of ``fleet`` (registered in ``ctx``'s registry)."""
+    srv = fleet[name]
+    Registry(ctx.home).add(Server(name=name, host=srv.host, port=srv.port, user="root",
+                                  identity_file=str(fleet.client_key),
+                                  ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)}),
+                           replace=True)
+    return pane_for_server(ctx, name)
+
+
 @pytest.fixture
-def pane(tmux_server: TmuxTestServer, shell: str) -> str:
-    return tmux_server.new_pane(shell)
+def pane(request: pytest.FixtureRequest, tmux_server: TmuxTestServer, sane_ctx: Context,
+         shell: str, where: str) -> str:
+    if where == "local":
+        return tmux_server.new_pane(shell)
+    fleet, name = request.getfixturevalue("login_fleet")[shell]
+    return login_pane(sane_ctx, fleet, name)
 
 
 def reference(shell: str, command: str) -> subprocess.CompletedProcess[bytes]:
     """What ``shell`` prints for ``command`` outside tmux (the expected value)."""
     return subprocess.run([*SHELL_COMMANDS[shell], "-c", command], capture_output=True,
                           check=False, timeout=30)
+
+
+def say(shell: str, posix: str, fish: str) -> str:
+    """The same test command in the shell's own syntax (fish is not POSIX)."""
+    return fish if shell == "fish" else posix
 
 
 def test_no_trailing_newline(sane_ctx: Context, pane: str) -> None:
@@ -55,12 +119,21 @@ def test_no_trailing_newline(sane_ctx: Context, pane: str) -> None:
         ("true | (exit 3)", 3),
         ("sh -c 'exit 42'", 42),
         ("f() { return 12; }; f", 12),
+        ("fish: function f; return 12; end; f", 12),
+        ("fish: true | sh -c 'exit 3'", 3),
+        ("fish: not true", 1),
         ("sh -c 'kill -TERM $$'", 143),
         ("sh -c 'kill -KILL $$'", 137),
         ("sh -c 'kill -SEGV $$'", 139),
     ],
 )
-def test_exit_codes(sane_ctx: Context, pane: str, command: str, code: int) -> None:
+def test_exit_codes(sane_ctx: Context, pane: str, shell: str, command: str, code: int) -> None:
+    if shell == "fish" and (command.startswith("(") or "()" in command or "| (" in command):
+        pytest.skip("POSIX syntax (the fish: cases are fish's)")
+    if command.startswith("fish: "):
+        if shell != "fish":
+            pytest.skip("fish syntax")
+        command = command.removeprefix("fish: ")
     r = run(sane_ctx, pane, command)
     assert (r["status"], r["exit_code"]) == ("completed", code)
     assert run(sane_ctx, pane, "echo next")["output"] == "next\n"
@@ -74,11 +147,11 @@ def test_child_killed_by_sigint(sane_ctx: Context, pane: str, shell: str) -> Non
     assert run(sane_ctx, pane, "echo next")["output"] == "next\n"
 
 
-def test_output_imitating_markers_ends_nothing(sane_ctx: Context, pane: str) -> None:
+def test_output_imitating_markers_ends_nothing(sane_ctx: Context, pane: str, shell: str) -> None:
     fake = ("printf '\\033]7770;SANE;0123456789abcdef;E;0\\007'; "
             "printf '\\033]7770;SANE;0123456789abcdef;P;9\\007'; "
             "printf '\\033]7770;SANE;0123456789abcdef;X;4\\007'; "
-            "echo after; (exit 5)")
+            "echo after; " + say(shell, "(exit 5)", "sh -c 'exit 5'"))
     r = run(sane_ctx, pane, fake)
     assert (r["status"], r["exit_code"], r["output"]) == ("completed", 5, "after\n")
 
@@ -94,29 +167,48 @@ def test_utf8(sane_ctx: Context, pane: str) -> None:
     assert r["output"] == "日本語 ｗｉｄｅ 🎉👩‍💻 é\né\n"
 
 
-def test_heredoc(sane_ctx: Context, pane: str) -> None:
-    r = run(sane_ctx, pane, "cat <<'EOF'\n$HOME `x` \"q\" 'a'\n\tend\nEOF\nx=5; cat <<EOF\n$x\nEOF")
+def test_heredoc(sane_ctx: Context, pane: str, shell: str) -> None:
+    # fish has no heredoc: the same text as a multi-line quoted word and lines.
+    r = run(sane_ctx, pane, say(
+        shell, "cat <<'EOF'\n$HOME `x` \"q\" 'a'\n\tend\nEOF\nx=5; cat <<EOF\n$x\nEOF",
+        "echo '$HOME `x` \"q\" \\'a\\'\n\tend'\nset x 5; echo $x"))
     assert r["output"] == "$HOME `x` \"q\" 'a'\n\tend\n5\n"
 
 
-@pytest.mark.parametrize("command", HAZARDS)
-def test_quoting_hazards(sane_ctx: Context, pane: str, shell: str, command: str) -> None:
+FISH_HAZARDS = [
+    "echo 'single' \"double\" (echo paren) \\\\ \\$HOME 'it\\'s' \"a\\\"b\"",
+    "echo !! '!x' \"!y\" ; echo hist!ory",
+    "for i in 1 2 3\n  printf '%s;' \"$i\"\nend\necho",
+    "printf '%s\\n' \"a'b\" 'c\"d' 'e\\\\f' 'g$h'",
+    "set x '  spaces   kept  '; printf '[%s]\\n' \"$x\"",
+    "echo tab\there; echo 'unicode ✓'",
+    "echo __SANE_0123 ]7770 '\\033]7770;SANE;'",
+    "echo {a,b}c 'x{y}' \"q$status\"",
+]
+
+
+@pytest.mark.parametrize("index", range(len(HAZARDS)))
+def test_quoting_hazards(sane_ctx: Context, pane: str, shell: str, index: int) -> None:
+    command = say(shell, HAZARDS[index], FISH_HAZARDS[index % len(FISH_HAZARDS)])
     expected = reference(shell, command)
     r = run(sane_ctx, pane, command, keep_ansi=True)
     assert r["exit_code"] == expected.returncode
     assert output_bytes(r) == expected.stdout + expected.stderr
 
 
-def test_cwd_and_env_persist(sane_ctx: Context, pane: str, tmp_path: Path) -> None:
-    run(sane_ctx, pane, f"cd {tmp_path} && SANE_T=42 && export SANE_T && greet() {{ echo hi $1; }}")
+def test_cwd_and_env_persist(sane_ctx: Context, pane: str, shell: str, tmp_path: Path) -> None:
+    run(sane_ctx, pane, say(
+        shell, f"cd {tmp_path} && SANE_T=42 && export SANE_T && greet() {{ echo hi $1; }}",
+        f"cd {tmp_path} && set -x SANE_T 42 && function greet; echo hi $argv[1]; end"))
     r = run(sane_ctx, pane, "pwd; echo $SANE_T; greet you; sh -c 'echo $SANE_T'")
     assert r["output"] == f"{tmp_path}\n42\nhi you\n42\n"
     run(sane_ctx, pane, "false")
-    assert run(sane_ctx, pane, "echo $?")["output"] == "1\n"
+    assert run(sane_ctx, pane, say(shell, "echo $?", "echo $status"))["output"] == "1\n"
 
 
-def test_timeout_then_wait(sane_ctx: Context, pane: str) -> None:
-    first = run(sane_ctx, pane, "echo one; sleep 1.5; echo two; (exit 4)", timeout=0.3)
+def test_timeout_then_wait(sane_ctx: Context, pane: str, shell: str) -> None:
+    first = run(sane_ctx, pane, "echo one; sleep 1.5; echo two; "
+                + say(shell, "(exit 4)", "sh -c 'exit 4'"), timeout=0.3)
     assert (first["status"], first["exit_code"]) == ("running", None)
     rest = dict(run_wait(sane_ctx, first["run_id"], timeout=30))
     assert (rest["status"], rest["exit_code"]) == ("completed", 4)
@@ -124,8 +216,10 @@ def test_timeout_then_wait(sane_ctx: Context, pane: str) -> None:
     assert rest["output_start"] == len(first["output"])
 
 
-def test_prompt_then_input(sane_ctx: Context, pane: str) -> None:
-    r = run(sane_ctx, pane, "printf 'Name? '; read x; echo \"hi $x\"", timeout=10)
+def test_prompt_then_input(sane_ctx: Context, pane: str, shell: str) -> None:
+    r = run(sane_ctx, pane, say(shell, "printf 'Name? '; read x; echo \"hi $x\"",
+                                "printf 'Name? '; set x (head -n 1); echo \"hi $x\""),
+            timeout=10)
     assert (r["status"], r["prompt"], r["output"]) == ("waiting_input", "Name? ", "Name? ")
     done = dict(run_input(sane_ctx, r["run_id"], "Ann"))
     assert (done["status"], done["exit_code"], done["output"]) == ("completed", 0, "Ann\nhi Ann\n")
@@ -152,7 +246,7 @@ def test_interrupt_after_a_partial_line(sane_ctx: Context, pane: str) -> None:
 
 
 
-def test_detect_platform(sane_ctx: Context, pane: str, shell: str) -> None:
+def test_detect_platform(sane_ctx: Context, pane: str, shell: str, where: str) -> None:
     """The running shell is the pane's, the login shell the password database's."""
     import os
     import pwd
@@ -161,7 +255,8 @@ def test_detect_platform(sane_ctx: Context, pane: str, shell: str) -> None:
 
     info = detect_platform(sane_ctx, pane=pane)
     assert info["shell"]["name"] == shell
-    assert info["login_shell"]["path"] == pwd.getpwuid(os.getuid()).pw_shell
+    login = pwd.getpwuid(os.getuid()).pw_shell if where == "local" else LOGIN_PATHS[shell]
+    assert (info["login_shell"]["path"] or "").endswith(login)
     assert run(sane_ctx, pane, "echo free")["output"] == "free\n"
 
 
@@ -173,3 +268,36 @@ def test_create_file(sane_ctx: Context, pane: str, tmp_path: Path) -> None:
         assert result["sha256"] == hashlib.sha256(data).hexdigest()
         assert target.read_bytes() == data
     assert run(sane_ctx, pane, "echo free")["output"] == "free\n"
+
+
+def test_unsupported_shell_in_a_local_pane_is_refused_at_once(
+        sane_ctx: Context, tmux_server: TmuxTestServer) -> None:
+    """tcsh has no runner: refused before anything is typed, naming the shell."""
+    import time
+
+    from sane import errors
+
+    pane = tmux_server.new_pane("env HOME=/nonexistent tcsh -f")
+    started = time.monotonic()
+    with pytest.raises(errors.ShellUnsupported) as caught:
+        run(sane_ctx, pane, "echo hi")
+    assert time.monotonic() - started < 5
+    assert caught.value.details["shell"] in ("tcsh", "csh")  # tmux names it by its comm
+    assert "echo hi" not in tmux_server.run("capture-pane", "-p", "-t", pane)
+
+
+def test_unsupported_login_shell_gets_a_posix_shell(
+        sane_ctx: Context, login_fleet: dict[str, tuple[Fleet, str]], tmp_path: Path) -> None:
+    """tcsh as the login shell over ssh: sane starts sh there, and says so."""
+    from sane.ops.detect_platform import detect_platform
+    from sane.ops.takeover import OPT_SHELL_NOTE
+
+    fleet, name = login_fleet["tcsh"]
+    pane = login_pane(sane_ctx, fleet, name)
+    r = run(sane_ctx, pane, f"cd {tmp_path} && x=5; echo $x; (exit 3)")
+    assert (r["status"], r["exit_code"], r["output"]) == ("completed", 3, "5\n")
+    assert run(sane_ctx, pane, "pwd")["output"] == f"{tmp_path}\n"
+    note = sane_ctx.tmux(["show-options", "-p", "-v", "-t", pane, OPT_SHELL_NOTE])
+    assert "tcsh" in note[0] and "sh" in note[0]
+    info = detect_platform(sane_ctx, pane=pane)
+    assert info["login_shell"]["name"] == "tcsh" and info["shell"]["name"] == "dash"

@@ -286,7 +286,7 @@ def create_file(
     result = run_command(
         ctx, script, pane=pane,
         options=RunOptions(timeout=timeout, interrupt_on_timeout=True, max_output=None,
-                           on_output=sender, quiet_period=None),
+                           on_output=sender, quiet_period=None, posix_script=True),
     )
     report = _report(result["output"])
     if result["status"] != "completed" or report is None:

@@ -23,27 +23,22 @@ PACKAGE_MANAGERS = ("apt-get", "dnf", "yum", "apk", "pacman", "zypper", "brew", 
 TOOLS = ("python3", "jq", "systemctl", "docker", "podman", "base64", "sha256sum", "shasum",
          "curl", "wget", "git", "tmux", "sudo", "openssl", "ssh", "rsync", "perl")
 
-# The shell running the probe: its pid is ``$$`` (or ``$__dp_pid`` when a non-POSIX
-# shell runs the probe through ``sh -c``). Its version is read from the variable each
-# shell sets for itself (dash and busybox ash set none: null).
-_RUNNING_SHELL = """\
-__dp_p=${__dp_pid:-$$}
-if [ -r "/proc/$__dp_p/cmdline" ]; then
-  __dp run_shell_exe "$(readlink "/proc/$__dp_p/exe" 2>/dev/null)"
-  __dp run_shell_argv "$(tr '\\000' ' ' < "/proc/$__dp_p/cmdline" 2>/dev/null | cut -c1-200)"
-else
-  __dp run_shell_argv "$(ps -o comm= -p "$__dp_p" 2>/dev/null)"
-fi
-"""
-_RUNNING_VERSION = ('__dp run_shell_version "${BASH_VERSION:-${ZSH_VERSION:-${KSH_VERSION:-'
-                    '${YASH_VERSION:-${POSH_VERSION:-${FISH_VERSION-}}}}}}"\n')
-
-# A restricted shell (rbash) refuses every output redirection: the probe then says so
-# and nothing else (with everything null the result would look like a bare host).
+# The probe runs as ``sh -c PROBE`` (a line both POSIX shells and fish parse), so the
+# shell it describes is its parent, ``$PPID``: the pane's shell, where sane's runner
+# lives. Versions come from ``--version`` of the shells that have one.
+_VERSIONED = "bash|zsh|ksh|ksh93|mksh|fish|tcsh|yash"
 PROBE = f"""\
 __dp() {{ printf '%s=%s\\n' "$1" "$2"; }}
-{_RUNNING_VERSION}if ! : >/dev/null; then __dp restricted 1; __dp run_shell_argv "${{ZSH_NAME:-$0}}"; else
-{_RUNNING_SHELL}__dp os "$(uname -s 2>/dev/null)"; __dp kernel "$(uname -r 2>/dev/null)"
+__dp_p=$PPID
+if [ -r "/proc/$__dp_p/cmdline" ]; then
+  __dp_x=$(readlink "/proc/$__dp_p/exe" 2>/dev/null); __dp run_shell_exe "$__dp_x"
+  __dp run_shell_argv "$(tr '\\000' ' ' < "/proc/$__dp_p/cmdline" 2>/dev/null | cut -c1-200)"
+else
+  __dp_x=$(ps -o comm= -p "$__dp_p" 2>/dev/null); __dp run_shell_argv "$__dp_x"; __dp_x=${{__dp_x#-}}
+fi
+case ${{__dp_x##*/}} in {_VERSIONED})
+  __dp run_shell_version "$("$__dp_x" --version 2>/dev/null </dev/null | head -n 1)";; esac
+__dp os "$(uname -s 2>/dev/null)"; __dp kernel "$(uname -r 2>/dev/null)"
 __dp arch "$(uname -m 2>/dev/null)"
 __dp hostname "$(hostname 2>/dev/null || uname -n 2>/dev/null)"
 __dp user "$(id -un 2>/dev/null)"; __dp uid "$(id -u 2>/dev/null)"; __dp home "${{HOME-}}"
@@ -52,7 +47,7 @@ __dp_s=$(getent passwd "$__dp_u" 2>/dev/null | cut -d: -f7)
 [ -n "$__dp_s" ] || __dp_s=$(dscl . -read "/Users/$__dp_u" UserShell 2>/dev/null | sed 's/^UserShell: //')
 [ -n "$__dp_s" ] || __dp_s=$(awk -F: -v u="$__dp_u" '$1 == u {{ print $7 }}' /etc/passwd 2>/dev/null)
 __dp shell "$__dp_s"
-case ${{__dp_s##*/}} in bash|zsh|ksh|ksh93|mksh|fish|tcsh|yash)
+case ${{__dp_s##*/}} in {_VERSIONED})
   __dp shell_version "$("$__dp_s" --version 2>/dev/null </dev/null | head -n 1)";; esac
 if [ -r /etc/os-release ]; then
   while IFS= read -r __dp_l || [ -n "$__dp_l" ]; do
@@ -86,8 +81,12 @@ __dp charmap "$(locale charmap 2>/dev/null)"
 if command -v sudo >/dev/null 2>&1; then
   if sudo -n true >/dev/null 2>&1 </dev/null; then __dp sudo yes; else __dp sudo no; fi
 fi
-fi; __dp end 1
+__dp end 1
 """
+# The line typed: a restricted shell (rbash) refuses the redirection, so sane never
+# starts an unrestricted sh there; it says so instead of a result full of nulls.
+PROBE_COMMAND = (f"true >/dev/null && sh -c {shlex.quote(PROBE)} sane-probe"
+                 " || printf '%s\\n' restricted=1 end=1")
 
 _VM_VENDORS = {
     "qemu": "qemu", "kvm": "kvm", "vmware": "vmware", "innotek": "virtualbox",
@@ -121,12 +120,9 @@ def parse_probe(text: str) -> PlatformInfo:
     if "end" not in single:
         raise errors.TransferFailed("the platform probe did not finish", output=text[-2000:])
     if single.get("restricted") == "1":
-        running = _running_shell(single)
-        name = running["name"] or "the shell"
         raise errors.ShellRestricted(
-            f"{name} in the pane is a restricted shell: it refuses output redirections and "
-            "commands named with a slash, so the platform probe cannot run there",
-            shell=running["name"], version=running["version"])
+            "the shell in the pane is restricted: it refuses output redirections and "
+            "commands named with a slash, so the platform probe cannot run there", shell=None)
 
     def get(key: str) -> str | None:
         value = single.get(key, "")
@@ -252,7 +248,7 @@ def _virtualization(single: dict[str, str]) -> str | None:
 
 def detect_platform(ctx: Context, pane: str | None = None, timeout: float = 30.0) -> PlatformInfo:
     started = time.perf_counter()
-    result = run_command(ctx, PROBE, pane=pane,
+    result = run_command(ctx, PROBE_COMMAND, pane=pane,
                          options=RunOptions(timeout=timeout, interrupt_on_timeout=True,
                                             max_output=None, quiet_period=None))
     if result["status"] != "completed":
@@ -260,7 +256,13 @@ def detect_platform(ctx: Context, pane: str | None = None, timeout: float = 30.0
             f"the platform probe did not complete (status {result['status']})",
             status=result["status"],
         )
-    info = parse_probe(result["output"])
+    try:
+        info = parse_probe(result["output"])
+    except errors.ShellRestricted as exc:
+        # Named by the pane's program (a local pane's; "ssh" says only where it is).
+        name = ctx.pane_state(result["pane"]).current_command.lstrip("-") or None
+        raise errors.ShellRestricted(exc.message.replace("the shell", name or "the shell", 1),
+                                     shell=name, pane=result["pane"]) from None
     info["pane"] = result["pane"]
     info["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return info

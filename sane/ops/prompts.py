@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from sane import errors
+from sane.protocol import fish
 from sane.protocol.runner import RUN_FD, RUN_FD_TARGET
 from sane.tmux import panes
 from sane.tmux.control import ControlClient
@@ -131,6 +132,22 @@ def _is_tty(target: str, tty: str) -> bool:
     return target == "/dev/tty" or (bool(tty) and target == tty)
 
 
+# Fds a program waits on beside its terminal that only wake it up and never bring input
+# from anyone: eventfds (fish's line editor, a REPL's threads), a signalfd or timerfd,
+# and the FIFO fish pokes when a universal variable changes. An allow-list.
+_WAKEUP_TARGETS = frozenset({"anon_inode:[eventfd]", "anon_inode:[signalfd]",
+                             "anon_inode:[timerfd]"})
+_WAKEUP_SUFFIXES = ("/fish_universal_variables.notifier",)
+
+
+def _only_tty_input(fds: Iterable[int], proc: Proc, ttys: set[int]) -> bool:
+    """Are ``fds`` a terminal and, beside it, only wake-up fds?"""
+    watched = list(fds)
+    others = [proc.fds.get(fd, "") for fd in watched if fd not in ttys]
+    return (any(fd in ttys for fd in watched)
+            and all(t in _WAKEUP_TARGETS or t.endswith(_WAKEUP_SUFFIXES) for t in others))
+
+
 def _blocked_on_tty(proc: Proc, line: str, table: dict[int, str], tty: str,
                     read_mem: Callable[[int, int, int], bytes | None]) -> bool:
     fields = line.split()
@@ -148,15 +165,15 @@ def _blocked_on_tty(proc: Proc, line: str, table: dict[int, str], tty: str,
         return args[0] in ttys
     if kind == _SELECT:
         open_below = [fd for fd in proc.fds if fd < args[0]]
-        return args[1] != 0 and bool(open_below) and all(fd in ttys for fd in open_below)
+        return args[1] != 0 and _only_tty_input(open_below, proc, ttys)
     if kind == _POLL:
         polled = _pollfds(proc.pid, args[0], args[1], read_mem)
         if polled is None:
             return all(fd in ttys for fd in proc.fds)
-        return bool(polled) and all(fd in ttys for fd in polled)
+        return _only_tty_input(polled, proc, ttys)
     if kind == _EPOLL:
         members = proc.epoll.get(args[0])
-        return bool(members) and all(fd in ttys for fd in members or ())
+        return _only_tty_input(members or (), proc, ttys)
     return False
 
 
@@ -488,7 +505,10 @@ def _probe(client: ControlClient, pane_id: str, timeout: float) -> Waiting | Idl
 
 
 def in_runner(proc: Proc) -> bool:
-    """Is sane's runner on the shell's call stack (its fd open)?"""
+    """Is sane's runner on the shell's call stack (its fd open)? fish opens the
+    runner's redirection at an fd of its choosing: there the target tells."""
+    if proc.comm == "fish":
+        return fish.RUN_TARGET in proc.fds.values()
     return proc.fds.get(RUN_FD) == RUN_FD_TARGET
 
 

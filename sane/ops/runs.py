@@ -28,7 +28,7 @@ from sane.ops.takeover import PaneDied, ensure_runner, install_runner, respawn, 
 from sane.poll import poll
 from sane.protocol import markers, output
 from sane.protocol import scanner as sc
-from sane.protocol.runner import RunInput, exit_status
+from sane.protocol.runner import SHELL_POSIX, RunInput, exit_status
 from sane.protocol.runner import run_input as frame_command
 from sane.tmux import panes
 from sane.tmux.command import no_formats, quote
@@ -88,6 +88,9 @@ class RunOptions(NamedTuple):
     # Who the run belongs to (a deploy: its id, step, server), kept in the run's record
     # so another caller finding the pane busy can be told, and not interrupt it blindly.
     owner: dict[str, str] | None = None
+    # The command is a POSIX sh script (sane's own, like create-file's): in a shell of
+    # another kind (fish) it runs through `sh -c`, a child of that shell.
+    posix_script: bool = False
 
 
 def runs_dir(ctx: Context) -> Path:
@@ -353,7 +356,7 @@ class _QuietWatch:
         scanner.expect_status(nonce)
         with contextlib.suppress(errors.SaneError):
             self.client.command(
-                f"send-keys -t {self.pane_id} -l -- {quote(status_probe(nonce))}",
+                f"send-keys -t {self.pane_id} -l -- {quote(status_probe(nonce, scanner.shell))}",
                 f"send-keys -t {self.pane_id} Enter")
 
 
@@ -660,7 +663,7 @@ def _run(
             scanner, follow = _start_and_follow(ctx, client, stream, state, command, deadline,
                                                 claim, run_id, opts.on_output,
                                                 rec if opts.durable else None,
-                                                opts.quiet_period, opts.stop)
+                                                opts.quiet_period, opts.stop, opts.posix_script)
         except errors.PaneBusy:
             raise
         except BaseException:
@@ -669,6 +672,7 @@ def _run(
             _release(client, pane_id)
             raise
         rec["nonce"], rec["tokens"] = scanner.nonce, sorted(scanner.tokens)
+        rec["shell"] = scanner.shell
         interrupted = False
         stopped = opts.stop is not None and opts.stop.is_set()
         if follow.kind == "timeout" and opts.interrupt_on_timeout and not stopped:
@@ -707,13 +711,14 @@ def _start_and_follow(
     durable: dict[str, Any] | None = None,
     quiet: float | None = None,
     stop: threading.Event | None = None,
+    posix_script: bool = False,
 ) -> tuple[sc.RunScanner, _Follow]:
     force_paste = False
     reinstalled = False
     while True:
         nonce = markers.new_nonce()
-        scanner = sc.RunScanner(nonce, tokens_of(state))
-        typed = frame_command(nonce, command, force_paste)
+        scanner = sc.RunScanner(nonce, tokens_of(state), state.shell_kind)
+        typed = frame_command(nonce, command, force_paste, state.shell_kind, posix_script)
         if durable is not None:
             _make_durable(ctx, client, state, durable, scanner)
         try:
@@ -723,7 +728,8 @@ def _start_and_follow(
                 raise
             _claim(ctx, client, state, run_id)  # stale flag cleared, or PaneBusy
             state = ensure_runner(ctx, client, stream, ctx.pane_state(state.pane_id))
-            scanner = sc.RunScanner(nonce, tokens_of(state))
+            scanner = sc.RunScanner(nonce, tokens_of(state), state.shell_kind)
+            typed = frame_command(nonce, command, force_paste, state.shell_kind, posix_script)
             _send(client, state.pane_id, typed, nonce, None)
         claim = None
         follow = _follow(ctx, client, state.pane_id, stream, scanner, deadline, on_output,
@@ -784,6 +790,7 @@ def _make_durable(ctx: Context, client: ControlClient, state: panes.PaneState,
         rec["durable"] = True
         rec["resumable"] = True
     rec["nonce"], rec["tokens"] = scanner.nonce, sorted(scanner.tokens)
+    rec["shell"] = scanner.shell
     _save_record(ctx, rec, head=b"")
 
 
@@ -896,7 +903,7 @@ def _hand_over(
 def _replay(ctx: Context, rec: dict[str, Any]) -> tuple[sc.RunScanner, Path, int]:
     """A scanner fed with everything recorded so far; the stream file and its size."""
     directory = runs_dir(ctx) / rec["run_id"]
-    scanner = sc.RunScanner(rec["nonce"], rec["tokens"])
+    scanner = sc.RunScanner(rec["nonce"], rec["tokens"], rec.get("shell", SHELL_POSIX))
     scanner.feed((directory / "head").read_bytes())
     stream_path = directory / "stream"
     data = stream_path.read_bytes() if stream_path.exists() else b""

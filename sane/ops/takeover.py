@@ -13,18 +13,33 @@ from sane import errors
 from sane.ops.context import LOCAL_WINDOW, ROLE_LOCAL, Context
 from sane.poll import poll
 from sane.protocol import markers
-from sane.protocol.runner import takeover_lines
+from sane.protocol.runner import (
+    SHELL_FISH,
+    SHELL_POSIX,
+    shell_name,
+    shell_probe,
+    takeover_lines,
+)
 from sane.protocol.scanner import ready_marker, wait_ready
 from sane.tmux import panes
+from sane.tmux.command import quote
 from sane.tmux.control import ControlClient, PaneStream
 
-# Programs sane may type into: POSIX-ish shells, and ssh (whose remote shell the
-# runner's missing-runner guard then checks).
-SHELLS = frozenset(
+# Programs sane may type into: POSIX-ish shells, fish (its own runner), and ssh (whose
+# remote shell the runner's missing-runner guard then checks). An allow-list.
+POSIX_SHELLS = frozenset(
     {"sh", "bash", "rbash", "dash", "zsh", "ksh", "ksh93", "mksh", "lksh", "oksh", "ash", "posh",
      "yash", "busybox", "ssh"}
 )
+FISH_SHELLS = frozenset({"fish"})
+SHELLS = POSIX_SHELLS | FISH_SHELLS
+# Shells sane has no runner for: a local pane running one is refused at once
+# (shell_unsupported), never typed into until a timeout.
+UNSUPPORTED_SHELLS = frozenset({"csh", "tcsh", "rc", "es", "nu", "elvish", "xonsh", "pwsh",
+                                "ion", "oil", "osh", "ysh", "scsh", "sash", "tclsh"})
 READY_TIMEOUT = 15.0
+# Why the pane's shell is not the login shell, when sane replaced it (else empty).
+OPT_SHELL_NOTE = "@sane_shell_note"
 RETYPE_AFTER = 3.0  # no READY this long after typing the takeover: type it again
 RESPAWN_SETTLE = 3.0
 MAX_TOKENS = 8
@@ -45,6 +60,17 @@ def is_shell(command: str) -> bool:
     return _base(command) in SHELLS
 
 
+def shell_kind(command: str) -> str | None:
+    """The runner a pane's foreground program takes: fish's, the POSIX one, or None
+    when it cannot be told from here (not a shell sane drives)."""
+    base = _base(command)
+    if base in FISH_SHELLS:
+        return SHELL_FISH
+    if base in POSIX_SHELLS and base != "ssh":
+        return SHELL_POSIX
+    return None
+
+
 def tokens_of(state: panes.PaneState) -> list[str]:
     return state.token.split() if state.token else []
 
@@ -58,8 +84,9 @@ def ensure_runner(
         client.command(f"copy-mode -q -t {pane}")
     if state.dead:
         raise PaneDied(pane)
-    if state.runner_installed:
+    if state.runner_installed and shell_kind(state.current_command) in (None, state.shell_kind):
         return state
+    # No runner, or a shell of another kind started in the pane (fish in a bash pane).
     return install_runner(ctx, client, stream, state)
 
 
@@ -111,6 +138,45 @@ def _wait_for_shell(ctx: Context, pane: str, timeout: float) -> panes.PaneState:
     return poll(settled, timeout) or seen[-1]
 
 
+def _keys(pane: str, line: str) -> str:
+    """The tmux command typing one line as hex keys (any character, no key-name
+    parsing), then Enter."""
+    return f"send-keys -t {pane} -H " + " ".join(f"{b:02x}" for b in line.encode()) + " 0d"
+
+
+def _remote_kind(ctx: Context, client: ControlClient, stream: PaneStream, pane: str,
+                 deadline: float) -> str:
+    """Which runner the shell behind an ssh pane takes, asked with a line every shell
+    parses alike (``shell_probe``). A shell sane cannot drive there (tcsh, csh, any
+    other) is replaced by a POSIX ``sh`` (``exec``, as a person would), and the pane
+    says so (``@sane_shell_note``)."""
+    seen = bytearray()
+    nonce = markers.new_nonce()
+    client.command(_keys(pane, shell_probe(nonce)))
+    retype_at = time.monotonic() + RETYPE_AFTER
+    while (found := shell_name(seen, nonce)) is None:
+        if time.monotonic() >= retype_at:  # the login shell may still be starting
+            retype_at = time.monotonic() + RETYPE_AFTER
+            client.command(_keys(pane, shell_probe(nonce)))
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or stream.closed:
+            raise errors.RunnerUnavailable(
+                f"the shell behind pane {pane} did not answer sane's shell probe in time "
+                "(is it idle at its prompt?)", pane=pane)
+        seen += stream.take(min(remaining, 0.25))
+    name = found[1]
+    if name in FISH_SHELLS:
+        kind, note = SHELL_FISH, ""
+    elif name in POSIX_SHELLS and name != "ssh":
+        kind, note = SHELL_POSIX, ""
+    else:
+        client.command(_keys(pane, " exec sh"))
+        kind, note = SHELL_POSIX, (f"the login shell {name} cannot be driven by sane: "
+                                   "it started sh in its place")
+    client.command(f"set-option -p -t {pane} {OPT_SHELL_NOTE} {quote(note)}")
+    return kind
+
+
 def install_runner(
     ctx: Context, client: ControlClient, stream: PaneStream, state: panes.PaneState,
     deadline: float | None = None,
@@ -119,6 +185,12 @@ def install_runner(
     state = ctx.pane_state(pane)
     if _base(state.current_command) in WRAPPERS:
         state = _wait_for_shell(ctx, pane, RESPAWN_SETTLE)
+    if _base(state.current_command) in UNSUPPORTED_SHELLS:
+        raise errors.ShellUnsupported(
+            f"pane {pane} is running the shell {_base(state.current_command)!r}, which sane "
+            "cannot drive (it drives POSIX shells and fish); start one of those in the pane",
+            pane=pane, shell=_base(state.current_command),
+        )
     if not is_shell(state.current_command):
         raise errors.PaneNotShell(
             f"pane {pane} is running {state.current_command!r}, not a shell; "
@@ -126,6 +198,11 @@ def install_runner(
             pane=pane,
             current_command=state.current_command,
         )
+    kind = shell_kind(state.current_command)
+    if kind is None:  # ssh: the shell on the other end decides
+        if deadline is None:
+            deadline = time.monotonic() + READY_TIMEOUT
+        kind = _remote_kind(ctx, client, stream, pane, deadline)
     token = markers.new_token()
     nonces: list[str] = []
 
@@ -135,8 +212,7 @@ def install_runner(
         # program in them reading the tty, can swallow typed-ahead keys): retype.
         nonce = markers.new_nonce()
         nonces.append(nonce)
-        client.command(*(f"send-keys -t {pane} -H " + " ".join(f"{b:02x}" for b in line.encode())
-                         + " 0d" for line in takeover_lines(nonce, token)))
+        client.command(*(_keys(pane, line) for line in takeover_lines(nonce, token, kind)))
 
     type_takeover()
     seen = bytearray()
@@ -165,6 +241,7 @@ def install_runner(
     ready = next(m for m in (ready_marker(seen, n) for n in nonces) if m is not None)
     host_pid = [f"set-option -p -t {pane} {panes.OPT_HOST_PID} {ready.arg}"] if ready.arg else []
     client.command(f"set-option -p -t {pane} {panes.OPT_SHELL_PID} {state.pid}", *host_pid)
-    client.command(f"set-option -p -t {pane} {panes.OPT_TOKEN} '{tokens}'")
+    client.command(f"set-option -p -t {pane} {panes.OPT_TOKEN} '{tokens}'",
+                   f"set-option -p -t {pane} {panes.OPT_SHELL_KIND} {kind}")
     client.command(f"set-option -p -t {pane} remain-on-exit on")
-    return state._replace(shell_pid=state.pid, token=tokens)
+    return state._replace(shell_pid=state.pid, token=tokens, shell_kind=kind)

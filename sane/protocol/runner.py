@@ -33,6 +33,7 @@ from __future__ import annotations
 import shlex
 from typing import NamedTuple
 
+from sane.protocol import fish
 from sane.protocol.markers import (
     BEGIN,
     DECODE_FAILED,
@@ -42,11 +43,17 @@ from sane.protocol.markers import (
     MISSING_RUNNER,
     PROMPT,
     READY,
+    SHELL,
     STATUS,
     printf_format,
+    scan,
 )
 
 RUNNER_VERSION = "1"
+# The kinds of shell sane drives: POSIX shells (this module) and fish (its own runner,
+# sane.protocol.fish). A pane records the kind its runner was installed for.
+SHELL_POSIX = "posix"
+SHELL_FISH = "fish"
 # busybox ash cuts a typed line at 1023 bytes (dash at 4095); stay below both.
 MAX_TYPED_LINE = 1000
 HEREDOC_WIDTH = 76
@@ -59,7 +66,7 @@ def _fmt(kind: str, with_arg: bool = False) -> str:
     return printf_format(kind, with_arg)
 
 
-def takeover_lines(nonce: str, token: str) -> list[str]:
+def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]:
     """The lines that install the runner in the pane's shell; the last prints READY.
 
     Works in bash, dash, zsh, ksh93, mksh, busybox ash, yash and posh. Each line is
@@ -68,6 +75,8 @@ def takeover_lines(nonce: str, token: str) -> list[str]:
     bytes and then waits for the rest of the quote it cut). ``$?`` is kept across
     the lines, as for a person typing.
     """
+    if kind == SHELL_FISH:
+        return fish.takeover_lines(nonce, token)
     b, e, x = _fmt(BEGIN), _fmt(END, True), _fmt(EXITED, True)
     lm, df = _fmt(LENGTH_MISMATCH, True), _fmt(DECODE_FAILED)
     helpers = (
@@ -129,6 +138,29 @@ def takeover_lines(nonce: str, token: str) -> list[str]:
     return [helpers, run, prompt, ready]
 
 
+def shell_probe(nonce: str) -> str:
+    """A line every shell parses the same (POSIX shells, fish, csh/tcsh): a child ``sh``
+    prints a SHELL marker with its parent's pid, then the parent's program name (the
+    shell that read the line) up to the end of the line. Single quotes hold the
+    script whole in all of them; it holds no ``!``, ``\\`` or ``\'``."""
+    script = ('printf "\\033]7770;SANE;%s;K;%s\\007%s\\n" ' + nonce
+              + ' "$PPID" "$(cat /proc/$PPID/comm 2>/dev/null || ps -o comm= -p $PPID)"')
+    return f" sh -c '{script}'"
+
+
+def shell_name(buf: bytes | bytearray, nonce: str) -> tuple[int, str] | None:
+    """The shell probe's answer in ``buf``: (pid, program name), once its line is whole."""
+    found, _ = scan(buf, 0)
+    for m in found:
+        if m.tag == nonce and m.kind == SHELL and m.arg is not None:
+            end = buf.find(b"\n", m.end)
+            if end < 0:
+                return None
+            name = bytes(buf[m.end:end]).decode("utf-8", "replace").strip()
+            return m.arg, name.rsplit("/", 1)[-1].lstrip("-")
+    return None
+
+
 def exit_status(code: int) -> int:
     """A shell's ``$?`` as the 0..255 exit status every caller expects.
 
@@ -162,10 +194,12 @@ def _call(nonce: str, length: int, prev: str, mode: str, arg: str | None) -> str
             f" {RUN_FD}<{RUN_FD_TARGET}")
 
 
-def status_probe(nonce: str) -> str:
+def status_probe(nonce: str, kind: str = SHELL_POSIX) -> str:
     """The line sane types at a prompt the kernel showed idle: it prints a status
     marker with ``$?``, the status the aborted run left. Needs nothing of the runner
     (the shell may have lost it); starts with a space, so it stays out of history."""
+    if kind == SHELL_FISH:
+        return fish.status_probe(nonce)
     return f" printf '{_fmt(STATUS, True)}' {nonce} \"$?\""
 
 
@@ -180,8 +214,17 @@ def _plain(command: str) -> bool:
     return all(" " <= ch <= "~" for ch in command)
 
 
-def run_input(nonce: str, command: str, force_paste: bool = False) -> RunInput:
-    """Frame ``command`` for the runner: one typed line, or a heredoc when long."""
+def run_input(nonce: str, command: str, force_paste: bool = False,
+              kind: str = SHELL_POSIX, posix_script: bool = False) -> RunInput:
+    """Frame ``command`` for the runner: one typed line, or a heredoc when long.
+
+    ``posix_script``: the command is POSIX sh (sane's own scripts): fish runs it
+    through ``sh -c``, a child that shares its terminal, cwd and exported variables.
+    """
+    if kind == SHELL_FISH:
+        if posix_script:
+            command = f"sh -c {fish.quote(command)} sh"
+        return _fish_input(nonce, command, force_paste)
     if not force_paste and _plain(command):
         line = " " + _call(nonce, len(command), '"$?"', "-", shlex.quote(command))
         if len(line) <= MAX_TYPED_LINE:
@@ -198,3 +241,18 @@ def run_input(nonce: str, command: str, force_paste: bool = False) -> RunInput:
     call = _call(nonce, len(body), '"$__sane_q"', "p", None)
     text = f" __sane_q=$?; __sane_put <<{delim}\n{body}\n{delim}\n {call}\n"
     return RunInput("paste", text)
+
+
+def _fish_input(nonce: str, command: str, force_paste: bool) -> RunInput:
+    """The same framing for fish: a quoted word or base64 on one line, else chunks."""
+    if not force_paste and _plain(command):
+        line = fish.call(nonce, len(command), "-", fish.quote(command))
+        if len(line) <= fish.MAX_TYPED_LINE:
+            return RunInput("keys", line)
+    import base64
+
+    b64 = base64.b64encode(command.encode("utf-8")).decode("ascii")
+    line = fish.call(nonce, len(b64), "b", b64)
+    if len(line) <= fish.MAX_TYPED_LINE and not force_paste:
+        return RunInput("keys", line)
+    return RunInput("paste", fish.paste_lines(nonce, b64))

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from sane.protocol import markers as mk
-from sane.protocol.runner import exit_status
+from sane.protocol.runner import SHELL_POSIX, exit_status
 
 OUTCOME_COMPLETED = "completed"  # E marker: exit status known
 OUTCOME_EXITED = "exited"  # X marker: the command ended the shell
@@ -42,8 +42,9 @@ class RunScanner:
     its output is cut at the last prompt marker before that.
     """
 
-    def __init__(self, nonce: str, tokens: Iterable[str] = ()) -> None:
+    def __init__(self, nonce: str, tokens: Iterable[str] = (), shell: str = SHELL_POSIX) -> None:
         self.nonce = nonce
+        self.shell = shell  # the kind of shell the run is in: how to word a status probe
         self.tokens = frozenset(tokens)
         self.buf = bytearray()
         self.begin: int | None = None

@@ -85,6 +85,7 @@ class Server:
     hostname: str | None = None
     veth: str | None = None
     extra_config: str = ""
+    login_shell: str | None = None  # root's shell inside this server (None: the host's)
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _pid: int | None = field(default=None, repr=False)
 
@@ -384,6 +385,24 @@ class Fleet:
         self._write_sshd_config(srv)
         self._start([srv], repick_ports=False)
 
+    def set_login_shell(self, name: str, shell: str | None) -> None:
+        """Make ``shell`` (an executable path) root's login shell inside ``name`` and
+        restart it; None goes back to the host's. The server's mount namespace gets its
+        own ``/etc/passwd`` (a copy with root's shell changed, bind-mounted): the
+        host's stays untouched and the other servers keep theirs."""
+        srv = self.server(name)
+        if shell is not None and not os.access(shell, os.X_OK):
+            raise FleetError(f"login shell {shell} is not an executable")
+        self._kill([srv])
+        srv.login_shell = shell
+        if shell is not None:
+            lines = Path("/etc/passwd").read_text().splitlines()
+            fields = [line.split(":") for line in lines]
+            (srv.directory / "passwd").write_text("".join(
+                ":".join([*f[:6], shell] if f[0] == "root" and len(f) == 7 else f) + "\n"
+                for f in fields))
+        self._start([srv], repick_ports=False)
+
     def authorize(self, name: str, public_key: str) -> None:
         """Let ``public_key`` (one line of a ``.pub``) log in to ``name`` as well."""
         srv = self.server(name)
@@ -563,7 +582,9 @@ class Fleet:
     # ----------------------------------------------------------------- processes
 
     def _launch_argv(self, srv: Server) -> list[str]:
-        script = (f"mount --bind {shlex.quote(str(srv.home))} /root && "
+        passwd = (f"mount --bind {shlex.quote(str(srv.directory / 'passwd'))} /etc/passwd && "
+                  if srv.login_shell is not None else "")
+        script = (f"mount --bind {shlex.quote(str(srv.home))} /root && {passwd}"
                   f"exec {SSHD} -D -f {shlex.quote(str(srv.config))} "
                   f"-E {shlex.quote(str(srv.log))}")
         if srv.netns is None:

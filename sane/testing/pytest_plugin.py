@@ -39,6 +39,7 @@ SHELLS = {
     "ash": f"{_CLEAN} busybox ash",
     "yash": f"{_CLEAN} yash --norcfile --noprofile",
     "posh": f"{_CLEAN} posh",
+    "fish": "env -u PROMPT_COMMAND fish --no-config",
 }
 # The same shells running one command (`-c` appended): the reference outputs.
 SHELL_COMMANDS = {
@@ -50,6 +51,7 @@ SHELL_COMMANDS = {
     "ash": ["busybox", "ash"],
     "yash": ["yash"],
     "posh": ["posh"],
+    "fish": ["fish", "--no-config"],
 }
 
 

@@ -20,11 +20,13 @@ OPT_RUN = "@sane_run"  # id of the run in progress: the pane's busy flag
 OPT_DONE = "@sane_done"  # the last runs that ended in their own call (sane.ops.runs)
 OPT_HOST_PID = "@sane_host_pid"  # that shell's pid on its own host ($$; remote for ssh)
 OPT_SIDE_CHANNEL = "@sane_side_channel"  # argv (shell words) running a command on that host
+OPT_SHELL_KIND = "@sane_shell"  # the kind of shell the runner was installed for (posix, fish)
 
 _STATE_FIELDS = (
     "pane_id", "session_id", "pane_pid", "pane_dead", "pane_dead_status",
     "pane_dead_signal", "pane_pipe", "pane_in_mode",
     OPT_SHELL_PID, OPT_TOKEN, OPT_RUN, OPT_ROLE, OPT_SERVER, "pane_current_command",
+    OPT_SHELL_KIND,
 )
 STATE_FORMAT = "\t".join("#{" + f + "}" for f in _STATE_FIELDS)
 
@@ -44,6 +46,7 @@ class PaneState(NamedTuple):
     role: str | None
     server: str | None
     current_command: str
+    shell_kind: str = "posix"  # sane.protocol.runner.SHELL_POSIX or SHELL_FISH
 
     @property
     def runner_installed(self) -> bool:
@@ -76,6 +79,7 @@ def parse_state(line: str) -> PaneState:
         role=f[11] or None,
         server=f[12] or None,
         current_command=f[13],
+        shell_kind=f[14] or "posix",
     )
 
 

@@ -1,0 +1,114 @@
+"""sane's runner in fish: the same markers and guarantees as the POSIX runner, in fish.
+
+fish is not a POSIX shell (no ``${x:-y}``, no heredocs, ``$status`` for ``$?``), but it
+has what the runner needs: ``eval`` (a builtin: the command's ``set``, ``cd`` and
+functions stay in the shell), ``$status``, functions and events. The differences
+from ``sane.protocol.runner``, and why:
+
+* The command is ``eval``ed at the top level of the typed line, not inside a function:
+  in fish a ``set`` without a scope inside a function makes a variable local to it,
+  and the command's variables must outlive the run. ``__sane_pre`` checks the length
+  (and decodes base64), prints BEGIN and returns the previous ``$status``, which
+  ``eval`` then starts with; ``__sane_post`` prints END with the command's status.
+* fish applies a redirection of a builtin in its own process at the first free fd,
+  not at the fd named: ``eval ... 7</dev/zero`` keeps ``/dev/zero`` open exactly while
+  the command runs, which is how the kernel tells the runner from fish's prompt
+  (:data:`RUN_TARGET`, ``sane.ops.prompts.in_runner``).
+* ``exit`` prints the EXITED marker from a ``fish_exit`` event handler, which then
+  waits for a line on the tty, as the POSIX runner's EXIT trap does.
+* The prompt marker is printed by a ``fish_prompt`` event handler, before each prompt.
+* A long command travels as base64 in lines of ``set -ga __sane_p CHUNK`` (fish has no
+  heredoc; its line editor takes long lines).
+* Typed lines start with a space: fish keeps them out of its history.
+"""
+
+from __future__ import annotations
+
+from sane.protocol.markers import (
+    BEGIN,
+    DECODE_FAILED,
+    END,
+    EXITED,
+    LENGTH_MISMATCH,
+    MISSING_RUNNER,
+    PROMPT,
+    READY,
+    STATUS,
+    printf_format,
+)
+
+# Open in fish exactly while a command runs (at whatever fd fish picks).
+RUN_TARGET = "/dev/zero"
+RUN_FD = 7
+PASTE_CHUNK = 4000
+MAX_TYPED_LINE = 4000
+
+
+def quote(text: str) -> str:
+    """``text`` as one fish word: inside fish's single quotes only ``\\`` and ``'``
+    are special (POSIX quoting would hand a ``\\\\`` over as one backslash)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def takeover_lines(nonce: str, token: str) -> list[str]:
+    """The lines that install the runner in fish; the last prints READY with the pid."""
+    lm, df = printf_format(LENGTH_MISMATCH, True), printf_format(DECODE_FAILED, False)
+    b, e, x = printf_format(BEGIN, False), printf_format(END, True), printf_format(EXITED, True)
+    p = printf_format(PROMPT, False).replace("%s", token)
+    helpers = (
+        " set -g __sane_q $status; set -g __sane_p;"
+        " function __sane_rc; return $argv[1]; end;"
+        " function __sane_x --on-event fish_exit; set -l s $status; set -q __sane_n; or return;"
+        f" printf '{x}' $__sane_n $s; read -l -P ' ' __sane_y; end;"
+        f" function __sane_ps --on-event fish_prompt; printf '{p}'; end;"
+        " __sane_rc $__sane_q"
+    )
+    pre = (
+        " function __sane_pre; set -g __sane_c; set -g __sane_b;"
+        " switch $argv[3]; case -; set -g __sane_b $argv[4]; set -g __sane_c $argv[4];"
+        " case b; set -g __sane_b $argv[4]; case '*'; set -g __sane_b (string join '' $__sane_p);"
+        " end; set -g __sane_p;"
+        " if test (string length -- \"$__sane_b\") != $argv[2];"
+        f" printf '{lm}' $argv[1] (string length -- \"$__sane_b\"); set -g __sane_c;"
+        " return $__sane_q; end;"
+        " if test $argv[3] != -;"
+        " set -g __sane_c (printf %s $__sane_b | base64 -d | string collect -N);"
+        f" if test $pipestatus[2] != 0; printf '{df}' $argv[1]; set -g __sane_c;"
+        " return $__sane_q; end; end;"
+        f" set -g __sane_b; set -g __sane_n $argv[1]; printf '{b}' $argv[1];"
+        " return $__sane_q; end;"
+        " __sane_rc $__sane_q"
+    )
+    post = (
+        " function __sane_post; set -l r $status; set -q __sane_n; or return $r;"
+        f" printf '{e}' $__sane_n $r; set -e __sane_n; set -g __sane_c; return $r; end;"
+        " __sane_rc $__sane_q"
+    )
+    ready = f" printf '{printf_format(READY, True)}' {nonce} $fish_pid; __sane_rc $__sane_q"
+    return [helpers, pre, post, ready]
+
+
+def call(nonce: str, length: int, mode: str, arg: str | None, keep_status: bool = True) -> str:
+    """The typed line of one run: the previous ``$status`` kept (``keep_status``: the
+    line that pasted a long command kept it already), a MISSING_RUNNER marker where the
+    runner is not installed (a fish the user started in the pane)."""
+    missing = printf_format(MISSING_RUNNER, False)
+    tail = f" {arg}" if arg is not None else ""
+    keep = " set -g __sane_q $status;" if keep_status else ""
+    return (f"{keep} functions -q __sane_pre; or printf '{missing}' {nonce};"
+            f" __sane_pre {nonce} {length} {mode}{tail}; eval $__sane_c {RUN_FD}<{RUN_TARGET};"
+            " __sane_post")
+
+
+
+def paste_lines(nonce: str, b64: str) -> str:
+    """Paste text for a long command: its base64 in chunks, then the call."""
+    chunks = [b64[i : i + PASTE_CHUNK] for i in range(0, len(b64), PASTE_CHUNK)] or [""]
+    sets = "".join(f" set -ga __sane_p {chunk}\n" for chunk in chunks)
+    return (f" set -g __sane_q $status; set -g __sane_p\n{sets}"
+            f"{call(nonce, len(b64), 'p', None, keep_status=False)}\n")
+
+
+def status_probe(nonce: str) -> str:
+    """fish's form of the status probe line (``$status`` for ``$?``)."""
+    return f" printf '{printf_format(STATUS, True)}' {nonce} $status"
