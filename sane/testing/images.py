@@ -2,10 +2,10 @@
 
 - ``debian`` (bookworm) and ``debian-trixie``: ``mmdebstrap --variant=minbase`` plus the
   packages in ``containers/debian/packages`` (OpenSSH; bash is the login shell, no
-  Python), with ``containers/debian/rootfs`` on top; 20-40 s each, ~150 MB.
+  Python), with ``containers/debian/rootfs`` on top; 20-40 s each, 108-143 MB.
 - ``busybox``: an Alpine-like tree: the host's busybox and its applet links (busybox
   ash is the login shell, busybox coreutils, no Python), Dropbear with the libraries
-  ``ldd`` lists, and ``containers/busybox/rootfs``; under a second, ~7 MB.
+  ``ldd`` lists, and ``containers/busybox/rootfs``; under two seconds, 5.3 MB.
 
 The tag is a hash of the build inputs (the recipe: mmdebstrap's arguments, or the busybox
 tree's parts and the host binaries it copies; :data:`RECIPE`; the image's ``containers/``
