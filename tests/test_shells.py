@@ -234,7 +234,7 @@ def test_interrupt(sane_ctx: Context, pane: str) -> None:
     while seen[-1]["status"] == "running" and "".join(p["output"] for p in seen) != "start\n":
         seen.append(dict(run_wait(sane_ctx, r["run_id"], timeout=0.2)))
     assert seen[-1]["status"] == "running"
-    stopped = dict(run_interrupt(sane_ctx, r["run_id"]))
+    stopped: dict[str, Any] = dict(run_interrupt(sane_ctx, r["run_id"]))
     assert (stopped["status"], stopped["exit_code"]) == ("interrupted", 130)
     assert "".join(p["output"] for p in seen) + stopped["output"] == "start\n"
     assert run(sane_ctx, pane, "echo next")["output"] == "next\n"
