@@ -167,12 +167,13 @@ all:
 """
 
 
-def test_import_ansible_ini() -> None:
-    imported = from_ansible_inventory(INI)
+def test_import_ansible_ini(tmp_path: Path) -> None:
+    (tmp_path / "hosts").write_text(INI)
+    imported = from_ansible_inventory(tmp_path / "hosts")
     by_name = {s.name: s for s in imported.servers}
     assert sorted(by_name) == ["db1", "web1", "web2"]
     assert (by_name["web1"].host, by_name["web1"].user, by_name["web1"].tags) == (
-        "10.0.0.11", "deploy", ["web"])
+        "10.0.0.11", "deploy", ["prod", "web"])  # [prod:children] makes web1 a prod host
     assert (by_name["web2"].port, by_name["db1"].user) == (2222, "postgres")
     assert by_name["db1"].identity_file == "/keys/db"
     assert imported.skipped == [
@@ -180,7 +181,8 @@ def test_import_ansible_ini() -> None:
 
 
 def test_import_ansible_yaml(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    imported = from_ansible_inventory(YAML)
+    (tmp_path / "inv.yml").write_text(YAML)
+    imported = from_ansible_inventory(tmp_path / "inv.yml")
     by_name = {s.name: s for s in imported.servers}
     assert by_name["solo"].host == "10.0.0.5" and by_name["solo"].tags == []
     assert (by_name["web1"].user, by_name["web2"].host, by_name["web2"].port) == (

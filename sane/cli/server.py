@@ -169,11 +169,7 @@ def import_servers(source: str, fmt: str, replace: bool) -> None:
     from sane.fleet.importers import from_ansible_inventory, from_ssh_config
     from sane.fleet.registry import Registry
 
-    if fmt == "ssh-config":
-        imported = from_ssh_config(source)
-    else:
-        with open(source, encoding="utf-8") as fh:
-            imported = from_ansible_inventory(fh.read())
+    imported = (from_ssh_config if fmt == "ssh-config" else from_ansible_inventory)(source)
     added, skipped = [], list(imported.skipped)
     with Registry().locked() as registry:
         names = {s.name for s in registry.servers}

@@ -176,106 +176,78 @@ def from_ssh_config(path: str | os.PathLike[str]) -> Imported:
     return result
 
 
-def _ansible_values(name: str, hostvars: dict[str, Any], tags: list[str]) -> dict[str, Any]:
+# Ansible variables sane reads; a template in one of them cannot be evaluated here.
+_ANSIBLE_FIELDS = ("ansible_host", "ansible_port", "ansible_user",
+                   "ansible_ssh_private_key_file", "ansible_private_key_file")
+_ANSIBLE_PASSWORDS = ("ansible_password", "ansible_ssh_pass", "ansible_become_pass",
+                      "ansible_become_password")
+_ANSIBLE_SSH = {"ssh", "smart", "paramiko", "paramiko_ssh"}
+_ANSIBLE_ARGS = ("ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_ssh_args")
+
+
+def _ansible_values(name: str, hostvars: dict[str, Any], tags: list[str],
+                    skipped: list[dict[str, str]]) -> dict[str, Any]:
+    """The registry fields of one host from its merged Ansible variables."""
+    if any(k in hostvars for k in _ANSIBLE_PASSWORDS):
+        raise ValueError("holds a password; sane stores keys only")
+    connection = hostvars.get("ansible_connection")
+    if connection is not None and str(connection) not in _ANSIBLE_SSH:
+        raise ValueError(f"ansible_connection is {connection!r}: sane reaches hosts by ssh")
+    for key in _ANSIBLE_FIELDS:
+        if "{{" in str(hostvars.get(key, "")) or "{%" in str(hostvars.get(key, "")):
+            raise ValueError(f"{key} is a Jinja template ({hostvars[key]!r}): sane does not "
+                             "evaluate templates")
     values: dict[str, Any] = {"host": str(hostvars.get("ansible_host", name)), "tags": tags}
     if "ansible_port" in hostvars:
-        values["port"] = int(hostvars["ansible_port"])
+        try:
+            values["port"] = int(hostvars["ansible_port"])
+        except (TypeError, ValueError):
+            raise ValueError(f"ansible_port {hostvars['ansible_port']!r} is not a port") \
+                from None
     if "ansible_user" in hostvars:
         values["user"] = str(hostvars["ansible_user"])
-    key = hostvars.get("ansible_ssh_private_key_file") or hostvars.get("ansible_private_key_file")
-    if key:
-        values["identity_file"] = str(key)
-    if any(k in hostvars for k in ("ansible_password", "ansible_ssh_pass", "ansible_become_pass")):
-        raise ValueError("holds a password; sane stores keys only")
+    key_file = (hostvars.get("ansible_ssh_private_key_file")
+                or hostvars.get("ansible_private_key_file"))
+    if key_file:
+        values["identity_file"] = str(key_file)
+    for option in _ANSIBLE_ARGS:
+        if hostvars.get(option):
+            skipped.append({"name": name, "option": option,
+                            "reason": f"{option} not imported: raw ssh arguments (use "
+                                      "--ssh-option with an allowed option)"})
     return values
 
 
-def from_ansible_inventory(text: str) -> Imported:
-    """An Ansible inventory, INI or YAML; groups become tags."""
-    stripped = text.lstrip()
-    if stripped.startswith(("all:", "---")) or re.match(r"^[\w-]+:\s*$", stripped.split("\n")[0]):
-        return _ansible_yaml(text)
-    return _ansible_ini(text)
+def from_ansible_inventory(path: str | os.PathLike[str]) -> Imported:
+    """An Ansible inventory (INI or YAML) as ``ansible-inventory --list`` reads it (see
+    ``sane.fleet.ansible_inventory``); every group a host is in, directly or through
+    ``children``, becomes a tag (``all`` and ``ungrouped`` aside)."""
+    from sane.fleet.ansible_inventory import listing
 
-
-def _collect(result: Imported, hosts: dict[str, tuple[dict[str, Any], list[str]]]) -> Imported:
-    for name, (hostvars, tags) in hosts.items():
+    document = listing(str(path))
+    hostvars: dict[str, dict[str, Any]] = document.get("_meta", {}).get("hostvars", {})
+    parents: dict[str, set[str]] = {}
+    direct: dict[str, list[str]] = {}
+    for group, body in document.items():
+        if group == "_meta" or not isinstance(body, dict):
+            continue
+        for child in body.get("children", []):
+            parents.setdefault(child, set()).add(group)
+        for host in body.get("hosts", []):
+            direct.setdefault(host, []).append(group)
+    result = Imported()
+    for host in [*direct, *(h for h in hostvars if h not in direct)]:
+        groups, stack = set(), list(direct.get(host, []))
+        while stack:
+            group = stack.pop()
+            if group not in groups:
+                groups.add(group)
+                stack.extend(parents.get(group, ()))
+        tags = sorted(groups - {"all", "ungrouped"})
         try:
-            values = _ansible_values(name, hostvars, sorted(set(tags)))
-        except (ValueError, TypeError) as exc:
-            result.skipped.append({"name": name, "reason": str(exc)})
-            continue
-        result.add(name, values)
-    return result
-
-
-def _ansible_ini(text: str) -> Imported:
-    hosts: dict[str, tuple[dict[str, Any], list[str]]] = {}
-    group_vars: dict[str, dict[str, str]] = {}
-    group = "ungrouped"
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        section = re.fullmatch(r"\[([^\]]+)\]", line)
-        if section:
-            group = section.group(1)
-            continue
-        if group.endswith(":children"):
-            continue
-        try:
-            words = shlex.split(line, comments=True)
+            values = _ansible_values(host, hostvars.get(host, {}), tags, result.skipped)
         except ValueError as exc:
-            raise errors.ConfigInvalid(f"inventory line {number}: {exc}", line=number) from exc
-        if group.endswith(":vars"):
-            key, _, value = line.partition("=")
-            group_vars.setdefault(group[:-5], {})[key.strip()] = value.strip()
+            result.skipped.append({"name": host, "reason": str(exc)})
             continue
-        name, pairs = words[0], words[1:]
-        hostvars, tags = hosts.setdefault(name, ({}, []))
-        for pair in pairs:
-            key, sep, value = pair.partition("=")
-            if not sep:
-                raise errors.ConfigInvalid(f"inventory line {number}: expected key=value, "
-                                           f"got {pair!r}", line=number)
-            hostvars[key] = value
-        if group not in ("ungrouped", "all"):
-            tags.append(group)
-    for hostvars, tags in hosts.values():
-        for tag in tags:
-            for key, value in group_vars.get(tag, {}).items():
-                hostvars.setdefault(key, value)
-    return _collect(Imported(), hosts)
-
-
-def _ansible_yaml(text: str) -> Imported:
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise errors.ConfigInvalid(f"inventory is not valid YAML (line {line}): {exc}",
-                                   line=line) from None
-    if not isinstance(data, dict):
-        raise errors.ConfigInvalid("inventory YAML must be a mapping of groups")
-    hosts: dict[str, tuple[dict[str, Any], list[str]]] = {}
-
-    def walk(group: str, body: Any, inherited: dict[str, Any]) -> None:
-        if not isinstance(body, dict):
-            return
-        gvars = {**inherited, **(body.get("vars") or {})}
-        for name, hvars in (body.get("hosts") or {}).items():
-            hostvars, tags = hosts.setdefault(str(name), ({}, []))
-            for key, value in gvars.items():
-                hostvars.setdefault(key, value)
-            hostvars.update(hvars or {})
-            if group not in ("all", "ungrouped"):
-                tags.append(group)
-        for child, child_body in (body.get("children") or {}).items():
-            walk(str(child), child_body, gvars)
-
-    for group, body in data.items():
-        walk(str(group), body, {})
-    return _collect(Imported(), hosts)
+        result.add(host, values)
+    return result
