@@ -219,6 +219,16 @@ class FleetRunResult(TypedDict):
     duration_ms: float
 
 
+class FleetPutResult(TypedDict):
+    """``fleet put``: one create-file result per server (``action`` ``unchanged`` where
+    the file already had these bytes), or its error."""
+
+    status: Literal["completed", "partial", "failed"]
+    sha256: str
+    bytes: int
+    results: list[dict[str, Any]]
+
+
 class HealthReport(TypedDict):
     """One server's health; ``unknown`` always comes with a ``reason``."""
 

@@ -18,6 +18,25 @@ def shell(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+# The tiers (CONTRIBUTING.md), from what a test asks for: the fixtures that start real
+# OpenSSH servers (local sshd or containers) make it `ssh`, a private tmux server `tmux`,
+# neither `unit`. A test that starts them some other way says so with its own marker.
+SSH_FIXTURES = frozenset({"ssh_fleet", "make_fleet", "container_service", "container_fleet",
+                          "make_container_fleet"})
+TMUX_FIXTURES = frozenset({"tmux_server"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & SSH_FIXTURES and item.get_closest_marker("ssh") is None:
+            item.add_marker(pytest.mark.ssh)
+        if fixtures & TMUX_FIXTURES and item.get_closest_marker("tmux") is None:
+            item.add_marker(pytest.mark.tmux)
+        if not any(item.get_closest_marker(m) for m in ("ssh", "tmux")):
+            item.add_marker(pytest.mark.unit)
+
+
 @pytest.fixture
 def pane(tmux_server: TmuxTestServer, shell: str) -> str:
     return tmux_server.new_pane(shell)

@@ -101,6 +101,7 @@ def test_errors_are_json_with_their_exit_status(cli_env: dict[str, str], argv: l
     assert "Traceback" not in stderr
 
 
+@pytest.mark.tmux
 def test_no_tmux_server_running(sane_home: Path) -> None:
     env = dict(os.environ, SANE_TMUX_SOCKET=f"sane-absent-{os.getpid()}", SANE_HOME=str(sane_home))
     status, doc, _ = cli(["sane.cli.run_command", "--pane", "%0", "true"], env)
@@ -130,6 +131,7 @@ def test_bin_shims_run_from_a_checkout(cli_env: dict[str, str],
     assert proc.returncode == 0 and '"output": "shim\\n"' in proc.stdout
 
 
+@pytest.mark.slow
 def test_jq_filters_any_command(cli_env: dict[str, str], tmux_server: TmuxTestServer) -> None:
     pane = tmux_server.new_pane("dash")
     proc = subprocess.run([sys.executable, "-m", "sane.cli.run_command", "--pane", pane,

@@ -27,6 +27,7 @@ def test_ruff() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_mypy_strict() -> None:
     # no arguments: pyproject's [tool.mypy] files, the same run a contributor makes
     proc = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True,

@@ -15,6 +15,7 @@ from sane.testing.pytest_plugin import TmuxTestServer
 from sane.tmux.control import ControlClient
 
 
+@pytest.mark.slow
 def test_watching_from_many_threads_while_replies_arrive(tmux_server: TmuxTestServer) -> None:
     """The reader records every watched stream's position at each reply while other
     threads watch and unwatch panes (a fleet run does both at once for 20 servers)."""

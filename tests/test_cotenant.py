@@ -73,6 +73,7 @@ def symlinks_followed() -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_planted_names_in_the_shared_temp_dir_are_never_used(
         cotenant: pwd.struct_passwd, shared: Path, tmp_path: Path,
         tmux_server: TmuxTestServer, cli_env: dict[str, str]) -> None:
@@ -110,6 +111,7 @@ def test_planted_names_in_the_shared_temp_dir_are_never_used(
     assert control.stat().st_uid == uid and control.stat().st_mode & 0o777 == 0o700
 
 
+@pytest.mark.slow
 def test_a_home_or_runtime_dir_of_another_user_is_refused_not_used(
         cotenant: pwd.struct_passwd, shared: Path, tmux_server: TmuxTestServer,
         cli_env: dict[str, str]) -> None:
@@ -185,6 +187,7 @@ def type_in_own_pane(env: dict[str, str], pane: str, line: str) -> None:
                    check=True)
 
 
+@pytest.mark.tmux
 def test_a_call_from_inside_tmux_stays_on_the_callers_server(
         insider: tuple[dict[str, str], Path], tmp_path: Path) -> None:
     env, tmpdir = insider
@@ -203,6 +206,7 @@ def test_a_call_from_inside_tmux_stays_on_the_callers_server(
     assert not (tmpdir / f"tmux-{os.getuid()}" / "default").exists()  # ...not the default one
 
 
+@pytest.mark.tmux
 def test_sane_never_types_into_the_pane_it_is_called_from(
         insider: tuple[dict[str, str], Path], tmp_path: Path) -> None:
     env, _ = insider

@@ -46,6 +46,7 @@ def test_empty_file(sane_ctx: Context, pane: str, workdir: Path) -> None:
     assert (workdir / "empty").read_bytes() == b"" and r["bytes"] == 0
 
 
+@pytest.mark.slow
 def test_ten_megabytes(sane_ctx: Context, pane: str, workdir: Path) -> None:
     data = os.urandom(10_000_000)
     r = create_file(sane_ctx, str(workdir / "big"), data, pane=pane)

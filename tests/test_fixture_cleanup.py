@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from sane.ops.context import Context
 from sane.ops.runs import run_command
 from sane.testing.pytest_plugin import TmuxTestServer
@@ -13,6 +15,7 @@ from sane.tmux.control import clients_lock_path
 from sane.tmux.structure import creation_lock_path
 
 
+@pytest.mark.tmux
 def test_killed_test_server_leaves_no_socket_or_lock_files(tmp_path: Path) -> None:
     srv = TmuxTestServer(f"sane-cleanup-{os.getpid()}")
     srv.start()

@@ -210,6 +210,7 @@ def test_netns_hosts_have_their_own_addresses_and_hostnames(make_fleet: FleetFac
     assert all(in_namespace(ns) == [] for ns in spaces)
 
 
+@pytest.mark.ssh
 def test_nothing_remains_after_close() -> None:
     before = fleet_processes()
     try:

@@ -103,6 +103,7 @@ def feed_all(scanner: RunScanner, chunks: list[bytes]) -> None:
 ECHO = b" ${__sane_go:-printf '\\033]7770;SANE;%s;M\\007'} 0123456789abcdef 4 \"$?\" - x\r\n"
 
 
+@pytest.mark.slow
 @FAST
 @given(program_output(), st.integers(0, 255), st.lists(st.integers(0, 10**6), max_size=12))
 def test_completed_run_output_is_exact_for_every_split(payload: bytes, code: int,
@@ -117,6 +118,7 @@ def test_completed_run_output_is_exact_for_every_split(payload: bytes, code: int
     assert output.clean(scanner.region()) == output.strip_escapes(payload)
 
 
+@pytest.mark.slow
 @FAST
 @given(program_output(), st.integers(0, 255), st.lists(st.integers(0, 10**6), max_size=12))
 def test_exit_and_abort_end_the_run_with_their_status(payload: bytes, code: int,
@@ -140,6 +142,7 @@ def test_exit_and_abort_end_the_run_with_their_status(payload: bytes, code: int,
     assert output.clean(aborted.region(), keep_ansi=True) == payload
 
 
+@pytest.mark.slow
 @FAST
 @given(program_output(), st.lists(st.integers(0, 10**6), max_size=12))
 def test_unfinished_run_never_ends_and_never_shows_more_than_was_printed(
@@ -165,6 +168,7 @@ def test_random_bytes_never_end_a_run(noise: bytes, cuts: list[int]) -> None:
 @FAST
 @given(st.lists(st.tuples(st.binary(max_size=30), hex_tags, kinds, codes), max_size=8),
        st.binary(max_size=30), st.lists(st.integers(0, 10**6), max_size=12))
+@pytest.mark.slow
 def test_scan_finds_exactly_the_planted_markers(
         planted: list[tuple[bytes, str, str, int | None]], tail: bytes, cuts: list[int]) -> None:
     """Incremental scan over any split finds the well-formed markers, in order, once."""
@@ -183,6 +187,7 @@ def test_scan_finds_exactly_the_planted_markers(
 @FAST
 @given(program_output(), st.lists(st.integers(0, 10**6), min_size=1, max_size=12),
        st.booleans())
+@pytest.mark.slow
 def test_streamed_pieces_join_to_the_whole_output(payload: bytes, cuts: list[int],
                                                   keep_ansi: bool) -> None:
     """What a fleet run streams piece by piece (cut by safe_cut) joins up exactly."""

@@ -65,6 +65,7 @@ def test_broken_json_names_the_line(sane_home: Path, cli_env: dict[str, str]) ->
     assert (sane_home / "servers.json").read_bytes() == content
 
 
+@pytest.mark.slow
 def test_fifty_concurrent_adds_lose_nothing(sane_home: Path) -> None:
     env = dict(os.environ, SANE_HOME=str(sane_home))
     procs = [

@@ -25,6 +25,8 @@ def load_soak() -> ModuleType:
     return module
 
 
+@pytest.mark.ssh
+@pytest.mark.slow
 def test_small_soak_is_exact_or_explicit_and_leaks_nothing() -> None:
     soak = load_soak()
     cfg = soak.Config(servers=3, runs=20, max_seconds=120, timeout=8.0, fault_every=10,

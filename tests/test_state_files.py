@@ -60,6 +60,7 @@ def _in_processes(target: Callable[..., object], home: Path, count: int) -> None
         assert proc.exitcode == 0
 
 
+@pytest.mark.slow
 def test_concurrent_registry_adds_and_removes_lose_nothing(sane_home: Path) -> None:
     _in_processes(_add_then_rename, sane_home, 6)
     names = sorted(s.name for s in Registry(sane_home).servers())
@@ -67,6 +68,7 @@ def test_concurrent_registry_adds_and_removes_lose_nothing(sane_home: Path) -> N
     assert leftovers(sane_home) == []
 
 
+@pytest.mark.slow
 def test_concurrent_health_history_writers_lose_no_update(sane_home: Path) -> None:
     _in_processes(_record_failures, sane_home, 6)
     history = json.loads((sane_home / "health-history.json").read_bytes())
