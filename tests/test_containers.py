@@ -540,3 +540,21 @@ def test_demo_without_the_images_names_them(cli_env: dict[str, str], tmp_path: P
     assert doc["error"]["message"] == (
         "sane demo --containers needs a Docker engine or podman with sane's images: "
         f"image {refs} is not built in the podman store: run containers/build-images")
+
+
+def test_without_an_engine_the_tests_skip_or_fail_as_required(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where no engine runs, a container test skips with the reason; with
+    SANE_REQUIRE_CONTAINERS=1 (CI: .ci/run) it fails with the same reason instead."""
+    from sane.testing.pytest_plugin import _containers_unavailable
+
+    reason = "podman is not installed (apt-get install podman runc slirp4netns uidmap)"
+    monkeypatch.delenv("SANE_REQUIRE_CONTAINERS", raising=False)
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        _containers_unavailable(reason)
+    assert skipped.value.msg == f"container fleet unavailable: {reason}"
+    monkeypatch.setenv("SANE_REQUIRE_CONTAINERS", "1")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        _containers_unavailable(reason)
+    assert failed.value.msg == (f"container fleet unavailable: {reason} "
+                                "(SANE_REQUIRE_CONTAINERS=1: the container tests must run)")

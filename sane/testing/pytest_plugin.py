@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import pytest
 
@@ -180,18 +180,30 @@ def make_fleet() -> Iterator[FleetFactory]:
 # (a private podman service where no Docker engine answers) per pytest session.
 
 _container_runs: list[dict[str, object]] = []  # what the session-finish check looks at
+# Set (to 1) where the container tests must run, as in CI (.ci/run): there a missing
+# engine or image fails the test with the reason instead of skipping it.
+REQUIRE_CONTAINERS = "SANE_REQUIRE_CONTAINERS"
+
+
+def _containers_unavailable(reason: str) -> NoReturn:
+    message = f"container fleet unavailable: {reason}"
+    if os.environ.get(REQUIRE_CONTAINERS) == "1":
+        pytest.fail(f"{message} ({REQUIRE_CONTAINERS}=1: the container tests must run)",
+                    pytrace=False)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
 def container_service() -> Iterator[Service]:
     """The Docker API testcontainers talks to; skips with the exact reason when neither a
-    Docker engine nor podman can run here. Stopped at the end of the session."""
+    Docker engine nor podman can run here (fails, with ``SANE_REQUIRE_CONTAINERS=1``).
+    Stopped at the end of the session."""
     from sane.testing.engine import ContainersUnavailable, Service, find_engine
 
     try:
         service = Service(find_engine())
     except ContainersUnavailable as exc:
-        pytest.skip(f"container fleet unavailable: {exc.reason}")
+        _containers_unavailable(exc.reason)
     _container_runs.append({"service": service, "pid": service.pid,
                             "base": service.directory})
     try:
@@ -212,7 +224,7 @@ def _container_fleet(service: Service, **kwargs: Any) -> ContainerFleet:
     try:
         fleet = ContainerFleet(service=service, **kwargs)
     except ContainersUnavailable as exc:
-        pytest.skip(f"container fleet unavailable: {exc.reason}")
+        _containers_unavailable(exc.reason)
     _container_runs.append({"fleet": fleet, "base": fleet.base})
     return fleet
 
