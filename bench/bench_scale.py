@@ -149,7 +149,9 @@ def _scp_options(server: Server) -> list[str]:
     for word in it:
         if word == "-p":
             out += ["-P", next(it)]
-        elif word in ("-F", "-o", "-i", "-l"):
+        elif word == "-l":
+            out += ["-o", f"User={next(it)}"]
+        elif word in ("-F", "-o", "-i"):
             out += [word, next(it)]
     return out
 

@@ -189,3 +189,26 @@ def test_ten_of_100_servers_stopped_mid_run_end_alone_with_the_reason(
     rest = [s.name for s in servers if s.name not in doomed]
     assert [by_name[n]["output"] for n in rest] == [f"{n}\n" for n in rest]
     assert out[0]["counts"]["ok"] == 90
+
+
+def test_fleet_put_in_one_command_keeps_create_files_checks(
+        sane_ctx: Context, make_fleet: Callable[..., Any]) -> None:
+    """fleet put sends the file in one ssh command per server (the content on its
+    stdin): the same checks as create-file in a pane, each server's own error."""
+    from sane.fleet.run import fleet_put
+
+    ssh_fleet = make_fleet(3)
+    servers = register(sane_ctx.home, ssh_fleet)
+    (ssh_fleet.server("s2").home / "put-dir").mkdir(exist_ok=True)
+    result = fleet_put(sane_ctx, servers, "~/put-dir", b"x", max_parallel=3)
+    codes = {r["server"]: r["error"] and r["error"]["code"] for r in result["results"]}
+    assert codes["s2"] == "is_directory" and result["status"] == "partial", result
+    result = fleet_put(sane_ctx, servers, "/root/no/such/dir/f", b"x", max_parallel=3)
+    assert [r["error"]["code"] for r in result["results"]] == ["parent_missing"] * 3
+    data = os.urandom(3000)
+    result = fleet_put(sane_ctx, servers, "/root/put-f", data, mode=0o600, max_parallel=3)
+    assert [(r["action"], r["mode"]) for r in result["results"]] == [("created", "0600")] * 3
+    for srv in ssh_fleet.servers:
+        assert (srv.home / "put-f").read_bytes() == data
+        assert not [p for p in srv.home.iterdir() if p.name.startswith(".sane-")
+                    and p.name.endswith(".tmp")]

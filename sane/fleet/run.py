@@ -168,14 +168,17 @@ def remote_sha256(server: ServerLike, path: str) -> str | None:
 
 def fleet_put(ctx: Context, servers: Sequence[ServerLike], path: str, content: bytes,
               mode: int | None = None, parents: bool = False,
-              max_parallel: int = DEFAULT_PARALLEL) -> dict[str, Any]:
+              max_parallel: int = DEFAULT_PARALLEL, timeout: float = 600.0) -> dict[str, Any]:
     """create-file on many servers; a server whose file already has the same sha256 is
-    skipped (``unchanged``): the deployment cache."""
+    skipped (``unchanged``): the deployment cache.
+
+    One ssh command per server over its pane's ControlMaster, the content on its stdin
+    (as scp over the same connection would cost): the checks, the cache and the
+    checked rename all happen in that one command (``create_file.write_over``)."""
     import hashlib
 
-    from sane.fleet.panes import file_channel
-    from sane.fleet.ssh import path_on, remote_path
-    from sane.ops.create_file import create_file
+    from sane.fleet.ssh import remote_path
+    from sane.ops.create_file import write_over
 
     try:
         remote_path(path)
@@ -183,19 +186,40 @@ def fleet_put(ctx: Context, servers: Sequence[ServerLike], path: str, content: b
         raise errors.InvalidArgument(f"fleet put: {path!r} {exc}", path=path) from None
     digest = hashlib.sha256(content).hexdigest()
     known = server_panes(ctx)
+    # ``~/x`` is each login's own home, as in plans: the command starts there.
+    target = path[2:] if path.startswith("~/") else path
 
     def put(server: ServerLike) -> dict[str, Any]:
-        target = path_on(server, path)  # ``~/`` is each login's own home, as in plans
-        if remote_sha256(server, target) == digest:
-            return {"action": "unchanged", "path": target, "sha256": digest}
         pane = open_server_pane(ctx, server, known=known).pane_id
-        result = create_file(ctx, target, content, pane=pane, mode=mode, parents=parents,
-                             side_channel=file_channel(ctx, server.name))
-        return dict(result)
+        return dict(write_over(_remote_runner(server, timeout), target, content, pane,
+                               mode=mode, parents=parents, skip_same=True))
 
     results = _parallel(servers, max_parallel, put)
     return {"status": _summary(results), "sha256": digest, "bytes": len(content),
             "results": results}
+
+
+def _remote_runner(server: ServerLike, timeout: float) -> Callable[[str, bytes], str]:
+    """``write_over``'s way to the host: ``run_remote`` over the server's connection,
+    ssh's failures classified."""
+    import subprocess
+
+    from sane.fleet.ssh import classify, run_remote, timeout_error
+
+    def run(script: str, data: bytes) -> str:
+        try:
+            result = run_remote(server, script, data=data, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise timeout_error(server, timeout) from None
+        if result.status == 255:
+            raise classify(server, result.stderr, status=255)
+        if result.stdout is None:
+            raise errors.TransferFailed(
+                f"{server.name}: the login's shell did not run sane's script: "
+                f"{result.stderr.strip()[-300:]}", server=server.name)
+        return result.stdout.decode("utf-8", "replace")
+
+    return run
 
 
 def fleet_detect(ctx: Context, servers: Sequence[ServerLike],

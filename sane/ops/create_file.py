@@ -69,19 +69,30 @@ stty -echo 2>/dev/null
 printf '{tmp} %s\\n' "$(printf %s "$__cf_t" | base64 | tr -d '\\n')"
 printf '{send}' {nonce}
 IFS= read -r __cf_k; [ "$__cf_k" = ok ]; __cf_k=$?"""
+# The content on the script's own stdin (the script runs as an ssh command: no pane,
+# no tty), all of it, so an end short of the content fails the checksum.
+_RECEIVE_STDIN = """cat >| "$__cf_t"; __cf_k=$?"""
 
 
 def _script(
     path: str, size_b64: int, sha256: str, nonce: str, mode: int | None, parents: bool,
     no_overwrite: bool, backup: bool, side_channel: bool = False,
-    idle: float = IDLE_SECONDS,
+    idle: float = IDLE_SECONDS, stdin: bool = False, skip_same: bool = False,
 ) -> str:
     q = shlex.quote
     send = mk.printf_format(SEND, False)
     mode_text = f"{mode:04o}" if mode is not None else ""
-    receive = (_RECEIVE_SIDE if side_channel else _RECEIVE_PASTE).format(
+    receive = _RECEIVE_STDIN if stdin else (
+        _RECEIVE_SIDE if side_channel else _RECEIVE_PASTE).format(
         send=send, nonce=nonce, tmp=TMP_REPORT, size_b64=size_b64,
         idle=max(1, min(255, round(idle * 10))))
+    # The deployment cache: a file that already has these bytes is left alone.
+    same = f"""\
+if [ -f "$__cf_p" ]; then
+  __cf_h=$( (sha256sum -- "$__cf_p" || shasum -a 256 -- "$__cf_p") 2>/dev/null)
+  if [ "${{__cf_h%% *}}" = {q(sha256)} ]; then __cf_r unchanged; return 0; fi
+fi
+""" if skip_same else ""
     return f"""\
 __cf_p={q(path)}
 case $__cf_p in /*) ;; *) __cf_p=$PWD/$__cf_p ;; esac
@@ -90,7 +101,7 @@ if [ -L "$__cf_p" ]; then
   __cf_q=$(readlink -f -- "$__cf_p" 2>/dev/null) && [ -n "$__cf_q" ] || {{ __cf_r parent_missing; return 0; }}
   __cf_p=$__cf_q
 fi
-__cf_d=${{__cf_p%/*}}; [ -n "$__cf_d" ] || __cf_d=/
+{same}__cf_d=${{__cf_p%/*}}; [ -n "$__cf_d" ] || __cf_d=/
 if [ -d "$__cf_p" ]; then __cf_r is_directory; return 0; fi
 if [ ! -d "$__cf_d" ]; then
   if [ {int(parents)} = 1 ]; then mkdir -p -- "$__cf_d" 2>/dev/null || {{ __cf_r permission_denied; return 0; }}
@@ -295,13 +306,20 @@ def create_file(
             "no partial file was left in place",
             path=path, status=result["status"], output=result["output"][-2000:],
         )
+    return _outcome(report, len(content), sha256, expected_sha256 or sha256, result["pane"],
+                    started, sender.side_error)
+
+
+def _outcome(report: tuple[str, str, str], size: int, sha256: str, expected: str, pane: str,
+             started: float, side_error: str | None = None) -> CreateFileResult:
+    """The result the script reported, or the error it names."""
     status, host_path, extra = report
     if status != "ok":
         details: dict[str, Any] = {"path": host_path}
         if status == "checksum_mismatch":
-            details.update(expected=expected_sha256 or sha256, actual=extra or None)
-        if sender.side_error is not None:
-            details["reason"] = sender.side_error
+            details.update(expected=expected, actual=extra or None)
+        if side_error is not None:
+            details["reason"] = side_error
         raise _FAILURES.get(status, errors.TransferFailed)(
             f"{status.replace('_', ' ')}: {host_path}", **details
         )
@@ -309,14 +327,46 @@ def create_file(
     backup_path = base64.b64decode(backup_b64).decode("utf-8", "replace") or None
     return CreateFileResult(
         path=host_path,
-        pane=result["pane"],
-        bytes=len(content),
+        pane=pane,
+        bytes=size,
         sha256=sha256,
         mode=mode_text.zfill(4),
         action="replaced" if existed == "1" else "created",
         backup_path=backup_path,
         duration_ms=round((time.perf_counter() - started) * 1000, 3),
     )
+
+
+RemoteScript = Callable[[str, bytes], str]
+"""Runs a POSIX sh script on a host with the given bytes on its stdin; returns exactly
+what the script printed, or raises the sane error for why it could not run it."""
+
+
+def write_over(run: RemoteScript, path: str, content: bytes, pane: str,
+               mode: int | None = None, parents: bool = False,
+               skip_same: bool = False) -> CreateFileResult | dict[str, str]:
+    """create-file in one remote command with the content on its stdin (fleet put
+    over each server's ControlMaster: one ssh per server, as scp would be), the same
+    script and the same checks as in a pane: temp file beside the target, sha256
+    checked, then renamed over it. ``skip_same``: a file that already has these bytes
+    is left alone, ``{"action": "unchanged", ...}`` (the deployment cache, in the
+    same command)."""
+    if not path or "\0" in path:
+        raise errors.InvalidArgument("the path must be a non-empty string without NUL bytes")
+    if mode is not None and not 0 <= mode <= 0o7777:
+        raise errors.InvalidArgument(f"mode {mode:o} is out of range", mode=mode)
+    started = time.perf_counter()
+    sha256 = hashlib.sha256(content).hexdigest()
+    body = _script(path, 0, sha256, mk.new_nonce(), mode, parents, False, False,
+                   stdin=True, skip_same=skip_same)
+    text = run(f"__cf_main() {{\n{body}}}\n__cf_main", content)
+    report = _report(text)
+    if report is None:
+        raise errors.TransferFailed(f"creating {path} did not finish; no partial file was "
+                                    "left in place", path=path, output=text[-2000:])
+    if report[0] == "unchanged":
+        return {"action": "unchanged", "path": report[1], "sha256": sha256}
+    return _outcome(report, len(content), sha256, sha256, pane, started)
 
 
 def _report(text: str) -> tuple[str, str, str] | None:
