@@ -29,6 +29,7 @@ from sane.ops.detect_platform import detect_platform
 from sane.ops.runs import RunOptions, run_command
 from sane.testing import retry_until
 from sane.testing.containers import ContainerFleet
+from sane.testing.pytest_plugin import _containers_unavailable
 
 from .conftest import cli, output_bytes
 from .test_run_command import HAZARDS
@@ -367,6 +368,7 @@ CRASHER = """
 import os, signal, sys
 from sane.testing import retry_until
 from sane.testing.containers import ContainerFleet
+from sane.testing.pytest_plugin import _containers_unavailable
 fleet = ContainerFleet(1, image="busybox")
 print(fleet.servers[0].container_id, fleet.service.pid or 0, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)  # no close(), no atexit: a crashed test run
@@ -382,7 +384,7 @@ def test_a_crashed_owner_leaves_nothing_for_long(container_service: Any,
     from sane.testing.images import IMAGES, reference
 
     if not container_service.engine.image_exists(reference(IMAGES["busybox"])):
-        pytest.skip("the busybox image is not built: run containers/build-images")
+        _containers_unavailable("the busybox image is not built: run containers/build-images")
     private = tmp_path / "tmp"
     private.mkdir()
     foreign = private / "sane-containers-foreign"  # no owner file: never swept
@@ -498,7 +500,8 @@ def test_demo_on_containers_runs_the_story_and_leaves_nothing(container_service:
     missing = [n for n in ("debian", "busybox", "debian-trixie")
                if not engine.image_exists(reference(IMAGES[n]))]
     if missing:
-        pytest.skip(f"images not built ({', '.join(missing)}): run containers/build-images")
+        _containers_unavailable(f"images not built ({', '.join(missing)}): run "
+                                "containers/build-images")
     tmp = Path(tempfile.mkdtemp(prefix="sx-"))  # short: ssh control sockets live under it
     try:
         env = {k: v for k, v in os.environ.items()
@@ -546,8 +549,6 @@ def test_without_an_engine_the_tests_skip_or_fail_as_required(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Where no engine runs, a container test skips with the reason; with
     SANE_REQUIRE_CONTAINERS=1 (CI: .ci/run) it fails with the same reason instead."""
-    from sane.testing.pytest_plugin import _containers_unavailable
-
     reason = "podman is not installed (apt-get install podman runc slirp4netns uidmap)"
     monkeypatch.delenv("SANE_REQUIRE_CONTAINERS", raising=False)
     with pytest.raises(pytest.skip.Exception) as skipped:
