@@ -451,11 +451,16 @@ def _saga(ctx: Context, call: Call, wait: bool, deploy_id: str | None,
     return _deploy_outcome(api.status(ctx, box["deploy_id"]), done)
 
 
+NO_SERVERS = ("name the servers to deploy to: servers, tag or all (on the command line "
+              "--servers a,b, --tag T or --all); a deploy never picks every server by "
+              "default")
+
+
 def _deploy(ctx: Context, a: inputs.DeployInput, call: Call) -> Outcome:
     from sane.deploy import api
 
     if not (a.servers or a.tag or a.all):
-        raise errors.UsageError("name the servers to deploy to: servers, tag or all")
+        raise errors.UsageError(NO_SERVERS)
     servers = _select(ctx, a.servers, a.tag, a.all)
     return _saga(ctx, call, a.wait, None, lambda on_event: api.deploy(
         ctx, a.plan, servers, on_event, a.env, a.max_parallel))
@@ -465,7 +470,7 @@ def _deploy_plan_check(ctx: Context, a: inputs.DeployPlanCheckInput, call: Call)
     from sane.deploy import api
 
     if not (a.servers or a.tag or a.all):
-        raise errors.UsageError("name the servers to deploy to: servers, tag or all")
+        raise errors.UsageError(NO_SERVERS)
     return _ok(api.dry_run(a.plan, _select(ctx, a.servers, a.tag, a.all), a.env,
                            a.max_parallel))
 

@@ -155,7 +155,8 @@ class ListPanesInput(Input):
 
 
 class ServerListInput(Input):
-    """The registered servers, with the state of their ssh pane (`connection`)."""
+    """The registered servers, with the state of their ssh pane (`connection`) and what
+    the last health check found (`health_history`)."""
 
     tag: str | None = Field(default=None, description=TAG)
 

@@ -63,7 +63,6 @@ class Tool:
 
 
 TARGET = {"server": "-s", "pane": "-t"}
-DEPLOY_SERVERS = {"all": "Every registered server (a deploy never picks servers by default)."}
 
 TOOLS: tuple[Tool, ...] = (
     Tool("run_command", inputs.RunCommandInput, "run-command",
@@ -103,7 +102,7 @@ TOOLS: tuple[Tool, ...] = (
              extra=(STREAM,)), read_only=True),
     Tool("deploy", inputs.DeployInput, "deploy",
          Cli("deploy run", arguments=("plan",), omit=("wait",), fixed={"wait": True},
-             spelling={"env": "--env"}, extra=(DRY_RUN, STREAM, SOCKET))),
+             extra=(DRY_RUN, STREAM, SOCKET))),
     Tool("deploy_status", inputs.DeployStatusInput, "deploy",
          Cli("deploy status", arguments=("deploy_id",), extra=()), read_only=True),
     Tool("deploy_list", inputs.DeployListInput, "deploy-list", Cli("deploy list", extra=()),

@@ -71,3 +71,22 @@ def command(path: str, epilog: str, name: str | None = None) -> click.Command:
     return click.Command(name or path.split()[-1], callback=callback,
                          params=[p for param in entry["params"] for p in params(param)],
                          help=entry["help"], epilog=epilog, context_settings=CONTEXT)
+
+
+def group(path: str, epilog: str, name: str | None = None) -> click.Group:
+    """A command that also has subcommands (``sane health`` and ``sane health wait``):
+    table row ``path`` runs when no subcommand is named."""
+    from sane.cli.table import COMMANDS
+
+    entry = COMMANDS[path]
+
+    def callback(**values: Any) -> None:
+        if click.get_current_context().invoked_subcommand is None:
+            from sane.cli.invoke import invoke
+
+            invoke(path, values)
+
+    return click.Group(name or path.split()[-1], callback=callback,
+                       params=[p for param in entry["params"] for p in params(param)],
+                       help=entry["help"], epilog=epilog, invoke_without_command=True,
+                       context_settings=CONTEXT)

@@ -1,4 +1,4 @@
-"""``sane up | connect | down`` and ``sane server test``: the orchestrator session."""
+"""``sane up | connect | down``: the orchestrator session."""
 
 from __future__ import annotations
 
@@ -73,16 +73,6 @@ Example:
   {"ok": true, "schema_version": 1, "closed": ["s2"]}
 """
 
-TEST_EPILOG = """\b
-Example:
-  $ sane server test s2
-  {"ok": true, "schema_version": 1, "server": "s2", "reachable": true, "latency_ms": 36.232}
-
-\b
-A failure is the classified error: auth_failed, host_key_unknown, connection_refused,
-host_unreachable, timeout ... (exit 5).
-"""
-
 
 @click.command("down", epilog=DOWN_EPILOG)
 @click.argument("names", nargs=-1)
@@ -96,16 +86,3 @@ def down(names: tuple[str, ...], socket: str | None) -> None:
     with Context(TmuxServer.from_env(socket)) as ctx:
         closed = close(ctx, list(names) or None)
     emit({"closed": closed})
-
-
-@click.command("test", epilog=TEST_EPILOG)
-@click.argument("name")
-@click.option("--accept-new", is_flag=True, help="Trust the host key on first contact.")
-def test(name: str, accept_new: bool) -> None:
-    """Connect to server NAME and report the latency, or exactly why not."""
-    from sane.fleet.registry import Registry
-    from sane.fleet.ssh import probe_connection
-
-    server = Registry().get(name)
-    emit({"server": name, "reachable": True,
-          "latency_ms": probe_connection(server, accept_new=accept_new)})

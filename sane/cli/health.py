@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
-from typing import Any, Literal
+from typing import Any
 
 import click
 
 from sane.cli._output import emit
-from sane.cli._select import selected_servers, split_names
-from sane.errors import EXIT_TIMEOUT, InvalidArgument
+from sane.cli.build import command, group
+from sane.errors import InvalidArgument
 
 EPILOG = """\b
 Example:
@@ -25,22 +24,9 @@ Example:
 """
 
 
-@click.group("health", invoke_without_command=True, epilog=EPILOG)
-@click.option("--servers", default=None, metavar="A,B,...")
-@click.option("--tag", default=None)
-@click.option("--query", "query_expr", default=None, metavar="JQ",
-              help="A jq expression evaluated on each server's health document.")
-@click.pass_context
-def health_group(ctx: click.Context, servers: str | None, tag: str | None,
-                 query_expr: str | None) -> None:
-    """Read every selected server's health.json in parallel (unknown when missing or
-    malformed, with the reason), record history, and summarise."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from sane.fleet.health import check
-    from sane.paths import sane_home
-
-    emit(check(sane_home(), selected_servers(split_names(servers), tag, False), query_expr))
+# `sane health` itself, options, defaults and help: the command table (sane.tools,
+# rows health and health_wait).
+health_group = group("health", EPILOG)
 
 
 SET_EPILOG = """\b
@@ -95,27 +81,4 @@ def set_cmd(name: str, status: str, fields: tuple[str, ...],
     emit({"server": name, "health": set_health(Registry().get(name), status, values)})
 
 
-@health_group.command("wait", epilog=WAIT_EPILOG)
-@click.option("--until", "until", required=True, metavar="JQ",
-              help="Condition per server, e.g. '.status == \"healthy\"'.")
-@click.option("--any", "mode", flag_value="any", help="Stop when one server meets it.")
-@click.option("--all", "mode", flag_value="all", default=True, help="Wait for all (default).")
-@click.option("--servers", default=None, metavar="A,B,...")
-@click.option("--tag", default=None)
-@click.option("--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True)
-@click.option("--interval", type=click.FloatRange(min=0.05), default=2.0, show_default=True)
-@click.option("--stream", is_flag=True, help="JSON lines: an event per status change.")
-def wait_cmd(until: str, mode: Literal["all", "any"], servers: str | None, tag: str | None,
-             timeout: float, interval: float, stream: bool) -> None:
-    """Poll health until the condition holds; exit 0 when met, 4 on timeout."""
-    from sane.fleet.health import wait
-    from sane.paths import sane_home
-
-    def on_event(event: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(event) + "\n")
-        sys.stdout.flush()
-
-    selected = selected_servers(split_names(servers), tag, False)
-    result = wait(sane_home(), selected, until, mode, timeout, interval,
-                  on_event if stream else None)
-    emit(result, 0 if result["met"] else EXIT_TIMEOUT)
+health_group.add_command(command("health wait", WAIT_EPILOG))

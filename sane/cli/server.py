@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from sane.cli._output import emit, socket_option
-from sane.errors import InvalidArgument
+from sane.cli._output import emit
+from sane.cli.build import command
 
 ADD_EPILOG = """\b
 Example:
@@ -35,6 +35,16 @@ Example:
 connection: connected (its ssh pane is alive), unreachable (the pane's ssh ended;
 the next run reconnects), disconnected (no pane yet). health_history: what the last
 `sane health` found (null before the first one).
+"""
+
+TEST_EPILOG = """\b
+Example:
+  $ sane server test s2
+  {"ok": true, "schema_version": 1, "server": "s2", "reachable": true, "latency_ms": 36.232}
+
+\b
+A failure is the classified error: auth_failed, host_key_unknown, connection_refused,
+host_unreachable, timeout ... (exit 5).
 """
 
 SHOW_EPILOG = """\b
@@ -71,74 +81,10 @@ def server_group() -> None:
     """Add, list, show, remove and import servers (servers.json in $SANE_HOME)."""
 
 
-def _options(pairs: tuple[str, ...]) -> dict[str, str]:
-    options: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InvalidArgument(f"--ssh-option takes KEY=VALUE, not {pair!r}", option=pair)
-        options[key] = value
-    return options
-
-
-@server_group.command("add", epilog=ADD_EPILOG)
-@click.argument("name")
-@click.option("--host", required=True, help="Hostname or address.")
-@click.option("--port", type=click.IntRange(1, 65535), default=None,
-              help="Default: ssh's own (your ssh config's Port for that host, else 22).")
-@click.option("--user", default=None)
-@click.option("--identity", default=None, help="Private key file (kept as a path, never read).")
-@click.option("--ssh-option", "ssh_options", multiple=True, metavar="KEY=VALUE")
-@click.option("--tag", "tags", multiple=True)
-@click.option("--health-path", default="~/.sane/health.json", show_default=True)
-@click.option("--replace", is_flag=True, help="Overwrite an existing server of that name.")
-def add(name: str, host: str, port: int | None, user: str | None, identity: str | None,
-        ssh_options: tuple[str, ...], tags: tuple[str, ...], health_path: str,
-        replace: bool) -> None:
-    """Add server NAME to the registry."""
-    import os
-
-    from pydantic import ValidationError
-
-    from sane.fleet.registry import Registry, Server
-    from sane.fleet.ssh import entry_warnings, resolve
-
-    try:
-        server = Server(
-            name=name, host=host, port=port, user=user,
-            identity_file=os.path.abspath(os.path.expanduser(identity)) if identity else None,
-            ssh_options=_options(ssh_options), tags=list(tags), health_path=health_path,
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise InvalidArgument(f"{field}: {first['msg']}", field=field) from None
-    if server.ssh_options:
-        resolve(server)  # ssh itself must accept the option values
-    Registry().add(server, replace=replace)
-    emit({"server": server.model_dump(mode="json"), "warnings": entry_warnings(server)})
-
-
-@server_group.command("list", epilog=LIST_EPILOG)
-@click.option("--tag", default=None, help="Only servers with this tag.")
-@socket_option
-def list_servers(tag: str | None, socket: str | None) -> None:
-    """List the registered servers, with the state of their ssh pane (`connection`) and
-    what `sane health` last found (`health_history`)."""
-    from sane.fleet.health import read_history
-    from sane.fleet.panes import connection_states
-    from sane.fleet.registry import Registry
-    from sane.ops.context import Context
-    from sane.tmux.command import TmuxServer
-
-    registry = Registry()
-    servers = [s for s in registry.servers() if tag is None or tag in s.tags]
-    history = read_history(registry.home)
-    with Context(TmuxServer.from_env(socket)) as ctx:
-        states = connection_states(ctx)
-    emit({"servers": [{**s.model_dump(mode="json"),
-                       "connection": states.get(s.name, "disconnected"),
-                       "health_history": history.get(s.name)} for s in servers]})
+# Options, defaults and help: the command table (sane.tools, rows server_*).
+server_group.add_command(command("server add", ADD_EPILOG))
+server_group.add_command(command("server list", LIST_EPILOG))
+server_group.add_command(command("server test", TEST_EPILOG))
 
 
 @server_group.command("show", epilog=SHOW_EPILOG)
@@ -181,13 +127,3 @@ def import_servers(source: str, fmt: str, replace: bool) -> None:
             registry.servers.append(server)
             added.append(server.model_dump(mode="json"))
     emit({"imported": added, "skipped": skipped})
-
-
-def _register_test() -> None:
-    """`sane server test` lives with the connection commands (sane.cli.fleet)."""
-    from sane.cli.fleet import test
-
-    server_group.add_command(test)
-
-
-_register_test()

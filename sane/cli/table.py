@@ -385,7 +385,8 @@ COMMANDS: dict[str, dict[str, Any]] = {
                          'default server.'}],
      'fixed': {}},
     'server list': {'tool': 'server_list',
-     'help': 'The registered servers, with the state of their ssh pane (`connection`).',
+     'help': 'The registered servers, with the state of their ssh pane (`connection`) and what '
+             'the last `sane health` check found (`health_history`).',
      'params': [{'name': 'tag',
                  'kind': 'text',
                  'default': None,
