@@ -105,6 +105,7 @@ def test_a_run_and_an_error_for_a_person(cli_env: dict[str, str]) -> None:
                                "printf 'a\\tb\\n\\033]0;title\\007'; (exit 3)"], cli_env)
     text = plain(raw)
     assert status == 0 and "a\tb" in text and "exit 3" in text, text
+    assert "last result" not in text, "no live table for a command without progress events"
     assert "\\x1b]0;title\\x07" in raw, "the program's escape shown as text, not obeyed"
     status, raw = on_terminal(["server", "show", "nope"], cli_env)
     text = plain(raw)

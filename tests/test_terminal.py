@@ -86,3 +86,17 @@ def test_watch_shows_health_fields_with_escapes_made_visible() -> None:
 
 def _sh_quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
+
+
+def test_watch_columns_stay_aligned_when_health_is_unknown() -> None:
+    """An ``unknown (reason)`` wider than the HEALTH column pushed VERSION and RUN out
+    of line on that row only (issue #19)."""
+    rows = [("s1", "healthy", None, "1.0", None),
+            ("s2", "unknown", "missing", None, "r1"),
+            ("web3", "unknown", "ssh: connect to host 10.0.0.3 port 22: refused", None, None)]
+    snap = {"servers": [{"server": name, "host": "127.0.0.1:22", "connection": "connected",
+                         "health": health, "health_reason": reason, "version": version,
+                         "run_id": run} for name, health, reason, version, run in rows]}
+    lines = render(snap).splitlines()
+    column = lines[0].index("VERSION")
+    assert [line[column:column + 3] for line in lines[2:]] == ["1.0", "-  ", "-  "], lines

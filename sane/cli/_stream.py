@@ -39,7 +39,7 @@ def progress(stream: bool) -> Iterator[Callable[[Event], None] | None]:
             yield live
         finally:
             live.close()
-            human.output_shown = True
+            human.output_shown = live.live is not None
     elif not stream:
         yield None
     else:
@@ -52,23 +52,27 @@ def _json_line(event: Event) -> None:
 
 
 class LiveProgress:
-    """A rich live table, one row per server, refreshed on every event."""
+    """A rich live table, one row per server, refreshed on every event; drawn from the
+    first event on, so a command that has none shows nothing."""
 
     def __init__(self) -> None:
         from rich.console import Console
-        from rich.live import Live
 
         self.console = Console(file=sys.stdout)
         self.rows: dict[str, dict[str, str]] = {}
         self.partial: dict[str, str] = {}
         self.started = time.monotonic()
         self.lock = threading.Lock()
-        self.live = Live(self._table(), console=self.console, refresh_per_second=8,
-                         transient=True)
-        self.live.start()
+        self.live: Any = None
 
     def __call__(self, event: Event) -> None:
         with self.lock:
+            if self.live is None:
+                from rich.live import Live
+
+                self.live = Live(self._table(), console=self.console, refresh_per_second=8,
+                                 transient=True)
+                self.live.start()
             self._apply(event)
             self.live.update(self._table())
 
@@ -141,4 +145,5 @@ class LiveProgress:
         with self.lock:
             for name in list(self.partial):
                 self._print_lines(name, "", flush=True)
-            self.live.stop()
+            if self.live is not None:
+                self.live.stop()

@@ -371,7 +371,18 @@ def generic_view(doc: Doc, console: Console) -> None:
                 console.print(Text(f"  {sub}: {_cell(item)}"))
 
 
+def json_view(doc: Doc, console: Console) -> None:
+    """Documents that are JSON by nature (``sane schema``): indented and coloured."""
+    import json
+
+    from rich.json import JSON
+
+    fields = {k: v for k, v in doc.items() if k not in _ENVELOPE}
+    console.print(JSON(json.dumps(fields, ensure_ascii=False)), soft_wrap=True)
+
+
 VIEWS: dict[tuple[str, ...], Callable[[Doc, Console], None]] = {
+    ("schema",): json_view,
     ("run-command",): run_view,
     ("run", "wait"): run_view,
     ("run", "input"): run_view,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sane.fleet.health import check
@@ -40,18 +41,29 @@ def snapshot(ctx: Context, with_health: bool = True) -> dict[str, Any]:
 
 def render(snap: dict[str, Any], width: int = 100) -> str:
     """The snapshot as a plain-text table for a terminal (the orchestrator window);
-    what a server reported is shown with its control characters made visible."""
+    what a server reported is shown with its control characters made visible. Each
+    column is as wide as its widest cell (a long ``unknown (reason)`` no longer
+    pushes the columns after it out of line), cells cut at their column's limit."""
     from sane.visible import visible
 
-    header = f"{'SERVER':14} {'HOST':22} {'CONNECTION':13} {'HEALTH':10} {'VERSION':10} RUN"
-    lines = [header, "-" * min(width, len(header) + 14)]
+    limits = (14, 22, 13, 40, 10, 14)
+    header = ("SERVER", "HOST", "CONNECTION", "HEALTH", "VERSION", "RUN")
+    rows = []
     for row in snap["servers"]:
         health = visible(row["health"] or "-")
         if row["health"] == "unknown" and row["health_reason"]:
-            health = f"unknown ({visible(row['health_reason'])[:20]})"
-        version = visible(row["version"] or "-")[:10]
-        lines.append(f"{row['server'][:14]:14} {row['host'][:22]:22} {row['connection']:13} "
-                     f"{health:10} {version:10} {row['run_id'] or '-'}")
+            health = f"unknown ({visible(row['health_reason'])})"
+        cells = (visible(row["server"]), visible(row["host"]), row["connection"], health,
+                 visible(row["version"] or "-"), row["run_id"] or "-")
+        rows.append([cell if len(cell) <= limit else cell[:limit - 1] + "…"
+                     for cell, limit in zip(cells, limits, strict=True)])
+    widths = [max(len(r[i]) for r in [list(header), *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return " ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    lines = [line(header), "-" * min(width, sum(widths) + len(widths) - 1)]
+    lines.extend(line(r) for r in rows)
     if not snap["servers"]:
         lines.append("(no servers: sane server add NAME --host H)")
     return "\n".join(lines) + "\n"
