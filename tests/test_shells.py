@@ -307,3 +307,114 @@ def test_unsupported_login_shell_gets_a_posix_shell(
     assert "tcsh" in note[0] and "sh" in note[0]
     info = detect_platform(sane_ctx, pane=pane)
     assert info["login_shell"]["name"] == "tcsh" and info["shell"]["name"] == "dash"
+
+
+# -- prompt frameworks -------------------------------------------------------------------
+# Each config as an rc file, the way the framework installs itself: sane's idle and abort
+# detection must survive anything that rewrites the prompt before each display.
+
+FRAMEWORKS = {
+    "bash-prompt-command": ("bash", 'PROMPT_COMMAND=\'PS1="\\u@\\h:\\w\\$ "\'\n'),
+    # starship's bash init: preexec from a DEBUG trap, PS1 rebuilt in PROMPT_COMMAND
+    # (colours, the last status, a two-line prompt).
+    "bash-starship": ("bash", r"""
+__st_pre() { [ -n "$__st_ran" ] && return; __st_ran=1; __st_t=$SECONDS; }
+trap '__st_pre' DEBUG
+__st_prompt() { local s=$?; __st_ran=
+  PS1="\[\e[1;36m\]\w\[\e[0m\] on \[\e[35m\] main\[\e[0m\] [$s]"$'\n'"\[\e[1;32m\]❯\[\e[0m\] "; }
+PROMPT_COMMAND=__st_prompt
+"""),
+    "zsh-precmd": ("zsh", 'precmd() { PROMPT="%n@%m %~ %# " }\n'),
+    # oh-my-zsh's shape: prompt_subst, hooks through add-zsh-hook, the title set before
+    # and after each command, a right prompt, colours inside %{ %}.
+    "zsh-ohmyzsh": ("zsh", r"""
+autoload -Uz add-zsh-hook
+setopt prompt_subst
+__omz_title() { setopt localoptions nopromptsubst; print -Pn "\e]0;%n@%m: %~\a" }
+__omz_preexec() { setopt localoptions nopromptsubst; print -Pn "\e]0;${1:q}\a" }
+add-zsh-hook precmd __omz_title
+add-zsh-hook preexec __omz_preexec
+__omz_git() { echo "git:(main)" }
+PROMPT='%{%F{green}%}➜ %{%f%} %{%F{cyan}%}%c%{%f%} $(__omz_git) '
+RPROMPT='%{%F{yellow}%}[%*]%{%f%}'
+bindkey -e
+"""),
+    # powerlevel10k's shape: the instant prompt (a prompt printed before the rc file is
+    # done), a two-line prompt rebuilt in precmd, a right prompt, and the transient
+    # prompt (the accepted line's prompt redrawn short from zle-line-finish).
+    "zsh-p10k": ("zsh", r"""
+print -Pn "%F{blue}%~%f\n%F{green}❯%f "
+setopt prompt_subst
+__p10k_precmd() { local s=$?
+  PROMPT=$'%F{blue}%~%f %(?..%F{red}x '$s$'%f)\n%F{green}❯%f '; RPROMPT='%F{8}%*%f' }
+precmd_functions+=(__p10k_precmd)
+__p10k_finish() { PROMPT='%F{green}❯%f '; RPROMPT=; zle .reset-prompt }
+zle -N zle-line-finish __p10k_finish
+"""),
+}
+
+
+@pytest.fixture(params=sorted(FRAMEWORKS))
+def framework_pane(request: pytest.FixtureRequest, tmux_server: TmuxTestServer,
+                   tmp_path: Path) -> str:
+    shell, rc = FRAMEWORKS[str(request.param)]
+    if shell == "bash":
+        (tmp_path / "bashrc").write_text(rc)
+        command = (f"env -u PROMPT_COMMAND HISTFILE=/dev/null bash --noprofile "
+                   f"--rcfile {tmp_path / 'bashrc'}")
+    else:
+        (tmp_path / ".zshrc").write_text(rc)
+        command = f"env HISTFILE=/dev/null ZDOTDIR={tmp_path} zsh"
+    return tmux_server.new_pane(command)
+
+
+def test_framework_exactness(sane_ctx: Context, framework_pane: str) -> None:
+    pane = framework_pane
+    assert run(sane_ctx, pane, "printf abc")["output"] == "abc"
+    r = run(sane_ctx, pane, "echo one; (exit 7)")
+    assert (r["status"], r["exit_code"], r["output"]) == ("completed", 7, "one\n")
+    fake = ("printf '\\033]7770;SANE;0123456789abcdef;E;0\\007'; echo after; (exit 5)")
+    assert run(sane_ctx, pane, fake)["exit_code"] == 5
+    first = run(sane_ctx, pane, "echo a; sleep 1; echo b", timeout=0.3)
+    rest = dict(run_wait(sane_ctx, first["run_id"], timeout=30))
+    assert (rest["status"], first["output"] + rest["output"]) == ("completed", "a\nb\n")
+
+
+def test_framework_interrupt_is_not_a_prompt(sane_ctx: Context, framework_pane: str,
+                                             tmp_path: Path) -> None:
+    """The measured bug: with a prompt rebuilt before each display an interrupt came back
+    `waiting_input` with the shell's prompt, the pane stuck `pane_busy`, and `run input`
+    typed the answer as a shell command."""
+    pane = framework_pane
+    r = run(sane_ctx, pane, "echo start; sleep 30", timeout=0.3)
+    seen: list[dict[str, Any]] = [r]
+    while seen[-1]["status"] == "running" and "".join(p["output"] for p in seen) != "start\n":
+        seen.append(dict(run_wait(sane_ctx, r["run_id"], timeout=0.2)))
+    stopped: dict[str, Any] = dict(run_interrupt(sane_ctx, r["run_id"]))
+    assert (stopped["status"], stopped["exit_code"]) == ("interrupted", 130)
+    assert "".join(p["output"] for p in seen) + stopped["output"] == "start\n"
+    from sane import errors
+
+    with pytest.raises(errors.RunFinished):
+        run_input(sane_ctx, r["run_id"], f"touch {tmp_path}/X")
+    assert not (tmp_path / "X").exists()
+    assert run(sane_ctx, pane, "echo free")["output"] == "free\n"
+
+
+def test_framework_prompt_then_input(sane_ctx: Context, framework_pane: str) -> None:
+    r = run(sane_ctx, framework_pane, "printf 'Name? '; read x; echo \"hi $x\"", timeout=10)
+    assert (r["status"], r["prompt"]) == ("waiting_input", "Name? ")
+    done = dict(run_input(sane_ctx, r["run_id"], "Ann"))
+    assert (done["status"], done["output"]) == ("completed", "Ann\nhi Ann\n")
+
+
+@pytest.mark.parametrize("change", ["PS1='x> '", ". /etc/bash.bashrc"])
+def test_prompt_changed_by_a_run(sane_ctx: Context, tmux_server: TmuxTestServer,
+                                 change: str) -> None:
+    """After a run replaced PS1 (itself, or through the system bashrc), a timed-out run
+    is still interrupted: `--interrupt-on-timeout` used to never end it."""
+    pane = tmux_server.new_pane("bash")
+    assert run(sane_ctx, pane, change)["status"] == "completed"
+    r = run(sane_ctx, pane, "echo start; sleep 30", timeout=1, interrupt_on_timeout=True)
+    assert (r["status"], r["exit_code"], r["output"]) == ("interrupted", 130, "start\n")
+    assert run(sane_ctx, pane, "echo free")["output"] == "free\n"

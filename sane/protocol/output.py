@@ -30,10 +30,15 @@ _PARTIAL_ESCAPE = re.compile(
 # newline; terminal modes (bash's bracketed paste, yash's keypad); zsh's and yash's
 # PROMPT_SP mark (a standout %, # or $, then spaces to the margin and a CR).
 _MODE = rb"(?:\x1b\[[0-?]*[ -/]*[@-~]|\x1b[=>]|\x0f)"
+_PROMPT_SP = rb"(?:[%#$]" + _MODE + rb"* +\r(?: \r)?)"
+# A title or other OSC a prompt hook prints (oh-my-zsh's precmd sets the window title)
+# counts as part of that tail only after the ^C or the PROMPT_SP mark: an OSC the
+# command itself printed last is its output.
+_OSC = rb"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"
 _ABORT_TAIL = re.compile(
-    rb"(?:\^C(?:\r*\n)?)?" + _MODE + rb"*"
-    rb"(?:[%#$]" + _MODE + rb"* +\r(?: \r)?)?"
-    rb"(?:\r|" + _MODE + rb")*\Z"
+    rb"(?:(?:\^C(?:\r*\n)?)" + _MODE + rb"*" + _PROMPT_SP + rb"?|" + _MODE + rb"*" + _PROMPT_SP
+    + rb")(?:\r|" + _MODE + rb"|" + _OSC + rb")*\Z"
+    rb"|" + _MODE + rb"*(?:\r|" + _MODE + rb")*\Z"
 )
 # Only this much of an aborted run's end is searched for that tail (the PROMPT_SP
 # spaces fill one line of the widest pane).

@@ -39,7 +39,9 @@ SHELLS = {
     "ash": f"{_CLEAN} busybox ash",
     "yash": f"{_CLEAN} yash --norcfile --noprofile",
     "posh": f"{_CLEAN} posh",
-    "fish": "env -u PROMPT_COMMAND fish --no-config",
+    # --no-config keeps fish's default prompt, which runs git in a repository: `$ `.
+    "fish": "env -u PROMPT_COMMAND fish --no-config"
+            " -C \"function fish_prompt; printf '%s' '\\$ '; end\"",
 }
 # The same shells running one command (`-c` appended): the reference outputs.
 SHELL_COMMANDS = {
