@@ -238,3 +238,38 @@ def test_an_answer_to_a_run_whose_recording_died(sane_ctx: Context, shell_pane: 
         run_input(sane_ctx, asked["run_id"], f"touch {marker}")
     assert not marker.exists()
     assert run(sane_ctx, shell_pane, "echo free")["output"] == "free\n"
+
+
+# -- #14 item 7: EXIT traps ---------------------------------------------------------------
+
+
+def test_a_command_with_its_own_exit_trap(sane_ctx: Context, shell_pane: str,
+                                         tmp_path: Path) -> None:
+    said = tmp_path / "said"
+    r = run(sane_ctx, shell_pane, f"trap 'echo CLEANUP > {said}' EXIT; echo work; exit 4",
+            timeout=10)
+    # The shell's exit status is the run's. (Its output may miss the tail: tmux drops
+    # what it has not yet sent of a pane whose process died; sane's own EXIT trap
+    # prevents that by waiting for a key, but the command replaced it.)
+    assert (r["status"], r["exit_code"], r["shell_exited"]) == ("completed", 4, True)
+    assert said.read_text() == "CLEANUP\n"
+    assert run(sane_ctx, shell_pane, "echo next")["output"] == "next\n"
+
+
+def test_a_users_exit_trap_survives_later_runs(sane_ctx: Context, shell_pane: str,
+                                               tmp_path: Path) -> None:
+    said = tmp_path / "said"
+    run(sane_ctx, shell_pane, f"trap 'echo bye > {said}' EXIT")
+    for command in ("echo one", "false", "(exit 3)"):
+        run(sane_ctx, shell_pane, command)
+    r = run(sane_ctx, shell_pane, "echo last; exit 5", timeout=10)
+    assert (r["status"], r["exit_code"], r["shell_exited"]) == ("completed", 5, True)
+    assert said.read_text() == "bye\n"
+
+
+def test_exit_without_a_user_trap_still_ends_on_sanes_marker(sane_ctx: Context,
+                                                             shell_pane: str) -> None:
+    r = run(sane_ctx, shell_pane, "echo work; exit 6", timeout=10)
+    assert (r["status"], r["exit_code"], r["shell_exited"], r["output"]) == (
+        "completed", 6, True, "work\n")
+    assert run(sane_ctx, shell_pane, "echo next")["output"] == "next\n"

@@ -430,12 +430,27 @@ def _follow(
 
 
 def _dead_state(ctx: Context, pane_id: str) -> panes.PaneState | None:
+    """The pane's state if it is dead, once tmux knows how its process ended (it marks
+    a pane dead on the pty's end of file, and records the status a moment later, when
+    it reaps the process: the status decides the run's exit code)."""
     try:
         state = ctx.pane_state(pane_id)
     except errors.PaneNotFound:
         return panes.PaneState(pane_id, "", None, True, None, None, False, False, None, None,
                                None, None, None, "")
-    return state if state.dead else None
+    if not state.dead:
+        return None
+    if state.dead_status is None and state.dead_signal is None:
+        seen = [state]
+
+        def reaped() -> bool:
+            with contextlib.suppress(errors.PaneNotFound):
+                seen.append(ctx.pane_state(pane_id))
+            return seen[-1].dead_status is not None or seen[-1].dead_signal is not None
+
+        poll(reaped, EXIT_SETTLE)
+        state = seen[-1]
+    return state
 
 
 def _status_of(
@@ -459,6 +474,19 @@ def _status_of(
         # The command's own `exit N` ran (its EXIT-trap marker had begun to arrive)
         # and the rest of the marker died with the pane: tmux recorded the status
         # (for an ssh pane, ssh passes the remote shell's status on).
+        scanner.end_before_partial_marker()
+        return "completed", state.dead_status, True
+    if (follow.kind == "dead" and state is not None and state.dead_status is not None
+            and state.dead_signal is None
+            and not (state.dead_status == 255 and (state.server is not None
+                                                   or state.current_command == "ssh"))):
+        # The shell ended during the run without sane's EXIT marker: the command
+        # replaced sane's EXIT trap with its own (`trap 'cleanup' EXIT; exit 4`), or
+        # `set -e` ended the shell. The shell's exit status, which tmux keeps, is the
+        # command's (an ssh pane's 255 is ssh's own failure: lost). Without the trap's
+        # wait for a key the shell dies at once, and tmux drops what it had not yet
+        # sent of the pane's output: the output may miss its tail, even its begin
+        # marker.
         scanner.end_before_partial_marker()
         return "completed", state.dead_status, True
     scanner.end_before_partial_marker()

@@ -8,10 +8,13 @@ shell ever touches the user's command text. Every pitfall measured in
 * ``command eval`` (``builtin eval`` in zsh) inside an inner function keeps dash
   from abandoning the runner (and its end marker) on ``return``, syntax errors,
   ``${x?}`` or ``set -u``.
-* ``exit`` in the command prints an ``X`` marker from an EXIT trap set only while the
-  command runs; the trap then waits for one line on the tty, which sane types once
-  it has seen the marker. Without that wait the shell dies at once and tmux drops
-  the dying pane's last output (the command's tail and the marker) now and then.
+* ``exit`` in the command prints an ``X`` marker from sane's EXIT trap (set once at
+  takeover, acting only while a run is going, so a user's own EXIT trap set later is
+  never replaced or removed by a run); the trap then waits for one line on
+  the tty, which sane types once it has seen the marker. Without that wait the shell
+  dies at once and tmux drops the dying pane's last output (the command's tail and
+  the marker) now and then. A command that sets its own EXIT trap and exits ends
+  with the pane's death: tmux's exit status of the shell is the run's.
 * C-c is not trapped. The runner is called with fd 7 open on ``/dev/null``
   (``RUN_FD``): every shell undoes a redirection of a function call when the call ends,
   by return or by an abort (C-c, ``${x?}``) alike. So the kernel tells an aborted run
@@ -105,11 +108,21 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         ' __sane_c=$(printf %s "$__sane_b" | base64 -d && echo .)'
         f' || {{ printf \'{df}\' "$1"; __sane_b=; return "$3"; }};'
         " __sane_c=${__sane_c%.}; fi; __sane_b=;"
-        f" trap '__sane_x=$(printf \"{x}\" \"$__sane_n\" \"$?\"); printf %s \"$__sane_x\";"
-        " read -r __sane_x' EXIT;"
         f" printf '{b}' \"$1\"; __sane_rc \"$3\"; \"$__sane_e\" eval __sane_ev; __sane_r=$?;"
-        f" trap - EXIT; __sane_c=; __sane_ps; printf '{e}' \"$__sane_n\" \"$__sane_r\";"
-        ' return "$__sane_r"; }; __sane_go=__sane_run; __sane_rc "$__sane_q"'
+        f" __sane_c=; __sane_ps; printf '{e}' \"$__sane_n\" \"$__sane_r\"; __sane_n=;"
+        ' return "$__sane_r"; }; __sane_go=__sane_run;'
+        # One EXIT trap for the shell's life, set at takeover and never touched again, so
+        # a trap the user sets later (in a run or by hand) stays theirs. It acts only
+        # while a run is going (__sane_n set: cleared when a run ends, and by the status
+        # probe after an abort; not RUN_FD, which dash closes before the trap runs):
+        # prints the X marker, waits for sane's key. Not installed over
+        # an EXIT trap the shell shows (`trap` in $(...) shows it in bash, ksh93, busybox
+        # ash, yash): then `exit` is told by the pane's death.
+        " case $(trap) in *EXIT*) ;; *) trap '__sane_z=$?;"
+        " if [ -n \"${__sane_n-}\" ]; then"
+        f" __sane_x=$(printf \"{x}\" \"$__sane_n\" \"$__sane_z\"); printf %s \"$__sane_x\";"
+        " read -r __sane_x; fi' EXIT;; esac;"
+        ' __sane_rc "$__sane_q"'
     )
     p = printf_format(PROMPT, False).replace("%s", token)
     prompt = (
@@ -196,11 +209,12 @@ def _call(nonce: str, length: int, prev: str, mode: str, arg: str | None) -> str
 
 def status_probe(nonce: str, kind: str = SHELL_POSIX) -> str:
     """The line sane types at a prompt the kernel showed idle: it prints a status
-    marker with ``$?``, the status the aborted run left. Needs nothing of the runner
-    (the shell may have lost it); starts with a space, so it stays out of history."""
+    marker with ``$?``, the status the aborted run left, and ends the run for sane's
+    EXIT trap (``__sane_n``). Needs nothing of the runner (the shell may have lost
+    it); starts with a space, so it stays out of history."""
     if kind == SHELL_FISH:
         return fish.status_probe(nonce)
-    return f" printf '{_fmt(STATUS, True)}' {nonce} \"$?\""
+    return f" printf '{_fmt(STATUS, True)}' {nonce} \"$?\"; __sane_n="
 
 
 def _plain(command: str) -> bool:
