@@ -3,9 +3,9 @@
 Each server is a plain ``sshd`` on its own port with its own host key, accepting one
 client key for the current user only, and giving the login its own home directory
 (``SetEnv HOME=...``: ``cd``, ``~/`` paths and health.json all land there), so three
-servers on one machine look like three machines to a deploy. Host keys are checked:
-the fleet writes its own known_hosts. Each sshd leads its own process group, so
-stopping the fleet also ends the sessions it spawned.
+servers on one machine look like three machines to a deploy (every session starts in
+that home). Host keys are checked: the fleet writes its own known_hosts. Stopping the
+fleet ends each sshd and everything it started (connections, sessions, their jobs).
 
 Unlike ``sane.testing.fleet`` (the test fleet: root, mount and PID namespaces), this
 works for a normal user with no sudo, which is what ``sane demo`` needs.
@@ -30,6 +30,12 @@ from sane.fleet.registry import Server
 from sane.poll import poll
 
 SSHD = "/usr/sbin/sshd"
+# sshd starts every session in the user's real home (the password database's), and
+# SetEnv only changes $HOME: without this a pane's shell, and every command, would run
+# in this machine's own home, where relative paths then land. So each session first
+# goes to the server's home, then runs the command or a login shell, as sshd would.
+_IN_HOME = ("exec /bin/sh -c 'cd \"$HOME\" || exit 1; if [ -n \"${SSH_ORIGINAL_COMMAND+x}\" ]; "
+            "then exec \"$SHELL\" -c \"$SSH_ORIGINAL_COMMAND\"; fi; exec \"$SHELL\" -l'")
 STATE = "fleet.json"
 
 
@@ -164,6 +170,7 @@ def _start_one(base: Path, name: str, user: str, client: Path,
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
         "StrictModes no\nPermitRootLogin prohibit-password\nPrintMotd no\n"
         f"AllowUsers {user}\nSetEnv HOME={home} SANE_DEMO_SERVER={name}\n"
+        f"ForceCommand {_IN_HOME}\n"
         "KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org\nLogLevel ERROR\n")
     log = directory / "sshd.log"
     proc = subprocess.Popen([SSHD, "-D", "-f", str(config), "-E", str(log)],
@@ -190,20 +197,60 @@ def _records(base: Path) -> list[dict[str, Any]]:
 
 
 def stop(base: Path) -> list[str]:
-    """Stop every sshd of the fleet under ``base`` (and their sessions); remove ``base``."""
+    """Stop every sshd of the fleet under ``base`` and everything it started; remove
+    ``base``.
+
+    Why more than the sshd's process group: sshd puts each connection, and each
+    session's shell, in a session of its own (``setsid``), so killing the listener's
+    group left connected sessions (and their panes' ssh on the client side) alive. So
+    the listener's whole process tree is taken, with every process of the sessions
+    started inside it (a job a session left running in the background included),
+    before anything is killed. (A process that made a session of its own, a daemon,
+    cannot be told apart from any other here and is left.)"""
     stopped = []
     for record in _records(base):
         pid = int(record["pid"])
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGTERM)
+        doomed = _started_by(pid)
+        for victim in sorted(doomed, key=lambda p: p != pid):  # the listener first
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(victim, signal.SIGKILL if victim != pid else signal.SIGTERM)
+        if pid in doomed:
             stopped.append(record["name"])
-        poll(functools.partial(_gone, pid), 5.0)
+        poll(functools.partial(_all_gone, doomed), 5.0)
     shutil.rmtree(base, ignore_errors=True)
     return stopped
 
 
-def _gone(pid: int) -> bool:
-    return not _alive(pid)
+def _started_by(root: int) -> set[int]:
+    """``root`` and every process it started: its descendants, and every member of a
+    session one of them leads (a shell's background job outlives its parent)."""
+    table: dict[int, tuple[int, int]] = {}  # pid -> (ppid, session id)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+            table[int(entry)] = (int(fields[1]), int(fields[3]))
+        except (OSError, IndexError, ValueError):
+            continue
+    if root not in table:
+        return set()
+    tree = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, (ppid, _) in table.items():
+            if ppid in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    own = os.getsid(0)
+    leaders = {pid for pid in tree if table[pid][1] == pid and pid != own}
+    return tree | {pid for pid, (_, sid) in table.items() if sid in leaders}
+
+
+def _all_gone(pids: set[int]) -> bool:
+    return not any(_alive(pid) for pid in pids)
 
 
 def _alive(pid: int) -> bool:
