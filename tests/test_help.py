@@ -28,3 +28,30 @@ def test_every_command_help_shows_an_example() -> None:
         if not any(line.lstrip().startswith("$ ") for line in example.splitlines()):
             missing.append(path)
     assert missing == []
+
+
+def test_help_documents_output_exit_statuses_and_completion_which_works() -> None:
+    """`sane --help` says how to get JSON, what each exit status means and how to turn
+    on completion; the completion it documents is what `sane` prints."""
+    import os
+    import subprocess
+    import sys
+
+    from sane import errors
+
+    with click.Context(cli, info_name="sane") as ctx:
+        text = cli.get_help(ctx)
+    for piece in ("--json", "--jq", "Exit status", "_SANE_COMPLETE=bash_source sane"):
+        assert piece in text, piece
+    for status in (errors.EXIT_USAGE, errors.EXIT_NOT_FOUND, errors.EXIT_INTERNAL):
+        assert f"{status} " in text
+    sane = os.path.join(os.path.dirname(sys.executable), "sane")  # the name completes
+    if not os.path.exists(sane):
+        import pytest
+
+        pytest.skip("the sane entry point is not installed (pip install -e .)")
+    proc = subprocess.run([sane], capture_output=True,
+                          text=True, env={**os.environ, "_SANE_COMPLETE": "bash_source"},
+                          check=False, timeout=60)
+    assert proc.returncode == 0 and "complete -o nosort -F _sane_completion" in proc.stdout, \
+        proc.stdout + proc.stderr

@@ -112,6 +112,9 @@ def test_a_run_and_an_error_for_a_person(cli_env: dict[str, str]) -> None:
     assert status == 3 and "error [server_not_found]" in text, text
     pipe_status, doc = through_pipe(["server", "show", "nope"], cli_env)
     assert pipe_status == 3 and doc["error"]["code"] == "server_not_found"
+    # SANE_OUTPUT=json: a program reading a terminal gets the document
+    status, raw = on_terminal(["server", "show", "nope"], {**cli_env, "SANE_OUTPUT": "json"})
+    assert status == 3 and json.loads(plain(raw))["error"]["code"] == "server_not_found"
     # --jq on a terminal is the jq result, as through a pipe
     status, raw = on_terminal(["server", "list", "--jq", ".servers | length"], cli_env)
     assert (status, plain(raw).strip()) == (0, "0")

@@ -29,8 +29,11 @@ _json_asked = False
 
 def for_person() -> bool:
     """Whether the output is read by a person: stdout is a terminal and neither
-    ``--json`` nor ``--jq`` asked for the document."""
-    if _json_asked or _jq_filter is not None:
+    ``--json``, ``--jq`` nor ``SANE_OUTPUT=json`` (a program driving sane through a
+    terminal: a tmux pane, ``script``) asked for the document."""
+    import os
+
+    if _json_asked or _jq_filter is not None or os.environ.get("SANE_OUTPUT") == "json":
         return False
     try:
         return sys.stdout.isatty()
