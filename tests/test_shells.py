@@ -356,8 +356,19 @@ zle -N zle-line-finish __p10k_finish
 
 @pytest.fixture(params=sorted(FRAMEWORKS))
 def framework_pane(request: pytest.FixtureRequest, tmux_server: TmuxTestServer,
-                   tmp_path: Path) -> str:
+                   sane_ctx: Context, tmp_path: Path, where: str) -> Iterator[str]:
+    """A pane of the framework's shell with its config: a local pane, or the login shell
+    of that shell's sshd with the config in root's rc file there."""
     shell, rc = FRAMEWORKS[str(request.param)]
+    if where == "login":
+        fleet, name = request.getfixturevalue("login_fleet")[shell]
+        rc_file = fleet[name].home / (".bash_profile" if shell == "bash" else ".zshrc")
+        rc_file.write_text(rc)
+        try:
+            yield login_pane(sane_ctx, fleet, name)
+        finally:
+            rc_file.write_text("")
+        return
     if shell == "bash":
         (tmp_path / "bashrc").write_text(rc)
         command = (f"env -u PROMPT_COMMAND HISTFILE=/dev/null bash --noprofile "
@@ -365,7 +376,7 @@ def framework_pane(request: pytest.FixtureRequest, tmux_server: TmuxTestServer,
     else:
         (tmp_path / ".zshrc").write_text(rc)
         command = f"env HISTFILE=/dev/null ZDOTDIR={tmp_path} zsh"
-    return tmux_server.new_pane(command)
+    yield tmux_server.new_pane(command)
 
 
 def test_framework_exactness(sane_ctx: Context, framework_pane: str) -> None:
