@@ -392,7 +392,8 @@ def _fleet_run(ctx: Context, a: inputs.FleetRunInput, call: Call) -> Outcome:
 def _health(ctx: Context, a: inputs.HealthInput, call: Call) -> Outcome:
     from sane.fleet.health import check
 
-    return _ok(check(ctx.home, _select(ctx, a.servers, a.tag, False), a.query))
+    return _ok(check(ctx.home, _select(ctx, a.servers, a.tag, False), a.query,
+                     a.max_parallel))
 
 
 def _health_wait(ctx: Context, a: inputs.HealthWaitInput, call: Call) -> Outcome:

@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sane.fleet.health import PARALLEL as HEALTH_PARALLEL
 from sane.ops.runs import DEFAULT_QUIET_PERIOD, INTERRUPT_GRACE
 
 # What a model host takes in one tool result: Claude Code refuses results over ~25k
@@ -213,6 +214,8 @@ class HealthInput(Input):
     tag: str | None = Field(default=None, description=TAG)
     query: str | None = Field(default=None, description="A jq expression evaluated on each "
                               "server's health document (result in `query`).")
+    max_parallel: int = Field(default=HEALTH_PARALLEL, ge=1, description="Servers read at "
+                              "once (one ssh each, over its pane's ControlMaster when up).")
 
 
 class HealthWaitInput(Input):

@@ -136,6 +136,11 @@ def test_cli(cli_env: dict[str, str], ssh_fleet: Any, sane_home: Path) -> None:
     assert status == 0 and doc["health"]["replicas"] == 3
     status, doc = sane("health", "--servers", "s1", "--query", ".replicas")
     assert status == 0 and doc["servers"][0]["query"] == 3
+    # #17: the parallelism is the caller's to choose (it was fixed at 10).
+    status, doc = sane("health", "--max-parallel", "3", "--query", ".replicas")
+    assert status == 0 and [s["server"] for s in doc["servers"]] == ["s1", "s2", "s3"]
+    status, doc = sane("health", "--max-parallel", "0")
+    assert status == 2 and doc["error"]["code"] == "usage_error"
     status, doc = sane("health", "wait", "--servers", "s1", "--until", '.version == "1.2.3"',
                        "--timeout", "10", "--interval", "0.1")
     assert status == 0 and doc["met"]

@@ -575,7 +575,15 @@ COMMANDS: dict[str, dict[str, Any]] = {
                  'required': False,
                  'help': "A jq expression evaluated on each server's `sane health` document "
                          '(result in `query`).',
-                 'opts': ['--query']}],
+                 'opts': ['--query']},
+                {'name': 'max_parallel',
+                 'kind': 'int',
+                 'default': 10,
+                 'required': False,
+                 'help': "Servers read at once (one ssh each, over its pane's ControlMaster "
+                         'when up).',
+                 'min': 1,
+                 'opts': ['--max-parallel']}],
      'fixed': {}},
     'health wait': {'tool': 'health_wait',
      'help': 'Poll `sane health` until a jq condition holds for all (or any) servers, or time '

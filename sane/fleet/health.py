@@ -30,6 +30,7 @@ from sane.state import file_lock, write_atomic
 
 STATUSES = ("healthy", "degraded", "unhealthy")
 READ_TIMEOUT = 15.0
+PARALLEL = 10  # servers read at once unless told (``sane health --max-parallel``)
 
 
 class HealthDocument(BaseModel):
@@ -152,7 +153,7 @@ def jq_input(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def check(home: Path, servers: list[Server], query_expr: str | None = None,
-          max_parallel: int = 10) -> dict[str, Any]:
+          max_parallel: int = PARALLEL) -> dict[str, Any]:
     """Read every server's health in parallel; record history; summarise."""
     if query_expr is not None:
         query(query_expr, {})  # a bad expression fails before any connection
