@@ -118,3 +118,53 @@ def test_a_run_and_an_error_for_a_person(cli_env: dict[str, str]) -> None:
     # --jq on a terminal is the jq result, as through a pipe
     status, raw = on_terminal(["server", "list", "--jq", ".servers | length"], cli_env)
     assert (status, plain(raw).strip()) == (0, "0")
+
+
+def test_every_view_draws_its_documents_and_shows_server_text_inert() -> None:
+    """Each view on a document of its shape (and every other document through the
+    generic view): no crash, the facts a person needs, no escape sequence or markup
+    from a server reaching the terminal."""
+    from rich.console import Console
+
+    from sane.cli import human
+
+    hostile = "\x1b]0;title\x07[/red] \u202eevil"
+    error = {"code": "connection_refused", "message": hostile, "details": {}}
+    docs: dict[tuple[str, ...], dict[str, Any]] = {
+        ("fleet", "run"): {"status": "partial", "command": "x", "duration_ms": 1500.0,
+                           "counts": {"total": 2, "ok": 1, "unreachable": 1},
+                           "results": [{"server": "s1", "status": "completed", "exit_code": 0,
+                                        "output": hostile + "\n", "ok": True, "error": None,
+                                        "started_ms": 0.0, "finished_ms": 12.0},
+                                       {"server": "s2", "status": "unreachable",
+                                        "exit_code": None, "output": "", "ok": False,
+                                        "error": error, "started_ms": 0.0,
+                                        "finished_ms": 30.0}]},
+        ("deploy", "run"): {"deploy_id": "d1", "status": "partial", "duration_ms": 2000.0,
+                            "servers": [{"server": "s1", "state": "deployed", "reason": None,
+                                         "applied": ["step:a"], "undone": []},
+                                        {"server": "s2", "state": "rolled_back",
+                                         "reason": hostile, "applied": [],
+                                         "undone": ["step:a"]}]},
+        ("demo",): {"demo_ok": False, "checks": [{"check": "one", "ok": True},
+                                                  {"check": "two", "ok": False,
+                                                   "detail": hostile}]},
+        ("up",): {"session": "sane", "servers": [{"server": "s1", "ok": False, "pane": None,
+                                                 "error": error}]},
+        ("some", "new", "command"): {"name": hostile, "nested": {"a": [1, 2]},
+                                     "rows": [{"k": hostile, "deep": {"x": 1}}]},
+    }
+    expected = {("fleet", "run"): ["[s1]", "1 of 2 servers ok, 1 unreachable in 1.50 s",
+                                   "connection_refused"],
+                ("deploy", "run"): ["rolled_back", "deploy d1: partial"],
+                ("demo",): ["two", "1 of 2 checks of the story held"],
+                ("up",): ["connection_refused", "0 of 1 servers connected"],
+                ("some", "new", "command"): ["name:", "nested:", "rows"]}
+    for path, doc in docs.items():
+        console = Console(record=True, width=160, force_terminal=True, color_system="standard")
+        human.VIEWS.get(path, human.generic_view)({"ok": True, **doc}, console)
+        raw = console.export_text(styles=True, clear=False)
+        text = console.export_text()
+        for piece in expected[path]:
+            assert piece in text, (path, piece, text)
+        assert "\x1b]" not in raw and "\x07" not in raw and "\u202e" not in raw, (path, raw)

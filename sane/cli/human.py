@@ -371,6 +371,41 @@ def generic_view(doc: Doc, console: Console) -> None:
                 console.print(Text(f"  {sub}: {_cell(item)}"))
 
 
+def deploy_view(doc: Doc, console: Console) -> None:
+    """A deploy's report: each server's state and why, then how the deploy ended."""
+    if not isinstance(doc.get("servers"), list) or "deploy_id" not in doc:
+        generic_view(doc, console)
+        return
+    table = _table(None, ["server", "state", "reason", "applied", "undone"])
+    for server in doc["servers"]:
+        state = server.get("state")
+        table.add_row(_styled(server["server"], "bold"),
+                      _styled(state, STATUS_STYLES.get(str(state), "red")),
+                      _styled(server.get("reason"), "dim"),
+                      _styled(len(server.get("applied") or []), ""),
+                      _styled(len(server.get("undone") or []), ""))
+    console.print(table)
+    status = str(doc.get("status"))
+    took = f" in {_seconds(doc['duration_ms'])}" if doc.get("duration_ms") else ""
+    _summary(console, f"deploy {visible(doc['deploy_id'])}: {visible(status)}{took} "
+                      f"(sane deploy status {visible(doc['deploy_id'])})",
+             status == "completed")
+
+
+def demo_view(doc: Doc, console: Console) -> None:
+    """``sane demo``: the story was told on stderr; here, whether every check held."""
+    if not isinstance(doc.get("checks"), list):
+        generic_view(doc, console)
+        return
+    checks = doc["checks"]
+    failed = [c for c in checks if not c.get("ok")]
+    for check in failed:
+        _summary(console, f"{visible(check.get('check'))}: {_cell(check.get('detail'))}",
+                 False)
+    _summary(console, f"{len(checks) - len(failed)} of {len(checks)} checks of the story "
+                      "held", not failed)
+
+
 def json_view(doc: Doc, console: Console) -> None:
     """Documents that are JSON by nature (``sane schema``): indented and coloured."""
     import json
@@ -383,6 +418,11 @@ def json_view(doc: Doc, console: Console) -> None:
 
 VIEWS: dict[tuple[str, ...], Callable[[Doc, Console], None]] = {
     ("schema",): json_view,
+    ("demo",): demo_view,
+    ("deploy", "run"): deploy_view,
+    ("deploy", "status"): deploy_view,
+    ("deploy", "resume"): deploy_view,
+    ("deploy", "rollback"): deploy_view,
     ("run-command",): run_view,
     ("run", "wait"): run_view,
     ("run", "input"): run_view,
