@@ -21,6 +21,7 @@ EXIT_TMUX = 6
 EXIT_STATE = 7
 EXIT_BUSY = 8
 EXIT_INTERNAL = 70
+EXIT_CANCELLED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 
 
 class SaneError(Exception):
@@ -151,6 +152,14 @@ class RunFinished(SaneError):
     exit_status = EXIT_USAGE
 
 
+class Cancelled(SaneError):
+    """The user pressed Ctrl-C. The document names what goes on (the run or deploy id
+    and how to follow it): a run is left resumable, a deploy ``interrupted``."""
+
+    code = "cancelled"
+    exit_status = EXIT_CANCELLED
+
+
 class Busy(SaneError):
     code = "busy"
     exit_status = EXIT_BUSY
@@ -270,6 +279,19 @@ class DeployRunning(Busy):
     """Another process is working on that deploy (it holds the deploy's lock)."""
 
     code = "deploy_running"
+
+
+def refuse_nul(field: str, value: str) -> str:
+    """``value``, unless it holds a NUL byte: then ``invalid_argument`` naming ``field``.
+
+    No shell, tmux command or C string carries a NUL: bash drops it with a warning,
+    dash cuts the line there, tmux ends the argument. The command that would run is
+    not the one asked for, so it is refused before anything is typed."""
+    at = value.find("\0")
+    if at >= 0:
+        raise InvalidArgument(f"{field} holds a NUL byte (at offset {at}): no shell or "
+                              "terminal can carry one", field=field, offset=at)
+    return value
 
 
 def all_error_classes() -> list[type[SaneError]]:

@@ -385,7 +385,7 @@ def _fleet_run(ctx: Context, a: inputs.FleetRunInput, call: Call) -> Outcome:
 
     result = fleet_run(ctx, servers, a.command, a.max_parallel, a.timeout,
                        on_event=call.listener(on_event),
-                       max_output=max(1, min(caps)) if caps else None)
+                       max_output=max(1, min(caps)) if caps else None, stop=call.stop)
     return _ok(result, errors.EXIT_OK if result["status"] == "completed" else 1)
 
 
@@ -464,7 +464,7 @@ def _deploy(ctx: Context, a: inputs.DeployInput, call: Call) -> Outcome:
         raise errors.UsageError(NO_SERVERS)
     servers = _select(ctx, a.servers, a.tag, a.all)
     return _saga(ctx, call, a.wait, None, lambda on_event: api.deploy(
-        ctx, a.plan, servers, on_event, a.env, a.max_parallel))
+        ctx, a.plan, servers, on_event, a.env, a.max_parallel, a.allow_outside_sources))
 
 
 def _deploy_plan_check(ctx: Context, a: inputs.DeployPlanCheckInput, call: Call) -> Outcome:
@@ -473,7 +473,7 @@ def _deploy_plan_check(ctx: Context, a: inputs.DeployPlanCheckInput, call: Call)
     if not (a.servers or a.tag or a.all):
         raise errors.UsageError(NO_SERVERS)
     return _ok(api.dry_run(a.plan, _select(ctx, a.servers, a.tag, a.all), a.env,
-                           a.max_parallel))
+                           a.max_parallel, a.allow_outside_sources))
 
 
 def _deploy_status(ctx: Context, a: inputs.DeployStatusInput, call: Call) -> Outcome:

@@ -12,12 +12,13 @@ for a one-shot CLI start-up.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from sane.fleet.health import PARALLEL as HEALTH_PARALLEL
 from sane.ops.runs import DEFAULT_QUIET_PERIOD, INTERRUPT_GRACE
+from sane.strict import Strict
 
 # What a model host takes in one tool result: Claude Code refuses results over ~25k
 # tokens, OpenHands and Claude Code's own Bash tool cap output at 30,000 characters.
@@ -39,10 +40,8 @@ QUIET_PERIOD = ("Seconds without output after which sane checks whether the comm
                 "run_input); 0: never check.")
 
 
-class Input(BaseModel):
-    """Unknown arguments are refused: a misspelt option must not be silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
+class Input(Strict):
+    """A tool's arguments: unknown ones refused, no NUL byte in text (:mod:`sane.strict`)."""
 
 
 class RunCommandInput(Input):
@@ -120,6 +119,8 @@ class RunInterruptInput(Input):
 
 class CreateFileInput(Input):
     """Create a file on the pane's host with exactly the given bytes, atomically."""
+
+    nul_allowed: ClassVar[frozenset[str]] = frozenset({"content"})
 
     path: str = Field(min_length=1, description="File path on the host; relative paths "
                       "resolve against the pane's current directory.")
@@ -253,6 +254,8 @@ class DeployPlanCheckInput(Input):
                                      "strategy.max_parallel.")
     env: dict[str, str] = Field(default_factory=dict, description="Set or override "
                                 "variables of the plan's env.")
+    allow_outside_sources: bool = Field(default=False, description="Let files[].source "
+                                        "name files outside the plan's directory.")
 
 
 class DeployInput(DeployPlanCheckInput):

@@ -6,8 +6,10 @@ drawn by ``sane.cli.human`` instead; a pipe always gets the JSON."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
@@ -140,17 +142,73 @@ def _reader_went_away() -> NoReturn:
     sys.exit(1)
 
 
+# -- Ctrl-C ---------------------------------------------------------------------------
+# A command that follows a run arms a soft Ctrl-C (`stop_on_ctrl_c`): the first SIGINT
+# only sets an event, the run's follow loop hands the run over at once (as at a
+# timeout: resumable, its pane still busy) and the command reports it as `cancelled`.
+# Anywhere else, and at a second Ctrl-C, SIGINT raises KeyboardInterrupt as usual,
+# and `guarded` reports `cancelled` with whatever ids the command noted (`note`).
+_STOP = threading.Event()
+_soft = False
+_noted: dict[str, Any] = {}
+
+
+def stop_on_ctrl_c() -> threading.Event:
+    """The event the first Ctrl-C sets instead of raising KeyboardInterrupt."""
+    global _soft
+    _soft = True
+    return _STOP
+
+
+def note(**ids: Any) -> None:
+    """Ids a Ctrl-C report should carry (a deploy's id, once it has one)."""
+    _noted.update(ids)
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    if _soft and not _STOP.is_set():
+        _STOP.set()
+        return
+    raise KeyboardInterrupt
+
+
+def emit_cancelled(message: str, result: Mapping[str, Any] | None = None,
+                   **details: Any) -> NoReturn:
+    emit_error(errors.Cancelled(message, **{**_noted, **details}), extra=result)
+
+
+def _hard_cancel() -> NoReturn:
+    """Ctrl-C outside a followed run: the JSON document, then exit 130 at once (worker
+    threads still inside tmux or ssh calls must not keep the process alive)."""
+    import os
+
+    ids = ", ".join(f"{k} {v}" for k, v in _noted.items())
+    hint = ""
+    if "deploy_id" in _noted:
+        hint = (f"; see `sane deploy status {_noted['deploy_id']}`, then `sane deploy "
+                "resume` or `sane deploy rollback`")
+    with contextlib.suppress(BrokenPipeError):
+        _write(error_document(errors.Cancelled(
+            f"interrupted by Ctrl-C{' (' + ids + ')' if ids else ''}{hint}", **_noted)))
+    os._exit(errors.EXIT_CANCELLED)
+
+
 def guarded(body: Callable[[], object]) -> NoReturn:
     """Run ``body`` so that every outcome is one JSON document: sane's errors with their
-    code, a Ctrl-C as ``usage_error``, a bug as ``internal_error``; never a traceback.
-    A reader gone away is a quiet exit 1 whether a result or an error was being written."""
+    code, a Ctrl-C as ``cancelled`` (exit 130), a bug as ``internal_error``; never a
+    traceback. A reader gone away is a quiet exit 1 whether a result or an error was
+    being written."""
+    import signal
+
+    with contextlib.suppress(ValueError):  # not the main thread: Python's own handler
+        signal.signal(signal.SIGINT, _on_sigint)
     try:
         try:
             body()
         except errors.SaneError as err:
             emit_error(err)
         except KeyboardInterrupt:
-            emit_error(errors.UsageError("interrupted by the user"))
+            _hard_cancel()
         except (SystemExit, BrokenPipeError):
             raise
         except BaseException as exc:  # a bug: still JSON, still no traceback

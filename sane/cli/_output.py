@@ -33,7 +33,9 @@ def run_cli(command: click.Command, args: list[str] | None = None) -> NoReturn:
             raise errors.UsageError(exc.format_message()) from None
         except click.ClickException as exc:
             raise errors.UsageError(exc.format_message()) from None
-        except click.Abort:
+        except click.Abort as exc:
+            if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+                raise KeyboardInterrupt from None  # Ctrl-C: `cancelled`, exit 130
             raise errors.UsageError("aborted") from None
 
     guarded(body)

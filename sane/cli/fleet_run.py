@@ -55,7 +55,7 @@ fleet_group.add_command(command("fleet run", EPILOG))
 
 
 @fleet_group.command("put", epilog=PUT_EPILOG)
-@click.argument("local_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("local_file", type=click.Path(exists=True))
 @click.argument("remote_path")
 @click.option("--servers", default=None, metavar="A,B,...")
 @click.option("--tag", default=None)
@@ -70,13 +70,13 @@ def put(local_file: str, remote_path: str, servers: str | None, tag: str | None,
     """Copy LOCAL_FILE to REMOTE_PATH (absolute, or ~/ for each login's home) on many
     servers (skipping those that already have the same sha256). Exit 0 only when every
     server has the file."""
+    from sane.bounded import read_file
     from sane.cli.create_file import _mode
     from sane.fleet.run import fleet_put
     from sane.ops.context import Context
     from sane.tmux.command import TmuxServer
 
-    with open(local_file, "rb") as fh:
-        data = fh.read()
+    data = read_file(local_file, "local_file")
     selected = selected_servers(split_names(servers), tag, all_servers)
     with Context(TmuxServer.from_env(socket)) as ctx:
         result = fleet_put(ctx, selected, remote_path, data, _mode(mode), parents, max_parallel)

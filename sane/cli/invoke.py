@@ -77,22 +77,19 @@ def _create_file_content(values: dict[str, Any], params: Mapping[str, Any]) -> N
         raise errors.InvalidArgument("give --content or --from, not both")
     if values["content"] is not None:
         return
-    if params["from"] is not None:
-        try:
-            with open(params["from"], "rb") as fh:
-                data = fh.read()
-        except OSError as exc:
-            raise errors.InvalidArgument(f"cannot read {params['from']}: {exc.strerror}",
-                                         file=params["from"]) from exc
+    from sane.bounded import read_file, read_stream
+
+    if params["from"] is not None:  # bounded: a regular file (not a FIFO, not /dev/zero)
+        data = read_file(params["from"], "from")
     else:
-        data = sys.stdin.buffer.read()
+        data = read_stream(sys.stdin.buffer, "stdin")
     values["content_base64"] = base64.b64encode(data).decode("ascii")
 
 
 def invoke(path: str, params: Mapping[str, Any]) -> NoReturn:
     """Run command ``path`` (``fleet run``) with its parsed parameters and print its
     document; exits with the command's status."""
-    from sane.cli._emit import emit_document
+    from sane.cli._emit import emit_document, note, stop_on_ctrl_c
     from sane.cli._stream import progress
     from sane.cli.table import COMMANDS
     from sane.handlers import HANDLERS, Call
@@ -109,5 +106,51 @@ def invoke(path: str, params: Mapping[str, Any]) -> NoReturn:
         values.pop("wait")
     with progress(bool(params.get("stream"))) as on_event, \
             Context(TmuxServer.from_env(params.get("socket"))) as ctx:
-        outcome = HANDLERS[tool](ctx, SimpleNamespace(**values), Call(events=on_event))
+        call = Call(events=_noting(on_event) if tool in _DEPLOYS else on_event)
+        if tool in ("run_command", "fleet_run"):
+            call.stop = stop_on_ctrl_c()  # a Ctrl-C hands the run(s) over: see _cancelled
+        for key in ("run_id", "deploy_id"):  # a Ctrl-C anywhere else names them
+            if values.get(key):
+                note(**{key: values[key]})
+        outcome = HANDLERS[tool](ctx, SimpleNamespace(**values), call)
+    if call.stop.is_set():
+        _cancelled(outcome.document)
     emit_document(outcome.document, outcome.exit_status)
+
+
+_GOING = ("running", "waiting_input")
+_DEPLOYS = ("deploy", "deploy_resume", "deploy_rollback")
+
+
+def _noting(on_event: Any) -> Any:
+    """``on_event`` that also notes the deploy's id (from its first journal event) for
+    a Ctrl-C report."""
+    from sane.cli._emit import note
+
+    def noted(event: dict[str, Any]) -> None:
+        if event.get("deploy_id"):
+            note(deploy_id=event["deploy_id"])
+        if on_event is not None:
+            on_event(event)
+
+    return noted
+
+
+def _cancelled(doc: Mapping[str, Any]) -> None:
+    """After a Ctrl-C: ``cancelled`` (exit 130) naming the runs that go on, with the
+    document so far; nothing when every run had ended anyway."""
+    from sane.cli._emit import emit_cancelled
+
+    result = {k: v for k, v in doc.items() if k not in ("ok", "schema_version", "error")}
+    if doc.get("status") in _GOING and "run_id" in doc:  # one run
+        run_id, pane = doc["run_id"], doc.get("pane")
+        emit_cancelled(f"interrupted by Ctrl-C: run {run_id} goes on in pane {pane}; follow "
+                       f"it with `sane run wait {run_id}` or stop it with `sane run "
+                       f"interrupt {run_id}`", result, run_id=run_id, pane=pane)
+    going = {r["server"]: r["run_id"] for r in doc.get("results") or []
+             if r.get("status") in _GOING}
+    if going:
+        emit_cancelled(f"interrupted by Ctrl-C: {len(going)} run(s) go on ("
+                       + ", ".join(f"{name}: {run}" for name, run in going.items())
+                       + "); follow each with `sane run wait RUN_ID` or stop it with "
+                       "`sane run interrupt RUN_ID`", result, runs=going)

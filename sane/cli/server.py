@@ -106,7 +106,7 @@ def remove(name: str) -> None:
 
 
 @server_group.command("import", epilog=IMPORT_EPILOG)
-@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.argument("source", type=click.Path(exists=True))
 @click.option("--format", "fmt", type=click.Choice(["ssh-config", "ansible"]), required=True)
 @click.option("--replace", is_flag=True, help="Overwrite servers that already exist.")
 def import_servers(source: str, fmt: str, replace: bool) -> None:

@@ -32,9 +32,10 @@ Event = dict[str, Any]
 
 
 def dry_run(plan_path: str, servers: list[Server], env: dict[str, str] | None = None,
-            max_parallel: int | None = None) -> dict[str, Any]:
+            max_parallel: int | None = None,
+            allow_outside_sources: bool = False) -> dict[str, Any]:
     """What a deploy would do, in what order; nothing is contacted."""
-    loaded, contents = load_plan(plan_path, env, max_parallel)
+    loaded, contents = load_plan(plan_path, env, max_parallel, allow_outside_sources)
     names = [server.name for server in servers]
     return {
         "dry_run": True, "plan": loaded.plan.name, "source": loaded.source,
@@ -51,10 +52,12 @@ def dry_run(plan_path: str, servers: list[Server], env: dict[str, str] | None = 
 def deploy(ctx: Context, plan_path: str, servers: list[Server],
            on_event: Callable[[Event], None] | None = None,
            env: dict[str, str] | None = None,
-           max_parallel: int | None = None) -> dict[str, Any]:
+           max_parallel: int | None = None,
+           allow_outside_sources: bool = False) -> dict[str, Any]:
     """Deploy the plan at ``plan_path`` to ``servers``; the folded report. ``env`` and
-    ``max_parallel`` override the plan's (and are kept for resume)."""
-    loaded, contents = load_plan(plan_path, env, max_parallel)
+    ``max_parallel`` override the plan's (and are kept for resume);
+    ``allow_outside_sources``: files from outside the plan's directory (see load_plan)."""
+    loaded, contents = load_plan(plan_path, env, max_parallel, allow_outside_sources)
     if not servers:
         raise errors.UsageError("no servers selected for the deploy")
     deploy_id = new_deploy_id()

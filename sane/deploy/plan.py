@@ -13,16 +13,17 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from sane import errors
+from sane import bounded, errors
+from sane.strict import Strict
 
 STEP_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Strict(Strict):
+    """Unknown fields refused, no NUL byte in any text (:mod:`sane.strict`)."""
 
 
 class Step(_Strict):
@@ -86,11 +87,9 @@ class Plan(_Strict):
     @field_validator("env")
     @classmethod
     def _env(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, item in value.items():
+        for key in value:
             if not re.fullmatch(ENV_NAME, key):
                 raise ValueError(f"{key!r} is not a shell variable name")
-            if "\0" in item:
-                raise ValueError(f"{key} holds a NUL byte")
         return value
 
     @model_validator(mode="after")
@@ -160,25 +159,12 @@ class LoadedPlan(BaseModel):
 
 def parse_plan(text: str, source: str) -> Plan:
     """Validate plan text (YAML or JSON); errors name the field or the line."""
-    data: Any
-    if source.endswith(".json"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise errors.PlanInvalid(f"{source}: not valid JSON at line {exc.lineno}: "
-                                     f"{exc.msg}", path=source, line=exc.lineno) from None
-    else:
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else None
-            raise errors.PlanInvalid(f"{source}: not valid YAML"
-                                     + (f" at line {line}" if line else "")
-                                     + f": {getattr(exc, 'problem', exc)}",
-                                     path=source, line=line) from None
+    load = _json_plan if source.endswith(".json") else _yaml_plan
+    try:
+        data = load(text, source)
+    except errors.InvalidArgument as exc:  # too deep, too many values
+        raise errors.PlanInvalid(f"{source}: {exc.message}",
+                                 **{**exc.details, "path": source}) from None
     if not isinstance(data, dict):
         raise errors.PlanInvalid(f"{source}: a plan is a mapping (steps, files, ...)",
                                  path=source, field="")
@@ -190,6 +176,28 @@ def parse_plan(text: str, source: str) -> Plan:
         where = f"{first['field']}: " if first["field"] else ""
         raise errors.PlanInvalid(f"{source}: {where}{first['message']}", path=source,
                                  field=first["field"], problems=problems) from None
+
+
+def _json_plan(text: str, source: str) -> Any:
+    try:
+        return bounded.load_json(text, "plan")
+    except json.JSONDecodeError as exc:
+        raise errors.PlanInvalid(f"{source}: not valid JSON at line {exc.lineno}: "
+                                 f"{exc.msg}", path=source, line=exc.lineno) from None
+
+
+def _yaml_plan(text: str, source: str) -> Any:
+    import yaml
+
+    try:
+        return bounded.load_yaml(text, "plan")
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise errors.PlanInvalid(f"{source}: not valid YAML"
+                                 + (f" at line {line}" if line else "")
+                                 + f": {getattr(exc, 'problem', exc)}",
+                                 path=source, line=line) from None
 
 
 def _problem(error: Any) -> dict[str, str]:
@@ -204,16 +212,23 @@ def _problem(error: Any) -> dict[str, str]:
 
 
 def load_plan(path: str, env: dict[str, str] | None = None,
-              max_parallel: int | None = None) -> tuple[LoadedPlan, list[bytes]]:
+              max_parallel: int | None = None,
+              allow_outside_sources: bool = False) -> tuple[LoadedPlan, list[bytes]]:
     """Read and validate the plan at ``path`` (``env`` and ``max_parallel`` overriding
-    its own) and the files it places."""
+    its own) and the files it places.
+
+    The plan and each file are read bounded (:mod:`sane.bounded`: a regular file, at
+    most a size; ``/dev/zero`` or a FIFO is refused). A file's ``source`` must lie in
+    the plan's directory (symlinks resolved), unless ``allow_outside_sources``: a plan
+    handed over by someone else (an agent's tool call) must not ship ``/etc/shadow``
+    or ``~/.ssh/id_ed25519`` to the servers."""
     plan_path = Path(path)
     try:
-        text = plan_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise errors.PlanInvalid(f"no plan file {path}", path=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise errors.PlanInvalid(f"cannot read plan {path}: {exc}", path=path) from None
+        text = bounded.read_text(path, "plan")
+    except errors.InvalidArgument as exc:
+        if exc.details.get("reason") == "ENOENT":
+            raise errors.PlanInvalid(f"no plan file {path}", path=path) from None
+        raise errors.PlanInvalid(exc.message, **exc.details) from None
     plan = parse_plan(text, path)
     if env or max_parallel is not None:
         data = plan.model_dump()
@@ -235,14 +250,19 @@ def load_plan(path: str, env: dict[str, str] | None = None,
             raise errors.PlanInvalid(f"{path}: health.until: {exc.message}", path=path,
                                      field="health.until") from None
     contents: list[bytes] = []
+    home = plan_path.parent.resolve()
     for index, spec in enumerate(plan.files):
-        source = (plan_path.parent / spec.source)
+        field = f"files.{index}.source"
+        source = plan_path.parent / spec.source
+        if not allow_outside_sources and not source.resolve().is_relative_to(home):
+            raise errors.PlanInvalid(
+                f"{path}: {field}: {spec.source} is outside the plan's directory {home} "
+                "(a plan places only its own files; allow others with "
+                "--allow-outside-sources)", path=path, field=field, reason="outside")
         try:
-            contents.append(source.read_bytes())
-        except OSError as exc:
-            raise errors.PlanInvalid(f"{path}: files.{index}.source: cannot read {source}: "
-                                     f"{exc.strerror}", path=path,
-                                     field=f"files.{index}.source") from None
+            contents.append(bounded.read_file(str(source), field))
+        except errors.InvalidArgument as exc:
+            raise errors.PlanInvalid(f"{path}: {exc.message}",
+                                     **{**exc.details, "path": path}) from None
     digests = [hashlib.sha256(data).hexdigest() for data in contents]
     return LoadedPlan(plan=plan, source=str(plan_path.resolve()), file_digests=digests), contents
-

@@ -38,11 +38,11 @@ import sys
 import warnings
 from typing import Any
 
-from sane import errors
+from sane import bounded, errors
 
-MAX_BYTES = 4 << 20  # an inventory larger than this is not one a person keeps
+MAX_BYTES = bounded.DOCUMENT_MAX  # an inventory larger than this is not one a person keeps
 MAX_HOSTS = 20_000  # hosts (after ranges) in one inventory
-MAX_NODES = 200_000  # YAML nodes visited, aliases counted each time they are used
+MAX_NODES = bounded.MAX_NODES  # YAML nodes visited, aliases counted each time they are used
 _GROUP_KEYS = {"hosts", "vars", "children"}
 
 
@@ -450,9 +450,9 @@ def listing(path: str) -> dict[str, Any]:
     program = ansible_inventory()
     if program is not None:
         return ansible_listing(path, program)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read(MAX_BYTES + 1)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise errors.ConfigInvalid(f"cannot read inventory {path}: {exc}", path=path) from None
+    try:  # a regular file only (a FIFO or /dev/zero is refused at once), MAX_BYTES at most
+        text = bounded.read_text(path, "inventory", MAX_BYTES)
+    except errors.InvalidArgument as exc:
+        raise errors.ConfigInvalid(f"cannot read inventory: {exc.message}",
+                                   **{**exc.details, "path": path}) from None
     return own_listing(text, path)

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sane import errors
+from sane import bounded, errors
 from sane.fleet.registry import Server
 
 # ssh -G keywords that make a host unusable by sane (it runs its own shell session,
@@ -59,11 +59,11 @@ def _config_lines(path: Path, depth: int = 0) -> Iterator[tuple[Path, int, str, 
     if depth > _INCLUDE_DEPTH:
         raise errors.ConfigInvalid(f"{path}: Include nested more than {_INCLUDE_DEPTH} deep",
                                    path=str(path))
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise errors.ConfigInvalid(f"cannot read ssh config {path}: {exc}",
-                                   path=str(path)) from None
+    try:  # bounded: a regular file (a FIFO or /dev/zero refused at once), 4 MiB
+        text = bounded.read_text(str(path), "ssh config")
+    except errors.InvalidArgument as exc:
+        raise errors.ConfigInvalid(f"cannot read ssh config: {exc.message}",
+                                   **{**exc.details, "path": str(path)}) from None
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):

@@ -65,10 +65,7 @@ def server_panes(ctx: Context) -> dict[str, panes.PaneState]:
     except (errors.SessionNotFound, errors.PaneNotFound, errors.TmuxServerNotRunning):
         return {}
     found: dict[str, panes.PaneState] = {}
-    for line in lines:
-        if not line:
-            continue
-        state = panes.parse_state(line)
+    for state in panes.parse_states(lines):
         if state.role == ROLE_SSH and state.server is not None:
             found.setdefault(state.server, state)
     return found
@@ -87,9 +84,8 @@ def _server_pane(ctx: Context, name: str) -> panes.PaneState | None:
                           "-F", panes.STATE_FORMAT])
     except (errors.SessionNotFound, errors.PaneNotFound, errors.TmuxServerNotRunning):
         return None
-    for line in lines:
-        state = panes.parse_state(line) if line else None
-        if state is not None and state.role == ROLE_SSH and state.server == name:
+    for state in panes.parse_states(lines):
+        if state.role == ROLE_SSH and state.server == name:
             return state
     return None
 

@@ -18,19 +18,18 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from sane import errors
 from sane.paths import private_dir, sane_home
 from sane.state import file_lock, write_atomic
+from sane.strict import Strict
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 
 
-class Server(BaseModel):
+class Server(Strict):
     """One server as the registry stores it."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=NAME_PATTERN)
     host: str = Field(min_length=1, max_length=255)
@@ -83,9 +82,7 @@ class Server(BaseModel):
         return sorted(set(value))
 
 
-class RegistryFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RegistryFile(Strict):
     version: Literal[1] = 1
     servers: list[Server] = Field(default_factory=list)
 

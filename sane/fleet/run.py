@@ -36,10 +36,13 @@ def fleet_run(
     timeout: float = 30.0,
     on_event: Callable[[Event], None] | None = None,
     max_output: int | None = DEFAULT_MAX_OUTPUT,
+    stop: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Run ``command`` on ``servers``; per-server results plus the fleet's status.
 
-    ``max_output``: each server's output cap (head and tail kept, the whole saved)."""
+    ``max_output``: each server's output cap (head and tail kept, the whole saved).
+    ``stop``: set (a Ctrl-C) to hand every run over at once, as at its deadline."""
+    errors.refuse_nul("command", command)  # before any server, not once per server
     if max_parallel < 1:
         raise errors.InvalidArgument("max_parallel must be at least 1", max_parallel=max_parallel)
     origin = time.perf_counter()
@@ -68,7 +71,7 @@ def fleet_run(
             remaining = max(0.0, deadline - time.monotonic())
             result = run_command(ctx, command, pane=state.pane_id, pane_state=state,
                                  options=RunOptions(timeout=remaining, on_output=hook,
-                                                    max_output=max_output))
+                                                    max_output=max_output, stop=stop))
             if hook is not None:
                 hook.flush(result["output"])
             report.update(result)

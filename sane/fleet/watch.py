@@ -9,6 +9,7 @@ from sane.fleet.health import check
 from sane.fleet.panes import server_panes
 from sane.fleet.registry import Registry
 from sane.ops.context import Context
+from sane.ops.holder import run_of
 from sane.ops.runs import pane_busy
 
 
@@ -30,7 +31,7 @@ def snapshot(ctx: Context, with_health: bool = True) -> dict[str, Any]:
             "pane": state.pane_id if state else None,
             "connection": "disconnected" if state is None else
                           "unreachable" if state.dead else "connected",
-            "run_id": state.run_id.partition(":")[0] if busy and state and state.run_id
+            "run_id": run_of(state.run_id) if busy and state
                       else None,
             "health": report["status"] if report else None,
             "health_reason": report["reason"] if report else None,

@@ -68,7 +68,10 @@ class Context:
         client = self.hub.any_client()
         if client is not None:
             return client.command(" ".join(_quote_all(argv)))
-        return self.server.run(*argv).splitlines()
+        # Split at newlines only: splitlines() also splits at \r, \x1c-\x1e, \x85...,
+        # which a pane's directory may hold.
+        out = self.server.run(*argv)
+        return out.removesuffix("\n").split("\n") if out else []
 
     def tmux_batch(self, commands: list[list[str]]) -> list[str]:
         """Run several tmux commands in one round trip (one control-mode line, else
@@ -132,8 +135,7 @@ class Context:
             if "can't find" in exc.message:
                 return None
             raise
-        for line in lines:
-            state = panes.parse_state(line)
+        for state in panes.parse_states(lines):
             if state.role == ROLE_LOCAL:
                 return state
         return None

@@ -283,8 +283,8 @@ def create_file(
     A symlink at ``path`` is followed: its target is replaced (keeping the target's
     mode) and the link stays; the result's ``path`` is the target. ``idle``: seconds
     the host waits for the content before giving up (sane died)."""
-    if not path or "\0" in path:
-        raise errors.InvalidArgument("the path must be a non-empty string without NUL bytes")
+    if not errors.refuse_nul("path", path):
+        raise errors.InvalidArgument("the path must be a non-empty string", field="path")
     if mode is not None and not 0 <= mode <= 0o7777:
         raise errors.InvalidArgument(f"mode {mode:o} is out of range", mode=mode)
     started = time.perf_counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sane import errors
 from sane.models import ListPanesResult
 from sane.ops.context import Context
+from sane.ops.holder import run_of
 from sane.ops.runs import pane_busy
 from sane.tmux import panes
 
@@ -35,9 +36,9 @@ def list_panes(
                 f"no tmux session named {session or ctx.session_name!r}",
                 session=session or ctx.session_name,
             ) from exc
-    result = [panes.parse_info(line) for line in lines if line]
+    result = panes.parse_infos(lines)
     for info in result:
         holder = info["run_id"]
         info["busy"] = pane_busy(ctx, holder)
-        info["run_id"] = holder.partition(":")[0] if holder and info["busy"] else None
+        info["run_id"] = run_of(holder) if info["busy"] else None
     return ListPanesResult(panes=result)

@@ -447,8 +447,9 @@ def remote_snapshots(side_channel: str, host_pid: int,
 
 # -- the prober a follow loop uses -----------------------------------------------------
 
-_INFO = "\t".join(("#{pane_pid}", "#{pane_current_command}", "#{cursor_x}", "#{cursor_y}",
-                   "#{" + panes.OPT_HOST_PID + "}", "#{" + panes.OPT_SIDE_CHANNEL + "}"))
+_INFO_FIELDS = ("pane_pid", "pane_current_command", "cursor_x", "cursor_y", panes.OPT_HOST_PID,
+                panes.OPT_SIDE_CHANNEL)
+_INFO = panes.format_of(_INFO_FIELDS)
 
 
 def probe(client: ControlClient, pane_id: str,
@@ -474,8 +475,12 @@ def local_snapshots(shell_pid: int) -> list[Snapshot]:
 
 def _probe(client: ControlClient, pane_id: str, timeout: float) -> Waiting | Idle | None:
     lines = client.command(f"display-message -p -t {pane_id} '{_INFO}'")
-    fields = (lines[0] if lines else "").split("\t", 5)
-    if len(fields) != 6 or not fields[0].isdigit():
+    try:
+        records = panes.split_records(lines, len(_INFO_FIELDS))
+    except ValueError:
+        return None
+    fields = records[0] if records else []
+    if len(fields) != len(_INFO_FIELDS) or not fields[0].isdigit():
         return None
     pane_pid, current, cx, cy, host_pid, side = fields
     # The shell that holds sane's runner: its pid on its own host (READY's $$).

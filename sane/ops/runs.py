@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sane import errors
 from sane.ops.context import Context
+from sane.ops.holder import Holder, claim_line, release_line, run_of
 from sane.ops.takeover import PaneDied, ensure_runner, install_runner, respawn, tokens_of
 from sane.poll import poll
 from sane.protocol import markers, output
@@ -104,12 +105,12 @@ def new_run_id() -> str:
 # -- the busy flag ---------------------------------------------------------------------
 
 
-def _claim_line(pane_id: str, run_id: str) -> str:
-    return f"set-option -p -o -t {pane_id} {panes.OPT_RUN} {run_id}:{os.getpid()}"
+def _mine(ctx: Context, run_id: str) -> Holder:
+    return Holder.mine(run_id, str(ctx.home))
 
 
 def _claim(ctx: Context, client: ControlClient, state: panes.PaneState, run_id: str) -> None:
-    line = _claim_line(state.pane_id, run_id)
+    line = claim_line(state.pane_id, _mine(ctx, run_id))
     try:
         client.command(line)
         return
@@ -118,7 +119,7 @@ def _claim(ctx: Context, client: ControlClient, state: panes.PaneState, run_id: 
             raise
     holder = ctx.pane_state(state.pane_id).run_id
     if holder is not None and _stale(ctx, holder):
-        if holder_pipe_is_ours(ctx, holder):
+        if _has_record(ctx, holder):
             client.command(f"pipe-pane -t {state.pane_id}")
             if _left_shell_exiting(ctx, holder):
                 _acknowledge_exit(ctx, client, state.pane_id)
@@ -130,7 +131,7 @@ def _claim(ctx: Context, client: ControlClient, state: panes.PaneState, run_id: 
             if "already set" not in exc.message:
                 raise
             holder = ctx.pane_state(state.pane_id).run_id
-    busy_id = (holder or "").split(":", 1)[0] or None
+    busy_id = run_of(holder)
     raise errors.PaneBusy(
         f"pane {state.pane_id} is running another command (run {busy_id}); "
         "wait for it (sane run wait) or interrupt it (sane run interrupt)",
@@ -139,21 +140,15 @@ def _claim(ctx: Context, client: ControlClient, state: panes.PaneState, run_id: 
     )
 
 
-def _release(client: ControlClient, pane_id: str, value: str | None = None,
+def _release(client: ControlClient, pane_id: str, value: str,
              note: RunResult | None = None) -> None:
-    """Clear the busy flag (only if it still names ``value``, when given); ``note``:
-    the run's result, remembered in the pane (:func:`find_done`)."""
-    try:
-        if value is not None:
-            current = client.command(
-                f"display-message -p -t {pane_id} '#{{{panes.OPT_RUN}}}'"
-            )
-            if not current or current[0] != value:
-                return
-        client.command(f"set-option -p -u -t {pane_id} {panes.OPT_RUN}",
-                       *_note_done(pane_id, note))
-    except errors.SaneError:
-        pass  # the pane is gone: nothing to release
+    """Clear the busy flag if it still holds ``value``: an error path never clears a
+    flag some other run holds. ``note``: the run's result, remembered in the pane
+    (:func:`find_done`)."""
+    with contextlib.suppress(errors.SaneError):  # the pane is gone: nothing to release
+        current = client.command(f"display-message -p -t {pane_id} '#{{{panes.OPT_RUN}}}'")
+        if current and current[0] == value:
+            client.command(release_line(pane_id), *_note_done(pane_id, note))
 
 
 # Finished runs, newest first, in the pane option OPT_DONE: ``run_id:status:code:
@@ -215,32 +210,48 @@ def find_done(ctx: Context, run_id: str) -> DoneRun | None:
     return None
 
 
-def _stale(ctx: Context, holder: str) -> bool:
-    """Is the busy flag left over from a run that no process is following?"""
-    run_id, _, pid = holder.partition(":")
-    record_path = runs_dir(ctx) / run_id / "record.json"
-    if record_path.exists():
+def _runs_of(ctx: Context, holder: Holder) -> Path:
+    """The runs directory of the home that owns ``holder``'s run."""
+    from pathlib import Path
+
+    return Path(holder.home) / "runs" if holder.home else runs_dir(ctx)
+
+
+def _stale(ctx: Context, value: str) -> bool:
+    """Is the busy flag left over from a run that is provably over?
+
+    Decided from the owner's own home (the flag names it), whichever home asks: the
+    run's record says it ended, or it has no record and the process that claimed the
+    flag is gone (it died inside its first call). A record that cannot be read
+    proves nothing: the pane stays busy (its command may well be running)."""
+    holder = Holder.parse(value)
+    root = _runs_of(ctx, holder)
+    if (root / holder.run_id / "record.json").exists():
         try:
-            return run_finished(ctx, run_id)
+            return run_finished(ctx, holder.run_id, root)
         except errors.SaneError:
-            return True
+            return False
     # No record: the owner is still inside its first call, unless it died.
-    return not (pid.isdigit() and _pid_alive(int(pid)))
+    return not (holder.pid is not None and _pid_alive(holder.pid))
 
 
-def _left_shell_exiting(ctx: Context, holder: str) -> bool:
+def _left_shell_exiting(ctx: Context, value: str) -> bool:
     """Did that run end in ``exit``, its shell still waiting for sane's keypress?"""
+    holder = Holder.parse(value)
+    root = _runs_of(ctx, holder)
     try:
-        rec = _load_record(ctx, holder.partition(":")[0])
-        scanner, _, _ = _replay(ctx, rec)
+        rec = _load_record(ctx, holder.run_id, root)
+        scanner, _, _ = _replay(ctx, rec, root)
     except (errors.SaneError, OSError):
         return False
     outcome = scanner.outcome
     return outcome is not None and outcome.kind == sc.OUTCOME_EXITED and not rec.get("final")
 
 
-def holder_pipe_is_ours(ctx: Context, holder: str) -> bool:
-    return (runs_dir(ctx) / holder.partition(":")[0] / "record.json").exists()
+def _has_record(ctx: Context, value: str) -> bool:
+    """Whether the flag's run was handed over (its pipe-pane feeds its record)."""
+    holder = Holder.parse(value)
+    return (_runs_of(ctx, holder) / holder.run_id / "record.json").exists()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -612,19 +623,40 @@ def prune_runs(ctx: Context, keep: str = "", max_age: float = RECORD_MAX_AGE) ->
     return removed
 
 
-def _load_record(ctx: Context, run_id: str) -> dict[str, Any]:
+# What a run record must hold for any call to use it, and of which type (a record of
+# another shape, `[]` or a field missing, is `state_invalid`: before, it was a
+# KeyError in `run wait` and an internal_error after every later hand-over).
+_RECORD_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "run_id": str, "pane": str, "session_id": str, "command": str, "tokens": list,
+    "started": (int, float), "keep_ansi": bool, "returned": int, "raw_returned": int,
+}
+
+
+def _load_record(ctx: Context, run_id: str, root: Path | None = None) -> dict[str, Any]:
     if not run_id or "/" in run_id or run_id.startswith("."):
         raise errors.InvalidArgument(f"not a run id: {run_id!r}", run_id=run_id)
     from sane.state import read_json
 
+    path = (root or runs_dir(ctx)) / run_id / "record.json"
     try:
-        rec: dict[str, Any] = read_json(runs_dir(ctx) / run_id / "record.json")
+        rec = read_json(path)
     except FileNotFoundError:
         raise errors.RunNotFound(
             f"no run {run_id} to wait on: only runs left running by a timeout are kept",
             run_id=run_id,
         ) from None
-    return rec
+    wrong = ([] if isinstance(rec, dict) else ["the record"]) or [
+        name for name, kind in _RECORD_FIELDS.items()
+        if not isinstance(rec.get(name), kind)]
+    if not wrong and not isinstance(rec.get("nonce"), str | None):
+        wrong = ["nonce"]
+    if not wrong and not isinstance(rec.get("final"), dict | None):
+        wrong = ["final"]
+    if wrong:
+        raise errors.StateError(f"run record {path} is corrupt ({', '.join(wrong)}): the "
+                                "run cannot be followed", path=str(path), run_id=run_id)
+    result: dict[str, Any] = rec
+    return result
 
 
 # -- the public operations -------------------------------------------------------------
@@ -640,6 +672,7 @@ def run_command(
     server panes in one tmux call), saving a query per run.
     """
     opts = options or RunOptions()
+    errors.refuse_nul("command", command)
     if opts.timeout < 0:
         raise errors.InvalidArgument("timeout must be >= 0", timeout=opts.timeout)
     started_wall = time.time()
@@ -675,7 +708,8 @@ def _run(
     run_id = opts.run_id or new_run_id()
     stream = client.watch(pane_id)
     try:
-        claim: str | None = _claim_line(pane_id, run_id)
+        mine = _mine(ctx, run_id).value
+        claim: str | None = claim_line(pane_id, _mine(ctx, run_id))
         rec: dict[str, Any] = {
             "run_id": run_id, "pane": pane_id, "session_id": state.session_id,
             "socket": ctx.server.label, "command": command, "nonce": None,
@@ -697,7 +731,7 @@ def _run(
         except BaseException:
             if opts.durable:
                 _end_durable(ctx, client, rec)
-            _release(client, pane_id)
+            _release(client, pane_id, mine)  # ours only: the claim may have failed
             raise
         rec["nonce"], rec["tokens"] = scanner.nonce, sorted(scanner.tokens)
         rec["shell"] = scanner.shell
@@ -719,8 +753,8 @@ def _run(
                                                 "duration_ms": round(duration_ms, 3)})
             result = _result(ctx, rec, scanner, status, code, exited, duration_ms)
         finally:  # the run ended: its flag goes, whatever recording it did
-            client.send(f"set-option -p -u -t {pane_id} {panes.OPT_RUN}",
-                        *_note_done(pane_id, result))  # answered at close
+            client.send(release_line(pane_id),
+                        *_note_done(pane_id, result))  # ours: it ran; answered at close
         return result
     finally:
         client.unwatch(pane_id, stream)
@@ -906,7 +940,7 @@ def _hand_over(
             _settle(ctx, client, pane_id, scanner)
             done = _result(ctx, rec, scanner, status, code, exited,
                            (time.perf_counter() - started) * 1000)
-            _release(client, pane_id, note=done)
+            _release(client, pane_id, _mine(ctx, rec["run_id"]).value, note=done)
             return done
         result = _result(ctx, rec, scanner, "waiting_input" if waiting else "running", None,
                          False, (time.perf_counter() - started) * 1000, waiting)
@@ -919,7 +953,7 @@ def _hand_over(
         with contextlib.suppress(errors.SaneError):
             client.command(f"pipe-pane -t {pane_id}")
         shutil.rmtree(runs_dir(ctx) / rec["run_id"], ignore_errors=True)
-        _release(client, pane_id)
+        _release(client, pane_id, _mine(ctx, rec["run_id"]).value)
         raise errors.StateError(
             f"{exc.message}; run {rec['run_id']} {'waits for input' if waiting else 'timed out'} "
             "and could not be recorded, so "
@@ -928,9 +962,10 @@ def _hand_over(
         ) from exc
 
 
-def _replay(ctx: Context, rec: dict[str, Any]) -> tuple[sc.RunScanner, Path, int]:
+def _replay(ctx: Context, rec: dict[str, Any],
+            root: Path | None = None) -> tuple[sc.RunScanner, Path, int]:
     """A scanner fed with everything recorded so far; the stream file and its size."""
-    directory = runs_dir(ctx) / rec["run_id"]
+    directory = (root or runs_dir(ctx)) / rec["run_id"]
     scanner = sc.RunScanner(rec["nonce"], rec["tokens"], rec.get("shell", SHELL_POSIX))
     scanner.feed((directory / "head").read_bytes())
     stream_path = directory / "stream"
@@ -939,11 +974,17 @@ def _replay(ctx: Context, rec: dict[str, Any]) -> tuple[sc.RunScanner, Path, int
     return scanner, stream_path, len(data)
 
 
-def run_finished(ctx: Context, run_id: str) -> bool:
-    rec = _load_record(ctx, run_id)
+def run_finished(ctx: Context, run_id: str, root: Path | None = None) -> bool:
+    """Whether the recorded run ended (``root``: another home's runs directory)."""
+    rec = _load_record(ctx, run_id, root)
     if rec.get("final") is not None:
         return True
-    scanner, _, _ = _replay(ctx, rec)
+    try:
+        scanner, _, _ = _replay(ctx, rec, root)
+    except OSError as exc:
+        from sane.state import os_failure
+
+        raise os_failure("read", (root or runs_dir(ctx)) / run_id, exc) from exc
     return scanner.outcome is not None
 
 
@@ -967,6 +1008,7 @@ def run_input(
     idle shell as a command. ``text`` is never written to any record or log.
     ``text`` is one line (:func:`check_answer`) unless ``multi_line``.
     """
+    errors.refuse_nul("text", text)
     check_answer(text, multi_line)
     return _resume(ctx, run_id, timeout, quiet_period, keys=(text, enter))
 
@@ -1040,7 +1082,9 @@ def _resume(
         _settle(ctx, client, pane_id, scanner)
         with contextlib.suppress(errors.SaneError):
             client.command(f"pipe-pane -t {pane_id}")
-        _release(client, pane_id, _holder_value(ctx, pane_id, run_id))
+        holder = _holder_value(ctx, pane_id, run_id)
+        if holder is not None:
+            _release(client, pane_id, holder)
     result = _result(ctx, rec, scanner, status, code, exited, duration)
     rec["final"] = {"status": status, "exit_code": code, "shell_exited": exited,
                     "duration_ms": round(duration, 3)}
@@ -1118,7 +1162,7 @@ def _holder_value(ctx: Context, pane_id: str, run_id: str) -> str | None:
         holder = ctx.pane_state(pane_id).run_id
     except errors.SaneError:
         return None
-    if holder is not None and holder.partition(":")[0] == run_id:
+    if holder is not None and run_of(holder) == run_id:
         return holder
     return None
 

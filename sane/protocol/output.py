@@ -4,7 +4,8 @@ The pane's stream is what a terminal receives: the tty turned each ``\\n`` into
 ``\\r\\n`` (so ``\\r\\n`` -> ``\\n`` restores the program's bytes exactly, and a
 program's own ``\\r\\n`` comes back as ``\\r\\r\\n`` -> ``\\r\\n``), and programs
 interleave escape sequences (colour, cursor moves, screen clears). Escapes are
-removed unless the caller keeps them. Nothing else is touched: no trailing newline is
+removed from text unless the caller keeps them; output that is not UTF-8 is binary
+and keeps them (they are bytes of the data there). Nothing else is touched: no trailing newline is
 added or removed, invalid UTF-8 is kept byte for byte.
 """
 
@@ -71,7 +72,18 @@ def clean(
     if exited:
         raw = _LOGOUT_TAIL.sub(b"", raw)
     data = raw.replace(b"\r\n", b"\n")
-    return data if keep_ansi else strip_escapes(data)
+    return data if keep_ansi or not is_text(data) else strip_escapes(data)
+
+
+def is_text(data: bytes) -> bool:
+    """Valid UTF-8. Anything else is binary output (``cat`` of an image, a gzip stream):
+    its bytes are kept exactly, escape-looking bytes included (removing them lost bytes
+    of the data), and the result carries them in ``output_base64``."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def safe_cut(raw: bytes) -> int:

@@ -17,6 +17,7 @@ def quote(arg: str) -> str:
     adds ``"'"`` and reopens it (tmux joins adjacent quoted parts). Newlines cannot
     appear in a control-mode line, so they are written as a double-quoted ``\\n``.
     """
+    errors.refuse_nul("a tmux argument", arg)  # tmux would end the argument there
     parts = arg.split("\n")
     return '"\\n"'.join("'" + p.replace("'", "'\"'\"'") + "'" for p in parts)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -22,13 +23,42 @@ OPT_HOST_PID = "@sane_host_pid"  # that shell's pid on its own host ($$; remote 
 OPT_SIDE_CHANNEL = "@sane_side_channel"  # argv (shell words) running a command on that host
 OPT_SHELL_KIND = "@sane_shell"  # the kind of shell the runner was installed for (posix, fish)
 
+# Fields and records are delimited by strings no pane can contain: a per-process nonce.
+# tmux prints a pane's current path (and a program's name) as it is, so a tab or a
+# newline in a directory name split a tab- and line-delimited listing wrongly (a tab in
+# a cwd crashed list-panes; a newline made every run of the session fail). Only this
+# process knows the nonce, so no name can forge a separator.
+_NONCE = os.urandom(6).hex()
+FIELD_SEP = f"\x1f{_NONCE}-"
+# (not \x1e: str.splitlines splits there; not a final ";": tmux's command separator)
+RECORD_END = f"\x1f{_NONCE}+"
+
+
+def format_of(fields: tuple[str, ...]) -> str:
+    """A tmux format printing ``fields`` with sane's separators, the record's end last."""
+    return FIELD_SEP.join("#{" + f + "}" for f in fields) + RECORD_END
+
+
+def split_records(lines: list[str], count: int) -> list[list[str]]:
+    """The records a :func:`format_of` format printed (tmux's output lines rejoined:
+    a value may hold newlines), each as its ``count`` fields."""
+    text = "\n".join(lines)
+    records = []
+    for chunk in text.split(RECORD_END)[:-1]:
+        fields = chunk.removeprefix("\n").split(FIELD_SEP)
+        if len(fields) != count:
+            raise ValueError(f"unexpected pane record: {chunk!r}")
+        records.append(fields)
+    return records
+
+
 _STATE_FIELDS = (
     "pane_id", "session_id", "pane_pid", "pane_dead", "pane_dead_status",
     "pane_dead_signal", "pane_pipe", "pane_in_mode",
     OPT_SHELL_PID, OPT_TOKEN, OPT_RUN, OPT_ROLE, OPT_SERVER, "pane_current_command",
     OPT_SHELL_KIND,
 )
-STATE_FORMAT = "\t".join("#{" + f + "}" for f in _STATE_FIELDS)
+STATE_FORMAT = format_of(_STATE_FIELDS)
 
 
 class PaneState(NamedTuple):
@@ -60,10 +90,12 @@ def _int(value: str) -> int | None:
         return None
 
 
-def parse_state(line: str) -> PaneState:
-    f = line.split("\t", len(_STATE_FIELDS) - 1)
-    if len(f) != len(_STATE_FIELDS):
-        raise ValueError(f"unexpected pane state line: {line!r}")
+def parse_states(lines: list[str]) -> list[PaneState]:
+    """Every pane state a listing with :data:`STATE_FORMAT` printed."""
+    return [_state(f) for f in split_records(lines, len(_STATE_FIELDS))]
+
+
+def _state(f: list[str]) -> PaneState:
     return PaneState(
         pane_id=f[0],
         session_id=f[1],
@@ -89,7 +121,7 @@ def read_state(run: Callable[[list[str]], list[str]], target: str) -> PaneState:
     # tmux 3.3 answers an unknown target with an empty line and success.
     if not lines or not lines[0].startswith("%"):
         raise errors.PaneNotFound(f"can't find pane: {target}", pane=target)
-    return parse_state(lines[0])
+    return parse_states(lines)[0]
 
 
 _INFO_FIELDS = (
@@ -97,13 +129,15 @@ _INFO_FIELDS = (
     "pane_current_command", "pane_current_path", "pane_width", "pane_height",
     "pane_active", "pane_dead", OPT_ROLE, OPT_SERVER, OPT_RUN, "pane_title",
 )
-INFO_FORMAT = "\t".join("#{" + f + "}" for f in _INFO_FIELDS)
+INFO_FORMAT = format_of(_INFO_FIELDS)
 
 
-def parse_info(line: str) -> PaneInfo:
-    f = line.split("\t", len(_INFO_FIELDS) - 1)
-    if len(f) != len(_INFO_FIELDS):
-        raise ValueError(f"unexpected pane line: {line!r}")
+def parse_infos(lines: list[str]) -> list[PaneInfo]:
+    """Every pane a listing with :data:`INFO_FORMAT` printed."""
+    return [_info(f) for f in split_records(lines, len(_INFO_FIELDS))]
+
+
+def _info(f: list[str]) -> PaneInfo:
     info: PaneInfo = {
         "pane_id": f[0],
         "session": f[1],

@@ -1,0 +1,91 @@
+"""One owner per busy flag (issue #16 item 9 and 10): the pane's ``@sane_run`` names
+the run, its starter and its home, and only a run that is provably over loses it.
+
+Each case typed into a running command, cleared another run's flag, or failed with
+``internal_error`` on the code before."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sane import errors
+from sane.ops.context import Context
+from sane.ops.holder import Holder
+from sane.ops.runs import RunOptions, run_command, run_interrupt, run_wait
+from sane.testing.pytest_plugin import TmuxTestServer, run_process
+
+
+def _start_handed_over(env: dict[str, str], home: Path, pane: str, command: str) -> str:
+    """A run started by another process that handed it over and exited."""
+    proc = run_process([sys.executable, "-m", "sane.cli.main", "run-command", "--pane", pane,
+                        "--timeout", "0.5", command], {**env, "SANE_HOME": str(home)})
+    doc = json.loads(proc.stdout)
+    assert doc["status"] == "running", proc.stdout + proc.stderr
+    return str(doc["run_id"])
+
+
+def _flag(tmux_server: TmuxTestServer, pane: str) -> str:
+    return tmux_server.run("display-message", "-p", "-t", pane, "#{@sane_run}").strip()
+
+
+def test_a_second_home_never_types_into_the_first_homes_run(
+        tmux_server: TmuxTestServer, cli_env: dict[str, str], tmp_path: Path) -> None:
+    pane = tmux_server.new_pane()
+    first, second = tmp_path / "home-a", tmp_path / "home-b"
+    proof = tmp_path / "typed-into-the-run"
+    run_id = _start_handed_over(cli_env, first, pane, "sleep 30")
+    flag = _flag(tmux_server, pane)
+    assert Holder.parse(flag).home == str(first)
+    with Context(tmux_server.server, home=second) as other:
+        with pytest.raises(errors.PaneBusy) as caught:
+            run_command(other, f"touch {proof}", pane=pane, options=RunOptions(timeout=2))
+        assert caught.value.details["run_id"] == run_id
+    assert _flag(tmux_server, pane) == flag and not proof.exists()
+    with Context(tmux_server.server, home=first) as owner:
+        ended = run_interrupt(owner, run_id)
+        assert ended["status"] == "interrupted"
+    with Context(tmux_server.server, home=second) as other:  # now it is over: free
+        assert run_command(other, "echo free", pane=pane)["output"] == "free\n"
+
+
+def test_a_corrupt_record_neither_frees_the_pane_nor_crashes(
+        tmux_server: TmuxTestServer, cli_env: dict[str, str], sane_home: Path,
+        sane_ctx: Context) -> None:
+    pane = tmux_server.new_pane()
+    run_id = _start_handed_over(cli_env, sane_home, pane, "sleep 30")
+    flag = _flag(tmux_server, pane)
+    record = sane_home / "runs" / run_id / "record.json"
+    good = record.read_text()
+    record.write_text("[]")
+    # Checking whether that run is over raised AttributeError: internal_error, and the
+    # error path cleared the running command's flag.
+    with pytest.raises(errors.PaneBusy):
+        run_command(sane_ctx, "echo no", pane=pane, options=RunOptions(timeout=2))
+    assert _flag(tmux_server, pane) == flag
+    with pytest.raises(errors.StateError) as caught:
+        run_wait(sane_ctx, run_id, timeout=0)
+    assert "corrupt" in caught.value.message
+    record.write_text(json.dumps({k: v for k, v in json.loads(good).items() if k != "pane"}))
+    with pytest.raises(errors.StateError):  # a KeyError before
+        run_wait(sane_ctx, run_id, timeout=0)
+    record.write_text(good)
+    assert run_interrupt(sane_ctx, run_id)["status"] == "interrupted"
+
+
+def test_an_old_corrupt_record_does_not_break_later_hand_overs(
+        sane_ctx: Context, sane_home: Path) -> None:
+    old = sane_home / "runs" / "rdeadbeef0000"
+    old.mkdir(parents=True)
+    (old / "record.json").write_text("[]")
+    week_ago = time.time() - 8 * 24 * 3600
+    os.utime(old / "record.json", (week_ago, week_ago))
+    result = run_command(sane_ctx, "sleep 5", options=RunOptions(timeout=0.3))
+    assert result["status"] == "running"  # was internal_error, the run id lost
+    assert run_interrupt(sane_ctx, result["run_id"])["status"] == "interrupted"
+    assert (old / "record.json").exists()  # not ours to delete: nobody knows its state

@@ -1,0 +1,96 @@
+"""Ctrl-C (issue #16 item 14): SIGINT delivered to sane while it follows a run. The run
+is left resumable (its pane stays busy with it), and sane prints one JSON document,
+`cancelled` with the run or deploy id, and exits 130. Before: `usage_error` (exit 2)
+with no run id, the pane reported not busy while its command went on, and a deploy
+said nothing of its id."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from sane.ops.context import Context
+from sane.ops.list_panes import list_panes
+from sane.ops.runs import run_interrupt, run_wait
+from sane.poll import poll
+from sane.testing.pytest_plugin import TmuxTestServer
+
+from .test_deploy import write_plan
+from .test_fleet import register
+
+
+def _interrupt_when(argv: list[str], env: dict[str, str], started: Path,
+                    timeout: float = 60) -> tuple[int, dict[str, Any]]:
+    """Start sane, deliver SIGINT once ``started`` exists, return (exit, document)."""
+    proc = subprocess.Popen([sys.executable, "-m", "sane.cli.main", *argv], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert poll(started.exists, timeout), "the command never started"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert out.strip(), err
+    return proc.returncode, json.loads(out)
+
+
+def test_ctrl_c_during_a_run_leaves_it_resumable_and_says_which(
+        tmux_server: TmuxTestServer, cli_env: dict[str, str], sane_ctx: Context,
+        tmp_path: Path) -> None:
+    pane = tmux_server.new_pane()
+    started, done = tmp_path / "started", tmp_path / "done"
+    code, doc = _interrupt_when(
+        ["run-command", "--pane", pane, "--timeout", "60",
+         f"touch {started}; sleep 3; echo finished; touch {done}"], cli_env, started)
+    assert code == 130, doc
+    assert doc["error"]["code"] == "cancelled"
+    run_id = doc["error"]["details"]["run_id"]
+    assert doc["run_id"] == run_id and doc["status"] == "running"
+    assert f"sane run wait {run_id}" in doc["error"]["message"]
+    listed = {p["pane_id"]: p for p in list_panes(sane_ctx, all_sessions=True)["panes"]}
+    assert (listed[pane]["busy"], listed[pane]["run_id"]) == (True, run_id)
+    rest = run_wait(sane_ctx, run_id, timeout=30)
+    assert (rest["status"], rest["exit_code"], rest["output"]) == ("completed", 0,
+                                                                   "finished\n")
+    assert done.exists()
+
+
+def test_ctrl_c_during_a_fleet_run_names_every_run(
+        cli_env: dict[str, str], sane_ctx: Context, ssh_fleet: Any, tmp_path: Path) -> None:
+    servers = register(sane_ctx.home, ssh_fleet)
+    started = tmp_path / "started"
+    code, doc = _interrupt_when(
+        ["fleet", "run", "--servers", ",".join(s.name for s in servers), "--timeout", "60",
+         f"touch {started}; sleep 5"], cli_env, started)
+    assert code == 130, doc
+    assert doc["error"]["code"] == "cancelled"
+    runs = doc["error"]["details"]["runs"]
+    assert runs, doc
+    for run_id in runs.values():
+        assert run_interrupt(sane_ctx, run_id)["status"] == "interrupted"
+
+
+def test_ctrl_c_during_a_deploy_prints_its_id(
+        cli_env: dict[str, str], sane_ctx: Context, ssh_fleet: Any, tmp_path: Path) -> None:
+    servers = register(sane_ctx.home, ssh_fleet)
+    started = tmp_path / "started"
+    plan = write_plan(tmp_path, steps=[{"name": "slow", "run": f"touch {started}; sleep 5",
+                                        "undo": "true"}])
+    code, doc = _interrupt_when(["deploy", plan, "--servers", servers[0].name], cli_env,
+                                started)
+    assert code == 130, doc
+    assert doc["error"]["code"] == "cancelled"
+    deploy_id = doc["error"]["details"]["deploy_id"]
+    assert deploy_id in doc["error"]["message"] and "sane deploy status" in \
+        doc["error"]["message"]
+    env = {**cli_env}
+    status = subprocess.run([sys.executable, "-m", "sane.cli.main", "deploy", "rollback",
+                             deploy_id], env=env, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert json.loads(status.stdout)["status"] in ("rolled_back", "completed"), status.stdout
