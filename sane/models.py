@@ -242,6 +242,9 @@ class HealthReport(TypedDict):
     error: NotRequired[str]
     """The connection error's code when ssh failed."""
     query: NotRequired[Any]
+    query_error: NotRequired[str]
+    """Why ``query`` is null for this server: jq failed on its document, or ran past
+    its time limit (the other servers' answers stand)."""
 
 
 class HealthResult(TypedDict):

@@ -196,6 +196,9 @@ def test_dev_zero_fifos_and_huge_files_are_refused_at_once(
             load_plan(_plan(plan_dir, name), allow_outside_sources=True)
         assert caught.value.details["reason"] == reason
     # The MCP deploy tool was handed /dev/zero as its plan: it grew past 1.2 GB.
+    from sane.fleet.registry import Registry, Server
+
+    Registry(sane_ctx.home).add(Server(name="s1", host="127.0.0.1"))
     outcome = tools.call(sane_ctx, "deploy_plan_check", {"plan": "/dev/zero", "all": True})
     assert outcome.document["error"]["code"] == "plan_invalid"
     assert time.monotonic() - started < 10  # nothing waited for a FIFO's writer

@@ -21,7 +21,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from sane import errors
+from sane import bounded, errors
+from sane.fleet import jqsafe
 from sane.fleet.registry import Server
 from sane.fleet.ssh import classify, run_remote, timeout_error
 from sane.parallel import bounded_map
@@ -56,29 +57,51 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def read_one(server: Server) -> dict[str, Any]:
+# A health document is a few hundred bytes: past this it is not one (a symlink to a
+# log, /dev/zero), and reading on would only fill memory.
+HEALTH_MAX = 64 * 1024
+
+
+def read_one(server: Server, timeout: float = READ_TIMEOUT) -> dict[str, Any]:
     """One server's health: status (or ``unknown`` + reason), data, latency. Only what
     ``cat`` printed is parsed (``run_remote``): a login's rc files that print make no
-    difference."""
+    difference.
+
+    Bounded, per server: only a regular file is read (a FIFO, a device, a directory,
+    or a symlink to one is ``unknown``: not a regular file), at most HEALTH_MAX bytes,
+    nesting at most 64 levels, within ``timeout``; the server's own limits are not
+    trusted (the bytes it sends are counted here)."""
     started = time.perf_counter()
     report: dict[str, Any] = {"server": server.name, "path": server.health_path,
                               "status": "unknown", "reason": None, "data": None}
+    path = _remote_path(server.health_path)
+    script = (f"p={path}; if [ -f \"$p\" ]; then exec head -c {HEALTH_MAX + 1} -- \"$p\"; "
+              f"elif [ -e \"$p\" ]; then echo 'sane: not a regular file' >&2; exit 3; "
+              f"else exec cat -- \"$p\"; fi")
     try:
-        result = run_remote(server, f"cat -- {_remote_path(server.health_path)}",
-                            timeout=READ_TIMEOUT)
+        result = run_remote(server, script, timeout=timeout, limit=HEALTH_MAX + 1)
     except subprocess.TimeoutExpired:
-        report["reason"] = f"no answer within {READ_TIMEOUT:g}s"
+        report["reason"] = f"no answer within {timeout:g}s"
+        return _finish(report, started)
+    except errors.InvalidArgument:
+        report["reason"] = f"too large: over {HEALTH_MAX} bytes"
         return _finish(report, started)
     if result.status == 255:
         error = classify(server, result.stderr)
         report.update(reason=error.message, error=error.code)
+    elif result.status == 3 and "sane: not a regular file" in result.stderr:
+        report["reason"] = "not a regular file (a device, FIFO or directory, or a link to one)"
     elif result.status != 0 or result.stdout is None:
         missing = "no such file" in result.stderr.lower()
         report["reason"] = "missing" if missing else (
             f"unreadable: {result.stderr.strip()[-300:] or f'status {result.status}'}")
+    elif len(result.stdout) > HEALTH_MAX:
+        report["reason"] = f"too large: over {HEALTH_MAX} bytes"
     else:
         try:
-            doc = HealthDocument.model_validate(json.loads(result.stdout))
+            doc = HealthDocument.model_validate(bounded.load_json(result.stdout, "health.json"))
+        except errors.InvalidArgument as exc:
+            report["reason"] = f"malformed: {exc.message}"
         except (ValueError, ValidationError) as exc:
             report["reason"] = f"malformed: {str(exc).splitlines()[0][:300]}"
         else:
@@ -92,15 +115,11 @@ def _finish(report: dict[str, Any], started: float) -> dict[str, Any]:
 
 
 def query(expression: str, value: Any) -> Any:
-    """First result of a jq expression (the ``jq`` binding), for --query and --until."""
-    import jq
-
-    try:
-        return jq.compile(expression).input_value(value).first()
-    except ValueError as exc:
-        raise errors.InvalidArgument(f"jq: {exc}", expression=expression) from None
-    except StopIteration:
-        return None
+    """First result of a jq expression, for --query (contained: sane.fleet.jqsafe)."""
+    answer = jqsafe.evaluate(expression, [value])[0]
+    if answer.error is not None:
+        raise errors.InvalidArgument(f"jq: {answer.error}", expression=expression)
+    return answer.value
 
 
 class Condition:
@@ -113,23 +132,16 @@ class Condition:
     anything (``.status != "unhealthy"`` was met by servers with no health.json)."""
 
     def __init__(self, expression: str, env: dict[str, str] | None = None) -> None:
-        import jq
-
         self.expression = expression
-        try:
-            self.program = jq.compile(expression, args=env or {})
-        except ValueError as exc:
-            raise errors.InvalidArgument(f"jq: {exc}", expression=expression) from None
+        self.env = env or {}
+        jqsafe.compile_check(expression, self.env)
         # A sample of what it will see: a wrong kind of answer fails before any connection.
         self._value(jq_input({"server": "", "status": "unknown", "reason": None,
                               "data": None}), fail_on_error=False)
 
     def _value(self, document: dict[str, Any], fail_on_error: bool = True) -> bool:
-        try:
-            value = self.program.input_value(document).first()
-        except StopIteration:
-            value = None
-        except ValueError:  # a jq runtime error on this document: not met
+        value, error = jqsafe.evaluate(self.expression, [document], self.env)[0]
+        if error is not None:  # a jq runtime error (or the time limit) on this document
             return False
         if not isinstance(value, bool):
             raise errors.InvalidArgument(
@@ -153,16 +165,22 @@ def jq_input(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def check(home: Path, servers: list[Server], query_expr: str | None = None,
-          max_parallel: int = PARALLEL) -> dict[str, Any]:
-    """Read every server's health in parallel; record history; summarise."""
+          max_parallel: int = PARALLEL, timeout: float = READ_TIMEOUT) -> dict[str, Any]:
+    """Read every server's health in parallel (each read within ``timeout``); record
+    history; summarise. ``query_expr`` runs per server: one server's document that
+    makes it fail (or run too long) gives that server a ``query_error``, not the call."""
     if query_expr is not None:
-        query(query_expr, {})  # a bad expression fails before any connection
-    reports = bounded_map(read_one, servers, max_parallel)
+        jqsafe.compile_check(query_expr)  # a bad expression fails before any connection
+    reports = bounded_map(lambda server: read_one(server, timeout), servers, max_parallel)
     history = record(home, reports)
-    for report in reports:
+    answers = jqsafe.evaluate(query_expr, [jq_input(r) for r in reports]) \
+        if query_expr is not None else []
+    for index, report in enumerate(reports):
         report["history"] = history.get(report["server"])
         if query_expr is not None:
-            report["query"] = query(query_expr, jq_input(report))
+            report["query"] = answers[index].value
+            if answers[index].error is not None:
+                report["query_error"] = answers[index].error
     counts = {status: sum(r["status"] == status for r in reports)
               for status in (*STATUSES, "unknown")}
     return {"servers": reports, "counts": counts,
@@ -275,7 +293,8 @@ def wait(home: Path, servers: list[Server], until: str, mode: Literal["all", "an
     deadline = time.monotonic() + timeout
     last: dict[str, str] = {}
     while True:
-        result = check(home, servers)
+        left = deadline - time.monotonic()
+        result = check(home, servers, timeout=max(1.0, min(READ_TIMEOUT, left)))
         met = {r["server"]: condition.met(r) for r in result["servers"]}
         for report in result["servers"]:
             name = report["server"]

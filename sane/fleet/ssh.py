@@ -437,7 +437,7 @@ class RemoteResult(NamedTuple):
 
 
 def run_remote(server: ServerLike, script: str, data: bytes | None = None,
-               timeout: float = 30.0) -> RemoteResult:
+               timeout: float = 30.0, limit: int | None = None) -> RemoteResult:
     """Run the POSIX ``sh`` ``script`` on ``server`` over a side channel (the pane's
     ControlMaster when it is up) and return exactly what the script printed.
 
@@ -448,7 +448,9 @@ def run_remote(server: ServerLike, script: str, data: bytes | None = None,
     login shell is) between two markers made fresh for this call, on stdout and stderr
     alike; only what lies between them is the script's (run in a subshell, so that its
     own ``exit`` still ends with the closing marker). Raises
-    ``subprocess.TimeoutExpired`` past ``timeout``; ``FileNotFoundError`` with no ssh."""
+    ``subprocess.TimeoutExpired`` past ``timeout``; ``FileNotFoundError`` with no ssh.
+    ``limit``: read at most this many bytes of output (a hostile server may send
+    endlessly), else ``invalid_argument`` with ``reason`` ``too_large``."""
     import shlex
     import subprocess
 
@@ -456,18 +458,30 @@ def run_remote(server: ServerLike, script: str, data: bytes | None = None,
     wrapped = (f"printf '%s\\n' {mark} && printf '%s\\n' {mark} >&2 && ( {script} ); "
                f"s=$?; printf '\\n%s\\n' {mark}; exit $s")
     argv = [*ssh_argv(server), f"exec sh -c {shlex.quote(wrapped)}"]
-    proc = subprocess.run(argv, input=data, capture_output=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL if data is None else None, check=False)
-    stderr = proc.stderr.decode("utf-8", "replace")
-    if proc.returncode == 255:
+    if limit is None:
+        proc = subprocess.run(argv, input=data, capture_output=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL if data is None else None, check=False)
+        returncode, out, err = proc.returncode, proc.stdout, proc.stderr
+    else:
+        from sane.bounded import run_capped
+
+        capped = run_capped(argv, limit + 2 * len(mark) + 8, timeout, stdin=data)
+        if capped.timed_out:
+            raise subprocess.TimeoutExpired(argv, timeout)
+        if capped.too_large or capped.returncode is None:
+            raise errors.InvalidArgument(f"{server.name} sent more than {limit} bytes",
+                                         server=server.name, reason="too_large", limit=limit)
+        returncode, out, err = capped.returncode, capped.stdout, capped.stderr
+    stderr = err.decode("utf-8", "replace")
+    if returncode == 255:
         return RemoteResult(255, None, stderr)
     begin, end = f"{mark}\n".encode(), f"\n{mark}\n".encode()
-    start = proc.stdout.find(begin)
-    stop = proc.stdout.rfind(end)
-    stdout = proc.stdout[start + len(begin):stop] if start >= 0 and start + len(begin) <= stop \
+    start = out.find(begin)
+    stop = out.rfind(end)
+    stdout = out[start + len(begin):stop] if start >= 0 and start + len(begin) <= stop \
         else None
     _, found, after = stderr.partition(f"{mark}\n")
-    return RemoteResult(proc.returncode, stdout, after if found else stderr)
+    return RemoteResult(returncode, stdout, after if found else stderr)
 
 
 def remote_path(path: str) -> str:
