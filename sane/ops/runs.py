@@ -728,6 +728,13 @@ def _run(
                                                 opts.quiet_period, opts.stop, opts.posix_script)
         except errors.PaneBusy:
             raise
+        except KeyboardInterrupt:
+            # Ctrl-C (SIGINT) while this process follows the run: a durable run keeps its
+            # record, pipe and flag, so another process resumes it (a deploy's step is
+            # recovered, not lost); it is not this process's to end.
+            if not (opts.durable and rec.get("durable")):
+                _release(client, pane_id, mine)
+            raise
         except BaseException:
             if opts.durable:
                 _end_durable(ctx, client, rec)
