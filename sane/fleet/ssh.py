@@ -43,6 +43,10 @@ SANE_DEFAULTS = (
     # ~90 ms faster per connection than the post-quantum default here; ``^`` puts them
     # first in ssh's own list, so a server offering only older algorithms still works.
     ("KexAlgorithms", "^curve25519-sha256,curve25519-sha256@libssh.org"),
+    # With BatchMode, ssh's default ("ask") refuses an unknown key just as "yes" does,
+    # but says only "Host key verification failed."; "yes" makes it name the host (a
+    # jump hop's included), which host_key_unknown then names.
+    ("StrictHostKeyChecking", "yes"),
 )
 USER_CONFIG_ENV = "SANE_SSH_CONFIG"
 
@@ -298,12 +302,15 @@ _FAILURES: tuple[tuple[str, type[errors.SaneError]], ...] = (
     ("host key verification failed", errors.HostKeyUnknown),
     ("permission denied", errors.AuthFailed),
     ("too many open files", errors.ResourceLimit),
-    ("kex_exchange_identification", errors.ResourceLimit),
-    ("too many authentication failures", errors.AuthFailed),
+    # A jump hop that cannot be reached says so in its own line ("ssh: connect to host
+    # BASTION port 22: Connection refused"), and the outer ssh then adds its own
+    # "kex_exchange_identification: Connection closed": the hop's reason comes first.
     ("connection refused", errors.ConnectionRefused),
     ("could not resolve hostname", errors.HostUnreachable),
     ("no route to host", errors.HostUnreachable),
     ("network is unreachable", errors.HostUnreachable),
+    ("kex_exchange_identification", errors.ResourceLimit),
+    ("too many authentication failures", errors.AuthFailed),
     ("no matching", errors.ConnectionFailed),
     ("timed out", errors.ConnectTimeout),
 )

@@ -1,0 +1,106 @@
+"""Jump hosts (issue 18, repro 4): a bastion and two servers reached through it, the
+ProxyJump given by the entry (``--ssh-option ProxyJump=``) or by the user's ssh config.
+Unknown host keys on each hop are ``host_key_unknown`` naming that hop, fast (nothing is
+ever typed into ssh's host-key question: sane used to type its takeover there and end in
+``timeout``); ``--accept-new`` trusts a new key on every hop. Real sshd servers
+(sane.testing.fleet), real ssh, real tmux."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sane import errors
+from sane.fleet.panes import open_server_pane
+from sane.fleet.registry import Registry, Server
+from sane.fleet.run import fleet_run
+from sane.fleet.ssh import USER_CONFIG_ENV, probe_connection
+from sane.ops.context import Context
+
+pytestmark = [pytest.mark.ssh]
+
+
+@pytest.fixture
+def jump(make_fleet: Callable[..., Any], tmp_path: Path,
+         monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """s1 is the bastion; s2 and s3 are reached through it. The user's ssh config names
+    the bastion (its key, user, port) and ``behind3`` (s3, whose ProxyJump is written
+    there); every hop checks keys against one known_hosts that starts empty."""
+    fleet = make_fleet(3)
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    bastion, s3 = fleet["s1"], fleet["s3"]
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        f"Host bastion\n  HostName {bastion.host}\n  Port {bastion.port}\n"
+        f"Host behind3\n  HostName {s3.host}\n  Port {s3.port}\n  ProxyJump bastion\n"
+        f"Host *\n  User root\n  IdentityFile {fleet.client_key}\n"
+        f"  UserKnownHostsFile {known}\n")
+    monkeypatch.setenv(USER_CONFIG_ENV, str(config))
+    return {"fleet": fleet, "known": known, "bastion": f"[{bastion.host}]:{bastion.port}"}
+
+
+def _from_entry(jump: dict[str, Any]) -> Server:
+    s2 = jump["fleet"]["s2"]
+    return Server(name="s2", host=s2.host, port=s2.port, user="root",
+                  identity_file=str(jump["fleet"].client_key),
+                  ssh_options={"ProxyJump": "bastion",
+                               "UserKnownHostsFile": str(jump["known"])})
+
+
+def _from_config() -> Server:
+    return Server(name="s3", host="behind3")
+
+
+@pytest.mark.parametrize("make", [_from_entry, lambda jump: _from_config()],
+                         ids=["ProxyJump of the entry", "ProxyJump of the ssh config"])
+def test_an_unknown_key_on_each_hop_is_named(sane_ctx: Context, jump: dict[str, Any],
+                                             make: Callable[[dict[str, Any]], Server]) -> None:
+    server = make(jump)
+    Registry(sane_ctx.home).add(server)
+    started = time.monotonic()
+    with pytest.raises(errors.HostKeyUnknown) as info:
+        open_server_pane(sane_ctx, server)  # a pane: where sane used to type into ssh
+    assert time.monotonic() - started < 10  # ssh's answer, not a timeout
+    assert info.value.details["hop"] == jump["bastion"]
+    assert jump["bastion"] in info.value.message and "--accept-new" in info.value.details["hint"]
+    with pytest.raises(errors.HostKeyUnknown) as again:
+        probe_connection(server)
+    assert again.value.details["hop"] == jump["bastion"]
+    assert jump["known"].read_text() == ""  # nothing trusted without --accept-new
+    # --accept-new: every hop's new key is trusted (never a changed one).
+    pane = open_server_pane(sane_ctx, server, accept_new=True)
+    assert not pane.dead
+    target = (jump["fleet"]["s2"] if server.name == "s2" else jump["fleet"]["s3"])
+    for hop in (jump["bastion"], f"[{target.host}]:{target.port}"):  # (hashed names)
+        assert subprocess.run(["ssh-keygen", "-F", hop, "-f", str(jump["known"])],
+                              capture_output=True, check=False).returncode == 0, hop
+    result = fleet_run(sane_ctx, [server], "echo $FLEET_HOST")
+    assert result["results"][0]["output"] == f"{'s2' if server.name == 's2' else 's3'}\n"
+
+
+def test_the_target_behind_the_bastion_is_named_once_the_bastion_is_known(
+        sane_ctx: Context, jump: dict[str, Any]) -> None:
+    server = _from_entry(jump)
+    probe_connection(Server(name="b", host="bastion"), accept_new=True)
+    with pytest.raises(errors.HostKeyUnknown) as info:
+        probe_connection(server)
+    s2 = jump["fleet"]["s2"]
+    assert info.value.details["hop"] == f"[{s2.host}]:{s2.port}"
+
+
+def test_the_connection_goes_through_the_bastion(sane_ctx: Context,
+                                                 jump: dict[str, Any]) -> None:
+    server = _from_config()
+    probe_connection(server, accept_new=True)
+    jump["fleet"].stop("s1")
+    with pytest.raises(errors.ConnectionFailed) as info:
+        probe_connection(server)
+    assert isinstance(info.value, errors.ConnectionRefused), info.value.to_dict()
+    bastion = jump["fleet"]["s1"]
+    assert f"connect to host {bastion.host} port {bastion.port}" in info.value.message
