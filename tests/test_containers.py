@@ -26,7 +26,7 @@ from sane.fleet.registry import Registry, Server
 from sane.ops.context import Context
 from sane.ops.create_file import create_file
 from sane.ops.detect_platform import detect_platform
-from sane.ops.runs import RunOptions, run_command
+from sane.ops.runs import RunOptions, run_command, run_input, run_interrupt
 from sane.testing import retry_until
 from sane.testing.containers import ContainerFleet
 from sane.testing.pytest_plugin import _containers_unavailable
@@ -214,6 +214,32 @@ def test_runs_are_exact(sane_ctx: Context, make_container_fleet: Any,
             assert sorted(got.split(b"\n")) == sorted(want.split(b"\n")), command
         else:
             assert got == want, command
+
+
+@pytest.mark.parametrize("name", ["deb3", "bb3"])
+def test_prompt_and_interrupt_through_the_servers_own_sshd(sane_ctx: Context,
+                                                           container_fleet: ContainerFleet,
+                                                           name: str) -> None:
+    """A `read` in the login shell (bash behind OpenSSH, busybox ash behind Dropbear) is
+    waiting_input from the remote kernel's view (busybox ash polls the terminal), the
+    answer completes it; a long command interrupted ends interrupted, 130; the pane
+    runs the next command."""
+    register(sane_ctx.home, container_fleet, [name])
+    pane = pane_for_server(sane_ctx, name)
+    asked = run_command(sane_ctx, "printf 'name? '; read x; echo \"got $x\"", pane=pane,
+                        options=RunOptions(timeout=30))
+    assert (asked["status"], asked["waiting_reason"]) == ("waiting_input", "tty_read"), asked
+    answered = run_input(sane_ctx, asked["run_id"], "ada")
+    assert (answered["status"], answered["exit_code"]) == ("completed", 0)
+    assert asked["output"] + answered["output"] == "name? ada\ngot ada\n"
+    long = run_command(sane_ctx, "echo start; sleep 60; echo never", pane=pane,
+                       options=RunOptions(timeout=0.5))
+    assert long["status"] == "running"
+    stopped = run_interrupt(sane_ctx, long["run_id"])
+    assert (stopped["status"], stopped["exit_code"]) == ("interrupted", 130), stopped
+    assert "never" not in long["output"] + stopped["output"]
+    after = run_command(sane_ctx, "echo next", pane=pane, options=RunOptions(timeout=30))
+    assert (after["status"], after["output"]) == ("completed", "next\n")
 
 
 @pytest.mark.parametrize("name", ["deb2", "bb2"])

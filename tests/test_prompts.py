@@ -279,6 +279,11 @@ TTY = {0: "/dev/pts/3", 1: "/dev/pts/3", 2: "/dev/pts/3"}
     ("running", TTY, None, False),
     ("7 0x7ffd 0x2 0xffffffff 0x0 0x0 0x0 0x7ffd 0x7f", {**TTY, 3: "socket:[1]"}, None, False),
     ("7 0x7ffd 0x1 0xffffffff 0x0 0x0 0x0 0x7ffd 0x7f", TTY, None, True),  # all fds ttys
+    # pollfd array unknown: fds always ready (sane's RUN_FD on /dev/null) cannot be it
+    ("7 0x7ffd 0x1 0xffffffff 0x0 0x0 0x0 0x7ffd 0x7f", {**TTY, 7: "/dev/null"}, None, True),
+    ("7 0x7ffd 0x2 0xffffffff 0x0 0x0 0x0 0x7ffd 0x7f",
+     {**TTY, 7: "/dev/null", 4: "socket:[1]"}, None, False),
+    ("23 0x8 0x7ffd 0x0 0x0 0x0 0x0 0x7ffd 0x7f", {**TTY, 7: "/dev/null"}, None, True),  # select
     ("232 0x4 0x7ffd 0x8 0xffffffff 0x0 0x0 0x7ffd 0x7f", {**TTY, 4: "anon_inode:[eventpoll]"},
      {4: [0]}, True),
     ("232 0x4 0x7ffd 0x8 0xffffffff 0x0 0x0 0x7ffd 0x7f",
@@ -324,6 +329,19 @@ def test_parse_remote_snapshot() -> None:
     found = prompts.waiting_process(snap)
     assert found is not None and found.comm == "bash"
     assert prompts.parse_remote("garbage\n") == []
+
+
+def test_parse_remote_busybox_ash_read() -> None:
+    """busybox ash's `read` polls the terminal (its pollfd array is out of reach from
+    the remote script) with sane's RUN_FD (/dev/null) and its job-control /dev/tty open:
+    recorded from a busybox container over Dropbear (tests/test_containers.py)."""
+    text = ("A x86_64\nG 34816\nP 13 ash\n"
+            "S 7 0x7fff448690d8 0x1 0xffffffff 0xb4cad6e5733aecf3 0x0 0x0 0x7fff448690a8 "
+            "0x7f422beaa230\n"
+            "F 0 /dev/pts/0\nF 1 /dev/pts/0\nF 10 /dev/tty\nF 2 /dev/pts/0\nF 7 /dev/null\n")
+    [snap] = prompts.parse_remote(text)
+    found = prompts.waiting_process(snap)
+    assert found is not None and found.comm == "ash"
 
 
 def test_parse_remote_relayed_terminals() -> None:

@@ -13,8 +13,8 @@ for input:
 * ``select``/``pselect6`` whose fd range holds only ttys (readline: Python's REPL, a
   shell, vim);
 * ``poll``/``ppoll`` whose polled fds are all ttys (the ``pollfd`` array is read from
-  ``/proc/PID/mem`` when allowed; otherwise only a process whose every open fd is a
-  tty counts);
+  ``/proc/PID/mem`` when allowed; otherwise, as on a remote host, only a process whose
+  every open fd that could block is a tty counts: busybox ash's ``read``);
 * ``epoll_wait`` whose epoll set (``/proc/PID/fdinfo``) holds only ttys.
 
 The same kernel view tells when a run is over though no end marker came (C-c, or
@@ -138,6 +138,16 @@ def _is_tty(target: str, tty: str) -> bool:
 _WAKEUP_TARGETS = frozenset({"anon_inode:[eventfd]", "anon_inode:[signalfd]",
                              "anon_inode:[timerfd]"})
 _WAKEUP_SUFFIXES = ("/fish_universal_variables.notifier",)
+# Fds that are always ready for reading: a poll or select that watched one would return
+# at once, so a process blocked there is not waiting on it. sane's runner holds
+# /dev/null open (RUN_FD) while a command runs; fish holds /dev/zero.
+_NEVER_BLOCKING_TARGETS = frozenset({"/dev/null", "/dev/zero"})
+
+
+def _could_block(proc: Proc, below: int | None = None) -> list[int]:
+    """The open fds (under ``below``) a blocked poll or select may be watching."""
+    return [fd for fd, target in proc.fds.items()
+            if target not in _NEVER_BLOCKING_TARGETS and (below is None or fd < below)]
 
 
 def _only_tty_input(fds: Iterable[int], proc: Proc, ttys: set[int]) -> bool:
@@ -164,12 +174,11 @@ def _blocked_on_tty(proc: Proc, line: str, table: dict[int, str], tty: str,
     if kind == _READ:
         return args[0] in ttys
     if kind == _SELECT:
-        open_below = [fd for fd in proc.fds if fd < args[0]]
-        return args[1] != 0 and _only_tty_input(open_below, proc, ttys)
+        return args[1] != 0 and _only_tty_input(_could_block(proc, args[0]), proc, ttys)
     if kind == _POLL:
         polled = _pollfds(proc.pid, args[0], args[1], read_mem)
-        if polled is None:
-            return all(fd in ttys for fd in proc.fds)
+        if polled is None:  # its pollfd array is out of reach (a remote host): any fd
+            return _only_tty_input(_could_block(proc), proc, ttys)
         return _only_tty_input(polled, proc, ttys)
     if kind == _EPOLL:
         members = proc.epoll.get(args[0])
