@@ -305,6 +305,11 @@ def test_unsupported_login_shell_gets_a_posix_shell(
     assert run(sane_ctx, pane, "pwd")["output"] == f"{tmp_path}\n"
     note = sane_ctx.tmux(["show-options", "-p", "-v", "-t", pane, OPT_SHELL_NOTE])
     assert "tcsh" in note[0] and "sh" in note[0]
+    from sane.fleet.panes import connect_many
+    from sane.fleet.registry import Registry
+
+    (report,) = connect_many(sane_ctx, [Registry(sane_ctx.home).get(name)])
+    assert (report["ok"], report["shell"], report["shell_note"]) == (True, "posix", note[0])
     info = detect_platform(sane_ctx, pane=pane)
     assert info["login_shell"]["name"] == "tcsh" and info["shell"]["name"] == "dash"
 

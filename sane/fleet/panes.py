@@ -263,6 +263,7 @@ def connect_many(ctx: Context, servers: Sequence[ServerLike], accept_new: bool =
                                   "error": None}
         try:
             report["pane"] = open_server_pane(ctx, server, accept_new).pane_id
+            report.update(_shell_report(ctx, report["pane"]))
         except errors.SaneError as exc:
             report.update(ok=False, error=exc.to_dict())
         finished = time.perf_counter()
@@ -271,6 +272,17 @@ def connect_many(ctx: Context, servers: Sequence[ServerLike], accept_new: bool =
         return report
 
     return bounded_map(one, servers, max_parallel)
+
+
+def _shell_report(ctx: Context, pane_id: str) -> dict[str, Any]:
+    """Which runner the pane's remote shell took (``posix``, ``fish``) and, when sane
+    started sh in place of a login shell it cannot drive, why (else null)."""
+    from sane.ops.takeover import OPT_SHELL_NOTE
+
+    line = ctx.tmux(["display-message", "-p", "-t", pane_id,
+                     f"#{{{panes.OPT_SHELL_KIND}}}\t#{{{OPT_SHELL_NOTE}}}"])
+    kind, _, note = (line[0] if line else "").partition("\t")
+    return {"shell": kind or None, "shell_note": note or None}
 
 
 def down(ctx: Context, names: list[str] | None = None) -> list[str]:
