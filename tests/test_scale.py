@@ -212,3 +212,35 @@ def test_fleet_put_in_one_command_keeps_create_files_checks(
         assert (srv.home / "put-f").read_bytes() == data
         assert not [p for p in srv.home.iterdir() if p.name.startswith(".sane-")
                     and p.name.endswith(".tmp")]
+
+
+_spawned: list[list[str]] = []
+_counting: list[bool] = []
+
+
+def _count_spawns(event: str, args: tuple[Any, ...]) -> None:
+    if event == "subprocess.Popen" and _counting:
+        _spawned.append([str(a) for a in (args[1] or [])])
+
+
+def test_quiet_fleet_runs_are_watched_without_a_process_per_server_per_second(
+        sane_ctx: Context, ssh_fleet: Any) -> None:
+    """A quiet command on ssh panes: the prompt probe (a process on both hosts) comes
+    after 2 s of quiet, then ever less often, and never more than 4 at once. Before,
+    each quiet server started one at 0.3 s, 0.9 s, then every second: 400 quiet
+    servers made `sleep 1` take 4 s. Counted from the processes this one starts."""
+    import sys
+
+    servers = register(sane_ctx.home, ssh_fleet)
+    fleet_run(sane_ctx, servers, "true", max_parallel=3)  # connected: count runs only
+    sys.addaudithook(_count_spawns)
+    _spawned.clear()
+    _counting.append(True)
+    try:
+        result = fleet_run(sane_ctx, servers, "sleep 3; echo $FLEET_HOST", max_parallel=3,
+                           timeout=30)
+    finally:
+        _counting.clear()
+    assert [r["output"] for r in result["results"]] == [f"{s.name}\n" for s in servers]
+    probes = [argv for argv in _spawned if argv and argv[0] == "ssh"]
+    assert len(probes) <= 2 * len(servers), probes

@@ -42,6 +42,7 @@ import os
 import re
 import shlex
 import subprocess
+import threading
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
@@ -461,6 +462,10 @@ _INFO_FIELDS = ("pane_pid", "pane_current_command", "cursor_x", "cursor_y", pane
 _INFO = panes.format_of(_INFO_FIELDS)
 
 
+REMOTE_PROBES_AT_ONCE = 4
+_remote_probes = threading.BoundedSemaphore(REMOTE_PROBES_AT_ONCE)
+
+
 def probe(client: ControlClient, pane_id: str,
           timeout: float = SIDE_CHANNEL_TIMEOUT) -> Waiting | Idle | None:
     """Does the command in ``pane_id`` wait for terminal input right now, or is its
@@ -496,7 +501,16 @@ def _probe(client: ControlClient, pane_id: str, timeout: float) -> Waiting | Idl
     shell_pid = int(host_pid) if host_pid.isdigit() else int(pane_pid)
     read_mem: Callable[[int, int, int], bytes | None] | None = None
     if side and current == "ssh":
-        snapshots = remote_snapshots(side, int(host_pid), timeout) if host_pid.isdigit() else []
+        # A process on each host: at most REMOTE_PROBES_AT_ONCE at a time in this
+        # process (a fleet's quiet panes would otherwise start hundreds at once); a
+        # probe that finds them all busy knows nothing yet and is asked again later.
+        if not _remote_probes.acquire(blocking=False):
+            return None
+        try:
+            snapshots = (remote_snapshots(side, int(host_pid), timeout) if host_pid.isdigit()
+                         else [])
+        finally:
+            _remote_probes.release()
     else:
         snapshots = local_snapshots(int(pane_pid))
         read_mem = read_local_mem

@@ -56,6 +56,11 @@ DEFAULT_QUIET_PERIOD = 0.3
 # After a probe that found no prompt, the next one waits for a quiet stretch twice as
 # long, up to this: a long quiet command is probed about once a second.
 MAX_PROBE_GAP = 1.0
+# An ssh pane's probe runs a process on both hosts (over the pane's ControlMaster):
+# asked after this much quiet, then at most this far apart (issue 17: at 1 s, 400
+# quiet servers cost a process each per second and `sleep 1` took 4 s).
+REMOTE_QUIET_PERIOD = 2.0
+MAX_REMOTE_PROBE_GAP = 8.0
 # After sane sent C-c, the shell is asked about sooner: it is expected back at its prompt.
 INTERRUPT_QUIET = 0.05
 
@@ -318,11 +323,32 @@ class _QuietWatch:
         self.quiet = quiet or 0.0
         self.gap = self.quiet
         self.due = time.monotonic() + self.quiet if self.quiet > 0 else float("inf")
+        self.remote: bool | None = None  # an ssh pane (its probe is a process): known later
 
     def output(self) -> None:
         if self.quiet > 0:
-            self.gap = self.quiet
-            self.due = time.monotonic() + self.quiet
+            self.gap = self._first_gap()
+            self.due = time.monotonic() + self.gap
+
+    def _first_gap(self) -> float:
+        return max(self.quiet, REMOTE_QUIET_PERIOD) if self.remote else self.quiet
+
+    def _learn_remote(self) -> bool:
+        """Whether this is an ssh pane (it has a side channel): asked once, at the first
+        quiet stretch, so a run that ends sooner never asks. An ssh pane's first
+        probe then waits for REMOTE_QUIET_PERIOD of quiet in all: a fleet's quiet
+        ``sleep 1`` starts no process at all."""
+        try:
+            side = self.client.command(
+                f"display-message -p -t {self.pane_id} '#{{{panes.OPT_SIDE_CHANNEL}}}'")
+        except errors.SaneError:
+            side = []
+        self.remote = bool(side and side[0])
+        if self.remote:
+            began = self.due - self.gap
+            self.gap = self._first_gap()
+            self.due = began + self.gap
+        return time.monotonic() >= self.due
 
     def wait_time(self, now: float) -> float:
         return max(0.0, self.due - now)
@@ -336,6 +362,8 @@ class _QuietWatch:
         been on its way), never on anything the shell or the command could print."""
         now = time.monotonic()
         if now < self.due or not scanner.started or scanner.exit_pending():
+            return None
+        if self.remote is None and not self._learn_remote():
             return None
         from sane.ops.prompts import Idle, probe
 
@@ -354,7 +382,7 @@ class _QuietWatch:
             with contextlib.suppress(errors.SaneError):
                 self.client.command(f"display-message -p -t {self.pane_id} ''")
         if waiting is None:
-            self.gap = min(self.gap * 2, MAX_PROBE_GAP)
+            self.gap = min(self.gap * 2, MAX_REMOTE_PROBE_GAP if self.remote else MAX_PROBE_GAP)
             self.due = time.monotonic() + self.gap
         else:
             waiting = waiting._replace(prompt=_own_prompt(waiting.prompt, scanner))
