@@ -3,6 +3,8 @@
 Reproduce (repository root, root user, openssh-server installed, ``ip netns`` allowed)::
 
     .venv/bin/python bench/soak.py --servers 20 --runs 1000 --max-seconds 900
+    .venv/bin/python bench/soak.py --servers 5 --runs 120 --fault-every 5 \
+        --faults disk_full,second_home,ctrl_c,kill,link
 
 Everything is local: ``--servers`` real sshd, each in its own network namespace on a
 private bridge (``sane.testing.fleet``, netns mode), a private tmux server, a private
@@ -14,7 +16,14 @@ server a few milliseconds into the run:
 
 * ``kill``: the server's sshd and all its sessions are SIGKILLed, restarted 0.5-4 s later;
 * ``link``: the server's veth goes down, back up 0.5-4 s later (TCP survives);
-* ``long_link``: the link stays down 20 s, longer than ssh's keep-alive limit (15 s).
+* ``long_link``: the link stays down 20 s, longer than ssh's keep-alive limit (15 s);
+* ``disk_full``: ``$SANE_HOME`` (a 64 MiB tmpfs for this fault) is filled to ENOSPC for
+  the whole fleet run, then freed: a run that must record itself fails explicitly;
+* ``second_home``: a second ``$SANE_HOME`` on the same tmux server runs its own command
+  on every server at the same moment: each of its results is exact or explicit
+  (``pane_busy``), and it never types into a run of the first home;
+* ``ctrl_c``: the fleet run's stop event (what a Ctrl-C sets) fires a few ms in: every
+  run is handed over, then waited on like the runs left ``running``.
 
 Each server result must be one of: exact (``completed``, exit 0, the expected bytes);
 ``lost`` / ``unreachable`` / ``running`` (timed out) / ``error`` with a code, where any
@@ -70,7 +79,8 @@ class Config:
     fault_every: int = 20  # one fault every N fleet runs
     long_cut_seconds: float = 20.0
     seed: int = 1
-    faults: list[str] = field(default_factory=lambda: ["kill", "link", "long_link"])
+    faults: list[str] = field(default_factory=lambda: ["kill", "link", "long_link",
+                                                       "disk_full", "second_home", "ctrl_c"])
 
 
 @dataclass
@@ -87,6 +97,13 @@ class Tally:
     fleet_seconds: list[float] = field(default_factory=list)
     running: list[tuple[str, str, str]] = field(default_factory=list)  # run_id, server, want
     rewaited: Counter[str] = field(default_factory=Counter)
+    # The second home's results ("second_home" fault) and its runs left running.
+    intruder: Counter[str] = field(default_factory=Counter)
+    intruder_running: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+# Faults that hit one server on a timer (Chaos); the others change a whole fleet run.
+SERVER_FAULTS = ("kill", "link", "long_link")
 
 
 class Chaos:
@@ -99,13 +116,15 @@ class Chaos:
         self.timers: list[threading.Timer] = []
         self.errors: list[str] = []
 
-    def strike(self) -> None:
+    def next_kind(self) -> str:
+        return self.cfg.faults[sum(self.tally.faults.values()) % len(self.cfg.faults)]
+
+    def strike(self, kind: str) -> None:
         with self.lock:
             free = [n for n in self.fleet.names if n not in self.busy]
             if not free:
                 return
             name = self.rng.choice(free)
-            kind = self.cfg.faults[sum(self.tally.faults.values()) % len(self.cfg.faults)]
             self.busy.add(name)
             self.tally.faults[kind] += 1
             delay = self.rng.uniform(0.0, 0.03)
@@ -269,6 +288,120 @@ def judge(tally: Tally, result: dict[str, Any], want: str, budget: float) -> Non
                        "want": want, "error": result.get("error")})
 
 
+class HomeFaults:
+    """The faults that act on sane's side: a full ``$SANE_HOME``, a second home on the
+    same tmux server, a Ctrl-C (the stop event) in the middle of a fleet run."""
+
+    def __init__(self, tmux: TmuxTestServer, home: Path, cfg: Config, rng: random.Random,
+                 tally: Tally) -> None:
+        self.tmux, self.home, self.cfg, self.rng, self.tally = tmux, home, cfg, rng, tally
+        self.errors: list[str] = []
+        self.mounted = False
+
+    def mount_home(self) -> None:
+        """``disk_full`` needs a home it can fill: a small tmpfs of its own."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs",
+                               str(self.home)], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"disk_full needs a tmpfs home: {done.stderr.strip()}")
+        self.mounted = True
+
+    def unmount_home(self) -> None:
+        if self.mounted:
+            subprocess.run(["umount", "-l", str(self.home)], capture_output=True, check=False)
+            self.mounted = False
+
+    def fleet_run(self, kind: str, ctx: Context, servers: list[Server], i: int) -> Any:
+        """Fleet run ``i`` under fault ``kind``."""
+        command = f"echo run-{i}-$FLEET_HOST"
+        self.tally.faults[kind] += 1
+        if kind == "ctrl_c":
+            stop = threading.Event()
+            timer = threading.Timer(self.rng.uniform(0.002, 0.03), stop.set)
+            timer.start()
+            try:
+                return fleet_run(ctx, servers, command, max_parallel=len(servers),
+                                 timeout=self.cfg.timeout, stop=stop)
+            finally:
+                timer.cancel()
+        if kind == "disk_full":
+            filler = self.home / "filler"
+            try:
+                with open(filler, "wb") as fh:
+                    while True:
+                        fh.write(b"\0" * (1 << 20))
+                        fh.flush()
+            except OSError:
+                pass  # ENOSPC: full
+            try:
+                return fleet_run(ctx, servers, command, max_parallel=len(servers),
+                                 timeout=self.cfg.timeout)
+            finally:
+                filler.unlink(missing_ok=True)
+        if kind == "second_home":
+            other, box = Context(self.tmux.server, home=self.home.parent / "home-2"), {}
+
+            def intrude() -> None:
+                box["result"] = fleet_run(other, servers, f"echo intruder-{i}-$FLEET_HOST",
+                                          max_parallel=len(servers), timeout=self.cfg.timeout)
+
+            thread = threading.Thread(target=intrude)
+            thread.start()
+            try:
+                return fleet_run(ctx, servers, command, max_parallel=len(servers),
+                                 timeout=self.cfg.timeout)
+            finally:
+                thread.join()
+                for result in box.get("result", {"results": []})["results"]:
+                    self._judge_intruder(result, f"intruder-{i}-{result['server']}\n")
+                self._settle_intruder(other)
+                other.close()
+        raise ValueError(f"unknown fault {kind}")
+
+    def warm(self, ctx: Context, servers: list[Server]) -> None:
+        """Two homes' fleet runs at once, before the first snapshot: the worker pool
+        (threads kept for reuse) reaches the size the ``second_home`` fault needs, so
+        the thread count before and after compares like with like."""
+        other = Context(self.tmux.server, home=self.home.parent / "home-2")
+        try:
+            thread = threading.Thread(target=fleet_run, args=(other, servers, "true"),
+                                      kwargs={"max_parallel": len(servers)})
+            thread.start()
+            fleet_run(ctx, servers, "true", max_parallel=len(servers))
+            thread.join()
+        finally:
+            other.close()
+
+    def _judge_intruder(self, result: dict[str, Any], want: str) -> None:
+        status, shown = result["status"], result.get("output") or ""
+        if status == "completed" and result["exit_code"] == 0 and shown == want:
+            self.tally.intruder["exact"] += 1
+        elif status in EXPLICIT and want.startswith(shown):
+            code = (result.get("error") or {}).get("code", "")
+            self.tally.intruder[f"{status}:{code}" if code else status] += 1
+            if status == "running":
+                self.tally.intruder_running.append((result["run_id"], result["server"],
+                                                    want[len(shown):]))
+        else:
+            self.tally.lies.append({"second_home": True, "server": result["server"],
+                                    "status": status, "output": shown[:200], "want": want})
+
+    def _settle_intruder(self, other: Context) -> None:
+        """The second home's runs left running end now, exactly or explicitly."""
+        for run_id, server, rest in self.tally.intruder_running:
+            r = run_wait(other, run_id, timeout=self.cfg.timeout + 20)
+            ok = (r["status"] == "completed" and r["output"] == rest) or \
+                (r["status"] != "completed" and rest.startswith(r["output"]))
+            if not ok:
+                self.tally.lies.append({"second_home": True, "server": server,
+                                        "rewait": dict(r)})
+        self.tally.intruder_running.clear()
+
+    def close(self) -> None:
+        self.unmount_home()
+
+
 def recover(ctx: Context, servers: list[Server], cfg: Config, limit: float) -> bool:
     """After the faults: every server answers exactly again within ``limit`` seconds."""
     def answered() -> bool:
@@ -291,13 +424,19 @@ def soak(cfg: Config) -> dict[str, Any]:
     tmux = TmuxTestServer(f"sane-soak-{os.getpid()}-{rng.randrange(10**6)}")
     report: dict[str, Any] = {"config": asdict(cfg)}
     ctx: Context | None = None
+    home_faults: HomeFaults | None = None
     try:
         home = tmp / "home"
+        home_faults = HomeFaults(tmux, home, cfg, rng, tally)
+        if "disk_full" in cfg.faults:
+            home_faults.mount_home()
         servers = register(home, fleet)
         tmux.start()
         ctx = Context(tmux.server, home=home)
         if not recover(ctx, servers, cfg, 60):
             raise RuntimeError("the fleet did not answer before the soak")
+        if "second_home" in cfg.faults:
+            home_faults.warm(ctx, servers)
         before = snapshot(tmux, fleet, home, tmp)
         chaos = Chaos(fleet, cfg, rng, tally)
         # Each server's deadline covers connecting; one that answered may take up to
@@ -306,11 +445,15 @@ def soak(cfg: Config) -> dict[str, Any]:
         for i in range(cfg.runs):
             if time.monotonic() - started > cfg.max_seconds:
                 break
-            if i % cfg.fault_every == cfg.fault_every // 2:
-                chaos.strike()
+            kind = chaos.next_kind() if i % cfg.fault_every == cfg.fault_every // 2 else None
+            if kind in SERVER_FAULTS:
+                chaos.strike(kind)
             t0 = time.monotonic()
-            res = fleet_run(ctx, servers, f"echo run-{i}-$FLEET_HOST",
-                            max_parallel=len(servers), timeout=cfg.timeout)
+            if kind is not None and kind not in SERVER_FAULTS:
+                res = home_faults.fleet_run(kind, ctx, servers, i)
+            else:
+                res = fleet_run(ctx, servers, f"echo run-{i}-$FLEET_HOST",
+                                max_parallel=len(servers), timeout=cfg.timeout)
             took = time.monotonic() - t0
             tally.fleet_runs += 1
             tally.fleet_seconds.append(took)
@@ -347,6 +490,7 @@ def soak(cfg: Config) -> dict[str, Any]:
             fleet_runs=tally.fleet_runs, server_runs=tally.server_runs,
             outcomes=dict(tally.outcomes), error_codes=dict(tally.error_codes),
             running_rewaited=dict(tally.rewaited), faults=dict(tally.faults),
+            second_home_outcomes=dict(tally.intruder),
             fault_errors=chaos.errors, lies=tally.lies[:20], lie_count=len(tally.lies),
             late=tally.late[:20], late_count=len(tally.late),
             budget_seconds=budget, max_server_seconds=round(tally.max_server_seconds, 3),
@@ -358,6 +502,8 @@ def soak(cfg: Config) -> dict[str, Any]:
         if ctx is not None:
             ctx.close()
         tmux_pid = None
+        if home_faults is not None:
+            home_faults.close()
         with contextlib.suppress(Exception):  # the server may already be gone
             tmux_pid = int(tmux.run("display-message", "-p", "#{pid}").strip())
         tmux.kill()
@@ -408,9 +554,12 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=8.0)
     parser.add_argument("--fault-every", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--faults", default=",".join(Config().faults),
+                        help="comma-separated, used in turn (default: all six)")
     args = parser.parse_args()
     cfg = Config(servers=args.servers, runs=args.runs, max_seconds=args.max_seconds,
-                 timeout=args.timeout, fault_every=args.fault_every, seed=args.seed)
+                 timeout=args.timeout, fault_every=args.fault_every, seed=args.seed,
+                 faults=[f for f in args.faults.split(",") if f])
     report = soak(cfg)
     json.dump(report, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")

@@ -42,3 +42,22 @@ def test_small_soak_is_exact_or_explicit_and_leaks_nothing() -> None:
     # cut of at most 4 s only delays runs whose deadline is 8 s: the rest are exact.
     assert report["outcomes"]["exact"] >= 60 - 15, report["outcomes"]
     assert report["before"]["ssh_clients"] == report["after"]["ssh_clients"] == 3
+
+
+@pytest.mark.ssh
+@pytest.mark.slow
+def test_small_soak_with_sanes_own_faults() -> None:
+    """A full $SANE_HOME, a second home on the same tmux server and a Ctrl-C, each in
+    the middle of a fleet run (issue #16): still nothing but exact or explicit results,
+    the second home never typed into a run of the first, nothing leaked."""
+    soak = load_soak()
+    cfg = soak.Config(servers=3, runs=12, max_seconds=120, timeout=8.0, fault_every=4,
+                      faults=["disk_full", "second_home", "ctrl_c"])
+    try:
+        report = soak.soak(cfg)
+    except FleetUnavailable as exc:
+        pytest.skip(f"netns test fleet unavailable: {exc.reason}")
+    assert report["faults"] == {"disk_full": 1, "second_home": 1, "ctrl_c": 1}
+    assert report["verdict"] == [], report
+    assert sum(report["second_home_outcomes"].values()) == 3, report
+    assert report["lie_count"] == 0
