@@ -107,6 +107,9 @@ def test_a_run_and_an_error_for_a_person(cli_env: dict[str, str]) -> None:
     assert status == 0 and "a\tb" in text and "exit 3" in text, text
     assert "last result" not in text, "no live table for a command without progress events"
     assert "\\x1b]0;title\\x07" in raw, "the program's escape shown as text, not obeyed"
+    status, raw = on_terminal(["run-command", "sleep 1.5; echo done"], cli_env)
+    assert "working" in raw and "done" in plain(raw), raw  # a spinner while it ran
+    assert status == 0 and "exit 0" in plain(raw)
     status, raw = on_terminal(["server", "show", "nope"], cli_env)
     text = plain(raw)
     assert status == 3 and "error [server_not_found]" in text, text

@@ -51,9 +51,14 @@ def _json_line(event: Event) -> None:
     sys.stdout.flush()
 
 
+# A call that answers sooner shows no spinner (no flicker on a quick command).
+SPINNER_AFTER = 0.5
+
+
 class LiveProgress:
     """A rich live table, one row per server, refreshed on every event; drawn from the
-    first event on, so a command that has none shows nothing."""
+    first event on. Until then, and for commands that have no events, a spinner once
+    the call has taken SPINNER_AFTER seconds. Both are gone before the result shows."""
 
     def __init__(self) -> None:
         from rich.console import Console
@@ -64,12 +69,30 @@ class LiveProgress:
         self.started = time.monotonic()
         self.lock = threading.Lock()
         self.live: Any = None
+        self.spinner: Any = None
+        self.closed = False
+        self.timer = threading.Timer(SPINNER_AFTER, self._spin)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _spin(self) -> None:
+        with self.lock:
+            if self.live is None and not self.closed:
+                self.spinner = self.console.status("working…")
+                self.spinner.start()
+
+    def _stop_spinner(self) -> None:
+        self.timer.cancel()
+        if self.spinner is not None:
+            self.spinner.stop()
+            self.spinner = None
 
     def __call__(self, event: Event) -> None:
         with self.lock:
             if self.live is None:
                 from rich.live import Live
 
+                self._stop_spinner()
                 self.live = Live(self._table(), console=self.console, refresh_per_second=8,
                                  transient=True)
                 self.live.start()
@@ -143,6 +166,8 @@ class LiveProgress:
 
     def close(self) -> None:
         with self.lock:
+            self.closed = True
+            self._stop_spinner()
             for name in list(self.partial):
                 self._print_lines(name, "", flush=True)
             if self.live is not None:

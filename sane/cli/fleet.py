@@ -21,16 +21,14 @@ Exit status 0 when every server connected, 5 otherwise.
 
 def _connect(names: tuple[str, ...], tag: str | None, all_servers: bool, accept_new: bool,
              max_parallel: int, socket: str | None) -> None:
-    from sane.cli._emit import for_person
     from sane.cli._select import selected_servers
-    from sane.cli.human import working
+    from sane.cli._stream import progress
     from sane.fleet.panes import connect_many, ensure_session
     from sane.ops.context import Context
     from sane.tmux.command import TmuxServer
 
     servers = selected_servers(names, tag, all_servers)
-    with Context(TmuxServer.from_env(socket)) as ctx, \
-            working(f"connecting {len(servers)} servers", for_person()):
+    with Context(TmuxServer.from_env(socket)) as ctx, progress(False):  # a person's spinner
         ensure_session(ctx)
         reports = connect_many(ctx, servers, accept_new, max_parallel)
     ok = all(r["ok"] for r in reports)

@@ -14,8 +14,7 @@ sequences as text, never sent to the terminal).
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sane.visible import visible
@@ -438,14 +437,3 @@ VIEWS: dict[tuple[str, ...], Callable[[Doc, Console], None]] = {
     ("list-panes",): panes_view,
     ("watch",): watch_view,
 }
-
-
-@contextmanager
-def working(text: str, person: bool) -> Iterator[None]:
-    """A spinner with ``text`` on the terminal while a long step runs (``person``: a
-    person is watching); gone before the result is shown."""
-    if not person:
-        yield
-        return
-    with _console().status(visible(text)):
-        yield
