@@ -434,3 +434,26 @@ def test_prompt_changed_by_a_run(sane_ctx: Context, tmux_server: TmuxTestServer,
     r = run(sane_ctx, pane, "echo start; sleep 30", timeout=1, interrupt_on_timeout=True)
     assert (r["status"], r["exit_code"], r["output"]) == ("interrupted", 130, "start\n")
     assert run(sane_ctx, pane, "echo free")["output"] == "free\n"
+
+
+def test_fish_started_in_a_bash_pane_gets_fish_runner(sane_ctx: Context,
+                                                       tmux_server: TmuxTestServer) -> None:
+    """A person starts fish in a pane sane drove as bash: the next run is typed in fish's
+    syntax (a POSIX line would be a syntax error there, the run never ending); back in
+    bash after fish exits, the POSIX runner again."""
+    from sane.testing import retry_until
+
+    pane = tmux_server.new_pane("bash")
+    assert run(sane_ctx, pane, "x=1; echo $x")["output"] == "1\n"
+
+    def foreground() -> str:
+        return tmux_server.run("display-message", "-p", "-t", pane,
+                               "#{pane_current_command}").strip()
+
+    tmux_server.run("send-keys", "-t", pane, "fish --no-config", "Enter")
+    retry_until(lambda: foreground() == "fish", timeout=10)
+    r = run(sane_ctx, pane, "set y 5; echo $y (math $y + 1)")
+    assert (r["status"], r["output"]) == ("completed", "5 6\n")
+    tmux_server.run("send-keys", "-t", pane, "exit", "Enter")
+    retry_until(lambda: foreground() == "bash", timeout=10)
+    assert run(sane_ctx, pane, "echo $x; (exit 3)")["exit_code"] == 3

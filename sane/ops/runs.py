@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from sane import errors
 from sane.ops.context import Context
 from sane.ops.holder import Holder, claim_line, release_line, run_of
-from sane.ops.takeover import PaneDied, ensure_runner, install_runner, respawn, tokens_of
+from sane.ops.takeover import (
+    PaneDied,
+    ensure_runner,
+    install_runner,
+    respawn,
+    runner_ready,
+    tokens_of,
+)
 from sane.poll import poll
 from sane.protocol import markers, output
 from sane.protocol import scanner as sc
@@ -746,7 +753,7 @@ def _run(
             "returned": 0, "raw_returned": 0, "final": None,
         }
         try:
-            if not state.runner_installed or state.dead or state.in_mode or opts.durable:
+            if not runner_ready(state) or state.dead or state.in_mode or opts.durable:
                 _claim(ctx, client, state, run_id)
                 claim = None
                 state = ensure_runner(ctx, client, stream, state)

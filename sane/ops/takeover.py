@@ -84,10 +84,17 @@ def ensure_runner(
         client.command(f"copy-mode -q -t {pane}")
     if state.dead:
         raise PaneDied(pane)
-    if state.runner_installed and shell_kind(state.current_command) in (None, state.shell_kind):
+    if runner_ready(state):
         return state
-    # No runner, or a shell of another kind started in the pane (fish in a bash pane).
     return install_runner(ctx, client, stream, state)
+
+
+def runner_ready(state: panes.PaneState) -> bool:
+    """Does the pane's shell hold a runner of its own kind? Not when a person started a
+    shell of another kind in it (fish in a bash pane): a line typed for the first
+    would be a syntax error in the second, and the run would never end."""
+    return state.runner_installed and shell_kind(state.current_command) in (None,
+                                                                             state.shell_kind)
 
 
 class PaneDied(Exception):
