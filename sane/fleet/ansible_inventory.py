@@ -8,7 +8,8 @@ very document ``ansible-inventory --list`` prints (``_meta.hostvars`` with every
 merged variables, each group's own ``hosts`` and ``children``), and
 ``tests/test_import_ansible.py`` holds it equal to ansible-core's on a corpus of
 inventories from Ansible's documentation. When ansible-core is installed, ``listing``
-asks it directly (only its ``ini`` and ``yaml`` plugins: never a script inventory).
+also asks it, once this module has read the file within its bounds (only its ``ini``
+and ``yaml`` plugins: never a script inventory).
 
 Ansible's rules kept here: the first lines of an INI file belong to ``ungrouped``; a
 host line is ``NAME[:PORT] key=value ...`` (values through ``ast.literal_eval``, else the
@@ -420,7 +421,7 @@ def ansible_inventory() -> str | None:
     return beside if os.access(beside, os.X_OK) else shutil.which("ansible-inventory")
 
 
-def ansible_listing(path: str, program: str) -> dict[str, Any]:
+def ansible_listing(path: str, program: str, shown: str | None = None) -> dict[str, Any]:
     """``ansible-inventory -i PATH --list``, with only the ini and yaml plugins (a script
     or plugin inventory is never run) and an empty ansible.cfg (not the user's or the
     current directory's)."""
@@ -437,22 +438,35 @@ def ansible_listing(path: str, program: str) -> dict[str, Any]:
                               capture_output=True, text=True, errors="replace", timeout=120,
                               env=env, cwd=scratch, stdin=subprocess.DEVNULL, check=False)
     if proc.returncode != 0:
-        said = " ".join(proc.stderr.split())[-500:]
-        raise errors.ConfigInvalid(f"{path}: ansible-inventory refuses it: {said}", path=path)
+        said = " ".join(proc.stderr.replace(path, shown or path).split())[-500:]
+        raise errors.ConfigInvalid(f"{shown or path}: ansible-inventory refuses it: {said}",
+                                   path=shown or path)
     document: dict[str, Any] = json.loads(proc.stdout)
     document["_meta"].pop("profile", None)
     return document
 
 
 def listing(path: str) -> dict[str, Any]:
-    """The inventory at ``path`` as ``ansible-inventory --list`` gives it: ansible-core's
-    own answer when it is installed, else this module's."""
-    program = ansible_inventory()
-    if program is not None:
-        return ansible_listing(path, program)
-    try:  # a regular file only (a FIFO or /dev/zero is refused at once), MAX_BYTES at most
+    """The inventory at ``path`` as ``ansible-inventory --list`` gives it.
+
+    Always read and parsed here first, bounded (a regular file only: a FIFO or
+    /dev/zero is refused at once; its size, hosts and YAML nodes capped), so hostile
+    input is refused before anything else sees it (ansible-inventory took minutes on a
+    YAML alias bomb and waited forever on a FIFO). When ansible-core is installed, its
+    answer for exactly those bytes (a private copy) is the one used."""
+    try:
         text = bounded.read_text(path, "inventory", MAX_BYTES)
     except errors.InvalidArgument as exc:
         raise errors.ConfigInvalid(f"cannot read inventory: {exc.message}",
                                    **{**exc.details, "path": path}) from None
-    return own_listing(text, path)
+    own = own_listing(text, path)
+    program = ansible_inventory()
+    if program is None:
+        return own
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="sane-inventory-") as scratch:
+        copy = os.path.join(scratch, "inventory" + os.path.splitext(path)[1])
+        with open(copy, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return ansible_listing(copy, program, shown=path)
