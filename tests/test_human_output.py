@@ -75,6 +75,13 @@ def test_server_list_fleet_run_and_health_are_tables_for_a_person_json_for_a_pip
         cli_env: dict[str, str], sane_home: Path, ssh_fleet: Any) -> None:
     servers = register(sane_home, ssh_fleet)
     set_health(servers[0], "healthy", {"version": "1.4.2"})
+    try:
+        _tables_and_json(cli_env)
+    finally:  # the fleet is shared: other tests expect s1 without a health file
+        (Path(ssh_fleet.servers[0].home) / ".sane" / "health.json").unlink(missing_ok=True)
+
+
+def _tables_and_json(cli_env: dict[str, str]) -> None:
     cases = [
         (["server", "list"], "server-list", ["server", "address", "connection", "s1", "s2",
                                              "s3", "3 servers"]),
