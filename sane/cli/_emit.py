@@ -63,7 +63,7 @@ def emit(result: Mapping[str, Any], status: int = 0) -> NoReturn:
     elif for_person():
         from sane.cli import human
 
-        human.show(doc, status)
+        human.show(doc)
     else:
         _write(doc)
     sys.exit(status)

@@ -74,7 +74,7 @@ def _console(stderr: bool = False) -> Console:
                    soft_wrap=False)
 
 
-def show(doc: Doc, status: int) -> None:
+def show(doc: Doc) -> None:
     """A successful document (or a run's, whatever its status) for a person."""
     console = _console()
     view = VIEWS.get(command_path(), generic_view)
@@ -95,11 +95,12 @@ def show_error(doc: Doc, status: int) -> None:
     line.append(f" [{visible(error['code'])}] ", style="red")
     line.append(visible(error["message"]))
     console.print(line)
-    for key, value in (error.get("details") or {}).items():
-        if key in ("output", "help") or value in (None, "", [], {}):
+    details = error.get("details") or {}
+    for key, value in details.items():
+        if key in ("output", "hint", "help") or value in (None, "", [], {}):
             continue
         console.print(Text(f"  {key}: {_cell(value)}", style="dim"))
-    hint = (error.get("details") or {}).get("help")
+    hint = details.get("hint") or details.get("help")
     if hint:
         console.print(Text(f"  {visible(hint)}", style="cyan"))
     console.print(Text(f"exit status {status}; --json for the whole document", style="dim"))
@@ -174,12 +175,12 @@ def show_run_output(doc: Doc, console: Console) -> None:
         console.print(f"({doc.get('output_bytes')} bytes of binary output: --json has them "
                       "as output_base64)", style="dim")
     elif doc.get("output"):
-        out = sys.stdout
+        lines = str(doc["output"]).split("\n")
+        if lines[-1] == "":  # the last line's newline (one is added where it was missing)
+            lines.pop()
         console.file.flush()
-        for line in str(doc["output"]).split("\n")[:-1] if str(doc["output"]).endswith(
-                "\n") else str(doc["output"]).split("\n"):
-            out.write(visible(line) + "\n")
-        out.flush()
+        sys.stdout.write("".join(visible(line) + "\n" for line in lines))
+        sys.stdout.flush()
     if doc.get("truncated"):
         console.print(f"(output cut in the middle; the whole of it: "
                       f"{visible(doc.get('full_output_path') or '-')})", style="dim")
