@@ -22,7 +22,7 @@ from sane import errors
 from sane.fleet.health import record
 from sane.fleet.registry import Registry, Server
 from sane.ops.context import Context
-from sane.ops.runs import RunOptions, run_command
+from sane.ops.runs import RunOptions, run_command, run_wait
 from sane.testing.pytest_plugin import TmuxTestServer
 
 from .conftest import cli
@@ -318,3 +318,33 @@ def test_state_lock_waits_out_a_queue_that_moves(tmp_path: Path) -> None:
         os.close(fd)
     thread.join(30)
     assert result == ["got it"]
+
+
+def test_a_recording_cut_by_a_full_disk_never_leaves_the_pane_busy(
+        small_fs: Path, tmux_server: TmuxTestServer) -> None:
+    """A run handed over at its deadline is recorded by pipe-pane's ``cat`` into its
+    stream file. When the disk fills under it, ``cat`` dies and the rest of the output
+    is lost. The wait that learns the run is over releases the pane and returns `lost`
+    even though the final record cannot be written (before: it raised state_invalid
+    and the result this call held was gone), and the pane works again."""
+    home = small_fs / "home"
+    ctx = Context(tmux_server.server, home=home)
+    try:
+        pane = tmux_server.new_pane("bash")
+        assert run_command(ctx, "echo warm", pane=pane)["output"] == "warm\n"
+        started = run_command(ctx, "sleep 1; head -c 400000 /dev/zero | tr '\\0' a; echo",
+                              pane=pane, options=RunOptions(timeout=0.2))
+        assert started["status"] == "running"
+        fill(small_fs)
+        try:
+            result = run_wait(ctx, started["run_id"], timeout=20)
+            # Its output is incomplete (the end never reached the record): `lost`, with
+            # what was recorded; the call's result was raised away as state_invalid before.
+            assert result["status"] == "lost", result["status"]
+            assert set(result["output"]) <= {"a"}
+        finally:
+            (small_fs / "filler").unlink()
+        again = run_command(ctx, "echo again", pane=pane, options=RunOptions(timeout=10))
+        assert (again["status"], again["output"]) == ("completed", "again\n")
+    finally:
+        ctx.close()

@@ -1130,7 +1130,11 @@ def _resume(
     result = _result(ctx, rec, scanner, status, code, exited, duration)
     rec["final"] = {"status": status, "exit_code": code, "shell_exited": exited,
                     "duration_ms": round(duration, 3)}
-    _save_record(ctx, rec)
+    # The run is over and its pane free: a full disk must not turn the result this call
+    # holds into an error (it was lost so, the flag already released). Unsaved, a later
+    # wait works it out again from the stream.
+    with contextlib.suppress(errors.StateError):
+        _save_record(ctx, rec)
     return result
 
 
