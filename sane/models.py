@@ -38,6 +38,11 @@ class RunResult(TypedDict):
     """Where the untruncated output is kept when ``truncated`` is true."""
     shell_exited: bool
     """The command ended the pane's shell (e.g. ``exit 3``); sane restarts it on next use."""
+    shell_restarted: bool
+    """The shell this run ran in is not the one earlier runs in this pane used: it had
+    died (``exit``, ``set -e``, TMOUT, killed) and sane started a new one, or a new
+    shell had taken its place (``exec bash``, a nested shell). ``cd``, variables and
+    functions of earlier runs are gone (exported ones survive an exec)."""
     duration_ms: float
     prompt: str | None
     """With ``waiting_input``: the prompt on the screen (the cursor's line up to the
@@ -205,6 +210,7 @@ class FleetServerResult(TypedDict):
     truncated: NotRequired[bool]
     full_output_path: NotRequired[str | None]
     shell_exited: NotRequired[bool]
+    shell_restarted: NotRequired[bool]
     duration_ms: NotRequired[float]
     prompt: NotRequired[str | None]
     waiting_reason: NotRequired[str | None]

@@ -273,3 +273,44 @@ def test_exit_without_a_user_trap_still_ends_on_sanes_marker(sane_ctx: Context,
     assert (r["status"], r["exit_code"], r["shell_exited"], r["output"]) == (
         "completed", 6, True, "work\n")
     assert run(sane_ctx, shell_pane, "echo next")["output"] == "next\n"
+
+
+# -- #14 items 5, 8, 9: no stuck panes ----------------------------------------------------
+
+
+@pytest.mark.parametrize("ending", ["sleep 1; exit 3", "sleep 1; set -e; false",
+                                    "sleep 1; kill -9 $$"])
+def test_a_handed_over_run_that_ends_the_shell_leaves_no_pipe(
+        sane_ctx: Context, shell_pane: str, ending: str) -> None:
+    going = run(sane_ctx, shell_pane, ending, timeout=0.3)
+    assert going["status"] == "running"
+    ended = dict(run_wait(sane_ctx, going["run_id"], timeout=15))
+    assert ended["shell_exited"] is True
+    after = run(sane_ctx, shell_pane, "echo x")
+    assert (after["status"], after["output"]) == ("completed", "x\n")
+    # The next timed-out run is resumable: no pipe of the old run survived the respawn.
+    again = run(sane_ctx, shell_pane, "sleep 1; echo y", timeout=0.3)
+    assert again["status"] == "running"
+    rest = dict(run_wait(sane_ctx, again["run_id"], timeout=15))
+    assert (rest["status"], again["output"] + rest["output"]) == ("completed", "y\n")
+    assert sane_ctx.tmux(["display", "-p", "-t", shell_pane, "#{pane_pipe}"]) == ["0"]
+
+
+@pytest.mark.parametrize("ending", ["exit 3", "set -e; false", "kill -9 $$", "TMOUT=1"])
+def test_the_run_after_the_shell_died_says_it_is_new(
+        sane_ctx: Context, shell_pane: str, tmp_path: Path, ending: str,
+        request: pytest.FixtureRequest) -> None:
+    if ending == "TMOUT=1" and request.node.callspec.params["shell_pane"] == "dash":
+        pytest.skip("dash has no TMOUT")
+    first = run(sane_ctx, shell_pane, f"cd {tmp_path}; X=1")
+    assert first["shell_restarted"] is False
+    run(sane_ctx, shell_pane, ending, timeout=10)
+    if ending == "TMOUT=1":  # the shell logs itself out, idle at its prompt
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and sane_ctx.tmux(
+                ["display", "-p", "-t", shell_pane, "#{pane_dead}"]) != ["1"]:
+            time.sleep(0.1)
+    after = run(sane_ctx, shell_pane, "echo \"$X\"; pwd")
+    assert (after["status"], after["shell_restarted"]) == ("completed", True)
+    assert after["output"] != f"1\n{tmp_path}\n"
+    assert run(sane_ctx, shell_pane, "true")["shell_restarted"] is False

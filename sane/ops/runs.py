@@ -132,7 +132,7 @@ def _claim(ctx: Context, client: ControlClient, state: panes.PaneState, run_id: 
     holder = ctx.pane_state(state.pane_id).run_id
     if holder is not None and _stale(ctx, holder):
         if _has_record(ctx, holder):
-            client.command(f"pipe-pane -t {state.pane_id}")
+            client.command(*unpipe(state.pane_id))
             if _left_shell_exiting(ctx, holder):
                 _acknowledge_exit(ctx, client, state.pane_id)
         _release(client, state.pane_id, holder)
@@ -161,6 +161,18 @@ def _release(client: ControlClient, pane_id: str, value: str,
         current = client.command(f"display-message -p -t {pane_id} '#{{{panes.OPT_RUN}}}'")
         if current and current[0] == value:
             client.command(release_line(pane_id), *_note_done(pane_id, note))
+
+
+def _piped_note(pane_id: str, run_id: str) -> str:
+    """Marks the pane's pipe-pane as sane's (for that run), in the line that starts it."""
+    return f"set-option -p -t {pane_id} {panes.OPT_PIPED} {run_id}"
+
+
+def unpipe(pane_id: str) -> list[str]:
+    """Stop the pane's pipe and its mark. tmux refuses pipe-pane on a dead pane and
+    skips the rest of the line, so the mark then stays: the pipe, which respawn-pane
+    keeps, is stopped once the pane lives again (:func:`sane.ops.takeover.respawn`)."""
+    return [f"pipe-pane -t {pane_id}", f"set-option -p -u -t {pane_id} {panes.OPT_PIPED}"]
 
 
 # Finished runs, newest first, in the pane option OPT_DONE: ``run_id:status:code:
@@ -609,6 +621,7 @@ def _result(
         "truncated": rendered.truncated,
         "full_output_path": spill,
         "shell_exited": shell_exited,
+        "shell_restarted": bool(rec.get("shell_restarted")),
         "duration_ms": round(duration_ms, 3),
         "prompt": waiting.prompt if waiting is not None else None,
         "waiting_reason": waiting.reason if waiting is not None else None,
@@ -717,11 +730,14 @@ def run_command(
         state = pane_state
     else:
         state = ctx.pane_state(pane) if pane is not None else ctx.default_pane()
+    restarted = False
     for attempt in range(3):
         if state.dead:
             state = respawn(ctx, state)
+            restarted = True
         try:
-            return _run(ctx, state, command, opts, deadline, started, started_wall)
+            return _run(ctx, state, command, opts, deadline, started, started_wall,
+                        restarted)
         except PaneDied:
             if attempt == 2:
                 raise
@@ -737,6 +753,7 @@ def _run(
     deadline: float,
     started: float,
     started_wall: float,
+    restarted: bool = False,
 ) -> RunResult:
     client = ctx.client(state.session_id)
     pane_id = state.pane_id
@@ -751,6 +768,10 @@ def _run(
             "tokens": [], "started": started_wall, "owner": opts.owner,
             "keep_ansi": opts.keep_ansi, "max_output": opts.max_output,
             "returned": 0, "raw_returned": 0, "final": None,
+            # The shell is not the one sane's earlier runs in this pane used: respawned
+            # after it died, or its runner gone (a new shell exec'd in its place).
+            "shell_restarted": restarted or (state.token is not None
+                                             and not state.runner_installed),
         }
         try:
             if not runner_ready(state) or state.dead or state.in_mode or opts.durable:
@@ -760,7 +781,8 @@ def _run(
             scanner, follow = _start_and_follow(ctx, client, stream, state, command, deadline,
                                                 claim, run_id, opts.on_output,
                                                 rec if opts.durable else None,
-                                                opts.quiet_period, opts.stop, opts.posix_script)
+                                                opts.quiet_period, opts.stop, opts.posix_script,
+                                                rec)
         except errors.PaneBusy:
             raise
         except KeyboardInterrupt:
@@ -816,6 +838,7 @@ def _start_and_follow(
     quiet: float | None = None,
     stop: threading.Event | None = None,
     posix_script: bool = False,
+    rec: dict[str, Any] | None = None,
 ) -> tuple[sc.RunScanner, _Follow]:
     force_paste = False
     reinstalled = False
@@ -845,6 +868,8 @@ def _start_and_follow(
             # Another shell runs inside the pane (a nested shell, ssh): install there.
             reinstalled = True
             state = install_runner(ctx, client, stream, state)
+            if rec is not None:
+                rec["shell_restarted"] = True
             continue
         if outcome.kind == sc.OUTCOME_LENGTH_MISMATCH and not force_paste:
             force_paste = True  # the shell truncated the typed line: use a heredoc
@@ -890,7 +915,8 @@ def _make_durable(ctx: Context, client: ControlClient, state: panes.PaneState,
                 "cannot record its output", pane=state.pane_id)
         stream_path.touch(mode=0o600)
         client.command(f"pipe-pane -o -t {state.pane_id} "
-                       + quote(no_formats(f"exec cat >> {shlex.quote(str(stream_path))}")))
+                       + quote(no_formats(f"exec cat >> {shlex.quote(str(stream_path))}")),
+                       _piped_note(state.pane_id, rec["run_id"]))
         rec["durable"] = True
         rec["resumable"] = True
     rec["nonce"], rec["tokens"] = scanner.nonce, sorted(scanner.tokens)
@@ -906,7 +932,7 @@ def _end_durable(ctx: Context, client: ControlClient, rec: dict[str, Any],
     if not rec.get("durable"):
         return
     with contextlib.suppress(errors.SaneError):
-        client.command(f"pipe-pane -t {rec['pane']}")
+        client.command(*unpipe(rec["pane"]))
     if final is None:
         forget_run(ctx, rec["run_id"])
     else:
@@ -967,7 +993,8 @@ def _hand_over(
             rec["resumable"] = not state.piped
         if state is not None and not state.piped:
             shell = f"exec cat >> {shlex.quote(str(stream_path))}"
-            reply = client.send(f"pipe-pane -o -t {pane_id} {quote(no_formats(shell))}")
+            reply = client.send(f"pipe-pane -o -t {pane_id} {quote(no_formats(shell))}",
+                                _piped_note(pane_id, rec["run_id"]))
             client.result(reply)
             # What tmux sent before pipe-pane's reply is ours; the file holds the rest (the
             # reader thread may already have pushed later output too: cut it off exactly).
@@ -976,7 +1003,7 @@ def _hand_over(
             scanner.feed(stream.take(0))
         if scanner.outcome is not None:
             # It finished in the meantime: no hand-over needed after all.
-            client.command(f"pipe-pane -t {pane_id}")
+            client.command(*unpipe(pane_id))
             shutil.rmtree(directory, ignore_errors=True)
             status, code, exited = _status_of(_Follow("outcome"), scanner, False)
             _settle(ctx, client, pane_id, scanner)
@@ -993,7 +1020,7 @@ def _hand_over(
         if rec.get("durable"):
             raise  # its record and pipe predate this failure: `run wait` can still follow
         with contextlib.suppress(errors.SaneError):
-            client.command(f"pipe-pane -t {pane_id}")
+            client.command(*unpipe(pane_id))
         shutil.rmtree(runs_dir(ctx) / rec["run_id"], ignore_errors=True)
         _release(client, pane_id, _mine(ctx, rec["run_id"]).value)
         raise errors.StateError(
@@ -1121,9 +1148,9 @@ def _resume(
     status, code, exited = _status_of(follow, scanner, interrupt)
     duration = (time.time() - rec["started"]) * 1000
     if client is not None:
+        with contextlib.suppress(errors.SaneError):  # while the pane lives (see unpipe)
+            client.command(*unpipe(pane_id))
         _settle(ctx, client, pane_id, scanner)
-        with contextlib.suppress(errors.SaneError):
-            client.command(f"pipe-pane -t {pane_id}")
         holder = _holder_value(ctx, pane_id, run_id)
         if holder is not None:
             _release(client, pane_id, holder)

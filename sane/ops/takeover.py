@@ -127,6 +127,13 @@ def respawn(ctx: Context, state: panes.PaneState) -> panes.PaneState:
         )
     ctx.hub.drop(state.session_id)
     ctx.server.run("respawn-pane", "-t", state.pane_id)
+    # respawn-pane keeps the pane's pipe; one sane left (its run ended with the shell's
+    # death, when tmux refuses pipe-pane) would record every later run into that run's
+    # file and make the pane look piped by someone else: stop it. A user's own pipe
+    # (no mark) stays.
+    ctx.server.run("if-shell", "-F", "-t", state.pane_id, f"#{{{panes.OPT_PIPED}}}",
+                   f"pipe-pane -t {state.pane_id} ; "
+                   f"set-option -p -u -t {state.pane_id} {panes.OPT_PIPED}")
     # The pane's start command may pass through a wrapper (env, a login script)
     # before its shell runs: give it a moment to become one.
     return _wait_for_shell(ctx, state.pane_id, RESPAWN_SETTLE)

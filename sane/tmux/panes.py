@@ -18,6 +18,7 @@ OPT_SERVER = "@sane_server"
 OPT_SHELL_PID = "@sane_shell_pid"  # pid of the shell the runner was installed in
 OPT_TOKEN = "@sane_token"  # tag of that shell's prompt marker
 OPT_RUN = "@sane_run"  # id of the run in progress: the pane's busy flag
+OPT_PIPED = "@sane_piped"  # the run whose output sane's pipe-pane records (sane.ops.runs)
 OPT_DONE = "@sane_done"  # the last runs that ended in their own call (sane.ops.runs)
 OPT_HOST_PID = "@sane_host_pid"  # that shell's pid on its own host ($$; remote for ssh)
 OPT_SIDE_CHANNEL = "@sane_side_channel"  # argv (shell words) running a command on that host
