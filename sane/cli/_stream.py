@@ -134,6 +134,9 @@ class LiveProgress:
         elif kind == "server_state":
             row["state"] = str(event.get("state"))
             row["doing"] = ""
+        elif kind == "status":  # health wait: a server's health changed
+            row["state"] = str(event.get("status"))
+            row["result"] = str(event.get("reason") or "")
 
     def _print_lines(self, name: str, data: str, flush: bool = False) -> None:
         text = self.partial.pop(name, "") + data
@@ -155,8 +158,9 @@ class LiveProgress:
         table = Table(title=f"sane  {elapsed:5.1f}s", title_justify="left", expand=False)
         for column in ("server", "state", "doing", "last result"):
             table.add_column(column)
-        colours = {"ok": "green", "deployed": "green", "running": "yellow",
-                   "deploying": "yellow", "undoing": "magenta", "rolled_back": "magenta"}
+        colours = {"ok": "green", "deployed": "green", "healthy": "green", "running": "yellow",
+                   "deploying": "yellow", "degraded": "yellow", "undoing": "magenta",
+                   "rolled_back": "magenta"}
         for name, row in self.rows.items():
             colour = colours.get(row["state"], "red" if row["state"] not in
                                  ("waiting", "untouched") else "white")
