@@ -313,6 +313,9 @@ def panes_view(doc: Doc, console: Console) -> None:
                       _styled(pane.get("sane_server"), ""),
                       _styled(pane.get("run_id"), "yellow"))
     console.print(table)
+    if not doc["panes"]:
+        console.print("no panes yet: sane opens its own (session sane, window local) on the "
+                      "first run-command", style="yellow")
 
 
 def watch_view(doc: Doc, console: Console) -> None:
