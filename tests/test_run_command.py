@@ -307,6 +307,26 @@ def test_old_ended_run_records_are_pruned_on_the_next_hand_over(
     assert run_interrupt(sane_ctx, going["run_id"])["status"] == "interrupted"
 
 
+def test_old_spilled_outputs_of_ended_runs_are_pruned(sane_ctx: Context, pane: str) -> None:
+    """A run that ended within its call but whose output was cut keeps the whole output
+    in runs/<id>/output-0 (named in its result). Those had no record, so pruning never
+    looked at them: they stayed for ever (issue #16, Low)."""
+    import os
+    import time
+
+    from sane.ops.runs import runs_dir
+
+    old = run(sane_ctx, pane, "seq 1 2000", max_output=100)
+    assert old["truncated"] and old["full_output_path"]
+    spill_dir = runs_dir(sane_ctx) / old["run_id"]
+    week_ago = time.time() - 8 * 24 * 3600
+    for path in (spill_dir / "output-0", spill_dir):
+        os.utime(path, (week_ago, week_ago))
+    new = run(sane_ctx, pane, "seq 1 2000", max_output=100)  # a spill: prunes
+    kept = {p.name for p in runs_dir(sane_ctx).iterdir()}
+    assert old["run_id"] not in kept and new["run_id"] in kept
+
+
 def test_a_pane_still_named_tmux_is_waited_for(sane_ctx: Context, tmux_server: TmuxTestServer,
                                                tmp_path: Path) -> None:
     """A pane just created is a fork of the tmux server (named `tmux`) until its child

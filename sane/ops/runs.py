@@ -606,6 +606,7 @@ def _result(
         spill_path = directory / f"output-{start}"
         write_atomic(spill_path, data)
         spill = str(spill_path)
+        prune_runs(ctx, keep=rec["run_id"])  # old spills go as new ones come
     rendered = output.render(data, max_output, f"full output in {spill}")
     # A TypedDict is a plain dict at run time: no need to import sane.models for it.
     result: RunResult = {
@@ -645,9 +646,10 @@ RECORD_MAX_AGE = 7 * 24 * 3600.0
 
 def prune_runs(ctx: Context, keep: str = "", max_age: float = RECORD_MAX_AGE) -> list[str]:
     """Remove records of runs that ended and were last touched over ``max_age`` seconds
-    ago (they hold command text and output: keep them no longer than a wait needs).
-    A record whose run may still be going is kept, however old. Runs on each hand-over,
-    so it costs nothing on a run that finishes in time."""
+    ago (they hold command text and output: keep them no longer than a wait needs),
+    and spilled outputs as old. A record whose run may still be going is kept, however
+    old. Runs on each hand-over and each spill, so it costs nothing on a run that
+    finishes in time with its output in the result."""
     removed: list[str] = []
     root = runs_dir(ctx)
     try:
@@ -660,15 +662,28 @@ def prune_runs(ctx: Context, keep: str = "", max_age: float = RECORD_MAX_AGE) ->
         if run_id == keep:
             continue
         try:
-            if (directory / "record.json").stat().st_mtime > limit:
+            if not (directory / "record.json").exists():
+                # No record: the spilled output of a run that ended within its call
+                # (its result named the file). Kept as long as a record would be.
+                if _newest(directory) > limit:
+                    continue
+                ended = True
+            elif (directory / "record.json").stat().st_mtime > limit:
                 continue
-            ended = run_finished(ctx, run_id)
+            else:
+                ended = run_finished(ctx, run_id)
         except (OSError, errors.SaneError):
             continue
         if ended:
             forget_run(ctx, run_id)
             removed.append(run_id)
     return removed
+
+
+def _newest(directory: Path) -> float:
+    """The latest change to ``directory`` or a file in it."""
+    return max([directory.stat().st_mtime,
+                *(entry.stat().st_mtime for entry in directory.iterdir())])
 
 
 # What a run record must hold for any call to use it, and of which type (a record of
