@@ -256,3 +256,16 @@ def test_twenty_servers_connect_concurrently_and_bounded(sane_ctx: Context,
     down(sane_ctx)
     retry_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids),
                 message="ssh processes of closed panes exit")
+
+
+def test_a_server_pane_is_made_when_no_tmux_server_runs_yet(
+        sane_ctx: Context, ssh_fleet: Any, tmux_server: Any) -> None:
+    """The first pane of a fresh machine (a deploy or fleet run before any `sane up`):
+    no tmux server, no session; both are made with the pane, never tmux_server_not_running."""
+    servers = register(sane_ctx.home, ssh_fleet)
+    tmux_server.kill()
+    state = open_server_pane(sane_ctx, servers[0])
+    assert state.runner_installed and not state.dead
+    r = run_command(sane_ctx, "echo $FLEET_HOST", pane=state.pane_id,
+                    options=RunOptions(timeout=20))
+    assert (r["status"], r["output"]) == ("completed", servers[0].name + "\n")

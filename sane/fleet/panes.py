@@ -106,7 +106,9 @@ def _new_pane(ctx: Context, server: ServerLike, accept_new: bool) -> str:
     try:
         try:
             out = ctx.tmux(new_window)
-        except errors.SessionNotFound:  # closed since (or never made): make it, once
+        # The session closed since, or was never made (no tmux server runs yet on this
+        # socket: a deploy or fleet run is often the first call): make it, once.
+        except (errors.SessionNotFound, errors.TmuxServerNotRunning):
             ensure_session(ctx)
             out = ctx.tmux(new_window)
     except errors.TmuxError as exc:
