@@ -108,7 +108,7 @@ class Context:
         sane is called from (typing there would type into the caller's own command)."""
         found = self._find_local_pane()
         if found is None:
-            from sane.tmux.structure import ensure_local_pane  # libtmux: cold path only
+            from sane.tmux.structure import ensure_local_pane  # cold path only
 
             target = ensure_local_pane(self.server, self.session_name, LOCAL_WINDOW,
                                        ROLE_LOCAL)

@@ -2,5 +2,5 @@
 
 ``command`` runs one tmux command as a process; ``control`` keeps a control-mode
 client attached and streams every pane's output; ``structure`` creates sessions and
-windows through libtmux (imported lazily: it costs ~150 ms, more than a whole run).
+windows (plain tmux commands under sane's creation locks).
 """

@@ -1,8 +1,8 @@
-"""Sessions, windows and panes sane creates, through libtmux.
+"""Sessions, windows and panes sane creates, and the locks that keep two processes
+from creating the same one.
 
-Only cold paths come here (first use of a session, opening a pane): importing libtmux
-costs more than a whole warm run, so hot paths use :mod:`sane.tmux.command` and the
-control client instead.
+Only cold paths come here (first use of a session, opening a pane); hot paths use
+:mod:`sane.tmux.command` and the control client.
 """
 
 from __future__ import annotations
@@ -24,16 +24,6 @@ if TYPE_CHECKING:
 # client) can shrink the panes sane reads from.
 PANE_WIDTH = 200
 PANE_HEIGHT = 50
-
-
-def _libtmux_server(server: TmuxServer):  # type: ignore[no-untyped-def]
-    import libtmux
-
-    return libtmux.Server(
-        socket_name=server.socket_name,
-        socket_path=server.socket_path,
-        config_file=server.config_file,
-    )
 
 
 _held = threading.local()  # lock path -> depth, per thread (the locks are re-entrant)
@@ -152,33 +142,34 @@ def prepare_pane(
 
 
 def ensure_local_pane(server: TmuxServer, session: str, window: str, role: str) -> str:
-    """Return the id of the session's pane with ``role``, creating what is missing."""
-    with creation_lock(server):
-        import libtmux.exc
+    """Return the id of the session's pane with ``role``, creating what is missing.
 
-        srv = _libtmux_server(server)
+    Plain tmux commands, each with its deadline (``TmuxServer.run``): a tmux server that
+    cannot answer (out of descriptors, stopped) is ``tmux_failed``, never a hang."""
+    with creation_lock(server):
         try:
-            sess = srv.sessions.get(session_name=session, default=None)
-        except libtmux.exc.LibTmuxException:
-            sess = None
-        if sess is None:
+            lines: list[str] | None = server.run(
+                "list-panes", "-s", "-t", f"={session}", "-F",
+                "#{pane_id}\t#{" + panes.OPT_ROLE + "}").splitlines()
+        except (errors.SessionNotFound, errors.PaneNotFound, errors.TmuxServerNotRunning):
+            lines = None
+        if lines is None:
             from sane.tmux.control import attach_detach_lock
 
-            try:
-                with attach_detach_lock(server):  # tmux 3.3a: see attach_detach_lock
-                    sess = srv.new_session(
-                        session_name=session, window_name=window, x=PANE_WIDTH,
-                        y=PANE_HEIGHT)
-            except libtmux.exc.LibTmuxException as exc:
-                raise errors.TmuxError(f"cannot create tmux session {session}: {exc}") from exc
-            pane = sess.windows[0].panes[0]
+            with attach_detach_lock(server):  # tmux 3.3a: see attach_detach_lock
+                out = server.run("new-session", "-d", "-s", session, "-n", window,
+                                 "-x", str(PANE_WIDTH), "-y", str(PANE_HEIGHT),
+                                 "-P", "-F", "#{pane_id}")
         else:
-            for pane in sess.panes:
-                if pane.cmd("display-message", "-p", "#{" + panes.OPT_ROLE + "}").stdout == [role]:
-                    assert pane.pane_id is not None
-                    return str(pane.pane_id)
-            pane = sess.new_window(window_name=window, attach=False).panes[0]
-        assert pane.pane_id is not None
-        pane_id = str(pane.pane_id)
+            for line in lines:
+                pane_id, _, pane_role = line.partition("\t")
+                if pane_role == role and pane_id.startswith("%"):
+                    return pane_id
+            out = server.run("new-window", "-d", "-t", f"={session}:", "-n", window,
+                             "-P", "-F", "#{pane_id}")
+        pane_id = out.strip()
+        if not pane_id.startswith("%"):
+            raise errors.TmuxError(f"cannot create a {window} window in tmux session "
+                                   f"{session}: tmux answered {out!r}", session=session)
         prepare_pane(server, pane_id, role)
         return pane_id
