@@ -282,3 +282,17 @@ def test_ctrl_c_during_fleet_put_leaves_every_pane_usable(
         assert doc["status"] == "completed", (delay, doc)
         for srv in fleet.servers:  # nothing half-written is left in place
             assert not [p for p in srv.home.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_fleet_operations_lift_sanes_soft_open_files_limit(tmp_path: Any) -> None:
+    """A fleet operation lifts sane's soft ``nofile`` to the hard limit first: the common
+    soft 1024 ended big fleets with out-of-descriptor failures (``internal_error``)."""
+    import subprocess
+    import sys
+
+    code = ("import resource; from pathlib import Path; from sane.fleet.health import check; "
+            f"check(Path({str(tmp_path)!r}), []); "
+            "print(*resource.getrlimit(resource.RLIMIT_NOFILE))")
+    proc = subprocess.run(["prlimit", "--nofile=256:4096", sys.executable, "-c", code],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.stdout.split() == ["4096", "4096"], proc.stderr

@@ -171,6 +171,9 @@ def check(home: Path, servers: list[Server], query_expr: str | None = None,
     makes it fail (or run too long) gives that server a ``query_error``, not the call."""
     if query_expr is not None:
         jqsafe.compile_check(query_expr)  # a bad expression fails before any connection
+    from sane.fleet.limits import raise_own_open_files_limit
+
+    raise_own_open_files_limit()
     reports = bounded_map(lambda server: read_one(server, timeout), servers, max_parallel)
     history = record(home, reports)
     answers = jqsafe.evaluate(query_expr, [jq_input(r) for r in reports]) \

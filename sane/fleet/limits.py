@@ -16,9 +16,12 @@ import contextlib
 import os
 import resource
 import threading
+from typing import TYPE_CHECKING
 
 from sane import errors
-from sane.ops.context import Context
+
+if TYPE_CHECKING:
+    from sane.ops.context import Context
 
 # Descriptors one more pane needs in the tmux server (its pty, the gate's client), and
 # what tmux keeps for itself on top (its socket, log, a client or two).
@@ -59,7 +62,12 @@ def open_files(pid: int | str = "self") -> int | None:
 
 def raise_own_open_files_limit() -> None:
     """Lift sane's soft ``nofile`` to its hard limit (what the system allows this
-    process anyway): the common soft 1024 would otherwise end a fleet of ~150."""
+    process anyway): the common soft 1024 would otherwise end a fleet of ~150 (an ssh
+    beside each server's pane holds ~6). Called by every fleet operation; once."""
+    global _own_limit_raised
+    if _own_limit_raised:
+        return
+    _own_limit_raised = True
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or soft < hard:
         with contextlib.suppress(OSError, ValueError):
@@ -94,10 +102,7 @@ def _read_int(path: str) -> int | None:
 def check_room_for_pane(ctx: Context, name: str) -> None:
     """Raise ``resource_limit`` if one more pane (for server ``name``) would pass the
     tmux server's open-files limit, sane's own, or the host's pseudo-terminals."""
-    global _own_limit_raised
-    if not _own_limit_raised:
-        raise_own_open_files_limit()
-        _own_limit_raised = True
+    raise_own_open_files_limit()
     pid = _tmux_pid(ctx)
     if pid is not None:
         limit, used = open_files_limit(pid), open_files(pid)

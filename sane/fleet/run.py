@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sane import errors
+from sane.fleet.limits import raise_own_open_files_limit
 from sane.fleet.panes import lost_error, open_server_pane, server_panes
 from sane.fleet.spec import ServerLike
 from sane.ops.context import Context
@@ -45,6 +46,7 @@ def fleet_run(
     errors.refuse_nul("command", command)  # before any server, not once per server
     if max_parallel < 1:
         raise errors.InvalidArgument("max_parallel must be at least 1", max_parallel=max_parallel)
+    raise_own_open_files_limit()
     origin = time.perf_counter()
     emit_lock = threading.Lock()
 
@@ -188,6 +190,7 @@ def fleet_put(ctx: Context, servers: Sequence[ServerLike], path: str, content: b
     except ValueError as exc:
         raise errors.InvalidArgument(f"fleet put: {path!r} {exc}", path=path) from None
     digest = hashlib.sha256(content).hexdigest()
+    raise_own_open_files_limit()
     known = server_panes(ctx)
     # ``~/x`` is each login's own home, as in plans: the command starts there.
     target = path[2:] if path.startswith("~/") else path
