@@ -320,8 +320,11 @@ def test_a_cancelled_call_interrupts_its_run_or_leaves_it_to_run_wait(
 
 
 def test_the_run_id_of_a_busy_pane_is_accepted_while_its_first_call_follows_it(
-        cli_env: dict[str, str], tmux_server: TmuxTestServer) -> None:
+        cli_env: dict[str, str], tmux_server: TmuxTestServer, tmp_path: Path) -> None:
     pane = tmux_server.new_pane("bash")
+    # The first run lasts until the test has seen it busy (a file it waits for), not a
+    # fixed second that a loaded machine can spend before list_panes answers.
+    go = tmp_path / "go"
 
     async def body(session: ClientSession, call: Call) -> None:
         results: dict[str, dict[str, Any]] = {}
@@ -331,11 +334,20 @@ def test_the_run_id_of_a_busy_pane_is_accepted_while_its_first_call_follows_it(
                                           timeout=120)
 
         async with anyio.create_task_group() as tg:
-            tg.start_soon(first, "echo a; sleep 1; echo b")
+            tg.start_soon(first, f"echo a; until [ -e {go} ]; do sleep 0.05; done; echo b")
             run_id = await _busy_run_id(call, pane)
             busy = await call("run_command", command="true", pane=pane)
             assert busy["error"]["details"]["run_id"] == run_id
-            rest = await call("run_wait", run_id=run_id, timeout=30)
+
+            async def wait_rest() -> None:
+                results["rest"] = await call("run_wait", run_id=run_id, timeout=30)
+
+            tg.start_soon(wait_rest)
+            with anyio.fail_after(30):  # run_wait takes the run over: the first call returns
+                while "first" not in results:
+                    await anyio.sleep(0.05)  # polling a condition, with a deadline
+            go.touch()
+        rest = results["rest"]
         # the first call handed the run over; together nothing is lost or repeated
         assert (results["first"]["status"], rest["status"]) == ("running", "completed")
         assert results["first"]["output"] + rest["output"] == "a\nb\n"
