@@ -457,3 +457,22 @@ def test_fish_started_in_a_bash_pane_gets_fish_runner(sane_ctx: Context,
     tmux_server.run("send-keys", "-t", pane, "exit", "Enter")
     retry_until(lambda: foreground() == "bash", timeout=10)
     assert run(sane_ctx, pane, "echo $x; (exit 3)")["exit_code"] == 3
+
+
+@pytest.mark.parametrize("where", ["local", "login"])
+def test_fish_exit(sane_ctx: Context, request: pytest.FixtureRequest,
+                   tmux_server: TmuxTestServer, where: str) -> None:
+    """`exit` in fish: its fish_exit handler reports the status before the shell goes,
+    and the next run has a shell again (a new one: shell_exited says so)."""
+    if where == "local":
+        pane = tmux_server.new_pane("fish")
+    else:
+        fleet, name = request.getfixturevalue("login_fleet")["fish"]
+        pane = login_pane(sane_ctx, fleet, name)
+    run(sane_ctx, pane, "true")
+    r = run(sane_ctx, pane, "echo bye; exit 4")
+    assert (r["status"], r["exit_code"], r["output"], r["shell_exited"]) == (
+        "completed", 4, "bye\n", True)
+    if where == "login":
+        pane = login_pane(sane_ctx, fleet, name)
+    assert run(sane_ctx, pane, "echo again; false")["exit_code"] == 1
