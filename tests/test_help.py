@@ -55,3 +55,19 @@ def test_help_documents_output_exit_statuses_and_completion_which_works() -> Non
                           check=False, timeout=60)
     assert proc.returncode == 0 and "complete -o nosort -F _sane_completion" in proc.stdout, \
         proc.stdout + proc.stderr
+
+
+def test_a_misspelt_command_or_option_gets_a_suggestion() -> None:
+    """At every level, the lazily loaded commands included (`sane helth`)."""
+    import json
+    import subprocess
+    import sys
+
+    for argv, hint in ((["helth"], "'health'"), (["flet", "run"], "'fleet'"),
+                       (["fleet", "rn", "x"], "'run'"), (["server", "ad"], "'add'"),
+                       (["run-command", "--tmeout", "1", "x"], "'--timeout'")):
+        proc = subprocess.run([sys.executable, "-m", "sane.cli.main", *argv],
+                              capture_output=True, text=True, check=False, timeout=60)
+        assert proc.returncode == 2, (argv, proc.stderr)
+        error = json.loads(proc.stdout)["error"]
+        assert error["code"] == "usage_error" and hint in error["message"], (argv, error)

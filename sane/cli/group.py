@@ -60,6 +60,16 @@ class LazyGroup(click.Group):
             return command
         return super().get_command(ctx, name)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]
+                        ) -> tuple[str | None, click.Command | None, list[str]]:
+        """click suggests only from the commands it has loaded: offer the lazy ones
+        too (`sane helth` -> "Did you mean 'health'?")."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:
+            raise click.exceptions.NoSuchCommand(
+                exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx) from None
+
 WAIT_EPILOG = """\b
 Example (a run left `running` by --timeout 1):
   $ sane run wait r6f0c2a91d4e7 --timeout 60
