@@ -523,6 +523,96 @@ def _wait_for_text(ctx: Context, a: inputs.WaitForTextInput, call: Call) -> Outc
     return _ok(result, errors.EXIT_OK if result["matched"] else errors.EXIT_TIMEOUT)
 
 
+
+def _server_show(ctx: Context, a: inputs.ServerShowInput, call: Call) -> Outcome:
+    from sane.fleet.registry import Registry
+
+    return _ok({"server": Registry(ctx.home).get(a.name).model_dump(mode="json")})
+
+
+def _server_remove(ctx: Context, a: inputs.ServerRemoveInput, call: Call) -> Outcome:
+    from sane.fleet.registry import Registry
+
+    return _ok({"removed": Registry(ctx.home).remove(a.name).model_dump(mode="json")})
+
+
+def _server_import(ctx: Context, a: inputs.ServerImportInput, call: Call) -> Outcome:
+    from sane.fleet.importers import from_ansible_inventory, from_ssh_config
+    from sane.fleet.registry import Registry
+
+    if not os.path.isfile(a.source):
+        raise errors.InvalidArgument(f"{a.source} is not a file", field="source")
+    imported = (from_ssh_config if a.format == "ssh-config"
+                else from_ansible_inventory)(a.source)
+    added, skipped = [], list(imported.skipped)
+    with Registry(ctx.home).locked() as registry:
+        names = {s.name for s in registry.servers}
+        for server in imported.servers:
+            if server.name in names and not a.replace:
+                skipped.append({"name": server.name, "reason": errors.ServerExists.code})
+                continue
+            registry.servers = [s for s in registry.servers if s.name != server.name]
+            registry.servers.append(server)
+            added.append(server.model_dump(mode="json"))
+    return _ok({"imported": added, "skipped": skipped})
+
+
+def _connect(ctx: Context, a: inputs.ConnectInput, call: Call) -> Outcome:
+    from sane.fleet.panes import connect_many, ensure_session
+
+    servers = _select(ctx, a.servers, a.tag, a.all)
+    ensure_session(ctx)
+    reports = connect_many(ctx, servers, a.accept_new, a.max_parallel)
+    ok = all(r["ok"] for r in reports)
+    return _ok({"session": ctx.session_name, "servers": reports},
+               errors.EXIT_OK if ok else errors.EXIT_CONNECTION)
+
+
+def _down(ctx: Context, a: inputs.DownInput, call: Call) -> Outcome:
+    from sane.fleet.panes import down
+
+    return _ok({"closed": down(ctx, a.servers or None)})
+
+
+def _fleet_put(ctx: Context, a: inputs.FleetPutInput, call: Call) -> Outcome:
+    from sane.bounded import read_file
+    from sane.fleet.run import fleet_put
+
+    data = read_file(a.local_file, "local_file")  # a regular file, bounded
+    servers = _select(ctx, a.servers, a.tag, a.all)
+    result = fleet_put(ctx, servers, a.remote_path, data,
+                       int(a.mode, 8) if a.mode else None, a.parents, a.max_parallel,
+                       a.timeout)
+    return _ok(result, errors.EXIT_OK if result["status"] == "completed" else 1)
+
+
+def _fleet_detect(ctx: Context, a: inputs.FleetDetectInput, call: Call) -> Outcome:
+    from sane.fleet.run import fleet_detect
+
+    result = fleet_detect(ctx, _select(ctx, a.servers, a.tag, a.all), a.max_parallel)
+    return _ok(result, errors.EXIT_OK if result["status"] == "completed" else 1)
+
+
+def _health_set(ctx: Context, a: inputs.HealthSetInput, call: Call) -> Outcome:
+    import json
+
+    from sane.fleet.health import set_health
+    from sane.fleet.registry import Registry
+
+    values: dict[str, Any] = dict(a.fields)
+    for key, raw in a.json_fields.items():
+        if key in values:
+            raise errors.InvalidArgument(f"field {key!r} is given twice", field=key)
+        try:
+            values[key] = json.loads(raw)
+        except ValueError as exc:
+            raise errors.InvalidArgument(f"json_fields {key}: not JSON ({exc}): {raw!r} (a "
+                                         "string is a field, or quoted JSON)",
+                                         field=key) from None
+    server = Registry(ctx.home).get(a.server)
+    return _ok({"server": a.server, "health": set_health(server, a.status, values)})
+
+
 _RUN_ID = re.compile(r"r[0-9a-f]{12}")
 
 
@@ -581,5 +671,13 @@ HANDLERS: dict[str, Handler] = {
     "read_screen": _read_screen,
     "send_keys": _send_keys,
     "wait_for_text": _wait_for_text,
+    "server_show": _server_show,
+    "server_remove": _server_remove,
+    "server_import": _server_import,
+    "connect": _connect,
+    "down": _down,
+    "fleet_put": _fleet_put,
+    "fleet_detect": _fleet_detect,
+    "health_set": _health_set,
 }
 """Tool name -> handler: what ``sane.tools.TOOLS`` and the CLI both call."""

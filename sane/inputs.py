@@ -332,3 +332,85 @@ class WaitForTextInput(Input):
     lines: int | None = Field(default=None, ge=1, le=10000, description="Search the last "
                               "this many lines, scrollback included (default: the screen).")
     timeout: float = Field(default=30.0, ge=0, description="Seconds to wait.")
+
+
+class ServerShowInput(Input):
+    """One registered server as servers.json stores it."""
+
+    name: str = Field(description="A registered server's name.")
+
+
+class ServerRemoveInput(Input):
+    """Remove a server from the registry (its ssh pane, if any, stays until down)."""
+
+    name: str = Field(description="A registered server's name.")
+
+
+class ServerImportInput(Input):
+    """Import the hosts of an OpenSSH config or an Ansible inventory (INI or YAML) into
+    the registry; a server that exists already is skipped (`server_exists`) unless
+    `replace`."""
+
+    source: str = Field(min_length=1, description="Path of the file on the machine running "
+                        "sane.")
+    format: Literal["ssh-config", "ansible"] = Field(description="What the file is.")
+    replace: bool = Field(default=False, description="Overwrite servers that already exist.")
+
+
+class ConnectInput(Input):
+    """Open the orchestrator session and an ssh pane per selected server (all by
+    default); live panes are reused, dead ones replaced. One report per server."""
+
+    servers: list[str] | None = Field(default=None, description=SERVERS)
+    tag: str | None = Field(default=None, description=TAG)
+    all: bool = Field(default=False, description="Every registered server (the default when "
+                      "neither servers nor tag is given).")
+    accept_new: bool = Field(default=False, description="Trust a server's host key on first "
+                             "contact (never a changed one).")
+    max_parallel: int = Field(default=5, ge=1, description="At most this many at once.")
+
+
+class DownInput(Input):
+    """Close the ssh panes of these servers (all server panes by default)."""
+
+    servers: list[str] | None = Field(default=None, description="Server names (default: "
+                                      "every server pane).")
+
+
+class FleetPutInput(Input):
+    """Copy a local file to a path (absolute, or ~/ for each login's home) on many
+    servers in parallel, skipping those that already have the same sha256 (`unchanged`)."""
+
+    local_file: str = Field(min_length=1, description="Path of the file on the machine "
+                            "running sane.")
+    remote_path: str = Field(min_length=1, description="Path on each server.")
+    servers: list[str] | None = Field(default=None, description=SERVERS)
+    tag: str | None = Field(default=None, description=TAG)
+    all: bool = Field(default=False, description="Every registered server (the default when "
+                      "neither servers nor tag is given).")
+    mode: str | None = Field(default=None, pattern=r"^0?[0-7]{3,4}$", description="Octal "
+                             "permission bits, e.g. \"0644\".")
+    parents: bool = Field(default=False, description="Create missing parent directories.")
+    max_parallel: int = Field(default=5, ge=1, description="At most this many at once.")
+    timeout: float = Field(default=600.0, ge=0, description="Seconds for each server's copy.")
+
+
+class FleetDetectInput(Input):
+    """The platform of every selected server (one probe each, in parallel)."""
+
+    servers: list[str] | None = Field(default=None, description=SERVERS)
+    tag: str | None = Field(default=None, description=TAG)
+    all: bool = Field(default=False, description="Every registered server (the default when "
+                      "neither servers nor tag is given).")
+    max_parallel: int = Field(default=5, ge=1, description="At most this many at once.")
+
+
+class HealthSetInput(Input):
+    """Write a server's health.json (atomically, on the server)."""
+
+    server: str = Field(description="A registered server's name.")
+    status: Literal["healthy", "degraded", "unhealthy"] = Field(description="The status.")
+    fields: dict[str, str] = Field(default_factory=dict, description="Extra fields, as "
+                                   "strings (version=1.2 is the string \"1.2\").")
+    json_fields: dict[str, str] = Field(default_factory=dict, description="Extra fields whose "
+                                        "value is JSON text (replicas=3 is the number 3).")

@@ -225,6 +225,22 @@ class FleetRunResult(TypedDict):
     duration_ms: float
 
 
+class FleetPutServer(TypedDict):
+    """One server's copy: the create-file result, or ``unchanged`` (same sha256 there)."""
+
+    server: str
+    ok: bool
+    error: ErrorBody | None
+    path: NotRequired[str]
+    pane: NotRequired[str]
+    bytes: NotRequired[int]
+    sha256: NotRequired[str]
+    mode: NotRequired[str]
+    action: NotRequired[Literal["created", "replaced", "unchanged"]]
+    backup_path: NotRequired[str | None]
+    duration_ms: NotRequired[float]
+
+
 class FleetPutResult(TypedDict):
     """``fleet put``: one create-file result per server (``action`` ``unchanged`` where
     the file already had these bytes), or its error."""
@@ -232,7 +248,7 @@ class FleetPutResult(TypedDict):
     status: Literal["completed", "partial", "failed"]
     sha256: str
     bytes: int
-    results: list[dict[str, Any]]
+    results: list[FleetPutServer]
 
 
 class HealthReport(TypedDict):
@@ -360,3 +376,51 @@ class WaitForTextResult(TypedDict):
     match: str | None
     text: str
     waited_ms: float
+
+
+class ServerShowResult(TypedDict):
+    server: ServerInfo
+
+
+class ServerRemoveResult(TypedDict):
+    removed: ServerInfo
+
+
+class ImportSkipped(TypedDict):
+    name: str
+    reason: str
+
+
+class ServerImportResult(TypedDict):
+    imported: list[ServerInfo]
+    skipped: list[ImportSkipped]
+
+
+class ConnectReport(TypedDict):
+    server: str
+    ok: bool
+    pane: str | None
+    error: ErrorBody | None
+    started_ms: float
+    finished_ms: float
+    duration_ms: float
+
+
+class ConnectResult(TypedDict):
+    session: str
+    servers: list[ConnectReport]
+
+
+class DownResult(TypedDict):
+    closed: list[str]
+
+
+class FleetDetectResult(TypedDict):
+    status: Literal["completed", "partial", "failed"]
+    results: list[dict[str, Any]]
+    """Per server: ``server``, ``ok``, ``error`` and, when ok, the detect-platform fields."""
+
+
+class HealthSetResult(TypedDict):
+    server: str
+    health: dict[str, Any]

@@ -16,13 +16,18 @@ import typing_extensions
 from pydantic import TypeAdapter
 
 from sane.models import (
+    ConnectResult,
     CreateFileResult,
     DeployDryRun,
     DeployListResult,
     DeployReport,
+    DownResult,
     ErrorBody,
+    FleetDetectResult,
+    FleetPutResult,
     FleetRunResult,
     HealthResult,
+    HealthSetResult,
     HealthWaitResult,
     ListPanesResult,
     PlatformInfo,
@@ -30,7 +35,10 @@ from sane.models import (
     ScreenResult,
     SendKeysResult,
     ServerAddResult,
+    ServerImportResult,
     ServerListResult,
+    ServerRemoveResult,
+    ServerShowResult,
     ServerTestResult,
     WaitForTextResult,
 )
@@ -105,6 +113,38 @@ class WaitForTextDocument(_Envelope, WaitForTextResult):
     pass
 
 
+class ServerShowDocument(_Envelope, ServerShowResult):
+    pass
+
+
+class ServerRemoveDocument(_Envelope, ServerRemoveResult):
+    pass
+
+
+class ServerImportDocument(_Envelope, ServerImportResult):
+    pass
+
+
+class ConnectDocument(_Envelope, ConnectResult):
+    pass
+
+
+class DownDocument(_Envelope, DownResult):
+    pass
+
+
+class FleetPutDocument(_Envelope, FleetPutResult):
+    pass
+
+
+class FleetDetectDocument(_Envelope, FleetDetectResult):
+    pass
+
+
+class HealthSetDocument(_Envelope, HealthSetResult):
+    pass
+
+
 class ErrorDocument(TypedDict):
     ok: Literal[False]
     schema_version: Literal[1]
@@ -133,6 +173,14 @@ DOCUMENTS: dict[str, Any] = {
     "read-screen": ScreenDocument,
     "send-keys": SendKeysDocument,
     "wait-for-text": WaitForTextDocument,
+    "server-show": ServerShowDocument,
+    "server-remove": ServerRemoveDocument,
+    "server-import": ServerImportDocument,
+    "connect": ConnectDocument,
+    "down": DownDocument,
+    "fleet-put": FleetPutDocument,
+    "fleet-detect": FleetDetectDocument,
+    "health-set": HealthSetDocument,
     "error": ErrorDocument,
 }
 

@@ -45,6 +45,18 @@ def render_table() -> str:
     return render_cli(tools.TOOLS)
 
 
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "commands.md"
+
+
+def render_docs(text: str) -> str:
+    """``text`` (docs/commands.md) with its command table regenerated."""
+    from sane.cli.generate import BEGIN, END, docs_table
+
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    return head + docs_table(tools.TOOLS) + tail
+
+
 def write(directory: Path) -> list[str]:
     """Write every file into ``directory`` and remove stale ``*.json``; return the names."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -60,3 +72,5 @@ def write(directory: Path) -> list[str]:
 if __name__ == "__main__":
     write(Path(sys.argv[1] if len(sys.argv) > 1 else "schemas"))
     TABLE.write_text(render_table(), encoding="utf-8")
+    if DOCS.exists():
+        DOCS.write_text(render_docs(DOCS.read_text(encoding="utf-8")), encoding="utf-8")

@@ -35,6 +35,8 @@ def scenario(pane: str, fleet: Any, plan: Path, out: Path) -> list[tuple[dict[st
     """(call, expected outcome) pairs: a document name from ``sane.schema.DOCUMENTS`` for
     a success, or ``error:<code>``. ``${N.field}`` refers to call N's result."""
     known = {"UserKnownHostsFile": str(fleet.known_hosts)}
+    imports = out.with_name("import.ssh_config")
+    imports.write_text("Host imported1\n  HostName 127.0.0.1\n  Port 2222\n")
 
     def c(tool: str, **arguments: Any) -> dict[str, Any]:
         return {"tool": tool, "arguments": arguments}
@@ -72,8 +74,10 @@ def scenario(pane: str, fleet: Any, plan: Path, out: Path) -> list[tuple[dict[st
         (c("wait_for_text", pane=pane, pattern="("), "error:invalid_argument"),
     ]
     for s in fleet.servers:
+        # health.json in this test's directory: the sshd fleet is shared with other tests
         steps.append((c("server_add", name=s.name, host=s.host, port=s.port, user="root",
-                        identity=str(fleet.client_key), ssh_options=known, tags=["ts"]),
+                        identity=str(fleet.client_key), ssh_options=known, tags=["ts"],
+                        health_path=str(out.with_name(f"health-{s.name}.json"))),
                       "server-add"))
     names = [s.name for s in fleet.servers]
     steps += [
@@ -82,13 +86,32 @@ def scenario(pane: str, fleet: Any, plan: Path, out: Path) -> list[tuple[dict[st
         (c("server_list", tags="ts"), "error:invalid_argument"),
         (c("server_test", name=names[0]), "server-test"),
         (c("server_test", name="nope"), "error:server_not_found"),
+        (c("server_show", name=names[0]), "server-show"),
+        (c("server_show", name="nope"), "error:server_not_found"),
+        (c("server_import", source=str(imports), format="ssh-config"), "server-import"),
+        (c("server_import", source=str(imports), format="nope"), "error:invalid_argument"),
+        (c("server_remove", name="imported1"), "server-remove"),
+        (c("server_remove", name="nope"), "error:server_not_found"),
+        (c("connect", servers=names[:1]), "connect"),
+        (c("connect", servers=["nope"]), "error:server_not_found"),
         (c("fleet_run", command="echo $FLEET_HOST", tag="ts"), "fleet-run"),
         (c("fleet_run", command="true", servers=["nope"]), "error:server_not_found"),
+        (c("fleet_put", local_file=str(plan), remote_path=str(out.with_name("put.yaml")),
+           servers=names[:1]), "fleet-put"),
+        (c("fleet_put", local_file=str(plan.with_name("missing.yaml")), remote_path="/tmp/x",
+           servers=names[:1]), "error:invalid_argument"),
+        (c("fleet_detect", servers=names[:1]), "fleet-detect"),
+        (c("fleet_detect", servers=["nope"]), "error:server_not_found"),
         (c("health", servers=names[:2], query=".version"), "health"),
         (c("health", servers=["nope"]), "error:server_not_found"),
         (c("health_wait", until='.status == "healthy"', servers=names[:1], timeout=0,
            interval=0.05), "health-wait"),
         (c("health_wait", until=""), "error:invalid_argument"),
+        (c("health_set", server=names[0], status="healthy", fields={"version": "1"}),
+         "health-set"),
+        (c("health_set", server=names[0], status="bogus"), "error:invalid_argument"),
+        (c("down", servers=names[-1:]), "down"),
+        (c("down", servers=names[-1]), "error:invalid_argument"),
     ]
     deployed = len(steps)
     no_deploy = "d00000000-000000-000000"

@@ -41,8 +41,8 @@ def params(param: Param) -> list[click.Parameter]:
                              help=f"{param['help']} ({value})")
                 for value, opt in param["flags"].items()]
     if not param["opts"]:
-        if kind == "words":
-            return [click.Argument([name], nargs=-1, required=True)]
+        if kind in ("words", "names"):
+            return [click.Argument([name], nargs=-1, required=kind == "words")]
         return [click.Argument([name], required=param.get("required", False),
                                default=None if param["required"] else param["default"])]
     if kind == "flag":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sane.cli._output import entry
 from sane.cli.build import command
-from sane.errors import InvalidArgument
 
 EPILOG = """\b
 Example:
@@ -18,16 +17,6 @@ Content comes from --content, --from FILE, or stdin. Relative paths resolve agai
 the pane's current directory. Errors: parent_missing (3), file_exists,
 permission_denied, is_directory, checksum_mismatch, transfer_failed (1).
 """
-
-
-def _mode(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value, 8)
-    except ValueError:
-        raise InvalidArgument(f"--mode takes octal permission bits like 0644, not {value!r}",
-                              mode=value) from None
 
 
 # Options, defaults and help: the command table (sane.tools, row create_file).

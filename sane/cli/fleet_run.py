@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from sane.cli._output import emit, socket_option
-from sane.cli._select import selected_servers, split_names
 from sane.cli.build import command
 
 EPILOG = """\b
@@ -50,53 +48,7 @@ def fleet_group() -> None:
     """Work on many servers at once."""
 
 
-# Options, defaults and help: the command table (sane.tools, row fleet_run).
+# Options, defaults and help: the command table (sane.tools, rows fleet_*).
 fleet_group.add_command(command("fleet run", EPILOG))
-
-
-@fleet_group.command("put", epilog=PUT_EPILOG)
-@click.argument("local_file", type=click.Path(exists=True))
-@click.argument("remote_path")
-@click.option("--servers", default=None, metavar="A,B,...")
-@click.option("--tag", default=None)
-@click.option("--all", "all_servers", is_flag=True)
-@click.option("--mode", default=None, metavar="OCTAL")
-@click.option("--parents", is_flag=True)
-@click.option("--max-parallel", type=click.IntRange(min=1), default=5, show_default=True)
-@socket_option
-def put(local_file: str, remote_path: str, servers: str | None, tag: str | None,
-        all_servers: bool, mode: str | None, parents: bool, max_parallel: int,
-        socket: str | None) -> None:
-    """Copy LOCAL_FILE to REMOTE_PATH (absolute, or ~/ for each login's home) on many
-    servers (skipping those that already have the same sha256). Exit 0 only when every
-    server has the file."""
-    from sane.bounded import read_file
-    from sane.cli.create_file import _mode
-    from sane.fleet.run import fleet_put
-    from sane.ops.context import Context
-    from sane.tmux.command import TmuxServer
-
-    data = read_file(local_file, "local_file")
-    selected = selected_servers(split_names(servers), tag, all_servers)
-    with Context(TmuxServer.from_env(socket)) as ctx:
-        result = fleet_put(ctx, selected, remote_path, data, _mode(mode), parents, max_parallel)
-    emit(result, 0 if result["status"] == "completed" else 1)
-
-
-@fleet_group.command("detect", epilog=DETECT_EPILOG)
-@click.option("--servers", default=None, metavar="A,B,...")
-@click.option("--tag", default=None)
-@click.option("--all", "all_servers", is_flag=True)
-@click.option("--max-parallel", type=click.IntRange(min=1), default=5, show_default=True)
-@socket_option
-def detect(servers: str | None, tag: str | None, all_servers: bool, max_parallel: int,
-           socket: str | None) -> None:
-    """The platform of every selected server (one probe each, in parallel)."""
-    from sane.fleet.run import fleet_detect
-    from sane.ops.context import Context
-    from sane.tmux.command import TmuxServer
-
-    selected = selected_servers(split_names(servers), tag, all_servers)
-    with Context(TmuxServer.from_env(socket)) as ctx:
-        result = fleet_detect(ctx, selected, max_parallel)
-    emit(result, 0 if result["status"] == "completed" else 1)
+fleet_group.add_command(command("fleet put", PUT_EPILOG))
+fleet_group.add_command(command("fleet detect", DETECT_EPILOG))

@@ -27,6 +27,9 @@ def _pairs(param: Param, pairs: tuple[str, ...]) -> dict[str, str]:
         if not sep or not key:
             raise errors.InvalidArgument(f"{param['opts'][0]} takes KEY=VALUE, not {pair!r}",
                                          field=param["name"])
+        if key in values:
+            raise errors.InvalidArgument(f"{param['opts'][0]} {key} is given twice",
+                                         field=param["name"])
         values[key] = value
     return values
 
@@ -50,6 +53,8 @@ def _value(param: Param, raw: Any) -> Any:
     if param.get("stdin") and raw == "-":
         text: str = sys.stdin.read()
         return text[:-1] if text.endswith("\n") else text
+    if kind == "names":
+        return list(raw) or None
     if kind == "csv":
         return None if raw is None else [name for name in raw.split(",") if name]
     if kind == "multiple":

@@ -37,14 +37,21 @@ Example (by hand; stdin must stay open until the answer, as a client keeps it):
    "type":"text"}],"isError":false,"structuredContent":{"ok":true,"schema_version":1,
    "run_id":"rbd515f884a69","pane":"%0","command":"echo hi","status":"completed",
    "exit_code":0,"output":"hi\\n", ...}}}
-
-\b
-Tools: run_command, run_wait, run_interrupt, run_input, create_file,
-detect_platform, list_panes, server_list, server_add, server_test, fleet_run, health,
-health_wait, deploy, deploy_status, deploy_list, deploy_resume, deploy_rollback,
-deploy_plan_check, read_screen, send_keys, wait_for_text.
-Each returns the same JSON document as the CLI command (`sane schema --tools mcp`).
 """
+
+
+def _tools_list() -> str:
+    """Every tool's name (from the command table), wrapped for --help."""
+    import textwrap
+
+    from sane.cli.table import TOOL_NAMES
+
+    return "\b\n" + textwrap.fill("Tools: " + ", ".join(TOOL_NAMES) + ".", 86) + (
+        "\nEach returns the same JSON document as the CLI command (`sane schema --tools "
+        "mcp`).\n")
+
+
+MCP_EPILOG += "\n" + _tools_list()
 
 
 @click.command("schema", epilog=SCHEMA_EPILOG)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from sane.cli._output import emit
 from sane.cli.build import command
 
 ADD_EPILOG = """\b
@@ -85,45 +84,6 @@ def server_group() -> None:
 server_group.add_command(command("server add", ADD_EPILOG))
 server_group.add_command(command("server list", LIST_EPILOG))
 server_group.add_command(command("server test", TEST_EPILOG))
-
-
-@server_group.command("show", epilog=SHOW_EPILOG)
-@click.argument("name")
-def show(name: str) -> None:
-    """Show one server."""
-    from sane.fleet.registry import Registry
-
-    emit({"server": Registry().get(name).model_dump(mode="json")})
-
-
-@server_group.command("remove", epilog=REMOVE_EPILOG)
-@click.argument("name")
-def remove(name: str) -> None:
-    """Remove server NAME from the registry."""
-    from sane.fleet.registry import Registry
-
-    emit({"removed": Registry().remove(name).model_dump(mode="json")})
-
-
-@server_group.command("import", epilog=IMPORT_EPILOG)
-@click.argument("source", type=click.Path(exists=True))
-@click.option("--format", "fmt", type=click.Choice(["ssh-config", "ansible"]), required=True)
-@click.option("--replace", is_flag=True, help="Overwrite servers that already exist.")
-def import_servers(source: str, fmt: str, replace: bool) -> None:
-    """Import the hosts of an OpenSSH config or an Ansible inventory (INI or YAML)."""
-    from sane.errors import ServerExists
-    from sane.fleet.importers import from_ansible_inventory, from_ssh_config
-    from sane.fleet.registry import Registry
-
-    imported = (from_ssh_config if fmt == "ssh-config" else from_ansible_inventory)(source)
-    added, skipped = [], list(imported.skipped)
-    with Registry().locked() as registry:
-        names = {s.name for s in registry.servers}
-        for server in imported.servers:
-            if server.name in names and not replace:
-                skipped.append({"name": server.name, "reason": ServerExists.code})
-                continue
-            registry.servers = [s for s in registry.servers if s.name != server.name]
-            registry.servers.append(server)
-            added.append(server.model_dump(mode="json"))
-    emit({"imported": added, "skipped": skipped})
+server_group.add_command(command("server show", SHOW_EPILOG))
+server_group.add_command(command("server remove", REMOVE_EPILOG))
+server_group.add_command(command("server import", IMPORT_EPILOG))

@@ -20,7 +20,8 @@ Param = dict[str, Any]
 """One command-line parameter, as ``sane.cli.table`` stores it:
 
 ``name`` (the field, or a CLI-only name), ``opts`` (``["--pane", "-t"]``; empty for an
-argument), ``kind`` (text, int, float, flag, choice, words, csv, multiple, pairs),
+argument), ``kind`` (text, int, float, flag, choice, words, names, csv, multiple,
+pairs),
 ``default``, ``required``, ``help``, and where they apply ``min``, ``max``,
 ``choices``, ``pattern``, ``min_length``, ``envvar``, ``stdin`` (``-`` reads the value
 from stdin), ``cli_only`` (not a field of the input: the CLI's own option)."""
@@ -59,8 +60,11 @@ class Cli:
     """Fields given as positional arguments, in order (a ``str`` field last in the
     list takes the remaining words, joined with spaces, when it is in ``words``)."""
     words: tuple[str, ...] = ()
-    """Positional fields that take every remaining word (``sane run-command echo hi``);
-    a single ``-`` reads the value from stdin."""
+    """Positional fields that take every remaining word: a text joined with spaces
+    (``sane run-command echo hi``; a single ``-`` reads it from stdin), or a list of
+    names (``sane connect web1 web2``)."""
+    aliases: tuple[str, ...] = ()
+    """Other paths for the same command (``up`` for ``connect``)."""
     stdin: tuple[str, ...] = ()
     """Positional fields whose ``-`` reads the value from stdin (one trailing newline
     dropped), so a secret never appears in argv."""
