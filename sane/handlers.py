@@ -681,3 +681,39 @@ HANDLERS: dict[str, Handler] = {
     "health_set": _health_set,
 }
 """Tool name -> handler: what ``sane.tools.TOOLS`` and the CLI both call."""
+
+
+def strict_arguments(model: Any, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """A call made against a strict definition (``sane schema --tools openai
+    --strict``), as the input model takes it: a null for a field that cannot be null
+    means its default, a list of ``{key, value}`` pairs for a map is that map. Other
+    calls pass unchanged."""
+    fields = model.model_fields
+    out: dict[str, Any] = {}
+    for name, value in arguments.items():
+        info = fields.get(name)
+        if info is not None and value is None and not _admits_none(info.annotation):
+            continue
+        if (info is not None and isinstance(value, list) and _is_map(info.annotation)
+                and all(isinstance(p, dict) and set(p) == {"key", "value"} for p in value)):
+            value = {p["key"]: p["value"] for p in value}
+        out[name] = value
+    return out
+
+
+def _admits_none(annotation: Any) -> bool:
+    import types
+    import typing
+
+    return annotation is None or (typing.get_origin(annotation) in (types.UnionType,
+                                                                    typing.Union)
+                                  and type(None) in typing.get_args(annotation))
+
+
+def _is_map(annotation: Any) -> bool:
+    import types
+    import typing
+
+    if typing.get_origin(annotation) in (types.UnionType, typing.Union):
+        return any(_is_map(a) for a in typing.get_args(annotation))
+    return typing.get_origin(annotation) is dict

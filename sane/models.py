@@ -401,6 +401,10 @@ class ConnectReport(TypedDict):
     ok: bool
     pane: str | None
     error: ErrorBody | None
+    shell: NotRequired[str | None]
+    """The runner the pane's shell took (``posix``, ``fish``), when connected."""
+    shell_note: NotRequired[str | None]
+    """Why sane started sh in place of a login shell it cannot drive (else null)."""
     started_ms: float
     finished_ms: float
     duration_ms: float

@@ -32,6 +32,7 @@ def render() -> dict[str, str]:
     files["command_failed.json"] = _text(tools.compact(json_schema("command-failed")))
     for fmt in tools.FORMATS:
         files[f"tools.{fmt}.json"] = _text(tools.definitions(fmt))
+    files["tools.openai.strict.json"] = _text(tools.definitions("openai", strict=True))
     return files
 
 

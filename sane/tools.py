@@ -24,7 +24,15 @@ from pydantic import BaseModel
 from sane import errors, inputs
 from sane.cli.spec import DRY_RUN, FROM, SOCKET, STREAM, Cli
 from sane.envelope import error_document
-from sane.handlers import HANDLERS, Call, Handler, Outcome, run_owner, validated
+from sane.handlers import (
+    HANDLERS,
+    Call,
+    Handler,
+    Outcome,
+    run_owner,
+    strict_arguments,
+    validated,
+)
 from sane.ops.context import Context
 
 __all__ = ["TOOLS", "Call", "Outcome", "Tool", "call", "definitions", "find", "run_owner",
@@ -213,7 +221,8 @@ def call(ctx: Context, name: str, arguments: Mapping[str, Any] | None,
     ``control``: lets another thread cancel the call while it runs (see :class:`Call`)."""
     try:
         tool = find(name)
-        return tool.handler(ctx, validated(tool.input, arguments or {}), control or Call())
+        parsed = validated(tool.input, strict_arguments(tool.input, arguments or {}))
+        return tool.handler(ctx, parsed, control or Call())
     except errors.SaneError as err:
         return Outcome(error_document(_for_agents(ctx, err)), err.exit_status)
     except Exception as exc:  # a bug: still the JSON contract, and the server lives on
@@ -265,12 +274,16 @@ def output_schema(tool: Tool) -> dict[str, Any]:
     return schema
 
 
-def definition(tool: Tool, fmt: ToolFormat) -> dict[str, Any]:
-    """``tool`` as a function-calling definition for ``fmt``."""
+def definition(tool: Tool, fmt: ToolFormat, strict: bool = False) -> dict[str, Any]:
+    """``tool`` as a function-calling definition for ``fmt``; ``strict``: for OpenAI's
+    strict mode (see ``strict_schema``)."""
     if fmt == "openai":
-        return {"type": "function", "function": {"name": tool.name,
-                                                 "description": tool.description,
-                                                 "parameters": input_schema(tool)}}
+        function: dict[str, Any] = {"name": tool.name, "description": tool.description,
+                                    "parameters": input_schema(tool)}
+        if strict:
+            function["parameters"] = strict_schema(function["parameters"])
+            function["strict"] = True
+        return {"type": "function", "function": function}
     if fmt == "anthropic":
         return {"name": tool.name, "description": tool.description,
                 "input_schema": input_schema(tool)}
@@ -279,5 +292,60 @@ def definition(tool: Tool, fmt: ToolFormat) -> dict[str, Any]:
             "annotations": {"readOnlyHint": tool.read_only}}
 
 
-def definitions(fmt: ToolFormat) -> list[dict[str, Any]]:
-    return [definition(tool, fmt) for tool in TOOLS]
+def definitions(fmt: ToolFormat, strict: bool = False) -> list[dict[str, Any]]:
+    return [definition(tool, fmt, strict) for tool in TOOLS]
+
+
+# -- OpenAI strict mode ----------------------------------------------------------------------
+
+# What strict function calling accepts beside the structure (OpenAI's supported subset);
+# the rest (defaults, string lengths) is dropped: sane still checks it on every call.
+_STRICT_KEEP = {"type", "description", "properties", "required", "additionalProperties",
+                "items", "enum", "const", "anyOf", "pattern", "format", "minimum",
+                "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+                "minItems", "maxItems", "$defs", "$ref"}
+PAIRS_NOTE = "As a list of {key, value} pairs."
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return schema if "null" in kind else {**schema, "type": [*kind, "null"]}
+    if isinstance(kind, str):
+        return {**schema, "type": [kind, "null"]}
+    if "enum" in schema:
+        return {**schema, "enum": [*schema["enum"], None]}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _strict_node(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_strict_node(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _strict_node(v) for k, v in node.items() if k in _STRICT_KEEP}
+    extra = node.get("additionalProperties")
+    if isinstance(extra, dict):  # a free-form map: strict mode wants every key named
+        value = _strict_node(extra)
+        pair = {"type": "object", "properties": {"key": {"type": "string"}, "value": value},
+                "required": ["key", "value"], "additionalProperties": False}
+        kinds = out.get("type")
+        described = " ".join(filter(None, [node.get("description"), PAIRS_NOTE]))
+        return {"type": ["array", "null"] if isinstance(kinds, list) and "null" in kinds
+                else "array", "items": pair, "description": described}
+    if out.get("type") == "object" or "properties" in out:
+        properties = out.get("properties", {})
+        required = set(node.get("required", []))
+        out["properties"] = {name: value if name in required else _nullable(value)
+                             for name, value in properties.items()}
+        out["required"] = list(properties)
+        out["additionalProperties"] = False
+    return out
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` as OpenAI's strict mode wants it: every object closed with every
+    property required, an optional one nullable (null: its default), a free-form map as
+    a list of key/value pairs, no defaults. ``arguments`` turns such a call back."""
+    out: dict[str, Any] = _strict_node(schema)
+    return out

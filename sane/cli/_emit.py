@@ -69,6 +69,19 @@ def emit(result: Mapping[str, Any], status: int = 0) -> NoReturn:
     sys.exit(status)
 
 
+def emit_value(value: Any) -> NoReturn:
+    """A document that is data for another program as it is (``sane schema --tools``:
+    the definitions list, byte for byte the checked-in file), not a result envelope;
+    ``--jq`` applies to it."""
+    if _jq_filter is not None:
+        _write_filtered(value, _jq_filter)
+    else:
+        sys.stdout.buffer.write((json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+                                .encode("utf-8"))
+        sys.stdout.flush()
+    sys.exit(0)
+
+
 def emit_error(err: errors.SaneError, extra: Mapping[str, Any] | None = None) -> NoReturn:
     _write_error(error_document(err, extra), err.exit_status)
     sys.exit(err.exit_status)

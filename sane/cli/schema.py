@@ -6,13 +6,15 @@ from typing import cast
 
 import click
 
+from sane.cli._emit import emit_value
 from sane.cli._output import emit, emit_document, socket_option
+from sane.errors import UsageError
 
 SCHEMA_EPILOG = """\b
 Example:
   $ sane schema run-command --jq '.input.required'
   ["command"]
-  $ sane schema --tools anthropic --jq '.tools[] | .name' | head -3
+  $ sane schema --tools anthropic --jq '.[] | .name' | head -3
   run_command
   run_wait
   run_interrupt
@@ -57,16 +59,23 @@ MCP_EPILOG += "\n" + _tools_list()
 @click.command("schema", epilog=SCHEMA_EPILOG)
 @click.argument("command", required=False)
 @click.option("--tools", "fmt", type=click.Choice(["openai", "anthropic", "mcp"]), default=None,
-              help="Print ready tool definitions for this API instead of schemas.")
-def schema_cli(command: str | None, fmt: str | None) -> None:
+              help="Print the ready tool definitions for this API (the list itself, as in "
+                   "schemas/tools.FMT.json) instead of schemas.")
+@click.option("--strict", is_flag=True,
+              help="With --tools openai: definitions for OpenAI's strict mode (every field "
+                   "required, null for its default; maps as key/value pairs; sane call and "
+                   "sane mcp take such calls as they are).")
+def schema_cli(command: str | None, fmt: str | None, strict: bool) -> None:
     """JSON Schema of each command's input and output (from the pydantic models)."""
     from sane import tools
     from sane.schema import json_schema
 
+    if strict and fmt != "openai":
+        raise UsageError("--strict goes with --tools openai")
     if fmt is not None:
         picked = [tools.find(command)] if command else list(tools.TOOLS)
         chosen = cast("tools.ToolFormat", fmt)
-        emit({"format": fmt, "tools": [tools.definition(t, chosen) for t in picked]})
+        emit_value([tools.definition(t, chosen, strict) for t in picked])
     if command is not None:
         tool = tools.find(command)
         emit({"command": tool.name, "cli": f"sane {tool.cli_path}" if tool.cli else None,
