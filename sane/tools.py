@@ -141,10 +141,12 @@ TOOLS: tuple[Tool, ...] = (
     # `sane deploy run --dry-run` (DRY_RUN): the same arguments as deploy.
     Tool("deploy_plan_check", inputs.DeployPlanCheckInput, "deploy-dry-run", None,
          read_only=True),
-    # Agent-only so far (no CLI command yet).
-    Tool("read_screen", inputs.ReadScreenInput, "read-screen", None, read_only=True),
-    Tool("send_keys", inputs.SendKeysInput, "send-keys", None),
-    Tool("wait_for_text", inputs.WaitForTextInput, "wait-for-text", None, read_only=True),
+    Tool("read_screen", inputs.ReadScreenInput, "read-screen",
+         Cli("read-screen", short=TARGET), read_only=True),
+    Tool("send_keys", inputs.SendKeysInput, "send-keys",
+         Cli("send-keys", short=TARGET, spelling={"keys": "--key"})),
+    Tool("wait_for_text", inputs.WaitForTextInput, "wait-for-text",
+         Cli("wait-for-text", arguments=("pattern",), short=TARGET), read_only=True),
 )
 BY_NAME = {tool.name: tool for tool in TOOLS}
 

@@ -13,9 +13,9 @@ COMMANDS: dict[str, dict[str, Any]] = {
              '`completed` has the exit code; `running` (the timeout passed, the command goes '
              'on): call `sane run wait` with its run_id for the rest, or `sane run interrupt`; '
              '`waiting_input` (it waits for terminal input, `prompt` shows it): answer with '
-             '`sane run input`, or `sane run interrupt`. For full-screen programs use '
-             'read_screen/send_keys. COMMAND words are joined with spaces; a single `-` reads '
-             'it from stdin.',
+             '`sane run input`, or `sane run interrupt`. For full-screen programs use `sane '
+             'read-screen`/`sane send-keys`. COMMAND words are joined with spaces; a single '
+             '`-` reads it from stdin.',
      'params': [{'name': 'command',
                  'kind': 'words',
                  'default': None,
@@ -1077,6 +1077,141 @@ COMMANDS: dict[str, dict[str, Any]] = {
                  'help': 'tmux server socket, like tmux -L NAME (or -S PATH); default: your '
                          'default server.'}],
      'fixed': {'wait': True}},
+    'read-screen': {'tool': 'read_screen',
+     'help': "The pane's screen as a person sees it (visible text and cursor), or its last N "
+             'lines: for full-screen programs (vim, less, htop), REPLs and panes sane did not '
+             'start. Reads only.',
+     'params': [{'name': 'pane',
+                 'kind': 'text',
+                 'default': None,
+                 'required': False,
+                 'help': "tmux target pane (%ID or session:window.pane); default: sane's own "
+                         'local pane.',
+                 'opts': ['--pane', '-t']},
+                {'name': 'server',
+                 'kind': 'text',
+                 'default': None,
+                 'required': False,
+                 'help': "Run through this registered server's ssh pane (connects on demand); "
+                         'not with pane.',
+                 'opts': ['--server', '-s']},
+                {'name': 'lines',
+                 'kind': 'int',
+                 'default': None,
+                 'required': False,
+                 'help': 'The last this many lines, scrollback included (default: the visible '
+                         'screen).',
+                 'min': 1,
+                 'max': 10000,
+                 'opts': ['--lines']},
+                {'name': 'socket',
+                 'opts': ['--socket'],
+                 'kind': 'text',
+                 'default': None,
+                 'envvar': 'SANE_TMUX_SOCKET',
+                 'metavar': 'NAME|PATH',
+                 'cli_only': True,
+                 'help': 'tmux server socket, like tmux -L NAME (or -S PATH); default: your '
+                         'default server.'}],
+     'fixed': {}},
+    'send-keys': {'tool': 'send_keys',
+     'help': 'Type into a pane: literal `text`, then named `keys` (C-c, Escape, Enter, Up, F1, '
+             'M-x...), then Enter if `enter`. For full-screen programs and prompts `sane '
+             'run-command` does not drive; read the effect with `sane read-screen` or `sane '
+             'wait-for-text`. Refuses the pane sane itself runs in.',
+     'params': [{'name': 'pane',
+                 'kind': 'text',
+                 'default': None,
+                 'required': False,
+                 'help': "tmux target pane (%ID or session:window.pane); default: sane's own "
+                         'local pane.',
+                 'opts': ['--pane', '-t']},
+                {'name': 'server',
+                 'kind': 'text',
+                 'default': None,
+                 'required': False,
+                 'help': "Run through this registered server's ssh pane (connects on demand); "
+                         'not with pane.',
+                 'opts': ['--server', '-s']},
+                {'name': 'text',
+                 'kind': 'text',
+                 'default': None,
+                 'required': False,
+                 'help': 'Typed literally, every character as itself.',
+                 'opts': ['--text']},
+                {'name': 'keys',
+                 'kind': 'multiple',
+                 'default': [],
+                 'required': False,
+                 'help': 'Key names, sent after the text, in order.',
+                 'opts': ['--key']},
+                {'name': 'enter',
+                 'kind': 'flag',
+                 'default': False,
+                 'required': False,
+                 'help': 'Press Enter at the end.',
+                 'opts': ['--enter']},
+                {'name': 'socket',
+                 'opts': ['--socket'],
+                 'kind': 'text',
+                 'default': None,
+                 'envvar': 'SANE_TMUX_SOCKET',
+                 'metavar': 'NAME|PATH',
+                 'cli_only': True,
+                 'help': 'tmux server socket, like tmux -L NAME (or -S PATH); default: your '
+                         'default server.'}],
+     'fixed': {}},
+    'wait-for-text': {'tool': 'wait_for_text',
+     'help': "Wait until a regular expression matches the pane's screen (`matched`), or the "
+             'timeout passes (`matched` false, with the screen as it was).',
+     'params': [{'name': 'pattern',
+                 'kind': 'text',
+                 'default': None,
+                 'required': True,
+                 'help': 'A Python regular expression (multi-line: ^ and $ match at each '
+                         'line).',
+                 'min_length': 1,
+                 'opts': []},
+                {'name': 'pane',
+                 'kind': 'text',
+                 'default': None,
+                 'required': False,
+                 'help': "tmux target pane (%ID or session:window.pane); default: sane's own "
+                         'local pane.',
+                 'opts': ['--pane', '-t']},
+                {'name': 'server',
+                 'kind': 'text',
+                 'default': None,
+                 'required': False,
+                 'help': "Run through this registered server's ssh pane (connects on demand); "
+                         'not with pane.',
+                 'opts': ['--server', '-s']},
+                {'name': 'lines',
+                 'kind': 'int',
+                 'default': None,
+                 'required': False,
+                 'help': 'Search the last this many lines, scrollback included (default: the '
+                         'screen).',
+                 'min': 1,
+                 'max': 10000,
+                 'opts': ['--lines']},
+                {'name': 'timeout',
+                 'kind': 'float',
+                 'default': 30.0,
+                 'required': False,
+                 'help': 'Seconds to wait.',
+                 'min': 0,
+                 'opts': ['--timeout']},
+                {'name': 'socket',
+                 'opts': ['--socket'],
+                 'kind': 'text',
+                 'default': None,
+                 'envvar': 'SANE_TMUX_SOCKET',
+                 'metavar': 'NAME|PATH',
+                 'cli_only': True,
+                 'help': 'tmux server socket, like tmux -L NAME (or -S PATH); default: your '
+                         'default server.'}],
+     'fixed': {}},
 }
 
 # Every tool `sane mcp` can serve, in the table's order.
