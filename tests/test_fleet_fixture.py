@@ -210,6 +210,28 @@ def test_netns_hosts_have_their_own_addresses_and_hostnames(make_fleet: FleetFac
     assert all(in_namespace(ns) == [] for ns in spaces)
 
 
+
+def test_hosts_behind_a_bastion_are_reached_only_through_it(make_fleet: FleetFactory) -> None:
+    """``bastion="s1"``: s2 is on a network only s1 has a leg in; the fleet's config jumps
+    through s1, a direct connection has no route, and close removes the inner bridge
+    and the host's unreachable route."""
+    fleet = make_fleet(2, mode="netns", bastion="s1")
+    s1, s2 = fleet["s1"], fleet["s2"]
+    assert s1.host.startswith("10.231.") and s2.host.startswith("10.232.")
+    proc = ssh(fleet, "s2", "echo $FLEET_HOST; echo $SSH_CONNECTION")
+    assert proc.returncode == 0, proc.stderr
+    fleet_host, connection = proc.stdout.splitlines()
+    assert fleet_host == "s2" and connection.split()[0] != s1.host  # it came from s1's eth1
+    with pytest.raises(OSError):
+        socket.create_connection((s2.host, 22), timeout=5).close()
+    inner = fleet.inner_bridge
+    fleet.close()
+    routes = subprocess.run(["ip", "route", "show", "type", "unreachable"],
+                            capture_output=True, text=True, check=True).stdout
+    assert s2.host.rsplit(".", 1)[0] + ".0/24" not in routes
+    assert inner is not None and subprocess.run(
+        ["ip", "link", "show", inner], capture_output=True, check=False).returncode != 0
+
 @pytest.mark.ssh
 def test_nothing_remains_after_close() -> None:
     before = fleet_processes()

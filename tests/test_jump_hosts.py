@@ -3,7 +3,9 @@ ProxyJump given by the entry (``--ssh-option ProxyJump=``) or by the user's ssh 
 Unknown host keys on each hop are ``host_key_unknown`` naming that hop, fast (nothing is
 ever typed into ssh's host-key question: sane used to type its takeover there and end in
 ``timeout``); ``--accept-new`` trusts a new key on every hop. Real sshd servers
-(sane.testing.fleet), real ssh, real tmux."""
+(sane.testing.fleet) in network namespaces: s2 and s3 sit on a network only the bastion
+has a leg in, so the host cannot reach them but through it (shown by a direct connection
+failing). Real ssh, real tmux."""
 
 from __future__ import annotations
 
@@ -28,10 +30,10 @@ pytestmark = [pytest.mark.ssh]
 @pytest.fixture
 def jump(make_fleet: Callable[..., Any], tmp_path: Path,
          monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """s1 is the bastion; s2 and s3 are reached through it. The user's ssh config names
-    the bastion (its key, user, port) and ``behind3`` (s3, whose ProxyJump is written
-    there); every hop checks keys against one known_hosts that starts empty."""
-    fleet = make_fleet(3)
+    """s1 is the bastion; s2 and s3 are reachable only through it. The user's ssh config
+    names the bastion (its key, user, port) and ``behind3`` (s3, whose ProxyJump is
+    written there); every hop checks keys against one known_hosts that starts empty."""
+    fleet = make_fleet(3, "netns", bastion="s1")
     known = tmp_path / "known_hosts"
     known.write_text("")
     bastion, s3 = fleet["s1"], fleet["s3"]
@@ -42,7 +44,7 @@ def jump(make_fleet: Callable[..., Any], tmp_path: Path,
         f"Host *\n  User root\n  IdentityFile {fleet.client_key}\n"
         f"  UserKnownHostsFile {known}\n")
     monkeypatch.setenv(USER_CONFIG_ENV, str(config))
-    return {"fleet": fleet, "known": known, "bastion": f"[{bastion.host}]:{bastion.port}"}
+    return {"fleet": fleet, "known": known, "bastion": bastion.known_hosts_name}
 
 
 def _from_entry(jump: dict[str, Any]) -> Server:
@@ -77,7 +79,7 @@ def test_an_unknown_key_on_each_hop_is_named(sane_ctx: Context, jump: dict[str, 
     pane = open_server_pane(sane_ctx, server, accept_new=True)
     assert not pane.dead
     target = (jump["fleet"]["s2"] if server.name == "s2" else jump["fleet"]["s3"])
-    for hop in (jump["bastion"], f"[{target.host}]:{target.port}"):  # (hashed names)
+    for hop in (jump["bastion"], target.known_hosts_name):  # (hashed names)
         assert subprocess.run(["ssh-keygen", "-F", hop, "-f", str(jump["known"])],
                               capture_output=True, check=False).returncode == 0, hop
     result = fleet_run(sane_ctx, [server], "echo $FLEET_HOST")
@@ -91,7 +93,7 @@ def test_the_target_behind_the_bastion_is_named_once_the_bastion_is_known(
     with pytest.raises(errors.HostKeyUnknown) as info:
         probe_connection(server)
     s2 = jump["fleet"]["s2"]
-    assert info.value.details["hop"] == f"[{s2.host}]:{s2.port}"
+    assert info.value.details["hop"] == s2.known_hosts_name
 
 
 def test_the_connection_goes_through_the_bastion(sane_ctx: Context,
@@ -104,3 +106,24 @@ def test_the_connection_goes_through_the_bastion(sane_ctx: Context,
     assert isinstance(info.value, errors.ConnectionRefused), info.value.to_dict()
     bastion = jump["fleet"]["s1"]
     assert f"connect to host {bastion.host} port {bastion.port}" in info.value.message
+
+
+def test_the_hosts_behind_the_bastion_are_reachable_only_through_it(
+        sane_ctx: Context, jump: dict[str, Any]) -> None:
+    """What makes the other tests prove routing: a direct connection, sane's or plain
+    ssh's, to a host behind the bastion fails; the same entry through it answers."""
+    fleet = jump["fleet"]
+    s2 = fleet["s2"]
+    direct = Server(name="direct", host=s2.host, port=s2.port, user="root",
+                    identity_file=str(fleet.client_key))
+    with pytest.raises(errors.ConnectionFailed) as info:
+        probe_connection(direct, accept_new=True)
+    assert s2.host in info.value.message, info.value.to_dict()
+    plain = subprocess.run(["ssh", "-F", "/dev/null", "-o", "BatchMode=yes",
+                            "-o", "ConnectTimeout=5", f"root@{s2.host}", "true"],
+                           capture_output=True, text=True, timeout=30, check=False)
+    assert plain.returncode == 255 and s2.host in plain.stderr, plain.stderr
+    probe_connection(_from_entry(jump), accept_new=True)  # through the bastion
+    # The fleet's own config jumps through the bastion as well.
+    assert subprocess.run(fleet.ssh_argv("s3", "echo $FLEET_HOST"), capture_output=True,
+                          text=True, timeout=30, check=False).stdout == "s3\n"

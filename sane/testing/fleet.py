@@ -24,6 +24,11 @@ Modes:
 - ``"netns"``: every server runs in its own network namespace on a bridge the fleet
   creates, with its own address (``10.231.0.2`` ... for ``s1`` ...) on port 22 and its own
   hostname (``sN``). Raises :class:`FleetUnavailable` when ``ip netns`` is not permitted.
+  With ``bastion="s1"`` every other server sits instead on an inner bridge the host has
+  no address on and no route to (``10.232.K.0/24``, an ``unreachable`` route on the host
+  makes a direct connection fail at once); the bastion alone has a leg there (its
+  ``eth1``), and it forwards no packets, so ssh through it (``ProxyJump``) is the only way
+  in, as for hosts behind a real bastion. The fleet's own ssh config jumps through it.
 
 Clients use :attr:`Fleet.ssh_config_path` (``ssh -F CONFIG sN``) or :meth:`Fleet.ssh_argv`.
 """
@@ -55,6 +60,7 @@ SSHD = "/usr/sbin/sshd"
 PRIVSEP_DIR = Path("/run/sshd")
 NETNS_LOCK = Path("/run/sane-fleet.lock")
 NETNS_PREFIX = "10.231"
+INNER_PREFIX = "10.232"  # behind the bastion: never an address or a way in on the host
 Mode = Literal["ports", "netns"]
 
 _PATH_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -88,6 +94,7 @@ class Server:
     login_shell: str | None = None  # root's shell inside this server (None: the host's)
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _pid: int | None = field(default=None, repr=False)
+    _log_start: int = field(default=0, repr=False)  # size of the log at the last launch
 
     @property
     def home(self) -> Path:
@@ -287,19 +294,26 @@ class Fleet:
 
     _counter = 0
 
-    def __init__(self, count: int, mode: Mode = "ports", *, ready_timeout: float = 10.0) -> None:
+    def __init__(self, count: int, mode: Mode = "ports", *, ready_timeout: float = 10.0,
+                 bastion: str | None = None) -> None:
         if count < 1:
             raise ValueError("count must be at least 1")
         if mode not in ("ports", "netns"):
             raise ValueError(f"unknown mode {mode!r} (ports or netns)")
         if mode == "netns" and count > 253:
             raise ValueError("netns mode supports at most 253 servers")
+        if bastion is not None and (mode != "netns" or bastion not in
+                                    {f"s{i}" for i in range(1, count + 1)}):
+            raise ValueError(f"bastion {bastion!r} needs netns mode and one of s1..s{count}")
         self.mode: Mode = mode
+        self.bastion = bastion
         self.ready_timeout = ready_timeout
         self._servers: dict[str, Server] = {}
         self._trusted: dict[str, str] = {}
         self._closed = False
         self._bridge: str | None = None
+        self._inner_bridge: str | None = None
+        self._unreachable: str | None = None  # the host's route for the inner subnet
         self._veths: list[str] = []
         self._netns: list[str] = []
         self._tools = self._check_tools()
@@ -453,6 +467,15 @@ class Fleet:
         """The bridge of a netns fleet (None in ports mode and once closed)."""
         return self._bridge
 
+    @property
+    def inner_bridge(self) -> str | None:
+        """The bridge behind the bastion (None without one and once closed)."""
+        return self._inner_bridge
+
+    def is_behind(self, name: str) -> bool:
+        """True when ``name`` is reachable only through the bastion (see the module doc)."""
+        return self.bastion is not None and self.server(name).name != self.bastion
+
     def __enter__(self) -> Fleet:
         return self
 
@@ -565,6 +588,7 @@ class Fleet:
             blocks.append(
                 f"Host {srv.name}\n"
                 f"    HostName {srv.host}\n"
+                + (f"    ProxyJump {self.bastion}\n" if self.is_behind(srv.name) else "") +
                 f"    Port {srv.port}\n"
                 "    User root\n"
                 f"    IdentityFile {self.client_key}\n"
@@ -594,6 +618,7 @@ class Fleet:
                 *self._unshare_argv(uts=True), script]
 
     def _spawn(self, srv: Server) -> None:
+        srv._log_start = srv.log.stat().st_size if srv.log.exists() else 0
         with open(srv.launch_log, "ab") as err:
             srv._proc = subprocess.Popen(
                 self._launch_argv(srv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -626,7 +651,9 @@ class Fleet:
                     raise FleetError(
                         f"sshd {srv.name} exited with status {status}"
                         f"\nlaunch: {_tail(srv.launch_log)}\nsshd log: {log}")
-            for srv in _answering(pending):
+            hidden = [s for s in pending if self.is_behind(s.name)]
+            for srv in _answering([s for s in pending if s not in hidden]) + [
+                    s for s in hidden if self._listening(s)]:
                 srv._pid = self._init_pid(srv)
                 pending.remove(srv)
             if not pending:
@@ -637,6 +664,16 @@ class Fleet:
                                  + "; ".join(_tail(s.log, 5) for s in pending))
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+    @staticmethod
+    def _listening(srv: Server) -> bool:
+        """For a server the host cannot reach (behind the bastion): its sshd has said,
+        since this launch, that it listens (from then on it answers connections)."""
+        if not srv.log.exists():
+            return False
+        with open(srv.log, "rb") as fh:
+            fh.seek(srv._log_start)
+            return f"Server listening on {srv.host} port {srv.port}".encode() in fh.read()
 
     def _init_pid(self, srv: Server) -> int | None:
         """The unshare child: PID 1 of the server's PID namespace, i.e. the sshd."""
@@ -700,6 +737,15 @@ class Fleet:
             self._bridge = bridge
             _must([ip, "addr", "add", f"{subnet}.1/24", "dev", bridge])
             _must([ip, "link", "set", bridge, "up"])
+            inner = f"{INNER_PREFIX}.{octet}"
+            if self.bastion is not None:
+                # No address on this bridge: the host cannot reach what is on it, and the
+                # unreachable route answers a direct connection with "No route to host".
+                self._inner_bridge = f"sfi{tag}"
+                _must([ip, "link", "add", self._inner_bridge, "type", "bridge"])
+                _must([ip, "link", "set", self._inner_bridge, "up"])
+                _must([ip, "route", "add", "unreachable", f"{inner}.0/24"])
+                self._unreachable = f"{inner}.0/24"
             for index, srv in enumerate(self._servers.values()):
                 ns = f"sfn{tag}-{srv.name}"
                 veth = f"sfv{tag}-{index + 1}"
@@ -711,9 +757,19 @@ class Fleet:
                        "netns", ns])
                 self._veths.append(veth)
                 srv.veth = veth
-                _must([ip, "link", "set", veth, "master", bridge, "up"])
-                srv.host = f"{subnet}.{index + 2}"
+                behind = self.is_behind(srv.name)
+                _must([ip, "link", "set", veth, "master",
+                       self._inner_bridge if behind and self._inner_bridge else bridge, "up"])
+                srv.host = f"{inner if behind else subnet}.{index + 2}"
                 srv.netns = ns
+                if srv.name == self.bastion and self._inner_bridge is not None:
+                    leg = f"sfj{tag}"
+                    _must([ip, "link", "add", leg, "type", "veth", "peer", "name", "eth1",
+                           "netns", ns])
+                    self._veths.append(leg)
+                    _must([ip, "link", "set", leg, "master", self._inner_bridge, "up"])
+                    _must([ip, "-n", ns, "addr", "add", f"{inner}.1/24", "dev", "eth1"])
+                    _must([ip, "-n", ns, "link", "set", "eth1", "up"])
                 _must([ip, "-n", ns, "addr", "add", f"{srv.host}/24", "dev", "eth0"])
                 _must([ip, "-n", ns, "link", "set", "eth0", "up"])
                 _must([ip, "-n", ns, "link", "set", "lo", "up"])
@@ -739,11 +795,17 @@ class Fleet:
             if proc.returncode != 0:
                 errors.append(proc.stderr.strip())
         self._netns.clear()
-        if self._bridge is not None:
-            proc = _run([ip, "link", "del", self._bridge])
+        for bridge in (self._bridge, self._inner_bridge):
+            if bridge is not None:
+                proc = _run([ip, "link", "del", bridge])
+                if proc.returncode != 0:
+                    errors.append(proc.stderr.strip())
+        self._bridge = self._inner_bridge = None
+        if self._unreachable is not None:
+            proc = _run([ip, "route", "del", "unreachable", self._unreachable])
             if proc.returncode != 0:
                 errors.append(proc.stderr.strip())
-            self._bridge = None
+            self._unreachable = None
         if errors:
             raise FleetError("netns teardown: " + "; ".join(errors))
 

@@ -137,7 +137,8 @@ def run_process(argv: list[str], env: dict[str, str], stdin: str | None = None,
 
 
 class FleetFactory(Protocol):
-    def __call__(self, count: int, mode: Mode = "ports") -> Fleet: ...
+    def __call__(self, count: int, mode: Mode = "ports", *,
+                 bastion: str | None = None) -> Fleet: ...
 
 
 @pytest.fixture(scope="session")
@@ -159,12 +160,13 @@ def ssh_fleet() -> Iterator[Fleet]:
 
 @pytest.fixture
 def make_fleet() -> Iterator[FleetFactory]:
-    """``make_fleet(count, mode="ports")``: a private fleet, closed after the test."""
+    """``make_fleet(count, mode="ports", bastion=None)``: a private fleet, closed after
+    the test (``bastion``: see :class:`Fleet`)."""
     fleets: list[Fleet] = []
 
-    def make(count: int, mode: Mode = "ports") -> Fleet:
+    def make(count: int, mode: Mode = "ports", *, bastion: str | None = None) -> Fleet:
         try:
-            fleet = Fleet(count, mode)
+            fleet = Fleet(count, mode, bastion=bastion)
         except FleetUnavailable as exc:
             pytest.skip(f"ssh test fleet ({mode}) unavailable: {exc.reason}")
         fleets.append(fleet)
