@@ -14,6 +14,7 @@ import pytest
 from sane import errors
 from sane.fleet.importers import from_ssh_config
 from sane.fleet.registry import Server
+from sane.fleet.ssh import USER_CONFIG_ENV
 
 from .conftest import cli
 
@@ -72,7 +73,10 @@ Host git-mirror
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The file imported; the user's own ssh config (read at connect time) is empty."""
+    (tmp_path / "user_config").write_text("")
+    monkeypatch.setenv(USER_CONFIG_ENV, str(tmp_path / "user_config"))
     inc = tmp_path / "conf.d"
     inc.mkdir()
     (inc / "10-git.conf").write_text(INCLUDED)
@@ -127,7 +131,9 @@ def test_every_host_is_what_ssh_G_resolves(config: Path) -> None:
     assert (by_name["web1"].identity_file, by_name["web1"].extra_identity_files) == (
         "~/.ssh/deploy_ed25519", ["~/.ssh/deploy_rsa"])  # both IdentityFile lines
     assert by_name["web1"].user == "deploy"  # from Host *
-    assert by_name["web1"].ssh_options["ProxyJump"] == "bastion"
+    # A jump alias this file defines but the user's config does not: stored as the host
+    # it is here (at connect time the hop resolves through the user's config).
+    assert by_name["web1"].ssh_options["ProxyJump"] == "jump@bastion.example.com:2202"
     assert by_name["web1"].ssh_options["StrictHostKeyChecking"] == "yes"
     assert by_name["db1"].ssh_options == {"ConnectTimeout": "5", "ServerAliveInterval": "30"}
     assert (by_name["db1"].port, by_name["db1"].user) == (5022, "postgres")
@@ -143,6 +149,18 @@ def test_every_host_is_what_ssh_G_resolves(config: Path) -> None:
     assert "Host pattern" in reasons[("*", None)]
     assert "Match block" in reasons[("Match host db1 user root", None)]
     assert "nope" not in by_name
+    assert "bastion_ed25519" in reasons[("web1", "proxyjump")]  # the hop's key: not carried
+
+
+def test_a_jump_alias_the_users_config_resolves_alike_is_kept(
+        config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Importing the user's own config: its ProxyJump aliases stay aliases (the hop keeps
+    its key, user and port from that config at connect time), nothing is listed."""
+    monkeypatch.setenv(USER_CONFIG_ENV, str(config))
+    imported = from_ssh_config(config)
+    web1 = next(s for s in imported.servers if s.name == "web1")
+    assert web1.ssh_options["ProxyJump"] == "bastion"
+    assert not [s for s in imported.skipped if s.get("option") == "proxyjump"]
 
 
 def test_match_exec_is_refused_before_anything_runs(tmp_path: Path) -> None:

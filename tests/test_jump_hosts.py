@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from sane import errors
+from sane.fleet.importers import from_ssh_config
 from sane.fleet.panes import open_server_pane
 from sane.fleet.registry import Registry, Server
 from sane.fleet.run import fleet_run
@@ -127,3 +128,24 @@ def test_the_hosts_behind_the_bastion_are_reachable_only_through_it(
     # The fleet's own config jumps through the bastion as well.
     assert subprocess.run(fleet.ssh_argv("s3", "echo $FLEET_HOST"), capture_output=True,
                           text=True, timeout=30, check=False).stdout == "s3\n"
+
+
+def test_an_imported_jump_alias_reaches_the_host_through_the_bastion(
+        sane_ctx: Context, jump: dict[str, Any], tmp_path: Path) -> None:
+    """A config imported from a file that is not the user's ssh config: its ProxyJump
+    alias (``edge``, unknown to the user's config) is stored as the host it names there,
+    so the entry still connects through the bastion (it used to connect to "edge")."""
+    fleet = jump["fleet"]
+    bastion, s2 = fleet["s1"], fleet["s2"]
+    imported_file = tmp_path / "team_config"
+    imported_file.write_text(
+        f"Host edge\n  HostName {bastion.host}\n  User root\n"
+        f"Host app\n  HostName {s2.host}\n  ProxyJump edge\n  User root\n"
+        f"  IdentityFile {fleet.client_key}\n  UserKnownHostsFile {jump['known']}\n")
+    imported = from_ssh_config(imported_file)
+    app = next(s for s in imported.servers if s.name == "app")
+    assert app.ssh_options["ProxyJump"] == f"root@{bastion.host}:22"
+    Registry(sane_ctx.home).add(app)
+    probe_connection(app, accept_new=True)
+    result = fleet_run(sane_ctx, [app], "echo $FLEET_HOST")
+    assert result["results"][0]["output"] == "s2\n"

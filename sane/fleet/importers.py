@@ -136,6 +136,46 @@ def _entry(name: str, resolved: dict[str, list[str]], default: dict[str, list[st
     return values
 
 
+# What a jump hop needs from a config to be the same host at connect time.
+_HOP_FIELDS = ("hostname", "port", "user", "identityfile")
+_HOP = re.compile(r"(?:(?P<user>[^@]+)@)?(?P<host>\[[^\]]+\]|[^:]+)(?::(?P<port>[0-9]+))?")
+
+
+def _portable_jump(config: Path, name: str, value: str,
+                   skipped: list[dict[str, str]]) -> str:
+    """``ProxyJump`` hops that reach at connect time what they reach in ``config``.
+
+    At connect time a hop resolves through the user's ssh config (``ssh -J`` semantics),
+    not through the imported file: a hop alias the user's config resolves alike is kept,
+    any other becomes ``user@host:port`` as ``config`` resolves it. The hop's own
+    IdentityFile cannot travel in a ProxyJump: that loss is listed in ``skipped``."""
+    from sane.fleet.ssh import user_config
+
+    own = os.path.expanduser(user_config())
+    own = own if os.path.isfile(own) else "none"
+    hops = []
+    for hop in value.split(","):
+        match = _HOP.fullmatch(hop)
+        if match is None:
+            hops.append(hop)  # the registry's ProxyJump rule refuses it, naming it
+            continue
+        here, there = _ssh_g(str(config), match["host"]), _ssh_g(own, match["host"])
+        if all(here.get(k) == there.get(k) for k in _HOP_FIELDS):
+            hops.append(hop)
+            continue
+        host = here["hostname"][0]
+        resolved = (f"{match['user'] or here['user'][0]}@"
+                    f"{f'[{host}]' if ':' in host else host}:{match['port'] or here['port'][0]}")
+        hops.append(resolved)
+        note = (f"jump host {hop!r} stored as {resolved!r}: your ssh config, which sane "
+                "reads at connect time, does not resolve it as this file does")
+        if here.get("identityfile") != there.get("identityfile"):
+            note += (f"; its IdentityFile {' '.join(here.get('identityfile', []))!r} is not "
+                     "carried (a hop takes its keys from your ssh config or agent)")
+        skipped.append({"name": name, "option": "proxyjump", "reason": note})
+    return ",".join(hops)
+
+
 def from_ssh_config(path: str | os.PathLike[str]) -> Imported:
     """The concrete hosts of an OpenSSH client config, each as ``ssh -G`` resolves it."""
     result = Imported()
@@ -169,6 +209,10 @@ def from_ssh_config(path: str | os.PathLike[str]) -> Imported:
             resolved = _ssh_g(str(config), name)
             default["hostname"] = [name]
             values = _entry(name, resolved, default, result.skipped)
+            jump = values["ssh_options"].get("ProxyJump")
+            if jump is not None and jump.lower() != "none":
+                values["ssh_options"]["ProxyJump"] = _portable_jump(
+                    config, name, jump, result.skipped)
         except ValueError as exc:
             result.skipped.append({"name": name, "reason": str(exc)})
             continue
