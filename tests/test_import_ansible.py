@@ -205,6 +205,15 @@ def test_what_sane_cannot_keep_is_listed(tmp_path: Path,
     assert "winrm" in reasons[("win", None)]
     assert "template" in reasons[("tpl", None)]
     assert "raw ssh arguments" in reasons[("ok1", "ansible_ssh_common_args")]
+    assert not any(s["name"].endswith("_vars/") for s in imported.skipped)
+    # group_vars/ and host_vars/ next to the inventory (ansible-inventory merges them):
+    # not read by sane, and said so rather than imported without their variables silently.
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "all.yml").write_text("ansible_user: deploy\n")
+    (tmp_path / "host_vars").mkdir()
+    imported = from_ansible_inventory(tmp_path / "inv.ini")
+    listed = {s["name"]: s["reason"] for s in imported.skipped}
+    assert "not read" in listed["group_vars/"] and "not read" in listed["host_vars/"]
 
 
 @pytest.mark.parametrize("text,why", [

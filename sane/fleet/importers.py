@@ -226,6 +226,7 @@ _ANSIBLE_FIELDS = ("ansible_host", "ansible_port", "ansible_user",
 _ANSIBLE_PASSWORDS = ("ansible_password", "ansible_ssh_pass", "ansible_become_pass",
                       "ansible_become_password")
 _ANSIBLE_SSH = {"ssh", "smart", "paramiko", "paramiko_ssh"}
+_ANSIBLE_VARS_DIRS = ("group_vars", "host_vars")  # beside the inventory: not read
 _ANSIBLE_ARGS = ("ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_ssh_args")
 
 
@@ -280,6 +281,12 @@ def from_ansible_inventory(path: str | os.PathLike[str]) -> Imported:
         for host in body.get("hosts", []):
             direct.setdefault(host, []).append(group)
     result = Imported()
+    for folder in _ANSIBLE_VARS_DIRS:  # ansible-inventory merges these; sane does not
+        if (Path(path).parent / folder).is_dir():
+            result.skipped.append({
+                "name": f"{folder}/", "reason": f"{folder}/ next to the inventory is not "
+                "read: its variables (ansible_host, ansible_port, ansible_user, keys) are "
+                "not imported; set them in the inventory file or fix the entries after"})
     for host in [*direct, *(h for h in hostvars if h not in direct)]:
         groups, stack = set(), list(direct.get(host, []))
         while stack:
