@@ -45,7 +45,8 @@ def jump(make_fleet: Callable[..., Any], tmp_path: Path,
         f"Host *\n  User root\n  IdentityFile {fleet.client_key}\n"
         f"  UserKnownHostsFile {known}\n")
     monkeypatch.setenv(USER_CONFIG_ENV, str(config))
-    return {"fleet": fleet, "known": known, "bastion": bastion.known_hosts_name}
+    return {"fleet": fleet, "known": known, "bastion": bastion.known_hosts_name,
+            "config": config}
 
 
 def _from_entry(jump: dict[str, Any]) -> Server:
@@ -149,3 +150,26 @@ def test_an_imported_jump_alias_reaches_the_host_through_the_bastion(
     probe_connection(app, accept_new=True)
     result = fleet_run(sane_ctx, [app], "echo $FLEET_HOST")
     assert result["results"][0]["output"] == "s2\n"
+
+
+def test_a_hop_takes_its_key_from_the_users_config_not_the_entry(
+        sane_ctx: Context, jump: dict[str, Any], tmp_path: Path) -> None:
+    """The documented rule (docs/commands.md): the entry's ``--identity`` is for the target
+    only; a hop is reached as ``ssh -J`` reaches it, with the user's config. A bastion
+    that accepts only the entry's key refuses the hop (``auth_failed`` quoting the
+    bastion), until the user's config gives that host the key."""
+    fleet = jump["fleet"]
+    hop_key = tmp_path / "hop_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(hop_key)],
+                   check=True)
+    fleet["s1"].authorized_keys.write_text((tmp_path / "hop_key.pub").read_text())
+    fleet.authorize("s2", (tmp_path / "hop_key.pub").read_text())
+    server = Server(name="s2", host=fleet["s2"].host, user="root", identity_file=str(hop_key),
+                    ssh_options={"ProxyJump": "bastion", "IdentitiesOnly": "yes",
+                                 "UserKnownHostsFile": str(jump["known"])})
+    with pytest.raises(errors.AuthFailed) as info:
+        probe_connection(server, accept_new=True)
+    assert fleet["s1"].host in info.value.message, info.value.to_dict()
+    config = Path(str(jump["config"]))
+    config.write_text(f"Host bastion\n  IdentityFile {hop_key}\n" + config.read_text())
+    probe_connection(server, accept_new=True)
