@@ -2,7 +2,7 @@
 
 Each test runs in each shell of ``POSIX_SHELLS`` twice, against real tmux: in a local
 pane (clean rc files), and as the login shell of root on a loopback sshd of its own
-(``sane.testing.fleet``: a private ``/etc/passwd`` in the server's mount namespace),
+(``sane.testing.fleet``: its own ``/etc/passwd`` in the server's mount namespace),
 reached through sane's ssh pane, the system rc files of each shell read as on any host.
 Expected outputs come from the same shell running the same command with ``-c`` where
 the shell itself decides the bytes.
@@ -66,9 +66,14 @@ def login_fleet() -> Iterator[dict[str, tuple[Fleet, str]]]:
                 link = fleet.base / path
                 link.symlink_to(shutil.which("busybox") or "/bin/busybox")
                 path = str(link)
+            # As Debian's sshd does: the client's locale crosses (yash, in the C locale,
+            # cannot hold a non-ASCII byte in a variable).
+            fleet.configure_sshd(srv.name, "AcceptEnv LANG LC_*")
             fleet.set_login_shell(srv.name, path)
-            # zsh without a ~/.zshrc starts its new-user menu; a real user has one.
+            # zsh without a ~/.zshrc starts its new-user menu, yash without a ~/.yashrc
+            # loads a sample config (its greeting, another echo style); a user has one.
             (srv.home / ".zshrc").write_text("")
+            (srv.home / ".yashrc").write_text("")
             found[name] = (fleet, srv.name)
         yield found
     finally:

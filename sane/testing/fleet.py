@@ -401,9 +401,12 @@ class Fleet:
 
     def set_login_shell(self, name: str, shell: str | None) -> None:
         """Make ``shell`` (an executable path) root's login shell inside ``name`` and
-        restart it; None goes back to the host's. The server's mount namespace gets its
-        own ``/etc/passwd`` (a copy with root's shell changed, bind-mounted): the
-        host's stays untouched and the other servers keep theirs."""
+        restart it; None goes back to the host's. The server's mount namespace sees
+        ``/etc`` through an overlay whose upper layer holds its own ``passwd`` (a copy
+        with root's shell changed): the host's stays untouched and the other servers
+        keep theirs. Not a bind mount on the file: the kernel detaches every mount on a
+        file that is unlinked or renamed over in any namespace, which is what
+        ``useradd`` and friends do to the host's ``/etc/passwd``."""
         srv = self.server(name)
         if shell is not None and not os.access(shell, os.X_OK):
             raise FleetError(f"login shell {shell} is not an executable")
@@ -412,7 +415,9 @@ class Fleet:
         if shell is not None:
             lines = Path("/etc/passwd").read_text().splitlines()
             fields = [line.split(":") for line in lines]
-            (srv.directory / "passwd").write_text("".join(
+            (srv.directory / "etc-upper").mkdir(exist_ok=True)
+            (srv.directory / "etc-work").mkdir(exist_ok=True)
+            (srv.directory / "etc-upper" / "passwd").write_text("".join(
                 ":".join([*f[:6], shell] if f[0] == "root" and len(f) == 7 else f) + "\n"
                 for f in fields))
         self._start([srv], repick_ports=False)
@@ -606,7 +611,9 @@ class Fleet:
     # ----------------------------------------------------------------- processes
 
     def _launch_argv(self, srv: Server) -> list[str]:
-        passwd = (f"mount --bind {shlex.quote(str(srv.directory / 'passwd'))} /etc/passwd && "
+        layers = (f"lowerdir=/etc,upperdir={srv.directory / 'etc-upper'},"
+                  f"workdir={srv.directory / 'etc-work'}")
+        passwd = (f"mount -t overlay overlay -o {shlex.quote(layers)} /etc && "
                   if srv.login_shell is not None else "")
         script = (f"mount --bind {shlex.quote(str(srv.home))} /root && {passwd}"
                   f"exec {SSHD} -D -f {shlex.quote(str(srv.config))} "
