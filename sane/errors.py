@@ -8,6 +8,7 @@ Codes never change once released; ``docs/errors.md`` lists each one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 # Exit statuses of the JSON contract (see DESIGN.md and docs/errors.md).
@@ -158,6 +159,17 @@ class Cancelled(SaneError):
 
     code = "cancelled"
     exit_status = EXIT_CANCELLED
+
+
+class HandedOver(KeyboardInterrupt):
+    """A Ctrl-C that raised inside a run's follow loop (a second one, or one where no
+    soft stop was armed): the command was typed and may be running, so the run was
+    handed over as at a timeout (its pane stays busy with it) before the interrupt goes
+    on up. ``result`` is the hand-over's document: the Ctrl-C report names the run."""
+
+    def __init__(self, result: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.result = result
 
 
 class Busy(SaneError):

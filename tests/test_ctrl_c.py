@@ -24,9 +24,10 @@ from .test_fleet import register
 
 
 def _interrupt_when(argv: list[str], env: dict[str, str], started: Path,
-                    timeout: float = 60) -> tuple[int, dict[str, Any]]:
+                    timeout: float = 60, program: tuple[str, ...] = ("-m", "sane.cli.main"),
+                    ) -> tuple[int, dict[str, Any]]:
     """Start sane, deliver SIGINT once ``started`` exists, return (exit, document)."""
-    proc = subprocess.Popen([sys.executable, "-m", "sane.cli.main", *argv], env=env,
+    proc = subprocess.Popen([sys.executable, *program, *argv], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert poll(started.exists, timeout), "the command never started"
@@ -48,6 +49,47 @@ def test_ctrl_c_during_a_run_leaves_it_resumable_and_says_which(
     code, doc = _interrupt_when(
         ["run-command", "--pane", pane, "--timeout", "60",
          f"touch {started}; sleep 3; echo finished; touch {done}"], cli_env, started)
+    assert code == 130, doc
+    assert doc["error"]["code"] == "cancelled"
+    run_id = doc["error"]["details"]["run_id"]
+    assert doc["run_id"] == run_id and doc["status"] == "running"
+    assert f"sane run wait {run_id}" in doc["error"]["message"]
+    listed = {p["pane_id"]: p for p in list_panes(sane_ctx, all_sessions=True)["panes"]}
+    assert (listed[pane]["busy"], listed[pane]["run_id"]) == (True, run_id)
+    rest = run_wait(sane_ctx, run_id, timeout=30)
+    assert (rest["status"], rest["exit_code"], rest["output"]) == ("completed", 0,
+                                                                   "finished\n")
+    assert done.exists()
+
+
+# A caller that arms no soft stop (the library under `guarded`, as create-file and every
+# command but run-command and fleet run are): the Ctrl-C raises inside the follow loop.
+_UNARMED = """
+import sys
+from sane.cli._emit import guarded
+from sane.ops.context import Context
+from sane.ops.runs import RunOptions, run_command
+from sane.tmux.command import TmuxServer
+
+def body() -> None:
+    with Context(TmuxServer.from_env(None)) as ctx:
+        run_command(ctx, sys.argv[2], pane=sys.argv[1], options=RunOptions(timeout=60))
+
+guarded(body)
+"""
+
+
+def test_ctrl_c_where_no_soft_stop_is_armed_hands_the_run_over(
+        tmux_server: TmuxTestServer, cli_env: dict[str, str], sane_ctx: Context,
+        tmp_path: Path) -> None:
+    """A second Ctrl-C, or one in a command that follows a run without a soft stop,
+    cleared the run's busy flag while its command went on (the next run typed into
+    it), and the report named no run. Now the run is handed over first."""
+    pane = tmux_server.new_pane()
+    started, done = tmp_path / "started", tmp_path / "done"
+    code, doc = _interrupt_when(
+        [pane, f"touch {started}; sleep 3; echo finished; touch {done}"], cli_env, started,
+        program=("-c", _UNARMED))
     assert code == 130, doc
     assert doc["error"]["code"] == "cancelled"
     run_id = doc["error"]["details"]["run_id"]

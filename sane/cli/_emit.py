@@ -160,7 +160,8 @@ def _reader_went_away() -> NoReturn:
 # only sets an event, the run's follow loop hands the run over at once (as at a
 # timeout: resumable, its pane still busy) and the command reports it as `cancelled`.
 # Anywhere else, and at a second Ctrl-C, SIGINT raises KeyboardInterrupt as usual,
-# and `guarded` reports `cancelled` with whatever ids the command noted (`note`).
+# and `guarded` reports `cancelled` with whatever ids the command noted (`note`); one
+# raised in a run's follow loop hands that run over first (`errors.HandedOver`).
 _STOP = threading.Event()
 _soft = False
 _noted: dict[str, Any] = {}
@@ -190,19 +191,28 @@ def emit_cancelled(message: str, result: Mapping[str, Any] | None = None,
     emit_error(errors.Cancelled(message, **{**_noted, **details}), extra=result)
 
 
-def _hard_cancel() -> NoReturn:
-    """Ctrl-C outside a followed run: the JSON document, then exit 130 at once (worker
-    threads still inside tmux or ssh calls must not keep the process alive)."""
+def _hard_cancel(exc: KeyboardInterrupt) -> NoReturn:
+    """Ctrl-C outside a soft stop: the JSON document, then exit 130 at once (worker
+    threads still inside tmux or ssh calls must not keep the process alive). A run the
+    interrupt caught mid-follow was handed over first (``HandedOver``): named here."""
     import os
 
+    result: Mapping[str, Any] | None = None
+    if isinstance(exc, errors.HandedOver):
+        result = exc.result
+        note(run_id=result["run_id"], pane=result["pane"])
     ids = ", ".join(f"{k} {v}" for k, v in _noted.items())
     hint = ""
+    if result is not None and result["status"] in ("running", "waiting_input"):
+        hint = (f"; the run goes on: follow it with `sane run wait {result['run_id']}` or "
+                f"stop it with `sane run interrupt {result['run_id']}`")
     if "deploy_id" in _noted:
         hint = (f"; see `sane deploy status {_noted['deploy_id']}`, then `sane deploy "
                 "resume` or `sane deploy rollback`")
     with contextlib.suppress(BrokenPipeError):
         _write(error_document(errors.Cancelled(
-            f"interrupted by Ctrl-C{' (' + ids + ')' if ids else ''}{hint}", **_noted)))
+            f"interrupted by Ctrl-C{' (' + ids + ')' if ids else ''}{hint}", **_noted),
+            extra=result))
     os._exit(errors.EXIT_CANCELLED)
 
 
@@ -220,8 +230,8 @@ def guarded(body: Callable[[], object]) -> NoReturn:
             body()
         except errors.SaneError as err:
             emit_error(err)
-        except KeyboardInterrupt:
-            _hard_cancel()
+        except KeyboardInterrupt as exc:
+            _hard_cancel(exc)
         except (SystemExit, BrokenPipeError):
             raise
         except BaseException as exc:  # a bug: still JSON, still no traceback

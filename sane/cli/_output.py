@@ -34,8 +34,9 @@ def run_cli(command: click.Command, args: list[str] | None = None) -> NoReturn:
         except click.ClickException as exc:
             raise errors.UsageError(exc.format_message()) from None
         except click.Abort as exc:
-            if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
-                raise KeyboardInterrupt from None  # Ctrl-C: `cancelled`, exit 130
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, KeyboardInterrupt):  # Ctrl-C: `cancelled`, exit 130
+                raise cause from None  # as raised: a HandedOver names its run
             raise errors.UsageError("aborted") from None
 
     guarded(body)

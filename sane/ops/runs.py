@@ -318,7 +318,7 @@ def _send(
 class _Follow(NamedTuple):
     """How waiting ended: a marker outcome, the deadline, a prompt, or the pane's death."""
 
-    kind: str  # "outcome" | "timeout" | "waiting" | "dead" | "lost"
+    kind: str  # "outcome" | "timeout" | "waiting" | "dead" | "lost" | "cancelled" (Ctrl-C)
     state: panes.PaneState | None = None
     waiting: Waiting | None = None
     # "lost" with the run's end seen live though its recording had died: the status
@@ -819,6 +819,8 @@ def _run(
         if follow.kind == "timeout" and opts.interrupt_on_timeout and not stopped:
             interrupted = True
             follow = _interrupt(ctx, client, pane_id, stream, scanner, opts.interrupt_grace)
+        if follow.kind == "cancelled":
+            raise errors.HandedOver(_hand_over(ctx, client, stream, scanner, rec, started))
         if follow.kind in ("timeout", "waiting"):
             return _hand_over(ctx, client, stream, scanner, rec, started, follow.waiting)
         status, code, exited = _status_of(follow, scanner, interrupted)
@@ -874,8 +876,14 @@ def _start_and_follow(
             typed = frame_command(nonce, command, force_paste, state.shell_kind, posix_script)
             _send(client, state.pane_id, typed, nonce, None)
         claim = None
-        follow = _follow(ctx, client, state.pane_id, stream, scanner, deadline, on_output,
-                         quiet, stop)
+        try:
+            follow = _follow(ctx, client, state.pane_id, stream, scanner, deadline,
+                             on_output, quiet, stop)
+        except KeyboardInterrupt:
+            # Ctrl-C with the command typed (a second one, or one where no soft stop is
+            # armed): it may be running, so its flag must not be cleared; _run hands
+            # the run over (resumable, the pane busy with it) and re-raises.
+            return scanner, _Follow("cancelled")
         outcome = scanner.outcome
         if follow.kind != "outcome" or outcome is None:
             return scanner, follow
