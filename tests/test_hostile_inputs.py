@@ -148,6 +148,27 @@ def test_plan_sources_stay_in_the_plans_directory(tmp_path: Path) -> None:
     assert dry_run(plan, [], allow_outside_sources=True)["files"][0]["bytes"] == 26
 
 
+def test_a_plan_reached_through_a_symlink_places_the_files_beside_it(tmp_path: Path) -> None:
+    """examples/deploy/plan.yaml and app.sh are symlinks into sane/demo/app: the files
+    beside the real plan are its own; anything beyond both directories is not."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "app.sh").write_text("echo app\n")
+    plan = Path(_plan(real, "app.sh"))
+    shown = tmp_path / "shown"
+    shown.mkdir()
+    (shown / "plan.yaml").symlink_to(plan)
+    (shown / "app.sh").symlink_to(real / "app.sh")
+    assert load_plan(str(shown / "plan.yaml"))[1] == [b"echo app\n"]
+    (tmp_path / "secret").write_text("the orchestrator's secret\n")
+    (shown / "leak").symlink_to(tmp_path / "secret")
+    plan.write_text(yaml.safe_dump({"name": "t", "files": [{"source": "leak",
+                                                            "path": "/tmp/placed"}]}))
+    with pytest.raises(errors.PlanInvalid) as caught:
+        load_plan(str(shown / "plan.yaml"))
+    assert caught.value.details["reason"] == "outside"
+
+
 def test_allow_outside_sources_on_the_cli_and_the_tool(
         cli_env: dict[str, str], sane_ctx: Context, tmp_path: Path) -> None:
     from sane.fleet.registry import Registry, Server

@@ -250,11 +250,15 @@ def load_plan(path: str, env: dict[str, str] | None = None,
             raise errors.PlanInvalid(f"{path}: health.until: {exc.message}", path=path,
                                      field="health.until") from None
     contents: list[bytes] = []
+    # The plan's directory: where it was named and, for a plan reached through a
+    # symlink (examples/deploy/plan.yaml -> sane/demo/app/plan.yaml), where it really is.
     home = plan_path.parent.resolve()
+    homes = (home, plan_path.resolve().parent)
     for index, spec in enumerate(plan.files):
         field = f"files.{index}.source"
         source = plan_path.parent / spec.source
-        if not allow_outside_sources and not source.resolve().is_relative_to(home):
+        if not allow_outside_sources and not any(
+                source.resolve().is_relative_to(h) for h in homes):
             raise errors.PlanInvalid(
                 f"{path}: {field}: {spec.source} is outside the plan's directory {home} "
                 "(a plan places only its own files; allow others with "
