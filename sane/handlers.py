@@ -20,8 +20,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from sane import errors
 from sane.envelope import check_failure, error_document, ok_document
@@ -35,14 +34,26 @@ if TYPE_CHECKING:
 Event = dict[str, Any]
 
 
-class Outcome(NamedTuple):
-    """A finished call: the JSON document and the exit status the CLI would give."""
+class Outcome(tuple[dict[str, Any], int]):
+    """A finished call: the JSON document and the exit status the CLI would give.
 
-    document: dict[str, Any]
-    exit_status: int
+    (A plain tuple subclass, not a NamedTuple or a dataclass: a one-shot CLI call
+    imports this module, and creating those classes costs milliseconds at start-up.)"""
+
+    __slots__ = ()
+
+    def __new__(cls, document: dict[str, Any], exit_status: int) -> Outcome:
+        return super().__new__(cls, (document, exit_status))
+
+    @property
+    def document(self) -> dict[str, Any]:
+        return self[0]
+
+    @property
+    def exit_status(self) -> int:
+        return self[1]
 
 
-@dataclass
 class Call:
     """What one call's caller can do to it while it runs (from another thread).
 
@@ -50,16 +61,20 @@ class Call:
     its own request timeout). A run stops being followed at once and is handed over,
     then by the call's ``on_cancel`` interrupted (its pane free within a second) or
     left running for ``run_wait``.
+
+    ``progress``: set by a caller that asked for progress (an MCP ``progressToken``):
+    called with a message and, when known, the total, from the call's own thread.
+    ``events``: set by a caller that wants every event as it happens (the CLI's
+    ``--stream``): fleet runs' started/output/finished, health changes, deploy journal
+    events. (A plain class: see :class:`Outcome`.)
     """
 
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    stop: threading.Event = field(default_factory=threading.Event)
-    progress: Callable[[str, float | None], None] | None = None
-    """Set by a caller that asked for progress (an MCP ``progressToken``): called with
-    a message and, when known, the total, from the call's own thread."""
-    events: Callable[[Event], None] | None = None
-    """Set by a caller that wants every event as it happens (the CLI's ``--stream``):
-    fleet runs' started/output/finished, health changes, deploy journal events."""
+    def __init__(self, progress: Callable[[str, float | None], None] | None = None,
+                 events: Callable[[Event], None] | None = None) -> None:
+        self.cancelled = threading.Event()
+        self.stop = threading.Event()
+        self.progress = progress
+        self.events = events
 
     def cancel(self) -> None:
         self.cancelled.set()
@@ -613,7 +628,7 @@ def _health_set(ctx: Context, a: inputs.HealthSetInput, call: Call) -> Outcome:
     return _ok({"server": a.server, "health": set_health(server, a.status, values)})
 
 
-_RUN_ID = re.compile(r"r[0-9a-f]{12}")
+_RUN_ID = r"r[0-9a-f]{12}"  # compiled by re on first use, not at every CLI start
 
 
 def run_owner(ctx: Context, run_id: str) -> dict[str, Any] | None:
@@ -622,7 +637,7 @@ def run_owner(ctx: Context, run_id: str) -> dict[str, Any] | None:
     from sane.ops.runs import runs_dir
     from sane.state import read_json
 
-    if not _RUN_ID.fullmatch(run_id):
+    if not re.fullmatch(_RUN_ID, run_id):
         return None
     try:
         rec = read_json(runs_dir(ctx) / run_id / "record.json")

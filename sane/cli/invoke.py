@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from types import SimpleNamespace
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sane import errors
-from sane.cli.spec import Param
+
+if TYPE_CHECKING:  # spec builds dataclasses: not worth its import on a one-shot call
+    from sane.cli.spec import Param
 
 
 def _pairs(param: Param, pairs: tuple[str, ...]) -> dict[str, str]:
@@ -91,11 +94,22 @@ def _create_file_content(values: dict[str, Any], params: Mapping[str, Any]) -> N
     values["content_base64"] = base64.b64encode(data).decode("ascii")
 
 
+def _progress(stream: bool) -> AbstractContextManager[Callable[[dict[str, Any]], None] | None]:
+    """``sane.cli._stream.progress``, imported only when someone watches: ``--stream``,
+    or a person at a terminal (a one-shot call through a pipe does without it)."""
+    from sane.cli._emit import for_person
+
+    if not stream and not for_person():
+        return nullcontext(None)
+    from sane.cli._stream import progress
+
+    return progress(stream)
+
+
 def invoke(path: str, params: Mapping[str, Any]) -> NoReturn:
     """Run command ``path`` (``fleet run``) with its parsed parameters and print its
     document; exits with the command's status."""
     from sane.cli._emit import emit_document, note, stop_on_ctrl_c
-    from sane.cli._stream import progress
     from sane.cli.table import COMMANDS
     from sane.handlers import HANDLERS, Call
     from sane.ops.context import Context
@@ -109,7 +123,7 @@ def invoke(path: str, params: Mapping[str, Any]) -> NoReturn:
     if params.get("dry_run"):  # `sane deploy run --dry-run`: the plan check, same fields
         tool = "deploy_plan_check"
         values.pop("wait")
-    with progress(bool(params.get("stream"))) as on_event, \
+    with _progress(bool(params.get("stream"))) as on_event, \
             Context(TmuxServer.from_env(params.get("socket"))) as ctx:
         call = Call(events=_noting(on_event) if tool in _DEPLOYS else on_event)
         if tool in ("run_command", "fleet_run"):
