@@ -10,8 +10,11 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from sane.ops.context import Context
 from sane.ops.list_panes import list_panes
@@ -25,13 +28,17 @@ from .test_fleet import register
 
 def _interrupt_when(argv: list[str], env: dict[str, str], started: Path,
                     timeout: float = 60, program: tuple[str, ...] = ("-m", "sane.cli.main"),
-                    ) -> tuple[int, dict[str, Any]]:
-    """Start sane, deliver SIGINT once ``started`` exists, return (exit, document)."""
+                    presses: int = 1) -> tuple[int, dict[str, Any]]:
+    """Start sane, deliver ``presses`` SIGINTs back to back once ``started`` exists,
+    return (exit, document)."""
     proc = subprocess.Popen([sys.executable, *program, *argv], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert poll(started.exists, timeout), "the command never started"
-        proc.send_signal(signal.SIGINT)
+        for press in range(presses):
+            if press:  # Python runs one handler for signals that arrive together
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=timeout)
     finally:
         if proc.poll() is None:
@@ -41,14 +48,18 @@ def _interrupt_when(argv: list[str], env: dict[str, str], started: Path,
     return proc.returncode, json.loads(out)
 
 
+@pytest.mark.parametrize("presses", [1, 2])
 def test_ctrl_c_during_a_run_leaves_it_resumable_and_says_which(
         tmux_server: TmuxTestServer, cli_env: dict[str, str], sane_ctx: Context,
-        tmp_path: Path) -> None:
+        tmp_path: Path, presses: int) -> None:
+    """Two presses: the second used to land in the follow loop or the hand-over and
+    clear the flag under the running command (or exit naming no run)."""
     pane = tmux_server.new_pane()
     started, done = tmp_path / "started", tmp_path / "done"
     code, doc = _interrupt_when(
         ["run-command", "--pane", pane, "--timeout", "60",
-         f"touch {started}; sleep 3; echo finished; touch {done}"], cli_env, started)
+         f"touch {started}; sleep 3; echo finished; touch {done}"], cli_env, started,
+        presses=presses)
     assert code == 130, doc
     assert doc["error"]["code"] == "cancelled"
     run_id = doc["error"]["details"]["run_id"]
@@ -103,13 +114,17 @@ def test_ctrl_c_where_no_soft_stop_is_armed_hands_the_run_over(
     assert done.exists()
 
 
+@pytest.mark.parametrize("presses", [1, 2])
 def test_ctrl_c_during_a_fleet_run_names_every_run(
-        cli_env: dict[str, str], sane_ctx: Context, ssh_fleet: Any, tmp_path: Path) -> None:
+        cli_env: dict[str, str], sane_ctx: Context, ssh_fleet: Any, tmp_path: Path,
+        presses: int) -> None:
+    """Two presses: the second used to end the process while the worker threads were
+    handing their runs over, naming none of them."""
     servers = register(sane_ctx.home, ssh_fleet)
     started = tmp_path / "started"
     code, doc = _interrupt_when(
         ["fleet", "run", "--servers", ",".join(s.name for s in servers), "--timeout", "60",
-         f"touch {started}; sleep 5"], cli_env, started)
+         f"touch {started}; sleep 5"], cli_env, started, presses=presses)
     assert code == 130, doc
     assert doc["error"]["code"] == "cancelled"
     runs = doc["error"]["details"]["runs"]

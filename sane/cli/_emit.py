@@ -159,9 +159,10 @@ def _reader_went_away() -> NoReturn:
 # A command that follows a run arms a soft Ctrl-C (`stop_on_ctrl_c`): the first SIGINT
 # only sets an event, the run's follow loop hands the run over at once (as at a
 # timeout: resumable, its pane still busy) and the command reports it as `cancelled`.
-# Anywhere else, and at a second Ctrl-C, SIGINT raises KeyboardInterrupt as usual,
-# and `guarded` reports `cancelled` with whatever ids the command noted (`note`); one
-# raised in a run's follow loop hands that run over first (`errors.HandedOver`).
+# A second Ctrl-C lets that hand-over finish. A third, and one anywhere else, raises
+# KeyboardInterrupt as usual, and `guarded` reports `cancelled` with whatever ids the
+# command noted (`note`); one raised in a run's follow loop hands that run over first
+# (`errors.HandedOver`).
 _STOP = threading.Event()
 _soft = False
 _noted: dict[str, Any] = {}
@@ -179,8 +180,17 @@ def note(**ids: Any) -> None:
     _noted.update(ids)
 
 
+_presses = 0
+
+
 def _on_sigint(signum: int, frame: object) -> None:
-    if _soft and not _STOP.is_set():
+    """The first Ctrl-C of a soft stop sets ``_STOP``; the second is ignored, since the
+    runs are being handed over (one tmux line and a record each; a fleet run's worker
+    threads would die mid-hand-over, their flags then stale under running commands);
+    a third stops at once, as does any Ctrl-C without a soft stop."""
+    global _presses
+    _presses += 1
+    if _soft and _presses <= 2:
         _STOP.set()
         return
     raise KeyboardInterrupt
