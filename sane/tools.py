@@ -310,6 +310,9 @@ PAIRS_NOTE = "As a list of {key, value} pairs."
 
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    any_of = schema.get("anyOf")
+    if isinstance(any_of, list) and {"type": "null"} in any_of:
+        return schema
     kind = schema.get("type")
     if isinstance(kind, list):
         return schema if "null" in kind else {**schema, "type": [*kind, "null"]}
@@ -325,7 +328,9 @@ def _strict_node(node: Any) -> Any:
         return [_strict_node(item) for item in node]
     if not isinstance(node, dict):
         return node
-    out = {k: _strict_node(v) for k, v in node.items() if k in _STRICT_KEEP}
+    out = {k: ({name: _strict_node(sub) for name, sub in v.items()}
+               if k in ("properties", "$defs") else _strict_node(v))
+           for k, v in node.items() if k in _STRICT_KEEP}
     extra = node.get("additionalProperties")
     if isinstance(extra, dict):  # a free-form map: strict mode wants every key named
         value = _strict_node(extra)

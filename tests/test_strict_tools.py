@@ -40,7 +40,9 @@ def _check(node: Any, where: str) -> None:
 def test_every_strict_definition_is_strict_mode_valid(tool: tools.Tool) -> None:
     definition = tools.definition(tool, "openai", strict=True)
     assert definition["function"]["strict"] is True
-    _check(definition["function"]["parameters"], tool.name)
+    parameters = definition["function"]["parameters"]
+    assert sorted(parameters["properties"]) == sorted(tool.input.model_fields), tool.name
+    _check(parameters, tool.name)
 
 
 @pytest.mark.parametrize("tool", tools.TOOLS, ids=lambda t: t.name)
