@@ -380,7 +380,14 @@ class _QuietWatch:
         nonce: the run ends on that marker (or on its own end marker, should it have
         been on its way), never on anything the shell or the command could print."""
         now = time.monotonic()
-        if now < self.due or not scanner.started or scanner.exit_pending():
+        if now < self.due:
+            return None
+        if not scanner.started or scanner.exit_pending():
+            # Nothing to ask yet: ask again a quiet stretch later. (Leaving ``due`` in
+            # the past made the caller's wait zero: a run whose start marker was late
+            # spun, asking tmux about its pane in a loop; 400 servers under load sent
+            # 34,000 such commands and starved tmux until most runs timed out.)
+            self.due = now + max(self.gap, self.quiet)
             return None
         if self.remote is None and not self._learn_remote():
             return None
