@@ -243,15 +243,24 @@ def test_an_answer_to_a_run_whose_recording_died(sane_ctx: Context, shell_pane: 
 # -- #14 item 7: EXIT traps ---------------------------------------------------------------
 
 
+def _assert_ended_by_the_shells_death(ctx: Context, pane: str, result: dict[str, Any],
+                                      code: int) -> None:
+    known = ctx.tmux(["display", "-p", "-t", pane, "#{pane_dead_status}"])
+    expected = ("completed", code, True) if known == [str(code)] else ("lost", None, True)
+    assert (result["status"], result["exit_code"], result["shell_exited"]) == expected
+
+
 def test_a_command_with_its_own_exit_trap(sane_ctx: Context, shell_pane: str,
                                          tmp_path: Path) -> None:
     said = tmp_path / "said"
     r = run(sane_ctx, shell_pane, f"trap 'echo CLEANUP > {said}' EXIT; echo work; exit 4",
             timeout=10)
-    # The shell's exit status is the run's. (Its output may miss the tail: tmux drops
-    # what it has not yet sent of a pane whose process died; sane's own EXIT trap
-    # prevents that by waiting for a key, but the command replaced it.)
-    assert (r["status"], r["exit_code"], r["shell_exited"]) == ("completed", 4, True)
+    # The shell's exit status, as tmux keeps it, is the run's. (Its output may miss the
+    # tail: tmux drops what it has not yet sent of a pane whose process died; sane's
+    # own EXIT trap prevents that by waiting for a key, but the command replaced it.)
+    # Under load tmux 3.3a now and then marks the pane dead and never records the
+    # status: then, and only then, the run is lost, its code unknown, never guessed.
+    _assert_ended_by_the_shells_death(sane_ctx, shell_pane, r, 4)
     assert said.read_text() == "CLEANUP\n"
     assert run(sane_ctx, shell_pane, "echo next")["output"] == "next\n"
 
@@ -263,7 +272,7 @@ def test_a_users_exit_trap_survives_later_runs(sane_ctx: Context, shell_pane: st
     for command in ("echo one", "false", "(exit 3)"):
         run(sane_ctx, shell_pane, command)
     r = run(sane_ctx, shell_pane, "echo last; exit 5", timeout=10)
-    assert (r["status"], r["exit_code"], r["shell_exited"]) == ("completed", 5, True)
+    _assert_ended_by_the_shells_death(sane_ctx, shell_pane, r, 5)
     assert said.read_text() == "bye\n"
 
 
@@ -314,3 +323,17 @@ def test_the_run_after_the_shell_died_says_it_is_new(
     assert (after["status"], after["shell_restarted"]) == ("completed", True)
     assert after["output"] != f"1\n{tmp_path}\n"
     assert run(sane_ctx, shell_pane, "true")["shell_restarted"] is False
+
+
+@pytest.mark.parametrize("new_shell", ["exec bash --norc --noprofile", "exec zsh -f",
+                                       "exec env PS1='> ' dash"])
+def test_a_run_that_execs_a_new_shell(sane_ctx: Context, shell_pane: str, tmp_path: Path,
+                                      new_shell: str) -> None:
+    run(sane_ctx, shell_pane, f"cd {tmp_path}; X=1")
+    r = run(sane_ctx, shell_pane, new_shell, timeout=10)
+    # The run's shell is gone (replaced): not waiting_input at the new shell's prompt.
+    assert (r["status"], r["exit_code"], r["shell_exited"]) == ("lost", None, True)
+    after = run(sane_ctx, shell_pane, "echo \"[$X]\"; pwd")
+    assert (after["status"], after["shell_restarted"]) == ("completed", True)
+    assert after["output"] == f"[]\n{tmp_path}\n"  # exec keeps the cwd, not the variables
+    assert run(sane_ctx, shell_pane, "echo next")["output"] == "next\n"

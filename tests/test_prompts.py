@@ -318,6 +318,14 @@ def test_unknown_machine_decides_nothing() -> None:
     assert prompts.waiting_process(_snap("0 0x0 0x1 0x1 0 0 0 0 0", TTY, machine="mips")) is None
 
 
+def test_in_runner_needs_the_runners_fd_and_its_caught_signal() -> None:
+    # fd 7 on /dev/null survives an exec; the runner's SIGURG handler does not.
+    text = ("A x86_64\nG 34816\nP 6 bash\nC 0000000000400000\nF 7 /dev/null\n"
+            "P 8 bash\nC 0000000000010002\nF 7 /dev/null\nP 9 bash\nF 7 /dev/null\n")
+    [snap] = prompts.parse_remote(text)
+    assert [prompts.in_runner(p) for p in snap.procs] == [True, False, True]
+
+
 def test_parse_remote_snapshot() -> None:
     text = ("A aarch64\nG 34816\nP 6 bash\nS 63 0x0 0xffff 0x1 0x0 0x0 0x0 0xff 0xff\n"
             "F 0 /dev/pts/0\nF 1 /dev/pts/0\nP 9 my prog\nS 101 0x0 0 0 0 0 0 0 0\n"

@@ -48,7 +48,7 @@ from typing import NamedTuple
 
 from sane import errors
 from sane.protocol import fish
-from sane.protocol.runner import RUN_FD, RUN_FD_TARGET
+from sane.protocol.runner import RUN_FD, RUN_FD_TARGET, RUN_SIGNAL_NUMBER
 from sane.tmux import panes
 from sane.tmux.control import ControlClient
 
@@ -113,6 +113,7 @@ class Proc(NamedTuple):
     syscalls: list[str]  # /proc/PID/task/*/syscall lines (the main thread first)
     fds: dict[int, str]  # fd -> readlink target
     epoll: dict[int, list[int]]  # epoll fd -> fds in its set
+    caught: int | None = None  # SigCgt of /proc/PID/status: the signals it has handlers for
 
 
 class Snapshot(NamedTuple):
@@ -268,7 +269,18 @@ def _local_proc(pid: int) -> Proc | None:
         if target == "anon_inode:[eventpoll]":
             info = _read(f"/proc/{pid}/fdinfo/{name}") or ""
             epoll[int(name)] = [int(m) for m in re.findall(r"^tfd:\s*(\d+)", info, re.M)]
-    return Proc(pid, comm.strip(), syscalls, fds, epoll)
+    return Proc(pid, comm.strip(), syscalls, fds, epoll, _caught(_read(f"/proc/{pid}/status")))
+
+
+def _caught(status: str | None) -> int | None:
+    """The SigCgt mask of a /proc/PID/status text (None if absent)."""
+    for line in (status or "").splitlines():
+        if line.startswith("SigCgt:"):
+            try:
+                return int(line.split()[1], 16)
+            except (IndexError, ValueError):
+                return None
+    return None
 
 
 def local_snapshot(shell_pid: int) -> Snapshot | None:
@@ -355,9 +367,9 @@ def read_local_mem(pid: int, address: int, size: int) -> bytes | None:
 # -- reading /proc on the other end of an ssh pane --------------------------------------
 
 # Prints the same facts as local_snapshot, one per line: A machine; then per terminal
-# G tty_nr, and per process of its foreground group P pid comm, S syscall line (per
-# thread), F fd target, E epollfd member. Members are looked for among the shell's
-# descendants (all of /proc without the kernel's children lists); behind a relay
+# G tty_nr, and per process of its foreground group P pid comm, C its SigCgt mask,
+# S syscall line (per thread), F fd target, E epollfd member. Members are looked for
+# among the shell's descendants (all of /proc without the kernel's children lists); behind a relay
 # (a process holding a pty master) the inner terminal follows as another G block, up
 # to three deep. Builtins only, but for uname and one `ls` per process: a few ms.
 _REMOTE_SCRIPT = r"""
@@ -376,6 +388,7 @@ snap() {
     read -r s < /proc/$m/stat 2>/dev/null || continue
     s=${s##*) }; set -- $s; [ "$3" = "$tp" ] || continue
     read -r c < /proc/$m/comm; echo "P $m $c"
+    while read -r k v; do [ "$k" = SigCgt: ] && echo "C $v"; done < /proc/$m/status
     for t in /proc/$m/task/*; do read -r y < $t/syscall && echo "S $y"; done
     fds=$(LC_ALL=C ls -l /proc/$m/fd 2>/dev/null)  # one fork, not a readlink per fd
     IFS=$nl; set -f  # one word per line, never a glob ("socket:[4]")
@@ -427,6 +440,8 @@ def parse_remote(text: str) -> list[Snapshot]:
             fd, _, target = rest.partition(" ")
             if fd.isdigit():
                 procs[-1].fds[int(fd)] = target
+        elif procs and tag == "C" and all(c in "0123456789abcdefABCDEF" for c in rest) and rest:
+            procs[-1] = procs[-1]._replace(caught=int(rest, 16))
         elif procs and tag == "E":
             fd, _, member = rest.partition(" ")
             if fd.isdigit() and member.isdigit():
@@ -537,7 +552,10 @@ def in_runner(proc: Proc) -> bool:
     runner's redirection at an fd of its choosing: there the target tells."""
     if proc.comm == "fish":
         return fish.RUN_TARGET in proc.fds.values()
-    return proc.fds.get(RUN_FD) == RUN_FD_TARGET
+    # RUN_FD survives exec; the runner's caught RUN_SIGNAL does not: a shell that
+    # exec'd another (`exec bash`) is a new shell at its own prompt, not the runner.
+    caught = proc.caught is None or bool(proc.caught >> (RUN_SIGNAL_NUMBER - 1) & 1)
+    return proc.fds.get(RUN_FD) == RUN_FD_TARGET and caught
 
 
 def _prompt(client: ControlClient, pane_id: str, cx: str, cy: str) -> str:

@@ -524,6 +524,10 @@ def _status_of(
     """(status, exit_code, shell_exited) for a finished or dead run."""
     outcome = scanner.outcome
     if follow.kind == "outcome" and outcome is not None:
+        if outcome.kind == sc.OUTCOME_REPLACED:
+            # `exec bash`: the run's shell is gone, a new one sits at its prompt; the
+            # old shell's status is unknown. The next run installs sane's runner anew.
+            return "lost", None, True
         exited = outcome.kind == sc.OUTCOME_EXITED
         if outcome.kind == sc.OUTCOME_ABORTED or interrupted:
             return "interrupted", outcome.exit_code, exited
@@ -1344,8 +1348,10 @@ def _follow_file(
                         if scanner.feed(fh.read()) is not None:
                             return _Follow("outcome")
                         end = live.end
-                        return _Follow("lost", exited=end.kind == markers.EXITED,
-                                       code=None if end.arg is None else exit_status(end.arg))
+                        replaced = end.kind == markers.NEW_SHELL
+                        return _Follow("lost", exited=end.kind == markers.EXITED or replaced,
+                                       code=None if end.arg is None or replaced
+                                       else exit_status(end.arg))
                 waiting = watch.check(scanner, deadline)
                 if waiting is not None:
                     # Output that raced the probe wins, as in _follow; and the file

@@ -34,6 +34,7 @@ MISSING_RUNNER = "M"  # the shell in the pane has no sane runner installed
 READY = "R"  # takeover finished, the runner is installed
 PROMPT = "P"  # the shell starts drawing its prompt (tag = the shell's token)
 STATUS = "S"  # answer to a status probe typed at an idle prompt; arg = $?
+NEW_SHELL = "N"  # the same answer from a shell without sane's runner (exec replaced it)
 SHELL = "K"  # answer to the shell probe; arg = the shell's pid, its name follows on the line
 
 _BODY = re.compile(rb"([0-9a-f]{8,32});([A-Z])(?:;(-?[0-9]{1,10}))?")

@@ -44,6 +44,7 @@ from sane.protocol.markers import (
     EXITED,
     LENGTH_MISMATCH,
     MISSING_RUNNER,
+    NEW_SHELL,
     PROMPT,
     READY,
     SHELL,
@@ -63,6 +64,11 @@ HEREDOC_WIDTH = 76
 # Open (on /dev/null) in the shell exactly while sane's runner runs: see the docs above.
 RUN_FD = 7
 RUN_FD_TARGET = "/dev/null"
+# Caught by the shell exactly while sane's runner runs a command (``trap :``). exec
+# resets caught signals but keeps fds: a shell that `exec`s another leaves RUN_FD open
+# in the new one, at its own prompt; this tells it from the runner's shell.
+RUN_SIGNAL = "URG"
+RUN_SIGNAL_NUMBER = 23  # Linux
 
 
 def _fmt(kind: str, with_arg: bool = False) -> str:
@@ -108,9 +114,10 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         ' __sane_c=$(printf %s "$__sane_b" | base64 -d && echo .)'
         f' || {{ printf \'{df}\' "$1"; __sane_b=; return "$3"; }};'
         " __sane_c=${__sane_c%.}; fi; __sane_b=;"
-        f" printf '{b}' \"$1\"; __sane_rc \"$3\"; \"$__sane_e\" eval __sane_ev; __sane_r=$?;"
+        f" printf '{b}' \"$1\"; trap : {RUN_SIGNAL}; __sane_rc \"$3\";"
+        f" \"$__sane_e\" eval __sane_ev; __sane_r=$?; trap - {RUN_SIGNAL};"
         f" __sane_c=; __sane_ps; printf '{e}' \"$__sane_n\" \"$__sane_r\"; __sane_n=;"
-        ' return "$__sane_r"; }; __sane_go=__sane_run;'
+        ' return "$__sane_r"; }; __sane_go=__sane_run; __sane_gx=;'
         # One EXIT trap for the shell's life, set at takeover and never touched again, so
         # a trap the user sets later (in a run or by hand) stays theirs. It acts only
         # while a run is going (__sane_n set: cleared when a run ends, and by the status
@@ -196,25 +203,32 @@ class RunInput(NamedTuple):
 def _call(nonce: str, length: int, prev: str, mode: str, arg: str | None) -> str:
     """The typed call of the runner.
 
-    ``${__sane_go:-printf ...}`` expands to the runner where it is installed; in a
-    shell without it (a nested shell the user started) the same words print a
-    MISSING_RUNNER marker instead of "command not found". ``prev`` carries the
-    previous command's ``$?`` into the command, as for a person typing.
+    ``${__sane_go:-printf} ${__sane_gx-'...'}`` expands to the runner where it is
+    installed (``__sane_gx`` set and empty: no word); in a shell without it (a nested
+    shell the user started, a new one exec'd in place of the runner's) the same words
+    print a MISSING_RUNNER marker instead of "command not found". Two expansions, each
+    one word, because zsh does not split an unquoted expansion into words. ``prev``
+    carries the previous command's ``$?`` into the command, as for a person typing.
     """
     missing = _fmt(MISSING_RUNNER)
     tail = f" {arg}" if arg is not None else ""
-    return (f"${{__sane_go:-printf '{missing}'}} {nonce} {length} {prev} {mode}{tail}"
-            f" {RUN_FD}<{RUN_FD_TARGET}")
+    return (f"${{__sane_go:-printf}} ${{__sane_gx-'{missing}'}} {nonce} {length} {prev}"
+            f" {mode}{tail} {RUN_FD}<{RUN_FD_TARGET}")
 
 
 def status_probe(nonce: str, kind: str = SHELL_POSIX) -> str:
     """The line sane types at a prompt the kernel showed idle: it prints a status
-    marker with ``$?``, the status the aborted run left, and ends the run for sane's
+    marker with ``$?``, the status the aborted run left (of kind NEW_SHELL when the
+    shell has no runner: the run's shell was replaced), and ends the run for sane's
     EXIT trap (``__sane_n``). Needs nothing of the runner (the shell may have lost
     it); starts with a space, so it stays out of history."""
     if kind == SHELL_FISH:
         return fish.status_probe(nonce)
-    return f" printf '{_fmt(STATUS, True)}' {nonce} \"$?\"; __sane_n="
+    # N instead of S when the shell has no runner: a new shell took the run's place.
+    fmt = _fmt("%s", True)
+    return (f" __sane_z=$?; __sane_k={NEW_SHELL}; [ -z \"${{__sane_go-}}\" ] ||"
+            f" __sane_k={STATUS}; printf '{fmt}' {nonce} \"$__sane_k\" \"$__sane_z\";"
+            " __sane_n=")
 
 
 def _plain(command: str) -> bool:

@@ -16,6 +16,7 @@ from sane.protocol.runner import SHELL_POSIX, exit_status
 OUTCOME_COMPLETED = "completed"  # E marker: exit status known
 OUTCOME_EXITED = "exited"  # X marker: the command ended the shell
 OUTCOME_ABORTED = "aborted"  # back at the prompt with no end marker: interrupted
+OUTCOME_REPLACED = "replaced"  # a new shell at its prompt: the run's shell exec'd it
 OUTCOME_MISSING_RUNNER = "missing_runner"
 OUTCOME_LENGTH_MISMATCH = "length_mismatch"
 OUTCOME_DECODE_FAILED = "decode_failed"
@@ -124,18 +125,21 @@ class RunScanner:
             if self.begin is not None or self._interrupt_at is not None:
                 self._prompt_at = m.start
             return False
-        if m.tag in self._probes and m.kind == mk.STATUS:
+        if m.tag in self._probes and m.kind in (mk.STATUS, mk.NEW_SHELL):
             start = self.begin if self.begin is not None else m.start
             cut = self._prompt_at if self._prompt_at is not None else _before_prompt(
                 self.buf, start, m.start, self._interrupt_at)
-            self._finish(max(start, cut), OUTCOME_ABORTED, m.arg)
+            if m.kind == mk.NEW_SHELL:  # its $? is the new shell's, not the run's
+                self._finish(max(start, cut), OUTCOME_REPLACED, None)
+            else:
+                self._finish(max(start, cut), OUTCOME_ABORTED, m.arg)
             return True
         return False
 
     def ends_run(self, m: mk.Marker) -> bool:
         """Would ``m`` end this run (its own end or exit marker, a probe's answer)?"""
         return ((m.tag == self.nonce and m.kind in (mk.END, mk.EXITED))
-                or (m.tag in self._probes and m.kind == mk.STATUS))
+                or (m.tag in self._probes and m.kind in (mk.STATUS, mk.NEW_SHELL)))
 
     def _finish(self, end: int, kind: str, code: int | None) -> None:
         self.end = end
