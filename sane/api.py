@@ -101,10 +101,11 @@ __all__ = [
 def servers(names: Iterable[str] | None = None, tag: str | None = None,
             home: Path | None = None) -> list[Server]:
     """The registered servers (``$SANE_HOME/servers.json``) named, else those with
-    ``tag``, else all of them; an empty choice raises ``no_servers_selected``."""
+    ``tag``, else all of them (``names=None``); an empty choice, an empty list of
+    names included, raises ``no_servers_selected``."""
     from sane.fleet.registry import select_servers
 
-    return select_servers(home, names, tag, all_servers=not names and tag is None)
+    return select_servers(home, names, tag, all_servers=False)
 
 
 def fleet_run(ctx: Context, servers: Sequence[Server], command: str,

@@ -370,11 +370,13 @@ def _server_test(ctx: Context, a: inputs.ServerTestInput, call: Call) -> Outcome
 def _select(ctx: Context, names: list[str] | None, tag: str | None, all_servers: bool,
             quick: bool = False) -> Any:
     """The servers named (in that order), or with ``tag``; all of them when nothing
-    narrows the choice: the same rule for every command. ``quick``: without importing
+    narrows the choice (an empty list of names is not nothing: see
+    ``sane.fleet.selection``): the same rule for every command. ``quick``: without importing
     pydantic when servers.json is as sane last validated it (a fleet run on warm panes
     costs less than that import)."""
-    picked = [n for n in names or [] if n]
-    every = all_servers or (not picked and tag is None)
+    from sane.fleet.selection import narrow
+
+    picked, every = narrow(names, tag, all_servers)
     if quick:
         from sane.fleet.quick import quick_select
 
@@ -383,7 +385,7 @@ def _select(ctx: Context, names: list[str] | None, tag: str | None, all_servers:
             return spec
     from sane.fleet.registry import select_servers
 
-    return select_servers(ctx.home, picked, tag, all_servers)
+    return select_servers(ctx.home, names, tag, all_servers)
 
 
 def _fleet_run(ctx: Context, a: inputs.FleetRunInput, call: Call) -> Outcome:
@@ -475,7 +477,7 @@ NO_SERVERS = ("name the servers to deploy to: servers, tag or all (on the comman
 def _deploy(ctx: Context, a: inputs.DeployInput, call: Call) -> Outcome:
     from sane.deploy import api
 
-    if not (a.servers or a.tag or a.all):
+    if a.servers is None and not (a.tag or a.all):  # an empty list: no_servers_selected
         raise errors.UsageError(NO_SERVERS)
     servers = _select(ctx, a.servers, a.tag, a.all)
     return _saga(ctx, call, a.wait, None, lambda on_event: api.deploy(
@@ -485,7 +487,7 @@ def _deploy(ctx: Context, a: inputs.DeployInput, call: Call) -> Outcome:
 def _deploy_plan_check(ctx: Context, a: inputs.DeployPlanCheckInput, call: Call) -> Outcome:
     from sane.deploy import api
 
-    if not (a.servers or a.tag or a.all):
+    if a.servers is None and not (a.tag or a.all):  # an empty list: no_servers_selected
         raise errors.UsageError(NO_SERVERS)
     return _ok(api.dry_run(a.plan, _select(ctx, a.servers, a.tag, a.all), a.env,
                            a.max_parallel, a.allow_outside_sources))

@@ -103,3 +103,28 @@ def test_a_tag_that_matches_still_selects(sane_home: Path) -> None:
     reg = Registry(sane_home)
     reg.add(Server(name="web1", host="h", tags=["web"]))
     assert [s.name for s in reg.select(tag="web")] == ["web1"]
+
+
+@pytest.mark.parametrize("words", CLI_COMMANDS, ids=lambda w: " ".join(w[:2]))
+@pytest.mark.parametrize("given", ["--servers=", "--servers=,"])
+def test_an_empty_list_of_servers_is_no_servers_selected_not_every_server(
+        cli_env: dict[str, str], sane_home: Path, plan: str, words: list[str],
+        given: str) -> None:
+    """Issue #16 item 7: `fleet run --servers ''` ran on every server (nothing named
+    read as "nothing narrows the choice")."""
+    Registry(sane_home).add(Server(name="web1", host="127.0.0.1", port=9, tags=["web"]))
+    positional = words[0] in ("up", "connect")  # `sane up [SERVERS]...`: `sane up ''`
+    status, doc, _ = cli(_argv(words, [""] if positional else [given], plan), cli_env)
+    assert (status, doc["error"]["code"]) == (3, "no_servers_selected"), doc
+    assert "list of servers is empty" in doc["error"]["message"]
+
+
+@pytest.mark.parametrize("name", MCP_CALLS)
+@pytest.mark.parametrize("given", [[], [""]])
+def test_an_empty_servers_list_in_a_tool_call_is_no_servers_selected(
+        sane_ctx: Context, plan: str, name: str, given: list[str]) -> None:
+    """Issue #16 item 7: MCP `fleet_run` with `servers: []` ran on every server."""
+    Registry(sane_ctx.home).add(Server(name="web1", host="127.0.0.1", port=9, tags=["web"]))
+    document, status = tools.call(sane_ctx, name, _mcp_args(name, {"servers": given}, plan))
+    assert (status, document["error"]["code"]) == (3, "no_servers_selected"), document
+    assert document["error"]["details"]["servers"] == given

@@ -210,10 +210,12 @@ def select_servers(home: Path | None, names: Iterable[str] | None, tag: str | No
                    all_servers: bool) -> list[Server]:
     """What ``--servers``/``--tag``/``--all`` (or the MCP ``servers``/``tag``/``all``)
     choose: the servers named, else those with ``tag``, else every server when nothing
-    narrows the choice (see ``Registry.select`` for what an empty choice gives)."""
-    picked = [name for name in names or () if name]
-    return Registry(home).select(picked or None, tag,
-                                 all_servers or (not picked and tag is None))
+    narrows the choice (see ``Registry.select`` for what an empty choice gives, and
+    ``sane.fleet.selection`` for an empty list of names)."""
+    from sane.fleet.selection import narrow
+
+    picked, every = narrow(names, tag, all_servers)
+    return Registry(home).select(picked or None, tag, every)
 
 
 def _serialize(registry: RegistryFile) -> bytes:
