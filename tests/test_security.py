@@ -190,3 +190,22 @@ def test_hostile_pane_targets_run_no_tmux_command(sane_ctx: Context,
     assert info.value.code in ("pane_not_found", "tmux_failed"), info.value.to_dict()
     assert "base" in tmux_server.run("list-sessions", "-F", "#{session_name}")
     assert not (Path.cwd() / "sane-canary-target").exists()
+
+
+@pytest.mark.parametrize("session", ["x#(touch {canary})", "a:b", "a.b", "", "é"])
+def test_a_session_name_is_allow_listed_before_tmux_sees_it(
+        tmux_server: TmuxTestServer, cli_env: dict[str, str], tmp_path: Path,
+        session: str) -> None:
+    """Issue #16 (Low): tmux format-expands session names, so ``SANE_SESSION`` with
+    ``#(cmd)`` ran ``cmd``; ``:`` and ``.`` name a window or pane there."""
+    canary = tmp_path / "canary"
+    env = {**cli_env, "SANE_SESSION": session.format(canary=canary)}
+    status, doc, _ = cli(["sane.cli.main", "run-command", "echo hi"], env)
+    if session == "":  # unset in effect: the default session
+        assert (status, doc["output"]) == (0, "hi\n"), doc
+        return
+    assert (status, doc["error"]["code"]) == (2, "invalid_argument"), doc
+    assert doc["error"]["details"]["session"] == session.format(canary=canary)
+    assert not canary.exists()
+    sessions = tmux_server.run("list-sessions", "-F", "#{session_name}").split()
+    assert sessions == ["base"], sessions
