@@ -32,7 +32,6 @@ from sane.errors import (
     TmuxError,
 )
 from sane.fleet.registry import Registry, Server
-from sane.fleet.run import DEFAULT_PARALLEL
 from sane.models import (
     CreateFileResult,
     DeployReport,
@@ -50,6 +49,7 @@ from sane.ops.create_file import create_file
 from sane.ops.detect_platform import detect_platform
 from sane.ops.list_panes import list_panes
 from sane.ops.runs import RunOptions, run_command, run_input, run_interrupt, run_wait
+from sane.parallel import DEFAULT_PARALLEL
 from sane.tmux.command import TmuxServer
 
 Event = dict[str, Any]

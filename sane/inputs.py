@@ -18,6 +18,7 @@ from pydantic import Field
 
 from sane.fleet.health import PARALLEL as HEALTH_PARALLEL
 from sane.ops.runs import DEFAULT_QUIET_PERIOD, INTERRUPT_GRACE
+from sane.parallel import DEFAULT_PARALLEL
 from sane.strict import Strict
 
 # What a model host takes in one tool result: Claude Code refuses results over ~25k
@@ -197,7 +198,8 @@ class FleetRunInput(Input):
     tag: str | None = Field(default=None, description=TAG)
     all: bool = Field(default=False, description="Every registered server (the default when "
                       "neither servers nor tag is given).")
-    max_parallel: int = Field(default=5, ge=1, description="At most this many at once.")
+    max_parallel: int = Field(default=DEFAULT_PARALLEL, ge=1,
+                              description="At most this many at once.")
     timeout: float = Field(default=30.0, ge=0, description="Each server's own deadline, "
                            "seconds, connecting included.")
     max_output: int = Field(default=FLEET_MAX_OUTPUT, ge=0, description="Past this many "
@@ -367,7 +369,8 @@ class ConnectInput(Input):
                       "neither servers nor tag is given).")
     accept_new: bool = Field(default=False, description="Trust a server's host key on first "
                              "contact (never a changed one).")
-    max_parallel: int = Field(default=5, ge=1, description="At most this many at once.")
+    max_parallel: int = Field(default=DEFAULT_PARALLEL, ge=1,
+                              description="At most this many at once.")
 
 
 class DownInput(Input):
@@ -391,7 +394,8 @@ class FleetPutInput(Input):
     mode: str | None = Field(default=None, pattern=r"^0?[0-7]{3,4}$", description="Octal "
                              "permission bits, e.g. \"0644\".")
     parents: bool = Field(default=False, description="Create missing parent directories.")
-    max_parallel: int = Field(default=5, ge=1, description="At most this many at once.")
+    max_parallel: int = Field(default=DEFAULT_PARALLEL, ge=1,
+                              description="At most this many at once.")
     timeout: float = Field(default=600.0, ge=0, description="Seconds for each server's copy.")
 
 
@@ -402,7 +406,8 @@ class FleetDetectInput(Input):
     tag: str | None = Field(default=None, description=TAG)
     all: bool = Field(default=False, description="Every registered server (the default when "
                       "neither servers nor tag is given).")
-    max_parallel: int = Field(default=5, ge=1, description="At most this many at once.")
+    max_parallel: int = Field(default=DEFAULT_PARALLEL, ge=1,
+                              description="At most this many at once.")
 
 
 class HealthSetInput(Input):

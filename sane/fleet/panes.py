@@ -22,7 +22,7 @@ from sane.fleet.spec import ServerLike
 from sane.fleet.ssh import classify, ssh_argv, stderr_log, timeout_error
 from sane.ops.context import Context
 from sane.ops.takeover import install_runner
-from sane.parallel import bounded_map
+from sane.parallel import DEFAULT_PARALLEL, bounded_map
 from sane.tmux import panes
 from sane.tmux.structure import ensure_local_pane, pane_lock, prepare_commands
 
@@ -34,7 +34,6 @@ CONNECT_TIMEOUT = 30.0
 # a shorter deadline: it is alive, and a pane left without the runner would cost the
 # next run the same again. (The takeover is retyped after 3 s without READY.)
 INSTALL_GRACE = 5.0
-DEFAULT_PARALLEL = 5
 # Server names that are safe inside a tmux format (a registry name always is).
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 

@@ -20,12 +20,11 @@ from sane.fleet.panes import lost_error, open_server_pane, server_panes
 from sane.fleet.spec import ServerLike
 from sane.ops.context import Context
 from sane.ops.runs import DEFAULT_MAX_OUTPUT, RunOptions, run_command
-from sane.parallel import bounded_map
+from sane.parallel import DEFAULT_PARALLEL, bounded_map
 from sane.protocol import output
 from sane.protocol.scanner import RunScanner
 from sane.tmux.control import ControlClient
 
-DEFAULT_PARALLEL = 5
 Event = dict[str, Any]
 
 
