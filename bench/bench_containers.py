@@ -58,19 +58,32 @@ def once_ms(fn: Callable[[], object]) -> tuple[float, Any]:
 
 def register(home: Path, fleet: Any) -> list[Server]:
     registry = Registry(home)
-    servers = [Server(name=s.name, host=s.host, port=s.port, user="root",
-                      identity_file=str(fleet.client_key),
-                      ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)})
-               for s in fleet.servers]
+    servers = [
+        Server(
+            name=s.name,
+            host=s.host,
+            port=s.port,
+            user="root",
+            identity_file=str(fleet.client_key),
+            ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)},
+        )
+        for s in fleet.servers
+    ]
     for server in servers:
         registry.add(server, replace=True)
     return servers
 
 
-def sane_rows(label: str, ctx: Context, servers: Sequence[Server],
-              single: dict[str, str], figures: dict[str, float]) -> list[tuple[str, str]]:
+def sane_rows(
+    label: str,
+    ctx: Context,
+    servers: Sequence[Server],
+    single: dict[str, str],
+    figures: dict[str, float],
+) -> list[tuple[str, str]]:
     """Rows for one fleet; the figures also go into ``figures`` (for the ratios)."""
     rows = []
+
     def run_all() -> dict[str, Any]:
         return dict(fleet_run(ctx, list(servers), "true", max_parallel=6))
 
@@ -94,13 +107,17 @@ def sane_rows(label: str, ctx: Context, servers: Sequence[Server],
 
 def ratio_rows(figures: dict[str, float]) -> list[tuple[str, str]]:
     """Container fleet / loopback fleet, each pair measured in this run."""
-    pairs = [("start 6 servers", "containers start", "loopback start"),
-             ("connect 6 panes and run true (cold)", "containers cold", "loopback cold"),
-             ("fleet run true x6 (warm)", "containers warm", "loopback warm"),
-             ("one run of true, Debian bash", "containers one deb1", "loopback one s1"),
-             ("one run of true, busybox ash", "containers one bb1", "loopback one s1")]
-    return [(f"ratio containers / loopback: {what}",
-             f"{figures[mine] / figures[base]:.2f}x") for what, mine, base in pairs]
+    pairs = [
+        ("start 6 servers", "containers start", "loopback start"),
+        ("connect 6 panes and run true (cold)", "containers cold", "loopback cold"),
+        ("fleet run true x6 (warm)", "containers warm", "loopback warm"),
+        ("one run of true, Debian bash", "containers one deb1", "loopback one s1"),
+        ("one run of true, busybox ash", "containers one bb1", "loopback one s1"),
+    ]
+    return [
+        (f"ratio containers / loopback: {what}", f"{figures[mine] / figures[base]:.2f}x")
+        for what, mine, base in pairs
+    ]
 
 
 def main() -> int:
@@ -112,40 +129,56 @@ def main() -> int:
     rows: list[tuple[str, str]] = []
     figures: dict[str, float] = {}
     build = ROOT / "containers" / "build-images"
-    cached, _ = once_ms(lambda: subprocess.run([str(build)], check=True,
-                                               capture_output=True))
+    cached, _ = once_ms(lambda: subprocess.run([str(build)], check=True, capture_output=True))
     rows.append(("containers/build-images, every image cached", f"{cached:.0f} ms"))
 
     loop_up, loop = once_ms(lambda: Fleet(6))
     loop_down, _ = once_ms(loop.close)
     figures["loopback start"] = loop_up
-    rows.append(("loopback fleet of 6 sshd: start / close",
-                 f"{loop_up:.0f} ms / {loop_down:.0f} ms"))
+    rows.append(
+        ("loopback fleet of 6 sshd: start / close", f"{loop_up:.0f} ms / {loop_down:.0f} ms")
+    )
     service_up, service = once_ms(lambda: Service(engine))
     try:
         up, fleet = once_ms(lambda: ContainerFleet(images=MIXED, service=service))
         down, _ = once_ms(fleet.close)
         figures["containers start"] = up
         rows.append((f"{engine.kind} service: start", f"{service_up:.0f} ms"))
-        rows.append(("container fleet of 3 Debian + 3 busybox: start / close (shared "
-                     "service)", f"{up:.0f} ms / {down:.0f} ms"))
+        rows.append(
+            (
+                "container fleet of 3 Debian + 3 busybox: start / close (shared service)",
+                f"{up:.0f} ms / {down:.0f} ms",
+            )
+        )
         one_up, one = once_ms(lambda: ContainerFleet(1, image="busybox", service=service))
         one_down, _ = once_ms(one.close)
-        rows.append(("container fleet of 1 busybox: start / close",
-                     f"{one_up:.0f} ms / {one_down:.0f} ms"))
+        rows.append(
+            ("container fleet of 1 busybox: start / close", f"{one_up:.0f} ms / {one_down:.0f} ms")
+        )
         work = Path(tempfile.mkdtemp(prefix="sane-bench-containers-"))
         srv = TmuxTestServer(f"sane-bench-containers-{os.getpid()}")
         srv.kill()
         srv.start()
         try:
             with Fleet(6) as loopback, Context(srv.server, home=work / "a") as ctx:
-                rows += sane_rows("loopback", ctx, register(ctx.home, loopback),
-                                  {"s1": "loopback sshd, bash"}, figures)
-            with ContainerFleet(images=MIXED, service=service) as containers, \
-                    Context(srv.server, home=work / "b") as ctx:
-                rows += sane_rows("containers", ctx, register(ctx.home, containers),
-                                  {"deb1": "Debian container, bash",
-                                   "bb1": "busybox container, ash"}, figures)
+                rows += sane_rows(
+                    "loopback",
+                    ctx,
+                    register(ctx.home, loopback),
+                    {"s1": "loopback sshd, bash"},
+                    figures,
+                )
+            with (
+                ContainerFleet(images=MIXED, service=service) as containers,
+                Context(srv.server, home=work / "b") as ctx,
+            ):
+                rows += sane_rows(
+                    "containers",
+                    ctx,
+                    register(ctx.home, containers),
+                    {"deb1": "Debian container, bash", "bb1": "busybox container, ash"},
+                    figures,
+                )
         finally:
             srv.kill()
             shutil.rmtree(work, ignore_errors=True)
@@ -153,8 +186,9 @@ def main() -> int:
         service.close()
     rows += ratio_rows(figures)
     width = max(len(label) for label, _ in rows)
-    print(f"bench_containers ({engine.kind}, {time.strftime('%H:%M')}, "
-          f"load {os.getloadavg()[0]:.1f})")
+    print(
+        f"bench_containers ({engine.kind}, {time.strftime('%H:%M')}, load {os.getloadavg()[0]:.1f})"
+    )
     for label, value in rows:
         print(f"  {label.ljust(width)}  {value}")
     return 0

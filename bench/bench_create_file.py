@@ -76,10 +76,17 @@ def _fleet(ctx: Context, port: int, key: Path, data: bytes, work: Path, digest: 
 
     known = work / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {key.parent.joinpath('host_ed25519.pub').read_text()}")
-    Registry(ctx.home).add(Server(name="bench", host="127.0.0.1", port=port, user="root",
-                                  identity_file=str(key),
-                                  ssh_options={"UserKnownHostsFile": str(known)}),
-                           replace=True)
+    Registry(ctx.home).add(
+        Server(
+            name="bench",
+            host="127.0.0.1",
+            port=port,
+            user="root",
+            identity_file=str(key),
+            ssh_options={"UserKnownHostsFile": str(known)},
+        ),
+        replace=True,
+    )
     pane = open_server_pane(ctx, Registry(ctx.home).get("bench")).pane_id
     channel = file_channel(ctx, "bench")
     target = work / "fleet.bin"
@@ -119,8 +126,12 @@ def main() -> int:
         with Context(srv.server, home=work / "home") as ctx:
             local = srv.new_pane("dash")
             create_file(ctx, str(work / "warm"), b"warm", pane=local)
-            rows.append(("create-file, local dash pane", _sane(ctx, local, data,
-                                                                work / "local.bin", digest)))
+            rows.append(
+                (
+                    "create-file, local dash pane",
+                    _sane(ctx, local, data, work / "local.bin", digest),
+                )
+            )
             reason = ssh_skip_reason()
             if reason is not None:
                 print(f"ssh part skipped: {reason}")
@@ -128,31 +139,84 @@ def main() -> int:
                 with throwaway_sshd() as (port, key):
                     pane = srv.new_pane(ssh_pane_command(port, key))
                     wait_remote_shell(ctx, pane)
-                    rows.append(("create-file, ssh pane (warm)",
-                                 _sane(ctx, pane, data, work / "ssh.bin", digest)))
-                    rows.append(("create-file, fleet pane + ControlMaster",
-                                 _fleet(ctx, port, key, data, work, digest)))
-                    common = ["-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-                              "-o", "StrictHostKeyChecking=no", "-o",
-                              "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o",
-                              "KexAlgorithms=curve25519-sha256", "-P", str(port)]
+                    rows.append(
+                        (
+                            "create-file, ssh pane (warm)",
+                            _sane(ctx, pane, data, work / "ssh.bin", digest),
+                        )
+                    )
+                    rows.append(
+                        (
+                            "create-file, fleet pane + ControlMaster",
+                            _fleet(ctx, port, key, data, work, digest),
+                        )
+                    )
+                    common = [
+                        "-i",
+                        str(key),
+                        "-o",
+                        "IdentitiesOnly=yes",
+                        "-o",
+                        "BatchMode=yes",
+                        "-o",
+                        "StrictHostKeyChecking=no",
+                        "-o",
+                        "UserKnownHostsFile=/dev/null",
+                        "-o",
+                        "LogLevel=ERROR",
+                        "-o",
+                        "KexAlgorithms=curve25519-sha256",
+                        "-P",
+                        str(port),
+                    ]
                     dest = f"root@127.0.0.1:{work / 'scp.bin'}"
-                    rows.append(("scp, new connection",
-                                 _scp(["scp", "-q", "-O", *common, str(source), dest],
-                                      work / "scp.bin", digest)))
+                    rows.append(
+                        (
+                            "scp, new connection",
+                            _scp(
+                                ["scp", "-q", "-O", *common, str(source), dest],
+                                work / "scp.bin",
+                                digest,
+                            ),
+                        )
+                    )
                     control = work / "cm.sock"
                     master = subprocess.Popen(
-                        ["ssh", "-N", "-o", "ControlMaster=yes", "-o", f"ControlPath={control}",
-                         *[a if a != "-P" else "-p" for a in common], "root@127.0.0.1"],
-                        stdin=subprocess.DEVNULL)
+                        [
+                            "ssh",
+                            "-N",
+                            "-o",
+                            "ControlMaster=yes",
+                            "-o",
+                            f"ControlPath={control}",
+                            *[a if a != "-P" else "-p" for a in common],
+                            "root@127.0.0.1",
+                        ],
+                        stdin=subprocess.DEVNULL,
+                    )
                     try:
                         deadline = time.monotonic() + 10
                         while not control.exists() and time.monotonic() < deadline:
                             time.sleep(0.01)  # poll interval of a deadline-bounded wait
-                        rows.append(("scp, over an open ControlMaster",
-                                     _scp(["scp", "-q", "-O", "-o", f"ControlPath={control}",
-                                           *common, str(source), dest],
-                                          work / "scp.bin", digest)))
+                        rows.append(
+                            (
+                                "scp, over an open ControlMaster",
+                                _scp(
+                                    [
+                                        "scp",
+                                        "-q",
+                                        "-O",
+                                        "-o",
+                                        f"ControlPath={control}",
+                                        *common,
+                                        str(source),
+                                        dest,
+                                    ],
+                                    work / "scp.bin",
+                                    digest,
+                                ),
+                            )
+                        )
                     finally:
                         master.terminate()
                         master.wait(timeout=10)
@@ -167,9 +231,11 @@ def main() -> int:
     scp_ms = by_name.get("scp, new connection")
     scp_cm = by_name.get("scp, over an open ControlMaster")
     if ssh_ms and scp_ms and scp_cm:
-        print(f"ratio create-file(ssh) / scp: {ssh_ms / scp_ms:.2f}x (goal <= 2x: "
-              f"{'met' if ssh_ms <= 2 * scp_ms else 'NOT met'}); "
-              f"vs scp over ControlMaster: {ssh_ms / scp_cm:.2f}x")
+        print(
+            f"ratio create-file(ssh) / scp: {ssh_ms / scp_ms:.2f}x (goal <= 2x: "
+            f"{'met' if ssh_ms <= 2 * scp_ms else 'NOT met'}); "
+            f"vs scp over ControlMaster: {ssh_ms / scp_cm:.2f}x"
+        )
     return 0
 
 

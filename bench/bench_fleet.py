@@ -53,15 +53,30 @@ def timed(fn: Callable[[], object], repeat: int) -> float:
 
 
 def ssh_opts(fleet: Fleet) -> list[str]:
-    return ["-i", str(fleet.client_key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-            "-o", f"UserKnownHostsFile={fleet.known_hosts}", "-o", "LogLevel=ERROR",
-            "-o", "KexAlgorithms=curve25519-sha256"]
+    return [
+        "-i",
+        str(fleet.client_key),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"UserKnownHostsFile={fleet.known_hosts}",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "KexAlgorithms=curve25519-sha256",
+    ]
 
 
 def parallel_ssh(fleet: Fleet, extra: list[str]) -> None:
-    procs = [subprocess.Popen(["ssh", *ssh_opts(fleet), *extra, "-p", str(s.port),
-                               f"root@{s.host}", "true"], stdin=subprocess.DEVNULL)
-             for s in fleet.servers]
+    procs = [
+        subprocess.Popen(
+            ["ssh", *ssh_opts(fleet), *extra, "-p", str(s.port), f"root@{s.host}", "true"],
+            stdin=subprocess.DEVNULL,
+        )
+        for s in fleet.servers
+    ]
     for proc in procs:
         if proc.wait(timeout=60) != 0:
             raise SystemExit("ssh failed")
@@ -77,16 +92,27 @@ def main() -> int:
     try:
         with Fleet(COUNT) as fleet, Context(srv.server, home=work / "home") as ctx:
             registry = Registry(ctx.home)
-            servers = [Server(name=s.name, host=s.host, port=s.port, user="root",
-                              identity_file=str(fleet.client_key),
-                              ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)})
-                       for s in fleet.servers]
+            servers = [
+                Server(
+                    name=s.name,
+                    host=s.host,
+                    port=s.port,
+                    user="root",
+                    identity_file=str(fleet.client_key),
+                    ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)},
+                )
+                for s in fleet.servers
+            ]
             for server in servers:
                 registry.add(server)
             started = time.perf_counter()
             assert fleet_run(ctx, servers, "true", max_parallel=COUNT)["status"] == "completed"
-            rows.append(("sane: connect 20 panes (cold)",
-                         f"{(time.perf_counter() - started) * 1000:.0f} ms"))
+            rows.append(
+                (
+                    "sane: connect 20 panes (cold)",
+                    f"{(time.perf_counter() - started) * 1000:.0f} ms",
+                )
+            )
             lib = timed(lambda: fleet_run(ctx, servers, "true", max_parallel=COUNT), 15)
             rows.append(("sane library, true x20 (warm)", f"{lib:.1f} ms (goal <= 30 ms)"))
             # The CLI is timed as a caller would meet it: warm panes, and no other
@@ -94,17 +120,30 @@ def main() -> int:
             # output too and compete for the 2 cores); the library re-attaches after.
             ctx.hub.close()
             env = dict(os.environ, SANE_HOME=str(ctx.home), SANE_TMUX_SOCKET=srv.socket_name)
-            cli = [str(ROOT / ".venv/bin/sane"), "fleet", "run", "--all", "--max-parallel",
-                   str(COUNT), "true"]
-            one_shot = timed(lambda: subprocess.run(cli, env=env, capture_output=True,
-                                                    check=True), 7)
+            cli = [
+                str(ROOT / ".venv/bin/sane"),
+                "fleet",
+                "run",
+                "--all",
+                "--max-parallel",
+                str(COUNT),
+                "true",
+            ]
+            one_shot = timed(
+                lambda: subprocess.run(cli, env=env, capture_output=True, check=True), 7
+            )
             python = str(ROOT / ".venv/bin/python")
             start_up = timed(lambda: subprocess.run([python, "-c", "pass"], check=True), 7)
-            click_only = timed(lambda: subprocess.run([python, "-c", "import click"],
-                                                      check=True), 7)
-            rows.append(("sane CLI one-shot, true x20",
-                         f"{one_shot:.0f} ms (goal <= 150 ms; same run: python -c pass "
-                         f"{start_up:.0f} ms, python -c 'import click' {click_only:.0f} ms)"))
+            click_only = timed(
+                lambda: subprocess.run([python, "-c", "import click"], check=True), 7
+            )
+            rows.append(
+                (
+                    "sane CLI one-shot, true x20",
+                    f"{one_shot:.0f} ms (goal <= 150 ms; same run: python -c pass "
+                    f"{start_up:.0f} ms, python -c 'import click' {click_only:.0f} ms)",
+                )
+            )
             sleep = timed(lambda: fleet_run(ctx, servers, "sleep 1", max_parallel=COUNT), 3)
             rows.append(("sane library, sleep 1 x20", f"{sleep:.0f} ms (goal <= 1100 ms)"))
             plain = timed(lambda: parallel_ssh(fleet, []), 3)
@@ -112,10 +151,23 @@ def main() -> int:
             control = work / "cm"
             control.mkdir()
             for s in fleet.servers:
-                masters.append(subprocess.Popen(
-                    ["ssh", *ssh_opts(fleet), "-N", "-o", "ControlMaster=yes", "-o",
-                     f"ControlPath={control}/{s.port}", "-p", str(s.port), f"root@{s.host}"],
-                    stdin=subprocess.DEVNULL))
+                masters.append(
+                    subprocess.Popen(
+                        [
+                            "ssh",
+                            *ssh_opts(fleet),
+                            "-N",
+                            "-o",
+                            "ControlMaster=yes",
+                            "-o",
+                            f"ControlPath={control}/{s.port}",
+                            "-p",
+                            str(s.port),
+                            f"root@{s.host}",
+                        ],
+                        stdin=subprocess.DEVNULL,
+                    )
+                )
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and len(list(control.iterdir())) < COUNT:
                 time.sleep(0.02)  # poll interval of a deadline-bounded wait
@@ -143,9 +195,13 @@ def peers(fleet: Fleet, work: Path) -> list[tuple[str, str]]:
         from pssh.clients import ParallelSSHClient  # type: ignore[import-not-found, import-untyped, unused-ignore]
         from pssh.config import HostConfig  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
-        client = ParallelSSHClient([h for h, _ in hosts], user="root",
-                                   pkey=str(fleet.client_key), pool_size=COUNT,
-                                   host_config=[HostConfig(port=p) for _, p in hosts])
+        client = ParallelSSHClient(
+            [h for h, _ in hosts],
+            user="root",
+            pkey=str(fleet.client_key),
+            pool_size=COUNT,
+            host_config=[HostConfig(port=p) for _, p in hosts],
+        )
 
         def run_pssh_lib() -> None:
             output = client.run_command("true")
@@ -157,9 +213,20 @@ def peers(fleet: Fleet, work: Path) -> list[tuple[str, str]]:
     if shutil.which("parallel-ssh"):
         hostfile = work / "hosts"
         hostfile.write_text("".join(f"root@{h}:{p}\n" for h, p in hosts))
-        argv = ["parallel-ssh", "-h", str(hostfile), "-p", str(COUNT),
-                "-O", f"IdentityFile={fleet.client_key}",
-                "-O", f"UserKnownHostsFile={fleet.known_hosts}", "-O", "BatchMode=yes", "true"]
+        argv = [
+            "parallel-ssh",
+            "-h",
+            str(hostfile),
+            "-p",
+            str(COUNT),
+            "-O",
+            f"IdentityFile={fleet.client_key}",
+            "-O",
+            f"UserKnownHostsFile={fleet.known_hosts}",
+            "-O",
+            "BatchMode=yes",
+            "true",
+        ]
         pssh_ms = timed(lambda: subprocess.run(argv, capture_output=True, check=True), 3)
         rows.append(("pssh", f"{pssh_ms:.0f} ms"))
     else:
@@ -167,29 +234,46 @@ def peers(fleet: Fleet, work: Path) -> list[tuple[str, str]]:
     try:
         from fabric import ThreadingGroup  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
-        group = ThreadingGroup(*[f"root@{h}:{p}" for h, p in hosts],
-                               connect_kwargs={"key_filename": str(fleet.client_key)})
+        group = ThreadingGroup(
+            *[f"root@{h}:{p}" for h, p in hosts],
+            connect_kwargs={"key_filename": str(fleet.client_key)},
+        )
         group.run("true", hide=True)  # connect once: measure warm runs
 
-        rows.append(("Fabric ThreadingGroup, warm",
-                     f"{timed(lambda: group.run('true', hide=True), 5):.0f} ms"))
+        rows.append(
+            (
+                "Fabric ThreadingGroup, warm",
+                f"{timed(lambda: group.run('true', hide=True), 5):.0f} ms",
+            )
+        )
         group.close()
     except ImportError as exc:
         rows.append(("Fabric", f"skipped: {exc}"))
     if shutil.which("ansible") or (Path(sys.executable).parent / "ansible").exists():
         ansible = str(Path(sys.executable).parent / "ansible")
         inventory = work / "inventory.ini"
-        inventory.write_text("[all]\n" + "".join(
-            f"{s.name} ansible_host={s.host} ansible_port={s.port} ansible_user=root "
-            f"ansible_ssh_private_key_file={fleet.client_key}\n" for s in fleet.servers))
-        env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_FORKS=str(COUNT),
-                   ANSIBLE_SSH_ARGS="-o ControlMaster=auto -o ControlPersist=60s",
-                   ANSIBLE_PYTHON_INTERPRETER="auto_silent")
+        inventory.write_text(
+            "[all]\n"
+            + "".join(
+                f"{s.name} ansible_host={s.host} ansible_port={s.port} ansible_user=root "
+                f"ansible_ssh_private_key_file={fleet.client_key}\n"
+                for s in fleet.servers
+            )
+        )
+        env = dict(
+            os.environ,
+            ANSIBLE_HOST_KEY_CHECKING="False",
+            ANSIBLE_FORKS=str(COUNT),
+            ANSIBLE_SSH_ARGS="-o ControlMaster=auto -o ControlPersist=60s",
+            ANSIBLE_PYTHON_INTERPRETER="auto_silent",
+        )
         for module in ("shell", "raw"):
             argv = [ansible, "all", "-i", str(inventory), "-m", module, "-a", "true"]
             subprocess.run(argv, env=env, capture_output=True, check=False)  # warm
-            ansible_ms = timed(functools.partial(subprocess.run, argv, env=env,
-                                                 capture_output=True, check=False), 3)
+            ansible_ms = timed(
+                functools.partial(subprocess.run, argv, env=env, capture_output=True, check=False),
+                3,
+            )
             rows.append((f"Ansible ad-hoc -m {module}, warm", f"{ansible_ms:.0f} ms"))
     else:
         rows.append(("Ansible", "skipped: ansible not installed"))

@@ -66,17 +66,20 @@ async def _timed(fn: Callable[[], Awaitable[object]], runs: int) -> list[float]:
 
 
 async def bench_mcp(env: dict[str, str], panes: dict[str, str], runs: int) -> dict[str, float]:
-    params = StdioServerParameters(command=sys.executable, args=["-m", "sane.cli.main", "mcp"],
-                                   env={k: env[k] for k in ("SANE_TMUX_SOCKET", "SANE_HOME")})
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "sane.cli.main", "mcp"],
+        env={k: env[k] for k in ("SANE_TMUX_SOCKET", "SANE_HOME")},
+    )
     medians: dict[str, float] = {}
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         await session.list_tools()  # the client caches the output schemas it validates with
         ping = median_ms(await _timed(session.send_ping, runs))
         for shell, pane in panes.items():
+
             async def call(pane: str = pane) -> None:
-                result = await session.call_tool("run_command", {"command": "true",
-                                                                 "pane": pane})
+                result = await session.call_tool("run_command", {"command": "true", "pane": pane})
                 _check(result.structured_content)
 
             for _ in range(10):  # warm: runner installed, control client attached
@@ -84,10 +87,16 @@ async def bench_mcp(env: dict[str, str], panes: dict[str, str], runs: int) -> di
             samples = await _timed(call, runs)
             medians[shell] = median_ms(samples)
             goal = "<= 3 ms" if shell == "dash" else ""
-            report(Row(f"a. MCP run_command `true` ({shell}, real client over stdio)",
-                       f"median {medians[shell]:.2f} ms, p90 {p90_ms(samples):.2f} ms", goal,
-                       medians[shell] <= 3.0 if goal else None, f"MCP ping {ping:.2f} ms",
-                       ""))
+            report(
+                Row(
+                    f"a. MCP run_command `true` ({shell}, real client over stdio)",
+                    f"median {medians[shell]:.2f} ms, p90 {p90_ms(samples):.2f} ms",
+                    goal,
+                    medians[shell] <= 3.0 if goal else None,
+                    f"MCP ping {ping:.2f} ms",
+                    "",
+                )
+            )
     medians["ping"] = ping
     return medians
 
@@ -95,6 +104,7 @@ async def bench_mcp(env: dict[str, str], panes: dict[str, str], runs: int) -> di
 def bench_library(srv: TmuxTestServer, home: Path, pane: str, runs: int) -> float:
     ctx = Context(srv.server, home=home)
     try:
+
         def call() -> None:
             _check(tools.call(ctx, "run_command", {"command": "true", "pane": pane}).document)
 
@@ -120,9 +130,17 @@ def bench_raw_tmux(srv: TmuxTestServer, pane: str, runs: int) -> list[float]:
 
     def trip() -> None:
         waiter = subprocess.Popen([*tmux, "wait-for", channel])
-        subprocess.run([*tmux, "send-keys", "-t", pane,
-                        f" true; tmux -L {srv.socket_name} wait-for -S {channel}", "Enter"],
-                       check=True)
+        subprocess.run(
+            [
+                *tmux,
+                "send-keys",
+                "-t",
+                pane,
+                f" true; tmux -L {srv.socket_name} wait-for -S {channel}",
+                "Enter",
+            ],
+            check=True,
+        )
         if waiter.wait(timeout=60) != 0:
             raise RuntimeError("tmux wait-for failed")
 
@@ -154,8 +172,11 @@ def main() -> int:
     if shutil.which("tmux") is None:
         print("tmux is not installed", file=sys.stderr)
         return 2
-    print(f"sane mcp bench: N={args.runs}, {os.cpu_count()} CPUs, "
-          f"Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"sane mcp bench: N={args.runs}, {os.cpu_count()} CPUs, "
+        f"Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     srv = TmuxTestServer(f"sane-bench-mcp-{os.getpid()}")
     tmp = Path(tempfile.mkdtemp(prefix="sane-bench-mcp-"))
     env = dict(os.environ, SANE_TMUX_SOCKET=srv.socket_name, SANE_HOME=str(tmp / "home"))
@@ -164,27 +185,49 @@ def main() -> int:
         panes = {"dash": srv.new_pane("dash"), "bash": srv.new_pane("bash")}
         mcp = anyio.run(bench_mcp, env, panes, args.runs)
         library = bench_library(srv, tmp / "home", panes["dash"], args.runs)
-        report(Row("b. in-process sane.tools.call run_command `true` (dash, no MCP)",
-                   f"median {library:.2f} ms", "", None, "",
-                   f"MCP adds {mcp['dash'] - library:.2f} ms (ping alone {mcp['ping']:.2f} ms)"))
+        report(
+            Row(
+                "b. in-process sane.tools.call run_command `true` (dash, no MCP)",
+                f"median {library:.2f} ms",
+                "",
+                None,
+                "",
+                f"MCP adds {mcp['dash'] - library:.2f} ms (ping alone {mcp['ping']:.2f} ms)",
+            )
+        )
         raw_pane = srv.new_pane("dash")
         raw = median_ms(bench_raw_tmux(srv, raw_pane, min(args.runs, 100)))
         ratio = mcp["dash"] / raw
-        report(Row("d. raw tmux send-keys + wait-for round trip (dash, two processes)",
-                   f"median {raw:.2f} ms", "MCP <= 0.75x", ratio <= 0.75,
-                   f"MCP call {mcp['dash']:.2f} ms", f"MCP / raw {ratio:.2f}x"))
+        report(
+            Row(
+                "d. raw tmux send-keys + wait-for round trip (dash, two processes)",
+                f"median {raw:.2f} ms",
+                "MCP <= 0.75x",
+                ratio <= 0.75,
+                f"MCP call {mcp['dash']:.2f} ms",
+                f"MCP / raw {ratio:.2f}x",
+            )
+        )
         cli = bench_cli(env, panes["dash"])
         cli_ms = median_ms(cli)
-        report(Row(f"c. CLI one-shot `sane-run-command --pane {panes['dash']} true` (dash)",
-                   f"median {cli_ms:.1f} ms (of {len(cli)})", "", None,
-                   f"MCP call {mcp['dash']:.2f} ms",
-                   f"CLI / MCP {cli_ms / mcp['dash']:.0f}x"))
+        report(
+            Row(
+                f"c. CLI one-shot `sane-run-command --pane {panes['dash']} true` (dash)",
+                f"median {cli_ms:.1f} ms (of {len(cli)})",
+                "",
+                None,
+                f"MCP call {mcp['dash']:.2f} ms",
+                f"CLI / MCP {cli_ms / mcp['dash']:.0f}x",
+            )
+        )
     finally:
         srv.kill()
         shutil.rmtree(tmp, ignore_errors=True)
     summary()
-    print(f"\nload after: {os.getloadavg()[0]:.2f}; spread of the dash calls: see p90 above; "
-          f"stdev of CLI samples {statistics.stdev(cli) * 1000:.1f} ms")
+    print(
+        f"\nload after: {os.getloadavg()[0]:.2f}; spread of the dash calls: see p90 above; "
+        f"stdev of CLI samples {statistics.stdev(cli) * 1000:.1f} ms"
+    )
     return 0
 
 

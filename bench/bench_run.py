@@ -126,8 +126,9 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def run_bounded(argv: list[str], timeout: float, env: dict[str, str] | None = None,
-                capture: bool = False) -> subprocess.CompletedProcess[str]:
+def run_bounded(
+    argv: list[str], timeout: float, env: dict[str, str] | None = None, capture: bool = False
+) -> subprocess.CompletedProcess[str]:
     """``subprocess.run(..., check=True)`` bounded by ``timeout`` without distorting timings.
 
     ``subprocess.run(timeout=...)`` waits by polling with sleeps of up to 50 ms, which
@@ -161,8 +162,9 @@ def run_bounded(argv: list[str], timeout: float, env: dict[str, str] | None = No
 # -- raw tmux floor ----------------------------------------------------------------------
 
 
-def raw_round_trip(srv: TmuxTestServer, pane: str, command: str,
-                   timeout: float = RAW_TIMEOUT, tmux: str = "tmux") -> float:
+def raw_round_trip(
+    srv: TmuxTestServer, pane: str, command: str, timeout: float = RAW_TIMEOUT, tmux: str = "tmux"
+) -> float:
     """Type ``command; tmux wait-for -S CHAN`` into ``pane`` and wait for the signal.
 
     tmux remembers a signal sent before anyone waits, so the order cannot race.
@@ -170,8 +172,9 @@ def raw_round_trip(srv: TmuxTestServer, pane: str, command: str,
     the same machine's socket by name).
     """
     chan = f"bench-{secrets.token_hex(6)}"
-    send = srv.server.argv("send-keys", "-t", pane, f"{command}; {tmux} wait-for -S {chan}",
-                           "Enter")
+    send = srv.server.argv(
+        "send-keys", "-t", pane, f"{command}; {tmux} wait-for -S {chan}", "Enter"
+    )
     wait = srv.server.argv("wait-for", chan)
     start = time.perf_counter()
     run_bounded(send, timeout)
@@ -188,16 +191,27 @@ def sane_true(ctx: Context, pane: str) -> None:
 # -- a. local round trip -------------------------------------------------------------------
 
 
-def bench_local(srv: TmuxTestServer, ctx: Context,
-                runs: int) -> tuple[dict[str, str], dict[str, float]]:
+def bench_local(
+    srv: TmuxTestServer, ctx: Context, runs: int
+) -> tuple[dict[str, str], dict[str, float]]:
     """Returns the warm sane panes and the median round trip (ms), by shell."""
     panes: dict[str, str] = {}
     medians: dict[str, float] = {}
     display = srv.server.argv("display-message", "-p", "#{pid}")
-    spawn = median_ms([timed(lambda: run_bounded(display, RAW_TIMEOUT, capture=True))
-                       for _ in range(runs)])
-    report(Row("a. one tmux client process (`tmux display-message -p`)", f"median {spawn:.2f} ms",
-               "", None, "", "", "the raw baseline starts three of these"))
+    spawn = median_ms(
+        [timed(lambda: run_bounded(display, RAW_TIMEOUT, capture=True)) for _ in range(runs)]
+    )
+    report(
+        Row(
+            "a. one tmux client process (`tmux display-message -p`)",
+            f"median {spawn:.2f} ms",
+            "",
+            None,
+            "",
+            "",
+            "the raw baseline starts three of these",
+        )
+    )
     shells = ("bash", "dash", "zsh", "fish")
     raw_panes: dict[str, str] = {}
     for shell in shells:
@@ -220,17 +234,28 @@ def bench_local(srv: TmuxTestServer, ctx: Context,
         ratio = med / raw
         medians[shell] = med
         if shell in ("bash", "dash"):
-            report(Row(f"a. local {shell} `true` round trip",
-                       f"median {med:.2f} ms, p90 {p90:.2f} ms",
-                       "<= 2 ms and <= 0.75x raw", med <= 2.0 and ratio <= 0.75,
-                       f"raw send-keys+wait-for median {raw:.2f} ms", f"sane/raw {ratio:.2f}x"))
+            report(
+                Row(
+                    f"a. local {shell} `true` round trip",
+                    f"median {med:.2f} ms, p90 {p90:.2f} ms",
+                    "<= 2 ms and <= 0.75x raw",
+                    med <= 2.0 and ratio <= 0.75,
+                    f"raw send-keys+wait-for median {raw:.2f} ms",
+                    f"sane/raw {ratio:.2f}x",
+                )
+            )
         else:  # the other shells against bash of the same rounds
             vs_bash = med / medians["bash"]
-            report(Row(f"a. local {shell} `true` round trip",
-                       f"median {med:.2f} ms, p90 {p90:.2f} ms",
-                       "<= 1.5x bash", vs_bash <= 1.5,
-                       f"raw send-keys+wait-for median {raw:.2f} ms",
-                       f"{vs_bash:.2f}x bash, sane/raw {ratio:.2f}x"))
+            report(
+                Row(
+                    f"a. local {shell} `true` round trip",
+                    f"median {med:.2f} ms, p90 {p90:.2f} ms",
+                    "<= 1.5x bash",
+                    vs_bash <= 1.5,
+                    f"raw send-keys+wait-for median {raw:.2f} ms",
+                    f"{vs_bash:.2f}x bash, sane/raw {ratio:.2f}x",
+                )
+            )
     return panes, medians
 
 
@@ -267,28 +292,39 @@ def throwaway_sshd() -> Iterator[tuple[int, Path]]:
         tmp.chmod(0o755)
         host_key, client_key = tmp / "host_ed25519", tmp / "client_ed25519"
         for key in (host_key, client_key):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
-                           check=True, timeout=30, stdin=subprocess.DEVNULL)
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+                check=True,
+                timeout=30,
+                stdin=subprocess.DEVNULL,
+            )
         (tmp / "authorized_keys").write_text(client_key.with_suffix(".pub").read_text())
         port = free_port()
         cfg = tmp / "sshd_config"
-        cfg.write_text("\n".join([
-            f"ListenAddress 127.0.0.1:{port}",
-            f"HostKey {host_key}",
-            "PidFile none",
-            f"AuthorizedKeysFile {tmp / 'authorized_keys'}",
-            "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no",
-            "PermitRootLogin prohibit-password",
-            "StrictModes no",
-            "UsePAM no",
-            "PrintMotd no",
-            "",
-        ]))
+        cfg.write_text(
+            "\n".join(
+                [
+                    f"ListenAddress 127.0.0.1:{port}",
+                    f"HostKey {host_key}",
+                    "PidFile none",
+                    f"AuthorizedKeysFile {tmp / 'authorized_keys'}",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PermitRootLogin prohibit-password",
+                    "StrictModes no",
+                    "UsePAM no",
+                    "PrintMotd no",
+                    "",
+                ]
+            )
+        )
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
         log = tmp / "sshd.log"
-        proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-f", str(cfg), "-E", str(log)],
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            ["/usr/sbin/sshd", "-D", "-f", str(cfg), "-E", str(log)],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         wait_for_banner(proc, port, log)
         yield port, client_key
     finally:
@@ -315,10 +351,28 @@ def ssh_skip_reason() -> str | None:
 
 def ssh_pane_command(port: int, key: Path) -> str:
     remote = 'env -u PROMPT_COMMAND HISTFILE=/dev/null PS1="$ " bash --norc --noprofile'
-    argv = ["ssh", "-tt", "-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "LogLevel=ERROR", "-o", "KexAlgorithms=curve25519-sha256",
-            "-p", str(port), "root@127.0.0.1", remote]
+    argv = [
+        "ssh",
+        "-tt",
+        "-i",
+        str(key),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "KexAlgorithms=curve25519-sha256",
+        "-p",
+        str(port),
+        "root@127.0.0.1",
+        remote,
+    ]
     return shlex.join(argv)
 
 
@@ -351,8 +405,15 @@ def bench_ssh(srv: TmuxTestServer, ctx: Context, runs: int, local_bash_ms: float
         report(Row(name, f"not measured: {exc}", "", None, "", ""))
 
 
-def _measure_ssh(srv: TmuxTestServer, ctx: Context, runs: int, local_bash_ms: float,
-                 name: str, port: int, key: Path) -> None:
+def _measure_ssh(
+    srv: TmuxTestServer,
+    ctx: Context,
+    runs: int,
+    local_bash_ms: float,
+    name: str,
+    port: int,
+    key: Path,
+) -> None:
     pane = srv.new_pane(ssh_pane_command(port, key))
     raw_pane = srv.new_pane(ssh_pane_command(port, key), session="raw")
     remote_tmux = f"tmux -L {shlex.quote(srv.socket_name)}"  # no $TMUX over ssh
@@ -363,16 +424,24 @@ def _measure_ssh(srv: TmuxTestServer, ctx: Context, runs: int, local_bash_ms: fl
             sane_true(ctx, pane)
             raw_round_trip(srv, raw_pane, "true", tmux=remote_tmux)
         samples = [timed(lambda: sane_true(ctx, pane)) for _ in range(runs)]
-        raw = median_ms([raw_round_trip(srv, raw_pane, "true", tmux=remote_tmux)
-                         for _ in range(runs)])
+        raw = median_ms(
+            [raw_round_trip(srv, raw_pane, "true", tmux=remote_tmux) for _ in range(runs)]
+        )
     finally:  # end the connections before sshd stops
         for p in (pane, raw_pane):
             srv.server.run("kill-pane", "-t", p, check=False)
     med, p90 = median_ms(samples), p90_ms(samples)
-    report(Row(name, f"median {med:.2f} ms, p90 {p90:.2f} ms", "", None,
-               f"raw send-keys+wait-for median {raw:.2f} ms",
-               f"sane/raw {med / raw:.2f}x, ssh/local bash {med / local_bash_ms:.2f}x, "
-               f"shell up in {up * 1000:.0f} ms"))
+    report(
+        Row(
+            name,
+            f"median {med:.2f} ms, p90 {p90:.2f} ms",
+            "",
+            None,
+            f"raw send-keys+wait-for median {raw:.2f} ms",
+            f"sane/raw {med / raw:.2f}x, ssh/local bash {med / local_bash_ms:.2f}x, "
+            f"shell up in {up * 1000:.0f} ms",
+        )
+    )
 
 
 # -- c. CLI one-shot -----------------------------------------------------------------------
@@ -409,7 +478,10 @@ def bench_cli(srv: TmuxTestServer, home: Path, pane: str, pycache: Path | None) 
         return lambda: run_bounded(argv, 60, env=env)
 
     subjects: dict[str, Callable[[], object]] = {
-        "pass": python("pass"), "click": python("import click"), "cli": run_cli}
+        "pass": python("pass"),
+        "click": python("import click"),
+        "cli": run_cli,
+    }
     samples: dict[str, list[float]] = {}
     for key, fn in subjects.items():
         # One block each, not interleaved: the work tmux and the pane's shell still do
@@ -417,11 +489,17 @@ def bench_cli(srv: TmuxTestServer, home: Path, pane: str, pycache: Path | None) 
         fn()  # warm the page cache (and fill the bytecode cache)
         samples[key] = [timed(fn) for _ in range(CLI_RUNS)]
     cli_ms, pass_ms, click_ms = (median_ms(samples[k]) for k in ("cli", "pass", "click"))
-    report(Row(f"c. CLI `sane-run-command --pane {pane} true` (dash, {label})",
-               f"median {cli_ms:.1f} ms", "<= 120 ms", cli_ms <= 120.0,
-               f"python -c pass {pass_ms:.1f} ms, python -c 'import click' {click_ms:.1f} ms",
-               f"cli/python-startup {cli_ms / pass_ms:.2f}x, "
-               f"cli/import-click {cli_ms / click_ms:.2f}x"))
+    report(
+        Row(
+            f"c. CLI `sane-run-command --pane {pane} true` (dash, {label})",
+            f"median {cli_ms:.1f} ms",
+            "<= 120 ms",
+            cli_ms <= 120.0,
+            f"python -c pass {pass_ms:.1f} ms, python -c 'import click' {click_ms:.1f} ms",
+            f"cli/python-startup {cli_ms / pass_ms:.2f}x, "
+            f"cli/import-click {cli_ms / click_ms:.2f}x",
+        )
+    )
 
 
 # -- d. throughput -------------------------------------------------------------------------
@@ -432,7 +510,7 @@ def make_payload(path: Path) -> bytes:
     alphabet = string.ascii_letters + string.digits + " .,;:-_+=/()[]{}<>!?#%&*@"
     lines = THROUGHPUT_BYTES // (LINE_CHARS + 1)
     chars = rng.choices(alphabet, k=lines * LINE_CHARS)
-    text = "\n".join("".join(chars[i * LINE_CHARS:(i + 1) * LINE_CHARS]) for i in range(lines))
+    text = "\n".join("".join(chars[i * LINE_CHARS : (i + 1) * LINE_CHARS]) for i in range(lines))
     data = (text + "\n").encode("ascii")
     assert len(data) == THROUGHPUT_BYTES
     path.write_bytes(data)
@@ -446,8 +524,10 @@ def sane_cat(ctx: Context, pane: str, command: str, data: bytes) -> float:
         raise RuntimeError(f"cat did not complete: status {result['status']}")
     got = result["output"].encode()
     if got != data or result["output_bytes"] != len(data):
-        raise RuntimeError(f"output differs from the file: {result['output_bytes']} bytes vs "
-                           f"{len(data)}, first difference at {_first_difference(got, data)}")
+        raise RuntimeError(
+            f"output differs from the file: {result['output_bytes']} bytes vs "
+            f"{len(data)}, first difference at {_first_difference(got, data)}"
+        )
     return result["duration_ms"] / 1000
 
 
@@ -468,15 +548,23 @@ def bench_throughput(srv: TmuxTestServer, ctx: Context, tmp: Path) -> None:
     mbps, raw_mbps = mb / statistics.median(sane_s), mb / statistics.median(raw_s)
     each = ", ".join(f"{mb / s:.1f}" for s in sane_s)
     raw_each = ", ".join(f"{mb / s:.1f}" for s in raw_s)
-    report(Row(f"d. throughput `cat` 10 MB (dash), output exact, median of {THROUGHPUT_REPEATS}",
-               f"{mbps:.1f} MB/s", ">= 8 MB/s", mbps >= 8.0,
-               f"raw tmux + wait-for {raw_mbps:.1f} MB/s", f"sane/raw {mbps / raw_mbps:.2f}x",
-               f"runs: sane {each} MB/s; raw {raw_each} MB/s"))
+    report(
+        Row(
+            f"d. throughput `cat` 10 MB (dash), output exact, median of {THROUGHPUT_REPEATS}",
+            f"{mbps:.1f} MB/s",
+            ">= 8 MB/s",
+            mbps >= 8.0,
+            f"raw tmux + wait-for {raw_mbps:.1f} MB/s",
+            f"sane/raw {mbps / raw_mbps:.2f}x",
+            f"runs: sane {each} MB/s; raw {raw_each} MB/s",
+        )
+    )
 
 
 def _first_difference(a: bytes, b: bytes) -> int:
-    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
-                min(len(a), len(b)))
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -485,8 +573,10 @@ def _first_difference(a: bytes, b: bytes) -> int:
 def summary() -> None:
     headers = ("measurement", "value", "goal", "met", "baseline", "ratio")
     verdict = {True: "yes", False: "NO", None: "-"}
-    rows = [(r.name, r.value, r.goal or "-", verdict[r.met], r.baseline or "-", r.ratio or "-")
-            for r in ROWS]
+    rows = [
+        (r.name, r.value, r.goal or "-", verdict[r.met], r.baseline or "-", r.ratio or "-")
+        for r in ROWS
+    ]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
     print("\nSummary")
     for row in (headers, tuple("-" * w for w in widths), *rows):
@@ -509,11 +599,15 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
 
-    tmux_version = subprocess.run(["tmux", "-V"], capture_output=True, text=True,
-                                  check=False).stdout.strip()
-    print(f"sane bench: N={args.runs}, {os.cpu_count()} CPUs, {tmux_version}, "
-          f"Python {sys.version.split()[0]}, PYTHONDONTWRITEBYTECODE="
-          f"{os.environ.get('PYTHONDONTWRITEBYTECODE', '(unset)')}", flush=True)
+    tmux_version = subprocess.run(
+        ["tmux", "-V"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    print(
+        f"sane bench: N={args.runs}, {os.cpu_count()} CPUs, {tmux_version}, "
+        f"Python {sys.version.split()[0]}, PYTHONDONTWRITEBYTECODE="
+        f"{os.environ.get('PYTHONDONTWRITEBYTECODE', '(unset)')}",
+        flush=True,
+    )
     socket_name = f"sane-bench-{os.getpid()}-{secrets.token_hex(4)}"
     srv = TmuxTestServer(socket_name)
     tmp = Path(tempfile.mkdtemp(prefix="sane-bench-"))

@@ -60,10 +60,16 @@ def timed(fn: Callable[[], object], repeat: int = 1) -> float:
 
 def _ssh_all(argvs: Sequence[list[str]], parallel: int, data: bytes | None = None) -> None:
     """Run every argv, at most ``parallel`` at once; any failure aborts the bench."""
+
     def one(argv: list[str]) -> None:
-        proc = subprocess.run(argv, input=data, capture_output=True, timeout=120,
-                              stdin=None if data is not None else subprocess.DEVNULL,
-                              check=False)
+        proc = subprocess.run(
+            argv,
+            input=data,
+            capture_output=True,
+            timeout=120,
+            stdin=None if data is not None else subprocess.DEVNULL,
+            check=False,
+        )
         if proc.returncode != 0:
             raise SystemExit(f"baseline failed: {argv[-1]}: {proc.stderr[-300:]!r}")
 
@@ -72,8 +78,10 @@ def _ssh_all(argvs: Sequence[list[str]], parallel: int, data: bytes | None = Non
 
 def _fresh(server: Server) -> list[str]:
     """``ssh`` to ``server`` as sane would, but a new connection (no ControlMaster)."""
-    return [("ControlPath=none" if word.startswith("ControlPath=") else word)
-            for word in ssh_argv(server)]
+    return [
+        ("ControlPath=none" if word.startswith("ControlPath=") else word)
+        for word in ssh_argv(server)
+    ]
 
 
 def connect_rows(ctx: Context, servers: list[Server], parallels: list[int]) -> list[Row]:
@@ -90,8 +98,9 @@ def connect_rows(ctx: Context, servers: list[Server], parallels: list[int]) -> l
         started = time.perf_counter()
         _ssh_all(fresh, parallel)
         base = (time.perf_counter() - started) * 1000
-        rows.append((f"connect cold, --max-parallel {parallel} | ssh true, same parallelism",
-                     sane_ms, base))
+        rows.append(
+            (f"connect cold, --max-parallel {parallel} | ssh true, same parallelism", sane_ms, base)
+        )
     return rows
 
 
@@ -101,8 +110,13 @@ def warm_rows(ctx: Context, servers: list[Server]) -> list[Row]:
     over_cm = [[*ssh_argv(s), "true"] for s in servers]
     rows: list[Row] = []
     lib = timed(lambda: fleet_run(ctx, servers, "true", max_parallel=count), 5)
-    rows.append(("warm true | ssh true over the panes' ControlMasters", lib,
-                 timed(lambda: _ssh_all(over_cm, count), 3)))
+    rows.append(
+        (
+            "warm true | ssh true over the panes' ControlMasters",
+            lib,
+            timed(lambda: _ssh_all(over_cm, count), 3),
+        )
+    )
     sleep = timed(lambda: fleet_run(ctx, servers, "sleep 1", max_parallel=count), 2)
     rows.append(("sleep 1 | 1000 ms", sleep, 1000.0))
     return rows
@@ -121,17 +135,29 @@ def put_rows(ctx: Context, servers: list[Server], fleet: Fleet, work: Path) -> l
         started = time.perf_counter()
         _check_put(fleet_put(ctx, servers, target, data, max_parallel=count))
         sane_ms.append((time.perf_counter() - started) * 1000)
-        scp = [["scp", "-q", "-S", "ssh", *_scp_options(s), str(source),
-                f"{s.host}:{target}.scp"] for s in servers]
+        scp = [
+            ["scp", "-q", "-S", "ssh", *_scp_options(s), str(source), f"{s.host}:{target}.scp"]
+            for s in servers
+        ]
         started = time.perf_counter()
         _ssh_all(scp, count)
         scp_ms.append((time.perf_counter() - started) * 1000)
-    rows.append(("fleet put 100 KB | scp over the same ControlMasters",
-                 statistics.median(sane_ms), statistics.median(scp_ms)))
+    rows.append(
+        (
+            "fleet put 100 KB | scp over the same ControlMasters",
+            statistics.median(sane_ms),
+            statistics.median(scp_ms),
+        )
+    )
     peer = _pssh_copy(fleet, source, count)
     if peer is not None:
-        rows.append(("fleet put 100 KB | parallel-ssh copy_file (library)",
-                     statistics.median(sane_ms), peer))
+        rows.append(
+            (
+                "fleet put 100 KB | parallel-ssh copy_file (library)",
+                statistics.median(sane_ms),
+                peer,
+            )
+        )
     return rows
 
 
@@ -143,7 +169,7 @@ def _check_put(result: dict[str, Any]) -> None:
 
 def _scp_options(server: Server) -> list[str]:
     """The ``-F``/``-o``/``-i`` options of sane's own ssh argv, port as scp spells it."""
-    argv = ssh_argv(server)[1:argv_end(server)]
+    argv = ssh_argv(server)[1 : argv_end(server)]
     out: list[str] = []
     it = iter(argv)
     for word in it:
@@ -168,8 +194,13 @@ def _pssh_copy(fleet: Fleet, source: Path, count: int) -> float | None:
         print("  (parallel-ssh not installed: its copy is not measured)")
         return None
     hosts = [(s.host, s.port) for s in fleet.servers]
-    client = ParallelSSHClient([h for h, _ in hosts], user="root", pkey=str(fleet.client_key),
-                               pool_size=count, host_config=[HostConfig(port=p) for _, p in hosts])
+    client = ParallelSSHClient(
+        [h for h, _ in hosts],
+        user="root",
+        pkey=str(fleet.client_key),
+        pool_size=count,
+        host_config=[HostConfig(port=p) for _, p in hosts],
+    )
     client.join(client.run_command("true"))  # connected, as sane's panes are
 
     def copy() -> None:
@@ -190,8 +221,13 @@ def health_rows(ctx: Context, servers: list[Server], fleet: Fleet) -> list[Row]:
     count = len(servers)
     cat = [[*ssh_argv(s), "cat ~/.sane/health.json"] for s in servers]
     sane_ms = timed(lambda: check(ctx.home, servers, max_parallel=count), 3)
-    return [("health | cat over the ControlMasters, N at once", sane_ms,
-             timed(lambda: _ssh_all(cat, count), 3))]
+    return [
+        (
+            "health | cat over the ControlMasters, N at once",
+            sane_ms,
+            timed(lambda: _ssh_all(cat, count), 3),
+        )
+    ]
 
 
 def bench_size(count: int, parallels: list[int], parts: set[str]) -> list[Row]:
@@ -201,13 +237,22 @@ def bench_size(count: int, parallels: list[int], parts: set[str]) -> list[Row]:
     srv.start()
     rows: list[Row] = []
     try:
-        with Fleet(count, ready_timeout=max(10.0, count / 10)) as fleet, \
-                Context(srv.server, home=work / "home") as ctx:
+        with (
+            Fleet(count, ready_timeout=max(10.0, count / 10)) as fleet,
+            Context(srv.server, home=work / "home") as ctx,
+        ):
             registry = Registry(ctx.home)
-            servers = [Server(name=s.name, host=s.host, port=s.port, user="root",
-                              identity_file=str(fleet.client_key),
-                              ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)})
-                       for s in fleet.servers]
+            servers = [
+                Server(
+                    name=s.name,
+                    host=s.host,
+                    port=s.port,
+                    user="root",
+                    identity_file=str(fleet.client_key),
+                    ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)},
+                )
+                for s in fleet.servers
+            ]
             for server in servers:
                 registry.add(server)
             if "connect" in parts:

@@ -79,8 +79,9 @@ class Config:
     fault_every: int = 20  # one fault every N fleet runs
     long_cut_seconds: float = 20.0
     seed: int = 1
-    faults: list[str] = field(default_factory=lambda: ["kill", "link", "long_link",
-                                                       "disk_full", "second_home", "ctrl_c"])
+    faults: list[str] = field(
+        default_factory=lambda: ["kill", "link", "long_link", "disk_full", "second_home", "ctrl_c"]
+    )
 
 
 @dataclass
@@ -128,8 +129,7 @@ class Chaos:
             self.busy.add(name)
             self.tally.faults[kind] += 1
             delay = self.rng.uniform(0.0, 0.03)
-            hold = (self.cfg.long_cut_seconds if kind == "long_link"
-                    else self.rng.uniform(0.5, 4.0))
+            hold = self.cfg.long_cut_seconds if kind == "long_link" else self.rng.uniform(0.5, 4.0)
         self._later(delay, self._hit, name, kind, hold)
 
     def _later(self, delay: float, fn: Any, *args: Any) -> None:
@@ -225,13 +225,17 @@ def snapshot(tmux: TmuxTestServer, fleet: Fleet, home: Path, tmp: Path) -> dict[
     in_servers: Counter[str] = Counter()
     for srv in fleet.servers:
         if srv.netns is not None:
-            out = subprocess.run(["ip", "netns", "pids", srv.netns], capture_output=True,
-                                 text=True, check=False).stdout
+            out = subprocess.run(
+                ["ip", "netns", "pids", srv.netns], capture_output=True, text=True, check=False
+            ).stdout
             in_servers.update(_cmdline(int(pid)) for pid in out.split())
     panes = len([p for p in tmux.run("list-panes", "-a", "-F", "#{pane_id}").split() if p])
-    temp_files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*")
-                        if p.is_file() or p.is_socket()
-                        if not {fleet.base, home} & {p, *p.parents})
+    temp_files = sorted(
+        str(p.relative_to(tmp))
+        for p in tmp.rglob("*")
+        if p.is_file() or p.is_socket()
+        if not {fleet.base, home} & {p, *p.parents}
+    )
     home_temps = sorted(str(p.relative_to(home)) for p in home.rglob(".*.tmp"))
     runs_dir = home / "runs"
     return {
@@ -255,9 +259,14 @@ def register(home: Path, fleet: Fleet) -> list[Server]:
     registry = Registry(home)
     servers = []
     for s in fleet.servers:
-        server = Server(name=s.name, host=s.host, port=s.port, user="root",
-                        identity_file=str(fleet.client_key),
-                        ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)})
+        server = Server(
+            name=s.name,
+            host=s.host,
+            port=s.port,
+            user="root",
+            identity_file=str(fleet.client_key),
+            ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)},
+        )
         registry.add(server, replace=True)
         servers.append(server)
     return servers
@@ -270,8 +279,9 @@ def judge(tally: Tally, result: dict[str, Any], want: str, budget: float) -> Non
     seconds = (result["finished_ms"] - result["started_ms"]) / 1000
     tally.max_server_seconds = max(tally.max_server_seconds, seconds)
     if seconds > budget:
-        tally.late.append({"server": result["server"], "status": status,
-                           "seconds": round(seconds, 3)})
+        tally.late.append(
+            {"server": result["server"], "status": status, "seconds": round(seconds, 3)}
+        )
     if status == "completed" and result["exit_code"] == 0 and result["output"] == want:
         tally.outcomes["exact"] += 1
         return
@@ -281,19 +291,27 @@ def judge(tally: Tally, result: dict[str, Any], want: str, budget: float) -> Non
         if status == "error":
             tally.error_codes[(result.get("error") or {}).get("code", "?")] += 1
         if status == "running":
-            tally.running.append((result["run_id"], result["server"], want[len(shown):]))
+            tally.running.append((result["run_id"], result["server"], want[len(shown) :]))
         return
-    tally.lies.append({"server": result["server"], "status": status,
-                       "exit_code": result.get("exit_code"), "output": shown[:200],
-                       "want": want, "error": result.get("error")})
+    tally.lies.append(
+        {
+            "server": result["server"],
+            "status": status,
+            "exit_code": result.get("exit_code"),
+            "output": shown[:200],
+            "want": want,
+            "error": result.get("error"),
+        }
+    )
 
 
 class HomeFaults:
     """The faults that act on sane's side: a full ``$SANE_HOME``, a second home on the
     same tmux server, a Ctrl-C (the stop event) in the middle of a fleet run."""
 
-    def __init__(self, tmux: TmuxTestServer, home: Path, cfg: Config, rng: random.Random,
-                 tally: Tally) -> None:
+    def __init__(
+        self, tmux: TmuxTestServer, home: Path, cfg: Config, rng: random.Random, tally: Tally
+    ) -> None:
         self.tmux, self.home, self.cfg, self.rng, self.tally = tmux, home, cfg, rng, tally
         self.errors: list[str] = []
         self.mounted = False
@@ -301,8 +319,12 @@ class HomeFaults:
     def mount_home(self) -> None:
         """``disk_full`` needs a home it can fill: a small tmpfs of its own."""
         self.home.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs",
-                               str(self.home)], capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", str(self.home)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"disk_full needs a tmpfs home: {done.stderr.strip()}")
         self.mounted = True
@@ -321,8 +343,14 @@ class HomeFaults:
             timer = threading.Timer(self.rng.uniform(0.002, 0.03), stop.set)
             timer.start()
             try:
-                return fleet_run(ctx, servers, command, max_parallel=len(servers),
-                                 timeout=self.cfg.timeout, stop=stop)
+                return fleet_run(
+                    ctx,
+                    servers,
+                    command,
+                    max_parallel=len(servers),
+                    timeout=self.cfg.timeout,
+                    stop=stop,
+                )
             finally:
                 timer.cancel()
         if kind == "disk_full":
@@ -335,22 +363,29 @@ class HomeFaults:
             except OSError:
                 pass  # ENOSPC: full
             try:
-                return fleet_run(ctx, servers, command, max_parallel=len(servers),
-                                 timeout=self.cfg.timeout)
+                return fleet_run(
+                    ctx, servers, command, max_parallel=len(servers), timeout=self.cfg.timeout
+                )
             finally:
                 filler.unlink(missing_ok=True)
         if kind == "second_home":
             other, box = Context(self.tmux.server, home=self.home.parent / "home-2"), {}
 
             def intrude() -> None:
-                box["result"] = fleet_run(other, servers, f"echo intruder-{i}-$FLEET_HOST",
-                                          max_parallel=len(servers), timeout=self.cfg.timeout)
+                box["result"] = fleet_run(
+                    other,
+                    servers,
+                    f"echo intruder-{i}-$FLEET_HOST",
+                    max_parallel=len(servers),
+                    timeout=self.cfg.timeout,
+                )
 
             thread = threading.Thread(target=intrude)
             thread.start()
             try:
-                return fleet_run(ctx, servers, command, max_parallel=len(servers),
-                                 timeout=self.cfg.timeout)
+                return fleet_run(
+                    ctx, servers, command, max_parallel=len(servers), timeout=self.cfg.timeout
+                )
             finally:
                 thread.join()
                 for result in box.get("result", {"results": []})["results"]:
@@ -367,8 +402,11 @@ class HomeFaults:
         other, the pool then half its size: 10 servers gave 12 threads before, 22 after)."""
         other = Context(self.tmux.server, home=self.home.parent / "home-2")
         try:
-            thread = threading.Thread(target=fleet_run, args=(other, servers, "sleep 1"),
-                                      kwargs={"max_parallel": len(servers)})
+            thread = threading.Thread(
+                target=fleet_run,
+                args=(other, servers, "sleep 1"),
+                kwargs={"max_parallel": len(servers)},
+            )
             thread.start()
             fleet_run(ctx, servers, "sleep 1", max_parallel=len(servers))
             thread.join()
@@ -383,21 +421,29 @@ class HomeFaults:
             code = (result.get("error") or {}).get("code", "")
             self.tally.intruder[f"{status}:{code}" if code else status] += 1
             if status == "running":
-                self.tally.intruder_running.append((result["run_id"], result["server"],
-                                                    want[len(shown):]))
+                self.tally.intruder_running.append(
+                    (result["run_id"], result["server"], want[len(shown) :])
+                )
         else:
-            self.tally.lies.append({"second_home": True, "server": result["server"],
-                                    "status": status, "output": shown[:200], "want": want})
+            self.tally.lies.append(
+                {
+                    "second_home": True,
+                    "server": result["server"],
+                    "status": status,
+                    "output": shown[:200],
+                    "want": want,
+                }
+            )
 
     def _settle_intruder(self, other: Context) -> None:
         """The second home's runs left running end now, exactly or explicitly."""
         for run_id, server, rest in self.tally.intruder_running:
             r = run_wait(other, run_id, timeout=self.cfg.timeout + 20)
-            ok = (r["status"] == "completed" and r["output"] == rest) or \
-                (r["status"] != "completed" and rest.startswith(r["output"]))
+            ok = (r["status"] == "completed" and r["output"] == rest) or (
+                r["status"] != "completed" and rest.startswith(r["output"])
+            )
             if not ok:
-                self.tally.lies.append({"second_home": True, "server": server,
-                                        "rewait": dict(r)})
+                self.tally.lies.append({"second_home": True, "server": server, "rewait": dict(r)})
         self.tally.intruder_running.clear()
 
     def close(self) -> None:
@@ -406,11 +452,16 @@ class HomeFaults:
 
 def recover(ctx: Context, servers: list[Server], cfg: Config, limit: float) -> bool:
     """After the faults: every server answers exactly again within ``limit`` seconds."""
+
     def answered() -> bool:
-        res = fleet_run(ctx, servers, "echo recovered-$FLEET_HOST", max_parallel=len(servers),
-                        timeout=cfg.timeout)
-        return all(r["ok"] and r["output"] == f"recovered-{r['server']}\n"
-                   for r in res["results"])
+        res = fleet_run(
+            ctx,
+            servers,
+            "echo recovered-$FLEET_HOST",
+            max_parallel=len(servers),
+            timeout=cfg.timeout,
+        )
+        return all(r["ok"] and r["output"] == f"recovered-{r['server']}\n" for r in res["results"])
 
     return bool(poll(answered, limit, first=0.5, cap=2.0))
 
@@ -454,8 +505,13 @@ def soak(cfg: Config) -> dict[str, Any]:
             if kind is not None and kind not in SERVER_FAULTS:
                 res = home_faults.fleet_run(kind, ctx, servers, i)
             else:
-                res = fleet_run(ctx, servers, f"echo run-{i}-$FLEET_HOST",
-                                max_parallel=len(servers), timeout=cfg.timeout)
+                res = fleet_run(
+                    ctx,
+                    servers,
+                    f"echo run-{i}-$FLEET_HOST",
+                    max_parallel=len(servers),
+                    timeout=cfg.timeout,
+                )
             took = time.monotonic() - t0
             tally.fleet_runs += 1
             tally.fleet_seconds.append(took)
@@ -482,23 +538,33 @@ def soak(cfg: Config) -> dict[str, Any]:
         def servers_settled() -> bool:
             nonlocal after
             after = snapshot(tmux, fleet, home, tmp)
-            return bool(after["processes_in_server_namespaces"]
-                        <= before["processes_in_server_namespaces"])
+            return bool(
+                after["processes_in_server_namespaces"] <= before["processes_in_server_namespaces"]
+            )
 
         poll(servers_settled, 180, first=0.5, cap=5.0)
         report["server_sessions_settle_seconds"] = round(time.monotonic() - settle_started, 1)
         loop_s = sorted(tally.fleet_seconds)
         report.update(
-            fleet_runs=tally.fleet_runs, server_runs=tally.server_runs,
-            outcomes=dict(tally.outcomes), error_codes=dict(tally.error_codes),
-            running_rewaited=dict(tally.rewaited), faults=dict(tally.faults),
+            fleet_runs=tally.fleet_runs,
+            server_runs=tally.server_runs,
+            outcomes=dict(tally.outcomes),
+            error_codes=dict(tally.error_codes),
+            running_rewaited=dict(tally.rewaited),
+            faults=dict(tally.faults),
             second_home_outcomes=dict(tally.intruder),
-            fault_errors=chaos.errors, lies=tally.lies[:20], lie_count=len(tally.lies),
-            late=tally.late[:20], late_count=len(tally.late),
-            budget_seconds=budget, max_server_seconds=round(tally.max_server_seconds, 3),
+            fault_errors=chaos.errors,
+            lies=tally.lies[:20],
+            lie_count=len(tally.lies),
+            late=tally.late[:20],
+            late_count=len(tally.late),
+            budget_seconds=budget,
+            max_server_seconds=round(tally.max_server_seconds, 3),
             max_fleet_run_seconds=round(tally.max_fleet_seconds, 3),
             median_fleet_run_ms=round(loop_s[len(loop_s) // 2] * 1000, 1) if loop_s else None,
-            recovered=recovered, before=before, after=after,
+            recovered=recovered,
+            before=before,
+            after=after,
         )
     finally:
         if ctx is not None:
@@ -514,9 +580,11 @@ def soak(cfg: Config) -> dict[str, Any]:
         leftover = descendants(tmux_pid) if tmux_pid is not None else []
         report["after_teardown"] = {
             "processes_left_under_tmux": len(leftover),
-            "temp_files_left": sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*")
-                                      if (p.is_file() or p.is_socket())
-                                      and "home" not in p.relative_to(tmp).parts),
+            "temp_files_left": sorted(
+                str(p.relative_to(tmp))
+                for p in tmp.rglob("*")
+                if (p.is_file() or p.is_socket()) and "home" not in p.relative_to(tmp).parts
+            ),
         }
         shutil.rmtree(tmp, ignore_errors=True)
     report["seconds"] = round(time.monotonic() - started, 1)
@@ -537,9 +605,16 @@ def verdict(report: dict[str, Any]) -> list[str]:
         problems.append("faults could not be injected or healed")
     before, after = report.get("before"), report.get("after")
     if before and after:
-        for key in ("ssh_clients", "processes_under_tmux", "processes_in_server_namespaces",
-                    "tmux_panes", "open_fds", "threads", "temp_files",
-                    "sane_home_temp_files"):
+        for key in (
+            "ssh_clients",
+            "processes_under_tmux",
+            "processes_in_server_namespaces",
+            "tmux_panes",
+            "open_fds",
+            "threads",
+            "temp_files",
+            "sane_home_temp_files",
+        ):
             if after[key] != before[key]:
                 problems.append(f"{key}: {before[key]} before, {after[key]} after")
     left = report.get("after_teardown", {})
@@ -556,12 +631,21 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=8.0)
     parser.add_argument("--fault-every", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--faults", default=",".join(Config().faults),
-                        help="comma-separated, used in turn (default: all six)")
+    parser.add_argument(
+        "--faults",
+        default=",".join(Config().faults),
+        help="comma-separated, used in turn (default: all six)",
+    )
     args = parser.parse_args()
-    cfg = Config(servers=args.servers, runs=args.runs, max_seconds=args.max_seconds,
-                 timeout=args.timeout, fault_every=args.fault_every, seed=args.seed,
-                 faults=[f for f in args.faults.split(",") if f])
+    cfg = Config(
+        servers=args.servers,
+        runs=args.runs,
+        max_seconds=args.max_seconds,
+        timeout=args.timeout,
+        fault_every=args.fault_every,
+        seed=args.seed,
+        faults=[f for f in args.faults.split(",") if f],
+    )
     report = soak(cfg)
     json.dump(report, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")

@@ -34,17 +34,35 @@ def show(value: Any) -> str:
 
 def sh(env: dict[str, str], *argv: str, stdin: str | None = None) -> str:
     """Run a sane CLI command; return a console transcript of it."""
-    proc = subprocess.run([sys.executable, "-m", "sane.cli.main", *argv], env=env, input=stdin,
-                          capture_output=True, text=True, check=False)
-    shown = " ".join(a if a.replace("-", "").replace("_", "").replace(".", "").replace(
-        "/", "").replace(",", "").isalnum() else f"'{a}'" for a in argv)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sane.cli.main", *argv],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    shown = " ".join(
+        a
+        if a.replace("-", "")
+        .replace("_", "")
+        .replace(".", "")
+        .replace("/", "")
+        .replace(",", "")
+        .isalnum()
+        else f"'{a}'"
+        for a in argv
+    )
     return f"$ sane {shown}   # exit {proc.returncode}\n{proc.stdout}"
 
 
 async def mcp_part(env: dict[str, str], fleet: Fleet, pane: str, tmp: Path) -> list[str]:
     out: list[str] = []
-    params = StdioServerParameters(command=sys.executable, args=["-m", "sane.cli.main", "mcp"],
-                                   env={k: env[k] for k in ("SANE_TMUX_SOCKET", "SANE_HOME")})
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "sane.cli.main", "mcp"],
+        env={k: env[k] for k in ("SANE_TMUX_SOCKET", "SANE_HOME")},
+    )
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         init = await session.initialize()
         out.append(f"initialize -> server {init.server_info.name} {init.server_info.version}")
@@ -59,35 +77,79 @@ async def mcp_part(env: dict[str, str], fleet: Fleet, pane: str, tmp: Path) -> l
 
         await call("run_command", command="cd /tmp && printf 'a\\nb'; (exit 3)", pane=pane)
         await call("run_command", command="pwd; echo 'héllo' | wc -c", pane=pane)
-        first = await call("run_command", command="for i in 1 2 3; do echo tick $i; sleep 1; "
-                           "done", pane=pane, timeout=1.5)
+        first = await call(
+            "run_command",
+            command="for i in 1 2 3; do echo tick $i; sleep 1; done",
+            pane=pane,
+            timeout=1.5,
+        )
         await call("run_wait", run_id=first["run_id"], timeout=30)
         slow = await call("run_command", command="sleep 600", pane=pane, timeout=0.5)
         await call("run_interrupt", run_id=slow["run_id"])
         await call("run_command", command="true", pane="%999")
         await call("run_command", command="echo oops >&2; false", pane=pane, check=True)
         await call("run_command", command="true", timeot=5)
-        await call("create_file", path="/tmp/sane-transcript/app.conf", content="port = 8080\n",
-                   mode="0600", parents=True, pane=pane)
+        await call(
+            "create_file",
+            path="/tmp/sane-transcript/app.conf",
+            content="port = 8080\n",
+            mode="0600",
+            parents=True,
+            pane=pane,
+        )
         known = {"UserKnownHostsFile": str(fleet.known_hosts)}
         for s in fleet.servers:
-            await call("server_add", name=s.name, host=s.host, port=s.port, user="root",
-                       identity=str(fleet.client_key), ssh_options=known, tags=["web"])
+            await call(
+                "server_add",
+                name=s.name,
+                host=s.host,
+                port=s.port,
+                user="root",
+                identity=str(fleet.client_key),
+                ssh_options=known,
+                tags=["web"],
+            )
         await call("server_test", name="s1")
         await call("fleet_run", command="echo $FLEET_HOST; test $FLEET_HOST = s1", tag="web")
         await call("server_list")
         await call("health", query=".version")
-        sh(env, "health", "set", "--server", "s1", "--status", "healthy",
-           "--field", "version=1.4.2")
+        sh(
+            env,
+            "health",
+            "set",
+            "--server",
+            "s1",
+            "--status",
+            "healthy",
+            "--field",
+            "version=1.4.2",
+        )
         sh(env, "health", "set", "--server", "s2", "--status", "degraded")
         await call("health", query=".version")
         await call("health_wait", until='.status == "healthy"', timeout=1, interval=0.5)
         await call("health_wait", until='.status == "healthy"', servers=["s1"], timeout=10)
         plan = tmp / "plan.json"
-        plan.write_text(json.dumps({"name": "hello", "env": {"VERSION": "2"}, "steps": [
-            {"name": "install", "run": "echo $VERSION > version", "undo": "rm -f version"},
-            {"name": "check", "run": 'test "$FLEET_HOST" != s2 || { echo "s2: disk full" >&2; '
-             "exit 3; }", "undo": "true"}]}))
+        plan.write_text(
+            json.dumps(
+                {
+                    "name": "hello",
+                    "env": {"VERSION": "2"},
+                    "steps": [
+                        {
+                            "name": "install",
+                            "run": "echo $VERSION > version",
+                            "undo": "rm -f version",
+                        },
+                        {
+                            "name": "check",
+                            "run": 'test "$FLEET_HOST" != s2 || { echo "s2: disk full" >&2; '
+                            "exit 3; }",
+                            "undo": "true",
+                        },
+                    ],
+                }
+            )
+        )
         report = await call("deploy", plan=str(plan), servers=["s1", "s2"], wait=True)
         await call("deploy_status", deploy_id=report["deploy_id"])
     return out
@@ -106,16 +168,42 @@ def cli_part(env: dict[str, str], fleet: Fleet, tmp: Path) -> list[str]:
     local.write_text("port = 8080\n")
     out.append(sh(env, "fleet", "put", str(local), "/tmp/app.conf", "--all"))
     out.append(sh(env, "fleet", "put", str(local), "/tmp/app.conf", "--all"))
-    out.append(sh(env, "fleet", "detect", "--servers", "s1", "--jq",
-                  ".results[0] | {server, ok, os, distro, shell}"))
-    out.append(sh(env, "health", "set", "--server", "s2", "--status", "healthy", "--field",
-                  "version=1.4.2"))
+    out.append(
+        sh(
+            env,
+            "fleet",
+            "detect",
+            "--servers",
+            "s1",
+            "--jq",
+            ".results[0] | {server, ok, os, distro, shell}",
+        )
+    )
+    out.append(
+        sh(
+            env,
+            "health",
+            "set",
+            "--server",
+            "s2",
+            "--status",
+            "healthy",
+            "--field",
+            "version=1.4.2",
+        )
+    )
     out.append(sh(env, "health", "wait", "--until", '.version == "1.4.2"', "--timeout", "10"))
     out.append(sh(env, "watch", "--once", "--no-health"))
     out.append(sh(env, "down", "s2"))
-    slow = json.loads(subprocess.run(
-        [sys.executable, "-m", "sane.cli.run_command", "--timeout", "0.5", "sleep 600"],
-        env=env, capture_output=True, text=True, check=False).stdout)
+    slow = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "sane.cli.run_command", "--timeout", "0.5", "sleep 600"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+    )
     out.append(f"$ sane-run-command --timeout 0.5 'sleep 600'   # -> run_id {slow['run_id']}")
     out.append(sh(env, "run", "interrupt", slow["run_id"]))
     out.append(sh(env, "schema", "run-command", "--jq", ".input.required"))
@@ -126,10 +214,27 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="sane-transcript-"))
     env = {**os.environ, "SANE_TMUX_SOCKET": SOCKET, "SANE_HOME": str(tmp / "home")}
     tmux = ["tmux", "-L", SOCKET, "-f", "/dev/null"]
-    subprocess.run([*tmux, "new-session", "-d", "-s", "work", "-x", "200", "-y", "50",
-                    "env PS1='$ ' bash --norc --noprofile"], check=True)
-    pane = subprocess.run([*tmux, "display", "-p", "-t", "work", "#{pane_id}"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run(
+        [
+            *tmux,
+            "new-session",
+            "-d",
+            "-s",
+            "work",
+            "-x",
+            "200",
+            "-y",
+            "50",
+            "env PS1='$ ' bash --norc --noprofile",
+        ],
+        check=True,
+    )
+    pane = subprocess.run(
+        [*tmux, "display", "-p", "-t", "work", "#{pane_id}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     try:
         with Fleet(2) as fleet:
             mcp_lines = anyio.run(mcp_part, env, fleet, pane, tmp)

@@ -37,8 +37,9 @@ def expect(what: str, ok: bool) -> None:
 
 
 def versions(ctx: Context, servers: list[Server]) -> dict[str, str | None]:
-    return {r["server"]: (r["data"] or {}).get("version")
-            for r in check(ctx.home, servers)["servers"]}
+    return {
+        r["server"]: (r["data"] or {}).get("version") for r in check(ctx.home, servers)["servers"]
+    }
 
 
 def main() -> None:
@@ -58,11 +59,15 @@ def main() -> None:
             run_command(ctx, "cd && echo 'database locked' > app/FAULT", pane=pane)
             second = api.deploy(ctx, PLAN, servers, env={"VERSION": "2.0.0"})
             for server in second["servers"]:
-                print(f"  [{server['server']}] {server['state']} {server['reason'] or ''}",
-                      file=sys.stderr)
-            expect("server2 rolled back, the others on 2.0.0",
-                   versions(ctx, servers) == {"server1": "2.0.0", "server2": "1.0.0",
-                                              "server3": "2.0.0"})
+                print(
+                    f"  [{server['server']}] {server['state']} {server['reason'] or ''}",
+                    file=sys.stderr,
+                )
+            expect(
+                "server2 rolled back, the others on 2.0.0",
+                versions(ctx, servers)
+                == {"server1": "2.0.0", "server2": "1.0.0", "server3": "2.0.0"},
+            )
 
             run_command(ctx, "cd && rm app/FAULT", pane=pane)
             retry = api.deploy(ctx, PLAN, servers[1:2], env={"VERSION": "2.0.0"})

@@ -98,8 +98,9 @@ __all__ = [
 ]
 
 
-def servers(names: Iterable[str] | None = None, tag: str | None = None,
-            home: Path | None = None) -> list[Server]:
+def servers(
+    names: Iterable[str] | None = None, tag: str | None = None, home: Path | None = None
+) -> list[Server]:
     """The registered servers (``$SANE_HOME/servers.json``) named, else those with
     ``tag``, else all of them (``names=None``); an empty choice, an empty list of
     names included, raises ``no_servers_selected``."""
@@ -108,9 +109,14 @@ def servers(names: Iterable[str] | None = None, tag: str | None = None,
     return select_servers(home, names, tag, all_servers=False)
 
 
-def fleet_run(ctx: Context, servers: Sequence[Server], command: str,
-              max_parallel: int = DEFAULT_PARALLEL, timeout: float = 30.0,
-              on_event: Callable[[Event], None] | None = None) -> FleetRunResult:
+def fleet_run(
+    ctx: Context,
+    servers: Sequence[Server],
+    command: str,
+    max_parallel: int = DEFAULT_PARALLEL,
+    timeout: float = 30.0,
+    on_event: Callable[[Event], None] | None = None,
+) -> FleetRunResult:
     """``command`` on every server's ssh pane (opened on demand), at most
     ``max_parallel`` at once, each within its own ``timeout`` (connecting included).
     ``on_event`` sees started/output/finished events as they happen."""
@@ -119,19 +125,25 @@ def fleet_run(ctx: Context, servers: Sequence[Server], command: str,
     return cast(FleetRunResult, run(ctx, servers, command, max_parallel, timeout, on_event))
 
 
-def fleet_put(ctx: Context, servers: Sequence[Server], path: str, content: bytes,
-              mode: int | None = None, parents: bool = False,
-              max_parallel: int = DEFAULT_PARALLEL) -> FleetPutResult:
+def fleet_put(
+    ctx: Context,
+    servers: Sequence[Server],
+    path: str,
+    content: bytes,
+    mode: int | None = None,
+    parents: bool = False,
+    max_parallel: int = DEFAULT_PARALLEL,
+) -> FleetPutResult:
     """Write ``content`` to the absolute ``path`` on every server (create-file: atomic,
     sha256-checked); servers that already have these bytes are left ``unchanged``."""
     from sane.fleet.run import fleet_put as put
 
-    return cast(FleetPutResult, put(ctx, servers, path, content, mode, parents,
-                                    max_parallel))
+    return cast(FleetPutResult, put(ctx, servers, path, content, mode, parents, max_parallel))
 
 
-def fleet_health(servers: Sequence[Server], query: str | None = None,
-                 home: Path | None = None) -> HealthResult:
+def fleet_health(
+    servers: Sequence[Server], query: str | None = None, home: Path | None = None
+) -> HealthResult:
     """Every server's health.json, read in parallel over its ssh connection
     (``unknown`` with a reason when missing or malformed), recorded in the history;
     ``query``: a jq expression evaluated on each server's health document."""
@@ -141,22 +153,34 @@ def fleet_health(servers: Sequence[Server], query: str | None = None,
     return cast(HealthResult, check(home or sane_home(), list(servers), query))
 
 
-def fleet_health_wait(servers: Sequence[Server], until: str,
-                      mode: Literal["all", "any"] = "all", timeout: float = 60.0,
-                      interval: float = 2.0, home: Path | None = None,
-                      on_event: Callable[[Event], None] | None = None) -> HealthWaitResult:
+def fleet_health_wait(
+    servers: Sequence[Server],
+    until: str,
+    mode: Literal["all", "any"] = "all",
+    timeout: float = 60.0,
+    interval: float = 2.0,
+    home: Path | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> HealthWaitResult:
     """Poll health until the jq condition ``until`` holds on all (or any) servers, or
     ``timeout`` passes (then ``met`` is false and ``waiting_for`` names who)."""
     from sane.fleet.health import wait
     from sane.paths import sane_home
 
-    return cast(HealthWaitResult, wait(home or sane_home(), list(servers), until, mode,
-                                       timeout, interval, on_event))
+    return cast(
+        HealthWaitResult,
+        wait(home or sane_home(), list(servers), until, mode, timeout, interval, on_event),
+    )
 
 
-def run_deploy(ctx: Context, plan: str | Path, servers: Sequence[Server],
-           env: dict[str, str] | None = None, max_parallel: int | None = None,
-           on_event: Callable[[Event], None] | None = None) -> DeployReport:
+def run_deploy(
+    ctx: Context,
+    plan: str | Path,
+    servers: Sequence[Server],
+    env: dict[str, str] | None = None,
+    max_parallel: int | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> DeployReport:
     """Deploy the plan file (YAML or JSON, docs/deploy.md) to ``servers``: files,
     steps and the health gate, with per-server rollback; the report folded from the
     deploy's journal (``deploy_id`` for :func:`deploy_status` and
@@ -164,8 +188,9 @@ def run_deploy(ctx: Context, plan: str | Path, servers: Sequence[Server],
     package.)"""
     from sane.deploy import api
 
-    return cast(DeployReport, api.deploy(ctx, str(plan), list(servers), on_event, env,
-                                         max_parallel))
+    return cast(
+        DeployReport, api.deploy(ctx, str(plan), list(servers), on_event, env, max_parallel)
+    )
 
 
 def deploy_status(ctx: Context, deploy_id: str) -> DeployReport:
@@ -175,8 +200,9 @@ def deploy_status(ctx: Context, deploy_id: str) -> DeployReport:
     return cast(DeployReport, api.status(ctx, deploy_id))
 
 
-def deploy_rollback(ctx: Context, deploy_id: str,
-                    on_event: Callable[[Event], None] | None = None) -> DeployReport:
+def deploy_rollback(
+    ctx: Context, deploy_id: str, on_event: Callable[[Event], None] | None = None
+) -> DeployReport:
     """Undo everything the deploy applied, on every server, newest first."""
     from sane.deploy import api
 

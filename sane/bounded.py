@@ -27,9 +27,13 @@ FILE_MAX = 256 * MiB
 MAX_DEPTH = 64
 MAX_NODES = 200_000
 
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
-          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-          (stat.S_ISSOCK, "a socket"))
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def read_file(path: str, field: str, limit: int = FILE_MAX) -> bytes:
@@ -41,8 +45,7 @@ def read_file(path: str, field: str, limit: int = FILE_MAX) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise _refused(field, path, f"cannot read it: {exc.strerror}",
-                       _errno_name(exc)) from None
+        raise _refused(field, path, f"cannot read it: {exc.strerror}", _errno_name(exc)) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -53,8 +56,7 @@ def read_file(path: str, field: str, limit: int = FILE_MAX) -> bytes:
         with os.fdopen(fd, "rb", closefd=False) as fh:
             return read_stream(fh, field, limit, path)
     except OSError as exc:
-        raise _refused(field, path, f"cannot read it: {exc.strerror}",
-                       _errno_name(exc)) from None
+        raise _refused(field, path, f"cannot read it: {exc.strerror}", _errno_name(exc)) from None
     finally:
         os.close(fd)
 
@@ -65,12 +67,14 @@ def read_text(path: str, field: str, limit: int = DOCUMENT_MAX) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _refused(field, path, f"it is not UTF-8 text (byte {exc.start})",
-                       "not_text") from None
+        raise _refused(
+            field, path, f"it is not UTF-8 text (byte {exc.start})", "not_text"
+        ) from None
 
 
-def read_stream(stream: BinaryIO, field: str, limit: int = FILE_MAX,
-                name: str = "standard input") -> bytes:
+def read_stream(
+    stream: BinaryIO, field: str, limit: int = FILE_MAX, name: str = "standard input"
+) -> bytes:
     """At most ``limit`` bytes from ``stream`` until its end; more is ``too_large``
     (only ``limit + 1`` bytes are ever read: stdin may be ``/dev/zero``)."""
     chunks: list[bytes] = []
@@ -84,8 +88,9 @@ def read_stream(stream: BinaryIO, field: str, limit: int = FILE_MAX,
     raise _too_large(field, name, limit, None)
 
 
-def check_shape(value: Any, field: str, max_depth: int = MAX_DEPTH,
-                max_nodes: int = MAX_NODES) -> Any:
+def check_shape(
+    value: Any, field: str, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES
+) -> Any:
     """``value`` (parsed JSON or YAML) if it nests at most ``max_depth`` levels and has at
     most ``max_nodes`` nodes counting every alias expansion; else ``invalid_argument``
     (``details.reason``: ``too_deep``, ``too_many_nodes``, ``cyclic``). Linear in the
@@ -102,8 +107,9 @@ def check_shape(value: Any, field: str, max_depth: int = MAX_DEPTH,
         if key in sizes:
             return sizes[key]
         if key in active:
-            raise errors.InvalidArgument(f"{field}: refers to itself (a cyclic alias)",
-                                         field=field, reason="cyclic")
+            raise errors.InvalidArgument(
+                f"{field}: refers to itself (a cyclic alias)", field=field, reason="cyclic"
+            )
         active.add(key)
         items = node.values() if isinstance(node, dict) else node
         total = 1
@@ -112,7 +118,10 @@ def check_shape(value: Any, field: str, max_depth: int = MAX_DEPTH,
             if total > max_nodes:
                 raise errors.InvalidArgument(
                     f"{field}: has more than {max_nodes} values (aliases expanded)",
-                    field=field, reason="too_many_nodes", limit=max_nodes)
+                    field=field,
+                    reason="too_many_nodes",
+                    limit=max_nodes,
+                )
         active.discard(key)
         sizes[key] = total
         return total
@@ -147,20 +156,29 @@ def load_yaml(text: str, field: str) -> Any:
 
 
 def _too_deep(field: str, limit: int = MAX_DEPTH) -> errors.InvalidArgument:
-    return errors.InvalidArgument(f"{field}: nests deeper than {limit} levels", field=field,
-                                  reason="too_deep", limit=limit)
+    return errors.InvalidArgument(
+        f"{field}: nests deeper than {limit} levels", field=field, reason="too_deep", limit=limit
+    )
 
 
 def _too_large(field: str, path: str, limit: int, size: int | None) -> errors.InvalidArgument:
     has = f"{size} bytes" if size is not None else "more"
-    return _refused(field, path, f"it holds {has}, over the limit of {limit} bytes",
-                    "too_large", limit=limit, size=size)
+    return _refused(
+        field,
+        path,
+        f"it holds {has}, over the limit of {limit} bytes",
+        "too_large",
+        limit=limit,
+        size=size,
+    )
 
 
-def _refused(field: str, path: str, why: str, reason: str,
-             **details: Any) -> errors.InvalidArgument:
-    return errors.InvalidArgument(f"{field}: {path}: {why}", field=field, path=path,
-                                  reason=reason, **details)
+def _refused(
+    field: str, path: str, why: str, reason: str, **details: Any
+) -> errors.InvalidArgument:
+    return errors.InvalidArgument(
+        f"{field}: {path}: {why}", field=field, path=path, reason=reason, **details
+    )
 
 
 def _errno_name(exc: OSError) -> str:
@@ -173,8 +191,9 @@ class Captured:
     """What :func:`run_capped` got from a child: exit status (None: killed at the
     deadline or past the limit), at most ``limit`` bytes of stdout, stderr's tail."""
 
-    def __init__(self, returncode: int | None, stdout: bytes, stderr: bytes,
-                 too_large: bool, timed_out: bool) -> None:
+    def __init__(
+        self, returncode: int | None, stdout: bytes, stderr: bytes, too_large: bool, timed_out: bool
+    ) -> None:
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
@@ -182,8 +201,7 @@ class Captured:
         self.timed_out = timed_out
 
 
-def run_capped(argv: list[str], limit: int, timeout: float,
-               stdin: bytes | None = None) -> Captured:
+def run_capped(argv: list[str], limit: int, timeout: float, stdin: bytes | None = None) -> Captured:
     """Run ``argv`` reading at most ``limit + 1`` bytes of its stdout within ``timeout``
     seconds; past either, the child is killed. For data a server sends (a health
     document): a hostile server may answer endlessly or never, and only this side's
@@ -192,9 +210,12 @@ def run_capped(argv: list[str], limit: int, timeout: float,
     import subprocess
     import time
 
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None
-                            else subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert proc.stdout is not None and proc.stderr is not None
     if stdin is not None and proc.stdin is not None:
         try:
@@ -233,5 +254,10 @@ def run_capped(argv: list[str], limit: int, timeout: float,
         code = proc.wait()
     proc.stdout.close()
     proc.stderr.close()
-    return Captured(None if too_large or timed_out else code, bytes(out[:limit]),
-                    bytes(err), too_large, timed_out)
+    return Captured(
+        None if too_large or timed_out else code,
+        bytes(out[:limit]),
+        bytes(err),
+        too_large,
+        timed_out,
+    )

@@ -26,6 +26,7 @@ def error_document(err: SaneError, extra: Mapping[str, Any] | None = None) -> di
 def check_failure(result: Mapping[str, Any]) -> CommandFailed | None:
     """What ``--check`` turns a completed run with a non-zero exit code into."""
     if result["status"] == "completed" and result["exit_code"] != 0:
-        return CommandFailed(f"command exited with status {result['exit_code']}",
-                             exit_code=result["exit_code"])
+        return CommandFailed(
+            f"command exited with status {result['exit_code']}", exit_code=result["exit_code"]
+        )
     return None

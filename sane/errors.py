@@ -301,8 +301,11 @@ def refuse_nul(field: str, value: str) -> str:
     not the one asked for, so it is refused before anything is typed."""
     at = value.find("\0")
     if at >= 0:
-        raise InvalidArgument(f"{field} holds a NUL byte (at offset {at}): no shell or "
-                              "terminal can carry one", field=field, offset=at)
+        raise InvalidArgument(
+            f"{field} holds a NUL byte (at offset {at}): no shell or terminal can carry one",
+            field=field,
+            offset=at,
+        )
     return value
 
 

@@ -12,6 +12,7 @@ from sane.poll import poll
 def flock_within(fd: int, timeout: float, first: float = 0.001, cap: float = 0.05) -> bool:
     """Take an exclusive ``flock`` on ``fd``, waiting at most ``timeout`` seconds;
     whether it was taken."""
+
     def acquired() -> bool:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -69,8 +69,11 @@ class Call:
     events. (A plain class: see :class:`Outcome`.)
     """
 
-    def __init__(self, progress: Callable[[str, float | None], None] | None = None,
-                 events: Callable[[Event], None] | None = None) -> None:
+    def __init__(
+        self,
+        progress: Callable[[str, float | None], None] | None = None,
+        events: Callable[[Event], None] | None = None,
+    ) -> None:
         self.cancelled = threading.Event()
         self.stop = threading.Event()
         self.progress = progress
@@ -177,9 +180,15 @@ class _InFlight:
         if ended is None:
             return None
         # Everything was returned to the first call: nothing new, the same ending.
-        return {**ended, "output": "", "output_base64": None, "truncated": False,
-                "full_output_path": None, "output_bytes": 0,
-                "output_start": ended["output_start"] + ended["output_bytes"]}
+        return {
+            **ended,
+            "output": "",
+            "output_base64": None,
+            "truncated": False,
+            "full_output_path": None,
+            "output_bytes": 0,
+            "output_start": ended["output_start"] + ended["output_bytes"],
+        }
 
 
 IN_FLIGHT = _InFlight()
@@ -196,8 +205,13 @@ def _run_outcome(result: Mapping[str, Any], check: bool) -> Outcome:
     if failure is not None:
         return Outcome(error_document(failure, extra=result), failure.exit_status)
     status = result["status"]
-    code = (errors.EXIT_OK if status == "completed"
-            else errors.EXIT_CONNECTION if status == "lost" else errors.EXIT_TIMEOUT)
+    code = (
+        errors.EXIT_OK
+        if status == "completed"
+        else errors.EXIT_CONNECTION
+        if status == "lost"
+        else errors.EXIT_TIMEOUT
+    )
     return _ok(result, code)
 
 
@@ -213,16 +227,24 @@ def _run_command(ctx: Context, a: inputs.RunCommandInput, call: Call) -> Outcome
     from sane.ops.runs import RunOptions, new_run_id, run_command, run_interrupt
 
     run_id = new_run_id()
-    options = RunOptions(timeout=a.timeout, interrupt_on_timeout=a.interrupt_on_timeout,
-                         keep_ansi=a.keep_ansi, max_output=a.max_output or None,
-                         quiet_period=a.quiet_period or None, run_id=run_id, stop=call.stop,
-                         on_output=_OutputProgress(call) if call.progress else None)
+    options = RunOptions(
+        timeout=a.timeout,
+        interrupt_on_timeout=a.interrupt_on_timeout,
+        keep_ansi=a.keep_ansi,
+        max_output=a.max_output or None,
+        quiet_period=a.quiet_period or None,
+        run_id=run_id,
+        stop=call.stop,
+        on_output=_OutputProgress(call) if call.progress else None,
+    )
     with IN_FLIGHT.follow(run_id, call.stop):
-        result = run_command(ctx, a.command, pane=_target(ctx, a.pane, a.server),
-                             options=options)
+        result = run_command(ctx, a.command, pane=_target(ctx, a.pane, a.server), options=options)
     IN_FLIGHT.ended_here(result)
-    if (call.cancelled.is_set() and a.on_cancel == "interrupt"
-            and result["status"] in ("running", "waiting_input")):
+    if (
+        call.cancelled.is_set()
+        and a.on_cancel == "interrupt"
+        and result["status"] in ("running", "waiting_input")
+    ):
         result = run_interrupt(ctx, run_id)
     return _run_outcome(result, a.check)
 
@@ -247,12 +269,12 @@ class _OutputProgress:
         now = time.monotonic()
         if now - self.last < self.EVERY:
             return
-        piece = scanner.region()[self.raw_sent:]
+        piece = scanner.region()[self.raw_sent :]
         piece = piece[: output.safe_cut(piece)]
         if piece:
             self.last = now
             self.raw_sent += len(piece)
-            self.call.report(output.clean(piece).decode("utf-8", "replace")[-self.TAIL:])
+            self.call.report(output.clean(piece).decode("utf-8", "replace")[-self.TAIL :])
 
 
 def _run_wait(ctx: Context, a: inputs.RunWaitInput, call: Call) -> Outcome:
@@ -261,8 +283,9 @@ def _run_wait(ctx: Context, a: inputs.RunWaitInput, call: Call) -> Outcome:
     ended = IN_FLIGHT.take_over(a.run_id)
     if ended is not None:
         return _run_outcome(ended, a.check)
-    return _run_outcome(run_wait(ctx, a.run_id, timeout=a.timeout,
-                                 quiet_period=a.quiet_period or None), a.check)
+    return _run_outcome(
+        run_wait(ctx, a.run_id, timeout=a.timeout, quiet_period=a.quiet_period or None), a.check
+    )
 
 
 def _run_input(ctx: Context, a: inputs.RunInputInput, call: Call) -> Outcome:
@@ -270,11 +293,22 @@ def _run_input(ctx: Context, a: inputs.RunInputInput, call: Call) -> Outcome:
 
     check_answer(a.text, a.multi_line)
     if IN_FLIGHT.take_over(a.run_id) is not None:
-        raise errors.RunFinished(f"run {a.run_id} has ended, so nothing was typed (the text "
-                                 "would have gone to the shell as a command); run_wait "
-                                 "returns its result", run_id=a.run_id, status=None)
-    result = run_input(ctx, a.run_id, a.text, enter=not a.no_enter, timeout=a.timeout,
-                       quiet_period=a.quiet_period or None, multi_line=a.multi_line)
+        raise errors.RunFinished(
+            f"run {a.run_id} has ended, so nothing was typed (the text "
+            "would have gone to the shell as a command); run_wait "
+            "returns its result",
+            run_id=a.run_id,
+            status=None,
+        )
+    result = run_input(
+        ctx,
+        a.run_id,
+        a.text,
+        enter=not a.no_enter,
+        timeout=a.timeout,
+        quiet_period=a.quiet_period or None,
+        multi_line=a.multi_line,
+    )
     return _run_outcome(result, a.check)
 
 
@@ -287,7 +321,10 @@ def _run_interrupt(ctx: Context, a: inputs.RunInterruptInput, call: Call) -> Out
             f"run {a.run_id} is step {owner.get('step')} of deploy {owner.get('deploy_id')} "
             f"on server {owner.get('server')}: interrupting it would fail the step and roll "
             "the deploy back, so nothing was sent. Follow the deploy with deploy_status; "
-            "give force: true to interrupt it anyway", run_id=a.run_id, owner=owner)
+            "give force: true to interrupt it anyway",
+            run_id=a.run_id,
+            owner=owner,
+        )
     ended = IN_FLIGHT.take_over(a.run_id)
     if ended is not None:
         return _run_outcome(ended, False)
@@ -300,22 +337,34 @@ def _create_file(ctx: Context, a: inputs.CreateFileInput, call: Call) -> Outcome
     if a.content is not None and a.content_base64 is not None:
         raise errors.InvalidArgument("give content or content_base64, not both")
     try:
-        data = (base64.b64decode(a.content_base64, validate=True)
-                if a.content_base64 is not None else (a.content or "").encode("utf-8"))
+        data = (
+            base64.b64decode(a.content_base64, validate=True)
+            if a.content_base64 is not None
+            else (a.content or "").encode("utf-8")
+        )
     except binascii.Error:
-        raise errors.InvalidArgument("content_base64 is not valid base64",
-                                     field="content_base64") from None
+        raise errors.InvalidArgument(
+            "content_base64 is not valid base64", field="content_base64"
+        ) from None
     pane = _target(ctx, a.pane, a.server)
     side_channel = None
     if a.server is not None:
         from sane.fleet.panes import file_channel
 
         side_channel = file_channel(ctx, a.server)
-    result = create_file(ctx, a.path, data, pane=pane,
-                         mode=int(a.mode, 8) if a.mode else None, parents=a.parents,
-                         no_overwrite=a.no_overwrite, backup=a.backup,
-                         expected_sha256=a.sha256.lower() if a.sha256 else None,
-                         timeout=a.timeout, side_channel=side_channel)
+    result = create_file(
+        ctx,
+        a.path,
+        data,
+        pane=pane,
+        mode=int(a.mode, 8) if a.mode else None,
+        parents=a.parents,
+        no_overwrite=a.no_overwrite,
+        backup=a.backup,
+        expected_sha256=a.sha256.lower() if a.sha256 else None,
+        timeout=a.timeout,
+        side_channel=side_channel,
+    )
     return _ok(result)
 
 
@@ -339,9 +388,18 @@ def _server_list(ctx: Context, a: inputs.ServerListInput, call: Call) -> Outcome
     servers = [s for s in Registry(ctx.home).servers() if a.tag is None or a.tag in s.tags]
     states = connection_states(ctx)
     history = read_history(ctx.home)
-    return _ok({"servers": [{**s.model_dump(mode="json"),
-                             "connection": states.get(s.name, "disconnected"),
-                             "health_history": history.get(s.name)} for s in servers]})
+    return _ok(
+        {
+            "servers": [
+                {
+                    **s.model_dump(mode="json"),
+                    "connection": states.get(s.name, "disconnected"),
+                    "health_history": history.get(s.name),
+                }
+                for s in servers
+            ]
+        }
+    )
 
 
 def _server_add(ctx: Context, a: inputs.ServerAddInput, call: Call) -> Outcome:
@@ -349,9 +407,19 @@ def _server_add(ctx: Context, a: inputs.ServerAddInput, call: Call) -> Outcome:
     from sane.fleet.ssh import entry_warnings, resolve
 
     identity = os.path.abspath(os.path.expanduser(a.identity)) if a.identity else None
-    server = validated(Server, {"name": a.name, "host": a.host, "port": a.port, "user": a.user,
-                                "identity_file": identity, "ssh_options": a.ssh_options,
-                                "tags": a.tags, "health_path": a.health_path})
+    server = validated(
+        Server,
+        {
+            "name": a.name,
+            "host": a.host,
+            "port": a.port,
+            "user": a.user,
+            "identity_file": identity,
+            "ssh_options": a.ssh_options,
+            "tags": a.tags,
+            "health_path": a.health_path,
+        },
+    )
     if server.ssh_options:
         resolve(server)  # ssh itself must accept the option values
     Registry(ctx.home).add(server, replace=a.replace)
@@ -363,12 +431,18 @@ def _server_test(ctx: Context, a: inputs.ServerTestInput, call: Call) -> Outcome
     from sane.fleet.ssh import probe_connection
 
     server = Registry(ctx.home).get(a.name)
-    return _ok({"server": a.name, "reachable": True,
-                "latency_ms": probe_connection(server, accept_new=a.accept_new)})
+    return _ok(
+        {
+            "server": a.name,
+            "reachable": True,
+            "latency_ms": probe_connection(server, accept_new=a.accept_new),
+        }
+    )
 
 
-def _select(ctx: Context, names: list[str] | None, tag: str | None, all_servers: bool,
-            quick: bool = False) -> Any:
+def _select(
+    ctx: Context, names: list[str] | None, tag: str | None, all_servers: bool, quick: bool = False
+) -> Any:
     """The servers named (in that order), or with ``tag``; all of them when nothing
     narrows the choice (an empty list of names is not nothing: see
     ``sane.fleet.selection``): the same rule for every command. ``quick``: without importing
@@ -392,53 +466,85 @@ def _fleet_run(ctx: Context, a: inputs.FleetRunInput, call: Call) -> Outcome:
     from sane.fleet.run import fleet_run
 
     servers = _select(ctx, a.servers, a.tag, a.all, quick=True)
-    caps = [cap for cap in (a.max_output_per_server,
-                            a.max_output // max(1, len(servers)) if a.max_output else 0) if cap]
+    caps = [
+        cap
+        for cap in (
+            a.max_output_per_server,
+            a.max_output // max(1, len(servers)) if a.max_output else 0,
+        )
+        if cap
+    ]
+
     def on_event(event: dict[str, Any]) -> None:
         if event["event"] == "finished":  # one progress notification per server
             code = event.get("exit_code")
-            call.report(f"{event['server']}: {event['status']}"
-                        + (f" (exit {code})" if code is not None else ""), len(servers))
+            call.report(
+                f"{event['server']}: {event['status']}"
+                + (f" (exit {code})" if code is not None else ""),
+                len(servers),
+            )
 
-    result = fleet_run(ctx, servers, a.command, a.max_parallel, a.timeout,
-                       on_event=call.listener(on_event),
-                       max_output=max(1, min(caps)) if caps else None, stop=call.stop)
+    result = fleet_run(
+        ctx,
+        servers,
+        a.command,
+        a.max_parallel,
+        a.timeout,
+        on_event=call.listener(on_event),
+        max_output=max(1, min(caps)) if caps else None,
+        stop=call.stop,
+    )
     return _ok(result, errors.EXIT_OK if result["status"] == "completed" else 1)
 
 
 def _health(ctx: Context, a: inputs.HealthInput, call: Call) -> Outcome:
     from sane.fleet.health import check
 
-    return _ok(check(ctx.home, _select(ctx, a.servers, a.tag, False), a.query,
-                     a.max_parallel))
+    return _ok(check(ctx.home, _select(ctx, a.servers, a.tag, False), a.query, a.max_parallel))
 
 
 def _health_wait(ctx: Context, a: inputs.HealthWaitInput, call: Call) -> Outcome:
     from sane.fleet.health import wait
 
     def on_event(event: dict[str, Any]) -> None:  # per change of a server's status
-        call.report(f"{event['server']}: {event['status']}"
-                    + (f" ({event['reason']})" if event.get("reason") else ""))
+        call.report(
+            f"{event['server']}: {event['status']}"
+            + (f" ({event['reason']})" if event.get("reason") else "")
+        )
 
-    result = wait(ctx.home, _select(ctx, a.servers, a.tag, False), a.until, a.mode,
-                  a.timeout, a.interval, call.listener(on_event))
+    result = wait(
+        ctx.home,
+        _select(ctx, a.servers, a.tag, False),
+        a.until,
+        a.mode,
+        a.timeout,
+        a.interval,
+        call.listener(on_event),
+    )
     return _ok(result, errors.EXIT_OK if result["met"] else errors.EXIT_TIMEOUT)
 
 
 def _deploy_outcome(result: Mapping[str, Any], done: Callable[[str], bool]) -> Outcome:
-    return _ok(result, errors.EXIT_OK if done(result["status"]) or result["status"] == "running"
-               else 1)
+    return _ok(
+        result, errors.EXIT_OK if done(result["status"]) or result["status"] == "running" else 1
+    )
 
 
-def _saga(ctx: Context, call: Call, wait: bool, deploy_id: str | None,
-          work: Callable[[Callable[[dict[str, Any]], None]], dict[str, Any]],
-          done: Callable[[str], bool] = lambda status: status == "completed") -> Outcome:
+def _saga(
+    ctx: Context,
+    call: Call,
+    wait: bool,
+    deploy_id: str | None,
+    work: Callable[[Callable[[dict[str, Any]], None]], dict[str, Any]],
+    done: Callable[[str], bool] = lambda status: status == "completed",
+) -> Outcome:
     """Run a deploy, resume or rollback: to the end with ``wait`` (a progress
     notification per journal event), else in the background, answering with the
     deploy's status as soon as its journal has the first event (its id, then)."""
     from sane.deploy import api
 
     if wait:
+
         def report(event: dict[str, Any]) -> None:
             where = f"{event.get('server')}: " if event.get("server") else ""
             call.report(f"{where}{event.get('event')} {event.get('item') or ''}".rstrip())
@@ -469,9 +575,11 @@ def _saga(ctx: Context, call: Call, wait: bool, deploy_id: str | None,
     return _deploy_outcome(api.status(ctx, box["deploy_id"]), done)
 
 
-NO_SERVERS = ("name the servers to deploy to: servers, tag or all (on the command line "
-              "--servers a,b, --tag T or --all); a deploy never picks every server by "
-              "default")
+NO_SERVERS = (
+    "name the servers to deploy to: servers, tag or all (on the command line "
+    "--servers a,b, --tag T or --all); a deploy never picks every server by "
+    "default"
+)
 
 
 def _deploy(ctx: Context, a: inputs.DeployInput, call: Call) -> Outcome:
@@ -480,8 +588,15 @@ def _deploy(ctx: Context, a: inputs.DeployInput, call: Call) -> Outcome:
     if a.servers is None and not (a.tag or a.all):  # an empty list: no_servers_selected
         raise errors.UsageError(NO_SERVERS)
     servers = _select(ctx, a.servers, a.tag, a.all)
-    return _saga(ctx, call, a.wait, None, lambda on_event: api.deploy(
-        ctx, a.plan, servers, on_event, a.env, a.max_parallel, a.allow_outside_sources))
+    return _saga(
+        ctx,
+        call,
+        a.wait,
+        None,
+        lambda on_event: api.deploy(
+            ctx, a.plan, servers, on_event, a.env, a.max_parallel, a.allow_outside_sources
+        ),
+    )
 
 
 def _deploy_plan_check(ctx: Context, a: inputs.DeployPlanCheckInput, call: Call) -> Outcome:
@@ -489,8 +604,15 @@ def _deploy_plan_check(ctx: Context, a: inputs.DeployPlanCheckInput, call: Call)
 
     if a.servers is None and not (a.tag or a.all):  # an empty list: no_servers_selected
         raise errors.UsageError(NO_SERVERS)
-    return _ok(api.dry_run(a.plan, _select(ctx, a.servers, a.tag, a.all), a.env,
-                           a.max_parallel, a.allow_outside_sources))
+    return _ok(
+        api.dry_run(
+            a.plan,
+            _select(ctx, a.servers, a.tag, a.all),
+            a.env,
+            a.max_parallel,
+            a.allow_outside_sources,
+        )
+    )
 
 
 def _deploy_status(ctx: Context, a: inputs.DeployStatusInput, call: Call) -> Outcome:
@@ -508,16 +630,22 @@ def _deploy_list(ctx: Context, a: inputs.DeployListInput, call: Call) -> Outcome
 def _deploy_resume(ctx: Context, a: inputs.DeployResumeInput, call: Call) -> Outcome:
     from sane.deploy import api
 
-    return _saga(ctx, call, a.wait, a.deploy_id,
-                 lambda on_event: api.resume(ctx, a.deploy_id, on_event))
+    return _saga(
+        ctx, call, a.wait, a.deploy_id, lambda on_event: api.resume(ctx, a.deploy_id, on_event)
+    )
 
 
 def _deploy_rollback(ctx: Context, a: inputs.DeployRollbackInput, call: Call) -> Outcome:
     from sane.deploy import api
 
-    return _saga(ctx, call, a.wait, a.deploy_id,
-                 lambda on_event: api.rollback(ctx, a.deploy_id, on_event),
-                 lambda status: status in ("rolled_back", "completed"))
+    return _saga(
+        ctx,
+        call,
+        a.wait,
+        a.deploy_id,
+        lambda on_event: api.rollback(ctx, a.deploy_id, on_event),
+        lambda status: status in ("rolled_back", "completed"),
+    )
 
 
 def _read_screen(ctx: Context, a: inputs.ReadScreenInput, call: Call) -> Outcome:
@@ -535,10 +663,8 @@ def _send_keys(ctx: Context, a: inputs.SendKeysInput, call: Call) -> Outcome:
 def _wait_for_text(ctx: Context, a: inputs.WaitForTextInput, call: Call) -> Outcome:
     from sane.ops.screen import wait_for_text
 
-    result = wait_for_text(ctx, _target(ctx, a.pane, a.server), a.pattern, a.timeout,
-                           a.lines)
+    result = wait_for_text(ctx, _target(ctx, a.pane, a.server), a.pattern, a.timeout, a.lines)
     return _ok(result, errors.EXIT_OK if result["matched"] else errors.EXIT_TIMEOUT)
-
 
 
 def _server_show(ctx: Context, a: inputs.ServerShowInput, call: Call) -> Outcome:
@@ -559,8 +685,7 @@ def _server_import(ctx: Context, a: inputs.ServerImportInput, call: Call) -> Out
 
     if not os.path.isfile(a.source):
         raise errors.InvalidArgument(f"{a.source} is not a file", field="source")
-    imported = (from_ssh_config if a.format == "ssh-config"
-                else from_ansible_inventory)(a.source)
+    imported = (from_ssh_config if a.format == "ssh-config" else from_ansible_inventory)(a.source)
     added, skipped = [], list(imported.skipped)
     with Registry(ctx.home).locked() as registry:
         names = {s.name for s in registry.servers}
@@ -581,8 +706,10 @@ def _connect(ctx: Context, a: inputs.ConnectInput, call: Call) -> Outcome:
     ensure_session(ctx)
     reports = connect_many(ctx, servers, a.accept_new, a.max_parallel)
     ok = all(r["ok"] for r in reports)
-    return _ok({"session": ctx.session_name, "servers": reports},
-               errors.EXIT_OK if ok else errors.EXIT_CONNECTION)
+    return _ok(
+        {"session": ctx.session_name, "servers": reports},
+        errors.EXIT_OK if ok else errors.EXIT_CONNECTION,
+    )
 
 
 def _down(ctx: Context, a: inputs.DownInput, call: Call) -> Outcome:
@@ -597,9 +724,16 @@ def _fleet_put(ctx: Context, a: inputs.FleetPutInput, call: Call) -> Outcome:
 
     data = read_file(a.local_file, "local_file")  # a regular file, bounded
     servers = _select(ctx, a.servers, a.tag, a.all)
-    result = fleet_put(ctx, servers, a.remote_path, data,
-                       int(a.mode, 8) if a.mode else None, a.parents, a.max_parallel,
-                       a.timeout)
+    result = fleet_put(
+        ctx,
+        servers,
+        a.remote_path,
+        data,
+        int(a.mode, 8) if a.mode else None,
+        a.parents,
+        a.max_parallel,
+        a.timeout,
+    )
     return _ok(result, errors.EXIT_OK if result["status"] == "completed" else 1)
 
 
@@ -623,9 +757,11 @@ def _health_set(ctx: Context, a: inputs.HealthSetInput, call: Call) -> Outcome:
         try:
             values[key] = json.loads(raw)
         except ValueError as exc:
-            raise errors.InvalidArgument(f"json_fields {key}: not JSON ({exc}): {raw!r} (a "
-                                         "string is a field, or quoted JSON)",
-                                         field=key) from None
+            raise errors.InvalidArgument(
+                f"json_fields {key}: not JSON ({exc}): {raw!r} (a "
+                "string is a field, or quoted JSON)",
+                field=key,
+            ) from None
     server = Registry(ctx.home).get(a.server)
     return _ok({"server": a.server, "health": set_health(server, a.status, values)})
 
@@ -658,9 +794,9 @@ def validated(model: type[BaseModel], arguments: Mapping[str, Any]) -> Any:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
-        raise errors.InvalidArgument(f"{field}: {first['msg']}" if field else first["msg"],
-                                     field=field) from None
-
+        raise errors.InvalidArgument(
+            f"{field}: {first['msg']}" if field else first["msg"], field=field
+        ) from None
 
 
 Handler = Callable[["Context", Any, Call], Outcome]
@@ -711,8 +847,12 @@ def strict_arguments(model: Any, arguments: Mapping[str, Any]) -> dict[str, Any]
         info = fields.get(name)
         if info is not None and value is None and not _admits_none(info.annotation):
             continue
-        if (info is not None and isinstance(value, list) and _is_map(info.annotation)
-                and all(isinstance(p, dict) and set(p) == {"key", "value"} for p in value)):
+        if (
+            info is not None
+            and isinstance(value, list)
+            and _is_map(info.annotation)
+            and all(isinstance(p, dict) and set(p) == {"key", "value"} for p in value)
+        ):
             value = {p["key"]: p["value"] for p in value}
         out[name] = value
     return out
@@ -722,9 +862,10 @@ def _admits_none(annotation: Any) -> bool:
     import types
     import typing
 
-    return annotation is None or (typing.get_origin(annotation) in (types.UnionType,
-                                                                    typing.Union)
-                                  and type(None) in typing.get_args(annotation))
+    return annotation is None or (
+        typing.get_origin(annotation) in (types.UnionType, typing.Union)
+        and type(None) in typing.get_args(annotation)
+    )
 
 
 def _is_map(annotation: Any) -> bool:

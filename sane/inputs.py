@@ -36,9 +36,11 @@ SERVER = "Run through this registered server's ssh pane (connects on demand); no
 SERVERS = "These servers, in this order (default: every server, or those with `tag`)."
 TAG = "Only servers with this tag."
 RUN_ID = "A run id from a result whose status was `running` or `waiting_input`."
-QUIET_PERIOD = ("Seconds without output after which sane checks whether the command waits "
-                "for terminal input (then status `waiting_input` with `prompt`; answer with "
-                "run_input); 0: never check.")
+QUIET_PERIOD = (
+    "Seconds without output after which sane checks whether the command waits "
+    "for terminal input (then status `waiting_input` with `prompt`; answer with "
+    "run_input); 0: never check."
+)
 
 
 class Input(Strict):
@@ -52,28 +54,46 @@ class RunCommandInput(Input):
     waits for terminal input, `prompt` shows it): answer with run_input, or
     run_interrupt. For full-screen programs use read_screen/send_keys."""
 
-    command: str = Field(min_length=1, description="Shell command line, run as typed in the "
-                         "pane's shell (state such as cd/export persists between runs).")
+    command: str = Field(
+        min_length=1,
+        description="Shell command line, run as typed in the "
+        "pane's shell (state such as cd/export persists between runs).",
+    )
     pane: str | None = Field(default=None, description=PANE)
     server: str | None = Field(default=None, description=SERVER)
-    timeout: float = Field(default=30.0, ge=0, description="Seconds to wait; past it the run "
-                           "is reported `running` with the output so far (use run_wait).")
-    interrupt_on_timeout: bool = Field(default=False, description="Send C-c at the timeout "
-                                       "and report `interrupted`.")
+    timeout: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds to wait; past it the run "
+        "is reported `running` with the output so far (use run_wait).",
+    )
+    interrupt_on_timeout: bool = Field(
+        default=False, description="Send C-c at the timeout and report `interrupted`."
+    )
     keep_ansi: bool = Field(default=False, description="Keep the program's escape sequences.")
-    check: bool = Field(default=False, description="A non-zero exit code becomes the error "
-                        "`command_failed` (the run result is still in the document).")
-    max_output: int = Field(default=AGENT_MAX_OUTPUT, ge=0, description="Past this many "
-                            "bytes keep the output's head and tail; the whole output is "
-                            "saved (`full_output_path`, an MCP resource) (0: no limit).")
+    check: bool = Field(
+        default=False,
+        description="A non-zero exit code becomes the error "
+        "`command_failed` (the run result is still in the document).",
+    )
+    max_output: int = Field(
+        default=AGENT_MAX_OUTPUT,
+        ge=0,
+        description="Past this many "
+        "bytes keep the output's head and tail; the whole output is "
+        "saved (`full_output_path`, an MCP resource) (0: no limit).",
+    )
     quiet_period: float = Field(default=DEFAULT_QUIET_PERIOD, ge=0, description=QUIET_PERIOD)
-    on_cancel: Literal["interrupt", "keep"] = Field(default="interrupt", description="When "
-                                                    "the client cancels the call (or its own "
-                                                    "request timeout fires): `interrupt` "
-                                                    "sends C-c and frees the pane; `keep` "
-                                                    "leaves the command running, to follow "
-                                                    "with run_wait (the run id is in the "
-                                                    "pane's pane_busy error and list_panes).")
+    on_cancel: Literal["interrupt", "keep"] = Field(
+        default="interrupt",
+        description="When "
+        "the client cancels the call (or its own "
+        "request timeout fires): `interrupt` "
+        "sends C-c and frees the pane; `keep` "
+        "leaves the command running, to follow "
+        "with run_wait (the run id is in the "
+        "pane's pane_busy error and list_panes).",
+    )
 
 
 class RunWaitInput(Input):
@@ -82,8 +102,9 @@ class RunWaitInput(Input):
 
     run_id: str = Field(min_length=1, description=RUN_ID)
     timeout: float = Field(default=30.0, ge=0, description="Seconds to wait this time.")
-    check: bool = Field(default=False, description="A non-zero exit code becomes the error "
-                        "`command_failed`.")
+    check: bool = Field(
+        default=False, description="A non-zero exit code becomes the error `command_failed`."
+    )
     quiet_period: float = Field(default=DEFAULT_QUIET_PERIOD, ge=0, description=QUIET_PERIOD)
 
 
@@ -92,18 +113,27 @@ class RunInputInput(Input):
     follow it like run_wait (next status: completed, waiting_input again, or running)."""
 
     run_id: str = Field(min_length=1, description=RUN_ID)
-    text: str = Field(description="Typed literally (any characters); never recorded. The "
-                      "terminal does not echo a password, so it is in no output either.")
-    no_enter: bool = Field(default=False, description="Do not press Enter after the text "
-                           "(a single key such as `q` for a pager).")
-    multi_line: bool = Field(default=False, description="Allow line breaks in text (each "
-                             "ends a line as Enter does). Without it an answer is one line: "
-                             "a second line would reach the shell as a command once the "
-                             "program exits.")
-    timeout: float = Field(default=30.0, ge=0, description="Seconds to follow the run after "
-                           "typing.")
-    check: bool = Field(default=False, description="A non-zero exit code becomes the error "
-                        "`command_failed`.")
+    text: str = Field(
+        description="Typed literally (any characters); never recorded. The "
+        "terminal does not echo a password, so it is in no output either."
+    )
+    no_enter: bool = Field(
+        default=False,
+        description="Do not press Enter after the text (a single key such as `q` for a pager).",
+    )
+    multi_line: bool = Field(
+        default=False,
+        description="Allow line breaks in text (each "
+        "ends a line as Enter does). Without it an answer is one line: "
+        "a second line would reach the shell as a command once the "
+        "program exits.",
+    )
+    timeout: float = Field(
+        default=30.0, ge=0, description="Seconds to follow the run after typing."
+    )
+    check: bool = Field(
+        default=False, description="A non-zero exit code becomes the error `command_failed`."
+    )
     quiet_period: float = Field(default=DEFAULT_QUIET_PERIOD, ge=0, description=QUIET_PERIOD)
 
 
@@ -111,11 +141,17 @@ class RunInterruptInput(Input):
     """Send C-c to a run left `running` and report how it ended."""
 
     run_id: str = Field(min_length=1, description=RUN_ID)
-    grace: float = Field(default=INTERRUPT_GRACE, ge=0, description="Seconds to wait for the "
-                         "command to stop after C-c.")
-    force: bool = Field(default=False, description="Interrupt even a run that is a deploy's "
-                        "step (refused with run_owned otherwise: the deploy would fail the "
-                        "step and roll back).")
+    grace: float = Field(
+        default=INTERRUPT_GRACE,
+        ge=0,
+        description="Seconds to wait for the command to stop after C-c.",
+    )
+    force: bool = Field(
+        default=False,
+        description="Interrupt even a run that is a deploy's "
+        "step (refused with run_owned otherwise: the deploy would fail the "
+        "step and roll back).",
+    )
 
 
 class CreateFileInput(Input):
@@ -123,22 +159,32 @@ class CreateFileInput(Input):
 
     nul_allowed: ClassVar[frozenset[str]] = frozenset({"content"})
 
-    path: str = Field(min_length=1, description="File path on the host; relative paths "
-                      "resolve against the pane's current directory.")
+    path: str = Field(
+        min_length=1,
+        description="File path on the host; relative paths "
+        "resolve against the pane's current directory.",
+    )
     content: str | None = Field(default=None, description="The content as text (UTF-8).")
-    content_base64: str | None = Field(default=None, description="The content as base64 "
-                                       "(binary files); not with `content`.")
+    content_base64: str | None = Field(
+        default=None, description="The content as base64 (binary files); not with `content`."
+    )
     pane: str | None = Field(default=None, description=PANE)
     server: str | None = Field(default=None, description=SERVER)
-    mode: str | None = Field(default=None, pattern=r"^0?[0-7]{3,4}$", description="Octal "
-                             "permission bits, e.g. \"0644\" (default: the replaced file's, "
-                             "or 0644).")
+    mode: str | None = Field(
+        default=None,
+        pattern=r"^0?[0-7]{3,4}$",
+        description='Octal permission bits, e.g. "0644" (default: the replaced file\'s, or 0644).',
+    )
     parents: bool = Field(default=False, description="Create missing parent directories.")
-    no_overwrite: bool = Field(default=False, description="Fail with file_exists if the path "
-                               "exists.")
+    no_overwrite: bool = Field(
+        default=False, description="Fail with file_exists if the path exists."
+    )
     backup: bool = Field(default=False, description="Keep a copy of a replaced file beside it.")
-    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$", description="Refuse "
-                               "to install unless the content has this checksum.")
+    sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="Refuse to install unless the content has this checksum.",
+    )
     timeout: float = Field(default=600.0, ge=0, description="Seconds for the whole transfer.")
 
 
@@ -169,16 +215,23 @@ class ServerAddInput(Input):
 
     name: str = Field(description="Server name (letters, digits, . _ -).")
     host: str = Field(description="Hostname or address.")
-    port: int | None = Field(default=None, ge=1, le=65535, description="Default: ssh's own "
-                             "(the user's ssh config's Port for that host, else 22).")
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Default: ssh's own (the user's ssh config's Port for that host, else 22).",
+    )
     user: str | None = Field(default=None, description="Login name (default: ssh's).")
-    identity: str | None = Field(default=None, description="Private key file (kept as a "
-                                 "path, never read).")
-    ssh_options: dict[str, str] = Field(default_factory=dict, description="Extra ssh_config "
-                                        "options, e.g. {\"ConnectTimeout\": \"5\"}.")
+    identity: str | None = Field(
+        default=None, description="Private key file (kept as a path, never read)."
+    )
+    ssh_options: dict[str, str] = Field(
+        default_factory=dict, description='Extra ssh_config options, e.g. {"ConnectTimeout": "5"}.'
+    )
     tags: list[str] = Field(default_factory=list, description="Tags to select servers by.")
-    health_path: str = Field(default="~/.sane/health.json", description="Where the server's "
-                             "health.json lives.")
+    health_path: str = Field(
+        default="~/.sane/health.json", description="Where the server's health.json lives."
+    )
     replace: bool = Field(default=False, description="Overwrite a server of that name.")
 
 
@@ -186,8 +239,9 @@ class ServerTestInput(Input):
     """Connect to a server and report the latency, or exactly why not."""
 
     name: str = Field(description="A registered server's name.")
-    accept_new: bool = Field(default=False, description="Trust the host key on first "
-                             "contact (never a changed one).")
+    accept_new: bool = Field(
+        default=False, description="Trust the host key on first contact (never a changed one)."
+    )
 
 
 class FleetRunInput(Input):
@@ -196,18 +250,29 @@ class FleetRunInput(Input):
     command: str = Field(min_length=1, description="Shell command line.")
     servers: list[str] | None = Field(default=None, description=SERVERS)
     tag: str | None = Field(default=None, description=TAG)
-    all: bool = Field(default=False, description="Every registered server (the default when "
-                      "neither servers nor tag is given).")
-    max_parallel: int = Field(default=DEFAULT_PARALLEL, ge=1,
-                              description="At most this many at once.")
-    timeout: float = Field(default=30.0, ge=0, description="Each server's own deadline, "
-                           "seconds, connecting included.")
-    max_output: int = Field(default=FLEET_MAX_OUTPUT, ge=0, description="Past this many "
-                            "bytes of output in all (shared equally by the servers) keep "
-                            "each server's head and tail; the whole output is saved "
-                            "(`full_output_path`, an MCP resource) (0: no limit).")
-    max_output_per_server: int = Field(default=AGENT_MAX_OUTPUT, ge=0, description="And at "
-                                       "most this many bytes per server (0: no limit).")
+    all: bool = Field(
+        default=False,
+        description="Every registered server (the default when neither servers nor tag is given).",
+    )
+    max_parallel: int = Field(
+        default=DEFAULT_PARALLEL, ge=1, description="At most this many at once."
+    )
+    timeout: float = Field(
+        default=30.0, ge=0, description="Each server's own deadline, seconds, connecting included."
+    )
+    max_output: int = Field(
+        default=FLEET_MAX_OUTPUT,
+        ge=0,
+        description="Past this many "
+        "bytes of output in all (shared equally by the servers) keep "
+        "each server's head and tail; the whole output is saved "
+        "(`full_output_path`, an MCP resource) (0: no limit).",
+    )
+    max_output_per_server: int = Field(
+        default=AGENT_MAX_OUTPUT,
+        ge=0,
+        description="And at most this many bytes per server (0: no limit).",
+    )
 
 
 class HealthInput(Input):
@@ -215,49 +280,70 @@ class HealthInput(Input):
 
     servers: list[str] | None = Field(default=None, description=SERVERS)
     tag: str | None = Field(default=None, description=TAG)
-    query: str | None = Field(default=None, description="A jq expression evaluated on each "
-                              "server's health document (result in `query`).")
-    max_parallel: int = Field(default=HEALTH_PARALLEL, ge=1, description="Servers read at "
-                              "once (one ssh each, over its pane's ControlMaster when up).")
+    query: str | None = Field(
+        default=None,
+        description="A jq expression evaluated on each "
+        "server's health document (result in `query`).",
+    )
+    max_parallel: int = Field(
+        default=HEALTH_PARALLEL,
+        ge=1,
+        description="Servers read at once (one ssh each, over its pane's ControlMaster when up).",
+    )
 
 
 class HealthWaitInput(Input):
     """Poll health until a jq condition holds for all (or any) servers, or time out."""
 
-    until: str = Field(min_length=1, description="jq condition per server, e.g. "
-                       "'.status == \"healthy\"'.")
-    mode: Literal["all", "any"] = Field(default="all", description="Wait for all servers, or "
-                                        "stop when one meets it.")
+    until: str = Field(
+        min_length=1, description="jq condition per server, e.g. '.status == \"healthy\"'."
+    )
+    mode: Literal["all", "any"] = Field(
+        default="all", description="Wait for all servers, or stop when one meets it."
+    )
     servers: list[str] | None = Field(default=None, description=SERVERS)
     tag: str | None = Field(default=None, description=TAG)
-    timeout: float = Field(default=45.0, ge=0, description="Seconds before giving up "
-                           "(`met` false); under the common 60 s client request timeout "
-                           "(call again to wait longer).")
+    timeout: float = Field(
+        default=45.0,
+        ge=0,
+        description="Seconds before giving up "
+        "(`met` false); under the common 60 s client request timeout "
+        "(call again to wait longer).",
+    )
     interval: float = Field(default=2.0, ge=0.05, description="Seconds between polls.")
 
 
-WAIT = ("Wait for the end and return the final report (it may take longer than the "
-        "client's request timeout). Default: return at once with the deploy_id and status "
-        "`running`; follow with deploy_status.")
+WAIT = (
+    "Wait for the end and return the final report (it may take longer than the "
+    "client's request timeout). Default: return at once with the deploy_id and status "
+    "`running`; follow with deploy_status."
+)
 
 
 class DeployPlanCheckInput(Input):
     """Check a deploy plan without contacting any server (a dry run): validated plan,
     the order the strategy works in, the items, the files and their checksums."""
 
-    plan: str = Field(min_length=1, description="Path of the plan file on the machine "
-                      "running sane.")
-    servers: list[str] | None = Field(default=None, description="These servers, in this "
-                                      "order. A deploy never picks servers by default: give "
-                                      "servers, tag or all.")
+    plan: str = Field(
+        min_length=1, description="Path of the plan file on the machine running sane."
+    )
+    servers: list[str] | None = Field(
+        default=None,
+        description="These servers, in this "
+        "order. A deploy never picks servers by default: give "
+        "servers, tag or all.",
+    )
     tag: str | None = Field(default=None, description=TAG)
     all: bool = Field(default=False, description="Every registered server.")
-    max_parallel: int | None = Field(default=None, ge=1, description="Override the plan's "
-                                     "strategy.max_parallel.")
-    env: dict[str, str] = Field(default_factory=dict, description="Set or override "
-                                "variables of the plan's env.")
-    allow_outside_sources: bool = Field(default=False, description="Let files[].source "
-                                        "name files outside the plan's directory.")
+    max_parallel: int | None = Field(
+        default=None, ge=1, description="Override the plan's strategy.max_parallel."
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Set or override variables of the plan's env."
+    )
+    allow_outside_sources: bool = Field(
+        default=False, description="Let files[].source name files outside the plan's directory."
+    )
 
 
 class DeployInput(DeployPlanCheckInput):
@@ -304,8 +390,12 @@ class ReadScreenInput(Input):
 
     pane: str | None = Field(default=None, description=PANE)
     server: str | None = Field(default=None, description=SERVER)
-    lines: int | None = Field(default=None, ge=1, le=10000, description="The last this many "
-                              "lines, scrollback included (default: the visible screen).")
+    lines: int | None = Field(
+        default=None,
+        ge=1,
+        le=10000,
+        description="The last this many lines, scrollback included (default: the visible screen).",
+    )
 
 
 class SendKeysInput(Input):
@@ -316,10 +406,12 @@ class SendKeysInput(Input):
 
     pane: str | None = Field(default=None, description=PANE)
     server: str | None = Field(default=None, description=SERVER)
-    text: str | None = Field(default=None, description="Typed literally, every character "
-                             "as itself.")
-    keys: list[str] = Field(default_factory=list, description="Key names, sent after the "
-                            "text, in order.")
+    text: str | None = Field(
+        default=None, description="Typed literally, every character as itself."
+    )
+    keys: list[str] = Field(
+        default_factory=list, description="Key names, sent after the text, in order."
+    )
     enter: bool = Field(default=False, description="Press Enter at the end.")
 
 
@@ -327,12 +419,18 @@ class WaitForTextInput(Input):
     """Wait until a regular expression matches the pane's screen (`matched`), or the
     timeout passes (`matched` false, with the screen as it was)."""
 
-    pattern: str = Field(min_length=1, description="A Python regular expression "
-                         "(multi-line: ^ and $ match at each line).")
+    pattern: str = Field(
+        min_length=1,
+        description="A Python regular expression (multi-line: ^ and $ match at each line).",
+    )
     pane: str | None = Field(default=None, description=PANE)
     server: str | None = Field(default=None, description=SERVER)
-    lines: int | None = Field(default=None, ge=1, le=10000, description="Search the last "
-                              "this many lines, scrollback included (default: the screen).")
+    lines: int | None = Field(
+        default=None,
+        ge=1,
+        le=10000,
+        description="Search the last this many lines, scrollback included (default: the screen).",
+    )
     timeout: float = Field(default=30.0, ge=0, description="Seconds to wait.")
 
 
@@ -353,8 +451,7 @@ class ServerImportInput(Input):
     the registry; a server that exists already is skipped (`server_exists`) unless
     `replace`."""
 
-    source: str = Field(min_length=1, description="Path of the file on the machine running "
-                        "sane.")
+    source: str = Field(min_length=1, description="Path of the file on the machine running sane.")
     format: Literal["ssh-config", "ansible"] = Field(description="What the file is.")
     replace: bool = Field(default=False, description="Overwrite servers that already exist.")
 
@@ -365,37 +462,48 @@ class ConnectInput(Input):
 
     servers: list[str] | None = Field(default=None, description=SERVERS)
     tag: str | None = Field(default=None, description=TAG)
-    all: bool = Field(default=False, description="Every registered server (the default when "
-                      "neither servers nor tag is given).")
-    accept_new: bool = Field(default=False, description="Trust a server's host key on first "
-                             "contact (never a changed one).")
-    max_parallel: int = Field(default=DEFAULT_PARALLEL, ge=1,
-                              description="At most this many at once.")
+    all: bool = Field(
+        default=False,
+        description="Every registered server (the default when neither servers nor tag is given).",
+    )
+    accept_new: bool = Field(
+        default=False,
+        description="Trust a server's host key on first contact (never a changed one).",
+    )
+    max_parallel: int = Field(
+        default=DEFAULT_PARALLEL, ge=1, description="At most this many at once."
+    )
 
 
 class DownInput(Input):
     """Close the ssh panes of these servers (all server panes by default)."""
 
-    servers: list[str] | None = Field(default=None, description="Server names (default: "
-                                      "every server pane).")
+    servers: list[str] | None = Field(
+        default=None, description="Server names (default: every server pane)."
+    )
 
 
 class FleetPutInput(Input):
     """Copy a local file to a path (absolute, or ~/ for each login's home) on many
     servers in parallel, skipping those that already have the same sha256 (`unchanged`)."""
 
-    local_file: str = Field(min_length=1, description="Path of the file on the machine "
-                            "running sane.")
+    local_file: str = Field(
+        min_length=1, description="Path of the file on the machine running sane."
+    )
     remote_path: str = Field(min_length=1, description="Path on each server.")
     servers: list[str] | None = Field(default=None, description=SERVERS)
     tag: str | None = Field(default=None, description=TAG)
-    all: bool = Field(default=False, description="Every registered server (the default when "
-                      "neither servers nor tag is given).")
-    mode: str | None = Field(default=None, pattern=r"^0?[0-7]{3,4}$", description="Octal "
-                             "permission bits, e.g. \"0644\".")
+    all: bool = Field(
+        default=False,
+        description="Every registered server (the default when neither servers nor tag is given).",
+    )
+    mode: str | None = Field(
+        default=None, pattern=r"^0?[0-7]{3,4}$", description='Octal permission bits, e.g. "0644".'
+    )
     parents: bool = Field(default=False, description="Create missing parent directories.")
-    max_parallel: int = Field(default=DEFAULT_PARALLEL, ge=1,
-                              description="At most this many at once.")
+    max_parallel: int = Field(
+        default=DEFAULT_PARALLEL, ge=1, description="At most this many at once."
+    )
     timeout: float = Field(default=600.0, ge=0, description="Seconds for each server's copy.")
 
 
@@ -404,10 +512,13 @@ class FleetDetectInput(Input):
 
     servers: list[str] | None = Field(default=None, description=SERVERS)
     tag: str | None = Field(default=None, description=TAG)
-    all: bool = Field(default=False, description="Every registered server (the default when "
-                      "neither servers nor tag is given).")
-    max_parallel: int = Field(default=DEFAULT_PARALLEL, ge=1,
-                              description="At most this many at once.")
+    all: bool = Field(
+        default=False,
+        description="Every registered server (the default when neither servers nor tag is given).",
+    )
+    max_parallel: int = Field(
+        default=DEFAULT_PARALLEL, ge=1, description="At most this many at once."
+    )
 
 
 class HealthSetInput(Input):
@@ -415,7 +526,11 @@ class HealthSetInput(Input):
 
     server: str = Field(description="A registered server's name.")
     status: Literal["healthy", "degraded", "unhealthy"] = Field(description="The status.")
-    fields: dict[str, str] = Field(default_factory=dict, description="Extra fields, as "
-                                   "strings (version=1.2 is the string \"1.2\").")
-    json_fields: dict[str, str] = Field(default_factory=dict, description="Extra fields whose "
-                                        "value is JSON text (replicas=3 is the number 3).")
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description='Extra fields, as strings (version=1.2 is the string "1.2").',
+    )
+    json_fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra fields whose value is JSON text (replicas=3 is the number 3).",
+    )

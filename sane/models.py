@@ -192,8 +192,9 @@ class FleetServerResult(TypedDict):
     """One server's part of a fleet run: a run result, or why there is none."""
 
     server: str
-    status: Literal["completed", "running", "interrupted", "waiting_input", "lost",
-                    "unreachable", "error"]
+    status: Literal[
+        "completed", "running", "interrupted", "waiting_input", "lost", "unreachable", "error"
+    ]
     exit_code: int | None
     output: str
     ok: bool

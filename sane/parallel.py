@@ -76,7 +76,7 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 def _workers(count: int) -> list[_Worker]:
     with _idle_lock:
         taken = _idle[-count:] if count else []
-        del _idle[len(_idle) - len(taken):]
+        del _idle[len(_idle) - len(taken) :]
     try:
         return taken + [_Worker() for _ in range(count - len(taken))]
     except BaseException:  # no thread could be started: give the idle ones back

@@ -165,8 +165,7 @@ def _owned_private(path: str) -> bool:
         return False
     import stat
 
-    return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
-            and not info.st_mode & 0o022)
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022
 
 
 def _failure(action: str, path: str, exc: OSError) -> errors.StateError:
@@ -179,8 +178,10 @@ def _failure(action: str, path: str, exc: OSError) -> errors.StateError:
 
 def _unsafe(path: str, why: str) -> errors.StateError:
     return errors.StateError(
-        f"{path} is not safe for sane's private files: {why}", path=path,
-        hint="remove it or point SANE_HOME / XDG_RUNTIME_DIR elsewhere")
+        f"{path} is not safe for sane's private files: {why}",
+        path=path,
+        hint="remove it or point SANE_HOME / XDG_RUNTIME_DIR elsewhere",
+    )
 
 
 def private_dir(path: Path) -> Path:

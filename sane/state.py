@@ -26,8 +26,11 @@ LOCK_TIMEOUT = 10.0
 def os_failure(action: str, path: Path, exc: OSError) -> errors.StateError:
     """``state_invalid`` naming the file and the cause (``details.errno``: ENOSPC,
     EROFS, EACCES...), so a full disk or a read-only home is told apart from a bug."""
-    return errors.StateError(f"cannot {action} {path}: {exc.strerror}", path=str(path),
-                             errno=errno.errorcode.get(exc.errno or 0, str(exc.errno)))
+    return errors.StateError(
+        f"cannot {action} {path}: {exc.strerror}",
+        path=str(path),
+        errno=errno.errorcode.get(exc.errno or 0, str(exc.errno)),
+    )
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -113,4 +116,3 @@ def _flock_while_handed_on(fd: int, timeout: float) -> bool:
             seen, deadline = now, time.monotonic() + timeout
         elif time.monotonic() >= deadline:
             return False
-

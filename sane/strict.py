@@ -28,8 +28,9 @@ class Strict(BaseModel):
             for text in _texts(value):
                 at = text.find("\0")
                 if at >= 0:
-                    raise ValueError(f"holds a NUL byte (at offset {at}): no shell or "
-                                     "terminal can carry one")
+                    raise ValueError(
+                        f"holds a NUL byte (at offset {at}): no shell or terminal can carry one"
+                    )
         return value
 
 

@@ -35,8 +35,18 @@ from sane.handlers import (
 )
 from sane.ops.context import Context
 
-__all__ = ["TOOLS", "Call", "Outcome", "Tool", "call", "definitions", "find", "run_owner",
-           "select", "validated"]
+__all__ = [
+    "TOOLS",
+    "Call",
+    "Outcome",
+    "Tool",
+    "call",
+    "definitions",
+    "find",
+    "run_owner",
+    "select",
+    "validated",
+]
 
 ToolFormat = Literal["openai", "anthropic", "mcp"]
 FORMATS: tuple[ToolFormat, ...] = ("openai", "anthropic", "mcp")
@@ -73,80 +83,219 @@ class Tool:
 TARGET = {"server": "-s", "pane": "-t"}
 
 TOOLS: tuple[Tool, ...] = (
-    Tool("run_command", inputs.RunCommandInput, "run-command",
-         Cli("run-command", arguments=("command",), words=("command",), short=TARGET,
-             defaults={"max_output": CLI_MAX_OUTPUT}, omit=("on_cancel",),
-             note="COMMAND words are joined with spaces; a single `-` reads it from stdin.")),
+    Tool(
+        "run_command",
+        inputs.RunCommandInput,
+        "run-command",
+        Cli(
+            "run-command",
+            arguments=("command",),
+            words=("command",),
+            short=TARGET,
+            defaults={"max_output": CLI_MAX_OUTPUT},
+            omit=("on_cancel",),
+            note="COMMAND words are joined with spaces; a single `-` reads it from stdin.",
+        ),
+    ),
     Tool("run_wait", inputs.RunWaitInput, "run-command", Cli("run wait", arguments=("run_id",))),
-    Tool("run_interrupt", inputs.RunInterruptInput, "run-command",
-         Cli("run interrupt", arguments=("run_id",))),
-    Tool("run_input", inputs.RunInputInput, "run-command",
-         Cli("run input", arguments=("run_id", "text"), stdin=("text",),
-             note="TEXT `-` reads it from stdin (one trailing newline dropped), so a password "
-                  "never appears in argv. A TEXT starting with `-` goes after `--`: "
-                  "`sane run input RUN_ID -- -y`.")),
-    Tool("create_file", inputs.CreateFileInput, "create-file",
-         Cli("create-file", arguments=("path",), short=TARGET, omit=("content_base64",),
-             extra=(FROM, SOCKET),
-             note="Content comes from --content, --from FILE, or stdin.")),
-    Tool("detect_platform", inputs.DetectPlatformInput, "detect-platform",
-         Cli("detect-platform", short=TARGET), read_only=True),
-    Tool("list_panes", inputs.ListPanesInput, "list-panes",
-         Cli("list-panes", short={"session": "-s", "all": "-a"}), read_only=True),
-    Tool("server_list", inputs.ServerListInput, "server-list", Cli("server list"),
-         read_only=True),
-    Tool("server_add", inputs.ServerAddInput, "server-add",
-         Cli("server add", arguments=("name",), extra=(),
-             spelling={"tags": "--tag", "ssh_options": "--ssh-option"})),
-    Tool("server_test", inputs.ServerTestInput, "server-test",
-         Cli("server test", arguments=("name",), extra=()), read_only=True),
-    Tool("server_show", inputs.ServerShowInput, "server-show",
-         Cli("server show", arguments=("name",), extra=()), read_only=True),
-    Tool("server_remove", inputs.ServerRemoveInput, "server-remove",
-         Cli("server remove", arguments=("name",), extra=())),
-    Tool("server_import", inputs.ServerImportInput, "server-import",
-         Cli("server import", arguments=("source",), extra=())),
-    Tool("connect", inputs.ConnectInput, "connect",
-         Cli("connect", arguments=("servers",), words=("servers",), aliases=("up",))),
-    Tool("down", inputs.DownInput, "down",
-         Cli("down", arguments=("servers",), words=("servers",))),
-    Tool("fleet_run", inputs.FleetRunInput, "fleet-run",
-         Cli("fleet run", arguments=("command",), words=("command",),
-             defaults={"max_output": 0, "max_output_per_server": 0},
-             extra=(STREAM, SOCKET))),
-    Tool("fleet_put", inputs.FleetPutInput, "fleet-put",
-         Cli("fleet put", arguments=("local_file", "remote_path"))),
-    Tool("fleet_detect", inputs.FleetDetectInput, "fleet-detect", Cli("fleet detect"),
-         read_only=True),
+    Tool(
+        "run_interrupt",
+        inputs.RunInterruptInput,
+        "run-command",
+        Cli("run interrupt", arguments=("run_id",)),
+    ),
+    Tool(
+        "run_input",
+        inputs.RunInputInput,
+        "run-command",
+        Cli(
+            "run input",
+            arguments=("run_id", "text"),
+            stdin=("text",),
+            note="TEXT `-` reads it from stdin (one trailing newline dropped), so a password "
+            "never appears in argv. A TEXT starting with `-` goes after `--`: "
+            "`sane run input RUN_ID -- -y`.",
+        ),
+    ),
+    Tool(
+        "create_file",
+        inputs.CreateFileInput,
+        "create-file",
+        Cli(
+            "create-file",
+            arguments=("path",),
+            short=TARGET,
+            omit=("content_base64",),
+            extra=(FROM, SOCKET),
+            note="Content comes from --content, --from FILE, or stdin.",
+        ),
+    ),
+    Tool(
+        "detect_platform",
+        inputs.DetectPlatformInput,
+        "detect-platform",
+        Cli("detect-platform", short=TARGET),
+        read_only=True,
+    ),
+    Tool(
+        "list_panes",
+        inputs.ListPanesInput,
+        "list-panes",
+        Cli("list-panes", short={"session": "-s", "all": "-a"}),
+        read_only=True,
+    ),
+    Tool("server_list", inputs.ServerListInput, "server-list", Cli("server list"), read_only=True),
+    Tool(
+        "server_add",
+        inputs.ServerAddInput,
+        "server-add",
+        Cli(
+            "server add",
+            arguments=("name",),
+            extra=(),
+            spelling={"tags": "--tag", "ssh_options": "--ssh-option"},
+        ),
+    ),
+    Tool(
+        "server_test",
+        inputs.ServerTestInput,
+        "server-test",
+        Cli("server test", arguments=("name",), extra=()),
+        read_only=True,
+    ),
+    Tool(
+        "server_show",
+        inputs.ServerShowInput,
+        "server-show",
+        Cli("server show", arguments=("name",), extra=()),
+        read_only=True,
+    ),
+    Tool(
+        "server_remove",
+        inputs.ServerRemoveInput,
+        "server-remove",
+        Cli("server remove", arguments=("name",), extra=()),
+    ),
+    Tool(
+        "server_import",
+        inputs.ServerImportInput,
+        "server-import",
+        Cli("server import", arguments=("source",), extra=()),
+    ),
+    Tool(
+        "connect",
+        inputs.ConnectInput,
+        "connect",
+        Cli("connect", arguments=("servers",), words=("servers",), aliases=("up",)),
+    ),
+    Tool("down", inputs.DownInput, "down", Cli("down", arguments=("servers",), words=("servers",))),
+    Tool(
+        "fleet_run",
+        inputs.FleetRunInput,
+        "fleet-run",
+        Cli(
+            "fleet run",
+            arguments=("command",),
+            words=("command",),
+            defaults={"max_output": 0, "max_output_per_server": 0},
+            extra=(STREAM, SOCKET),
+        ),
+    ),
+    Tool(
+        "fleet_put",
+        inputs.FleetPutInput,
+        "fleet-put",
+        Cli("fleet put", arguments=("local_file", "remote_path")),
+    ),
+    Tool(
+        "fleet_detect", inputs.FleetDetectInput, "fleet-detect", Cli("fleet detect"), read_only=True
+    ),
     Tool("health", inputs.HealthInput, "health", Cli("health", extra=()), read_only=True),
-    Tool("health_wait", inputs.HealthWaitInput, "health-wait",
-         Cli("health wait", flags={"mode": {"all": "--all", "any": "--any"}},
-             extra=(STREAM,)), read_only=True),
-    Tool("health_set", inputs.HealthSetInput, "health-set",
-         Cli("health set", extra=(), spelling={"fields": "--field",
-                                               "json_fields": "--json-field"})),
-    Tool("deploy", inputs.DeployInput, "deploy",
-         Cli("deploy run", arguments=("plan",), omit=("wait",), fixed={"wait": True},
-             extra=(DRY_RUN, STREAM, SOCKET))),
-    Tool("deploy_status", inputs.DeployStatusInput, "deploy",
-         Cli("deploy status", arguments=("deploy_id",), extra=()), read_only=True),
-    Tool("deploy_list", inputs.DeployListInput, "deploy-list", Cli("deploy list", extra=()),
-         read_only=True),
-    Tool("deploy_resume", inputs.DeployResumeInput, "deploy",
-         Cli("deploy resume", arguments=("deploy_id",), omit=("wait",), fixed={"wait": True},
-             extra=(STREAM, SOCKET))),
-    Tool("deploy_rollback", inputs.DeployRollbackInput, "deploy",
-         Cli("deploy rollback", arguments=("deploy_id",), omit=("wait",),
-             fixed={"wait": True}, extra=(STREAM, SOCKET))),
+    Tool(
+        "health_wait",
+        inputs.HealthWaitInput,
+        "health-wait",
+        Cli("health wait", flags={"mode": {"all": "--all", "any": "--any"}}, extra=(STREAM,)),
+        read_only=True,
+    ),
+    Tool(
+        "health_set",
+        inputs.HealthSetInput,
+        "health-set",
+        Cli("health set", extra=(), spelling={"fields": "--field", "json_fields": "--json-field"}),
+    ),
+    Tool(
+        "deploy",
+        inputs.DeployInput,
+        "deploy",
+        Cli(
+            "deploy run",
+            arguments=("plan",),
+            omit=("wait",),
+            fixed={"wait": True},
+            extra=(DRY_RUN, STREAM, SOCKET),
+        ),
+    ),
+    Tool(
+        "deploy_status",
+        inputs.DeployStatusInput,
+        "deploy",
+        Cli("deploy status", arguments=("deploy_id",), extra=()),
+        read_only=True,
+    ),
+    Tool(
+        "deploy_list",
+        inputs.DeployListInput,
+        "deploy-list",
+        Cli("deploy list", extra=()),
+        read_only=True,
+    ),
+    Tool(
+        "deploy_resume",
+        inputs.DeployResumeInput,
+        "deploy",
+        Cli(
+            "deploy resume",
+            arguments=("deploy_id",),
+            omit=("wait",),
+            fixed={"wait": True},
+            extra=(STREAM, SOCKET),
+        ),
+    ),
+    Tool(
+        "deploy_rollback",
+        inputs.DeployRollbackInput,
+        "deploy",
+        Cli(
+            "deploy rollback",
+            arguments=("deploy_id",),
+            omit=("wait",),
+            fixed={"wait": True},
+            extra=(STREAM, SOCKET),
+        ),
+    ),
     # `sane deploy run --dry-run` (DRY_RUN): the same arguments as deploy.
-    Tool("deploy_plan_check", inputs.DeployPlanCheckInput, "deploy-dry-run", None,
-         read_only=True),
-    Tool("read_screen", inputs.ReadScreenInput, "read-screen",
-         Cli("read-screen", short=TARGET), read_only=True),
-    Tool("send_keys", inputs.SendKeysInput, "send-keys",
-         Cli("send-keys", short=TARGET, spelling={"keys": "--key"})),
-    Tool("wait_for_text", inputs.WaitForTextInput, "wait-for-text",
-         Cli("wait-for-text", arguments=("pattern",), short=TARGET), read_only=True),
+    Tool("deploy_plan_check", inputs.DeployPlanCheckInput, "deploy-dry-run", None, read_only=True),
+    Tool(
+        "read_screen",
+        inputs.ReadScreenInput,
+        "read-screen",
+        Cli("read-screen", short=TARGET),
+        read_only=True,
+    ),
+    Tool(
+        "send_keys",
+        inputs.SendKeysInput,
+        "send-keys",
+        Cli("send-keys", short=TARGET, spelling={"keys": "--key"}),
+    ),
+    Tool(
+        "wait_for_text",
+        inputs.WaitForTextInput,
+        "wait-for-text",
+        Cli("wait-for-text", arguments=("pattern",), short=TARGET),
+        read_only=True,
+    ),
 )
 BY_NAME = {tool.name: tool for tool in TOOLS}
 
@@ -154,6 +303,7 @@ BY_NAME = {tool.name: tool for tool in TOOLS}
 def select(only: str | None, exclude: str | None) -> tuple[Tool, ...]:
     """The tools ``sane mcp --tools ONLY --exclude EXCLUDE`` serves: comma-separated
     names (or CLI spellings); ``read-only`` stands for every read-only tool."""
+
     def names(spec: str) -> set[str]:
         picked: set[str] = set()
         for word in (w.strip() for w in spec.split(",")):
@@ -179,11 +329,11 @@ def find(name: str) -> Tool:
         return BY_NAME[key]
     except KeyError:
         raise errors.InvalidArgument(
-            f"no command {name!r}; one of: {', '.join(BY_NAME)}", command=name) from None
+            f"no command {name!r}; one of: {', '.join(BY_NAME)}", command=name
+        ) from None
 
 
 # -- errors as an agent reads them -----------------------------------------------------------
-
 
 
 def _for_agents(ctx: Context, err: errors.SaneError) -> errors.SaneError:
@@ -199,15 +349,19 @@ def _for_agents(ctx: Context, err: errors.SaneError) -> errors.SaneError:
         owner = run_owner(ctx, run_id)
         if owner is not None:
             err.details["owner"] = owner
-            message = (f"pane {pane} is running step {owner.get('step')} of deploy "
-                       f"{owner.get('deploy_id')} on server {owner.get('server')} (run "
-                       f"{run_id}): follow the deploy with deploy_status (deploy_id "
-                       f"{owner.get('deploy_id')}); do not interrupt it, the deploy would "
-                       "roll back")
+            message = (
+                f"pane {pane} is running step {owner.get('step')} of deploy "
+                f"{owner.get('deploy_id')} on server {owner.get('server')} (run "
+                f"{run_id}): follow the deploy with deploy_status (deploy_id "
+                f"{owner.get('deploy_id')}); do not interrupt it, the deploy would "
+                "roll back"
+            )
         else:
-            message = (f"pane {pane} is running another command (run {run_id}): wait for "
-                       f"it with run_wait or stop it with run_interrupt (run_id {run_id}), "
-                       "or use another pane")
+            message = (
+                f"pane {pane} is running another command (run {run_id}): wait for "
+                f"it with run_wait or stop it with run_interrupt (run_id {run_id}), "
+                "or use another pane"
+            )
     err.message = message
     return err
 
@@ -215,9 +369,9 @@ def _for_agents(ctx: Context, err: errors.SaneError) -> errors.SaneError:
 # -- validation and calls ------------------------------------------------------------------
 
 
-
-def call(ctx: Context, name: str, arguments: Mapping[str, Any] | None,
-         control: Call | None = None) -> Outcome:
+def call(
+    ctx: Context, name: str, arguments: Mapping[str, Any] | None, control: Call | None = None
+) -> Outcome:
     """Call tool ``name``; every failure becomes the CLI's error document, never a raise.
 
     ``control``: lets another thread cancel the call while it runs (see :class:`Call`)."""
@@ -246,12 +400,15 @@ def compact(node: Any) -> Any:
         return [compact(item) for item in node]
     if not isinstance(node, dict):
         return node
-    out = {key: compact(value) for key, value in node.items()
-           if not (key == "title" and isinstance(value, str))}
+    out = {
+        key: compact(value)
+        for key, value in node.items()
+        if not (key == "title" and isinstance(value, str))
+    }
     any_of = out.get("anyOf")
     if isinstance(any_of, list) and all(
-            isinstance(o, dict) and set(o) == {"type"} and isinstance(o["type"], str)
-            for o in any_of):
+        isinstance(o, dict) and set(o) == {"type"} and isinstance(o["type"], str) for o in any_of
+    ):
         del out["anyOf"]
         out["type"] = [o["type"] for o in any_of]
     return out
@@ -280,18 +437,28 @@ def definition(tool: Tool, fmt: ToolFormat, strict: bool = False) -> dict[str, A
     """``tool`` as a function-calling definition for ``fmt``; ``strict``: for OpenAI's
     strict mode (see ``strict_schema``)."""
     if fmt == "openai":
-        function: dict[str, Any] = {"name": tool.name, "description": tool.description,
-                                    "parameters": input_schema(tool)}
+        function: dict[str, Any] = {
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": input_schema(tool),
+        }
         if strict:
             function["parameters"] = strict_schema(function["parameters"])
             function["strict"] = True
         return {"type": "function", "function": function}
     if fmt == "anthropic":
-        return {"name": tool.name, "description": tool.description,
-                "input_schema": input_schema(tool)}
-    return {"name": tool.name, "description": tool.description,
-            "inputSchema": input_schema(tool), "outputSchema": output_schema(tool),
-            "annotations": {"readOnlyHint": tool.read_only}}
+        return {
+            "name": tool.name,
+            "description": tool.description,
+            "input_schema": input_schema(tool),
+        }
+    return {
+        "name": tool.name,
+        "description": tool.description,
+        "inputSchema": input_schema(tool),
+        "outputSchema": output_schema(tool),
+        "annotations": {"readOnlyHint": tool.read_only},
+    }
 
 
 def definitions(fmt: ToolFormat, strict: bool = False) -> list[dict[str, Any]]:
@@ -302,10 +469,28 @@ def definitions(fmt: ToolFormat, strict: bool = False) -> list[dict[str, Any]]:
 
 # What strict function calling accepts beside the structure (OpenAI's supported subset);
 # the rest (defaults, string lengths) is dropped: sane still checks it on every call.
-_STRICT_KEEP = {"type", "description", "properties", "required", "additionalProperties",
-                "items", "enum", "const", "anyOf", "pattern", "format", "minimum",
-                "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
-                "minItems", "maxItems", "$defs", "$ref"}
+_STRICT_KEEP = {
+    "type",
+    "description",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "enum",
+    "const",
+    "anyOf",
+    "pattern",
+    "format",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minItems",
+    "maxItems",
+    "$defs",
+    "$ref",
+}
 PAIRS_NOTE = "As a list of {key, value} pairs."
 
 
@@ -328,23 +513,38 @@ def _strict_node(node: Any) -> Any:
         return [_strict_node(item) for item in node]
     if not isinstance(node, dict):
         return node
-    out = {k: ({name: _strict_node(sub) for name, sub in v.items()}
-               if k in ("properties", "$defs") else _strict_node(v))
-           for k, v in node.items() if k in _STRICT_KEEP}
+    out = {
+        k: (
+            {name: _strict_node(sub) for name, sub in v.items()}
+            if k in ("properties", "$defs")
+            else _strict_node(v)
+        )
+        for k, v in node.items()
+        if k in _STRICT_KEEP
+    }
     extra = node.get("additionalProperties")
     if isinstance(extra, dict):  # a free-form map: strict mode wants every key named
         value = _strict_node(extra)
-        pair = {"type": "object", "properties": {"key": {"type": "string"}, "value": value},
-                "required": ["key", "value"], "additionalProperties": False}
+        pair = {
+            "type": "object",
+            "properties": {"key": {"type": "string"}, "value": value},
+            "required": ["key", "value"],
+            "additionalProperties": False,
+        }
         kinds = out.get("type")
         described = " ".join(filter(None, [node.get("description"), PAIRS_NOTE]))
-        return {"type": ["array", "null"] if isinstance(kinds, list) and "null" in kinds
-                else "array", "items": pair, "description": described}
+        return {
+            "type": ["array", "null"] if isinstance(kinds, list) and "null" in kinds else "array",
+            "items": pair,
+            "description": described,
+        }
     if out.get("type") == "object" or "properties" in out:
         properties = out.get("properties", {})
         required = set(node.get("required", []))
-        out["properties"] = {name: value if name in required else _nullable(value)
-                             for name, value in properties.items()}
+        out["properties"] = {
+            name: value if name in required else _nullable(value)
+            for name, value in properties.items()
+        }
         out["required"] = list(properties)
         out["additionalProperties"] = False
     return out

@@ -21,8 +21,9 @@ def shell(request: pytest.FixtureRequest) -> str:
 # The tiers (CONTRIBUTING.md), from what a test asks for: the fixtures that start real
 # OpenSSH servers (local sshd or containers) make it `ssh`, a private tmux server `tmux`,
 # neither `unit`. A test that starts them some other way says so with its own marker.
-SSH_FIXTURES = frozenset({"ssh_fleet", "make_fleet", "container_service", "container_fleet",
-                          "make_container_fleet"})
+SSH_FIXTURES = frozenset(
+    {"ssh_fleet", "make_fleet", "container_service", "container_fleet", "make_container_fleet"}
+)
 TMUX_FIXTURES = frozenset({"tmux_server"})
 
 

@@ -23,8 +23,20 @@ from sane.testing.pytest_plugin import TmuxTestServer, run_process
 
 def _start_handed_over(env: dict[str, str], home: Path, pane: str, command: str) -> str:
     """A run started by another process that handed it over and exited."""
-    proc = run_process([sys.executable, "-m", "sane.cli.main", "run-command", "--pane", pane,
-                        "--timeout", "0.5", command], {**env, "SANE_HOME": str(home)})
+    proc = run_process(
+        [
+            sys.executable,
+            "-m",
+            "sane.cli.main",
+            "run-command",
+            "--pane",
+            pane,
+            "--timeout",
+            "0.5",
+            command,
+        ],
+        {**env, "SANE_HOME": str(home)},
+    )
     doc = json.loads(proc.stdout)
     assert doc["status"] == "running", proc.stdout + proc.stderr
     return str(doc["run_id"])
@@ -35,7 +47,8 @@ def _flag(tmux_server: TmuxTestServer, pane: str) -> str:
 
 
 def test_a_second_home_never_types_into_the_first_homes_run(
-        tmux_server: TmuxTestServer, cli_env: dict[str, str], tmp_path: Path) -> None:
+    tmux_server: TmuxTestServer, cli_env: dict[str, str], tmp_path: Path
+) -> None:
     pane = tmux_server.new_pane()
     first, second = tmp_path / "home-a", tmp_path / "home-b"
     proof = tmp_path / "typed-into-the-run"
@@ -55,8 +68,8 @@ def test_a_second_home_never_types_into_the_first_homes_run(
 
 
 def test_a_corrupt_record_neither_frees_the_pane_nor_crashes(
-        tmux_server: TmuxTestServer, cli_env: dict[str, str], sane_home: Path,
-        sane_ctx: Context) -> None:
+    tmux_server: TmuxTestServer, cli_env: dict[str, str], sane_home: Path, sane_ctx: Context
+) -> None:
     pane = tmux_server.new_pane()
     run_id = _start_handed_over(cli_env, sane_home, pane, "sleep 30")
     flag = _flag(tmux_server, pane)
@@ -79,7 +92,8 @@ def test_a_corrupt_record_neither_frees_the_pane_nor_crashes(
 
 
 def test_an_old_corrupt_record_does_not_break_later_hand_overs(
-        sane_ctx: Context, sane_home: Path) -> None:
+    sane_ctx: Context, sane_home: Path
+) -> None:
     old = sane_home / "runs" / "rdeadbeef0000"
     old.mkdir(parents=True)
     (old / "record.json").write_text("[]")

@@ -18,21 +18,25 @@ from .conftest import cli
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_run_command_prints_one_exact_document(cli_env: dict[str, str],
-                                               tmux_server: TmuxTestServer) -> None:
+def test_run_command_prints_one_exact_document(
+    cli_env: dict[str, str], tmux_server: TmuxTestServer
+) -> None:
     pane = tmux_server.new_pane("dash")
-    status, doc, _ = cli(["sane.cli.run_command", "--pane", pane, "printf 'a\\nb'; (exit 3)"],
-                         cli_env)
+    status, doc, _ = cli(
+        ["sane.cli.run_command", "--pane", pane, "printf 'a\\nb'; (exit 3)"], cli_env
+    )
     assert status == 0
     validate("run-command", doc)
     assert (doc["status"], doc["exit_code"], doc["output"]) == ("completed", 3, "a\nb")
 
 
-def test_check_turns_a_failure_into_exit_1(cli_env: dict[str, str],
-                                           tmux_server: TmuxTestServer) -> None:
+def test_check_turns_a_failure_into_exit_1(
+    cli_env: dict[str, str], tmux_server: TmuxTestServer
+) -> None:
     pane = tmux_server.new_pane("bash")
-    status, doc, _ = cli(["sane.cli.run_command", "--check", "--pane", pane, "echo no; false"],
-                         cli_env)
+    status, doc, _ = cli(
+        ["sane.cli.run_command", "--check", "--pane", pane, "echo no; false"], cli_env
+    )
     assert status == 1
     validate("command-failed", doc)
     assert doc["error"]["code"] == "command_failed" and doc["output"] == "no\n"
@@ -57,11 +61,14 @@ def test_default_pane_and_list_panes(cli_env: dict[str, str]) -> None:
     assert (mine[0]["width"], mine[0]["height"]) == (200, 50)
 
 
-def test_timeout_wait_interrupt_and_busy_across_processes(cli_env: dict[str, str],
-                                                          tmux_server: TmuxTestServer) -> None:
+def test_timeout_wait_interrupt_and_busy_across_processes(
+    cli_env: dict[str, str], tmux_server: TmuxTestServer
+) -> None:
     pane = tmux_server.new_pane("bash")
-    status, first, _ = cli(["sane.cli.run_command", "--pane", pane, "--timeout", "0.3",
-                            "echo begin; sleep 30"], cli_env)
+    status, first, _ = cli(
+        ["sane.cli.run_command", "--pane", pane, "--timeout", "0.3", "echo begin; sleep 30"],
+        cli_env,
+    )
     assert status == 4 and first["status"] == "running" and first["output"] == "begin\n"
     status, busy, _ = cli(["sane.cli.run_command", "--pane", pane, "true"], cli_env)
     assert status == 8
@@ -71,8 +78,9 @@ def test_timeout_wait_interrupt_and_busy_across_processes(cli_env: dict[str, str
     status, listing, _ = cli(["sane.cli.list_panes", "--all"], cli_env)
     row = next(p for p in listing["panes"] if p["pane_id"] == pane)
     assert (row["busy"], row["run_id"]) == (True, first["run_id"])
-    status, waited, _ = cli(["sane.cli.main", "run", "wait", first["run_id"], "--timeout", "0.2"],
-                            cli_env)
+    status, waited, _ = cli(
+        ["sane.cli.main", "run", "wait", first["run_id"], "--timeout", "0.2"], cli_env
+    )
     assert status == 4 and waited["status"] == "running" and waited["output"] == ""
     status, stopped, _ = cli(["sane.cli.main", "run", "interrupt", first["run_id"]], cli_env)
     assert status == 4
@@ -93,8 +101,9 @@ def test_timeout_wait_interrupt_and_busy_across_processes(cli_env: dict[str, str
         (["sane.cli.list_panes", "--session", "nope"], "session_not_found", 3),
     ],
 )
-def test_errors_are_json_with_their_exit_status(cli_env: dict[str, str], argv: list[str],
-                                                code: str, exit_status: int) -> None:
+def test_errors_are_json_with_their_exit_status(
+    cli_env: dict[str, str], argv: list[str], code: str, exit_status: int
+) -> None:
     status, doc, stderr = cli(argv, cli_env)
     validate("error", doc)
     assert (doc["error"]["code"], status) == (code, exit_status)
@@ -123,63 +132,131 @@ def test_tmux_not_installed(sane_home: Path, tmp_path: Path) -> None:
     assert (doc["error"]["code"], status) == ("tmux_not_installed", 6)
 
 
-def test_bin_shims_run_from_a_checkout(cli_env: dict[str, str],
-                                       tmux_server: TmuxTestServer) -> None:
+def test_bin_shims_run_from_a_checkout(
+    cli_env: dict[str, str], tmux_server: TmuxTestServer
+) -> None:
     pane = tmux_server.new_pane("dash")
-    proc = subprocess.run([str(ROOT / "bin" / "sane-run-command"), "--pane", pane, "echo shim"],
-                          env=cli_env, capture_output=True, text=True, check=False, timeout=60)
+    proc = subprocess.run(
+        [str(ROOT / "bin" / "sane-run-command"), "--pane", pane, "echo shim"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert proc.returncode == 0 and '"output": "shim\\n"' in proc.stdout
 
 
 @pytest.mark.slow
 def test_jq_filters_any_command(cli_env: dict[str, str], tmux_server: TmuxTestServer) -> None:
     pane = tmux_server.new_pane("dash")
-    proc = subprocess.run([sys.executable, "-m", "sane.cli.run_command", "--pane", pane,
-                           "--jq", "[.exit_code, .output]", "printf x; (exit 2)"],
-                          env=cli_env, capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sane.cli.run_command",
+            "--pane",
+            pane,
+            "--jq",
+            "[.exit_code, .output]",
+            "printf x; (exit 2)",
+        ],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert (proc.returncode, proc.stdout) == (0, '[2, "x"]\n')
-    proc = subprocess.run([sys.executable, "-m", "sane.cli.main", "list-panes", "--all",
-                           "--jq=.panes[].pane_id"], env=cli_env, capture_output=True,
-                          text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sane.cli.main", "list-panes", "--all", "--jq=.panes[].pane_id"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert pane in proc.stdout.splitlines()
-    status, doc, _ = cli(["sane.cli.run_command", "--pane", pane, "--jq", ".[",
-                          "touch /tmp/sane-jq-canary-must-not-exist"], cli_env)
+    status, doc, _ = cli(
+        [
+            "sane.cli.run_command",
+            "--pane",
+            pane,
+            "--jq",
+            ".[",
+            "touch /tmp/sane-jq-canary-must-not-exist",
+        ],
+        cli_env,
+    )
     assert (status, doc["error"]["code"]) == (2, "invalid_argument")
     assert not os.path.exists("/tmp/sane-jq-canary-must-not-exist")
 
 
-@pytest.mark.parametrize("entry", [
-    ["-m", "sane.cli.main", "run-command"],
-    ["-c", "from sane.cli.main import run_command_main; run_command_main()"],
-], ids=["sane run-command", "sane-run-command"])
-def test_run_command_one_shot_does_not_import_click(cli_env: dict[str, str],
-                                                    tmux_server: TmuxTestServer,
-                                                    entry: list[str]) -> None:
+@pytest.mark.parametrize(
+    "entry",
+    [
+        ["-m", "sane.cli.main", "run-command"],
+        ["-c", "from sane.cli.main import run_command_main; run_command_main()"],
+    ],
+    ids=["sane run-command", "sane-run-command"],
+)
+def test_run_command_one_shot_does_not_import_click(
+    cli_env: dict[str, str], tmux_server: TmuxTestServer, entry: list[str]
+) -> None:
     """The usual line goes through sane.cli.fast; --help still reaches click."""
     import re
 
     pane = tmux_server.new_pane("dash")
-    proc = subprocess.run([sys.executable, "-X", "importtime", *entry, "-t", pane,
-                           "--timeout", "20", "printf '%s' \"$((6 * 7))\""], env=cli_env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            *entry,
+            "-t",
+            pane,
+            "--timeout",
+            "20",
+            "printf '%s' \"$((6 * 7))\"",
+        ],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0 and '"output": "42"' in proc.stdout, proc.stdout
     assert not re.search(r"\| +click\b", proc.stderr)
-    helped = subprocess.run([sys.executable, *entry, "--help"], env=cli_env,
-                            capture_output=True, text=True, timeout=60, check=False)
+    helped = subprocess.run(
+        [sys.executable, *entry, "--help"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert helped.returncode == 0 and "--quiet-period" in helped.stdout
 
 
-@pytest.mark.parametrize("argv", [["fleet", "run", "--all", "true"], ["list-panes"]],
-                         ids=["fast path", "click path"])
-def test_a_reader_that_went_away_is_a_quiet_exit_1(cli_env: dict[str, str],
-                                                   argv: list[str]) -> None:
+@pytest.mark.parametrize(
+    "argv", [["fleet", "run", "--all", "true"], ["list-panes"]], ids=["fast path", "click path"]
+)
+def test_a_reader_that_went_away_is_a_quiet_exit_1(
+    cli_env: dict[str, str], argv: list[str]
+) -> None:
     """`sane ... | head -0`: no traceback on a closed stdout, as with click's own."""
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        proc = subprocess.run([sys.executable, "-m", "sane.cli.main", *argv], env=cli_env,
-                              stdout=write_end, stderr=subprocess.PIPE, text=True,
-                              timeout=60, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "sane.cli.main", *argv],
+            env=cli_env,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     finally:
         os.close(write_end)
     assert (proc.returncode, proc.stderr) == (1, "")

@@ -22,21 +22,30 @@ def _tool(name: str) -> str:
 
 
 def test_ruff() -> None:
-    proc = subprocess.run([_tool("ruff"), "check", "sane", "tests", "bench", "examples"], cwd=ROOT,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [_tool("ruff"), "check", "sane", "tests", "bench", "examples"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_ruff_format() -> None:
     """The code is as `ruff format` writes it (CONTRIBUTING.md, .pre-commit-config.yaml)."""
-    proc = subprocess.run([_tool("ruff"), "format", "--check", "sane", "tests", "bench",
-                           "examples"], cwd=ROOT, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [_tool("ruff"), "format", "--check", "sane", "tests", "bench", "examples"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.mark.slow
 def test_mypy_strict() -> None:
     # no arguments: pyproject's [tool.mypy] files, the same run a contributor makes
-    proc = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run([_tool("mypy")], cwd=ROOT, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr

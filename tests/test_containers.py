@@ -44,10 +44,15 @@ def register(home: Path, fleet: ContainerFleet, names: list[str] | None = None) 
     for s in fleet.servers:
         if names is not None and s.name not in names:
             continue
-        server = Server(name=s.name, host=s.host, port=s.port, user="root",
-                        identity_file=str(fleet.client_key),
-                        ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)},
-                        tags=[s.image])
+        server = Server(
+            name=s.name,
+            host=s.host,
+            port=s.port,
+            user="root",
+            identity_file=str(fleet.client_key),
+            ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)},
+            tags=[s.image],
+        )
         registry.add(server, replace=True)
         servers.append(server)
     return servers
@@ -55,15 +60,22 @@ def register(home: Path, fleet: ContainerFleet, names: list[str] | None = None) 
 
 def in_container(fleet: ContainerFleet, name: str, command: str) -> bytes:
     """What the container's own /bin/sh prints for ``command`` (stdout and stderr)."""
-    proc = fleet.engine.run("exec", fleet[name].container_id, "/bin/sh", "-c",
-                            f"({command}) 2>&1; echo \"exit=$?\"")
+    proc = fleet.engine.run(
+        "exec", fleet[name].container_id, "/bin/sh", "-c", f'({command}) 2>&1; echo "exit=$?"'
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
 
 def ssh(fleet: ContainerFleet, name: str, command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(fleet.ssh_argv(name, command), capture_output=True, text=True,
-                          timeout=60, check=False, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        fleet.ssh_argv(name, command),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 # ----------------------------------------------------------------- the fleet itself
@@ -76,15 +88,19 @@ def test_each_container_is_its_own_server(container_fleet: ContainerFleet) -> No
     systems = {"debian": "ID=debian", "busybox": "ID=busybox"}
     marker = f"home-of-{os.getpid()}"
     for s in container_fleet.servers:
-        proc = ssh(container_fleet, s.name,
-                   f"hostname; awk -F: '$1 == \"root\" {{ print $7 }}' /etc/passwd; "
-                   f"grep ^ID= /etc/os-release; cd && pwd && echo {s.name} > {marker}")
+        proc = ssh(
+            container_fleet,
+            s.name,
+            f"hostname; awk -F: '$1 == \"root\" {{ print $7 }}' /etc/passwd; "
+            f"grep ^ID= /etc/os-release; cd && pwd && echo {s.name} > {marker}",
+        )
         assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.split("\n") == [s.name, shells[s.image], systems[s.image], "/root",
-                                           ""]
+        assert proc.stdout.split("\n") == [s.name, shells[s.image], systems[s.image], "/root", ""]
     for s in container_fleet.servers:  # each /root holds only its own marker
-        assert in_container(container_fleet, s.name, f"cat /root/{marker}; rm /root/{marker}"
-                            ) == f"{s.name}\nexit=0\n".encode()
+        assert (
+            in_container(container_fleet, s.name, f"cat /root/{marker}; rm /root/{marker}")
+            == f"{s.name}\nexit=0\n".encode()
+        )
     keys = [s.host_key_pub for s in container_fleet.servers]
     assert len(set(keys)) == len(keys) and all(k.startswith("ssh-ed25519 ") for k in keys)
 
@@ -97,7 +113,12 @@ def test_a_wrong_host_key_is_refused(container_fleet: ContainerFleet, tmp_path: 
     wrong.write_text(f"{deb1.known_hosts_name} {bb1.host_key_pub}\n")
     proc = subprocess.run(
         [*container_fleet.ssh_argv("deb1"), "-o", f"UserKnownHostsFile={wrong}", "true"],
-        capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 255
     assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in proc.stderr
 
@@ -125,8 +146,9 @@ def assert_listens_on_loopback_only(fleet: ContainerFleet) -> None:
     engine = fleet.engine
     ours: set[int] = set()
     for s in fleet.servers:
-        pid, conmon = engine.must("inspect", "--format", "{{.State.Pid}} {{.State.ConmonPid}}",
-                                  s.container_id).split()
+        pid, conmon = engine.must(
+            "inspect", "--format", "{{.State.Pid}} {{.State.ConmonPid}}", s.container_id
+        ).split()
         ours |= {int(pid), int(conmon)}
     if fleet.service.pid is not None:
         ours.add(fleet.service.pid)
@@ -139,8 +161,7 @@ def assert_listens_on_loopback_only(fleet: ContainerFleet) -> None:
         fields = line.split()
         local = fields[3]
         address, _, port = local.rpartition(":")
-        owners = {(name, int(pid)) for name, pid in
-                  re.findall(r'\("([^"]+)",pid=(\d+)', line)}
+        owners = {(name, int(pid)) for name, pid in re.findall(r'\("([^"]+)",pid=(\d+)', line)}
         if any(pid in ours or name in forwarders for name, pid in owners) or int(port) in ports:
             checked.append((address, int(port)))
     assert {port for _, port in checked} >= ports
@@ -194,8 +215,9 @@ def login_reference(fleet: ContainerFleet, name: str, command: str) -> bytes:
 
 
 @pytest.mark.parametrize("name", ["deb1", "trixie1", "bb1"])
-def test_runs_are_exact(sane_ctx: Context, make_container_fleet: Any,
-                        container_fleet: ContainerFleet, name: str) -> None:
+def test_runs_are_exact(
+    sane_ctx: Context, make_container_fleet: Any, container_fleet: ContainerFleet, name: str
+) -> None:
     """Each case's output bytes and exit code (these and the quoting hazards of the
     local shell matrix), through an ssh pane into the login shell (bash on Debian 12
     and 13, ash on busybox), equal what that shell prints in the container itself."""
@@ -205,8 +227,12 @@ def test_runs_are_exact(sane_ctx: Context, make_container_fleet: Any,
     register(sane_ctx.home, fleet, [name])
     pane = pane_for_server(sane_ctx, name)
     for command in RUN_CASES + HAZARDS:
-        result = run_command(sane_ctx, command, pane=pane,
-                             options=RunOptions(timeout=30, max_output=None, keep_ansi=True))
+        result = run_command(
+            sane_ctx,
+            command,
+            pane=pane,
+            options=RunOptions(timeout=30, max_output=None, keep_ansi=True),
+        )
         assert result["status"] == "completed", (command, result)
         got = _result_bytes(result)
         want = login_reference(fleet, name, command)
@@ -217,23 +243,28 @@ def test_runs_are_exact(sane_ctx: Context, make_container_fleet: Any,
 
 
 @pytest.mark.parametrize("name", ["deb3", "bb3"])
-def test_prompt_and_interrupt_through_the_servers_own_sshd(sane_ctx: Context,
-                                                           container_fleet: ContainerFleet,
-                                                           name: str) -> None:
+def test_prompt_and_interrupt_through_the_servers_own_sshd(
+    sane_ctx: Context, container_fleet: ContainerFleet, name: str
+) -> None:
     """A `read` in the login shell (bash behind OpenSSH, busybox ash behind Dropbear) is
     waiting_input from the remote kernel's view (busybox ash polls the terminal), the
     answer completes it; a long command interrupted ends interrupted, 130; the pane
     runs the next command."""
     register(sane_ctx.home, container_fleet, [name])
     pane = pane_for_server(sane_ctx, name)
-    asked = run_command(sane_ctx, "printf 'name? '; read x; echo \"got $x\"", pane=pane,
-                        options=RunOptions(timeout=30))
+    asked = run_command(
+        sane_ctx,
+        "printf 'name? '; read x; echo \"got $x\"",
+        pane=pane,
+        options=RunOptions(timeout=30),
+    )
     assert (asked["status"], asked["waiting_reason"]) == ("waiting_input", "tty_read"), asked
     answered = run_input(sane_ctx, asked["run_id"], "ada")
     assert (answered["status"], answered["exit_code"]) == ("completed", 0)
     assert asked["output"] + answered["output"] == "name? ada\ngot ada\n"
-    long = run_command(sane_ctx, "echo start; sleep 60; echo never", pane=pane,
-                       options=RunOptions(timeout=0.5))
+    long = run_command(
+        sane_ctx, "echo start; sleep 60; echo never", pane=pane, options=RunOptions(timeout=0.5)
+    )
     assert long["status"] == "running"
     stopped = run_interrupt(sane_ctx, long["run_id"])
     assert (stopped["status"], stopped["exit_code"]) == ("interrupted", 130), stopped
@@ -243,8 +274,9 @@ def test_prompt_and_interrupt_through_the_servers_own_sshd(sane_ctx: Context,
 
 
 @pytest.mark.parametrize("name", ["deb2", "bb2"])
-def test_create_file_is_byte_exact(sane_ctx: Context, container_fleet: ContainerFleet,
-                                   name: str) -> None:
+def test_create_file_is_byte_exact(
+    sane_ctx: Context, container_fleet: ContainerFleet, name: str
+) -> None:
     register(sane_ctx.home, container_fleet, [name])
     pane = pane_for_server(sane_ctx, name)
     content = bytes(range(256)) * 40 + "\n ünïcode 'quotes' $HOME `x`\n".encode()
@@ -257,8 +289,9 @@ def test_create_file_is_byte_exact(sane_ctx: Context, container_fleet: Container
         in_container(container_fleet, name, f"rm -f {path}")
 
 
-def test_detect_platform_reports_the_debian_container(sane_ctx: Context,
-                                                      container_fleet: ContainerFleet) -> None:
+def test_detect_platform_reports_the_debian_container(
+    sane_ctx: Context, container_fleet: ContainerFleet
+) -> None:
     register(sane_ctx.home, container_fleet, ["deb1"])
     info = detect_platform(sane_ctx, pane=pane_for_server(sane_ctx, "deb1"))
     release = in_container(container_fleet, "deb1", ". /etc/os-release; echo $VERSION_ID")
@@ -275,8 +308,9 @@ def test_detect_platform_reports_the_debian_container(sane_ctx: Context,
 # ----------------------------------------------------------------- busybox ash behind Dropbear
 
 
-def test_detect_platform_reports_the_busybox_container(sane_ctx: Context,
-                                                       container_fleet: ContainerFleet) -> None:
+def test_detect_platform_reports_the_busybox_container(
+    sane_ctx: Context, container_fleet: ContainerFleet
+) -> None:
     """Its own OS (os-release ID busybox), login shell (ash), tools: busybox's applets
     (sha256sum, base64), no Python, no package manager."""
     register(sane_ctx.home, container_fleet, ["bb1"])
@@ -293,8 +327,12 @@ def test_detect_platform_reports_the_busybox_container(sane_ctx: Context,
     assert info["coreutils"] == "busybox"
     # and those tools are busybox's own applets (out of band)
     # (busybox readlink takes one path)
-    assert in_container(container_fleet, "bb1", "for t in /usr/bin/sha256sum /bin/ls; do "
-                        "readlink $t; done") == b"/bin/busybox\n/bin/busybox\nexit=0\n"
+    assert (
+        in_container(
+            container_fleet, "bb1", "for t in /usr/bin/sha256sum /bin/ls; do readlink $t; done"
+        )
+        == b"/bin/busybox\n/bin/busybox\nexit=0\n"
+    )
 
 
 # ----------------------------------------------------------------- the mixed fleet, as a user
@@ -305,8 +343,9 @@ def _sane(cli_env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
     return code, doc
 
 
-def test_mixed_fleet_up_run_detect(cli_env: dict[str, str], sane_home: Path,
-                                   container_fleet: ContainerFleet) -> None:
+def test_mixed_fleet_up_run_detect(
+    cli_env: dict[str, str], sane_home: Path, container_fleet: ContainerFleet
+) -> None:
     """3 Debian + 3 busybox containers: `sane up` connects all six with host keys checked,
     `sane fleet run 'uname -a; echo $0'` is exact on each, `sane fleet detect` tells the
     two systems apart (OS, shell, coreutils; no Python on either)."""
@@ -323,15 +362,21 @@ def test_mixed_fleet_up_run_detect(cli_env: dict[str, str], sane_home: Path,
         assert by_name[s.name]["exit_code"] == 0
     code, detected = _sane(cli_env, "fleet", "detect", "--all")
     assert code == 0, detected
-    seen = {r["server"]: (r["distro"]["id"], r["shell"]["name"], r["coreutils"],
-                          r["tools"]["python3"]) for r in detected["results"]}
-    assert seen == {s.name: ("debian", "bash", "gnu", False) if s.image == "debian"
-                    else ("busybox", "ash", "busybox", False) for s in container_fleet.servers}
+    seen = {
+        r["server"]: (r["distro"]["id"], r["shell"]["name"], r["coreutils"], r["tools"]["python3"])
+        for r in detected["results"]
+    }
+    assert seen == {
+        s.name: ("debian", "bash", "gnu", False)
+        if s.image == "debian"
+        else ("busybox", "ash", "busybox", False)
+        for s in container_fleet.servers
+    }
 
 
-def test_sane_up_checks_each_containers_host_key(cli_env: dict[str, str], sane_home: Path,
-                                                 container_fleet: ContainerFleet,
-                                                 tmp_path: Path) -> None:
+def test_sane_up_checks_each_containers_host_key(
+    cli_env: dict[str, str], sane_home: Path, container_fleet: ContainerFleet, tmp_path: Path
+) -> None:
     """`sane up` checks the host keys of OpenSSH and Dropbear alike: deb1 with bb3's key
     in its known_hosts is refused as a mismatch, bb2 with no known key as unknown (no
     --accept-new), bb1 with its real key connects."""
@@ -342,9 +387,17 @@ def test_sane_up_checks_each_containers_host_key(cli_env: dict[str, str], sane_h
     registry = Registry(sane_home)
     for name, known in (("deb1", swapped), ("bb2", empty), ("bb1", fleet.known_hosts)):
         s = fleet[name]
-        registry.add(Server(name=name, host=s.host, port=s.port, user="root",
-                            identity_file=str(fleet.client_key),
-                            ssh_options={"UserKnownHostsFile": str(known)}), replace=True)
+        registry.add(
+            Server(
+                name=name,
+                host=s.host,
+                port=s.port,
+                user="root",
+                identity_file=str(fleet.client_key),
+                ssh_options={"UserKnownHostsFile": str(known)},
+            ),
+            replace=True,
+        )
     code, up = _sane(cli_env, "up", "--all")
     assert code == 5, up
     errors = {r["server"]: r["error"] and r["error"]["code"] for r in up["servers"]}
@@ -353,7 +406,8 @@ def test_sane_up_checks_each_containers_host_key(cli_env: dict[str, str], sane_h
 
 
 def test_mixed_fleet_deploy_rolls_back_only_the_failing_busybox_host(
-        sane_ctx: Context, container_fleet: ContainerFleet) -> None:
+    sane_ctx: Context, container_fleet: ContainerFleet
+) -> None:
     """The demo app's plan on 3 Debian + 3 busybox servers: v1 everywhere, then v2 with
     bb2's migration failing, all six at once: bb2 alone is rolled back to v1 (health read from each
     server's own health.json), the five others run v2."""
@@ -369,16 +423,20 @@ def test_mixed_fleet_deploy_rolls_back_only_the_failing_busybox_host(
         in_container(container_fleet, "bb2", "echo 'database locked' > /root/app/FAULT")
         # all six at once (the plan's max_parallel is 5): with the sixth in a second
         # wave, bb2's failure would stop it from starting (max_fail_percentage 0)
-        second = api.deploy(sane_ctx, str(plan_path()), servers, env={"VERSION": "2.0.0"},
-                            max_parallel=len(servers))
+        second = api.deploy(
+            sane_ctx, str(plan_path()), servers, env={"VERSION": "2.0.0"}, max_parallel=len(servers)
+        )
         states = {s["server"]: s["state"] for s in second["servers"]}
-        assert states == {name: "rolled_back" if name == "bb2" else "deployed"
-                          for name in names}, second
+        assert states == {name: "rolled_back" if name == "bb2" else "deployed" for name in names}, (
+            second
+        )
         health = check(sane_ctx.home, servers)
-        versions = {r["server"]: (r["status"], (r["data"] or {}).get("version"))
-                    for r in health["servers"]}
-        assert versions == {name: ("healthy", "1.0.0" if name == "bb2" else "2.0.0")
-                            for name in names}
+        versions = {
+            r["server"]: (r["status"], (r["data"] or {}).get("version")) for r in health["servers"]
+        }
+        assert versions == {
+            name: ("healthy", "1.0.0" if name == "bb2" else "2.0.0") for name in names
+        }
         for name in names:  # the servers themselves say the same, out of band
             current = in_container(container_fleet, name, "readlink /root/app/current")
             want = "1.0.0" if name == "bb2" else "2.0.0"
@@ -401,8 +459,7 @@ os.kill(os.getpid(), signal.SIGKILL)  # no close(), no atexit: a crashed test ru
 """
 
 
-def test_a_crashed_owner_leaves_nothing_for_long(container_service: Any,
-                                                 tmp_path: Path) -> None:
+def test_a_crashed_owner_leaves_nothing_for_long(container_service: Any, tmp_path: Path) -> None:
     """A process that starts a fleet and is killed: its podman service dies with it
     (PR_SET_PDEATHSIG), and the sweeps remove its container (owner label) and its
     temporary directories (the fleet's keys, the service's socket: owner file)."""
@@ -415,27 +472,38 @@ def test_a_crashed_owner_leaves_nothing_for_long(container_service: Any,
     private.mkdir()
     foreign = private / "sane-containers-foreign"  # no owner file: never swept
     foreign.mkdir()
-    proc = subprocess.run([sys.executable, "-c", CRASHER], capture_output=True, text=True,
-                          timeout=300, check=False, env={**os.environ, "TMPDIR": str(private)})
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASHER],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "TMPDIR": str(private)},
+    )
     assert proc.returncode == -9, proc.stderr
     container_id, service_pid = proc.stdout.split()
     engine = container_service.engine
     assert container_id in labelled(engine, OWNER_LABEL)  # left running by the crash
     if int(service_pid):
-        retry_until(lambda: not Path(f"/proc/{service_pid}").exists()
-                    or Path(f"/proc/{service_pid}/stat").read_text().split(") ")[1][0] == "Z",
-                    timeout=30, message="the crashed run's podman service is still running")
+        retry_until(
+            lambda: (
+                not Path(f"/proc/{service_pid}").exists()
+                or Path(f"/proc/{service_pid}/stat").read_text().split(") ")[1][0] == "Z"
+            ),
+            timeout=30,
+            message="the crashed run's podman service is still running",
+        )
     left = sorted(p.name.rsplit("-", 1)[0] for p in private.iterdir() if p != foreign)
-    assert left == (["sane-containers", "sane-podman"] if int(service_pid)
-                    else ["sane-containers"])  # the crashed fleet's files
+    assert left == (
+        ["sane-containers", "sane-podman"] if int(service_pid) else ["sane-containers"]
+    )  # the crashed fleet's files
     assert container_id in sweep(engine)
     assert container_id not in labelled(engine, OWNER_LABEL)
     assert len(sweep_dirs(private)) == len(left)
     assert list(private.iterdir()) == [foreign]
 
 
-def test_a_build_waits_for_another_and_a_rebuild_leaves_no_layers(
-        container_service: Any) -> None:
+def test_a_build_waits_for_another_and_a_rebuild_leaves_no_layers(container_service: Any) -> None:
     """Two builds of one image do not run at once (several checkouts bootstrapping
     together): the second waits on the lock, says so, then builds. A rebuild removes the
     image it replaced: no untagged image is left in the store. (A throw-away image of the
@@ -456,8 +524,9 @@ def test_a_build_waits_for_another_and_a_rebuild_leaves_no_layers(
             import fcntl
 
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            worker = threading.Thread(target=lambda: results.append(
-                build(engine, spec, say=heard.append)))
+            worker = threading.Thread(
+                target=lambda: results.append(build(engine, spec, say=heard.append))
+            )
             worker.start()
             retry_until(lambda: heard, timeout=30, message="the second build did not wait")
             assert not engine.image_exists(ref) and not results
@@ -476,8 +545,7 @@ def test_a_build_waits_for_another_and_a_rebuild_leaves_no_layers(
     assert not engine.image_exists(ref)
 
 
-def test_no_engine_gives_the_exact_reason(monkeypatch: pytest.MonkeyPatch,
-                                          tmp_path: Path) -> None:
+def test_no_engine_gives_the_exact_reason(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Where neither engine can run, the reason names both: what the fixture skips with
     and what `sane demo --containers` says."""
     from sane.testing.engine import ContainersUnavailable, find_engine
@@ -492,24 +560,31 @@ def test_no_engine_gives_the_exact_reason(monkeypatch: pytest.MonkeyPatch,
     else:
         assert caught.value.reason == (
             "no Docker engine (DOCKER_HOST is unset and /var/run/docker.sock is absent); "
-            "podman is not installed (apt-get install podman runc slirp4netns uidmap)")
+            "podman is not installed (apt-get install podman runc slirp4netns uidmap)"
+        )
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
     with pytest.raises(ContainersUnavailable) as caught:
         find_engine("docker")
     assert caught.value.reason.startswith(
-        f"the Docker engine at unix://{tmp_path}/nothing.sock does not answer (")
+        f"the Docker engine at unix://{tmp_path}/nothing.sock does not answer ("
+    )
 
 
-def test_demo_without_an_engine_names_what_is_missing(cli_env: dict[str, str],
-                                                      tmp_path: Path) -> None:
-    env = {**cli_env, "PATH": f"{tmp_path}:{os.path.dirname(sys.executable)}",
-           "SANE_CONTAINER_ENGINE": "podman"}
+def test_demo_without_an_engine_names_what_is_missing(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {
+        **cli_env,
+        "PATH": f"{tmp_path}:{os.path.dirname(sys.executable)}",
+        "SANE_CONTAINER_ENGINE": "podman",
+    }
     (tmp_path / "tmux").symlink_to(shutil.which("tmux") or "/usr/bin/tmux")
     code, doc, _ = cli(["sane.cli.main", "demo", "--containers"], env)
     assert code == 2 and doc["error"]["code"] == "usage_error"
     assert doc["error"]["message"] == (
         "sane demo --containers needs a Docker engine or podman with sane's images: "
-        "podman is not installed (apt-get install podman runc slirp4netns uidmap)")
+        "podman is not installed (apt-get install podman runc slirp4netns uidmap)"
+    )
 
 
 def test_demo_on_containers_runs_the_story_and_leaves_nothing(container_service: Any) -> None:
@@ -523,27 +598,45 @@ def test_demo_on_containers_runs_the_story_and_leaves_nothing(container_service:
     from .test_examples import assert_left_nothing
 
     engine = container_service.engine
-    missing = [n for n in ("debian", "busybox", "debian-trixie")
-               if not engine.image_exists(reference(IMAGES[n]))]
+    missing = [
+        n
+        for n in ("debian", "busybox", "debian-trixie")
+        if not engine.image_exists(reference(IMAGES[n]))
+    ]
     if missing:
-        _containers_unavailable(f"images not built ({', '.join(missing)}): run "
-                                "containers/build-images")
+        _containers_unavailable(
+            f"images not built ({', '.join(missing)}): run containers/build-images"
+        )
     tmp = Path(tempfile.mkdtemp(prefix="sx-"))  # short: ssh control sockets live under it
     try:
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("SANE_HOME", "SANE_TMUX_SOCKET", "TMUX", "TMUX_PANE")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("SANE_HOME", "SANE_TMUX_SOCKET", "TMUX", "TMUX_PANE")
+        }
         env.update(TMPDIR=str(tmp), TMUX_TMPDIR=str(tmp))
-        proc = subprocess.Popen([sys.executable, "-m", "sane.cli.main", "demo", "--containers"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=env, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sane.cli.main", "demo", "--containers"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
         stdout, stderr = proc.communicate(timeout=300)
         assert proc.returncode == 0, stderr[-3000:]
         doc = json.loads(stdout)
         assert doc["demo_ok"] and all(c["ok"] for c in doc["checks"]), doc["checks"]
         assert {s: d["version"] for s, d in doc["final_health"].items()} == {
-            "server1": "2.0.0", "server2": "2.0.0", "server3": "2.0.0"}
+            "server1": "2.0.0",
+            "server2": "2.0.0",
+            "server3": "2.0.0",
+        }
         assert {s: line.split(", ")[-1] for s, line in doc["hello"].items()} == {
-            "server1": "-bash\n", "server2": "-ash\n", "server3": "-bash\n"}
+            "server1": "-bash\n",
+            "server2": "-ash\n",
+            "server3": "-bash\n",
+        }
         assert "server2: busybox container" in stderr
         assert "[server2] rolled_back after step:migrate failed" in stderr
         owners = labelled(engine, OWNER_LABEL).values()
@@ -553,26 +646,32 @@ def test_demo_on_containers_runs_the_story_and_leaves_nothing(container_service:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def test_demo_without_the_images_names_them(cli_env: dict[str, str], tmp_path: Path,
-                                            container_service: Any) -> None:
+def test_demo_without_the_images_names_them(
+    cli_env: dict[str, str], tmp_path: Path, container_service: Any
+) -> None:
     """An engine that runs but lacks sane's images (an empty private store): the demo
     stops before starting anything and names the images and the command that builds them."""
     from sane.testing.images import IMAGES, reference
 
     if container_service.engine.kind != "podman":
         pytest.skip("an empty store is made with sane's private podman configuration")
-    env = {**cli_env, "SANE_CONTAINERS_DIR": str(tmp_path / "empty-store"),
-           "SANE_CONTAINER_ENGINE": "podman"}
+    env = {
+        **cli_env,
+        "SANE_CONTAINERS_DIR": str(tmp_path / "empty-store"),
+        "SANE_CONTAINER_ENGINE": "podman",
+    }
     code, doc, _ = cli(["sane.cli.main", "demo", "--containers"], env)
     assert code == 2 and doc["error"]["code"] == "usage_error", doc
     refs = ", ".join(sorted(reference(IMAGES[n]) for n in ("debian", "busybox", "debian-trixie")))
     assert doc["error"]["message"] == (
         "sane demo --containers needs a Docker engine or podman with sane's images: "
-        f"image {refs} is not built in the podman store: run containers/build-images")
+        f"image {refs} is not built in the podman store: run containers/build-images"
+    )
 
 
 def test_without_an_engine_the_tests_skip_or_fail_as_required(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Where no engine runs, a container test skips with the reason; with
     SANE_REQUIRE_CONTAINERS=1 (CI: .ci/run) it fails with the same reason instead."""
     reason = "podman is not installed (apt-get install podman runc slirp4netns uidmap)"
@@ -583,5 +682,7 @@ def test_without_an_engine_the_tests_skip_or_fail_as_required(
     monkeypatch.setenv("SANE_REQUIRE_CONTAINERS", "1")
     with pytest.raises(pytest.fail.Exception) as failed:
         _containers_unavailable(reason)
-    assert failed.value.msg == (f"container fleet unavailable: {reason} "
-                                "(SANE_REQUIRE_CONTAINERS=1: the container tests must run)")
+    assert failed.value.msg == (
+        f"container fleet unavailable: {reason} "
+        "(SANE_REQUIRE_CONTAINERS=1: the container tests must run)"
+    )

@@ -49,8 +49,7 @@ def test_watching_from_many_threads_while_replies_arrive(tmux_server: TmuxTestSe
     client.close()
 
 
-def test_the_client_process_is_reaped_and_its_pipes_closed(
-        tmux_server: TmuxTestServer) -> None:
+def test_the_client_process_is_reaped_and_its_pipes_closed(tmux_server: TmuxTestServer) -> None:
     client = ControlClient(tmux_server.server, "base")
     pid = client._proc.pid
     assert client.command("display-message -p ok") == ["ok"]
@@ -61,7 +60,8 @@ def test_the_client_process_is_reaped_and_its_pipes_closed(
 
 
 def test_the_client_process_gets_no_descriptor_a_caller_passed_to_sane(
-        tmux_server: TmuxTestServer) -> None:
+    tmux_server: TmuxTestServer,
+) -> None:
     """As Popen(close_fds=True): an inheritable pipe end held by the tmux client
     would keep that pipe's reader from ever seeing EOF."""
     read_end, write_end = os.pipe()
@@ -80,8 +80,9 @@ def test_the_client_process_gets_no_descriptor_a_caller_passed_to_sane(
         os.close(write_end)
 
 
-def test_concurrent_first_calls_share_one_attach(tmux_server: TmuxTestServer,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_concurrent_first_calls_share_one_attach(
+    tmux_server: TmuxTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Five threads of a fleet connect each ask tmux something first. Each used to
     attach its own control client and all but one detached at once; tmux 3.3a
     segfaulted now and then on that (callers saw "server exited unexpectedly")."""
@@ -103,12 +104,14 @@ def test_concurrent_first_calls_share_one_attach(tmux_server: TmuxTestServer,
             barrier = threading.Barrier(5, timeout=10)
             answers: list[list[str]] = []
 
-            def first_call(ctx: Context = ctx, barrier: threading.Barrier = barrier,
-                           answers: list[list[str]] = answers) -> None:
+            def first_call(
+                ctx: Context = ctx,
+                barrier: threading.Barrier = barrier,
+                answers: list[list[str]] = answers,
+            ) -> None:
                 barrier.wait()
                 ctx.attach_first("=base")  # as server_panes and pane_state do
-                answers.append(ctx.tmux(["list-panes", "-s", "-t", "=base",
-                                         "-F", "#{pane_id}"]))
+                answers.append(ctx.tmux(["list-panes", "-s", "-t", "=base", "-F", "#{pane_id}"]))
 
             threads = [threading.Thread(target=first_call) for _ in range(5)]
             for thread in threads:
@@ -121,7 +124,8 @@ def test_concurrent_first_calls_share_one_attach(tmux_server: TmuxTestServer,
 
 
 def test_clients_attaching_while_others_detach_do_not_crash_tmux(
-        tmux_server: TmuxTestServer) -> None:
+    tmux_server: TmuxTestServer,
+) -> None:
     """tmux 3.3a segfaults when a control client attaches while another detaches;
     four threads doing both in a loop crashed it within a second before sane took
     attach and detach one at a time (across processes too: it is an flock)."""

@@ -55,14 +55,23 @@ def test_ten_megabytes(sane_ctx: Context, pane: str, workdir: Path) -> None:
 
 
 HOSTILE = [
-    "with space.txt", "it's.txt", 'dq".txt', "$(touch CANARY).txt", "`touch CANARY`.txt",
-    "-leading-dash", "ünïcödé ✓.txt", "semi;colon&amp|pipe>redir", "new\nline", "*glob?[x]",
+    "with space.txt",
+    "it's.txt",
+    'dq".txt',
+    "$(touch CANARY).txt",
+    "`touch CANARY`.txt",
+    "-leading-dash",
+    "ünïcödé ✓.txt",
+    "semi;colon&amp|pipe>redir",
+    "new\nline",
+    "*glob?[x]",
 ]
 
 
 @pytest.mark.parametrize("name", HOSTILE)
-def test_hostile_file_names_run_no_code(sane_ctx: Context, pane: str, workdir: Path,
-                                        name: str) -> None:
+def test_hostile_file_names_run_no_code(
+    sane_ctx: Context, pane: str, workdir: Path, name: str
+) -> None:
     run(sane_ctx, pane, f"cd {workdir}")
     r = create_file(sane_ctx, name, name.encode(), pane=pane)
     assert (workdir / name).read_bytes() == name.encode()
@@ -102,8 +111,9 @@ def test_no_overwrite_backup_and_mode(sane_ctx: Context, pane: str, workdir: Pat
     assert r["mode"] == "0600" and stat.S_IMODE(target.stat().st_mode) == 0o600
 
 
-def test_checksum_mismatch_leaves_the_target_untouched(sane_ctx: Context, pane: str,
-                                                        workdir: Path) -> None:
+def test_checksum_mismatch_leaves_the_target_untouched(
+    sane_ctx: Context, pane: str, workdir: Path
+) -> None:
     target = workdir / "keep"
     target.write_bytes(b"original")
     with pytest.raises(errors.ChecksumMismatch) as info:
@@ -127,8 +137,9 @@ def test_interrupted_transfer_leaves_nothing(sane_ctx: Context, pane: str, workd
     # The host side waits for content that never comes; the run is interrupted.
     target = workdir / "never"
     script = _script(str(target), 1000, "0" * 64, "0123456789abcdef", None, False, False, False)
-    r = dict(run_command(sane_ctx, script, pane=pane,
-                         options=RunOptions(timeout=0.5, quiet_period=None)))
+    r = dict(
+        run_command(sane_ctx, script, pane=pane, options=RunOptions(timeout=0.5, quiet_period=None))
+    )
     assert r["status"] == "running"
     assert [p.name for p in workdir.iterdir()] == [".sane-0123456789abcdef.tmp"]
     stopped = dict(run_interrupt(sane_ctx, str(r["run_id"])))
@@ -139,27 +150,45 @@ def test_interrupted_transfer_leaves_nothing(sane_ctx: Context, pane: str, workd
     assert run(sane_ctx, pane, "echo fine")["output"] == "fine\n"
 
 
-def test_cli_from_stdin_and_errors(cli_env: dict[str, str], tmux_server: TmuxTestServer,
-                                   workdir: Path) -> None:
+def test_cli_from_stdin_and_errors(
+    cli_env: dict[str, str], tmux_server: TmuxTestServer, workdir: Path
+) -> None:
     pane = tmux_server.new_pane("dash")
     target = workdir / "cli.txt"
-    status, doc, _ = cli(["sane.cli.create_file", "--pane", pane, "--mode", "0640", str(target)],
-                         cli_env, stdin="from stdin\n")
+    status, doc, _ = cli(
+        ["sane.cli.create_file", "--pane", pane, "--mode", "0640", str(target)],
+        cli_env,
+        stdin="from stdin\n",
+    )
     assert status == 0 and target.read_text() == "from stdin\n" and doc["mode"] == "0640"
     validate("create-file", doc)
-    status, doc, _ = cli(["sane.cli.create_file", "--pane", pane, "--no-overwrite",
-                          "--content", "x", str(target)], cli_env)
+    status, doc, _ = cli(
+        ["sane.cli.create_file", "--pane", pane, "--no-overwrite", "--content", "x", str(target)],
+        cli_env,
+    )
     assert (status, doc["error"]["code"]) == (1, "file_exists")
-    status, doc, _ = cli(["sane.cli.create_file", "--pane", pane, "--content", "x",
-                          str(workdir / "no" / "dir" / "f")], cli_env)
+    status, doc, _ = cli(
+        [
+            "sane.cli.create_file",
+            "--pane",
+            pane,
+            "--content",
+            "x",
+            str(workdir / "no" / "dir" / "f"),
+        ],
+        cli_env,
+    )
     assert (status, doc["error"]["code"]) == (3, "parent_missing")
-    status, doc, _ = cli(["sane.cli.create_file", "--pane", pane, "--mode", "9z", "--content",
-                          "x", str(target)], cli_env)
+    status, doc, _ = cli(
+        ["sane.cli.create_file", "--pane", pane, "--mode", "9z", "--content", "x", str(target)],
+        cli_env,
+    )
     assert (status, doc["error"]["code"]) == (2, "invalid_argument")
 
 
 def test_a_symlink_to_a_private_file_is_followed_keeping_its_mode(
-        sane_ctx: Context, pane: str, workdir: Path) -> None:
+    sane_ctx: Context, pane: str, workdir: Path
+) -> None:
     target = workdir / "secret.conf"
     target.write_bytes(b"old\n")
     target.chmod(0o600)
@@ -179,8 +208,9 @@ def test_a_symlink_to_a_private_file_is_followed_keeping_its_mode(
 
 
 @pytest.mark.parametrize("shell", ["bash", "dash"])
-def test_noclobber_in_the_panes_shell(sane_ctx: Context, tmux_server: TmuxTestServer,
-                                      workdir: Path, shell: str) -> None:
+def test_noclobber_in_the_panes_shell(
+    sane_ctx: Context, tmux_server: TmuxTestServer, workdir: Path, shell: str
+) -> None:
     pane = tmux_server.new_pane(shell)
     run(sane_ctx, pane, "set -o noclobber")
     target = workdir / "f"
@@ -191,7 +221,8 @@ def test_noclobber_in_the_panes_shell(sane_ctx: Context, tmux_server: TmuxTestSe
 
 
 def test_kill_9_of_create_file_at_random_points(
-        sane_ctx: Context, tmux_server: TmuxTestServer, workdir: Path) -> None:
+    sane_ctx: Context, tmux_server: TmuxTestServer, workdir: Path
+) -> None:
     """A create-file process killed at any point leaves the target old or new, never
     half-written, and the pane usable: the host stops waiting for content after the
     idle timer, the next create-file works."""
@@ -206,21 +237,23 @@ def test_kill_9_of_create_file_at_random_points(
     old = b"old content\n"
     target.write_bytes(old)
     new = os.urandom(300_000)
-    env = dict(os.environ, SANE_TMUX_SOCKET=tmux_server.socket_name,
-               SANE_HOME=str(sane_ctx.home))
-    child = ("import sys\nfrom pathlib import Path\nfrom sane.ops.context import Context\n"
-             "from sane.ops.create_file import create_file\n"
-             "data = Path(sys.argv[3]).read_bytes()\n"
-             "with Context() as ctx:\n"
-             "    create_file(ctx, sys.argv[1], data, pane=sys.argv[2], idle=1.0)\n")
+    env = dict(os.environ, SANE_TMUX_SOCKET=tmux_server.socket_name, SANE_HOME=str(sane_ctx.home))
+    child = (
+        "import sys\nfrom pathlib import Path\nfrom sane.ops.context import Context\n"
+        "from sane.ops.create_file import create_file\n"
+        "data = Path(sys.argv[3]).read_bytes()\n"
+        "with Context() as ctx:\n"
+        "    create_file(ctx, sys.argv[1], data, pane=sys.argv[2], idle=1.0)\n"
+    )
     content = workdir.parent / f"{workdir.name}.content"
     content.write_bytes(new)
     rng = random.Random(16)
     outcomes = {"old": 0, "new": 0}
     try:
         for _ in range(int(os.environ.get("SANE_KILL_ITERATIONS", "100"))):
-            proc = subprocess.Popen([sys.executable, "-c", child, str(target), pane,
-                                     str(content)], env=env)
+            proc = subprocess.Popen(
+                [sys.executable, "-c", child, str(target), pane, str(content)], env=env
+            )
             try:
                 code = proc.wait(timeout=rng.uniform(0.05, 2.5))
                 assert code == 0

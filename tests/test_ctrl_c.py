@@ -26,13 +26,23 @@ from .test_deploy import write_plan
 from .test_fleet import register
 
 
-def _interrupt_when(argv: list[str], env: dict[str, str], started: Path,
-                    timeout: float = 60, program: tuple[str, ...] = ("-m", "sane.cli.main"),
-                    presses: int = 1) -> tuple[int, dict[str, Any]]:
+def _interrupt_when(
+    argv: list[str],
+    env: dict[str, str],
+    started: Path,
+    timeout: float = 60,
+    program: tuple[str, ...] = ("-m", "sane.cli.main"),
+    presses: int = 1,
+) -> tuple[int, dict[str, Any]]:
     """Start sane, deliver ``presses`` SIGINTs back to back once ``started`` exists,
     return (exit, document)."""
-    proc = subprocess.Popen([sys.executable, *program, *argv], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, *program, *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert poll(started.exists, timeout), "the command never started"
         for press in range(presses):
@@ -50,16 +60,29 @@ def _interrupt_when(argv: list[str], env: dict[str, str], started: Path,
 
 @pytest.mark.parametrize("presses", [1, 2])
 def test_ctrl_c_during_a_run_leaves_it_resumable_and_says_which(
-        tmux_server: TmuxTestServer, cli_env: dict[str, str], sane_ctx: Context,
-        tmp_path: Path, presses: int) -> None:
+    tmux_server: TmuxTestServer,
+    cli_env: dict[str, str],
+    sane_ctx: Context,
+    tmp_path: Path,
+    presses: int,
+) -> None:
     """Two presses: the second used to land in the follow loop or the hand-over and
     clear the flag under the running command (or exit naming no run)."""
     pane = tmux_server.new_pane()
     started, done = tmp_path / "started", tmp_path / "done"
     code, doc = _interrupt_when(
-        ["run-command", "--pane", pane, "--timeout", "60",
-         f"touch {started}; sleep 3; echo finished; touch {done}"], cli_env, started,
-        presses=presses)
+        [
+            "run-command",
+            "--pane",
+            pane,
+            "--timeout",
+            "60",
+            f"touch {started}; sleep 3; echo finished; touch {done}",
+        ],
+        cli_env,
+        started,
+        presses=presses,
+    )
     assert code == 130, doc
     assert doc["error"]["code"] == "cancelled"
     run_id = doc["error"]["details"]["run_id"]
@@ -68,8 +91,7 @@ def test_ctrl_c_during_a_run_leaves_it_resumable_and_says_which(
     listed = {p["pane_id"]: p for p in list_panes(sane_ctx, all_sessions=True)["panes"]}
     assert (listed[pane]["busy"], listed[pane]["run_id"]) == (True, run_id)
     rest = run_wait(sane_ctx, run_id, timeout=30)
-    assert (rest["status"], rest["exit_code"], rest["output"]) == ("completed", 0,
-                                                                   "finished\n")
+    assert (rest["status"], rest["exit_code"], rest["output"]) == ("completed", 0, "finished\n")
     assert done.exists()
 
 
@@ -91,16 +113,19 @@ guarded(body)
 
 
 def test_ctrl_c_where_no_soft_stop_is_armed_hands_the_run_over(
-        tmux_server: TmuxTestServer, cli_env: dict[str, str], sane_ctx: Context,
-        tmp_path: Path) -> None:
+    tmux_server: TmuxTestServer, cli_env: dict[str, str], sane_ctx: Context, tmp_path: Path
+) -> None:
     """A second Ctrl-C, or one in a command that follows a run without a soft stop,
     cleared the run's busy flag while its command went on (the next run typed into
     it), and the report named no run. Now the run is handed over first."""
     pane = tmux_server.new_pane()
     started, done = tmp_path / "started", tmp_path / "done"
     code, doc = _interrupt_when(
-        [pane, f"touch {started}; sleep 3; echo finished; touch {done}"], cli_env, started,
-        program=("-c", _UNARMED))
+        [pane, f"touch {started}; sleep 3; echo finished; touch {done}"],
+        cli_env,
+        started,
+        program=("-c", _UNARMED),
+    )
     assert code == 130, doc
     assert doc["error"]["code"] == "cancelled"
     run_id = doc["error"]["details"]["run_id"]
@@ -109,22 +134,32 @@ def test_ctrl_c_where_no_soft_stop_is_armed_hands_the_run_over(
     listed = {p["pane_id"]: p for p in list_panes(sane_ctx, all_sessions=True)["panes"]}
     assert (listed[pane]["busy"], listed[pane]["run_id"]) == (True, run_id)
     rest = run_wait(sane_ctx, run_id, timeout=30)
-    assert (rest["status"], rest["exit_code"], rest["output"]) == ("completed", 0,
-                                                                   "finished\n")
+    assert (rest["status"], rest["exit_code"], rest["output"]) == ("completed", 0, "finished\n")
     assert done.exists()
 
 
 @pytest.mark.parametrize("presses", [1, 2])
 def test_ctrl_c_during_a_fleet_run_names_every_run(
-        cli_env: dict[str, str], sane_ctx: Context, ssh_fleet: Any, tmp_path: Path,
-        presses: int) -> None:
+    cli_env: dict[str, str], sane_ctx: Context, ssh_fleet: Any, tmp_path: Path, presses: int
+) -> None:
     """Two presses: the second used to end the process while the worker threads were
     handing their runs over, naming none of them."""
     servers = register(sane_ctx.home, ssh_fleet)
     started = tmp_path / "started"
     code, doc = _interrupt_when(
-        ["fleet", "run", "--servers", ",".join(s.name for s in servers), "--timeout", "60",
-         f"touch {started}; sleep 5"], cli_env, started, presses=presses)
+        [
+            "fleet",
+            "run",
+            "--servers",
+            ",".join(s.name for s in servers),
+            "--timeout",
+            "60",
+            f"touch {started}; sleep 5",
+        ],
+        cli_env,
+        started,
+        presses=presses,
+    )
     assert code == 130, doc
     assert doc["error"]["code"] == "cancelled"
     runs = doc["error"]["details"]["runs"]
@@ -134,20 +169,25 @@ def test_ctrl_c_during_a_fleet_run_names_every_run(
 
 
 def test_ctrl_c_during_a_deploy_prints_its_id(
-        cli_env: dict[str, str], sane_ctx: Context, ssh_fleet: Any, tmp_path: Path) -> None:
+    cli_env: dict[str, str], sane_ctx: Context, ssh_fleet: Any, tmp_path: Path
+) -> None:
     servers = register(sane_ctx.home, ssh_fleet)
     started = tmp_path / "started"
-    plan = write_plan(tmp_path, steps=[{"name": "slow", "run": f"touch {started}; sleep 5",
-                                        "undo": "true"}])
-    code, doc = _interrupt_when(["deploy", plan, "--servers", servers[0].name], cli_env,
-                                started)
+    plan = write_plan(
+        tmp_path, steps=[{"name": "slow", "run": f"touch {started}; sleep 5", "undo": "true"}]
+    )
+    code, doc = _interrupt_when(["deploy", plan, "--servers", servers[0].name], cli_env, started)
     assert code == 130, doc
     assert doc["error"]["code"] == "cancelled"
     deploy_id = doc["error"]["details"]["deploy_id"]
-    assert deploy_id in doc["error"]["message"] and "sane deploy status" in \
-        doc["error"]["message"]
+    assert deploy_id in doc["error"]["message"] and "sane deploy status" in doc["error"]["message"]
     env = {**cli_env}
-    status = subprocess.run([sys.executable, "-m", "sane.cli.main", "deploy", "rollback",
-                             deploy_id], env=env, capture_output=True, text=True,
-                            timeout=120, check=False)
+    status = subprocess.run(
+        [sys.executable, "-m", "sane.cli.main", "deploy", "rollback", deploy_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert json.loads(status.stdout)["status"] in ("rolled_back", "completed"), status.stdout

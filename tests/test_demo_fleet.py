@@ -44,8 +44,9 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_sessions_start_in_each_servers_home(sane_ctx: Context,
-                                            demo: tuple[Path, list[Server]]) -> None:
+def test_sessions_start_in_each_servers_home(
+    sane_ctx: Context, demo: tuple[Path, list[Server]]
+) -> None:
     base, servers = demo
     for server in servers:
         Registry(sane_ctx.home).add(server, replace=True)
@@ -53,15 +54,15 @@ def test_sessions_start_in_each_servers_home(sane_ctx: Context,
     mark = f"here-{os.getpid()}.txt"
     result = fleet_run(sane_ctx, servers, f'pwd; echo "$SANE_DEMO_SERVER" > {mark}')
     assert result["status"] == "completed", result
-    assert [r["output"] for r in result["results"]] == [f"{homes['d1']}\n",
-                                                        f"{homes['d2']}\n"]
+    assert [r["output"] for r in result["results"]] == [f"{homes['d1']}\n", f"{homes['d2']}\n"]
     assert (homes["d1"] / mark).read_text() == "d1\n"
     assert run_remote(servers[1], "pwd").stdout == f"{homes['d2']}\n".encode()
     assert not (Path(os.path.expanduser("~")) / mark).exists()
 
 
-def test_stop_ends_everything_the_fleet_started(sane_ctx: Context,
-                                               demo: tuple[Path, list[Server]]) -> None:
+def test_stop_ends_everything_the_fleet_started(
+    sane_ctx: Context, demo: tuple[Path, list[Server]]
+) -> None:
     base, servers = demo
     for server in servers:
         Registry(sane_ctx.home).add(server, replace=True)

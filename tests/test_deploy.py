@@ -28,9 +28,12 @@ from .test_fleet import register
 
 LOG_STEPS = [
     {"name": "one", "run": "echo one >> log; touch one", "undo": "echo undo-one >> log; rm -f one"},
-    {"name": "two", "run": 'if [ "$FLEET_HOST" = s2 ]; then echo broken >&2; exit 3; fi; '
-                           "echo two >> log; touch two",
-     "undo": "echo undo-two >> log; rm -f two"},
+    {
+        "name": "two",
+        "run": 'if [ "$FLEET_HOST" = s2 ]; then echo broken >&2; exit 3; fi; '
+        "echo two >> log; touch two",
+        "undo": "echo undo-two >> log; rm -f two",
+    },
 ]
 
 
@@ -62,13 +65,13 @@ def servers_of(sane_ctx: Context) -> list[Any]:
     return Registry(sane_ctx.home).servers()
 
 
-def test_failed_step_undoes_only_that_server(sane_ctx: Context, fleet3: Any,
-                                            tmp_path: Path) -> None:
+def test_failed_step_undoes_only_that_server(
+    sane_ctx: Context, fleet3: Any, tmp_path: Path
+) -> None:
     plan = write_plan(tmp_path, steps=LOG_STEPS, policy={"rollback": "failed"})
     report = api.deploy(sane_ctx, plan, servers_of(sane_ctx))
     assert states(report) == {"s1": "deployed", "s2": "rolled_back", "s3": "deployed"}
-    assert report["status"] == "partial" and report["counts"] == {"deployed": 2,
-                                                                  "rolled_back": 1}
+    assert report["status"] == "partial" and report["counts"] == {"deployed": 2, "rolled_back": 1}
     s2 = next(s for s in report["servers"] if s["server"] == "s2")
     assert s2["failed_item"] == "step:two" and s2["undone"] == ["step:one"]
     assert s2["reason"] == "two run exited 3: broken"
@@ -80,10 +83,15 @@ def test_failed_step_undoes_only_that_server(sane_ctx: Context, fleet3: Any,
         assert (fleet3[name].home / "two").exists()
 
 
-def test_rollback_all_undoes_every_server_in_reverse(sane_ctx: Context, fleet3: Any,
-                                                    tmp_path: Path) -> None:
-    plan = write_plan(tmp_path, steps=LOG_STEPS,
-                      policy={"rollback": "all"}, strategy={"kind": "rolling", "batch_size": 1})
+def test_rollback_all_undoes_every_server_in_reverse(
+    sane_ctx: Context, fleet3: Any, tmp_path: Path
+) -> None:
+    plan = write_plan(
+        tmp_path,
+        steps=LOG_STEPS,
+        policy={"rollback": "all"},
+        strategy={"kind": "rolling", "batch_size": 1},
+    )
     report = api.deploy(sane_ctx, plan, servers_of(sane_ctx))
     assert states(report) == {"s1": "rolled_back", "s2": "rolled_back", "s3": "untouched"}
     assert report["status"] == "rolled_back"
@@ -96,9 +104,16 @@ def test_rollback_all_undoes_every_server_in_reverse(sane_ctx: Context, fleet3: 
 
 
 def test_rollback_all_in_parallel_takes_finished_servers_back(
-        sane_ctx: Context, fleet3: Any, tmp_path: Path) -> None:
-    steps = [LOG_STEPS[0], {**LOG_STEPS[1], "run": 'if [ "$FLEET_HOST" = s2 ]; then sleep 1; '
-                            "exit 3; fi; echo two >> log; touch two"}]
+    sane_ctx: Context, fleet3: Any, tmp_path: Path
+) -> None:
+    steps = [
+        LOG_STEPS[0],
+        {
+            **LOG_STEPS[1],
+            "run": 'if [ "$FLEET_HOST" = s2 ]; then sleep 1; '
+            "exit 3; fi; echo two >> log; touch two",
+        },
+    ]
     plan = write_plan(tmp_path, steps=steps, policy={"rollback": "all"})
     report = api.deploy(sane_ctx, plan, servers_of(sane_ctx))
     assert set(states(report).values()) == {"rolled_back"}
@@ -107,11 +122,14 @@ def test_rollback_all_in_parallel_takes_finished_servers_back(
     assert home_log(fleet3, "s2") == ["one", "undo-one"]
 
 
-def test_failing_undo_is_reported_and_others_go_on(sane_ctx: Context, fleet3: Any,
-                                                   tmp_path: Path) -> None:
-    steps = [{**LOG_STEPS[0], "undo": "echo undo-one >> log; exit 9"},
-             {"name": "mid", "run": "echo mid >> log", "undo": "echo undo-mid >> log"},
-             LOG_STEPS[1]]
+def test_failing_undo_is_reported_and_others_go_on(
+    sane_ctx: Context, fleet3: Any, tmp_path: Path
+) -> None:
+    steps = [
+        {**LOG_STEPS[0], "undo": "echo undo-one >> log; exit 9"},
+        {"name": "mid", "run": "echo mid >> log", "undo": "echo undo-mid >> log"},
+        LOG_STEPS[1],
+    ]
     plan = write_plan(tmp_path, steps=steps)
     report = api.deploy(sane_ctx, plan, servers_of(sane_ctx)[1:2])
     s2 = report["servers"][0]
@@ -120,13 +138,23 @@ def test_failing_undo_is_reported_and_others_go_on(sane_ctx: Context, fleet3: An
     assert home_log(fleet3, "s2") == ["one", "mid", "undo-mid", "undo-one"]
 
 
-def test_canary_failing_its_gate_touches_no_other_server(sane_ctx: Context, fleet3: Any,
-                                                         tmp_path: Path) -> None:
-    steps = [{"name": "app", "run": "mkdir -p .sane; echo app >> log; "
-              'printf \'{"status": "unhealthy"}\' > .sane/health.json',
-              "undo": "echo undo-app >> log"}]
-    plan = write_plan(tmp_path, steps=steps, strategy={"kind": "canary", "canary": 1},
-                      health={"until": '.status == "healthy"', "timeout": 1, "interval": 0.2})
+def test_canary_failing_its_gate_touches_no_other_server(
+    sane_ctx: Context, fleet3: Any, tmp_path: Path
+) -> None:
+    steps = [
+        {
+            "name": "app",
+            "run": "mkdir -p .sane; echo app >> log; "
+            'printf \'{"status": "unhealthy"}\' > .sane/health.json',
+            "undo": "echo undo-app >> log",
+        }
+    ]
+    plan = write_plan(
+        tmp_path,
+        steps=steps,
+        strategy={"kind": "canary", "canary": 1},
+        health={"until": '.status == "healthy"', "timeout": 1, "interval": 0.2},
+    )
     report = api.deploy(sane_ctx, plan, servers_of(sane_ctx))
     assert states(report) == {"s1": "rolled_back", "s2": "untouched", "s3": "untouched"}
     assert report["aborted"] == "the canary failed"
@@ -136,13 +164,24 @@ def test_canary_failing_its_gate_touches_no_other_server(sane_ctx: Context, flee
     assert gate["ok"] is False and "unhealthy" in gate["detail"]
 
 
-def test_healthy_canary_lets_the_rest_follow(sane_ctx: Context, fleet3: Any,
-                                             tmp_path: Path) -> None:
-    steps = [{"name": "app", "run": 'mkdir -p .sane; printf \'{"status": "healthy", '
-              '"version": "%s"}\' "$VERSION" > .sane/health.json', "undo": "true"}]
-    plan = write_plan(tmp_path, steps=steps, env={"VERSION": "2.0"},
-                      strategy={"kind": "canary", "canary": 1},
-                      health={"until": '.version == "2.0"', "timeout": 5})
+def test_healthy_canary_lets_the_rest_follow(
+    sane_ctx: Context, fleet3: Any, tmp_path: Path
+) -> None:
+    steps = [
+        {
+            "name": "app",
+            "run": 'mkdir -p .sane; printf \'{"status": "healthy", '
+            '"version": "%s"}\' "$VERSION" > .sane/health.json',
+            "undo": "true",
+        }
+    ]
+    plan = write_plan(
+        tmp_path,
+        steps=steps,
+        env={"VERSION": "2.0"},
+        strategy={"kind": "canary", "canary": 1},
+        health={"until": '.version == "2.0"', "timeout": 5},
+    )
     report = api.deploy(sane_ctx, plan, servers_of(sane_ctx))
     assert report["status"] == "completed"
     for name in ("s1", "s2", "s3"):
@@ -150,12 +189,13 @@ def test_healthy_canary_lets_the_rest_follow(sane_ctx: Context, fleet3: Any,
         assert doc == {"status": "healthy", "version": "2.0"}
 
 
-def test_unchanged_files_are_not_sent_again(sane_ctx: Context, fleet3: Any,
-                                            tmp_path: Path) -> None:
+def test_unchanged_files_are_not_sent_again(sane_ctx: Context, fleet3: Any, tmp_path: Path) -> None:
     (tmp_path / "app.sh").write_bytes(b"#!/bin/sh\necho app v1\n")
-    plan = write_plan(tmp_path, files=[{"source": "app.sh", "path": "/root/app/app.sh",
-                                        "mode": "0755"}],
-                      steps=[{"name": "smoke", "run": "/root/app/app.sh", "undo": "true"}])
+    plan = write_plan(
+        tmp_path,
+        files=[{"source": "app.sh", "path": "/root/app/app.sh", "mode": "0755"}],
+        steps=[{"name": "smoke", "run": "/root/app/app.sh", "undo": "true"}],
+    )
     servers = servers_of(sane_ctx)
     first = api.deploy(sane_ctx, plan, servers)
     assert first["status"] == "completed"
@@ -164,22 +204,30 @@ def test_unchanged_files_are_not_sent_again(sane_ctx: Context, fleet3: Any,
     assert oct(target.stat().st_mode & 0o777) == "0o755"
     mtime = target.stat().st_mtime_ns
     second = api.deploy(sane_ctx, plan, servers)
-    actions = {s["server"]: next(e["action"] for e in s["steps"] if e["item"].startswith("file:"))
-               for s in second["servers"]}
+    actions = {
+        s["server"]: next(e["action"] for e in s["steps"] if e["item"].startswith("file:"))
+        for s in second["servers"]
+    }
     assert actions == {"s1": "unchanged", "s2": "unchanged", "s3": "unchanged"}
     assert target.stat().st_mtime_ns == mtime
     smoke = next(e for e in second["servers"][0]["steps"] if e["item"] == "step:smoke")
     assert smoke["output"] == "app v1\n"
 
 
-def test_rolled_back_file_gets_its_old_content_back(sane_ctx: Context, fleet3: Any,
-                                                    tmp_path: Path) -> None:
+def test_rolled_back_file_gets_its_old_content_back(
+    sane_ctx: Context, fleet3: Any, tmp_path: Path
+) -> None:
     (fleet3["s2"].home / "conf").write_text("old\n")
     (tmp_path / "conf").write_text("new\n")
     (tmp_path / "fresh").write_text("fresh\n")
-    plan = write_plan(tmp_path, files=[{"source": "conf", "path": "/root/conf"},
-                                       {"source": "fresh", "path": "/root/fresh"}],
-                      steps=[LOG_STEPS[1]])
+    plan = write_plan(
+        tmp_path,
+        files=[
+            {"source": "conf", "path": "/root/conf"},
+            {"source": "fresh", "path": "/root/fresh"},
+        ],
+        steps=[LOG_STEPS[1]],
+    )
     report = api.deploy(sane_ctx, plan, servers_of(sane_ctx))
     assert states(report)["s2"] == "rolled_back"
     assert (fleet3["s2"].home / "conf").read_text() == "old\n"
@@ -187,20 +235,42 @@ def test_rolled_back_file_gets_its_old_content_back(sane_ctx: Context, fleet3: A
     assert (fleet3["s1"].home / "conf").read_text() == "new\n"
 
 
-@pytest.mark.parametrize(("plan", "field"), [
-    ({"steps": [{"name": "a", "run": "true", "undo": "true", "colour": "red"}]},
-     "steps.0.colour"),
-    ({"steps": [{"name": "a", "run": "true"}]}, "steps.0.undo"),
-    ({"steps": [{"name": "a", "run": "true", "undo": "true", "after": ["b"]},
-                {"name": "b", "run": "true", "undo": "true", "after": ["a"]}]},
-     "steps.0.after"),
-    ({"steps": [{"name": "a", "run": "true", "undo": "true"}],
-      "strategy": {"kind": "big-bang"}}, "strategy.kind"),
-    ({"steps": [{"name": "a", "run": "true", "undo": "true"}],
-      "policy": {"rollback": "sometimes"}}, "policy.rollback"),
-])
-def test_bad_plan_names_the_field_and_runs_nothing(sane_ctx: Context, tmp_path: Path,
-                                                   plan: dict[str, Any], field: str) -> None:
+@pytest.mark.parametrize(
+    ("plan", "field"),
+    [
+        (
+            {"steps": [{"name": "a", "run": "true", "undo": "true", "colour": "red"}]},
+            "steps.0.colour",
+        ),
+        ({"steps": [{"name": "a", "run": "true"}]}, "steps.0.undo"),
+        (
+            {
+                "steps": [
+                    {"name": "a", "run": "true", "undo": "true", "after": ["b"]},
+                    {"name": "b", "run": "true", "undo": "true", "after": ["a"]},
+                ]
+            },
+            "steps.0.after",
+        ),
+        (
+            {
+                "steps": [{"name": "a", "run": "true", "undo": "true"}],
+                "strategy": {"kind": "big-bang"},
+            },
+            "strategy.kind",
+        ),
+        (
+            {
+                "steps": [{"name": "a", "run": "true", "undo": "true"}],
+                "policy": {"rollback": "sometimes"},
+            },
+            "policy.rollback",
+        ),
+    ],
+)
+def test_bad_plan_names_the_field_and_runs_nothing(
+    sane_ctx: Context, tmp_path: Path, plan: dict[str, Any], field: str
+) -> None:
     path = write_plan(tmp_path, **plan)
     with pytest.raises(errors.PlanInvalid) as caught:
         api.deploy(sane_ctx, path, [])
@@ -210,9 +280,11 @@ def test_bad_plan_names_the_field_and_runs_nothing(sane_ctx: Context, tmp_path: 
 
 
 def test_steps_run_in_dependency_order(sane_ctx: Context, fleet3: Any, tmp_path: Path) -> None:
-    steps = [{"name": "c", "run": "echo c >> log", "after": ["b"]},
-             {"name": "a", "run": "echo a >> log"},
-             {"name": "b", "run": "echo b >> log", "after": ["a"]}]
+    steps = [
+        {"name": "c", "run": "echo c >> log", "after": ["b"]},
+        {"name": "a", "run": "echo a >> log"},
+        {"name": "b", "run": "echo b >> log", "after": ["a"]},
+    ]
     plan = write_plan(tmp_path, steps=steps, policy={"rollback": "none"})
     dry = api.dry_run(plan, servers_of(sane_ctx))
     assert dry["items"] == ["step:a", "step:b", "step:c"]
@@ -222,8 +294,15 @@ def test_steps_run_in_dependency_order(sane_ctx: Context, fleet3: Any, tmp_path:
 
 
 def test_retries_and_check(sane_ctx: Context, fleet3: Any, tmp_path: Path) -> None:
-    steps = [{"name": "flaky", "run": "echo try >> log; [ $(wc -l < log) -ge 2 ]",
-              "check": "grep -c try log", "retries": 2, "undo": "true"}]
+    steps = [
+        {
+            "name": "flaky",
+            "run": "echo try >> log; [ $(wc -l < log) -ge 2 ]",
+            "check": "grep -c try log",
+            "retries": 2,
+            "undo": "true",
+        }
+    ]
     plan = write_plan(tmp_path, steps=steps)
     report = api.deploy(sane_ctx, plan, servers_of(sane_ctx)[:1])
     assert report["status"] == "completed"
@@ -233,24 +312,37 @@ def test_retries_and_check(sane_ctx: Context, fleet3: Any, tmp_path: Path) -> No
 
 
 def _sane(cli_env: dict[str, str], *args: str, timeout: float = 120) -> tuple[int, dict[str, Any]]:
-    proc = subprocess.run([sys.executable, "-m", "sane.cli.main", *args], env=cli_env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sane.cli.main", *args],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     assert "Traceback" not in proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
 
 SLOW_STEPS = [
     {"name": "one", "run": "echo one >> log", "undo": "echo undo-one >> log"},
-    {"name": "slow", "run": "echo slow-start >> log; sleep 2; echo slow-end >> log",
-     "undo": "echo undo-slow >> log"},
+    {
+        "name": "slow",
+        "run": "echo slow-start >> log; sleep 2; echo slow-end >> log",
+        "undo": "echo undo-slow >> log",
+    },
     {"name": "three", "run": "echo three >> log", "undo": "echo undo-three >> log"},
 ]
 
 
 def _kill_during_slow_step(cli_env: dict[str, str], tmp_path: Path, fleet: Any) -> str:
     plan = write_plan(tmp_path, steps=SLOW_STEPS)
-    proc = subprocess.Popen([sys.executable, "-m", "sane.cli.main", "deploy", plan, "--all"],
-                            env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sane.cli.main", "deploy", plan, "--all"],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deploys = Path(cli_env["SANE_HOME"]) / "deploys"
 
     def slow_running_everywhere() -> bool:
@@ -263,8 +355,9 @@ def _kill_during_slow_step(cli_env: dict[str, str], tmp_path: Path, fleet: Any) 
     return deploy_id
 
 
-def test_kill_9_mid_deploy_then_status_and_resume(cli_env: dict[str, str], sane_ctx: Context,
-                                                  fleet3: Any, tmp_path: Path) -> None:
+def test_kill_9_mid_deploy_then_status_and_resume(
+    cli_env: dict[str, str], sane_ctx: Context, fleet3: Any, tmp_path: Path
+) -> None:
     deploy_id = _kill_during_slow_step(cli_env, tmp_path, fleet3)
     code, status = _sane(cli_env, "deploy", "status", deploy_id)
     assert code == 0 and status["status"] == "interrupted"
@@ -281,21 +374,23 @@ def test_kill_9_mid_deploy_then_status_and_resume(cli_env: dict[str, str], sane_
         assert slow["recovered"] is True and slow["exit_code"] == 0
 
 
-def test_kill_9_mid_deploy_then_rollback(cli_env: dict[str, str], sane_ctx: Context,
-                                         fleet3: Any, tmp_path: Path) -> None:
+def test_kill_9_mid_deploy_then_rollback(
+    cli_env: dict[str, str], sane_ctx: Context, fleet3: Any, tmp_path: Path
+) -> None:
     deploy_id = _kill_during_slow_step(cli_env, tmp_path, fleet3)
     code, rolled = _sane(cli_env, "deploy", "rollback", deploy_id)
     assert code == 0 and rolled["status"] == "rolled_back", rolled
     for name in fleet3.names:  # the slow step finished, so it is undone too, first
-        assert home_log(fleet3, name) == ["one", "slow-start", "slow-end", "undo-slow",
-                                          "undo-one"]
+        assert home_log(fleet3, name) == ["one", "slow-start", "slow-end", "undo-slow", "undo-one"]
     code, listed = _sane(cli_env, "deploy", "list")
-    assert [(d["deploy_id"], d["status"]) for d in listed["deploys"]] == [(deploy_id,
-                                                                           "rolled_back")]
+    assert [(d["deploy_id"], d["status"]) for d in listed["deploys"]] == [
+        (deploy_id, "rolled_back")
+    ]
 
 
-def test_unknown_deploy_and_bad_plan_over_the_cli(cli_env: dict[str, str], sane_home: Path,
-                                                  tmp_path: Path) -> None:
+def test_unknown_deploy_and_bad_plan_over_the_cli(
+    cli_env: dict[str, str], sane_home: Path, tmp_path: Path
+) -> None:
     Registry(sane_home).add(Server(name="w1", host="127.0.0.1", port=9))
     code, doc = _sane(cli_env, "deploy", "status", "d-nope")
     assert code == 3 and doc["error"]["code"] == "deploy_not_found"
@@ -310,8 +405,9 @@ def test_unknown_deploy_and_bad_plan_over_the_cli(cli_env: dict[str, str], sane_
     assert "--servers" in doc["error"]["message"]
 
 
-def test_an_unreachable_server_fails_alone_with_the_reason(sane_ctx: Context, fleet3: Any,
-                                                          tmp_path: Path) -> None:
+def test_an_unreachable_server_fails_alone_with_the_reason(
+    sane_ctx: Context, fleet3: Any, tmp_path: Path
+) -> None:
     fleet3.stop("s3")
     plan = write_plan(tmp_path, steps=LOG_STEPS[:1])
     report = api.deploy(sane_ctx, plan, servers_of(sane_ctx))
@@ -322,8 +418,7 @@ def test_an_unreachable_server_fails_alone_with_the_reason(sane_ctx: Context, fl
     assert s3["steps"][0]["error"]["code"] == "connection_refused"
 
 
-def test_one_process_at_a_time_on_a_deploy(sane_ctx: Context, fleet3: Any,
-                                           tmp_path: Path) -> None:
+def test_one_process_at_a_time_on_a_deploy(sane_ctx: Context, fleet3: Any, tmp_path: Path) -> None:
     from sane.deploy.engine import _owned, deploys_dir
 
     plan = write_plan(tmp_path, steps=LOG_STEPS[:1])

@@ -19,13 +19,23 @@ def start(journal: Journal) -> None:
 def test_events_fold_into_per_server_state(tmp_path: Path) -> None:
     with Journal(tmp_path) as journal:
         start(journal)
-        journal.append("item_started", server="a", item="step:x", phase="do", attempt=1,
-                       run_id="r1")
-        journal.append("item_finished", server="a", item="step:x", phase="do", attempt=1,
-                       ok=True, status="completed", exit_code=0)
+        journal.append(
+            "item_started", server="a", item="step:x", phase="do", attempt=1, run_id="r1"
+        )
+        journal.append(
+            "item_finished",
+            server="a",
+            item="step:x",
+            phase="do",
+            attempt=1,
+            ok=True,
+            status="completed",
+            exit_code=0,
+        )
         journal.append("item_done", server="a", item="step:x")
-        journal.append("item_started", server="a", item="step:y", phase="do", attempt=1,
-                       run_id="r2")
+        journal.append(
+            "item_started", server="a", item="step:y", phase="do", attempt=1, run_id="r2"
+        )
     state = fold(read_events(tmp_path))
     a, b = state.servers["a"], state.servers["b"]
     assert a.done == ["step:x"] and list(a.in_flight) == [("step:y", "do")]
@@ -89,8 +99,7 @@ def test_a_status_probe_never_makes_resume_refuse(tmp_path: Path) -> None:
     assert not _is_owned(tmp_path)
 
 
-def test_a_failed_append_leaves_no_torn_line_and_the_next_one_is_whole(
-        tmp_path: Path) -> None:
+def test_a_failed_append_leaves_no_torn_line_and_the_next_one_is_whole(tmp_path: Path) -> None:
     """A write that fails half way (a full disk: here a file size limit) is cut back
     off, so the journal stays readable and the next append lands whole."""
     import resource

@@ -39,10 +39,16 @@ def test_live_probe_matches_this_machine(sane_ctx: Context, pane: str, shell: st
     validate("detect-platform", {"ok": True, "schema_version": 1, **info})
     uname = platform.uname()
     assert (info["os"], info["kernel_release"], info["arch"]) == (
-        uname.system, uname.release, uname.machine)
+        uname.system,
+        uname.release,
+        uname.machine,
+    )
     osr = _os_release()
-    assert info["distro"] == {"id": osr.get("ID"), "version_id": osr.get("VERSION_ID"),
-                              "name": osr.get("PRETTY_NAME") or osr.get("NAME")}
+    assert info["distro"] == {
+        "id": osr.get("ID"),
+        "version_id": osr.get("VERSION_ID"),
+        "name": osr.get("PRETTY_NAME") or osr.get("NAME"),
+    }
     me = pwd.getpwuid(os.getuid())
     assert (info["user"], info["uid"]) == (me.pw_name, os.getuid())
     assert info["login_shell"]["path"] == me.pw_shell
@@ -57,10 +63,16 @@ def test_live_probe_matches_this_machine(sane_ctx: Context, pane: str, shell: st
 def test_macos() -> None:
     info = parse_probe((PROBES / "macos.txt").read_text())
     assert info["distro"] == {"id": "macos", "version_id": "14.4.1", "name": "macOS"}
-    assert (info["init_system"], info["container"], info["virtualization"]) == ("launchd", None,
-                                                                                 None)
-    assert info["login_shell"] == {"path": "/bin/zsh", "name": "zsh",
-                                   "version": "zsh 5.9 (x86_64-apple-darwin23.0)"}
+    assert (info["init_system"], info["container"], info["virtualization"]) == (
+        "launchd",
+        None,
+        None,
+    )
+    assert info["login_shell"] == {
+        "path": "/bin/zsh",
+        "name": "zsh",
+        "version": "zsh 5.9 (x86_64-apple-darwin23.0)",
+    }
     # Recorded before the probe looked at the running shell: unknown, not a guess.
     assert info["shell"] == {"path": None, "name": None, "version": None}
     assert info["tools"]["sha256sum"] is False and info["tools"]["shasum"] is True
@@ -79,15 +91,17 @@ def test_alpine_container() -> None:
 def test_freebsd() -> None:
     info = parse_probe((PROBES / "freebsd.txt").read_text())
     assert info["distro"] == {"id": "freebsd", "version_id": "14.0-RELEASE", "name": "FreeBSD"}
-    assert (info["arch"], info["package_managers"], info["init_system"]) == ("amd64", ["pkg"],
-                                                                             None)
+    assert (info["arch"], info["package_managers"], info["init_system"]) == ("amd64", ["pkg"], None)
 
 
 def test_kubernetes_on_a_vm() -> None:
     info = parse_probe((PROBES / "ubuntu-k8s.txt").read_text())
     assert info["distro"] == {"id": "ubuntu", "version_id": "22.04", "name": "Ubuntu 22.04.4 LTS"}
     assert (info["container"], info["virtualization"], info["init_system"]) == (
-        "kubernetes", "amazon", "tini")
+        "kubernetes",
+        "amazon",
+        "tini",
+    )
     assert info["sudo_without_password"] is True and info["uid"] == 10001
 
 
@@ -109,8 +123,9 @@ def test_restricted_shell_is_a_clear_error(sane_ctx: Context, tmux_server: TmuxT
     """rbash refuses the probe's redirections: an error naming it, not ok with nulls."""
     from sane.ops.detect_platform import detect_platform
 
-    pane = tmux_server.new_pane("env -u PROMPT_COMMAND HISTFILE=/dev/null PS1='$ ' "
-                                "rbash --norc --noprofile")
+    pane = tmux_server.new_pane(
+        "env -u PROMPT_COMMAND HISTFILE=/dev/null PS1='$ ' rbash --norc --noprofile"
+    )
     with pytest.raises(errors.ShellRestricted) as caught:
         detect_platform(sane_ctx, pane=pane)
     assert caught.value.details["shell"] == "rbash"
@@ -124,17 +139,25 @@ def test_running_shell_from_a_busybox_login() -> None:
     assert info["shell"] == {"path": None, "name": "zsh", "version": "5.9"}
 
 
-@pytest.mark.parametrize(("printed", "coreutils"), [
-    ("ls (GNU coreutils) 9.1 Copyright (C) 2022 Free Software Foundation, Inc. ", "gnu"),
-    ("ls: unrecognized option '--version' BusyBox v1.35.0 (Debian 1:1.35.0-4+deb12u1+b1) "
-     "multi-call binary. ", "busybox"),
-    ("toybox 0.8.9 ", "toybox"),
-    ("ls (uutils coreutils) 0.0.28 ", "uutils"),
-    # the BSDs and macOS: a usage that names no implementation; unknown, not a guess
-    ("ls: unrecognized option `--version' usage: ls [-@ABCFGHILOPRSTUWXabcdefghiklmnopqrs] ",
-     None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    ("printed", "coreutils"),
+    [
+        ("ls (GNU coreutils) 9.1 Copyright (C) 2022 Free Software Foundation, Inc. ", "gnu"),
+        (
+            "ls: unrecognized option '--version' BusyBox v1.35.0 (Debian 1:1.35.0-4+deb12u1+b1) "
+            "multi-call binary. ",
+            "busybox",
+        ),
+        ("toybox 0.8.9 ", "toybox"),
+        ("ls (uutils coreutils) 0.0.28 ", "uutils"),
+        # the BSDs and macOS: a usage that names no implementation; unknown, not a guess
+        (
+            "ls: unrecognized option `--version' usage: ls [-@ABCFGHILOPRSTUWXabcdefghiklmnopqrs] ",
+            None,
+        ),
+        ("", None),
+    ],
+)
 def test_coreutils_from_ls_version(printed: str, coreutils: str | None) -> None:
     info = parse_probe(f"coreutils={printed}\nend=1\n")
     assert info["coreutils"] == coreutils

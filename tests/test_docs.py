@@ -20,7 +20,6 @@ def test_every_error_code_is_documented_with_its_exit_status() -> None:
 
 
 def test_every_error_code_says_when_it_happens() -> None:
-    rows = re.findall(r"^\| `([a-z_]+)` \| \d+ \| (.*) \|$", (DOCS / "errors.md").read_text(),
-                      re.M)
+    rows = re.findall(r"^\| `([a-z_]+)` \| \d+ \| (.*) \|$", (DOCS / "errors.md").read_text(), re.M)
     assert {code for code, _ in rows} == {cls.code for cls in all_error_classes()}
     assert [code for code, when in rows if len(when.strip()) < 10] == []

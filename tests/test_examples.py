@@ -65,11 +65,15 @@ def processes_mentioning(text: str) -> list[str]:
 
 
 def run(argv: list[str], tmp: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("SANE_HOME", "SANE_TMUX_SOCKET", "TMUX", "TMUX_PANE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SANE_HOME", "SANE_TMUX_SOCKET", "TMUX", "TMUX_PANE")
+    }
     env.update(TMPDIR=str(tmp), TMUX_TMPDIR=str(tmp))
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                          env=env, check=False, cwd=ROOT)
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, env=env, check=False, cwd=ROOT
+    )
 
 
 def assert_left_nothing(tmp: Path) -> None:
@@ -80,8 +84,9 @@ def assert_left_nothing(tmp: Path) -> None:
 
 
 @pytest.mark.usefixtures("demo_fleet_usable")
-@pytest.mark.parametrize("script", ["tests/test-multi-server-deploy.sh", "examples/canary.sh",
-                                    "examples/blue_green.sh"])
+@pytest.mark.parametrize(
+    "script", ["tests/test-multi-server-deploy.sh", "examples/canary.sh", "examples/blue_green.sh"]
+)
 def test_bash_examples(script: str, private_tmp: Path) -> None:
     proc = run(["bash", script], private_tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -104,8 +109,10 @@ def test_bash_example_says_why_it_stops(private_tmp: Path) -> None:
     the fleet is given a directory it cannot create instead)."""
     blocker = private_tmp / "not-a-dir"
     blocker.write_text("")
-    script = (f'source examples/_fleet.sh; work="{blocker}"; start_fleet 1; '
-              'echo "should not get here" >&2')
+    script = (
+        f'source examples/_fleet.sh; work="{blocker}"; start_fleet 1; '
+        'echo "should not get here" >&2'
+    )
     proc = run(["bash", "-c", f"set -euo pipefail; {script}"], private_tmp)
     assert proc.returncode != 0
     assert "should not get here" not in proc.stderr
@@ -120,7 +127,10 @@ def test_sane_demo_runs_the_story_and_leaves_nothing(private_tmp: Path) -> None:
     assert doc["ok"] and doc["demo_ok"]
     assert [c["ok"] for c in doc["checks"]] == [True] * 10
     assert {s: d["version"] for s, d in doc["final_health"].items()} == {
-        "server1": "2.0.0", "server2": "2.0.0", "server3": "2.0.0"}
+        "server1": "2.0.0",
+        "server2": "2.0.0",
+        "server3": "2.0.0",
+    }
     assert "server2] rolled_back after step:migrate failed" in proc.stderr
     assert_left_nothing(private_tmp)
 
@@ -133,8 +143,12 @@ def normal_user() -> Iterator[str]:
     name = "sanedemo"
     created = subprocess.run(["id", name], capture_output=True, check=False).returncode != 0
     if created:
-        proc = subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", name],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            ["useradd", "--create-home", "--shell", "/bin/bash", name],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0:
             pytest.skip(f"useradd refused: {proc.stderr.strip()}")
     try:
@@ -154,18 +168,47 @@ def test_sane_demo_as_a_normal_user(normal_user: str, private_tmp: Path) -> None
     site = next((ROOT / ".venv" / "lib").glob("python3*/site-packages"), None)
     if site is None:
         pytest.skip("no project venv")
-    version = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"],
-                             capture_output=True, text=True, check=False).stdout.strip()
+    version = subprocess.run(
+        [python, "-c", "import sys; print(sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     if version != str(tuple(sys.version_info[:2])):
         pytest.skip(f"system python {version} differs from the venv's")
     private_tmp.chmod(0o1777)  # the user's TMPDIR, as /tmp is
-    env_args = ["env", "-i", f"HOME=/home/{normal_user}", "PATH=/usr/bin:/bin:/usr/sbin",
-                "LANG=C.UTF-8", f"PYTHONPATH={ROOT}:{site}", f"TMPDIR={private_tmp}",
-                f"TMUX_TMPDIR={private_tmp}", python, "-m", "sane.cli.main", "demo"]
-    script = ("mount -t devpts -o newinstance,gid=5,mode=620,ptmxmode=666 devpts /dev/pts && "
-              "mount --bind /dev/pts/ptmx /dev/ptmx && exec runuser -u \"$0\" -- \"$@\"")
-    proc = run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
-                normal_user, *env_args], private_tmp)
+    env_args = [
+        "env",
+        "-i",
+        f"HOME=/home/{normal_user}",
+        "PATH=/usr/bin:/bin:/usr/sbin",
+        "LANG=C.UTF-8",
+        f"PYTHONPATH={ROOT}:{site}",
+        f"TMPDIR={private_tmp}",
+        f"TMUX_TMPDIR={private_tmp}",
+        python,
+        "-m",
+        "sane.cli.main",
+        "demo",
+    ]
+    script = (
+        "mount -t devpts -o newinstance,gid=5,mode=620,ptmxmode=666 devpts /dev/pts && "
+        'mount --bind /dev/pts/ptmx /dev/ptmx && exec runuser -u "$0" -- "$@"'
+    )
+    proc = run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            normal_user,
+            *env_args,
+        ],
+        private_tmp,
+    )
     if "mount" in proc.stderr and proc.returncode != 0 and not proc.stdout:
         pytest.skip(f"cannot mount a devpts instance here: {proc.stderr.strip()[-200:]}")
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-3000:])
@@ -173,7 +216,8 @@ def test_sane_demo_as_a_normal_user(normal_user: str, private_tmp: Path) -> None
     assert doc["demo_ok"] is True
     assert f"ssh {normal_user}@127.0.0.1" in proc.stderr  # really logged in as that user
     assert not processes_mentioning(str(private_tmp))
-    uid = int(subprocess.run(["id", "-u", normal_user], capture_output=True, text=True,
-                             check=True).stdout)
+    uid = int(
+        subprocess.run(["id", "-u", normal_user], capture_output=True, text=True, check=True).stdout
+    )
     left = sorted(str(p.relative_to(private_tmp)) for p in private_tmp.rglob("*"))
     assert left in ([], [f"tmux-{uid}"]), left

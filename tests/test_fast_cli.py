@@ -49,8 +49,9 @@ def kind_of(option: click.Option) -> str:
 
 
 @pytest.mark.parametrize("spec", fast.COMMANDS, ids=lambda s: " ".join(s.path))
-def test_the_table_matches_the_click_command(spec: fast.FastCommand,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_table_matches_the_click_command(
+    spec: fast.FastCommand, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for envvar in spec.envvars.values():
         monkeypatch.delenv(envvar, raising=False)
     defaults = click_params(spec, ["x"])
@@ -145,11 +146,14 @@ CASES += [(fast.RUN_COMMAND, args, True) for args in RUN_FAST_LINES]
 CASES += [(fast.RUN_COMMAND, args, False) for args in RUN_CLICK_LINES]
 
 
-@pytest.mark.parametrize(("spec", "args", "fast_path"), CASES,
-                         ids=[f"{' '.join(c[0].path)}: {' '.join(c[1])}" for c in CASES])
+@pytest.mark.parametrize(
+    ("spec", "args", "fast_path"),
+    CASES,
+    ids=[f"{' '.join(c[0].path)}: {' '.join(c[1])}" for c in CASES],
+)
 def test_lines_parse_as_click_parses_them_or_are_left_to_click(
-        spec: fast.FastCommand, args: list[str], fast_path: bool,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    spec: fast.FastCommand, args: list[str], fast_path: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SANE_TMUX_SOCKET", "from-env")
     parsed = fast.parse(spec, args)
     if fast_path:

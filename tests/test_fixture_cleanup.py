@@ -22,8 +22,11 @@ def test_killed_test_server_leaves_no_socket_or_lock_files(tmp_path: Path) -> No
     try:
         with Context(srv.server, home=tmp_path / "home") as ctx:
             assert run_command(ctx, "true")["exit_code"] == 0  # takes both locks
-        files = [srv.server.socket_file(), str(creation_lock_path(srv.server)),
-                 clients_lock_path(srv.server)]
+        files = [
+            srv.server.socket_file(),
+            str(creation_lock_path(srv.server)),
+            clients_lock_path(srv.server),
+        ]
         assert all(os.path.exists(f) for f in files), files
     finally:
         srv.kill()

@@ -25,8 +25,10 @@ from .conftest import cli, output_bytes
 
 def peak_concurrency(reports: list[dict[str, Any]]) -> int:
     """Most reports whose [started_ms, finished_ms] intervals overlap at one instant."""
-    events = sorted([(r["started_ms"], 1) for r in reports]
-                    + [(r["finished_ms"], -1) for r in reports], key=lambda e: (e[0], e[1]))
+    events = sorted(
+        [(r["started_ms"], 1) for r in reports] + [(r["finished_ms"], -1) for r in reports],
+        key=lambda e: (e[0], e[1]),
+    )
     level = peak = 0
     for _, step in events:
         level += step
@@ -38,9 +40,15 @@ def register(home: Path, fleet: Any, **overrides: Any) -> list[Server]:
     registry = Registry(home)
     servers = []
     for s in fleet.servers:
-        server = Server(name=s.name, host=s.host, port=s.port, user="root",
-                        identity_file=str(fleet.client_key),
-                        ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)}, **overrides)
+        server = Server(
+            name=s.name,
+            host=s.host,
+            port=s.port,
+            user="root",
+            identity_file=str(fleet.client_key),
+            ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)},
+            **overrides,
+        )
         registry.add(server, replace=True)
         servers.append(server)
     return servers
@@ -52,8 +60,12 @@ def test_runs_on_three_servers_with_their_own_homes(sane_ctx: Context, ssh_fleet
     try:
         for s in ssh_fleet.servers:
             pane = pane_for_server(sane_ctx, s.name)
-            r = run_command(sane_ctx, f"echo $FLEET_HOST; cd ~; printf mine-{s.name} > {marker}; "
-                            f"cat {marker}; (exit 7)", pane=pane, options=RunOptions(timeout=20))
+            r = run_command(
+                sane_ctx,
+                f"echo $FLEET_HOST; cd ~; printf mine-{s.name} > {marker}; cat {marker}; (exit 7)",
+                pane=pane,
+                options=RunOptions(timeout=20),
+            )
             assert (r["status"], r["exit_code"]) == ("completed", 7)
             assert r["output"] == f"{s.name}\nmine-{s.name}"
         for s in ssh_fleet.servers:  # each home holds only its own server's file
@@ -102,8 +114,7 @@ def test_create_file_and_detect_platform_over_ssh(sane_ctx: Context, ssh_fleet: 
     home = ssh_fleet.servers[0].home
     run_command(sane_ctx, "cd ~", pane=pane)
     try:
-        r = create_file(sane_ctx, "sub dir/$(touch CANARY) it's.bin", data, pane=pane,
-                        parents=True)
+        r = create_file(sane_ctx, "sub dir/$(touch CANARY) it's.bin", data, pane=pane, parents=True)
         assert (home / "sub dir" / "$(touch CANARY) it's.bin").read_bytes() == data
         assert not (home / "CANARY").exists()
         assert r["path"].endswith("/sub dir/$(touch CANARY) it's.bin")
@@ -115,8 +126,9 @@ def test_create_file_and_detect_platform_over_ssh(sane_ctx: Context, ssh_fleet: 
     assert (info["user"], info["uid"], info["os"]) == ("root", 0, "Linux")
 
 
-def test_create_file_over_the_ssh_side_channel(sane_ctx: Context, ssh_fleet: Any,
-                                               cli_env: dict[str, str], tmp_path: Path) -> None:
+def test_create_file_over_the_ssh_side_channel(
+    sane_ctx: Context, ssh_fleet: Any, cli_env: dict[str, str], tmp_path: Path
+) -> None:
     from sane.fleet.panes import file_channel
     from sane.ops.create_file import create_file
 
@@ -126,21 +138,45 @@ def test_create_file_over_the_ssh_side_channel(sane_ctx: Context, ssh_fleet: Any
     data = os.urandom(300_000) + bytes(range(256))
     run_command(sane_ctx, "cd ~", pane=pane)
     try:
-        r = create_file(sane_ctx, "side channel's.bin", data, pane=pane,
-                        side_channel=file_channel(sane_ctx, "s2"))
+        r = create_file(
+            sane_ctx,
+            "side channel's.bin",
+            data,
+            pane=pane,
+            side_channel=file_channel(sane_ctx, "s2"),
+        )
         assert (home / "side channel's.bin").read_bytes() == data and r["bytes"] == len(data)
         assert sorted(p.name for p in home.iterdir() if p.name.startswith(".sane-")) == []
         source = tmp_path / "local.bin"
         source.write_bytes(b"via cli\n")
-        status, doc, _ = cli(["sane.cli.create_file", "--server", "s2", "--from", str(source),
-                              "--mode", "0600", f"{home}/cli.txt"], {**cli_env,
-                              "SANE_HOME": str(sane_ctx.home),
-                              "SANE_TMUX_SOCKET": sane_ctx.server.socket_name or ""})
+        status, doc, _ = cli(
+            [
+                "sane.cli.create_file",
+                "--server",
+                "s2",
+                "--from",
+                str(source),
+                "--mode",
+                "0600",
+                f"{home}/cli.txt",
+            ],
+            {
+                **cli_env,
+                "SANE_HOME": str(sane_ctx.home),
+                "SANE_TMUX_SOCKET": sane_ctx.server.socket_name or "",
+            },
+        )
         assert status == 0 and (home / "cli.txt").read_bytes() == b"via cli\n"
         assert doc["mode"] == "0600"
         with pytest.raises(errors.ChecksumMismatch):
-            create_file(sane_ctx, "bad.bin", b"x", pane=pane, expected_sha256="0" * 64,
-                        side_channel=file_channel(sane_ctx, "s2"))
+            create_file(
+                sane_ctx,
+                "bad.bin",
+                b"x",
+                pane=pane,
+                expected_sha256="0" * 64,
+                side_channel=file_channel(sane_ctx, "s2"),
+            )
         assert not (home / "bad.bin").exists()
     finally:
         for name in ("side channel's.bin", "cli.txt"):
@@ -156,8 +192,9 @@ def _timed(fn: Callable[[], object]) -> tuple[float, BaseException | None]:
     return time.monotonic() - started, None
 
 
-def test_wrong_key_is_auth_failed_quickly(sane_ctx: Context, ssh_fleet: Any,
-                                          tmp_path: Path) -> None:
+def test_wrong_key_is_auth_failed_quickly(
+    sane_ctx: Context, ssh_fleet: Any, tmp_path: Path
+) -> None:
     other = tmp_path / "other_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
     register(sane_ctx.home, ssh_fleet)
@@ -174,16 +211,22 @@ def test_closed_port_is_connection_refused(sane_ctx: Context, ssh_fleet: Any) ->
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = Server(name="closed", host="127.0.0.1", port=port, user="root",
-                    identity_file=str(ssh_fleet.client_key))
+    server = Server(
+        name="closed",
+        host="127.0.0.1",
+        port=port,
+        user="root",
+        identity_file=str(ssh_fleet.client_key),
+    )
     elapsed, exc = _timed(lambda: probe_connection(server))
     assert isinstance(exc, errors.ConnectionRefused) and elapsed < 5
     elapsed, exc = _timed(lambda: open_server_pane(sane_ctx, server))
     assert isinstance(exc, errors.ConnectionRefused) and elapsed < 10
 
 
-def test_changed_host_key_is_refused_and_nothing_runs(sane_ctx: Context,
-                                                      make_fleet: Callable[..., Any]) -> None:
+def test_changed_host_key_is_refused_and_nothing_runs(
+    sane_ctx: Context, make_fleet: Callable[..., Any]
+) -> None:
     fleet = make_fleet(1)
     (server,) = register(sane_ctx.home, fleet)
     fleet.regenerate_host_key(server.name)
@@ -195,8 +238,9 @@ def test_changed_host_key_is_refused_and_nothing_runs(sane_ctx: Context,
     assert "Accepted publickey" not in log  # never authenticated: no command was sent
 
 
-def test_killed_server_makes_the_run_lost_then_reconnects(sane_ctx: Context,
-                                                          make_fleet: Callable[..., Any]) -> None:
+def test_killed_server_makes_the_run_lost_then_reconnects(
+    sane_ctx: Context, make_fleet: Callable[..., Any]
+) -> None:
     fleet = make_fleet(1)
     (server,) = register(sane_ctx.home, fleet)
     pane = pane_for_server(sane_ctx, server.name)
@@ -217,28 +261,43 @@ def test_killed_server_makes_the_run_lost_then_reconnects(sane_ctx: Context,
             if b"running" in scanner.region():  # printed by the command, not echoed
                 started.set()
 
-        result.update(run_command(sane_ctx, "echo running; sleep 60; echo never", pane=pane,
-                                  options=RunOptions(timeout=40, on_output=hook)))
+        result.update(
+            run_command(
+                sane_ctx,
+                "echo running; sleep 60; echo never",
+                pane=pane,
+                options=RunOptions(timeout=40, on_output=hook),
+            )
+        )
 
     elapsed, exc = _timed(run_it)
     killer.join()
     assert exc is None
     assert (result["status"], result["exit_code"]) == ("lost", None)
     assert result["output"] == "running\n" and elapsed < 20
-    status, doc, _ = cli(["sane.cli.main", "server", "list"],
-                         {**os.environ, "SANE_HOME": str(sane_ctx.home),
-                          "SANE_TMUX_SOCKET": sane_ctx.server.socket_name or ""})
+    status, doc, _ = cli(
+        ["sane.cli.main", "server", "list"],
+        {
+            **os.environ,
+            "SANE_HOME": str(sane_ctx.home),
+            "SANE_TMUX_SOCKET": sane_ctx.server.socket_name or "",
+        },
+    )
     assert status == 0
-    assert [(s["name"], s["connection"]) for s in doc["servers"]] == [(server.name,
-                                                                      "unreachable")]
+    assert [(s["name"], s["connection"]) for s in doc["servers"]] == [(server.name, "unreachable")]
     fleet.start(server.name)
-    again = run_command(sane_ctx, "echo back", pane=pane_for_server(sane_ctx, server.name),
-                        options=RunOptions(timeout=20))
+    again = run_command(
+        sane_ctx,
+        "echo back",
+        pane=pane_for_server(sane_ctx, server.name),
+        options=RunOptions(timeout=20),
+    )
     assert (again["status"], again["output"]) == ("completed", "back\n")
 
 
-def test_twenty_servers_connect_concurrently_and_bounded(sane_ctx: Context,
-                                                         make_fleet: Callable[..., Any]) -> None:
+def test_twenty_servers_connect_concurrently_and_bounded(
+    sane_ctx: Context, make_fleet: Callable[..., Any]
+) -> None:
     fleet = make_fleet(20)
     servers = register(sane_ctx.home, fleet)
     started = time.monotonic()
@@ -254,18 +313,22 @@ def test_twenty_servers_connect_concurrently_and_bounded(sane_ctx: Context,
         assert r["output"] == f"{name}\n"
     pids = [state.pid for state in panes.values()]
     down(sane_ctx)
-    retry_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids),
-                message="ssh processes of closed panes exit")
+    retry_until(
+        lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids),
+        message="ssh processes of closed panes exit",
+    )
 
 
 def test_a_server_pane_is_made_when_no_tmux_server_runs_yet(
-        sane_ctx: Context, ssh_fleet: Any, tmux_server: Any) -> None:
+    sane_ctx: Context, ssh_fleet: Any, tmux_server: Any
+) -> None:
     """The first pane of a fresh machine (a deploy or fleet run before any `sane up`):
     no tmux server, no session; both are made with the pane, never tmux_server_not_running."""
     servers = register(sane_ctx.home, ssh_fleet)
     tmux_server.kill()
     state = open_server_pane(sane_ctx, servers[0])
     assert state.runner_installed and not state.dead
-    r = run_command(sane_ctx, "echo $FLEET_HOST", pane=state.pane_id,
-                    options=RunOptions(timeout=20))
+    r = run_command(
+        sane_ctx, "echo $FLEET_HOST", pane=state.pane_id, options=RunOptions(timeout=20)
+    )
     assert (r["status"], r["output"]) == ("completed", servers[0].name + "\n")

@@ -19,10 +19,17 @@ from sane.testing.fleet import Fleet, FleetUnavailable
 from sane.testing.pytest_plugin import FleetFactory
 
 
-def ssh(fleet: Fleet, name: str, command: str,
-        timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(fleet.ssh_argv(name, command), capture_output=True, text=True,
-                          timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+def ssh(
+    fleet: Fleet, name: str, command: str, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        fleet.ssh_argv(name, command),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @dataclass(frozen=True)
@@ -45,18 +52,21 @@ def processes() -> dict[int, Proc]:
         pid = int(entry.name)
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-                errors="replace")
+            cmdline = (
+                Path(f"/proc/{pid}/cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode(errors="replace")
+            )
         except OSError:
             continue
         try:
             pid_ns: str | None = os.readlink(f"/proc/{pid}/ns/pid")
         except OSError:
             pid_ns = None  # zombies have no namespaces any more
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
-        found[pid] = Proc(pid, int(fields[1]), comm, fields[0], int(fields[19]), pid_ns,
-                          cmdline)
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[pid] = Proc(pid, int(fields[1]), comm, fields[0], int(fields[19]), pid_ns, cmdline)
     return found
 
 
@@ -87,8 +97,11 @@ def ours_or_orphaned(proc: Proc, table: dict[int, Proc]) -> bool:
 
 def fleet_processes() -> set[tuple[int, int]]:
     table = processes()
-    return {(p.pid, p.start) for p in table.values()
-            if p.comm in ("sshd", "unshare") and ours_or_orphaned(p, table)}
+    return {
+        (p.pid, p.start)
+        for p in table.values()
+        if p.comm in ("sshd", "unshare") and ours_or_orphaned(p, table)
+    }
 
 
 def test_three_servers_answer_with_their_own_homes(ssh_fleet: Fleet) -> None:
@@ -132,9 +145,12 @@ def test_stop_kills_sessions_and_start_brings_it_back(make_fleet: FleetFactory) 
     ns = pid_namespace(s1.pid)
     port, old_pid = s1.port, s1.pid
     # One live session, and one process a session left running in the background.
-    session = subprocess.Popen(fleet.ssh_argv("s1", "exec sleep 300"),
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+    session = subprocess.Popen(
+        fleet.ssh_argv("s1", "exec sleep 300"),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         proc = ssh(fleet, "s1", "nohup sleep 301 >/dev/null 2>&1 </dev/null &")
         assert proc.returncode == 0, proc.stderr
@@ -142,8 +158,11 @@ def test_stop_kills_sessions_and_start_brings_it_back(make_fleet: FleetFactory) 
         def sleepers() -> list[str]:
             return sorted(p.cmdline.strip() for p in in_namespace(ns) if p.comm == "sleep")
 
-        retry_until(lambda: sleepers() == ["sleep 300", "sleep 301"], timeout=20,
-                    message="the two sleeps never showed up in s1's namespace")
+        retry_until(
+            lambda: sleepers() == ["sleep 300", "sleep 301"],
+            timeout=20,
+            message="the two sleeps never showed up in s1's namespace",
+        )
 
         fleet.stop("s1")
         assert s1.pid is None and not s1.running
@@ -189,8 +208,9 @@ def test_netns_hosts_have_their_own_addresses_and_hostnames(make_fleet: FleetFac
     fleet = make_fleet(2, mode="netns")
     hosts = [s.host for s in fleet.servers]
     assert len(set(hosts)) == 2
-    assert all(h.startswith("10.231.") and s.port == 22 for h, s in zip(hosts, fleet.servers,
-                                                                        strict=True))
+    assert all(
+        h.startswith("10.231.") and s.port == 22 for h, s in zip(hosts, fleet.servers, strict=True)
+    )
     assert fleet.known_hosts.read_text().startswith(f"{hosts[0]} ssh-ed25519 ")
     for srv in fleet.servers:
         proc = ssh(fleet, srv.name, "hostname; echo $FLEET_HOST; echo $SSH_CONNECTION; ls -A ~")
@@ -204,15 +224,16 @@ def test_netns_hosts_have_their_own_addresses_and_hostnames(make_fleet: FleetFac
     bridge = fleet.bridge
     spaces = [pid_namespace(s.pid) for s in fleet.servers]
     fleet.close()
-    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
-                            check=True).stdout
+    listed = subprocess.run(
+        ["ip", "netns", "list"], capture_output=True, text=True, check=True
+    ).stdout
     assert not any(ns is not None and ns in listed for ns in netns)
     assert bridge is not None
-    link = subprocess.run(["ip", "link", "show", bridge], capture_output=True, text=True,
-                          check=False)
+    link = subprocess.run(
+        ["ip", "link", "show", bridge], capture_output=True, text=True, check=False
+    )
     assert link.returncode != 0
     assert all(in_namespace(ns) == [] for ns in spaces)
-
 
 
 def test_hosts_behind_a_bastion_are_reached_only_through_it(make_fleet: FleetFactory) -> None:
@@ -230,11 +251,18 @@ def test_hosts_behind_a_bastion_are_reached_only_through_it(make_fleet: FleetFac
         socket.create_connection((s2.host, 22), timeout=5).close()
     inner = fleet.inner_bridge
     fleet.close()
-    routes = subprocess.run(["ip", "route", "show", "type", "unreachable"],
-                            capture_output=True, text=True, check=True).stdout
+    routes = subprocess.run(
+        ["ip", "route", "show", "type", "unreachable"], capture_output=True, text=True, check=True
+    ).stdout
     assert s2.host.rsplit(".", 1)[0] + ".0/24" not in routes
-    assert inner is not None and subprocess.run(
-        ["ip", "link", "show", inner], capture_output=True, check=False).returncode != 0
+    assert (
+        inner is not None
+        and subprocess.run(
+            ["ip", "link", "show", inner], capture_output=True, check=False
+        ).returncode
+        != 0
+    )
+
 
 @pytest.mark.ssh
 def test_nothing_remains_after_close() -> None:
@@ -247,11 +275,17 @@ def test_nothing_remains_after_close() -> None:
         base = fleet.base
         spaces = [pid_namespace(s.pid) for s in fleet.servers]
         assert fleet_processes() - before, "the fleet's processes should be visible"
-        session = subprocess.Popen(fleet.ssh_argv("s2", "exec sleep 300"),
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        retry_until(lambda: any(p.comm == "sleep" for p in in_namespace(spaces[1])),
-                    timeout=20, message="the session never started")
+        session = subprocess.Popen(
+            fleet.ssh_argv("s2", "exec sleep 300"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        retry_until(
+            lambda: any(p.comm == "sleep" for p in in_namespace(spaces[1])),
+            timeout=20,
+            message="the session never started",
+        )
     assert fleet.closed
     assert session.wait(timeout=20) == 255
     after = fleet_processes()

@@ -16,8 +16,7 @@ from sane.ops.context import Context
 from .test_fleet import peak_concurrency, register
 
 
-def test_max_parallel_two_on_six_servers(sane_ctx: Context,
-                                         make_fleet: Callable[..., Any]) -> None:
+def test_max_parallel_two_on_six_servers(sane_ctx: Context, make_fleet: Callable[..., Any]) -> None:
     fleet = make_fleet(6)
     servers = register(sane_ctx.home, fleet)
     fleet_run(sane_ctx, servers, "true", max_parallel=6)  # connect first: time the runs
@@ -28,8 +27,9 @@ def test_max_parallel_two_on_six_servers(sane_ctx: Context,
     assert result["duration_ms"] >= 3000  # 6 runs of 1 s, two at a time
 
 
-def test_one_unreachable_server_is_partial(sane_ctx: Context,
-                                           make_fleet: Callable[..., Any]) -> None:
+def test_one_unreachable_server_is_partial(
+    sane_ctx: Context, make_fleet: Callable[..., Any]
+) -> None:
     fleet = make_fleet(3)
     servers = register(sane_ctx.home, fleet)
     fleet.stop("s2")
@@ -64,7 +64,8 @@ def test_a_hung_server_does_not_hold_the_others(sane_ctx: Context, ssh_fleet: An
 
 
 def test_a_server_hung_in_the_handshake_fails_within_the_deadline(
-        sane_ctx: Context, ssh_fleet: Any) -> None:
+    sane_ctx: Context, ssh_fleet: Any
+) -> None:
     """A server that accepts the TCP connection and never speaks: its own deadline
     (--timeout) covers connecting, not ssh's longer ConnectTimeout."""
     import socket
@@ -76,8 +77,7 @@ def test_a_server_hung_in_the_handshake_fails_within_the_deadline(
     listener.listen(4)
     held: list[Any] = []
     threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
-    silent = servers[0].model_copy(update={"name": "silent",
-                                           "port": listener.getsockname()[1]})
+    silent = servers[0].model_copy(update={"name": "silent", "port": listener.getsockname()[1]})
     try:
         result = fleet_run(sane_ctx, [*servers, silent], "echo hi", timeout=2)
         by_name = {r["server"]: r for r in result["results"]}
@@ -101,7 +101,8 @@ def test_a_server_hung_in_the_handshake_fails_within_the_deadline(
 
 
 def test_a_connected_pane_without_the_runner_is_taken_over_under_a_short_timeout(
-        sane_ctx: Context, ssh_fleet: Any) -> None:
+    sane_ctx: Context, ssh_fleet: Any
+) -> None:
     """What a timed-out connection leaves once ssh gets through: a pane at its remote
     prompt, no runner. It prints nothing new; a short deadline must not call it
     unreachable, and the runner is installed so the next run finds it warm."""
@@ -113,8 +114,10 @@ def test_a_connected_pane_without_the_runner_is_taken_over_under_a_short_timeout
 
     ensure_session(sane_ctx)
     pane = _new_pane(sane_ctx, servers[0], accept_new=False)
-    retry_until(lambda: any(line.strip() for line in sane_ctx.tmux(
-        ["capture-pane", "-p", "-t", pane])), timeout=30)  # the remote prompt is up
+    retry_until(
+        lambda: any(line.strip() for line in sane_ctx.tmux(["capture-pane", "-p", "-t", pane])),
+        timeout=30,
+    )  # the remote prompt is up
     assert not server_panes(sane_ctx)["s1"].runner_installed
     result = fleet_run(sane_ctx, servers[:1], "echo hi", timeout=1)
     (report,) = result["results"]
@@ -127,9 +130,24 @@ def test_a_connected_pane_without_the_runner_is_taken_over_under_a_short_timeout
 
 def test_cli_stream(cli_env: dict[str, str], ssh_fleet: Any, sane_home: Any) -> None:
     register(sane_home, ssh_fleet)
-    proc = subprocess.run([sys.executable, "-m", "sane.cli.main", "fleet", "run", "--stream",
-                           "--servers", "s1,s2", "printf 'a\\nb\\n'"], env=cli_env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sane.cli.main",
+            "fleet",
+            "run",
+            "--stream",
+            "--servers",
+            "s1,s2",
+            "printf 'a\\nb\\n'",
+        ],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     final = lines[-1]
@@ -141,16 +159,23 @@ def test_cli_stream(cli_env: dict[str, str], ssh_fleet: Any, sane_home: Any) -> 
         streamed = "".join(e["data"] for e in mine if e["event"] == "output")
         assert streamed == "a\nb\n" == mine[-1]["output"]
     env = dict(cli_env)
-    status = subprocess.run([sys.executable, "-m", "sane.cli.main", "fleet", "run",
-                             "--servers", "s1,nope", "true"], env=env, capture_output=True,
-                            text=True, timeout=60, check=False)
+    status = subprocess.run(
+        [sys.executable, "-m", "sane.cli.main", "fleet", "run", "--servers", "s1,nope", "true"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert status.returncode == 3 and json.loads(status.stdout)["error"]["code"] == (
-        "server_not_found")
+        "server_not_found"
+    )
     assert os.path.exists(sane_home / "servers.json")
 
 
-def test_fleet_put_skips_servers_that_have_the_file(sane_ctx: Context,
-                                                     make_fleet: Callable[..., Any]) -> None:
+def test_fleet_put_skips_servers_that_have_the_file(
+    sane_ctx: Context, make_fleet: Callable[..., Any]
+) -> None:
     from sane.fleet.run import fleet_put
 
     fleet = make_fleet(3)
@@ -177,11 +202,13 @@ def test_fleet_detect(sane_ctx: Context, ssh_fleet: Any) -> None:
     result = fleet_detect(sane_ctx, servers)
     assert result["status"] == "completed"
     assert [(r["server"], r["user"], r["os"]) for r in result["results"]] == [
-        (s.name, "root", "Linux") for s in servers]
+        (s.name, "root", "Linux") for s in servers
+    ]
 
 
-def test_stream_on_a_terminal_draws_a_live_table(cli_env: dict[str, str], sane_ctx: Context,
-                                                 ssh_fleet: Any) -> None:
+def test_stream_on_a_terminal_draws_a_live_table(
+    cli_env: dict[str, str], sane_ctx: Context, ssh_fleet: Any
+) -> None:
     """On a TTY, --stream is for people: a live table, `[server] line` output, then
     the result as a table (the JSON document through a pipe or with --json)."""
     import pty
@@ -190,10 +217,21 @@ def test_stream_on_a_terminal_draws_a_live_table(cli_env: dict[str, str], sane_c
     register(sane_ctx.home, ssh_fleet)
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sane.cli.main", "fleet", "run", "--all", "--stream",
-         "echo line-$FLEET_HOST; echo second"],
-        env={**cli_env, "TERM": "xterm", "COLUMNS": "120"}, stdout=slave,
-        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "sane.cli.main",
+            "fleet",
+            "run",
+            "--all",
+            "--stream",
+            "echo line-$FLEET_HOST; echo second",
+        ],
+        env={**cli_env, "TERM": "xterm", "COLUMNS": "120"},
+        stdout=slave,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
     os.close(slave)
     chunks = []
     while True:
@@ -213,16 +251,23 @@ def test_stream_on_a_terminal_draws_a_live_table(cli_env: dict[str, str], sane_c
     assert '{"ok"' not in text and "3 of 3 servers ok" in text
 
 
-def _cli_run(cli_env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess[str],
-                                                           dict[str, Any]]:
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "sane.cli.main",
-                           "fleet", "run", *args], env=cli_env, capture_output=True,
-                          text=True, timeout=120, check=False)
+def _cli_run(
+    cli_env: dict[str, str], *args: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "sane.cli.main", "fleet", "run", *args],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     return proc, json.loads(proc.stdout)
 
 
 def test_cli_fleet_run_skips_pydantic_only_for_bytes_it_validated(
-        cli_env: dict[str, str], sane_ctx: Context, ssh_fleet: Any) -> None:
+    cli_env: dict[str, str], sane_ctx: Context, ssh_fleet: Any
+) -> None:
     """servers.json as sane last validated it: no pydantic import (it costs more than
     the runs). Edited by hand into something invalid: the validating path answers."""
     register(sane_ctx.home, ssh_fleet)

@@ -24,8 +24,12 @@ from .test_fleet import register
 @pytest.fixture
 def small_home(sane_home: Path) -> Iterator[Path]:
     sane_home.mkdir(mode=0o700, parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs",
-                              str(sane_home)], capture_output=True, text=True, check=False)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(sane_home)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
@@ -35,15 +39,21 @@ def small_home(sane_home: Path) -> Iterator[Path]:
 
 
 def sane(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
-    proc = subprocess.run([sys.executable, "-m", "sane.cli.main", *args], env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sane.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
 
 def test_a_deploy_that_fills_sane_home_stops_cleanly_and_rolls_back_once_freed(
-        small_home: Path, cli_env: dict[str, str], make_fleet: Callable[..., Any],
-        tmp_path: Path) -> None:
+    small_home: Path, cli_env: dict[str, str], make_fleet: Callable[..., Any], tmp_path: Path
+) -> None:
     fleet = make_fleet(2)
     register(small_home, fleet)
     filler = small_home / "filler"
@@ -52,8 +62,11 @@ def test_a_deploy_that_fills_sane_home_stops_cleanly_and_rolls_back_once_freed(
     fill = f"head -c 2000000 /dev/zero >> {filler} 2>/dev/null"
     steps = [
         {"name": "one", "run": "echo one >> log", "undo": "echo undo-one >> log"},
-        {"name": "two", "run": f"echo two >> log; {fill}; head -c 9000 /dev/zero | tr '\\0' x",
-         "undo": "echo undo-two >> log"},
+        {
+            "name": "two",
+            "run": f"echo two >> log; {fill}; head -c 9000 /dev/zero | tr '\\0' x",
+            "undo": "echo undo-two >> log",
+        },
         {"name": "three", "run": "echo three >> log", "undo": "echo undo-three >> log"},
     ]
     plan = tmp_path / "plan.yaml"
@@ -87,7 +100,8 @@ def test_a_deploy_that_fills_sane_home_stops_cleanly_and_rolls_back_once_freed(
 
 
 def test_servers_json_on_a_full_home_is_kept_whole(
-        small_home: Path, cli_env: dict[str, str]) -> None:
+    small_home: Path, cli_env: dict[str, str]
+) -> None:
     code, _ = sane(cli_env, "server", "add", "a1", "--host", "127.0.0.1")
     assert code == 0
     before = (small_home / "servers.json").read_bytes()

@@ -58,8 +58,9 @@ def test_each_kind_of_file_is_reported(sane_home: Path, make_fleet: Callable[...
     assert again["s3"]["history"]["last_ok_at"] is None
 
 
-def test_server_list_shows_the_health_history(sane_home: Path, ssh_fleet: Any,
-                                             cli_env: dict[str, str]) -> None:
+def test_server_list_shows_the_health_history(
+    sane_home: Path, ssh_fleet: Any, cli_env: dict[str, str]
+) -> None:
     from .conftest import cli
 
     servers = register(sane_home, ssh_fleet)
@@ -79,8 +80,9 @@ def test_server_list_shows_the_health_history(sane_home: Path, ssh_fleet: Any,
     assert history.read_text() == "{not json"  # left for the next check to set aside
 
 
-def test_unreachable_server_is_unknown_not_a_crash(sane_home: Path,
-                                                   make_fleet: Callable[..., Any]) -> None:
+def test_unreachable_server_is_unknown_not_a_crash(
+    sane_home: Path, make_fleet: Callable[..., Any]
+) -> None:
     fleet = make_fleet(1)
     (server,) = register(sane_home, fleet)
     fleet.stop("s1")
@@ -88,8 +90,7 @@ def test_unreachable_server_is_unknown_not_a_crash(sane_home: Path,
     assert report["status"] == "unknown" and report["error"] == "connection_refused"
 
 
-def test_wait_returns_when_the_last_server_turns_healthy(sane_home: Path,
-                                                         ssh_fleet: Any) -> None:
+def test_wait_returns_when_the_last_server_turns_healthy(sane_home: Path, ssh_fleet: Any) -> None:
     servers = register(sane_home, ssh_fleet)
     for server in servers:
         set_health(server, "degraded", {})
@@ -105,8 +106,15 @@ def test_wait_returns_when_the_last_server_turns_healthy(sane_home: Path,
     healer = threading.Thread(target=heal)
     healer.start()
     try:
-        result = wait(sane_home, servers, '.status == "healthy"', "all", timeout=30,
-                      interval=0.1, on_event=events.append)
+        result = wait(
+            sane_home,
+            servers,
+            '.status == "healthy"',
+            "all",
+            timeout=30,
+            interval=0.1,
+            on_event=events.append,
+        )
     finally:
         healer.join()
     assert result["met"] and result["waiting_for"] == []
@@ -127,12 +135,28 @@ def test_cli(cli_env: dict[str, str], ssh_fleet: Any, sane_home: Path) -> None:
     register(sane_home, ssh_fleet)
 
     def sane(*args: str) -> tuple[int, dict[str, Any]]:
-        proc = subprocess.run([sys.executable, "-m", "sane.cli.main", *args], env=cli_env,
-                              capture_output=True, text=True, timeout=120, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "sane.cli.main", *args],
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         return proc.returncode, json.loads(proc.stdout.splitlines()[-1])
 
-    status, doc = sane("health", "set", "--server", "s1", "--status", "healthy",
-                       "--field", "version=1.2.3", "--json-field", "replicas=3")
+    status, doc = sane(
+        "health",
+        "set",
+        "--server",
+        "s1",
+        "--status",
+        "healthy",
+        "--field",
+        "version=1.2.3",
+        "--json-field",
+        "replicas=3",
+    )
     assert status == 0 and doc["health"]["replicas"] == 3
     status, doc = sane("health", "--servers", "s1", "--query", ".replicas")
     assert status == 0 and doc["servers"][0]["query"] == 3
@@ -141,11 +165,31 @@ def test_cli(cli_env: dict[str, str], ssh_fleet: Any, sane_home: Path) -> None:
     assert status == 0 and [s["server"] for s in doc["servers"]] == ["s1", "s2", "s3"]
     status, doc = sane("health", "--max-parallel", "0")
     assert status == 2 and doc["error"]["code"] == "usage_error"
-    status, doc = sane("health", "wait", "--servers", "s1", "--until", '.version == "1.2.3"',
-                       "--timeout", "10", "--interval", "0.1")
+    status, doc = sane(
+        "health",
+        "wait",
+        "--servers",
+        "s1",
+        "--until",
+        '.version == "1.2.3"',
+        "--timeout",
+        "10",
+        "--interval",
+        "0.1",
+    )
     assert status == 0 and doc["met"]
-    status, doc = sane("health", "wait", "--servers", "s1", "--until", '.version == "9"',
-                       "--timeout", "0.3", "--interval", "0.1")
+    status, doc = sane(
+        "health",
+        "wait",
+        "--servers",
+        "s1",
+        "--until",
+        '.version == "9"',
+        "--timeout",
+        "0.3",
+        "--interval",
+        "0.1",
+    )
     assert status == 4 and doc["waiting_for"] == ["s1"]
 
 
@@ -156,8 +200,14 @@ def test_watch_snapshot(cli_env: dict[str, str], ssh_fleet: Any, sane_home: Path
     set_health(servers[0], "healthy", {"version": "4.2"})
 
     def sane(*args: str) -> tuple[int, dict[str, Any]]:
-        proc = subprocess.run([sys.executable, "-m", "sane.cli.main", *args], env=cli_env,
-                              capture_output=True, text=True, timeout=120, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "sane.cli.main", *args],
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         return proc.returncode, json.loads(proc.stdout.splitlines()[-1])
 
     assert sane("connect", "s1", "s2")[0] == 0
@@ -167,9 +217,11 @@ def test_watch_snapshot(cli_env: dict[str, str], ssh_fleet: Any, sane_home: Path
     assert status == 0
     rows = {r["server"]: r for r in doc["servers"]}
     assert (rows["s1"]["connection"], rows["s1"]["health"], rows["s1"]["version"]) == (
-        "connected", "healthy", "4.2")
-    assert (rows["s2"]["run_id"], rows["s3"]["connection"]) == (first["run_id"],
-                                                                "disconnected")
+        "connected",
+        "healthy",
+        "4.2",
+    )
+    assert (rows["s2"]["run_id"], rows["s3"]["connection"]) == (first["run_id"], "disconnected")
     assert rows["s3"]["health"] == "unknown" and rows["s3"]["health_reason"] == "missing"
     text = render(doc)
     assert "s1" in text and "healthy" in text and first["run_id"] in text

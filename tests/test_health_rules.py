@@ -23,8 +23,10 @@ from sane.ops.context import Context
 from .conftest import cli
 from .test_fleet import register
 
-CHATTY = ('echo "Welcome to $(hostname), $USER!"\necho "{not json"\n'
-          'echo "rc noise on stderr: No such file or directory" >&2\n')
+CHATTY = (
+    'echo "Welcome to $(hostname), $USER!"\necho "{not json"\n'
+    'echo "rc noise on stderr: No such file or directory" >&2\n'
+)
 
 
 @pytest.fixture
@@ -37,15 +39,20 @@ def chatty_fleet(make_fleet: Callable[..., Any]) -> Any:
     return fleet
 
 
-def test_a_chatty_bashrc_does_not_reach_what_sane_reads(sane_ctx: Context,
-                                                        chatty_fleet: Any) -> None:
+def test_a_chatty_bashrc_does_not_reach_what_sane_reads(
+    sane_ctx: Context, chatty_fleet: Any
+) -> None:
     """#18.8: health.json is valid, the rc file prints: the read is still healthy."""
     servers = register(sane_ctx.home, chatty_fleet)
     result = run_remote(servers[0], "printf 'exact\\n'; echo err >&2; exit 3")
     assert (result.status, result.stdout, result.stderr) == (3, b"exact\n", "err\n")
     set_health(servers[0], "healthy", {"version": "1.0"})
-    assert json.loads((Path(chatty_fleet.servers[0].home) / ".sane/health.json")
-                      .read_text())["version"] == "1.0"
+    assert (
+        json.loads((Path(chatty_fleet.servers[0].home) / ".sane/health.json").read_text())[
+            "version"
+        ]
+        == "1.0"
+    )
     by_name = {r["server"]: r for r in check(sane_ctx.home, servers)["servers"]}
     assert (by_name["s1"]["status"], by_name["s1"]["reason"]) == ("healthy", None)
     assert by_name["s1"]["data"]["version"] == "1.0"
@@ -54,8 +61,9 @@ def test_a_chatty_bashrc_does_not_reach_what_sane_reads(sane_ctx: Context,
     assert path_on(servers[0], "~/app/x") == "/root/app/x"
 
 
-def test_fleet_put_takes_home_paths_like_plans(sane_ctx: Context, chatty_fleet: Any,
-                                              tmp_path: Path) -> None:
+def test_fleet_put_takes_home_paths_like_plans(
+    sane_ctx: Context, chatty_fleet: Any, tmp_path: Path
+) -> None:
     """#18.10: ``fleet put FILE ~/app.conf`` (refused before) lands in each login's home,
     as a plan's ``~/`` file does; the sha256 cache works despite a chatty .bashrc."""
     servers = register(sane_ctx.home, chatty_fleet)
@@ -70,17 +78,20 @@ def test_fleet_put_takes_home_paths_like_plans(sane_ctx: Context, chatty_fleet: 
         fleet_put(sane_ctx, servers, "conf/app.conf", b"x")
     plan = tmp_path / "plan.yaml"
     (tmp_path / "app.conf").write_text("port = 2\n")
-    plan.write_text(yaml.safe_dump({"name": "t", "files": [
-        {"source": "app.conf", "path": "~/conf/app.conf"}]}))
+    plan.write_text(
+        yaml.safe_dump({"name": "t", "files": [{"source": "app.conf", "path": "~/conf/app.conf"}]})
+    )
     report = api.deploy(sane_ctx, str(plan), servers)
     assert report["status"] == "completed", report
     assert (Path(chatty_fleet.servers[1].home) / "conf/app.conf").read_text() == "port = 2\n"
 
 
-@pytest.mark.parametrize("expression", ['.version = "x"', ".version", ".status | length",
-                                        '"healthy"'])
-def test_a_condition_that_is_not_a_boolean_is_invalid_argument(sane_home: Path,
-                                                               expression: str) -> None:
+@pytest.mark.parametrize(
+    "expression", ['.version = "x"', ".version", ".status | length", '"healthy"']
+)
+def test_a_condition_that_is_not_a_boolean_is_invalid_argument(
+    sane_home: Path, expression: str
+) -> None:
     """#18.9: ``.version = "x"`` (a typo for ``==``) was met everywhere; now it is
     refused before any server is read, naming the expression."""
     with pytest.raises(errors.InvalidArgument) as info:
@@ -96,8 +107,9 @@ def test_unknown_health_never_meets_a_condition(sane_ctx: Context, ssh_fleet: An
         (Path(server.home) / ".sane" / "health.json").unlink(missing_ok=True)
     try:
         set_health(servers[0], "degraded", {})
-        result = wait(sane_ctx.home, servers, '.status != "unhealthy"', "all", timeout=0,
-                      interval=0.1)
+        result = wait(
+            sane_ctx.home, servers, '.status != "unhealthy"', "all", timeout=0, interval=0.1
+        )
         assert not result["met"] and result["waiting_for"] == ["s2", "s3"]
         assert Condition('.status != "unhealthy"').met(result["servers"][0])
         unknown = {"server": "s2", "status": "unknown", "reason": "missing", "data": None}
@@ -108,42 +120,106 @@ def test_unknown_health_never_meets_a_condition(sane_ctx: Context, ssh_fleet: An
             (Path(server.home) / ".sane" / "health.json").unlink(missing_ok=True)
 
 
-def test_a_deploy_gate_that_is_not_a_boolean_is_plan_invalid(sane_ctx: Context,
-                                                             tmp_path: Path) -> None:
+def test_a_deploy_gate_that_is_not_a_boolean_is_plan_invalid(
+    sane_ctx: Context, tmp_path: Path
+) -> None:
     plan = tmp_path / "plan.yaml"
-    plan.write_text(yaml.safe_dump({"name": "t",
-                                    "steps": [{"name": "a", "run": "true", "undo": "true"}],
-                                    "health": {"until": '.version = $VERSION'},
-                                    "env": {"VERSION": "2"}}))
+    plan.write_text(
+        yaml.safe_dump(
+            {
+                "name": "t",
+                "steps": [{"name": "a", "run": "true", "undo": "true"}],
+                "health": {"until": ".version = $VERSION"},
+                "env": {"VERSION": "2"},
+            }
+        )
+    )
     with pytest.raises(errors.PlanInvalid) as info:
         api.dry_run(str(plan), [])
     assert info.value.details["field"] == "health.until"
 
 
-def test_health_set_types_fields_as_written(cli_env: dict[str, str], sane_home: Path,
-                                            ssh_fleet: Any) -> None:
+def test_health_set_types_fields_as_written(
+    cli_env: dict[str, str], sane_home: Path, ssh_fleet: Any
+) -> None:
     """#18.9: ``--field version=1.2`` gave internal_error (exit 70) with a pydantic
     traceback; it is the string "1.2". ``--json-field`` takes JSON values."""
     register(sane_home, ssh_fleet)
     try:
-        status, doc, _ = cli(["sane.cli.main", "health", "set", "--server", "s1", "--status",
-                              "healthy", "--field", "version=1.2", "--json-field",
-                              "replicas=3", "--json-field", 'tags=["a"]', "--field",
-                              "note=true"], cli_env)
+        status, doc, _ = cli(
+            [
+                "sane.cli.main",
+                "health",
+                "set",
+                "--server",
+                "s1",
+                "--status",
+                "healthy",
+                "--field",
+                "version=1.2",
+                "--json-field",
+                "replicas=3",
+                "--json-field",
+                'tags=["a"]',
+                "--field",
+                "note=true",
+            ],
+            cli_env,
+        )
         assert status == 0, doc
         health = doc["health"]
         assert (health["version"], health["replicas"], health["tags"], health["note"]) == (
-            "1.2", 3, ["a"], "true")
-        status, doc, _ = cli(["sane.cli.main", "health", "set", "--server", "s1", "--status",
-                              "healthy", "--json-field", "version=1.2"], cli_env)
+            "1.2",
+            3,
+            ["a"],
+            "true",
+        )
+        status, doc, _ = cli(
+            [
+                "sane.cli.main",
+                "health",
+                "set",
+                "--server",
+                "s1",
+                "--status",
+                "healthy",
+                "--json-field",
+                "version=1.2",
+            ],
+            cli_env,
+        )
         assert (status, doc["error"]["code"]) == (2, "invalid_argument")
         assert doc["error"]["details"]["field"] == "version"
         assert "Traceback" not in doc["error"]["message"]
-        status, doc, _ = cli(["sane.cli.main", "health", "set", "--server", "s1", "--status",
-                              "healthy", "--json-field", "replicas=three"], cli_env)
+        status, doc, _ = cli(
+            [
+                "sane.cli.main",
+                "health",
+                "set",
+                "--server",
+                "s1",
+                "--status",
+                "healthy",
+                "--json-field",
+                "replicas=three",
+            ],
+            cli_env,
+        )
         assert (status, doc["error"]["code"]) == (2, "invalid_argument")
-        status, doc, _ = cli(["sane.cli.main", "health", "wait", "--servers", "s1",
-                              "--until", '.version = "x"', "--timeout", "0"], cli_env)
+        status, doc, _ = cli(
+            [
+                "sane.cli.main",
+                "health",
+                "wait",
+                "--servers",
+                "s1",
+                "--until",
+                '.version = "x"',
+                "--timeout",
+                "0",
+            ],
+            cli_env,
+        )
         assert (status, doc["error"]["code"]) == (2, "invalid_argument")
     finally:
         for server in ssh_fleet.servers:

@@ -50,11 +50,17 @@ def test_help_documents_output_exit_statuses_and_completion_which_works() -> Non
         import pytest
 
         pytest.skip("the sane entry point is not installed (pip install -e .)")
-    proc = subprocess.run([sane], capture_output=True,
-                          text=True, env={**os.environ, "_SANE_COMPLETE": "bash_source"},
-                          check=False, timeout=60)
-    assert proc.returncode == 0 and "complete -o nosort -F _sane_completion" in proc.stdout, \
+    proc = subprocess.run(
+        [sane],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "_SANE_COMPLETE": "bash_source"},
+        check=False,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and "complete -o nosort -F _sane_completion" in proc.stdout, (
         proc.stdout + proc.stderr
+    )
 
 
 def test_a_misspelt_command_or_option_gets_a_suggestion() -> None:
@@ -63,11 +69,20 @@ def test_a_misspelt_command_or_option_gets_a_suggestion() -> None:
     import subprocess
     import sys
 
-    for argv, hint in ((["helth"], "'health'"), (["flet", "run"], "'fleet'"),
-                       (["fleet", "rn", "x"], "'run'"), (["server", "ad"], "'add'"),
-                       (["run-command", "--tmeout", "1", "x"], "'--timeout'")):
-        proc = subprocess.run([sys.executable, "-m", "sane.cli.main", *argv],
-                              capture_output=True, text=True, check=False, timeout=60)
+    for argv, hint in (
+        (["helth"], "'health'"),
+        (["flet", "run"], "'fleet'"),
+        (["fleet", "rn", "x"], "'run'"),
+        (["server", "ad"], "'add'"),
+        (["run-command", "--tmeout", "1", "x"], "'--timeout'"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "sane.cli.main", *argv],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
         assert proc.returncode == 2, (argv, proc.stderr)
         error = json.loads(proc.stdout)["error"]
         assert error["code"] == "usage_error" and hint in error["message"], (argv, error)

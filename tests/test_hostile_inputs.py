@@ -42,9 +42,11 @@ def test_nul_in_a_command_is_refused_naming_the_field(sane_ctx: Context) -> None
 
 
 def test_nul_through_the_cli_and_the_tools_is_invalid_argument(
-        cli_env: dict[str, str], sane_ctx: Context, tmp_path: Path) -> None:
-    proc = run_process([sys.executable, "-m", "sane.cli.main", "run-command", "-"], cli_env,
-                       stdin=NUL_COMMAND)
+    cli_env: dict[str, str], sane_ctx: Context, tmp_path: Path
+) -> None:
+    proc = run_process(
+        [sys.executable, "-m", "sane.cli.main", "run-command", "-"], cli_env, stdin=NUL_COMMAND
+    )
     doc = json.loads(proc.stdout)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert doc["error"]["code"] == "invalid_argument"
@@ -60,17 +62,26 @@ def test_nul_through_the_cli_and_the_tools_is_invalid_argument(
     for name, arguments, field in cases:
         outcome = tools.call(sane_ctx, name, arguments)
         error = outcome.document["error"]
-        assert (error["code"], error["details"].get("field")) == ("invalid_argument", field), \
-            (name, error)
+        assert (error["code"], error["details"].get("field")) == ("invalid_argument", field), (
+            name,
+            error,
+        )
     # File content is data, not a command: NUL bytes are its business.
     tools.validated(tools.find("create_file").input, {"path": "/tmp/f", "content": "a\x00b"})
 
 
 def test_nul_in_a_plan_step_is_a_plan_error_naming_the_step(tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({"steps": [{"name": "a", "run": "true", "undo": "true"},
-                                          {"name": "b", "run": "rm -rf /x\x00y",
-                                           "undo": "true"}]}))
+    plan.write_text(
+        json.dumps(
+            {
+                "steps": [
+                    {"name": "a", "run": "true", "undo": "true"},
+                    {"name": "b", "run": "rm -rf /x\x00y", "undo": "true"},
+                ]
+            }
+        )
+    )
     with pytest.raises(errors.PlanInvalid) as caught:
         load_plan(str(plan))
     assert caught.value.details["field"] == "steps.1.run"
@@ -79,12 +90,14 @@ def test_nul_in_a_plan_step_is_a_plan_error_naming_the_step(tmp_path: Path) -> N
 # -- binary output -----------------------------------------------------------------------
 
 
-def test_binary_output_is_kept_exactly_without_keep_ansi(sane_ctx: Context,
-                                                         tmp_path: Path) -> None:
+def test_binary_output_is_kept_exactly_without_keep_ansi(sane_ctx: Context, tmp_path: Path) -> None:
     # Every byte value, escape-looking runs among them (a colour, a title, an invalid
     # UTF-8 byte): in binary data these are bytes of the file, not terminal styling.
-    data = (bytes(range(256)) + b"\x1b[31mred\x1b[0m \x1b]0;title\x07 \xff\xfe\r\n"
-            + bytes(range(255, -1, -1)))
+    data = (
+        bytes(range(256))
+        + b"\x1b[31mred\x1b[0m \x1b]0;title\x07 \xff\xfe\r\n"
+        + bytes(range(255, -1, -1))
+    )
     path = tmp_path / "blob.bin"
     path.write_bytes(data)
     result = run_command(sane_ctx, f"cat {path}")
@@ -101,7 +114,8 @@ def test_binary_output_is_kept_exactly_without_keep_ansi(sane_ctx: Context,
 
 
 def test_list_panes_and_runs_with_tabs_and_newlines_in_cwd_and_names(
-        tmux_server: TmuxTestServer, sane_ctx: Context, tmp_path: Path) -> None:
+    tmux_server: TmuxTestServer, sane_ctx: Context, tmp_path: Path
+) -> None:
     odd = tmp_path / "a\tb\nc %end 1 2 3"
     odd.mkdir()
     pane = tmux_server.new_pane()
@@ -125,8 +139,9 @@ def test_list_panes_and_runs_with_tabs_and_newlines_in_cwd_and_names(
 
 def _plan(directory: Path, source: str) -> str:
     path = directory / "plan.yaml"
-    path.write_text(yaml.safe_dump({"name": "t", "files": [{"source": source,
-                                                            "path": "/tmp/placed"}]}))
+    path.write_text(
+        yaml.safe_dump({"name": "t", "files": [{"source": source, "path": "/tmp/placed"}]})
+    )
     return str(path)
 
 
@@ -162,15 +177,17 @@ def test_a_plan_reached_through_a_symlink_places_the_files_beside_it(tmp_path: P
     assert load_plan(str(shown / "plan.yaml"))[1] == [b"echo app\n"]
     (tmp_path / "secret").write_text("the orchestrator's secret\n")
     (shown / "leak").symlink_to(tmp_path / "secret")
-    plan.write_text(yaml.safe_dump({"name": "t", "files": [{"source": "leak",
-                                                            "path": "/tmp/placed"}]}))
+    plan.write_text(
+        yaml.safe_dump({"name": "t", "files": [{"source": "leak", "path": "/tmp/placed"}]})
+    )
     with pytest.raises(errors.PlanInvalid) as caught:
         load_plan(str(shown / "plan.yaml"))
     assert caught.value.details["reason"] == "outside"
 
 
 def test_allow_outside_sources_on_the_cli_and_the_tool(
-        cli_env: dict[str, str], sane_ctx: Context, tmp_path: Path) -> None:
+    cli_env: dict[str, str], sane_ctx: Context, tmp_path: Path
+) -> None:
     from sane.fleet.registry import Registry, Server
 
     Registry(sane_ctx.home).add(Server(name="s1", host="127.0.0.1"))
@@ -180,8 +197,7 @@ def test_allow_outside_sources_on_the_cli_and_the_tool(
     plan = _plan(plan_dir, "../secret")
     argv = [sys.executable, "-m", "sane.cli.main", "deploy", plan, "--all", "--dry-run"]
     refused = run_process(argv, cli_env)
-    assert refused.returncode == 2 and json.loads(refused.stdout)["error"]["code"] == \
-        "plan_invalid"
+    assert refused.returncode == 2 and json.loads(refused.stdout)["error"]["code"] == "plan_invalid"
     allowed = run_process([*argv, "--allow-outside-sources"], cli_env)
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
     arguments: dict[str, Any] = {"plan": plan, "all": True}
@@ -194,7 +210,8 @@ def test_allow_outside_sources_on_the_cli_and_the_tool(
 
 
 def test_dev_zero_fifos_and_huge_files_are_refused_at_once(
-        sane_ctx: Context, tmp_path: Path) -> None:
+    sane_ctx: Context, tmp_path: Path
+) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     huge = tmp_path / "huge"
@@ -206,13 +223,17 @@ def test_dev_zero_fifos_and_huge_files_are_refused_at_once(
     (plan_dir / "huge").symlink_to(huge)
     (plan_dir / "zero").symlink_to("/dev/zero")
     started = time.monotonic()
-    cases = [("/dev/zero", "plan", "not_regular"), (str(fifo), "plan", "not_regular"),
-             (_plan(plan_dir, "zero"), "files.0.source", "not_regular")]
+    cases = [
+        ("/dev/zero", "plan", "not_regular"),
+        (str(fifo), "plan", "not_regular"),
+        (_plan(plan_dir, "zero"), "files.0.source", "not_regular"),
+    ]
     for plan, field, reason in cases:
         with pytest.raises(errors.PlanInvalid) as caught:
             load_plan(plan, allow_outside_sources=True)
-        assert (caught.value.details["field"], caught.value.details["reason"]) == \
-            (field, reason), caught.value.message
+        assert (caught.value.details["field"], caught.value.details["reason"]) == (field, reason), (
+            caught.value.message
+        )
     for name, reason in (("fifo", "not_regular"), ("huge", "too_large")):
         with pytest.raises(errors.PlanInvalid) as caught:
             load_plan(_plan(plan_dir, name), allow_outside_sources=True)
@@ -230,7 +251,8 @@ def test_dev_zero_fifos_and_huge_files_are_refused_at_once(
 
 
 def test_create_file_and_fleet_put_refuse_what_is_not_a_regular_file(
-        cli_env: dict[str, str], tmp_path: Path) -> None:
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     for argv, field in [
@@ -238,22 +260,31 @@ def test_create_file_and_fleet_put_refuse_what_is_not_a_regular_file(
         (["create-file", "--from", str(fifo), str(tmp_path / "out")], "from"),
         (["fleet", "put", str(fifo), "/tmp/x", "--all"], "local_file"),
     ]:
-        proc = run_process([sys.executable, "-m", "sane.cli.main", *argv], cli_env,
-                           timeout=30)
+        proc = run_process([sys.executable, "-m", "sane.cli.main", *argv], cli_env, timeout=30)
         error = json.loads(proc.stdout)["error"]
         assert proc.returncode == 2, proc.stdout + proc.stderr
-        assert (error["code"], error["details"]["field"], error["details"]["reason"]) == \
-            ("invalid_argument", field, "not_regular")
+        assert (error["code"], error["details"]["field"], error["details"]["reason"]) == (
+            "invalid_argument",
+            field,
+            "not_regular",
+        )
     assert not (tmp_path / "out").exists()
 
 
 # -- documents: deep nesting, alias bombs --------------------------------------------------
 
-ALIAS_BOMB = "\n".join(
-    ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
-    + [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
-       f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
-       f"*{chr(97 + i)}, *{chr(97 + i)}]" for i in range(8)]) + "\n"
+ALIAS_BOMB = (
+    "\n".join(
+        ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+        + [
+            f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+            f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+            f"*{chr(97 + i)}, *{chr(97 + i)}]"
+            for i in range(8)
+        ]
+    )
+    + "\n"
+)
 
 
 def test_alias_bombs_and_deep_nesting_are_refused(tmp_path: Path) -> None:
@@ -270,8 +301,11 @@ def test_alias_bombs_and_deep_nesting_are_refused(tmp_path: Path) -> None:
         load_plan(str(deep))
     assert caught.value.details["reason"] == "too_deep"
     inventory = tmp_path / "inventory.yml"
-    inventory.write_text("all:\n  vars:\n" + "".join(
-        f"    {line}\n" for line in ALIAS_BOMB.splitlines()) + "  hosts: {h1: {}}\n")
+    inventory.write_text(
+        "all:\n  vars:\n"
+        + "".join(f"    {line}\n" for line in ALIAS_BOMB.splitlines())
+        + "  hosts: {h1: {}}\n"
+    )
     with pytest.raises(errors.ConfigInvalid):
         from_ansible_inventory(str(inventory))
     assert time.monotonic() - started < 10
@@ -279,8 +313,12 @@ def test_alias_bombs_and_deep_nesting_are_refused(tmp_path: Path) -> None:
 
 def test_hostile_ansible_yaml_is_config_invalid_not_a_crash(tmp_path: Path) -> None:
     inventory = tmp_path / "inventory.yml"
-    for text in ("all:\n  hosts: [a, b]\n", "all:\n  vars: [1]\n  hosts: {a: {}}\n",
-                 "all:\n  hosts:\n    a: [1, 2]\n", "all:\n  children: 3\n"):
+    for text in (
+        "all:\n  hosts: [a, b]\n",
+        "all:\n  vars: [1]\n  hosts: {a: {}}\n",
+        "all:\n  hosts:\n    a: [1, 2]\n",
+        "all:\n  children: 3\n",
+    ):
         inventory.write_text(text)
         with contextlib.suppress(errors.ConfigInvalid):  # refused, or skipped: no crash
             from_ansible_inventory(str(inventory))
@@ -293,10 +331,25 @@ def _sh(text: str) -> str:
 def test_cli_import_of_a_fifo_is_refused(cli_env: dict[str, str], tmp_path: Path) -> None:
     fifo = tmp_path / "inventory"
     os.mkfifo(fifo)
-    proc = subprocess.run([sys.executable, "-m", "sane.cli.main", "server", "import",
-                           str(fifo), "--format", "ansible"], env=cli_env,
-                          capture_output=True, text=True, timeout=30, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sane.cli.main",
+            "server",
+            "import",
+            str(fifo),
+            "--format",
+            "ansible",
+        ],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     error = json.loads(proc.stdout)["error"]  # refused at once (before: read, and hung)
     assert error["code"] in ("invalid_argument", "config_invalid"), proc.stdout + proc.stderr
-    assert error["details"].get("field") == "source" or \
-        error["details"].get("reason") == "not_regular", error
+    assert (
+        error["details"].get("field") == "source" or error["details"].get("reason") == "not_regular"
+    ), error

@@ -29,24 +29,27 @@ def _health_file(fleet: Any, index: int) -> Path:
     return path
 
 
-def test_hostile_health_files_fail_only_their_server(sane_home: Path,
-                                                     make_fleet: Any) -> None:
+def test_hostile_health_files_fail_only_their_server(sane_home: Path, make_fleet: Any) -> None:
     fleet = make_fleet(5)
     servers = register(sane_home, fleet)
     set_health(servers[0], "healthy", {"version": "1.0"})
     _health_file(fleet, 1).symlink_to("/dev/zero")
     os.mkfifo(_health_file(fleet, 2))
-    _health_file(fleet, 3).write_text('{"status": "healthy", "x": ' + "[" * 300 + "]" * 300
-                                      + "}")
-    _health_file(fleet, 4).write_text('{"status": "healthy", "pad": "'
-                                      + "x" * (HEALTH_MAX + 10) + '"}')
+    _health_file(fleet, 3).write_text('{"status": "healthy", "x": ' + "[" * 300 + "]" * 300 + "}")
+    _health_file(fleet, 4).write_text(
+        '{"status": "healthy", "pad": "' + "x" * (HEALTH_MAX + 10) + '"}'
+    )
     started = time.monotonic()
     result = check(sane_home, servers, query_expr=".version")
     elapsed = time.monotonic() - started
     by_name = {r["server"]: r for r in result["servers"]}
     assert (by_name["s1"]["status"], by_name["s1"]["query"]) == ("healthy", "1.0")
-    for name, reason in (("s2", "not a regular file"), ("s3", "not a regular file"),
-                         ("s4", "malformed"), ("s5", "too large")):
+    for name, reason in (
+        ("s2", "not a regular file"),
+        ("s3", "not a regular file"),
+        ("s4", "malformed"),
+        ("s5", "too large"),
+    ):
         assert by_name[name]["status"] == "unknown", by_name[name]
         assert by_name[name]["reason"].startswith(reason), by_name[name]
     assert elapsed < 30, elapsed  # /dev/zero and the FIFO were not read at all
@@ -65,14 +68,17 @@ def test_health_wait_keeps_to_its_deadline(sane_home: Path, make_fleet: Any) -> 
 
 
 def test_jq_sees_no_environment_no_files_and_has_a_time_limit(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "orchestrator-secret")
     (tmp_path / "secret.json").write_text('"file-secret"')
     doc = {"status": "healthy"}
     for expression in ("$ENV.AWS_SECRET_ACCESS_KEY", "env.AWS_SECRET_ACCESS_KEY"):
         assert jqsafe.evaluate(expression, [doc])[0] == (None, None)
-    for expression in (f'import "secret" as $s {{search: "{tmp_path}"}}; $s',
-                       f'include "secret" {{search: "{tmp_path}"}}; .'):
+    for expression in (
+        f'import "secret" as $s {{search: "{tmp_path}"}}; $s',
+        f'include "secret" {{search: "{tmp_path}"}}; .',
+    ):
         with pytest.raises(errors.InvalidArgument) as caught:
             jqsafe.evaluate(expression, [doc])
         assert caught.value.details["reason"] == "module"
@@ -88,7 +94,8 @@ def test_jq_sees_no_environment_no_files_and_has_a_time_limit(
 
 
 def test_the_read_only_health_tool_does_not_leak_the_environment(
-        monkeypatch: pytest.MonkeyPatch, sane_home: Path, ssh_fleet: Any) -> None:
+    monkeypatch: pytest.MonkeyPatch, sane_home: Path, ssh_fleet: Any
+) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "orchestrator-secret")
     servers = register(sane_home, ssh_fleet)
     result = check(sane_home, servers[:1], query_expr="$ENV")

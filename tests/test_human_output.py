@@ -34,8 +34,13 @@ def on_terminal(argv: list[str], env: dict[str, str], timeout: float = 120) -> t
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
     env = {k: v for k, v in env.items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
     env["TERM"] = "xterm-256color"
-    proc = subprocess.Popen([sys.executable, "-m", "sane.cli.main", *argv], env=env,
-                            stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sane.cli.main", *argv],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=slave,
+    )
     os.close(slave)
     chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
@@ -72,7 +77,8 @@ def plain(text: str) -> str:
 
 
 def test_server_list_fleet_run_and_health_are_tables_for_a_person_json_for_a_pipe(
-        cli_env: dict[str, str], sane_home: Path, ssh_fleet: Any) -> None:
+    cli_env: dict[str, str], sane_home: Path, ssh_fleet: Any
+) -> None:
     servers = register(sane_home, ssh_fleet)
     set_health(servers[0], "healthy", {"version": "1.4.2"})
     try:
@@ -83,12 +89,17 @@ def test_server_list_fleet_run_and_health_are_tables_for_a_person_json_for_a_pip
 
 def _tables_and_json(cli_env: dict[str, str]) -> None:
     cases = [
-        (["server", "list"], "server-list", ["server", "address", "connection", "s1", "s2",
-                                             "s3", "3 servers"]),
-        (["fleet", "run", "echo hi-$FLEET_HOST"], "fleet-run",
-         ["[s1] hi-s1", "[s2] hi-s2", "[s3] hi-s3", "status", "3 of 3 servers ok"]),
-        (["health"], "health", ["status", "healthy", "1.4.2", "unknown", "1 healthy",
-                                "2 unknown"]),
+        (
+            ["server", "list"],
+            "server-list",
+            ["server", "address", "connection", "s1", "s2", "s3", "3 servers"],
+        ),
+        (
+            ["fleet", "run", "echo hi-$FLEET_HOST"],
+            "fleet-run",
+            ["[s1] hi-s1", "[s2] hi-s2", "[s3] hi-s3", "status", "3 of 3 servers ok"],
+        ),
+        (["health"], "health", ["status", "healthy", "1.4.2", "unknown", "1 healthy", "2 unknown"]),
     ]
     for argv, schema, expected in cases:
         status, raw = on_terminal(argv, cli_env)
@@ -108,8 +119,9 @@ def _tables_and_json(cli_env: dict[str, str]) -> None:
 
 
 def test_a_run_and_an_error_for_a_person(cli_env: dict[str, str]) -> None:
-    status, raw = on_terminal(["run-command", "--keep-ansi",
-                               "printf 'a\\tb\\n\\033]0;title\\007'; (exit 3)"], cli_env)
+    status, raw = on_terminal(
+        ["run-command", "--keep-ansi", "printf 'a\\tb\\n\\033]0;title\\007'; (exit 3)"], cli_env
+    )
     text = plain(raw)
     assert status == 0 and "a\tb" in text and "exit 3" in text, text
     assert "last result" not in text, "no live table for a command without progress events"
@@ -141,35 +153,83 @@ def test_every_view_draws_its_documents_and_shows_server_text_inert() -> None:
     hostile = "\x1b]0;title\x07[/red] \u202eevil"
     error = {"code": "connection_refused", "message": hostile, "details": {}}
     docs: dict[tuple[str, ...], dict[str, Any]] = {
-        ("fleet", "run"): {"status": "partial", "command": "x", "duration_ms": 1500.0,
-                           "counts": {"total": 2, "ok": 1, "unreachable": 1},
-                           "results": [{"server": "s1", "status": "completed", "exit_code": 0,
-                                        "output": hostile + "\n", "ok": True, "error": None,
-                                        "started_ms": 0.0, "finished_ms": 12.0},
-                                       {"server": "s2", "status": "unreachable",
-                                        "exit_code": None, "output": "", "ok": False,
-                                        "error": error, "started_ms": 0.0,
-                                        "finished_ms": 30.0}]},
-        ("deploy", "run"): {"deploy_id": "d1", "status": "partial", "duration_ms": 2000.0,
-                            "servers": [{"server": "s1", "state": "deployed", "reason": None,
-                                         "applied": ["step:a"], "undone": []},
-                                        {"server": "s2", "state": "rolled_back",
-                                         "reason": hostile, "applied": [],
-                                         "undone": ["step:a"]}]},
-        ("demo",): {"demo_ok": False, "checks": [{"check": "one", "ok": True},
-                                                  {"check": "two", "ok": False,
-                                                   "detail": hostile}]},
-        ("up",): {"session": "sane", "servers": [{"server": "s1", "ok": False, "pane": None,
-                                                 "error": error}]},
-        ("some", "new", "command"): {"name": hostile, "nested": {"a": [1, 2]},
-                                     "rows": [{"k": hostile, "deep": {"x": 1}}]},
+        ("fleet", "run"): {
+            "status": "partial",
+            "command": "x",
+            "duration_ms": 1500.0,
+            "counts": {"total": 2, "ok": 1, "unreachable": 1},
+            "results": [
+                {
+                    "server": "s1",
+                    "status": "completed",
+                    "exit_code": 0,
+                    "output": hostile + "\n",
+                    "ok": True,
+                    "error": None,
+                    "started_ms": 0.0,
+                    "finished_ms": 12.0,
+                },
+                {
+                    "server": "s2",
+                    "status": "unreachable",
+                    "exit_code": None,
+                    "output": "",
+                    "ok": False,
+                    "error": error,
+                    "started_ms": 0.0,
+                    "finished_ms": 30.0,
+                },
+            ],
+        },
+        ("deploy", "run"): {
+            "deploy_id": "d1",
+            "status": "partial",
+            "duration_ms": 2000.0,
+            "servers": [
+                {
+                    "server": "s1",
+                    "state": "deployed",
+                    "reason": None,
+                    "applied": ["step:a"],
+                    "undone": [],
+                },
+                {
+                    "server": "s2",
+                    "state": "rolled_back",
+                    "reason": hostile,
+                    "applied": [],
+                    "undone": ["step:a"],
+                },
+            ],
+        },
+        ("demo",): {
+            "demo_ok": False,
+            "checks": [
+                {"check": "one", "ok": True},
+                {"check": "two", "ok": False, "detail": hostile},
+            ],
+        },
+        ("up",): {
+            "session": "sane",
+            "servers": [{"server": "s1", "ok": False, "pane": None, "error": error}],
+        },
+        ("some", "new", "command"): {
+            "name": hostile,
+            "nested": {"a": [1, 2]},
+            "rows": [{"k": hostile, "deep": {"x": 1}}],
+        },
     }
-    expected = {("fleet", "run"): ["[s1]", "1 of 2 servers ok, 1 unreachable in 1.50 s",
-                                   "connection_refused"],
-                ("deploy", "run"): ["rolled_back", "deploy d1: partial"],
-                ("demo",): ["two", "1 of 2 checks of the story held"],
-                ("up",): ["connection_refused", "0 of 1 servers connected"],
-                ("some", "new", "command"): ["name:", "nested:", "rows"]}
+    expected = {
+        ("fleet", "run"): [
+            "[s1]",
+            "1 of 2 servers ok, 1 unreachable in 1.50 s",
+            "connection_refused",
+        ],
+        ("deploy", "run"): ["rolled_back", "deploy d1: partial"],
+        ("demo",): ["two", "1 of 2 checks of the story held"],
+        ("up",): ["connection_refused", "0 of 1 servers connected"],
+        ("some", "new", "command"): ["name:", "nested:", "rows"],
+    }
     for path, doc in docs.items():
         console = Console(record=True, width=160, force_terminal=True, color_system="standard")
         human.VIEWS.get(path, human.generic_view)({"ok": True, **doc}, console)

@@ -148,8 +148,12 @@ leafs:
     ansible_port: 2022
 """
 
-CORPUS = {"basics.ini": INI_BASICS, "precedence": INI_PRECEDENCE,
-          "basics.yml": YAML_BASICS, "nested.yaml": YAML_NESTED}
+CORPUS = {
+    "basics.ini": INI_BASICS,
+    "precedence": INI_PRECEDENCE,
+    "basics.yml": YAML_BASICS,
+    "nested.yaml": YAML_NESTED,
+}
 
 
 @pytest.mark.parametrize("name", sorted(CORPUS))
@@ -170,8 +174,9 @@ def _servers(path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     return {s.name: s for s in imported.servers}
 
 
-def test_the_import_keeps_what_ansible_means(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_import_keeps_what_ansible_means(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """What the issue measured: [southeast:children] + [southeast:vars] ansible_port=2222
     imported on port 22; [all:vars] ignored; YAML vars gave user null; a YAML file
     starting with a comment read as INI and refused."""
@@ -190,13 +195,13 @@ def test_the_import_keeps_what_ansible_means(tmp_path: Path,
     assert by_name["foo.example.com"].tags == ["east", "prod", "webservers"]
 
 
-def test_what_sane_cannot_keep_is_listed(tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_what_sane_cannot_keep_is_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "inv.ini").write_text(
         "ok1 ansible_host=10.0.0.1 ansible_ssh_common_args='-o ProxyCommand=\"nc %h %p\"'\n"
         "pw ansible_password=hunter2\n"
         "win ansible_connection=winrm\n"
-        "tpl ansible_host='{{ inventory_hostname }}.example.com'\n")
+        "tpl ansible_host='{{ inventory_hostname }}.example.com'\n"
+    )
     monkeypatch.setattr(ansible_inventory, "ansible_inventory", lambda: None)
     imported = from_ansible_inventory(tmp_path / "inv.ini")
     assert [s.name for s in imported.servers] == ["ok1"]
@@ -216,17 +221,22 @@ def test_what_sane_cannot_keep_is_listed(tmp_path: Path,
     assert "not read" in listed["group_vars/"] and "not read" in listed["host_vars/"]
 
 
-@pytest.mark.parametrize("text,why", [
-    ("a: &a [1,1,1,1,1,1,1,1,1]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
-     "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
-     "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
-     "g: {vars: {x: [*f,*f,*f,*f,*f,*f,*f,*f,*f]}}\n", "YAML nodes"),
-    ("[web]\nweb[0:99999999]\n", "more than"),
-    ("[a:children]\nb\n[b:children]\na\n", "loop"),
-    ("[a:children]\nnope\n", "declared nowhere"),
-])
-def test_hostile_inventories_are_refused_and_bounded(tmp_path: Path, text: str,
-                                                     why: str) -> None:
+@pytest.mark.parametrize(
+    "text,why",
+    [
+        (
+            "a: &a [1,1,1,1,1,1,1,1,1]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+            "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+            "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+            "g: {vars: {x: [*f,*f,*f,*f,*f,*f,*f,*f,*f]}}\n",
+            "YAML nodes",
+        ),
+        ("[web]\nweb[0:99999999]\n", "more than"),
+        ("[a:children]\nb\n[b:children]\na\n", "loop"),
+        ("[a:children]\nnope\n", "declared nowhere"),
+    ],
+)
+def test_hostile_inventories_are_refused_and_bounded(tmp_path: Path, text: str, why: str) -> None:
     name = "inv.yml" if text.startswith("a:") else "inv.ini"
     with pytest.raises(errors.ConfigInvalid) as info:
         own_listing(text, str(tmp_path / name))

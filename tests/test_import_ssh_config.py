@@ -87,8 +87,9 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _ssh_g(*args: str) -> dict[str, list[str]]:
-    proc = subprocess.run(["ssh", "-G", *args], capture_output=True, text=True, check=True,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        ["ssh", "-G", *args], capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL
+    )
     values: dict[str, list[str]] = {}
     for line in proc.stdout.splitlines():
         key, _, value = line.partition(" ")
@@ -122,14 +123,21 @@ def test_every_host_is_what_ssh_G_resolves(config: Path) -> None:
     for name, server in by_name.items():
         expected = _ssh_g("-F", str(config), "--", name)
         got = _entry_alone(server)
-        differ = {key for key in expected.keys() | got.keys()
-                  if key != "host" and expected.get(key) != got.get(key)}  # host: the alias
-        assert differ <= dropped.get(name, set()), (name, {
-            key: (expected.get(key), got.get(key)) for key in differ})
+        differ = {
+            key
+            for key in expected.keys() | got.keys()
+            if key != "host" and expected.get(key) != got.get(key)
+        }  # host: the alias
+        assert differ <= dropped.get(name, set()), (
+            name,
+            {key: (expected.get(key), got.get(key)) for key in differ},
+        )
     # What the issue measured, one by one:
     assert by_name["web1"].host == "web1.internal.example.com"  # %h, not stored literally
     assert (by_name["web1"].identity_file, by_name["web1"].extra_identity_files) == (
-        "~/.ssh/deploy_ed25519", ["~/.ssh/deploy_rsa"])  # both IdentityFile lines
+        "~/.ssh/deploy_ed25519",
+        ["~/.ssh/deploy_rsa"],
+    )  # both IdentityFile lines
     assert by_name["web1"].user == "deploy"  # from Host *
     # A jump alias this file defines but the user's config does not: stored as the host
     # it is here (at connect time the hop resolves through the user's config).
@@ -138,7 +146,9 @@ def test_every_host_is_what_ssh_G_resolves(config: Path) -> None:
     assert by_name["db1"].ssh_options == {"ConnectTimeout": "5", "ServerAliveInterval": "30"}
     assert (by_name["db1"].port, by_name["db1"].user) == (5022, "postgres")
     assert (by_name["git-mirror"].host, by_name["git-mirror"].port) == (
-        "git.internal.example.com", 2222)  # from the Include
+        "git.internal.example.com",
+        2222,
+    )  # from the Include
     reasons = {(s["name"], s.get("option")): s["reason"] for s in imported.skipped}
     assert "RemoteCommand" in reasons[("tmux-box", None)]
     assert "ProxyCommand" in reasons[("legacy", None)]
@@ -153,7 +163,8 @@ def test_every_host_is_what_ssh_G_resolves(config: Path) -> None:
 
 
 def test_a_jump_alias_the_users_config_resolves_alike_is_kept(
-        config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Importing the user's own config: its ProxyJump aliases stay aliases (the hop keeps
     its key, user and port from that config at connect time), nothing is listed."""
     monkeypatch.setenv(USER_CONFIG_ENV, str(config))
@@ -166,18 +177,24 @@ def test_a_jump_alias_the_users_config_resolves_alike_is_kept(
 def test_match_exec_is_refused_before_anything_runs(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     path = tmp_path / "config"
-    path.write_text(f"Host a\n  HostName 10.0.0.1\nMatch exec \"touch {marker}\"\n  User x\n")
+    path.write_text(f'Host a\n  HostName 10.0.0.1\nMatch exec "touch {marker}"\n  User x\n')
     with pytest.raises(errors.InvalidArgument) as info:
         from_ssh_config(path)
     assert "Match exec" in info.value.message and not marker.exists()
 
 
 def test_cli_import_lists_what_it_skipped(config: Path, cli_env: dict[str, str]) -> None:
-    status, doc, _ = cli(["sane.cli.main", "server", "import", "--format", "ssh-config",
-                          str(config)], cli_env)
+    status, doc, _ = cli(
+        ["sane.cli.main", "server", "import", "--format", "ssh-config", str(config)], cli_env
+    )
     assert status == 0, doc
     assert sorted(s["name"] for s in doc["imported"]) == [
-        "bastion", "db1", "git-mirror", "web1", "web2"]
+        "bastion",
+        "db1",
+        "git-mirror",
+        "web1",
+        "web2",
+    ]
     assert any(s["name"] == "tmux-box" for s in doc["skipped"])
     status, doc, _ = cli(["sane.cli.main", "server", "show", "web2"], cli_env)
     assert doc["server"]["extra_identity_files"] == ["~/.ssh/deploy_rsa"]

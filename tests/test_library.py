@@ -30,9 +30,16 @@ def examples() -> list[str]:
 def test_the_public_names_load_lazily_and_are_typed_in_one_list() -> None:
     """``import sane`` (every command does) loads none of the API; each public name
     resolves; the names type checkers see are exactly ``__all__``."""
-    proc = subprocess.run([sys.executable, "-c", "import sys, sane; "
-                           "print(sorted(m for m in sys.modules if m.startswith('sane')))"],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, sane; print(sorted(m for m in sys.modules if m.startswith('sane')))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert proc.stdout.strip() == "['sane']"
     from sane import api
 
@@ -48,9 +55,13 @@ def test_the_public_names_load_lazily_and_are_typed_in_one_list() -> None:
 
 
 @pytest.mark.slow
-def test_every_example_in_the_doc_runs(cli_env: dict[str, str], tmux_server: TmuxTestServer,
-                                       sane_home: Path, make_fleet: Any,
-                                       tmp_path: Path) -> None:
+def test_every_example_in_the_doc_runs(
+    cli_env: dict[str, str],
+    tmux_server: TmuxTestServer,
+    sane_home: Path,
+    make_fleet: Any,
+    tmp_path: Path,
+) -> None:
     fleet = make_fleet(2)
     register(sane_home, fleet)
     app_dir = tmp_path / "app"
@@ -64,9 +75,9 @@ def test_every_example_in_the_doc_runs(cli_env: dict[str, str], tmux_server: Tmu
     assert (app_dir / "app.conf").read_bytes() == b"port = 8080\n"
 
 
-def test_results_are_the_documents_the_schemas_describe(sane_ctx: sane.Context,
-                                                        sane_home: Path,
-                                                        ssh_fleet: Any) -> None:
+def test_results_are_the_documents_the_schemas_describe(
+    sane_ctx: sane.Context, sane_home: Path, ssh_fleet: Any
+) -> None:
     servers = register(sane_home, ssh_fleet)
     assert [s.name for s in sane.servers(home=sane_home)] == [s.name for s in servers]
     validate("run-command", ok_document(sane.run_command(sane_ctx, "echo hi")))
@@ -76,15 +87,14 @@ def test_results_are_the_documents_the_schemas_describe(sane_ctx: sane.Context,
     validate("fleet-run", ok_document(ran))
     assert ran["counts"]["ok"] == len(servers)
     validate("health", ok_document(sane.fleet_health(servers, home=sane_home)))
-    waited = sane.fleet_health_wait(servers, '.status == "healthy"', timeout=0,
-                                    home=sane_home)
+    waited = sane.fleet_health_wait(servers, '.status == "healthy"', timeout=0, home=sane_home)
     validate("health-wait", ok_document(waited))
     with pytest.raises(sane.NotFound) as caught:
         sane.run_command(sane_ctx, "true", pane="%999999")
     assert caught.value.code == "pane_not_found" and caught.value.exit_status == 3
 
 
-DOWNSTREAM = '''
+DOWNSTREAM = """
 import sane
 from sane import FleetRunResult, RunOptions, RunResult
 
@@ -100,15 +110,15 @@ def failed(result: FleetRunResult) -> list[str]:
 
 def servers_ok(ctx: sane.Context) -> bool:
     return sane.fleet_run(ctx, sane.servers(tag="web"), "true")["status"] == "completed"
-'''
+"""
 
-WRONG = '''
+WRONG = """
 import sane
 
 
 def wrong(ctx: sane.Context) -> int:
     return sane.run_command(ctx, "true")["output"]
-'''
+"""
 
 
 @pytest.mark.slow
@@ -120,12 +130,22 @@ def test_a_downstream_strict_type_check(tmp_path: Path) -> None:
         pytest.skip("mypy is not installed (pip install -e '.[test]')")
     (tmp_path / "good.py").write_text(DOWNSTREAM)
     (tmp_path / "bad.py").write_text(WRONG)
-    argv = [str(mypy), "--strict", "--no-incremental", "--cache-dir", str(tmp_path / "c"),
-            "--python-executable", sys.executable]
-    good = subprocess.run([*argv, "good.py"], cwd=tmp_path, capture_output=True, text=True,
-                          check=False)
+    argv = [
+        str(mypy),
+        "--strict",
+        "--no-incremental",
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--python-executable",
+        sys.executable,
+    ]
+    good = subprocess.run(
+        [*argv, "good.py"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
     assert good.returncode == 0, good.stdout + good.stderr
-    bad = subprocess.run([*argv, "bad.py"], cwd=tmp_path, capture_output=True, text=True,
-                         check=False)
-    assert bad.returncode == 1 and 'Incompatible return value type (got "str"' in bad.stdout, \
+    bad = subprocess.run(
+        [*argv, "bad.py"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert bad.returncode == 1 and 'Incompatible return value type (got "str"' in bad.stdout, (
         bad.stdout
+    )

@@ -22,8 +22,8 @@ from .conftest import run
 BASH = "env -u HISTCONTROL HISTFILE=/dev/null PS1='$ ' bash --norc --noprofile"
 # Prompts that are rebuilt before every display, as prompt frameworks do (rc files).
 PROMPT_SETUPS = {
-    "prompt-command": 'PROMPT_COMMAND=\'PS1="\\u@\\h:\\w\\$ "\'\n',
-    "prompt-command-array": 'PROMPT_COMMAND=(\'PS1="[\\w]> "\' \'true\')\n',
+    "prompt-command": "PROMPT_COMMAND='PS1=\"\\u@\\h:\\w\\$ \"'\n",
+    "prompt-command-array": "PROMPT_COMMAND=('PS1=\"[\\w]> \"' 'true')\n",
     # starship's bash init: a precmd that rebuilds a two-line prompt, kept first.
     "starship-like": '_sl_precmd() { local s=$?; PS1="\\n\\[\\e[1m\\]\\w ($s)\\[\\e[0m\\]'
     '\\n❯ "; }\nPROMPT_COMMAND="_sl_precmd;${PROMPT_COMMAND:-}"\n',
@@ -43,38 +43,45 @@ def _settled(result: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(params=sorted(PROMPT_SETUPS))
-def framework_pane(request: pytest.FixtureRequest, tmux_server: TmuxTestServer,
-                   tmp_path: Path) -> str:
+def framework_pane(
+    request: pytest.FixtureRequest, tmux_server: TmuxTestServer, tmp_path: Path
+) -> str:
     rc = tmp_path / "bashrc"
     rc.write_text("PS1='$ '\n" + PROMPT_SETUPS[str(request.param)])
-    return tmux_server.new_pane(f"env -u HISTCONTROL -u PROMPT_COMMAND HISTFILE=/dev/null "
-                                f"bash --rcfile {rc} --noprofile")
+    return tmux_server.new_pane(
+        f"env -u HISTCONTROL -u PROMPT_COMMAND HISTFILE=/dev/null bash --rcfile {rc} --noprofile"
+    )
 
 
 def test_interrupt_with_a_prompt_rebuilt_before_each_display(
-        sane_ctx: Context, framework_pane: str) -> None:
+    sane_ctx: Context, framework_pane: str
+) -> None:
     pane = framework_pane
     going = run(sane_ctx, pane, "echo start; sleep 30", timeout=0.5)
     assert going["status"] == "running"
     stopped = dict(run_interrupt(sane_ctx, going["run_id"]))
-    assert (stopped["status"], stopped["exit_code"], stopped["output"]) == (
-        "interrupted", 130, "")
+    assert (stopped["status"], stopped["exit_code"], stopped["output"]) == ("interrupted", 130, "")
     with pytest.raises(errors.RunFinished):
         run_input(sane_ctx, going["run_id"], "touch should-not-exist")
     assert _settled(run(sane_ctx, pane, "echo next; ls should-not-exist 2>/dev/null; true")) == {
-        "status": "completed", "exit_code": 0, "output": "next\n"}
+        "status": "completed",
+        "exit_code": 0,
+        "output": "next\n",
+    }
 
 
 def test_interrupt_on_timeout_with_a_rebuilt_prompt(sane_ctx: Context, framework_pane: str) -> None:
-    r = run(sane_ctx, framework_pane, "echo start; sleep 30", timeout=0.5,
-            interrupt_on_timeout=True)
+    r = run(
+        sane_ctx, framework_pane, "echo start; sleep 30", timeout=0.5, interrupt_on_timeout=True
+    )
     assert _settled(r) == {"status": "interrupted", "exit_code": 130, "output": "start\n"}
     assert run(sane_ctx, framework_pane, "echo next")["output"] == "next\n"
 
 
 @pytest.mark.parametrize("change", ["PS1='x> '", ". /etc/bash.bashrc", "PS1='\\$? \\w> '"])
-def test_a_run_that_changes_the_prompt(sane_ctx: Context, tmux_server: TmuxTestServer,
-                                       change: str) -> None:
+def test_a_run_that_changes_the_prompt(
+    sane_ctx: Context, tmux_server: TmuxTestServer, change: str
+) -> None:
     pane = tmux_server.new_pane(BASH)
     assert run(sane_ctx, pane, change)["status"] == "completed"
     r = run(sane_ctx, pane, "echo start; sleep 30", timeout=0.5, interrupt_on_timeout=True)
@@ -82,8 +89,9 @@ def test_a_run_that_changes_the_prompt(sane_ctx: Context, tmux_server: TmuxTestS
     assert run(sane_ctx, pane, "echo next")["output"] == "next\n"
 
 
-def test_printing_the_prompt_does_not_fake_an_interrupt(sane_ctx: Context,
-                                                         tmux_server: TmuxTestServer) -> None:
+def test_printing_the_prompt_does_not_fake_an_interrupt(
+    sane_ctx: Context, tmux_server: TmuxTestServer
+) -> None:
     pane = tmux_server.new_pane(BASH)
     r = run(sane_ctx, pane, 'p="${PS1@P}"; printf %s "$p"; echo; echo after; (exit 3)')
     assert (r["status"], r["exit_code"]) == ("completed", 3)
@@ -91,7 +99,8 @@ def test_printing_the_prompt_does_not_fake_an_interrupt(sane_ctx: Context,
 
 
 def test_a_forged_prompt_marker_from_the_pane_option_ends_nothing(
-        sane_ctx: Context, pane: str) -> None:
+    sane_ctx: Context, pane: str
+) -> None:
     run(sane_ctx, pane, "true")
     token = sane_ctx.tmux(["show-options", "-p", "-v", "-t", pane, "@sane_token"])[0].split()[0]
     forged = f"printf '\\033]7770;SANE;{token};P;0\\007'; echo after; (exit 4)"
@@ -99,8 +108,9 @@ def test_a_forged_prompt_marker_from_the_pane_option_ends_nothing(
     assert _settled(r) == {"status": "completed", "exit_code": 4, "output": "after\n"}
 
 
-def test_nested_interactive_shell_with_exported_prompt(sane_ctx: Context,
-                                                       tmux_server: TmuxTestServer) -> None:
+def test_nested_interactive_shell_with_exported_prompt(
+    sane_ctx: Context, tmux_server: TmuxTestServer
+) -> None:
     pane = tmux_server.new_pane(BASH)
     run(sane_ctx, pane, "export PS1")
     r = run(sane_ctx, pane, "bash --norc --noprofile -i", timeout=1)
@@ -120,8 +130,9 @@ def test_a_person_pressing_ctrl_c_ends_a_handed_over_run(sane_ctx: Context, pane
 
 
 @pytest.mark.skipif(ZSH is None, reason="zsh not installed")
-def test_zsh_precmd_rebuilding_the_prompt(sane_ctx: Context, tmux_server: TmuxTestServer,
-                                          tmp_path: Path) -> None:
+def test_zsh_precmd_rebuilding_the_prompt(
+    sane_ctx: Context, tmux_server: TmuxTestServer, tmp_path: Path
+) -> None:
     (tmp_path / ".zshrc").write_text('precmd() { PROMPT="%n@%m %~ %# "; }\n')
     pane = tmux_server.new_pane(f"env ZDOTDIR={tmp_path} zsh -d")
     first = run(sane_ctx, pane, "echo ok")
@@ -134,8 +145,9 @@ def test_zsh_precmd_rebuilding_the_prompt(sane_ctx: Context, tmux_server: TmuxTe
 
 
 def test_prompt_changed_by_the_interrupted_run_itself(sane_ctx: Context, pane: str) -> None:
-    r = run(sane_ctx, pane, "PS1='x> '; echo start; sleep 30", timeout=0.5,
-            interrupt_on_timeout=True)
+    r = run(
+        sane_ctx, pane, "PS1='x> '; echo start; sleep 30", timeout=0.5, interrupt_on_timeout=True
+    )
     assert _settled(r) == {"status": "interrupted", "exit_code": 130, "output": "start\n"}
     assert run(sane_ctx, pane, "echo next")["output"] == "next\n"
 
@@ -143,23 +155,32 @@ def test_prompt_changed_by_the_interrupted_run_itself(sane_ctx: Context, pane: s
 # -- #14 item 12: waiting on a run that ended within its own call -----------------------
 
 
-def test_wait_or_interrupt_on_a_run_that_finished_in_time(sane_ctx: Context,
-                                                          shell_pane: str) -> None:
+def test_wait_or_interrupt_on_a_run_that_finished_in_time(
+    sane_ctx: Context, shell_pane: str
+) -> None:
     done = run(sane_ctx, shell_pane, "echo hi; (exit 3)")
     assert (done["status"], done["exit_code"]) == ("completed", 3)
     for _ in range(3):  # later runs in the same pane do not make it forgotten
         run(sane_ctx, shell_pane, "true")
     rid = done["run_id"]
-    calls: list[Callable[[], object]] = [lambda: run_wait(sane_ctx, rid, timeout=1),
-                                         lambda: run_interrupt(sane_ctx, rid),
-                                         lambda: run_input(sane_ctx, rid, "touch nothing")]
+    calls: list[Callable[[], object]] = [
+        lambda: run_wait(sane_ctx, rid, timeout=1),
+        lambda: run_interrupt(sane_ctx, rid),
+        lambda: run_input(sane_ctx, rid, "touch nothing"),
+    ]
     for call in calls:
         with pytest.raises(errors.RunFinished) as caught:
             call()
-        assert {k: caught.value.details[k] for k in ("pane", "status", "exit_code",
-                                                     "shell_exited", "output_bytes")} == {
-            "pane": shell_pane, "status": "completed", "exit_code": 3, "shell_exited": False,
-            "output_bytes": 3}
+        assert {
+            k: caught.value.details[k]
+            for k in ("pane", "status", "exit_code", "shell_exited", "output_bytes")
+        } == {
+            "pane": shell_pane,
+            "status": "completed",
+            "exit_code": 3,
+            "shell_exited": False,
+            "output_bytes": 3,
+        }
     with pytest.raises(errors.RunNotFound):
         run_wait(sane_ctx, "r0123456789ab", timeout=1)
 
@@ -168,8 +189,9 @@ def test_wait_or_interrupt_on_a_run_that_finished_in_time(sane_ctx: Context,
 
 
 @pytest.mark.parametrize("text", ["y\ntouch {f}", "y\rtouch {f}", "y\x03", "y\x04", "\x1b:q"])
-def test_an_answer_is_one_line(sane_ctx: Context, shell_pane: str, tmp_path: Path,
-                               text: str) -> None:
+def test_an_answer_is_one_line(
+    sane_ctx: Context, shell_pane: str, tmp_path: Path, text: str
+) -> None:
     marker = tmp_path / "typed"
     r = run(sane_ctx, shell_pane, "printf 'Go? '; read a; echo \"got $a\"", timeout=10)
     assert r["status"] == "waiting_input"
@@ -182,7 +204,7 @@ def test_an_answer_is_one_line(sane_ctx: Context, shell_pane: str, tmp_path: Pat
 
 
 def test_a_multi_line_answer_when_asked_for(sane_ctx: Context, shell_pane: str) -> None:
-    r = run(sane_ctx, shell_pane, "read a; read b; echo \"$b/$a\"", timeout=10)
+    r = run(sane_ctx, shell_pane, 'read a; read b; echo "$b/$a"', timeout=10)
     assert r["status"] == "waiting_input"
     done = dict(run_input(sane_ctx, r["run_id"], "one\ntwo", multi_line=True))
     assert (done["status"], done["output"]) == ("completed", "one\ntwo\ntwo/one\n")
@@ -206,7 +228,8 @@ def _kill_recorder(run_id: str) -> None:
 
 
 def test_a_run_whose_recording_died_ends_and_takes_no_answer(
-        sane_ctx: Context, shell_pane: str, tmp_path: Path) -> None:
+    sane_ctx: Context, shell_pane: str, tmp_path: Path
+) -> None:
     marker = tmp_path / "typed"
     going = run(sane_ctx, shell_pane, "sleep 0.5; echo done; (exit 3)", timeout=0.2)
     assert going["status"] == "running"
@@ -226,8 +249,9 @@ def test_a_run_whose_recording_died_ends_and_takes_no_answer(
     assert run(sane_ctx, shell_pane, "echo free")["output"] == "free\n"
 
 
-def test_an_answer_to_a_run_whose_recording_died(sane_ctx: Context, shell_pane: str,
-                                                 tmp_path: Path) -> None:
+def test_an_answer_to_a_run_whose_recording_died(
+    sane_ctx: Context, shell_pane: str, tmp_path: Path
+) -> None:
     marker = tmp_path / "typed"
     asked = run(sane_ctx, shell_pane, "printf 'Go? '; read a; echo got $a", timeout=10)
     assert asked["status"] == "waiting_input"
@@ -243,18 +267,21 @@ def test_an_answer_to_a_run_whose_recording_died(sane_ctx: Context, shell_pane: 
 # -- #14 item 7: EXIT traps ---------------------------------------------------------------
 
 
-def _assert_ended_by_the_shells_death(ctx: Context, pane: str, result: dict[str, Any],
-                                      code: int) -> None:
+def _assert_ended_by_the_shells_death(
+    ctx: Context, pane: str, result: dict[str, Any], code: int
+) -> None:
     known = ctx.tmux(["display", "-p", "-t", pane, "#{pane_dead_status}"])
     expected = ("completed", code, True) if known == [str(code)] else ("lost", None, True)
     assert (result["status"], result["exit_code"], result["shell_exited"]) == expected
 
 
-def test_a_command_with_its_own_exit_trap(sane_ctx: Context, shell_pane: str,
-                                         tmp_path: Path) -> None:
+def test_a_command_with_its_own_exit_trap(
+    sane_ctx: Context, shell_pane: str, tmp_path: Path
+) -> None:
     said = tmp_path / "said"
-    r = run(sane_ctx, shell_pane, f"trap 'echo CLEANUP > {said}' EXIT; echo work; exit 4",
-            timeout=10)
+    r = run(
+        sane_ctx, shell_pane, f"trap 'echo CLEANUP > {said}' EXIT; echo work; exit 4", timeout=10
+    )
     # The shell's exit status, as tmux keeps it, is the run's. (Its output may miss the
     # tail: tmux drops what it has not yet sent of a pane whose process died; sane's
     # own EXIT trap prevents that by waiting for a key, but the command replaced it.)
@@ -265,8 +292,9 @@ def test_a_command_with_its_own_exit_trap(sane_ctx: Context, shell_pane: str,
     assert run(sane_ctx, shell_pane, "echo next")["output"] == "next\n"
 
 
-def test_a_users_exit_trap_survives_later_runs(sane_ctx: Context, shell_pane: str,
-                                               tmp_path: Path) -> None:
+def test_a_users_exit_trap_survives_later_runs(
+    sane_ctx: Context, shell_pane: str, tmp_path: Path
+) -> None:
     said = tmp_path / "said"
     run(sane_ctx, shell_pane, f"trap 'echo bye > {said}' EXIT")
     for command in ("echo one", "false", "(exit 3)"):
@@ -276,21 +304,28 @@ def test_a_users_exit_trap_survives_later_runs(sane_ctx: Context, shell_pane: st
     assert said.read_text() == "bye\n"
 
 
-def test_exit_without_a_user_trap_still_ends_on_sanes_marker(sane_ctx: Context,
-                                                             shell_pane: str) -> None:
+def test_exit_without_a_user_trap_still_ends_on_sanes_marker(
+    sane_ctx: Context, shell_pane: str
+) -> None:
     r = run(sane_ctx, shell_pane, "echo work; exit 6", timeout=10)
     assert (r["status"], r["exit_code"], r["shell_exited"], r["output"]) == (
-        "completed", 6, True, "work\n")
+        "completed",
+        6,
+        True,
+        "work\n",
+    )
     assert run(sane_ctx, shell_pane, "echo next")["output"] == "next\n"
 
 
 # -- #14 items 5, 8, 9: no stuck panes ----------------------------------------------------
 
 
-@pytest.mark.parametrize("ending", ["sleep 1; exit 3", "sleep 1; set -e; false",
-                                    "sleep 1; kill -9 $$"])
+@pytest.mark.parametrize(
+    "ending", ["sleep 1; exit 3", "sleep 1; set -e; false", "sleep 1; kill -9 $$"]
+)
 def test_a_handed_over_run_that_ends_the_shell_leaves_no_pipe(
-        sane_ctx: Context, shell_pane: str, ending: str) -> None:
+    sane_ctx: Context, shell_pane: str, ending: str
+) -> None:
     going = run(sane_ctx, shell_pane, ending, timeout=0.3)
     assert going["status"] == "running"
     ended = dict(run_wait(sane_ctx, going["run_id"], timeout=15))
@@ -307,8 +342,8 @@ def test_a_handed_over_run_that_ends_the_shell_leaves_no_pipe(
 
 @pytest.mark.parametrize("ending", ["exit 3", "set -e; false", "kill -9 $$", "TMOUT=1"])
 def test_the_run_after_the_shell_died_says_it_is_new(
-        sane_ctx: Context, shell_pane: str, tmp_path: Path, ending: str,
-        request: pytest.FixtureRequest) -> None:
+    sane_ctx: Context, shell_pane: str, tmp_path: Path, ending: str, request: pytest.FixtureRequest
+) -> None:
     if ending == "TMOUT=1" and request.node.callspec.params["shell_pane"] == "dash":
         pytest.skip("dash has no TMOUT")
     first = run(sane_ctx, shell_pane, f"cd {tmp_path}; X=1")
@@ -317,23 +352,26 @@ def test_the_run_after_the_shell_died_says_it_is_new(
     if ending == "TMOUT=1":  # the shell logs itself out, idle at its prompt
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and sane_ctx.tmux(
-                ["display", "-p", "-t", shell_pane, "#{pane_dead}"]) != ["1"]:
+            ["display", "-p", "-t", shell_pane, "#{pane_dead}"]
+        ) != ["1"]:
             time.sleep(0.1)
-    after = run(sane_ctx, shell_pane, "echo \"$X\"; pwd")
+    after = run(sane_ctx, shell_pane, 'echo "$X"; pwd')
     assert (after["status"], after["shell_restarted"]) == ("completed", True)
     assert after["output"] != f"1\n{tmp_path}\n"
     assert run(sane_ctx, shell_pane, "true")["shell_restarted"] is False
 
 
-@pytest.mark.parametrize("new_shell", ["exec bash --norc --noprofile", "exec zsh -f",
-                                       "exec env PS1='> ' dash"])
-def test_a_run_that_execs_a_new_shell(sane_ctx: Context, shell_pane: str, tmp_path: Path,
-                                      new_shell: str) -> None:
+@pytest.mark.parametrize(
+    "new_shell", ["exec bash --norc --noprofile", "exec zsh -f", "exec env PS1='> ' dash"]
+)
+def test_a_run_that_execs_a_new_shell(
+    sane_ctx: Context, shell_pane: str, tmp_path: Path, new_shell: str
+) -> None:
     run(sane_ctx, shell_pane, f"cd {tmp_path}; X=1")
     r = run(sane_ctx, shell_pane, new_shell, timeout=10)
     # The run's shell is gone (replaced): not waiting_input at the new shell's prompt.
     assert (r["status"], r["exit_code"], r["shell_exited"]) == ("lost", None, True)
-    after = run(sane_ctx, shell_pane, "echo \"[$X]\"; pwd")
+    after = run(sane_ctx, shell_pane, 'echo "[$X]"; pwd')
     assert (after["status"], after["shell_restarted"]) == ("completed", True)
     assert after["output"] == f"[]\n{tmp_path}\n"  # exec keeps the cwd, not the variables
     assert run(sane_ctx, shell_pane, "echo next")["output"] == "next\n"

@@ -33,8 +33,11 @@ Call = Callable[..., Awaitable[dict[str, Any]]]
 
 @contextlib.asynccontextmanager
 async def mcp_session(env: dict[str, str]) -> AsyncIterator[ClientSession]:
-    params = StdioServerParameters(command=sys.executable, args=["-m", "sane.cli.main", "mcp"],
-                                   env={k: env[k] for k in ("SANE_TMUX_SOCKET", "SANE_HOME")})
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "sane.cli.main", "mcp"],
+        env={k: env[k] for k in ("SANE_TMUX_SOCKET", "SANE_HOME")},
+    )
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         yield session
@@ -55,10 +58,12 @@ def text_of(result: mt.CallToolResult) -> str:
     return block.text
 
 
-def with_session(env: dict[str, str], body: Callable[[ClientSession, Call], Awaitable[None]]
-                 ) -> None:
+def with_session(
+    env: dict[str, str], body: Callable[[ClientSession, Call], Awaitable[None]]
+) -> None:
     async def main() -> None:
         async with mcp_session(env) as session:
+
             async def call(tool: str, /, **arguments: Any) -> dict[str, Any]:
                 return document(await session.call_tool(tool, arguments))
 
@@ -68,7 +73,8 @@ def with_session(env: dict[str, str], body: Callable[[ClientSession, Call], Awai
 
 
 def test_tools_list_matches_the_models_and_run_command_is_exact(
-        cli_env: dict[str, str], tmux_server: TmuxTestServer) -> None:
+    cli_env: dict[str, str], tmux_server: TmuxTestServer
+) -> None:
     pane = tmux_server.new_pane("bash")
 
     async def body(session: ClientSession, call: Call) -> None:
@@ -88,11 +94,13 @@ def test_tools_list_matches_the_models_and_run_command_is_exact(
 
 
 def test_errors_are_the_cli_documents_and_the_server_lives_on(
-        cli_env: dict[str, str], tmux_server: TmuxTestServer) -> None:
+    cli_env: dict[str, str], tmux_server: TmuxTestServer
+) -> None:
     pane = tmux_server.new_pane("dash")
     _, cli_missing, _ = cli(["sane.cli.run_command", "--pane", "%999", "true"], cli_env)
-    _, cli_failed, _ = cli(["sane.cli.run_command", "--check", "--pane", pane, "echo x; false"],
-                           cli_env)
+    _, cli_failed, _ = cli(
+        ["sane.cli.run_command", "--check", "--pane", pane, "echo x; false"], cli_env
+    )
 
     async def body(session: ClientSession, call: Call) -> None:
         missing = await call("run_command", command="true", pane="%999")
@@ -100,14 +108,19 @@ def test_errors_are_the_cli_documents_and_the_server_lives_on(
         failed = await call("run_command", command="echo x; false", pane=pane, check=True)
         validate("command-failed", failed)
         assert {k: v for k, v in failed.items() if k not in ("run_id", "duration_ms")} == {
-            k: v for k, v in cli_failed.items() if k not in ("run_id", "duration_ms")}
+            k: v for k, v in cli_failed.items() if k not in ("run_id", "duration_ms")
+        }
         bad = await call("run_command", command="true", timeout=-1)
-        assert bad["error"] == {"code": "invalid_argument", "message":
-                                "timeout: Input should be greater than or equal to 0",
-                                "details": {"field": "timeout"}}
+        assert bad["error"] == {
+            "code": "invalid_argument",
+            "message": "timeout: Input should be greater than or equal to 0",
+            "details": {"field": "timeout"},
+        }
         extra = await call("list_panes", sesion="base")
-        assert (extra["error"]["code"], extra["error"]["details"]) == ("invalid_argument",
-                                                                      {"field": "sesion"})
+        assert (extra["error"]["code"], extra["error"]["details"]) == (
+            "invalid_argument",
+            {"field": "sesion"},
+        )
         unknown = await call("no_such_tool")
         assert unknown["error"]["code"] == "invalid_argument"
         missing_run = await call("run_wait", run_id="r000000000000")
@@ -118,13 +131,15 @@ def test_errors_are_the_cli_documents_and_the_server_lives_on(
     with_session(cli_env, body)
 
 
-def test_running_wait_interrupt_and_concurrent_calls(cli_env: dict[str, str],
-                                                      tmux_server: TmuxTestServer) -> None:
+def test_running_wait_interrupt_and_concurrent_calls(
+    cli_env: dict[str, str], tmux_server: TmuxTestServer
+) -> None:
     pane = tmux_server.new_pane("bash")
 
     async def body(session: ClientSession, call: Call) -> None:
-        first = await call("run_command", command="echo one; sleep 1; echo two", pane=pane,
-                           timeout=0.2)
+        first = await call(
+            "run_command", command="echo one; sleep 1; echo two", pane=pane, timeout=0.2
+        )
         assert (first["status"], first["exit_code"]) == ("running", None)
         rest = await call("run_wait", run_id=first["run_id"], timeout=30)
         assert (rest["status"], rest["exit_code"]) == ("completed", 0)
@@ -135,8 +150,9 @@ def test_running_wait_interrupt_and_concurrent_calls(cli_env: dict[str, str],
         results: dict[str, dict[str, Any]] = {}
 
         async def long_run() -> None:
-            results["run"] = await call("run_command", command="sleep 5; echo slept",
-                                        pane=pane, timeout=60)
+            results["run"] = await call(
+                "run_command", command="sleep 5; echo slept", pane=pane, timeout=60
+            )
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(long_run)
@@ -148,8 +164,10 @@ def test_running_wait_interrupt_and_concurrent_calls(cli_env: dict[str, str],
                     if run_id is None:
                         await anyio.sleep(0.05)  # polling a condition, with a deadline
             busy = await call("run_command", command="true", pane=pane)
-            assert (busy["error"]["code"], busy["error"]["details"]["run_id"]) == ("pane_busy",
-                                                                                   run_id)
+            assert (busy["error"]["code"], busy["error"]["details"]["run_id"]) == (
+                "pane_busy",
+                run_id,
+            )
             assert "run" not in results  # answered while the long call was still waiting
         assert (results["run"]["run_id"], results["run"]["output"]) == (run_id, "slept\n")
 
@@ -160,19 +178,30 @@ def test_running_wait_interrupt_and_concurrent_calls(cli_env: dict[str, str],
     with_session(cli_env, body)
 
 
-def test_files_platform_and_panes(cli_env: dict[str, str], tmux_server: TmuxTestServer,
-                                  tmp_path: Path) -> None:
+def test_files_platform_and_panes(
+    cli_env: dict[str, str], tmux_server: TmuxTestServer, tmp_path: Path
+) -> None:
     pane = tmux_server.new_pane("dash")
     target = tmp_path / "out" / "bin.dat"
     big = os.urandom(3 << 20)  # one 4 MiB JSON line: the server reads it in many pieces
 
     async def body(session: ClientSession, call: Call) -> None:
-        created = await call("create_file", path=str(target), content_base64="AAH/Cg==",
-                             pane=pane, parents=True, mode="0600")
+        created = await call(
+            "create_file",
+            path=str(target),
+            content_base64="AAH/Cg==",
+            pane=pane,
+            parents=True,
+            mode="0600",
+        )
         validate("create-file", created)
         assert (created["bytes"], created["mode"], created["action"]) == (4, "0600", "created")
-        large = await call("create_file", path=str(target.with_name("big")), pane=pane,
-                           content_base64=base64.b64encode(big).decode())
+        large = await call(
+            "create_file",
+            path=str(target.with_name("big")),
+            pane=pane,
+            content_base64=base64.b64encode(big).decode(),
+        )
         assert large["sha256"] == hashlib.sha256(big).hexdigest()
         both = await call("create_file", path=str(target), content="x", content_base64="eA==")
         assert both["error"]["code"] == "invalid_argument"
@@ -193,65 +222,100 @@ def test_fleet_tools_on_real_sshd(cli_env: dict[str, str], ssh_fleet: Any) -> No
 
     async def body(session: ClientSession, call: Call) -> None:
         for s in ssh_fleet.servers:
-            added = await call("server_add", name=s.name, host=s.host, port=s.port, user="root",
-                               identity=str(ssh_fleet.client_key), ssh_options=known,
-                               tags=["mcp"])
+            added = await call(
+                "server_add",
+                name=s.name,
+                host=s.host,
+                port=s.port,
+                user="root",
+                identity=str(ssh_fleet.client_key),
+                ssh_options=known,
+                tags=["mcp"],
+            )
             validate("server-add", added)
         again = await call("server_add", name="s1", host="127.0.0.1")
         assert again["error"]["code"] == "server_exists"
         tested = await call("server_test", name="s1")
         validate("server-test", tested)
         assert tested["reachable"] is True
-        ran = await call("fleet_run", command="echo $FLEET_HOST; (exit 2)", tag="mcp",
-                         max_parallel=3)
+        ran = await call(
+            "fleet_run", command="echo $FLEET_HOST; (exit 2)", tag="mcp", max_parallel=3
+        )
         validate("fleet-run", ran)
         assert ran["status"] == "failed" and ran["counts"]["nonzero_exit"] == 3
         assert [(r["server"], r["exit_code"], r["output"]) for r in ran["results"]] == [
-            (s.name, 2, f"{s.name}\n") for s in ssh_fleet.servers]
+            (s.name, 2, f"{s.name}\n") for s in ssh_fleet.servers
+        ]
         listed = await call("server_list", tag="mcp")
         validate("server-list", listed)
         assert {s["name"]: s["connection"] for s in listed["servers"]} == {
-            s.name: "connected" for s in ssh_fleet.servers}
+            s.name: "connected" for s in ssh_fleet.servers
+        }
         health = await call("health", servers=["s1", "s2"], query=".version")
         validate("health", health)
         assert [(r["server"], r["status"], r["reason"]) for r in health["servers"]] == [
-            ("s1", "unknown", "missing"), ("s2", "unknown", "missing")]
-        waited = await call("health_wait", until='.status == "healthy"', servers=["s1"],
-                            timeout=0, interval=0.05)
+            ("s1", "unknown", "missing"),
+            ("s2", "unknown", "missing"),
+        ]
+        waited = await call(
+            "health_wait", until='.status == "healthy"', servers=["s1"], timeout=0, interval=0.05
+        )
         validate("health-wait", waited)
         assert (waited["met"], waited["waiting_for"]) == (False, ["s1"])
 
     with_session(cli_env, body)
 
 
-def test_sane_call_runs_a_tool_call_from_json_like_the_cli(cli_env: dict[str, str],
-                                                           tmux_server: TmuxTestServer) -> None:
+def test_sane_call_runs_a_tool_call_from_json_like_the_cli(
+    cli_env: dict[str, str], tmux_server: TmuxTestServer
+) -> None:
     pane = tmux_server.new_pane("dash")
     args = json.dumps({"command": "printf 'x\\ny'; (exit 4)", "pane": pane, "check": True})
     status, doc, _ = cli(["sane.cli.main", "call", "run_command", args], cli_env)
     assert (status, doc["error"]["code"], doc["exit_code"], doc["output"]) == (
-        1, "command_failed", 4, "x\ny")
+        1,
+        "command_failed",
+        4,
+        "x\ny",
+    )
     validate("command-failed", doc)
-    status, doc, _ = cli(["sane.cli.main", "call", "run-command", "-"], cli_env,
-                         stdin=json.dumps({"command": "sleep 5", "pane": pane, "timeout": 0.1}))
+    status, doc, _ = cli(
+        ["sane.cli.main", "call", "run-command", "-"],
+        cli_env,
+        stdin=json.dumps({"command": "sleep 5", "pane": pane, "timeout": 0.1}),
+    )
     assert (status, doc["status"]) == (4, "running")  # the CLI's exit status for `running`
     status, doc, _ = cli(["sane.cli.main", "call", "list_panes", '{"bogus": 1}'], cli_env)
     assert (status, doc["error"]["code"], doc["error"]["details"]) == (
-        2, "invalid_argument", {"field": "bogus"})
+        2,
+        "invalid_argument",
+        {"field": "bogus"},
+    )
 
 
-def test_deploy_and_deploy_status_over_mcp(cli_env: dict[str, str], sane_home: Path,
-                                           make_fleet: Callable[..., Any],
-                                           tmp_path: Path) -> None:
+def test_deploy_and_deploy_status_over_mcp(
+    cli_env: dict[str, str], sane_home: Path, make_fleet: Callable[..., Any], tmp_path: Path
+) -> None:
     from .test_fleet import register
 
     fleet = make_fleet(2)
     register(sane_home, fleet)
     plan = tmp_path / "plan.yaml"
-    plan.write_text(json.dumps({"name": "t", "steps": [
-        {"name": "one", "run": "echo one >> log", "undo": "echo undo-one >> log"},
-        {"name": "two", "run": 'if [ "$FLEET_HOST" = s2 ]; then exit 3; fi; echo two >> log',
-         "undo": "echo undo-two >> log"}]}))
+    plan.write_text(
+        json.dumps(
+            {
+                "name": "t",
+                "steps": [
+                    {"name": "one", "run": "echo one >> log", "undo": "echo undo-one >> log"},
+                    {
+                        "name": "two",
+                        "run": 'if [ "$FLEET_HOST" = s2 ]; then exit 3; fi; echo two >> log',
+                        "undo": "echo undo-two >> log",
+                    },
+                ],
+            }
+        )
+    )
 
     async def body(session: ClientSession, call: Call) -> None:
         nothing = await call("deploy", plan=str(plan))
@@ -260,7 +324,9 @@ def test_deploy_and_deploy_status_over_mcp(cli_env: dict[str, str], sane_home: P
         validate("deploy", report)
         assert report["status"] == "partial"
         assert {s["server"]: s["state"] for s in report["servers"]} == {
-            "s1": "deployed", "s2": "rolled_back"}
+            "s1": "deployed",
+            "s2": "rolled_back",
+        }
         again = await call("deploy_status", deploy_id=report["deploy_id"])
         validate("deploy", again)
         assert again["servers"] == report["servers"] and again["status"] == "partial"
@@ -293,14 +359,18 @@ async def _wait_free(call: Call, pane: str) -> None:
 
 
 def test_a_cancelled_call_interrupts_its_run_or_leaves_it_to_run_wait(
-        cli_env: dict[str, str], tmux_server: TmuxTestServer) -> None:
+    cli_env: dict[str, str], tmux_server: TmuxTestServer
+) -> None:
     pane = tmux_server.new_pane("bash")
 
     async def body(session: ClientSession, call: Call) -> None:
         # The client's own request timeout cancels the call (notifications/cancelled).
         with pytest.raises(MCPError):
-            await session.call_tool("run_command", {"command": "sleep 600", "pane": pane,
-                                                    "timeout": 600}, read_timeout_seconds=1)
+            await session.call_tool(
+                "run_command",
+                {"command": "sleep 600", "pane": pane, "timeout": 600},
+                read_timeout_seconds=1,
+            )
         cancelled_at = time.monotonic()
         await _wait_free(call, pane)
         freed_after = time.monotonic() - cancelled_at
@@ -309,9 +379,16 @@ def test_a_cancelled_call_interrupts_its_run_or_leaves_it_to_run_wait(
         print(f"pane free {freed_after * 1000:.0f} ms after the cancellation")
 
         with pytest.raises(MCPError):
-            await session.call_tool("run_command", {
-                "command": "sleep 1; echo kept", "pane": pane, "timeout": 600,
-                "on_cancel": "keep"}, read_timeout_seconds=0.3)
+            await session.call_tool(
+                "run_command",
+                {
+                    "command": "sleep 1; echo kept",
+                    "pane": pane,
+                    "timeout": 600,
+                    "on_cancel": "keep",
+                },
+                read_timeout_seconds=0.3,
+            )
         run_id = await _busy_run_id(call, pane)
         rest = await call("run_wait", run_id=run_id, timeout=30)
         assert (rest["status"], rest["exit_code"], rest["output"]) == ("completed", 0, "kept\n")
@@ -320,7 +397,8 @@ def test_a_cancelled_call_interrupts_its_run_or_leaves_it_to_run_wait(
 
 
 def test_the_run_id_of_a_busy_pane_is_accepted_while_its_first_call_follows_it(
-        cli_env: dict[str, str], tmux_server: TmuxTestServer, tmp_path: Path) -> None:
+    cli_env: dict[str, str], tmux_server: TmuxTestServer, tmp_path: Path
+) -> None:
     pane = tmux_server.new_pane("bash")
     # The first run lasts until the test has seen it busy (a file it waits for), not a
     # fixed second that a loaded machine can spend before list_panes answers.
@@ -330,8 +408,7 @@ def test_the_run_id_of_a_busy_pane_is_accepted_while_its_first_call_follows_it(
         results: dict[str, dict[str, Any]] = {}
 
         async def first(command: str) -> None:
-            results["first"] = await call("run_command", command=command, pane=pane,
-                                          timeout=120)
+            results["first"] = await call("run_command", command=command, pane=pane, timeout=120)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(first, f"echo a; until [ -e {go} ]; do sleep 0.05; done; echo b")
@@ -367,7 +444,8 @@ def test_the_run_id_of_a_busy_pane_is_accepted_while_its_first_call_follows_it(
 
 
 def test_run_interrupt_does_not_queue_behind_many_waiting_calls(
-        cli_env: dict[str, str], tmux_server: TmuxTestServer) -> None:
+    cli_env: dict[str, str], tmux_server: TmuxTestServer
+) -> None:
     panes = [tmux_server.new_pane("dash") for _ in range(45)]
 
     async def body(session: ClientSession, call: Call) -> None:
@@ -392,8 +470,9 @@ def test_run_interrupt_does_not_queue_behind_many_waiting_calls(
     with_session(cli_env, body)
 
 
-def test_list_panes_on_a_fresh_socket_is_empty(cli_env: dict[str, str],
-                                               tmux_server: TmuxTestServer) -> None:
+def test_list_panes_on_a_fresh_socket_is_empty(
+    cli_env: dict[str, str], tmux_server: TmuxTestServer
+) -> None:
     env = {**cli_env, "SANE_TMUX_SOCKET": f"{tmux_server.socket_name}-fresh"}
 
     async def body(session: ClientSession, call: Call) -> None:
@@ -408,16 +487,36 @@ def test_list_panes_on_a_fresh_socket_is_empty(cli_env: dict[str, str],
 def test_every_request_line_gets_a_reply(cli_env: dict[str, str]) -> None:
     """A malformed line, a batch, a request nested too deep to parse: each is answered
     (JSON-RPC -32700 / -32600), and the server goes on serving."""
-    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "1"}}}
-    nested = ('{"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": '
-              '"list_panes", "arguments": {"x": ' + "[" * 5000 + "]" * 5000 + "}}}")
-    lines = [json.dumps(init), '{"jsonrpc": "2.0", "method": "notifications/initialized"}',
-             "{bad json", '[{"jsonrpc": "2.0", "id": 2, "method": "ping"}]', nested,
-             '{"jsonrpc": "2.0", "id": 6}', '{"jsonrpc": "2.0", "id": 7, "method": "ping"}']
-    proc = subprocess.Popen([sys.executable, "-m", "sane.cli.main", "mcp"], env=cli_env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"},
+        },
+    }
+    nested = (
+        '{"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": '
+        '"list_panes", "arguments": {"x": ' + "[" * 5000 + "]" * 5000 + "}}}"
+    )
+    lines = [
+        json.dumps(init),
+        '{"jsonrpc": "2.0", "method": "notifications/initialized"}',
+        "{bad json",
+        '[{"jsonrpc": "2.0", "id": 2, "method": "ping"}]',
+        nested,
+        '{"jsonrpc": "2.0", "id": 6}',
+        '{"jsonrpc": "2.0", "id": 7, "method": "ping"}',
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sane.cli.main", "mcp"],
+        env=cli_env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdin is not None and proc.stdout is not None
     replies: list[Any] = []
     try:
@@ -430,18 +529,28 @@ def test_every_request_line_gets_a_reply(cli_env: dict[str, str]) -> None:
         proc.wait(timeout=60)
     by_id = {json.dumps(r["id"]) if isinstance(r, dict) else "batch": r for r in replies}
     assert by_id["1"]["result"]["serverInfo"]["name"] == "tmux-sane"
-    assert by_id["batch"] == [{"jsonrpc": "2.0", "id": 2, "error": {
-        "code": -32600, "message": "Invalid Request: JSON-RPC batches are not supported; "
-        "send each message on its own line"}}]
-    errors_without_id = [r["error"]["code"] for r in replies
-                         if isinstance(r, dict) and r["id"] is None]
+    assert by_id["batch"] == [
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "error": {
+                "code": -32600,
+                "message": "Invalid Request: JSON-RPC batches are not supported; "
+                "send each message on its own line",
+            },
+        }
+    ]
+    errors_without_id = [
+        r["error"]["code"] for r in replies if isinstance(r, dict) and r["id"] is None
+    ]
     assert errors_without_id == [-32700, -32700]  # the bad line, the deep nesting
     assert by_id["6"]["error"]["code"] == -32600
     assert by_id["7"]["result"] == {}
 
 
 def test_big_outputs_fit_a_model_and_the_rest_is_a_resource(
-        cli_env: dict[str, str], tmux_server: TmuxTestServer, ssh_fleet: Any) -> None:
+    cli_env: dict[str, str], tmux_server: TmuxTestServer, ssh_fleet: Any
+) -> None:
     pane = tmux_server.new_pane("dash")
     known = {"UserKnownHostsFile": str(ssh_fleet.known_hosts)}
     full = "".join(f"{i}\n" for i in range(1, 100001)).encode()
@@ -458,8 +567,7 @@ def test_big_outputs_fit_a_model_and_the_rest_is_a_resource(
         return out
 
     async def body(session: ClientSession, call: Call) -> None:
-        result = await session.call_tool("run_command", {"command": "seq 1 100000",
-                                                         "pane": pane})
+        result = await session.call_tool("run_command", {"command": "seq 1 100000", "pane": pane})
         doc = document(result)
         validate("run-command", doc)
         assert doc["truncated"] and len(text_of(result)) < 30_000
@@ -468,10 +576,17 @@ def test_big_outputs_fit_a_model_and_the_rest_is_a_resource(
         assert await whole(session, result, 1) == [full]
 
         for s in ssh_fleet.servers:
-            await call("server_add", name=s.name, host=s.host, port=s.port, user="root",
-                       identity=str(ssh_fleet.client_key), ssh_options=known, tags=["big"])
-        result = await session.call_tool("fleet_run", {"command": "seq 1 100000",
-                                                       "tag": "big"})
+            await call(
+                "server_add",
+                name=s.name,
+                host=s.host,
+                port=s.port,
+                user="root",
+                identity=str(ssh_fleet.client_key),
+                ssh_options=known,
+                tags=["big"],
+            )
+        result = await session.call_tool("fleet_run", {"command": "seq 1 100000", "tag": "big"})
         doc = document(result)
         validate("fleet-run", doc)
         assert len(text_of(result)) < 30_000  # three servers under one cap
@@ -488,8 +603,8 @@ def test_big_outputs_fit_a_model_and_the_rest_is_a_resource(
 
 
 def test_two_agents_one_deploys_the_other_polls_and_is_told_why_not_to_interrupt(
-        cli_env: dict[str, str], sane_home: Path, make_fleet: Callable[..., Any],
-        tmp_path: Path) -> None:
+    cli_env: dict[str, str], sane_home: Path, make_fleet: Callable[..., Any], tmp_path: Path
+) -> None:
     """The seed scenario, over MCP only: an expensive agent deploys, a cheap one polls
     health and tries to interrupt the step holding the pane; the deploy is undisturbed
     and the cheap agent is told whose run it is and which tool to call instead."""
@@ -499,14 +614,26 @@ def test_two_agents_one_deploys_the_other_polls_and_is_told_why_not_to_interrupt
     register(sane_home, fleet)
     go = fleet["s1"].home / "go"
     plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({"name": "seed", "steps": [
-        {"name": "migrate", "run": "while [ ! -e go ]; do sleep 0.05; done; echo migrated",
-         "undo": "true", "timeout": 120}]}))
+    plan.write_text(
+        json.dumps(
+            {
+                "name": "seed",
+                "steps": [
+                    {
+                        "name": "migrate",
+                        "run": "while [ ! -e go ]; do sleep 0.05; done; echo migrated",
+                        "undo": "true",
+                        "timeout": 120,
+                    }
+                ],
+            }
+        )
+    )
 
     async def main() -> None:
         async with mcp_session(cli_env) as deployer, mcp_session(cli_env) as poller:
-            async def call(session: ClientSession, tool: str, **arguments: Any
-                           ) -> dict[str, Any]:
+
+            async def call(session: ClientSession, tool: str, **arguments: Any) -> dict[str, Any]:
                 return document(await session.call_tool(tool, arguments))
 
             started = await call(deployer, "deploy", plan=str(plan), servers=["s1"])
@@ -524,11 +651,16 @@ def test_two_agents_one_deploys_the_other_polls_and_is_told_why_not_to_interrupt
             assert (owner["step"], owner["server"]) == ("step:migrate", "s1")
             assert "deploy_status" in busy["error"]["message"]
             assert "sane " not in busy["error"]["message"]  # tool names, not the CLI
-            health = await call(poller, "health_wait", until='.status == "healthy"',
-                                servers=["s1"], timeout=0.2, interval=0.05)
+            health = await call(
+                poller,
+                "health_wait",
+                until='.status == "healthy"',
+                servers=["s1"],
+                timeout=0.2,
+                interval=0.05,
+            )
             assert health["ok"] and health["met"] is False
-            refused = await call(poller, "run_interrupt",
-                                 run_id=busy["error"]["details"]["run_id"])
+            refused = await call(poller, "run_interrupt", run_id=busy["error"]["details"]["run_id"])
             assert refused["error"]["code"] == "run_owned"
             assert refused["error"]["details"]["owner"]["deploy_id"] == owner["deploy_id"]
             assert "deploy_status" in refused["error"]["message"]
@@ -537,8 +669,7 @@ def test_two_agents_one_deploys_the_other_polls_and_is_told_why_not_to_interrupt
             go.touch()
             with anyio.fail_after(60):
                 while True:  # the deployer follows its deploy
-                    report = await call(deployer, "deploy_status",
-                                        deploy_id=started["deploy_id"])
+                    report = await call(deployer, "deploy_status", deploy_id=started["deploy_id"])
                     if report["status"] != "running":
                         break
                     await anyio.sleep(0.1)
@@ -551,47 +682,63 @@ def test_two_agents_one_deploys_the_other_polls_and_is_told_why_not_to_interrupt
 
 
 def test_progress_notifications_for_runs_fleets_health_and_deploys(
-        cli_env: dict[str, str], sane_home: Path, make_fleet: Callable[..., Any],
-        tmux_server: TmuxTestServer, tmp_path: Path) -> None:
+    cli_env: dict[str, str],
+    sane_home: Path,
+    make_fleet: Callable[..., Any],
+    tmux_server: TmuxTestServer,
+    tmp_path: Path,
+) -> None:
     from .test_fleet import register
 
     pane = tmux_server.new_pane("bash")
     fleet = make_fleet(2)
     register(sane_home, fleet)
     plan = tmp_path / "plan.json"
-    plan.write_text(json.dumps({"name": "p", "steps": [
-        {"name": "one", "run": "true", "undo": "true"},
-        {"name": "two", "run": "true", "undo": "true"}]}))
+    plan.write_text(
+        json.dumps(
+            {
+                "name": "p",
+                "steps": [
+                    {"name": "one", "run": "true", "undo": "true"},
+                    {"name": "two", "run": "true", "undo": "true"},
+                ],
+            }
+        )
+    )
 
     async def body(session: ClientSession, call: Call) -> None:
-        async def with_progress(tool: str, **arguments: Any
-                                ) -> tuple[dict[str, Any], list[tuple[float, Any, Any]]]:
+        async def with_progress(
+            tool: str, **arguments: Any
+        ) -> tuple[dict[str, Any], list[tuple[float, Any, Any]]]:
             seen: list[tuple[float, Any, Any]] = []
 
-            async def on_progress(progress: float, total: float | None,
-                                  message: str | None) -> None:
+            async def on_progress(
+                progress: float, total: float | None, message: str | None
+            ) -> None:
                 seen.append((progress, total, message))
 
             result = await session.call_tool(tool, arguments, progress_callback=on_progress)
             return document(result), seen
 
         doc, seen = await with_progress(
-            "run_command", pane=pane,
-            command="for i in 1 2 3 4 5; do echo tick $i; sleep 0.4; done")
+            "run_command", pane=pane, command="for i in 1 2 3 4 5; do echo tick $i; sleep 0.4; done"
+        )
         assert doc["output"] == "".join(f"tick {i}\n" for i in range(1, 6))
         assert len(seen) >= 2 and all(m.startswith("tick") for _, _, m in seen)
         assert [p for p, _, _ in seen] == sorted({p for p, _, _ in seen})  # increasing
         doc, seen = await with_progress("fleet_run", command="echo hi", all=True)
         assert doc["status"] == "completed"
-        assert sorted(m for _, _, m in seen) == ["s1: completed (exit 0)",
-                                                  "s2: completed (exit 0)"]
+        assert sorted(m for _, _, m in seen) == ["s1: completed (exit 0)", "s2: completed (exit 0)"]
         assert {t for _, t, _ in seen} == {2}
-        doc, seen = await with_progress("health_wait", until='.status == "healthy"',
-                                        servers=["s1", "s2"], timeout=0, interval=0.05)
-        assert sorted(m for _, _, m in seen) == ["s1: unknown (missing)",
-                                                  "s2: unknown (missing)"]
-        doc, seen = await with_progress("deploy", plan=str(plan), servers=["s1", "s2"],
-                                        wait=True)
+        doc, seen = await with_progress(
+            "health_wait",
+            until='.status == "healthy"',
+            servers=["s1", "s2"],
+            timeout=0,
+            interval=0.05,
+        )
+        assert sorted(m for _, _, m in seen) == ["s1: unknown (missing)", "s2: unknown (missing)"]
+        doc, seen = await with_progress("deploy", plan=str(plan), servers=["s1", "s2"], wait=True)
         assert doc["status"] == "completed"
         messages = [m for _, _, m in seen]
         for server in ("s1", "s2"):
@@ -602,12 +749,12 @@ def test_progress_notifications_for_runs_fleets_health_and_deploys(
 
 
 def test_screen_keys_and_text_drive_a_full_screen_program(
-        cli_env: dict[str, str], tmux_server: TmuxTestServer) -> None:
+    cli_env: dict[str, str], tmux_server: TmuxTestServer
+) -> None:
     pane = tmux_server.new_pane("bash")
 
     async def body(session: ClientSession, call: Call) -> None:
-        started = await call("run_command", command="seq 1 500 | less", pane=pane,
-                             timeout=0.5)
+        started = await call("run_command", command="seq 1 500 | less", pane=pane, timeout=0.5)
         assert started["status"] in ("running", "waiting_input")
         first = await call("wait_for_text", pane=pane, pattern=r"^1$", timeout=30)
         validate("wait-for-text", first)
@@ -640,13 +787,15 @@ def test_screen_keys_and_text_drive_a_full_screen_program(
     with_session(cli_env, body)
 
 
-def test_send_keys_refuses_the_pane_sane_runs_in(cli_env: dict[str, str],
-                                                 tmux_server: TmuxTestServer) -> None:
+def test_send_keys_refuses_the_pane_sane_runs_in(
+    cli_env: dict[str, str], tmux_server: TmuxTestServer
+) -> None:
     pane = tmux_server.new_pane("bash")
     socket_path = tmux_server.run("display-message", "-p", "#{socket_path}").strip()
     env = {**cli_env, "TMUX_PANE": pane, "TMUX": f"{socket_path},1,0"}
-    params = StdioServerParameters(command=sys.executable,
-                                   args=["-m", "sane.cli.main", "mcp"], env=env)
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "sane.cli.main", "mcp"], env=env
+    )
 
     async def main() -> None:
         async with stdio_client(params) as (read, write), ClientSession(read, write) as s:
@@ -657,19 +806,20 @@ def test_send_keys_refuses_the_pane_sane_runs_in(cli_env: dict[str, str],
     anyio.run(main)
 
 
-def test_sane_mcp_tools_and_exclude_serve_a_subset(cli_env: dict[str, str],
-                                                   tmux_server: TmuxTestServer) -> None:
+def test_sane_mcp_tools_and_exclude_serve_a_subset(
+    cli_env: dict[str, str], tmux_server: TmuxTestServer
+) -> None:
     pane = tmux_server.new_pane("dash")
     env = {k: cli_env[k] for k in ("SANE_TMUX_SOCKET", "SANE_HOME")}
 
     async def listed(*options: str) -> tuple[list[str], dict[str, Any]]:
-        params = StdioServerParameters(command=sys.executable,
-                                       args=["-m", "sane.cli.main", "mcp", *options], env=env)
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "sane.cli.main", "mcp", *options], env=env
+        )
         async with stdio_client(params) as (read, write), ClientSession(read, write) as s:
             await s.initialize()
             names = [t.name for t in (await s.list_tools()).tools]
-            refused = document(await s.call_tool("run_command", {"command": "true",
-                                                                 "pane": pane}))
+            refused = document(await s.call_tool("run_command", {"command": "true", "pane": pane}))
             return names, refused
 
     async def main() -> None:

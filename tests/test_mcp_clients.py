@@ -42,10 +42,9 @@ def scenario(pane: str, fleet: Any, plan: Path, out: Path) -> list[tuple[dict[st
         return {"tool": tool, "arguments": arguments}
 
     steps: list[tuple[dict[str, Any], str]] = [
-        (c("run_command", command="echo hi", pane=pane), "run-command"),                # 0
+        (c("run_command", command="echo hi", pane=pane), "run-command"),  # 0
         (c("run_command", command="true", pane="%999"), "error:pane_not_found"),
-        (c("run_command", command="echo x; false", pane=pane, check=True),
-         "error:command_failed"),
+        (c("run_command", command="echo x; false", pane=pane, check=True), "error:command_failed"),
         (c("run_command", command="sleep 30", pane=pane, timeout=0.1), "run-command"),  # 3
         (c("run_wait", run_id="${3.run_id}", timeout=0.1), "run-command"),
         (c("run_command", command="true", pane=pane), "error:pane_busy"),
@@ -53,15 +52,27 @@ def scenario(pane: str, fleet: Any, plan: Path, out: Path) -> list[tuple[dict[st
         (c("run_wait", run_id=NO_RUN), "error:run_not_found"),
         (c("run_interrupt", run_id=NO_RUN), "error:run_not_found"),
         (c("run_command", command="true", timeout=-1), "error:invalid_argument"),
-        (c("run_command", command="read -r x; echo got $x", pane=pane, timeout=10,
-           quiet_period=0.3), "run-command"),                                           # 10
+        (
+            c(
+                "run_command",
+                command="read -r x; echo got $x",
+                pane=pane,
+                timeout=10,
+                quiet_period=0.3,
+            ),
+            "run-command",
+        ),  # 10
         (c("run_input", run_id="${10.run_id}", text="abc"), "run-command"),
         (c("run_input", run_id=NO_RUN, text="abc"), "error:run_not_found"),
         (c("create_file", path=str(out), content="bytes\n", pane=pane), "create-file"),
-        (c("create_file", path=str(out), content="x", content_base64="eA=="),
-         "error:invalid_argument"),
-        (c("create_file", path=str(out), content="x", pane=pane, no_overwrite=True),
-         "error:file_exists"),
+        (
+            c("create_file", path=str(out), content="x", content_base64="eA=="),
+            "error:invalid_argument",
+        ),
+        (
+            c("create_file", path=str(out), content="x", pane=pane, no_overwrite=True),
+            "error:file_exists",
+        ),
         (c("detect_platform", pane=pane), "detect-platform"),
         (c("detect_platform", pane="%999"), "error:pane_not_found"),
         (c("list_panes", all=True), "list-panes"),
@@ -75,10 +86,22 @@ def scenario(pane: str, fleet: Any, plan: Path, out: Path) -> list[tuple[dict[st
     ]
     for s in fleet.servers:
         # health.json in this test's directory: the sshd fleet is shared with other tests
-        steps.append((c("server_add", name=s.name, host=s.host, port=s.port, user="root",
-                        identity=str(fleet.client_key), ssh_options=known, tags=["ts"],
-                        health_path=str(out.with_name(f"health-{s.name}.json"))),
-                      "server-add"))
+        steps.append(
+            (
+                c(
+                    "server_add",
+                    name=s.name,
+                    host=s.host,
+                    port=s.port,
+                    user="root",
+                    identity=str(fleet.client_key),
+                    ssh_options=known,
+                    tags=["ts"],
+                    health_path=str(out.with_name(f"health-{s.name}.json")),
+                ),
+                "server-add",
+            )
+        )
     names = [s.name for s in fleet.servers]
     steps += [
         (c("server_add", name=names[0], host="127.0.0.1"), "error:server_exists"),
@@ -96,19 +119,40 @@ def scenario(pane: str, fleet: Any, plan: Path, out: Path) -> list[tuple[dict[st
         (c("connect", servers=["nope"]), "error:server_not_found"),
         (c("fleet_run", command="echo $FLEET_HOST", tag="ts"), "fleet-run"),
         (c("fleet_run", command="true", servers=["nope"]), "error:server_not_found"),
-        (c("fleet_put", local_file=str(plan), remote_path=str(out.with_name("put.yaml")),
-           servers=names[:1]), "fleet-put"),
-        (c("fleet_put", local_file=str(plan.with_name("missing.yaml")), remote_path="/tmp/x",
-           servers=names[:1]), "error:invalid_argument"),
+        (
+            c(
+                "fleet_put",
+                local_file=str(plan),
+                remote_path=str(out.with_name("put.yaml")),
+                servers=names[:1],
+            ),
+            "fleet-put",
+        ),
+        (
+            c(
+                "fleet_put",
+                local_file=str(plan.with_name("missing.yaml")),
+                remote_path="/tmp/x",
+                servers=names[:1],
+            ),
+            "error:invalid_argument",
+        ),
         (c("fleet_detect", servers=names[:1]), "fleet-detect"),
         (c("fleet_detect", servers=["nope"]), "error:server_not_found"),
         (c("health", servers=names[:2], query=".version"), "health"),
         (c("health", servers=["nope"]), "error:server_not_found"),
-        (c("health_wait", until='.status == "healthy"', servers=names[:1], timeout=0,
-           interval=0.05), "health-wait"),
+        (
+            c(
+                "health_wait",
+                until='.status == "healthy"',
+                servers=names[:1],
+                timeout=0,
+                interval=0.05,
+            ),
+            "health-wait",
+        ),
         (c("health_wait", until=""), "error:invalid_argument"),
-        (c("health_set", server=names[0], status="healthy", fields={"version": "1"}),
-         "health-set"),
+        (c("health_set", server=names[0], status="healthy", fields={"version": "1"}), "health-set"),
         (c("health_set", server=names[0], status="bogus"), "error:invalid_argument"),
         (c("down", servers=names[-1:]), "down"),
         (c("down", servers=names[-1]), "error:invalid_argument"),
@@ -118,13 +162,17 @@ def scenario(pane: str, fleet: Any, plan: Path, out: Path) -> list[tuple[dict[st
     steps += [
         (c("deploy", plan=str(plan), servers=names[:2], wait=True), "deploy"),
         (c("deploy", plan=str(plan)), "error:usage_error"),
-        (c("deploy", plan=str(plan.with_name("missing.yaml")), servers=names[:1]),
-         "error:plan_invalid"),
+        (
+            c("deploy", plan=str(plan.with_name("missing.yaml")), servers=names[:1]),
+            "error:plan_invalid",
+        ),
         (c("deploy_status", deploy_id=f"${{{deployed}.deploy_id}}"), "deploy"),
         (c("deploy_status", deploy_id=no_deploy), "error:deploy_not_found"),
         (c("deploy_plan_check", plan=str(plan), servers=names), "deploy-dry-run"),
-        (c("deploy_plan_check", plan=str(plan.with_name("missing.yaml")), all=True),
-         "error:plan_invalid"),
+        (
+            c("deploy_plan_check", plan=str(plan.with_name("missing.yaml")), all=True),
+            "error:plan_invalid",
+        ),
         (c("deploy_list"), "deploy-list"),
         (c("deploy_list", all=True), "error:invalid_argument"),
         (c("deploy_resume", deploy_id=f"${{{deployed}.deploy_id}}", wait=True), "deploy"),
@@ -136,8 +184,7 @@ def scenario(pane: str, fleet: Any, plan: Path, out: Path) -> list[tuple[dict[st
     return steps
 
 
-def check_results(steps: list[tuple[dict[str, Any], str]], results: list[dict[str, Any]]
-                  ) -> None:
+def check_results(steps: list[tuple[dict[str, Any], str]], results: list[dict[str, Any]]) -> None:
     assert len(results) == len(steps)
     for (call, expected), got in zip(steps, results, strict=True):
         where = f"{call['tool']} {call['arguments']}"
@@ -154,23 +201,33 @@ def check_results(steps: list[tuple[dict[str, Any], str]], results: list[dict[st
 
 
 @pytest.fixture
-def calls(tmux_server: TmuxTestServer, ssh_fleet: Any, tmp_path: Path
-          ) -> list[tuple[dict[str, Any], str]]:
+def calls(
+    tmux_server: TmuxTestServer, ssh_fleet: Any, tmp_path: Path
+) -> list[tuple[dict[str, Any], str]]:
     plan = tmp_path / "plan.yaml"
-    plan.write_text(json.dumps({"name": "t", "steps": [{"name": "one", "run": "true",
-                                                        "undo": "true"}]}))
+    plan.write_text(
+        json.dumps({"name": "t", "steps": [{"name": "one", "run": "true", "undo": "true"}]})
+    )
     return scenario(tmux_server.new_pane("bash"), ssh_fleet, plan, tmp_path / "created")
 
 
-def test_every_tool_through_the_typescript_sdk(cli_env: dict[str, str],
-                                               calls: list[tuple[dict[str, Any], str]]) -> None:
+def test_every_tool_through_the_typescript_sdk(
+    cli_env: dict[str, str], calls: list[tuple[dict[str, Any], str]]
+) -> None:
     node = shutil.which("node")
     assert node, "node (20+) is needed for the TypeScript MCP client test"
     assert (TS_CLIENT / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir(), (
-        "run bin/sane-bootstrap (npm ci in tests/ts-client)")
-    proc = subprocess.run([node, str(TS_CLIENT / "call.mjs"), json.dumps(SERVER_ARGV)],
-                          input=json.dumps([call for call, _ in calls]), env=cli_env,
-                          capture_output=True, text=True, timeout=300, check=False)
+        "run bin/sane-bootstrap (npm ci in tests/ts-client)"
+    )
+    proc = subprocess.run(
+        [node, str(TS_CLIENT / "call.mjs"), json.dumps(SERVER_ARGV)],
+        input=json.dumps([call for call, _ in calls]),
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["tools"] == [t.name for t in tools.TOOLS]
@@ -186,11 +243,14 @@ def _resolve(value: Any, results: list[dict[str, Any]]) -> Any:
     return value
 
 
-def test_every_tool_through_the_python_sdk(cli_env: dict[str, str],
-                                           calls: list[tuple[dict[str, Any], str]]) -> None:
-    params = StdioServerParameters(command=SERVER_ARGV[0], args=SERVER_ARGV[1:],
-                                   env={k: cli_env[k] for k in ("SANE_TMUX_SOCKET",
-                                                                "SANE_HOME")})
+def test_every_tool_through_the_python_sdk(
+    cli_env: dict[str, str], calls: list[tuple[dict[str, Any], str]]
+) -> None:
+    params = StdioServerParameters(
+        command=SERVER_ARGV[0],
+        args=SERVER_ARGV[1:],
+        env={k: cli_env[k] for k in ("SANE_TMUX_SOCKET", "SANE_HOME")},
+    )
     results: list[dict[str, Any]] = []
 
     async def main() -> None:
@@ -203,9 +263,13 @@ def test_every_tool_through_the_python_sdk(cli_env: dict[str, str],
                 # the SDK skips its check on error results: make it check them too
                 await s.validate_tool_result(call["tool"], result)
                 assert result.content[0].type == "text"
-                results.append({"is_error": result.is_error,
-                                "structured": result.structured_content,
-                                "text": result.content[0].text})
+                results.append(
+                    {
+                        "is_error": result.is_error,
+                        "structured": result.structured_content,
+                        "text": result.content[0].text,
+                    }
+                )
 
     anyio.run(main)
     check_results(calls, results)

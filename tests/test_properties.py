@@ -44,7 +44,8 @@ def tty(program_bytes: bytes) -> bytes:
 
 
 hex_tags = st.text("0123456789abcdef", min_size=8, max_size=32).filter(
-    lambda t: t not in (NONCE, TOKEN, PROBE))
+    lambda t: t not in (NONCE, TOKEN, PROBE)
+)
 kinds = st.sampled_from(["B", "E", "X", "L", "D", "M", "R", "P"])
 codes = st.none() | st.integers(-(10**9), 10**9)
 
@@ -56,8 +57,13 @@ def fake_markers(draw: st.DrawFn) -> bytes:
     if choice == 0:  # a well-formed marker of another run or shell
         return marker(draw(hex_tags), draw(kinds), draw(codes))
     if choice == 1:  # this run's nonce with a malformed body
-        return mk.PREFIX + NONCE.encode() + b";" + draw(st.sampled_from(
-            [b"e;0", b"E;x", b"E;", b"EE;0", b"E;0;1", b"E; 0"])) + mk.TERMINATOR
+        return (
+            mk.PREFIX
+            + NONCE.encode()
+            + b";"
+            + draw(st.sampled_from([b"e;0", b"E;x", b"E;", b"EE;0", b"E;0;1", b"E; 0"]))
+            + mk.TERMINATOR
+        )
     if choice == 2:  # a cut-off prefix, then ordinary output
         return mk.PREFIX[: draw(st.integers(1, len(mk.PREFIX)))]
     if choice == 3:  # prefix with no terminator within reach
@@ -65,19 +71,38 @@ def fake_markers(draw: st.DrawFn) -> bytes:
     if choice == 4:  # overlong tag
         return marker("a" * draw(st.integers(33, 60)), "E", 0)
     if choice == 5:  # uppercase hex tag, or the prompt token with a non-prompt kind
-        return draw(st.sampled_from([marker(NONCE.upper(), "E", 0), marker(TOKEN, "E", 0),
-                                     marker(TOKEN, "B")]))
+        return draw(
+            st.sampled_from(
+                [marker(NONCE.upper(), "E", 0), marker(TOKEN, "E", 0), marker(TOKEN, "B")]
+            )
+        )
     return b"\x1b]7770;SANE" + draw(st.binary(max_size=8)) + mk.TERMINATOR
 
 
 @st.composite
 def program_output(draw: st.DrawFn) -> bytes:
     """Random bytes with fake markers and terminal-ish bytes mixed in."""
-    pieces = draw(st.lists(
-        st.binary(max_size=40) | fake_markers()
-        | st.sampled_from([b"\n", b"\r\n", b"\r", b"\x1b", b"\x1b[", b"\x1b[31m", b"\x07",
-                           "é✓".encode(), b"\xff\xfe", b"\x00"]),
-        max_size=25))
+    pieces = draw(
+        st.lists(
+            st.binary(max_size=40)
+            | fake_markers()
+            | st.sampled_from(
+                [
+                    b"\n",
+                    b"\r\n",
+                    b"\r",
+                    b"\x1b",
+                    b"\x1b[",
+                    b"\x1b[31m",
+                    b"\x07",
+                    "é✓".encode(),
+                    b"\xff\xfe",
+                    b"\x00",
+                ]
+            ),
+            max_size=25,
+        )
+    )
     data = b"".join(pieces)
     # The program cannot know the run's nonce or the shell's token (64 random bits
     # each): pieces that happen to join into a real marker of either are not its output.
@@ -106,10 +131,18 @@ ECHO = b" ${__sane_go:-printf '\\033]7770;SANE;%s;M\\007'} 0123456789abcdef 4 \"
 @pytest.mark.slow
 @FAST
 @given(program_output(), st.integers(0, 255), st.lists(st.integers(0, 10**6), max_size=12))
-def test_completed_run_output_is_exact_for_every_split(payload: bytes, code: int,
-                                                       cuts: list[int]) -> None:
-    stream = (ECHO + marker(TOKEN, "P", 0) + marker(NONCE, "B") + tty(payload)
-              + marker(NONCE, "E", code) + marker(TOKEN, "P", code) + b"$ ")
+def test_completed_run_output_is_exact_for_every_split(
+    payload: bytes, code: int, cuts: list[int]
+) -> None:
+    stream = (
+        ECHO
+        + marker(TOKEN, "P", 0)
+        + marker(NONCE, "B")
+        + tty(payload)
+        + marker(NONCE, "E", code)
+        + marker(TOKEN, "P", code)
+        + b"$ "
+    )
     scanner = RunScanner(NONCE, [TOKEN])
     feed_all(scanner, splits(stream, cuts))
     assert scanner.outcome is not None
@@ -123,8 +156,9 @@ def test_completed_run_output_is_exact_for_every_split(payload: bytes, code: int
 @pytest.mark.slow
 @FAST
 @given(program_output(), st.integers(0, 255), st.lists(st.integers(0, 10**6), max_size=12))
-def test_exit_and_abort_end_the_run_with_their_status(payload: bytes, code: int,
-                                                      cuts: list[int]) -> None:
+def test_exit_and_abort_end_the_run_with_their_status(
+    payload: bytes, code: int, cuts: list[int]
+) -> None:
     exited = RunScanner(NONCE, [TOKEN])
     feed_all(exited, splits(marker(NONCE, "B") + tty(payload) + marker(NONCE, "X", code), cuts))
     assert exited.outcome == (OUTCOME_EXITED, code)
@@ -138,8 +172,18 @@ def test_exit_and_abort_end_the_run_with_their_status(payload: bytes, code: int,
     assert forged.outcome is None
     aborted = RunScanner(NONCE, [TOKEN])
     aborted.expect_status(PROBE)
-    feed_all(aborted, splits(marker(NONCE, "B") + tty(payload) + prompt + b"probe\r\n"
-                             + marker(PROBE, "S", 130) + prompt, cuts))
+    feed_all(
+        aborted,
+        splits(
+            marker(NONCE, "B")
+            + tty(payload)
+            + prompt
+            + b"probe\r\n"
+            + marker(PROBE, "S", 130)
+            + prompt,
+            cuts,
+        ),
+    )
     assert aborted.outcome == (OUTCOME_ABORTED, 130)
     assert output.clean(aborted.region(), keep_ansi=True) == payload
 
@@ -148,7 +192,8 @@ def test_exit_and_abort_end_the_run_with_their_status(payload: bytes, code: int,
 @FAST
 @given(program_output(), st.lists(st.integers(0, 10**6), max_size=12))
 def test_unfinished_run_never_ends_and_never_shows_more_than_was_printed(
-        payload: bytes, cuts: list[int]) -> None:
+    payload: bytes, cuts: list[int]
+) -> None:
     """No end marker yet: no outcome, and the region so far is a prefix of the output."""
     stream = marker(NONCE, "B") + tty(payload)
     scanner = RunScanner(NONCE, [TOKEN])
@@ -168,11 +213,15 @@ def test_random_bytes_never_end_a_run(noise: bytes, cuts: list[int]) -> None:
 
 
 @FAST
-@given(st.lists(st.tuples(st.binary(max_size=30), hex_tags, kinds, codes), max_size=8),
-       st.binary(max_size=30), st.lists(st.integers(0, 10**6), max_size=12))
+@given(
+    st.lists(st.tuples(st.binary(max_size=30), hex_tags, kinds, codes), max_size=8),
+    st.binary(max_size=30),
+    st.lists(st.integers(0, 10**6), max_size=12),
+)
 @pytest.mark.slow
 def test_scan_finds_exactly_the_planted_markers(
-        planted: list[tuple[bytes, str, str, int | None]], tail: bytes, cuts: list[int]) -> None:
+    planted: list[tuple[bytes, str, str, int | None]], tail: bytes, cuts: list[int]
+) -> None:
     """Incremental scan over any split finds the well-formed markers, in order, once."""
     assume(mk.PREFIX[:1] not in tail and all(mk.PREFIX[:1] not in g for g, *_ in planted))
     stream = b"".join(gap + marker(tag, kind, arg) for gap, tag, kind, arg in planted) + tail
@@ -187,11 +236,11 @@ def test_scan_finds_exactly_the_planted_markers(
 
 
 @FAST
-@given(program_output(), st.lists(st.integers(0, 10**6), min_size=1, max_size=12),
-       st.booleans())
+@given(program_output(), st.lists(st.integers(0, 10**6), min_size=1, max_size=12), st.booleans())
 @pytest.mark.slow
-def test_streamed_pieces_join_to_the_whole_output(payload: bytes, cuts: list[int],
-                                                  keep_ansi: bool) -> None:
+def test_streamed_pieces_join_to_the_whole_output(
+    payload: bytes, cuts: list[int], keep_ansi: bool
+) -> None:
     """What a fleet run streams piece by piece (cut by safe_cut) joins up exactly.
 
     Escape stripping applies to text only: binary output (not UTF-8) streamed without
@@ -217,8 +266,11 @@ def test_render_is_exact_or_says_it_truncated(data: bytes, max_bytes: int | None
     rendered = output.render(data, max_bytes, "spill")
     assert rendered.size == len(data)
     if not rendered.truncated:
-        exact = (base64.b64decode(rendered.text_base64) if rendered.text_base64 is not None
-                 else rendered.text.encode())
+        exact = (
+            base64.b64decode(rendered.text_base64)
+            if rendered.text_base64 is not None
+            else rendered.text.encode()
+        )
         assert exact == data
     else:
         assert max_bytes is not None and len(data) > max_bytes
@@ -229,7 +281,8 @@ def test_render_is_exact_or_says_it_truncated(data: bytes, max_bytes: int | None
 # Any byte but NUL and '/' may be in a file name; keep names within NAME_MAX (255 bytes).
 name_chars = st.characters(codec="utf-8", exclude_characters="/\0")
 file_names = st.text(name_chars, min_size=1, max_size=60).filter(
-    lambda n: n not in (".", "..") and len(n.encode()) <= 255)
+    lambda n: n not in (".", "..") and len(n.encode()) <= 255
+)
 
 
 @pytest.fixture(scope="module")
@@ -242,13 +295,19 @@ def roundtrip_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(name=file_names, content=st.binary(max_size=5000) | st.sampled_from(
-    [b"", b"\n", b"EOF\n", b"'\"$(x)`\\\n", bytes(range(256))]))
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    name=file_names,
+    content=st.binary(max_size=5000)
+    | st.sampled_from([b"", b"\n", b"EOF\n", b"'\"$(x)`\\\n", bytes(range(256))]),
+)
 def test_create_file_round_trips_random_bytes_under_random_names(
-        sane_ctx: Context, tmux_server: TmuxTestServer, roundtrip_dir: Path, name: str,
-        content: bytes) -> None:
+    sane_ctx: Context, tmux_server: TmuxTestServer, roundtrip_dir: Path, name: str, content: bytes
+) -> None:
     pane = tmux_server.new_pane("bash")
     try:
         target = roundtrip_dir / name

@@ -32,36 +32,81 @@ ECHO = b" ${__sane_go:-printf '\\033]7770;SANE;%s;M\\007'} 0123456789abcdef 4 \"
 
 STREAMS = [
     # (name, stream, outcome kind, exit code, expected region)
-    ("plain", ECHO + m(NONCE, "B") + b"hello\r\n" + m(NONCE, "E", 0) + m(TOKEN, "P", 0) + b"$ ",
-     OUTCOME_COMPLETED, 0, b"hello\r\n"),
+    (
+        "plain",
+        ECHO + m(NONCE, "B") + b"hello\r\n" + m(NONCE, "E", 0) + m(TOKEN, "P", 0) + b"$ ",
+        OUTCOME_COMPLETED,
+        0,
+        b"hello\r\n",
+    ),
     ("empty", m(NONCE, "B") + m(NONCE, "E", 0), OUTCOME_COMPLETED, 0, b""),
     ("exit 255", m(NONCE, "B") + b"x" + m(NONCE, "E", 255), OUTCOME_COMPLETED, 255, b"x"),
     ("exit via trap", m(NONCE, "B") + b"bye" + m(NONCE, "X", 3), OUTCOME_EXITED, 3, b"bye"),
-    ("aborted", m(NONCE, "B") + b"partial^C\r\n" + m(TOKEN, "P") + b"$ " + PROBE_ECHO
-     + m(PROBE, "S", 130), OUTCOME_ABORTED, 130, b"partial^C\r\n"),
-    ("aborted, prompt rebuilt without the marker", m(NONCE, "B") + b"partial^C\r\nme@h:~$ "
-     + PROBE_ECHO + m(PROBE, "S", 130), OUTCOME_ABORTED, 130, b"partial^C"),
-    ("aborted without C-c, prompt rebuilt", m(NONCE, "B") + b"bash: x: unset\r\n[~]> "
-     + PROBE_ECHO + m(PROBE, "S", 1), OUTCOME_ABORTED, 1, b"bash: x: unset\r\n"),
-    ("a prompt marker ends nothing", m(NONCE, "B") + m(TOKEN, "P", 0) + b"after"
-     + m(NONCE, "E", 3), OUTCOME_COMPLETED, 3, m(TOKEN, "P", 0) + b"after"),
-    ("an unexpected status marker ends nothing", m(NONCE, "B") + m(NONCE, "S", 0)
-     + m("0000000011111111", "S", 0) + m(NONCE, "E", 0), OUTCOME_COMPLETED, 0,
-     m(NONCE, "S", 0) + m("0000000011111111", "S", 0)),
-    ("forged markers", m(NONCE, "B") + m("aaaaaaaaaaaaaaaa", "E", 0) + b"\x1b]7770;SANE;zz;E;0\x07"
-     + m(TOKEN + "00", "P", 1) + b"ok" + m(NONCE, "E", 7),
-     OUTCOME_COMPLETED, 7,
-     m("aaaaaaaaaaaaaaaa", "E", 0) + b"\x1b]7770;SANE;zz;E;0\x07" + m(TOKEN + "00", "P", 1)
-     + b"ok"),
-    ("prompt before begin is an earlier prompt", m(TOKEN, "P", 0) + m(NONCE, "B") + b"a"
-     + m(NONCE, "E", 0), OUTCOME_COMPLETED, 0, b"a"),
+    (
+        "aborted",
+        m(NONCE, "B") + b"partial^C\r\n" + m(TOKEN, "P") + b"$ " + PROBE_ECHO + m(PROBE, "S", 130),
+        OUTCOME_ABORTED,
+        130,
+        b"partial^C\r\n",
+    ),
+    (
+        "aborted, prompt rebuilt without the marker",
+        m(NONCE, "B") + b"partial^C\r\nme@h:~$ " + PROBE_ECHO + m(PROBE, "S", 130),
+        OUTCOME_ABORTED,
+        130,
+        b"partial^C",
+    ),
+    (
+        "aborted without C-c, prompt rebuilt",
+        m(NONCE, "B") + b"bash: x: unset\r\n[~]> " + PROBE_ECHO + m(PROBE, "S", 1),
+        OUTCOME_ABORTED,
+        1,
+        b"bash: x: unset\r\n",
+    ),
+    (
+        "a prompt marker ends nothing",
+        m(NONCE, "B") + m(TOKEN, "P", 0) + b"after" + m(NONCE, "E", 3),
+        OUTCOME_COMPLETED,
+        3,
+        m(TOKEN, "P", 0) + b"after",
+    ),
+    (
+        "an unexpected status marker ends nothing",
+        m(NONCE, "B") + m(NONCE, "S", 0) + m("0000000011111111", "S", 0) + m(NONCE, "E", 0),
+        OUTCOME_COMPLETED,
+        0,
+        m(NONCE, "S", 0) + m("0000000011111111", "S", 0),
+    ),
+    (
+        "forged markers",
+        m(NONCE, "B")
+        + m("aaaaaaaaaaaaaaaa", "E", 0)
+        + b"\x1b]7770;SANE;zz;E;0\x07"
+        + m(TOKEN + "00", "P", 1)
+        + b"ok"
+        + m(NONCE, "E", 7),
+        OUTCOME_COMPLETED,
+        7,
+        m("aaaaaaaaaaaaaaaa", "E", 0)
+        + b"\x1b]7770;SANE;zz;E;0\x07"
+        + m(TOKEN + "00", "P", 1)
+        + b"ok",
+    ),
+    (
+        "prompt before begin is an earlier prompt",
+        m(TOKEN, "P", 0) + m(NONCE, "B") + b"a" + m(NONCE, "E", 0),
+        OUTCOME_COMPLETED,
+        0,
+        b"a",
+    ),
     ("missing runner", ECHO + m(NONCE, "M"), OUTCOME_MISSING_RUNNER, None, b""),
 ]
 
 
 @pytest.mark.parametrize("name,stream,kind,code,region", STREAMS, ids=[s[0] for s in STREAMS])
-def test_scanner_whole_stream(name: str, stream: bytes, kind: str, code: int | None,
-                              region: bytes) -> None:
+def test_scanner_whole_stream(
+    name: str, stream: bytes, kind: str, code: int | None, region: bytes
+) -> None:
     sc = RunScanner(NONCE, [TOKEN])
     sc.expect_status(PROBE)
     outcome = sc.feed(stream)
@@ -71,8 +116,9 @@ def test_scanner_whole_stream(name: str, stream: bytes, kind: str, code: int | N
 
 
 @pytest.mark.parametrize("name,stream,kind,code,region", STREAMS, ids=[s[0] for s in STREAMS])
-def test_scanner_split_at_every_boundary(name: str, stream: bytes, kind: str, code: int | None,
-                                         region: bytes) -> None:
+def test_scanner_split_at_every_boundary(
+    name: str, stream: bytes, kind: str, code: int | None, region: bytes
+) -> None:
     for cut in range(len(stream) + 1):
         sc = RunScanner(NONCE, [TOKEN])
         sc.expect_status(PROBE)
@@ -85,8 +131,9 @@ def test_scanner_split_at_every_boundary(name: str, stream: bytes, kind: str, co
 
 
 @pytest.mark.parametrize("name,stream,kind,code,region", STREAMS, ids=[s[0] for s in STREAMS])
-def test_scanner_byte_by_byte(name: str, stream: bytes, kind: str, code: int | None,
-                              region: bytes) -> None:
+def test_scanner_byte_by_byte(
+    name: str, stream: bytes, kind: str, code: int | None, region: bytes
+) -> None:
     sc = RunScanner(NONCE, [TOKEN])
     sc.expect_status(PROBE)
     for i in range(len(stream)):
@@ -144,7 +191,7 @@ def test_clean_in_pieces_equals_clean_whole() -> None:
     whole = output.clean(raw)
     for cut in range(len(raw) + 1):
         first = raw[: output.safe_cut(raw[:cut])]
-        assert output.clean(first) + output.clean(raw[len(first):]) == whole, cut
+        assert output.clean(first) + output.clean(raw[len(first) :]) == whole, cut
 
 
 def test_render_utf8_and_invalid_bytes() -> None:
@@ -171,8 +218,9 @@ def test_run_input_forms() -> None:
     utf = run_input(NONCE, "echo é")
     assert utf.kind == "keys" and base64.b64encode("echo é".encode()).decode() in utf.text
     long = run_input(NONCE, "x" * 5000)
-    assert long.kind == "paste" and all(len(line) <= MAX_TYPED_LINE
-                                        for line in long.text.splitlines())
+    assert long.kind == "paste" and all(
+        len(line) <= MAX_TYPED_LINE for line in long.text.splitlines()
+    )
     assert long.text.endswith(" p 7</dev/null\n")
 
 
@@ -186,7 +234,14 @@ def test_takeover_lines_hold_no_escape_byte_and_fit_every_line_editor() -> None:
 def test_exit_status_folds_ksh_and_yash_signal_codes() -> None:
     # ksh93 reports death by signal n as 256+n, yash as 384+n; callers get 128+n
     assert [exit_status(c) for c in (0, 7, 255, 258, 265, 386, 393)] == [
-        0, 7, 255, 130, 137, 130, 137]
+        0,
+        7,
+        255,
+        130,
+        137,
+        130,
+        137,
+    ]
 
 
 def test_abort_tail_of_zsh_and_yash_is_dropped() -> None:
@@ -194,7 +249,7 @@ def test_abort_tail_of_zsh_and_yash_is_dropped() -> None:
     zsh = b"partial^C" + mark + b"\r\x1b[0m\x1b[27m\x1b[24m\x1b[J"
     assert output.clean(zsh, aborted=True) == b"partial"
     assert output.clean(zsh, aborted=True, keep_ansi=True) == b"partial"
-    yash = (b"start\r\n^C\r\r\n\x1b[?1h\x1b=\x1b[7m$\x1b[m\x0f" + b" " * 79 + b"\r\x1b[J")
+    yash = b"start\r\n^C\r\r\n\x1b[?1h\x1b=\x1b[7m$\x1b[m\x0f" + b" " * 79 + b"\r\x1b[J"
     assert output.clean(yash, aborted=True) == b"start\n"
     # not aborted: nothing of the output is touched
     assert output.clean(b"50 %   \r \r", aborted=False) == b"50 %   \r \r"

@@ -69,9 +69,21 @@ def test_broken_json_names_the_line(sane_home: Path, cli_env: dict[str, str]) ->
 def test_fifty_concurrent_adds_lose_nothing(sane_home: Path) -> None:
     env = dict(os.environ, SANE_HOME=str(sane_home))
     procs = [
-        subprocess.Popen([sys.executable, "-m", "sane.cli.main", "server", "add", f"s{i:02d}",
-                          "--host", f"10.1.0.{i}"], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sane.cli.main",
+                "server",
+                "add",
+                f"s{i:02d}",
+                "--host",
+                f"10.1.0.{i}",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for i in range(50)
     ]
     for proc in procs:
@@ -85,8 +97,10 @@ def test_fifty_concurrent_adds_lose_nothing(sane_home: Path) -> None:
 
 
 def test_no_secrets_accepted(sane_home: Path, cli_env: dict[str, str]) -> None:
-    status, doc, _ = cli(["sane.cli.main", "server", "add", "x", "--host", "h",
-                          "--ssh-option", "Password=hunter2"], cli_env)
+    status, doc, _ = cli(
+        ["sane.cli.main", "server", "add", "x", "--host", "h", "--ssh-option", "Password=hunter2"],
+        cli_env,
+    )
     assert (status, doc["error"]["code"]) == (2, "invalid_argument")
     assert not (sane_home / "servers.json").exists()
     status, doc, _ = cli(["sane.cli.main", "server", "add", "x", "--host", "h; rm -rf /"], cli_env)
@@ -174,11 +188,15 @@ def test_import_ansible_ini(tmp_path: Path) -> None:
     by_name = {s.name: s for s in imported.servers}
     assert sorted(by_name) == ["db1", "web1", "web2"]
     assert (by_name["web1"].host, by_name["web1"].user, by_name["web1"].tags) == (
-        "10.0.0.11", "deploy", ["prod", "web"])  # [prod:children] makes web1 a prod host
+        "10.0.0.11",
+        "deploy",
+        ["prod", "web"],
+    )  # [prod:children] makes web1 a prod host
     assert (by_name["web2"].port, by_name["db1"].user) == (2222, "postgres")
     assert by_name["db1"].identity_file == "/keys/db"
     assert imported.skipped == [
-        {"name": "bad1", "reason": "holds a password; sane stores keys only"}]
+        {"name": "bad1", "reason": "holds a password; sane stores keys only"}
+    ]
 
 
 def test_import_ansible_yaml(tmp_path: Path, cli_env: dict[str, str]) -> None:
@@ -187,12 +205,17 @@ def test_import_ansible_yaml(tmp_path: Path, cli_env: dict[str, str]) -> None:
     by_name = {s.name: s for s in imported.servers}
     assert by_name["solo"].host == "10.0.0.5" and by_name["solo"].tags == []
     assert (by_name["web1"].user, by_name["web2"].host, by_name["web2"].port) == (
-        "deploy", "web2", 2222)
+        "deploy",
+        "web2",
+        2222,
+    )
     inventory = tmp_path / "inv.yml"
     inventory.write_text(YAML)
-    status, doc, _ = cli(["sane.cli.main", "server", "import", "--format", "ansible",
-                          str(inventory)], cli_env)
+    status, doc, _ = cli(
+        ["sane.cli.main", "server", "import", "--format", "ansible", str(inventory)], cli_env
+    )
     assert status == 0 and sorted(s["name"] for s in doc["imported"]) == ["solo", "web1", "web2"]
-    status, doc, _ = cli(["sane.cli.main", "server", "import", "--format", "ansible",
-                          str(inventory)], cli_env)
+    status, doc, _ = cli(
+        ["sane.cli.main", "server", "import", "--format", "ansible", str(inventory)], cli_env
+    )
     assert doc["imported"] == [] and len(doc["skipped"]) == 3

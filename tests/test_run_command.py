@@ -105,8 +105,9 @@ def test_exit_codes_0_to_255(sane_ctx: Context, pane: str) -> None:
         ("f() { return 12; }; f", 12),
     ],
 )
-def test_exit_codes_of_pipelines_and_signals(sane_ctx: Context, pane: str, command: str,
-                                             code: int) -> None:
+def test_exit_codes_of_pipelines_and_signals(
+    sane_ctx: Context, pane: str, command: str, code: int
+) -> None:
     r = run(sane_ctx, pane, command)
     assert (r["status"], r["exit_code"]) == ("completed", code)
 
@@ -149,16 +150,22 @@ def test_quoting_hazards(sane_ctx: Context, pane: str, shell: str, command: str)
 
 def test_hundred_kilobytes_of_command_text(sane_ctx: Context, pane: str) -> None:
     payload = "".join(chr(0x61 + i % 26) for i in range(100_000))
-    r = run(sane_ctx, pane, f"x='{payload}'\nprintf %s \"$x\" | wc -c\nprintf %s \"$x\" | md5sum",
-            timeout=120)
+    r = run(
+        sane_ctx,
+        pane,
+        f'x=\'{payload}\'\nprintf %s "$x" | wc -c\nprintf %s "$x" | md5sum',
+        timeout=120,
+    )
     import hashlib
 
     assert r["output"].split() == ["100000", hashlib.md5(payload.encode()).hexdigest(), "-"]
 
 
 def test_timeout_returns_running_then_wait_gets_the_rest(sane_ctx: Context, pane: str) -> None:
-    cmd = ("for i in 1 2 3 4 5 6; do echo line$i; sleep 0.2; done;"
-           " exit_with() { return $1; }; exit_with 4")
+    cmd = (
+        "for i in 1 2 3 4 5 6; do echo line$i; sleep 0.2; done;"
+        " exit_with() { return $1; }; exit_with 4"
+    )
     first = run(sane_ctx, pane, cmd, timeout=0.5)
     assert first["status"] == "running" and first["exit_code"] is None
     assert first["output"].startswith("line1\n")
@@ -171,13 +178,15 @@ def test_timeout_returns_running_then_wait_gets_the_rest(sane_ctx: Context, pane
     assert (again["status"], again["output"]) == ("completed", "")
 
 
-def test_waits_from_other_contexts_lose_nothing(tmux_server: TmuxTestServer, sane_home: object,
-                                                 pane: str) -> None:
+def test_waits_from_other_contexts_lose_nothing(
+    tmux_server: TmuxTestServer, sane_home: object, pane: str
+) -> None:
     # Each call in its own Context, like separate CLI invocations.
     cmd = "i=0; while [ $i -lt 40 ]; do i=$((i+1)); echo n$i; sleep 0.05; done"
     with Context(tmux_server.server) as ctx:
         pieces: list[dict[str, Any]] = [
-            dict(run_command(ctx, cmd, pane=pane, options=RunOptions(timeout=0.3)))]
+            dict(run_command(ctx, cmd, pane=pane, options=RunOptions(timeout=0.3)))
+        ]
     while pieces[-1]["status"] == "running":
         with Context(tmux_server.server) as ctx:
             pieces.append(dict(run_wait(ctx, pieces[0]["run_id"], timeout=0.4)))
@@ -272,8 +281,15 @@ def test_refuses_to_type_into_a_program(sane_ctx: Context, tmux_server: TmuxTest
 def test_default_pane_is_created_in_the_sane_session(sane_ctx: Context) -> None:
     r = dict(run_command(sane_ctx, "echo hi", options=RunOptions()))
     assert r["output"] == "hi\n"
-    info = sane_ctx.tmux(["display-message", "-p", "-t", str(r["pane"]),
-                          "#{session_name}:#{@sane_role}:#{window_width}x#{window_height}"])
+    info = sane_ctx.tmux(
+        [
+            "display-message",
+            "-p",
+            "-t",
+            str(r["pane"]),
+            "#{session_name}:#{@sane_role}:#{window_width}x#{window_height}",
+        ]
+    )
     assert info == ["sane:local:200x50"]
     assert dict(run_command(sane_ctx, "echo again"))["pane"] == r["pane"]
 
@@ -286,7 +302,8 @@ def test_output_base64_only_when_needed(sane_ctx: Context, pane: str) -> None:
 
 
 def test_old_ended_run_records_are_pruned_on_the_next_hand_over(
-        sane_ctx: Context, tmux_server: TmuxTestServer, pane: str) -> None:
+    sane_ctx: Context, tmux_server: TmuxTestServer, pane: str
+) -> None:
     import os
     import time
 
@@ -327,8 +344,9 @@ def test_old_spilled_outputs_of_ended_runs_are_pruned(sane_ctx: Context, pane: s
     assert old["run_id"] not in kept and new["run_id"] in kept
 
 
-def test_a_pane_still_named_tmux_is_waited_for(sane_ctx: Context, tmux_server: TmuxTestServer,
-                                               tmp_path: Path) -> None:
+def test_a_pane_still_named_tmux_is_waited_for(
+    sane_ctx: Context, tmux_server: TmuxTestServer, tmp_path: Path
+) -> None:
     """A pane just created is a fork of the tmux server (named `tmux`) until its child
     execs; under load sane saw that name and refused the pane (pane_not_shell). A
     program named tmux that becomes a shell a moment later stands in for it."""
@@ -336,6 +354,10 @@ def test_a_pane_still_named_tmux_is_waited_for(sane_ctx: Context, tmux_server: T
     start.write_text("#!/bin/bash\nexec -a tmux bash -c 'sleep 1; exec env PS1=\"$ \" dash'\n")
     start.chmod(0o755)
     pane = tmux_server.new_pane(str(start))
-    assert retry_until(lambda: tmux_server.run("display-message", "-p", "-t", pane,
-                                               "#{pane_current_command}").strip() == "tmux")
+    assert retry_until(
+        lambda: (
+            tmux_server.run("display-message", "-p", "-t", pane, "#{pane_current_command}").strip()
+            == "tmux"
+        )
+    )
     assert run(sane_ctx, pane, "echo ready")["output"] == "ready\n"

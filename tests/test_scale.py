@@ -20,7 +20,8 @@ from .test_fleet import peak_concurrency, register
 
 
 def test_servers_connect_while_another_process_holds_the_creation_lock(
-        sane_ctx: Context, ssh_fleet: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    sane_ctx: Context, ssh_fleet: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Opening a server's pane takes that server's lock only: a process busy creating
     sessions (or stuck holding that lock) does not hold any server's connection back,
     and neither does another server's. Before, every pane was made under the one
@@ -30,8 +31,7 @@ def test_servers_connect_while_another_process_holds_the_creation_lock(
     ensure_session(sane_ctx)
     monkeypatch.setattr(structure, "CREATION_LOCK_TIMEOUT", 1.0)
     fd = os.open(structure.creation_lock_path(sane_ctx.server), os.O_RDWR | os.O_CREAT, 0o600)
-    other = os.open(structure.pane_lock_path(sane_ctx.server, "s2"),
-                    os.O_RDWR | os.O_CREAT, 0o600)
+    other = os.open(structure.pane_lock_path(sane_ctx.server, "s2"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # another open file: conflicts as across processes
         fcntl.flock(other, fcntl.LOCK_EX)
@@ -46,7 +46,8 @@ def test_servers_connect_while_another_process_holds_the_creation_lock(
 
 @pytest.mark.slow
 def test_200_servers_connect_with_bounded_handshakes_and_run_exactly(
-        sane_ctx: Context, make_fleet: Callable[..., Any]) -> None:
+    sane_ctx: Context, make_fleet: Callable[..., Any]
+) -> None:
     """200 servers cold: all connect, never more than --max-parallel at once (each
     server's ssh handshake happens inside its [started, finished] interval: its ssh is
     held behind a gate until then), and a run on all 200 gives each its own answer."""
@@ -70,8 +71,9 @@ def _connect_within(ctx: Context, servers: list[Any], limit: float) -> list[dict
     import threading
 
     out: list[list[dict[str, Any]]] = []
-    worker = threading.Thread(target=lambda: out.append(connect_many(ctx, servers, max_parallel=3)),
-                              daemon=True)
+    worker = threading.Thread(
+        target=lambda: out.append(connect_many(ctx, servers, max_parallel=3)), daemon=True
+    )
     worker.start()
     worker.join(limit)
     assert out, f"connect_many did not return within {limit:g}s"
@@ -79,7 +81,8 @@ def _connect_within(ctx: Context, servers: list[Any], limit: float) -> list[dict
 
 
 def test_tmux_out_of_descriptors_is_resource_limit_naming_nofile(
-        sane_ctx: Context, ssh_fleet: Any) -> None:
+    sane_ctx: Context, ssh_fleet: Any
+) -> None:
     """A tmux server whose open-files limit leaves no room for another pane: every
     server fails at once with resource_limit naming tmux's nofile and its value. Before,
     ``sane up`` hung with no output (tmux stopped answering its clients)."""
@@ -102,7 +105,8 @@ def test_tmux_out_of_descriptors_is_resource_limit_naming_nofile(
 
 
 def test_a_stopped_tmux_server_is_tmux_failed_not_a_hang(
-        sane_ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    sane_ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every tmux process sane starts has a deadline: a tmux server that cannot answer
     (stopped here; out of descriptors in the field) is tmux_failed, never a hang."""
     import signal
@@ -127,7 +131,8 @@ def test_a_stopped_tmux_server_is_tmux_failed_not_a_hang(
 
 
 def test_sshd_refusing_beyond_max_startups_is_resource_limit(
-        sane_ctx: Context, make_fleet: Callable[..., Any]) -> None:
+    sane_ctx: Context, make_fleet: Callable[..., Any]
+) -> None:
     """A server whose sshd drops connections beyond its MaxStartups (here 1, with one
     connection not yet logged in held open): resource_limit naming MaxStartups, with
     ssh's own words; the other server connects."""
@@ -152,7 +157,8 @@ def test_sshd_refusing_beyond_max_startups_is_resource_limit(
 
 @pytest.mark.slow
 def test_ten_of_100_servers_stopped_mid_run_end_alone_with_the_reason(
-        sane_ctx: Context, make_fleet: Callable[..., Any]) -> None:
+    sane_ctx: Context, make_fleet: Callable[..., Any]
+) -> None:
     """10 of 100 sshd are stopped while the command runs on all 100: those 10 end
     ``lost`` (their connection closed under the run, ssh's words kept) within their
     deadline, the 90 others give their own exact output."""
@@ -167,8 +173,12 @@ def test_ten_of_100_servers_stopped_mid_run_end_alone_with_the_reason(
     marks = [fleet.server(name).home / "started" for name in doomed]
     out: list[dict[str, Any]] = []
     command = "touch ~/started; sleep 5; echo $FLEET_HOST"
-    worker = threading.Thread(target=lambda: out.append(
-        fleet_run(sane_ctx, servers, command, max_parallel=100, timeout=40)), daemon=True)
+    worker = threading.Thread(
+        target=lambda: out.append(
+            fleet_run(sane_ctx, servers, command, max_parallel=100, timeout=40)
+        ),
+        daemon=True,
+    )
     worker.start()
     deadline = time.monotonic() + 30
     while not all(mark.exists() for mark in marks):
@@ -192,7 +202,8 @@ def test_ten_of_100_servers_stopped_mid_run_end_alone_with_the_reason(
 
 
 def test_fleet_put_in_one_command_keeps_create_files_checks(
-        sane_ctx: Context, make_fleet: Callable[..., Any]) -> None:
+    sane_ctx: Context, make_fleet: Callable[..., Any]
+) -> None:
     """fleet put sends the file in one ssh command per server (the content on its
     stdin): the same checks as create-file in a pane, each server's own error."""
     from sane.fleet.run import fleet_put
@@ -210,8 +221,9 @@ def test_fleet_put_in_one_command_keeps_create_files_checks(
     assert [(r["action"], r["mode"]) for r in result["results"]] == [("created", "0600")] * 3
     for srv in ssh_fleet.servers:
         assert (srv.home / "put-f").read_bytes() == data
-        assert not [p for p in srv.home.iterdir() if p.name.startswith(".sane-")
-                    and p.name.endswith(".tmp")]
+        assert not [
+            p for p in srv.home.iterdir() if p.name.startswith(".sane-") and p.name.endswith(".tmp")
+        ]
 
 
 _spawned: list[list[str]] = []
@@ -224,7 +236,8 @@ def _count_spawns(event: str, args: tuple[Any, ...]) -> None:
 
 
 def test_quiet_fleet_runs_are_watched_without_a_process_per_server_per_second(
-        sane_ctx: Context, ssh_fleet: Any) -> None:
+    sane_ctx: Context, ssh_fleet: Any
+) -> None:
     """A quiet command on ssh panes: the prompt probe (a process on both hosts) comes
     after 2 s of quiet, then ever less often, and never more than 4 at once. Before,
     each quiet server started one at 0.3 s, 0.9 s, then every second: 400 quiet
@@ -237,8 +250,9 @@ def test_quiet_fleet_runs_are_watched_without_a_process_per_server_per_second(
     _spawned.clear()
     _counting.append(True)
     try:
-        result = fleet_run(sane_ctx, servers, "sleep 3; echo $FLEET_HOST", max_parallel=3,
-                           timeout=30)
+        result = fleet_run(
+            sane_ctx, servers, "sleep 3; echo $FLEET_HOST", max_parallel=3, timeout=30
+        )
     finally:
         _counting.clear()
     assert [r["output"] for r in result["results"]] == [f"{s.name}\n" for s in servers]
@@ -247,8 +261,8 @@ def test_quiet_fleet_runs_are_watched_without_a_process_per_server_per_second(
 
 
 def test_ctrl_c_during_fleet_put_leaves_every_pane_usable(
-        cli_env: dict[str, str], make_fleet: Callable[..., Any], sane_home: Any,
-        tmp_path: Any) -> None:
+    cli_env: dict[str, str], make_fleet: Callable[..., Any], sane_home: Any, tmp_path: Any
+) -> None:
     """SIGINT to ``sane fleet put`` at several moments, then a run on every server:
     each one completes (fleet put types nothing into the panes: one ssh command per
     server). Before, 11 of 20 servers answered `running` for a `true` never typed,
@@ -263,21 +277,44 @@ def test_ctrl_c_during_fleet_put_leaves_every_pane_usable(
     source = tmp_path / "payload"
     source.write_bytes(os.urandom(2_000_000))
     base = [sys.executable, "-m", "sane.cli.main"]
-    up = subprocess.run([*base, "up", "--all", "--max-parallel", "6"], env=cli_env,
-                        capture_output=True, text=True, timeout=120, check=False)
+    up = subprocess.run(
+        [*base, "up", "--all", "--max-parallel", "6"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert up.returncode == 0, up.stdout + up.stderr
     for delay in (0.3, 0.8, 1.5):
-        put = subprocess.Popen([*base, "fleet", "put", "--all", "--max-parallel", "6",
-                                str(source), f"/root/put-{delay}"], env=cli_env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        put = subprocess.Popen(
+            [
+                *base,
+                "fleet",
+                "put",
+                "--all",
+                "--max-parallel",
+                "6",
+                str(source),
+                f"/root/put-{delay}",
+            ],
+            env=cli_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             put.wait(delay)
         except subprocess.TimeoutExpired:
             put.send_signal(signal.SIGINT)
         put.wait(60)
-        run = subprocess.run([*base, "fleet", "run", "--all", "--timeout", "20", "true"],
-                             env=cli_env, capture_output=True, text=True, timeout=120,
-                             check=False)
+        run = subprocess.run(
+            [*base, "fleet", "run", "--all", "--timeout", "20", "true"],
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         doc = json.loads(run.stdout)
         assert doc["status"] == "completed", (delay, doc)
         for srv in fleet.servers:  # nothing half-written is left in place
@@ -290,16 +327,24 @@ def test_fleet_operations_lift_sanes_soft_open_files_limit(tmp_path: Any) -> Non
     import subprocess
     import sys
 
-    code = ("import resource; from pathlib import Path; from sane.fleet.health import check; "
-            f"check(Path({str(tmp_path)!r}), []); "
-            "print(*resource.getrlimit(resource.RLIMIT_NOFILE))")
-    proc = subprocess.run(["prlimit", "--nofile=256:4096", sys.executable, "-c", code],
-                          capture_output=True, text=True, timeout=60, check=False)
+    code = (
+        "import resource; from pathlib import Path; from sane.fleet.health import check; "
+        f"check(Path({str(tmp_path)!r}), []); "
+        "print(*resource.getrlimit(resource.RLIMIT_NOFILE))"
+    )
+    proc = subprocess.run(
+        ["prlimit", "--nofile=256:4096", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.stdout.split() == ["4096", "4096"], proc.stderr
 
 
 def test_a_run_whose_start_marker_is_late_waits_instead_of_spinning(
-        sane_ctx: Context, tmux_server: Any) -> None:
+    sane_ctx: Context, tmux_server: Any
+) -> None:
     """A run quiet past its quiet period before its start marker has arrived (400
     servers under load): the watch asks again a quiet stretch later. Before, its wait
     stayed zero and the run's loop asked tmux about the pane without pause: 34,000

@@ -55,7 +55,8 @@ def _leaves(command: click.Command, path: str) -> Iterator[tuple[str, click.Comm
 
 def test_the_cli_table_is_generated_from_the_command_table() -> None:
     assert TABLE.read_text(encoding="utf-8") == render_table(), (
-        f"sane/cli/table.py drifted from sane.tools.TOOLS; {REGENERATE}")
+        f"sane/cli/table.py drifted from sane.tools.TOOLS; {REGENERATE}"
+    )
 
 
 def test_the_docs_command_table_is_generated_from_the_command_table() -> None:
@@ -73,10 +74,15 @@ def test_every_cli_command_is_built_from_its_table_row() -> None:
         expected = {}
         for param in COMMANDS[path]["params"]:
             for built in build_params(param):
-                expected[(built.name, tuple(built.opts))] = (built.default, getattr(
-                    built, "help", None))
-        actual = {(p.name, tuple(p.opts)): (p.default, getattr(p, "help", None))
-                  for p in command.params if p.name != "help"}
+                expected[(built.name, tuple(built.opts))] = (
+                    built.default,
+                    getattr(built, "help", None),
+                )
+        actual = {
+            (p.name, tuple(p.opts)): (p.default, getattr(p, "help", None))
+            for p in command.params
+            if p.name != "help"
+        }
         assert actual == expected, path
         assert command.help == COMMANDS[path]["help"], path
 
@@ -95,11 +101,11 @@ def test_the_table_agrees_with_the_tools() -> None:
         assert set(offered) | set(tool.cli.omit) == set(fields), tool.name
         for name, param in offered.items():
             info = fields[name]
-            default = None if info.is_required() else info.get_default(
-                call_default_factory=True)
+            default = None if info.is_required() else info.get_default(call_default_factory=True)
             assert param["default"] == tool.cli.defaults.get(name, default), (tool.name, name)
-            assert param["help"] == cli_words(" ".join((info.description or "").split()),
-                                              tools.TOOLS), (tool.name, name)
+            assert param["help"] == cli_words(
+                " ".join((info.description or "").split()), tools.TOOLS
+            ), (tool.name, name)
             assert param["required"] == info.is_required(), (tool.name, name)
 
 
@@ -108,7 +114,8 @@ def test_sane_mcp_help_names_every_tool() -> None:
 
     listed = MCP_EPILOG.partition("Tools:")[2].replace("\n", " ")
     assert [name.strip(" .") for name in listed.split("Each")[0].split(",")] == [
-        t.name for t in tools.TOOLS]
+        t.name for t in tools.TOOLS
+    ]
 
 
 def test_the_agent_docs_list_every_tool_and_the_read_only_set() -> None:
@@ -119,8 +126,10 @@ def test_the_agent_docs_list_every_tool_and_the_read_only_set() -> None:
     listed = re.search(r"tools/list -> (\[.*?\])", text)
     assert listed is not None
     assert json.loads(listed.group(1)) == [t.name for t in tools.TOOLS]
-    read_only = re.search(r"`read-only` stands\s+for every tool that changes nothing: (.*?)\)",
-                          text, re.S)
+    read_only = re.search(
+        r"`read-only` stands\s+for every tool that changes nothing: (.*?)\)", text, re.S
+    )
     assert read_only is not None
     assert sorted(re.findall(r"`([a-z_]+)`", read_only.group(1))) == sorted(
-        t.name for t in tools.TOOLS if t.read_only)
+        t.name for t in tools.TOOLS if t.read_only
+    )

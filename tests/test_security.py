@@ -51,8 +51,13 @@ def temp_entries() -> set[str]:
 
 
 def test_planted_secret_is_not_stored_logged_or_sent(
-        monkeypatch: pytest.MonkeyPatch, cli_env: dict[str, str], sane_home: Path,
-        sane_ctx: Context, tmux_server: TmuxTestServer, ssh_fleet: Any) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+    cli_env: dict[str, str],
+    sane_home: Path,
+    sane_ctx: Context,
+    tmux_server: TmuxTestServer,
+    ssh_fleet: Any,
+) -> None:
     env = dict(cli_env, SANE_TEST_TOKEN=SECRET, AWS_SECRET_ACCESS_KEY=SECRET)
     monkeypatch.setenv("SANE_TEST_TOKEN", SECRET)
     register(sane_home, ssh_fleet)
@@ -73,11 +78,11 @@ def test_planted_secret_is_not_stored_logged_or_sent(
     workdir = Path(tempfile.mkdtemp(prefix="sane-sec-"))
     target = workdir / "token"
     pane = tmux_server.new_pane("bash")
-    doc = sane("create-file", "--pane", pane, "--mode", "600", "--content", SECRET,
-               str(target))
+    doc = sane("create-file", "--pane", pane, "--mode", "600", "--content", SECRET, str(target))
     assert doc["ok"] and target.read_text() == SECRET
-    assert sane("fleet", "put", "--all", str(target), "/root/sane-sec-token")["status"] \
-        == "completed"
+    assert (
+        sane("fleet", "put", "--all", str(target), "/root/sane-sec-token")["status"] == "completed"
+    )
     assert all((s.home / "sane-sec-token").read_text() == SECRET for s in ssh_fleet.servers)
     scrollback = tmux_server.run("capture-pane", "-p", "-J", "-S", "-", "-t", pane)
     assert not any(form.decode() in scrollback for form in FORMS)
@@ -87,30 +92,40 @@ def test_planted_secret_is_not_stored_logged_or_sent(
     out = run_command(sane_ctx, "printf '%s' \"$SANE_TEST_TOKEN\"", pane=pane)
     assert out["output"] == SECRET
     # 4. Refused registry options do not echo the secret in their error.
-    for option in (f"Password={SECRET}", f"ProxyCommand=echo {SECRET}",
-                   f"PKCS11Provider=/tmp/{SECRET}.so"):
+    for option in (
+        f"Password={SECRET}",
+        f"ProxyCommand=echo {SECRET}",
+        f"PKCS11Provider=/tmp/{SECRET}.so",
+    ):
         doc = sane("server", "add", "x", "--host", "h", "--ssh-option", option)
         assert doc["error"]["code"] == "invalid_argument"
     # 5. Nothing stored, logged or left in temp files.
     assert holders(sane_home) == []
     assert not any(form.decode() in text for text in answers for form in FORMS)
     tmp = Path(tempfile.gettempdir())
-    leaks = [n for n in temp_entries() - temps_before if n != workdir.name
-             and (tmp / n).is_file() and any(f in (tmp / n).read_bytes() for f in FORMS)]
+    leaks = [
+        n
+        for n in temp_entries() - temps_before
+        if n != workdir.name
+        and (tmp / n).is_file()
+        and any(f in (tmp / n).read_bytes() for f in FORMS)
+    ]
     assert leaks == []
     for s in ssh_fleet.servers:
         (s.home / "sane-sec-token").unlink()
     shutil.rmtree(workdir)
 
 
-def test_a_run_left_running_keeps_its_output_privately(sane_ctx: Context,
-                                                        tmux_server: TmuxTestServer) -> None:
+def test_a_run_left_running_keeps_its_output_privately(
+    sane_ctx: Context, tmux_server: TmuxTestServer
+) -> None:
     """Documented exception: a run left running keeps its output under runs/<id> so
     ``run wait`` can return it; the directory is 0700, its files 0600, and so is
     $SANE_HOME when the run record is what creates it (regression: it was 0755)."""
     pane = tmux_server.new_pane("bash")
-    first = run_command(sane_ctx, "read x; echo \"got $x\"", pane=pane,
-                        options=RunOptions(timeout=0.2))
+    first = run_command(
+        sane_ctx, 'read x; echo "got $x"', pane=pane, options=RunOptions(timeout=0.2)
+    )
     assert first["status"] == "running"
     tmux_server.run("send-keys", "-t", pane, "-l", SECRET)
     tmux_server.run("send-keys", "-t", pane, "Enter")
@@ -128,28 +143,44 @@ def assert_private(home: Path) -> None:
         assert mode == want, f"{path} is {mode:o}"
 
 
-def test_state_files_are_private(cli_env: dict[str, str], sane_home: Path,
-                                 sane_ctx: Context, ssh_fleet: Any) -> None:
+def test_state_files_are_private(
+    cli_env: dict[str, str], sane_home: Path, sane_ctx: Context, ssh_fleet: Any
+) -> None:
     servers = register(sane_home, ssh_fleet)
     fleet_run(sane_ctx, servers, "true")
     from sane.fleet.health import check
 
     check(sane_home, servers)
     assert sorted(p.name for p in sane_home.iterdir()) == [
-        "health-history.json", "health-history.json.lock", "run", "servers.json",
-        "servers.json.lock", "servers.json.validated"]
+        "health-history.json",
+        "health-history.json.lock",
+        "run",
+        "servers.json",
+        "servers.json.lock",
+        "servers.json.validated",
+    ]
     assert_private(sane_home)
 
 
-@pytest.mark.parametrize("option", ["PKCS11Provider", "SecurityKeyProvider", "ProxyCommand",
-                                    "LocalCommand", "KnownHostsCommand", "Password"])
+@pytest.mark.parametrize(
+    "option",
+    [
+        "PKCS11Provider",
+        "SecurityKeyProvider",
+        "ProxyCommand",
+        "LocalCommand",
+        "KnownHostsCommand",
+        "Password",
+    ],
+)
 def test_registry_refuses_options_that_run_local_code(option: str) -> None:
     with pytest.raises(ValueError, match="not allowed"):
         Server(name="x", host="h", ssh_options={option: "/tmp/x"})
 
 
 def test_paths_with_tmux_format_characters_are_not_expanded(
-        tmp_path: Path, tmux_server: TmuxTestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, tmux_server: TmuxTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """$SANE_HOME and $TMPDIR reach tmux commands that expand formats (pipe-pane's
     command, load-buffer's path): a '#{...}' there was replaced, a '#(...)' run
     (regression: the run's stream went to another file, create-file failed)."""
@@ -161,8 +192,9 @@ def test_paths_with_tmux_format_characters_are_not_expanded(
     ctx = Context(tmux_server.server, home=odd / "home")
     try:
         pane = tmux_server.new_pane("bash")
-        first = run_command(ctx, "read x; echo \"got $x\"", pane=pane,
-                            options=RunOptions(timeout=0.2))
+        first = run_command(
+            ctx, 'read x; echo "got $x"', pane=pane, options=RunOptions(timeout=0.2)
+        )
         tmux_server.run("send-keys", "-t", pane, "-l", "it")
         tmux_server.run("send-keys", "-t", pane, "Enter")
         final = run_wait(ctx, first["run_id"], timeout=10)
@@ -175,11 +207,19 @@ def test_paths_with_tmux_format_characters_are_not_expanded(
         ctx.close()
 
 
-@pytest.mark.parametrize("target", ["%0; kill-server", "%0 ; kill-server", "'; kill-server; '",
-                                    "#(touch sane-canary-target)", "%0\nkill-server"])
-def test_hostile_pane_targets_run_no_tmux_command(sane_ctx: Context,
-                                                  tmux_server: TmuxTestServer,
-                                                  target: str) -> None:
+@pytest.mark.parametrize(
+    "target",
+    [
+        "%0; kill-server",
+        "%0 ; kill-server",
+        "'; kill-server; '",
+        "#(touch sane-canary-target)",
+        "%0\nkill-server",
+    ],
+)
+def test_hostile_pane_targets_run_no_tmux_command(
+    sane_ctx: Context, tmux_server: TmuxTestServer, target: str
+) -> None:
     from sane import errors
 
     # A warm pane first: tmux commands then go through the control-mode client, whose
@@ -194,8 +234,8 @@ def test_hostile_pane_targets_run_no_tmux_command(sane_ctx: Context,
 
 @pytest.mark.parametrize("session", ["x#(touch {canary})", "a:b", "a.b", "", "é"])
 def test_a_session_name_is_allow_listed_before_tmux_sees_it(
-        tmux_server: TmuxTestServer, cli_env: dict[str, str], tmp_path: Path,
-        session: str) -> None:
+    tmux_server: TmuxTestServer, cli_env: dict[str, str], tmp_path: Path, session: str
+) -> None:
     """Issue #16 (Low): tmux format-expands session names, so ``SANE_SESSION`` with
     ``#(cmd)`` ran ``cmd``; ``:`` and ``.`` name a window or pane there."""
     canary = tmp_path / "canary"

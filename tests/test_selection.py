@@ -28,7 +28,7 @@ CLI_COMMANDS = [
     ["up", "{sel}"],
     ["connect", "{sel}"],
     ["health", "{sel}"],
-    ["health", "wait", "--until", ".status == \"healthy\"", "--timeout", "0", "{sel}"],
+    ["health", "wait", "--until", '.status == "healthy"', "--timeout", "0", "{sel}"],
     ["deploy", "run", "{plan}", "{sel}"],
     ["deploy", "run", "{plan}", "--dry-run", "{sel}"],
 ]
@@ -66,7 +66,8 @@ def plan(tmp_path: Path) -> str:
 
 @pytest.mark.parametrize("words", CLI_COMMANDS, ids=lambda w: " ".join(w[:2]))
 def test_a_misspelt_tag_is_no_servers_selected_in_every_cli_command(
-        cli_env: dict[str, str], sane_home: Path, plan: str, words: list[str]) -> None:
+    cli_env: dict[str, str], sane_home: Path, plan: str, words: list[str]
+) -> None:
     reg = Registry(sane_home)
     reg.add(Server(name="web1", host="127.0.0.1", port=9, tags=["web"]))
     reg.add(Server(name="db1", host="127.0.0.1", port=9, tags=["db"]))
@@ -77,12 +78,13 @@ def test_a_misspelt_tag_is_no_servers_selected_in_every_cli_command(
     assert error["details"] == {"tag": "wbe", "tags": ["db", "web"]}
 
 
-@pytest.mark.parametrize("words", [w for w in CLI_COMMANDS if "deploy" not in w],
-                         ids=lambda w: " ".join(w[:2]))
+@pytest.mark.parametrize(
+    "words", [w for w in CLI_COMMANDS if "deploy" not in w], ids=lambda w: " ".join(w[:2])
+)
 def test_an_empty_registry_is_no_servers_selected(
-        cli_env: dict[str, str], sane_home: Path, plan: str, words: list[str]) -> None:
-    status, doc, _ = cli(_argv(words, ["--all"] if "health" not in words else [], plan),
-                         cli_env)
+    cli_env: dict[str, str], sane_home: Path, plan: str, words: list[str]
+) -> None:
+    status, doc, _ = cli(_argv(words, ["--all"] if "health" not in words else [], plan), cli_env)
     assert (status, doc["error"]["code"]) == (3, "no_servers_selected"), doc
     assert "has no servers" in doc["error"]["message"]
 
@@ -108,8 +110,8 @@ def test_a_tag_that_matches_still_selects(sane_home: Path) -> None:
 @pytest.mark.parametrize("words", CLI_COMMANDS, ids=lambda w: " ".join(w[:2]))
 @pytest.mark.parametrize("given", ["--servers=", "--servers=,"])
 def test_an_empty_list_of_servers_is_no_servers_selected_not_every_server(
-        cli_env: dict[str, str], sane_home: Path, plan: str, words: list[str],
-        given: str) -> None:
+    cli_env: dict[str, str], sane_home: Path, plan: str, words: list[str], given: str
+) -> None:
     """Issue #16 item 7: `fleet run --servers ''` ran on every server (nothing named
     read as "nothing narrows the choice")."""
     Registry(sane_home).add(Server(name="web1", host="127.0.0.1", port=9, tags=["web"]))
@@ -122,7 +124,8 @@ def test_an_empty_list_of_servers_is_no_servers_selected_not_every_server(
 @pytest.mark.parametrize("name", MCP_CALLS)
 @pytest.mark.parametrize("given", [[], [""]])
 def test_an_empty_servers_list_in_a_tool_call_is_no_servers_selected(
-        sane_ctx: Context, plan: str, name: str, given: list[str]) -> None:
+    sane_ctx: Context, plan: str, name: str, given: list[str]
+) -> None:
     """Issue #16 item 7: MCP `fleet_run` with `servers: []` ran on every server."""
     Registry(sane_ctx.home).add(Server(name="web1", host="127.0.0.1", port=9, tags=["web"]))
     document, status = tools.call(sane_ctx, name, _mcp_args(name, {"servers": given}, plan))

@@ -36,10 +36,18 @@ SHELLS = [*POSIX_SHELLS, "fish"]
 
 # Each shell's executable as a login shell. busybox runs the applet its argv[0] names
 # ("-ash" from a link named ash), as on Alpine.
-LOGIN_PATHS = {"bash": "/bin/bash", "dash": "/bin/dash", "zsh": "/usr/bin/zsh",
-               "ksh93": "/usr/bin/ksh93", "mksh": "/usr/bin/mksh", "ash": "ash",
-               "yash": "/usr/bin/yash", "posh": "/usr/bin/posh", "fish": "/usr/bin/fish",
-               "tcsh": "/usr/bin/tcsh"}
+LOGIN_PATHS = {
+    "bash": "/bin/bash",
+    "dash": "/bin/dash",
+    "zsh": "/usr/bin/zsh",
+    "ksh93": "/usr/bin/ksh93",
+    "mksh": "/usr/bin/mksh",
+    "ash": "ash",
+    "yash": "/usr/bin/yash",
+    "posh": "/usr/bin/posh",
+    "fish": "/usr/bin/fish",
+    "tcsh": "/usr/bin/tcsh",
+}
 
 
 @pytest.fixture(params=SHELLS)
@@ -83,16 +91,28 @@ def login_fleet() -> Iterator[dict[str, tuple[Fleet, str]]]:
 def login_pane(ctx: Context, fleet: Fleet, name: str) -> str:
     """sane's ssh pane to ``name`` of ``fleet`` (registered in ``ctx``'s registry)."""
     srv = fleet[name]
-    Registry(ctx.home).add(Server(name=name, host=srv.host, port=srv.port, user="root",
-                                  identity_file=str(fleet.client_key),
-                                  ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)}),
-                           replace=True)
+    Registry(ctx.home).add(
+        Server(
+            name=name,
+            host=srv.host,
+            port=srv.port,
+            user="root",
+            identity_file=str(fleet.client_key),
+            ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)},
+        ),
+        replace=True,
+    )
     return pane_for_server(ctx, name)
 
 
 @pytest.fixture
-def pane(request: pytest.FixtureRequest, tmux_server: TmuxTestServer, sane_ctx: Context,
-         shell: str, where: str) -> str:
+def pane(
+    request: pytest.FixtureRequest,
+    tmux_server: TmuxTestServer,
+    sane_ctx: Context,
+    shell: str,
+    where: str,
+) -> str:
     if where == "local":
         return tmux_server.new_pane(shell)
     fleet, name = request.getfixturevalue("login_fleet")[shell]
@@ -101,8 +121,9 @@ def pane(request: pytest.FixtureRequest, tmux_server: TmuxTestServer, sane_ctx: 
 
 def reference(shell: str, command: str) -> subprocess.CompletedProcess[bytes]:
     """What ``shell`` prints for ``command`` outside tmux (the expected value)."""
-    return subprocess.run([*SHELL_COMMANDS[shell], "-c", command], capture_output=True,
-                          check=False, timeout=30)
+    return subprocess.run(
+        [*SHELL_COMMANDS[shell], "-c", command], capture_output=True, check=False, timeout=30
+    )
 
 
 def say(shell: str, posix: str, fish: str) -> str:
@@ -154,10 +175,12 @@ def test_child_killed_by_sigint(sane_ctx: Context, pane: str, shell: str) -> Non
 
 
 def test_output_imitating_markers_ends_nothing(sane_ctx: Context, pane: str, shell: str) -> None:
-    fake = ("printf '\\033]7770;SANE;0123456789abcdef;E;0\\007'; "
-            "printf '\\033]7770;SANE;0123456789abcdef;P;9\\007'; "
-            "printf '\\033]7770;SANE;0123456789abcdef;X;4\\007'; "
-            "echo after; " + say(shell, "(exit 5)", "sh -c 'exit 5'"))
+    fake = (
+        "printf '\\033]7770;SANE;0123456789abcdef;E;0\\007'; "
+        "printf '\\033]7770;SANE;0123456789abcdef;P;9\\007'; "
+        "printf '\\033]7770;SANE;0123456789abcdef;X;4\\007'; "
+        "echo after; " + say(shell, "(exit 5)", "sh -c 'exit 5'")
+    )
     r = run(sane_ctx, pane, fake)
     assert (r["status"], r["exit_code"], r["output"]) == ("completed", 5, "after\n")
 
@@ -175,9 +198,15 @@ def test_utf8(sane_ctx: Context, pane: str) -> None:
 
 def test_heredoc(sane_ctx: Context, pane: str, shell: str) -> None:
     # fish has no heredoc: the same text as a multi-line quoted word and lines.
-    r = run(sane_ctx, pane, say(
-        shell, "cat <<'EOF'\n$HOME `x` \"q\" 'a'\n\tend\nEOF\nx=5; cat <<EOF\n$x\nEOF",
-        "echo '$HOME `x` \"q\" \\'a\\'\n\tend'\nset x 5; echo $x"))
+    r = run(
+        sane_ctx,
+        pane,
+        say(
+            shell,
+            "cat <<'EOF'\n$HOME `x` \"q\" 'a'\n\tend\nEOF\nx=5; cat <<EOF\n$x\nEOF",
+            "echo '$HOME `x` \"q\" \\'a\\'\n\tend'\nset x 5; echo $x",
+        ),
+    )
     assert r["output"] == "$HOME `x` \"q\" 'a'\n\tend\n5\n"
 
 
@@ -203,9 +232,15 @@ def test_quoting_hazards(sane_ctx: Context, pane: str, shell: str, index: int) -
 
 
 def test_cwd_and_env_persist(sane_ctx: Context, pane: str, shell: str, tmp_path: Path) -> None:
-    run(sane_ctx, pane, say(
-        shell, f"cd {tmp_path} && SANE_T=42 && export SANE_T && greet() {{ echo hi $1; }}",
-        f"cd {tmp_path} && set -x SANE_T 42 && function greet; echo hi $argv[1]; end"))
+    run(
+        sane_ctx,
+        pane,
+        say(
+            shell,
+            f"cd {tmp_path} && SANE_T=42 && export SANE_T && greet() {{ echo hi $1; }}",
+            f"cd {tmp_path} && set -x SANE_T 42 && function greet; echo hi $argv[1]; end",
+        ),
+    )
     r = run(sane_ctx, pane, "pwd; echo $SANE_T; greet you; sh -c 'echo $SANE_T'")
     assert r["output"] == f"{tmp_path}\n42\nhi you\n42\n"
     run(sane_ctx, pane, "false")
@@ -213,8 +248,12 @@ def test_cwd_and_env_persist(sane_ctx: Context, pane: str, shell: str, tmp_path:
 
 
 def test_timeout_then_wait(sane_ctx: Context, pane: str, shell: str) -> None:
-    first = run(sane_ctx, pane, "echo one; sleep 1.5; echo two; "
-                + say(shell, "(exit 4)", "sh -c 'exit 4'"), timeout=0.3)
+    first = run(
+        sane_ctx,
+        pane,
+        "echo one; sleep 1.5; echo two; " + say(shell, "(exit 4)", "sh -c 'exit 4'"),
+        timeout=0.3,
+    )
     assert (first["status"], first["exit_code"]) == ("running", None)
     rest = dict(run_wait(sane_ctx, first["run_id"], timeout=30))
     assert (rest["status"], rest["exit_code"]) == ("completed", 4)
@@ -223,9 +262,16 @@ def test_timeout_then_wait(sane_ctx: Context, pane: str, shell: str) -> None:
 
 
 def test_prompt_then_input(sane_ctx: Context, pane: str, shell: str) -> None:
-    r = run(sane_ctx, pane, say(shell, "printf 'Name? '; read x; echo \"hi $x\"",
-                                "printf 'Name? '; set x (head -n 1); echo \"hi $x\""),
-            timeout=10)
+    r = run(
+        sane_ctx,
+        pane,
+        say(
+            shell,
+            "printf 'Name? '; read x; echo \"hi $x\"",
+            "printf 'Name? '; set x (head -n 1); echo \"hi $x\"",
+        ),
+        timeout=10,
+    )
     assert (r["status"], r["prompt"], r["output"]) == ("waiting_input", "Name? ", "Name? ")
     done = dict(run_input(sane_ctx, r["run_id"], "Ann"))
     assert (done["status"], done["exit_code"], done["output"]) == ("completed", 0, "Ann\nhi Ann\n")
@@ -256,7 +302,6 @@ def test_interrupt_after_a_partial_line(sane_ctx: Context, pane: str) -> None:
     assert "".join(p["output"] for p in seen) == "partial"
 
 
-
 def test_detect_platform(sane_ctx: Context, pane: str, shell: str, where: str) -> None:
     """The running shell is the pane's, the login shell the password database's."""
     import os
@@ -282,7 +327,8 @@ def test_create_file(sane_ctx: Context, pane: str, tmp_path: Path) -> None:
 
 
 def test_unsupported_shell_in_a_local_pane_is_refused_at_once(
-        sane_ctx: Context, tmux_server: TmuxTestServer) -> None:
+    sane_ctx: Context, tmux_server: TmuxTestServer
+) -> None:
     """tcsh has no runner: refused before anything is typed, naming the shell."""
     import time
 
@@ -298,7 +344,8 @@ def test_unsupported_shell_in_a_local_pane_is_refused_at_once(
 
 
 def test_unsupported_login_shell_gets_a_posix_shell(
-        sane_ctx: Context, login_fleet: dict[str, tuple[Fleet, str]], tmp_path: Path) -> None:
+    sane_ctx: Context, login_fleet: dict[str, tuple[Fleet, str]], tmp_path: Path
+) -> None:
     """tcsh as the login shell over ssh: sane starts sh there, and says so."""
     from sane.ops.detect_platform import detect_platform
     from sane.ops.takeover import OPT_SHELL_NOTE
@@ -324,20 +371,25 @@ def test_unsupported_login_shell_gets_a_posix_shell(
 # detection must survive anything that rewrites the prompt before each display.
 
 FRAMEWORKS = {
-    "bash-prompt-command": ("bash", 'PROMPT_COMMAND=\'PS1="\\u@\\h:\\w\\$ "\'\n'),
+    "bash-prompt-command": ("bash", "PROMPT_COMMAND='PS1=\"\\u@\\h:\\w\\$ \"'\n"),
     # starship's bash init: preexec from a DEBUG trap, PS1 rebuilt in PROMPT_COMMAND
     # (colours, the last status, a two-line prompt).
-    "bash-starship": ("bash", r"""
+    "bash-starship": (
+        "bash",
+        r"""
 __st_pre() { [ -n "$__st_ran" ] && return; __st_ran=1; __st_t=$SECONDS; }
 trap '__st_pre' DEBUG
 __st_prompt() { local s=$?; __st_ran=
   PS1="\[\e[1;36m\]\w\[\e[0m\] on \[\e[35m\] main\[\e[0m\] [$s]"$'\n'"\[\e[1;32m\]❯\[\e[0m\] "; }
 PROMPT_COMMAND=__st_prompt
-"""),
+""",
+    ),
     "zsh-precmd": ("zsh", 'precmd() { PROMPT="%n@%m %~ %# " }\n'),
     # oh-my-zsh's shape: prompt_subst, hooks through add-zsh-hook, the title set before
     # and after each command, a right prompt, colours inside %{ %}.
-    "zsh-ohmyzsh": ("zsh", r"""
+    "zsh-ohmyzsh": (
+        "zsh",
+        r"""
 autoload -Uz add-zsh-hook
 setopt prompt_subst
 __omz_title() { setopt localoptions nopromptsubst; print -Pn "\e]0;%n@%m: %~\a" }
@@ -348,11 +400,14 @@ __omz_git() { echo "git:(main)" }
 PROMPT='%{%F{green}%}➜ %{%f%} %{%F{cyan}%}%c%{%f%} $(__omz_git) '
 RPROMPT='%{%F{yellow}%}[%*]%{%f%}'
 bindkey -e
-"""),
+""",
+    ),
     # powerlevel10k's shape: the instant prompt (a prompt printed before the rc file is
     # done), a two-line prompt rebuilt in precmd, a right prompt, and the transient
     # prompt (the accepted line's prompt redrawn short from zle-line-finish).
-    "zsh-p10k": ("zsh", r"""
+    "zsh-p10k": (
+        "zsh",
+        r"""
 print -Pn "%F{blue}%~%f\n%F{green}❯%f "
 setopt prompt_subst
 __p10k_precmd() { local s=$?
@@ -360,13 +415,19 @@ __p10k_precmd() { local s=$?
 precmd_functions+=(__p10k_precmd)
 __p10k_finish() { PROMPT='%F{green}❯%f '; RPROMPT=; zle .reset-prompt }
 zle -N zle-line-finish __p10k_finish
-"""),
+""",
+    ),
 }
 
 
 @pytest.fixture(params=sorted(FRAMEWORKS))
-def framework_pane(request: pytest.FixtureRequest, tmux_server: TmuxTestServer,
-                   sane_ctx: Context, tmp_path: Path, where: str) -> Iterator[str]:
+def framework_pane(
+    request: pytest.FixtureRequest,
+    tmux_server: TmuxTestServer,
+    sane_ctx: Context,
+    tmp_path: Path,
+    where: str,
+) -> Iterator[str]:
     """A pane of the framework's shell with its config: a local pane, or the login shell
     of that shell's sshd with the config in root's rc file there."""
     shell, rc = FRAMEWORKS[str(request.param)]
@@ -381,8 +442,10 @@ def framework_pane(request: pytest.FixtureRequest, tmux_server: TmuxTestServer,
         return
     if shell == "bash":
         (tmp_path / "bashrc").write_text(rc)
-        command = (f"env -u PROMPT_COMMAND HISTFILE=/dev/null bash --noprofile "
-                   f"--rcfile {tmp_path / 'bashrc'}")
+        command = (
+            f"env -u PROMPT_COMMAND HISTFILE=/dev/null bash --noprofile "
+            f"--rcfile {tmp_path / 'bashrc'}"
+        )
     else:
         (tmp_path / ".zshrc").write_text(rc)
         command = f"env HISTFILE=/dev/null ZDOTDIR={tmp_path} zsh"
@@ -394,15 +457,16 @@ def test_framework_exactness(sane_ctx: Context, framework_pane: str) -> None:
     assert run(sane_ctx, pane, "printf abc")["output"] == "abc"
     r = run(sane_ctx, pane, "echo one; (exit 7)")
     assert (r["status"], r["exit_code"], r["output"]) == ("completed", 7, "one\n")
-    fake = ("printf '\\033]7770;SANE;0123456789abcdef;E;0\\007'; echo after; (exit 5)")
+    fake = "printf '\\033]7770;SANE;0123456789abcdef;E;0\\007'; echo after; (exit 5)"
     assert run(sane_ctx, pane, fake)["exit_code"] == 5
     first = run(sane_ctx, pane, "echo a; sleep 1; echo b", timeout=0.3)
     rest = dict(run_wait(sane_ctx, first["run_id"], timeout=30))
     assert (rest["status"], first["output"] + rest["output"]) == ("completed", "a\nb\n")
 
 
-def test_framework_interrupt_is_not_a_prompt(sane_ctx: Context, framework_pane: str,
-                                             tmp_path: Path) -> None:
+def test_framework_interrupt_is_not_a_prompt(
+    sane_ctx: Context, framework_pane: str, tmp_path: Path
+) -> None:
     """The measured bug: with a prompt rebuilt before each display an interrupt came back
     `waiting_input` with the shell's prompt, the pane stuck `pane_busy`, and `run input`
     typed the answer as a shell command."""
@@ -430,8 +494,9 @@ def test_framework_prompt_then_input(sane_ctx: Context, framework_pane: str) -> 
 
 
 @pytest.mark.parametrize("change", ["PS1='x> '", ". /etc/bash.bashrc"])
-def test_prompt_changed_by_a_run(sane_ctx: Context, tmux_server: TmuxTestServer,
-                                 change: str) -> None:
+def test_prompt_changed_by_a_run(
+    sane_ctx: Context, tmux_server: TmuxTestServer, change: str
+) -> None:
     """After a run replaced PS1 (itself, or through the system bashrc), a timed-out run
     is still interrupted: `--interrupt-on-timeout` used to never end it."""
     pane = tmux_server.new_pane("bash")
@@ -441,8 +506,9 @@ def test_prompt_changed_by_a_run(sane_ctx: Context, tmux_server: TmuxTestServer,
     assert run(sane_ctx, pane, "echo free")["output"] == "free\n"
 
 
-def test_fish_started_in_a_bash_pane_gets_fish_runner(sane_ctx: Context,
-                                                       tmux_server: TmuxTestServer) -> None:
+def test_fish_started_in_a_bash_pane_gets_fish_runner(
+    sane_ctx: Context, tmux_server: TmuxTestServer
+) -> None:
     """A person starts fish in a pane sane drove as bash: the next run is typed in fish's
     syntax (a POSIX line would be a syntax error there, the run never ending); back in
     bash after fish exits, the POSIX runner again."""
@@ -452,8 +518,9 @@ def test_fish_started_in_a_bash_pane_gets_fish_runner(sane_ctx: Context,
     assert run(sane_ctx, pane, "x=1; echo $x")["output"] == "1\n"
 
     def foreground() -> str:
-        return tmux_server.run("display-message", "-p", "-t", pane,
-                               "#{pane_current_command}").strip()
+        return tmux_server.run(
+            "display-message", "-p", "-t", pane, "#{pane_current_command}"
+        ).strip()
 
     tmux_server.run("send-keys", "-t", pane, "fish --no-config", "Enter")
     retry_until(lambda: foreground() == "fish", timeout=10)
@@ -465,8 +532,9 @@ def test_fish_started_in_a_bash_pane_gets_fish_runner(sane_ctx: Context,
 
 
 @pytest.mark.parametrize("where", ["local", "login"])
-def test_fish_exit(sane_ctx: Context, request: pytest.FixtureRequest,
-                   tmux_server: TmuxTestServer, where: str) -> None:
+def test_fish_exit(
+    sane_ctx: Context, request: pytest.FixtureRequest, tmux_server: TmuxTestServer, where: str
+) -> None:
     """`exit` in fish: its fish_exit handler reports the status before the shell goes,
     and the next run has a shell again (a new one: shell_exited says so)."""
     if where == "local":
@@ -477,7 +545,11 @@ def test_fish_exit(sane_ctx: Context, request: pytest.FixtureRequest,
     run(sane_ctx, pane, "true")
     r = run(sane_ctx, pane, "echo bye; exit 4")
     assert (r["status"], r["exit_code"], r["output"], r["shell_exited"]) == (
-        "completed", 4, "bye\n", True)
+        "completed",
+        4,
+        "bye\n",
+        True,
+    )
     if where == "login":
         pane = login_pane(sane_ctx, fleet, name)
     assert run(sane_ctx, pane, "echo again; false")["exit_code"] == 1

@@ -29,8 +29,9 @@ def load_soak() -> ModuleType:
 @pytest.mark.slow
 def test_small_soak_is_exact_or_explicit_and_leaks_nothing() -> None:
     soak = load_soak()
-    cfg = soak.Config(servers=3, runs=20, max_seconds=120, timeout=8.0, fault_every=10,
-                      faults=["kill", "link"])
+    cfg = soak.Config(
+        servers=3, runs=20, max_seconds=120, timeout=8.0, fault_every=10, faults=["kill", "link"]
+    )
     try:
         report = soak.soak(cfg)
     except FleetUnavailable as exc:
@@ -51,8 +52,14 @@ def test_small_soak_with_sanes_own_faults() -> None:
     the middle of a fleet run (issue #16): still nothing but exact or explicit results,
     the second home never typed into a run of the first, nothing leaked."""
     soak = load_soak()
-    cfg = soak.Config(servers=3, runs=12, max_seconds=120, timeout=8.0, fault_every=4,
-                      faults=["disk_full", "second_home", "ctrl_c"])
+    cfg = soak.Config(
+        servers=3,
+        runs=12,
+        max_seconds=120,
+        timeout=8.0,
+        fault_every=4,
+        faults=["disk_full", "second_home", "ctrl_c"],
+    )
     try:
         report = soak.soak(cfg)
     except FleetUnavailable as exc:

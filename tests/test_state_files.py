@@ -46,8 +46,13 @@ def _add_then_rename(home: str, index: int) -> None:
 
 def _record_failures(home: str, index: int) -> None:
     for _ in range(15):
-        record(Path(home), [{"server": "shared", "status": "unhealthy", "latency_ms": 1.0},
-                            {"server": f"own{index}", "status": "healthy", "latency_ms": 1.0}])
+        record(
+            Path(home),
+            [
+                {"server": "shared", "status": "unhealthy", "latency_ms": 1.0},
+                {"server": f"own{index}", "status": "healthy", "latency_ms": 1.0},
+            ],
+        )
 
 
 def _in_processes(target: Callable[..., object], home: Path, count: int) -> None:
@@ -83,21 +88,29 @@ CORRUPT = [
     (b"", "not valid JSON at line 1, column 1"),
     (b'{"version": 1, "servers": [{"name": "a", "host": "h"}, {"na', "not valid JSON"),
     (b"\xff\xfe\x00garbage", "not valid JSON"),
-    (b'{"version": 1, "servers": [{"name": "a", "host": "h"}, {"name": "a", "host": "i"}]}',
-     "appears twice"),
+    (
+        b'{"version": 1, "servers": [{"name": "a", "host": "h"}, {"name": "a", "host": "i"}]}',
+        "appears twice",
+    ),
     (b"[]", "servers.json: : Input should be"),
 ]
 
 
-@pytest.mark.parametrize("content,words", CORRUPT, ids=["empty", "half-written", "binary",
-                                                         "duplicate", "wrong-type"])
+@pytest.mark.parametrize(
+    "content,words", CORRUPT, ids=["empty", "half-written", "binary", "duplicate", "wrong-type"]
+)
 def test_corrupt_registry_is_named_and_never_overwritten(
-        sane_home: Path, cli_env: dict[str, str], content: bytes, words: str) -> None:
+    sane_home: Path, cli_env: dict[str, str], content: bytes, words: str
+) -> None:
     sane_home.mkdir(mode=0o700)
     path = sane_home / "servers.json"
     path.write_bytes(content)
-    for argv in (["server", "list"], ["server", "add", "new", "--host", "h"],
-                 ["server", "remove", "a"], ["fleet", "run", "--all", "true"]):
+    for argv in (
+        ["server", "list"],
+        ["server", "add", "new", "--host", "h"],
+        ["server", "remove", "a"],
+        ["fleet", "run", "--all", "true"],
+    ):
         status, doc, _ = cli(["sane.cli.main", *argv], cli_env)
         assert (status, doc["error"]["code"]) == (7, "config_invalid"), (argv, doc)
         assert words in doc["error"]["message"] and str(path) in doc["error"]["message"]
@@ -106,10 +119,11 @@ def test_corrupt_registry_is_named_and_never_overwritten(
     assert leftovers(sane_home) == []
 
 
-@pytest.mark.parametrize("content", [b"{not json", b"[1, 2]", b'{"s1": 5}',
-                                     b'{"s1": {"failure_streak": "many"}}', b"\xff"])
-def test_corrupt_health_history_is_kept_aside_and_rebuilt(sane_home: Path,
-                                                           content: bytes) -> None:
+@pytest.mark.parametrize(
+    "content",
+    [b"{not json", b"[1, 2]", b'{"s1": 5}', b'{"s1": {"failure_streak": "many"}}', b"\xff"],
+)
+def test_corrupt_health_history_is_kept_aside_and_rebuilt(sane_home: Path, content: bytes) -> None:
     """The history is sane's own cache of past checks: a corrupt one must not stop a
     health check, and must not be silently destroyed either."""
     sane_home.mkdir(mode=0o700)
@@ -129,8 +143,12 @@ def test_corrupt_health_history_is_kept_aside_and_rebuilt(sane_home: Path,
 def small_fs() -> Iterator[Path]:
     """A 256 KiB tmpfs, unmounted afterwards."""
     mountpoint = Path(tempfile.mkdtemp(prefix="sane-smallfs-"))
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs",
-                           str(mountpoint)], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         mountpoint.rmdir()
         pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
@@ -154,7 +172,8 @@ def fill(fs: Path) -> None:
 
 
 def test_full_disk_is_a_clear_error_and_the_old_file_survives(
-        small_fs: Path, cli_env: dict[str, str]) -> None:
+    small_fs: Path, cli_env: dict[str, str]
+) -> None:
     home = small_fs / "home"
     env = dict(cli_env, SANE_HOME=str(home))
     status, _, _ = cli(["sane.cli.main", "server", "add", "s1", "--host", "h1"], env)
@@ -163,8 +182,9 @@ def test_full_disk_is_a_clear_error_and_the_old_file_survives(
     registry_before = (home / "servers.json").read_bytes()
     history_before = (home / "health-history.json").read_bytes()
     fill(small_fs)
-    status, doc, stderr = cli(["sane.cli.main", "server", "add", "s2", "--host", "h2"
-                               ] + ["--tag", "t" * 60] * 20, env)
+    status, doc, stderr = cli(
+        ["sane.cli.main", "server", "add", "s2", "--host", "h2"] + ["--tag", "t" * 60] * 20, env
+    )
     assert (status, doc["error"]["code"]) == (7, "state_invalid"), doc
     assert "No space left on device" in doc["error"]["message"]
     assert doc["error"]["details"] == {"path": str(home / "servers.json"), "errno": "ENOSPC"}
@@ -181,7 +201,8 @@ def test_full_disk_is_a_clear_error_and_the_old_file_survives(
 
 
 def test_read_only_home_is_a_clear_error_and_reads_still_work(
-        small_fs: Path, cli_env: dict[str, str]) -> None:
+    small_fs: Path, cli_env: dict[str, str]
+) -> None:
     home = small_fs / "home"
     env = dict(cli_env, SANE_HOME=str(home))
     assert cli(["sane.cli.main", "server", "add", "s1", "--host", "h1"], env)[0] == 0
@@ -202,8 +223,9 @@ def test_read_only_home_is_a_clear_error_and_reads_still_work(
     assert {p.name: p.read_bytes() for p in home.iterdir()} == before
 
 
-def test_home_that_cannot_be_created_is_a_clear_error(tmp_path: Path,
-                                                      cli_env: dict[str, str]) -> None:
+def test_home_that_cannot_be_created_is_a_clear_error(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
     blocker = tmp_path / "file"
     blocker.write_bytes(b"x")
     env = dict(cli_env, SANE_HOME=str(blocker / "home"))
@@ -216,7 +238,8 @@ def test_home_that_cannot_be_created_is_a_clear_error(tmp_path: Path,
 
 @pytest.mark.parametrize("fault", ["ENOSPC", "EROFS"])
 def test_run_timing_out_on_a_full_or_read_only_home_is_a_clear_error(
-        small_fs: Path, tmux_server: TmuxTestServer, fault: str) -> None:
+    small_fs: Path, tmux_server: TmuxTestServer, fault: str
+) -> None:
     """A run that times out must save its record; when that fails the error is clear,
     and the pane is not left busy for ever: the next run in it works (regression: the
     busy flag stayed set, so this process got pane_busy on that pane from then on)."""
@@ -242,8 +265,7 @@ def test_run_timing_out_on_a_full_or_read_only_home_is_a_clear_error(
         ctx.close()
 
 
-def test_a_stuck_creation_lock_is_a_clear_error_not_a_hang(
-        tmux_server: TmuxTestServer) -> None:
+def test_a_stuck_creation_lock_is_a_clear_error_not_a_hang(tmux_server: TmuxTestServer) -> None:
     """A process stuck while holding the creation lock makes the next creator give up
     with state_locked instead of waiting forever."""
     import fcntl
@@ -256,8 +278,10 @@ def test_a_stuck_creation_lock_is_a_clear_error_not_a_hang(
     old = structure.CREATION_LOCK_TIMEOUT
     structure.CREATION_LOCK_TIMEOUT = 0.2
     try:
-        with pytest.raises(errors.StateLocked) as caught, structure.creation_lock(
-                tmux_server.server):
+        with (
+            pytest.raises(errors.StateLocked) as caught,
+            structure.creation_lock(tmux_server.server),
+        ):
             pass
         assert "creating tmux sessions" in caught.value.message
     finally:
@@ -281,8 +305,7 @@ def test_state_lock_held_by_one_stuck_holder_times_out(tmp_path: Path) -> None:
 
     fd = _hold(tmp_path / "servers.json.lock", b"stuck")
     try:
-        with pytest.raises(errors.StateLocked), file_lock(tmp_path / "servers.json",
-                                                          timeout=0.5):
+        with pytest.raises(errors.StateLocked), file_lock(tmp_path / "servers.json", timeout=0.5):
             pass
     finally:
         os.close(fd)
@@ -321,7 +344,8 @@ def test_state_lock_waits_out_a_queue_that_moves(tmp_path: Path) -> None:
 
 
 def test_a_recording_cut_by_a_full_disk_never_leaves_the_pane_busy(
-        small_fs: Path, tmux_server: TmuxTestServer) -> None:
+    small_fs: Path, tmux_server: TmuxTestServer
+) -> None:
     """A run handed over at its deadline is recorded by pipe-pane's ``cat`` into its
     stream file. When the disk fills under it, ``cat`` dies and the rest of the output
     is lost. The wait that learns the run is over releases the pane and returns `lost`
@@ -332,8 +356,12 @@ def test_a_recording_cut_by_a_full_disk_never_leaves_the_pane_busy(
     try:
         pane = tmux_server.new_pane("bash")
         assert run_command(ctx, "echo warm", pane=pane)["output"] == "warm\n"
-        started = run_command(ctx, "sleep 1; head -c 400000 /dev/zero | tr '\\0' a; echo",
-                              pane=pane, options=RunOptions(timeout=0.2))
+        started = run_command(
+            ctx,
+            "sleep 1; head -c 400000 /dev/zero | tr '\\0' a; echo",
+            pane=pane,
+            options=RunOptions(timeout=0.2),
+        )
         assert started["status"] == "running"
         fill(small_fs)
         try:

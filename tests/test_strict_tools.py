@@ -11,10 +11,28 @@ from sane import tools
 from sane.handlers import strict_arguments
 
 # The keywords strict mode takes (OpenAI's supported subset of JSON Schema).
-ALLOWED = {"type", "description", "properties", "required", "additionalProperties", "items",
-           "enum", "const", "anyOf", "pattern", "format", "minimum", "maximum",
-           "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minItems", "maxItems",
-           "$defs", "$ref"}
+ALLOWED = {
+    "type",
+    "description",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "enum",
+    "const",
+    "anyOf",
+    "pattern",
+    "format",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minItems",
+    "maxItems",
+    "$defs",
+    "$ref",
+}
 
 
 def _check(node: Any, where: str) -> None:
@@ -46,13 +64,16 @@ def test_every_strict_definition_is_strict_mode_valid(tool: tools.Tool) -> None:
 
 
 @pytest.mark.parametrize("tool", tools.TOOLS, ids=lambda t: t.name)
-def test_a_strict_call_with_every_optional_field_null_gets_the_defaults(
-        tool: tools.Tool) -> None:
+def test_a_strict_call_with_every_optional_field_null_gets_the_defaults(tool: tools.Tool) -> None:
     fields = tool.input.model_fields
-    required = {name: ("1" if info.annotation is str else None)
-                for name, info in fields.items() if info.is_required()}
+    required = {
+        name: ("1" if info.annotation is str else None)
+        for name, info in fields.items()
+        if info.is_required()
+    }
     strict_call = {name: None for name in fields} | {
-        name: value for name, value in required.items() if value is not None}
+        name: value for name, value in required.items() if value is not None
+    }
     if any(value is None for value in required.values()):
         pytest.skip("a required field that is not text")
     parsed = tools.validated(tool.input, strict_arguments(tool.input, strict_call))
@@ -63,6 +84,10 @@ def test_a_strict_call_with_every_optional_field_null_gets_the_defaults(
 def test_a_map_comes_as_key_value_pairs() -> None:
     model = tools.find("server_add").input
     pairs = [{"key": "ConnectTimeout", "value": "5"}]
-    parsed = tools.validated(model, strict_arguments(model, {
-        "name": "web1", "host": "10.0.0.1", "ssh_options": pairs, "port": None}))
+    parsed = tools.validated(
+        model,
+        strict_arguments(
+            model, {"name": "web1", "host": "10.0.0.1", "ssh_options": pairs, "port": None}
+        ),
+    )
     assert parsed.ssh_options == {"ConnectTimeout": "5"} and parsed.port is None

@@ -19,8 +19,10 @@ from .test_fleet import register
 
 # An OSC title, an OSC 8 link, a bell, a CR that hides what came before, a bidi
 # override, and rich markup that is not balanced.
-HOSTILE = ("\x1b]0;pwned-title\x07 \x1b]8;;http://evil/\x07click\x1b]8;;\x07 "
-           "[/red] [link=http://evil]x[/link] [bold]loud fake\rcover \u202eabc")
+HOSTILE = (
+    "\x1b]0;pwned-title\x07 \x1b]8;;http://evil/\x07click\x1b]8;;\x07 "
+    "[/red] [link=http://evil]x[/link] [bold]loud fake\rcover \u202eabc"
+)
 
 
 def test_visible_and_markup_safe() -> None:
@@ -38,19 +40,36 @@ def test_visible_and_markup_safe() -> None:
 
 
 def test_stream_on_a_terminal_shows_server_text_without_interpreting_it(
-        cli_env: dict[str, str], sane_ctx: Context, ssh_fleet: Any) -> None:
+    cli_env: dict[str, str], sane_ctx: Context, ssh_fleet: Any
+) -> None:
     import pty
 
     register(sane_ctx.home, ssh_fleet)
     master, slave = pty.openpty()
-    command = "printf '%b\\n' " + _sh_quote(HOSTILE.replace("\\", "\\\\")
-                                            .replace("\x1b", "\\033").replace("\x07", "\\007")
-                                            .replace("\r", "\\r"))
-    argv = [sys.executable, "-m", "sane.cli.main", "fleet", "run", "--servers", "s1",
-            "--stream", command]
+    command = "printf '%b\\n' " + _sh_quote(
+        HOSTILE.replace("\\", "\\\\")
+        .replace("\x1b", "\\033")
+        .replace("\x07", "\\007")
+        .replace("\r", "\\r")
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "sane.cli.main",
+        "fleet",
+        "run",
+        "--servers",
+        "s1",
+        "--stream",
+        command,
+    ]
     proc = subprocess.Popen(
-        argv, env={**cli_env, "TERM": "xterm", "COLUMNS": "300"}, stdout=slave,
-        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        argv,
+        env={**cli_env, "TERM": "xterm", "COLUMNS": "300"},
+        stdout=slave,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
     os.close(slave)
     chunks = []
     while True:
@@ -76,9 +95,19 @@ def test_stream_on_a_terminal_shows_server_text_without_interpreting_it(
 
 
 def test_watch_shows_health_fields_with_escapes_made_visible() -> None:
-    snap = {"servers": [{"server": "s1", "host": "127.0.0.1:22", "connection": "connected",
-                         "health": "unknown", "health_reason": "\x1b]0;title\x07bad",
-                         "version": "\x1b[2J1.0", "run_id": None}]}
+    snap = {
+        "servers": [
+            {
+                "server": "s1",
+                "host": "127.0.0.1:22",
+                "connection": "connected",
+                "health": "unknown",
+                "health_reason": "\x1b]0;title\x07bad",
+                "version": "\x1b[2J1.0",
+                "run_id": None,
+            }
+        ]
+    }
     text = render(snap)
     assert "\x1b" not in text and "\x07" not in text
     assert "\\x1b]0;title" in text and "\\x1b[2J" in text
@@ -91,12 +120,25 @@ def _sh_quote(text: str) -> str:
 def test_watch_columns_stay_aligned_when_health_is_unknown() -> None:
     """An ``unknown (reason)`` wider than the HEALTH column pushed VERSION and RUN out
     of line on that row only (issue #19)."""
-    rows = [("s1", "healthy", None, "1.0", None),
-            ("s2", "unknown", "missing", None, "r1"),
-            ("web3", "unknown", "ssh: connect to host 10.0.0.3 port 22: refused", None, None)]
-    snap = {"servers": [{"server": name, "host": "127.0.0.1:22", "connection": "connected",
-                         "health": health, "health_reason": reason, "version": version,
-                         "run_id": run} for name, health, reason, version, run in rows]}
+    rows = [
+        ("s1", "healthy", None, "1.0", None),
+        ("s2", "unknown", "missing", None, "r1"),
+        ("web3", "unknown", "ssh: connect to host 10.0.0.3 port 22: refused", None, None),
+    ]
+    snap = {
+        "servers": [
+            {
+                "server": name,
+                "host": "127.0.0.1:22",
+                "connection": "connected",
+                "health": health,
+                "health_reason": reason,
+                "version": version,
+                "run_id": run,
+            }
+            for name, health, reason, version, run in rows
+        ]
+    }
     lines = render(snap).splitlines()
     column = lines[0].index("VERSION")
-    assert [line[column:column + 3] for line in lines[2:]] == ["1.0", "-  ", "-  "], lines
+    assert [line[column : column + 3] for line in lines[2:]] == ["1.0", "-  ", "-  "], lines

@@ -30,10 +30,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.ssh]  # builds a wheel; its sane dem
 
 
 def _run(argv: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "VIRTUAL_ENV", "SANE_HOME", "SANE_TMUX_SOCKET")}
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                          env=env, check=False)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "VIRTUAL_ENV", "SANE_HOME", "SANE_TMUX_SOCKET")
+    }
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env, check=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +45,20 @@ def installed() -> Iterator[tuple[Path, Path]]:
     """(the wheel, the venv's bin directory), both in a private temp dir."""
     base = Path(tempfile.mkdtemp(prefix="sane-wheel-test-"))
     try:
-        built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                      str(base / "dist"), str(ROOT)], cwd=base)
+        built = _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "-q",
+                "-w",
+                str(base / "dist"),
+                str(ROOT),
+            ],
+            cwd=base,
+        )
         assert built.returncode == 0, built.stderr[-3000:]
         wheel = next((base / "dist").glob("tmux_sane-*.whl"))
         made = _run([sys.executable, "-m", "venv", str(base / "venv")], cwd=base)
@@ -61,8 +77,11 @@ def test_wheel_ships_types_license_and_the_demo_app(installed: tuple[Path, Path]
     assert "sane/py.typed" in names
     assert {"sane/demo/app/plan.yaml", "sane/demo/app/app.sh"} <= set(names)
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
-    metadata = zipfile.ZipFile(wheel).read(
-        next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    metadata = (
+        zipfile.ZipFile(wheel)
+        .read(next(n for n in names if n.endswith(".dist-info/METADATA")))
+        .decode()
+    )
     assert "License-Expression: MIT" in metadata
     assert f"Version: {sane.__version__}\n" in metadata
     assert 'Requires-Dist: mcp<3,>=2.3; extra == "mcp"' in metadata
@@ -72,8 +91,12 @@ def test_installed_commands_answer(installed: tuple[Path, Path], tmp_path: Path)
     _, bindir = installed
     version = _run([str(bindir / "sane"), "--version"], cwd=tmp_path)
     assert (version.returncode, version.stdout) == (0, f"sane {sane.__version__}\n")
-    for script in ("sane-run-command", "sane-list-panes", "sane-create-file",
-                   "sane-detect-platform"):
+    for script in (
+        "sane-run-command",
+        "sane-list-panes",
+        "sane-create-file",
+        "sane-detect-platform",
+    ):
         proc = _run([str(bindir / script), "--help"], cwd=tmp_path)
         assert proc.returncode == 0 and "Usage:" in proc.stdout, (script, proc.stderr)
     schema = _run([str(bindir / "sane"), "schema", "run_command"], cwd=tmp_path)
@@ -84,13 +107,16 @@ def test_installed_commands_answer(installed: tuple[Path, Path], tmp_path: Path)
     assert "tmux-sane[mcp]" in doc["error"]["message"]
 
 
-def test_installed_sane_demo_runs_without_a_checkout(installed: tuple[Path, Path],
-                                                     tmp_path: Path) -> None:
+def test_installed_sane_demo_runs_without_a_checkout(
+    installed: tuple[Path, Path], tmp_path: Path
+) -> None:
     if not Path("/usr/sbin/sshd").exists():
         pytest.skip("sane demo needs OpenSSH's sshd (/usr/sbin/sshd)")
     if os.geteuid() != 0:
-        pytest.skip("sane demo's sshd needs /dev/pts with gid=5 for a normal user, which "
-                    "this container lacks (test_examples runs it as a user in a namespace)")
+        pytest.skip(
+            "sane demo's sshd needs /dev/pts with gid=5 for a normal user, which "
+            "this container lacks (test_examples runs it as a user in a namespace)"
+        )
     _, bindir = installed
     proc = _run([str(bindir / "sane"), "demo"], cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

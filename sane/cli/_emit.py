@@ -76,8 +76,9 @@ def emit_value(value: Any) -> NoReturn:
     if _jq_filter is not None:
         _write_filtered(value, _jq_filter)
     else:
-        sys.stdout.buffer.write((json.dumps(value, indent=2, ensure_ascii=False) + "\n")
-                                .encode("utf-8"))
+        sys.stdout.buffer.write(
+            (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        )
         sys.stdout.flush()
     sys.exit(0)
 
@@ -196,8 +197,9 @@ def _on_sigint(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def emit_cancelled(message: str, result: Mapping[str, Any] | None = None,
-                   **details: Any) -> NoReturn:
+def emit_cancelled(
+    message: str, result: Mapping[str, Any] | None = None, **details: Any
+) -> NoReturn:
     emit_error(errors.Cancelled(message, **{**_noted, **details}), extra=result)
 
 
@@ -214,15 +216,24 @@ def _hard_cancel(exc: KeyboardInterrupt) -> NoReturn:
     ids = ", ".join(f"{k} {v}" for k, v in _noted.items())
     hint = ""
     if result is not None and result["status"] in ("running", "waiting_input"):
-        hint = (f"; the run goes on: follow it with `sane run wait {result['run_id']}` or "
-                f"stop it with `sane run interrupt {result['run_id']}`")
+        hint = (
+            f"; the run goes on: follow it with `sane run wait {result['run_id']}` or "
+            f"stop it with `sane run interrupt {result['run_id']}`"
+        )
     if "deploy_id" in _noted:
-        hint = (f"; see `sane deploy status {_noted['deploy_id']}`, then `sane deploy "
-                "resume` or `sane deploy rollback`")
+        hint = (
+            f"; see `sane deploy status {_noted['deploy_id']}`, then `sane deploy "
+            "resume` or `sane deploy rollback`"
+        )
     with contextlib.suppress(BrokenPipeError):
-        _write(error_document(errors.Cancelled(
-            f"interrupted by Ctrl-C{' (' + ids + ')' if ids else ''}{hint}", **_noted),
-            extra=result))
+        _write(
+            error_document(
+                errors.Cancelled(
+                    f"interrupted by Ctrl-C{' (' + ids + ')' if ids else ''}{hint}", **_noted
+                ),
+                extra=result,
+            )
+        )
     os._exit(errors.EXIT_CANCELLED)
 
 

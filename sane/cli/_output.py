@@ -21,10 +21,14 @@ def run_cli(command: click.Command, args: list[str] | None = None) -> NoReturn:
     """Invoke a click command so that every outcome is one JSON document. ``args``:
     a command line the front door has already taken ``--jq`` from (default: this
     process's, taken here)."""
+
     def body() -> None:
         try:
-            command.main(args=take_jq(sys.argv[1:]) if args is None else args,
-                         prog_name=None, standalone_mode=False)
+            command.main(
+                args=take_jq(sys.argv[1:]) if args is None else args,
+                prog_name=None,
+                standalone_mode=False,
+            )
         except click.exceptions.NoArgsIsHelpError as exc:  # click >= 8.2
             # bare `sane` (or `sane server`): a person exploring; the help, as --help
             click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())

@@ -93,8 +93,9 @@ class LiveProgress:
                 from rich.live import Live
 
                 self._stop_spinner()
-                self.live = Live(self._table(), console=self.console, refresh_per_second=8,
-                                 transient=True)
+                self.live = Live(
+                    self._table(), console=self.console, refresh_per_second=8, transient=True
+                )
                 self.live.start()
             self._apply(event)
             self.live.update(self._table())
@@ -117,8 +118,11 @@ class LiveProgress:
             ok = event.get("ok")
             row["state"] = "ok" if ok else str(event.get("status"))
             code = event.get("exit_code")
-            row["result"] = f"exit {code}" if code is not None else str(
-                (event.get("error") or {}).get("code", ""))
+            row["result"] = (
+                f"exit {code}"
+                if code is not None
+                else str((event.get("error") or {}).get("code", ""))
+            )
         elif kind == "item_started":
             row["state"] = "undoing" if event.get("phase") == "undo" else "deploying"
             row["doing"] = f"{event.get('item')} ({event.get('phase')})"
@@ -148,8 +152,12 @@ class LiveProgress:
         if rest:
             self.partial[name] = rest
         for line in lines:  # server text: shown, never interpreted (markup, escapes)
-            self.console.print(f"[cyan]\\[{markup_safe(name)}][/] {markup_safe(line)}",
-                               markup=True, highlight=False, soft_wrap=True)
+            self.console.print(
+                f"[cyan]\\[{markup_safe(name)}][/] {markup_safe(line)}",
+                markup=True,
+                highlight=False,
+                soft_wrap=True,
+            )
 
     def _table(self) -> Any:
         from rich.table import Table
@@ -158,14 +166,26 @@ class LiveProgress:
         table = Table(title=f"sane  {elapsed:5.1f}s", title_justify="left", expand=False)
         for column in ("server", "state", "doing", "last result"):
             table.add_column(column)
-        colours = {"ok": "green", "deployed": "green", "healthy": "green", "running": "yellow",
-                   "deploying": "yellow", "degraded": "yellow", "undoing": "magenta",
-                   "rolled_back": "magenta"}
+        colours = {
+            "ok": "green",
+            "deployed": "green",
+            "healthy": "green",
+            "running": "yellow",
+            "deploying": "yellow",
+            "degraded": "yellow",
+            "undoing": "magenta",
+            "rolled_back": "magenta",
+        }
         for name, row in self.rows.items():
-            colour = colours.get(row["state"], "red" if row["state"] not in
-                                 ("waiting", "untouched") else "white")
-            table.add_row(markup_safe(name), f"[{colour}]{markup_safe(row['state'])}[/]",
-                          markup_safe(row["doing"]), markup_safe(row["result"]))
+            colour = colours.get(
+                row["state"], "red" if row["state"] not in ("waiting", "untouched") else "white"
+            )
+            table.add_row(
+                markup_safe(name),
+                f"[{colour}]{markup_safe(row['state'])}[/]",
+                markup_safe(row["doing"]),
+                markup_safe(row["result"]),
+            )
         return table
 
     def close(self) -> None:

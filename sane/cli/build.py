@@ -37,23 +37,42 @@ def params(param: Param) -> list[click.Parameter]:
     """``param`` as click parameters (a choice spelt as flags is one option per value)."""
     name, kind = param["name"], param["kind"]
     if "flags" in param:
-        return [click.Option([opt, name], flag_value=value, default=value == param["default"],
-                             help=f"{param['help']} ({value})")
-                for value, opt in param["flags"].items()]
+        return [
+            click.Option(
+                [opt, name],
+                flag_value=value,
+                default=value == param["default"],
+                help=f"{param['help']} ({value})",
+            )
+            for value, opt in param["flags"].items()
+        ]
     if not param["opts"]:
         if kind in ("words", "names"):
             return [click.Argument([name], nargs=-1, required=kind == "words")]
-        return [click.Argument([name], required=param.get("required", False),
-                               default=None if param["required"] else param["default"])]
+        return [
+            click.Argument(
+                [name],
+                required=param.get("required", False),
+                default=None if param["required"] else param["default"],
+            )
+        ]
     if kind == "flag":
         return [click.Option([*param["opts"], name], is_flag=True, help=param["help"])]
     multiple = kind in ("multiple", "pairs")
     default = param["default"]
-    return [click.Option(
-        [*param["opts"], name], type=_type(param), multiple=multiple,
-        default=() if multiple else default, required=param.get("required", False),
-        show_default=default is not None and not multiple, help=param["help"],
-        envvar=param.get("envvar"), metavar=param.get("metavar", _METAVAR.get(kind)))]
+    return [
+        click.Option(
+            [*param["opts"], name],
+            type=_type(param),
+            multiple=multiple,
+            default=() if multiple else default,
+            required=param.get("required", False),
+            show_default=default is not None and not multiple,
+            help=param["help"],
+            envvar=param.get("envvar"),
+            metavar=param.get("metavar", _METAVAR.get(kind)),
+        )
+    ]
 
 
 def command(path: str, epilog: str, name: str | None = None) -> click.Command:
@@ -68,9 +87,14 @@ def command(path: str, epilog: str, name: str | None = None) -> click.Command:
 
         invoke(path, values)
 
-    return click.Command(name or path.split()[-1], callback=callback,
-                         params=[p for param in entry["params"] for p in params(param)],
-                         help=entry["help"], epilog=epilog, context_settings=CONTEXT)
+    return click.Command(
+        name or path.split()[-1],
+        callback=callback,
+        params=[p for param in entry["params"] for p in params(param)],
+        help=entry["help"],
+        epilog=epilog,
+        context_settings=CONTEXT,
+    )
 
 
 def group(path: str, epilog: str, name: str | None = None) -> click.Group:
@@ -86,7 +110,12 @@ def group(path: str, epilog: str, name: str | None = None) -> click.Group:
 
             invoke(path, values)
 
-    return click.Group(name or path.split()[-1], callback=callback,
-                       params=[p for param in entry["params"] for p in params(param)],
-                       help=entry["help"], epilog=epilog, invoke_without_command=True,
-                       context_settings=CONTEXT)
+    return click.Group(
+        name or path.split()[-1],
+        callback=callback,
+        params=[p for param in entry["params"] for p in params(param)],
+        help=entry["help"],
+        epilog=epilog,
+        invoke_without_command=True,
+        context_settings=CONTEXT,
+    )

@@ -23,11 +23,15 @@ Exit status 0 when every check of the story held, 1 otherwise.
 
 
 @click.group("demo", invoke_without_command=True, epilog=EPILOG)
-@click.option("--keep", is_flag=True,
-              help="Leave the fleet and the tmux session running to look around.")
-@click.option("--containers", is_flag=True,
-              help="On a mixed fleet of containers (Debian + OpenSSH, busybox ash + Dropbear)"
-                   " through Docker or podman; see docs/containers.md.")
+@click.option(
+    "--keep", is_flag=True, help="Leave the fleet and the tmux session running to look around."
+)
+@click.option(
+    "--containers",
+    is_flag=True,
+    help="On a mixed fleet of containers (Debian + OpenSSH, busybox ash + Dropbear)"
+    " through Docker or podman; see docs/containers.md.",
+)
 @click.pass_context
 def demo_group(ctx: click.Context, keep: bool, containers: bool) -> None:
     """Run the whole story on a throw-away local 3-server fleet (real sshd, no root)."""
@@ -63,8 +67,13 @@ def fleet() -> None:
 
 
 @fleet.command("start", epilog=START_EPILOG)
-@click.option("--dir", "directory", required=True, type=click.Path(file_okay=False),
-              help="Where the fleet keeps its keys, configs and server homes.")
+@click.option(
+    "--dir",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Where the fleet keeps its keys, configs and server homes.",
+)
 @click.option("--servers", "count", type=click.IntRange(1, 50), default=3, show_default=True)
 @click.option("--prefix", default="server", show_default=True, help="Names are PREFIX1..N.")
 def fleet_start(directory: str, count: int, prefix: str) -> None:
@@ -80,9 +89,12 @@ def fleet_start(directory: str, count: int, prefix: str) -> None:
     for server in servers:
         registry.add(server, replace=True)
     homes = demo_fleet.homes(base)
-    emit({"directory": str(base),
-          "servers": [{**s.model_dump(mode="json"), "home": str(homes[s.name])}
-                      for s in servers]})
+    emit(
+        {
+            "directory": str(base),
+            "servers": [{**s.model_dump(mode="json"), "home": str(homes[s.name])} for s in servers],
+        }
+    )
 
 
 @fleet.command("stop", epilog=STOP_EPILOG)

@@ -27,8 +27,14 @@ class FastCommand:
     defaults, and the one variadic, required argument. (A plain class: a NamedTuple
     costs ~1.5 ms to create at every start.)"""
 
-    def __init__(self, path: tuple[str, ...], options: dict[str, tuple[str, str]],
-                 defaults: dict[str, Any], argument: str, envvars: dict[str, str]) -> None:
+    def __init__(
+        self,
+        path: tuple[str, ...],
+        options: dict[str, tuple[str, str]],
+        defaults: dict[str, Any],
+        argument: str,
+        envvars: dict[str, str],
+    ) -> None:
         self.path = path
         self.options = options
         self.defaults = defaults
@@ -91,8 +97,12 @@ def _value(kind: str, text: str) -> Any:
     if kind == TEXT:
         return text
     # (Past 4,300 digits int() refuses the string; click then reports a bad value.)
-    if kind in (INT_AT_LEAST_0, INT_AT_LEAST_1) and text.isascii() and text.isdigit() \
-            and len(text) <= 18:
+    if (
+        kind in (INT_AT_LEAST_0, INT_AT_LEAST_1)
+        and text.isascii()
+        and text.isdigit()
+        and len(text) <= 18
+    ):
         value = int(text)
         if value >= (1 if kind == INT_AT_LEAST_1 else 0):
             return value
@@ -152,6 +162,6 @@ def route(argv: list[str]) -> tuple[FastCommand, dict[str, Any]] | None:
     """The fast command and its parameters for ``sane ARGV``, if there is one."""
     for spec in COMMANDS:
         if tuple(argv[: len(spec.path)]) == spec.path:
-            params = parse(spec, argv[len(spec.path):])
+            params = parse(spec, argv[len(spec.path) :])
             return None if params is None else (spec, params)
     return None

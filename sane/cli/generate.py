@@ -39,8 +39,12 @@ from typing import Any
 def _constraints(info: FieldInfo) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in info.metadata:
-        for attr, key in (("ge", "min"), ("le", "max"), ("min_length", "min_length"),
-                          ("pattern", "pattern")):
+        for attr, key in (
+            ("ge", "min"),
+            ("le", "max"),
+            ("min_length", "min_length"),
+            ("pattern", "pattern"),
+        ):
             value = getattr(item, attr, None)
             if value is not None:
                 out[key] = value
@@ -90,8 +94,15 @@ def cli_words(text: str, tools: Any) -> str:
 def _params(model: Any, cli: Cli, tools: Any) -> list[Param]:
     params: list[Param] = []
     fields = model.model_fields
-    unknown = ({*cli.arguments, *cli.short, *cli.spelling, *cli.defaults, *cli.omit,
-                *cli.fixed, *cli.flags} - set(fields))
+    unknown = {
+        *cli.arguments,
+        *cli.short,
+        *cli.spelling,
+        *cli.defaults,
+        *cli.omit,
+        *cli.fixed,
+        *cli.flags,
+    } - set(fields)
     if unknown:
         raise ValueError(f"{cli.path}: no such fields {sorted(unknown)}")
     ordered = [*cli.arguments, *(n for n in fields if n not in cli.arguments)]
@@ -100,12 +111,22 @@ def _params(model: Any, cli: Cli, tools: Any) -> list[Param]:
             continue
         info = fields[name]
         kind, extra = _kind(name, info.annotation, cli)
-        default = (cli.defaults[name] if name in cli.defaults
-                   else None if info.is_required() else info.get_default(call_default_factory=True))
-        param: Param = {"name": name, "kind": kind, "default": default,
-                        "required": info.is_required(),
-                        "help": cli_words(" ".join((info.description or "").split()), tools),
-                        **extra, **_constraints(info)}
+        default = (
+            cli.defaults[name]
+            if name in cli.defaults
+            else None
+            if info.is_required()
+            else info.get_default(call_default_factory=True)
+        )
+        param: Param = {
+            "name": name,
+            "kind": kind,
+            "default": default,
+            "required": info.is_required(),
+            "help": cli_words(" ".join((info.description or "").split()), tools),
+            **extra,
+            **_constraints(info),
+        }
         if name in cli.arguments:
             param["opts"] = []
             if name in cli.stdin:
@@ -127,11 +148,19 @@ def commands(tools: Any) -> dict[str, dict[str, Any]]:
         if cli is None:
             continue
         model = tool.input
-        fixed = {name: cli.fixed.get(name, model.model_fields[name].get_default(
-                 call_default_factory=True)) for name in cli.omit}
+        fixed = {
+            name: cli.fixed.get(
+                name, model.model_fields[name].get_default(call_default_factory=True)
+            )
+            for name in cli.omit
+        }
         help_text = cli_words(tool.description, tools)
-        entry = {"tool": tool.name, "help": f"{help_text} {cli.note}".strip(),
-                 "params": _params(model, cli, tools), "fixed": fixed}
+        entry = {
+            "tool": tool.name,
+            "help": f"{help_text} {cli.note}".strip(),
+            "params": _params(model, cli, tools),
+            "fixed": fixed,
+        }
         for path in (cli.path, *cli.aliases):
             table[path] = entry
     return table
@@ -139,15 +168,27 @@ def commands(tools: Any) -> dict[str, dict[str, Any]]:
 
 def render(tools: Any) -> str:
     """The module's text: a command per line, readable in a review diff."""
-    lines = [f"{json.dumps(path)}: {json.dumps(entry, ensure_ascii=True)}"
-             for path, entry in commands(tools).items()]
+    lines = [
+        f"{json.dumps(path)}: {json.dumps(entry, ensure_ascii=True)}"
+        for path, entry in commands(tools).items()
+    ]
     table = "{\n" + ",\n".join(lines) + "\n}"
-    names = "[\n" + textwrap.fill(", ".join(repr(t.name) for t in tools) + ",", 92,
-                                   initial_indent="    ", subsequent_indent="    ") + "\n]"
-    return (HEADER + "_TABLE = r\"\"\"" + table + "\"\"\"\n\n"
-            "COMMANDS: dict[str, dict[str, Any]] = json.loads(_TABLE)\n\n"
-            "# Every tool `sane mcp` can serve, in the table's order.\n"
-            f"TOOL_NAMES: list[str] = {names}\n")
+    names = (
+        "[\n"
+        + textwrap.fill(
+            ", ".join(repr(t.name) for t in tools) + ",",
+            92,
+            initial_indent="    ",
+            subsequent_indent="    ",
+        )
+        + "\n]"
+    )
+    return (
+        HEADER + '_TABLE = r"""' + table + '"""\n\n'
+        "COMMANDS: dict[str, dict[str, Any]] = json.loads(_TABLE)\n\n"
+        "# Every tool `sane mcp` can serve, in the table's order.\n"
+        f"TOOL_NAMES: list[str] = {names}\n"
+    )
 
 
 BEGIN = "<!-- command table: generated by python -m sane.schema_files; do not edit -->"
@@ -173,8 +214,12 @@ def _synopsis(param: Param) -> str:
 def docs_table(tools: Any) -> str:
     """The Markdown table of every CLI command: its tool, arguments and options with
     their defaults (docs/commands.md keeps it between ``BEGIN`` and ``END``)."""
-    rows = [BEGIN, "", "| command | tool | arguments and options (default) |",
-            "| --- | --- | --- |"]
+    rows = [
+        BEGIN,
+        "",
+        "| command | tool | arguments and options (default) |",
+        "| --- | --- | --- |",
+    ]
     for path, entry in commands(tools).items():
         params = ", ".join(_synopsis(p) for p in entry["params"])
         rows.append(f"| `sane {path}` | `{entry['tool']}` | {params} |")

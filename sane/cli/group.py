@@ -63,15 +63,18 @@ class LazyGroup(click.Group):
             return command
         return super().get_command(ctx, name)
 
-    def resolve_command(self, ctx: click.Context, args: list[str]
-                        ) -> tuple[str | None, click.Command | None, list[str]]:
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
         """click suggests only from the commands it has loaded: offer the lazy ones
         too (`sane helth` -> "Did you mean 'health'?")."""
         try:
             return super().resolve_command(ctx, args)
         except click.exceptions.NoSuchCommand as exc:
             raise click.exceptions.NoSuchCommand(
-                exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx) from None
+                exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx
+            ) from None
+
 
 WAIT_EPILOG = """\b
 Example (a run left `running` by --timeout 1):
@@ -81,7 +84,8 @@ Example (a run left `running` by --timeout 1):
 """
 
 
-CLI_EPILOG = """\b
+CLI_EPILOG = (
+    """\b
 Example:
   $ sane run-command 'cd /tmp && printf "a\\nb"; (exit 3)'
   {"ok": true, "schema_version": 1, "run_id": "r23d7a1a4a96a", "pane": "%1",
@@ -96,7 +100,8 @@ through a pipe, or with --json, every command prints one JSON document (`sane sc
 describes them all); --jq EXPR prints jq's results for it instead (as gh --jq).
 `sane mcp` serves the same commands to MCP clients.
 
-""" + f"""\b
+"""
+    + f"""\b
 Exit status: {EXIT_OK} ok; {EXIT_COMMAND_FAILED} the command failed (--check) or a fleet run
 was not all ok; {EXIT_USAGE} usage or invalid input; {EXIT_NOT_FOUND} not found;
 {EXIT_TIMEOUT} timeout (still running, waiting for input); {EXIT_CONNECTION} connection or
@@ -107,6 +112,7 @@ authentication failed; {EXIT_TMUX} tmux failed; {EXIT_STATE} a state file invali
 Shell completion: eval "$(_SANE_COMPLETE=bash_source sane)" in ~/.bashrc
 (zsh_source in ~/.zshrc; fish: _SANE_COMPLETE=fish_source sane | source).
 """
+)
 
 RUN_EPILOG = """\b
 Example:
@@ -117,10 +123,12 @@ Example:
 """
 
 
-@click.group(cls=LazyGroup, epilog=CLI_EPILOG,
-             context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "-V", "--version", prog_name="sane",
-                      message="%(prog)s %(version)s")
+@click.group(
+    cls=LazyGroup, epilog=CLI_EPILOG, context_settings={"help_option_names": ["-h", "--help"]}
+)
+@click.version_option(
+    __version__, "-V", "--version", prog_name="sane", message="%(prog)s %(version)s"
+)
 def cli() -> None:
     """tmux-sane: run commands in tmux panes and get exact results as JSON."""
 

@@ -35,10 +35,20 @@ output_shown = False
 _ENVELOPE = ("ok", "schema_version")
 
 STATUS_STYLES = {
-    "completed": "green", "healthy": "green", "connected": "green", "ok": "green",
-    "created": "green", "replaced": "green", "unchanged": "green", "deployed": "green",
-    "running": "yellow", "waiting_input": "yellow", "degraded": "yellow",
-    "disconnected": "dim", "partial": "yellow", "rolled_back": "magenta",
+    "completed": "green",
+    "healthy": "green",
+    "connected": "green",
+    "ok": "green",
+    "created": "green",
+    "replaced": "green",
+    "unchanged": "green",
+    "deployed": "green",
+    "running": "yellow",
+    "waiting_input": "yellow",
+    "degraded": "yellow",
+    "disconnected": "dim",
+    "partial": "yellow",
+    "rolled_back": "magenta",
 }
 
 
@@ -70,8 +80,7 @@ def command_path() -> tuple[str, ...]:
 def _console(stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(file=sys.stderr if stderr else sys.stdout, highlight=False,
-                   soft_wrap=False)
+    return Console(file=sys.stderr if stderr else sys.stdout, highlight=False, soft_wrap=False)
 
 
 def show(doc: Doc) -> None:
@@ -107,6 +116,7 @@ def show_error(doc: Doc, status: int) -> None:
 
 
 # ---- the pieces every view is made of ------------------------------------------------
+
 
 def _cell(value: Any) -> str:
     """One value as table text: lists joined, mappings as key=value, nothing as '-'."""
@@ -169,11 +179,14 @@ def _print_prefixed(console: Console, name: str, output: str) -> None:
 
 # ---- views ---------------------------------------------------------------------------
 
+
 def show_run_output(doc: Doc, console: Console) -> None:
     """What the command printed, as it printed it (control characters made visible)."""
     if doc.get("output_base64") is not None:
-        console.print(f"({doc.get('output_bytes')} bytes of binary output: --json has them "
-                      "as output_base64)", style="dim")
+        console.print(
+            f"({doc.get('output_bytes')} bytes of binary output: --json has them as output_base64)",
+            style="dim",
+        )
     elif doc.get("output"):
         lines = str(doc["output"]).split("\n")
         if lines[-1] == "":  # the last line's newline (one is added where it was missing)
@@ -182,8 +195,11 @@ def show_run_output(doc: Doc, console: Console) -> None:
         sys.stdout.write("".join(visible(line) + "\n" for line in lines))
         sys.stdout.flush()
     if doc.get("truncated"):
-        console.print(f"(output cut in the middle; the whole of it: "
-                      f"{visible(doc.get('full_output_path') or '-')})", style="dim")
+        console.print(
+            f"(output cut in the middle; the whole of it: "
+            f"{visible(doc.get('full_output_path') or '-')})",
+            style="dim",
+        )
 
 
 def run_view(doc: Doc, console: Console) -> None:
@@ -195,13 +211,19 @@ def run_view(doc: Doc, console: Console) -> None:
     if status == "completed":
         _summary(console, f"exit {doc['exit_code']} ({where})", doc["exit_code"] == 0)
     elif status == "running":
-        console.print(f"… still running ({where}): follow it with `sane run wait {run_id}` "
-                      f"or stop it with `sane run interrupt {run_id}`", style="yellow")
+        console.print(
+            f"… still running ({where}): follow it with `sane run wait {run_id}` "
+            f"or stop it with `sane run interrupt {run_id}`",
+            style="yellow",
+        )
     elif status == "waiting_input":
         prompt = visible(doc.get("prompt") or "")
-        console.print(f"? waiting for input at {prompt!r} ({where}): answer with "
-                      f"`sane run input {run_id} TEXT` (`-` reads it from stdin)",
-                      style="yellow", markup=False)
+        console.print(
+            f"? waiting for input at {prompt!r} ({where}): answer with "
+            f"`sane run input {run_id} TEXT` (`-` reads it from stdin)",
+            style="yellow",
+            markup=False,
+        )
     else:
         _summary(console, f"{status}, exit {_cell(doc.get('exit_code'))} ({where})", False)
 
@@ -214,21 +236,26 @@ def fleet_run_view(doc: Doc, console: Console) -> None:
     table = _table(None, ["server", "status", "exit", "time", "error"])
     for result in doc["results"]:
         error = result.get("error") or {}
-        table.add_row(_styled(result["server"], ""),
-                      _styled("completed" if result["ok"] else result["status"],
-                              None if result["ok"] else "red"),
-                      _styled(result.get("exit_code"), "" if result["ok"] else "red"),
-                      _styled(_seconds(result["finished_ms"] - result["started_ms"]), "dim"),
-                      _styled(f"{error.get('code')}: {error.get('message')}" if error else None,
-                              "red"))
+        table.add_row(
+            _styled(result["server"], ""),
+            _styled(
+                "completed" if result["ok"] else result["status"], None if result["ok"] else "red"
+            ),
+            _styled(result.get("exit_code"), "" if result["ok"] else "red"),
+            _styled(_seconds(result["finished_ms"] - result["started_ms"]), "dim"),
+            _styled(f"{error.get('code')}: {error.get('message')}" if error else None, "red"),
+        )
     console.print(table)
     _counts_summary(console, doc, len(doc["results"]))
 
 
 def _counts_summary(console: Console, doc: Doc, total: int) -> None:
     ok = sum(1 for r in doc.get("results", []) if r.get("ok"))
-    problems = {k: v for k, v in (doc.get("counts") or {}).items()
-                if v and k not in ("total", "ok", "completed")}
+    problems = {
+        k: v
+        for k, v in (doc.get("counts") or {}).items()
+        if v and k not in ("total", "ok", "completed")
+    }
     extra = "".join(f", {v} {k}" for k, v in problems.items())
     took = f" in {_seconds(doc['duration_ms'])}" if "duration_ms" in doc else ""
     _summary(console, f"{ok} of {total} servers ok{extra}{took}", ok == total)
@@ -245,8 +272,11 @@ def connect_view(doc: Doc, console: Console) -> None:
     _rows_table(console, None, doc["servers"])
     ok = sum(1 for r in doc["servers"] if r.get("ok"))
     total = len(doc["servers"])
-    _summary(console, f"{ok} of {total} servers connected (session "
-                      f"{visible(doc.get('session'))})", ok == total)
+    _summary(
+        console,
+        f"{ok} of {total} servers connected (session {visible(doc.get('session'))})",
+        ok == total,
+    )
 
 
 def servers_view(doc: Doc, console: Console) -> None:
@@ -259,10 +289,14 @@ def servers_view(doc: Doc, console: Console) -> None:
         if server.get("port"):
             address = f"{address}:{server['port']}"
         history = server.get("health_history") or {}
-        table.add_row(_styled(server["name"], "bold"), _styled(address, ""),
-                      _styled(server.get("tags"), "dim"), _styled(server["connection"]),
-                      _styled(history.get("last_status")), _styled(history.get("checked_at"),
-                                                                   "dim"))
+        table.add_row(
+            _styled(server["name"], "bold"),
+            _styled(address, ""),
+            _styled(server.get("tags"), "dim"),
+            _styled(server["connection"]),
+            _styled(history.get("last_status")),
+            _styled(history.get("checked_at"), "dim"),
+        )
     console.print(table)
     n = len(doc["servers"])
     if n == 0:
@@ -280,22 +314,26 @@ def health_view(doc: Doc, console: Console) -> None:
     table = _table(None, [*columns, "query"] if with_query else columns)
     for report in reports:
         data = report.get("data") or {}
-        row = [_styled(report["server"], "bold"),
-               _styled(report["status"], STATUS_STYLES.get(report["status"], "red")),
-               _styled(report.get("reason") or report.get("error"), "dim"),
-               _styled(data.get("version"), ""),
-               _styled(f"{report['latency_ms']:.1f} ms" if "latency_ms" in report else None,
-                       "dim")]
+        row = [
+            _styled(report["server"], "bold"),
+            _styled(report["status"], STATUS_STYLES.get(report["status"], "red")),
+            _styled(report.get("reason") or report.get("error"), "dim"),
+            _styled(data.get("version"), ""),
+            _styled(f"{report['latency_ms']:.1f} ms" if "latency_ms" in report else None, "dim"),
+        ]
         if with_query:
             row.append(_styled(report.get("query"), ""))
         table.add_row(*row)
     console.print(table)
     if "met" in doc:
         waiting = ", ".join(visible(s) for s in doc.get("waiting_for", []))
-        _summary(console, f"condition {'met' if doc['met'] else 'not met'}: "
-                          f"{visible(doc.get('until'))}"
-                          + ("" if doc["met"] else f" (still waiting for {waiting})"),
-                 bool(doc["met"]))
+        _summary(
+            console,
+            f"condition {'met' if doc['met'] else 'not met'}: "
+            f"{visible(doc.get('until'))}"
+            + ("" if doc["met"] else f" (still waiting for {waiting})"),
+            bool(doc["met"]),
+        )
         return
     counts = doc.get("counts") or {}
     text = ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "no servers"
@@ -307,15 +345,22 @@ def panes_view(doc: Doc, console: Console) -> None:
     table = _table(None, ["pane", "where", "command", "cwd", "role", "server", "run"])
     for pane in doc["panes"]:
         where = f"{visible(pane['session'])}:{pane['window_index']}.{pane['pane_index']}"
-        table.add_row(_styled(pane["pane_id"], "bold"), _styled(where, ""),
-                      _styled(pane["current_command"], "red" if pane.get("dead") else ""),
-                      _styled(pane["cwd"], "dim"), _styled(pane.get("sane_role"), ""),
-                      _styled(pane.get("sane_server"), ""),
-                      _styled(pane.get("run_id"), "yellow"))
+        table.add_row(
+            _styled(pane["pane_id"], "bold"),
+            _styled(where, ""),
+            _styled(pane["current_command"], "red" if pane.get("dead") else ""),
+            _styled(pane["cwd"], "dim"),
+            _styled(pane.get("sane_role"), ""),
+            _styled(pane.get("sane_server"), ""),
+            _styled(pane.get("run_id"), "yellow"),
+        )
     console.print(table)
     if not doc["panes"]:
-        console.print("no panes yet: sane opens its own (session sane, window local) on the "
-                      "first run-command", style="yellow")
+        console.print(
+            "no panes yet: sane opens its own (session sane, window local) on the "
+            "first run-command",
+            style="yellow",
+        )
 
 
 def watch_view(doc: Doc, console: Console) -> None:
@@ -328,9 +373,14 @@ def watch_view(doc: Doc, console: Console) -> None:
         health = row.get("health")
         if health == "unknown" and row.get("health_reason"):
             health = f"unknown ({visible(row['health_reason'])})"
-        table.add_row(_styled(row["server"], "bold"), _styled(row["host"], ""),
-                      _styled(row["connection"]), _styled(health),
-                      _styled(row.get("version"), ""), _styled(row.get("run_id"), "yellow"))
+        table.add_row(
+            _styled(row["server"], "bold"),
+            _styled(row["host"], ""),
+            _styled(row["connection"]),
+            _styled(health),
+            _styled(row.get("version"), ""),
+            _styled(row.get("run_id"), "yellow"),
+        )
     console.print(table)
 
 
@@ -347,8 +397,7 @@ def _rows_table(console: Console, title: str | None, rows: Sequence[Any]) -> Non
                 columns.append(key)
     table = _table(title, columns)
     for row in rows:
-        table.add_row(*(_styled(row.get(c), "red" if c == "error" else None)
-                        for c in columns))
+        table.add_row(*(_styled(row.get(c), "red" if c == "error" else None) for c in columns))
     console.print(table)
 
 
@@ -359,8 +408,9 @@ def generic_view(doc: Doc, console: Console) -> None:
 
     fields = {k: v for k, v in doc.items() if k not in _ENVELOPE}
     for key, value in fields.items():
-        if isinstance(value, Mapping) or (isinstance(value, list) and value
-                                          and isinstance(value[0], Mapping)):
+        if isinstance(value, Mapping) or (
+            isinstance(value, list) and value and isinstance(value[0], Mapping)
+        ):
             continue
         line = Text(f"{key}: ", style="bold")
         line.append(_styled(value))
@@ -382,17 +432,22 @@ def deploy_view(doc: Doc, console: Console) -> None:
     table = _table(None, ["server", "state", "reason", "applied", "undone"])
     for server in doc["servers"]:
         state = server.get("state")
-        table.add_row(_styled(server["server"], "bold"),
-                      _styled(state, STATUS_STYLES.get(str(state), "red")),
-                      _styled(server.get("reason"), "dim"),
-                      _styled(len(server.get("applied") or []), ""),
-                      _styled(len(server.get("undone") or []), ""))
+        table.add_row(
+            _styled(server["server"], "bold"),
+            _styled(state, STATUS_STYLES.get(str(state), "red")),
+            _styled(server.get("reason"), "dim"),
+            _styled(len(server.get("applied") or []), ""),
+            _styled(len(server.get("undone") or []), ""),
+        )
     console.print(table)
     status = str(doc.get("status"))
     took = f" in {_seconds(doc['duration_ms'])}" if doc.get("duration_ms") else ""
-    _summary(console, f"deploy {visible(doc['deploy_id'])}: {visible(status)}{took} "
-                      f"(sane deploy status {visible(doc['deploy_id'])})",
-             status == "completed")
+    _summary(
+        console,
+        f"deploy {visible(doc['deploy_id'])}: {visible(status)}{took} "
+        f"(sane deploy status {visible(doc['deploy_id'])})",
+        status == "completed",
+    )
 
 
 def demo_view(doc: Doc, console: Console) -> None:
@@ -403,10 +458,12 @@ def demo_view(doc: Doc, console: Console) -> None:
     checks = doc["checks"]
     failed = [c for c in checks if not c.get("ok")]
     for check in failed:
-        _summary(console, f"{visible(check.get('check'))}: {_cell(check.get('detail'))}",
-                 False)
-    _summary(console, f"{len(checks) - len(failed)} of {len(checks)} checks of the story "
-                      "held", not failed)
+        _summary(console, f"{visible(check.get('check'))}: {_cell(check.get('detail'))}", False)
+    _summary(
+        console,
+        f"{len(checks) - len(failed)} of {len(checks)} checks of the story held",
+        not failed,
+    )
 
 
 def json_view(doc: Doc, console: Console) -> None:

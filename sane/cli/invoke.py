@@ -28,11 +28,13 @@ def _pairs(param: Param, pairs: tuple[str, ...]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise errors.InvalidArgument(f"{param['opts'][0]} takes KEY=VALUE, not {pair!r}",
-                                         field=param["name"])
+            raise errors.InvalidArgument(
+                f"{param['opts'][0]} takes KEY=VALUE, not {pair!r}", field=param["name"]
+            )
         if key in values:
-            raise errors.InvalidArgument(f"{param['opts'][0]} {key} is given twice",
-                                         field=param["name"])
+            raise errors.InvalidArgument(
+                f"{param['opts'][0]} {key} is given twice", field=param["name"]
+            )
         values[key] = value
     return values
 
@@ -123,8 +125,10 @@ def invoke(path: str, params: Mapping[str, Any]) -> NoReturn:
     if params.get("dry_run"):  # `sane deploy run --dry-run`: the plan check, same fields
         tool = "deploy_plan_check"
         values.pop("wait")
-    with _progress(bool(params.get("stream"))) as on_event, \
-            Context(TmuxServer.from_env(params.get("socket"))) as ctx:
+    with (
+        _progress(bool(params.get("stream"))) as on_event,
+        Context(TmuxServer.from_env(params.get("socket"))) as ctx,
+    ):
         call = Call(events=_noting(on_event) if tool in _DEPLOYS else on_event)
         if tool in ("run_command", "fleet_run"):
             call.stop = stop_on_ctrl_c()  # a Ctrl-C hands the run(s) over: see _cancelled
@@ -163,13 +167,23 @@ def _cancelled(doc: Mapping[str, Any]) -> None:
     result = {k: v for k, v in doc.items() if k not in ("ok", "schema_version", "error")}
     if doc.get("status") in _GOING and "run_id" in doc:  # one run
         run_id, pane = doc["run_id"], doc.get("pane")
-        emit_cancelled(f"interrupted by Ctrl-C: run {run_id} goes on in pane {pane}; follow "
-                       f"it with `sane run wait {run_id}` or stop it with `sane run "
-                       f"interrupt {run_id}`", result, run_id=run_id, pane=pane)
-    going = {r["server"]: r["run_id"] for r in doc.get("results") or []
-             if r.get("status") in _GOING}
+        emit_cancelled(
+            f"interrupted by Ctrl-C: run {run_id} goes on in pane {pane}; follow "
+            f"it with `sane run wait {run_id}` or stop it with `sane run "
+            f"interrupt {run_id}`",
+            result,
+            run_id=run_id,
+            pane=pane,
+        )
+    going = {
+        r["server"]: r["run_id"] for r in doc.get("results") or [] if r.get("status") in _GOING
+    }
     if going:
-        emit_cancelled(f"interrupted by Ctrl-C: {len(going)} run(s) go on ("
-                       + ", ".join(f"{name}: {run}" for name, run in going.items())
-                       + "); follow each with `sane run wait RUN_ID` or stop it with "
-                       "`sane run interrupt RUN_ID`", result, runs=going)
+        emit_cancelled(
+            f"interrupted by Ctrl-C: {len(going)} run(s) go on ("
+            + ", ".join(f"{name}: {run}" for name, run in going.items())
+            + "); follow each with `sane run wait RUN_ID` or stop it with "
+            "`sane run interrupt RUN_ID`",
+            result,
+            runs=going,
+        )

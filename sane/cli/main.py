@@ -12,8 +12,10 @@ if TYPE_CHECKING:
     from sane.cli.fast import FastCommand
 
 
-def _front_door(fast_route: Callable[[list[str]], tuple[FastCommand, dict[str, Any]] | None],
-                click_command: tuple[str, str]) -> NoReturn:
+def _front_door(
+    fast_route: Callable[[list[str]], tuple[FastCommand, dict[str, Any]] | None],
+    click_command: tuple[str, str],
+) -> NoReturn:
     from sane.cli._emit import for_person, guarded, take_jq
 
     def body() -> None:

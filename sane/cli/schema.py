@@ -48,9 +48,14 @@ def _tools_list() -> str:
 
     from sane.cli.table import TOOL_NAMES
 
-    return "\b\n" + textwrap.fill("Tools: " + ", ".join(TOOL_NAMES) + ".", 86) + (
-        "\nEach returns the same JSON document as the CLI command (`sane schema --tools "
-        "mcp`).\n")
+    return (
+        "\b\n"
+        + textwrap.fill("Tools: " + ", ".join(TOOL_NAMES) + ".", 86)
+        + (
+            "\nEach returns the same JSON document as the CLI command (`sane schema --tools "
+            "mcp`).\n"
+        )
+    )
 
 
 MCP_EPILOG += "\n" + _tools_list()
@@ -58,13 +63,21 @@ MCP_EPILOG += "\n" + _tools_list()
 
 @click.command("schema", epilog=SCHEMA_EPILOG)
 @click.argument("command", required=False)
-@click.option("--tools", "fmt", type=click.Choice(["openai", "anthropic", "mcp"]), default=None,
-              help="Print the ready tool definitions for this API (the list itself, as in "
-                   "schemas/tools.FMT.json) instead of schemas.")
-@click.option("--strict", is_flag=True,
-              help="With --tools openai: definitions for OpenAI's strict mode (every field "
-                   "required, null for its default; maps as key/value pairs; sane call and "
-                   "sane mcp take such calls as they are).")
+@click.option(
+    "--tools",
+    "fmt",
+    type=click.Choice(["openai", "anthropic", "mcp"]),
+    default=None,
+    help="Print the ready tool definitions for this API (the list itself, as in "
+    "schemas/tools.FMT.json) instead of schemas.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="With --tools openai: definitions for OpenAI's strict mode (every field "
+    "required, null for its default; maps as key/value pairs; sane call and "
+    "sane mcp take such calls as they are).",
+)
 def schema_cli(command: str | None, fmt: str | None, strict: bool) -> None:
     """JSON Schema of each command's input and output (from the pydantic models)."""
     from sane import tools
@@ -78,12 +91,27 @@ def schema_cli(command: str | None, fmt: str | None, strict: bool) -> None:
         emit_value([tools.definition(t, chosen, strict) for t in picked])
     if command is not None:
         tool = tools.find(command)
-        emit({"command": tool.name, "cli": f"sane {tool.cli_path}" if tool.cli else None,
-              "input": tools.input_schema(tool), "output": tools.output_schema(tool)})
-    emit({"commands": {t.name: {"cli": f"sane {t.cli_path}" if t.cli else None,
-                                "input": tools.input_schema(t),
-                                "output": tools.output_schema(t)} for t in tools.TOOLS},
-          "error": tools.compact(json_schema("error"))})
+        emit(
+            {
+                "command": tool.name,
+                "cli": f"sane {tool.cli_path}" if tool.cli else None,
+                "input": tools.input_schema(tool),
+                "output": tools.output_schema(tool),
+            }
+        )
+    emit(
+        {
+            "commands": {
+                t.name: {
+                    "cli": f"sane {t.cli_path}" if t.cli else None,
+                    "input": tools.input_schema(t),
+                    "output": tools.output_schema(t),
+                }
+                for t in tools.TOOLS
+            },
+            "error": tools.compact(json_schema("error")),
+        }
+    )
 
 
 CALL_EPILOG = """\b
@@ -128,9 +156,13 @@ def call_cli(tool: str, arguments: str, socket: str | None) -> None:
 
 
 @click.command("mcp", epilog=MCP_EPILOG)
-@click.option("--tools", "only", metavar="NAMES",
-              help="Serve only these tools (comma-separated names; `read-only` for the "
-                   "tools that change nothing: lists, screens, health, status).")
+@click.option(
+    "--tools",
+    "only",
+    metavar="NAMES",
+    help="Serve only these tools (comma-separated names; `read-only` for the "
+    "tools that change nothing: lists, screens, health, status).",
+)
 @click.option("--exclude", metavar="NAMES", help="Serve every tool but these (same names).")
 @socket_option
 def mcp_cli(only: str | None, exclude: str | None, socket: str | None) -> None:
@@ -143,9 +175,12 @@ def mcp_cli(only: str | None, exclude: str | None, socket: str | None) -> None:
     if find_spec("mcp") is None:  # an optional dependency: say how to get it
         from sane.errors import UsageError
 
-        raise UsageError("sane mcp needs the MCP SDK, an optional dependency: install"
-                         " tmux-sane[mcp] (pipx install 'tmux-sane[mcp]', or"
-                         " pip install 'tmux-sane[mcp]')", extra="mcp")
+        raise UsageError(
+            "sane mcp needs the MCP SDK, an optional dependency: install"
+            " tmux-sane[mcp] (pipx install 'tmux-sane[mcp]', or"
+            " pip install 'tmux-sane[mcp]')",
+            extra="mcp",
+        )
     from sane.mcp import serve
 
     serve(socket, exposed)

@@ -27,26 +27,42 @@ pairs),
 from stdin), ``cli_only`` (not a field of the input: the CLI's own option)."""
 
 SOCKET: Param = {
-    "name": "socket", "opts": ["--socket"], "kind": "text", "default": None,
-    "envvar": "SANE_TMUX_SOCKET", "metavar": "NAME|PATH", "cli_only": True,
-    "help": "tmux server socket, like tmux -L NAME (or -S PATH); default: your default "
-            "server.",
+    "name": "socket",
+    "opts": ["--socket"],
+    "kind": "text",
+    "default": None,
+    "envvar": "SANE_TMUX_SOCKET",
+    "metavar": "NAME|PATH",
+    "cli_only": True,
+    "help": "tmux server socket, like tmux -L NAME (or -S PATH); default: your default server.",
 }
 
 STREAM: Param = {
-    "name": "stream", "opts": ["--stream"], "kind": "flag", "default": False,
+    "name": "stream",
+    "opts": ["--stream"],
+    "kind": "flag",
+    "default": False,
     "cli_only": True,
     "help": "JSON lines: every event as it happens, then the final document.",
 }
 
 FROM: Param = {
-    "name": "from", "opts": ["--from"], "kind": "text", "default": None, "metavar": "FILE",
-    "cli_only": True, "help": "Copy this local file's bytes.",
+    "name": "from",
+    "opts": ["--from"],
+    "kind": "text",
+    "default": None,
+    "metavar": "FILE",
+    "cli_only": True,
+    "help": "Copy this local file's bytes.",
 }
 
 DRY_RUN: Param = {
-    "name": "dry_run", "opts": ["--dry-run"], "kind": "flag", "default": False,
-    "cli_only": True, "help": "Validate and show the order; contact nothing.",
+    "name": "dry_run",
+    "opts": ["--dry-run"],
+    "kind": "flag",
+    "default": False,
+    "cli_only": True,
+    "help": "Validate and show the order; contact nothing.",
 }
 
 

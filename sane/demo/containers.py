@@ -34,16 +34,29 @@ def start(base: Path, names: list[str]) -> tuple[list[Server], list[str]]:
     except ContainersUnavailable as exc:
         raise errors.UsageError(
             f"sane demo --containers needs a Docker engine or podman with sane's images: "
-            f"{exc.reason}", missing=exc.reason) from None
+            f"{exc.reason}",
+            missing=exc.reason,
+        ) from None
     except EngineError as exc:
         raise errors.ConnectionFailed(f"the demo's containers did not start: {exc}") from None
     _fleets[base] = fleet
-    servers = [Server(name=s.name, host=s.host, port=s.port, user="root",
-                      identity_file=str(fleet.client_key),
-                      ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)},
-                      tags=["demo", s.image]) for s in fleet.servers]
-    lines = [f"{s.name}: {s.image} container {s.container_id[:12]}, login shell "
-             f"{s.login_shell}, ssh root@127.0.0.1 -p {s.port}" for s in fleet.servers]
+    servers = [
+        Server(
+            name=s.name,
+            host=s.host,
+            port=s.port,
+            user="root",
+            identity_file=str(fleet.client_key),
+            ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)},
+            tags=["demo", s.image],
+        )
+        for s in fleet.servers
+    ]
+    lines = [
+        f"{s.name}: {s.image} container {s.container_id[:12]}, login shell "
+        f"{s.login_shell}, ssh root@127.0.0.1 -p {s.port}"
+        for s in fleet.servers
+    ]
     return servers, lines
 
 

@@ -34,8 +34,10 @@ SSHD = "/usr/sbin/sshd"
 # SetEnv only changes $HOME: without this a pane's shell, and every command, would run
 # in this machine's own home, where relative paths then land. So each session first
 # goes to the server's home, then runs the command or a login shell, as sshd would.
-_IN_HOME = ("exec /bin/sh -c 'cd \"$HOME\" || exit 1; if [ -n \"${SSH_ORIGINAL_COMMAND+x}\" ]; "
-            "then exec \"$SHELL\" -c \"$SSH_ORIGINAL_COMMAND\"; fi; exec \"$SHELL\" -l'")
+_IN_HOME = (
+    'exec /bin/sh -c \'cd "$HOME" || exit 1; if [ -n "${SSH_ORIGINAL_COMMAND+x}" ]; '
+    'then exec "$SHELL" -c "$SSH_ORIGINAL_COMMAND"; fi; exec "$SHELL" -l\''
+)
 STATE = "fleet.json"
 
 
@@ -46,9 +48,12 @@ def _free_port() -> int:
 
 
 def _keygen(path: Path, comment: str) -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment,
-                    "-f", str(path)], check=True, stdin=subprocess.DEVNULL,
-                   capture_output=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+    )
 
 
 def _listening(port: int) -> bool:
@@ -82,8 +87,11 @@ def start(base: Path, names: list[str], ready_timeout: float = 10.0) -> list[Ser
         _save(base, known, records)
     for index, record in enumerate(records):
         for _attempt in range(3):
-            up = poll(functools.partial(_up_or_gone, record["port"], procs[index]),
-                      ready_timeout, cap=0.05)
+            up = poll(
+                functools.partial(_up_or_gone, record["port"], procs[index]),
+                ready_timeout,
+                cap=0.05,
+            )
             if up == "up":
                 break
             if up != "gone":
@@ -97,12 +105,21 @@ def start(base: Path, names: list[str], ready_timeout: float = 10.0) -> list[Ser
             log = Path(record["dir"], "sshd.log")
             detail = log.read_text(errors="replace")[-500:] if log.exists() else ""
             stop(base)
-            raise errors.ConnectionFailed(f"demo sshd {record['name']} did not start: {detail}",
-                                          server=record["name"])
-    return [Server(name=r["name"], host="127.0.0.1", port=r["port"], user=user,
-                   identity_file=str(client / "id_ed25519"), tags=["demo"],
-                   ssh_options={"UserKnownHostsFile": str(base / "known_hosts")})
-            for r in records]
+            raise errors.ConnectionFailed(
+                f"demo sshd {record['name']} did not start: {detail}", server=record["name"]
+            )
+    return [
+        Server(
+            name=r["name"],
+            host="127.0.0.1",
+            port=r["port"],
+            user=user,
+            identity_file=str(client / "id_ed25519"),
+            tags=["demo"],
+            ssh_options={"UserKnownHostsFile": str(base / "known_hosts")},
+        )
+        for r in records
+    ]
 
 
 def _save(base: Path, known: list[str], records: list[dict[str, Any]]) -> None:
@@ -111,7 +128,7 @@ def _save(base: Path, known: list[str], records: list[dict[str, Any]]) -> None:
 
 
 def _up_or_gone(port: int, proc: subprocess.Popen[bytes]) -> str:
-    """"up" once sshd answers on ``port``; "gone" if it exited (it could not bind)."""
+    """ "up" once sshd answers on ``port``; "gone" if it exited (it could not bind)."""
     if _listening(port):
         return "up"
     return "gone" if proc.poll() is not None else ""
@@ -122,8 +139,9 @@ def check_usable() -> None:
     missing, ptys sshd cannot hand out), before anything starts; tests skip on it."""
     for tool in (SSHD, shutil.which("ssh-keygen"), shutil.which("ssh")):
         if not tool or not os.access(tool, os.X_OK):
-            raise errors.UsageError("the demo fleet needs OpenSSH (apt-get install "
-                                    "openssh-server openssh-client)")
+            raise errors.UsageError(
+                "the demo fleet needs OpenSSH (apt-get install openssh-server openssh-client)"
+            )
     if os.geteuid() != 0:
         _check_ptys()
 
@@ -142,8 +160,11 @@ def _check_ptys() -> None:
         mounts = Path("/proc/self/mountinfo").read_text().splitlines()
     except OSError:
         return
-    devpts = [line.split() for line in mounts
-              if len(line.split()) > 4 and line.split()[4] == "/dev/pts" and "devpts" in line]
+    devpts = [
+        line.split()
+        for line in mounts
+        if len(line.split()) > 4 and line.split()[4] == "/dev/pts" and "devpts" in line
+    ]
     if not devpts:
         return
     options = devpts[-1][-1]  # the last mount at /dev/pts is the one in use
@@ -152,11 +173,14 @@ def _check_ptys() -> None:
             "sshd run as a normal user cannot give its logins a terminal here: "
             f"/dev/pts is mounted without gid={tty_gid} (options: {options}). "
             "Standard Debian/Ubuntu hosts mount it so; in a container, run as root "
-            f"or mount devpts with -o gid={tty_gid},mode=620.", devpts_options=options)
+            f"or mount devpts with -o gid={tty_gid},mode=620.",
+            devpts_options=options,
+        )
 
 
-def _start_one(base: Path, name: str, user: str, client: Path,
-               known: list[str]) -> tuple[dict[str, Any], subprocess.Popen[bytes]]:
+def _start_one(
+    base: Path, name: str, user: str, client: Path, known: list[str]
+) -> tuple[dict[str, Any], subprocess.Popen[bytes]]:
     directory = base / name
     home = directory / "home"
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -171,15 +195,25 @@ def _start_one(base: Path, name: str, user: str, client: Path,
         "StrictModes no\nPermitRootLogin prohibit-password\nPrintMotd no\n"
         f"AllowUsers {user}\nSetEnv HOME={home} SANE_DEMO_SERVER={name}\n"
         f"ForceCommand {_IN_HOME}\n"
-        "KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org\nLogLevel ERROR\n")
+        "KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org\nLogLevel ERROR\n"
+    )
     log = directory / "sshd.log"
-    proc = subprocess.Popen([SSHD, "-D", "-f", str(config), "-E", str(log)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [SSHD, "-D", "-f", str(config), "-E", str(log)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     key_type, key = (directory / "host_ed25519.pub").read_text().split()[:2]
     known.append(f"[127.0.0.1]:{port} {key_type} {key}\n")
-    return {"name": name, "port": port, "pid": proc.pid, "dir": str(directory),
-            "home": str(home)}, proc
+    return {
+        "name": name,
+        "port": port,
+        "pid": proc.pid,
+        "dir": str(directory),
+        "home": str(home),
+    }, proc
 
 
 def homes(base: Path) -> dict[str, Path]:

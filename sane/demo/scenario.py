@@ -32,8 +32,10 @@ def plan_path() -> Path:
     resource = files("sane.demo") / "app" / "plan.yaml"
     path = Path(str(resource))
     if not path.is_file():  # a zipped install: not supported, say so before anything runs
-        raise errors.UsageError(f"the demo's plan is not a file on disk ({resource}):"
-                                " install tmux-sane from a wheel or a checkout")
+        raise errors.UsageError(
+            f"the demo's plan is not a file on disk ({resource}):"
+            " install tmux-sane from a wheel or a checkout"
+        )
     return path
 
 
@@ -60,16 +62,20 @@ class Demo:
         if self.containers:
             from sane.demo import containers as demo_containers
 
-            self.say("== 1. three containers, ssh on 127.0.0.1: Debian 12 (bash), busybox ash"
-                     " behind Dropbear, Debian 13 (bash)")
+            self.say(
+                "== 1. three containers, ssh on 127.0.0.1: Debian 12 (bash), busybox ash"
+                " behind Dropbear, Debian 13 (bash)"
+            )
             servers, lines = demo_containers.start(base / "fleet", NAMES)
         else:
             demo_fleet.check_usable()
             self.say("== 1. three real OpenSSH servers on 127.0.0.1, run as you")
             servers = demo_fleet.start(base / "fleet", NAMES)
             homes = demo_fleet.homes(base / "fleet")
-            lines = [f"{s.name}: ssh {s.user}@127.0.0.1 -p {s.port}   (its ~ is "
-                     f"{homes[s.name]})" for s in servers]
+            lines = [
+                f"{s.name}: ssh {s.user}@127.0.0.1 -p {s.port}   (its ~ is {homes[s.name]})"
+                for s in servers
+            ]
         registry = Registry(ctx.home)
         for server in servers:
             registry.add(server, replace=True)
@@ -78,16 +84,24 @@ class Demo:
 
         self.say("== 2. one ssh pane per server in tmux session 'sane', then a run on all")
         connected = connect_many(ctx, servers)
-        self.check("all three panes connected (host keys checked)",
-                   all(r["ok"] for r in connected), [r["error"] for r in connected])
-        ran = fleet_run(ctx, servers,  # a container's hostname is its server name
-                        'echo "${SANE_DEMO_SERVER:-$(hostname)}: $(uname -sr), $0"')
+        self.check(
+            "all three panes connected (host keys checked)",
+            all(r["ok"] for r in connected),
+            [r["error"] for r in connected],
+        )
+        ran = fleet_run(
+            ctx,
+            servers,  # a container's hostname is its server name
+            'echo "${SANE_DEMO_SERVER:-$(hostname)}: $(uname -sr), $0"',
+        )
         self.stages["hello"] = {r["server"]: r["output"] for r in ran["results"]}
         for result in ran["results"]:
             self.say(f"  [{result['server']}] {result['output'].strip()}")
-        self.check("each server answered with its own name, exit 0",
-                   [r["output"].split(":")[0] for r in ran["results"]] == NAMES
-                   and ran["status"] == "completed")
+        self.check(
+            "each server answered with its own name, exit 0",
+            [r["output"].split(":")[0] for r in ran["results"]] == NAMES
+            and ran["status"] == "completed",
+        )
 
         self.say(f"== 3. deploy v1.0.0 ({plan})")
         first = api.deploy(ctx, plan, servers, env={"VERSION": "1.0.0"})
@@ -97,27 +111,40 @@ class Demo:
 
         self.say(f"== 4. server2's database gets locked: {FAULT!r}")
         pane = open_server_pane(ctx, servers[1])
-        run_command(ctx, f"cd && printf '%s' '{FAULT}' > app/FAULT", pane=pane.pane_id,
-                    pane_state=pane, options=RunOptions(timeout=10))
+        run_command(
+            ctx,
+            f"cd && printf '%s' '{FAULT}' > app/FAULT",
+            pane=pane.pane_id,
+            pane_state=pane,
+            options=RunOptions(timeout=10),
+        )
 
         self.say("== 5. deploy v2.0.0: server2's migration fails, server2 is rolled back")
         second = api.deploy(ctx, plan, servers, env={"VERSION": "2.0.0"})
         self._show(second)
         states = {s["server"]: s["state"] for s in second["servers"]}
-        self.check("server1 and server3 on v2.0.0, server2 rolled back",
-                   states == {"server1": "deployed", "server2": "rolled_back",
-                              "server3": "deployed"}, states)
-        cached = [e for s in second["servers"] for e in s["steps"]
-                  if e["item"].startswith("file:") and e.get("action") == "unchanged"]
-        self.check("app.sh not sent again (same sha256 already there)",
-                   len(cached) == len(NAMES), len(cached))
+        self.check(
+            "server1 and server3 on v2.0.0, server2 rolled back",
+            states == {"server1": "deployed", "server2": "rolled_back", "server3": "deployed"},
+            states,
+        )
+        cached = [
+            e
+            for s in second["servers"]
+            for e in s["steps"]
+            if e["item"].startswith("file:") and e.get("action") == "unchanged"
+        ]
+        self.check(
+            "app.sh not sent again (same sha256 already there)",
+            len(cached) == len(NAMES),
+            len(cached),
+        )
         after = check(ctx.home, servers)
         self._health(after, "2.0.0", ["server1", "server3"])
         self._health(after, "1.0.0", ["server2"])
 
         self.say("== 6. the lock is released; retry server2 only")
-        run_command(ctx, "cd && rm -f app/FAULT", pane=pane.pane_id,
-                    options=RunOptions(timeout=10))
+        run_command(ctx, "cd && rm -f app/FAULT", pane=pane.pane_id, options=RunOptions(timeout=10))
         retry = api.deploy(ctx, plan, servers[1:2], env={"VERSION": "2.0.0"})
         self._show(retry)
         self.check("server2 deployed on retry", retry["status"] == "completed")
@@ -125,9 +152,12 @@ class Demo:
         self.say("== 7. verify the whole fleet")
         final = check(ctx.home, servers)
         self._health(final, "2.0.0", NAMES)
-        self.stages.update(deploy_v1=first["deploy_id"], deploy_v2=second["deploy_id"],
-                           retry=retry["deploy_id"],
-                           final_health={r["server"]: r["data"] for r in final["servers"]})
+        self.stages.update(
+            deploy_v1=first["deploy_id"],
+            deploy_v2=second["deploy_id"],
+            retry=retry["deploy_id"],
+            final_health={r["server"]: r["data"] for r in final["servers"]},
+        )
 
     def _show(self, report: dict[str, Any]) -> None:
         self.say(f"  deploy {report['deploy_id']}: {report['status']}")
@@ -139,15 +169,21 @@ class Demo:
             self.say(line)
 
     def _health(self, health: dict[str, Any], version: str, names: list[str]) -> None:
-        seen = {r["server"]: (r["status"], (r["data"] or {}).get("version"))
-                for r in health["servers"] if r["server"] in names}
-        self.check(f"{', '.join(names)} healthy on {version} (read from each health.json)",
-                   all(v == ("healthy", version) for v in seen.values()) and len(seen) == len(
-                       names), seen)
+        seen = {
+            r["server"]: (r["status"], (r["data"] or {}).get("version"))
+            for r in health["servers"]
+            if r["server"] in names
+        }
+        self.check(
+            f"{', '.join(names)} healthy on {version} (read from each health.json)",
+            all(v == ("healthy", version) for v in seen.values()) and len(seen) == len(names),
+            seen,
+        )
 
 
-def run_demo(say: Callable[[str], None], keep: bool = False,
-             containers: bool = False) -> dict[str, Any]:
+def run_demo(
+    say: Callable[[str], None], keep: bool = False, containers: bool = False
+) -> dict[str, Any]:
     """Run the demo; everything it started is gone afterwards (unless ``keep``).
 
     ``containers``: on a mixed fleet of containers (:mod:`sane.demo.containers`) instead
@@ -155,8 +191,10 @@ def run_demo(say: Callable[[str], None], keep: bool = False,
     import os
 
     if keep and containers:
-        raise errors.UsageError("--keep does not go with --containers: the containers are "
-                                "removed when the demo's process ends")
+        raise errors.UsageError(
+            "--keep does not go with --containers: the containers are "
+            "removed when the demo's process ends"
+        )
 
     from sane.ops.context import Context
     from sane.tmux.command import TmuxServer
@@ -176,14 +214,23 @@ def run_demo(say: Callable[[str], None], keep: bool = False,
     finally:
         if not keep:
             _teardown(server, base)
-            say(f"== torn down: {'containers removed' if containers else 'sshd servers stopped'}"
-                ", tmux server killed, temp files removed")
+            say(
+                f"== torn down: {'containers removed' if containers else 'sshd servers stopped'}"
+                ", tmux server killed, temp files removed"
+            )
     if keep:
-        say(f"kept: look around with `tmux -L {socket} attach -t sane` (SANE_HOME={base}/home);"
-            f" stop with `sane demo fleet stop --dir {base}/fleet; tmux -L {socket} kill-server`")
-    return {"demo_ok": all(c["ok"] for c in demo.checks), "checks": demo.checks,
-            "kept": keep, "tmux_socket": socket if keep else None,
-            "directory": str(base) if keep else None, **demo.stages}
+        say(
+            f"kept: look around with `tmux -L {socket} attach -t sane` (SANE_HOME={base}/home);"
+            f" stop with `sane demo fleet stop --dir {base}/fleet; tmux -L {socket} kill-server`"
+        )
+    return {
+        "demo_ok": all(c["ok"] for c in demo.checks),
+        "checks": demo.checks,
+        "kept": keep,
+        "tmux_socket": socket if keep else None,
+        "directory": str(base) if keep else None,
+        **demo.stages,
+    }
 
 
 def _teardown(server: Any, base: Path) -> None:

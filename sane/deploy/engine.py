@@ -50,10 +50,13 @@ class Item:
 
 
 def items_of(loaded: LoadedPlan) -> list[Item]:
-    files = [Item(f"file:{spec.path}", "file", i, file=spec)
-             for i, spec in enumerate(loaded.plan.files)]
-    steps = [Item(f"step:{step.name}", "step", i, step=step)
-             for i, step in enumerate(order(loaded.plan.steps))]
+    files = [
+        Item(f"file:{spec.path}", "file", i, file=spec) for i, spec in enumerate(loaded.plan.files)
+    ]
+    steps = [
+        Item(f"step:{step.name}", "step", i, step=step)
+        for i, step in enumerate(order(loaded.plan.steps))
+    ]
     return files + steps
 
 
@@ -62,10 +65,10 @@ def batches(loaded: LoadedPlan, names: list[str]) -> list[list[str]]:
     strategy = loaded.plan.strategy
     if strategy.kind == "rolling":
         size = strategy.batch_size
-        return [names[i:i + size] for i in range(0, len(names), size)]
+        return [names[i : i + size] for i in range(0, len(names), size)]
     if strategy.kind == "canary":
-        head = names[:strategy.canary]
-        return [head, names[strategy.canary:]] if names[strategy.canary:] else [head]
+        head = names[: strategy.canary]
+        return [head, names[strategy.canary :]] if names[strategy.canary :] else [head]
     return [names]
 
 
@@ -82,8 +85,9 @@ def _deploy_dir(ctx: Context, deploy_id: str) -> Path:
         raise errors.InvalidArgument(f"not a deploy id: {deploy_id!r}", deploy_id=deploy_id)
     directory = deploys_dir(ctx) / deploy_id
     if not (directory / "plan.json").exists():
-        raise errors.DeployNotFound(f"no deploy {deploy_id} in {deploys_dir(ctx)}",
-                                    deploy_id=deploy_id)
+        raise errors.DeployNotFound(
+            f"no deploy {deploy_id} in {deploys_dir(ctx)}", deploy_id=deploy_id
+        )
     return directory
 
 
@@ -109,7 +113,8 @@ def _owned(directory: Path) -> Iterator[None]:
         if not flock_within(fd, OWN_WAIT):
             raise errors.DeployRunning(
                 f"deploy {directory.name} is being worked on by another process",
-                deploy_id=directory.name) from None
+                deploy_id=directory.name,
+            ) from None
         yield
     finally:
         os.close(fd)
@@ -137,15 +142,23 @@ def _local_failure(exc: errors.SaneError) -> bool:
     or ``rollback`` learns how it really ended, instead of journalling it ``error``
     (a step that ran, never undone)."""
     return isinstance(exc, errors.StateError) and not isinstance(
-        exc, errors.StateLocked | errors.ConfigInvalid)
+        exc, errors.StateLocked | errors.ConfigInvalid
+    )
 
 
 class Saga:
     """Carries one deploy forward (or back) from what its journal says so far."""
 
-    def __init__(self, ctx: Context, directory: Path, loaded: LoadedPlan,
-                 contents: list[bytes], servers: list[Server], journal: Journal,
-                 on_event: Callable[[Event], None] | None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        directory: Path,
+        loaded: LoadedPlan,
+        contents: list[bytes],
+        servers: list[Server],
+        journal: Journal,
+        on_event: Callable[[Event], None] | None,
+    ) -> None:
         self.ctx = ctx
         self.directory = directory
         self.deploy_id = directory.name
@@ -173,8 +186,10 @@ class Saga:
 
             raise os_failure(
                 f"start {fields.get('item')} on {fields.get('server')}: the deploy stopped, "
-                "since there is no space left to record it in", self.journal.path,
-                OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+                "since there is no space left to record it in",
+                self.journal.path,
+                OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+            )
         with self.lock:
             record = self.journal.append(event, **fields)
             server = self.state.servers.get(fields.get("server", ""))
@@ -188,25 +203,36 @@ class Saga:
 
     # -- one run on one server --------------------------------------------------------
 
-    def run(self, name: str, item: Item, phase: str, attempt: int, command: str,
-            timeout: float) -> dict[str, Any]:
+    def run(
+        self, name: str, item: Item, phase: str, attempt: int, command: str, timeout: float
+    ) -> dict[str, Any]:
         run_id = new_run_id()
-        env = {"SANE_DEPLOY_ID": self.deploy_id, "SANE_SERVER": name,
-               "SANE_STEP": item.key, **self.plan.env}
-        self.note("item_started", server=name, item=item.key, phase=phase, attempt=attempt,
-                  run_id=run_id, deadline_at=round(time.time() + timeout, 3))
+        env = {
+            "SANE_DEPLOY_ID": self.deploy_id,
+            "SANE_SERVER": name,
+            "SANE_STEP": item.key,
+            **self.plan.env,
+        }
+        self.note(
+            "item_started",
+            server=name,
+            item=item.key,
+            phase=phase,
+            attempt=attempt,
+            run_id=run_id,
+            deadline_at=round(time.time() + timeout, 3),
+        )
         try:
-            owner = {"deploy_id": self.deploy_id, "step": item.key, "phase": phase,
-                     "server": name}
-            result = remote.run_step(self.ctx, self.servers[name], remote.wrap(command, env),
-                                     timeout, run_id, owner)
+            owner = {"deploy_id": self.deploy_id, "step": item.key, "phase": phase, "server": name}
+            result = remote.run_step(
+                self.ctx, self.servers[name], remote.wrap(command, env), timeout, run_id, owner
+            )
             out = remote.outcome(result)
         except errors.SaneError as exc:
             if _local_failure(exc):
                 raise
             out = _failure(exc, run_id)
-        self.note("item_finished", server=name, item=item.key, phase=phase, attempt=attempt,
-                  **out)
+        self.note("item_finished", server=name, item=item.key, phase=phase, attempt=attempt, **out)
         forget_run(self.ctx, run_id)  # the journal has the result now
         return out
 
@@ -242,33 +268,51 @@ class Saga:
             if remote_sha256(server, path) == digest:
                 action = "unchanged"
             else:
-                backup = self.run(name, item, "backup", attempt,
-                                  remote.backup_script(self.deploy_id, item.index, path),
-                                  60.0)
+                backup = self.run(
+                    name,
+                    item,
+                    "backup",
+                    attempt,
+                    remote.backup_script(self.deploy_id, item.index, path),
+                    60.0,
+                )
                 if not backup["ok"]:
                     raise errors.RemoteOperationFailed(
-                        f"could not keep the old {path}: {backup['output'][-300:]}",
-                        path=path)
+                        f"could not keep the old {path}: {backup['output'][-300:]}", path=path
+                    )
                 pane = open_server_pane(self.ctx, server).pane_id
-                create_file(self.ctx, path, self.contents[item.index], pane=pane,
-                            mode=int(spec.mode, 8) if spec.mode else None, parents=True,
-                            expected_sha256=digest,
-                            side_channel=lambda path, data: upload(server, path, data))
+                create_file(
+                    self.ctx,
+                    path,
+                    self.contents[item.index],
+                    pane=pane,
+                    mode=int(spec.mode, 8) if spec.mode else None,
+                    parents=True,
+                    expected_sha256=digest,
+                    side_channel=lambda path, data: upload(server, path, data),
+                )
                 action = "sent"
-            out: dict[str, Any] = {"ok": True, "status": "completed", "action": action,
-                                   "sha256": digest}
+            out: dict[str, Any] = {
+                "ok": True,
+                "status": "completed",
+                "action": action,
+                "sha256": digest,
+            }
         except errors.SaneError as exc:
             if _local_failure(exc):
                 raise
             out = _failure(exc, None)
         out["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-        self.note("item_finished", server=name, item=item.key, phase="do", attempt=attempt,
-                  **out)
+        self.note("item_finished", server=name, item=item.key, phase="do", attempt=attempt, **out)
         if out["ok"]:
             self.note("item_done", server=name, item=item.key, action=out["action"])
             return True
-        self.note("item_failed", server=name, item=item.key,
-                  reason=f"{spec.path}: {out['error']['message']}")
+        self.note(
+            "item_failed",
+            server=name,
+            item=item.key,
+            reason=f"{spec.path}: {out['error']['message']}",
+        )
         return False
 
     def _path_on(self, name: str, path: str) -> str:
@@ -286,8 +330,12 @@ class Saga:
         while True:
             if not applied:
                 if attempt > step.retries:
-                    self.note("item_failed", server=name, item=item.key,
-                              reason=_reason(step.name, "run", last))
+                    self.note(
+                        "item_failed",
+                        server=name,
+                        item=item.key,
+                        reason=_reason(step.name, "run", last),
+                    )
                     return False
                 attempt += 1
                 last = self.run(name, item, "do", attempt, step.run, step.timeout)
@@ -298,8 +346,12 @@ class Saga:
                 if not last["ok"]:
                     applied = False
                     if attempt > step.retries:
-                        self.note("item_failed", server=name, item=item.key,
-                                  reason=_reason(step.name, "check", last))
+                        self.note(
+                            "item_failed",
+                            server=name,
+                            item=item.key,
+                            reason=_reason(step.name, "check", last),
+                        )
                         return False
                     continue
             self.note("item_done", server=name, item=item.key)
@@ -321,15 +373,21 @@ class Saga:
             return ok
 
         try:
-            ok = bool(poll(passes, gate.timeout, first=min(0.05, gate.interval),
-                           cap=gate.interval))
+            ok = bool(poll(passes, gate.timeout, first=min(0.05, gate.interval), cap=gate.interval))
         except errors.SaneError as exc:
             ok, seen = False, {"error": exc.to_dict()}
         why = ", ".join(f"{key} {seen[key]}" for key in ("status", "reason") if seen.get(key))
-        detail = (f"health gate {gate.until!r} " + ("passed" if ok else
-                  f"not met within {gate.timeout:g}s ({why or 'no answer'})"))
-        self.note("gate_finished", server=name, ok=ok, detail=detail,
-                  waited_ms=round((time.monotonic() - started) * 1000, 3), health=seen)
+        detail = f"health gate {gate.until!r} " + (
+            "passed" if ok else f"not met within {gate.timeout:g}s ({why or 'no answer'})"
+        )
+        self.note(
+            "gate_finished",
+            server=name,
+            ok=ok,
+            detail=detail,
+            waited_ms=round((time.monotonic() - started) * 1000, 3),
+            health=seen,
+        )
         return ok
 
     # -- backward --------------------------------------------------------------------
@@ -356,8 +414,7 @@ class Saga:
             if out["ok"]:
                 self.note("item_undone", server=name, item=key)
             else:
-                self.note("undo_failed", server=name, item=key,
-                          reason=_reason(key, "undo", out))
+                self.note("undo_failed", server=name, item=key, reason=_reason(key, "undo", out))
         state = "rollback_failed" if fs.undo_failed else "rolled_back"
         self.note("server_state", server=name, state=state)
         return state
@@ -369,21 +426,30 @@ class Saga:
         for name, fs in self.state.servers.items():
             for (key, phase), started in list(fs.in_flight.items()):
                 run_id = started.get("run_id")
-                deadline = time.monotonic() + max(0.0, started.get("deadline_at", 0)
-                                                  - time.time())
+                deadline = time.monotonic() + max(0.0, started.get("deadline_at", 0) - time.time())
                 result = remote.recover_run(self.ctx, run_id, deadline) if run_id else None
                 if result is None and run_id:
                     # A durable run's record exists before its command is typed.
-                    self.note("item_not_started", server=name, item=key, phase=phase,
-                              run_id=run_id)
+                    self.note("item_not_started", server=name, item=key, phase=phase, run_id=run_id)
                     continue
                 if result is not None:
                     out = remote.outcome(result)
                 else:  # a file transfer: done again by the next forward pass
-                    out = {"ok": False, "status": "unknown", "exit_code": None,
-                           "reason": "the deploying process died during the transfer"}
-                self.note("item_finished", server=name, item=key, phase=phase,
-                          attempt=started.get("attempt", 1), recovered=True, **out)
+                    out = {
+                        "ok": False,
+                        "status": "unknown",
+                        "exit_code": None,
+                        "reason": "the deploying process died during the transfer",
+                    }
+                self.note(
+                    "item_finished",
+                    server=name,
+                    item=key,
+                    phase=phase,
+                    attempt=started.get("attempt", 1),
+                    recovered=True,
+                    **out,
+                )
                 if run_id:
                     forget_run(self.ctx, run_id)
                 item = self.by_key.get(key)
@@ -391,15 +457,19 @@ class Saga:
                     continue
                 if phase == "undo":
                     self.note("item_undone", server=name, item=key)
-                elif (phase == "do" and item.step is not None and item.step.check is None) \
-                        or phase == "check":
+                elif (
+                    phase == "do" and item.step is not None and item.step.check is None
+                ) or phase == "check":
                     self.note("item_done", server=name, item=key)
 
     def forward_all(self) -> None:
         # Servers a killed process left half way go on first (even past an abort:
         # they were under way when it came), then the strategy's batches.
-        underway = [n for n, fs in self.state.servers.items()
-                    if fs.state is None and (fs.touched or fs.done)]
+        underway = [
+            n
+            for n, fs in self.state.servers.items()
+            if fs.state is None and (fs.touched or fs.done)
+        ]
         self._parallel(underway, self._forward_one)
         for batch in batches(self.loaded, self.names):
             self._check_abort()
@@ -408,8 +478,11 @@ class Saga:
             pending = [n for n in batch if self.state.servers[n].state is None]
             self._parallel(pending, self._forward_one)
         if self.abort.is_set() and self.plan.policy.rollback == "all":
-            touched = [n for n, fs in self.state.servers.items()
-                       if fs.state not in ("rolled_back", "rollback_failed") and fs.to_undo()]
+            touched = [
+                n
+                for n, fs in self.state.servers.items()
+                if fs.state not in ("rolled_back", "rollback_failed") and fs.to_undo()
+            ]
             self._parallel(touched, self.compensate)
 
     def _forward_one(self, name: str) -> None:
@@ -443,8 +516,10 @@ class Saga:
             elif policy.rollback == "all":
                 reason = f"{failed[0]} failed and policy.rollback is all"
             elif len(failed) * 100 > policy.max_fail_percentage * total:
-                reason = (f"{len(failed)} of {total} servers failed "
-                          f"(max_fail_percentage {policy.max_fail_percentage:g})")
+                reason = (
+                    f"{len(failed)} of {total} servers failed "
+                    f"(max_fail_percentage {policy.max_fail_percentage:g})"
+                )
             else:
                 return
             self.abort.set()
@@ -468,8 +543,14 @@ class Saga:
 
 def _failure(exc: errors.SaneError, run_id: str | None) -> dict[str, Any]:
     status = "unreachable" if isinstance(exc, errors.ConnectionFailed) else "error"
-    return {"ok": False, "status": status, "exit_code": None, "run_id": run_id,
-            "output": "", "error": exc.to_dict()}
+    return {
+        "ok": False,
+        "status": status,
+        "exit_code": None,
+        "run_id": run_id,
+        "output": "",
+        "error": exc.to_dict(),
+    }
 
 
 def _reason(what: str, phase: str, out: dict[str, Any]) -> str:
@@ -479,7 +560,8 @@ def _reason(what: str, phase: str, out: dict[str, Any]) -> str:
         tail = (out.get("output") or "").strip().splitlines()[-1:] or [""]
         return f"{what} {phase} exited {out.get('exit_code')}: {tail[0][:200]}"
     return f"{what} {phase} ended {out.get('status')}" + (
-        f": {out['reason']}" if out.get("reason") else "")
+        f": {out['reason']}" if out.get("reason") else ""
+    )
 
 
 def aggregate(state: DeployFold) -> str:

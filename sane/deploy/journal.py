@@ -51,14 +51,16 @@ class Journal:
         try:
             self._fd = open_private(str(self.path), os.O_RDWR | os.O_CREAT | os.O_APPEND)
         except OSError as exc:
-            raise errors.StateError(f"cannot open {self.path}: {exc.strerror}",
-                                    path=str(self.path)) from exc
+            raise errors.StateError(
+                f"cannot open {self.path}: {exc.strerror}", path=str(self.path)
+            ) from exc
         try:
             _cut_torn_tail(self._fd)
         except OSError as exc:
             os.close(self._fd)
-            raise errors.StateError(f"cannot open {self.path}: {exc.strerror}",
-                                    path=str(self.path)) from exc
+            raise errors.StateError(
+                f"cannot open {self.path}: {exc.strerror}", path=str(self.path)
+            ) from exc
 
     def append(self, event: str, **fields: Any) -> dict[str, Any]:
         record = {"event": event, "at": round(time.time(), 6), **fields}
@@ -89,7 +91,7 @@ class Journal:
             end = os.fstat(self._fd).st_size
             view = memoryview(line)
             while view:  # O_APPEND: every piece goes to the end, after the last
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(self._fd, view) :]
             os.fsync(self._fd)
         except OSError:
             self._take_back(end)
@@ -190,7 +192,10 @@ def read_events(directory: Path) -> list[dict[str, Any]]:
         except ValueError as exc:
             raise errors.StateError(
                 f"{path}: line {number} is corrupt ({exc}); the journal was changed by "
-                "something other than sane", path=str(path), line=number) from None
+                "something other than sane",
+                path=str(path),
+                line=number,
+            ) from None
         events.append(event)
     del torn  # a line whose write never finished: that transition is not known to have happened
     return events
@@ -206,10 +211,10 @@ class ServerFold:
     name: str
     state: str | None = None
     reason: str | None = None
-    done: list[str] = field(default_factory=list)        # items applied, in order
-    undone: list[str] = field(default_factory=list)      # items compensated, in order
+    done: list[str] = field(default_factory=list)  # items applied, in order
+    undone: list[str] = field(default_factory=list)  # items compensated, in order
     undo_failed: list[str] = field(default_factory=list)
-    failed: str | None = None                              # the item (or "health") that failed
+    failed: str | None = None  # the item (or "health") that failed
     in_flight: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     attempts: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     log: list[dict[str, Any]] = field(default_factory=list)

@@ -35,8 +35,9 @@ class Step(_Strict):
     check: str | None = Field(default=None, description="must exit 0 after `run` succeeded")
     timeout: float = Field(default=60.0, gt=0)
     retries: int = Field(default=0, ge=0, le=10)
-    after: list[str] = Field(default_factory=list,
-                             description="steps that must run first (default: file order)")
+    after: list[str] = Field(
+        default_factory=list, description="steps that must run first (default: file order)"
+    )
 
 
 class FileSpec(_Strict):
@@ -76,8 +77,9 @@ class Policy(_Strict):
 
 class Plan(_Strict):
     name: str = Field(default="deploy", pattern=STEP_NAME)
-    env: dict[str, str] = Field(default_factory=dict,
-                                description="exported in every step, run, undo and check")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="exported in every step, run, undo and check"
+    )
     files: list[FileSpec] = Field(default_factory=list)
     steps: list[Step] = Field(default_factory=list)
     health: HealthGate | None = None
@@ -108,7 +110,8 @@ class Plan(_Strict):
                 raise _FieldError(
                     f"steps.{index}.undo",
                     f"step {step.name!r} has no undo, but policy.rollback is "
-                    f"{self.policy.rollback!r} (give it an undo, or use rollback: none)")
+                    f"{self.policy.rollback!r} (give it an undo, or use rollback: none)",
+                )
         paths = [spec.path for spec in self.files]
         for index, path in enumerate(paths):
             if path in paths[:index]:
@@ -139,8 +142,9 @@ def order(steps: list[Step]) -> list[Step]:
         if not ready:
             cycle = ", ".join(s.name for s in pending)
             index = steps.index(pending[0])
-            raise _FieldError(f"steps.{index}.after",
-                              f"the steps {cycle} wait for each other (a cycle)")
+            raise _FieldError(
+                f"steps.{index}.after", f"the steps {cycle} wait for each other (a cycle)"
+            )
         step = ready[0]
         done.append(step)
         placed.add(step.name)
@@ -163,27 +167,36 @@ def parse_plan(text: str, source: str) -> Plan:
     try:
         data = load(text, source)
     except errors.InvalidArgument as exc:  # too deep, too many values
-        raise errors.PlanInvalid(f"{source}: {exc.message}",
-                                 **{**exc.details, "path": source}) from None
+        raise errors.PlanInvalid(
+            f"{source}: {exc.message}", **{**exc.details, "path": source}
+        ) from None
     if not isinstance(data, dict):
-        raise errors.PlanInvalid(f"{source}: a plan is a mapping (steps, files, ...)",
-                                 path=source, field="")
+        raise errors.PlanInvalid(
+            f"{source}: a plan is a mapping (steps, files, ...)", path=source, field=""
+        )
     try:
         return Plan.model_validate(data)
     except ValidationError as exc:
         problems = [_problem(e) for e in exc.errors()]
         first = problems[0]
         where = f"{first['field']}: " if first["field"] else ""
-        raise errors.PlanInvalid(f"{source}: {where}{first['message']}", path=source,
-                                 field=first["field"], problems=problems) from None
+        raise errors.PlanInvalid(
+            f"{source}: {where}{first['message']}",
+            path=source,
+            field=first["field"],
+            problems=problems,
+        ) from None
 
 
 def _json_plan(text: str, source: str) -> Any:
     try:
         return bounded.load_json(text, "plan")
     except json.JSONDecodeError as exc:
-        raise errors.PlanInvalid(f"{source}: not valid JSON at line {exc.lineno}: "
-                                 f"{exc.msg}", path=source, line=exc.lineno) from None
+        raise errors.PlanInvalid(
+            f"{source}: not valid JSON at line {exc.lineno}: {exc.msg}",
+            path=source,
+            line=exc.lineno,
+        ) from None
 
 
 def _yaml_plan(text: str, source: str) -> Any:
@@ -194,10 +207,13 @@ def _yaml_plan(text: str, source: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise errors.PlanInvalid(f"{source}: not valid YAML"
-                                 + (f" at line {line}" if line else "")
-                                 + f": {getattr(exc, 'problem', exc)}",
-                                 path=source, line=line) from None
+        raise errors.PlanInvalid(
+            f"{source}: not valid YAML"
+            + (f" at line {line}" if line else "")
+            + f": {getattr(exc, 'problem', exc)}",
+            path=source,
+            line=line,
+        ) from None
 
 
 def _problem(error: Any) -> dict[str, str]:
@@ -211,9 +227,12 @@ def _problem(error: Any) -> dict[str, str]:
     return {"field": field, "message": message}
 
 
-def load_plan(path: str, env: dict[str, str] | None = None,
-              max_parallel: int | None = None,
-              allow_outside_sources: bool = False) -> tuple[LoadedPlan, list[bytes]]:
+def load_plan(
+    path: str,
+    env: dict[str, str] | None = None,
+    max_parallel: int | None = None,
+    allow_outside_sources: bool = False,
+) -> tuple[LoadedPlan, list[bytes]]:
     """Read and validate the plan at ``path`` (``env`` and ``max_parallel`` overriding
     its own) and the files it places.
 
@@ -239,16 +258,18 @@ def load_plan(path: str, env: dict[str, str] | None = None,
             plan = Plan.model_validate(data)
         except ValidationError as exc:
             problem = _problem(exc.errors()[0])
-            raise errors.PlanInvalid(f"{problem['field']}: {problem['message']}",
-                                     path=path, field=problem["field"]) from None
+            raise errors.PlanInvalid(
+                f"{problem['field']}: {problem['message']}", path=path, field=problem["field"]
+            ) from None
     if plan.health is not None:  # the gate's condition: a wrong one fails before anything runs
         from sane.fleet.health import Condition
 
         try:
             Condition(plan.health.until, plan.env)
         except errors.InvalidArgument as exc:
-            raise errors.PlanInvalid(f"{path}: health.until: {exc.message}", path=path,
-                                     field="health.until") from None
+            raise errors.PlanInvalid(
+                f"{path}: health.until: {exc.message}", path=path, field="health.until"
+            ) from None
     contents: list[bytes] = []
     # The plan's directory: where it was named and, for a plan reached through a
     # symlink (examples/deploy/plan.yaml -> sane/demo/app/plan.yaml), where it really is.
@@ -257,16 +278,20 @@ def load_plan(path: str, env: dict[str, str] | None = None,
     for index, spec in enumerate(plan.files):
         field = f"files.{index}.source"
         source = plan_path.parent / spec.source
-        if not allow_outside_sources and not any(
-                source.resolve().is_relative_to(h) for h in homes):
+        if not allow_outside_sources and not any(source.resolve().is_relative_to(h) for h in homes):
             raise errors.PlanInvalid(
                 f"{path}: {field}: {spec.source} is outside the plan's directory {home} "
                 "(a plan places only its own files; allow others with "
-                "--allow-outside-sources)", path=path, field=field, reason="outside")
+                "--allow-outside-sources)",
+                path=path,
+                field=field,
+                reason="outside",
+            )
         try:
             contents.append(bounded.read_file(str(source), field))
         except errors.InvalidArgument as exc:
-            raise errors.PlanInvalid(f"{path}: {exc.message}",
-                                     **{**exc.details, "path": path}) from None
+            raise errors.PlanInvalid(
+                f"{path}: {exc.message}", **{**exc.details, "path": path}
+            ) from None
     digests = [hashlib.sha256(data).hexdigest() for data in contents]
     return LoadedPlan(plan=plan, source=str(plan_path.resolve()), file_digests=digests), contents

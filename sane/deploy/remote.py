@@ -30,18 +30,35 @@ def wrap(command: str, env: dict[str, str]) -> str:
     return f"(\ncd || exit 125\n{exports}{command}\n)"
 
 
-def run_step(ctx: Context, server: Server, command: str, timeout: float,
-             run_id: str, owner: dict[str, str] | None = None) -> RunResult:
+def run_step(
+    ctx: Context,
+    server: Server,
+    command: str,
+    timeout: float,
+    run_id: str,
+    owner: dict[str, str] | None = None,
+) -> RunResult:
     """Run ``command`` (already wrapped) on ``server``; C-c once ``timeout`` passes.
 
     Prompt detection is off (``quiet_period=None``): nobody answers a deploy step, and
     a step left at a prompt would keep its pane busy for the rollback; as before, a
     step that waits for input is interrupted at its timeout."""
     pane = open_server_pane(ctx, server)
-    return run_command(ctx, command, pane=pane.pane_id, pane_state=pane,
-                       options=RunOptions(timeout=timeout, interrupt_on_timeout=True,
-                                          run_id=run_id, max_output=None, durable=True,
-                                          quiet_period=None, owner=owner))
+    return run_command(
+        ctx,
+        command,
+        pane=pane.pane_id,
+        pane_state=pane,
+        options=RunOptions(
+            timeout=timeout,
+            interrupt_on_timeout=True,
+            run_id=run_id,
+            max_output=None,
+            durable=True,
+            quiet_period=None,
+            owner=owner,
+        ),
+    )
 
 
 def finish_run(ctx: Context, result: RunResult, deadline: float) -> RunResult:
@@ -66,8 +83,9 @@ def recover_run(ctx: Context, run_id: str, deadline: float) -> RunResult | None:
     """The result of a run its deploying process never saw end (it was killed);
     None when the run left no record (the process died before typing it)."""
     try:
-        first = run_wait(ctx, run_id, timeout=max(0.0, deadline - time.monotonic()),
-                         quiet_period=None)
+        first = run_wait(
+            ctx, run_id, timeout=max(0.0, deadline - time.monotonic()), quiet_period=None
+        )
     except errors.RunNotFound:
         return None
     return finish_run(ctx, first, deadline)
@@ -76,10 +94,15 @@ def recover_run(ctx: Context, run_id: str, deadline: float) -> RunResult | None:
 def outcome(result: RunResult) -> dict[str, Any]:
     """What the journal keeps of a run: status, exit code, the output's last 8 KiB."""
     text = result["output"]
-    return {"status": result["status"], "exit_code": result["exit_code"],
-            "ok": result["status"] == "completed" and result["exit_code"] == 0,
-            "output": text[-OUTPUT_KEPT:], "output_truncated": len(text) > OUTPUT_KEPT,
-            "duration_ms": result["duration_ms"], "run_id": result["run_id"]}
+    return {
+        "status": result["status"],
+        "exit_code": result["exit_code"],
+        "ok": result["status"] == "completed" and result["exit_code"] == 0,
+        "output": text[-OUTPUT_KEPT:],
+        "output_truncated": len(text) > OUTPUT_KEPT,
+        "duration_ms": result["duration_ms"],
+        "run_id": result["run_id"],
+    }
 
 
 def _remote_dir(deploy_id: str) -> str:
@@ -97,25 +120,28 @@ def backup_script(deploy_id: str, index: int, path: str) -> str:
     right even when the journal never learnt whether the backup happened (a crash).
     """
     directory, slot, target = _remote_dir(deploy_id), _slot(index), shlex.quote(path)
-    return (f"mkdir -p {directory} && chmod 700 {directory} && "
-            f"if [ -e {directory}/{slot}.bak ] || [ -e {directory}/{slot}.absent ]; then :; "
-            f"elif [ -e {target} ]; then cp -p -- {target} {directory}/{slot}.bak; "
-            f"else : > {directory}/{slot}.absent; fi")
+    return (
+        f"mkdir -p {directory} && chmod 700 {directory} && "
+        f"if [ -e {directory}/{slot}.bak ] || [ -e {directory}/{slot}.absent ]; then :; "
+        f"elif [ -e {target} ]; then cp -p -- {target} {directory}/{slot}.bak; "
+        f"else : > {directory}/{slot}.absent; fi"
+    )
 
 
 def restore_script(deploy_id: str, index: int, path: str) -> str:
     """Put back what ``backup_script`` kept (an absent file is removed again)."""
     directory, slot, target = _remote_dir(deploy_id), _slot(index), shlex.quote(path)
     tmp = shlex.quote(path + ".sane-restore")
-    return (f"if [ -e {directory}/{slot}.bak ]; then "
-            f"cp -p -- {directory}/{slot}.bak {tmp} && mv -f -- {tmp} {target} && "
-            f"rm -f -- {directory}/{slot}.bak; "
-            f"elif [ -e {directory}/{slot}.absent ]; then rm -f -- {target} && "
-            f"rm -f -- {directory}/{slot}.absent; fi")
+    return (
+        f"if [ -e {directory}/{slot}.bak ]; then "
+        f"cp -p -- {directory}/{slot}.bak {tmp} && mv -f -- {tmp} {target} && "
+        f"rm -f -- {directory}/{slot}.bak; "
+        f"elif [ -e {directory}/{slot}.absent ]; then rm -f -- {target} && "
+        f"rm -f -- {directory}/{slot}.absent; fi"
+    )
 
 
-def health_passes(server: Server, until: str,
-                  env: dict[str, str]) -> tuple[bool, dict[str, Any]]:
+def health_passes(server: Server, until: str, env: dict[str, str]) -> tuple[bool, dict[str, Any]]:
     """Does ``server``'s health.json satisfy the jq condition now? The plan's ``env``
     values are jq variables (``.version == $VERSION``). The same rule as ``health
     wait`` (``Condition``): a boolean, and unknown health never passes."""

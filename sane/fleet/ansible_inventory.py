@@ -137,8 +137,9 @@ class Inventory:
         merged: dict[str, Any] = {}
         for name in sorted(self.groups_of(host), key=order):
             # ansible_group_priority orders the groups; Ansible keeps it as no variable
-            merged.update((k, v) for k, v in self.groups[name].vars.items()
-                          if k != "ansible_group_priority")
+            merged.update(
+                (k, v) for k, v in self.groups[name].vars.items() if k != "ansible_group_priority"
+            )
         merged.update(self.hosts[host])
         return merged
 
@@ -180,8 +181,9 @@ class Inventory:
 
 def _address(pattern: str) -> tuple[str, int | None]:
     """``host[:port]`` (``[v6]:port`` for IPv6) as Ansible's parse_address splits it."""
-    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)", pattern) or \
-        re.fullmatch(r"((?:[^:\[\]]|\[[^\]]*\])+):(\d+)", pattern)
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)", pattern) or re.fullmatch(
+        r"((?:[^:\[\]]|\[[^\]]*\])+):(\d+)", pattern
+    )
     if match:
         return match.group(1), int(match.group(2))
     return pattern, None
@@ -195,8 +197,9 @@ def expand(pattern: str, inventory: Inventory, line: int | None = None) -> list[
     body, sep, tail = rest.partition("]")
     bounds = body.split(":")
     if not sep or len(bounds) not in (2, 3) or not bounds[1]:
-        raise inventory.fail(f"host range {pattern!r} must be [begin:end] or "
-                             "[begin:end:step]", line)
+        raise inventory.fail(
+            f"host range {pattern!r} must be [begin:end] or [begin:end:step]", line
+        )
     begin, end = bounds[0] or "0", bounds[1]
     try:
         step = int(bounds[2]) if len(bounds) == 3 else 1
@@ -204,26 +207,26 @@ def expand(pattern: str, inventory: Inventory, line: int | None = None) -> list[
             first, last = string.ascii_letters.index(begin), string.ascii_letters.index(end)
             if first > last:
                 raise inventory.fail(f"host range {pattern!r}: begin after end", line)
-            items = list(string.ascii_letters[first:last + 1:step])
+            items = list(string.ascii_letters[first : last + 1 : step])
         else:
             width = len(begin) if begin.startswith("0") and len(begin) > 1 else 0
             if width and width != len(end):
-                raise inventory.fail(f"host range {pattern!r}: begin and end must have the "
-                                     "same width", line)
+                raise inventory.fail(
+                    f"host range {pattern!r}: begin and end must have the same width", line
+                )
             numbers = range(int(begin), int(end) + 1, step)
             if len(numbers) > MAX_HOSTS:
-                raise inventory.fail(f"host range {pattern!r} makes more than {MAX_HOSTS} "
-                                     "hosts", line)
+                raise inventory.fail(
+                    f"host range {pattern!r} makes more than {MAX_HOSTS} hosts", line
+                )
             items = [str(n).zfill(width) for n in numbers]
     except ValueError:
-        raise inventory.fail(f"host range {pattern!r} is not numbers or letters", line) \
-            from None
+        raise inventory.fail(f"host range {pattern!r} is not numbers or letters", line) from None
     names: list[str] = []
     for item in items:
         names.extend(expand(f"{head}{item}{tail}", inventory, line))
         if len(names) > MAX_HOSTS:
-            raise inventory.fail(f"host range {pattern!r} makes more than {MAX_HOSTS} hosts",
-                                 line)
+            raise inventory.fail(f"host range {pattern!r} makes more than {MAX_HOSTS} hosts", line)
     return names
 
 
@@ -269,8 +272,7 @@ def parse_ini(text: str, source: str) -> Inventory:
         if section:
             group, state = section.group(1), section.group(2) or "hosts"
             if state not in ("hosts", "children", "vars"):
-                raise inventory.fail(f"section [{line[1:-1]}] has unknown type {state!r}",
-                                     number)
+                raise inventory.fail(f"section [{line[1:-1]}] has unknown type {state!r}", number)
             if group not in inventory.groups:
                 if state == "vars" and group not in pending:
                     pending[group] = (number, "vars", [])
@@ -279,8 +281,7 @@ def parse_ini(text: str, source: str) -> Inventory:
                 _declared(inventory, group, pending)
             continue
         if line.startswith("[") and line.endswith("]"):
-            raise inventory.fail(f"invalid section {line!r} (no spaces in a section name)",
-                                 number)
+            raise inventory.fail(f"invalid section {line!r} (no spaces in a section name)", number)
         if state == "hosts":
             try:
                 words = shlex.split(line, comments=True)
@@ -312,15 +313,16 @@ def parse_ini(text: str, source: str) -> Inventory:
                 inventory.add_child(group, child)
     for name, (number, state, parents) in pending.items():
         if state == "vars":
-            raise inventory.fail(f"section [{name}:vars] is for a group declared nowhere",
-                                 number)
-        raise inventory.fail(f"section [{parents[-1]}:children] names group {name!r}, "
-                             "declared nowhere", number)
+            raise inventory.fail(f"section [{name}:vars] is for a group declared nowhere", number)
+        raise inventory.fail(
+            f"section [{parents[-1]}:children] names group {name!r}, declared nowhere", number
+        )
     return inventory
 
 
-def _declared(inventory: Inventory, group: str,
-              pending: dict[str, tuple[int, str, list[str]]]) -> None:
+def _declared(
+    inventory: Inventory, group: str, pending: dict[str, tuple[int, str, list[str]]]
+) -> None:
     _, state, parents = pending.pop(group)
     if state != "children":
         return
@@ -339,8 +341,7 @@ def _bounded(value: Any, budget: list[int]) -> Any:
     if budget[0] < 0:
         raise ValueError(f"more than {MAX_NODES} YAML nodes (aliases counted)")
     if isinstance(value, dict):
-        return {k if isinstance(k, str) else str(k): _bounded(v, budget)
-                for k, v in value.items()}
+        return {k if isinstance(k, str) else str(k): _bounded(v, budget) for k, v in value.items()}
     if isinstance(value, list):
         return [_bounded(v, budget) for v in value]
     return value
@@ -431,16 +432,30 @@ def ansible_listing(path: str, program: str, shown: str | None = None) -> dict[s
         config = os.path.join(scratch, "ansible.cfg")
         with open(config, "w", encoding="utf-8") as fh:
             fh.write("[defaults]\n")
-        env = {**os.environ, "ANSIBLE_CONFIG": config, "ANSIBLE_HOME": scratch,
-               "ANSIBLE_INVENTORY_ENABLED": "yaml,ini", "ANSIBLE_NOCOLOR": "1",
-               "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true"}
-        proc = subprocess.run([program, "-i", os.path.abspath(path), "--list"],
-                              capture_output=True, text=True, errors="replace", timeout=120,
-                              env=env, cwd=scratch, stdin=subprocess.DEVNULL, check=False)
+        env = {
+            **os.environ,
+            "ANSIBLE_CONFIG": config,
+            "ANSIBLE_HOME": scratch,
+            "ANSIBLE_INVENTORY_ENABLED": "yaml,ini",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "true",
+        }
+        proc = subprocess.run(
+            [program, "-i", os.path.abspath(path), "--list"],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=120,
+            env=env,
+            cwd=scratch,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
     if proc.returncode != 0:
         said = " ".join(proc.stderr.replace(path, shown or path).split())[-500:]
-        raise errors.ConfigInvalid(f"{shown or path}: ansible-inventory refuses it: {said}",
-                                   path=shown or path)
+        raise errors.ConfigInvalid(
+            f"{shown or path}: ansible-inventory refuses it: {said}", path=shown or path
+        )
     document: dict[str, Any] = json.loads(proc.stdout)
     document["_meta"].pop("profile", None)
     return document
@@ -457,8 +472,9 @@ def listing(path: str) -> dict[str, Any]:
     try:
         text = bounded.read_text(path, "inventory", MAX_BYTES)
     except errors.InvalidArgument as exc:
-        raise errors.ConfigInvalid(f"cannot read inventory: {exc.message}",
-                                   **{**exc.details, "path": path}) from None
+        raise errors.ConfigInvalid(
+            f"cannot read inventory: {exc.message}", **{**exc.details, "path": path}
+        ) from None
     own = own_listing(text, path)
     program = ansible_inventory()
     if program is None:

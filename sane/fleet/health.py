@@ -72,12 +72,19 @@ def read_one(server: Server, timeout: float = READ_TIMEOUT) -> dict[str, Any]:
     nesting at most 64 levels, within ``timeout``; the server's own limits are not
     trusted (the bytes it sends are counted here)."""
     started = time.perf_counter()
-    report: dict[str, Any] = {"server": server.name, "path": server.health_path,
-                              "status": "unknown", "reason": None, "data": None}
+    report: dict[str, Any] = {
+        "server": server.name,
+        "path": server.health_path,
+        "status": "unknown",
+        "reason": None,
+        "data": None,
+    }
     path = _remote_path(server.health_path)
-    script = (f"p={path}; if [ -f \"$p\" ]; then exec head -c {HEALTH_MAX + 1} -- \"$p\"; "
-              f"elif [ -e \"$p\" ]; then echo 'sane: not a regular file' >&2; exit 3; "
-              f"else exec cat -- \"$p\"; fi")
+    script = (
+        f'p={path}; if [ -f "$p" ]; then exec head -c {HEALTH_MAX + 1} -- "$p"; '
+        f"elif [ -e \"$p\" ]; then echo 'sane: not a regular file' >&2; exit 3; "
+        f'else exec cat -- "$p"; fi'
+    )
     try:
         result = run_remote(server, script, timeout=timeout, limit=HEALTH_MAX + 1)
     except subprocess.TimeoutExpired:
@@ -93,8 +100,11 @@ def read_one(server: Server, timeout: float = READ_TIMEOUT) -> dict[str, Any]:
         report["reason"] = "not a regular file (a device, FIFO or directory, or a link to one)"
     elif result.status != 0 or result.stdout is None:
         missing = "no such file" in result.stderr.lower()
-        report["reason"] = "missing" if missing else (
-            f"unreadable: {result.stderr.strip()[-300:] or f'status {result.status}'}")
+        report["reason"] = (
+            "missing"
+            if missing
+            else (f"unreadable: {result.stderr.strip()[-300:] or f'status {result.status}'}")
+        )
     elif len(result.stdout) > HEALTH_MAX:
         report["reason"] = f"too large: over {HEALTH_MAX} bytes"
     else:
@@ -136,8 +146,10 @@ class Condition:
         self.env = env or {}
         jqsafe.compile_check(expression, self.env)
         # A sample of what it will see: a wrong kind of answer fails before any connection.
-        self._value(jq_input({"server": "", "status": "unknown", "reason": None,
-                              "data": None}), fail_on_error=False)
+        self._value(
+            jq_input({"server": "", "status": "unknown", "reason": None, "data": None}),
+            fail_on_error=False,
+        )
 
     def _value(self, document: dict[str, Any], fail_on_error: bool = True) -> bool:
         value, error = jqsafe.evaluate(self.expression, [document], self.env)[0]
@@ -147,7 +159,9 @@ class Condition:
             raise errors.InvalidArgument(
                 f"the condition {self.expression!r} gives {json.dumps(value)[:80]}, not "
                 "true or false (compare with ==, !=, <, >; = assigns in jq)",
-                expression=self.expression, value=value)
+                expression=self.expression,
+                value=value,
+            )
         return value
 
     def met(self, report: dict[str, Any]) -> bool:
@@ -160,12 +174,21 @@ class Condition:
 def jq_input(report: dict[str, Any]) -> dict[str, Any]:
     """What a jq condition sees for one server: its health.json plus sane's verdict."""
     data = report["data"] or {}
-    return {**data, "status": report["status"], "server": report["server"],
-            "reason": report["reason"]}
+    return {
+        **data,
+        "status": report["status"],
+        "server": report["server"],
+        "reason": report["reason"],
+    }
 
 
-def check(home: Path, servers: list[Server], query_expr: str | None = None,
-          max_parallel: int = PARALLEL, timeout: float = READ_TIMEOUT) -> dict[str, Any]:
+def check(
+    home: Path,
+    servers: list[Server],
+    query_expr: str | None = None,
+    max_parallel: int = PARALLEL,
+    timeout: float = READ_TIMEOUT,
+) -> dict[str, Any]:
     """Read every server's health in parallel (each read within ``timeout``); record
     history; summarise. ``query_expr`` runs per server: one server's document that
     makes it fail (or run too long) gives that server a ``query_error``, not the call."""
@@ -176,18 +199,25 @@ def check(home: Path, servers: list[Server], query_expr: str | None = None,
     raise_own_open_files_limit()
     reports = bounded_map(lambda server: read_one(server, timeout), servers, max_parallel)
     history = record(home, reports)
-    answers = jqsafe.evaluate(query_expr, [jq_input(r) for r in reports]) \
-        if query_expr is not None else []
+    answers = (
+        jqsafe.evaluate(query_expr, [jq_input(r) for r in reports])
+        if query_expr is not None
+        else []
+    )
     for index, report in enumerate(reports):
         report["history"] = history.get(report["server"])
         if query_expr is not None:
             report["query"] = answers[index].value
             if answers[index].error is not None:
                 report["query_error"] = answers[index].error
-    counts = {status: sum(r["status"] == status for r in reports)
-              for status in (*STATUSES, "unknown")}
-    return {"servers": reports, "counts": counts,
-            "all_healthy": bool(reports) and counts["healthy"] == len(reports)}
+    counts = {
+        status: sum(r["status"] == status for r in reports) for status in (*STATUSES, "unknown")
+    }
+    return {
+        "servers": reports,
+        "counts": counts,
+        "all_healthy": bool(reports) and counts["healthy"] == len(reports),
+    }
 
 
 def record(home: Path, reports: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -197,11 +227,11 @@ def record(home: Path, reports: list[dict[str, Any]]) -> dict[str, dict[str, Any
         history = _load_history(path)
         now = _now()
         for report in reports:
-            entry = history.setdefault(report["server"], {"last_ok_at": None,
-                                                          "failure_streak": 0})
+            entry = history.setdefault(report["server"], {"last_ok_at": None, "failure_streak": 0})
             healthy = report["status"] == "healthy"
-            entry.update(last_status=report["status"], checked_at=now,
-                         read_latency_ms=report["latency_ms"])
+            entry.update(
+                last_status=report["status"], checked_at=now, read_latency_ms=report["latency_ms"]
+            )
             if healthy:
                 entry.update(last_ok_at=now, failure_streak=0)
             else:
@@ -242,8 +272,9 @@ def _load_history(path: Path) -> dict[str, dict[str, Any]]:
     try:
         history = json.loads(raw)
         if isinstance(history, dict) and all(
-                isinstance(entry, dict) and isinstance(entry.get("failure_streak", 0), int)
-                for entry in history.values()):
+            isinstance(entry, dict) and isinstance(entry.get("failure_streak", 0), int)
+            for entry in history.values()
+        ):
             return history
     except ValueError:
         pass
@@ -260,17 +291,19 @@ def _load_history(path: Path) -> dict[str, dict[str, Any]]:
 def set_health(server: Server, status: str, fields: dict[str, Any]) -> dict[str, Any]:
     """Write a server's health.json atomically (temp file + rename on the server)."""
     try:
-        doc = HealthDocument.model_validate({**fields, "status": status,
-                                             "checked_at": fields.get("checked_at", _now())})
+        doc = HealthDocument.model_validate(
+            {**fields, "status": status, "checked_at": fields.get("checked_at", _now())}
+        )
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
-        raise errors.InvalidArgument(f"health field {field}: {first['msg']}",
-                                     field=field) from None
+        raise errors.InvalidArgument(f"health field {field}: {first['msg']}", field=field) from None
     data = json.dumps(doc.model_dump(mode="json"), indent=2).encode() + b"\n"
     target = _remote_path(server.health_path)
-    script = (f"p={target}; mkdir -p -- \"$(dirname -- \"$p\")\" && "
-              "t=\"$p.sane-$$.tmp\" && cat > \"$t\" && mv -f -- \"$t\" \"$p\"")
+    script = (
+        f'p={target}; mkdir -p -- "$(dirname -- "$p")" && '
+        't="$p.sane-$$.tmp" && cat > "$t" && mv -f -- "$t" "$p"'
+    )
     try:
         result = run_remote(server, script, data=data, timeout=READ_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -280,13 +313,20 @@ def set_health(server: Server, status: str, fields: dict[str, Any]) -> dict[str,
     if result.status != 0:
         raise errors.TransferFailed(
             f"{server.name}: writing {server.health_path} failed: {result.stderr.strip()}",
-            server=server.name)
+            server=server.name,
+        )
     return doc.model_dump(mode="json")
 
 
-def wait(home: Path, servers: list[Server], until: str, mode: Literal["all", "any"],
-         timeout: float, interval: float,
-         on_event: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def wait(
+    home: Path,
+    servers: list[Server],
+    until: str,
+    mode: Literal["all", "any"],
+    timeout: float,
+    interval: float,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Poll until ``until`` (jq, per server) holds for all / any servers, or timeout.
 
     Emits an event whenever a server's status changes. Cheap by design: one ``cat``
@@ -304,12 +344,22 @@ def wait(home: Path, servers: list[Server], until: str, mode: Literal["all", "an
             if last.get(name) != report["status"]:
                 last[name] = report["status"]
                 if on_event is not None:
-                    on_event({"event": "status", "server": name, "status": report["status"],
-                              "reason": report["reason"]})
+                    on_event(
+                        {
+                            "event": "status",
+                            "server": name,
+                            "status": report["status"],
+                            "reason": report["reason"],
+                        }
+                    )
         done = all(met.values()) if mode == "all" else any(met.values())
         remaining = deadline - time.monotonic()
         if done or remaining <= 0:
-            return {"met": done, "until": until, "mode": mode,
-                    "waiting_for": sorted(n for n, ok in met.items() if not ok),
-                    "servers": result["servers"]}
+            return {
+                "met": done,
+                "until": until,
+                "mode": mode,
+                "waiting_for": sorted(n for n, ok in met.items() if not ok),
+                "servers": result["servers"],
+            }
         time.sleep(min(interval, remaining))  # the polling interval the caller asked for

@@ -9,6 +9,7 @@ does not fit the registry's rules (a password, a ProxyCommand, a RemoteCommand, 
 option off the allow-list) is reported per host or per option instead of failing the
 whole import.
 """
+
 from __future__ import annotations
 
 import glob
@@ -28,8 +29,7 @@ from sane.fleet.registry import Server
 # ssh -G keywords that make a host unusable by sane (it runs its own shell session,
 # and never runs a local program to connect): the host is skipped, saying which.
 _HOST_REFUSED = {
-    "remotecommand": "RemoteCommand replaces the login shell sane drives (it runs its own "
-                     "session)",
+    "remotecommand": "RemoteCommand replaces the login shell sane drives (it runs its own session)",
     "proxycommand": "ProxyCommand runs a local program: use ProxyJump",
 }
 # The entry's own fields, read from ssh -G apart from the options (``host`` is the alias).
@@ -57,21 +57,24 @@ def _config_lines(path: Path, depth: int = 0) -> Iterator[tuple[Path, int, str, 
     """(file, line number, keyword in lower case, value) of an ssh config and of the
     files it ``Include``s, in ssh's order (relative includes are under ~/.ssh)."""
     if depth > _INCLUDE_DEPTH:
-        raise errors.ConfigInvalid(f"{path}: Include nested more than {_INCLUDE_DEPTH} deep",
-                                   path=str(path))
+        raise errors.ConfigInvalid(
+            f"{path}: Include nested more than {_INCLUDE_DEPTH} deep", path=str(path)
+        )
     try:  # bounded: a regular file (a FIFO or /dev/zero refused at once), 4 MiB
         text = bounded.read_text(str(path), "ssh config")
     except errors.InvalidArgument as exc:
-        raise errors.ConfigInvalid(f"cannot read ssh config: {exc.message}",
-                                   **{**exc.details, "path": str(path)}) from None
+        raise errors.ConfigInvalid(
+            f"cannot read ssh config: {exc.message}", **{**exc.details, "path": str(path)}
+        ) from None
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         match = re.match(r"(\S+?)\s*(?:=\s*|\s+)(.*)$", line)
         if match is None:
-            raise errors.ConfigInvalid(f"{path} line {number}: cannot parse {line!r}",
-                                       path=str(path), line=number)
+            raise errors.ConfigInvalid(
+                f"{path} line {number}: cannot parse {line!r}", path=str(path), line=number
+            )
         key, value = match.group(1).lower(), match.group(2).strip()
         yield path, number, key, value
         if key == "include":
@@ -86,9 +89,15 @@ def _config_lines(path: Path, depth: int = 0) -> Iterator[tuple[Path, int, str, 
 def _ssh_g(config: str, name: str) -> dict[str, list[str]]:
     """What ``ssh -G -F config name`` resolves, keyword -> values (ssh's own words on
     failure, as ValueError)."""
-    proc = subprocess.run(["ssh", "-G", "-F", config, "--", name], capture_output=True,
-                          text=True, errors="replace", timeout=30,
-                          stdin=subprocess.DEVNULL, check=False)
+    proc = subprocess.run(
+        ["ssh", "-G", "-F", config, "--", name],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
     if proc.returncode != 0:
         from sane.fleet.ssh import meaningful_lines
 
@@ -102,8 +111,12 @@ def _ssh_g(config: str, name: str) -> dict[str, list[str]]:
     return values
 
 
-def _entry(name: str, resolved: dict[str, list[str]], default: dict[str, list[str]],
-           skipped: list[dict[str, str]]) -> dict[str, Any]:
+def _entry(
+    name: str,
+    resolved: dict[str, list[str]],
+    default: dict[str, list[str]],
+    skipped: list[dict[str, str]],
+) -> dict[str, Any]:
     """The registry fields of a host as ssh resolved it: what differs from ssh's own
     defaults (``default``); options sane cannot keep go to ``skipped``."""
     from sane.fleet.ssh import ALLOWED_OPTIONS, sane_owned
@@ -125,11 +138,20 @@ def _entry(name: str, resolved: dict[str, list[str]], default: dict[str, list[st
             continue
         option = by_lower.get(key)
         if option is None or len(found) > 1:
-            why = ("set by sane itself" if sane_owned(key) else
-                   "given more than once" if option is not None else
-                   "not on sane's allow-list of ssh options (docs/security.md)")
-            skipped.append({"name": name, "option": key,
-                            "reason": f"option {key} {' '.join(found)!r} not imported: {why}"})
+            why = (
+                "set by sane itself"
+                if sane_owned(key)
+                else "given more than once"
+                if option is not None
+                else "not on sane's allow-list of ssh options (docs/security.md)"
+            )
+            skipped.append(
+                {
+                    "name": name,
+                    "option": key,
+                    "reason": f"option {key} {' '.join(found)!r} not imported: {why}",
+                }
+            )
             continue
         value = found[0]
         values["ssh_options"][option] = _SPELLING.get(key, {}).get(value, value)
@@ -141,8 +163,7 @@ _HOP_FIELDS = ("hostname", "port", "user", "identityfile")
 _HOP = re.compile(r"(?:(?P<user>[^@]+)@)?(?P<host>\[[^\]]+\]|[^:]+)(?::(?P<port>[0-9]+))?")
 
 
-def _portable_jump(config: Path, name: str, value: str,
-                   skipped: list[dict[str, str]]) -> str:
+def _portable_jump(config: Path, name: str, value: str, skipped: list[dict[str, str]]) -> str:
     """``ProxyJump`` hops that reach at connect time what they reach in ``config``.
 
     At connect time a hop resolves through the user's ssh config (``ssh -J`` semantics),
@@ -164,14 +185,20 @@ def _portable_jump(config: Path, name: str, value: str,
             hops.append(hop)
             continue
         host = here["hostname"][0]
-        resolved = (f"{match['user'] or here['user'][0]}@"
-                    f"{f'[{host}]' if ':' in host else host}:{match['port'] or here['port'][0]}")
+        resolved = (
+            f"{match['user'] or here['user'][0]}@"
+            f"{f'[{host}]' if ':' in host else host}:{match['port'] or here['port'][0]}"
+        )
         hops.append(resolved)
-        note = (f"jump host {hop!r} stored as {resolved!r}: your ssh config, which sane "
-                "reads at connect time, does not resolve it as this file does")
+        note = (
+            f"jump host {hop!r} stored as {resolved!r}: your ssh config, which sane "
+            "reads at connect time, does not resolve it as this file does"
+        )
         if here.get("identityfile") != there.get("identityfile"):
-            note += (f"; its IdentityFile {' '.join(here.get('identityfile', []))!r} is not "
-                     "carried (a hop takes its keys from your ssh config or agent)")
+            note += (
+                f"; its IdentityFile {' '.join(here.get('identityfile', []))!r} is not "
+                "carried (a hop takes its keys from your ssh config or agent)"
+            )
         skipped.append({"name": name, "option": "proxyjump", "reason": note})
     return ",".join(hops)
 
@@ -186,16 +213,23 @@ def from_ssh_config(path: str | os.PathLike[str]) -> Imported:
             if re.search(r"(^|\s)!?exec(\s|=|$)", value, re.IGNORECASE):
                 raise errors.InvalidArgument(
                     f"{source} line {number}: Match exec runs a local command whenever ssh "
-                    "resolves a host: sane does not import such a file", path=str(source),
-                    line=number)
-            result.skipped.append({"name": f"Match {value}",
-                                   "reason": "a Match block: conditions, not a server"})
+                    "resolves a host: sane does not import such a file",
+                    path=str(source),
+                    line=number,
+                )
+            result.skipped.append(
+                {"name": f"Match {value}", "reason": "a Match block: conditions, not a server"}
+            )
         elif key == "host":
             for pattern in shlex.split(value):
                 if any(c in pattern for c in "*?!"):
-                    result.skipped.append({
-                        "name": pattern, "reason": "a Host pattern: defaults for the hosts it "
-                        "matches (they are imported with them), not a server"})
+                    result.skipped.append(
+                        {
+                            "name": pattern,
+                            "reason": "a Host pattern: defaults for the hosts it "
+                            "matches (they are imported with them), not a server",
+                        }
+                    )
                 elif pattern not in names:
                     names.append(pattern)
     try:
@@ -212,7 +246,8 @@ def from_ssh_config(path: str | os.PathLike[str]) -> Imported:
             jump = values["ssh_options"].get("ProxyJump")
             if jump is not None and jump.lower() != "none":
                 values["ssh_options"]["ProxyJump"] = _portable_jump(
-                    config, name, jump, result.skipped)
+                    config, name, jump, result.skipped
+                )
         except ValueError as exc:
             result.skipped.append({"name": name, "reason": str(exc)})
             continue
@@ -221,17 +256,27 @@ def from_ssh_config(path: str | os.PathLike[str]) -> Imported:
 
 
 # Ansible variables sane reads; a template in one of them cannot be evaluated here.
-_ANSIBLE_FIELDS = ("ansible_host", "ansible_port", "ansible_user",
-                   "ansible_ssh_private_key_file", "ansible_private_key_file")
-_ANSIBLE_PASSWORDS = ("ansible_password", "ansible_ssh_pass", "ansible_become_pass",
-                      "ansible_become_password")
+_ANSIBLE_FIELDS = (
+    "ansible_host",
+    "ansible_port",
+    "ansible_user",
+    "ansible_ssh_private_key_file",
+    "ansible_private_key_file",
+)
+_ANSIBLE_PASSWORDS = (
+    "ansible_password",
+    "ansible_ssh_pass",
+    "ansible_become_pass",
+    "ansible_become_password",
+)
 _ANSIBLE_SSH = {"ssh", "smart", "paramiko", "paramiko_ssh"}
 _ANSIBLE_VARS_DIRS = ("group_vars", "host_vars")  # beside the inventory: not read
 _ANSIBLE_ARGS = ("ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_ssh_args")
 
 
-def _ansible_values(name: str, hostvars: dict[str, Any], tags: list[str],
-                    skipped: list[dict[str, str]]) -> dict[str, Any]:
+def _ansible_values(
+    name: str, hostvars: dict[str, Any], tags: list[str], skipped: list[dict[str, str]]
+) -> dict[str, Any]:
     """The registry fields of one host from its merged Ansible variables."""
     if any(k in hostvars for k in _ANSIBLE_PASSWORDS):
         raise ValueError("holds a password; sane stores keys only")
@@ -240,26 +285,32 @@ def _ansible_values(name: str, hostvars: dict[str, Any], tags: list[str],
         raise ValueError(f"ansible_connection is {connection!r}: sane reaches hosts by ssh")
     for key in _ANSIBLE_FIELDS:
         if "{{" in str(hostvars.get(key, "")) or "{%" in str(hostvars.get(key, "")):
-            raise ValueError(f"{key} is a Jinja template ({hostvars[key]!r}): sane does not "
-                             "evaluate templates")
+            raise ValueError(
+                f"{key} is a Jinja template ({hostvars[key]!r}): sane does not evaluate templates"
+            )
     values: dict[str, Any] = {"host": str(hostvars.get("ansible_host", name)), "tags": tags}
     if "ansible_port" in hostvars:
         try:
             values["port"] = int(hostvars["ansible_port"])
         except (TypeError, ValueError):
-            raise ValueError(f"ansible_port {hostvars['ansible_port']!r} is not a port") \
-                from None
+            raise ValueError(f"ansible_port {hostvars['ansible_port']!r} is not a port") from None
     if "ansible_user" in hostvars:
         values["user"] = str(hostvars["ansible_user"])
-    key_file = (hostvars.get("ansible_ssh_private_key_file")
-                or hostvars.get("ansible_private_key_file"))
+    key_file = hostvars.get("ansible_ssh_private_key_file") or hostvars.get(
+        "ansible_private_key_file"
+    )
     if key_file:
         values["identity_file"] = str(key_file)
     for option in _ANSIBLE_ARGS:
         if hostvars.get(option):
-            skipped.append({"name": name, "option": option,
-                            "reason": f"{option} not imported: raw ssh arguments (use "
-                                      "--ssh-option with an allowed option)"})
+            skipped.append(
+                {
+                    "name": name,
+                    "option": option,
+                    "reason": f"{option} not imported: raw ssh arguments (use "
+                    "--ssh-option with an allowed option)",
+                }
+            )
     return values
 
 
@@ -283,10 +334,14 @@ def from_ansible_inventory(path: str | os.PathLike[str]) -> Imported:
     result = Imported()
     for folder in _ANSIBLE_VARS_DIRS:  # ansible-inventory merges these; sane does not
         if (Path(path).parent / folder).is_dir():
-            result.skipped.append({
-                "name": f"{folder}/", "reason": f"{folder}/ next to the inventory is not "
-                "read: its variables (ansible_host, ansible_port, ansible_user, keys) are "
-                "not imported; set them in the inventory file or fix the entries after"})
+            result.skipped.append(
+                {
+                    "name": f"{folder}/",
+                    "reason": f"{folder}/ next to the inventory is not "
+                    "read: its variables (ansible_host, ansible_port, ansible_user, keys) are "
+                    "not imported; set them in the inventory file or fix the entries after",
+                }
+            )
     for host in [*direct, *(h for h in hostvars if h not in direct)]:
         groups, stack = set(), list(direct.get(host, []))
         while stack:

@@ -48,7 +48,9 @@ def refuse_modules(expression: str) -> str:
     if found:
         raise errors.InvalidArgument(
             f"jq: `{found.group(1)}` is not allowed here (jq modules read local files)",
-            expression=expression, reason="module")
+            expression=expression,
+            reason="module",
+        )
     return expression
 
 
@@ -64,8 +66,12 @@ def compile_check(expression: str, args: dict[str, str] | None = None) -> None:
         raise errors.InvalidArgument(f"jq: {exc}", expression=expression) from None
 
 
-def evaluate(expression: str, documents: list[Any], args: dict[str, str] | None = None,
-             time_limit: float = TIME_LIMIT) -> list[Answer]:
+def evaluate(
+    expression: str,
+    documents: list[Any],
+    args: dict[str, str] | None = None,
+    time_limit: float = TIME_LIMIT,
+) -> list[Answer]:
     """The first result of ``expression`` on each document, computed in a contained
     child (see the module's docstring). Past ``time_limit`` every document still
     without an answer gets the error ``time limit``."""
@@ -110,8 +116,9 @@ def evaluate(expression: str, documents: list[Any], args: dict[str, str] | None 
     return [Answer(value, error) for value, error in answers]
 
 
-def _child(read_end: int, write_end: int, expression: str, documents: list[Any],
-           args: dict[str, str]) -> None:
+def _child(
+    read_end: int, write_end: int, expression: str, documents: list[Any], args: dict[str, str]
+) -> None:
     code = 0
     try:
         os.close(read_end)
@@ -141,6 +148,6 @@ def _child(read_end: int, write_end: int, expression: str, documents: list[Any],
     try:
         view = memoryview(data)
         while view:
-            view = view[os.write(write_end, view):]
+            view = view[os.write(write_end, view) :]
     finally:
         os._exit(code)

@@ -106,28 +106,44 @@ def check_room_for_pane(ctx: Context, name: str) -> None:
     pid = _tmux_pid(ctx)
     if pid is not None:
         limit, used = open_files_limit(pid), open_files(pid)
-        if limit is not None and used is not None \
-                and used + TMUX_FDS_PER_PANE + TMUX_RESERVE > limit:
+        if (
+            limit is not None
+            and used is not None
+            and used + TMUX_FDS_PER_PANE + TMUX_RESERVE > limit
+        ):
             raise errors.ResourceLimit(
                 f"{name}: the tmux server has {used} of its {limit} open files in use: "
-                f"no room for another pane (nofile)", server=name, limit="nofile",
-                value=limit, in_use=used, process=f"tmux (pid {pid})",
+                f"no room for another pane (nofile)",
+                server=name,
+                limit="nofile",
+                value=limit,
+                in_use=used,
+                process=f"tmux (pid {pid})",
                 hint=f"raise the tmux server's limit (prlimit --pid {pid} --nofile=N:N, "
-                     "or ulimit -n before it starts: it needs about 2 per pane) or "
-                     "close panes")
+                "or ulimit -n before it starts: it needs about 2 per pane) or "
+                "close panes",
+            )
     limit, used = open_files_limit(), open_files()
-    if limit is not None and used is not None \
-            and used + SANE_FDS_PER_SERVER + SANE_RESERVE > limit:
+    if limit is not None and used is not None and used + SANE_FDS_PER_SERVER + SANE_RESERVE > limit:
         raise errors.ResourceLimit(
             f"{name}: sane has {used} of its {limit} open files in use (nofile)",
-            server=name, limit="nofile", value=limit, in_use=used, process="sane",
-            hint="raise ulimit -n, or lower --max-parallel")
+            server=name,
+            limit="nofile",
+            value=limit,
+            in_use=used,
+            process="sane",
+            hint="raise ulimit -n, or lower --max-parallel",
+        )
     limit, used = _read_int(PTY_MAX), _read_int(PTY_NR)
     if limit is not None and used is not None and used + 1 > limit:
         raise errors.ResourceLimit(
             f"{name}: all {limit} pseudo-terminals of this host are in use (pty/max)",
-            server=name, limit="pty/max", value=limit, in_use=used,
-            hint=f"raise {PTY_MAX} (sysctl kernel.pty.max) or close panes")
+            server=name,
+            limit="pty/max",
+            value=limit,
+            in_use=used,
+            hint=f"raise {PTY_MAX} (sysctl kernel.pty.max) or close panes",
+        )
 
 
 def from_tmux_failure(exc: errors.TmuxError, name: str) -> errors.SaneError:
@@ -135,12 +151,21 @@ def from_tmux_failure(exc: errors.TmuxError, name: str) -> errors.SaneError:
     it is one: out of descriptors (``nofile``) or of pseudo-terminals (``pty``)."""
     low = exc.message.lower()
     if "too many open files" in low:
-        return errors.ResourceLimit(f"{name}: tmux could not open a pane: {exc.message}",
-                                    server=name, limit="nofile", value=None,
-                                    process="tmux", hint="raise the tmux server's ulimit -n")
+        return errors.ResourceLimit(
+            f"{name}: tmux could not open a pane: {exc.message}",
+            server=name,
+            limit="nofile",
+            value=None,
+            process="tmux",
+            hint="raise the tmux server's ulimit -n",
+        )
     if "no space left on device" in low or "out of pty" in low or "openpty" in low:
         return errors.ResourceLimit(
-            f"{name}: tmux could not open a pseudo-terminal: {exc.message}", server=name,
-            limit="pty/max", value=_read_int(PTY_MAX), in_use=_read_int(PTY_NR),
-            hint=f"raise {PTY_MAX} (or the devpts instance's max=) or close panes")
+            f"{name}: tmux could not open a pseudo-terminal: {exc.message}",
+            server=name,
+            limit="pty/max",
+            value=_read_int(PTY_MAX),
+            in_use=_read_int(PTY_NR),
+            hint=f"raise {PTY_MAX} (or the devpts instance's max=) or close panes",
+        )
     return exc

@@ -45,9 +45,18 @@ def ensure_session(ctx: Context) -> str:
     there needs nothing created, so connecting never waits for that lock."""
     ctx.attach_first(f"={ctx.session_name}")
     try:
-        found = ctx.tmux(["list-panes", "-s", "-t", f"={ctx.session_name}", "-f",
-                          "#{==:#{" + panes.OPT_ROLE + "}," + ROLE_ORCHESTRATOR + "}",
-                          "-F", "#{pane_id}"])
+        found = ctx.tmux(
+            [
+                "list-panes",
+                "-s",
+                "-t",
+                f"={ctx.session_name}",
+                "-f",
+                "#{==:#{" + panes.OPT_ROLE + "}," + ROLE_ORCHESTRATOR + "}",
+                "-F",
+                "#{pane_id}",
+            ]
+        )
     except (errors.SessionNotFound, errors.PaneNotFound, errors.TmuxServerNotRunning):
         found = []
     if found and found[0].startswith("%"):
@@ -59,8 +68,9 @@ def server_panes(ctx: Context) -> dict[str, panes.PaneState]:
     """Live or dead ssh panes of the orchestrator session, by server name."""
     ctx.attach_first(f"={ctx.session_name}")  # the runs will need that client anyway
     try:
-        lines = ctx.tmux(["list-panes", "-s", "-t", f"={ctx.session_name}", "-F",
-                          panes.STATE_FORMAT])
+        lines = ctx.tmux(
+            ["list-panes", "-s", "-t", f"={ctx.session_name}", "-F", panes.STATE_FORMAT]
+        )
     except (errors.SessionNotFound, errors.PaneNotFound, errors.TmuxServerNotRunning):
         return {}
     found: dict[str, panes.PaneState] = {}
@@ -78,9 +88,18 @@ def _server_pane(ctx: Context, name: str) -> panes.PaneState | None:
         return server_panes(ctx).get(name)
     ctx.attach_first(f"={ctx.session_name}")
     try:
-        lines = ctx.tmux(["list-panes", "-s", "-t", f"={ctx.session_name}",
-                          "-f", "#{==:#{" + panes.OPT_SERVER + "}," + name + "}",
-                          "-F", panes.STATE_FORMAT])
+        lines = ctx.tmux(
+            [
+                "list-panes",
+                "-s",
+                "-t",
+                f"={ctx.session_name}",
+                "-f",
+                "#{==:#{" + panes.OPT_SERVER + "}," + name + "}",
+                "-F",
+                panes.STATE_FORMAT,
+            ]
+        )
     except (errors.SessionNotFound, errors.PaneNotFound, errors.TmuxServerNotRunning):
         return None
     for state in panes.parse_states(lines):
@@ -100,8 +119,18 @@ def _new_pane(ctx: Context, server: ServerLike, accept_new: bool) -> str:
     gate = f"sane-gate-{os.urandom(6).hex()}"
     ssh = shlex.join(ssh_argv(server, accept_new, master=True, tty=True))
     command = f"tmux wait-for {gate} && exec {ssh} 2>{shlex.quote(stderr_log(server))}"
-    new_window = ["new-window", "-d", "-t", f"={ctx.session_name}:", "-n", server.name,
-                  "-P", "-F", "#{pane_id}", command]
+    new_window = [
+        "new-window",
+        "-d",
+        "-t",
+        f"={ctx.session_name}:",
+        "-n",
+        server.name,
+        "-P",
+        "-F",
+        "#{pane_id}",
+        command,
+    ]
     try:
         try:
             out = ctx.tmux(new_window)
@@ -113,21 +142,33 @@ def _new_pane(ctx: Context, server: ServerLike, accept_new: bool) -> str:
     except errors.TmuxError as exc:
         raise from_tmux_failure(exc, server.name) from None
     pane_id = out[0].strip()
-    ctx.tmux_batch([
-        *prepare_commands(pane_id, ROLE_SSH, server.name),
-        ["set-option", "-p", "-t", pane_id, OPT_GATE, gate],
-        # How to reach the same host beside the pane (over its ControlMaster): prompt
-        # detection reads the remote /proc through it while a run waits.
-        ["set-option", "-p", "-t", pane_id, panes.OPT_SIDE_CHANNEL,
-         shlex.join(ssh_argv(server))],
-        ["wait-for", "-S", gate],
-    ])
+    ctx.tmux_batch(
+        [
+            *prepare_commands(pane_id, ROLE_SSH, server.name),
+            ["set-option", "-p", "-t", pane_id, OPT_GATE, gate],
+            # How to reach the same host beside the pane (over its ControlMaster): prompt
+            # detection reads the remote /proc through it while a run waits.
+            [
+                "set-option",
+                "-p",
+                "-t",
+                pane_id,
+                panes.OPT_SIDE_CHANNEL,
+                shlex.join(ssh_argv(server)),
+            ],
+            ["wait-for", "-S", gate],
+        ]
+    )
     return pane_id
 
 
-def open_server_pane(ctx: Context, server: ServerLike, accept_new: bool = False,
-                     timeout: float = CONNECT_TIMEOUT,
-                     known: dict[str, panes.PaneState] | None = None) -> panes.PaneState:
+def open_server_pane(
+    ctx: Context,
+    server: ServerLike,
+    accept_new: bool = False,
+    timeout: float = CONNECT_TIMEOUT,
+    known: dict[str, panes.PaneState] | None = None,
+) -> panes.PaneState:
     """A live, runner-ready pane for ``server``; raises the classified ssh error.
 
     ``known``: server panes already listed by the caller (one ``list-panes`` for a
@@ -153,8 +194,9 @@ def open_server_pane(ctx: Context, server: ServerLike, accept_new: bool = False,
     return _make_ready(ctx, server, pane_id, time.monotonic() + timeout, timeout)
 
 
-def _make_ready(ctx: Context, server: ServerLike, pane_id: str, deadline: float,
-                timeout: float) -> panes.PaneState:
+def _make_ready(
+    ctx: Context, server: ServerLike, pane_id: str, deadline: float, timeout: float
+) -> panes.PaneState:
     """Install the runner in the pane's remote shell by ``deadline`` (``timeout``
     seconds from when the pane was there).
 
@@ -208,10 +250,14 @@ def _master_up(server: ServerLike) -> bool:
     import subprocess
 
     argv = ssh_argv(server)
-    argv[argv.index("--"):argv.index("--")] = ["-O", "check"]
+    argv[argv.index("--") : argv.index("--")] = ["-O", "check"]
     try:
-        return subprocess.run(argv, capture_output=True, timeout=5,
-                              stdin=subprocess.DEVNULL, check=False).returncode == 0
+        return (
+            subprocess.run(
+                argv, capture_output=True, timeout=5, stdin=subprocess.DEVNULL, check=False
+            ).returncode
+            == 0
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -235,22 +281,28 @@ def lost_error(server: ServerLike, pane: str | None = None) -> errors.SaneError:
     reason = said[-1] if said else "ssh said nothing"
     return errors.ConnectionFailed(
         f"{server.name}: the connection ended during the run: {reason}",
-        server=server.name, pane=pane, ssh_output="\n".join(said)[-2000:],
+        server=server.name,
+        pane=pane,
+        ssh_output="\n".join(said)[-2000:],
         hint="the run's end is unknown: `sane connect` reopens the pane; check the "
-             "server before running the command again")
+        "server before running the command again",
+    )
 
 
 def _connect_error(ctx: Context, server: ServerLike, state: panes.PaneState) -> errors.SaneError:
-    return classify(server, _ssh_messages(server), status=state.dead_status,
-                    pane=state.pane_id)
+    return classify(server, _ssh_messages(server), status=state.dead_status, pane=state.pane_id)
 
 
 def _timeout(server: ServerLike, pane_id: str, timeout: float) -> errors.SaneError:
     return timeout_error(server, timeout, _ssh_messages(server), pane=pane_id)
 
 
-def connect_many(ctx: Context, servers: Sequence[ServerLike], accept_new: bool = False,
-                 max_parallel: int = DEFAULT_PARALLEL) -> list[dict[str, Any]]:
+def connect_many(
+    ctx: Context,
+    servers: Sequence[ServerLike],
+    accept_new: bool = False,
+    max_parallel: int = DEFAULT_PARALLEL,
+) -> list[dict[str, Any]]:
     """Open panes for many servers, at most ``max_parallel`` at once; one report each."""
     ensure_session(ctx)
     origin = time.perf_counter()
@@ -260,16 +312,18 @@ def connect_many(ctx: Context, servers: Sequence[ServerLike], accept_new: bool =
 
     def one(server: ServerLike) -> dict[str, Any]:
         started = time.perf_counter()
-        report: dict[str, Any] = {"server": server.name, "ok": True, "pane": None,
-                                  "error": None}
+        report: dict[str, Any] = {"server": server.name, "ok": True, "pane": None, "error": None}
         try:
             report["pane"] = open_server_pane(ctx, server, accept_new).pane_id
             report.update(_shell_report(ctx, report["pane"]))
         except errors.SaneError as exc:
             report.update(ok=False, error=exc.to_dict())
         finished = time.perf_counter()
-        report.update(started_ms=ms(started), finished_ms=ms(finished),
-                      duration_ms=round((finished - started) * 1000, 3))
+        report.update(
+            started_ms=ms(started),
+            finished_ms=ms(finished),
+            duration_ms=round((finished - started) * 1000, 3),
+        )
         return report
 
     return bounded_map(one, servers, max_parallel)
@@ -280,8 +334,15 @@ def _shell_report(ctx: Context, pane_id: str) -> dict[str, Any]:
     started sh in place of a login shell it cannot drive, why (else null)."""
     from sane.ops.takeover import OPT_SHELL_NOTE
 
-    line = ctx.tmux(["display-message", "-p", "-t", pane_id,
-                     f"#{{{panes.OPT_SHELL_KIND}}}\t#{{{OPT_SHELL_NOTE}}}"])
+    line = ctx.tmux(
+        [
+            "display-message",
+            "-p",
+            "-t",
+            pane_id,
+            f"#{{{panes.OPT_SHELL_KIND}}}\t#{{{OPT_SHELL_NOTE}}}",
+        ]
+    )
     kind, _, note = (line[0] if line else "").partition("\t")
     return {"shell": kind or None, "shell_note": note or None}
 

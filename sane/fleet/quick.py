@@ -39,8 +39,9 @@ def _validated_entries(home: str | os.PathLike[str]) -> list[dict[str, Any]] | N
     return entries
 
 
-def quick_select(home: str | os.PathLike[str], names: Sequence[str], tag: str | None,
-                 all_servers: bool) -> list[ServerSpec] | None:
+def quick_select(
+    home: str | os.PathLike[str], names: Sequence[str], tag: str | None, all_servers: bool
+) -> list[ServerSpec] | None:
     """The same choice as ``Registry.select`` (names in order, a tag, or all), or None
     when the validating path must answer (unvalidated bytes, an unknown name, a
     choice that leaves no server)."""

@@ -112,8 +112,9 @@ class Registry:
         except FileNotFoundError:
             return RegistryFile()
         except OSError as exc:
-            raise errors.StateError(f"cannot read {self.path}: {exc.strerror}",
-                                    path=str(self.path)) from exc
+            raise errors.StateError(
+                f"cannot read {self.path}: {exc.strerror}", path=str(self.path)
+            ) from exc
         registry = parse_registry(raw, str(self.path))
         if raw == _serialize(registry):
             self._stamp(raw)
@@ -142,8 +143,9 @@ class Registry:
                 return server
         raise errors.ServerNotFound(f"no server named {name!r} in {self.path}", server=name)
 
-    def select(self, names: list[str] | None = None, tag: str | None = None,
-               all_servers: bool = False) -> list[Server]:
+    def select(
+        self, names: list[str] | None = None, tag: str | None = None, all_servers: bool = False
+    ) -> list[Server]:
         """Servers by name (in the order given), by tag, or all of them. The one
         selection rule of every fleet command (CLI, MCP, deploy): an unknown name is
         ``server_not_found``; a choice that leaves no server is ``no_servers_selected``
@@ -153,8 +155,9 @@ class Registry:
             by_name = {s.name: s for s in servers}
             missing = [n for n in names if n not in by_name]
             if missing:
-                raise errors.ServerNotFound(f"no server named {', '.join(missing)}",
-                                            servers=missing)
+                raise errors.ServerNotFound(
+                    f"no server named {', '.join(missing)}", servers=missing
+                )
             return [by_name[n] for n in names]
         if tag is not None:
             tagged = [s for s in servers if tag in s.tags]
@@ -163,13 +166,17 @@ class Registry:
                 raise errors.NoServersSelected(
                     f"no server has the tag {tag!r} in {self.path}"
                     + (f" (tags in use: {', '.join(known)})" if known else " (no tags in use)"),
-                    tag=tag, tags=known)
+                    tag=tag,
+                    tags=known,
+                )
             return tagged
         if all_servers:
             if not servers:
                 raise errors.NoServersSelected(
                     f"no servers selected: {self.path} has no servers (sane server add)",
-                    tag=None, tags=[])
+                    tag=None,
+                    tags=[],
+                )
             return servers
         raise errors.UsageError("name servers, or use --tag or --all")
 
@@ -206,8 +213,9 @@ class Registry:
         raise errors.ServerNotFound(f"no server named {name!r}", server=name)
 
 
-def select_servers(home: Path | None, names: Iterable[str] | None, tag: str | None,
-                   all_servers: bool) -> list[Server]:
+def select_servers(
+    home: Path | None, names: Iterable[str] | None, tag: str | None, all_servers: bool
+) -> list[Server]:
     """What ``--servers``/``--tag``/``--all`` (or the MCP ``servers``/``tag``/``all``)
     choose: the servers named, else those with ``tag``, else every server when nothing
     narrows the choice (see ``Registry.select`` for what an empty choice gives, and
@@ -229,7 +237,9 @@ def parse_registry(raw: bytes, source: str) -> RegistryFile:
     except json.JSONDecodeError as exc:
         raise errors.ConfigInvalid(
             f"{source}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-            path=source, line=exc.lineno, column=exc.colno,
+            path=source,
+            line=exc.lineno,
+            column=exc.colno,
         ) from None
     except UnicodeDecodeError as exc:
         raise errors.ConfigInvalid(f"{source}: not UTF-8 text", path=source) from exc
@@ -239,7 +249,11 @@ def parse_registry(raw: bytes, source: str) -> RegistryFile:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
         raise errors.ConfigInvalid(
-            f"{source}: {field}: {first['msg']}", path=source, field=field,
-            problems=[{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                      for e in exc.errors()],
+            f"{source}: {field}: {first['msg']}",
+            path=source,
+            field=field,
+            problems=[
+                {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                for e in exc.errors()
+            ],
         ) from None

@@ -70,27 +70,45 @@ def fleet_run(
             state = open_server_pane(ctx, server, known=known, timeout=timeout)
             hook = _Streamer(server.name, emit) if on_event is not None else None
             remaining = max(0.0, deadline - time.monotonic())
-            result = run_command(ctx, command, pane=state.pane_id, pane_state=state,
-                                 options=RunOptions(timeout=remaining, on_output=hook,
-                                                    max_output=max_output, stop=stop))
+            result = run_command(
+                ctx,
+                command,
+                pane=state.pane_id,
+                pane_state=state,
+                options=RunOptions(
+                    timeout=remaining, on_output=hook, max_output=max_output, stop=stop
+                ),
+            )
             if hook is not None:
                 hook.flush(result["output"])
             report.update(result)
             report["ok"] = result["status"] == "completed" and result["exit_code"] == 0
-            report["error"] = (lost_error(server, state.pane_id).to_dict()
-                               if result["status"] == "lost" else None)
+            report["error"] = (
+                lost_error(server, state.pane_id).to_dict() if result["status"] == "lost" else None
+            )
         except errors.SaneError as exc:
-            report.update(status="unreachable" if isinstance(exc, errors.ConnectionFailed)
-                          else "error", exit_code=None, output="", ok=False,
-                          error=exc.to_dict())
+            report.update(
+                status="unreachable" if isinstance(exc, errors.ConnectionFailed) else "error",
+                exit_code=None,
+                output="",
+                ok=False,
+                error=exc.to_dict(),
+            )
         report["finished_ms"] = ms()
         emit({"event": "finished", **report})
         return report
 
     results = bounded_map(one, servers, max_parallel)
     counts = {"total": len(results), "ok": sum(r["ok"] for r in results)}
-    for key in ("completed", "running", "interrupted", "lost", "unreachable", "error",
-                "waiting_input"):
+    for key in (
+        "completed",
+        "running",
+        "interrupted",
+        "lost",
+        "unreachable",
+        "error",
+        "waiting_input",
+    ):
         counts[key] = sum(r["status"] == key for r in results)
     counts["nonzero_exit"] = sum(r["status"] == "completed" and not r["ok"] for r in results)
     if results and counts["ok"] == len(results):
@@ -99,8 +117,13 @@ def fleet_run(
         status = "failed"
     else:
         status = "partial"
-    return {"status": status, "command": command, "counts": counts, "results": results,
-            "duration_ms": ms()}
+    return {
+        "status": status,
+        "command": command,
+        "counts": counts,
+        "results": results,
+        "duration_ms": ms(),
+    }
 
 
 class _Streamer:
@@ -118,14 +141,14 @@ class _Streamer:
         self.text_sent = 0
 
     def __call__(self, client: ControlClient, pane_id: str, scanner: RunScanner) -> None:
-        piece = scanner.region()[self.raw_sent:]
+        piece = scanner.region()[self.raw_sent :]
         piece = piece[: output.safe_cut(piece)]
         if piece:
             self.raw_sent += len(piece)
             self._send(output.clean(piece).decode("utf-8", "replace"))
 
     def flush(self, full_output: str) -> None:
-        self._send(full_output[self.text_sent:])
+        self._send(full_output[self.text_sent :])
 
     def _send(self, text: str) -> None:
         if text:
@@ -133,9 +156,11 @@ class _Streamer:
             self.emit({"event": "output", "server": self.name, "data": text})
 
 
-def _parallel(servers: Sequence[ServerLike], max_parallel: int,
-              work: Callable[[ServerLike], dict[str, Any]]) -> list[dict[str, Any]]:
+def _parallel(
+    servers: Sequence[ServerLike], max_parallel: int, work: Callable[[ServerLike], dict[str, Any]]
+) -> list[dict[str, Any]]:
     """``work`` on each server, at most ``max_parallel`` at once; errors become results."""
+
     def one(server: ServerLike) -> dict[str, Any]:
         try:
             return {"server": server.name, "ok": True, "error": None, **work(server)}
@@ -158,8 +183,10 @@ def remote_sha256(server: ServerLike, path: str) -> str | None:
     from sane.fleet.ssh import classify, run_remote, timeout_error
 
     quoted = shlex.quote(path)
-    script = (f"if [ -f {quoted} ]; then (sha256sum -- {quoted} || shasum -a 256 -- {quoted})"
-              " 2>/dev/null; fi")
+    script = (
+        f"if [ -f {quoted} ]; then (sha256sum -- {quoted} || shasum -a 256 -- {quoted})"
+        " 2>/dev/null; fi"
+    )
     try:
         result = run_remote(server, script, timeout=60)
     except subprocess.TimeoutExpired:
@@ -170,9 +197,16 @@ def remote_sha256(server: ServerLike, path: str) -> str | None:
     return digest or None
 
 
-def fleet_put(ctx: Context, servers: Sequence[ServerLike], path: str, content: bytes,
-              mode: int | None = None, parents: bool = False,
-              max_parallel: int = DEFAULT_PARALLEL, timeout: float = 600.0) -> dict[str, Any]:
+def fleet_put(
+    ctx: Context,
+    servers: Sequence[ServerLike],
+    path: str,
+    content: bytes,
+    mode: int | None = None,
+    parents: bool = False,
+    max_parallel: int = DEFAULT_PARALLEL,
+    timeout: float = 600.0,
+) -> dict[str, Any]:
     """create-file on many servers; a server whose file already has the same sha256 is
     skipped (``unchanged``): the deployment cache.
 
@@ -196,12 +230,25 @@ def fleet_put(ctx: Context, servers: Sequence[ServerLike], path: str, content: b
 
     def put(server: ServerLike) -> dict[str, Any]:
         pane = open_server_pane(ctx, server, known=known).pane_id
-        return dict(write_over(_remote_runner(server, timeout), target, content, pane,
-                               mode=mode, parents=parents, skip_same=True))
+        return dict(
+            write_over(
+                _remote_runner(server, timeout),
+                target,
+                content,
+                pane,
+                mode=mode,
+                parents=parents,
+                skip_same=True,
+            )
+        )
 
     results = _parallel(servers, max_parallel, put)
-    return {"status": _summary(results), "sha256": digest, "bytes": len(content),
-            "results": results}
+    return {
+        "status": _summary(results),
+        "sha256": digest,
+        "bytes": len(content),
+        "results": results,
+    }
 
 
 def _remote_runner(server: ServerLike, timeout: float) -> Callable[[str, bytes], str]:
@@ -221,14 +268,17 @@ def _remote_runner(server: ServerLike, timeout: float) -> Callable[[str, bytes],
         if result.stdout is None:
             raise errors.TransferFailed(
                 f"{server.name}: the login's shell did not run sane's script: "
-                f"{result.stderr.strip()[-300:]}", server=server.name)
+                f"{result.stderr.strip()[-300:]}",
+                server=server.name,
+            )
         return result.stdout.decode("utf-8", "replace")
 
     return run
 
 
-def fleet_detect(ctx: Context, servers: Sequence[ServerLike],
-                 max_parallel: int = DEFAULT_PARALLEL) -> dict[str, Any]:
+def fleet_detect(
+    ctx: Context, servers: Sequence[ServerLike], max_parallel: int = DEFAULT_PARALLEL
+) -> dict[str, Any]:
     """detect-platform on every server's pane."""
     from sane.ops.detect_platform import detect_platform
 

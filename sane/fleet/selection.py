@@ -14,13 +14,18 @@ from collections.abc import Iterable
 from sane import errors
 
 
-def narrow(names: Iterable[str] | None, tag: str | None,
-           all_servers: bool) -> tuple[list[str], bool]:
+def narrow(
+    names: Iterable[str] | None, tag: str | None, all_servers: bool
+) -> tuple[list[str], bool]:
     """(the names picked, whether every server is meant)."""
     given = None if names is None else list(names)
     picked = [name for name in given or () if name]
     if given is not None and not picked and tag is None and not all_servers:
         raise errors.NoServersSelected(
             "no servers selected: the list of servers is empty (name servers, or use "
-            "--tag or --all)", servers=given, tag=None, tags=[])
+            "--tag or --all)",
+            servers=given,
+            tag=None,
+            tags=[],
+        )
     return picked, all_servers or (not picked and tag is None)

@@ -45,13 +45,30 @@ class ServerSpec:
     """A server entry of a servers.json already validated by ``Server``; an unknown
     field is a TypeError, as for any keyword the constructor does not take."""
 
-    __slots__ = ("extra_identity_files", "health_path", "host", "identity_file", "name",
-                 "port", "ssh_options", "tags", "user")
+    __slots__ = (
+        "extra_identity_files",
+        "health_path",
+        "host",
+        "identity_file",
+        "name",
+        "port",
+        "ssh_options",
+        "tags",
+        "user",
+    )
 
-    def __init__(self, name: str, host: str, port: int | None, user: str | None,
-                 identity_file: str | None, ssh_options: Mapping[str, str],
-                 tags: Sequence[str], health_path: str,
-                 extra_identity_files: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int | None,
+        user: str | None,
+        identity_file: str | None,
+        ssh_options: Mapping[str, str],
+        tags: Sequence[str],
+        health_path: str,
+        extra_identity_files: Sequence[str] = (),
+    ) -> None:
         self.name = name
         self.host = host
         self.port = port

@@ -97,12 +97,18 @@ ALLOWED_OPTIONS: dict[str, str] = {
 }
 _ALLOWED_BY_LOWER = {name.lower(): name for name in ALLOWED_OPTIONS}
 # The entry's own fields say these; as options they would fight them.
-_FIELD_OPTIONS = {"hostname": "--host", "port": "--port", "user": "--user",
-                  "identityfile": "--identity"}
+_FIELD_OPTIONS = {
+    "hostname": "--host",
+    "port": "--port",
+    "user": "--user",
+    "identityfile": "--identity",
+}
 # Options sane sets itself for every connection.
 _SANE_OWNED = {"batchmode", "controlmaster", "controlpath", "controlpersist"}
-_JUMP = re.compile(r"(?:[A-Za-z0-9._][A-Za-z0-9._-]{0,63}@)?"
-                   r"(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+_JUMP = re.compile(
+    r"(?:[A-Za-z0-9._][A-Za-z0-9._-]{0,63}@)?"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
+)
 _VALUE_WORDS = {"stricthostkeychecking": {"yes", "no", "ask", "accept-new", "off"}}
 
 
@@ -114,11 +120,14 @@ def check_option(key: str, value: str) -> str:
     if low in _FIELD_OPTIONS:
         raise ValueError(f"option {key} is the entry's own field: use {_FIELD_OPTIONS[low]}")
     if low in _SANE_OWNED:
-        raise ValueError(f"option {key} is set by sane itself (one ControlMaster per entry, "
-                         "never a prompt)")
+        raise ValueError(
+            f"option {key} is set by sane itself (one ControlMaster per entry, never a prompt)"
+        )
     if low not in _ALLOWED_BY_LOWER:
-        raise ValueError(f"option {key} is not allowed (it is not on sane's allow-list of "
-                         "ssh options: see docs/security.md)")
+        raise ValueError(
+            f"option {key} is not allowed (it is not on sane's allow-list of "
+            "ssh options: see docs/security.md)"
+        )
     if any(c in value for c in "\n\r\0"):
         raise ValueError(f"option {key} holds a line break or NUL")
     if not value.strip():
@@ -141,8 +150,7 @@ def sane_owned(key: str) -> bool:
 def identity_files(server: ServerLike) -> list[str]:
     """The entry's own key files, in the order ssh offers them (none: ssh's choice, the
     agent's keys and the user's config)."""
-    return [*([server.identity_file] if server.identity_file else []),
-            *server.extra_identity_files]
+    return [*([server.identity_file] if server.identity_file else []), *server.extra_identity_files]
 
 
 def control_dir() -> str:
@@ -158,11 +166,12 @@ def user_config() -> str:
 def _config_text(accept_new: bool) -> str:
     own = user_config()
     if any(c in own for c in '"\n\r\0'):
-        raise errors.InvalidArgument(f"{USER_CONFIG_ENV} holds a quote or line break",
-                                     path=own)
-    lines = ["# Written by sane (sane.fleet.ssh): the user's config first, sane's defaults",
-             "# last; ssh keeps the first value it obtains for each option.",
-             "BatchMode yes"]
+        raise errors.InvalidArgument(f"{USER_CONFIG_ENV} holds a quote or line break", path=own)
+    lines = [
+        "# Written by sane (sane.fleet.ssh): the user's config first, sane's defaults",
+        "# last; ssh keeps the first value it obtains for each option.",
+        "BatchMode yes",
+    ]
     if accept_new:
         lines.append("StrictHostKeyChecking accept-new")
     lines += [f'Include "{own}"', "Include /etc/ssh/ssh_config", "Host *"]
@@ -206,8 +215,16 @@ def entry_key(server: ServerLike) -> str:
     ControlMaster only if they are the same entry."""
     from sane.paths import sane_home_dir
 
-    return _digest(sane_home_dir(), user_config(), server.name, server.host, server.port,
-                   server.user, identity_files(server), sorted(server.ssh_options.items()))
+    return _digest(
+        sane_home_dir(),
+        user_config(),
+        server.name,
+        server.host,
+        server.port,
+        server.user,
+        identity_files(server),
+        sorted(server.ssh_options.items()),
+    )
 
 
 def control_path(server: ServerLike) -> str:
@@ -219,23 +236,31 @@ def stderr_log(server: ServerLike) -> str:
     return control_path(server) + ".err"
 
 
-def ssh_argv(server: ServerLike, accept_new: bool = False, master: bool = False,
-             tty: bool = False) -> list[str]:
+def ssh_argv(
+    server: ServerLike, accept_new: bool = False, master: bool = False, tty: bool = False
+) -> list[str]:
     """argv for ``ssh`` to ``server``: a pane's session (``master``) or a side channel."""
-    strict = next((v for k, v in server.ssh_options.items()
-                   if k.lower() == "stricthostkeychecking"), None)
+    strict = next(
+        (v for k, v in server.ssh_options.items() if k.lower() == "stricthostkeychecking"), None
+    )
     if accept_new and strict is not None and strict.lower() not in ("accept-new", "no", "off"):
         raise errors.UsageError(
             f"{server.name} sets StrictHostKeyChecking={strict}: --accept-new would override "
-            "it (change the entry, or connect without --accept-new)", server=server.name)
+            "it (change the entry, or connect without --accept-new)",
+            server=server.name,
+        )
     argv = ["ssh", "-F", config_file(accept_new)]
     if tty:
         argv.append("-tt")
     argv += [
-        "-o", "BatchMode=yes",
-        "-o", f"ControlPath={control_path(server)}",
-        "-o", f"ControlMaster={'auto' if master else 'no'}",
-        "-o", "ControlPersist=no",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"ControlPath={control_path(server)}",
+        "-o",
+        f"ControlMaster={'auto' if master else 'no'}",
+        "-o",
+        "ControlPersist=no",
     ]
     if server.port is not None:
         argv += ["-p", str(server.port)]
@@ -262,22 +287,41 @@ def resolve(server: ServerLike, timeout: float = 10.0) -> dict[str, list[str]]:
     argv = ssh_argv(server)
     argv.insert(1, "-G")
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, errors="replace",
-                              timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
     except FileNotFoundError as exc:
         raise errors.ConnectionFailed("ssh is not installed", server=server.name) from exc
     except subprocess.TimeoutExpired:
-        raise errors.ConnectTimeout(f"{server.name}: ssh -G did not answer in {timeout:g}s",
-                                    server=server.name) from None
+        raise errors.ConnectTimeout(
+            f"{server.name}: ssh -G did not answer in {timeout:g}s", server=server.name
+        ) from None
     if proc.returncode != 0:
         reason = "; ".join(meaningful_lines(proc.stderr)) or f"status {proc.returncode}"
-        culprits = [f"{key}={value}" for key, value in server.ssh_options.items()
-                    if subprocess.run(["ssh", "-G", "-F", "none", "-o", f"{key}={value}", "x"],
-                                      capture_output=True, timeout=timeout,
-                                      stdin=subprocess.DEVNULL, check=False).returncode != 0]
+        culprits = [
+            f"{key}={value}"
+            for key, value in server.ssh_options.items()
+            if subprocess.run(
+                ["ssh", "-G", "-F", "none", "-o", f"{key}={value}", "x"],
+                capture_output=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            ).returncode
+            != 0
+        ]
         where = f" (option {', '.join(culprits)})" if culprits else ""
-        raise errors.InvalidArgument(f"{server.name}: ssh refuses this entry{where}: {reason}",
-                                     server=server.name, options=culprits)
+        raise errors.InvalidArgument(
+            f"{server.name}: ssh refuses this entry{where}: {reason}",
+            server=server.name,
+            options=culprits,
+        )
     values: dict[str, list[str]] = {}
     for line in proc.stdout.splitlines():
         key, _, value = line.partition(" ")
@@ -289,9 +333,11 @@ def resolve(server: ServerLike, timeout: float = 10.0) -> dict[str, list[str]]:
 def entry_warnings(server: ServerLike) -> list[str]:
     """What will keep this entry from connecting, said when it is added: a key file
     that does not exist (the entry's, or every one ssh would try with no agent)."""
-    return [f"identity file {key} does not exist: connecting will fail with auth_failed "
-            "until it does" for key in identity_files(server)
-            if not os.path.exists(os.path.expanduser(key))]
+    return [
+        f"identity file {key} does not exist: connecting will fail with auth_failed until it does"
+        for key in identity_files(server)
+        if not os.path.exists(os.path.expanduser(key))
+    ]
 
 
 # Substrings of ssh's messages, first match wins, and the error each one means.
@@ -315,8 +361,11 @@ _FAILURES: tuple[tuple[str, type[errors.SaneError]], ...] = (
     ("timed out", errors.ConnectTimeout),
 )
 # ssh's lines that never say why a connection failed.
-_NOISE = re.compile(r"^(pane is dead|warning: permanently added|connection to .* closed"
-                    r"|pseudo-terminal will not be allocated|\*\* )", re.IGNORECASE)
+_NOISE = re.compile(
+    r"^(pane is dead|warning: permanently added|connection to .* closed"
+    r"|pseudo-terminal will not be allocated|\*\* )",
+    re.IGNORECASE,
+)
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
 
 
@@ -333,18 +382,24 @@ def meaningful_lines(text: str) -> list[str]:
 def _hint(cls: type[errors.SaneError], lines: list[str], hop: str | None) -> str:
     text = "\n".join(lines)
     if cls is errors.HostKeyUnknown:
-        return (f"the host key of {hop or 'the server'} is not in known_hosts: check it, then "
-                "retry with --accept-new (it trusts a new key on every hop, never a changed "
-                "one)")
+        return (
+            f"the host key of {hop or 'the server'} is not in known_hosts: check it, then "
+            "retry with --accept-new (it trusts a new key on every hop, never a changed "
+            "one)"
+        )
     if cls is errors.HostKeyMismatch:
-        return ("the server's host key changed: if that is expected, remove the old one "
-                "(ssh-keygen -R HOST) and connect again")
+        return (
+            "the server's host key changed: if that is expected, remove the old one "
+            "(ssh-keygen -R HOST) and connect again"
+        )
     if cls is errors.AuthFailed:
         missing = re.search(r"identity file (.+?) not accessible", text, re.IGNORECASE)
         if missing:
             return f"the key file {missing.group(1)} does not exist"
-        return ("no key was accepted: check the entry's --user and --identity, or load "
-                "the key into ssh-agent")
+        return (
+            "no key was accepted: check the entry's --user and --identity, or load "
+            "the key into ssh-agent"
+        )
     if cls is errors.ConnectionRefused:
         return "nothing listens there: check the port (the entry's or your ssh config's)"
     if cls is errors.HostUnreachable:
@@ -354,17 +409,22 @@ def _hint(cls: type[errors.SaneError], lines: list[str], hop: str | None) -> str
     if cls is errors.ResourceLimit:
         if "too many open files" in text.lower():
             return "ssh ran out of file descriptors: raise ulimit -n or lower --max-parallel"
-        return ("the server closed the connection before the ssh handshake: typically its "
-                "sshd's MaxStartups (too many connections not yet logged in at once); lower "
-                "--max-parallel, or raise MaxStartups on the server (or a jump host)")
+        return (
+            "the server closed the connection before the ssh handshake: typically its "
+            "sshd's MaxStartups (too many connections not yet logged in at once); lower "
+            "--max-parallel, or raise MaxStartups on the server (or a jump host)"
+        )
     if "no matching" in text.lower():
-        return ("ssh and the server share no algorithm: allow one of the server's offer with "
-                "--ssh-option (e.g. KexAlgorithms=+ALGORITHM)")
+        return (
+            "ssh and the server share no algorithm: allow one of the server's offer with "
+            "--ssh-option (e.g. KexAlgorithms=+ALGORITHM)"
+        )
     return "see ssh_output for ssh's own words"
 
 
-def classify(server: ServerLike, text: str, status: int | None = None,
-             **details: Any) -> errors.SaneError:
+def classify(
+    server: ServerLike, text: str, status: int | None = None, **details: Any
+) -> errors.SaneError:
     """The sane error for ssh's own words about why it could not connect: the stable
     code, ssh's most telling line as the reason, ssh's lines and a hint."""
     lines = meaningful_lines(text)
@@ -378,9 +438,13 @@ def classify(server: ServerLike, text: str, status: int | None = None,
         cls, reason = found
     else:
         cls = errors.ConnectionFailed
-        reason = lines[-1] if lines else (
-            f"ssh exited{'' if status is None else f' with status {status}'} and said "
-            "nothing")
+        reason = (
+            lines[-1]
+            if lines
+            else (
+                f"ssh exited{'' if status is None else f' with status {status}'} and said nothing"
+            )
+        )
     hop = None
     for line in lines:
         match = re.search(r"host key is known for (\S+) and", line, re.IGNORECASE)
@@ -397,31 +461,48 @@ def classify(server: ServerLike, text: str, status: int | None = None,
             details.update(limit="nofile", value=None, process="ssh")
         else:
             details.update(limit="MaxStartups", value=None, process="sshd (the server's)")
-    return cls(f"{server.name} ({where}): {reason}", server=server.name,
-               ssh_output="\n".join(lines)[-2000:], hint=_hint(cls, lines, hop), **details)
+    return cls(
+        f"{server.name} ({where}): {reason}",
+        server=server.name,
+        ssh_output="\n".join(lines)[-2000:],
+        hint=_hint(cls, lines, hop),
+        **details,
+    )
 
 
-def timeout_error(server: ServerLike, timeout: float, text: str = "",
-                  **details: Any) -> errors.SaneError:
+def timeout_error(
+    server: ServerLike, timeout: float, text: str = "", **details: Any
+) -> errors.SaneError:
     """No answer by the deadline; whatever ssh said meanwhile (a hop it is still trying,
     a warning) goes with it."""
     where = server.host if server.port is None else f"{server.host}:{server.port}"
     return errors.ConnectTimeout(
-        f"{server.name} ({where}): no answer within {timeout:g}s", server=server.name,
+        f"{server.name} ({where}): no answer within {timeout:g}s",
+        server=server.name,
         ssh_output="\n".join(meaningful_lines(text))[-2000:],
-        hint=_hint(errors.ConnectTimeout, [], None), **details)
+        hint=_hint(errors.ConnectTimeout, [], None),
+        **details,
+    )
 
 
-def probe_connection(server: ServerLike, accept_new: bool = False,
-                     timeout: float = CONNECT_TIMEOUT + 5) -> float:
+def probe_connection(
+    server: ServerLike, accept_new: bool = False, timeout: float = CONNECT_TIMEOUT + 5
+) -> float:
     """Connect, run ``true``, return the latency in ms; raise the classified error."""
     import subprocess  # here, not at the top: a run on warm panes starts no ssh
 
     argv = [*ssh_argv(server, accept_new=accept_new), "true"]
     started = time.perf_counter()
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, errors="replace",
-                              timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
     except FileNotFoundError as exc:
         raise errors.ConnectionFailed("ssh is not installed", server=server.name) from exc
     except subprocess.TimeoutExpired as exc:
@@ -443,8 +524,13 @@ class RemoteResult(NamedTuple):
     stderr: str
 
 
-def run_remote(server: ServerLike, script: str, data: bytes | None = None,
-               timeout: float = 30.0, limit: int | None = None) -> RemoteResult:
+def run_remote(
+    server: ServerLike,
+    script: str,
+    data: bytes | None = None,
+    timeout: float = 30.0,
+    limit: int | None = None,
+) -> RemoteResult:
     """Run the POSIX ``sh`` ``script`` on ``server`` over a side channel (the pane's
     ControlMaster when it is up) and return exactly what the script printed.
 
@@ -462,12 +548,20 @@ def run_remote(server: ServerLike, script: str, data: bytes | None = None,
     import subprocess
 
     mark = f"sane-{os.urandom(8).hex()}"
-    wrapped = (f"printf '%s\\n' {mark} && printf '%s\\n' {mark} >&2 && ( {script} ); "
-               f"s=$?; printf '\\n%s\\n' {mark}; exit $s")
+    wrapped = (
+        f"printf '%s\\n' {mark} && printf '%s\\n' {mark} >&2 && ( {script} ); "
+        f"s=$?; printf '\\n%s\\n' {mark}; exit $s"
+    )
     argv = [*ssh_argv(server), f"exec sh -c {shlex.quote(wrapped)}"]
     if limit is None:
-        proc = subprocess.run(argv, input=data, capture_output=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL if data is None else None, check=False)
+        proc = subprocess.run(
+            argv,
+            input=data,
+            capture_output=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL if data is None else None,
+            check=False,
+        )
         returncode, out, err = proc.returncode, proc.stdout, proc.stderr
     else:
         from sane.bounded import run_capped
@@ -476,8 +570,12 @@ def run_remote(server: ServerLike, script: str, data: bytes | None = None,
         if capped.timed_out:
             raise subprocess.TimeoutExpired(argv, timeout)
         if capped.too_large or capped.returncode is None:
-            raise errors.InvalidArgument(f"{server.name} sent more than {limit} bytes",
-                                         server=server.name, reason="too_large", limit=limit)
+            raise errors.InvalidArgument(
+                f"{server.name} sent more than {limit} bytes",
+                server=server.name,
+                reason="too_large",
+                limit=limit,
+            )
         returncode, out, err = capped.returncode, capped.stdout, capped.stderr
     stderr = err.decode("utf-8", "replace")
     if returncode == 255:
@@ -485,8 +583,7 @@ def run_remote(server: ServerLike, script: str, data: bytes | None = None,
     begin, end = f"{mark}\n".encode(), f"\n{mark}\n".encode()
     start = out.find(begin)
     stop = out.rfind(end)
-    stdout = out[start + len(begin):stop] if start >= 0 and start + len(begin) <= stop \
-        else None
+    stdout = out[start + len(begin) : stop] if start >= 0 and start + len(begin) <= stop else None
     _, found, after = stderr.partition(f"{mark}\n")
     return RemoteResult(returncode, stdout, after if found else stderr)
 
@@ -511,8 +608,11 @@ def remote_home(server: ServerLike, timeout: float = 30.0) -> str:
         raise classify(server, result.stderr, status=255)
     home = (result.stdout or b"").decode("utf-8", "replace")
     if result.status != 0 or not home.startswith("/"):
-        raise errors.RemoteOperationFailed(f"cannot learn the home directory on {server.name}",
-                                           server=server.name, output=result.stderr[-300:])
+        raise errors.RemoteOperationFailed(
+            f"cannot learn the home directory on {server.name}",
+            server=server.name,
+            output=result.stderr[-300:],
+        )
     return home
 
 
@@ -537,14 +637,15 @@ def upload(server: ServerLike, path: str, data: bytes, timeout: float = 600.0) -
 
     argv = [*ssh_argv(server), f"cat > {shlex.quote(path)}"]
     try:
-        proc = subprocess.run(argv, input=data, capture_output=True, timeout=timeout,
-                              check=False)
+        proc = subprocess.run(argv, input=data, capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        raise errors.TransferFailed(f"{server.name}: upload did not finish in {timeout:g}s",
-                                    server=server.name) from None
+        raise errors.TransferFailed(
+            f"{server.name}: upload did not finish in {timeout:g}s", server=server.name
+        ) from None
     if proc.returncode != 0:
         text = proc.stderr.decode("utf-8", "replace")
         if proc.returncode == 255:
             raise classify(server, text, status=255)
-        raise errors.TransferFailed(f"{server.name}: writing {path} failed: {text.strip()}",
-                                    server=server.name, path=path)
+        raise errors.TransferFailed(
+            f"{server.name}: writing {path} failed: {text.strip()}", server=server.name, path=path
+        )

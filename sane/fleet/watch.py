@@ -17,26 +17,33 @@ def snapshot(ctx: Context, with_health: bool = True) -> dict[str, Any]:
     """One row per registered server: pane, connection, current run, health."""
     servers = Registry(ctx.home).servers()
     panes = server_panes(ctx)
-    health = {r["server"]: r for r in check(ctx.home, servers)["servers"]} if (
-        with_health and servers) else {}
+    health = (
+        {r["server"]: r for r in check(ctx.home, servers)["servers"]}
+        if (with_health and servers)
+        else {}
+    )
     rows = []
     for server in servers:
         state = panes.get(server.name)
         busy = state is not None and pane_busy(ctx, state.run_id)
         report = health.get(server.name)
-        rows.append({
-            "server": server.name,
-            "host": f"{server.host}:{server.port}",
-            "tags": server.tags,
-            "pane": state.pane_id if state else None,
-            "connection": "disconnected" if state is None else
-                          "unreachable" if state.dead else "connected",
-            "run_id": run_of(state.run_id) if busy and state
-                      else None,
-            "health": report["status"] if report else None,
-            "health_reason": report["reason"] if report else None,
-            "version": (report.get("data") or {}).get("version") if report else None,
-        })
+        rows.append(
+            {
+                "server": server.name,
+                "host": f"{server.host}:{server.port}",
+                "tags": server.tags,
+                "pane": state.pane_id if state else None,
+                "connection": "disconnected"
+                if state is None
+                else "unreachable"
+                if state.dead
+                else "connected",
+                "run_id": run_of(state.run_id) if busy and state else None,
+                "health": report["status"] if report else None,
+                "health_reason": report["reason"] if report else None,
+                "version": (report.get("data") or {}).get("version") if report else None,
+            }
+        )
     return {"servers": rows}
 
 
@@ -54,10 +61,20 @@ def render(snap: dict[str, Any], width: int = 100) -> str:
         health = visible(row["health"] or "-")
         if row["health"] == "unknown" and row["health_reason"]:
             health = f"unknown ({visible(row['health_reason'])})"
-        cells = (visible(row["server"]), visible(row["host"]), row["connection"], health,
-                 visible(row["version"] or "-"), row["run_id"] or "-")
-        rows.append([cell if len(cell) <= limit else cell[:limit - 1] + "…"
-                     for cell, limit in zip(cells, limits, strict=True)])
+        cells = (
+            visible(row["server"]),
+            visible(row["host"]),
+            row["connection"],
+            health,
+            visible(row["version"] or "-"),
+            row["run_id"] or "-",
+        )
+        rows.append(
+            [
+                cell if len(cell) <= limit else cell[: limit - 1] + "…"
+                for cell, limit in zip(cells, limits, strict=True)
+            ]
+        )
     widths = [max(len(r[i]) for r in [list(header), *rows]) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:

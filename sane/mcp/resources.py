@@ -25,14 +25,21 @@ _OUTPUT_URI = re.compile(r"sane://runs/(r[0-9a-f]{12})/(output-[0-9]+)")
 _SCREEN_URI = re.compile(r"sane://panes/%([0-9]+)/screen")
 
 TEMPLATES = [
-    mt.ResourceTemplate(name="run-output", uri_template="sane://runs/{run_id}/output-{offset}",
-                        description="The whole output of a run whose result was truncated "
-                        "(the result's full_output_path), from byte offset `offset` of the "
-                        "run's output.", mime_type="text/plain"),
-    mt.ResourceTemplate(name="pane-screen", uri_template="sane://panes/{pane}/screen",
-                        description="A pane's visible text as a person sees it (pane: "
-                        "%ID, e.g. %3); read_screen also gives the cursor.",
-                        mime_type="text/plain"),
+    mt.ResourceTemplate(
+        name="run-output",
+        uri_template="sane://runs/{run_id}/output-{offset}",
+        description="The whole output of a run whose result was truncated "
+        "(the result's full_output_path), from byte offset `offset` of the "
+        "run's output.",
+        mime_type="text/plain",
+    ),
+    mt.ResourceTemplate(
+        name="pane-screen",
+        uri_template="sane://panes/{pane}/screen",
+        description="A pane's visible text as a person sees it (pane: "
+        "%ID, e.g. %3); read_screen also gives the cursor.",
+        mime_type="text/plain",
+    ),
 ]
 
 
@@ -59,11 +66,14 @@ def links(ctx: Context, document: Mapping[str, Any]) -> list[mt.ResourceLink]:
     for path in _saved_paths(document):
         uri = output_uri(ctx, path)
         if uri is not None:
-            found.append(mt.ResourceLink(name=uri.rpartition("/")[0].rpartition("/")[2]
-                                         + " " + uri.rpartition("/")[2], uri=uri,
-                                         mime_type="text/plain",
-                                         description="the whole output (the result "
-                                         "keeps its head and tail)"))
+            found.append(
+                mt.ResourceLink(
+                    name=uri.rpartition("/")[0].rpartition("/")[2] + " " + uri.rpartition("/")[2],
+                    uri=uri,
+                    mime_type="text/plain",
+                    description="the whole output (the result keeps its head and tail)",
+                )
+            )
     return found
 
 
@@ -73,23 +83,32 @@ def read(ctx: Context, uri: str) -> mt.ReadResourceResult:
         from sane.ops.screen import read_screen
 
         text = read_screen(ctx, f"%{screen.group(1)}")["text"]
-        return mt.ReadResourceResult(contents=[mt.TextResourceContents(
-            uri=uri, mime_type="text/plain", text=text)])
+        return mt.ReadResourceResult(
+            contents=[mt.TextResourceContents(uri=uri, mime_type="text/plain", text=text)]
+        )
     match = _OUTPUT_URI.fullmatch(uri)
     if match is None:
-        raise errors.InvalidArgument(f"no resource {uri!r}: sane serves "
-                                     "sane://runs/<run id>/output-<offset> and "
-                                     "sane://panes/%<id>/screen", uri=uri)
+        raise errors.InvalidArgument(
+            f"no resource {uri!r}: sane serves "
+            "sane://runs/<run id>/output-<offset> and "
+            "sane://panes/%<id>/screen",
+            uri=uri,
+        )
     path = runs_dir(ctx) / match.group(1) / match.group(2)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise errors.RunNotFound(f"no saved output {uri} (runs are forgotten after a "
-                                 "week)", uri=uri) from None
+        raise errors.RunNotFound(
+            f"no saved output {uri} (runs are forgotten after a week)", uri=uri
+        ) from None
     try:
         contents: mt.TextResourceContents | mt.BlobResourceContents = mt.TextResourceContents(
-            uri=uri, mime_type="text/plain", text=data.decode("utf-8"))
+            uri=uri, mime_type="text/plain", text=data.decode("utf-8")
+        )
     except UnicodeDecodeError:
-        contents = mt.BlobResourceContents(uri=uri, mime_type="application/octet-stream",
-                                           blob=base64.b64encode(data).decode("ascii"))
+        contents = mt.BlobResourceContents(
+            uri=uri,
+            mime_type="application/octet-stream",
+            blob=base64.b64encode(data).decode("ascii"),
+        )
     return mt.ReadResourceResult(contents=[contents])

@@ -50,7 +50,7 @@ from sane.tmux.command import TmuxServer
 
 INSTRUCTIONS = (
     "tmux-sane: run shell commands in tmux panes (local or over ssh) and get their exact "
-    "output and exit code as JSON. Every result is {\"ok\": true|false, \"schema_version\": 1, "
+    'output and exit code as JSON. Every result is {"ok": true|false, "schema_version": 1, '
     "...}. A run past its timeout comes back with status `running`: call run_wait with its "
     "run_id (or run_interrupt). `waiting_input` means the command waits for terminal input "
     "(`prompt` holds the prompt text): answer with run_input, or run_interrupt. A busy pane "
@@ -65,9 +65,13 @@ INSTRUCTIONS = (
 def tool_list(exposed: tuple[tools.Tool, ...] = tools.TOOLS) -> list[mt.Tool]:
     """The tools as MCP declares them: built once from :data:`sane.tools.TOOLS`."""
     return [
-        mt.Tool(name=tool.name, description=tool.description,
-                input_schema=tools.input_schema(tool), output_schema=tools.output_schema(tool),
-                annotations=mt.ToolAnnotations(read_only_hint=tool.read_only))
+        mt.Tool(
+            name=tool.name,
+            description=tool.description,
+            input_schema=tools.input_schema(tool),
+            output_schema=tools.output_schema(tool),
+            annotations=mt.ToolAnnotations(read_only_hint=tool.read_only),
+        )
         for tool in exposed
     ]
 
@@ -85,18 +89,21 @@ def _may_wait(name: str) -> bool:
         return False
 
 
-def tool_result(document: dict[str, Any],
-                links: list[mt.ResourceLink] | None = None) -> mt.CallToolResult:
+def tool_result(
+    document: dict[str, Any], links: list[mt.ResourceLink] | None = None
+) -> mt.CallToolResult:
     """The JSON document as text (what a model reads) and as structured content; a link
     to each output file the document keeps only the head and tail of."""
     text = json.dumps(document, ensure_ascii=False)
     content: list[mt.ContentBlock] = [mt.TextContent(text=text), *(links or [])]
-    return mt.CallToolResult(content=content, structured_content=document,
-                             is_error=not document["ok"])
+    return mt.CallToolResult(
+        content=content, structured_content=document, is_error=not document["ok"]
+    )
 
 
-def _progress_sender(request: ServerRequestContext[Any]
-                     ) -> Callable[[str, float | None], None] | None:
+def _progress_sender(
+    request: ServerRequestContext[Any],
+) -> Callable[[str, float | None], None] | None:
     """Progress notifications for the call, when its client sent a ``progressToken``:
     called from any thread (a fleet's per-server threads too), each waits until its
     notification is out, and they are numbered in the order they are sent."""
@@ -110,8 +117,15 @@ def _progress_sender(request: ServerRequestContext[Any]
 
     def send(message: str, total: float | None) -> None:
         with contextlib.suppress(Exception), lock:  # a closed client must not fail the work
-            anyio.from_thread.run(request.session.send_progress_notification, token,
-                                  float(next(count)), total, message, related, token=loop)
+            anyio.from_thread.run(
+                request.session.send_progress_notification,
+                token,
+                float(next(count)),
+                total,
+                message,
+                related,
+                token=loop,
+            )
 
     return send
 
@@ -120,8 +134,9 @@ def build_server(ctx: Context, exposed: tuple[tools.Tool, ...] = tools.TOOLS) ->
     """The server; ``exposed``: the tools it lists and answers (``--tools``/``--exclude``)."""
     served = {tool.name for tool in exposed}
 
-    async def list_tools(_: ServerRequestContext[Any],
-                         __: mt.PaginatedRequestParams | None) -> mt.ListToolsResult:
+    async def list_tools(
+        _: ServerRequestContext[Any], __: mt.PaginatedRequestParams | None
+    ) -> mt.ListToolsResult:
         return mt.ListToolsResult(tools=tool_list(exposed))
 
     # Calls that may wait (they have a timeout) and quick ones draw worker threads from
@@ -129,12 +144,15 @@ def build_server(ctx: Context, exposed: tuple[tools.Tool, ...] = tools.TOOLS) ->
     waiting = anyio.CapacityLimiter(WAITING_CALLS)
     quick = anyio.CapacityLimiter(QUICK_CALLS)
 
-    async def call_tool(request: ServerRequestContext[Any],
-                        params: mt.CallToolRequestParams) -> mt.CallToolResult:
+    async def call_tool(
+        request: ServerRequestContext[Any], params: mt.CallToolRequestParams
+    ) -> mt.CallToolResult:
         if params.name not in served:
             refused = errors.InvalidArgument(
                 f"tool {params.name!r} is not served here; this server offers: "
-                f"{', '.join(sorted(served))}", tool=params.name)
+                f"{', '.join(sorted(served))}",
+                tool=params.name,
+            )
             return tool_result(error_document(refused))
         control = tools.Call(progress=_progress_sender(request))
         limiter = waiting if _may_wait(params.name) else quick
@@ -142,38 +160,58 @@ def build_server(ctx: Context, exposed: tuple[tools.Tool, ...] = tools.TOOLS) ->
             # abandon_on_cancel: a cancelled call returns at once; its thread sees
             # `control` and winds the run down (interrupt, or hand-over) on its own.
             outcome = await anyio.to_thread.run_sync(
-                tools.call, ctx, params.name, params.arguments, control,
-                abandon_on_cancel=True, limiter=limiter)
+                tools.call,
+                ctx,
+                params.name,
+                params.arguments,
+                control,
+                abandon_on_cancel=True,
+                limiter=limiter,
+            )
         except anyio.get_cancelled_exc_class():
             control.cancel()
             raise
         return tool_result(outcome.document, resources.links(ctx, outcome.document))
 
-    async def list_templates(_: ServerRequestContext[Any], __: mt.PaginatedRequestParams | None
-                             ) -> mt.ListResourceTemplatesResult:
+    async def list_templates(
+        _: ServerRequestContext[Any], __: mt.PaginatedRequestParams | None
+    ) -> mt.ListResourceTemplatesResult:
         return mt.ListResourceTemplatesResult(resource_templates=resources.TEMPLATES)
 
-    async def list_resources(_: ServerRequestContext[Any], __: mt.PaginatedRequestParams | None
-                             ) -> mt.ListResourcesResult:
+    async def list_resources(
+        _: ServerRequestContext[Any], __: mt.PaginatedRequestParams | None
+    ) -> mt.ListResourcesResult:
         return mt.ListResourcesResult(resources=[])  # links come with the results
 
-    async def read_resource(_: ServerRequestContext[Any], params: mt.ReadResourceRequestParams
-                            ) -> mt.ReadResourceResult:
+    async def read_resource(
+        _: ServerRequestContext[Any], params: mt.ReadResourceRequestParams
+    ) -> mt.ReadResourceResult:
         try:
-            return await anyio.to_thread.run_sync(resources.read, ctx, str(params.uri),
-                                                  limiter=quick)
+            return await anyio.to_thread.run_sync(
+                resources.read, ctx, str(params.uri), limiter=quick
+            )
         except errors.SaneError as err:
-            raise MCPError(RESOURCE_NOT_FOUND if isinstance(err, errors.NotFound)
-                           else mt.INVALID_PARAMS, err.message, err.to_dict()) from None
+            raise MCPError(
+                RESOURCE_NOT_FOUND if isinstance(err, errors.NotFound) else mt.INVALID_PARAMS,
+                err.message,
+                err.to_dict(),
+            ) from None
 
-    return Server("tmux-sane", version=__version__, instructions=INSTRUCTIONS,
-                  on_list_tools=list_tools, on_call_tool=call_tool,
-                  on_list_resources=list_resources, on_list_resource_templates=list_templates,
-                  on_read_resource=read_resource)
+    return Server(
+        "tmux-sane",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_templates,
+        on_read_resource=read_resource,
+    )
 
 
-async def _serve(ctx: Context, proto_in: int, proto_out: int,
-                 exposed: tuple[tools.Tool, ...]) -> None:
+async def _serve(
+    ctx: Context, proto_in: int, proto_out: int, exposed: tuple[tools.Tool, ...]
+) -> None:
     server = build_server(ctx, exposed)
     async with stdio_streams(LineReader(proto_in), LineWriter(proto_out)) as (read, write):
         await server.run(read, write, server.create_initialization_options())
@@ -196,8 +234,14 @@ def serve(socket: str | None = None, exposed: tuple[tools.Tool, ...] = tools.TOO
     ctx = Context(TmuxServer.from_env(socket))
     try:
         with protocol_fds() as (proto_in, proto_out):
-            anyio.run(_serve, ctx, proto_in, proto_out, exposed,
-                      backend_options={"use_uvloop": _have_uvloop()})
+            anyio.run(
+                _serve,
+                ctx,
+                proto_in,
+                proto_out,
+                exposed,
+                backend_options={"use_uvloop": _have_uvloop()},
+            )
     finally:
         handlers.BACKGROUND.join()
         ctx.close()

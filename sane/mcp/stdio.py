@@ -79,14 +79,15 @@ class LineWriter:
         async with self.lock:
             while data:
                 try:
-                    data = data[os.write(self.fd, data):]
+                    data = data[os.write(self.fd, data) :]
                 except BlockingIOError:
                     await anyio.wait_writable(self.fd)
 
 
 def _error(request_id: Any, code: int, message: str) -> str:
-    return json.dumps({"jsonrpc": "2.0", "id": request_id,
-                       "error": {"code": code, "message": message}})
+    return json.dumps(
+        {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+    )
 
 
 def _id_of(item: Any) -> Any:
@@ -106,18 +107,36 @@ def rejection(line: str, problem: ValidationError) -> str | None:
         return _error(None, types.PARSE_ERROR, f"Parse error: {reason}")
     if isinstance(parsed, list):
         # MCP (2025-06-18 on) has no batches: refuse each request so its caller hears back.
-        replies = [json.loads(_error(_id_of(item), types.INVALID_REQUEST,
-                                     "Invalid Request: JSON-RPC batches are not supported; "
-                                     "send each message on its own line"))
-                   for item in parsed if _id_of(item) is not None]
+        replies = [
+            json.loads(
+                _error(
+                    _id_of(item),
+                    types.INVALID_REQUEST,
+                    "Invalid Request: JSON-RPC batches are not supported; "
+                    "send each message on its own line",
+                )
+            )
+            for item in parsed
+            if _id_of(item) is not None
+        ]
         if not replies:
-            replies = [json.loads(_error(None, types.INVALID_REQUEST,
-                                         "Invalid Request: JSON-RPC batches are not supported"))]
+            replies = [
+                json.loads(
+                    _error(
+                        None,
+                        types.INVALID_REQUEST,
+                        "Invalid Request: JSON-RPC batches are not supported",
+                    )
+                )
+            ]
         return json.dumps(replies)
     if isinstance(parsed, dict) and "method" in parsed and "id" not in parsed:
         return None  # a malformed notification: nobody waits for an answer
-    if isinstance(parsed, dict) and "id" not in parsed and ("result" in parsed
-                                                            or "error" in parsed):
+    if (
+        isinstance(parsed, dict)
+        and "id" not in parsed
+        and ("result" in parsed or "error" in parsed)
+    ):
         return None
     detail = problem.errors()[0]["msg"] if problem.errors() else "not a JSON-RPC message"
     return _error(_id_of(parsed), types.INVALID_REQUEST, f"Invalid Request: {detail}")
@@ -137,8 +156,7 @@ async def stdio_streams(reader: LineReader, writer: LineWriter) -> AsyncIterator
                         continue
                     text = line.decode("utf-8", "replace")
                     try:
-                        message = types.jsonrpc_message_adapter.validate_json(
-                            text, by_name=False)
+                        message = types.jsonrpc_message_adapter.validate_json(text, by_name=False)
                     except ValidationError as exc:
                         reply = rejection(text, exc)
                         if reply is not None:
@@ -152,8 +170,9 @@ async def stdio_streams(reader: LineReader, writer: LineWriter) -> AsyncIterator
         try:
             async with write_reader:
                 async for session_message in write_reader:
-                    await writer.write_line(session_message.message.model_dump_json(
-                        by_alias=True, exclude_unset=True))
+                    await writer.write_line(
+                        session_message.message.model_dump_json(by_alias=True, exclude_unset=True)
+                    )
         except anyio.ClosedResourceError:
             await anyio.lowlevel.checkpoint()
 

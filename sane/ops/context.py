@@ -36,7 +36,8 @@ class Context:
         self.server = server or TmuxServer.from_env()
         self._home = home
         self.session_name = check_session_name(
-            session_name or os.environ.get("SANE_SESSION") or DEFAULT_SESSION)
+            session_name or os.environ.get("SANE_SESSION") or DEFAULT_SESSION
+        )
         self.hub = ControlHub(self.server)
 
     @property
@@ -110,16 +111,16 @@ class Context:
         if found is None:
             from sane.tmux.structure import ensure_local_pane  # cold path only
 
-            target = ensure_local_pane(self.server, self.session_name, LOCAL_WINDOW,
-                                       ROLE_LOCAL)
+            target = ensure_local_pane(self.server, self.session_name, LOCAL_WINDOW, ROLE_LOCAL)
             found = self.pane_state(target)
         caller = os.environ.get("TMUX_PANE")
         if caller == found.pane_id and self.server.is_callers():
             raise errors.PaneBusy(
                 f"sane was called from {caller}, the local pane of session "
                 f"{self.session_name}: it would type into its own caller",
-                pane=caller, hint="name a pane with --pane, or set SANE_SESSION to "
-                                  "another session")
+                pane=caller,
+                hint="name a pane with --pane, or set SANE_SESSION to another session",
+            )
         return found
 
     def _find_local_pane(self) -> panes.PaneState | None:
@@ -127,8 +128,9 @@ class Context:
         run starts with this: one tmux process fewer)."""
         self.attach_first(f"={self.session_name}")
         try:
-            lines = self.tmux(["list-panes", "-s", "-t", f"={self.session_name}",
-                               "-F", panes.STATE_FORMAT])
+            lines = self.tmux(
+                ["list-panes", "-s", "-t", f"={self.session_name}", "-F", panes.STATE_FORMAT]
+            )
         except (errors.SessionNotFound, errors.PaneNotFound, errors.TmuxServerNotRunning):
             return None
         except errors.TmuxError as exc:
@@ -145,11 +147,16 @@ def check_session_name(name: str) -> str:
     """``name`` if it is a plain tmux session name (letters, digits, ``_``, ``-``), else
     ``invalid_argument``: tmux expands formats in session names, so a ``#(cmd)`` in
     ``SANE_SESSION`` would run ``cmd``, and ``:``/``.`` mean window and pane there."""
-    if not name or len(name) > 64 or not all(c.isascii() and (c.isalnum() or c in "_-")
-                                               for c in name):
+    if (
+        not name
+        or len(name) > 64
+        or not all(c.isascii() and (c.isalnum() or c in "_-") for c in name)
+    ):
         raise errors.InvalidArgument(
             f"session name {name!r} must be 1-64 letters, digits, '_' or '-'",
-            session=name, hint="check SANE_SESSION")
+            session=name,
+            hint="check SANE_SESSION",
+        )
     return name
 
 

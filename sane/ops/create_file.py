@@ -75,24 +75,44 @@ _RECEIVE_STDIN = """cat >| "$__cf_t"; __cf_k=$?"""
 
 
 def _script(
-    path: str, size_b64: int, sha256: str, nonce: str, mode: int | None, parents: bool,
-    no_overwrite: bool, backup: bool, side_channel: bool = False,
-    idle: float = IDLE_SECONDS, stdin: bool = False, skip_same: bool = False,
+    path: str,
+    size_b64: int,
+    sha256: str,
+    nonce: str,
+    mode: int | None,
+    parents: bool,
+    no_overwrite: bool,
+    backup: bool,
+    side_channel: bool = False,
+    idle: float = IDLE_SECONDS,
+    stdin: bool = False,
+    skip_same: bool = False,
 ) -> str:
     q = shlex.quote
     send = mk.printf_format(SEND, False)
     mode_text = f"{mode:04o}" if mode is not None else ""
-    receive = _RECEIVE_STDIN if stdin else (
-        _RECEIVE_SIDE if side_channel else _RECEIVE_PASTE).format(
-        send=send, nonce=nonce, tmp=TMP_REPORT, size_b64=size_b64,
-        idle=max(1, min(255, round(idle * 10))))
+    receive = (
+        _RECEIVE_STDIN
+        if stdin
+        else (_RECEIVE_SIDE if side_channel else _RECEIVE_PASTE).format(
+            send=send,
+            nonce=nonce,
+            tmp=TMP_REPORT,
+            size_b64=size_b64,
+            idle=max(1, min(255, round(idle * 10))),
+        )
+    )
     # The deployment cache: a file that already has these bytes is left alone.
-    same = f"""\
+    same = (
+        f"""\
 if [ -f "$__cf_p" ]; then
   __cf_h=$( (sha256sum -- "$__cf_p" || shasum -a 256 -- "$__cf_p") 2>/dev/null)
   if [ "${{__cf_h%% *}}" = {q(sha256)} ]; then __cf_r unchanged; return 0; fi
 fi
-""" if skip_same else ""
+"""
+        if skip_same
+        else ""
+    )
     return f"""\
 __cf_p={q(path)}
 case $__cf_p in /*) ;; *) __cf_p=$PWD/$__cf_p ;; esac
@@ -144,8 +164,9 @@ SideChannel = Callable[[str, bytes], None]
 class _Sender:
     """Sends the content once the script's send marker shows up in the stream."""
 
-    def __init__(self, nonce: str, payload: bytes, content: bytes,
-                 side_channel: SideChannel | None) -> None:
+    def __init__(
+        self, nonce: str, payload: bytes, content: bytes, side_channel: SideChannel | None
+    ) -> None:
         self.marker = mk.PREFIX + f"{nonce};{SEND}".encode() + mk.TERMINATOR
         self.payload = payload
         self.content = content
@@ -172,12 +193,12 @@ class _Sender:
             client.command(f"load-buffer -b {name} {quote(no_formats(tmp))}")
             client.command(f"paste-buffer -d -r -b {name} -t {pane_id}")
 
-
     def _send_aside(self, client: ControlClient, pane_id: str, scanner: RunScanner) -> None:
         assert self.side_channel is not None
         answer = "fail"
-        match = re.search(rb"^" + TMP_REPORT.encode() + rb" ([A-Za-z0-9+/=]+)\r?$",
-                          scanner.region(), re.M)
+        match = re.search(
+            rb"^" + TMP_REPORT.encode() + rb" ([A-Za-z0-9+/=]+)\r?$", scanner.region(), re.M
+        )
         if match is not None:
             tmp = base64.b64decode(match.group(1)).decode("utf-8", "surrogateescape")
             try:
@@ -214,7 +235,7 @@ def spill_file(data: bytes) -> Iterator[str]:
         fcntl.flock(fd, fcntl.LOCK_EX)
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
     except OSError as exc:
         _drop_spill(path, fd)
         from pathlib import Path
@@ -291,27 +312,61 @@ def create_file(
     sha256 = hashlib.sha256(content).hexdigest()
     payload = base64.b64encode(content) if side_channel is None else b""
     nonce = mk.new_nonce()
-    script = _script(path, len(payload), expected_sha256 or sha256, nonce, mode, parents,
-                     no_overwrite, backup, side_channel is not None, idle)
+    script = _script(
+        path,
+        len(payload),
+        expected_sha256 or sha256,
+        nonce,
+        mode,
+        parents,
+        no_overwrite,
+        backup,
+        side_channel is not None,
+        idle,
+    )
     sender = _Sender(nonce, payload, content, side_channel)
     result = run_command(
-        ctx, script, pane=pane,
-        options=RunOptions(timeout=timeout, interrupt_on_timeout=True, max_output=None,
-                           on_output=sender, quiet_period=None, posix_script=True),
+        ctx,
+        script,
+        pane=pane,
+        options=RunOptions(
+            timeout=timeout,
+            interrupt_on_timeout=True,
+            max_output=None,
+            on_output=sender,
+            quiet_period=None,
+            posix_script=True,
+        ),
     )
     report = _report(result["output"])
     if result["status"] != "completed" or report is None:
         raise errors.TransferFailed(
             f"creating {path} did not finish (status {result['status']}); "
             "no partial file was left in place",
-            path=path, status=result["status"], output=result["output"][-2000:],
+            path=path,
+            status=result["status"],
+            output=result["output"][-2000:],
         )
-    return _outcome(report, len(content), sha256, expected_sha256 or sha256, result["pane"],
-                    started, sender.side_error)
+    return _outcome(
+        report,
+        len(content),
+        sha256,
+        expected_sha256 or sha256,
+        result["pane"],
+        started,
+        sender.side_error,
+    )
 
 
-def _outcome(report: tuple[str, str, str], size: int, sha256: str, expected: str, pane: str,
-             started: float, side_error: str | None = None) -> CreateFileResult:
+def _outcome(
+    report: tuple[str, str, str],
+    size: int,
+    sha256: str,
+    expected: str,
+    pane: str,
+    started: float,
+    side_error: str | None = None,
+) -> CreateFileResult:
     """The result the script reported, or the error it names."""
     status, host_path, extra = report
     if status != "ok":
@@ -342,9 +397,15 @@ RemoteScript = Callable[[str, bytes], str]
 what the script printed, or raises the sane error for why it could not run it."""
 
 
-def write_over(run: RemoteScript, path: str, content: bytes, pane: str,
-               mode: int | None = None, parents: bool = False,
-               skip_same: bool = False) -> CreateFileResult | dict[str, str]:
+def write_over(
+    run: RemoteScript,
+    path: str,
+    content: bytes,
+    pane: str,
+    mode: int | None = None,
+    parents: bool = False,
+    skip_same: bool = False,
+) -> CreateFileResult | dict[str, str]:
     """create-file in one remote command with the content on its stdin (fleet put
     over each server's ControlMaster: one ssh per server, as scp would be), the same
     script and the same checks as in a pane: temp file beside the target, sha256
@@ -357,13 +418,26 @@ def write_over(run: RemoteScript, path: str, content: bytes, pane: str,
         raise errors.InvalidArgument(f"mode {mode:o} is out of range", mode=mode)
     started = time.perf_counter()
     sha256 = hashlib.sha256(content).hexdigest()
-    body = _script(path, 0, sha256, mk.new_nonce(), mode, parents, False, False,
-                   stdin=True, skip_same=skip_same)
+    body = _script(
+        path,
+        0,
+        sha256,
+        mk.new_nonce(),
+        mode,
+        parents,
+        False,
+        False,
+        stdin=True,
+        skip_same=skip_same,
+    )
     text = run(f"__cf_main() {{\n{body}}}\n__cf_main", content)
     report = _report(text)
     if report is None:
-        raise errors.TransferFailed(f"creating {path} did not finish; no partial file was "
-                                    "left in place", path=path, output=text[-2000:])
+        raise errors.TransferFailed(
+            f"creating {path} did not finish; no partial file was left in place",
+            path=path,
+            output=text[-2000:],
+        )
     if report[0] == "unchanged":
         return {"action": "unchanged", "path": report[1], "sha256": sha256}
     return _outcome(report, len(content), sha256, sha256, pane, started)
@@ -376,4 +450,3 @@ def _report(text: str) -> tuple[str, str, str] | None:
             host_path = base64.b64decode(parts[2]).decode("utf-8", "replace")
             return parts[1], host_path, parts[3]
     return None
-

@@ -18,10 +18,39 @@ from sane.models import DistroInfo, LocaleInfo, PlatformInfo, ShellInfo
 from sane.ops.context import Context
 from sane.ops.runs import RunOptions, run_command
 
-PACKAGE_MANAGERS = ("apt-get", "dnf", "yum", "apk", "pacman", "zypper", "brew", "pkg", "port",
-                    "nix-env", "emerge", "xbps-install")
-TOOLS = ("python3", "jq", "systemctl", "docker", "podman", "base64", "sha256sum", "shasum",
-         "curl", "wget", "git", "tmux", "sudo", "openssl", "ssh", "rsync", "perl")
+PACKAGE_MANAGERS = (
+    "apt-get",
+    "dnf",
+    "yum",
+    "apk",
+    "pacman",
+    "zypper",
+    "brew",
+    "pkg",
+    "port",
+    "nix-env",
+    "emerge",
+    "xbps-install",
+)
+TOOLS = (
+    "python3",
+    "jq",
+    "systemctl",
+    "docker",
+    "podman",
+    "base64",
+    "sha256sum",
+    "shasum",
+    "curl",
+    "wget",
+    "git",
+    "tmux",
+    "sudo",
+    "openssl",
+    "ssh",
+    "rsync",
+    "perl",
+)
 
 # The probe runs as ``sh -c PROBE`` (a line both POSIX shells and fish parse), so the
 # shell it describes is its parent, ``$PPID``: the pane's shell, where sane's runner
@@ -85,13 +114,21 @@ __dp end 1
 """
 # The line typed: a restricted shell (rbash) refuses the redirection, so sane never
 # starts an unrestricted sh there; it says so instead of a result full of nulls.
-PROBE_COMMAND = (f"true >/dev/null && sh -c {shlex.quote(PROBE)} sane-probe"
-                 " || printf '%s\\n' restricted=1 end=1")
+PROBE_COMMAND = (
+    f"true >/dev/null && sh -c {shlex.quote(PROBE)} sane-probe || printf '%s\\n' restricted=1 end=1"
+)
 
 _VM_VENDORS = {
-    "qemu": "qemu", "kvm": "kvm", "vmware": "vmware", "innotek": "virtualbox",
-    "virtualbox": "virtualbox", "xen": "xen", "microsoft corporation": "microsoft",
-    "amazon ec2": "amazon", "google": "google", "parallels": "parallels",
+    "qemu": "qemu",
+    "kvm": "kvm",
+    "vmware": "vmware",
+    "innotek": "virtualbox",
+    "virtualbox": "virtualbox",
+    "xen": "xen",
+    "microsoft corporation": "microsoft",
+    "amazon ec2": "amazon",
+    "google": "google",
+    "parallels": "parallels",
 }
 
 
@@ -122,7 +159,9 @@ def parse_probe(text: str) -> PlatformInfo:
     if single.get("restricted") == "1":
         raise errors.ShellRestricted(
             "the shell in the pane is restricted: it refuses output redirections and "
-            "commands named with a slash, so the platform probe cannot run there", shell=None)
+            "commands named with a slash, so the platform probe cannot run there",
+            shell=None,
+        )
 
     def get(key: str) -> str | None:
         value = single.get(key, "")
@@ -179,14 +218,18 @@ def _running_shell(single: dict[str, str]) -> ShellInfo:
     if name == "busybox" and words:
         name = words[1] if words[0] == "busybox" and len(words) > 1 else words[0]
     path = exe or (argv[0].lstrip("-") if argv and "/" in argv[0] else "")
-    return ShellInfo(path=path or None, name=name or None,
-                     version=single.get("run_shell_version") or None)
+    return ShellInfo(
+        path=path or None, name=name or None, version=single.get("run_shell_version") or None
+    )
 
 
 def _distro(get: Callable[[str], str | None], os_name: str | None) -> DistroInfo | None:
     if get("osr.ID") is not None or get("osr.NAME") is not None:
-        return DistroInfo(id=get("osr.ID"), version_id=get("osr.VERSION_ID"),
-                          name=get("osr.PRETTY_NAME") or get("osr.NAME"))
+        return DistroInfo(
+            id=get("osr.ID"),
+            version_id=get("osr.VERSION_ID"),
+            name=get("osr.PRETTY_NAME") or get("osr.NAME"),
+        )
     if get("mac_name") is not None or os_name == "Darwin":
         return DistroInfo(id="macos", version_id=get("mac_version"), name=get("mac_name"))
     if os_name is not None and (os_name.endswith("BSD") or os_name == "DragonFly"):
@@ -201,15 +244,24 @@ def _init_system(os_name: str | None, init_process: str | None, hints: set[str])
         return "systemd"
     if "openrc_run" in hints or init_process == "openrc-init":
         return "openrc"
-    known = {"runit": "runit", "s6-svscan": "s6", "tini": "tini", "dumb-init": "dumb-init",
-             "launchd": "launchd"}
+    known = {
+        "runit": "runit",
+        "s6-svscan": "s6",
+        "tini": "tini",
+        "dumb-init": "dumb-init",
+        "launchd": "launchd",
+    }
     return known.get(init_process or "")
 
 
 # What each implementation's ``ls --version`` prints (busybox: the usage, naming itself
 # on its second line); the first that matches wins (uutils also says "coreutils").
-_COREUTILS = (("uutils coreutils", "uutils"), ("GNU coreutils", "gnu"),
-              ("BusyBox", "busybox"), ("toybox", "toybox"))
+_COREUTILS = (
+    ("uutils coreutils", "uutils"),
+    ("GNU coreutils", "gnu"),
+    ("BusyBox", "busybox"),
+    ("toybox", "toybox"),
+)
 
 
 def _coreutils(version: str) -> str | None:
@@ -248,9 +300,14 @@ def _virtualization(single: dict[str, str]) -> str | None:
 
 def detect_platform(ctx: Context, pane: str | None = None, timeout: float = 30.0) -> PlatformInfo:
     started = time.perf_counter()
-    result = run_command(ctx, PROBE_COMMAND, pane=pane,
-                         options=RunOptions(timeout=timeout, interrupt_on_timeout=True,
-                                            max_output=None, quiet_period=None))
+    result = run_command(
+        ctx,
+        PROBE_COMMAND,
+        pane=pane,
+        options=RunOptions(
+            timeout=timeout, interrupt_on_timeout=True, max_output=None, quiet_period=None
+        ),
+    )
     if result["status"] != "completed":
         raise errors.TransferFailed(
             f"the platform probe did not complete (status {result['status']})",
@@ -261,8 +318,11 @@ def detect_platform(ctx: Context, pane: str | None = None, timeout: float = 30.0
     except errors.ShellRestricted as exc:
         # Named by the pane's program (a local pane's; "ssh" says only where it is).
         name = ctx.pane_state(result["pane"]).current_command.lstrip("-") or None
-        raise errors.ShellRestricted(exc.message.replace("the shell", name or "the shell", 1),
-                                     shell=name, pane=result["pane"]) from None
+        raise errors.ShellRestricted(
+            exc.message.replace("the shell", name or "the shell", 1),
+            shell=name,
+            pane=result["pane"],
+        ) from None
     info["pane"] = result["pane"]
     info["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
     return info

@@ -26,16 +26,17 @@ def list_panes(
         lines = ctx.tmux(argv)
     except errors.TmuxServerNotRunning:
         if session is not None and not all_sessions:
-            raise errors.SessionNotFound(f"no tmux session named {session!r} (no tmux server "
-                                         "is running)", session=session) from None
+            raise errors.SessionNotFound(
+                f"no tmux session named {session!r} (no tmux server is running)", session=session
+            ) from None
         return ListPanesResult(panes=[])
     except (errors.SessionNotFound, errors.PaneNotFound) as exc:
         if session is None:
             return ListPanesResult(panes=[])
         raise errors.SessionNotFound(
-                f"no tmux session named {session or ctx.session_name!r}",
-                session=session or ctx.session_name,
-            ) from exc
+            f"no tmux session named {session or ctx.session_name!r}",
+            session=session or ctx.session_name,
+        ) from exc
     result = panes.parse_infos(lines)
     for info in result:
         holder = info["run_id"]

@@ -65,10 +65,29 @@ REMOTE_CLIENTS = frozenset({"ssh", "mosh-client", "telnet", "docker", "kubectl",
 # epoll-like.
 _READ, _SELECT, _POLL, _EPOLL = "read", "select", "poll", "epoll"
 _SYSCALLS: dict[str, dict[int, str]] = {
-    "x86_64": {0: _READ, 19: _READ, 17: _READ, 295: _READ, 23: _SELECT, 270: _SELECT,
-               7: _POLL, 271: _POLL, 232: _EPOLL, 281: _EPOLL, 441: _EPOLL},
-    "aarch64": {63: _READ, 65: _READ, 67: _READ, 69: _READ, 72: _SELECT, 73: _POLL,
-                22: _EPOLL, 441: _EPOLL},
+    "x86_64": {
+        0: _READ,
+        19: _READ,
+        17: _READ,
+        295: _READ,
+        23: _SELECT,
+        270: _SELECT,
+        7: _POLL,
+        271: _POLL,
+        232: _EPOLL,
+        281: _EPOLL,
+        441: _EPOLL,
+    },
+    "aarch64": {
+        63: _READ,
+        65: _READ,
+        67: _READ,
+        69: _READ,
+        72: _SELECT,
+        73: _POLL,
+        22: _EPOLL,
+        441: _EPOLL,
+    },
 }
 _SYSCALLS["amd64"] = _SYSCALLS["x86_64"]
 _SYSCALLS["arm64"] = _SYSCALLS["aarch64"]
@@ -137,8 +156,9 @@ def _is_tty(target: str, tty: str) -> bool:
 # Fds a program waits on beside its terminal that only wake it up and never bring input
 # from anyone: eventfds (fish's line editor, a REPL's threads), a signalfd or timerfd,
 # and the FIFO fish pokes when a universal variable changes. An allow-list.
-_WAKEUP_TARGETS = frozenset({"anon_inode:[eventfd]", "anon_inode:[signalfd]",
-                             "anon_inode:[timerfd]"})
+_WAKEUP_TARGETS = frozenset(
+    {"anon_inode:[eventfd]", "anon_inode:[signalfd]", "anon_inode:[timerfd]"}
+)
 _WAKEUP_SUFFIXES = ("/fish_universal_variables.notifier",)
 # Fds that are always ready for reading: a poll or select that watched one would return
 # at once, so a process blocked there is not waiting on it. sane's runner holds
@@ -148,20 +168,29 @@ _NEVER_BLOCKING_TARGETS = frozenset({"/dev/null", "/dev/zero"})
 
 def _could_block(proc: Proc, below: int | None = None) -> list[int]:
     """The open fds (under ``below``) a blocked poll or select may be watching."""
-    return [fd for fd, target in proc.fds.items()
-            if target not in _NEVER_BLOCKING_TARGETS and (below is None or fd < below)]
+    return [
+        fd
+        for fd, target in proc.fds.items()
+        if target not in _NEVER_BLOCKING_TARGETS and (below is None or fd < below)
+    ]
 
 
 def _only_tty_input(fds: Iterable[int], proc: Proc, ttys: set[int]) -> bool:
     """Are ``fds`` a terminal and, beside it, only wake-up fds?"""
     watched = list(fds)
     others = [proc.fds.get(fd, "") for fd in watched if fd not in ttys]
-    return (any(fd in ttys for fd in watched)
-            and all(t in _WAKEUP_TARGETS or t.endswith(_WAKEUP_SUFFIXES) for t in others))
+    return any(fd in ttys for fd in watched) and all(
+        t in _WAKEUP_TARGETS or t.endswith(_WAKEUP_SUFFIXES) for t in others
+    )
 
 
-def _blocked_on_tty(proc: Proc, line: str, table: dict[int, str], tty: str,
-                    read_mem: Callable[[int, int, int], bytes | None]) -> bool:
+def _blocked_on_tty(
+    proc: Proc,
+    line: str,
+    table: dict[int, str],
+    tty: str,
+    read_mem: Callable[[int, int, int], bytes | None],
+) -> bool:
     fields = line.split()
     if len(fields) < 4 or not fields[0].isdigit():
         return False  # "running", or "-1 ..." (not in a system call)
@@ -188,8 +217,9 @@ def _blocked_on_tty(proc: Proc, line: str, table: dict[int, str], tty: str,
     return False
 
 
-def _pollfds(pid: int, address: int, count: int,
-             read_mem: Callable[[int, int, int], bytes | None]) -> list[int] | None:
+def _pollfds(
+    pid: int, address: int, count: int, read_mem: Callable[[int, int, int], bytes | None]
+) -> list[int] | None:
     """The fds a blocked ``poll`` watches for input, from its ``pollfd`` array."""
     if count <= 0 or count > 64:
         return None
@@ -205,8 +235,9 @@ def _pollfds(pid: int, address: int, count: int,
     return fds
 
 
-def waiting_process(snapshot: Snapshot,
-                    read_mem: Callable[[int, int, int], bytes | None] | None = None) -> Proc | None:
+def waiting_process(
+    snapshot: Snapshot, read_mem: Callable[[int, int, int], bytes | None] | None = None
+) -> Proc | None:
     """The process of the foreground group that waits on the terminal, if any."""
     table = _SYSCALLS.get(snapshot.machine)
     if table is None:
@@ -451,8 +482,9 @@ def parse_remote(text: str) -> list[Snapshot]:
     return [Snapshot(machine, tty, procs) for tty, procs in found if procs]
 
 
-def remote_snapshots(side_channel: str, host_pid: int,
-                     timeout: float = SIDE_CHANNEL_TIMEOUT) -> list[Snapshot]:
+def remote_snapshots(
+    side_channel: str, host_pid: int, timeout: float = SIDE_CHANNEL_TIMEOUT
+) -> list[Snapshot]:
     """The remote terminals' foreground groups, through the pane's ssh side channel
     (none when the remote /proc cannot be read)."""
     try:
@@ -461,8 +493,13 @@ def remote_snapshots(side_channel: str, host_pid: int,
         return []
     command = f"sh -c {shlex.quote(_REMOTE_SCRIPT)} sane-probe {host_pid}"
     try:
-        proc = subprocess.run([*argv, command], capture_output=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, check=False)
+        proc = subprocess.run(
+            [*argv, command],
+            capture_output=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return []
     if proc.returncode != 0:
@@ -472,8 +509,14 @@ def remote_snapshots(side_channel: str, host_pid: int,
 
 # -- the prober a follow loop uses -----------------------------------------------------
 
-_INFO_FIELDS = ("pane_pid", "pane_current_command", "cursor_x", "cursor_y", panes.OPT_HOST_PID,
-                panes.OPT_SIDE_CHANNEL)
+_INFO_FIELDS = (
+    "pane_pid",
+    "pane_current_command",
+    "cursor_x",
+    "cursor_y",
+    panes.OPT_HOST_PID,
+    panes.OPT_SIDE_CHANNEL,
+)
 _INFO = panes.format_of(_INFO_FIELDS)
 
 
@@ -481,8 +524,9 @@ REMOTE_PROBES_AT_ONCE = 4
 _remote_probes = threading.BoundedSemaphore(REMOTE_PROBES_AT_ONCE)
 
 
-def probe(client: ControlClient, pane_id: str,
-          timeout: float = SIDE_CHANNEL_TIMEOUT) -> Waiting | Idle | None:
+def probe(
+    client: ControlClient, pane_id: str, timeout: float = SIDE_CHANNEL_TIMEOUT
+) -> Waiting | Idle | None:
     """Does the command in ``pane_id`` wait for terminal input right now, or is its
     shell back at the prompt (:class:`Idle`)? ``timeout`` bounds an ssh pane's
     side-channel call."""
@@ -522,8 +566,7 @@ def _probe(client: ControlClient, pane_id: str, timeout: float) -> Waiting | Idl
         if not _remote_probes.acquire(blocking=False):
             return None
         try:
-            snapshots = (remote_snapshots(side, int(host_pid), timeout) if host_pid.isdigit()
-                         else [])
+            snapshots = remote_snapshots(side, int(host_pid), timeout) if host_pid.isdigit() else []
         finally:
             _remote_probes.release()
     else:
@@ -537,8 +580,11 @@ def _probe(client: ControlClient, pane_id: str, timeout: float) -> Waiting | Idl
         if depth == 0 and proc.pid == shell_pid and not in_runner(proc):
             return Idle(True, prompt)
         return Waiting(REASON_TTY, proc.comm, prompt)
-    if snapshots and snapshots[0].readable and not _only_remote_clients(
-            p.comm for p in snapshots[0].procs[:1]):
+    if (
+        snapshots
+        and snapshots[0].readable
+        and not _only_remote_clients(p.comm for p in snapshots[0].procs[:1])
+    ):
         return None  # the kernel says: not waiting on the terminal
     # The process state cannot tell: fall back to the screen.
     prompt = _prompt(client, pane_id, cx, cy)

@@ -152,8 +152,9 @@ def _claim(ctx: Context, client: ControlClient, state: panes.PaneState, run_id: 
     )
 
 
-def _release(client: ControlClient, pane_id: str, value: str,
-             note: RunResult | None = None) -> None:
+def _release(
+    client: ControlClient, pane_id: str, value: str, note: RunResult | None = None
+) -> None:
     """Clear the busy flag if it still holds ``value``: an error path never clears a
     flag some other run holds. ``note``: the run's result, remembered in the pane
     (:func:`find_done`)."""
@@ -188,10 +189,14 @@ def _note_done(pane_id: str, result: RunResult | None) -> list[str]:
     if result is None:
         return []
     code = "" if result["exit_code"] is None else str(result["exit_code"])
-    entry = (f"{result['run_id']}:{result['status']}:{code}:{int(result['shell_exited'])}:"
-             f"{result['output_start'] + result['output_bytes']}:{round(result['duration_ms'])};")
-    return [f"set-option -p -F -t {pane_id} {panes.OPT_DONE} "
-            f"'{entry} #{{={DONE_LIMIT}:{panes.OPT_DONE}}}'"]
+    entry = (
+        f"{result['run_id']}:{result['status']}:{code}:{int(result['shell_exited'])}:"
+        f"{result['output_start'] + result['output_bytes']}:{round(result['duration_ms'])};"
+    )
+    return [
+        f"set-option -p -F -t {pane_id} {panes.OPT_DONE} "
+        f"'{entry} #{{={DONE_LIMIT}:{panes.OPT_DONE}}}'"
+    ]
 
 
 class DoneRun(NamedTuple):
@@ -212,10 +217,20 @@ def parse_done(pane_id: str, value: str, run_id: str) -> DoneRun | None:
         if len(fields) != 6 or fields[0] != run_id or not entry.endswith(";"):
             continue
         status, code, exited, size, ms = fields[1], fields[2], fields[3], fields[4], fields[5][:-1]
-        if status in ("completed", "interrupted", "lost") and size.isdigit() and ms.isdigit() \
-                and (code == "" or code.isdigit()):
-            return DoneRun(pane_id, status, int(code) if code else None,  # type: ignore[arg-type]
-                           exited == "1", int(size), int(ms))
+        if (
+            status in ("completed", "interrupted", "lost")
+            and size.isdigit()
+            and ms.isdigit()
+            and (code == "" or code.isdigit())
+        ):
+            return DoneRun(
+                pane_id,
+                status,  # type: ignore[arg-type]
+                int(code) if code else None,
+                exited == "1",
+                int(size),
+                int(ms),
+            )
     return None
 
 
@@ -308,8 +323,11 @@ def _send(
         client.command(*first, f"send-keys -t {pane_id} {quote(typed.text)} Enter")
     else:
         buffer = f"sane-{nonce}"
-        client.command(*first, f"set-buffer -b {buffer} {quote(typed.text)}",
-                       f"paste-buffer -d -b {buffer} -t {pane_id}")
+        client.command(
+            *first,
+            f"set-buffer -b {buffer} {quote(typed.text)}",
+            f"paste-buffer -d -b {buffer} -t {pane_id}",
+        )
 
 
 # -- following -------------------------------------------------------------------------
@@ -359,7 +377,8 @@ class _QuietWatch:
         ``sleep 1`` starts no process at all."""
         try:
             side = self.client.command(
-                f"display-message -p -t {self.pane_id} '#{{{panes.OPT_SIDE_CHANNEL}}}'")
+                f"display-message -p -t {self.pane_id} '#{{{panes.OPT_SIDE_CHANNEL}}}'"
+            )
         except errors.SaneError:
             side = []
         self.remote = bool(side and side[0])
@@ -422,7 +441,8 @@ class _QuietWatch:
         with contextlib.suppress(errors.SaneError):
             self.client.command(
                 f"send-keys -t {self.pane_id} -l -- {quote(status_probe(nonce, scanner.shell))}",
-                f"send-keys -t {self.pane_id} Enter")
+                f"send-keys -t {self.pane_id} Enter",
+            )
 
 
 def _own_prompt(screen: str, scanner: sc.RunScanner) -> str:
@@ -501,8 +521,9 @@ def _dead_state(ctx: Context, pane_id: str) -> panes.PaneState | None:
     try:
         state = ctx.pane_state(pane_id)
     except errors.PaneNotFound:
-        return panes.PaneState(pane_id, "", None, True, None, None, False, False, None, None,
-                               None, None, None, "")
+        return panes.PaneState(
+            pane_id, "", None, True, None, None, False, False, None, None, None, None, None, ""
+        )
     if not state.dead:
         return None
     if state.dead_status is None and state.dead_signal is None:
@@ -545,10 +566,16 @@ def _status_of(
         # (for an ssh pane, ssh passes the remote shell's status on).
         scanner.end_before_partial_marker()
         return "completed", state.dead_status, True
-    if (follow.kind == "dead" and state is not None and state.dead_status is not None
-            and state.dead_signal is None
-            and not (state.dead_status == 255 and (state.server is not None
-                                                   or state.current_command == "ssh"))):
+    if (
+        follow.kind == "dead"
+        and state is not None
+        and state.dead_status is not None
+        and state.dead_signal is None
+        and not (
+            state.dead_status == 255
+            and (state.server is not None or state.current_command == "ssh")
+        )
+    ):
         # The shell ended during the run without sane's EXIT marker: the command
         # replaced sane's EXIT trap with its own (`trap 'cleanup' EXIT; exit 4`), or
         # `set -e` ended the shell. The shell's exit status, which tmux keeps, is the
@@ -602,8 +629,13 @@ def _result(
     piece = region[raw_from:]
     if status in ("running", "waiting_input"):
         piece = piece[: output.safe_cut(piece)]
-    data = output.clean(piece, keep_ansi=rec["keep_ansi"], aborted=status == "interrupted",
-                        exited=shell_exited, lost=status == "lost")
+    data = output.clean(
+        piece,
+        keep_ansi=rec["keep_ansi"],
+        aborted=status == "interrupted",
+        exited=shell_exited,
+        lost=status == "lost",
+    )
     start = rec["returned"]
     rec["raw_returned"] = raw_from + len(piece)
     rec["returned"] = start + len(data)
@@ -693,16 +725,24 @@ def prune_runs(ctx: Context, keep: str = "", max_age: float = RECORD_MAX_AGE) ->
 
 def _newest(directory: Path) -> float:
     """The latest change to ``directory`` or a file in it."""
-    return max([directory.stat().st_mtime,
-                *(entry.stat().st_mtime for entry in directory.iterdir())])
+    return max(
+        [directory.stat().st_mtime, *(entry.stat().st_mtime for entry in directory.iterdir())]
+    )
 
 
 # What a run record must hold for any call to use it, and of which type (a record of
 # another shape, `[]` or a field missing, is `state_invalid`: before, it was a
 # KeyError in `run wait` and an internal_error after every later hand-over).
 _RECORD_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "run_id": str, "pane": str, "session_id": str, "command": str, "tokens": list,
-    "started": (int, float), "keep_ansi": bool, "returned": int, "raw_returned": int,
+    "run_id": str,
+    "pane": str,
+    "session_id": str,
+    "command": str,
+    "tokens": list,
+    "started": (int, float),
+    "keep_ansi": bool,
+    "returned": int,
+    "raw_returned": int,
 }
 
 
@@ -720,15 +760,18 @@ def _load_record(ctx: Context, run_id: str, root: Path | None = None) -> dict[st
             run_id=run_id,
         ) from None
     wrong = ([] if isinstance(rec, dict) else ["the record"]) or [
-        name for name, kind in _RECORD_FIELDS.items()
-        if not isinstance(rec.get(name), kind)]
+        name for name, kind in _RECORD_FIELDS.items() if not isinstance(rec.get(name), kind)
+    ]
     if not wrong and not isinstance(rec.get("nonce"), str | None):
         wrong = ["nonce"]
     if not wrong and not isinstance(rec.get("final"), dict | None):
         wrong = ["final"]
     if wrong:
-        raise errors.StateError(f"run record {path} is corrupt ({', '.join(wrong)}): the "
-                                "run cannot be followed", path=str(path), run_id=run_id)
+        raise errors.StateError(
+            f"run record {path} is corrupt ({', '.join(wrong)}): the run cannot be followed",
+            path=str(path),
+            run_id=run_id,
+        )
     result: dict[str, Any] = rec
     return result
 
@@ -737,7 +780,10 @@ def _load_record(ctx: Context, run_id: str, root: Path | None = None) -> dict[st
 
 
 def run_command(
-    ctx: Context, command: str, pane: str | None = None, options: RunOptions | None = None,
+    ctx: Context,
+    command: str,
+    pane: str | None = None,
+    options: RunOptions | None = None,
     pane_state: panes.PaneState | None = None,
 ) -> RunResult:
     """Run ``command`` in ``pane`` (default: sane's local pane) and report it exactly.
@@ -762,8 +808,7 @@ def run_command(
             state = respawn(ctx, state)
             restarted = True
         try:
-            return _run(ctx, state, command, opts, deadline, started, started_wall,
-                        restarted)
+            return _run(ctx, state, command, opts, deadline, started, started_wall, restarted)
         except PaneDied:
             if attempt == 2:
                 raise
@@ -789,26 +834,46 @@ def _run(
         mine = _mine(ctx, run_id).value
         claim: str | None = claim_line(pane_id, _mine(ctx, run_id))
         rec: dict[str, Any] = {
-            "run_id": run_id, "pane": pane_id, "session_id": state.session_id,
-            "socket": ctx.server.label, "command": command, "nonce": None,
-            "tokens": [], "started": started_wall, "owner": opts.owner,
-            "keep_ansi": opts.keep_ansi, "max_output": opts.max_output,
-            "returned": 0, "raw_returned": 0, "final": None,
+            "run_id": run_id,
+            "pane": pane_id,
+            "session_id": state.session_id,
+            "socket": ctx.server.label,
+            "command": command,
+            "nonce": None,
+            "tokens": [],
+            "started": started_wall,
+            "owner": opts.owner,
+            "keep_ansi": opts.keep_ansi,
+            "max_output": opts.max_output,
+            "returned": 0,
+            "raw_returned": 0,
+            "final": None,
             # The shell is not the one sane's earlier runs in this pane used: respawned
             # after it died, or its runner gone (a new shell exec'd in its place).
-            "shell_restarted": restarted or (state.token is not None
-                                             and not state.runner_installed),
+            "shell_restarted": restarted
+            or (state.token is not None and not state.runner_installed),
         }
         try:
             if not runner_ready(state) or state.dead or state.in_mode or opts.durable:
                 _claim(ctx, client, state, run_id)
                 claim = None
                 state = ensure_runner(ctx, client, stream, state)
-            scanner, follow = _start_and_follow(ctx, client, stream, state, command, deadline,
-                                                claim, run_id, opts.on_output,
-                                                rec if opts.durable else None,
-                                                opts.quiet_period, opts.stop, opts.posix_script,
-                                                rec)
+            scanner, follow = _start_and_follow(
+                ctx,
+                client,
+                stream,
+                state,
+                command,
+                deadline,
+                claim,
+                run_id,
+                opts.on_output,
+                rec if opts.durable else None,
+                opts.quiet_period,
+                opts.stop,
+                opts.posix_script,
+                rec,
+            )
         except errors.PaneBusy:
             raise
         except KeyboardInterrupt:
@@ -840,13 +905,22 @@ def _run(
         result: RunResult | None = None
         try:
             if opts.durable:
-                _end_durable(ctx, client, rec, {"status": status, "exit_code": code,
-                                                "shell_exited": exited,
-                                                "duration_ms": round(duration_ms, 3)})
+                _end_durable(
+                    ctx,
+                    client,
+                    rec,
+                    {
+                        "status": status,
+                        "exit_code": code,
+                        "shell_exited": exited,
+                        "duration_ms": round(duration_ms, 3),
+                    },
+                )
             result = _result(ctx, rec, scanner, status, code, exited, duration_ms)
         finally:  # the run ended: its flag goes, whatever recording it did
-            client.send(release_line(pane_id),
-                        *_note_done(pane_id, result))  # ours: it ran; answered at close
+            client.send(
+                release_line(pane_id), *_note_done(pane_id, result)
+            )  # ours: it ran; answered at close
         return result
     finally:
         client.unwatch(pane_id, stream)
@@ -888,8 +962,9 @@ def _start_and_follow(
             _send(client, state.pane_id, typed, nonce, None)
         claim = None
         try:
-            follow = _follow(ctx, client, state.pane_id, stream, scanner, deadline,
-                             on_output, quiet, stop)
+            follow = _follow(
+                ctx, client, state.pane_id, stream, scanner, deadline, on_output, quiet, stop
+            )
         except KeyboardInterrupt:
             # Ctrl-C with the command typed (a second one, or one where no soft stop is
             # armed): it may be running, so its flag must not be cleared; _run hands
@@ -909,7 +984,9 @@ def _start_and_follow(
             force_paste = True  # the shell truncated the typed line: use a heredoc
             continue
         if outcome.kind in (
-            sc.OUTCOME_MISSING_RUNNER, sc.OUTCOME_LENGTH_MISMATCH, sc.OUTCOME_DECODE_FAILED
+            sc.OUTCOME_MISSING_RUNNER,
+            sc.OUTCOME_LENGTH_MISMATCH,
+            sc.OUTCOME_DECODE_FAILED,
         ):
             raise errors.RunnerUnavailable(
                 f"the shell in pane {state.pane_id} could not run the command "
@@ -931,12 +1008,18 @@ def _interrupt(
     scanner.feed(stream.take(0))
     scanner.mark_interrupt()
     client.command(f"send-keys -t {pane_id} C-c")
-    return _follow(ctx, client, pane_id, stream, scanner, time.monotonic() + grace,
-                   quiet=INTERRUPT_QUIET)
+    return _follow(
+        ctx, client, pane_id, stream, scanner, time.monotonic() + grace, quiet=INTERRUPT_QUIET
+    )
 
 
-def _make_durable(ctx: Context, client: ControlClient, state: panes.PaneState,
-                  rec: dict[str, Any], scanner: sc.RunScanner) -> None:
+def _make_durable(
+    ctx: Context,
+    client: ControlClient,
+    state: panes.PaneState,
+    rec: dict[str, Any],
+    scanner: sc.RunScanner,
+) -> None:
     """Save the run's record and start piping the pane to it, before anything is typed."""
     from sane.paths import private_dir
 
@@ -946,11 +1029,15 @@ def _make_durable(ctx: Context, client: ControlClient, state: panes.PaneState,
         if ctx.pane_state(state.pane_id).piped:
             raise errors.RunNotResumable(
                 f"pane {state.pane_id} has a pipe-pane of its own, so a durable run "
-                "cannot record its output", pane=state.pane_id)
+                "cannot record its output",
+                pane=state.pane_id,
+            )
         stream_path.touch(mode=0o600)
-        client.command(f"pipe-pane -o -t {state.pane_id} "
-                       + quote(no_formats(f"exec cat >> {shlex.quote(str(stream_path))}")),
-                       _piped_note(state.pane_id, rec["run_id"]))
+        client.command(
+            f"pipe-pane -o -t {state.pane_id} "
+            + quote(no_formats(f"exec cat >> {shlex.quote(str(stream_path))}")),
+            _piped_note(state.pane_id, rec["run_id"]),
+        )
         rec["durable"] = True
         rec["resumable"] = True
     rec["nonce"], rec["tokens"] = scanner.nonce, sorted(scanner.tokens)
@@ -958,8 +1045,9 @@ def _make_durable(ctx: Context, client: ControlClient, state: panes.PaneState,
     _save_record(ctx, rec, head=b"")
 
 
-def _end_durable(ctx: Context, client: ControlClient, rec: dict[str, Any],
-                 final: dict[str, Any] | None = None) -> None:
+def _end_durable(
+    ctx: Context, client: ControlClient, rec: dict[str, Any], final: dict[str, Any] | None = None
+) -> None:
     """Stop the pipe. A run that ended keeps its record, marked final, until the
     caller has noted the result (``forget_run``): dying before that must not lose it.
     A run that never started is forgotten at once."""
@@ -1027,8 +1115,10 @@ def _hand_over(
             rec["resumable"] = not state.piped
         if state is not None and not state.piped:
             shell = f"exec cat >> {shlex.quote(str(stream_path))}"
-            reply = client.send(f"pipe-pane -o -t {pane_id} {quote(no_formats(shell))}",
-                                _piped_note(pane_id, rec["run_id"]))
+            reply = client.send(
+                f"pipe-pane -o -t {pane_id} {quote(no_formats(shell))}",
+                _piped_note(pane_id, rec["run_id"]),
+            )
             client.result(reply)
             # What tmux sent before pipe-pane's reply is ours; the file holds the rest (the
             # reader thread may already have pushed later output too: cut it off exactly).
@@ -1041,12 +1131,21 @@ def _hand_over(
             shutil.rmtree(directory, ignore_errors=True)
             status, code, exited = _status_of(_Follow("outcome"), scanner, False)
             _settle(ctx, client, pane_id, scanner)
-            done = _result(ctx, rec, scanner, status, code, exited,
-                           (time.perf_counter() - started) * 1000)
+            done = _result(
+                ctx, rec, scanner, status, code, exited, (time.perf_counter() - started) * 1000
+            )
             _release(client, pane_id, _mine(ctx, rec["run_id"]).value, note=done)
             return done
-        result = _result(ctx, rec, scanner, "waiting_input" if waiting else "running", None,
-                         False, (time.perf_counter() - started) * 1000, waiting)
+        result = _result(
+            ctx,
+            rec,
+            scanner,
+            "waiting_input" if waiting else "running",
+            None,
+            False,
+            (time.perf_counter() - started) * 1000,
+            waiting,
+        )
         _save_record(ctx, rec, head=bytes(scanner.buf) if head is None else head)
         prune_runs(ctx, keep=rec["run_id"])
         return result
@@ -1065,8 +1164,9 @@ def _hand_over(
         ) from exc
 
 
-def _replay(ctx: Context, rec: dict[str, Any],
-            root: Path | None = None) -> tuple[sc.RunScanner, Path, int]:
+def _replay(
+    ctx: Context, rec: dict[str, Any], root: Path | None = None
+) -> tuple[sc.RunScanner, Path, int]:
     """A scanner fed with everything recorded so far; the stream file and its size."""
     directory = (root or runs_dir(ctx)) / rec["run_id"]
     scanner = sc.RunScanner(rec["nonce"], rec["tokens"], rec.get("shell", SHELL_POSIX))
@@ -1092,8 +1192,12 @@ def run_finished(ctx: Context, run_id: str, root: Path | None = None) -> bool:
 
 
 def run_wait(
-    ctx: Context, run_id: str, timeout: float = 30.0, interrupt: bool = False,
-    interrupt_grace: float = INTERRUPT_GRACE, quiet_period: float | None = DEFAULT_QUIET_PERIOD,
+    ctx: Context,
+    run_id: str,
+    timeout: float = 30.0,
+    interrupt: bool = False,
+    interrupt_grace: float = INTERRUPT_GRACE,
+    quiet_period: float | None = DEFAULT_QUIET_PERIOD,
 ) -> RunResult:
     """Wait again on a run left ``running`` or ``waiting_input``; return the output not
     returned yet."""
@@ -1101,8 +1205,13 @@ def run_wait(
 
 
 def run_input(
-    ctx: Context, run_id: str, text: str, enter: bool = True, timeout: float = 30.0,
-    quiet_period: float | None = DEFAULT_QUIET_PERIOD, multi_line: bool = False,
+    ctx: Context,
+    run_id: str,
+    text: str,
+    enter: bool = True,
+    timeout: float = 30.0,
+    quiet_period: float | None = DEFAULT_QUIET_PERIOD,
+    multi_line: bool = False,
 ) -> RunResult:
     """Answer a run's prompt: type ``text`` literally (then Enter unless ``enter`` is
     false) into the run's pane and follow the run on, as :func:`run_wait` does.
@@ -1128,17 +1237,26 @@ def check_answer(text: str, multi_line: bool = False) -> None:
         if ch == "\t" or (ch == "\n" and multi_line) or not (ch < " " or ch == "\x7f"):
             continue
         what = "a line break" if ch in "\r\n" else f"the control character {ch!r}"
-        hint = ("pass --multi-line (MCP: multi_line) to type several lines; each line "
-                "ends with Enter" if ch == "\n" else
-                "send keys such as C-d with send_keys; interrupt with run_interrupt")
+        hint = (
+            "pass --multi-line (MCP: multi_line) to type several lines; each line ends with Enter"
+            if ch == "\n"
+            else "send keys such as C-d with send_keys; interrupt with run_interrupt"
+        )
         raise errors.InvalidArgument(
             f"the answer holds {what} at index {index}: an answer is one line of text",
-            field="text", index=index, hint=hint)
+            field="text",
+            index=index,
+            hint=hint,
+        )
 
 
 def _resume(
-    ctx: Context, run_id: str, timeout: float, quiet_period: float | None,
-    interrupt: bool = False, interrupt_grace: float = INTERRUPT_GRACE,
+    ctx: Context,
+    run_id: str,
+    timeout: float,
+    quiet_period: float | None,
+    interrupt: bool = False,
+    interrupt_grace: float = INTERRUPT_GRACE,
     keys: tuple[str, bool] | None = None,
 ) -> RunResult:
     try:
@@ -1153,8 +1271,15 @@ def _resume(
     if keys is not None and (final is not None or scanner.outcome is not None):
         raise _finished(run_id, final)
     if final is not None:
-        return _result(ctx, rec, scanner, final["status"], final["exit_code"],
-                       final["shell_exited"], final["duration_ms"])
+        return _result(
+            ctx,
+            rec,
+            scanner,
+            final["status"],
+            final["exit_code"],
+            final["shell_exited"],
+            final["duration_ms"],
+        )
     if not rec.get("resumable", True):
         raise errors.RunNotResumable(
             f"pane {rec['pane']} already had a pipe-pane of its own when run {run_id} "
@@ -1172,11 +1297,29 @@ def _resume(
     else:
         if keys is not None:
             _type_answer(ctx, client, pane_id, run_id, *keys)
-        follow = _follow_file(ctx, client, pane_id, scanner, stream_path, size, deadline,
-                              interrupt, interrupt_grace, quiet_period)
+        follow = _follow_file(
+            ctx,
+            client,
+            pane_id,
+            scanner,
+            stream_path,
+            size,
+            deadline,
+            interrupt,
+            interrupt_grace,
+            quiet_period,
+        )
     if follow.kind in ("timeout", "waiting"):
-        result = _result(ctx, rec, scanner, "waiting_input" if follow.waiting else "running",
-                         None, False, (time.time() - rec["started"]) * 1000, follow.waiting)
+        result = _result(
+            ctx,
+            rec,
+            scanner,
+            "waiting_input" if follow.waiting else "running",
+            None,
+            False,
+            (time.time() - rec["started"]) * 1000,
+            follow.waiting,
+        )
         _save_record(ctx, rec)
         return result
     status, code, exited = _status_of(follow, scanner, interrupt)
@@ -1189,8 +1332,12 @@ def _resume(
         if holder is not None:
             _release(client, pane_id, holder)
     result = _result(ctx, rec, scanner, status, code, exited, duration)
-    rec["final"] = {"status": status, "exit_code": code, "shell_exited": exited,
-                    "duration_ms": round(duration, 3)}
+    rec["final"] = {
+        "status": status,
+        "exit_code": code,
+        "shell_exited": exited,
+        "duration_ms": round(duration, 3),
+    }
     # The run is over and its pane free: a full disk must not turn the result this call
     # holds into an error (it was lost so, the flag already released). Unsaved, a later
     # wait works it out again from the stream.
@@ -1203,7 +1350,8 @@ def _finished(run_id: str, final: dict[str, Any] | None) -> errors.RunFinished:
     return errors.RunFinished(
         f"run {run_id} has ended, so nothing was typed (the text would have gone to the "
         "shell as a command); `sane run wait` returns its result",
-        run_id=run_id, status=final["status"] if final else None,
+        run_id=run_id,
+        status=final["status"] if final else None,
     )
 
 
@@ -1216,14 +1364,19 @@ def _done_in_time(run_id: str, done: DoneRun) -> errors.RunFinished:
         f"run {run_id} already ended ({done.status}{code}) within the call that started "
         f"it, which returned its result and all {done.output_bytes} bytes of its output; "
         "nothing was sent to the pane",
-        run_id=run_id, pane=done.pane, status=done.status, exit_code=done.exit_code,
-        shell_exited=done.shell_exited, output_bytes=done.output_bytes,
+        run_id=run_id,
+        pane=done.pane,
+        status=done.status,
+        exit_code=done.exit_code,
+        shell_exited=done.shell_exited,
+        output_bytes=done.output_bytes,
         duration_ms=done.duration_ms,
     )
 
 
-def _type_answer(ctx: Context, client: ControlClient, pane_id: str, run_id: str, text: str,
-                 enter: bool) -> None:
+def _type_answer(
+    ctx: Context, client: ControlClient, pane_id: str, run_id: str, text: str, enter: bool
+) -> None:
     """Type into the run's command, only while the pane's busy flag still names the run.
 
     ``send-keys -l --`` sends every character as itself (no key names, no option
@@ -1246,7 +1399,10 @@ def _type_answer(ctx: Context, client: ControlClient, pane_id: str, run_id: str,
             "process state could not be read and the screen shows no prompt), so "
             "nothing was typed: text typed ahead would run as a shell command if the "
             "command ends without reading it; answer once `sane run wait` says "
-            "waiting_input", run_id=run_id, pane=pane_id)
+            "waiting_input",
+            run_id=run_id,
+            pane=pane_id,
+        )
     if isinstance(found, Idle):
         # The run's own shell sits at its prompt, outside sane's runner: the run is
         # over though its end never reached the record (its pipe died, say). Whatever
@@ -1255,7 +1411,10 @@ def _type_answer(ctx: Context, client: ControlClient, pane_id: str, run_id: str,
             f"run {run_id} has ended: the shell in pane {pane_id} is back at its own "
             "prompt, so nothing was typed (the text would have run as a command); "
             "`sane run wait` returns how it ended",
-            run_id=run_id, pane=pane_id, status=None)
+            run_id=run_id,
+            pane=pane_id,
+            status=None,
+        )
     line = [f"copy-mode -q -t {pane_id}"]
     if text:
         line.append(f"send-keys -t {pane_id} -l -- {quote(text)}")
@@ -1299,8 +1458,9 @@ def _follow_file(
     # caught up once it grew by as much as the watch received.
     base = stream_path.stat().st_size
     wake = client.watch(pane_id)
-    watch = _QuietWatch(client, pane_id,
-                        min(quiet or INTERRUPT_QUIET, INTERRUPT_QUIET) if interrupt else quiet)
+    watch = _QuietWatch(
+        client, pane_id, min(quiet or INTERRUPT_QUIET, INTERRUPT_QUIET) if interrupt else quiet
+    )
     # Whether anything tmux sent since the watch began looks like one of sane's markers.
     # Only such bytes make a lagging file matter when a prompt is found: without this,
     # bytes cat wrote to the file before `base` but that reached the watch after it
@@ -1349,9 +1509,11 @@ def _follow_file(
                             return _Follow("outcome")
                         end = live.end
                         replaced = end.kind == markers.NEW_SHELL
-                        return _Follow("lost", exited=end.kind == markers.EXITED or replaced,
-                                       code=None if end.arg is None or replaced
-                                       else exit_status(end.arg))
+                        return _Follow(
+                            "lost",
+                            exited=end.kind == markers.EXITED or replaced,
+                            code=None if end.arg is None or replaced else exit_status(end.arg),
+                        )
                 waiting = watch.check(scanner, deadline)
                 if waiting is not None:
                     # Output that raced the probe wins, as in _follow; and the file
@@ -1365,8 +1527,9 @@ def _follow_file(
                             return _Follow("outcome")
                         continue
                     return _Follow("waiting", waiting=waiting)
-                if live.note(sent.note(wake.take(min(backoff, deadline - now,
-                                                     watch.wait_time(now) + 0.001)))):
+                if live.note(
+                    sent.note(wake.take(min(backoff, deadline - now, watch.wait_time(now) + 0.001)))
+                ):
                     backoff = 0.002
                     watch.output()
                 else:
@@ -1407,7 +1570,7 @@ class _MarkerSeen:
         if data and not self.marker:
             joined = self._tail + data
             self.marker = markers.PREFIX in joined
-            self._tail = joined[-(len(markers.PREFIX) - 1):]
+            self._tail = joined[-(len(markers.PREFIX) - 1) :]
         return data
 
 

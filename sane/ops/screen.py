@@ -20,8 +20,10 @@ from sane.tmux.command import quote
 
 # Key names tmux's send-keys understands, with optional C-/M-/S- modifiers: an
 # allow-list, so a "key" can never be a tmux option or a literal string by accident.
-_KEY = re.compile(r"(?:[CMS]-)*(?:[ -~]|F(?:[1-9]|1[0-2])|Enter|Escape|Tab|BTab|BSpace|Space"
-                  r"|Up|Down|Left|Right|Home|End|PageUp|PageDown|PPage|NPage|IC|DC|KP\w+)")
+_KEY = re.compile(
+    r"(?:[CMS]-)*(?:[ -~]|F(?:[1-9]|1[0-2])|Enter|Escape|Tab|BTab|BSpace|Space"
+    r"|Up|Down|Left|Right|Home|End|PageUp|PageDown|PPage|NPage|IC|DC|KP\w+)"
+)
 _INFO = "#{pane_id} #{cursor_x} #{cursor_y} #{pane_width} #{pane_height} #{pane_in_mode}"
 
 
@@ -32,9 +34,11 @@ def _pane(ctx: Context, target: str | None) -> str:
 def _refuse_callers_pane(ctx: Context, pane_id: str) -> None:
     caller = os.environ.get("TMUX_PANE")
     if caller == pane_id and ctx.server.is_callers():
-        raise errors.PaneBusy(f"pane {pane_id} is the one sane is called from: keys typed "
-                              "there would go into the caller's own command line",
-                              pane=pane_id)
+        raise errors.PaneBusy(
+            f"pane {pane_id} is the one sane is called from: keys typed "
+            "there would go into the caller's own command line",
+            pane=pane_id,
+        )
 
 
 def read_screen(ctx: Context, pane: str | None, lines: int | None = None) -> dict[str, Any]:
@@ -48,19 +52,29 @@ def read_screen(ctx: Context, pane: str | None, lines: int | None = None) -> dic
             text.pop()
         text = text[-lines:]
     info = ctx.tmux(["display-message", "-p", "-t", pane_id, _INFO])[0].split(" ")
-    return {"pane": pane_id, "text": "\n".join(text), "cursor_x": int(info[1]),
-            "cursor_y": int(info[2]), "width": int(info[3]), "height": int(info[4]),
-            "in_mode": info[5] == "1"}
+    return {
+        "pane": pane_id,
+        "text": "\n".join(text),
+        "cursor_x": int(info[1]),
+        "cursor_y": int(info[2]),
+        "width": int(info[3]),
+        "height": int(info[4]),
+        "in_mode": info[5] == "1",
+    }
 
 
-def send_keys(ctx: Context, pane: str | None, keys: list[str], text: str | None,
-              enter: bool) -> dict[str, Any]:
+def send_keys(
+    ctx: Context, pane: str | None, keys: list[str], text: str | None, enter: bool
+) -> dict[str, Any]:
     """Type ``text`` literally (every character as itself), then the named ``keys``,
     then Enter if asked."""
     bad = [k for k in keys if not _KEY.fullmatch(k)]
     if bad:
-        raise errors.InvalidArgument(f"not a key name: {bad[0]!r} (C-c, Escape, Enter, Up, "
-                                     "F1, M-x ...; literal text goes in `text`)", key=bad[0])
+        raise errors.InvalidArgument(
+            f"not a key name: {bad[0]!r} (C-c, Escape, Enter, Up, "
+            "F1, M-x ...; literal text goes in `text`)",
+            key=bad[0],
+        )
     pane_id = _pane(ctx, pane)
     _refuse_callers_pane(ctx, pane_id)
     argv = []
@@ -72,12 +86,12 @@ def send_keys(ctx: Context, pane: str | None, keys: list[str], text: str | None,
     if argv:
         state = ctx.pane_state(pane_id)
         ctx.client(state.session_id).command(*argv)
-    return {"pane": pane_id, "sent_keys": keys, "sent_text_chars": len(text or ""),
-            "enter": enter}
+    return {"pane": pane_id, "sent_keys": keys, "sent_text_chars": len(text or ""), "enter": enter}
 
 
-def wait_for_text(ctx: Context, pane: str | None, pattern: str, timeout: float,
-                  lines: int | None = None) -> dict[str, Any]:
+def wait_for_text(
+    ctx: Context, pane: str | None, pattern: str, timeout: float, lines: int | None = None
+) -> dict[str, Any]:
     """Wait until the regular expression ``pattern`` matches the pane's screen (or its
     last ``lines`` lines), woken by the pane's output, until ``timeout``."""
     try:
@@ -95,9 +109,13 @@ def wait_for_text(ctx: Context, pane: str | None, pattern: str, timeout: float,
             found = regex.search(screen["text"])
             remaining = deadline - time.monotonic()
             if found is not None or remaining <= 0:
-                return {"pane": pane_id, "matched": found is not None,
-                        "match": found.group(0) if found else None, "text": screen["text"],
-                        "waited_ms": round((time.monotonic() - started) * 1000, 3)}
+                return {
+                    "pane": pane_id,
+                    "matched": found is not None,
+                    "match": found.group(0) if found else None,
+                    "text": screen["text"],
+                    "waited_ms": round((time.monotonic() - started) * 1000, 3),
+                }
             stream.take(min(remaining, 0.5))  # woken by output; a redraw may not print
     finally:
         client.unwatch(pane_id, stream)

@@ -28,15 +28,47 @@ from sane.tmux.control import ControlClient, PaneStream
 # Programs sane may type into: POSIX-ish shells, fish (its own runner), and ssh (whose
 # remote shell the runner's missing-runner guard then checks). An allow-list.
 POSIX_SHELLS = frozenset(
-    {"sh", "bash", "rbash", "dash", "zsh", "ksh", "ksh93", "mksh", "lksh", "oksh", "ash", "posh",
-     "yash", "busybox", "ssh"}
+    {
+        "sh",
+        "bash",
+        "rbash",
+        "dash",
+        "zsh",
+        "ksh",
+        "ksh93",
+        "mksh",
+        "lksh",
+        "oksh",
+        "ash",
+        "posh",
+        "yash",
+        "busybox",
+        "ssh",
+    }
 )
 FISH_SHELLS = frozenset({"fish"})
 SHELLS = POSIX_SHELLS | FISH_SHELLS
 # Shells sane has no runner for: a local pane running one is refused at once
 # (shell_unsupported), never typed into until a timeout.
-UNSUPPORTED_SHELLS = frozenset({"csh", "tcsh", "rc", "es", "nu", "elvish", "xonsh", "pwsh",
-                                "ion", "oil", "osh", "ysh", "scsh", "sash", "tclsh"})
+UNSUPPORTED_SHELLS = frozenset(
+    {
+        "csh",
+        "tcsh",
+        "rc",
+        "es",
+        "nu",
+        "elvish",
+        "xonsh",
+        "pwsh",
+        "ion",
+        "oil",
+        "osh",
+        "ysh",
+        "scsh",
+        "sash",
+        "tclsh",
+    }
+)
 READY_TIMEOUT = 15.0
 # Why the pane's shell is not the login shell, when sane replaced it (else empty).
 OPT_SHELL_NOTE = "@sane_shell_note"
@@ -48,8 +80,21 @@ MAX_TOKENS = 8
 # Programs that exec a shell a moment after a pane starts (`env VAR=x bash`, ...).
 # "tmux": a pane just created is, until its child execs, a fork of the tmux server and
 # named like it (refused as not a shell at load, 1 run in 40).
-WRAPPERS = frozenset({"env", "login", "su", "sudo", "nice", "nohup", "setsid", "stdbuf",
-                      "setpriv", "runuser", "tmux"})
+WRAPPERS = frozenset(
+    {
+        "env",
+        "login",
+        "su",
+        "sudo",
+        "nice",
+        "nohup",
+        "setsid",
+        "stdbuf",
+        "setpriv",
+        "runuser",
+        "tmux",
+    }
+)
 
 
 def _base(command: str) -> str:
@@ -93,8 +138,7 @@ def runner_ready(state: panes.PaneState) -> bool:
     """Does the pane's shell hold a runner of its own kind? Not when a person started a
     shell of another kind in it (fish in a bash pane): a line typed for the first
     would be a syntax error in the second, and the run would never end."""
-    return state.runner_installed and shell_kind(state.current_command) in (None,
-                                                                             state.shell_kind)
+    return state.runner_installed and shell_kind(state.current_command) in (None, state.shell_kind)
 
 
 class PaneDied(Exception):
@@ -123,7 +167,8 @@ def respawn(ctx: Context, state: panes.PaneState) -> panes.PaneState:
         raise errors.ConnectionFailed(
             f"the ssh session of server {state.server} ended; `sane connect {state.server}` "
             "or a run with --server reopens it",
-            server=state.server, pane=state.pane_id,
+            server=state.server,
+            pane=state.pane_id,
         )
     ctx.hub.drop(state.session_id)
     ctx.server.run("respawn-pane", "-t", state.pane_id)
@@ -131,9 +176,14 @@ def respawn(ctx: Context, state: panes.PaneState) -> panes.PaneState:
     # death, when tmux refuses pipe-pane) would record every later run into that run's
     # file and make the pane look piped by someone else: stop it. A user's own pipe
     # (no mark) stays.
-    ctx.server.run("if-shell", "-F", "-t", state.pane_id, f"#{{{panes.OPT_PIPED}}}",
-                   f"pipe-pane -t {state.pane_id} ; "
-                   f"set-option -p -u -t {state.pane_id} {panes.OPT_PIPED}")
+    ctx.server.run(
+        "if-shell",
+        "-F",
+        "-t",
+        state.pane_id,
+        f"#{{{panes.OPT_PIPED}}}",
+        f"pipe-pane -t {state.pane_id} ; set-option -p -u -t {state.pane_id} {panes.OPT_PIPED}",
+    )
     # The pane's start command may pass through a wrapper (env, a login script)
     # before its shell runs: give it a moment to become one.
     return _wait_for_shell(ctx, state.pane_id, RESPAWN_SETTLE)
@@ -158,8 +208,9 @@ def _keys(pane: str, line: str) -> str:
     return f"send-keys -t {pane} -H " + " ".join(f"{b:02x}" for b in line.encode()) + " 0d"
 
 
-def _remote_kind(ctx: Context, client: ControlClient, stream: PaneStream, pane: str,
-                 deadline: float) -> str:
+def _remote_kind(
+    ctx: Context, client: ControlClient, stream: PaneStream, pane: str, deadline: float
+) -> str:
     """Which runner the shell behind an ssh pane takes, asked with a line every shell
     parses alike (``shell_probe``). A shell sane cannot drive there (tcsh, csh, any
     other) is replaced by a POSIX ``sh`` (``exec``, as a person would), and the pane
@@ -176,7 +227,9 @@ def _remote_kind(ctx: Context, client: ControlClient, stream: PaneStream, pane: 
         if remaining <= 0 or stream.closed:
             raise errors.RunnerUnavailable(
                 f"the shell behind pane {pane} did not answer sane's shell probe in time "
-                "(is it idle at its prompt?)", pane=pane)
+                "(is it idle at its prompt?)",
+                pane=pane,
+            )
         seen += stream.take(min(remaining, 0.25))
     name = found[1]
     if name in FISH_SHELLS:
@@ -185,14 +238,19 @@ def _remote_kind(ctx: Context, client: ControlClient, stream: PaneStream, pane: 
         kind, note = SHELL_POSIX, ""
     else:
         client.command(_keys(pane, " exec sh"))
-        kind, note = SHELL_POSIX, (f"the login shell {name} cannot be driven by sane: "
-                                   "it started sh in its place")
+        kind, note = (
+            SHELL_POSIX,
+            (f"the login shell {name} cannot be driven by sane: it started sh in its place"),
+        )
     client.command(f"set-option -p -t {pane} {OPT_SHELL_NOTE} {quote(note)}")
     return kind
 
 
 def install_runner(
-    ctx: Context, client: ControlClient, stream: PaneStream, state: panes.PaneState,
+    ctx: Context,
+    client: ControlClient,
+    stream: PaneStream,
+    state: panes.PaneState,
     deadline: float | None = None,
 ) -> panes.PaneState:
     pane = state.pane_id
@@ -203,7 +261,8 @@ def install_runner(
         raise errors.ShellUnsupported(
             f"pane {pane} is running the shell {_base(state.current_command)!r}, which sane "
             "cannot drive (it drives POSIX shells and fish); start one of those in the pane",
-            pane=pane, shell=_base(state.current_command),
+            pane=pane,
+            shell=_base(state.current_command),
         )
     if not is_shell(state.current_command):
         raise errors.PaneNotShell(
@@ -249,13 +308,16 @@ def install_runner(
         if data:
             seen += data
         elif ctx.pane_state(pane).dead:
-            raise errors.RunnerUnavailable(f"pane {pane} died before sane's runner was ready",
-                                           pane=pane)
+            raise errors.RunnerUnavailable(
+                f"pane {pane} died before sane's runner was ready", pane=pane
+            )
     tokens = " ".join([token, *tokens_of(state)][:MAX_TOKENS])
     ready = next(m for m in (ready_marker(seen, n) for n in nonces) if m is not None)
     host_pid = [f"set-option -p -t {pane} {panes.OPT_HOST_PID} {ready.arg}"] if ready.arg else []
     client.command(f"set-option -p -t {pane} {panes.OPT_SHELL_PID} {state.pid}", *host_pid)
-    client.command(f"set-option -p -t {pane} {panes.OPT_TOKEN} '{tokens}'",
-                   f"set-option -p -t {pane} {panes.OPT_SHELL_KIND} {kind}")
+    client.command(
+        f"set-option -p -t {pane} {panes.OPT_TOKEN} '{tokens}'",
+        f"set-option -p -t {pane} {panes.OPT_SHELL_KIND} {kind}",
+    )
     client.command(f"set-option -p -t {pane} remain-on-exit on")
     return state._replace(shell_pid=state.pid, token=tokens, shell_kind=kind)

@@ -68,7 +68,7 @@ def takeover_lines(nonce: str, token: str) -> list[str]:
         " switch $argv[3]; case -; set -g __sane_b $argv[4]; set -g __sane_c $argv[4];"
         " case b; set -g __sane_b $argv[4]; case '*'; set -g __sane_b (string join '' $__sane_p);"
         " end; set -g __sane_p;"
-        " if test (string length -- \"$__sane_b\") != $argv[2];"
+        ' if test (string length -- "$__sane_b") != $argv[2];'
         f" printf '{lm}' $argv[1] (string length -- \"$__sane_b\"); set -g __sane_c;"
         " return $__sane_q; end;"
         " if test $argv[3] != -;"
@@ -95,18 +95,21 @@ def call(nonce: str, length: int, mode: str, arg: str | None, keep_status: bool 
     missing = printf_format(MISSING_RUNNER, False)
     tail = f" {arg}" if arg is not None else ""
     keep = " set -g __sane_q $status;" if keep_status else ""
-    return (f"{keep} functions -q __sane_pre; or printf '{missing}' {nonce};"
-            f" __sane_pre {nonce} {length} {mode}{tail}; eval $__sane_c {RUN_FD}<{RUN_TARGET};"
-            " __sane_post")
-
+    return (
+        f"{keep} functions -q __sane_pre; or printf '{missing}' {nonce};"
+        f" __sane_pre {nonce} {length} {mode}{tail}; eval $__sane_c {RUN_FD}<{RUN_TARGET};"
+        " __sane_post"
+    )
 
 
 def paste_lines(nonce: str, b64: str) -> str:
     """Paste text for a long command: its base64 in chunks, then the call."""
     chunks = [b64[i : i + PASTE_CHUNK] for i in range(0, len(b64), PASTE_CHUNK)] or [""]
     sets = "".join(f" set -ga __sane_p {chunk}\n" for chunk in chunks)
-    return (f" set -g __sane_q $status; set -g __sane_p\n{sets}"
-            f"{call(nonce, len(b64), 'p', None, keep_status=False)}\n")
+    return (
+        f" set -g __sane_q $status; set -g __sane_p\n{sets}"
+        f"{call(nonce, len(b64), 'p', None, keep_status=False)}\n"
+    )
 
 
 def status_probe(nonce: str) -> str:

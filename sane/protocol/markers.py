@@ -82,8 +82,13 @@ def scan(buf: bytes | bytearray, start: int) -> tuple[list[Marker], int]:
         if m is not None:
             arg = m.group(3)
             found.append(
-                Marker(i, j + 1, m.group(1).decode(), m.group(2).decode(),
-                       int(arg) if arg is not None else None)
+                Marker(
+                    i,
+                    j + 1,
+                    m.group(1).decode(),
+                    m.group(2).decode(),
+                    int(arg) if arg is not None else None,
+                )
             )
             pos = j + 1
         else:

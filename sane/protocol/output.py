@@ -24,9 +24,7 @@ _ESCAPES = re.compile(
     rb"|\x1b[ -/]*[0-~]"
 )
 # An escape sequence cut off by the end of the data received so far.
-_PARTIAL_ESCAPE = re.compile(
-    rb"\x1b(?:\[[0-?]*[ -/]*|[\]PX^_][^\x07\x1b]*|[()*+]|[ -/]*)?\Z"
-)
+_PARTIAL_ESCAPE = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*|[\]PX^_][^\x07\x1b]*|[()*+]|[ -/]*)?\Z")
 # What the tty and the shell add after C-c, before the prompt: the echoed ^C and a
 # newline; terminal modes (bash's bracketed paste, yash's keypad); zsh's and yash's
 # PROMPT_SP mark (a standout %, # or $, then spaces to the margin and a CR).
@@ -37,8 +35,19 @@ _PROMPT_SP = rb"(?:[%#$]" + _MODE + rb"* +\r(?: \r)?)"
 # command itself printed last is its output.
 _OSC = rb"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"
 _ABORT_TAIL = re.compile(
-    rb"(?:(?:\^C(?:\r*\n)?)" + _MODE + rb"*" + _PROMPT_SP + rb"?|" + _MODE + rb"*" + _PROMPT_SP
-    + rb")(?:\r|" + _MODE + rb"|" + _OSC + rb")*\Z"
+    rb"(?:(?:\^C(?:\r*\n)?)"
+    + _MODE
+    + rb"*"
+    + _PROMPT_SP
+    + rb"?|"
+    + _MODE
+    + rb"*"
+    + _PROMPT_SP
+    + rb")(?:\r|"
+    + _MODE
+    + rb"|"
+    + _OSC
+    + rb")*\Z"
     rb"|" + _MODE + rb"*(?:\r|" + _MODE + rb")*\Z"
 )
 # Only this much of an aborted run's end is searched for that tail (the PROMPT_SP
@@ -55,12 +64,17 @@ _LOGOUT_TAIL = re.compile(rb"(?:logout|exit)\r?\n\Z")
 
 
 # What the local ssh client prints when the connection drops under a run.
-_SSH_CLOSED_TAIL = re.compile(rb"(?:Connection to \S+ closed(?: by remote host)?\.|"
-                              rb"client_loop: send disconnect: [^\r\n]*)\r*\n?\Z")
+_SSH_CLOSED_TAIL = re.compile(
+    rb"(?:Connection to \S+ closed(?: by remote host)?\.|"
+    rb"client_loop: send disconnect: [^\r\n]*)\r*\n?\Z"
+)
 
 
 def clean(
-    raw: bytes, keep_ansi: bool = False, aborted: bool = False, exited: bool = False,
+    raw: bytes,
+    keep_ansi: bool = False,
+    aborted: bool = False,
+    exited: bool = False,
     lost: bool = False,
 ) -> bytes:
     """Exact program output from raw stream bytes."""

@@ -95,7 +95,7 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         " __sane_put(){ __sane_p=$(cat); };"
         # `command eval` keeps dash's runner alive through a special builtin's error;
         # zsh's `command` only runs external programs (there it is `builtin`).
-        " __sane_e=command; [ -z \"${ZSH_VERSION-}\" ] || __sane_e=builtin;"
+        ' __sane_e=command; [ -z "${ZSH_VERSION-}" ] || __sane_e=builtin;'
         # History: this first line deletes itself; the later ones start with a space.
         ' if [ -n "${BASH_VERSION-}" ]; then'
         " case :${HISTCONTROL-}: in *:ignorespace:*|*:ignoreboth:*) ;;"
@@ -106,7 +106,7 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
     )
     run = (
         " __sane_run(){ __sane_n=$1;"
-        ' case $4 in -) __sane_c=$5; __sane_b=$5;; b) __sane_b=$5;; *) __sane_b=$__sane_p;; esac;'
+        " case $4 in -) __sane_c=$5; __sane_b=$5;; b) __sane_b=$5;; *) __sane_b=$__sane_p;; esac;"
         " __sane_p=;"
         f' if [ "${{#__sane_b}}" != "$2" ]; then printf \'{lm}\' "$1" "${{#__sane_b}}";'
         ' __sane_b=; __sane_c=; return "$3"; fi;'
@@ -114,9 +114,9 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         ' __sane_c=$(printf %s "$__sane_b" | base64 -d && echo .)'
         f' || {{ printf \'{df}\' "$1"; __sane_b=; return "$3"; }};'
         " __sane_c=${__sane_c%.}; fi; __sane_b=;"
-        f" printf '{b}' \"$1\"; trap : {RUN_SIGNAL}; __sane_rc \"$3\";"
-        f" \"$__sane_e\" eval __sane_ev; __sane_r=$?; trap - {RUN_SIGNAL};"
-        f" __sane_c=; __sane_ps; printf '{e}' \"$__sane_n\" \"$__sane_r\"; __sane_n=;"
+        f' printf \'{b}\' "$1"; trap : {RUN_SIGNAL}; __sane_rc "$3";'
+        f' "$__sane_e" eval __sane_ev; __sane_r=$?; trap - {RUN_SIGNAL};'
+        f' __sane_c=; __sane_ps; printf \'{e}\' "$__sane_n" "$__sane_r"; __sane_n=;'
         ' return "$__sane_r"; }; __sane_go=__sane_run; __sane_gx=;'
         # One EXIT trap for the shell's life, set at takeover and never touched again, so
         # a trap the user sets later (in a run or by hand) stays theirs. It acts only
@@ -126,8 +126,8 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         # an EXIT trap the shell shows (`trap` in $(...) shows it in bash, ksh93, busybox
         # ash, yash): then `exit` is told by the pane's death.
         " case $(trap) in *EXIT*) ;; *) trap '__sane_z=$?;"
-        " if [ -n \"${__sane_n-}\" ]; then"
-        f" __sane_x=$(printf \"{x}\" \"$__sane_n\" \"$__sane_z\"); printf %s \"$__sane_x\";"
+        ' if [ -n "${__sane_n-}" ]; then'
+        f' __sane_x=$(printf "{x}" "$__sane_n" "$__sane_z"); printf %s "$__sane_x";'
         " read -r __sane_x; fi' EXIT;; esac;"
         ' __sane_rc "$__sane_q"'
     )
@@ -135,16 +135,16 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
     prompt = (
         # The user's prompt stays as it is, behind an invisible prefix: the prompt
         # marker (see the module docs), put back whenever something removed it.
-        " __sane_ps(){ __sane_s=$?; case $PS1 in \"$__sane_pp\"*) ;;"
+        ' __sane_ps(){ __sane_s=$?; case $PS1 in "$__sane_pp"*) ;;'
         ' *) PS1=$__sane_pp$PS1;; esac; return "$__sane_s"; };'
         ' if [ -n "${BASH_VERSION-}" ]; then'
         f" __sane_pp='\\[{p}\\]';"
         # bash-only syntax inside eval: dash parses the whole line first.
         " __sane_nl=$(printf '\\nx'); __sane_nl=${__sane_nl%x};"
-        " eval 'case \"${PROMPT_COMMAND[*]-}\" in *__sane_ps*) ;;"
-        ' *) if [[ $(declare -p PROMPT_COMMAND 2>/dev/null) == \"declare -a\"* ]];'
+        ' eval \'case "${PROMPT_COMMAND[*]-}" in *__sane_ps*) ;;'
+        ' *) if [[ $(declare -p PROMPT_COMMAND 2>/dev/null) == "declare -a"* ]];'
         " then PROMPT_COMMAND+=(__sane_ps);"
-        " else PROMPT_COMMAND=\"${PROMPT_COMMAND:+$PROMPT_COMMAND$__sane_nl}__sane_ps\"; fi;;"
+        ' else PROMPT_COMMAND="${PROMPT_COMMAND:+$PROMPT_COMMAND$__sane_nl}__sane_ps"; fi;;'
         " esac';"
         ' elif [ -n "${ZSH_VERSION-}" ]; then'
         f" __sane_pp=\"%{{$(printf '{p}')%}}\";"
@@ -154,7 +154,7 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
     )
     # READY carries $$: the shell's pid as its own host sees it (for an ssh pane,
     # the remote pid), so prompt detection can read that host's /proc.
-    ready = f" printf '{_fmt(READY, True)}' {nonce} \"$$\"; __sane_rc \"$__sane_q\""
+    ready = f' printf \'{_fmt(READY, True)}\' {nonce} "$$"; __sane_rc "$__sane_q"'
     return [helpers, run, prompt, ready]
 
 
@@ -163,8 +163,11 @@ def shell_probe(nonce: str) -> str:
     prints a SHELL marker with its parent's pid, then the parent's program name (the
     shell that read the line) up to the end of the line. Single quotes hold the
     script whole in all of them; it holds no ``!``, ``\\`` or ``\'``."""
-    script = ('printf "\\033]7770;SANE;%s;K;%s\\007%s\\n" ' + nonce
-              + ' "$PPID" "$(cat /proc/$PPID/comm 2>/dev/null || ps -o comm= -p $PPID)"')
+    script = (
+        'printf "\\033]7770;SANE;%s;K;%s\\007%s\\n" '
+        + nonce
+        + ' "$PPID" "$(cat /proc/$PPID/comm 2>/dev/null || ps -o comm= -p $PPID)"'
+    )
     return f" sh -c '{script}'"
 
 
@@ -176,7 +179,7 @@ def shell_name(buf: bytes | bytearray, nonce: str) -> tuple[int, str] | None:
             end = buf.find(b"\n", m.end)
             if end < 0:
                 return None
-            name = bytes(buf[m.end:end]).decode("utf-8", "replace").strip()
+            name = bytes(buf[m.end : end]).decode("utf-8", "replace").strip()
             return m.arg, name.rsplit("/", 1)[-1].lstrip("-")
     return None
 
@@ -212,8 +215,10 @@ def _call(nonce: str, length: int, prev: str, mode: str, arg: str | None) -> str
     """
     missing = _fmt(MISSING_RUNNER)
     tail = f" {arg}" if arg is not None else ""
-    return (f"${{__sane_go:-printf}} ${{__sane_gx-'{missing}'}} {nonce} {length} {prev}"
-            f" {mode}{tail} {RUN_FD}<{RUN_FD_TARGET}")
+    return (
+        f"${{__sane_go:-printf}} ${{__sane_gx-'{missing}'}} {nonce} {length} {prev}"
+        f" {mode}{tail} {RUN_FD}<{RUN_FD_TARGET}"
+    )
 
 
 def status_probe(nonce: str, kind: str = SHELL_POSIX) -> str:
@@ -226,9 +231,11 @@ def status_probe(nonce: str, kind: str = SHELL_POSIX) -> str:
         return fish.status_probe(nonce)
     # N instead of S when the shell has no runner: a new shell took the run's place.
     fmt = _fmt("%s", True)
-    return (f" __sane_z=$?; __sane_k={NEW_SHELL}; [ -z \"${{__sane_go-}}\" ] ||"
-            f" __sane_k={STATUS}; printf '{fmt}' {nonce} \"$__sane_k\" \"$__sane_z\";"
-            " __sane_n=")
+    return (
+        f' __sane_z=$?; __sane_k={NEW_SHELL}; [ -z "${{__sane_go-}}" ] ||'
+        f' __sane_k={STATUS}; printf \'{fmt}\' {nonce} "$__sane_k" "$__sane_z";'
+        " __sane_n="
+    )
 
 
 def _plain(command: str) -> bool:
@@ -242,8 +249,13 @@ def _plain(command: str) -> bool:
     return all(" " <= ch <= "~" for ch in command)
 
 
-def run_input(nonce: str, command: str, force_paste: bool = False,
-              kind: str = SHELL_POSIX, posix_script: bool = False) -> RunInput:
+def run_input(
+    nonce: str,
+    command: str,
+    force_paste: bool = False,
+    kind: str = SHELL_POSIX,
+    posix_script: bool = False,
+) -> RunInput:
     """Frame ``command`` for the runner: one typed line, or a heredoc when long.
 
     ``posix_script``: the command is POSIX sh (sane's own scripts): fish runs it

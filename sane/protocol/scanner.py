@@ -127,8 +127,11 @@ class RunScanner:
             return False
         if m.tag in self._probes and m.kind in (mk.STATUS, mk.NEW_SHELL):
             start = self.begin if self.begin is not None else m.start
-            cut = self._prompt_at if self._prompt_at is not None else _before_prompt(
-                self.buf, start, m.start, self._interrupt_at)
+            cut = (
+                self._prompt_at
+                if self._prompt_at is not None
+                else _before_prompt(self.buf, start, m.start, self._interrupt_at)
+            )
             if m.kind == mk.NEW_SHELL:  # its $? is the new shell's, not the run's
                 self._finish(max(start, cut), OUTCOME_REPLACED, None)
             else:
@@ -138,8 +141,9 @@ class RunScanner:
 
     def ends_run(self, m: mk.Marker) -> bool:
         """Would ``m`` end this run (its own end or exit marker, a probe's answer)?"""
-        return ((m.tag == self.nonce and m.kind in (mk.END, mk.EXITED))
-                or (m.tag in self._probes and m.kind in (mk.STATUS, mk.NEW_SHELL)))
+        return (m.tag == self.nonce and m.kind in (mk.END, mk.EXITED)) or (
+            m.tag in self._probes and m.kind in (mk.STATUS, mk.NEW_SHELL)
+        )
 
     def _finish(self, end: int, kind: str, code: int | None) -> None:
         self.end = end

@@ -15,7 +15,9 @@ class RetryTimeout(AssertionError):
 
 
 def retry_until(
-    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.005,
+    predicate: Callable[[], T],
+    timeout: float = 10.0,
+    interval: float = 0.005,
     message: str = "condition not met",
 ) -> T:
     """Call ``predicate`` until it returns a truthy value; return that value.

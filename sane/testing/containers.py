@@ -53,8 +53,14 @@ from sane.testing.engine import (
 from sane.testing.fleet import _answering, _free_port, _keygen
 from sane.testing.images import IMAGES, reference
 
-__all__ = ["FLEET_LABEL", "ContainerFleet", "ContainerServer", "ContainersUnavailable",
-           "EngineError", "Network"]
+__all__ = [
+    "FLEET_LABEL",
+    "ContainerFleet",
+    "ContainerServer",
+    "ContainersUnavailable",
+    "EngineError",
+    "Network",
+]
 
 FLEET_LABEL = "sane.testing.fleet"
 Network = Literal["published", "host"]
@@ -100,15 +106,25 @@ class ContainerFleet:
     bridge); ``"host"`` shares the host's network with sshd bound to 127.0.0.1:PORT.
     """
 
-    def __init__(self, count: int = 0, image: str = "debian", *,
-                 images: Sequence[str] | None = None, names: Sequence[str] | None = None,
-                 service: Service | None = None, network: Network = "published",
-                 ready_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        count: int = 0,
+        image: str = "debian",
+        *,
+        images: Sequence[str] | None = None,
+        names: Sequence[str] | None = None,
+        service: Service | None = None,
+        network: Network = "published",
+        ready_timeout: float = 60.0,
+    ) -> None:
         wanted = list(images) if images is not None else [image] * count
         if not wanted:
             raise ValueError("a container fleet needs at least one server")
-        if names is not None and (len(names) != len(wanted) or len(set(names)) != len(names)
-                                  or not all(_NAME.fullmatch(n) for n in names)):
+        if names is not None and (
+            len(names) != len(wanted)
+            or len(set(names)) != len(names)
+            or not all(_NAME.fullmatch(n) for n in names)
+        ):
             raise ValueError("names: one distinct hostname-like name per server")
         unknown = sorted({name for name in wanted if name not in IMAGES})
         if unknown:
@@ -131,13 +147,15 @@ class ContainerFleet:
             if missing:
                 raise ContainersUnavailable(
                     f"image {', '.join(sorted(missing))} is not built in the "
-                    f"{self.engine.kind} store: run containers/build-images")
+                    f"{self.engine.kind} store: run containers/build-images"
+                )
             counters: dict[str, int] = {}
             for index, name in enumerate(wanted):
                 spec = IMAGES[name]
                 counters[spec.prefix] = counters.get(spec.prefix, 0) + 1
-                server_name = (names[index] if names is not None
-                               else f"{spec.prefix}{counters[spec.prefix]}")
+                server_name = (
+                    names[index] if names is not None else f"{spec.prefix}{counters[spec.prefix]}"
+                )
                 server = ContainerServer(server_name, name, spec.login_shell)
                 self._servers[server.name] = server
             self._start(refs)
@@ -159,8 +177,9 @@ class ContainerFleet:
         try:
             return self._servers[name]
         except KeyError:
-            raise KeyError(f"no server {name!r} in this fleet "
-                           f"({', '.join(self._servers)})") from None
+            raise KeyError(
+                f"no server {name!r} in this fleet ({', '.join(self._servers)})"
+            ) from None
 
     def __getitem__(self, name: str) -> ContainerServer:
         return self.server(name)
@@ -186,8 +205,7 @@ class ContainerFleet:
         """Run ``argv`` in the container, beside sshd (not over ssh): what it printed.
 
         For out-of-band checks of what a test did over ssh."""
-        return self.engine.must("exec", self.server(name).container_id, *argv,
-                                timeout=timeout)
+        return self.engine.must("exec", self.server(name).container_id, *argv, timeout=timeout)
 
     def container_ids(self) -> list[str]:
         """Ids of this fleet's containers as the engine lists them now (by label)."""
@@ -200,8 +218,9 @@ class ContainerFleet:
         self._closed = True
         try:
             with contextlib.suppress(EngineError, OSError):
-                remove(self.engine, [s.container_id for s in self._servers.values()
-                                     if s.container_id])
+                remove(
+                    self.engine, [s.container_id for s in self._servers.values() if s.container_id]
+                )
             remove(self.engine, list(labelled_fleet(self)))
         finally:
             if self._own_service:
@@ -216,13 +235,20 @@ class ContainerFleet:
     def __enter__(self) -> ContainerFleet:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else ", ".join(
-            f"{s.name}={s.image}" for s in self._servers.values())
+        state = (
+            "closed"
+            if self._closed
+            else ", ".join(f"{s.name}={s.image}" for s in self._servers.values())
+        )
         return f"<ContainerFleet {self.engine.kind} {state}>"
 
     # ----------------------------------------------------------------- setup
@@ -231,43 +257,53 @@ class ContainerFleet:
         (self.base / "client").mkdir(mode=0o700)
         keys_dir = self.base / "keys"
         keys_dir.mkdir(mode=0o700)
-        _keygen([(self.client_key, "sane-container-fleet-client")]
-                + [(keys_dir / s.name, f"{s.name}-host") for s in self._servers.values()])
+        _keygen(
+            [(self.client_key, "sane-container-fleet-client")]
+            + [(keys_dir / s.name, f"{s.name}-host") for s in self._servers.values()]
+        )
         client_pub = self.client_key.with_name("id_ed25519.pub").read_bytes()
         sweep(self.engine)  # containers of fleets whose process died, and their files
         sweep_dirs()
         with ThreadPoolExecutor(max_workers=min(8, len(self._servers))) as pool:
-            for future in [pool.submit(self._start_one, s, refs[s.image], keys_dir, client_pub)
-                           for s in self._servers.values()]:
+            for future in [
+                pool.submit(self._start_one, s, refs[s.image], keys_dir, client_pub)
+                for s in self._servers.values()
+            ]:
                 future.result()
         self._wait_ready()
-        self.known_hosts.write_text("".join(
-            f"{s.known_hosts_name} {s.host_key_pub}\n" for s in self._servers.values()))
+        self.known_hosts.write_text(
+            "".join(f"{s.known_hosts_name} {s.host_key_pub}\n" for s in self._servers.values())
+        )
         self._write_ssh_config()
 
-    def _start_one(self, server: ContainerServer, ref: str, keys_dir: Path,
-                   client_pub: bytes) -> None:
+    def _start_one(
+        self, server: ContainerServer, ref: str, keys_dir: Path, client_pub: bytes
+    ) -> None:
         from testcontainers.core.config import testcontainers_config
         from testcontainers.core.container import DockerContainer
 
         testcontainers_config.ryuk_disabled = True  # its image needs a registry; we sweep
         host_key = keys_dir / server.name
         server.host_key_pub = " ".join(
-            host_key.with_name(server.name + ".pub").read_text().split()[:2])
+            host_key.with_name(server.name + ".pub").read_text().split()[:2]
+        )
         kwargs: dict[str, Any] = {
             "hostname": server.name,
-            "labels": {OWNER_LABEL: owner_token(), FLEET_LABEL: self.fleet_id,
-                       "sane.testing.server": server.name},
+            "labels": {
+                OWNER_LABEL: owner_token(),
+                FLEET_LABEL: self.fleet_id,
+                "sane.testing.server": server.name,
+            },
             # a "network" key keeps testcontainers from guessing one; we set the mode
             "network": None,
         }
         container = DockerContainer(
-            ref, docker_client_kw={"environment": {"DOCKER_HOST": self.service.docker_host}})
+            ref, docker_client_kw={"environment": {"DOCKER_HOST": self.service.docker_host}}
+        )
         if self.network == "host":
             server.port = _free_port(set())
             kwargs["network_mode"] = "host"
-            container.with_env("SSH_LISTEN", "127.0.0.1").with_env("SSH_PORT",
-                                                                   str(server.port))
+            container.with_env("SSH_LISTEN", "127.0.0.1").with_env("SSH_PORT", str(server.port))
         else:
             kwargs["network_mode"] = "slirp4netns" if self.engine.kind == "podman" else "bridge"
             container.ports["22/tcp"] = ("127.0.0.1",)  # type: ignore[assignment]
@@ -283,8 +319,9 @@ class ContainerFleet:
         try:
             container.start()
         except Exception as exc:  # docker-py's APIError and friends; close() sweeps by label
-            raise EngineError(f"container {server.name} ({server.image}) did not start: "
-                              f"{exc}") from exc
+            raise EngineError(
+                f"container {server.name} ({server.image}) did not start: {exc}"
+            ) from exc
         wrapped = container.get_wrapped_container()
         server.container_id = str(wrapped.id)
         if self.network == "published":
@@ -292,8 +329,9 @@ class ContainerFleet:
             bindings = wrapped.attrs["NetworkSettings"]["Ports"]["22/tcp"]
             found = [b for b in bindings or [] if b.get("HostIp") == "127.0.0.1"]
             if len(found) != len(bindings or []) or not found:
-                raise EngineError(f"{server.name}: port 22 is published beyond 127.0.0.1: "
-                                  f"{bindings}")
+                raise EngineError(
+                    f"{server.name}: port 22 is published beyond 127.0.0.1: {bindings}"
+                )
             server.port = int(found[0]["HostPort"])
 
     def _wait_ready(self) -> None:
@@ -306,37 +344,48 @@ class ContainerFleet:
             if not pending:
                 return
             for server in pending:
-                state = self.engine.must("inspect", "--format", "{{.State.Status}}",
-                                         server.container_id).strip()
+                state = self.engine.must(
+                    "inspect", "--format", "{{.State.Status}}", server.container_id
+                ).strip()
                 if state not in ("running", "created"):
                     logs = self.engine.run("logs", server.container_id)
                     raise EngineError(
                         f"container {server.name} ({server.image}) is {state}: "
-                        f"{(logs.stdout + logs.stderr).decode(errors='replace')[-800:]}")
+                        f"{(logs.stdout + logs.stderr).decode(errors='replace')[-800:]}"
+                    )
             if time.monotonic() >= deadline:
-                raise EngineError(f"{', '.join(s.name for s in pending)} not answering ssh "
-                                  f"after {self.ready_timeout:g}s")
+                raise EngineError(
+                    f"{', '.join(s.name for s in pending)} not answering ssh "
+                    f"after {self.ready_timeout:g}s"
+                )
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
 
     def _write_ssh_config(self) -> None:
-        self.ssh_config_path.write_text("\n".join(
-            f"Host {s.name}\n"
-            f"    HostName {s.host}\n"
-            f"    Port {s.port}\n"
-            "    User root\n"
-            f"    IdentityFile {self.client_key}\n"
-            "    IdentitiesOnly yes\n"
-            f"    UserKnownHostsFile {self.known_hosts}\n"
-            "    GlobalKnownHostsFile /dev/null\n"
-            "    StrictHostKeyChecking yes\n"
-            "    UpdateHostKeys no\n"
-            "    BatchMode yes\n"
-            "    LogLevel ERROR\n"
-            "    ConnectTimeout 10\n" for s in self._servers.values()))
+        self.ssh_config_path.write_text(
+            "\n".join(
+                f"Host {s.name}\n"
+                f"    HostName {s.host}\n"
+                f"    Port {s.port}\n"
+                "    User root\n"
+                f"    IdentityFile {self.client_key}\n"
+                "    IdentitiesOnly yes\n"
+                f"    UserKnownHostsFile {self.known_hosts}\n"
+                "    GlobalKnownHostsFile /dev/null\n"
+                "    StrictHostKeyChecking yes\n"
+                "    UpdateHostKeys no\n"
+                "    BatchMode yes\n"
+                "    LogLevel ERROR\n"
+                "    ConnectTimeout 10\n"
+                for s in self._servers.values()
+            )
+        )
 
 
 def labelled_fleet(fleet: ContainerFleet) -> dict[str, str]:
     """The engine's containers carrying this fleet's label (id -> fleet id)."""
-    return {cid: value for cid, value in labelled(fleet.engine, FLEET_LABEL).items()
-            if value == fleet.fleet_id}
+    return {
+        cid: value
+        for cid, value in labelled(fleet.engine, FLEET_LABEL).items()
+        if value == fleet.fleet_id
+    }

@@ -32,8 +32,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["OWNER_LABEL", "ContainersUnavailable", "Engine", "EngineError", "Service",
-           "find_engine", "owned_tempdir", "owner_token", "state_dir", "sweep", "sweep_dirs"]
+__all__ = [
+    "OWNER_LABEL",
+    "ContainersUnavailable",
+    "Engine",
+    "EngineError",
+    "Service",
+    "find_engine",
+    "owned_tempdir",
+    "owner_token",
+    "state_dir",
+    "sweep",
+    "sweep_dirs",
+]
 
 OWNER_LABEL = "sane.testing.owner"
 # The temporary directories of the container fleet (keys, the podman service's socket,
@@ -88,6 +99,7 @@ def _podman_env() -> dict[str, str]:
     base = state_dir()
     for sub in ("storage", "run", "tmp"):
         (base / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+
     # Within this process's hard limits, and modest: here runc could not set nproc above
     # ~16k (even below the hard limit of 96363: "error setting rlimit type 6").
     def cap(kind: int, limit: int) -> int:
@@ -97,24 +109,35 @@ def _podman_env() -> dict[str, str]:
     nofile = cap(resource.RLIMIT_NOFILE, 65536)
     nproc = cap(resource.RLIMIT_NPROC, 16384)
 
-    _write_if_changed(base / "storage.conf", (
-        "# written by sane.testing.engine: the container fleet's own image store\n"
-        "[storage]\n"
-        'driver = "overlay"\n'
-        f'graphroot = "{base / "storage"}"\n'
-        f'runroot = "{base / "run"}"\n'))
-    _write_if_changed(base / "containers.conf", (
-        "# written by sane.testing.engine: podman's defaults do not run on this kind of host\n"
-        "[containers]\n"
-        f'default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]\n'
-        "[engine]\n"
-        'cgroup_manager = "cgroupfs"\n'
-        'events_logger = "file"\n'
-        f'events_logfile_path = "{base / "run" / "events.log"}"\n'
-        'runtime = "runc"\n'
-        f'tmp_dir = "{base / "tmp"}"\n'))
-    return {**os.environ, "CONTAINERS_STORAGE_CONF": str(base / "storage.conf"),
-            "CONTAINERS_CONF": str(base / "containers.conf")}
+    _write_if_changed(
+        base / "storage.conf",
+        (
+            "# written by sane.testing.engine: the container fleet's own image store\n"
+            "[storage]\n"
+            'driver = "overlay"\n'
+            f'graphroot = "{base / "storage"}"\n'
+            f'runroot = "{base / "run"}"\n'
+        ),
+    )
+    _write_if_changed(
+        base / "containers.conf",
+        (
+            "# written by sane.testing.engine: podman's defaults do not run on this kind of host\n"
+            "[containers]\n"
+            f'default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]\n'
+            "[engine]\n"
+            'cgroup_manager = "cgroupfs"\n'
+            'events_logger = "file"\n'
+            f'events_logfile_path = "{base / "run" / "events.log"}"\n'
+            'runtime = "runc"\n'
+            f'tmp_dir = "{base / "tmp"}"\n'
+        ),
+    )
+    return {
+        **os.environ,
+        "CONTAINERS_STORAGE_CONF": str(base / "storage.conf"),
+        "CONTAINERS_CONF": str(base / "containers.conf"),
+    }
 
 
 @dataclass
@@ -126,17 +149,26 @@ class Engine:
     env: dict[str, str] = field(repr=False)
     docker_host: str | None = None  # the Docker engine's API, when kind is docker
 
-    def run(self, *args: str, timeout: float = 120.0,
-            stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([self.exe, *args], env=self.env, capture_output=True,
-                              timeout=timeout, check=False, input=stdin,
-                              stdin=None if stdin is not None else subprocess.DEVNULL)
+    def run(
+        self, *args: str, timeout: float = 120.0, stdin: bytes | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [self.exe, *args],
+            env=self.env,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+        )
 
     def must(self, *args: str, timeout: float = 120.0) -> str:
         proc = self.run(*args, timeout=timeout)
         if proc.returncode != 0:
-            raise EngineError(f"{self.kind} {' '.join(args[:2])} failed ({proc.returncode}): "
-                              f"{proc.stderr.decode(errors='replace').strip()}")
+            raise EngineError(
+                f"{self.kind} {' '.join(args[:2])} failed ({proc.returncode}): "
+                f"{proc.stderr.decode(errors='replace').strip()}"
+            )
         return proc.stdout.decode(errors="replace")
 
     def image_id(self, ref: str) -> str | None:
@@ -177,8 +209,10 @@ def _podman_engine() -> tuple[Engine | None, str]:
     if exe is None:
         return None, f"podman is not installed (apt-get install {PODMAN_PACKAGES})"
     if os.geteuid() != 0:
-        return None, ("sane runs podman as root only (its private store and cgroupfs "
-                      f"setup are not rootless); euid is {os.geteuid()}")
+        return None, (
+            "sane runs podman as root only (its private store and cgroupfs "
+            f"setup are not rootless); euid is {os.geteuid()}"
+        )
     if shutil.which("runc") is None:
         return None, "podman is installed but runc is not (apt-get install runc)"
     return Engine("podman", exe, _podman_env()), ""
@@ -209,7 +243,7 @@ def _start_time(pid: int) -> str | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat[stat.rindex(")") + 2:].split()[19]
+    return stat[stat.rindex(")") + 2 :].split()[19]
 
 
 def owner_token(pid: int | None = None) -> str:
@@ -228,8 +262,9 @@ def labelled(engine: Engine, label: str) -> dict[str, str]:
     ids = engine.must("ps", "-a", "-q", "--no-trunc", "--filter", f"label={label}").split()
     if not ids:
         return {}
-    out = engine.must("inspect", "--format",
-                      f'{{{{.Id}}}} {{{{index .Config.Labels "{label}"}}}}', *ids)
+    out = engine.must(
+        "inspect", "--format", f'{{{{.Id}}}} {{{{index .Config.Labels "{label}"}}}}', *ids
+    )
     found = {}
     for line in out.splitlines():
         cid, _, value = line.partition(" ")
@@ -243,14 +278,14 @@ def remove(engine: Engine, ids: Sequence[str]) -> None:
     if ids:
         proc = engine.run("rm", "-f", *(["-t", "0"] if engine.kind == "podman" else []), *ids)
         if proc.returncode != 0 and b"no such container" not in proc.stderr.lower():
-            raise EngineError(f"{engine.kind} rm failed: "
-                              f"{proc.stderr.decode(errors='replace').strip()}")
+            raise EngineError(
+                f"{engine.kind} rm failed: {proc.stderr.decode(errors='replace').strip()}"
+            )
 
 
 def sweep(engine: Engine) -> list[str]:
     """Remove the containers of sane fleets whose owning process is gone; their ids."""
-    dead = [cid for cid, owner in labelled(engine, OWNER_LABEL).items()
-            if not _owner_alive(owner)]
+    dead = [cid for cid, owner in labelled(engine, OWNER_LABEL).items() if not _owner_alive(owner)]
     remove(engine, dead)
     return dead
 
@@ -312,8 +347,12 @@ class Service:
             with open(log, "wb") as err:
                 self._proc = subprocess.Popen(
                     [engine.exe, "system", "service", "--time=0", self.docker_host],
-                    env=engine.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=err, preexec_fn=_pdeathsig)
+                    env=engine.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                    preexec_fn=_pdeathsig,
+                )
             self._wait_ready(socket_path, log, ready_timeout)
         except BaseException:
             self.close()
@@ -338,12 +377,13 @@ class Service:
             if self._proc.poll() is not None:
                 raise ContainersUnavailable(
                     f"podman system service exited ({self._proc.returncode}): "
-                    f"{log.read_text(errors='replace')[-800:].strip()}")
+                    f"{log.read_text(errors='replace')[-800:].strip()}"
+                )
             with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as sock:
                 sock.settimeout(2)
                 sock.connect(str(socket_path))
                 sock.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
-                if sock.recv(64).startswith(b"HTTP/1.") :
+                if sock.recv(64).startswith(b"HTTP/1."):
                     return
             if time.monotonic() >= deadline:
                 raise EngineError(f"podman system service not answering after {timeout:g}s")

@@ -63,8 +63,7 @@ NETNS_PREFIX = "10.231"
 INNER_PREFIX = "10.232"  # behind the bastion: never an address or a way in on the host
 Mode = Literal["ports", "netns"]
 
-_PATH_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-             "LC_ALL": "C"}
+_PATH_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"}
 
 
 class FleetUnavailable(Exception):
@@ -157,15 +156,24 @@ def _close_live_fleets() -> None:
 
 
 def _run(argv: Sequence[str], timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                          check=False, stdin=subprocess.DEVNULL, env=_PATH_ENV)
+    return subprocess.run(
+        list(argv),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        env=_PATH_ENV,
+    )
 
 
 def _must(argv: Sequence[str]) -> str:
     proc = _run(argv)
     if proc.returncode != 0:
-        raise FleetError(f"{shlex.join(argv)} failed ({proc.returncode}): "
-                         f"{proc.stderr.strip() or proc.stdout.strip()}")
+        raise FleetError(
+            f"{shlex.join(argv)} failed ({proc.returncode}): "
+            f"{proc.stderr.strip() or proc.stdout.strip()}"
+        )
     return proc.stdout
 
 
@@ -176,9 +184,17 @@ def _keygen(keys: Sequence[tuple[Path, str]]) -> None:
     for path, comment in keys:
         for old in (path, path.with_name(path.name + ".pub")):
             old.unlink(missing_ok=True)
-        procs.append((path, subprocess.Popen(
-            [exe, "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
+        procs.append(
+            (
+                path,
+                subprocess.Popen(
+                    [exe, "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                ),
+            )
+        )
     errors = []
     for path, proc in procs:
         _, err = proc.communicate(timeout=30)
@@ -264,7 +280,7 @@ def _ppid(pid: int) -> int | None:
     except OSError:
         return None
     # comm may contain spaces and parentheses: fields start after the last ')'.
-    return int(stat[stat.rindex(")") + 2:].split()[1])
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -294,16 +310,23 @@ class Fleet:
 
     _counter = 0
 
-    def __init__(self, count: int, mode: Mode = "ports", *, ready_timeout: float = 10.0,
-                 bastion: str | None = None) -> None:
+    def __init__(
+        self,
+        count: int,
+        mode: Mode = "ports",
+        *,
+        ready_timeout: float = 10.0,
+        bastion: str | None = None,
+    ) -> None:
         if count < 1:
             raise ValueError("count must be at least 1")
         if mode not in ("ports", "netns"):
             raise ValueError(f"unknown mode {mode!r} (ports or netns)")
         if mode == "netns" and count > 253:
             raise ValueError("netns mode supports at most 253 servers")
-        if bastion is not None and (mode != "netns" or bastion not in
-                                    {f"s{i}" for i in range(1, count + 1)}):
+        if bastion is not None and (
+            mode != "netns" or bastion not in {f"s{i}" for i in range(1, count + 1)}
+        ):
             raise ValueError(f"bastion {bastion!r} needs netns mode and one of s1..s{count}")
         self.mode: Mode = mode
         self.bastion = bastion
@@ -338,8 +361,9 @@ class Fleet:
         try:
             return self._servers[name]
         except KeyError:
-            raise KeyError(f"no server {name!r} in this fleet "
-                           f"({', '.join(self._servers)})") from None
+            raise KeyError(
+                f"no server {name!r} in this fleet ({', '.join(self._servers)})"
+            ) from None
 
     def __getitem__(self, name: str) -> Server:
         return self.server(name)
@@ -417,9 +441,12 @@ class Fleet:
             fields = [line.split(":") for line in lines]
             (srv.directory / "etc-upper").mkdir(exist_ok=True)
             (srv.directory / "etc-work").mkdir(exist_ok=True)
-            (srv.directory / "etc-upper" / "passwd").write_text("".join(
-                ":".join([*f[:6], shell] if f[0] == "root" and len(f) == 7 else f) + "\n"
-                for f in fields))
+            (srv.directory / "etc-upper" / "passwd").write_text(
+                "".join(
+                    ":".join([*f[:6], shell] if f[0] == "root" and len(f) == 7 else f) + "\n"
+                    for f in fields
+                )
+            )
         self._start([srv], repick_ports=False)
 
     def authorize(self, name: str, public_key: str) -> None:
@@ -484,8 +511,12 @@ class Fleet:
     def __enter__(self) -> Fleet:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -496,8 +527,10 @@ class Fleet:
 
     def _check_tools(self) -> dict[str, str]:
         if os.geteuid() != 0:
-            raise FleetUnavailable("the ssh test fleet needs root (euid is "
-                                   f"{os.geteuid()}): it bind-mounts each server's /root")
+            raise FleetUnavailable(
+                "the ssh test fleet needs root (euid is "
+                f"{os.geteuid()}): it bind-mounts each server's /root"
+            )
         if not os.access(SSHD, os.X_OK):
             raise FleetUnavailable(f"{SSHD} is not installed (apt-get install openssh-server)")
         tools = {}
@@ -517,22 +550,35 @@ class Fleet:
         probe = self.base / "probe"
         (probe / "a").mkdir(parents=True)
         (probe / "b").mkdir()
-        argv = [*self._unshare_argv(),
-                f"mount --bind {shlex.quote(str(probe / 'a'))} {shlex.quote(str(probe / 'b'))}"]
+        argv = [
+            *self._unshare_argv(),
+            f"mount --bind {shlex.quote(str(probe / 'a'))} {shlex.quote(str(probe / 'b'))}",
+        ]
         try:
             proc = _run(argv, timeout=10)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise FleetUnavailable(f"unshare failed: {exc}") from exc
         if proc.returncode != 0:
-            raise FleetUnavailable(f"unshare/mount namespaces are not permitted: "
-                                   f"{proc.stderr.strip()}")
+            raise FleetUnavailable(
+                f"unshare/mount namespaces are not permitted: {proc.stderr.strip()}"
+            )
         shutil.rmtree(probe)
         _unshare_checked = True
 
     def _unshare_argv(self, uts: bool = False) -> list[str]:
-        return [self._tools["unshare"], "--pid", "--fork", "--kill-child", "--mount-proc",
-                "--mount", "--propagation", "private", *(["--uts"] if uts else []),
-                "sh", "-c"]
+        return [
+            self._tools["unshare"],
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--mount-proc",
+            "--mount",
+            "--propagation",
+            "private",
+            *(["--uts"] if uts else []),
+            "sh",
+            "-c",
+        ]
 
     def _create(self, count: int) -> None:
         (self.base / "client").mkdir()
@@ -551,8 +597,10 @@ class Fleet:
             self._servers[name] = srv
             # Something to tell the homes apart by: `ls -A ~` shows it.
             (srv.home / ".fleet-host").write_text(f"{name}\n")
-        _keygen([(self.client_key, "sane-fleet-client")]
-                + [(s.host_key, f"{s.name}-host") for s in self._servers.values()])
+        _keygen(
+            [(self.client_key, "sane-fleet-client")]
+            + [(s.host_key, f"{s.name}-host") for s in self._servers.values()]
+        )
         if self.mode == "netns":
             self._setup_netns()
         client_pub = self.client_key.with_name("id_ed25519.pub").read_text()
@@ -581,7 +629,8 @@ class Fleet:
             "PrintMotd no\n"
             "PrintLastLog no\n"
             "Subsystem sftp internal-sftp\n"
-            f"SetEnv FLEET_HOST={srv.name}\n" + srv.extra_config)
+            f"SetEnv FLEET_HOST={srv.name}\n" + srv.extra_config
+        )
 
     def _write_known_hosts(self) -> None:
         lines = [self._trusted[name] for name in self._servers if name in self._trusted]
@@ -593,8 +642,8 @@ class Fleet:
             blocks.append(
                 f"Host {srv.name}\n"
                 f"    HostName {srv.host}\n"
-                + (f"    ProxyJump {self.bastion}\n" if self.is_behind(srv.name) else "") +
-                f"    Port {srv.port}\n"
+                + (f"    ProxyJump {self.bastion}\n" if self.is_behind(srv.name) else "")
+                + f"    Port {srv.port}\n"
                 "    User root\n"
                 f"    IdentityFile {self.client_key}\n"
                 "    IdentitiesOnly yes\n"
@@ -605,31 +654,50 @@ class Fleet:
                 "    BatchMode yes\n"
                 "    LogLevel ERROR\n"
                 "    KexAlgorithms curve25519-sha256\n"
-                "    ConnectTimeout 10\n")
+                "    ConnectTimeout 10\n"
+            )
         self.ssh_config_path.write_text("\n".join(blocks))
 
     # ----------------------------------------------------------------- processes
 
     def _launch_argv(self, srv: Server) -> list[str]:
-        layers = (f"lowerdir=/etc,upperdir={srv.directory / 'etc-upper'},"
-                  f"workdir={srv.directory / 'etc-work'}")
-        passwd = (f"mount -t overlay overlay -o {shlex.quote(layers)} /etc && "
-                  if srv.login_shell is not None else "")
-        script = (f"mount --bind {shlex.quote(str(srv.home))} /root && {passwd}"
-                  f"exec {SSHD} -D -f {shlex.quote(str(srv.config))} "
-                  f"-E {shlex.quote(str(srv.log))}")
+        layers = (
+            f"lowerdir=/etc,upperdir={srv.directory / 'etc-upper'},"
+            f"workdir={srv.directory / 'etc-work'}"
+        )
+        passwd = (
+            f"mount -t overlay overlay -o {shlex.quote(layers)} /etc && "
+            if srv.login_shell is not None
+            else ""
+        )
+        script = (
+            f"mount --bind {shlex.quote(str(srv.home))} /root && {passwd}"
+            f"exec {SSHD} -D -f {shlex.quote(str(srv.config))} "
+            f"-E {shlex.quote(str(srv.log))}"
+        )
         if srv.netns is None:
             return [*self._unshare_argv(), script]
         script = f"hostname {shlex.quote(srv.hostname or srv.name)} && {script}"
-        return [self._tools["ip"], "netns", "exec", srv.netns,
-                *self._unshare_argv(uts=True), script]
+        return [
+            self._tools["ip"],
+            "netns",
+            "exec",
+            srv.netns,
+            *self._unshare_argv(uts=True),
+            script,
+        ]
 
     def _spawn(self, srv: Server) -> None:
         srv._log_start = srv.log.stat().st_size if srv.log.exists() else 0
         with open(srv.launch_log, "ab") as err:
             srv._proc = subprocess.Popen(
-                self._launch_argv(srv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=err, start_new_session=True, env=_PATH_ENV)
+                self._launch_argv(srv),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+                env=_PATH_ENV,
+            )
         srv._pid = None
 
     def _start(self, servers: Sequence[Server], *, repick_ports: bool) -> None:
@@ -645,8 +713,7 @@ class Fleet:
                 assert srv._proc is not None
                 if srv._proc.poll() is not None:
                     log = _tail(srv.log)
-                    if (repick_ports and "Address already in use" in log
-                            and retries[srv.name] > 0):
+                    if repick_ports and "Address already in use" in log and retries[srv.name] > 0:
                         retries[srv.name] -= 1
                         taken = {s.port for s in self._servers.values()}
                         srv.port = _free_port(taken)
@@ -657,18 +724,22 @@ class Fleet:
                     srv._proc = None
                     raise FleetError(
                         f"sshd {srv.name} exited with status {status}"
-                        f"\nlaunch: {_tail(srv.launch_log)}\nsshd log: {log}")
+                        f"\nlaunch: {_tail(srv.launch_log)}\nsshd log: {log}"
+                    )
             hidden = [s for s in pending if self.is_behind(s.name)]
             for srv in _answering([s for s in pending if s not in hidden]) + [
-                    s for s in hidden if self._listening(s)]:
+                s for s in hidden if self._listening(s)
+            ]:
                 srv._pid = self._init_pid(srv)
                 pending.remove(srv)
             if not pending:
                 break
             if time.monotonic() >= deadline:
                 names = ", ".join(s.name for s in pending)
-                raise FleetError(f"sshd {names} not ready after {self.ready_timeout:g}s: "
-                                 + "; ".join(_tail(s.log, 5) for s in pending))
+                raise FleetError(
+                    f"sshd {names} not ready after {self.ready_timeout:g}s: "
+                    + "; ".join(_tail(s.log, 5) for s in pending)
+                )
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
@@ -760,19 +831,42 @@ class Fleet:
                 if proc.returncode != 0:
                     raise FleetUnavailable(f"ip netns is not permitted: {proc.stderr.strip()}")
                 self._netns.append(ns)
-                _must([ip, "link", "add", veth, "type", "veth", "peer", "name", "eth0",
-                       "netns", ns])
+                _must(
+                    [ip, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns]
+                )
                 self._veths.append(veth)
                 srv.veth = veth
                 behind = self.is_behind(srv.name)
-                _must([ip, "link", "set", veth, "master",
-                       self._inner_bridge if behind and self._inner_bridge else bridge, "up"])
+                _must(
+                    [
+                        ip,
+                        "link",
+                        "set",
+                        veth,
+                        "master",
+                        self._inner_bridge if behind and self._inner_bridge else bridge,
+                        "up",
+                    ]
+                )
                 srv.host = f"{inner if behind else subnet}.{index + 2}"
                 srv.netns = ns
                 if srv.name == self.bastion and self._inner_bridge is not None:
                     leg = f"sfj{tag}"
-                    _must([ip, "link", "add", leg, "type", "veth", "peer", "name", "eth1",
-                           "netns", ns])
+                    _must(
+                        [
+                            ip,
+                            "link",
+                            "add",
+                            leg,
+                            "type",
+                            "veth",
+                            "peer",
+                            "name",
+                            "eth1",
+                            "netns",
+                            ns,
+                        ]
+                    )
                     self._veths.append(leg)
                     _must([ip, "link", "set", leg, "master", self._inner_bridge, "up"])
                     _must([ip, "-n", ns, "addr", "add", f"{inner}.1/24", "dev", "eth1"])
@@ -815,4 +909,3 @@ class Fleet:
             self._unreachable = None
         if errors:
             raise FleetError("netns teardown: " + "; ".join(errors))
-

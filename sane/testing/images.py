@@ -49,10 +49,28 @@ ENTRYPOINT = 'ENTRYPOINT ["/entrypoint.sh"]'
 # Bump when the build code changes in a way the hashed recipe below does not show.
 RECIPE = "1"
 BUSYBOX = "/bin/busybox"
-BUSYBOX_TOOLS = {"/usr/sbin/dropbear": "usr/sbin/dropbear",
-                 "/usr/bin/dropbearconvert": "usr/bin/dropbearconvert"}
-BUSYBOX_DIRS = ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "root", "tmp", "dev",
-                "proc", "sys", "run", "var", "var/log", "lib", "lib64")
+BUSYBOX_TOOLS = {
+    "/usr/sbin/dropbear": "usr/sbin/dropbear",
+    "/usr/bin/dropbearconvert": "usr/bin/dropbearconvert",
+}
+BUSYBOX_DIRS = (
+    "bin",
+    "sbin",
+    "usr",
+    "usr/bin",
+    "usr/sbin",
+    "etc",
+    "root",
+    "tmp",
+    "dev",
+    "proc",
+    "sys",
+    "run",
+    "var",
+    "var/log",
+    "lib",
+    "lib64",
+)
 
 
 @dataclass(frozen=True)
@@ -66,11 +84,14 @@ class ImageSpec:
     prefix: str  # server names in a fleet: PREFIX1, PREFIX2, ...
 
 
-IMAGES: dict[str, ImageSpec] = {spec.name: spec for spec in (
-    ImageSpec("debian", "debian", "bookworm", "/bin/bash", "deb"),
-    ImageSpec("debian-trixie", "debian", "trixie", "/bin/bash", "trixie"),
-    ImageSpec("busybox", "busybox", None, "/bin/ash", "bb"),
-)}
+IMAGES: dict[str, ImageSpec] = {
+    spec.name: spec
+    for spec in (
+        ImageSpec("debian", "debian", "bookworm", "/bin/bash", "deb"),
+        ImageSpec("debian-trixie", "debian", "trixie", "/bin/bash", "trixie"),
+        ImageSpec("busybox", "busybox", None, "/bin/ash", "bb"),
+    )
+}
 
 
 def inputs_dir() -> Path:
@@ -81,8 +102,10 @@ def inputs_dir() -> Path:
 def _input_files(spec: ImageSpec) -> list[Path]:
     root = inputs_dir() / spec.kind
     if not root.is_dir():
-        raise ContainersUnavailable(f"the image inputs are missing ({root}): the container "
-                                    "fleet needs a checkout of tmux-sane")
+        raise ContainersUnavailable(
+            f"the image inputs are missing ({root}): the container "
+            "fleet needs a checkout of tmux-sane"
+        )
     return sorted(p for p in root.rglob("*") if p.is_file())
 
 
@@ -98,8 +121,9 @@ def reference(spec: ImageSpec) -> str:
             try:
                 digest.update(Path(binary).read_bytes())
             except OSError as exc:
-                raise ContainersUnavailable(f"cannot build the busybox image: {exc} (apt-get "
-                                            "install busybox dropbear-bin)") from exc
+                raise ContainersUnavailable(
+                    f"cannot build the busybox image: {exc} (apt-get install busybox dropbear-bin)"
+                ) from exc
     digest.update("\0".join([*recipe, *map(str, sorted(_PRIVATE.items()))]).encode())
     base = inputs_dir()
     for path in _input_files(spec):
@@ -114,8 +138,14 @@ def reference(spec: ImageSpec) -> str:
 _PRIVATE = {"etc/shadow": 0o600, "root": 0o700, "tmp": 0o1777}
 
 
-def _add(tar: tarfile.TarFile, name: str, *, data: bytes | None = None,
-         link: str | None = None, mode: int = 0o755) -> None:
+def _add(
+    tar: tarfile.TarFile,
+    name: str,
+    *,
+    data: bytes | None = None,
+    link: str | None = None,
+    mode: int = 0o755,
+) -> None:
     info = tarfile.TarInfo(name)
     info.uid = info.gid = 0
     info.mtime = 0
@@ -140,8 +170,9 @@ def _overlay(tar: tarfile.TarFile, rootfs: Path, seen: set[str]) -> None:
                 _add(tar, name)
                 seen.add(name)
         else:
-            _add(tar, name, data=path.read_bytes(),
-                 mode=0o755 if os.access(path, os.X_OK) else 0o644)
+            _add(
+                tar, name, data=path.read_bytes(), mode=0o755 if os.access(path, os.X_OK) else 0o644
+            )
             seen.add(name)
 
 
@@ -150,8 +181,7 @@ def _libraries(binaries: Sequence[str]) -> list[str]:
     found: list[str] = []
     for binary in binaries:
         # a static binary: "not a dynamic executable" (exit 1), nothing to copy
-        out = subprocess.run(["ldd", binary], capture_output=True, text=True,
-                             check=False).stdout
+        out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=False).stdout
         for line in out.splitlines():
             parts = line.split()
             path = parts[2] if "=>" in parts and len(parts) > 2 else parts[0] if parts else ""
@@ -165,10 +195,10 @@ def _busybox_tar(spec: ImageSpec, out: Path) -> None:
     tools = BUSYBOX_TOOLS
     missing = [p for p in [str(busybox), *tools] if not os.access(p, os.X_OK)]
     if missing:
-        raise EngineError(f"missing {', '.join(missing)} (apt-get install busybox "
-                          "dropbear-bin)")
-    applets = subprocess.run([str(busybox), "--list-full"], capture_output=True, text=True,
-                             check=True).stdout.split()
+        raise EngineError(f"missing {', '.join(missing)} (apt-get install busybox dropbear-bin)")
+    applets = subprocess.run(
+        [str(busybox), "--list-full"], capture_output=True, text=True, check=True
+    ).stdout.split()
     seen: set[str] = set()
 
     def parents(name: str) -> Iterator[str]:
@@ -198,8 +228,11 @@ def _busybox_tar(spec: ImageSpec, out: Path) -> None:
 
 def _debian_argv(spec: ImageSpec, out: Path, mirror: str, rootfs: Path | None = None) -> list[str]:
     base = inputs_dir() / "debian"
-    packages = [line.strip() for line in (base / "packages").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    packages = [
+        line.strip()
+        for line in (base / "packages").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     rootfs = rootfs or base / "rootfs"
     hooks = [
         # our files on top, then the build's own host keys out: each container gets its own
@@ -207,29 +240,45 @@ def _debian_argv(spec: ImageSpec, out: Path, mirror: str, rootfs: Path | None = 
         'chmod 0755 "$1/entrypoint.sh"; rm -f "$1"/etc/ssh/ssh_host_*',
         'rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*',
     ]
-    return ["mmdebstrap", "--quiet", "--variant=minbase", f"--include={','.join(packages)}",
-            "--dpkgopt=path-exclude=/usr/share/man/*",
-            "--dpkgopt=path-exclude=/usr/share/doc/*",
-            "--dpkgopt=path-exclude=/usr/share/locale/*",
-            "--dpkgopt=path-exclude=/usr/share/info/*",
-            *(f"--customize-hook={hook}" for hook in hooks),
-            "--dpkgopt=force-unsafe-io", str(spec.suite), str(out), mirror]
+    return [
+        "mmdebstrap",
+        "--quiet",
+        "--variant=minbase",
+        f"--include={','.join(packages)}",
+        "--dpkgopt=path-exclude=/usr/share/man/*",
+        "--dpkgopt=path-exclude=/usr/share/doc/*",
+        "--dpkgopt=path-exclude=/usr/share/locale/*",
+        "--dpkgopt=path-exclude=/usr/share/info/*",
+        *(f"--customize-hook={hook}" for hook in hooks),
+        "--dpkgopt=force-unsafe-io",
+        str(spec.suite),
+        str(out),
+        mirror,
+    ]
 
 
 def _debian_tar(spec: ImageSpec, out: Path, mirror: str) -> None:
     if shutil.which("mmdebstrap") is None:
         raise EngineError("mmdebstrap is not installed (apt-get install mmdebstrap)")
     argv = _debian_argv(spec, out, mirror)
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False,
-                          stdin=subprocess.DEVNULL, timeout=900)
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL, timeout=900
+    )
     if proc.returncode != 0:
-        raise EngineError(f"mmdebstrap {spec.suite} failed ({proc.returncode}): "
-                          f"{proc.stderr.strip()[-1500:]}")
+        raise EngineError(
+            f"mmdebstrap {spec.suite} failed ({proc.returncode}): {proc.stderr.strip()[-1500:]}"
+        )
 
 
-def build(engine: Engine, spec: ImageSpec, *, rebuild: bool = False,
-          mirror: str = DEFAULT_MIRROR, say: Callable[[str], None] | None = None,
-          lock_timeout: float = 1800.0) -> tuple[str, bool]:
+def build(
+    engine: Engine,
+    spec: ImageSpec,
+    *,
+    rebuild: bool = False,
+    mirror: str = DEFAULT_MIRROR,
+    say: Callable[[str], None] | None = None,
+    lock_timeout: float = 1800.0,
+) -> tuple[str, bool]:
     """Build and import ``spec`` unless its tagged image exists; (reference, built).
 
     One build of an image at a time per store (a lock in :func:`state_dir`): several
@@ -246,8 +295,9 @@ def build(engine: Engine, spec: ImageSpec, *, rebuild: bool = False,
             if say is not None:
                 say(f"{spec.name}: waiting for another build of it to finish")
             if not flock_within(lock.fileno(), lock_timeout, first=0.05, cap=1.0):
-                raise EngineError(f"another build of {spec.name} still holds "
-                                  f"{lock.name} after {lock_timeout:g}s")
+                raise EngineError(
+                    f"another build of {spec.name} still holds {lock.name} after {lock_timeout:g}s"
+                )
         replaced = engine.image_id(ref)
         if replaced is not None and not rebuild:  # built while we waited
             return ref, False
@@ -270,8 +320,7 @@ def prune(engine: Engine) -> list[str]:
     """Remove sane test images other than the current tags; the references removed."""
     current = {reference(spec) for spec in IMAGES.values()}
     out = engine.must("images", "--format", "{{.Repository}}:{{.Tag}}")
-    stale = [ref for ref in out.split() if ref.startswith(REPOSITORY + "/")
-             and ref not in current]
+    stale = [ref for ref in out.split() if ref.startswith(REPOSITORY + "/") and ref not in current]
     if stale:
         engine.must("rmi", "-f", *stale)
     return stale
@@ -281,15 +330,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="containers/build-images",
         description="Build the container fleet's images from Debian packages (no registry); "
-                    "an image whose inputs did not change is kept.")
+        "an image whose inputs did not change is kept.",
+    )
     parser.add_argument("names", nargs="*", help=f"images (default all: {', '.join(IMAGES)})")
-    parser.add_argument("--engine", choices=["docker", "podman"],
-                        help="default: a Docker engine that answers, else podman")
+    parser.add_argument(
+        "--engine",
+        choices=["docker", "podman"],
+        help="default: a Docker engine that answers, else podman",
+    )
     parser.add_argument("--rebuild", action="store_true", help="build even if tagged already")
-    parser.add_argument("--prune", action="store_true",
-                        help="also remove sane test images of older recipes")
-    parser.add_argument("--mirror", default=os.environ.get("SANE_DEBIAN_MIRROR",
-                                                           DEFAULT_MIRROR))
+    parser.add_argument(
+        "--prune", action="store_true", help="also remove sane test images of older recipes"
+    )
+    parser.add_argument("--mirror", default=os.environ.get("SANE_DEBIAN_MIRROR", DEFAULT_MIRROR))
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in IMAGES]
     if unknown:
@@ -303,16 +356,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in args.names or list(IMAGES):
         started = time.monotonic()
         try:
-            ref, built = build(engine, IMAGES[name], rebuild=args.rebuild, mirror=args.mirror,
-                               say=lambda text: print(f"build-images: {text}",
-                                                      file=sys.stderr))
+            ref, built = build(
+                engine,
+                IMAGES[name],
+                rebuild=args.rebuild,
+                mirror=args.mirror,
+                say=lambda text: print(f"build-images: {text}", file=sys.stderr),
+            )
         except (EngineError, ContainersUnavailable, subprocess.SubprocessError, OSError) as exc:
             print(f"build-images: {name}: FAILED: {exc}", file=sys.stderr)
             status = 1
             continue
         verb = "built" if built else "cached"
-        print(f"build-images: {name}: {verb} {ref} ({time.monotonic() - started:.1f} s, "
-              f"{engine.kind})", file=sys.stderr)
+        print(
+            f"build-images: {name}: {verb} {ref} ({time.monotonic() - started:.1f} s, "
+            f"{engine.kind})",
+            file=sys.stderr,
+        )
     if args.prune:
         for ref in prune(engine):
             print(f"build-images: removed {ref}", file=sys.stderr)

@@ -41,7 +41,7 @@ SHELLS = {
     "posh": f"{_CLEAN} posh",
     # --no-config keeps fish's default prompt, which runs git in a repository: `$ `.
     "fish": "env -u PROMPT_COMMAND fish --no-config"
-            " -C \"function fish_prompt; printf '%s' '\\$ '; end\"",
+    " -C \"function fish_prompt; printf '%s' '\\$ '; end\"",
 }
 # The same shells running one command (`-c` appended): the reference outputs.
 SHELL_COMMANDS = {
@@ -65,8 +65,7 @@ class TmuxTestServer:
         self.socket_name = socket_name
 
     def start(self) -> None:
-        self.server.run("new-session", "-d", "-s", "base", "-x", "200", "-y", "50",
-                        SHELLS["bash"])
+        self.server.run("new-session", "-d", "-s", "base", "-x", "200", "-y", "50", SHELLS["bash"])
         self.server.run("set-option", "-g", "history-limit", "10000")
         # Panes sane creates itself (its default `local` pane) get the clean shell too:
         # a login shell's rc files (pyenv rehash, say) must not decide a test's fate.
@@ -75,8 +74,9 @@ class TmuxTestServer:
     def new_pane(self, shell: str = "bash", session: str = "base") -> str:
         """A new window in ``session`` running ``shell`` (a key of SHELLS or a command)."""
         command = SHELLS.get(shell, shell)
-        out = self.server.run("new-window", "-d", "-P", "-F", "#{pane_id}", "-t", f"{session}:",
-                              command)
+        out = self.server.run(
+            "new-window", "-d", "-P", "-F", "#{pane_id}", "-t", f"{session}:", command
+        )
         pane = out.strip()
         self.server.run("set-option", "-w", "-t", pane, "window-size", "manual")
         self.server.run("resize-window", "-t", pane, "-x", "200", "-y", "50")
@@ -130,15 +130,18 @@ def cli_env(tmux_server: TmuxTestServer, sane_home: Path) -> dict[str, str]:
     return env
 
 
-def run_process(argv: list[str], env: dict[str, str], stdin: str | None = None,
-                timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, env=env, input=stdin, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+def run_process(
+    argv: list[str], env: dict[str, str], stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, env=env, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 class FleetFactory(Protocol):
-    def __call__(self, count: int, mode: Mode = "ports", *,
-                 bastion: str | None = None) -> Fleet: ...
+    def __call__(
+        self, count: int, mode: Mode = "ports", *, bastion: str | None = None
+    ) -> Fleet: ...
 
 
 @pytest.fixture(scope="session")
@@ -192,8 +195,9 @@ REQUIRE_CONTAINERS = "SANE_REQUIRE_CONTAINERS"
 def _containers_unavailable(reason: str) -> NoReturn:
     message = f"container fleet unavailable: {reason}"
     if os.environ.get(REQUIRE_CONTAINERS) == "1":
-        pytest.fail(f"{message} ({REQUIRE_CONTAINERS}=1: the container tests must run)",
-                    pytrace=False)
+        pytest.fail(
+            f"{message} ({REQUIRE_CONTAINERS}=1: the container tests must run)", pytrace=False
+        )
     pytest.skip(message)
 
 
@@ -208,8 +212,7 @@ def container_service() -> Iterator[Service]:
         service = Service(find_engine())
     except ContainersUnavailable as exc:
         _containers_unavailable(exc.reason)
-    _container_runs.append({"service": service, "pid": service.pid,
-                            "base": service.directory})
+    _container_runs.append({"service": service, "pid": service.pid, "base": service.directory})
     try:
         yield service
     finally:
@@ -217,9 +220,14 @@ def container_service() -> Iterator[Service]:
 
 
 class ContainerFleetFactory(Protocol):
-    def __call__(self, count: int = 0, image: str = "debian", *,
-                 images: list[str] | None = None,
-                 network: Network = "published") -> ContainerFleet: ...
+    def __call__(
+        self,
+        count: int = 0,
+        image: str = "debian",
+        *,
+        images: list[str] | None = None,
+        network: Network = "published",
+    ) -> ContainerFleet: ...
 
 
 def _container_fleet(service: Service, **kwargs: Any) -> ContainerFleet:
@@ -250,11 +258,16 @@ def make_container_fleet(container_service: Service) -> Iterator[ContainerFleetF
     the test."""
     fleets: list[ContainerFleet] = []
 
-    def make(count: int = 0, image: str = "debian", *,
-             images: list[str] | None = None,
-             network: Network = "published") -> ContainerFleet:
-        fleet = _container_fleet(container_service, count=count, image=image, images=images,
-                                 network=network)
+    def make(
+        count: int = 0,
+        image: str = "debian",
+        *,
+        images: list[str] | None = None,
+        network: Network = "published",
+    ) -> ContainerFleet:
+        fleet = _container_fleet(
+            container_service, count=count, image=image, images=images, network=network
+        )
         fleets.append(fleet)
         return fleet
 
@@ -279,8 +292,11 @@ def container_leftovers() -> list[str]:
             if isinstance(pid, int) and Path(f"/proc/{pid}").exists():
                 problems.append(f"podman service {pid} still running")
             try:
-                left = [cid[:12] for cid, owner in labelled(service.engine, OWNER_LABEL).items()
-                        if owner == mine]
+                left = [
+                    cid[:12]
+                    for cid, owner in labelled(service.engine, OWNER_LABEL).items()
+                    if owner == mine
+                ]
             except EngineError as exc:
                 problems.append(f"cannot list containers: {exc}")
                 continue
@@ -302,8 +318,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if problems:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if reporter is not None:
-            reporter.write_line("container fleet left behind: " + "; ".join(problems),
-                                red=True)
+            reporter.write_line("container fleet left behind: " + "; ".join(problems), red=True)
     elif reporter is not None:
-        reporter.write_line("container fleet: no container, service or directory left "
-                            "behind", green=True)
+        reporter.write_line(
+            "container fleet: no container, service or directory left behind", green=True
+        )

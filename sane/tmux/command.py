@@ -159,18 +159,27 @@ class TmuxServer(NamedTuple):
         limit = COMMAND_TIMEOUT if timeout is None else timeout
         try:
             proc = subprocess.run(
-                self.argv(*args), capture_output=True, text=True, errors="replace",
-                check=False, stdin=subprocess.DEVNULL, timeout=limit,
+                self.argv(*args),
+                capture_output=True,
+                text=True,
+                errors="replace",
+                check=False,
+                stdin=subprocess.DEVNULL,
+                timeout=limit,
             )
         except subprocess.TimeoutExpired:
-            raise errors.TmuxError(f"tmux did not answer within {limit:g}s",
-                                   command=" ".join(args), socket=self.label) from None
+            raise errors.TmuxError(
+                f"tmux did not answer within {limit:g}s", command=" ".join(args), socket=self.label
+            ) from None
         except OSError as exc:
             if exc.errno in (errno.EMFILE, errno.ENFILE):  # not tmux's absence: ours
                 raise errors.ResourceLimit(
-                    f"cannot run tmux: {exc.strerror} (nofile)", limit="nofile",
-                    value=_own_open_files_limit(), process="sane",
-                    hint="raise ulimit -n, or lower --max-parallel") from exc
+                    f"cannot run tmux: {exc.strerror} (nofile)",
+                    limit="nofile",
+                    value=_own_open_files_limit(),
+                    process="sane",
+                    hint="raise ulimit -n, or lower --max-parallel",
+                ) from exc
             raise errors.TmuxNotInstalled(f"cannot run tmux: {exc}") from exc
         if proc.returncode != 0 and check:
             raise self.error_from(proc.stderr.strip() or f"tmux exited {proc.returncode}", args)
@@ -188,8 +197,12 @@ class TmuxServer(NamedTuple):
     def error_from(self, message: str, args: Sequence[str] = ()) -> errors.SaneError:
         """Translate a tmux error message into the sane error a user can act on."""
         low = message.lower()
-        if ("no server running" in low or "error connecting" in low or "no such file" in low
-                or "server exited unexpectedly" in low):
+        if (
+            "no server running" in low
+            or "error connecting" in low
+            or "no such file" in low
+            or "server exited unexpectedly" in low
+        ):
             return errors.TmuxServerNotRunning(
                 f"no tmux server is running on socket {self.label}", socket=self.label
             )

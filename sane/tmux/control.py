@@ -110,11 +110,13 @@ class ControlClient:
         with attach_detach_lock(server):
             try:
                 self._proc = PipedProcess(
-                    server.argv("-C", "attach-session", "-f", "ignore-size", "-t", session))
+                    server.argv("-C", "attach-session", "-f", "ignore-size", "-t", session)
+                )
             except OSError as exc:
                 raise errors.TmuxNotInstalled(f"cannot run tmux: {exc}") from exc
-            self._reader = threading.Thread(target=self._read, name="sane-tmux-control",
-                                            daemon=True)
+            self._reader = threading.Thread(
+                target=self._read, name="sane-tmux-control", daemon=True
+            )
             self._reader.start()
             attached = attach.done.wait(timeout)
         if not attached or attach.error:
@@ -198,8 +200,9 @@ class ControlClient:
                 if guard:
                     if line.startswith((b"%end ", b"%error ")) and line.split(b" ", 1)[1] == guard:
                         if block is not None:
-                            block.positions = {s: s.pushed for group in self._streams.values()
-                                               for s in group}
+                            block.positions = {
+                                s: s.pushed for group in self._streams.values() for s in group
+                            }
                             block.blocks -= 1
                             if line.startswith(b"%error"):
                                 block.error = True

@@ -54,9 +54,20 @@ def split_records(lines: list[str], count: int) -> list[list[str]]:
 
 
 _STATE_FIELDS = (
-    "pane_id", "session_id", "pane_pid", "pane_dead", "pane_dead_status",
-    "pane_dead_signal", "pane_pipe", "pane_in_mode",
-    OPT_SHELL_PID, OPT_TOKEN, OPT_RUN, OPT_ROLE, OPT_SERVER, "pane_current_command",
+    "pane_id",
+    "session_id",
+    "pane_pid",
+    "pane_dead",
+    "pane_dead_status",
+    "pane_dead_signal",
+    "pane_pipe",
+    "pane_in_mode",
+    OPT_SHELL_PID,
+    OPT_TOKEN,
+    OPT_RUN,
+    OPT_ROLE,
+    OPT_SERVER,
+    "pane_current_command",
     OPT_SHELL_KIND,
 )
 STATE_FORMAT = format_of(_STATE_FIELDS)
@@ -126,9 +137,21 @@ def read_state(run: Callable[[list[str]], list[str]], target: str) -> PaneState:
 
 
 _INFO_FIELDS = (
-    "pane_id", "session_name", "window_index", "window_name", "pane_index",
-    "pane_current_command", "pane_current_path", "pane_width", "pane_height",
-    "pane_active", "pane_dead", OPT_ROLE, OPT_SERVER, OPT_RUN, "pane_title",
+    "pane_id",
+    "session_name",
+    "window_index",
+    "window_name",
+    "pane_index",
+    "pane_current_command",
+    "pane_current_path",
+    "pane_width",
+    "pane_height",
+    "pane_active",
+    "pane_dead",
+    OPT_ROLE,
+    OPT_SERVER,
+    OPT_RUN,
+    "pane_title",
 )
 INFO_FORMAT = format_of(_INFO_FIELDS)
 

@@ -33,13 +33,21 @@ class PipedProcess:
             stderr_r, stderr_w = os.pipe()
             fds += [stderr_r, stderr_w]
             # ...but dup2 gives the child its 0, 1 and 2 without that flag.
-            actions = [(os.POSIX_SPAWN_DUP2, stdin_r, 0), (os.POSIX_SPAWN_DUP2, stdout_w, 1),
-                       (os.POSIX_SPAWN_DUP2, stderr_w, 2),
-                       *((os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited_fds())]
+            actions = [
+                (os.POSIX_SPAWN_DUP2, stdin_r, 0),
+                (os.POSIX_SPAWN_DUP2, stdout_w, 1),
+                (os.POSIX_SPAWN_DUP2, stderr_w, 2),
+                *((os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited_fds()),
+            ]
             spawn = os.posix_spawn if os.sep in argv[0] else os.posix_spawnp
             # As Popen's restore_signals: Python ignores SIGPIPE, the child must not.
-            self.pid = spawn(argv[0], argv, os.environ, file_actions=actions,
-                             setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
+            self.pid = spawn(
+                argv[0],
+                argv,
+                os.environ,
+                file_actions=actions,
+                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+            )
         except BaseException:
             for fd in fds:
                 os.close(fd)

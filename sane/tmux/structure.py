@@ -63,10 +63,13 @@ def kill_for_good(server: TmuxServer) -> None:
     from sane.tmux.control import clients_lock_path
 
     server.run("kill-server", check=False)
-    pane_locks = glob.glob(glob.escape(server.lock_file(PANE_LOCK_KIND + "@"))
-                           .replace("@", "*"))
-    for path in (server.socket_file(), str(creation_lock_path(server)),
-                 clients_lock_path(server), *pane_locks):
+    pane_locks = glob.glob(glob.escape(server.lock_file(PANE_LOCK_KIND + "@")).replace("@", "*"))
+    for path in (
+        server.socket_file(),
+        str(creation_lock_path(server)),
+        clients_lock_path(server),
+        *pane_locks,
+    ):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
 
@@ -74,14 +77,14 @@ def kill_for_good(server: TmuxServer) -> None:
 def creation_lock(server: TmuxServer) -> contextlib.AbstractContextManager[None]:
     """Serialise creating sessions and windows across processes and threads, so two
     first runs make one session; re-entrant within a thread."""
-    return _file_lock(creation_lock_path(server),
-                      f"creating tmux sessions or windows on {server.label}")
+    return _file_lock(
+        creation_lock_path(server), f"creating tmux sessions or windows on {server.label}"
+    )
 
 
 def pane_lock(server: TmuxServer, name: str) -> contextlib.AbstractContextManager[None]:
     """Serialise making the pane of server ``name`` (see :func:`pane_lock_path`)."""
-    return _file_lock(pane_lock_path(server, name),
-                      f"opening the pane of {name} on {server.label}")
+    return _file_lock(pane_lock_path(server, name), f"opening the pane of {name} on {server.label}")
 
 
 @contextlib.contextmanager
@@ -109,7 +112,9 @@ def _file_lock(path: Path, what: str) -> Iterator[None]:
         if not flock_within(fd, CREATION_LOCK_TIMEOUT):
             raise errors.StateLocked(
                 f"another sane process has been {what} for {CREATION_LOCK_TIMEOUT:g}s "
-                f"(lock {path})", path=str(path))
+                f"(lock {path})",
+                path=str(path),
+            )
         held[path] = 1
         try:
             yield
@@ -119,8 +124,7 @@ def _file_lock(path: Path, what: str) -> Iterator[None]:
         os.close(fd)
 
 
-def prepare_commands(pane_id: str, role: str, server_name: str | None = None
-                     ) -> list[list[str]]:
+def prepare_commands(pane_id: str, role: str, server_name: str | None = None) -> list[list[str]]:
     """The tmux commands that mark a pane as sane's and keep it around when its shell
     exits: sent together (one command list), never one tmux round trip each."""
     commands = [
@@ -149,27 +153,47 @@ def ensure_local_pane(server: TmuxServer, session: str, window: str, role: str) 
     with creation_lock(server):
         try:
             lines: list[str] | None = server.run(
-                "list-panes", "-s", "-t", f"={session}", "-F",
-                "#{pane_id}\t#{" + panes.OPT_ROLE + "}").splitlines()
+                "list-panes",
+                "-s",
+                "-t",
+                f"={session}",
+                "-F",
+                "#{pane_id}\t#{" + panes.OPT_ROLE + "}",
+            ).splitlines()
         except (errors.SessionNotFound, errors.PaneNotFound, errors.TmuxServerNotRunning):
             lines = None
         if lines is None:
             from sane.tmux.control import attach_detach_lock
 
             with attach_detach_lock(server):  # tmux 3.3a: see attach_detach_lock
-                out = server.run("new-session", "-d", "-s", session, "-n", window,
-                                 "-x", str(PANE_WIDTH), "-y", str(PANE_HEIGHT),
-                                 "-P", "-F", "#{pane_id}")
+                out = server.run(
+                    "new-session",
+                    "-d",
+                    "-s",
+                    session,
+                    "-n",
+                    window,
+                    "-x",
+                    str(PANE_WIDTH),
+                    "-y",
+                    str(PANE_HEIGHT),
+                    "-P",
+                    "-F",
+                    "#{pane_id}",
+                )
         else:
             for line in lines:
                 pane_id, _, pane_role = line.partition("\t")
                 if pane_role == role and pane_id.startswith("%"):
                     return pane_id
-            out = server.run("new-window", "-d", "-t", f"={session}:", "-n", window,
-                             "-P", "-F", "#{pane_id}")
+            out = server.run(
+                "new-window", "-d", "-t", f"={session}:", "-n", window, "-P", "-F", "#{pane_id}"
+            )
         pane_id = out.strip()
         if not pane_id.startswith("%"):
-            raise errors.TmuxError(f"cannot create a {window} window in tmux session "
-                                   f"{session}: tmux answered {out!r}", session=session)
+            raise errors.TmuxError(
+                f"cannot create a {window} window in tmux session {session}: tmux answered {out!r}",
+                session=session,
+            )
         prepare_pane(server, pane_id, role)
         return pane_id
