@@ -270,9 +270,15 @@ def test_an_answer_to_a_run_whose_recording_died(
 def _assert_ended_by_the_shells_death(
     ctx: Context, pane: str, result: dict[str, Any], code: int
 ) -> None:
+    """Exact or unknown, never wrong: `completed` with the command's own code, or `lost`
+    when tmux had no exit status for the dead pane (tmux 3.3a sometimes has none after
+    sane's wait). When tmux still shows the status now, sane must have reported it."""
     known = ctx.tmux(["display", "-p", "-t", pane, "#{pane_dead_status}"])
-    expected = ("completed", code, True) if known == [str(code)] else ("lost", None, True)
-    assert (result["status"], result["exit_code"], result["shell_exited"]) == expected
+    got = (result["status"], result["exit_code"], result["shell_exited"])
+    if known == [str(code)]:
+        assert got == ("completed", code, True)
+    else:  # no status (yet), or the pane was made anew since
+        assert got in {("completed", code, True), ("lost", None, True)}
 
 
 def test_a_command_with_its_own_exit_trap(

@@ -258,13 +258,25 @@ def _owner_alive(token: str) -> bool:
 
 
 def labelled(engine: Engine, label: str) -> dict[str, str]:
-    """Container id -> value of ``label`` for every container (running or not) that has it."""
-    ids = engine.must("ps", "-a", "-q", "--no-trunc", "--filter", f"label={label}").split()
-    if not ids:
-        return {}
-    out = engine.must(
-        "inspect", "--format", f'{{{{.Id}}}} {{{{index .Config.Labels "{label}"}}}}', *ids
-    )
+    """Container id -> value of ``label`` for every container (running or not) that has it.
+
+    Another test run sharing the engine may remove a container between the listing and
+    the inspect (its sweep of a dead owner's fleet): then list again."""
+    fmt = f'{{{{.Id}}}} {{{{index .Config.Labels "{label}"}}}}'
+    for _ in range(10):
+        ids = engine.must("ps", "-a", "-q", "--no-trunc", "--filter", f"label={label}").split()
+        if not ids:
+            return {}
+        proc = engine.run("inspect", "--format", fmt, *ids)
+        if proc.returncode == 0:
+            return _label_values(proc.stdout.decode(errors="replace"))
+        reason = proc.stderr.decode(errors="replace").strip()
+        if "no such object" not in reason.lower() and "no such container" not in reason.lower():
+            raise EngineError(f"{engine.kind} inspect failed ({proc.returncode}): {reason}")
+    raise EngineError(f"{engine.kind} inspect: containers kept vanishing while listed")
+
+
+def _label_values(out: str) -> dict[str, str]:
     found = {}
     for line in out.splitlines():
         cid, _, value = line.partition(" ")
