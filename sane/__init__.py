@@ -8,109 +8,53 @@ tree and the typed results. They load on first use, so ``import sane`` (and ever
 command-line tool, which imports this package) stays as cheap as it was.
 """
 
+import os
 import typing  # (the command-line tools import it anyway; __future__ they need not)
 
 __version__ = "0.1.0"
+_public: list[str] | None = None  # the public names, read once (_public_names)
 
-if typing.TYPE_CHECKING:  # the same names, typed, for type checkers
-    from sane.api import (
-        Busy,
-        CommandFailed,
-        ConnectionFailed,
-        Context,
-        CreateFileResult,
-        DeployReport,
-        Event,
-        FleetPutResult,
-        FleetRunResult,
-        HealthResult,
-        HealthWaitResult,
-        InvalidArgument,
-        ListPanesResult,
-        NotFound,
-        PaneBusy,
-        PaneInfo,
-        PlatformInfo,
-        Registry,
-        RunOptions,
-        RunResult,
-        SaneError,
-        Server,
-        StateError,
-        TmuxError,
-        TmuxServer,
-        create_file,
-        deploy_rollback,
-        deploy_status,
-        detect_platform,
-        fleet_health,
-        fleet_health_wait,
-        fleet_put,
-        fleet_run,
-        list_panes,
-        run_command,
-        run_deploy,
-        run_input,
-        run_interrupt,
-        run_wait,
-        servers,
-    )
+if typing.TYPE_CHECKING:  # what type checkers see: sane.api's names, typed
+    from sane import api
+    from sane.api import *  # noqa: F403
 
-__all__ = [
-    "Busy",
-    "CommandFailed",
-    "ConnectionFailed",
-    "Context",
-    "CreateFileResult",
-    "DeployReport",
-    "Event",
-    "FleetPutResult",
-    "FleetRunResult",
-    "HealthResult",
-    "HealthWaitResult",
-    "InvalidArgument",
-    "ListPanesResult",
-    "NotFound",
-    "PaneBusy",
-    "PaneInfo",
-    "PlatformInfo",
-    "Registry",
-    "RunOptions",
-    "RunResult",
-    "SaneError",
-    "Server",
-    "StateError",
-    "TmuxError",
-    "TmuxServer",
-    "__version__",
-    "create_file",
-    "deploy_rollback",
-    "deploy_status",
-    "detect_platform",
-    "fleet_health",
-    "fleet_health_wait",
-    "fleet_put",
-    "fleet_run",
-    "list_panes",
-    "run_command",
-    "run_deploy",
-    "run_input",
-    "run_interrupt",
-    "run_wait",
-    "servers",
-]
+    __all__ = ["__version__"]
+    __all__ += api.__all__
+
+
+def _public_names() -> list[str]:
+    """``sane.api.__all__`` (the one list of public names) and ``__version__``.
+
+    Read from ``api.py``'s text, not by importing it: the import system asks
+    ``hasattr(sane, "errors")`` before it loads a submodule, so ``__getattr__`` answers
+    for every ``from sane import <module>`` in the package, and importing the API there
+    would load all of it into every command-line tool. ``ruff format`` keeps the list
+    one quoted name a line; tests/test_library.py checks this reading against the module.
+    """
+    global _public
+    if _public is None:
+        with open(os.path.join(os.path.dirname(__file__), "api.py"), encoding="utf-8") as f:
+            text = f.read()
+        start = text.index("[\n", text.index("\n__all__")) + 2
+        lines = text[start : text.index("\n]\n", start)].split("\n")
+        _public = [line.strip().strip(",").strip('"') for line in lines] + ["__version__"]
+    return _public
 
 
 def __getattr__(name: str) -> typing.Any:
-    """A public name, imported from ``sane.api`` on first use."""
-    if name in __all__:
+    """A public name (``__all__`` itself included), imported from ``sane.api`` on first
+    use: ``import sane`` alone loads none of the API."""
+    if name == "__all__":
+        value: typing.Any = list(_public_names())
+    elif name in _public_names():
         from sane import api
 
         value = getattr(api, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'sane' has no attribute {name!r}")
+    else:
+        raise AttributeError(f"module 'sane' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted({*globals(), *_public_names()})

@@ -54,7 +54,7 @@ from sane.tmux.command import TmuxServer
 
 Event = dict[str, Any]
 
-__all__ = [
+__all__: list[str] = [
     "Busy",
     "CommandFailed",
     "ConnectionFailed",
