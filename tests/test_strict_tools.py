@@ -10,48 +10,58 @@ import pytest
 from sane import tools
 from sane.handlers import strict_arguments
 
-# The keywords strict mode takes (OpenAI's supported subset of JSON Schema).
-ALLOWED = {
-    "type",
-    "description",
-    "properties",
-    "required",
-    "additionalProperties",
-    "items",
-    "enum",
-    "const",
-    "anyOf",
-    "pattern",
-    "format",
-    "minimum",
-    "maximum",
-    "exclusiveMinimum",
-    "exclusiveMaximum",
-    "multipleOf",
-    "minItems",
-    "maxItems",
-    "$defs",
-    "$ref",
+# An oracle independent of sane/tools.py: OpenAI's documented subset of JSON Schema for
+# strict mode, as its Structured Outputs guide lays it out ("Supported schemas",
+# https://platform.openai.com/docs/guides/structured-outputs#supported-schemas; Azure
+# OpenAI's structured-outputs page states it supports the same subset): the types,
+# the keywords each type may carry, closed objects with every property required, a
+# root that is an object (never anyOf), and the documented size limits.
+TYPES = {"string", "number", "boolean", "integer", "object", "array", "null"}
+ANY_TYPE = {"type", "description", "enum", "const", "anyOf", "$ref", "$defs"}
+BY_TYPE = {
+    "string": {"pattern", "format"},
+    "number": {"multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum"},
+    "integer": {"multipleOf", "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum"},
+    "array": {"items", "minItems", "maxItems"},
+    "object": {"properties", "required", "additionalProperties"},
 }
+FORMATS = {"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"}
+MAX_PROPERTIES, MAX_NESTING, MAX_ENUM_VALUES = 100, 5, 500
 
 
-def _check(node: Any, where: str) -> None:
+def _check(node: Any, where: str, depth: int = 1) -> int:
+    """Assert ``node`` is in the subset; return how many object properties it holds."""
     if isinstance(node, list):
-        for i, item in enumerate(node):
-            _check(item, f"{where}[{i}]")
-        return
-    if not isinstance(node, dict):
-        return
-    assert set(node) <= ALLOWED, (where, set(node) - ALLOWED)
-    if node.get("type") == "object" or "properties" in node:
+        return sum(_check(item, f"{where}[{i}]", depth) for i, item in enumerate(node))
+    assert isinstance(node, dict), where
+    kinds = node.get("type", [])
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    assert set(kinds) <= TYPES, (where, kinds)
+    allowed = ANY_TYPE.union(*(BY_TYPE.get(kind, set()) for kind in kinds))
+    assert set(node) <= allowed, (where, set(node) - allowed)
+    assert node.get("format", "date") in FORMATS, where
+    assert depth <= MAX_NESTING, where
+    count = 0
+    if "object" in kinds or "properties" in node:
         assert node.get("additionalProperties") is False, where
         assert sorted(node.get("required", [])) == sorted(node.get("properties", {})), where
-    for key in ("properties", "$defs"):
-        for name, sub in node.get(key, {}).items():
-            _check(sub, f"{where}.{name}")
+        count += len(node.get("properties", {}))
+        for name, sub in node.get("properties", {}).items():
+            count += _check(sub, f"{where}.{name}", depth + 1)
+    for name, sub in node.get("$defs", {}).items():
+        count += _check(sub, f"{where}.$defs.{name}", depth)
     for key in ("items", "anyOf"):
         if key in node:
-            _check(node[key], f"{where}.{key}")
+            count += _check(node[key], f"{where}.{key}", depth)
+    return count
+
+
+def _enum_values(node: Any) -> int:
+    if isinstance(node, list):
+        return sum(_enum_values(item) for item in node)
+    if not isinstance(node, dict):
+        return 0
+    return len(node.get("enum", [])) + sum(_enum_values(v) for v in node.values())
 
 
 @pytest.mark.parametrize("tool", tools.TOOLS, ids=lambda t: t.name)
@@ -60,7 +70,9 @@ def test_every_strict_definition_is_strict_mode_valid(tool: tools.Tool) -> None:
     assert definition["function"]["strict"] is True
     parameters = definition["function"]["parameters"]
     assert sorted(parameters["properties"]) == sorted(tool.input.model_fields), tool.name
-    _check(parameters, tool.name)
+    assert parameters["type"] == "object" and "anyOf" not in parameters, tool.name
+    assert _check(parameters, tool.name) <= MAX_PROPERTIES, tool.name
+    assert _enum_values(parameters) <= MAX_ENUM_VALUES, tool.name
 
 
 @pytest.mark.parametrize("tool", tools.TOOLS, ids=lambda t: t.name)
@@ -91,3 +103,20 @@ def test_a_map_comes_as_key_value_pairs() -> None:
         ),
     )
     assert parsed.ssh_options == {"ConnectTimeout": "5"} and parsed.port is None
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "string", "minLength": 1},  # string lengths are not in the subset
+        {"type": "string", "default": "x"},  # nor defaults
+        {"type": "string", "format": "uri"},  # nor formats beyond the listed ones
+        {"type": "integer", "pattern": "^1"},  # a string keyword on a number
+        {"type": "object", "properties": {"a": {"type": "string"}}, "required": []},
+        {"type": "object", "properties": {}, "required": [], "additionalProperties": True},
+        {"type": "tuple"},
+    ],
+)
+def test_the_oracle_rejects_what_strict_mode_does_not_take(schema: dict[str, Any]) -> None:
+    with pytest.raises(AssertionError):
+        _check(schema, "schema")
