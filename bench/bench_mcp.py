@@ -1,5 +1,6 @@
-"""Benchmark ``sane mcp``: a tool call's round trip through a real MCP client over stdio,
-beside the CLI one-shot of the same command, measured in the same run.
+"""Benchmark ``sane mcp``: a tool call's round trip through a real MCP client over stdio
+and over Streamable HTTP, beside the CLI one-shot of the same command, measured in the
+same run.
 
 Reproduce (from the repository root, tmux installed)::
 
@@ -8,8 +9,10 @@ Reproduce (from the repository root, tmux installed)::
 
 A private tmux server (unique socket, ``-f /dev/null``, killed at the end) with a warm
 dash pane and a warm bash pane (runner installed by a first call), a temporary
-$SANE_HOME, and one ``sane mcp`` process spawned by the MCP SDK's own client
-(``mcp.client.stdio`` + ``ClientSession``), as an agent would.
+$SANE_HOME, one ``sane mcp`` process spawned by the MCP SDK's own client
+(``mcp.client.stdio`` + ``ClientSession``), as an agent would, then one ``sane mcp
+--http 127.0.0.1:0`` reached with the SDK's ``streamable_http_client`` (the bearer
+token in every request).
 
 What is measured (wall clock, ``time.perf_counter``, in the client):
 
@@ -17,7 +20,8 @@ a. ``call_tool("run_command", {"command": "true", "pane": PANE})``, N calls per 
    median and p90; the result must be ``completed`` with exit code 0. The time covers
    the JSON-RPC request and response over the pipes, the server's validation of the
    arguments, the run itself, and the client's validation of the result against the
-   tool's output schema. Goal (dash): median <= 3 ms.
+   tool's output schema. Goal (dash, stdio): median <= 3 ms. The same over HTTP (each
+   call a POST answered with an SSE stream).
 b. Floors in the same run: the MCP ``ping`` round trip (framing only, no tool), and
    ``sane.tools.call`` of the same ``run_command`` in this process (library + document,
    no MCP), N each.
@@ -25,7 +29,7 @@ c. The CLI one-shot ``sane-run-command --pane PANE true`` as a process (start-up
    attach, run), median of 20, on the same dash pane.
 d. What an agent without sane pays for the same: ``tmux send-keys`` of ``true; tmux
    wait-for -S CH`` and ``tmux wait-for CH`` as processes, on a fresh dash pane.
-   Goal: the MCP call (a) <= 0.75x this round trip.
+   Goal: the MCP call (a) <= 0.75x this round trip, over stdio and over HTTP.
 """
 
 from __future__ import annotations
@@ -42,12 +46,15 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 from bench_run import CLI_RUNS, Row, cli_exe, median_ms, p90_ms, report, run_bounded, summary
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
 
 from sane import tools
 from sane.ops.context import Context
+from sane.testing.mcp_http import http_server
 from sane.testing.pytest_plugin import TmuxTestServer
 
 
@@ -65,39 +72,59 @@ async def _timed(fn: Callable[[], Awaitable[object]], runs: int) -> list[float]:
     return samples
 
 
-async def bench_mcp(env: dict[str, str], panes: dict[str, str], runs: int) -> dict[str, float]:
+async def _bench_session(
+    session: ClientSession, transport: str, panes: dict[str, str], runs: int
+) -> dict[str, float]:
+    await session.initialize()
+    await session.list_tools()  # the client caches the output schemas it validates with
+    ping = median_ms(await _timed(session.send_ping, runs))
+    medians: dict[str, float] = {}
+    for shell, pane in panes.items():
+
+        async def call(pane: str = pane) -> None:
+            result = await session.call_tool("run_command", {"command": "true", "pane": pane})
+            _check(result.structured_content)
+
+        for _ in range(10):  # warm: runner installed, control client attached
+            await call()
+        samples = await _timed(call, runs)
+        medians[shell] = median_ms(samples)
+        goal = "<= 3 ms" if shell == "dash" and transport == "stdio" else ""
+        report(
+            Row(
+                f"a. MCP run_command `true` ({shell}, real client over {transport})",
+                f"median {medians[shell]:.2f} ms, p90 {p90_ms(samples):.2f} ms",
+                goal,
+                medians[shell] <= 3.0 if goal else None,
+                f"MCP ping {ping:.2f} ms",
+                "",
+            )
+        )
+    medians["ping"] = ping
+    return medians
+
+
+async def bench_mcp(
+    env: dict[str, str], panes: dict[str, str], runs: int
+) -> dict[str, dict[str, float]]:
+    """The same calls through one ``sane mcp`` over stdio and one ``sane mcp --http``
+    (the SDK's streamable HTTP client, bearer token in every request)."""
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "sane.cli.main", "mcp"],
         env={k: env[k] for k in ("SANE_TMUX_SOCKET", "SANE_HOME")},
     )
-    medians: dict[str, float] = {}
+    medians: dict[str, dict[str, float]] = {}
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
-        await session.initialize()
-        await session.list_tools()  # the client caches the output schemas it validates with
-        ping = median_ms(await _timed(session.send_ping, runs))
-        for shell, pane in panes.items():
-
-            async def call(pane: str = pane) -> None:
-                result = await session.call_tool("run_command", {"command": "true", "pane": pane})
-                _check(result.structured_content)
-
-            for _ in range(10):  # warm: runner installed, control client attached
-                await call()
-            samples = await _timed(call, runs)
-            medians[shell] = median_ms(samples)
-            goal = "<= 3 ms" if shell == "dash" else ""
-            report(
-                Row(
-                    f"a. MCP run_command `true` ({shell}, real client over stdio)",
-                    f"median {medians[shell]:.2f} ms, p90 {p90_ms(samples):.2f} ms",
-                    goal,
-                    medians[shell] <= 3.0 if goal else None,
-                    f"MCP ping {ping:.2f} ms",
-                    "",
-                )
-            )
-    medians["ping"] = ping
+        medians["stdio"] = await _bench_session(session, "stdio", panes, runs)
+    with http_server(env) as server:
+        headers = {"Authorization": f"Bearer {server.token}"}
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300)) as client,
+            streamable_http_client(server.url, http_client=client) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            medians["http"] = await _bench_session(session, "HTTP", panes, runs)
     return medians
 
 
@@ -185,6 +212,7 @@ def main() -> int:
         panes = {"dash": srv.new_pane("dash"), "bash": srv.new_pane("bash")}
         mcp = anyio.run(bench_mcp, env, panes, args.runs)
         library = bench_library(srv, tmp / "home", panes["dash"], args.runs)
+        stdio = mcp["stdio"]
         report(
             Row(
                 "b. in-process sane.tools.call run_command `true` (dash, no MCP)",
@@ -192,22 +220,25 @@ def main() -> int:
                 "",
                 None,
                 "",
-                f"MCP adds {mcp['dash'] - library:.2f} ms (ping alone {mcp['ping']:.2f} ms)",
+                f"MCP adds {stdio['dash'] - library:.2f} ms over stdio, "
+                f"{mcp['http']['dash'] - library:.2f} ms over HTTP "
+                f"(ping alone {stdio['ping']:.2f} / {mcp['http']['ping']:.2f} ms)",
             )
         )
         raw_pane = srv.new_pane("dash")
         raw = median_ms(bench_raw_tmux(srv, raw_pane, min(args.runs, 100)))
-        ratio = mcp["dash"] / raw
-        report(
-            Row(
-                "d. raw tmux send-keys + wait-for round trip (dash, two processes)",
-                f"median {raw:.2f} ms",
-                "MCP <= 0.75x",
-                ratio <= 0.75,
-                f"MCP call {mcp['dash']:.2f} ms",
-                f"MCP / raw {ratio:.2f}x",
+        for transport, figures in mcp.items():
+            ratio = figures["dash"] / raw
+            report(
+                Row(
+                    f"d. raw tmux send-keys + wait-for round trip (dash) vs MCP over {transport}",
+                    f"median {raw:.2f} ms",
+                    "MCP <= 0.75x",
+                    ratio <= 0.75,
+                    f"MCP call {figures['dash']:.2f} ms",
+                    f"MCP / raw {ratio:.2f}x",
+                )
             )
-        )
         cli = bench_cli(env, panes["dash"])
         cli_ms = median_ms(cli)
         report(
@@ -216,8 +247,8 @@ def main() -> int:
                 f"median {cli_ms:.1f} ms (of {len(cli)})",
                 "",
                 None,
-                f"MCP call {mcp['dash']:.2f} ms",
-                f"CLI / MCP {cli_ms / mcp['dash']:.0f}x",
+                f"MCP call {stdio['dash']:.2f} ms",
+                f"CLI / MCP {cli_ms / stdio['dash']:.0f}x",
             )
         )
     finally:

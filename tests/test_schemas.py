@@ -110,7 +110,7 @@ def test_the_table_agrees_with_the_tools() -> None:
 
 
 def test_sane_mcp_help_names_every_tool() -> None:
-    from sane.cli.schema import MCP_EPILOG
+    from sane.cli.mcp import MCP_EPILOG
 
     listed = MCP_EPILOG.partition("Tools:")[2].replace("\n", " ")
     assert [name.strip(" .") for name in listed.split("Each")[0].split(",")] == [

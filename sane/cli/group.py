@@ -44,7 +44,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "deploy": ("sane.cli.deploy", "deploy_group"),
     "demo": ("sane.cli.demo", "demo_group"),
     "schema": ("sane.cli.schema", "schema_cli"),
-    "mcp": ("sane.cli.schema", "mcp_cli"),
+    "mcp": ("sane.cli.mcp", "mcp_cli"),
     "call": ("sane.cli.schema", "call_cli"),
 }
 

@@ -1,4 +1,5 @@
-"""``sane schema`` and ``sane mcp``: sane described for, and served to, agents."""
+"""``sane schema`` and ``sane call``: sane described for agents, and one tool call from
+JSON (``sane mcp`` is :mod:`sane.cli.mcp`)."""
 
 from __future__ import annotations
 
@@ -23,42 +24,6 @@ Example:
 Without COMMAND: every command's input and output schema, and the error document's.
 COMMAND is a tool name (run_command) or the CLI spelling (run-command, "fleet run").
 """
-
-MCP_EPILOG = """\b
-Example (an MCP client's configuration, e.g. Claude Desktop or an agent SDK):
-  {"mcpServers": {"sane": {"command": "sane", "args": ["mcp"],
-                           "env": {"SANE_TMUX_SOCKET": "work"}}}}
-
-\b
-Example (by hand; stdin must stay open until the answer, as a client keeps it):
-  $ (printf '%s\\n' "$INITIALIZE" "$INITIALIZED" '{"jsonrpc": "2.0", "id": 2,
-      "method": "tools/call", "params": {"name": "run_command",
-      "arguments": {"command": "echo hi"}}}'; sleep 3) | sane mcp
-  {"jsonrpc":"2.0","id":1,"result":{"capabilities":{"tools":{"listChanged":false}}, ...}}
-  {"jsonrpc":"2.0","id":2,"result":{"content":[{"text":"{\\"ok\\": true, ...}",
-   "type":"text"}],"isError":false,"structuredContent":{"ok":true,"schema_version":1,
-   "run_id":"rbd515f884a69","pane":"%0","command":"echo hi","status":"completed",
-   "exit_code":0,"output":"hi\\n", ...}}}
-"""
-
-
-def _tools_list() -> str:
-    """Every tool's name (from the command table), wrapped for --help."""
-    import textwrap
-
-    from sane.cli.table import TOOL_NAMES
-
-    return (
-        "\b\n"
-        + textwrap.fill("Tools: " + ", ".join(TOOL_NAMES) + ".", 86)
-        + (
-            "\nEach returns the same JSON document as the CLI command (`sane schema --tools "
-            "mcp`).\n"
-        )
-    )
-
-
-MCP_EPILOG += "\n" + _tools_list()
 
 
 @click.command("schema", epilog=SCHEMA_EPILOG)
@@ -153,34 +118,3 @@ def call_cli(tool: str, arguments: str, socket: str | None) -> None:
     with Context(TmuxServer.from_env(socket)) as ctx:
         outcome = tools.call(ctx, tool, parsed)
     emit_document(outcome.document, outcome.exit_status)
-
-
-@click.command("mcp", epilog=MCP_EPILOG)
-@click.option(
-    "--tools",
-    "only",
-    metavar="NAMES",
-    help="Serve only these tools (comma-separated names; `read-only` for the "
-    "tools that change nothing: lists, screens, health, status).",
-)
-@click.option("--exclude", metavar="NAMES", help="Serve every tool but these (same names).")
-@socket_option
-def mcp_cli(only: str | None, exclude: str | None, socket: str | None) -> None:
-    """Serve sane's commands as MCP tools over stdio (one process, many fast calls)."""
-    from sane import tools
-
-    exposed = tools.select(only, exclude)
-    from importlib.util import find_spec
-
-    if find_spec("mcp") is None:  # an optional dependency: say how to get it
-        from sane.errors import UsageError
-
-        raise UsageError(
-            "sane mcp needs the MCP SDK, an optional dependency: install"
-            " tmux-sane[mcp] (pipx install 'tmux-sane[mcp]', or"
-            " pip install 'tmux-sane[mcp]')",
-            extra="mcp",
-        )
-    from sane.mcp import serve
-
-    serve(socket, exposed)

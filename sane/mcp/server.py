@@ -27,6 +27,7 @@ import contextlib
 import functools
 import itertools
 import json
+import socket as _socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -242,6 +243,35 @@ def serve(socket: str | None = None, exposed: tuple[tools.Tool, ...] = tools.TOO
                 exposed,
                 backend_options={"use_uvloop": _have_uvloop()},
             )
+    finally:
+        handlers.BACKGROUND.join()
+        ctx.close()
+
+
+def serve_http(
+    listener: _socket.socket,
+    token: str,
+    on_ready: Callable[[str], None],
+    socket: str | None = None,
+    exposed: tuple[tools.Tool, ...] = tools.TOOLS,
+) -> None:
+    """Serve MCP over Streamable HTTP on ``listener`` (bound by :func:`sane.mcp.http.
+    bind`) until SIGINT/SIGTERM; every request must carry ``token``. ``on_ready`` gets
+    the URL once the server is about to accept. One context for every session, as one
+    stdio server has: its control clients stay warm across clients."""
+    from sane.mcp import http
+
+    ctx = Context(TmuxServer.from_env(socket))
+    try:
+        host = listener.getsockname()[0]
+        asgi = http.app(build_server(ctx, exposed), token, host)
+        anyio.run(
+            http.serve_socket,
+            asgi,
+            listener,
+            lambda: on_ready(http.url_of(listener)),
+            backend_options={"use_uvloop": _have_uvloop()},
+        )
     finally:
         handlers.BACKGROUND.join()
         ctx.close()

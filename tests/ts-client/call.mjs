@@ -1,21 +1,40 @@
 // A real TypeScript MCP client (the SDK most agent hosts embed) driving `sane mcp`.
 //
-// Usage: node call.mjs '<server argv as JSON>' < calls.json
-// calls.json: [{"tool": name, "arguments": {...}}, ...]; a string argument "${N.field}"
-// is replaced by field `field` of call N's structured result (a run id, say).
+// Usage: node call.mjs '<server argv as JSON>' < calls.json        (stdio)
+//        node call.mjs '{"url": URL, "token": TOKEN}' < calls.json (Streamable HTTP)
+// calls.json: [{"tool": name, "arguments": {...}, "progress": bool, "timeout_ms": N,
+//               "retry_busy_ms": N}, ...]; a string argument "${N.field}" is replaced by
+// field `field` of call N's structured result (a run id, say). `progress`: collect the
+// call's progress notifications; `timeout_ms`: the SDK's own request timeout (it sends
+// notifications/cancelled when it fires); `retry_busy_ms`: call again while the answer
+// is pane_busy, for at most that long (a deadline, not a sleep).
 // Prints one JSON document: the listed tools and, per call, what the SDK handed back
-// (structuredContent after its own output-schema validation) or what it threw.
+// (structuredContent after its own output-schema validation) or what it threw; or
+// {"connect_error": ..., "code": ...} when the client could not connect at all.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 
-const [command, ...args] = JSON.parse(process.argv[2]);
+const target = JSON.parse(process.argv[2]);
 let input = "";
 for await (const chunk of process.stdin) input += chunk;
 const calls = JSON.parse(input);
 
-const transport = new StdioClientTransport({ command, args, env: process.env, stderr: "inherit" });
+let transport;
+if (Array.isArray(target)) {
+  const [command, ...args] = target;
+  transport = new StdioClientTransport({ command, args, env: process.env, stderr: "inherit" });
+} else {
+  const headers = target.token === null ? {} : { Authorization: `Bearer ${target.token}` };
+  transport = new StreamableHTTPClientTransport(new URL(target.url), { requestInit: { headers } });
+}
 const client = new Client({ name: "sane-ts-client-test", version: "1.0.0" });
-await client.connect(transport);
+try {
+  await client.connect(transport);
+} catch (err) {
+  process.stdout.write(JSON.stringify({ connect_error: String(err), code: err.code ?? null }) + "\n");
+  process.exit(0);
+}
 const listed = await client.listTools();
 const results = [];
 
@@ -32,20 +51,38 @@ function resolve(value) {
   return value;
 }
 
+async function once(call, progress) {
+  const options = { timeout: call.timeout_ms ?? 120000 };
+  if (call.progress) options.onprogress = (p) => progress.push(p);
+  const result = await client.callTool(
+    { name: call.tool, arguments: resolve(call.arguments ?? {}) },
+    undefined,
+    options,
+  );
+  return {
+    is_error: result.isError ?? false,
+    structured: result.structuredContent ?? null,
+    text: result.content?.[0]?.text ?? null,
+  };
+}
+
 for (const call of calls) {
+  const progress = [];
+  const started = Date.now();
   try {
-    const result = await client.callTool(
-      { name: call.tool, arguments: resolve(call.arguments ?? {}) },
-      undefined,
-      { timeout: 120000 },
-    );
-    results.push({
-      is_error: result.isError ?? false,
-      structured: result.structuredContent ?? null,
-      text: result.content?.[0]?.text ?? null,
-    });
+    let got = await once(call, progress);
+    while (
+      call.retry_busy_ms &&
+      got.structured?.error?.code === "pane_busy" &&
+      Date.now() - started < call.retry_busy_ms
+    ) {
+      got = await once(call, progress);
+    }
+    if (call.progress) got.progress = progress;
+    got.elapsed_ms = Date.now() - started;
+    results.push(got);
   } catch (err) {
-    results.push({ thrown: String(err), code: err.code ?? null });
+    results.push({ thrown: String(err), code: err.code ?? null, elapsed_ms: Date.now() - started });
   }
 }
 await client.close();
