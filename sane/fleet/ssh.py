@@ -17,7 +17,12 @@ nobody will answer; first in the file, so on every hop), ``StrictHostKeyChecking
 accept-new`` on every hop when asked for (``--accept-new``), and its own ControlMaster
 per registry entry (``ControlPath`` named from the whole entry, never shared between
 entries that differ in user, key or options). An entry's own fields and options are
-given on the command line, so they win over every config file.
+given on the command line, so they win over every config file. And what of this
+process's environment reaches a server: only the locale, as ``SetEnv`` with checked
+values (:func:`sent_environment`); every config's ``SendEnv`` (a user's ``SendEnv *``
+would send a cloud key to any server that accepts it) is cleared and every other
+``SetEnv`` ignored, because sane runs with environments (CI jobs, agents' shells) that a
+config written for the prompt did not have in mind.
 
 Entries' ssh options are an allow-list (:data:`ALLOWED_OPTIONS`): options that run a
 local program, forward anything, or send local data are refused by name.
@@ -49,6 +54,35 @@ SANE_DEFAULTS = (
     ("StrictHostKeyChecking", "yes"),
 )
 USER_CONFIG_ENV = "SANE_SSH_CONFIG"
+# The only variables of this process's environment that reach a server: the locale (as
+# Debian's own ssh_config sends it), and only values shaped like a locale name. Every
+# ``SendEnv`` of every config (the user's, the system's, ``SendEnv *`` included) is
+# cleared, and these go as ``SetEnv`` with their values checked here; see
+# :func:`sent_environment`.
+LOCALE_VARIABLES = (
+    "LANG",
+    "LC_ALL",
+    "LC_ADDRESS",
+    "LC_COLLATE",
+    "LC_CTYPE",
+    "LC_IDENTIFICATION",
+    "LC_MEASUREMENT",
+    "LC_MESSAGES",
+    "LC_MONETARY",
+    "LC_NAME",
+    "LC_NUMERIC",
+    "LC_PAPER",
+    "LC_TELEPHONE",
+    "LC_TIME",
+)
+# language[_territory][.codeset][@modifier] (``C``, ``POSIX``, ``C.UTF-8``, ``de_DE@euro``):
+# a token or a key is not a locale name and is not sent.
+_LOCALE_VALUE = re.compile(
+    r"[A-Za-z]{1,8}(?:_[A-Za-z0-9]{2,3})?(?:\.[A-Za-z0-9-]{1,16})?(?:@[A-Za-z0-9]{1,16})?"
+)
+# Always sent, first: ssh keeps the first ``SetEnv`` it reads, so with this one in sane's
+# config ahead of every ``Include`` no ``SetEnv`` of any other config applies.
+SANE_SETENV = ("SANE_SSH", "1")
 
 # ssh options an entry may set (any case), and why each is safe: none of them runs a
 # local program, loads a library, forwards a port, an agent or X11, or sends local data.
@@ -163,6 +197,20 @@ def user_config() -> str:
     return os.environ.get(USER_CONFIG_ENV) or "~/.ssh/config"
 
 
+def sent_environment() -> list[tuple[str, str]]:
+    """Every variable ssh sends to a server for sane (``SetEnv``), in order: sane's
+    constant, then the locale variables of :data:`LOCALE_VARIABLES` this process has,
+    where the value looks like a locale name (``C.UTF-8``, ``de_DE@euro``); nothing else
+    of this environment (a cloud key, a token) ever reaches a server, whatever
+    ``SendEnv`` a config holds."""
+    sent = [SANE_SETENV]
+    for name in LOCALE_VARIABLES:
+        value = os.environ.get(name, "")
+        if _LOCALE_VALUE.fullmatch(value):
+            sent.append((name, value))
+    return sent
+
+
 def _config_text(accept_new: bool) -> str:
     own = user_config()
     if any(c in own for c in '"\n\r\0'):
@@ -174,7 +222,12 @@ def _config_text(accept_new: bool) -> str:
     ]
     if accept_new:
         lines.append("StrictHostKeyChecking accept-new")
+    # First, so every later SetEnv (the user's, the system's) is ignored by ssh.
+    lines.append("SetEnv " + " ".join(f"{key}={value}" for key, value in sent_environment()))
     lines += [f'Include "{own}"', "Include /etc/ssh/ssh_config", "Host *"]
+    # Last: ``-*`` clears every SendEnv read before it (``SendEnv *`` included), so ssh
+    # sends nothing of its environment by name; what crosses is the SetEnv above.
+    lines.append("    SendEnv -*")
     lines += [f"    {key} {value}" for key, value in SANE_DEFAULTS]
     return "\n".join(lines) + "\n"
 
@@ -249,6 +302,16 @@ def ssh_argv(
             "it (change the entry, or connect without --accept-new)",
             server=server.name,
         )
+    for key, value in server.ssh_options.items():
+        # The registry checked them, but an entry also comes from a servers.json read
+        # the quick way, or from a caller's own object: the allow-list is applied here,
+        # last, where options become ssh's argv, whatever the entry came from.
+        try:
+            check_option(key, value)
+        except ValueError as exc:
+            raise errors.InvalidArgument(
+                f"{server.name}: {exc}", server=server.name, field="ssh_options", option=key
+            ) from None
     argv = ["ssh", "-F", config_file(accept_new)]
     if tty:
         argv.append("-tt")
