@@ -462,6 +462,18 @@ def _select(
     return select_servers(ctx.home, names, tag, all_servers)
 
 
+def _per_server(call: Call, total: int) -> Callable[[dict[str, Any]], None] | None:
+    """A fleet operation's listener (``sane.fleet.events``): every event to the
+    caller's ``events``, and one progress notification per server as it finishes."""
+    from sane.fleet.events import describe
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "finished":
+            call.report(f"{event['server']}: {describe(event)}", total)
+
+    return call.listener(on_event)
+
+
 def _fleet_run(ctx: Context, a: inputs.FleetRunInput, call: Call) -> Outcome:
     from sane.fleet.run import fleet_run
 
@@ -475,22 +487,13 @@ def _fleet_run(ctx: Context, a: inputs.FleetRunInput, call: Call) -> Outcome:
         if cap
     ]
 
-    def on_event(event: dict[str, Any]) -> None:
-        if event["event"] == "finished":  # one progress notification per server
-            code = event.get("exit_code")
-            call.report(
-                f"{event['server']}: {event['status']}"
-                + (f" (exit {code})" if code is not None else ""),
-                len(servers),
-            )
-
     result = fleet_run(
         ctx,
         servers,
         a.command,
         a.max_parallel,
         a.timeout,
-        on_event=call.listener(on_event),
+        on_event=_per_server(call, len(servers)),
         max_output=max(1, min(caps)) if caps else None,
         stop=call.stop,
     )
@@ -500,7 +503,16 @@ def _fleet_run(ctx: Context, a: inputs.FleetRunInput, call: Call) -> Outcome:
 def _health(ctx: Context, a: inputs.HealthInput, call: Call) -> Outcome:
     from sane.fleet.health import check
 
-    return _ok(check(ctx.home, _select(ctx, a.servers, a.tag, False), a.query, a.max_parallel))
+    servers = _select(ctx, a.servers, a.tag, False)
+    return _ok(
+        check(
+            ctx.home,
+            servers,
+            a.query,
+            a.max_parallel,
+            on_event=_per_server(call, len(servers)),
+        )
+    )
 
 
 def _health_wait(ctx: Context, a: inputs.HealthWaitInput, call: Call) -> Outcome:
@@ -673,6 +685,12 @@ def _server_show(ctx: Context, a: inputs.ServerShowInput, call: Call) -> Outcome
     return _ok({"server": Registry(ctx.home).get(a.name).model_dump(mode="json")})
 
 
+def _server_pane(ctx: Context, a: inputs.ServerPaneInput, call: Call) -> Outcome:
+    from sane.fleet.panes import locate
+
+    return _ok(locate(ctx, a.name, a.select))
+
+
 def _server_remove(ctx: Context, a: inputs.ServerRemoveInput, call: Call) -> Outcome:
     from sane.fleet.registry import Registry
 
@@ -704,7 +722,9 @@ def _connect(ctx: Context, a: inputs.ConnectInput, call: Call) -> Outcome:
 
     servers = _select(ctx, a.servers, a.tag, a.all)
     ensure_session(ctx)
-    reports = connect_many(ctx, servers, a.accept_new, a.max_parallel)
+    reports = connect_many(
+        ctx, servers, a.accept_new, a.max_parallel, _per_server(call, len(servers))
+    )
     ok = all(r["ok"] for r in reports)
     return _ok(
         {"session": ctx.session_name, "servers": reports},
@@ -733,6 +753,7 @@ def _fleet_put(ctx: Context, a: inputs.FleetPutInput, call: Call) -> Outcome:
         a.parents,
         a.max_parallel,
         a.timeout,
+        _per_server(call, len(servers)),
     )
     return _ok(result, errors.EXIT_OK if result["status"] == "completed" else 1)
 
@@ -740,7 +761,8 @@ def _fleet_put(ctx: Context, a: inputs.FleetPutInput, call: Call) -> Outcome:
 def _fleet_detect(ctx: Context, a: inputs.FleetDetectInput, call: Call) -> Outcome:
     from sane.fleet.run import fleet_detect
 
-    result = fleet_detect(ctx, _select(ctx, a.servers, a.tag, a.all), a.max_parallel)
+    servers = _select(ctx, a.servers, a.tag, a.all)
+    result = fleet_detect(ctx, servers, a.max_parallel, _per_server(call, len(servers)))
     return _ok(result, errors.EXIT_OK if result["status"] == "completed" else 1)
 
 
@@ -825,6 +847,7 @@ HANDLERS: dict[str, Handler] = {
     "send_keys": _send_keys,
     "wait_for_text": _wait_for_text,
     "server_show": _server_show,
+    "server_pane": _server_pane,
     "server_remove": _server_remove,
     "server_import": _server_import,
     "connect": _connect,

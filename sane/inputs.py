@@ -440,6 +440,20 @@ class ServerShowInput(Input):
     name: str = Field(description="A registered server's name.")
 
 
+class ServerPaneInput(Input):
+    """Where a server's ssh pane is in sane's tmux session (pane, window, session) and
+    the tmux command that shows it to a person, whatever the window layout; `select`
+    makes it the session's current window and pane. A server without a pane is
+    `pane_not_found`."""
+
+    name: str = Field(description="A registered server's name.")
+    select: bool = Field(
+        default=False,
+        description="Make it the current window and pane of sane's session (what a "
+        "person attached to the session sees).",
+    )
+
+
 class ServerRemoveInput(Input):
     """Remove a server from the registry (its ssh pane, if any, stays until down)."""
 

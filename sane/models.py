@@ -383,6 +383,22 @@ class ServerShowResult(TypedDict):
     server: ServerInfo
 
 
+class ServerPaneResult(TypedDict):
+    server: str
+    connection: Literal["connected", "unreachable"]
+    pane: str
+    session: str
+    window: str
+    window_index: int
+    window_name: str
+    window_panes: int
+    pane_index: int
+    target: str
+    selected: bool
+    attach: str
+    switch: str
+
+
 class ServerRemoveResult(TypedDict):
     removed: ServerInfo
 

@@ -37,6 +37,7 @@ from sane.models import (
     ServerAddResult,
     ServerImportResult,
     ServerListResult,
+    ServerPaneResult,
     ServerRemoveResult,
     ServerShowResult,
     ServerTestResult,
@@ -117,6 +118,10 @@ class ServerShowDocument(_Envelope, ServerShowResult):
     pass
 
 
+class ServerPaneDocument(_Envelope, ServerPaneResult):
+    pass
+
+
 class ServerRemoveDocument(_Envelope, ServerRemoveResult):
     pass
 
@@ -174,6 +179,7 @@ DOCUMENTS: dict[str, Any] = {
     "send-keys": SendKeysDocument,
     "wait-for-text": WaitForTextDocument,
     "server-show": ServerShowDocument,
+    "server-pane": ServerPaneDocument,
     "server-remove": ServerRemoveDocument,
     "server-import": ServerImportDocument,
     "connect": ConnectDocument,

@@ -171,6 +171,12 @@ TOOLS: tuple[Tool, ...] = (
         read_only=True,
     ),
     Tool(
+        "server_pane",
+        inputs.ServerPaneInput,
+        "server-pane",
+        Cli("server pane", arguments=("name",)),
+    ),
+    Tool(
         "server_remove",
         inputs.ServerRemoveInput,
         "server-remove",

@@ -117,6 +117,8 @@ def scenario(pane: str, fleet: Any, plan: Path, out: Path) -> list[tuple[dict[st
         (c("server_remove", name="nope"), "error:server_not_found"),
         (c("connect", servers=names[:1]), "connect"),
         (c("connect", servers=["nope"]), "error:server_not_found"),
+        (c("server_pane", name=names[0]), "server-pane"),
+        (c("server_pane", name="nope"), "error:server_not_found"),
         (c("fleet_run", command="echo $FLEET_HOST", tag="ts"), "fleet-run"),
         (c("fleet_run", command="true", servers=["nope"]), "error:server_not_found"),
         (

@@ -27,6 +27,8 @@ def _write(doc: Mapping[str, Any]) -> None:
 _jq_filter: str | None = None
 # `--json`: the JSON document even on a terminal (taken off by take_jq too).
 _json_asked = False
+# `--quiet`: no progress on stderr (taken off by take_jq too).
+_quiet = False
 
 
 def for_person() -> bool:
@@ -40,6 +42,21 @@ def for_person() -> bool:
     try:
         return sys.stdout.isatty()
     except ValueError:  # stdout closed
+        return False
+
+
+def progress_on_stderr() -> bool:
+    """Whether a fleet command draws its progress on stderr: stderr is a terminal (a
+    person watches), stdout is not already showing them a live view (``for_person``),
+    and neither ``--quiet`` nor ``SANE_OUTPUT=json`` (a program reading the terminal)
+    said no. The document on stdout is the same either way."""
+    import os
+
+    if _quiet or os.environ.get("SANE_OUTPUT") == "json" or for_person():
+        return False
+    try:
+        return sys.stderr.isatty()
+    except ValueError:  # stderr closed
         return False
 
 
@@ -107,9 +124,9 @@ def emit_document(doc: Mapping[str, Any], status: int) -> NoReturn:
 
 
 def take_jq(args: list[str]) -> list[str]:
-    """Remove ``--jq EXPR`` / ``--jq=EXPR`` and ``--json`` (before any ``--``) and
-    remember them; a bad expression fails here, before anything runs."""
-    global _jq_filter, _json_asked
+    """Remove ``--jq EXPR`` / ``--jq=EXPR``, ``--json`` and ``--quiet`` (before any
+    ``--``) and remember them; a bad expression fails here, before anything runs."""
+    global _jq_filter, _json_asked, _quiet
     rest: list[str] = []
     i = 0
     while i < len(args):
@@ -125,6 +142,8 @@ def take_jq(args: list[str]) -> list[str]:
             continue
         if arg == "--json":
             _json_asked = True
+        elif arg == "--quiet":
+            _quiet = True
         elif arg.startswith("--jq="):
             _jq_filter = arg[5:]
         else:

@@ -96,16 +96,20 @@ def _create_file_content(values: dict[str, Any], params: Mapping[str, Any]) -> N
     values["content_base64"] = base64.b64encode(data).decode("ascii")
 
 
-def _progress(stream: bool) -> AbstractContextManager[Callable[[dict[str, Any]], None] | None]:
+def _progress(
+    stream: bool, path: str, tool: str
+) -> AbstractContextManager[Callable[[dict[str, Any]], None] | None]:
     """``sane.cli._stream.progress``, imported only when someone watches: ``--stream``,
-    or a person at a terminal (a one-shot call through a pipe does without it)."""
-    from sane.cli._emit import for_person
+    a person at a terminal, or for a command with per-server events a person watching
+    stderr (a one-shot call through a pipe does without it)."""
+    from sane.cli._emit import for_person, progress_on_stderr
 
-    if not stream and not for_person():
+    on_stderr = tool in _FLEET_EVENTS and progress_on_stderr()
+    if not stream and not on_stderr and not for_person():
         return nullcontext(None)
     from sane.cli._stream import progress
 
-    return progress(stream)
+    return progress(stream, path if on_stderr else None)
 
 
 def invoke(path: str, params: Mapping[str, Any]) -> NoReturn:
@@ -126,7 +130,7 @@ def invoke(path: str, params: Mapping[str, Any]) -> NoReturn:
         tool = "deploy_plan_check"
         values.pop("wait")
     with (
-        _progress(bool(params.get("stream"))) as on_event,
+        _progress(bool(params.get("stream")), path, tool) as on_event,
         Context(TmuxServer.from_env(params.get("socket"))) as ctx,
     ):
         call = Call(events=_noting(on_event) if tool in _DEPLOYS else on_event)
@@ -143,6 +147,17 @@ def invoke(path: str, params: Mapping[str, Any]) -> NoReturn:
 
 _GOING = ("running", "waiting_input")
 _DEPLOYS = ("deploy", "deploy_resume", "deploy_rollback")
+# Commands whose handler tells per-server events (``sane.fleet.events``, deploys'
+# journal, health changes): their progress is worth drawing on stderr.
+_FLEET_EVENTS = (
+    "connect",
+    "fleet_run",
+    "fleet_put",
+    "fleet_detect",
+    "health",
+    "health_wait",
+    *_DEPLOYS,
+)
 
 
 def _noting(on_event: Any) -> Any:

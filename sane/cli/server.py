@@ -56,6 +56,21 @@ Example:
    "tags": ["web"], "health_path": "~/.sane/health.json"}}
 """
 
+PANE_EPILOG = """\b
+Example:
+  $ sane server pane s1 --select
+  {"ok": true, "schema_version": 1, "server": "s1", "connection": "connected",
+   "pane": "%2", "session": "sane", "window": "@2", "window_index": 1,
+   "window_name": "s1", "window_panes": 2, "pane_index": 0, "target": "sane:1.0",
+   "selected": true, "attach": "tmux -L work attach-session -t %2",
+   "switch": "tmux -L work switch-client -t %2"}
+
+\b
+Found by the pane's own @sane_server option, whatever the window layout. A server
+without a pane is pane_not_found (exit 3): `sane connect NAME` opens one. A person
+runs `attach` from a shell, or `switch` from inside tmux.
+"""
+
 REMOVE_EPILOG = """\b
 Example:
   $ sane server remove db1
@@ -77,7 +92,8 @@ Example (an ssh_config with `Host db1 / HostName 10.0.0.21 / User deploy / Port 
 
 @click.group("server", epilog=SHOW_EPILOG)
 def server_group() -> None:
-    """Add, list, show, remove and import servers (servers.json in $SANE_HOME)."""
+    """Add, list, show, remove and import servers (servers.json in $SANE_HOME); find a
+    server's pane."""
 
 
 # Options, defaults and help: the command table (sane.tools, rows server_*).
@@ -85,5 +101,6 @@ server_group.add_command(command("server add", ADD_EPILOG))
 server_group.add_command(command("server list", LIST_EPILOG))
 server_group.add_command(command("server test", TEST_EPILOG))
 server_group.add_command(command("server show", SHOW_EPILOG))
+server_group.add_command(command("server pane", PANE_EPILOG))
 server_group.add_command(command("server remove", REMOVE_EPILOG))
 server_group.add_command(command("server import", IMPORT_EPILOG))

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sane import bounded, errors
 from sane.fleet import jqsafe
+from sane.fleet.events import FleetEvents, OnEvent
 from sane.fleet.registry import Server
 from sane.fleet.ssh import classify, run_remote, timeout_error
 from sane.parallel import bounded_map
@@ -188,16 +189,26 @@ def check(
     query_expr: str | None = None,
     max_parallel: int = PARALLEL,
     timeout: float = READ_TIMEOUT,
+    on_event: OnEvent | None = None,
 ) -> dict[str, Any]:
     """Read every server's health in parallel (each read within ``timeout``); record
     history; summarise. ``query_expr`` runs per server: one server's document that
-    makes it fail (or run too long) gives that server a ``query_error``, not the call."""
+    makes it fail (or run too long) gives that server a ``query_error``, not the call.
+    ``on_event``: each server's read as it comes (``sane.fleet.events``)."""
     if query_expr is not None:
         jqsafe.compile_check(query_expr)  # a bad expression fails before any connection
     from sane.fleet.limits import raise_own_open_files_limit
 
     raise_own_open_files_limit()
-    reports = bounded_map(lambda server: read_one(server, timeout), servers, max_parallel)
+    events = FleetEvents(on_event, "health", len(servers))
+
+    def one(server: Server) -> dict[str, Any]:
+        events.started(server.name)
+        report = read_one(server, timeout)
+        events.finished(report)
+        return report
+
+    reports = bounded_map(one, servers, max_parallel)
     history = record(home, reports)
     answers = (
         jqsafe.evaluate(query_expr, [jq_input(r) for r in reports])

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sane import errors
+from sane.fleet.events import FleetEvents, OnEvent
 from sane.fleet.limits import check_room_for_pane, from_tmux_failure
 from sane.fleet.spec import ServerLike
 from sane.fleet.ssh import classify, ssh_argv, stderr_log, timeout_error
@@ -302,15 +303,19 @@ def connect_many(
     servers: Sequence[ServerLike],
     accept_new: bool = False,
     max_parallel: int = DEFAULT_PARALLEL,
+    on_event: OnEvent | None = None,
 ) -> list[dict[str, Any]]:
-    """Open panes for many servers, at most ``max_parallel`` at once; one report each."""
+    """Open panes for many servers, at most ``max_parallel`` at once; one report each,
+    told to ``on_event`` as soon as it is known (``sane.fleet.events``)."""
     ensure_session(ctx)
-    origin = time.perf_counter()
+    events = FleetEvents(on_event, "connect", len(servers))
+    origin = events.origin
 
     def ms(t: float) -> float:
         return round((t - origin) * 1000, 3)
 
     def one(server: ServerLike) -> dict[str, Any]:
+        events.started(server.name)
         started = time.perf_counter()
         report: dict[str, Any] = {"server": server.name, "ok": True, "pane": None, "error": None}
         try:
@@ -324,6 +329,7 @@ def connect_many(
             finished_ms=ms(finished),
             duration_ms=round((finished - started) * 1000, 3),
         )
+        events.finished(report)
         return report
 
     return bounded_map(one, servers, max_parallel)
@@ -392,3 +398,75 @@ def file_channel(ctx: Context, name: str) -> Callable[[str, bytes], None]:
 
     server = Registry(ctx.home).get(name)
     return lambda path, data: upload(server, path, data)
+
+
+# What a person needs to find a server's pane, whatever the layout (one window per
+# server, or several servers' panes per window): asked by the pane's own @sane_server.
+_PLACE_FIELDS = (
+    "pane_id",
+    panes.OPT_ROLE,
+    panes.OPT_SERVER,
+    "pane_dead",
+    "session_name",
+    "window_id",
+    "window_index",
+    "window_name",
+    "window_panes",
+    "pane_index",
+)
+
+
+def locate(ctx: Context, name: str, select: bool = False) -> dict[str, Any]:
+    """Where registered server ``name``'s pane is in the orchestrator session: its
+    pane, window and the ``tmux`` command that shows it to a person. ``select``: make
+    it the session's current window and pane (what an attached client shows).
+
+    Found by the pane's ``@sane_server`` option (one tmux command, one line back),
+    never by window name or index: windows may hold several servers' panes."""
+    from sane.fleet.registry import Registry
+    from sane.tmux.command import command_list
+
+    Registry(ctx.home).get(name)  # a name that is not registered: server_not_found
+    argv = ["list-panes", "-s", "-t", f"={ctx.session_name}", "-F", panes.format_of(_PLACE_FIELDS)]
+    if _PLAIN_NAME.fullmatch(name):
+        argv[4:4] = ["-f", "#{==:#{" + panes.OPT_SERVER + "}," + name + "}"]
+    try:
+        out = ctx.server.run(*argv)
+    except (errors.SessionNotFound, errors.PaneNotFound, errors.TmuxServerNotRunning):
+        out = ""
+    lines = out.removesuffix("\n").split("\n") if out else []
+    found = [
+        f
+        for f in panes.split_records(lines, len(_PLACE_FIELDS))
+        if f[1] == ROLE_SSH and f[2] == name
+    ]
+    if not found:
+        raise errors.PaneNotFound(
+            f"server {name} has no pane in session {ctx.session_name}: open one with "
+            f"`sane connect {name}`",
+            server=name,
+            session=ctx.session_name,
+        )
+    pane_id, _, _, dead, session, window_id, index, window_name, count, pane_index = found[0]
+    if select:
+        ctx.server.run(
+            *command_list([["select-window", "-t", pane_id], ["select-pane", "-t", pane_id]])
+        )
+    server = ctx.server
+    tmux = ["tmux", *(["-S", server.socket_path] if server.socket_path else [])]
+    tmux += ["-L", server.socket_name] if server.socket_name and not server.socket_path else []
+    return {
+        "server": name,
+        "connection": "unreachable" if dead == "1" else "connected",
+        "pane": pane_id,
+        "session": session,
+        "window": window_id,
+        "window_index": int(index),
+        "window_name": window_name,
+        "window_panes": int(count),
+        "pane_index": int(pane_index),
+        "target": f"{session}:{index}.{pane_index}",
+        "selected": select,
+        "attach": shlex.join([*tmux, "attach-session", "-t", pane_id]),
+        "switch": shlex.join([*tmux, "switch-client", "-t", pane_id]),
+    }

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sane import errors
+from sane.fleet.events import Event, FleetEvents, OnEvent
 from sane.fleet.limits import raise_own_open_files_limit
 from sane.fleet.panes import lost_error, open_server_pane, server_panes
 from sane.fleet.spec import ServerLike
@@ -24,8 +25,6 @@ from sane.parallel import DEFAULT_PARALLEL, bounded_map
 from sane.protocol import output
 from sane.protocol.scanner import RunScanner
 from sane.tmux.control import ControlClient
-
-Event = dict[str, Any]
 
 
 def fleet_run(
@@ -46,29 +45,18 @@ def fleet_run(
     if max_parallel < 1:
         raise errors.InvalidArgument("max_parallel must be at least 1", max_parallel=max_parallel)
     raise_own_open_files_limit()
-    origin = time.perf_counter()
-    emit_lock = threading.Lock()
-
-    def emit(event: Event) -> None:
-        if on_event is not None:
-            with emit_lock:
-                on_event(event)
-
-    def ms() -> float:
-        return round((time.perf_counter() - origin) * 1000, 3)
-
+    events = FleetEvents(on_event, "fleet_run", len(servers))
     known = server_panes(ctx)
 
     def one(server: ServerLike) -> dict[str, Any]:
-        started = ms()
-        emit({"event": "started", "server": server.name, "at_ms": started})
+        started = events.started(server.name)
         report: dict[str, Any] = {"server": server.name, "started_ms": started}
         deadline = time.monotonic() + timeout
         try:
             # One deadline per server covers connecting (a cold or hung server) and
             # the run, so no server keeps the fleet's answer waiting past it.
             state = open_server_pane(ctx, server, known=known, timeout=timeout)
-            hook = _Streamer(server.name, emit) if on_event is not None else None
+            hook = _Streamer(server.name, events.emit) if on_event is not None else None
             remaining = max(0.0, deadline - time.monotonic())
             result = run_command(
                 ctx,
@@ -94,8 +82,8 @@ def fleet_run(
                 ok=False,
                 error=exc.to_dict(),
             )
-        report["finished_ms"] = ms()
-        emit({"event": "finished", **report})
+        report["finished_ms"] = events.ms()
+        events.finished(report)
         return report
 
     results = bounded_map(one, servers, max_parallel)
@@ -122,7 +110,7 @@ def fleet_run(
         "command": command,
         "counts": counts,
         "results": results,
-        "duration_ms": ms(),
+        "duration_ms": events.ms(),
     }
 
 
@@ -157,15 +145,22 @@ class _Streamer:
 
 
 def _parallel(
-    servers: Sequence[ServerLike], max_parallel: int, work: Callable[[ServerLike], dict[str, Any]]
+    servers: Sequence[ServerLike],
+    max_parallel: int,
+    work: Callable[[ServerLike], dict[str, Any]],
+    events: FleetEvents,
 ) -> list[dict[str, Any]]:
-    """``work`` on each server, at most ``max_parallel`` at once; errors become results."""
+    """``work`` on each server, at most ``max_parallel`` at once; errors become results,
+    each told to ``events`` as soon as it is known."""
 
     def one(server: ServerLike) -> dict[str, Any]:
+        events.started(server.name)
         try:
-            return {"server": server.name, "ok": True, "error": None, **work(server)}
+            result = {"server": server.name, "ok": True, "error": None, **work(server)}
         except errors.SaneError as exc:
-            return {"server": server.name, "ok": False, "error": exc.to_dict()}
+            result = {"server": server.name, "ok": False, "error": exc.to_dict()}
+        events.finished(result)
+        return result
 
     return bounded_map(one, servers, max_parallel)
 
@@ -206,6 +201,7 @@ def fleet_put(
     parents: bool = False,
     max_parallel: int = DEFAULT_PARALLEL,
     timeout: float = 600.0,
+    on_event: OnEvent | None = None,
 ) -> dict[str, Any]:
     """create-file on many servers; a server whose file already has the same sha256 is
     skipped (``unchanged``): the deployment cache.
@@ -224,6 +220,7 @@ def fleet_put(
         raise errors.InvalidArgument(f"fleet put: {path!r} {exc}", path=path) from None
     digest = hashlib.sha256(content).hexdigest()
     raise_own_open_files_limit()
+    events = FleetEvents(on_event, "fleet_put", len(servers))
     known = server_panes(ctx)
     # ``~/x`` is each login's own home, as in plans: the command starts there.
     target = path[2:] if path.startswith("~/") else path
@@ -242,7 +239,7 @@ def fleet_put(
             )
         )
 
-    results = _parallel(servers, max_parallel, put)
+    results = _parallel(servers, max_parallel, put, events)
     return {
         "status": _summary(results),
         "sha256": digest,
@@ -277,16 +274,20 @@ def _remote_runner(server: ServerLike, timeout: float) -> Callable[[str, bytes],
 
 
 def fleet_detect(
-    ctx: Context, servers: Sequence[ServerLike], max_parallel: int = DEFAULT_PARALLEL
+    ctx: Context,
+    servers: Sequence[ServerLike],
+    max_parallel: int = DEFAULT_PARALLEL,
+    on_event: OnEvent | None = None,
 ) -> dict[str, Any]:
     """detect-platform on every server's pane."""
     from sane.ops.detect_platform import detect_platform
 
+    events = FleetEvents(on_event, "fleet_detect", len(servers))
     known = server_panes(ctx)
 
     def detect(server: ServerLike) -> dict[str, Any]:
         pane = open_server_pane(ctx, server, known=known).pane_id
         return dict(detect_platform(ctx, pane=pane))
 
-    results = _parallel(servers, max_parallel, detect)
+    results = _parallel(servers, max_parallel, detect, events)
     return {"status": _summary(results), "results": results}
