@@ -37,13 +37,13 @@ from typing import Any
 from bench_fleet import timed  # this directory: the script's own path entry
 
 from sane.fleet.panes import pane_for_server
-from sane.fleet.registry import Registry, Server
+from sane.fleet.registry import Server
 from sane.fleet.run import fleet_run
 from sane.ops.context import Context
 from sane.ops.runs import RunOptions, run_command
 from sane.testing.containers import ContainerFleet, ContainersUnavailable
 from sane.testing.engine import Service, find_engine
-from sane.testing.fleet import Fleet
+from sane.testing.fleet import Fleet, register
 from sane.testing.pytest_plugin import TmuxTestServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,24 +54,6 @@ def once_ms(fn: Callable[[], object]) -> tuple[float, Any]:
     started = time.perf_counter()
     value = fn()
     return (time.perf_counter() - started) * 1000, value
-
-
-def register(home: Path, fleet: Any) -> list[Server]:
-    registry = Registry(home)
-    servers = [
-        Server(
-            name=s.name,
-            host=s.host,
-            port=s.port,
-            user="root",
-            identity_file=str(fleet.client_key),
-            ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)},
-        )
-        for s in fleet.servers
-    ]
-    for server in servers:
-        registry.add(server, replace=True)
-    return servers
 
 
 def sane_rows(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,8 @@ import time
 from pathlib import Path
 
 from bench_run import (
+    median_ms,
+    ssh_client_options,
     ssh_pane_command,
     ssh_skip_reason,
     throwaway_sshd,
@@ -45,10 +46,6 @@ from sane.testing.pytest_plugin import TmuxTestServer
 
 SIZE = 10_000_000
 REPEAT = 3
-
-
-def _median_ms(samples: list[float]) -> float:
-    return statistics.median(samples) * 1000
 
 
 def _check(path: Path, digest: str) -> None:
@@ -65,7 +62,7 @@ def _sane(ctx: Context, pane: str, data: bytes, target: Path, digest: str) -> fl
         create_file(ctx, str(target), data, pane=pane)
         samples.append(time.perf_counter() - started)
         _check(target, digest)
-    return _median_ms(samples)
+    return median_ms(samples)
 
 
 def _fleet(ctx: Context, port: int, key: Path, data: bytes, work: Path, digest: str) -> float:
@@ -97,7 +94,7 @@ def _fleet(ctx: Context, port: int, key: Path, data: bytes, work: Path, digest: 
         create_file(ctx, str(target), data, pane=pane, side_channel=channel)
         samples.append(time.perf_counter() - started)
         _check(target, digest)
-    return _median_ms(samples)
+    return median_ms(samples)
 
 
 def _scp(argv: list[str], target: Path, digest: str) -> float:
@@ -108,7 +105,7 @@ def _scp(argv: list[str], target: Path, digest: str) -> float:
         subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, timeout=120)
         samples.append(time.perf_counter() - started)
         _check(target, digest)
-    return _median_ms(samples)
+    return median_ms(samples)
 
 
 def main() -> int:
@@ -151,24 +148,7 @@ def main() -> int:
                             _fleet(ctx, port, key, data, work, digest),
                         )
                     )
-                    common = [
-                        "-i",
-                        str(key),
-                        "-o",
-                        "IdentitiesOnly=yes",
-                        "-o",
-                        "BatchMode=yes",
-                        "-o",
-                        "StrictHostKeyChecking=no",
-                        "-o",
-                        "UserKnownHostsFile=/dev/null",
-                        "-o",
-                        "LogLevel=ERROR",
-                        "-o",
-                        "KexAlgorithms=curve25519-sha256",
-                        "-P",
-                        str(port),
-                    ]
+                    common = [*ssh_client_options(key), "-P", str(port)]
                     dest = f"root@127.0.0.1:{work / 'scp.bin'}"
                     rows.append(
                         (
@@ -189,7 +169,9 @@ def main() -> int:
                             "ControlMaster=yes",
                             "-o",
                             f"ControlPath={control}",
-                            *[a if a != "-P" else "-p" for a in common],
+                            *ssh_client_options(key),
+                            "-p",
+                            str(port),
                             "root@127.0.0.1",
                         ],
                         stdin=subprocess.DEVNULL,

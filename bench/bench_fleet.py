@@ -33,10 +33,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from sane.fleet.registry import Registry, Server
 from sane.fleet.run import fleet_run
 from sane.ops.context import Context
-from sane.testing.fleet import Fleet
+from sane.testing.fleet import Fleet, register
 from sane.testing.pytest_plugin import TmuxTestServer
 
 COUNT = 20
@@ -91,20 +90,7 @@ def main() -> int:
     masters: list[subprocess.Popen[bytes]] = []
     try:
         with Fleet(COUNT) as fleet, Context(srv.server, home=work / "home") as ctx:
-            registry = Registry(ctx.home)
-            servers = [
-                Server(
-                    name=s.name,
-                    host=s.host,
-                    port=s.port,
-                    user="root",
-                    identity_file=str(fleet.client_key),
-                    ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)},
-                )
-                for s in fleet.servers
-            ]
-            for server in servers:
-                registry.add(server)
+            servers = register(ctx.home, fleet)
             started = time.perf_counter()
             assert fleet_run(ctx, servers, "true", max_parallel=COUNT)["status"] == "completed"
             rows.append(

@@ -349,30 +349,23 @@ def ssh_skip_reason() -> str | None:
     return None
 
 
+def ssh_client_options(key: Path) -> list[str]:
+    """The options of every bench connection (ssh and scp alike): this key only, no
+    prompt, no known_hosts, one fast key exchange, so each way pays the same handshake."""
+    options = [
+        "IdentitiesOnly=yes",
+        "BatchMode=yes",
+        "StrictHostKeyChecking=no",
+        "UserKnownHostsFile=/dev/null",
+        "LogLevel=ERROR",
+        "KexAlgorithms=curve25519-sha256",
+    ]
+    return ["-i", str(key), *(arg for option in options for arg in ("-o", option))]
+
+
 def ssh_pane_command(port: int, key: Path) -> str:
     remote = 'env -u PROMPT_COMMAND HISTFILE=/dev/null PS1="$ " bash --norc --noprofile'
-    argv = [
-        "ssh",
-        "-tt",
-        "-i",
-        str(key),
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "LogLevel=ERROR",
-        "-o",
-        "KexAlgorithms=curve25519-sha256",
-        "-p",
-        str(port),
-        "root@127.0.0.1",
-        remote,
-    ]
+    argv = ["ssh", "-tt", *ssh_client_options(key), "-p", str(port), "root@127.0.0.1", remote]
     return shlex.join(argv)
 
 

@@ -20,10 +20,10 @@ from sane.ops.context import Context
 from sane.ops.list_panes import list_panes
 from sane.ops.runs import run_interrupt, run_wait
 from sane.poll import poll
+from sane.testing.fleet import register
 from sane.testing.pytest_plugin import TmuxTestServer
 
 from .test_deploy import write_plan
-from .test_fleet import register
 
 
 def _interrupt_when(

@@ -23,8 +23,7 @@ from sane.deploy import api
 from sane.fleet.registry import Registry, Server
 from sane.ops.context import Context
 from sane.testing import retry_until
-
-from .test_fleet import register
+from sane.testing.fleet import register
 
 LOG_STEPS = [
     {"name": "one", "run": "echo one >> log; touch one", "undo": "echo undo-one >> log; rm -f one"},

@@ -19,6 +19,7 @@ from sane.fleet.ssh import probe_connection
 from sane.ops.context import Context
 from sane.ops.runs import RunOptions, run_command
 from sane.testing import retry_until
+from sane.testing.fleet import register
 
 from .conftest import cli, output_bytes
 
@@ -34,24 +35,6 @@ def peak_concurrency(reports: list[dict[str, Any]]) -> int:
         level += step
         peak = max(peak, level)
     return peak
-
-
-def register(home: Path, fleet: Any, **overrides: Any) -> list[Server]:
-    registry = Registry(home)
-    servers = []
-    for s in fleet.servers:
-        server = Server(
-            name=s.name,
-            host=s.host,
-            port=s.port,
-            user="root",
-            identity_file=str(fleet.client_key),
-            ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)},
-            **overrides,
-        )
-        registry.add(server, replace=True)
-        servers.append(server)
-    return servers
 
 
 def test_runs_on_three_servers_with_their_own_homes(sane_ctx: Context, ssh_fleet: Any) -> None:

@@ -12,8 +12,9 @@ from typing import Any
 
 from sane.fleet.run import fleet_run
 from sane.ops.context import Context
+from sane.testing.fleet import register
 
-from .test_fleet import peak_concurrency, register
+from .test_fleet import peak_concurrency
 
 
 def test_max_parallel_two_on_six_servers(sane_ctx: Context, make_fleet: Callable[..., Any]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .test_fleet import register
+from sane.testing.fleet import register
 
 
 @pytest.fixture

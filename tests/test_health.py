@@ -16,8 +16,7 @@ import pytest
 from sane import errors
 from sane.fleet.health import check, set_health, wait
 from sane.fleet.registry import Server
-
-from .test_fleet import register
+from sane.testing.fleet import register
 
 
 @pytest.fixture(autouse=True)

@@ -19,9 +19,9 @@ from sane.fleet.health import Condition, check, set_health, wait
 from sane.fleet.run import fleet_put
 from sane.fleet.ssh import path_on, run_remote
 from sane.ops.context import Context
+from sane.testing.fleet import register
 
 from .conftest import cli
-from .test_fleet import register
 
 CHATTY = (
     'echo "Welcome to $(hostname), $USER!"\necho "{not json"\n'

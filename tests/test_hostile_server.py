@@ -19,8 +19,7 @@ import pytest
 from sane import errors
 from sane.fleet import jqsafe
 from sane.fleet.health import HEALTH_MAX, check, set_health, wait
-
-from .test_fleet import register
+from sane.testing.fleet import register
 
 
 def _health_file(fleet: Any, index: int) -> Path:

@@ -21,9 +21,8 @@ from typing import Any
 
 from sane.fleet.health import set_health
 from sane.schema import validate
+from sane.testing.fleet import register
 from sane.testing.pytest_plugin import run_process
-
-from .test_fleet import register
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
 

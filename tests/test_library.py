@@ -15,9 +15,8 @@ import pytest
 import sane
 from sane.envelope import ok_document
 from sane.schema import validate
+from sane.testing.fleet import register
 from sane.testing.pytest_plugin import TmuxTestServer, run_process
-
-from .test_fleet import register
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBRARY_DOC = ROOT / "docs" / "library.md"

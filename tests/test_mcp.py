@@ -296,7 +296,7 @@ def test_sane_call_runs_a_tool_call_from_json_like_the_cli(
 def test_deploy_and_deploy_status_over_mcp(
     cli_env: dict[str, str], sane_home: Path, make_fleet: Callable[..., Any], tmp_path: Path
 ) -> None:
-    from .test_fleet import register
+    from sane.testing.fleet import register
 
     fleet = make_fleet(2)
     register(sane_home, fleet)
@@ -608,7 +608,7 @@ def test_two_agents_one_deploys_the_other_polls_and_is_told_why_not_to_interrupt
     """The seed scenario, over MCP only: an expensive agent deploys, a cheap one polls
     health and tries to interrupt the step holding the pane; the deploy is undisturbed
     and the cheap agent is told whose run it is and which tool to call instead."""
-    from .test_fleet import register
+    from sane.testing.fleet import register
 
     fleet = make_fleet(1)
     register(sane_home, fleet)
@@ -688,7 +688,7 @@ def test_progress_notifications_for_runs_fleets_health_and_deploys(
     tmux_server: TmuxTestServer,
     tmp_path: Path,
 ) -> None:
-    from .test_fleet import register
+    from sane.testing.fleet import register
 
     pane = tmux_server.new_pane("bash")
     fleet = make_fleet(2)

@@ -20,9 +20,9 @@ from sane.deploy.plan import parse_plan
 from sane.fleet.quick import STAMP_SUFFIX
 from sane.fleet.run import fleet_run
 from sane.ops.context import Context
+from sane.testing.fleet import register
 
 from .conftest import cli
-from .test_fleet import register
 
 
 def test_an_option_added_to_a_validated_entry_is_refused_when_ssh_starts(

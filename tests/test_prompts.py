@@ -23,11 +23,11 @@ from sane.ops import prompts
 from sane.ops.context import Context
 from sane.ops.runs import run_input, run_interrupt, run_wait
 from sane.schema import validate
+from sane.testing.fleet import register
 from sane.testing.pytest_plugin import TmuxTestServer
 from sane.tmux import panes
 
 from .conftest import cli, run
-from .test_fleet import register
 
 PYTHON = shlex.quote(sys.executable)
 

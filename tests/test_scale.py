@@ -14,9 +14,10 @@ import pytest
 from sane.fleet.panes import connect_many, ensure_session
 from sane.fleet.run import fleet_run
 from sane.ops.context import Context
+from sane.testing.fleet import register
 from sane.tmux import structure
 
-from .test_fleet import peak_concurrency, register
+from .test_fleet import peak_concurrency
 
 
 def test_servers_connect_while_another_process_holds_the_creation_lock(

@@ -26,10 +26,10 @@ from sane.fleet.run import fleet_run
 from sane.ops.context import Context
 from sane.ops.create_file import create_file
 from sane.ops.runs import RunOptions, run_command, run_wait
+from sane.testing.fleet import register
 from sane.testing.pytest_plugin import TmuxTestServer
 
 from .conftest import cli
-from .test_fleet import register
 
 SECRET = "sane-planted-" + os.urandom(8).hex()
 FORMS = [SECRET.encode(), base64.b64encode(SECRET.encode())]

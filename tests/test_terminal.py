@@ -13,9 +13,8 @@ from typing import Any
 
 from sane.fleet.watch import render
 from sane.ops.context import Context
+from sane.testing.fleet import register
 from sane.visible import markup_safe, visible
-
-from .test_fleet import register
 
 # An OSC title, an OSC 8 link, a bell, a CR that hides what came before, a bidi
 # override, and rich markup that is not balanced.

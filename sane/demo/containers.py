@@ -27,6 +27,7 @@ _fleets: dict[Path, ContainerFleet] = {}
 def start(base: Path, names: list[str]) -> tuple[list[Server], list[str]]:
     """Start one container per name; the registry entries and a line on each server."""
     from sane.testing.containers import ContainerFleet, ContainersUnavailable, EngineError
+    from sane.testing.fleet import registry_entries
 
     images = [IMAGES[i % len(IMAGES)] for i in range(len(names))]
     try:
@@ -41,16 +42,8 @@ def start(base: Path, names: list[str]) -> tuple[list[Server], list[str]]:
         raise errors.ConnectionFailed(f"the demo's containers did not start: {exc}") from None
     _fleets[base] = fleet
     servers = [
-        Server(
-            name=s.name,
-            host=s.host,
-            port=s.port,
-            user="root",
-            identity_file=str(fleet.client_key),
-            ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)},
-            tags=["demo", s.image],
-        )
-        for s in fleet.servers
+        entry.model_copy(update={"tags": ["demo", s.image]})
+        for entry, s in zip(registry_entries(fleet), fleet.servers, strict=True)
     ]
     lines = [
         f"{s.name}: {s.image} container {s.container_id[:12]}, login shell "

@@ -52,9 +52,21 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
-__all__ = ["Fleet", "FleetError", "FleetUnavailable", "Mode", "Server"]
+from sane.fleet.registry import Registry
+from sane.fleet.registry import Server as RegistryServer
+
+__all__ = [
+    "Fleet",
+    "FleetError",
+    "FleetUnavailable",
+    "Mode",
+    "Server",
+    "SshFleet",
+    "register",
+    "registry_entries",
+]
 
 SSHD = "/usr/sbin/sshd"
 PRIVSEP_DIR = Path("/run/sshd")
@@ -259,6 +271,51 @@ def _answering(servers: Sequence[_A], timeout: float = 1.0) -> list[_A]:
         for sock in pending:
             sock.close()
     return ready
+
+
+class _NamedAddress(_Address, Protocol):
+    name: str
+
+
+class SshFleet(Protocol):
+    """What registering a fleet needs of it: :class:`Fleet` and ``ContainerFleet``."""
+
+    @property
+    def servers(self) -> Sequence[_NamedAddress]: ...
+
+    @property
+    def client_key(self) -> Path: ...
+
+    @property
+    def known_hosts(self) -> Path: ...
+
+
+def registry_entries(fleet: SshFleet, **fields: Any) -> list[RegistryServer]:
+    """The fleet's servers as sane's registry entries: root, the fleet's client key and
+    its known_hosts (the one way tests, benches and the demo reach a test fleet);
+    ``fields`` sets more of every entry (tags, a shell...)."""
+    return [
+        RegistryServer(
+            name=s.name,
+            host=s.host,
+            port=s.port,
+            user="root",
+            identity_file=str(fleet.client_key),
+            ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)},
+            **fields,
+        )
+        for s in fleet.servers
+    ]
+
+
+def register(home: Path, fleet: SshFleet, **fields: Any) -> list[RegistryServer]:
+    """:func:`registry_entries`, each added to ``home``'s registry (replacing one of
+    the same name), in the fleet's order."""
+    registry = Registry(home)
+    servers = registry_entries(fleet, **fields)
+    for server in servers:
+        registry.add(server, replace=True)
+    return servers
 
 
 def _children(pid: int) -> list[int]:
