@@ -19,7 +19,7 @@ from sane.fleet.ssh import probe_connection
 from sane.ops.context import Context
 from sane.ops.runs import RunOptions, run_command
 from sane.testing import retry_until
-from sane.testing.fleet import register
+from sane.testing.fleet import register as register  # (older tests import it from here)
 
 from .conftest import cli, output_bytes
 

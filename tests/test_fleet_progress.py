@@ -25,9 +25,8 @@ from typing import Any
 from sane.fleet.health import set_health
 from sane.fleet.registry import Registry, Server
 from sane.ops.context import Context
+from sane.testing.fleet import register
 from sane.testing.pytest_plugin import TmuxTestServer
-
-from .test_fleet import register
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
 

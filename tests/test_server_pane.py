@@ -14,9 +14,8 @@ from typing import Any
 
 from sane.ops.context import Context
 from sane.schema import validate
+from sane.testing.fleet import register
 from sane.testing.pytest_plugin import TmuxTestServer
-
-from .test_fleet import register
 
 
 def sane(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
