@@ -28,13 +28,16 @@ b. Floors in the same run: the MCP ``ping`` round trip (framing only, no tool), 
 c. The CLI one-shot ``sane-run-command --pane PANE true`` as a process (start-up,
    attach, run), median of 20, on the same dash pane.
 d. What an agent without sane pays for the same: ``tmux send-keys`` of ``true; tmux
-   wait-for -S CH`` and ``tmux wait-for CH`` as processes, on a fresh dash pane.
+   wait-for -S CH`` and ``tmux wait-for CH`` as processes, on a fresh dash pane;
+   interleaved with the MCP calls (one of each in turn, N rounds), so a load that
+   moves during the run moves both sides of the ratio.
    Goal: the MCP call (a) <= 0.75x this round trip, over stdio and over HTTP.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -72,82 +75,7 @@ async def _timed(fn: Callable[[], Awaitable[object]], runs: int) -> list[float]:
     return samples
 
 
-async def _bench_session(
-    session: ClientSession, transport: str, panes: dict[str, str], runs: int
-) -> dict[str, float]:
-    await session.initialize()
-    await session.list_tools()  # the client caches the output schemas it validates with
-    ping = median_ms(await _timed(session.send_ping, runs))
-    medians: dict[str, float] = {}
-    for shell, pane in panes.items():
-
-        async def call(pane: str = pane) -> None:
-            result = await session.call_tool("run_command", {"command": "true", "pane": pane})
-            _check(result.structured_content)
-
-        for _ in range(10):  # warm: runner installed, control client attached
-            await call()
-        samples = await _timed(call, runs)
-        medians[shell] = median_ms(samples)
-        goal = "<= 3 ms" if shell == "dash" and transport == "stdio" else ""
-        report(
-            Row(
-                f"a. MCP run_command `true` ({shell}, real client over {transport})",
-                f"median {medians[shell]:.2f} ms, p90 {p90_ms(samples):.2f} ms",
-                goal,
-                medians[shell] <= 3.0 if goal else None,
-                f"MCP ping {ping:.2f} ms",
-                "",
-            )
-        )
-    medians["ping"] = ping
-    return medians
-
-
-async def bench_mcp(
-    env: dict[str, str], panes: dict[str, str], runs: int
-) -> dict[str, dict[str, float]]:
-    """The same calls through one ``sane mcp`` over stdio and one ``sane mcp --http``
-    (the SDK's streamable HTTP client, bearer token in every request)."""
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "sane.cli.main", "mcp"],
-        env={k: env[k] for k in ("SANE_TMUX_SOCKET", "SANE_HOME")},
-    )
-    medians: dict[str, dict[str, float]] = {}
-    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
-        medians["stdio"] = await _bench_session(session, "stdio", panes, runs)
-    with http_server(env) as server:
-        headers = {"Authorization": f"Bearer {server.token}"}
-        async with (
-            httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300)) as client,
-            streamable_http_client(server.url, http_client=client) as (read, write),
-            ClientSession(read, write) as session,
-        ):
-            medians["http"] = await _bench_session(session, "HTTP", panes, runs)
-    return medians
-
-
-def bench_library(srv: TmuxTestServer, home: Path, pane: str, runs: int) -> float:
-    ctx = Context(srv.server, home=home)
-    try:
-
-        def call() -> None:
-            _check(tools.call(ctx, "run_command", {"command": "true", "pane": pane}).document)
-
-        for _ in range(10):
-            call()
-        samples = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            call()
-            samples.append(time.perf_counter() - start)
-    finally:
-        ctx.close()
-    return median_ms(samples)
-
-
-def bench_raw_tmux(srv: TmuxTestServer, pane: str, runs: int) -> list[float]:
+def _raw_trip(srv: TmuxTestServer, pane: str) -> Callable[[], None]:
     """The floor an agent without sane pays: ``tmux send-keys 'true; tmux wait-for -S
     CH' Enter`` and ``tmux wait-for CH`` as processes (no output, no exit code)."""
     import subprocess
@@ -171,14 +99,104 @@ def bench_raw_tmux(srv: TmuxTestServer, pane: str, runs: int) -> list[float]:
         if waiter.wait(timeout=60) != 0:
             raise RuntimeError("tmux wait-for failed")
 
-    for _ in range(5):
-        trip()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        trip()
-        samples.append(time.perf_counter() - start)
-    return samples
+    return trip
+
+
+async def bench_mcp(
+    env: dict[str, str], srv: TmuxTestServer, panes: dict[str, str], runs: int
+) -> tuple[dict[str, dict[str, float]], float]:
+    """The same calls through one ``sane mcp`` over stdio and one ``sane mcp --http``
+    (the SDK's streamable HTTP client, bearer token in every request), interleaved
+    call by call with the raw tmux round trip: the load on a shared machine moves
+    within a run, and each ratio compares samples taken side by side."""
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "sane.cli.main", "mcp"],
+        env={k: env[k] for k in ("SANE_TMUX_SOCKET", "SANE_HOME")},
+    )
+    raw = _raw_trip(srv, srv.new_pane("dash"))
+    async with contextlib.AsyncExitStack() as stack:
+        read, write = await stack.enter_async_context(stdio_client(params))
+        sessions = {"stdio": await stack.enter_async_context(ClientSession(read, write))}
+        server = stack.enter_context(http_server(env))
+        client = await stack.enter_async_context(
+            httpx2.AsyncClient(
+                headers={"Authorization": f"Bearer {server.token}"},
+                timeout=httpx2.Timeout(30, read=300),
+            )
+        )
+        read, write = await stack.enter_async_context(
+            streamable_http_client(server.url, http_client=client)
+        )
+        sessions["HTTP"] = await stack.enter_async_context(ClientSession(read, write))
+
+        steps: dict[str, Callable[[], Awaitable[object]]] = {}
+        for transport, session in sessions.items():
+            await session.initialize()
+            await session.list_tools()  # the client caches the output schemas it checks with
+            steps[f"{transport} ping"] = session.send_ping
+            for shell, pane in panes.items():
+
+                async def call(session: ClientSession = session, pane: str = pane) -> None:
+                    result = await session.call_tool(
+                        "run_command", {"command": "true", "pane": pane}
+                    )
+                    _check(result.structured_content)
+
+                steps[f"{transport} {shell}"] = call
+
+        async def raw_trip() -> None:
+            raw()
+
+        steps["raw"] = raw_trip
+        samples: dict[str, list[float]] = {name: [] for name in steps}
+        for _ in range(10):  # warm: runners installed, control clients attached
+            for step in steps.values():
+                await step()
+        for _ in range(runs):
+            for name, step in steps.items():
+                start = time.perf_counter()
+                await step()
+                samples[name].append(time.perf_counter() - start)
+
+    medians: dict[str, dict[str, float]] = {}
+    for transport in sessions:
+        ping = median_ms(samples[f"{transport} ping"])
+        medians[transport] = {"ping": ping}
+        for shell in panes:
+            got = samples[f"{transport} {shell}"]
+            medians[transport][shell] = median_ms(got)
+            goal = "<= 3 ms" if shell == "dash" and transport == "stdio" else ""
+            report(
+                Row(
+                    f"a. MCP run_command `true` ({shell}, real client over {transport})",
+                    f"median {median_ms(got):.2f} ms, p90 {p90_ms(got):.2f} ms",
+                    goal,
+                    median_ms(got) <= 3.0 if goal else None,
+                    f"MCP ping {ping:.2f} ms",
+                    "",
+                )
+            )
+    return medians, median_ms(samples["raw"])
+
+
+def bench_library(srv: TmuxTestServer, home: Path, pane: str, runs: int) -> float:
+    ctx = Context(srv.server, home=home)
+    try:
+
+        def call() -> None:
+            _check(tools.call(ctx, "run_command", {"command": "true", "pane": pane}).document)
+
+        for _ in range(10):
+            call()
+        samples = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            call()
+            samples.append(time.perf_counter() - start)
+    finally:
+        ctx.close()
+    return median_ms(samples)
 
 
 def bench_cli(env: dict[str, str], pane: str) -> list[float]:
@@ -210,7 +228,7 @@ def main() -> int:
     try:
         srv.start()
         panes = {"dash": srv.new_pane("dash"), "bash": srv.new_pane("bash")}
-        mcp = anyio.run(bench_mcp, env, panes, args.runs)
+        mcp, raw = anyio.run(bench_mcp, env, srv, panes, args.runs)
         library = bench_library(srv, tmp / "home", panes["dash"], args.runs)
         stdio = mcp["stdio"]
         report(
@@ -221,17 +239,16 @@ def main() -> int:
                 None,
                 "",
                 f"MCP adds {stdio['dash'] - library:.2f} ms over stdio, "
-                f"{mcp['http']['dash'] - library:.2f} ms over HTTP "
-                f"(ping alone {stdio['ping']:.2f} / {mcp['http']['ping']:.2f} ms)",
+                f"{mcp['HTTP']['dash'] - library:.2f} ms over HTTP "
+                f"(ping alone {stdio['ping']:.2f} / {mcp['HTTP']['ping']:.2f} ms)",
             )
         )
-        raw_pane = srv.new_pane("dash")
-        raw = median_ms(bench_raw_tmux(srv, raw_pane, min(args.runs, 100)))
         for transport, figures in mcp.items():
             ratio = figures["dash"] / raw
             report(
                 Row(
-                    f"d. raw tmux send-keys + wait-for round trip (dash) vs MCP over {transport}",
+                    f"d. raw tmux send-keys + wait-for round trip (dash, interleaved)"
+                    f" vs MCP over {transport}",
                     f"median {raw:.2f} ms",
                     "MCP <= 0.75x",
                     ratio <= 0.75,

@@ -17,13 +17,15 @@ loopback server is the safe way to reach it from elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
 import json
 import os
 import secrets
+import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -35,6 +37,7 @@ MIN_TOKEN_LENGTH = 16
 PATH = "/mcp"
 # A token sane makes: 32 random bytes, URL-safe text (43 characters).
 _GENERATED_BYTES = 32
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Address(NamedTuple):
@@ -237,8 +240,17 @@ def app(server: Any, token: str, host: str) -> Any:
 
 
 async def serve_socket(asgi: Any, sock: socket.socket, on_ready: Callable[[], None]) -> None:
-    """Serve ``asgi`` on ``sock`` until SIGINT/SIGTERM (uvicorn's own handling)."""
+    """Serve ``asgi`` on ``sock`` until SIGINT/SIGTERM, then return (after in-flight
+    requests, at most 5 s): the caller still has background deploys to let finish."""
     import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # Ours are in place before the URL is out (a client may stop us at once);
+            # uvicorn's own would also re-raise the signal once it has shut down, and
+            # SIGTERM would kill the process before `sane mcp` lets its deploys finish.
+            yield
 
     config = uvicorn.Config(
         asgi,
@@ -247,6 +259,11 @@ async def serve_socket(asgi: Any, sock: socket.socket, on_ready: Callable[[], No
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    server = uvicorn.Server(config)
-    on_ready()
-    await server.serve(sockets=[sock])
+    server = Server(config)
+    before = {sig: signal.signal(sig, server.handle_exit) for sig in _STOP_SIGNALS}
+    try:
+        on_ready()
+        await server.serve(sockets=[sock])
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
