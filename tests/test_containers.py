@@ -29,6 +29,7 @@ from sane.ops.detect_platform import detect_platform
 from sane.ops.runs import RunOptions, run_command, run_input, run_interrupt
 from sane.testing import retry_until
 from sane.testing.containers import ContainerFleet
+from sane.testing.fleet import registry_entries
 from sane.testing.pytest_plugin import _containers_unavailable
 
 from .conftest import cli, output_bytes
@@ -39,22 +40,15 @@ BUSYBOX = ["bb1", "bb2", "bb3"]
 
 
 def register(home: Path, fleet: ContainerFleet, names: list[str] | None = None) -> list[Server]:
+    """The containers (all, or ``names``) registered, each tagged with its image."""
     registry = Registry(home)
-    servers = []
-    for s in fleet.servers:
-        if names is not None and s.name not in names:
-            continue
-        server = Server(
-            name=s.name,
-            host=s.host,
-            port=s.port,
-            user="root",
-            identity_file=str(fleet.client_key),
-            ssh_options={"UserKnownHostsFile": str(fleet.known_hosts)},
-            tags=[s.image],
-        )
+    servers = [
+        entry.model_copy(update={"tags": [s.image]})
+        for entry, s in zip(registry_entries(fleet), fleet.servers, strict=True)
+        if names is None or s.name in names
+    ]
+    for server in servers:
         registry.add(server, replace=True)
-        servers.append(server)
     return servers
 
 
