@@ -139,5 +139,7 @@ def test_watch_columns_stay_aligned_when_health_is_unknown() -> None:
         ]
     }
     lines = render(snap).splitlines()
-    column = lines[0].index("VERSION")
-    assert [line[column : column + 3] for line in lines[2:]] == ["1.0", "-  ", "-  "], lines
+    header = next(i for i, line in enumerate(lines) if line.startswith("SERVER"))
+    column = lines[header].index("VERSION")
+    versions = {line.split()[0]: line[column : column + 3] for line in lines[header + 2 :]}
+    assert versions == {"s1": "1.0", "s2": "-  ", "web3": "-  "}, lines
