@@ -21,11 +21,10 @@ from sane.fleet.panes import connect_many
 from sane.fleet.registry import Registry, Server
 from sane.fleet.watch import HealthReader, live_snapshot, render
 from sane.ops.context import Context
+from sane.testing.fleet import register
 from sane.testing.pytest_plugin import TmuxTestServer
 from sane.tmux.command import TmuxServer
 from sane.tmux.control import ControlClient
-
-from .test_fleet import register
 
 
 def synthetic(count: int) -> list[dict[str, Any]]:
