@@ -133,24 +133,36 @@ def fleet_put(
     mode: int | None = None,
     parents: bool = False,
     max_parallel: int = DEFAULT_PARALLEL,
+    on_event: Callable[[Event], None] | None = None,
 ) -> FleetPutResult:
     """Write ``content`` to the absolute ``path`` on every server (create-file: atomic,
-    sha256-checked); servers that already have these bytes are left ``unchanged``."""
+    sha256-checked); servers that already have these bytes are left ``unchanged``.
+    ``on_event`` sees begin/started/finished events (``sane.fleet.events``)."""
     from sane.fleet.run import fleet_put as put
 
-    return cast(FleetPutResult, put(ctx, servers, path, content, mode, parents, max_parallel))
+    return cast(
+        FleetPutResult,
+        put(ctx, servers, path, content, mode, parents, max_parallel, on_event=on_event),
+    )
 
 
 def fleet_health(
-    servers: Sequence[Server], query: str | None = None, home: Path | None = None
+    servers: Sequence[Server],
+    query: str | None = None,
+    home: Path | None = None,
+    on_event: Callable[[Event], None] | None = None,
 ) -> HealthResult:
     """Every server's health.json, read in parallel over its ssh connection
     (``unknown`` with a reason when missing or malformed), recorded in the history;
-    ``query``: a jq expression evaluated on each server's health document."""
-    from sane.fleet.health import check
+    ``query``: a jq expression evaluated on each server's health document;
+    ``on_event``: each server's read as it comes (``sane.fleet.events``)."""
+    from sane.fleet.health import PARALLEL, check
     from sane.paths import sane_home
 
-    return cast(HealthResult, check(home or sane_home(), list(servers), query))
+    return cast(
+        HealthResult,
+        check(home or sane_home(), list(servers), query, PARALLEL, on_event=on_event),
+    )
 
 
 def fleet_health_wait(

@@ -730,6 +730,12 @@ def test_progress_notifications_for_runs_fleets_health_and_deploys(
         assert doc["status"] == "completed"
         assert sorted(m for _, _, m in seen) == ["s1: completed (exit 0)", "s2: completed (exit 0)"]
         assert {t for _, t, _ in seen} == {2}
+        # up, fleet put and health: one notification per server as it finishes
+        doc, seen = await with_progress("connect", servers=["s1", "s2"])
+        assert sorted(m for _, _, m in seen) == ["s1: ok", "s2: ok"], seen
+        doc, seen = await with_progress("health", servers=["s1", "s2"])
+        assert sorted(m for _, _, m in seen) == ["s1: unknown (missing)", "s2: unknown (missing)"]
+        assert {t for _, t, _ in seen} == {2}
         doc, seen = await with_progress(
             "health_wait",
             until='.status == "healthy"',

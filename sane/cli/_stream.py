@@ -326,7 +326,7 @@ class LiveProgress:
             self.drawer.join()
         self._flush()
         self.live.stop()
-        if self.title is not None:  # the display beside a document: its summary
+        if self.title is not None and self.counts():  # beside a document: its summary
             good = self.done and not self.failures
             self.console.print(
                 f"[{'green' if good else 'red'}]{'✓' if good else '✗'}[/] sane "
