@@ -12,7 +12,7 @@ for a one-shot CLI start-up.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -35,6 +35,12 @@ PANE = "tmux target pane (%ID or session:window.pane); default: sane's own local
 SERVER = "Run through this registered server's ssh pane (connects on demand); not with pane."
 SERVERS = "These servers, in this order (default: every server, or those with `tag`)."
 TAG = "Only servers with this tag."
+# The fleet selection and its parallelism, one definition for every command that takes them.
+ServerNames = Annotated[list[str] | None, Field(description=SERVERS)]
+ServerTag = Annotated[str | None, Field(description=TAG)]
+ALL_SERVERS = "Every registered server (the default when neither servers nor tag is given)."
+AllServers = Annotated[bool, Field(description=ALL_SERVERS)]
+MaxParallel = Annotated[int, Field(ge=1, description="At most this many at once.")]
 RUN_ID = "A run id from a result whose status was `running` or `waiting_input`."
 QUIET_PERIOD = (
     "Seconds without output after which sane checks whether the command waits "
@@ -207,7 +213,7 @@ class ServerListInput(Input):
     """The registered servers, with the state of their ssh pane (`connection`) and what
     the last health check found (`health_history`)."""
 
-    tag: str | None = Field(default=None, description=TAG)
+    tag: ServerTag = None
 
 
 class ServerAddInput(Input):
@@ -248,15 +254,10 @@ class FleetRunInput(Input):
     """Run one command on many servers in parallel (bounded); per-server exact results."""
 
     command: str = Field(min_length=1, description="Shell command line.")
-    servers: list[str] | None = Field(default=None, description=SERVERS)
-    tag: str | None = Field(default=None, description=TAG)
-    all: bool = Field(
-        default=False,
-        description="Every registered server (the default when neither servers nor tag is given).",
-    )
-    max_parallel: int = Field(
-        default=DEFAULT_PARALLEL, ge=1, description="At most this many at once."
-    )
+    servers: ServerNames = None
+    tag: ServerTag = None
+    all: AllServers = False
+    max_parallel: MaxParallel = DEFAULT_PARALLEL
     timeout: float = Field(
         default=30.0, ge=0, description="Each server's own deadline, seconds, connecting included."
     )
@@ -278,8 +279,8 @@ class FleetRunInput(Input):
 class HealthInput(Input):
     """Read every selected server's health.json in parallel; history and a summary."""
 
-    servers: list[str] | None = Field(default=None, description=SERVERS)
-    tag: str | None = Field(default=None, description=TAG)
+    servers: ServerNames = None
+    tag: ServerTag = None
     query: str | None = Field(
         default=None,
         description="A jq expression evaluated on each "
@@ -301,8 +302,8 @@ class HealthWaitInput(Input):
     mode: Literal["all", "any"] = Field(
         default="all", description="Wait for all servers, or stop when one meets it."
     )
-    servers: list[str] | None = Field(default=None, description=SERVERS)
-    tag: str | None = Field(default=None, description=TAG)
+    servers: ServerNames = None
+    tag: ServerTag = None
     timeout: float = Field(
         default=45.0,
         ge=0,
@@ -333,7 +334,7 @@ class DeployPlanCheckInput(Input):
         "order. A deploy never picks servers by default: give "
         "servers, tag or all.",
     )
-    tag: str | None = Field(default=None, description=TAG)
+    tag: ServerTag = None
     all: bool = Field(default=False, description="Every registered server.")
     max_parallel: int | None = Field(
         default=None, ge=1, description="Override the plan's strategy.max_parallel."
@@ -474,19 +475,14 @@ class ConnectInput(Input):
     """Open the orchestrator session and an ssh pane per selected server (all by
     default); live panes are reused, dead ones replaced. One report per server."""
 
-    servers: list[str] | None = Field(default=None, description=SERVERS)
-    tag: str | None = Field(default=None, description=TAG)
-    all: bool = Field(
-        default=False,
-        description="Every registered server (the default when neither servers nor tag is given).",
-    )
+    servers: ServerNames = None
+    tag: ServerTag = None
+    all: AllServers = False
     accept_new: bool = Field(
         default=False,
         description="Trust a server's host key on first contact (never a changed one).",
     )
-    max_parallel: int = Field(
-        default=DEFAULT_PARALLEL, ge=1, description="At most this many at once."
-    )
+    max_parallel: MaxParallel = DEFAULT_PARALLEL
 
 
 class DownInput(Input):
@@ -505,34 +501,24 @@ class FleetPutInput(Input):
         min_length=1, description="Path of the file on the machine running sane."
     )
     remote_path: str = Field(min_length=1, description="Path on each server.")
-    servers: list[str] | None = Field(default=None, description=SERVERS)
-    tag: str | None = Field(default=None, description=TAG)
-    all: bool = Field(
-        default=False,
-        description="Every registered server (the default when neither servers nor tag is given).",
-    )
+    servers: ServerNames = None
+    tag: ServerTag = None
+    all: AllServers = False
     mode: str | None = Field(
         default=None, pattern=r"^0?[0-7]{3,4}$", description='Octal permission bits, e.g. "0644".'
     )
     parents: bool = Field(default=False, description="Create missing parent directories.")
-    max_parallel: int = Field(
-        default=DEFAULT_PARALLEL, ge=1, description="At most this many at once."
-    )
+    max_parallel: MaxParallel = DEFAULT_PARALLEL
     timeout: float = Field(default=600.0, ge=0, description="Seconds for each server's copy.")
 
 
 class FleetDetectInput(Input):
     """The platform of every selected server (one probe each, in parallel)."""
 
-    servers: list[str] | None = Field(default=None, description=SERVERS)
-    tag: str | None = Field(default=None, description=TAG)
-    all: bool = Field(
-        default=False,
-        description="Every registered server (the default when neither servers nor tag is given).",
-    )
-    max_parallel: int = Field(
-        default=DEFAULT_PARALLEL, ge=1, description="At most this many at once."
-    )
+    servers: ServerNames = None
+    tag: ServerTag = None
+    all: AllServers = False
+    max_parallel: MaxParallel = DEFAULT_PARALLEL
 
 
 class HealthSetInput(Input):

@@ -58,6 +58,32 @@ def _interrupt_when(
     return proc.returncode, json.loads(out)
 
 
+def _held(started: Path, done: Path) -> str:
+    """A command that says it started and then runs until the test lets it finish
+    (``done`` with ``.go``), not for a few seconds a loaded machine may spend before
+    the Ctrl-C is handled: the hand-over is checked while it surely still runs."""
+    go = done.with_suffix(".go")
+    return f"touch {started}; until [ -e {go} ]; do sleep 0.05; done; echo finished; touch {done}"
+
+
+def _assert_handed_over(
+    code: int, doc: dict[str, Any], ctx: Context, pane: str, done: Path
+) -> None:
+    """Exit 130, ``cancelled`` naming the run, the pane still busy with it, and the run
+    going on to its end when let go and waited on."""
+    assert code == 130, doc
+    assert doc["error"]["code"] == "cancelled"
+    run_id = doc["error"]["details"]["run_id"]
+    assert doc["run_id"] == run_id and doc["status"] == "running"
+    assert f"sane run wait {run_id}" in doc["error"]["message"]
+    listed = {p["pane_id"]: p for p in list_panes(ctx, all_sessions=True)["panes"]}
+    assert (listed[pane]["busy"], listed[pane]["run_id"]) == (True, run_id)
+    done.with_suffix(".go").touch()
+    rest = run_wait(ctx, run_id, timeout=30)
+    assert (rest["status"], rest["exit_code"], rest["output"]) == ("completed", 0, "finished\n")
+    assert done.exists()
+
+
 @pytest.mark.parametrize("presses", [1, 2])
 def test_ctrl_c_during_a_run_leaves_it_resumable_and_says_which(
     tmux_server: TmuxTestServer,
@@ -77,22 +103,13 @@ def test_ctrl_c_during_a_run_leaves_it_resumable_and_says_which(
             pane,
             "--timeout",
             "60",
-            f"touch {started}; sleep 3; echo finished; touch {done}",
+            _held(started, done),
         ],
         cli_env,
         started,
         presses=presses,
     )
-    assert code == 130, doc
-    assert doc["error"]["code"] == "cancelled"
-    run_id = doc["error"]["details"]["run_id"]
-    assert doc["run_id"] == run_id and doc["status"] == "running"
-    assert f"sane run wait {run_id}" in doc["error"]["message"]
-    listed = {p["pane_id"]: p for p in list_panes(sane_ctx, all_sessions=True)["panes"]}
-    assert (listed[pane]["busy"], listed[pane]["run_id"]) == (True, run_id)
-    rest = run_wait(sane_ctx, run_id, timeout=30)
-    assert (rest["status"], rest["exit_code"], rest["output"]) == ("completed", 0, "finished\n")
-    assert done.exists()
+    _assert_handed_over(code, doc, sane_ctx, pane, done)
 
 
 # A caller that arms no soft stop (the library under `guarded`, as create-file and every
@@ -121,21 +138,12 @@ def test_ctrl_c_where_no_soft_stop_is_armed_hands_the_run_over(
     pane = tmux_server.new_pane()
     started, done = tmp_path / "started", tmp_path / "done"
     code, doc = _interrupt_when(
-        [pane, f"touch {started}; sleep 3; echo finished; touch {done}"],
+        [pane, _held(started, done)],
         cli_env,
         started,
         program=("-c", _UNARMED),
     )
-    assert code == 130, doc
-    assert doc["error"]["code"] == "cancelled"
-    run_id = doc["error"]["details"]["run_id"]
-    assert doc["run_id"] == run_id and doc["status"] == "running"
-    assert f"sane run wait {run_id}" in doc["error"]["message"]
-    listed = {p["pane_id"]: p for p in list_panes(sane_ctx, all_sessions=True)["panes"]}
-    assert (listed[pane]["busy"], listed[pane]["run_id"]) == (True, run_id)
-    rest = run_wait(sane_ctx, run_id, timeout=30)
-    assert (rest["status"], rest["exit_code"], rest["output"]) == ("completed", 0, "finished\n")
-    assert done.exists()
+    _assert_handed_over(code, doc, sane_ctx, pane, done)
 
 
 @pytest.mark.parametrize("presses", [1, 2])

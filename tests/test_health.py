@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +15,8 @@ from sane import errors
 from sane.fleet.health import check, set_health, wait
 from sane.fleet.registry import Server
 from sane.testing.fleet import register
+
+from .conftest import cli
 
 
 @pytest.fixture(autouse=True)
@@ -130,19 +130,17 @@ def test_bad_jq_is_invalid_argument(sane_home: Path) -> None:
         check(sane_home, [Server(name="x", host="127.0.0.1")], query_expr=".[")
 
 
+def _sane(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
+    """``sane ARGS`` as a process: its exit status and its one JSON document."""
+    status, doc, _ = cli(["sane.cli.main", *args], env)
+    return status, doc
+
+
 def test_cli(cli_env: dict[str, str], ssh_fleet: Any, sane_home: Path) -> None:
     register(sane_home, ssh_fleet)
 
     def sane(*args: str) -> tuple[int, dict[str, Any]]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "sane.cli.main", *args],
-            env=cli_env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        return proc.returncode, json.loads(proc.stdout.splitlines()[-1])
+        return _sane(cli_env, *args)
 
     status, doc = sane(
         "health",
@@ -199,15 +197,7 @@ def test_watch_snapshot(cli_env: dict[str, str], ssh_fleet: Any, sane_home: Path
     set_health(servers[0], "healthy", {"version": "4.2"})
 
     def sane(*args: str) -> tuple[int, dict[str, Any]]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "sane.cli.main", *args],
-            env=cli_env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        return proc.returncode, json.loads(proc.stdout.splitlines()[-1])
+        return _sane(cli_env, *args)
 
     assert sane("connect", "s1", "s2")[0] == 0
     status, first = sane("run-command", "--server", "s2", "--timeout", "0.2", "sleep 30")

@@ -139,6 +139,10 @@ def test_a_deploy_gate_that_is_not_a_boolean_is_plan_invalid(
     assert info.value.details["field"] == "health.until"
 
 
+# `sane health set` marking s1 healthy: the start of every such call below.
+SET_S1_HEALTHY = ["sane.cli.main", "health", "set", "--server", "s1", "--status", "healthy"]
+
+
 def test_health_set_types_fields_as_written(
     cli_env: dict[str, str], sane_home: Path, ssh_fleet: Any
 ) -> None:
@@ -148,21 +152,9 @@ def test_health_set_types_fields_as_written(
     try:
         status, doc, _ = cli(
             [
-                "sane.cli.main",
-                "health",
-                "set",
-                "--server",
-                "s1",
-                "--status",
-                "healthy",
-                "--field",
-                "version=1.2",
-                "--json-field",
-                "replicas=3",
-                "--json-field",
-                'tags=["a"]',
-                "--field",
-                "note=true",
+                *SET_S1_HEALTHY,
+                *("--field", "version=1.2", "--json-field", "replicas=3"),
+                *("--json-field", 'tags=["a"]', "--field", "note=true"),
             ],
             cli_env,
         )
@@ -174,37 +166,11 @@ def test_health_set_types_fields_as_written(
             ["a"],
             "true",
         )
-        status, doc, _ = cli(
-            [
-                "sane.cli.main",
-                "health",
-                "set",
-                "--server",
-                "s1",
-                "--status",
-                "healthy",
-                "--json-field",
-                "version=1.2",
-            ],
-            cli_env,
-        )
+        status, doc, _ = cli([*SET_S1_HEALTHY, "--json-field", "version=1.2"], cli_env)
         assert (status, doc["error"]["code"]) == (2, "invalid_argument")
         assert doc["error"]["details"]["field"] == "version"
         assert "Traceback" not in doc["error"]["message"]
-        status, doc, _ = cli(
-            [
-                "sane.cli.main",
-                "health",
-                "set",
-                "--server",
-                "s1",
-                "--status",
-                "healthy",
-                "--json-field",
-                "replicas=three",
-            ],
-            cli_env,
-        )
+        status, doc, _ = cli([*SET_S1_HEALTHY, "--json-field", "replicas=three"], cli_env)
         assert (status, doc["error"]["code"]) == (2, "invalid_argument")
         status, doc, _ = cli(
             [
