@@ -6,9 +6,15 @@ import base64
 
 import pytest
 
+from sane.protocol import fish, output
 from sane.protocol import markers as mk
-from sane.protocol import output
-from sane.protocol.runner import MAX_TYPED_LINE, exit_status, run_input, takeover_lines
+from sane.protocol.runner import (
+    MAX_TYPED_LINE,
+    SHELL_FISH,
+    exit_status,
+    run_input,
+    takeover_lines,
+)
 from sane.protocol.scanner import (
     OUTCOME_ABORTED,
     OUTCOME_COMPLETED,
@@ -265,3 +271,38 @@ def test_exit_drops_bashs_own_exit_line() -> None:
     assert output.clean(b"bye\r\nexit\r\n", exited=True) == b"bye\n"
     assert output.clean(b"bye\r\nlogout\r\n", exited=True) == b"bye\n"
     assert output.clean(b"bye\r\nexit\r\n") == b"bye\nexit\n"
+
+
+# Keys fish's default and vi bindings bind to more than self-insert: each ends a batch of
+# typed characters (a repaint, highlighting and autosuggestion threads), the cost that
+# made a fish run 2.5x a bash one (docs/performance.md).
+_FISH_BATCH_ENDERS = set(" ;|&<>)")
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["true", "echo 'hi' $HOME; ls -l | wc -l > /dev/null & (x)", "echo é", "a\nb"],
+)
+def test_fish_runs_type_one_word(command: str) -> None:
+    """A fish run is typed as one word after the leading space that keeps it out of
+    history: no key that ends fish's batch of typed characters, no escape byte."""
+    typed = run_input(NONCE, command, kind=SHELL_FISH)
+    assert typed.kind == "keys" and typed.text.startswith(" ")
+    assert not _FISH_BATCH_ENDERS & set(typed.text[1:])
+    assert "\x1b" not in typed.text and "\n" not in typed.text
+
+
+def test_fish_word_reads_back_as_its_text() -> None:
+    """fish's parser turns the escaped word back into the text (``\\xHH`` reads at most
+    two hex digits: a digit after an escape stays a digit)."""
+    import subprocess
+
+    text = "echo 'a b';c|d&e<>()\\ \"q\" $HOME {x,y} *?[]#!~^,1 %self\x201"
+    done = subprocess.run(
+        ["fish", "--no-config", "-c", f"printf %s {fish.word(text)}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert done.stdout == text

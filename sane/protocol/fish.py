@@ -10,6 +10,20 @@ from ``sane.protocol.runner``, and why:
   and the command's variables must outlive the run. ``__sane_pre`` checks the length
   (and decodes base64), prints BEGIN and returns the previous ``$status``, which
   ``eval`` then starts with; ``__sane_post`` prints END with the command's status.
+* The typed line is one word: fish's line editor is slow per typed key. Each space,
+  ``;``, ``|``, ``&``, ``<``, ``>`` or ``)`` is a key binding (expand abbreviations)
+  that ends a batch of typed characters: a repaint and new highlighting and
+  autosuggestion threads each; and every byte is read and matched on its own. A line
+  of ~30 words cost fish 2.5x bash's time. The line is
+  ``{eval,"$__sane_h"TEXT"$__sane_t"}``: a brace word whose other characters are
+  written as ``\\xHH`` escapes (:func:`word`), holding only keys that insert
+  themselves. It evaluates ``__sane_pre printf FMT NONCE ...;eval
+  $__sane_c 7</dev/zero;__sane_post`` where the runner set ``__sane_h`` and
+  ``__sane_t``; in a fish without the runner (one a person started in the pane) the
+  two variables are empty and the same word evaluates ``printf FMT NONCE ...``, which
+  prints the MISSING_RUNNER marker (once per argument: printf reuses its format; the
+  other copies carry tags that are not the nonce): the guard costs no typing of its
+  own. ``eval`` at the top level is still the top level.
 * fish applies a redirection of a builtin in its own process at the first free fd,
   not at the fd named: ``eval ... 7</dev/zero`` keeps ``/dev/zero`` open exactly while
   the command runs, which is how the kernel tells the runner from fish's prompt
@@ -42,6 +56,8 @@ RUN_TARGET = "/dev/zero"
 RUN_FD = 7
 PASTE_CHUNK = 4000
 MAX_TYPED_LINE = 4000
+# The runner's globals holding the typed word's head and tail (see call()).
+HEAD, TAIL = "__sane_h", "__sane_t"
 
 
 def quote(text: str) -> str:
@@ -64,19 +80,25 @@ def takeover_lines(nonce: str, token: str) -> list[str]:
         " __sane_rc $__sane_q"
     )
     pre = (
-        " function __sane_pre; set -g __sane_c; set -g __sane_b;"
-        " switch $argv[3]; case -; set -g __sane_b $argv[4]; set -g __sane_c $argv[4];"
-        " case b; set -g __sane_b $argv[4]; case '*'; set -g __sane_b (string join '' $__sane_p);"
+        # argv: printf FMT NONCE LENGTH MODE [ARG] (the first two: see call()). A pasted
+        # command's line saved $status before its chunks: not saved again here.
+        " function __sane_pre; set -l s $status; test $argv[5] = p; or set -g __sane_q $s;"
+        " set -g __sane_c; set -g __sane_b;"
+        " switch $argv[5]; case -; set -g __sane_b $argv[6]; set -g __sane_c $argv[6];"
+        " case b; set -g __sane_b $argv[6]; case '*'; set -g __sane_b (string join '' $__sane_p);"
         " end; set -g __sane_p;"
-        ' if test (string length -- "$__sane_b") != $argv[2];'
-        f" printf '{lm}' $argv[1] (string length -- \"$__sane_b\"); set -g __sane_c;"
+        ' if test (string length -- "$__sane_b") != $argv[4];'
+        f" printf '{lm}' $argv[3] (string length -- \"$__sane_b\"); set -g __sane_c;"
         " return $__sane_q; end;"
-        " if test $argv[3] != -;"
+        " if test $argv[5] != -;"
         " set -g __sane_c (printf %s $__sane_b | base64 -d | string collect -N);"
-        f" if test $pipestatus[2] != 0; printf '{df}' $argv[1]; set -g __sane_c;"
+        f" if test $pipestatus[2] != 0; printf '{df}' $argv[3]; set -g __sane_c;"
         " return $__sane_q; end; end;"
-        f" set -g __sane_b; set -g __sane_n $argv[1]; printf '{b}' $argv[1];"
+        f" set -g __sane_b; set -g __sane_n $argv[3]; printf '{b}' $argv[3];"
         " return $__sane_q; end;"
+        # The typed word's head and tail (call()): unset in a fish without the runner.
+        f" set -g {HEAD} '__sane_pre ';"
+        f" set -g {TAIL} ';eval $__sane_c {RUN_FD}<{RUN_TARGET};__sane_post';"
         " __sane_rc $__sane_q"
     )
     post = (
@@ -88,28 +110,35 @@ def takeover_lines(nonce: str, token: str) -> list[str]:
     return [helpers, pre, post, ready]
 
 
-def call(nonce: str, length: int, mode: str, arg: str | None, keep_status: bool = True) -> str:
-    """The typed line of one run: the previous ``$status`` kept (``keep_status``: the
-    line that pasted a long command kept it already), a MISSING_RUNNER marker where the
-    runner is not installed (a fish the user started in the pane)."""
-    missing = printf_format(MISSING_RUNNER, False)
+# Characters typed as themselves inside the brace word: keys no fish binding takes over,
+# special nowhere inside a word (not first in it). Everything else is a ``\xHH`` escape.
+_WORD_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:@+=-%")
+
+
+def word(text: str) -> str:
+    """``text`` (printable ASCII) as characters of an unquoted fish word that fish's
+    parser turns back into ``text``: the safe ones as themselves, others as ``\\xHH``
+    (at most two hex digits are read, so a digit that follows stays itself)."""
+    return "".join(ch if ch in _WORD_SAFE else f"\\x{ord(ch):02x}" for ch in text)
+
+
+def call(nonce: str, length: int, mode: str, arg: str | None) -> str:
+    """The typed line of one run (see the module docs): one word, a leading space (fish
+    keeps the line out of its history). ``__sane_pre`` receives ``printf FMT NONCE
+    LENGTH MODE [ARG]``; the first two are the missing-runner fallback's."""
+    # In fish's single quotes a backslash before anything but \\ or ' is itself.
+    missing = printf_format(MISSING_RUNNER, False).replace("\\033", "\\e").replace("\\007", "\\a")
+    fmt = "'" + missing + "'"
     tail = f" {arg}" if arg is not None else ""
-    keep = " set -g __sane_q $status;" if keep_status else ""
-    return (
-        f"{keep} functions -q __sane_pre; or printf '{missing}' {nonce};"
-        f" __sane_pre {nonce} {length} {mode}{tail}; eval $__sane_c {RUN_FD}<{RUN_TARGET};"
-        " __sane_post"
-    )
+    text = f"printf {fmt} {nonce} {length} {mode}{tail}"
+    return f' {{eval,"${HEAD}"{word(text)}"${TAIL}"}}'
 
 
 def paste_lines(nonce: str, b64: str) -> str:
     """Paste text for a long command: its base64 in chunks, then the call."""
     chunks = [b64[i : i + PASTE_CHUNK] for i in range(0, len(b64), PASTE_CHUNK)] or [""]
     sets = "".join(f" set -ga __sane_p {chunk}\n" for chunk in chunks)
-    return (
-        f" set -g __sane_q $status; set -g __sane_p\n{sets}"
-        f"{call(nonce, len(b64), 'p', None, keep_status=False)}\n"
-    )
+    return f" set -g __sane_q $status; set -g __sane_p\n{sets}{call(nonce, len(b64), 'p', None)}\n"
 
 
 def status_probe(nonce: str) -> str:
