@@ -60,8 +60,8 @@ PANE_EPILOG = """\b
 Example:
   $ sane server pane s1 --select
   {"ok": true, "schema_version": 1, "server": "s1", "connection": "connected",
-   "pane": "%2", "session": "sane", "window": "@2", "window_index": 1,
-   "window_name": "s1", "window_panes": 2, "pane_index": 0, "target": "sane:1.0",
+   "pane": "%2", "session": "sane", "window": "@2", "window_index": 2,
+   "window_name": "s1", "window_panes": 2, "pane_index": 0, "target": "sane:2.0",
    "selected": true, "attach": "tmux -L work attach-session -t %2",
    "switch": "tmux -L work switch-client -t %2"}
 
