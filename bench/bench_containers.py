@@ -40,7 +40,8 @@ from sane.fleet.panes import pane_for_server
 from sane.fleet.registry import Server
 from sane.fleet.run import fleet_run
 from sane.ops.context import Context
-from sane.ops.runs import RunOptions, run_command
+from sane.ops.run.command import run_command
+from sane.ops.run.options import RunOptions
 from sane.testing.containers import ContainerFleet, ContainersUnavailable
 from sane.testing.engine import Service, find_engine
 from sane.testing.fleet import Fleet, register

@@ -70,7 +70,8 @@ from types import FrameType
 
 from sane import errors
 from sane.ops.context import Context
-from sane.ops.runs import RunOptions, run_command
+from sane.ops.run.command import run_command
+from sane.ops.run.options import RunOptions
 from sane.testing.pytest_plugin import SHELLS, TmuxTestServer
 
 WARMUP = 5

@@ -61,7 +61,7 @@ from sane.fleet.panes import INSTALL_GRACE
 from sane.fleet.registry import Registry, Server
 from sane.fleet.run import fleet_run
 from sane.ops.context import Context
-from sane.ops.runs import run_wait
+from sane.ops.run.resume import run_wait
 from sane.poll import poll
 from sane.testing.fleet import Fleet
 from sane.testing.pytest_plugin import TmuxTestServer

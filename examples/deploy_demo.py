@@ -23,7 +23,7 @@ from sane.fleet.health import check
 from sane.fleet.panes import connect_many, pane_for_server
 from sane.fleet.registry import Registry, Server
 from sane.ops.context import Context
-from sane.ops.runs import run_command
+from sane.ops.run.command import run_command
 from sane.tmux.command import TmuxServer
 from sane.tmux.structure import kill_for_good
 

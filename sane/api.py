@@ -48,7 +48,9 @@ from sane.ops.context import Context
 from sane.ops.create_file import create_file
 from sane.ops.detect_platform import detect_platform
 from sane.ops.list_panes import list_panes
-from sane.ops.runs import RunOptions, run_command, run_input, run_interrupt, run_wait
+from sane.ops.run.command import run_command
+from sane.ops.run.options import RunOptions
+from sane.ops.run.resume import run_input, run_interrupt, run_wait
 from sane.parallel import DEFAULT_PARALLEL
 from sane.tmux.command import TmuxServer
 

@@ -224,7 +224,9 @@ def _target(ctx: Context, pane: str | None, server: str | None) -> str | None:
 
 
 def _run_command(ctx: Context, a: inputs.RunCommandInput, call: Call) -> Outcome:
-    from sane.ops.runs import RunOptions, new_run_id, run_command, run_interrupt
+    from sane.ops.run.command import run_command
+    from sane.ops.run.options import RunOptions, new_run_id
+    from sane.ops.run.resume import run_interrupt
 
     run_id = new_run_id()
     options = RunOptions(
@@ -278,7 +280,7 @@ class _OutputProgress:
 
 
 def _run_wait(ctx: Context, a: inputs.RunWaitInput, call: Call) -> Outcome:
-    from sane.ops.runs import run_wait
+    from sane.ops.run.resume import run_wait
 
     ended = IN_FLIGHT.take_over(a.run_id)
     if ended is not None:
@@ -289,7 +291,7 @@ def _run_wait(ctx: Context, a: inputs.RunWaitInput, call: Call) -> Outcome:
 
 
 def _run_input(ctx: Context, a: inputs.RunInputInput, call: Call) -> Outcome:
-    from sane.ops.runs import check_answer, run_input
+    from sane.ops.run.resume import check_answer, run_input
 
     check_answer(a.text, a.multi_line)
     if IN_FLIGHT.take_over(a.run_id) is not None:
@@ -313,7 +315,7 @@ def _run_input(ctx: Context, a: inputs.RunInputInput, call: Call) -> Outcome:
 
 
 def _run_interrupt(ctx: Context, a: inputs.RunInterruptInput, call: Call) -> Outcome:
-    from sane.ops.runs import run_interrupt
+    from sane.ops.run.resume import run_interrupt
 
     owner = run_owner(ctx, a.run_id)
     if owner is not None and not a.force:
@@ -794,7 +796,7 @@ _RUN_ID = r"r[0-9a-f]{12}"  # compiled by re on first use, not at every CLI star
 def run_owner(ctx: Context, run_id: str) -> dict[str, Any] | None:
     """Who run ``run_id`` belongs to (a deploy's step), from its record; None if nobody
     (or no record: a run followed inside its first call has none yet)."""
-    from sane.ops.runs import runs_dir
+    from sane.ops.run.record import runs_dir
     from sane.state import read_json
 
     if not re.fullmatch(_RUN_ID, run_id):

@@ -17,7 +17,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field
 
 from sane.fleet.health import PARALLEL as HEALTH_PARALLEL
-from sane.ops.runs import DEFAULT_QUIET_PERIOD, INTERRUPT_GRACE
+from sane.ops.run.options import DEFAULT_QUIET_PERIOD, INTERRUPT_GRACE
 from sane.parallel import DEFAULT_PARALLEL
 from sane.strict import Strict
 

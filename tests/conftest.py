@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from sane.ops.context import Context
-from sane.ops.runs import RunOptions, run_command
+from sane.ops.run.command import run_command
+from sane.ops.run.options import RunOptions
 from sane.schema import validate
 from sane.testing.pytest_plugin import TmuxTestServer, run_process
 

@@ -16,8 +16,10 @@ import pytest
 
 from sane import errors
 from sane.ops.context import Context
-from sane.ops.holder import Holder
-from sane.ops.runs import RunOptions, run_command, run_interrupt, run_wait
+from sane.ops.run.command import run_command
+from sane.ops.run.holder import Holder
+from sane.ops.run.options import RunOptions
+from sane.ops.run.resume import run_interrupt, run_wait
 from sane.testing.pytest_plugin import TmuxTestServer, run_process
 
 

@@ -26,7 +26,9 @@ from sane.fleet.registry import Registry, Server
 from sane.ops.context import Context
 from sane.ops.create_file import create_file
 from sane.ops.detect_platform import detect_platform
-from sane.ops.runs import RunOptions, run_command, run_input, run_interrupt
+from sane.ops.run.command import run_command
+from sane.ops.run.options import RunOptions
+from sane.ops.run.resume import run_input, run_interrupt
 from sane.testing import retry_until
 from sane.testing.containers import ContainerFleet
 from sane.testing.fleet import registry_entries

@@ -13,7 +13,9 @@ import pytest
 from sane import errors
 from sane.ops.context import Context
 from sane.ops.create_file import _script, create_file
-from sane.ops.runs import RunOptions, run_command, run_interrupt
+from sane.ops.run.command import run_command
+from sane.ops.run.options import RunOptions
+from sane.ops.run.resume import run_interrupt
 from sane.schema import validate
 from sane.testing.pytest_plugin import TmuxTestServer
 

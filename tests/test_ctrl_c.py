@@ -18,7 +18,7 @@ import pytest
 
 from sane.ops.context import Context
 from sane.ops.list_panes import list_panes
-from sane.ops.runs import run_interrupt, run_wait
+from sane.ops.run.resume import run_interrupt, run_wait
 from sane.poll import poll
 from sane.testing.fleet import register
 from sane.testing.pytest_plugin import TmuxTestServer
@@ -118,7 +118,8 @@ _UNARMED = """
 import sys
 from sane.cli._emit import guarded
 from sane.ops.context import Context
-from sane.ops.runs import RunOptions, run_command
+from sane.ops.run.command import run_command
+from sane.ops.run.options import RunOptions
 from sane.tmux.command import TmuxServer
 
 def body() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sane.ops.context import Context
-from sane.ops.runs import run_command
+from sane.ops.run.command import run_command
 from sane.testing.pytest_plugin import TmuxTestServer
 from sane.tmux.control import clients_lock_path
 from sane.tmux.structure import creation_lock_path

@@ -17,7 +17,8 @@ from sane.fleet.panes import connect_many, down, open_server_pane, pane_for_serv
 from sane.fleet.registry import Registry, Server
 from sane.fleet.ssh import probe_connection
 from sane.ops.context import Context
-from sane.ops.runs import RunOptions, run_command
+from sane.ops.run.command import run_command
+from sane.ops.run.options import RunOptions
 from sane.testing import retry_until
 from sane.testing.fleet import register as register  # (older tests import it from here)
 

@@ -67,7 +67,7 @@ def test_a_hung_server_does_not_hold_the_others(sane_ctx: Context, ssh_fleet: An
     assert s2["output"] == "done\n" and by_name["s3"]["ok"]
     assert s2["started_ms"] < s1["finished_ms"]
     assert result["status"] == "partial" and result["duration_ms"] < 10_000
-    from sane.ops.runs import run_interrupt
+    from sane.ops.run.resume import run_interrupt
 
     run_interrupt(sane_ctx, by_name["s1"]["run_id"])
 

@@ -25,7 +25,7 @@ from sane.deploy.plan import load_plan
 from sane.fleet.importers import from_ansible_inventory
 from sane.ops.context import Context
 from sane.ops.list_panes import list_panes
-from sane.ops.runs import run_command
+from sane.ops.run.command import run_command
 from sane.testing.pytest_plugin import TmuxTestServer, run_process
 
 NUL_COMMAND = "echo before\x00; touch /tmp/never"

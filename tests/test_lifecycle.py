@@ -14,7 +14,7 @@ import pytest
 
 from sane import errors
 from sane.ops.context import Context
-from sane.ops.runs import run_input, run_interrupt, run_wait
+from sane.ops.run.resume import run_input, run_interrupt, run_wait
 from sane.testing.pytest_plugin import TmuxTestServer
 
 from .conftest import run

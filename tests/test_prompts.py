@@ -21,7 +21,7 @@ from sane.fleet.panes import pane_for_server
 from sane.fleet.run import fleet_run
 from sane.ops import prompts
 from sane.ops.context import Context
-from sane.ops.runs import run_input, run_interrupt, run_wait
+from sane.ops.run.resume import run_input, run_interrupt, run_wait
 from sane.schema import validate
 from sane.testing.fleet import register
 from sane.testing.pytest_plugin import TmuxTestServer

@@ -10,7 +10,10 @@ import pytest
 
 from sane import errors
 from sane.ops.context import Context
-from sane.ops.runs import RunOptions, run_command, run_finished, run_interrupt, run_wait
+from sane.ops.run.command import run_command
+from sane.ops.run.options import RunOptions
+from sane.ops.run.record import run_finished
+from sane.ops.run.resume import run_interrupt, run_wait
 from sane.testing import retry_until
 from sane.testing.pytest_plugin import TmuxTestServer
 
@@ -307,7 +310,7 @@ def test_old_ended_run_records_are_pruned_on_the_next_hand_over(
     import os
     import time
 
-    from sane.ops.runs import runs_dir
+    from sane.ops.run.record import runs_dir
 
     other = tmux_server.new_pane("bash")
     ended = run(sane_ctx, pane, "sleep 0.4; echo done", timeout=0.1)
@@ -331,7 +334,7 @@ def test_old_spilled_outputs_of_ended_runs_are_pruned(sane_ctx: Context, pane: s
     import os
     import time
 
-    from sane.ops.runs import runs_dir
+    from sane.ops.run.record import runs_dir
 
     old = run(sane_ctx, pane, "seq 1 2000", max_output=100)
     assert old["truncated"] and old["full_output_path"]

@@ -352,12 +352,12 @@ def test_a_run_whose_start_marker_is_late_waits_instead_of_spinning(
     commands in 40 s starved tmux, and 387 of 400 warm `true` runs failed."""
     import time
 
-    from sane.ops.runs import _QuietWatch
+    from sane.ops.run.quiet import QuietWatch
     from sane.protocol.scanner import RunScanner
 
     pane = tmux_server.new_pane("bash")
     client = sane_ctx.client(sane_ctx.pane_state(pane).session_id)
-    watch = _QuietWatch(client, pane, 0.3)
+    watch = QuietWatch(client, pane, 0.3)
     watch.due = time.monotonic() - 1  # quiet for a while already
     assert watch.check(RunScanner("n" * 16), time.monotonic() + 30) is None
     assert watch.wait_time(time.monotonic()) > 0.2

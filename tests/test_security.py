@@ -25,7 +25,9 @@ from sane.fleet.registry import Server
 from sane.fleet.run import fleet_run
 from sane.ops.context import Context
 from sane.ops.create_file import create_file
-from sane.ops.runs import RunOptions, run_command, run_wait
+from sane.ops.run.command import run_command
+from sane.ops.run.options import RunOptions
+from sane.ops.run.resume import run_wait
 from sane.testing.fleet import register
 from sane.testing.pytest_plugin import TmuxTestServer
 

@@ -23,7 +23,7 @@ from sane.fleet.panes import pane_for_server
 from sane.fleet.registry import Registry, Server
 from sane.ops.context import Context
 from sane.ops.create_file import create_file
-from sane.ops.runs import run_input, run_interrupt, run_wait
+from sane.ops.run.resume import run_input, run_interrupt, run_wait
 from sane.testing.fleet import Fleet, FleetUnavailable
 from sane.testing.pytest_plugin import SHELL_COMMANDS, TmuxTestServer
 

@@ -22,7 +22,9 @@ from sane import errors
 from sane.fleet.health import record
 from sane.fleet.registry import Registry, Server
 from sane.ops.context import Context
-from sane.ops.runs import RunOptions, run_command, run_wait
+from sane.ops.run.command import run_command
+from sane.ops.run.options import RunOptions
+from sane.ops.run.resume import run_wait
 from sane.testing.pytest_plugin import TmuxTestServer
 
 from .conftest import cli

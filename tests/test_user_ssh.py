@@ -17,7 +17,8 @@ from sane.fleet.panes import open_server_pane, pane_for_server
 from sane.fleet.registry import Registry, Server
 from sane.fleet.ssh import probe_connection
 from sane.ops.context import Context
-from sane.ops.runs import RunOptions, run_command
+from sane.ops.run.command import run_command
+from sane.ops.run.options import RunOptions
 from sane.testing import retry_until
 
 from .conftest import cli

@@ -56,7 +56,8 @@ class Demo:
         from sane.fleet.panes import connect_many, open_server_pane
         from sane.fleet.registry import Registry
         from sane.fleet.run import fleet_run
-        from sane.ops.runs import RunOptions, run_command
+        from sane.ops.run.command import run_command
+        from sane.ops.run.options import RunOptions
 
         plan = str(plan_path())  # before anything starts
         if self.containers:

@@ -31,7 +31,8 @@ from sane.deploy.plan import FileSpec, LoadedPlan, Step, order
 from sane.fleet.panes import open_server_pane
 from sane.fleet.registry import Server
 from sane.ops.context import Context
-from sane.ops.runs import forget_run, new_run_id
+from sane.ops.run.options import new_run_id
+from sane.ops.run.record import forget_run
 from sane.parallel import bounded_map
 
 Event = dict[str, Any]

@@ -19,7 +19,9 @@ from sane.fleet.panes import open_server_pane
 from sane.fleet.registry import Server
 from sane.models import RunResult
 from sane.ops.context import Context
-from sane.ops.runs import RunOptions, run_command, run_interrupt, run_wait
+from sane.ops.run.command import run_command
+from sane.ops.run.options import RunOptions
+from sane.ops.run.resume import run_interrupt, run_wait
 
 OUTPUT_KEPT = 8192
 

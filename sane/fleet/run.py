@@ -20,7 +20,8 @@ from sane.fleet.limits import raise_own_open_files_limit
 from sane.fleet.panes import lost_error, open_server_pane, server_panes
 from sane.fleet.spec import ServerLike
 from sane.ops.context import Context
-from sane.ops.runs import DEFAULT_MAX_OUTPUT, RunOptions, run_command
+from sane.ops.run.command import run_command
+from sane.ops.run.options import DEFAULT_MAX_OUTPUT, RunOptions
 from sane.parallel import DEFAULT_PARALLEL, bounded_map
 from sane.protocol import output
 from sane.protocol.scanner import RunScanner

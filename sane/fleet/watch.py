@@ -21,8 +21,8 @@ from sane.fleet.health import check
 from sane.fleet.panes import server_panes
 from sane.fleet.registry import Registry, Server
 from sane.ops.context import Context
-from sane.ops.holder import run_of
-from sane.ops.runs import pane_busy
+from sane.ops.run.busy import pane_busy
+from sane.ops.run.holder import run_of
 from sane.tmux.panes import PaneState
 from sane.visible import visible
 

@@ -19,7 +19,7 @@ import mcp_types as mt
 
 from sane import errors
 from sane.ops.context import Context
-from sane.ops.runs import runs_dir
+from sane.ops.run.record import runs_dir
 
 _OUTPUT_URI = re.compile(r"sane://runs/(r[0-9a-f]{12})/(output-[0-9]+)")
 _SCREEN_URI = re.compile(r"sane://panes/%([0-9]+)/screen")

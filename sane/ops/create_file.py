@@ -29,7 +29,8 @@ from typing import Any
 from sane import errors
 from sane.models import CreateFileResult
 from sane.ops.context import Context
-from sane.ops.runs import RunOptions, run_command
+from sane.ops.run.command import run_command
+from sane.ops.run.options import RunOptions
 from sane.protocol import markers as mk
 from sane.protocol.scanner import RunScanner
 from sane.tmux.command import no_formats, quote

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from sane import errors
 from sane.models import DistroInfo, LocaleInfo, PlatformInfo, ShellInfo
 from sane.ops.context import Context
-from sane.ops.runs import RunOptions, run_command
+from sane.ops.run.command import run_command
+from sane.ops.run.options import RunOptions
 
 PACKAGE_MANAGERS = (
     "apt-get",

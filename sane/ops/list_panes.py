@@ -5,8 +5,8 @@ from __future__ import annotations
 from sane import errors
 from sane.models import ListPanesResult
 from sane.ops.context import Context
-from sane.ops.holder import run_of
-from sane.ops.runs import pane_busy
+from sane.ops.run.busy import pane_busy
+from sane.ops.run.holder import run_of
 from sane.tmux import panes
 
 

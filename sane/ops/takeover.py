@@ -11,6 +11,7 @@ import time
 
 from sane import errors
 from sane.ops.context import LOCAL_WINDOW, ROLE_LOCAL, Context
+from sane.ops.run.pipe import unpipe
 from sane.poll import poll
 from sane.protocol import markers
 from sane.protocol.runner import (
@@ -182,7 +183,7 @@ def respawn(ctx: Context, state: panes.PaneState) -> panes.PaneState:
         "-t",
         state.pane_id,
         f"#{{{panes.OPT_PIPED}}}",
-        f"pipe-pane -t {state.pane_id} ; set-option -p -u -t {state.pane_id} {panes.OPT_PIPED}",
+        " ; ".join(unpipe(state.pane_id)),
     )
     # The pane's start command may pass through a wrapper (env, a login script)
     # before its shell runs: give it a moment to become one.

@@ -57,7 +57,7 @@ def claim_line(pane_id: str, holder: Holder) -> str:
 
 def release_line(pane_id: str) -> str:
     """Clear the flag. Only after reading that it still holds the clearer's value
-    (:func:`sane.ops.runs._release`): an error path never clears another run's flag.
+    (:func:`sane.ops.run.busy.release`): an error path never clears another run's flag.
     (tmux's ``if-shell -F`` would compare and clear in one command, but its inner
     command answers with a reply block of its own, which a control client cannot
     tell from the next command's.)"""

@@ -1,0 +1,145 @@
+"""The pane's busy flag (the ``@sane_run`` pane option): claim, release, staleness.
+
+The flag's value is a :class:`sane.ops.run.holder.Holder`; whether a flag is left over
+from a run that is provably over is decided from the owner's own record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import TYPE_CHECKING
+
+from sane import errors
+from sane.ops.context import Context
+from sane.ops.run.done import note_done
+from sane.ops.run.ending import acknowledge_exit
+from sane.ops.run.holder import Holder, claim_line, release_line, run_of
+from sane.ops.run.pipe import unpipe
+from sane.ops.run.record import load_record, replay, run_finished, runs_dir
+from sane.protocol import scanner as sc
+from sane.tmux import panes
+from sane.tmux.control import ControlClient
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from sane.models import RunResult
+
+
+def mine(ctx: Context, run_id: str) -> Holder:
+    return Holder.mine(run_id, str(ctx.home))
+
+
+def claim(ctx: Context, client: ControlClient, state: panes.PaneState, run_id: str) -> None:
+    """Set the pane's busy flag to this run, clearing it first if it is left over from a
+    run that is provably over; else ``pane_busy`` naming the run that holds it."""
+    line = claim_line(state.pane_id, mine(ctx, run_id))
+    if _set_unless_held(client, line):
+        return
+    holder = ctx.pane_state(state.pane_id).run_id
+    if holder is not None and stale(ctx, holder):
+        if has_record(ctx, holder):
+            client.command(*unpipe(state.pane_id))
+            if left_shell_exiting(ctx, holder):
+                acknowledge_exit(ctx, client, state.pane_id)
+        release(client, state.pane_id, holder)
+        if _set_unless_held(client, line):
+            return
+        holder = ctx.pane_state(state.pane_id).run_id
+    busy_id = run_of(holder)
+    raise errors.PaneBusy(
+        f"pane {state.pane_id} is running another command (run {busy_id}); "
+        "wait for it (sane run wait) or interrupt it (sane run interrupt)",
+        pane=state.pane_id,
+        run_id=busy_id,
+    )
+
+
+def _set_unless_held(client: ControlClient, line: str) -> bool:
+    """Run a :func:`claim_line`; False if another run holds the flag (tmux: "already set")."""
+    try:
+        client.command(line)
+    except errors.TmuxError as exc:
+        if "already set" not in exc.message:
+            raise
+        return False
+    return True
+
+
+def release(client: ControlClient, pane_id: str, value: str, note: RunResult | None = None) -> None:
+    """Clear the busy flag if it still holds ``value``: an error path never clears a
+    flag some other run holds. ``note``: the run's result, remembered in the pane
+    (:func:`find_done`)."""
+    with contextlib.suppress(errors.SaneError):  # the pane is gone: nothing to release
+        current = client.command(f"display-message -p -t {pane_id} '#{{{panes.OPT_RUN}}}'")
+        if current and current[0] == value:
+            client.command(release_line(pane_id), *note_done(pane_id, note))
+
+
+def runs_of(ctx: Context, holder: Holder) -> Path:
+    """The runs directory of the home that owns ``holder``'s run."""
+    from pathlib import Path
+
+    return Path(holder.home) / "runs" if holder.home else runs_dir(ctx)
+
+
+def stale(ctx: Context, value: str) -> bool:
+    """Is the busy flag left over from a run that is provably over?
+
+    Decided from the owner's own home (the flag names it), whichever home asks: the
+    run's record says it ended, or it has no record and the process that claimed the
+    flag is gone (it died inside its first call). A record that cannot be read
+    proves nothing: the pane stays busy (its command may well be running)."""
+    holder = Holder.parse(value)
+    root = runs_of(ctx, holder)
+    if (root / holder.run_id / "record.json").exists():
+        try:
+            return run_finished(ctx, holder.run_id, root)
+        except errors.SaneError:
+            return False
+    # No record: the owner is still inside its first call, unless it died.
+    return not (holder.pid is not None and pid_alive(holder.pid))
+
+
+def left_shell_exiting(ctx: Context, value: str) -> bool:
+    """Did that run end in ``exit``, its shell still waiting for sane's keypress?"""
+    holder = Holder.parse(value)
+    root = runs_of(ctx, holder)
+    try:
+        rec = load_record(ctx, holder.run_id, root)
+        scanner, _, _ = replay(ctx, rec, root)
+    except (errors.SaneError, OSError):
+        return False
+    outcome = scanner.outcome
+    return outcome is not None and outcome.kind == sc.OUTCOME_EXITED and not rec.get("final")
+
+
+def has_record(ctx: Context, value: str) -> bool:
+    """Whether the flag's run was handed over (its pipe-pane feeds its record)."""
+    holder = Holder.parse(value)
+    return (runs_of(ctx, holder) / holder.run_id / "record.json").exists()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def pane_busy(ctx: Context, holder: str | None) -> bool:
+    return holder is not None and not stale(ctx, holder)
+
+
+def holder_value(ctx: Context, pane_id: str, run_id: str) -> str | None:
+    try:
+        holder = ctx.pane_state(pane_id).run_id
+    except errors.SaneError:
+        return None
+    if holder is not None and run_of(holder) == run_id:
+        return holder
+    return None

@@ -1,0 +1,291 @@
+"""``run_command``: claim the pane, type the command, follow it to its end or hand it over."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from sane import errors
+from sane.ops.context import Context
+from sane.ops.run import busy
+from sane.ops.run.done import note_done
+from sane.ops.run.ending import Follow, settle, status_of
+from sane.ops.run.follow import follow_stream
+from sane.ops.run.handover import end_durable, hand_over, make_durable
+from sane.ops.run.holder import claim_line, release_line
+from sane.ops.run.options import INTERRUPT_QUIET, OutputHook, RunOptions, new_run_id
+from sane.ops.run.result import build_result
+from sane.ops.takeover import (
+    PaneDied,
+    ensure_runner,
+    install_runner,
+    respawn,
+    runner_ready,
+    tokens_of,
+)
+from sane.protocol import markers
+from sane.protocol import scanner as sc
+from sane.protocol.runner import RunInput
+from sane.protocol.runner import run_input as frame_command
+from sane.tmux import panes
+from sane.tmux.command import quote
+from sane.tmux.control import ControlClient, PaneStream
+
+if TYPE_CHECKING:
+    import threading
+
+    from sane.models import RunResult
+
+
+def run_command(
+    ctx: Context,
+    command: str,
+    pane: str | None = None,
+    options: RunOptions | None = None,
+    pane_state: panes.PaneState | None = None,
+) -> RunResult:
+    """Run ``command`` in ``pane`` (default: sane's local pane) and report it exactly.
+
+    ``pane_state``: the pane's state as the caller just read it (a fleet run lists all
+    server panes in one tmux call), saving a query per run.
+    """
+    opts = options or RunOptions()
+    errors.refuse_nul("command", command)
+    if opts.timeout < 0:
+        raise errors.InvalidArgument("timeout must be >= 0", timeout=opts.timeout)
+    started_wall = time.time()
+    started = time.perf_counter()
+    deadline = time.monotonic() + opts.timeout
+    if pane_state is not None:
+        state = pane_state
+    else:
+        state = ctx.pane_state(pane) if pane is not None else ctx.default_pane()
+    restarted = False
+    for attempt in range(3):
+        if state.dead:
+            state = respawn(ctx, state)
+            restarted = True
+        try:
+            return _run(ctx, state, command, opts, deadline, started, started_wall, restarted)
+        except PaneDied:
+            if attempt == 2:
+                raise
+            state = ctx.pane_state(state.pane_id)
+    raise AssertionError("unreachable")
+
+
+def _run(
+    ctx: Context,
+    state: panes.PaneState,
+    command: str,
+    opts: RunOptions,
+    deadline: float,
+    started: float,
+    started_wall: float,
+    restarted: bool = False,
+) -> RunResult:
+    client = ctx.client(state.session_id)
+    pane_id = state.pane_id
+    run_id = opts.run_id or new_run_id()
+    stream = client.watch(pane_id)
+    try:
+        mine = busy.mine(ctx, run_id).value
+        claim: str | None = claim_line(pane_id, busy.mine(ctx, run_id))
+        rec: dict[str, Any] = {
+            "run_id": run_id,
+            "pane": pane_id,
+            "session_id": state.session_id,
+            "socket": ctx.server.label,
+            "command": command,
+            "nonce": None,
+            "tokens": [],
+            "started": started_wall,
+            "owner": opts.owner,
+            "keep_ansi": opts.keep_ansi,
+            "max_output": opts.max_output,
+            "returned": 0,
+            "raw_returned": 0,
+            "final": None,
+            # The shell is not the one sane's earlier runs in this pane used: respawned
+            # after it died, or its runner gone (a new shell exec'd in its place).
+            "shell_restarted": restarted
+            or (state.token is not None and not state.runner_installed),
+        }
+        try:
+            if not runner_ready(state) or state.dead or state.in_mode or opts.durable:
+                busy.claim(ctx, client, state, run_id)
+                claim = None
+                state = ensure_runner(ctx, client, stream, state)
+            scanner, follow = _start_and_follow(
+                ctx,
+                client,
+                stream,
+                state,
+                command,
+                deadline,
+                claim,
+                run_id,
+                opts.on_output,
+                rec if opts.durable else None,
+                opts.quiet_period,
+                opts.stop,
+                opts.posix_script,
+                rec,
+            )
+        except errors.PaneBusy:
+            raise
+        except KeyboardInterrupt:
+            # Ctrl-C (SIGINT) while this process follows the run: a durable run keeps its
+            # record, pipe and flag, so another process resumes it (a deploy's step is
+            # recovered, not lost); it is not this process's to end.
+            if not (opts.durable and rec.get("durable")):
+                busy.release(client, pane_id, mine)
+            raise
+        except BaseException:
+            if opts.durable:
+                end_durable(ctx, client, rec)
+            busy.release(client, pane_id, mine)  # ours only: the claim may have failed
+            raise
+        rec["nonce"], rec["tokens"] = scanner.nonce, sorted(scanner.tokens)
+        rec["shell"] = scanner.shell
+        interrupted = False
+        stopped = opts.stop is not None and opts.stop.is_set()
+        if follow.kind == "timeout" and opts.interrupt_on_timeout and not stopped:
+            interrupted = True
+            follow = _interrupt(ctx, client, pane_id, stream, scanner, opts.interrupt_grace)
+        if follow.kind == "cancelled":
+            raise errors.HandedOver(hand_over(ctx, client, stream, scanner, rec, started))
+        if follow.kind in ("timeout", "waiting"):
+            return hand_over(ctx, client, stream, scanner, rec, started, follow.waiting)
+        status, code, exited = status_of(follow, scanner, interrupted)
+        settle(ctx, client, pane_id, scanner)
+        duration_ms = (time.perf_counter() - started) * 1000
+        result: RunResult | None = None
+        try:
+            if opts.durable:
+                end_durable(
+                    ctx,
+                    client,
+                    rec,
+                    {
+                        "status": status,
+                        "exit_code": code,
+                        "shell_exited": exited,
+                        "duration_ms": round(duration_ms, 3),
+                    },
+                )
+            result = build_result(ctx, rec, scanner, status, code, exited, duration_ms)
+        finally:  # the run ended: its flag goes, whatever recording it did
+            client.send(
+                release_line(pane_id), *note_done(pane_id, result)
+            )  # ours: it ran; answered at close
+        return result
+    finally:
+        client.unwatch(pane_id, stream)
+
+
+def _start_and_follow(
+    ctx: Context,
+    client: ControlClient,
+    stream: PaneStream,
+    state: panes.PaneState,
+    command: str,
+    deadline: float,
+    claim: str | None,
+    run_id: str,
+    on_output: OutputHook | None = None,
+    durable: dict[str, Any] | None = None,
+    quiet: float | None = None,
+    stop: threading.Event | None = None,
+    posix_script: bool = False,
+    rec: dict[str, Any] | None = None,
+) -> tuple[sc.RunScanner, Follow]:
+    force_paste = False
+    reinstalled = False
+    while True:
+        nonce = markers.new_nonce()
+        scanner = sc.RunScanner(nonce, tokens_of(state), state.shell_kind)
+        typed = frame_command(nonce, command, force_paste, state.shell_kind, posix_script)
+        if durable is not None:
+            make_durable(ctx, client, state, durable, scanner)
+        try:
+            _send(client, state.pane_id, typed, nonce, claim)
+        except errors.TmuxError as exc:
+            if claim is None or "already set" not in exc.message:
+                raise
+            busy.claim(ctx, client, state, run_id)  # stale flag cleared, or PaneBusy
+            state = ensure_runner(ctx, client, stream, ctx.pane_state(state.pane_id))
+            scanner = sc.RunScanner(nonce, tokens_of(state), state.shell_kind)
+            typed = frame_command(nonce, command, force_paste, state.shell_kind, posix_script)
+            _send(client, state.pane_id, typed, nonce, None)
+        claim = None
+        try:
+            follow = follow_stream(
+                ctx, client, state.pane_id, stream, scanner, deadline, on_output, quiet, stop
+            )
+        except KeyboardInterrupt:
+            # Ctrl-C with the command typed (a second one, or one where no soft stop is
+            # armed): it may be running, so its flag must not be cleared; _run hands
+            # the run over (resumable, the pane busy with it) and re-raises.
+            return scanner, Follow("cancelled")
+        outcome = scanner.outcome
+        if follow.kind != "outcome" or outcome is None:
+            return scanner, follow
+        if outcome.kind == sc.OUTCOME_MISSING_RUNNER and not reinstalled:
+            # Another shell runs inside the pane (a nested shell, ssh): install there.
+            reinstalled = True
+            state = install_runner(ctx, client, stream, state)
+            if rec is not None:
+                rec["shell_restarted"] = True
+            continue
+        if outcome.kind == sc.OUTCOME_LENGTH_MISMATCH and not force_paste:
+            force_paste = True  # the shell truncated the typed line: use a heredoc
+            continue
+        if outcome.kind in (
+            sc.OUTCOME_MISSING_RUNNER,
+            sc.OUTCOME_LENGTH_MISMATCH,
+            sc.OUTCOME_DECODE_FAILED,
+        ):
+            raise errors.RunnerUnavailable(
+                f"the shell in pane {state.pane_id} could not run the command "
+                f"({outcome.kind.replace('_', ' ')})",
+                pane=state.pane_id,
+                reason=outcome.kind,
+            )
+        return scanner, follow
+
+
+def _send(
+    client: ControlClient, pane_id: str, typed: RunInput, nonce: str, claim: str | None
+) -> None:
+    """Type the run's input; with ``claim``, in the same tmux line as the claim, so a
+    pane that is busy never receives a keystroke."""
+    first = [claim] if claim is not None else []
+    # `copy-mode -q` (a no-op unless the pane is in a mode) in the same line: a person
+    # scrolling back in the pane a moment ago must not receive the keys.
+    first.append(f"copy-mode -q -t {pane_id}")
+    if typed.kind == "keys":
+        client.command(*first, f"send-keys -t {pane_id} {quote(typed.text)} Enter")
+    else:
+        buffer = f"sane-{nonce}"
+        client.command(
+            *first,
+            f"set-buffer -b {buffer} {quote(typed.text)}",
+            f"paste-buffer -d -b {buffer} -t {pane_id}",
+        )
+
+
+def _interrupt(
+    ctx: Context,
+    client: ControlClient,
+    pane_id: str,
+    stream: PaneStream,
+    scanner: sc.RunScanner,
+    grace: float,
+) -> Follow:
+    scanner.feed(stream.take(0))
+    scanner.mark_interrupt()
+    client.command(f"send-keys -t {pane_id} C-c")
+    return follow_stream(
+        ctx, client, pane_id, stream, scanner, time.monotonic() + grace, quiet=INTERRUPT_QUIET
+    )

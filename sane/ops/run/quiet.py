@@ -1,0 +1,148 @@
+"""When a quiet run is asked whether it waits for terminal input (``waiting_input``),
+and the prompt it shows (sane.ops.prompts does the asking)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING
+
+from sane import errors
+from sane.protocol import markers, output
+from sane.protocol import scanner as sc
+from sane.tmux import panes
+from sane.tmux.command import quote
+from sane.tmux.control import ControlClient
+
+if TYPE_CHECKING:
+    from sane.ops.prompts import Waiting
+
+# After a probe that found no prompt, the next one waits for a quiet stretch twice as
+# long, up to this: a long quiet command is probed about once a second.
+MAX_PROBE_GAP = 1.0
+
+
+# An ssh pane's probe runs a process on both hosts (over the pane's ControlMaster):
+# asked after this much quiet, then at most this far apart (issue 17: at 1 s, 400
+# quiet servers cost a process each per second and `sleep 1` took 4 s).
+REMOTE_QUIET_PERIOD = 2.0
+MAX_REMOTE_PROBE_GAP = 8.0
+
+
+class QuietWatch:
+    """When to ask whether a quiet run waits for terminal input.
+
+    Nothing is asked (no import, no tmux command, no /proc read) before the run has
+    printed nothing for the quiet period, so a run that ends sooner pays nothing.
+    After a probe that found no prompt the next one needs a quiet stretch twice as
+    long (up to MAX_PROBE_GAP); any output starts over.
+    """
+
+    def __init__(self, client: ControlClient, pane_id: str, quiet: float | None) -> None:
+        self.client = client
+        self.pane_id = pane_id
+        self.quiet = quiet or 0.0
+        self.gap = self.quiet
+        self.due = time.monotonic() + self.quiet if self.quiet > 0 else float("inf")
+        self.remote: bool | None = None  # an ssh pane (its probe is a process): known later
+
+    def output(self) -> None:
+        if self.quiet > 0:
+            self.gap = self._first_gap()
+            self.due = time.monotonic() + self.gap
+
+    def _first_gap(self) -> float:
+        return max(self.quiet, REMOTE_QUIET_PERIOD) if self.remote else self.quiet
+
+    def _learn_remote(self) -> bool:
+        """Whether this is an ssh pane (it has a side channel): asked once, at the first
+        quiet stretch, so a run that ends sooner never asks. An ssh pane's first
+        probe then waits for REMOTE_QUIET_PERIOD of quiet in all: a fleet's quiet
+        ``sleep 1`` starts no process at all."""
+        try:
+            side = self.client.command(
+                f"display-message -p -t {self.pane_id} '#{{{panes.OPT_SIDE_CHANNEL}}}'"
+            )
+        except errors.SaneError:
+            side = []
+        self.remote = bool(side and side[0])
+        if self.remote:
+            began = self.due - self.gap
+            self.gap = self._first_gap()
+            self.due = began + self.gap
+        return time.monotonic() >= self.due
+
+    def wait_time(self, now: float) -> float:
+        return max(0.0, self.due - now)
+
+    def check(self, scanner: sc.RunScanner, deadline: float) -> Waiting | None:
+        """Probe if the quiet stretch is over and the command is running.
+
+        A shell found back at its own prompt (C-c, an error that aborted the runner)
+        is asked for the status the run left, with a probe line carrying a fresh
+        nonce: the run ends on that marker (or on its own end marker, should it have
+        been on its way), never on anything the shell or the command could print."""
+        now = time.monotonic()
+        if now < self.due:
+            return None
+        if not scanner.started or scanner.exit_pending():
+            # Nothing to ask yet: ask again a quiet stretch later. (Leaving ``due`` in
+            # the past made the caller's wait zero: a run whose start marker was late
+            # spun, asking tmux about its pane in a loop; 400 servers under load sent
+            # 34,000 such commands and starved tmux until most runs timed out.)
+            self.due = now + max(self.gap, self.quiet)
+            return None
+        if self.remote is None and not self._learn_remote():
+            return None
+        from sane.ops.prompts import Idle, probe
+
+        # An ssh pane's probe is a side-channel call: keep it within the run's time.
+        found = probe(self.client, self.pane_id, max(0.5, min(5.0, deadline - now)))
+        waiting: Waiting | None = None
+        if isinstance(found, Idle):
+            if found.kernel or scanner.prompt_seen:
+                self._ask_status(scanner)
+        elif found is not None:
+            waiting = found
+            # The shell itself blocked in a read may be its `read` builtin, or a
+            # program's read right before it exits, its output still on its way
+            # through tmux. tmux sends a pane's output in order with command replies:
+            # one more round trip lets output that was written before the probe arrive.
+            with contextlib.suppress(errors.SaneError):
+                self.client.command(f"display-message -p -t {self.pane_id} ''")
+        if waiting is None:
+            self.gap = min(self.gap * 2, MAX_REMOTE_PROBE_GAP if self.remote else MAX_PROBE_GAP)
+            self.due = time.monotonic() + self.gap
+        else:
+            waiting = waiting._replace(prompt=_own_prompt(waiting.prompt, scanner))
+        return waiting
+
+    def _ask_status(self, scanner: sc.RunScanner) -> None:
+        from sane.protocol.runner import status_probe
+
+        nonce = markers.new_nonce()
+        scanner.expect_status(nonce)
+        with contextlib.suppress(errors.SaneError):
+            self.client.command(
+                f"send-keys -t {self.pane_id} -l -- {quote(status_probe(nonce, scanner.shell))}",
+                f"send-keys -t {self.pane_id} Enter",
+            )
+
+
+def _own_prompt(screen: str, scanner: sc.RunScanner) -> str:
+    """The prompt as the run printed it.
+
+    The screen's cursor line may start with text that is not the run's (the shell's
+    own prompt, drawn after sane's typed line was echoed ahead: ``$ Token: ``): keep
+    the part the run printed when the line ends with it. Nothing left of the cursor
+    (``echo 'Continue?'; read a``): the run's own last non-empty line, never the
+    screen above it (which may hold sane's typed line). Full-screen programs (a
+    pager) draw with cursor moves: the screen's line is the better answer there.
+    """
+    text = output.clean(scanner.region()[-4096:]).decode("utf-8", "replace")
+    tail = text.rsplit("\n", 1)[-1].rsplit("\r", 1)[-1]
+    if tail.strip() and screen.endswith(tail):
+        return tail
+    if screen.strip():
+        return screen
+    return next((x for x in reversed(text.splitlines()) if x.strip()), "")
