@@ -13,6 +13,7 @@ import json
 import os
 import re
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -146,6 +147,17 @@ def _progress_on_stderr(
         quiet_status, quiet_raw = stderr_on_terminal([*argv, "--quiet"], cli_env, out)
         assert quiet_status == status and quiet_raw == "", quiet_raw
         assert one_document(out).keys() == doc.keys()
+    # --stream with stderr on a terminal: its JSON lines on stdout, the display beside
+    out = tmp_path / "stream.jsonl"
+    status, raw = stderr_on_terminal(
+        ["fleet", "run", "--servers", names[0], "--stream", "echo hi"], cli_env, out
+    )
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert status == 0 and lines[0] == {"event": "begin", "operation": "fleet_run", "total": 1}
+    kinds = [e["event"] for e in lines[1:-1]]
+    assert (kinds[0], kinds[-1], set(kinds[1:-1])) == ("started", "finished", {"output"}), kinds
+    assert lines[-1]["ok"] is True and lines[-1]["results"][0]["output"] == "hi\n"
+    assert "✓ sane fleet run: 1/1 done in" in plain(raw), plain(raw)
 
 
 # Run in a pane as a person's terminal: the display of `sane up` on 1,000 servers, 200
@@ -210,3 +222,56 @@ def test_the_display_of_1000_servers_fits_the_terminal_and_shows_server_text_ine
         assert time.monotonic() < deadline, screen()
         time.sleep(0.05)
     assert tmux_server.run("display-message", "-p", "-t", pane, "#{pane_title}") == title
+
+
+def test_ctrl_c_during_up_takes_the_display_down_and_gives_the_cursor_back(
+    cli_env: dict[str, str], sane_ctx: Context, tmp_path: Path
+) -> None:
+    """A person's Ctrl-C while servers connect: the display is taken down (the cursor
+    it hid is shown again) and stdout gets the ``cancelled`` document."""
+    with socket.socket() as silent:  # accepts connections and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        Registry(sane_ctx.home).add(
+            Server(name="mute", host="127.0.0.1", port=silent.getsockname()[1])
+        )
+        master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
+        out = tmp_path / "out.json"
+        with out.open("wb") as stdout:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "sane.cli.main", "up", "mute"],
+                env={**cli_env, "TERM": "xterm-256color"},
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=slave,
+            )
+        os.close(slave)
+        raw = b""
+        deadline = time.monotonic() + 60
+        try:
+            while b"0/1 done" not in raw:  # the display is up, the server not done
+                assert time.monotonic() < deadline, raw
+                ready, _, _ = select.select([master], [], [], 1)
+                if ready:
+                    raw += os.read(master, 65536)
+            proc.send_signal(signal.SIGINT)
+            while True:
+                ready, _, _ = select.select([master], [], [], max(0.1, deadline - time.monotonic()))
+                if not ready:
+                    break
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: the process is gone
+                    break
+                if not data:
+                    break
+                raw += data
+            assert proc.wait(timeout=30) == 130
+        finally:
+            os.close(master)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert raw.rfind(b"\x1b[?25h") > raw.rfind(b"\x1b[?25l") >= 0, raw[-300:]
+    assert one_document(out)["error"]["code"] == "cancelled"
