@@ -34,7 +34,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 from sane.testing.engine import (
@@ -50,7 +49,7 @@ from sane.testing.engine import (
     sweep,
     sweep_dirs,
 )
-from sane.testing.fleet import _answering, _free_port, _keygen
+from sane.testing.fleet import SshFleetBase, _answering, _free_port, _keygen
 from sane.testing.images import IMAGES, reference
 
 __all__ = [
@@ -94,7 +93,7 @@ class ContainerServer:
         return f"[{self.host}]:{self.port}"
 
 
-class ContainerFleet:
+class ContainerFleet(SshFleetBase[ContainerServer]):
     """``count`` containers of ``image`` (or one per entry of ``images``); ``close`` it.
 
     ``images`` names entries of :data:`sane.testing.images.IMAGES`; servers are named
@@ -165,42 +164,6 @@ class ContainerFleet:
 
     # ----------------------------------------------------------------- public API
 
-    @property
-    def servers(self) -> list[ContainerServer]:
-        return list(self._servers.values())
-
-    @property
-    def names(self) -> list[str]:
-        return list(self._servers)
-
-    def server(self, name: str) -> ContainerServer:
-        try:
-            return self._servers[name]
-        except KeyError:
-            raise KeyError(
-                f"no server {name!r} in this fleet ({', '.join(self._servers)})"
-            ) from None
-
-    def __getitem__(self, name: str) -> ContainerServer:
-        return self.server(name)
-
-    @property
-    def client_key(self) -> Path:
-        return self.base / "client" / "id_ed25519"
-
-    @property
-    def known_hosts(self) -> Path:
-        return self.base / "known_hosts"
-
-    @property
-    def ssh_config_path(self) -> Path:
-        return self.base / "ssh_config"
-
-    def ssh_argv(self, name: str, *remote_cmd: str) -> list[str]:
-        """argv for the system ``ssh`` to ``name`` through :attr:`ssh_config_path`."""
-        self.server(name)
-        return ["ssh", "-F", str(self.ssh_config_path), name, *remote_cmd]
-
     def exec(self, name: str, *argv: str, timeout: float = 60.0) -> str:
         """Run ``argv`` in the container, beside sshd (not over ssh): what it printed.
 
@@ -227,21 +190,6 @@ class ContainerFleet:
                 self.service.close()
             shutil.rmtree(self.base, ignore_errors=True)
             _live.discard(self)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def __enter__(self) -> ContainerFleet:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = (
@@ -360,26 +308,6 @@ class ContainerFleet:
                 )
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
-
-    def _write_ssh_config(self) -> None:
-        self.ssh_config_path.write_text(
-            "\n".join(
-                f"Host {s.name}\n"
-                f"    HostName {s.host}\n"
-                f"    Port {s.port}\n"
-                "    User root\n"
-                f"    IdentityFile {self.client_key}\n"
-                "    IdentitiesOnly yes\n"
-                f"    UserKnownHostsFile {self.known_hosts}\n"
-                "    GlobalKnownHostsFile /dev/null\n"
-                "    StrictHostKeyChecking yes\n"
-                "    UpdateHostKeys no\n"
-                "    BatchMode yes\n"
-                "    LogLevel ERROR\n"
-                "    ConnectTimeout 10\n"
-                for s in self._servers.values()
-            )
-        )
 
 
 def labelled_fleet(fleet: ContainerFleet) -> dict[str, str]:

@@ -52,7 +52,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, Self, TypeVar
 
 from sane.fleet.registry import Registry
 from sane.fleet.registry import Server as RegistryServer
@@ -64,6 +64,7 @@ __all__ = [
     "Mode",
     "Server",
     "SshFleet",
+    "SshFleetBase",
     "register",
     "registry_entries",
 ]
@@ -358,7 +359,101 @@ def _netns_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-class Fleet:
+_S = TypeVar("_S", bound=_NamedAddress)
+
+
+class SshFleetBase(Generic[_S]):
+    """What both test fleets (sshd processes here, containers in
+    :mod:`sane.testing.containers`) offer alike: their servers by name, the client key,
+    known_hosts and an ssh_config that reach them, and ``with`` closing them."""
+
+    base: Path
+    _servers: dict[str, _S]
+    _closed: bool
+    _ssh = "ssh"  # the ssh client ssh_argv runs
+
+    @property
+    def servers(self) -> list[_S]:
+        return list(self._servers.values())
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._servers)
+
+    def server(self, name: str) -> _S:
+        try:
+            return self._servers[name]
+        except KeyError:
+            raise KeyError(
+                f"no server {name!r} in this fleet ({', '.join(self._servers)})"
+            ) from None
+
+    def __getitem__(self, name: str) -> _S:
+        return self.server(name)
+
+    @property
+    def client_key(self) -> Path:
+        return self.base / "client" / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.base / "known_hosts"
+
+    @property
+    def ssh_config_path(self) -> Path:
+        return self.base / "ssh_config"
+
+    def ssh_argv(self, name: str, *remote_cmd: str) -> list[str]:
+        """argv for the system ``ssh`` to ``name`` through :attr:`ssh_config_path`."""
+        self.server(name)
+        return [self._ssh, "-F", str(self.ssh_config_path), name, *remote_cmd]
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _write_ssh_config(self) -> None:
+        """One ``Host`` block a server: root with the fleet's key, only its known_hosts,
+        strict checking, no prompt (``_ssh_config_extra`` adds a server's own lines)."""
+        self.ssh_config_path.write_text(
+            "\n".join(
+                f"Host {srv.name}\n"
+                f"    HostName {srv.host}\n"
+                + self._ssh_config_extra(srv)
+                + f"    Port {srv.port}\n"
+                "    User root\n"
+                f"    IdentityFile {self.client_key}\n"
+                "    IdentitiesOnly yes\n"
+                f"    UserKnownHostsFile {self.known_hosts}\n"
+                "    GlobalKnownHostsFile /dev/null\n"
+                "    StrictHostKeyChecking yes\n"
+                "    UpdateHostKeys no\n"
+                "    BatchMode yes\n"
+                "    LogLevel ERROR\n"
+                "    ConnectTimeout 10\n"
+                for srv in self._servers.values()
+            )
+        )
+
+    def _ssh_config_extra(self, srv: _S) -> str:
+        return ""
+
+
+class Fleet(SshFleetBase[Server]):
     """``count`` real sshd servers ``s1..sN``; close it (or use ``with``) to remove everything.
 
     Raises :class:`FleetUnavailable` when the machine cannot run it (not root, no
@@ -397,6 +492,7 @@ class Fleet:
         self._veths: list[str] = []
         self._netns: list[str] = []
         self._tools = self._check_tools()
+        self._ssh = self._tools["ssh"]
         self.base = Path(tempfile.mkdtemp(prefix="sane-fleet-"))
         _live.add(self)
         try:
@@ -409,42 +505,6 @@ class Fleet:
             raise
 
     # ----------------------------------------------------------------- public API
-
-    @property
-    def servers(self) -> list[Server]:
-        return list(self._servers.values())
-
-    def server(self, name: str) -> Server:
-        try:
-            return self._servers[name]
-        except KeyError:
-            raise KeyError(
-                f"no server {name!r} in this fleet ({', '.join(self._servers)})"
-            ) from None
-
-    def __getitem__(self, name: str) -> Server:
-        return self.server(name)
-
-    @property
-    def names(self) -> list[str]:
-        return list(self._servers)
-
-    @property
-    def client_key(self) -> Path:
-        return self.base / "client" / "id_ed25519"
-
-    @property
-    def known_hosts(self) -> Path:
-        return self.base / "known_hosts"
-
-    @property
-    def ssh_config_path(self) -> Path:
-        return self.base / "ssh_config"
-
-    def ssh_argv(self, name: str, *remote_cmd: str) -> list[str]:
-        """argv for the system ``ssh`` to ``name`` through :attr:`ssh_config_path`."""
-        self.server(name)
-        return [self._tools["ssh"], "-F", str(self.ssh_config_path), name, *remote_cmd]
 
     def stop(self, name: str) -> None:
         """Kill that sshd and every process it spawned (sessions included); no-op if stopped."""
@@ -548,10 +608,6 @@ class Fleet:
                 _live.discard(self)
 
     @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
     def bridge(self) -> str | None:
         """The bridge of a netns fleet (None in ports mode and once closed)."""
         return self._bridge
@@ -564,17 +620,6 @@ class Fleet:
     def is_behind(self, name: str) -> bool:
         """True when ``name`` is reachable only through the bastion (see the module doc)."""
         return self.bastion is not None and self.server(name).name != self.bastion
-
-    def __enter__(self) -> Fleet:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._servers)} servers"
@@ -693,27 +738,10 @@ class Fleet:
         lines = [self._trusted[name] for name in self._servers if name in self._trusted]
         self.known_hosts.write_text("".join(line + "\n" for line in lines))
 
-    def _write_ssh_config(self) -> None:
-        blocks = []
-        for srv in self._servers.values():
-            blocks.append(
-                f"Host {srv.name}\n"
-                f"    HostName {srv.host}\n"
-                + (f"    ProxyJump {self.bastion}\n" if self.is_behind(srv.name) else "")
-                + f"    Port {srv.port}\n"
-                "    User root\n"
-                f"    IdentityFile {self.client_key}\n"
-                "    IdentitiesOnly yes\n"
-                f"    UserKnownHostsFile {self.known_hosts}\n"
-                "    GlobalKnownHostsFile /dev/null\n"
-                "    StrictHostKeyChecking yes\n"
-                "    UpdateHostKeys no\n"
-                "    BatchMode yes\n"
-                "    LogLevel ERROR\n"
-                "    KexAlgorithms curve25519-sha256\n"
-                "    ConnectTimeout 10\n"
-            )
-        self.ssh_config_path.write_text("\n".join(blocks))
+    def _ssh_config_extra(self, srv: Server) -> str:
+        """Behind the bastion: jump through it; and the one fast key exchange."""
+        jump = f"    ProxyJump {self.bastion}\n" if self.is_behind(srv.name) else ""
+        return jump + "    KexAlgorithms curve25519-sha256\n"
 
     # ----------------------------------------------------------------- processes
 
