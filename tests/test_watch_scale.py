@@ -8,6 +8,7 @@ runs shown come from real sshd servers and a real tmux."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -210,3 +211,21 @@ def test_sane_watch_in_a_pane_shows_1000_servers_in_one_screen(
         assert time.monotonic() < deadline, status
         time.sleep(0.1)
         status = tmux_server.run("display-message", "-p", "-t", pane, "#{pane_current_command}")
+
+
+def test_watch_once_with_a_tag_lists_only_that_tag(
+    cli_env: dict[str, str], sane_home: Path
+) -> None:
+    _registry_of(sane_home, 1000)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sane.cli.main", "watch", "--once", "--no-health", "--tag", "t3"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = json.loads(proc.stdout)["servers"]
+    assert [r["server"] for r in rows] == [f"far{i:04d}" for i in range(1000) if i % 7 == 3]
+    assert {r["connection"] for r in rows} == {"disconnected"}

@@ -31,11 +31,17 @@ Example:
     help="Seconds between health reads of the live view (in the background, servers "
     "with a live pane only).",
 )
+@click.option("--tag", default=None, help="Only the servers with this tag.")
 @click.option("--once", is_flag=True, help="Print one JSON snapshot and exit.")
 @click.option("--no-health", is_flag=True, help="Skip reading health.json (cheaper).")
 @socket_option
 def watch(
-    interval: float, health_interval: float, once: bool, no_health: bool, socket: str | None
+    interval: float,
+    health_interval: float,
+    tag: str | None,
+    once: bool,
+    no_health: bool,
+    socket: str | None,
 ) -> None:
     """Servers, connection, health and current runs, refreshed every --interval
     seconds until C-c (or one JSON snapshot with --once). Fits the terminal: the
@@ -46,11 +52,11 @@ def watch(
 
     with Context(TmuxServer.from_env(socket)) as ctx:
         if once:
-            emit(snapshot(ctx, not no_health))
+            emit(snapshot(ctx, not no_health, tag))
         reader = None if no_health else HealthReader(ctx.home, health_interval)
         try:
             while True:
-                snap = live_snapshot(ctx, reader)
+                snap = live_snapshot(ctx, reader, tag)
                 size = _size()
                 stamp = time.strftime("%H:%M:%S")
                 text = render(

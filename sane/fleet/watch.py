@@ -29,10 +29,16 @@ from sane.visible import visible
 Row = dict[str, Any]
 
 
-def snapshot(ctx: Context, with_health: bool = True) -> dict[str, Any]:
-    """One row per registered server: pane, connection, current run, health (every
-    server's, read now, unless not ``with_health``): ``sane watch --once``."""
+def _servers(ctx: Context, tag: str | None) -> list[Server]:
     servers = Registry(ctx.home).servers()
+    return servers if tag is None else [s for s in servers if tag in s.tags]
+
+
+def snapshot(ctx: Context, with_health: bool = True, tag: str | None = None) -> dict[str, Any]:
+    """One row per registered server (with ``tag``, if given): pane, connection,
+    current run, health (every server's, read now, unless not ``with_health``):
+    ``sane watch --once``."""
+    servers = _servers(ctx, tag)
     panes = server_panes(ctx)
     health = (
         {r["server"]: r for r in check(ctx.home, servers)["servers"]}
@@ -42,10 +48,12 @@ def snapshot(ctx: Context, with_health: bool = True) -> dict[str, Any]:
     return {"servers": _rows(ctx, servers, panes, health)}
 
 
-def live_snapshot(ctx: Context, reader: HealthReader | None) -> dict[str, Any]:
+def live_snapshot(
+    ctx: Context, reader: HealthReader | None, tag: str | None = None
+) -> dict[str, Any]:
     """A refresh of the live view: health as ``reader`` last read it (a new read
     started in the background when one is due), none without a reader."""
-    servers = Registry(ctx.home).servers()
+    servers = _servers(ctx, tag)
     panes = server_panes(ctx)
     if reader is None:
         return {"servers": _rows(ctx, servers, panes, {})}
