@@ -31,6 +31,7 @@ from sane.errors import (
     StateError,
     TmuxError,
 )
+from sane.fleet.defaults import HEALTH_WAIT_INTERVAL, RUN_TIMEOUT
 from sane.fleet.registry import Registry, Server
 from sane.models import (
     CreateFileResult,
@@ -116,7 +117,7 @@ def fleet_run(
     servers: Sequence[Server],
     command: str,
     max_parallel: int = DEFAULT_PARALLEL,
-    timeout: float = 30.0,
+    timeout: float = RUN_TIMEOUT,
     on_event: Callable[[Event], None] | None = None,
 ) -> FleetRunResult:
     """``command`` on every server's ssh pane (opened on demand), at most
@@ -172,7 +173,7 @@ def fleet_health_wait(
     until: str,
     mode: Literal["all", "any"] = "all",
     timeout: float = 60.0,
-    interval: float = 2.0,
+    interval: float = HEALTH_WAIT_INTERVAL,
     home: Path | None = None,
     on_event: Callable[[Event], None] | None = None,
 ) -> HealthWaitResult:

@@ -16,6 +16,9 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
+from sane.fleet.defaults import HEALTH_WAIT_INTERVAL
+from sane.fleet.defaults import PUT_TIMEOUT as FLEET_PUT_TIMEOUT
+from sane.fleet.defaults import RUN_TIMEOUT as FLEET_RUN_TIMEOUT
 from sane.fleet.health import PARALLEL as HEALTH_PARALLEL
 from sane.ops.run.options import DEFAULT_QUIET_PERIOD, INTERRUPT_GRACE
 from sane.parallel import DEFAULT_PARALLEL
@@ -259,7 +262,9 @@ class FleetRunInput(Input):
     all: AllServers = False
     max_parallel: MaxParallel = DEFAULT_PARALLEL
     timeout: float = Field(
-        default=30.0, ge=0, description="Each server's own deadline, seconds, connecting included."
+        default=FLEET_RUN_TIMEOUT,
+        ge=0,
+        description="Each server's own deadline, seconds, connecting included.",
     )
     max_output: int = Field(
         default=FLEET_MAX_OUTPUT,
@@ -311,7 +316,9 @@ class HealthWaitInput(Input):
         "(`met` false); under the common 60 s client request timeout "
         "(call again to wait longer).",
     )
-    interval: float = Field(default=2.0, ge=0.05, description="Seconds between polls.")
+    interval: float = Field(
+        default=HEALTH_WAIT_INTERVAL, ge=0.05, description="Seconds between polls."
+    )
 
 
 WAIT = (
@@ -509,7 +516,9 @@ class FleetPutInput(Input):
     )
     parents: bool = Field(default=False, description="Create missing parent directories.")
     max_parallel: MaxParallel = DEFAULT_PARALLEL
-    timeout: float = Field(default=600.0, ge=0, description="Seconds for each server's copy.")
+    timeout: float = Field(
+        default=FLEET_PUT_TIMEOUT, ge=0, description="Seconds for each server's copy."
+    )
 
 
 class FleetDetectInput(Input):

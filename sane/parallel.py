@@ -18,10 +18,10 @@ from typing import TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Idle workers kept for the next call; more than this many exit when done.
 # How many servers a fleet command works on at once unless told otherwise (--max-parallel):
 # the one default of up/connect, fleet run/put/detect and the library.
 DEFAULT_PARALLEL = 5
+# Idle workers kept for the next call; more than this many exit when done.
 MAX_IDLE = 64
 
 

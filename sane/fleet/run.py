@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sane import errors
+from sane.fleet.defaults import PUT_TIMEOUT, RUN_TIMEOUT
 from sane.fleet.events import Event, FleetEvents, OnEvent
 from sane.fleet.limits import raise_own_open_files_limit
 from sane.fleet.panes import lost_error, open_server_pane, server_panes
@@ -33,7 +34,7 @@ def fleet_run(
     servers: Sequence[ServerLike],
     command: str,
     max_parallel: int = DEFAULT_PARALLEL,
-    timeout: float = 30.0,
+    timeout: float = RUN_TIMEOUT,
     on_event: Callable[[Event], None] | None = None,
     max_output: int | None = DEFAULT_MAX_OUTPUT,
     stop: threading.Event | None = None,
@@ -201,7 +202,7 @@ def fleet_put(
     mode: int | None = None,
     parents: bool = False,
     max_parallel: int = DEFAULT_PARALLEL,
-    timeout: float = 600.0,
+    timeout: float = PUT_TIMEOUT,
     on_event: OnEvent | None = None,
 ) -> dict[str, Any]:
     """create-file on many servers; a server whose file already has the same sha256 is
