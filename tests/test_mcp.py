@@ -841,3 +841,87 @@ def test_sane_mcp_tools_and_exclude_serve_a_subset(
     anyio.run(main)
     status, doc, _ = cli(["sane.cli.main", "mcp", "--tools", "no_such"], cli_env)
     assert (status, doc["error"]["code"]) == (2, "invalid_argument")
+
+
+def test_recorded_runs_are_resources_state_and_paged_log(
+    cli_env: dict[str, str], tmux_server: TmuxTestServer
+) -> None:
+    """A run left waiting is listed; its state and its whole output so far are readable
+    page by page (a page never splits a character); URIs are allow-listed."""
+    from sane.mcp.resources import LOG_PAGE
+
+    pane = tmux_server.new_pane("bash")
+    line = "abcéx\n"  # 7 bytes: the first page's end would fall inside the é
+    assert LOG_PAGE % len(line.encode()) == 4
+    whole = line * 5000
+
+    async def read_log(session: ClientSession, uri: str) -> tuple[str, list[dict[str, Any]]]:
+        text, metas = "", []
+        next_uri: str | None = uri
+        while next_uri is not None:
+            contents = (await session.read_resource(next_uri)).contents[0]
+            assert isinstance(contents, mt.TextResourceContents)  # a page is text
+            assert len(contents.text.encode()) <= LOG_PAGE
+            text += contents.text
+            metas.append(contents.meta or {})
+            next_uri = metas[-1]["next"]
+        return text, metas
+
+    async def body(session: ClientSession, call: Call) -> None:
+        result = await session.call_tool(
+            "run_command",
+            {
+                "command": "yes abcéx | head -n 5000; read -r x; echo got $x",
+                "pane": pane,
+                "timeout": 20,
+            },
+        )
+        started = document(result)
+        assert started["status"] == "waiting_input", started
+        run_id = started["run_id"]
+        linked = [str(c.uri) for c in result.content if isinstance(c, mt.ResourceLink)]
+        assert f"sane://runs/{run_id}/log" in linked  # beside the spilled output's link
+        listed = {str(r.uri) for r in (await session.list_resources()).resources}
+        assert {f"sane://runs/{run_id}", f"sane://runs/{run_id}/log"} <= listed
+        templates = {
+            t.uri_template for t in (await session.list_resource_templates()).resource_templates
+        }
+        assert {"sane://runs/{run_id}", "sane://runs/{run_id}/log{?offset}"} <= templates
+
+        state = (await session.read_resource(f"sane://runs/{run_id}")).contents[0]
+        assert isinstance(state, mt.TextResourceContents)
+        summary = json.loads(state.text)
+        assert (summary["pane"], summary["status"], summary["output_bytes"]) == (
+            pane,
+            "running",
+            len(whole.encode()),
+        )
+        text, metas = await read_log(session, f"sane://runs/{run_id}/log")
+        assert text == whole and len(metas) == 2
+        assert metas[0]["next_offset"] == LOG_PAGE - 1  # moved back to the é's first byte
+
+        done = await call("run_input", run_id=run_id, text="yes")
+        assert (done["status"], done["output"]) == ("completed", "yes\ngot yes\n"), done  # echoed
+        state = (await session.read_resource(f"sane://runs/{run_id}")).contents[0]
+        assert isinstance(state, mt.TextResourceContents)
+        summary = json.loads(state.text)
+        assert (summary["status"], summary["exit_code"]) == ("completed", 0)
+        text, _ = await read_log(session, f"sane://runs/{run_id}/log")
+        assert text == whole + "yes\ngot yes\n"
+
+        for bad in (
+            f"sane://runs/{run_id}/../../servers.json",
+            "sane://runs/../runs",
+            f"sane://runs/{run_id}/log?offset=-1",
+            f"sane://runs/{run_id}/log?offset=99999999",
+            f"sane://runs/{run_id}/record.json",
+            f"sane://runs/{run_id}/stream",
+        ):
+            with pytest.raises(MCPError) as refused:
+                await session.read_resource(bad)
+            assert refused.value.error.code == mt.INVALID_PARAMS, bad
+        with pytest.raises(MCPError) as missing:
+            await session.read_resource("sane://runs/r000000000000")
+        assert missing.value.error.code == -32002
+
+    with_session(cli_env, body)

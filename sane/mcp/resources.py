@@ -1,15 +1,24 @@
-"""Files sane saved for an agent, as MCP resources.
+"""What sane keeps for an agent, as MCP resources.
 
 A run's output past the cap is saved whole to a private file (0600, in
 ``$SANE_HOME/runs/<run id>/``) and the result keeps only the head and the tail; the
 tool result links the file as ``sane://runs/<run id>/output-<offset>`` so a client can
-read the rest without access to the server's file system. Only names of that exact
-shape are served: a URI can never name any other file.
+read the rest without access to the server's file system.
+
+Every run with a record in ``$SANE_HOME`` (left running by a timeout, or over and not
+yet collected) is listed: ``sane://runs/<run id>`` is its state (JSON), and
+``sane://runs/<run id>/log`` its whole output so far, a model-sized page at a time
+(``?offset=N`` for the next; each page's ``_meta`` names it). Pane screens are
+``sane://panes/%<id>/screen``.
+
+A URI is untrusted input: only names matching these exact patterns (run ids of sane's
+own shape, digits) are served, so a URI can never name any other file.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -18,11 +27,19 @@ from typing import Any
 import mcp_types as mt
 
 from sane import errors
+from sane.inputs import AGENT_MAX_OUTPUT
 from sane.ops.context import Context
+from sane.ops.run.log import recorded_runs, run_log
 from sane.ops.run.record import runs_dir
 
 _OUTPUT_URI = re.compile(r"sane://runs/(r[0-9a-f]{12})/(output-[0-9]+)")
 _SCREEN_URI = re.compile(r"sane://panes/%([0-9]+)/screen")
+_RUN_URI = re.compile(r"sane://runs/(r[0-9a-f]{12})")
+_LOG_URI = re.compile(r"sane://runs/(r[0-9a-f]{12})/log(?:\?offset=([0-9]{1,15}))?")
+# A log page fits a model as a tool result does.
+LOG_PAGE = AGENT_MAX_OUTPUT
+_GOING_ON = ("running", "waiting_input")  # a result whose run has a record
+LISTED_RUNS = 200  # the newest; records older than a week are pruned anyway
 
 TEMPLATES = [
     mt.ResourceTemplate(
@@ -31,6 +48,22 @@ TEMPLATES = [
         description="The whole output of a run whose result was truncated "
         "(the result's full_output_path), from byte offset `offset` of the "
         "run's output.",
+        mime_type="text/plain",
+    ),
+    mt.ResourceTemplate(
+        name="run",
+        uri_template="sane://runs/{run_id}",
+        description="A run sane recorded (left running by a timeout, or over and not "
+        "collected yet): pane, command, status (running, ended, completed, "
+        "interrupted, lost), exit code, owner, output size; JSON.",
+        mime_type="application/json",
+    ),
+    mt.ResourceTemplate(
+        name="run-log",
+        uri_template="sane://runs/{run_id}/log{?offset}",
+        description=f"A recorded run's whole output so far, {LOG_PAGE} bytes a page "
+        "from byte `offset` (default 0); the page's _meta gives next_offset and the "
+        "next page's URI (null at the end so far).",
         mime_type="text/plain",
     ),
     mt.ResourceTemplate(
@@ -61,7 +94,8 @@ def _saved_paths(document: Mapping[str, Any]) -> Iterator[str]:
 
 
 def links(ctx: Context, document: Mapping[str, Any]) -> list[mt.ResourceLink]:
-    """A resource link per saved output the document names."""
+    """A resource link per saved output the document names, and to the log of each
+    run it leaves running or waiting (recorded, so readable while it goes on)."""
     found = []
     for path in _saved_paths(document):
         uri = output_uri(ctx, path)
@@ -74,7 +108,98 @@ def links(ctx: Context, document: Mapping[str, Any]) -> list[mt.ResourceLink]:
                     description="the whole output (the result keeps its head and tail)",
                 )
             )
+    results = [document, *(document.get("results") or [])]
+    for result in results:
+        if not isinstance(result, Mapping) or result.get("status") not in _GOING_ON:
+            continue
+        run_id = result.get("run_id")
+        if isinstance(run_id, str) and _RUN_URI.fullmatch(f"sane://runs/{run_id}"):
+            found.append(
+                mt.ResourceLink(
+                    name=f"{run_id} log",
+                    uri=f"sane://runs/{run_id}/log",
+                    mime_type="text/plain",
+                    description="the run's whole output so far, while it goes on",
+                )
+            )
     return found
+
+
+def listing(ctx: Context) -> list[mt.Resource]:
+    """Each recorded run's state and log, newest first."""
+    found: list[mt.Resource] = []
+    for run_id in recorded_runs(ctx)[:LISTED_RUNS]:
+        found.append(
+            mt.Resource(
+                name=f"run {run_id}",
+                uri=f"sane://runs/{run_id}",
+                mime_type="application/json",
+                description="a recorded run: its state and result",
+            )
+        )
+        found.append(
+            mt.Resource(
+                name=f"run {run_id} log",
+                uri=f"sane://runs/{run_id}/log",
+                mime_type="text/plain",
+                description="the run's whole output so far, page by page",
+            )
+        )
+    return found
+
+
+def _text_or_blob(uri: str, data: bytes, meta: dict[str, Any] | None = None) -> Any:
+    try:
+        return mt.TextResourceContents(
+            uri=uri, mime_type="text/plain", text=data.decode("utf-8"), _meta=meta
+        )
+    except UnicodeDecodeError:
+        return mt.BlobResourceContents(
+            uri=uri,
+            mime_type="application/octet-stream",
+            blob=base64.b64encode(data).decode("ascii"),
+            _meta=meta,
+        )
+
+
+def _page_end(data: bytes, start: int) -> int:
+    """Where a page from ``start`` ends: LOG_PAGE bytes on, moved back to the start
+    of a UTF-8 character it would split (a page of text stays text)."""
+    end = min(len(data), start + LOG_PAGE)
+    back = end
+    while back < len(data) and back > start and end - back < 3 and data[back] & 0xC0 == 0x80:
+        back -= 1
+    return back if back > start else end
+
+
+def _read_run(ctx: Context, uri: str, run_id: str) -> mt.ReadResourceResult:
+    summary, _ = run_log(ctx, run_id)
+    summary["log"] = f"sane://runs/{run_id}/log"
+    return mt.ReadResourceResult(
+        contents=[
+            mt.TextResourceContents(uri=uri, mime_type="application/json", text=json.dumps(summary))
+        ]
+    )
+
+
+def _read_log(ctx: Context, uri: str, run_id: str, offset: int) -> mt.ReadResourceResult:
+    summary, data = run_log(ctx, run_id)
+    if offset > len(data):
+        raise errors.InvalidArgument(
+            f"offset {offset} is past the {len(data)} bytes run {run_id} has output so far",
+            uri=uri,
+            output_bytes=len(data),
+        )
+    end = _page_end(data, offset)
+    more = end < len(data)
+    meta = {
+        "offset": offset,
+        "next_offset": end if more else None,
+        "next": f"sane://runs/{run_id}/log?offset={end}" if more else None,
+        "output_bytes": len(data),
+        "status": summary["status"],
+    }
+    return mt.ReadResourceResult(contents=[_text_or_blob(uri, data[offset:end], meta)])
 
 
 def read(ctx: Context, uri: str) -> mt.ReadResourceResult:
@@ -86,10 +211,17 @@ def read(ctx: Context, uri: str) -> mt.ReadResourceResult:
         return mt.ReadResourceResult(
             contents=[mt.TextResourceContents(uri=uri, mime_type="text/plain", text=text)]
         )
+    run = _RUN_URI.fullmatch(uri)
+    if run is not None:
+        return _read_run(ctx, uri, run.group(1))
+    log = _LOG_URI.fullmatch(uri)
+    if log is not None:
+        return _read_log(ctx, uri, log.group(1), int(log.group(2) or 0))
     match = _OUTPUT_URI.fullmatch(uri)
     if match is None:
         raise errors.InvalidArgument(
-            f"no resource {uri!r}: sane serves "
+            f"no resource {uri!r}: sane serves sane://runs/<run id>, "
+            "sane://runs/<run id>/log[?offset=N], "
             "sane://runs/<run id>/output-<offset> and "
             "sane://panes/%<id>/screen",
             uri=uri,
@@ -101,14 +233,4 @@ def read(ctx: Context, uri: str) -> mt.ReadResourceResult:
         raise errors.RunNotFound(
             f"no saved output {uri} (runs are forgotten after a week)", uri=uri
         ) from None
-    try:
-        contents: mt.TextResourceContents | mt.BlobResourceContents = mt.TextResourceContents(
-            uri=uri, mime_type="text/plain", text=data.decode("utf-8")
-        )
-    except UnicodeDecodeError:
-        contents = mt.BlobResourceContents(
-            uri=uri,
-            mime_type="application/octet-stream",
-            blob=base64.b64encode(data).decode("ascii"),
-        )
-    return mt.ReadResourceResult(contents=[contents])
+    return mt.ReadResourceResult(contents=[_text_or_blob(uri, data)])

@@ -182,7 +182,9 @@ def build_server(ctx: Context, exposed: tuple[tools.Tool, ...] = tools.TOOLS) ->
     async def list_resources(
         _: ServerRequestContext[Any], __: mt.PaginatedRequestParams | None
     ) -> mt.ListResourcesResult:
-        return mt.ListResourcesResult(resources=[])  # links come with the results
+        # the recorded runs; saved outputs come as links with their results
+        listed = await anyio.to_thread.run_sync(resources.listing, ctx, limiter=quick)
+        return mt.ListResourcesResult(resources=listed)
 
     async def read_resource(
         _: ServerRequestContext[Any], params: mt.ReadResourceRequestParams
