@@ -20,7 +20,10 @@ from sane.fleet.defaults import HEALTH_WAIT_INTERVAL
 from sane.fleet.defaults import PUT_TIMEOUT as FLEET_PUT_TIMEOUT
 from sane.fleet.defaults import RUN_TIMEOUT as FLEET_RUN_TIMEOUT
 from sane.fleet.health import PARALLEL as HEALTH_PARALLEL
-from sane.ops.run.options import DEFAULT_QUIET_PERIOD, INTERRUPT_GRACE
+from sane.fleet.registry import HEALTH_PATH
+from sane.ops.create_file import TIMEOUT as CREATE_FILE_TIMEOUT
+from sane.ops.detect_platform import PROBE_TIMEOUT
+from sane.ops.run.options import DEFAULT_QUIET_PERIOD, INTERRUPT_GRACE, RunOptions
 from sane.parallel import DEFAULT_PARALLEL
 from sane.strict import Strict
 
@@ -31,6 +34,8 @@ from sane.strict import Strict
 # the whole output is saved to a private file, offered as an MCP resource
 # (`full_output_path`). The CLI keeps its own default.
 AGENT_MAX_OUTPUT = 24_000
+# A run is followed this long unless told: the library's default (RunOptions) for the tool too.
+RUN_TIMEOUT = RunOptions().timeout
 # A fleet result carries ~700 characters of fields per server beside its output.
 FLEET_MAX_OUTPUT = 20_000
 
@@ -71,7 +76,7 @@ class RunCommandInput(Input):
     pane: str | None = Field(default=None, description=PANE)
     server: str | None = Field(default=None, description=SERVER)
     timeout: float = Field(
-        default=30.0,
+        default=RUN_TIMEOUT,
         ge=0,
         description="Seconds to wait; past it the run "
         "is reported `running` with the output so far (use run_wait).",
@@ -194,7 +199,9 @@ class CreateFileInput(Input):
         pattern=r"^[0-9a-fA-F]{64}$",
         description="Refuse to install unless the content has this checksum.",
     )
-    timeout: float = Field(default=600.0, ge=0, description="Seconds for the whole transfer.")
+    timeout: float = Field(
+        default=CREATE_FILE_TIMEOUT, ge=0, description="Seconds for the whole transfer."
+    )
 
 
 class DetectPlatformInput(Input):
@@ -202,7 +209,7 @@ class DetectPlatformInput(Input):
 
     pane: str | None = Field(default=None, description=PANE)
     server: str | None = Field(default=None, description=SERVER)
-    timeout: float = Field(default=30.0, ge=0, description="Seconds for the probe.")
+    timeout: float = Field(default=PROBE_TIMEOUT, ge=0, description="Seconds for the probe.")
 
 
 class ListPanesInput(Input):
@@ -239,7 +246,7 @@ class ServerAddInput(Input):
     )
     tags: list[str] = Field(default_factory=list, description="Tags to select servers by.")
     health_path: str = Field(
-        default="~/.sane/health.json", description="Where the server's health.json lives."
+        default=HEALTH_PATH, description="Where the server's health.json lives."
     )
     replace: bool = Field(default=False, description="Overwrite a server of that name.")
 

@@ -28,6 +28,10 @@ from sane.strict import Strict
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 
 
+# Where a server keeps its health.json unless registered otherwise.
+HEALTH_PATH = "~/.sane/health.json"
+
+
 class Server(Strict):
     """One server as the registry stores it."""
 
@@ -42,7 +46,7 @@ class Server(Strict):
     extra_identity_files: list[str] = Field(default_factory=list)
     ssh_options: dict[str, str] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
-    health_path: str = "~/.sane/health.json"
+    health_path: str = HEALTH_PATH
 
     @field_validator("host")
     @classmethod

@@ -61,6 +61,8 @@ _FAILURES: dict[str, type[errors.SaneError]] = {
 # waiting for content (where the next command typed would become file data). ``>|``:
 # the pane's shell may have ``set -o noclobber``, and the temp file exists already.
 IDLE_SECONDS = 20
+# Seconds for a whole transfer unless told (the library, create-file and its tool).
+TIMEOUT = 600.0
 _RECEIVE_PASTE = """\
 stty -icanon -echo min 0 time {idle} 2>/dev/null
 printf '{send}' {nonce}
@@ -296,7 +298,7 @@ def create_file(
     no_overwrite: bool = False,
     backup: bool = False,
     expected_sha256: str | None = None,
-    timeout: float = 600.0,
+    timeout: float = TIMEOUT,
     side_channel: SideChannel | None = None,
     idle: float = IDLE_SECONDS,
 ) -> CreateFileResult:

@@ -19,6 +19,8 @@ from sane.ops.context import Context
 from sane.ops.run.command import run_command
 from sane.ops.run.options import RunOptions
 
+# Seconds the probe may take unless told (the library, detect-platform and its tool).
+PROBE_TIMEOUT = 30.0
 PACKAGE_MANAGERS = (
     "apt-get",
     "dnf",
@@ -299,7 +301,9 @@ def _virtualization(single: dict[str, str]) -> str | None:
     return None
 
 
-def detect_platform(ctx: Context, pane: str | None = None, timeout: float = 30.0) -> PlatformInfo:
+def detect_platform(
+    ctx: Context, pane: str | None = None, timeout: float = PROBE_TIMEOUT
+) -> PlatformInfo:
     started = time.perf_counter()
     result = run_command(
         ctx,
