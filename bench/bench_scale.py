@@ -15,7 +15,9 @@ run, each sane figure is printed beside its baseline and the ratio:
   true`` over the panes' own ControlMasters, N at once;
 * put: ``fleet_put`` of 100 KB (--max-parallel N) against ``scp`` over the same
   ControlMasters, N at once, and parallel-ssh's ``copy_file`` (new connections);
-* health: ``check_health`` against ``cat`` of the same file over the ControlMasters.
+* health: ``check_health`` against ``cat`` of the same file over the ControlMasters;
+* progress: warm ``true`` and a health read with the live display drawing on a real
+  pseudo-terminal (what a person at a terminal gets) against the same with no listener.
 
 At the end, per-server slopes (ms per added server) between the smallest and largest N.
 Figures on a shared 2-core machine are noisy: read the ratios, not the milliseconds.
@@ -119,6 +121,67 @@ def warm_rows(ctx: Context, servers: list[Server]) -> list[Row]:
     )
     sleep = timed(lambda: fleet_run(ctx, servers, "sleep 1", max_parallel=count), 2)
     rows.append(("sleep 1 | 1000 ms", sleep, 1000.0))
+    return rows
+
+
+def progress_rows(ctx: Context, servers: list[Server]) -> list[Row]:
+    """What the live display costs the work it shows: warm ``true`` and a health read
+    with ``sane.cli._stream.LiveProgress`` drawing on a real pseudo-terminal (120x40,
+    drained by a thread as a terminal would read it), against the same calls with no
+    listener."""
+    import fcntl
+    import struct
+    import termios
+    import threading
+
+    from sane.cli._stream import LiveProgress
+    from sane.fleet.health import check
+
+    count = len(servers)
+    fleet_run(ctx, servers, "true", max_parallel=count)  # every pane up
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    terminal = os.fdopen(slave, "w", encoding="utf-8")
+
+    def drain() -> None:
+        while True:
+            try:
+                if not os.read(master, 65536):
+                    return
+            except OSError:
+                return
+
+    threading.Thread(target=drain, daemon=True).start()
+
+    def shown(work: Callable[[Any], object]) -> Callable[[], None]:
+        def run() -> None:
+            display = LiveProgress(terminal, title="bench", spinner=False, output=False)
+            try:
+                work(display)
+            finally:
+                display.close()
+
+        return run
+
+    rows: list[Row] = []
+    try:
+        rows.append(
+            (
+                "warm true, live display on a terminal | no listener",
+                timed(shown(lambda d: fleet_run(ctx, servers, "true", count, on_event=d)), 5),
+                timed(lambda: fleet_run(ctx, servers, "true", max_parallel=count), 5),
+            )
+        )
+        rows.append(
+            (
+                "health, live display on a terminal | no listener",
+                timed(shown(lambda d: check(ctx.home, servers, None, count, on_event=d)), 3),
+                timed(lambda: check(ctx.home, servers, None, count), 3),
+            )
+        )
+    finally:
+        terminal.close()
+        os.close(master)
     return rows
 
 
@@ -263,6 +326,8 @@ def bench_size(count: int, parallels: list[int], parts: set[str]) -> list[Row]:
                 rows += put_rows(ctx, servers, fleet, work)
             if "health" in parts:
                 rows += health_rows(ctx, servers, fleet)
+            if "progress" in parts:
+                rows += progress_rows(ctx, servers)
     finally:
         srv.kill()
         shutil.rmtree(work, ignore_errors=True)
@@ -273,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--sizes", default="20,100,200,400")
     parser.add_argument("--parallel", default="5,50", help="--max-parallel values to connect with")
-    parser.add_argument("--parts", default="connect,warm,put,health")
+    parser.add_argument("--parts", default="connect,warm,put,health,progress")
     args = parser.parse_args(argv)
     sizes = [int(n) for n in args.sizes.split(",")]
     parallels = [int(n) for n in args.parallel.split(",")]
