@@ -63,6 +63,42 @@ def test_200_servers_connect_with_bounded_handshakes_and_run_exactly(
     assert [r["output"] for r in result["results"]] == [f"{s.name}\n" for s in servers]
 
 
+def test_a_cold_connect_costs_tmux_the_same_per_server_at_any_size(
+    sane_ctx: Context, ssh_fleet: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a cold connect asks of tmux, from the command lines sane's control client
+    sends (real tmux answers them): the session's panes are listed whole a fixed
+    number of times, not once per server (that grew the connect with N²: at 1,000
+    servers each listing names 1,000 panes); the runner's ~2.2 KB goes in as one
+    paste, not as keys (tmux handles keys one by one and the remote line editor
+    redraws after each: 80-190 ms of CPU per pane); no process holds a gate; and a
+    server's pane is made and marked in one command line."""
+    from sane.tmux.control import ControlClient
+
+    servers = register(sane_ctx.home, ssh_fleet)
+    ensure_session(sane_ctx)
+    sent: list[str] = []
+    send = ControlClient.send
+
+    def spy(self: ControlClient, *commands: str) -> Any:
+        sent.extend(commands)
+        return send(self, *commands)
+
+    monkeypatch.setattr(ControlClient, "send", spy)
+    reports = connect_many(sane_ctx, servers, max_parallel=3)
+    sent = [c.replace("'", "") for c in sent]  # words as tmux reads them
+    assert [r["ok"] for r in reports] == [True] * 3, reports
+    assert [r["shell"] for r in reports] == ["posix"] * 3
+    whole = [c for c in sent if c.startswith("list-panes") and " -f " not in c]
+    assert len(whole) <= 2, whole
+    keys = [c for c in sent if c.startswith("send-keys")]
+    assert max(len(c) for c in keys) < 1000, max(keys, key=len)[:200]
+    assert not [c for c in sent if "wait-for" in c]
+    assert len([c for c in sent if c.startswith("new-window")]) == 3
+    result = fleet_run(sane_ctx, servers, "echo $FLEET_HOST", max_parallel=3)
+    assert [r["output"] for r in result["results"]] == [f"{s.name}\n" for s in servers]
+
+
 def _tmux_pid(ctx: Context) -> int:
     return int(ctx.server.run("display-message", "-p", "#{pid}").strip())
 

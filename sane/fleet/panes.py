@@ -22,14 +22,13 @@ from sane.fleet.limits import check_room_for_pane, from_tmux_failure
 from sane.fleet.spec import ServerLike
 from sane.fleet.ssh import classify, ssh_argv, stderr_log, timeout_error
 from sane.ops.context import Context
-from sane.ops.takeover import install_runner
+from sane.ops.takeover import OPT_SHELL_NOTE, install_runner
 from sane.parallel import DEFAULT_PARALLEL, bounded_map
 from sane.tmux import panes
 from sane.tmux.structure import ensure_local_pane, pane_lock, prepare_commands
 
 ROLE_SSH = "ssh"
 ROLE_ORCHESTRATOR = "orchestrator"
-OPT_GATE = "@sane_gate"
 CONNECT_TIMEOUT = 30.0
 # A server that has answered gets at least this long to take sane's runner, even past
 # a shorter deadline: it is alive, and a pane left without the runner would cost the
@@ -110,57 +109,46 @@ def _server_pane(ctx: Context, name: str) -> panes.PaneState | None:
 
 
 def _new_pane(ctx: Context, server: ServerLike, accept_new: bool) -> str:
-    """A window running ssh behind a gate: the options that keep a failed ssh's pane
-    around are set before ssh may start and exit. ssh's own messages (and its jump
-    hops') go to a file, not the pane: why it failed is then exactly ssh's words, never
-    mixed with the pane's padding or with what sane typed into it.
-
-    Two tmux round trips in all (the window, then its options and the gate's release
-    as one command list), through the control client when one is attached."""
-    gate = f"sane-gate-{os.urandom(6).hex()}"
+    """A window running ssh, made and marked in one tmux command list: tmux runs a
+    list without handling any pane's exit in between, so the options that keep a
+    failed ssh's pane around are set before tmux can see ssh end (no gate process,
+    one round trip). The window is found in the list by a name nobody else has, then
+    given the server's. ssh's own messages (and its jump hops') go to a file, not the
+    pane: why it failed is then exactly ssh's words, never mixed with the pane's
+    padding or with what sane typed into it."""
+    unique = f"sane-new-{os.urandom(6).hex()}"
+    target = f"={ctx.session_name}:={unique}"
     ssh = shlex.join(ssh_argv(server, accept_new, master=True, tty=True))
-    command = f"tmux wait-for {gate} && exec {ssh} 2>{shlex.quote(stderr_log(server))}"
-    new_window = [
-        "new-window",
-        "-d",
-        "-t",
-        f"={ctx.session_name}:",
-        "-n",
-        server.name,
-        "-P",
-        "-F",
-        "#{pane_id}",
-        command,
+    commands = [
+        [
+            "new-window",
+            "-d",
+            "-t",
+            f"={ctx.session_name}:",
+            "-n",
+            unique,
+            "-P",
+            "-F",
+            "#{pane_id}",
+            f"exec {ssh} 2>{shlex.quote(stderr_log(server))}",
+        ],
+        *prepare_commands(target, ROLE_SSH, server.name),
+        # How to reach the same host beside the pane (over its ControlMaster): prompt
+        # detection reads the remote /proc through it while a run waits.
+        ["set-option", "-p", "-t", target, panes.OPT_SIDE_CHANNEL, shlex.join(ssh_argv(server))],
+        ["rename-window", "-t", target, server.name],
     ]
     try:
         try:
-            out = ctx.tmux(new_window)
+            out = ctx.tmux_batch(commands)
         # The session closed since, or was never made (no tmux server runs yet on this
         # socket: a deploy or fleet run is often the first call): make it, once.
         except (errors.SessionNotFound, errors.TmuxServerNotRunning):
             ensure_session(ctx)
-            out = ctx.tmux(new_window)
+            out = ctx.tmux_batch(commands)
     except errors.TmuxError as exc:
         raise from_tmux_failure(exc, server.name) from None
-    pane_id = out[0].strip()
-    ctx.tmux_batch(
-        [
-            *prepare_commands(pane_id, ROLE_SSH, server.name),
-            ["set-option", "-p", "-t", pane_id, OPT_GATE, gate],
-            # How to reach the same host beside the pane (over its ControlMaster): prompt
-            # detection reads the remote /proc through it while a run waits.
-            [
-                "set-option",
-                "-p",
-                "-t",
-                pane_id,
-                panes.OPT_SIDE_CHANNEL,
-                shlex.join(ssh_argv(server)),
-            ],
-            ["wait-for", "-S", gate],
-        ]
-    )
-    return pane_id
+    return out[0].strip()
 
 
 def open_server_pane(
@@ -306,8 +294,12 @@ def connect_many(
     on_event: OnEvent | None = None,
 ) -> list[dict[str, Any]]:
     """Open panes for many servers, at most ``max_parallel`` at once; one report each,
-    told to ``on_event`` as soon as it is known (``sane.fleet.events``)."""
+    told to ``on_event`` as soon as it is known (``sane.fleet.events``).
+
+    The session's panes are listed once for all of them: a listing per server (each
+    naming every pane) made the whole connect grow with N²."""
     ensure_session(ctx)
+    known = server_panes(ctx)
     events = FleetEvents(on_event, "connect", len(servers))
     origin = events.origin
 
@@ -319,7 +311,7 @@ def connect_many(
         started = time.perf_counter()
         report: dict[str, Any] = {"server": server.name, "ok": True, "pane": None, "error": None}
         try:
-            report["pane"] = open_server_pane(ctx, server, accept_new).pane_id
+            report["pane"] = open_server_pane(ctx, server, accept_new, known=known).pane_id
             report.update(_shell_report(ctx, report["pane"]))
         except errors.SaneError as exc:
             report.update(ok=False, error=exc.to_dict())
@@ -337,9 +329,8 @@ def connect_many(
 
 def _shell_report(ctx: Context, pane_id: str) -> dict[str, Any]:
     """Which runner the pane's remote shell took (``posix``, ``fish``) and, when sane
-    started sh in place of a login shell it cannot drive, why (else null)."""
-    from sane.ops.takeover import OPT_SHELL_NOTE
-
+    started sh in place of a login shell it cannot drive, why (else null): one
+    ``display-message`` about that pane (the same cost at any fleet size)."""
     line = ctx.tmux(
         [
             "display-message",
