@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import json
+import os
+import select
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -78,3 +81,32 @@ def cli(
     doc = json.loads(lines[0])
     assert "Traceback" not in proc.stderr
     return proc.returncode, doc, proc.stderr
+
+
+def read_terminal(
+    master: int, proc: subprocess.Popen[Any], timeout: float = 120
+) -> tuple[int, bytes]:
+    """(exit status, what the terminal received): read ``master`` until every writer of
+    the pty closed it or ``timeout`` passed; ``master`` is closed, and the process
+    killed if it outlives the deadline."""
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], deadline - time.monotonic())
+            if not ready:
+                break
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: every writer closed the pty
+                break
+            if not data:
+                break
+            chunks.append(data)
+        status = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return status, b"".join(chunks)

@@ -14,6 +14,7 @@ from sane.fleet.run import fleet_run
 from sane.ops.context import Context
 from sane.testing.fleet import register
 
+from .conftest import read_terminal
 from .test_fleet import peak_concurrency
 
 
@@ -242,18 +243,9 @@ def test_stream_on_a_terminal_draws_a_live_table(
         stdin=subprocess.DEVNULL,
     )
     os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the terminal's other end closed
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
-    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode()).replace("\r", "")
+    status, raw = read_terminal(master, proc, 60)
+    assert status == 0, proc.stderr.read() if proc.stderr else ""
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw.decode()).replace("\r", "")
     for name in ("s1", "s2", "s3"):
         assert f"[{name}] line-{name}\n" in text
         assert f"[{name}] second\n" in text

@@ -10,12 +10,10 @@ import fcntl
 import json
 import os
 import re
-import select
 import struct
 import subprocess
 import sys
 import termios
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,8 @@ from sane.fleet.health import set_health
 from sane.schema import validate
 from sane.testing.fleet import register
 from sane.testing.pytest_plugin import run_process
+
+from .conftest import read_terminal
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
 
@@ -41,27 +41,8 @@ def on_terminal(argv: list[str], env: dict[str, str], timeout: float = 120) -> t
         stderr=slave,
     )
     os.close(slave)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], deadline - time.monotonic())
-            if not ready:
-                break
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: every writer closed the pty
-                break
-            if not data:
-                break
-            chunks.append(data)
-        status = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        os.close(master)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return status, b"".join(chunks).decode("utf-8", "replace")
+    status, raw = read_terminal(master, proc, timeout)
+    return status, raw.decode("utf-8", "replace")
 
 
 def through_pipe(argv: list[str], env: dict[str, str]) -> tuple[int, dict[str, Any]]:

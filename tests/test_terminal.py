@@ -16,6 +16,8 @@ from sane.ops.context import Context
 from sane.testing.fleet import register
 from sane.visible import markup_safe, visible
 
+from .conftest import read_terminal
+
 # An OSC title, an OSC 8 link, a bell, a CR that hides what came before, a bidi
 # override, and rich markup that is not balanced.
 HOSTILE = (
@@ -70,19 +72,9 @@ def test_stream_on_a_terminal_shows_server_text_without_interpreting_it(
         stdin=subprocess.DEVNULL,
     )
     os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    code = proc.wait(timeout=60)
+    code, received = read_terminal(master, proc, 60)
     stderr = proc.stderr.read().decode() if proc.stderr else ""
-    raw = b"".join(chunks).decode("utf-8", "replace")
+    raw = received.decode("utf-8", "replace")
     assert code == 0, raw + stderr  # `[/red]` crashed it with internal_error before
     assert "\x1b]0;" not in raw and "\x1b]8;" not in raw and "\x07" not in raw
     assert "\u202e" not in raw  # the live display and the result's table (sane.cli.human)
