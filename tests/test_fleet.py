@@ -73,6 +73,44 @@ def test_up_twice_reuses_panes_and_down_closes(sane_ctx: Context, ssh_fleet: Any
     assert server_panes(sane_ctx) == {}
 
 
+def _down_counting_kills(ctx: Context, gone: str | None) -> tuple[list[str], list[tuple[str, ...]]]:
+    """``down(ctx)`` and every tmux process it ran with ``kill-pane``; ``gone``: a pane
+    killed by hand just before the first of them (gone between listing and kill)."""
+    from sane.tmux.command import TmuxServer
+
+    run = TmuxServer.run
+    kills: list[tuple[str, ...]] = []
+
+    def counted(self: TmuxServer, *args: str, **kwargs: Any) -> str:
+        if "kill-pane" in args:
+            if gone is not None and not kills:
+                run(self, "kill-pane", "-t", gone)
+            kills.append(args)
+        return run(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TmuxServer, "run", counted)
+        closed = down(ctx)
+    return closed, kills
+
+
+def test_down_closes_every_pane_in_one_tmux_process(sane_ctx: Context, ssh_fleet: Any) -> None:
+    """``sane down`` at 1,000 servers was 1,000 tmux processes: now one per batch, and
+    a pane gone between the listing and the kill does not keep the others open."""
+    servers = register(sane_ctx.home, ssh_fleet)
+    names = sorted(s.name for s in servers)
+    for vanishing in (None, servers[1].name):
+        reports = connect_many(sane_ctx, servers)
+        assert all(r["ok"] for r in reports), reports
+        gone = {r["server"]: r["pane"] for r in reports}.get(vanishing or "")
+        closed, kills = _down_counting_kills(sane_ctx, gone)
+        assert closed == names and server_panes(sane_ctx) == {}
+        if gone is None:
+            assert len(kills) == 1 and kills[0].count("kill-pane") == 3, kills
+        else:  # the batch stopped at the missing pane; the rest one by one
+            assert kills[0].count("kill-pane") == 3 and len(kills) == 4, kills
+
+
 def test_cli_server_commands(cli_env: dict[str, str], ssh_fleet: Any, sane_home: Path) -> None:
     register(sane_home, ssh_fleet)
     status, doc, _ = cli(["sane.cli.main", "server", "test", "s1"], cli_env)

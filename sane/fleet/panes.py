@@ -344,14 +344,29 @@ def _shell_report(ctx: Context, pane_id: str) -> dict[str, Any]:
     return {"shell": kind or None, "shell_note": note or None}
 
 
+# Panes closed by one tmux process (`kill-pane -t A ; kill-pane -t B ...`): a command
+# line of a few kilobytes.
+KILL_BATCH = 200
+
+
 def down(ctx: Context, names: list[str] | None = None) -> list[str]:
-    """Close the panes of ``names`` (all server panes when None); return who was closed."""
-    closed = []
-    for name, state in server_panes(ctx).items():
-        if names is None or name in names:
-            ctx.server.run("kill-pane", "-t", state.pane_id)
-            closed.append(name)
-    return sorted(closed)
+    """Close the panes of ``names`` (all server panes when None); return who was closed.
+
+    One tmux process per KILL_BATCH panes, not one per server (1,000 servers took a
+    thousand processes). tmux stops a command list at the first command that fails (a
+    pane that went away since it was listed): that batch is then closed pane by pane."""
+    from sane.tmux.command import command_list
+
+    found = {n: s.pane_id for n, s in server_panes(ctx).items() if names is None or n in names}
+    targets = list(found.values())
+    for start in range(0, len(targets), KILL_BATCH):
+        batch = targets[start : start + KILL_BATCH]
+        try:
+            ctx.server.run(*command_list([["kill-pane", "-t", pane] for pane in batch]))
+        except errors.SaneError:
+            for pane in batch:
+                ctx.server.run("kill-pane", "-t", pane, check=False)
+    return sorted(found)
 
 
 def pane_for_server(ctx: Context, name: str, accept_new: bool = False) -> str:
