@@ -27,10 +27,12 @@ when it drifts.
 
 CLI path -> the command's tool, help and parameters (see ``sane.cli.spec.Param``), and
 ``fixed``: the values given to the fields the command line does not offer. Kept as JSON
-text: json (already loaded by every command) reads it in a fraction of the time the
-interpreter takes to build the same literal at each start."""
+text, a row each, parsed when first looked up: json (already loaded by every command)
+reads a row in a fraction of the time the interpreter takes to build the same literal,
+and a one-shot command reads only its own rows, not all of them."""
 
 import json
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 '''
@@ -166,13 +168,39 @@ def commands(tools: Any) -> dict[str, dict[str, Any]]:
     return table
 
 
+TABLE_CLASS = '''
+
+class _Rows(Mapping[str, dict[str, Any]]):
+    """The table, each row parsed on first use."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[str, dict[str, Any]] = {}
+
+    def __getitem__(self, path: str) -> dict[str, Any]:
+        row = self._parsed.get(path)
+        if row is None:
+            row = self._parsed[path] = json.loads(_ROWS[path])
+        return row
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_ROWS)
+
+    def __len__(self) -> int:
+        return len(_ROWS)
+
+
+COMMANDS: Mapping[str, dict[str, Any]] = _Rows()
+
+'''
+
+
 def render(tools: Any) -> str:
     """The module's text: a command per line, readable in a review diff."""
     lines = [
-        f"{json.dumps(path)}: {json.dumps(entry, ensure_ascii=True)}"
+        f'{json.dumps(path)}: r"""{json.dumps(entry, ensure_ascii=True)}"""'
         for path, entry in commands(tools).items()
     ]
-    table = "{\n" + ",\n".join(lines) + "\n}"
+    table = "{\n" + ",\n".join(lines) + ",\n}"
     names = (
         "[\n"
         + textwrap.fill(
@@ -184,9 +212,12 @@ def render(tools: Any) -> str:
         + "\n]"
     )
     return (
-        HEADER + '_TABLE = r"""' + table + '"""\n\n'
-        "COMMANDS: dict[str, dict[str, Any]] = json.loads(_TABLE)\n\n"
-        "# Every tool `sane mcp` can serve, in the table's order.\n"
+        HEADER
+        + "_ROWS: dict[str, str] = "
+        + table
+        + "\n"
+        + TABLE_CLASS
+        + "# Every tool `sane mcp` can serve, in the table's order.\n"
         f"TOOL_NAMES: list[str] = {names}\n"
     )
 

@@ -12,7 +12,7 @@ import os
 from typing import TYPE_CHECKING
 
 from sane import errors
-from sane.paths import sane_home
+from sane.paths import sane_home, sane_home_dir
 from sane.tmux import panes
 from sane.tmux.command import TmuxServer
 from sane.tmux.control import ControlClient, ControlHub
@@ -46,6 +46,12 @@ class Context:
         if self._home is None:
             self._home = sane_home()
         return self._home
+
+    @property
+    def home_dir(self) -> str:
+        """``home`` as a string, without importing pathlib (~6 ms of a one-shot run's
+        start) when nobody has needed the Path yet: every run's busy flag names it."""
+        return sane_home_dir() if self._home is None else str(self._home)
 
     def __enter__(self) -> Context:
         return self

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 
 def mine(ctx: Context, run_id: str) -> Holder:
-    return Holder.mine(run_id, str(ctx.home))
+    return Holder.mine(run_id, ctx.home_dir)
 
 
 def claim(ctx: Context, client: ControlClient, state: panes.PaneState, run_id: str) -> None:
