@@ -454,6 +454,25 @@ def test_parse_remote_busybox_ash_read() -> None:
     assert found is not None and found.comm == "ash"
 
 
+def test_parse_remote_fish_read_with_its_working_directory_open() -> None:
+    """fish's `read -P` polls the terminal and two eventfds, its working directory open
+    at fd 3 (recorded over ssh, tests/test_shells.py): a directory is always ready, so
+    the poll waits on the terminal. Without the R line that fd could be anything."""
+    text = (
+        "A x86_64\nG 34843\nP 7 fish\nC 0000000108116013\n"
+        "S 7 0x55ca566a9a30 0x3 0xffffffff 0xb43678c739261760 0x0 0x55ca566e3d40 "
+        "0x7ffccfb51980 0x7fdb5ba3a26f\n"
+        "F 0 /dev/pts/27\nF 1 /dev/pts/27\nF 2 /dev/pts/27\nF 3 /root\nR 3\n"
+        "F 4 /tmp/fish.root/fish_universal_variables.notifier\n"
+        "F 5 anon_inode:[eventfd]\nF 6 anon_inode:[eventfd]\nF 7 /dev/zero\n"
+    )
+    [snap] = prompts.parse_remote(text)
+    found = prompts.waiting_process(snap)
+    assert found is not None and found.comm == "fish" and found.ready == {3}
+    [unknown] = prompts.parse_remote(text.replace("R 3\n", ""))
+    assert prompts.waiting_process(unknown) is None
+
+
 def test_parse_remote_relayed_terminals() -> None:
     text = (
         "A x86_64\nG 34817\nP 40 sudo\nS 7 0x7ff 0x3 0xffffffff 0 0 0 0 0\n"

@@ -306,3 +306,16 @@ def test_fish_word_reads_back_as_its_text() -> None:
         check=True,
     )
     assert done.stdout == text
+
+
+def test_fish_reader_drawing_is_not_output() -> None:
+    """fish's `read -P 'Name? ' x; echo "hi $x"` as the pane's stream carries it (TERM
+    screen, 200 columns): what fish's line editor drew goes, the text stays; a
+    command's own carriage returns stay."""
+    mark = b"\x1b[2m\xe2\x8f\x8e\x1b[m\x0f" + b" " * 199 + b"\r\xe2\x8f\x8e \r\x1b[K"
+    waiting = b"\x1b]0;x /w\x07\x1b[30m\x1b[m\x0f\rName? \x1b[K\r\x1b[6C"
+    answered = b"Ann\r\x1b[9C\n\x1b[30m\x1b[m\x0f" + mark + b"hi Ann\r\n"
+    assert output.clean(output.tidy_fish(waiting, b"")) == b"Name? "
+    assert output.clean(output.tidy_fish(answered, waiting)) == b"Ann\nhi Ann\n"
+    own = b"a\rb\r\r\n\r\x1b[3Cx"  # a progress line, a \r\n, a move that is not back
+    assert output.clean(output.tidy_fish(own, b""), keep_ansi=True) == b"a\rb\r\n\r\x1b[3Cx"

@@ -41,6 +41,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import stat
 import subprocess
 import threading
 from collections.abc import Callable, Iterable
@@ -133,6 +134,9 @@ class Proc(NamedTuple):
     fds: dict[int, str]  # fd -> readlink target
     epoll: dict[int, list[int]]  # epoll fd -> fds in its set
     caught: int | None = None  # SigCgt of /proc/PID/status: the signals it has handlers for
+    # fds on a directory or regular file: always ready, so a blocked poll or select is
+    # not waiting on them (fish keeps its working directory open).
+    ready: frozenset[int] = frozenset()
 
 
 class Snapshot(NamedTuple):
@@ -171,7 +175,9 @@ def _could_block(proc: Proc, below: int | None = None) -> list[int]:
     return [
         fd
         for fd, target in proc.fds.items()
-        if target not in _NEVER_BLOCKING_TARGETS and (below is None or fd < below)
+        if target not in _NEVER_BLOCKING_TARGETS
+        and fd not in proc.ready
+        and (below is None or fd < below)
     ]
 
 
@@ -287,6 +293,7 @@ def _local_proc(pid: int) -> Proc | None:
             syscalls.append(line.strip())
     fds: dict[int, str] = {}
     epoll: dict[int, list[int]] = {}
+    ready: set[int] = set()
     try:
         names = os.listdir(f"/proc/{pid}/fd")
     except OSError:
@@ -297,10 +304,22 @@ def _local_proc(pid: int) -> Proc | None:
         except OSError:
             continue
         fds[int(name)] = target
+        if target.startswith("/") and not target.startswith("/dev/") and _always_ready(pid, name):
+            ready.add(int(name))
         if target == "anon_inode:[eventpoll]":
             info = _read(f"/proc/{pid}/fdinfo/{name}") or ""
             epoll[int(name)] = [int(m) for m in re.findall(r"^tfd:\s*(\d+)", info, re.M)]
-    return Proc(pid, comm.strip(), syscalls, fds, epoll, _caught(_read(f"/proc/{pid}/status")))
+    caught = _caught(_read(f"/proc/{pid}/status"))
+    return Proc(pid, comm.strip(), syscalls, fds, epoll, caught, frozenset(ready))
+
+
+def _always_ready(pid: int, fd: str) -> bool:
+    """Is the fd on a directory or regular file (poll and select call it ready)?"""
+    try:
+        mode = os.stat(f"/proc/{pid}/fd/{fd}").st_mode
+    except OSError:
+        return False
+    return stat.S_ISDIR(mode) or stat.S_ISREG(mode)
 
 
 def _caught(status: str | None) -> int | None:
@@ -399,7 +418,8 @@ def read_local_mem(pid: int, address: int, size: int) -> bytes | None:
 
 # Prints the same facts as local_snapshot, one per line: A machine; then per terminal
 # G tty_nr, and per process of its foreground group P pid comm, C its SigCgt mask,
-# S syscall line (per thread), F fd target, E epollfd member. Members are looked for
+# S syscall line (per thread), F fd target, R fd on a directory or regular file,
+# E epollfd member. Members are looked for
 # among the shell's descendants (all of /proc without the kernel's children lists); behind a relay
 # (a process holding a pty master) the inner terminal follows as another G block, up
 # to three deep. Builtins only, but for uname and one `ls` per process: a few ms.
@@ -426,6 +446,7 @@ snap() {
     for line in $fds; do
       IFS=$sp0; case $line in *" -> "*) ;; *) continue;; esac
       l=${line#* -> }; f=${line% -> *}; f=${f##* }; echo "F $f $l"
+      { [ -d /proc/$m/fd/$f ] || [ -f /proc/$m/fd/$f ]; } && echo "R $f"
       case $l in
         /dev/ptmx|/dev/pts/ptmx) relays="$relays $m";;
         *eventpoll*) while read -r k v r; do
@@ -473,6 +494,8 @@ def parse_remote(text: str) -> list[Snapshot]:
                 procs[-1].fds[int(fd)] = target
         elif procs and tag == "C" and all(c in "0123456789abcdefABCDEF" for c in rest) and rest:
             procs[-1] = procs[-1]._replace(caught=int(rest, 16))
+        elif procs and tag == "R" and rest.isdigit():
+            procs[-1] = procs[-1]._replace(ready=procs[-1].ready | {int(rest)})
         elif procs and tag == "E":
             fd, _, member = rest.partition(" ")
             if fd.isdigit() and member.isdigit():

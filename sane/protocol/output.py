@@ -70,6 +70,64 @@ _SSH_CLOSED_TAIL = re.compile(
 )
 
 
+# fish's own line editor draws around what a command in fish prints when the command
+# reads a line with fish's `read`: the line redrawn from column 0 (``\r`` ... ``ESC[K``),
+# the cursor put back where it is (``\r ESC[nC``), and, once the line is read, the
+# "missing newline" mark fish prints at every new line it starts (``⏎``, spaces to the
+# margin, ``\r⏎ \r``: invisible where the cursor was at column 0). None of it is the
+# command's output.
+_SGR = rb"(?:\x1b\[[0-9;]*m\x0f?)"
+_FISH_MARK = re.compile(_SGR + rb"*\xe2\x8f\x8e" + _SGR + rb"* +\r\xe2\x8f\x8e \r(?:\x1b\[K)?")
+_FISH_BACK = re.compile(rb"\r(?:\x1b\[K)?\x1b\[([0-9]{1,4})C")
+_FISH_REDRAW = re.compile(rb"\r(?:[^\r\n\x1b]|" + _SGR + rb")*\x1b\[K")
+_CURSOR_RIGHT = re.compile(rb"\x1b\[([0-9]{1,4})C")
+
+
+def _fish_walk(raw: bytes, col: int) -> tuple[bytes, int]:
+    """``raw`` without fish's no-op carriage returns, and the cursor's column after it
+    (``col``: its column before). A ``\r`` is dropped only where it changes nothing: a
+    move back to the column the cursor is at, or the start of a redraw of a line the
+    cursor is at the start of; any other ``\r`` is the command's and stays."""
+    out = bytearray()
+    i, n = 0, len(raw)
+    while i < n:
+        byte = raw[i]
+        if byte == 0x0D:
+            back = _FISH_BACK.match(raw, i)
+            if back is not None and int(back.group(1)) == col:
+                i = back.end()
+                continue
+            if col == 0 and _FISH_REDRAW.match(raw, i):
+                i += 1
+                continue
+            col = 0
+        elif byte == 0x0A:
+            col = 0
+        elif byte == 0x1B:
+            seq = _ESCAPES.match(raw, i)
+            if seq is not None:
+                right = _CURSOR_RIGHT.fullmatch(seq.group())
+                col += int(right.group(1)) if right is not None else 0
+                out += seq.group()
+                i = seq.end()
+                continue
+        elif byte >= 0x20 and byte & 0xC0 != 0x80:  # a character starts (width 1: a wide
+            col += 1  # one makes a later move not match, and its \r stays)
+        out.append(byte)
+        i += 1
+    return bytes(out), col
+
+
+def tidy_fish(raw: bytes, before: bytes) -> bytes:
+    """``raw`` (a piece of a run in fish; ``before``: the run's output before it, which
+    tells the cursor's column) without fish's line-editor drawing (see above)."""
+    if not is_text(raw):
+        return raw
+    line = before[before.rfind(b"\n") + 1 :]
+    _, col = _fish_walk(_FISH_MARK.sub(b"", line), 0)
+    return _fish_walk(_FISH_MARK.sub(b"", raw), col)[0]
+
+
 def clean(
     raw: bytes,
     keep_ansi: bool = False,

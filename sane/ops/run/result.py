@@ -8,6 +8,7 @@ from sane.ops.context import Context
 from sane.ops.run.record import prune_runs, runs_dir
 from sane.protocol import output
 from sane.protocol import scanner as sc
+from sane.protocol.runner import SHELL_FISH
 
 if TYPE_CHECKING:
     from sane.models import RunResult, RunStatus
@@ -30,8 +31,11 @@ def build_result(
     piece = region[raw_from:]
     if status in ("running", "waiting_input"):
         piece = piece[: output.safe_cut(piece)]
+    shown = piece
+    if scanner.shell == SHELL_FISH:  # fish's `read` draws on the line: not output
+        shown = output.tidy_fish(piece, region[:raw_from])
     data = output.clean(
-        piece,
+        shown,
         keep_ansi=rec["keep_ansi"],
         aborted=status == "interrupted",
         exited=shell_exited,
