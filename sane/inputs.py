@@ -21,6 +21,7 @@ from sane.fleet.defaults import PUT_TIMEOUT as FLEET_PUT_TIMEOUT
 from sane.fleet.defaults import RUN_TIMEOUT as FLEET_RUN_TIMEOUT
 from sane.fleet.health import PARALLEL as HEALTH_PARALLEL
 from sane.fleet.registry import HEALTH_PATH
+from sane.ops.create_file import MODE_PATTERN
 from sane.ops.create_file import TIMEOUT as CREATE_FILE_TIMEOUT
 from sane.ops.detect_platform import PROBE_TIMEOUT
 from sane.ops.run.options import DEFAULT_QUIET_PERIOD, INTERRUPT_GRACE, RunOptions
@@ -186,7 +187,7 @@ class CreateFileInput(Input):
     server: str | None = Field(default=None, description=SERVER)
     mode: str | None = Field(
         default=None,
-        pattern=r"^0?[0-7]{3,4}$",
+        pattern=MODE_PATTERN,
         description='Octal permission bits, e.g. "0644" (default: the replaced file\'s, or 0644).',
     )
     parents: bool = Field(default=False, description="Create missing parent directories.")
@@ -519,7 +520,7 @@ class FleetPutInput(Input):
     tag: ServerTag = None
     all: AllServers = False
     mode: str | None = Field(
-        default=None, pattern=r"^0?[0-7]{3,4}$", description='Octal permission bits, e.g. "0644".'
+        default=None, pattern=MODE_PATTERN, description='Octal permission bits, e.g. "0644".'
     )
     parents: bool = Field(default=False, description="Create missing parent directories.")
     max_parallel: MaxParallel = DEFAULT_PARALLEL

@@ -13,6 +13,7 @@ import click
 
 from sane import errors
 from sane.cli._emit import emit, emit_document, emit_error, guarded, take_jq
+from sane.cli.spec import SOCKET
 
 __all__ = ["emit", "emit_document", "emit_error", "entry", "run_cli", "socket_option"]
 
@@ -54,10 +55,10 @@ def entry(command: click.Command) -> Callable[[], NoReturn]:
 
 
 socket_option = click.option(
-    "--socket",
+    *SOCKET["opts"],
     "socket",
-    envvar="SANE_TMUX_SOCKET",
-    default=None,
-    metavar="NAME|PATH",
-    help="tmux server socket, like tmux -L NAME (or -S PATH); default: your default server.",
+    envvar=SOCKET["envvar"],
+    default=SOCKET["default"],
+    metavar=SOCKET["metavar"],
+    help=SOCKET["help"],
 )

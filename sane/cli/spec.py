@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sane.tmux.command import SOCKET_ENV
+
 Param = dict[str, Any]
 """One command-line parameter, as ``sane.cli.table`` stores it:
 
@@ -31,7 +33,7 @@ SOCKET: Param = {
     "opts": ["--socket"],
     "kind": "text",
     "default": None,
-    "envvar": "SANE_TMUX_SOCKET",
+    "envvar": SOCKET_ENV,
     "metavar": "NAME|PATH",
     "cli_only": True,
     "help": "tmux server socket, like tmux -L NAME (or -S PATH); default: your default server.",

@@ -63,6 +63,8 @@ _FAILURES: dict[str, type[errors.SaneError]] = {
 IDLE_SECONDS = 20
 # Seconds for a whole transfer unless told (the library, create-file and its tool).
 TIMEOUT = 600.0
+# A mode as the tools take it: octal permission bits, "644" or "0644" (setuid and co. too).
+MODE_PATTERN = r"^0?[0-7]{3,4}$"
 _RECEIVE_PASTE = """\
 stty -icanon -echo min 0 time {idle} 2>/dev/null
 printf '{send}' {nonce}

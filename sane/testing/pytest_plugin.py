@@ -18,7 +18,7 @@ import pytest
 
 from sane.ops.context import Context
 from sane.testing.fleet import Fleet, FleetUnavailable, Mode
-from sane.tmux.command import TmuxServer
+from sane.tmux.command import SOCKET_ENV, TmuxServer
 from sane.tmux.structure import kill_for_good
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ def sane_ctx(tmux_server: TmuxTestServer, sane_home: Path) -> Iterator[Context]:
 def cli_env(tmux_server: TmuxTestServer, sane_home: Path) -> dict[str, str]:
     """Environment for running sane's commands as processes against the test server."""
     env = dict(os.environ)
-    env["SANE_TMUX_SOCKET"] = tmux_server.socket_name
+    env[SOCKET_ENV] = tmux_server.socket_name
     env["SANE_HOME"] = str(sane_home)
     return env
 

@@ -9,6 +9,10 @@ from typing import NamedTuple
 
 from sane import errors
 
+# The environment variable naming the tmux server (as --socket does): every command,
+# the MCP server and the test fixtures use it.
+SOCKET_ENV = "SANE_TMUX_SOCKET"
+
 
 def quote(arg: str) -> str:
     """Quote one argument for tmux's command parser (control mode lines, command lists).
@@ -86,7 +90,7 @@ class TmuxServer(NamedTuple):
         ``$TMUX`` but libtmux's ``new_session`` drops it, so a call from inside tmux
         used to create its session on the default server and then type into the
         caller's own server, into the caller's own pane."""
-        value = socket or os.environ.get("SANE_TMUX_SOCKET") or None
+        value = socket or os.environ.get(SOCKET_ENV) or None
         if value is None:
             inside = os.environ.get("TMUX", "").split(",", 1)[0]
             return cls(socket_path=inside) if inside.startswith("/") else cls()
