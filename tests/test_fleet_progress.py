@@ -29,6 +29,8 @@ from sane.ops.context import Context
 from sane.testing.fleet import register
 from sane.testing.pytest_plugin import TmuxTestServer
 
+from .conftest import read_terminal
+
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
 
 
@@ -58,27 +60,8 @@ def stderr_on_terminal(
             stderr=slave,
         )
     os.close(slave)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], deadline - time.monotonic())
-            if not ready:
-                break
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: every writer closed the pty
-                break
-            if not data:
-                break
-            chunks.append(data)
-        status = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        os.close(master)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return status, b"".join(chunks).decode("utf-8", "replace")
+    status, raw = read_terminal(master, proc, timeout)
+    return status, raw.decode("utf-8", "replace")
 
 
 def plain(text: str) -> str:
@@ -255,23 +238,14 @@ def test_ctrl_c_during_up_takes_the_display_down_and_gives_the_cursor_back(
                 ready, _, _ = select.select([master], [], [], 1)
                 if ready:
                     raw += os.read(master, 65536)
-            proc.send_signal(signal.SIGINT)
-            while True:
-                ready, _, _ = select.select([master], [], [], max(0.1, deadline - time.monotonic()))
-                if not ready:
-                    break
-                try:
-                    data = os.read(master, 65536)
-                except OSError:  # EIO: the process is gone
-                    break
-                if not data:
-                    break
-                raw += data
-            assert proc.wait(timeout=30) == 130
-        finally:
+        except BaseException:
             os.close(master)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            proc.kill()
+            proc.wait()
+            raise
+        proc.send_signal(signal.SIGINT)
+        status, rest = read_terminal(master, proc, 60)
+        raw += rest
+        assert status == 130
     assert raw.rfind(b"\x1b[?25h") > raw.rfind(b"\x1b[?25l") >= 0, raw[-300:]
     assert one_document(out)["error"]["code"] == "cancelled"
