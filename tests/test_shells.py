@@ -565,3 +565,17 @@ def test_fish_exit(
     if where == "login":
         pane = login_pane(sane_ctx, fleet, name)
     assert run(sane_ctx, pane, "echo again; false")["exit_code"] == 1
+
+
+def test_shell_probe_leaves_no_history(
+    sane_ctx: Context, login_fleet: dict[str, tuple[Fleet, str]]
+) -> None:
+    """A login bash without ignorespace in HISTCONTROL (no ~/.bashrc sets it): the shell
+    probe line sane types before its takeover used to stay in the shell's history
+    (and ~/.bash_history at exit). The takeover deletes it with its own line."""
+    fleet, name = login_fleet["bash"]
+    pane = login_pane(sane_ctx, fleet, name)
+    r = run(sane_ctx, pane, "echo ${HISTCONTROL-unset}; history | wc -l; history")
+    lines = r["output"].splitlines()
+    assert lines[0] == "ignorespace"  # sane's takeover added it; it was unset
+    assert "7770" not in r["output"] and lines[1] == "0", r["output"]

@@ -71,6 +71,11 @@ RUN_SIGNAL = "URG"
 RUN_SIGNAL_NUMBER = 23  # Linux
 
 
+# The shell probe's printf format: also how the takeover finds the probe's lines in
+# bash's history.
+_SHELL_PROBE_FORMAT = printf_format(SHELL, True)
+
+
 def _fmt(kind: str, with_arg: bool = False) -> str:
     return printf_format(kind, with_arg)
 
@@ -96,11 +101,16 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         # `command eval` keeps dash's runner alive through a special builtin's error;
         # zsh's `command` only runs external programs (there it is `builtin`).
         ' __sane_e=command; [ -z "${ZSH_VERSION-}" ] || __sane_e=builtin;'
-        # History: this first line deletes itself; the later ones start with a space.
+        # History: this first line deletes itself, and before it the shell probe's
+        # lines (an ssh pane's, typed before this: they stayed in history too); the
+        # later lines start with a space. The loop ends when `history -d` fails (a bash
+        # older than 5.0 has no negative offsets).
         ' if [ -n "${BASH_VERSION-}" ]; then'
         " case :${HISTCONTROL-}: in *:ignorespace:*|*:ignoreboth:*) ;;"
         " *) HISTCONTROL=ignorespace${HISTCONTROL:+:$HISTCONTROL};"
-        " history -d -1 2>/dev/null;; esac;"
+        " history -d -1 2>/dev/null;"
+        f' while case $(fc -ln -1 2>/dev/null) in *"{_SHELL_PROBE_FORMAT}"*)'
+        " history -d -1 2>/dev/null;; *) false;; esac; do :; done;; esac;"
         ' elif [ -n "${ZSH_VERSION-}" ]; then setopt histignorespace 2>/dev/null; fi;'
         ' __sane_rc "$__sane_q"'
     )
@@ -164,7 +174,7 @@ def shell_probe(nonce: str) -> str:
     shell that read the line) up to the end of the line. Single quotes hold the
     script whole in all of them; it holds no ``!``, ``\\`` or ``\'``."""
     script = (
-        'printf "\\033]7770;SANE;%s;K;%s\\007%s\\n" '
+        f'printf "{_SHELL_PROBE_FORMAT}%s\\n" '
         + nonce
         + ' "$PPID" "$(cat /proc/$PPID/comm 2>/dev/null || ps -o comm= -p $PPID)"'
     )
