@@ -229,3 +229,22 @@ def test_watch_once_with_a_tag_lists_only_that_tag(
     rows = json.loads(proc.stdout)["servers"]
     assert [r["server"] for r in rows] == [f"far{i:04d}" for i in range(1000) if i % 7 == 3]
     assert {r["connection"] for r in rows} == {"disconnected"}
+
+
+def test_watch_once_for_a_person_lists_trouble_first() -> None:
+    """``sane watch --once`` on a terminal: the counts, then every server (none cut),
+    in the live view's order."""
+    from rich.console import Console
+
+    from sane.cli.human import watch_view
+
+    rows = synthetic(1000)
+    console = Console(width=120, record=True, color_system=None)
+    watch_view({"servers": rows}, console)
+    text = console.export_text()
+    lines = text.split("\n")
+    assert lines[0].startswith("1000 servers: ") and lines[1].startswith("health: ")
+    listed = [line.split()[0] for line in lines if line.strip().startswith("web")]
+    assert len(listed) == 1000
+    first = {r["server"]: r for r in rows}[listed[0]]
+    assert first["connection"] == "unreachable", listed[:3]

@@ -364,12 +364,20 @@ def panes_view(doc: Doc, console: Console) -> None:
 
 
 def watch_view(doc: Doc, console: Console) -> None:
-    """``sane watch --once``."""
+    """``sane watch --once``: the counts, then every server, those in trouble first
+    (the order of the live view, ``sane.fleet.watch``)."""
     if "servers" not in doc:
         generic_view(doc, console)
         return
+    from rich.text import Text
+
+    from sane.fleet.watch import rank, summary
+
+    rows = sorted(doc["servers"], key=lambda r: (rank(r), r["server"]))
+    for line in summary(rows):
+        console.print(Text(line, style="bold"))
     table = _table(None, ["server", "host", "connection", "health", "version", "run"])
-    for row in doc["servers"]:
+    for row in rows:
         health = row.get("health")
         if health == "unknown" and row.get("health_reason"):
             health = f"unknown ({visible(row['health_reason'])})"

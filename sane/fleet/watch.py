@@ -143,8 +143,9 @@ class HealthReader:
         return f"health read {time.monotonic() - self.read_at:.0f}s ago"
 
 
-# How bad a row is, for the order of the rows (lower first).
-def _rank(row: Mapping[str, Any]) -> int:
+def rank(row: Mapping[str, Any]) -> int:
+    """How bad a row is, for the order of the rows (lower first): unreachable,
+    unhealthy, unknown, degraded, disconnected, running, fine."""
     if row["connection"] == "unreachable":
         return 0
     health = row["health"]
@@ -166,6 +167,16 @@ def _counts(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
         counts[row["health"] or "not read"] += 1
         counts["running"] += row["run_id"] is not None
     return counts
+
+
+def summary(rows: Sequence[Mapping[str, Any]], health_status: str | None = None) -> list[str]:
+    """The two count lines: connections and runs, then health."""
+    counts = _counts(rows)
+    return [
+        f"{len(rows)} servers: {_said(counts, CONNECTIONS)}; {counts['running']} running",
+        f"health: {_said(counts, (*HEALTHS, 'not read'))}"
+        + (f" ({health_status})" if health_status else ""),
+    ]
 
 
 def _said(counts: Mapping[str, int], keys: Sequence[str]) -> str:
@@ -236,14 +247,8 @@ def render(
     What a server reported is shown with its control characters made visible. Each
     column is as wide as its widest cell (a long ``unknown (reason)`` does not push
     the columns after it out of line), cells cut at their column's limit."""
-    rows = sorted(snap["servers"], key=lambda r: (_rank(r), r["server"]))
-    counts = _counts(rows)
-    lines = [
-        f"{len(rows)} servers: {_said(counts, CONNECTIONS)}; {counts['running']} running",
-        f"health: {_said(counts, (*HEALTHS, 'not read'))}"
-        + (f" ({health_status})" if health_status else ""),
-        "",
-    ]
+    rows = sorted(snap["servers"], key=lambda r: (rank(r), r["server"]))
+    lines = [*summary(rows, health_status), ""]
     if not rows:
         lines.append("(no servers: sane server add NAME --host H)")
         return "\n".join(lines) + "\n"
@@ -275,7 +280,7 @@ def render(
     lines += _table(header, shown, width)
     if len(shown) < len(cells):
         hidden = rows[len(shown) :]
-        fine = sum(_rank(r) == 6 for r in hidden)
+        fine = sum(rank(r) == 6 for r in hidden)
         lines.append(
             f"… {len(hidden)} more ({fine} connected and fine); all of them: sane watch --once"
         )
