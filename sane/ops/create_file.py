@@ -40,15 +40,17 @@ REPORT = "SANE-CF"
 TMP_REPORT = "SANE-CF-TMP"
 SEND = "T"  # marker kind: the host is ready for the content
 
-_FAILURES: dict[str, type[errors.SaneError]] = {
-    "parent_missing": errors.ParentMissing,
-    "permission_denied": errors.PermissionDenied,
-    "file_exists": errors.FileExists,
-    "is_directory": errors.IsDirectory,
-    "checksum_mismatch": errors.ChecksumMismatch,
-    "transfer_failed": errors.TransferFailed,
-    "backup_failed": errors.TransferFailed,
-}
+# The host script reports a failure by its error's code (one name for both ends); a
+# failed backup is a failed transfer.
+_FAILING: tuple[type[errors.SaneError], ...] = (
+    errors.ParentMissing,
+    errors.PermissionDenied,
+    errors.FileExists,
+    errors.IsDirectory,
+    errors.ChecksumMismatch,
+    errors.TransferFailed,
+)
+_FAILURES = {cls.code: cls for cls in _FAILING} | {"backup_failed": errors.TransferFailed}
 
 
 # How the content reaches the temp file: pasted into the tty as base64 and decoded;
