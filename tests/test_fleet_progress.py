@@ -249,3 +249,29 @@ def test_ctrl_c_during_up_takes_the_display_down_and_gives_the_cursor_back(
         assert status == 130
     assert raw.rfind(b"\x1b[?25h") > raw.rfind(b"\x1b[?25l") >= 0, raw[-300:]
     assert one_document(out)["error"]["code"] == "cancelled"
+
+
+def test_a_deploy_and_health_wait_show_their_progress_on_stderr(
+    cli_env: dict[str, str], sane_ctx: Context, ssh_fleet: Any, tmp_path: Path
+) -> None:
+    """The commands whose events are not per-server results (a deploy's steps, health
+    changes) draw their rows on stderr too, and leave no summary that would claim a
+    count they do not have."""
+    servers = register(sane_ctx.home, ssh_fleet)
+    plan = tmp_path / "plan.json"
+    plan.write_text(
+        json.dumps({"name": "p", "steps": [{"name": "one", "run": "true", "undo": "true"}]})
+    )
+    out = tmp_path / "out.json"
+    name = servers[0].name
+    status, raw = stderr_on_terminal(["deploy", "run", str(plan), "--servers", name], cli_env, out)
+    doc, text = one_document(out), plain(raw)
+    assert status == 0 and doc["status"] == "completed", (doc, text)
+    assert "sane deploy run" in text and "step:one" in text, text
+    assert "✗" not in text and "done in" not in text, text
+    wait = ["health", "wait", "--until", '.status == "healthy"', "--servers", name]
+    status, raw = stderr_on_terminal([*wait, "--timeout", "0", "--interval", "0.05"], cli_env, out)
+    doc, text = one_document(out), plain(raw)
+    assert status == 4 and doc["waiting_for"] == [name], (doc, text)
+    assert "sane health wait" in text and f"{name}" in text and "unknown" in text, text
+    assert "done in" not in text, text
