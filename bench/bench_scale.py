@@ -347,8 +347,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"bench_scale: sizes {sizes}, load {load:.1f} on {os.cpu_count()} cores")
     table: dict[int, list[Row]] = {}
     for count in sizes:
-        print(f"N = {count}", flush=True)
+        print(f"N = {count} (load {os.getloadavg()[0]:.1f})", flush=True)
         table[count] = bench_size(count, parallels, parts)
+        print(f"  (load {os.getloadavg()[0]:.1f} at the end)", flush=True)
         for what, mine, base in table[count]:
             ratio = f"  ratio {mine / base:.2f}x" if base else ""
             print(f"  {what}: {mine:.0f} ms vs {base:.0f} ms{ratio}", flush=True)

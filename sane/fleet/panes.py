@@ -9,6 +9,7 @@ live pane is reused, a dead one is replaced, a missing one is created.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -18,6 +19,7 @@ from typing import Any
 
 from sane import errors
 from sane.fleet.events import FleetEvents, OnEvent
+from sane.fleet.layout import group_windows
 from sane.fleet.limits import check_room_for_pane, from_tmux_failure
 from sane.fleet.spec import ServerLike
 from sane.fleet.ssh import classify, ssh_argv, stderr_log, timeout_error
@@ -324,7 +326,12 @@ def connect_many(
         events.finished(report)
         return report
 
-    return bounded_map(one, servers, max_parallel)
+    reports = bounded_map(one, servers, max_parallel)
+    # Cosmetic for sane (it finds panes by option): a layout that could not be made
+    # fails no connection that succeeded.
+    with contextlib.suppress(errors.SaneError):
+        group_windows(ctx)
+    return reports
 
 
 def _shell_report(ctx: Context, pane_id: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ did) or ``partial``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 from sane import errors
 from sane.fleet.defaults import PUT_TIMEOUT, RUN_TIMEOUT
 from sane.fleet.events import Event, FleetEvents, OnEvent
+from sane.fleet.layout import group_windows
 from sane.fleet.limits import raise_own_open_files_limit
 from sane.fleet.panes import lost_error, open_server_pane, server_panes
 from sane.fleet.spec import ServerLike
@@ -89,6 +91,9 @@ def fleet_run(
         return report
 
     results = bounded_map(one, servers, max_parallel)
+    if any(s.name not in known for s in servers):  # panes were opened: group them
+        with contextlib.suppress(errors.SaneError):  # cosmetic (see connect_many)
+            group_windows(ctx)
     counts = {"total": len(results), "ok": sum(r["ok"] for r in results)}
     for key in (
         "completed",
