@@ -793,20 +793,18 @@ def _health_set(ctx: Context, a: inputs.HealthSetInput, call: Call) -> Outcome:
 _RUN_ID = r"r[0-9a-f]{12}"  # compiled by re on first use, not at every CLI start
 
 
-def run_owner(ctx: Context, run_id: str) -> dict[str, Any] | None:
+def run_owner(ctx: Context, run_id: str) -> dict[str, str] | None:
     """Who run ``run_id`` belongs to (a deploy's step), from its record; None if nobody
-    (or no record: a run followed inside its first call has none yet)."""
-    from sane.ops.run.record import runs_dir
-    from sane.state import read_json
+    (or no record: a run followed inside its first call has none yet; or a record that
+    cannot be read, which the interrupt itself then reports)."""
+    from sane.ops.run.record import load_record
 
     if not re.fullmatch(_RUN_ID, run_id):
         return None
     try:
-        rec = read_json(runs_dir(ctx) / run_id / "record.json")
-    except (OSError, ValueError, errors.SaneError):
+        return load_record(ctx, run_id).get("owner")
+    except (OSError, errors.SaneError):
         return None
-    owner = rec.get("owner") if isinstance(rec, dict) else None
-    return owner if isinstance(owner, dict) else None
 
 
 def validated(model: type[BaseModel], arguments: Mapping[str, Any]) -> Any:

@@ -93,6 +93,36 @@ def test_a_corrupt_record_neither_frees_the_pane_nor_crashes(
     assert run_interrupt(sane_ctx, run_id)["status"] == "interrupted"
 
 
+def test_a_record_of_the_wrong_shape_is_state_invalid_naming_the_file_and_field(
+    sane_ctx: Context, sane_home: Path
+) -> None:
+    """Every field is checked against the record's type on load, the ended run's too:
+    a ``final`` without its fields was a KeyError (internal_error) in ``run wait``."""
+    started = run_command(sane_ctx, "sleep 30", options=RunOptions(timeout=0.3))
+    run_id = started["run_id"]
+    record = sane_home / "runs" / run_id / "record.json"
+    good = json.loads(record.read_text())
+    ended = {"status": "completed", "exit_code": 0, "shell_exited": False, "duration_ms": 1.0}
+    for field, value in [
+        ("final", {}),
+        ("final", {**ended, "status": "finished"}),
+        ("final", {**ended, "exit_code": "0"}),
+        ("tokens", [1]),
+        ("shell", 5),
+        ("started", True),
+        ("owner", {"step": 2}),
+    ]:
+        record.write_text(json.dumps({**good, field: value}))
+        with pytest.raises(errors.StateError) as caught:
+            run_wait(sane_ctx, run_id, timeout=0)
+        assert str(record) in caught.value.message and field in caught.value.message, field
+        assert caught.value.details["path"] == str(record)
+    # A record an older sane wrote without the keys added since is still followed.
+    older = {k: v for k, v in good.items() if k not in ("max_output", "shell")}
+    record.write_text(json.dumps(older))
+    assert run_interrupt(sane_ctx, run_id)["status"] == "interrupted"
+
+
 def test_an_old_corrupt_record_does_not_break_later_hand_overs(
     sane_ctx: Context, sane_home: Path
 ) -> None:

@@ -16,6 +16,7 @@ what this process saw and what the file holds. ``run_wait`` / ``run_input`` /
 
     options   RunOptions, defaults, run ids
     record    the run record on disk (typed), its stream, pruning
+    log       a recorded run read as it stands (MCP resources), nothing disturbed
     busy      the pane's busy flag: its value (Holder), claim, release, staleness
     pipe      sane's pipe-pane: start, mark, stop
     done      runs that ended within their call, remembered by the pane (@sane_done)

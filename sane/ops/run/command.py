@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sane import errors
 from sane.ops.context import Context
@@ -14,6 +14,7 @@ from sane.ops.run.follow import follow_stream
 from sane.ops.run.handover import end_durable, hand_over, make_durable
 from sane.ops.run.holder import claim_line, release_line
 from sane.ops.run.options import INTERRUPT_QUIET, OutputHook, RunOptions, new_run_id
+from sane.ops.run.record import RunRecord
 from sane.ops.run.result import build_result
 from sane.ops.takeover import (
     PaneDied,
@@ -91,13 +92,13 @@ def _run(
     try:
         mine = busy.mine(ctx, run_id).value
         claim: str | None = claim_line(pane_id, busy.mine(ctx, run_id))
-        rec: dict[str, Any] = {
+        rec: RunRecord = {
             "run_id": run_id,
             "pane": pane_id,
             "session_id": state.session_id,
             "socket": ctx.server.label,
             "command": command,
-            "nonce": None,
+            "nonce": "",
             "tokens": [],
             "started": started_wall,
             "owner": opts.owner,
@@ -105,7 +106,6 @@ def _run(
             "max_output": opts.max_output,
             "returned": 0,
             "raw_returned": 0,
-            "final": None,
             # The shell is not the one sane's earlier runs in this pane used: respawned
             # after it died, or its runner gone (a new shell exec'd in its place).
             "shell_restarted": restarted
@@ -194,11 +194,11 @@ def _start_and_follow(
     claim: str | None,
     run_id: str,
     on_output: OutputHook | None = None,
-    durable: dict[str, Any] | None = None,
+    durable: RunRecord | None = None,
     quiet: float | None = None,
     stop: threading.Event | None = None,
     posix_script: bool = False,
-    rec: dict[str, Any] | None = None,
+    rec: RunRecord | None = None,
 ) -> tuple[sc.RunScanner, Follow]:
     force_paste = False
     reinstalled = False

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sane import errors
 from sane.ops.context import Context
 from sane.ops.run import busy
 from sane.ops.run.ending import Follow, settle, status_of
 from sane.ops.run.pipe import pipe_to, unpipe
-from sane.ops.run.record import forget_run, prune_runs, runs_dir, save_record
+from sane.ops.run.record import Final, RunRecord, forget_run, prune_runs, runs_dir, save_record
 from sane.ops.run.result import build_result
 from sane.protocol import scanner as sc
 from sane.tmux import panes
@@ -28,7 +28,7 @@ def hand_over(
     client: ControlClient,
     stream: PaneStream,
     scanner: sc.RunScanner,
-    rec: dict[str, Any],
+    rec: RunRecord,
     started: float,
     waiting: Waiting | None = None,
 ) -> RunResult:
@@ -114,7 +114,7 @@ def make_durable(
     ctx: Context,
     client: ControlClient,
     state: panes.PaneState,
-    rec: dict[str, Any],
+    rec: RunRecord,
     scanner: sc.RunScanner,
 ) -> None:
     """Save the run's record and start piping the pane to it, before anything is typed."""
@@ -139,7 +139,7 @@ def make_durable(
 
 
 def end_durable(
-    ctx: Context, client: ControlClient, rec: dict[str, Any], final: dict[str, Any] | None = None
+    ctx: Context, client: ControlClient, rec: RunRecord, final: Final | None = None
 ) -> None:
     """Stop the pipe. A run that ended keeps its record, marked final, until the
     caller has noted the result (``forget_run``): dying before that must not lose it.

@@ -39,9 +39,10 @@ def run_log(ctx: Context, run_id: str) -> tuple[dict[str, Any], bytes]:
         from sane.state import os_failure
 
         raise os_failure("read", runs_dir(ctx) / run_id, exc) from exc
-    final: dict[str, Any] = rec.get("final") or {}
+    final = rec.get("final")
     region = scanner.region()
-    if final:
+    status: str
+    if final is not None:
         status = final["status"]
     elif scanner.outcome is not None:
         status = "ended"  # over, its result not collected yet: run_wait returns it
@@ -52,7 +53,7 @@ def run_log(ctx: Context, run_id: str) -> tuple[dict[str, Any], bytes]:
         region,
         keep_ansi=rec["keep_ansi"],
         aborted=status == "interrupted",
-        exited=bool(final.get("shell_exited")),
+        exited=final is not None and final["shell_exited"],
         lost=status == "lost",
     )
     summary = {
@@ -61,8 +62,8 @@ def run_log(ctx: Context, run_id: str) -> tuple[dict[str, Any], bytes]:
         "command": rec["command"],
         "started": rec["started"],
         "status": status,
-        "exit_code": final.get("exit_code"),
-        "duration_ms": final.get("duration_ms"),
+        "exit_code": final["exit_code"] if final else None,
+        "duration_ms": final["duration_ms"] if final else None,
         "owner": rec.get("owner"),
         "output_bytes": len(data),
     }

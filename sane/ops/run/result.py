@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sane.ops.context import Context
-from sane.ops.run.record import prune_runs, runs_dir
+from sane.ops.run.options import DEFAULT_MAX_OUTPUT
+from sane.ops.run.record import RunRecord, prune_runs, runs_dir
 from sane.protocol import output
 from sane.protocol import scanner as sc
 from sane.protocol.runner import SHELL_FISH
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 def build_result(
     ctx: Context,
-    rec: dict[str, Any],
+    rec: RunRecord,
     scanner: sc.RunScanner,
     status: RunStatus,
     exit_code: int | None,
@@ -45,7 +46,7 @@ def build_result(
     rec["raw_returned"] = raw_from + len(piece)
     rec["returned"] = start + len(data)
     spill: str | None = None
-    max_output = rec["max_output"]
+    max_output = rec.get("max_output", DEFAULT_MAX_OUTPUT)
     if max_output is not None and len(data) > max_output:
         from sane.paths import private_dir
         from sane.state import write_atomic

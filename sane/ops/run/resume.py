@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sane import errors
 from sane.ops.context import Context
@@ -14,7 +14,7 @@ from sane.ops.run.ending import Follow, settle, status_of
 from sane.ops.run.follow import follow_file
 from sane.ops.run.options import DEFAULT_QUIET_PERIOD, INTERRUPT_GRACE
 from sane.ops.run.pipe import unpipe
-from sane.ops.run.record import load_record, replay, save_record
+from sane.ops.run.record import Final, load_record, replay, save_record
 from sane.ops.run.result import build_result
 from sane.tmux.command import quote
 from sane.tmux.control import ControlClient
@@ -183,7 +183,7 @@ def _resume(
     return result
 
 
-def _finished(run_id: str, final: dict[str, Any] | None) -> errors.RunFinished:
+def _finished(run_id: str, final: Final | None) -> errors.RunFinished:
     return errors.RunFinished(
         f"run {run_id} has ended, so nothing was typed (the text would have gone to the "
         "shell as a command); `sane run wait` returns its result",
