@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from sane import errors
+from sane.fleet.panes import pane_for_server
 from sane.ops.context import Context
 from sane.ops.run.resume import run_input, run_interrupt, run_wait
+from sane.testing.fleet import register
 from sane.testing.pytest_plugin import TmuxTestServer
 
 from .conftest import run
@@ -381,3 +383,45 @@ def test_a_run_that_execs_a_new_shell(
     assert (after["status"], after["shell_restarted"]) == ("completed", True)
     assert after["output"] == f"[]\n{tmp_path}\n"  # exec keeps the cwd, not the variables
     assert run(sane_ctx, shell_pane, "echo next")["output"] == "next\n"
+
+
+# The same over ssh: the pane's shell is the login shell of a loopback sshd's root.
+@pytest.mark.parametrize("ending", ["exit 3", "kill -9 $$", "TMOUT=1"])
+def test_over_ssh_the_run_after_the_shell_died_says_it_is_new(
+    sane_ctx: Context, ssh_fleet: Any, tmp_path: Path, ending: str
+) -> None:
+    """The remote shell ends (the ssh connection with it): the next run on that server
+    reconnects and says the shell is new (its cd and variables are gone)."""
+    register(sane_ctx.home, ssh_fleet)
+    pane = pane_for_server(sane_ctx, "s1")
+    first = run(sane_ctx, pane, f"cd {tmp_path}; X=1")
+    assert first["status"] == "completed"
+    ended = run(sane_ctx, pane, ending, timeout=10)
+    if ending == "TMOUT=1":  # the shell logs itself out, idle at its prompt
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and sane_ctx.tmux(
+            ["display", "-p", "-t", pane, "#{pane_dead}"]
+        ) != ["1"]:
+            time.sleep(0.1)
+    else:
+        assert ended["shell_exited"] is True, ended
+    after = run(sane_ctx, pane_for_server(sane_ctx, "s1"), 'echo "[$X]"; pwd')
+    assert (after["status"], after["shell_restarted"]) == ("completed", True), after
+    assert not after["output"].startswith("[1]")
+    again = run(sane_ctx, pane_for_server(sane_ctx, "s1"), "true")
+    assert again["shell_restarted"] is False
+
+
+@pytest.mark.parametrize("new_shell", ["exec bash --norc --noprofile", 'exec "$SHELL" -l'])
+def test_over_ssh_a_run_that_execs_a_new_shell(
+    sane_ctx: Context, ssh_fleet: Any, tmp_path: Path, new_shell: str
+) -> None:
+    register(sane_ctx.home, ssh_fleet)
+    pane = pane_for_server(sane_ctx, "s2")
+    run(sane_ctx, pane, f"cd {tmp_path}; X=1")
+    r = run(sane_ctx, pane, new_shell, timeout=10)
+    assert (r["status"], r["exit_code"], r["shell_exited"]) == ("lost", None, True), r
+    after = run(sane_ctx, pane_for_server(sane_ctx, "s2"), 'echo "[$X]"; pwd')
+    assert (after["status"], after["shell_restarted"]) == ("completed", True), after
+    assert after["output"].startswith("[]\n")
+    assert run(sane_ctx, pane, "echo next")["output"] == "next\n"

@@ -182,6 +182,8 @@ def open_server_pane(
                 ctx.server.run("kill-pane", "-t", existing.pane_id)
             check_room_for_pane(ctx, server.name)
             pane_id = _new_pane(ctx, server, accept_new)
+            if existing is not None:  # a new shell: the next run there says so
+                ctx.server.run("set-option", "-p", "-t", pane_id, panes.OPT_SHELL_NEW, "1")
     return _make_ready(ctx, server, pane_id, time.monotonic() + timeout, timeout)
 
 

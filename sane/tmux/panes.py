@@ -23,6 +23,9 @@ OPT_DONE = "@sane_done"  # the last runs that ended in their own call (sane.ops.
 OPT_HOST_PID = "@sane_host_pid"  # that shell's pid on its own host ($$; remote for ssh)
 OPT_SIDE_CHANNEL = "@sane_side_channel"  # argv (shell words) running a command on that host
 OPT_SHELL_KIND = "@sane_shell"  # the kind of shell the runner was installed for (posix, fish)
+# Set on a server's pane that replaced one whose shell had ended (its ssh with it): the
+# next run there says shell_restarted (the cd and variables of earlier runs are gone).
+OPT_SHELL_NEW = "@sane_shell_new"
 
 # Fields and records are delimited by strings no pane can contain: a per-process nonce.
 # tmux prints a pane's current path (and a program's name) as it is, so a tab or a
@@ -69,6 +72,7 @@ _STATE_FIELDS = (
     OPT_SERVER,
     "pane_current_command",
     OPT_SHELL_KIND,
+    OPT_SHELL_NEW,
 )
 STATE_FORMAT = format_of(_STATE_FIELDS)
 
@@ -89,6 +93,7 @@ class PaneState(NamedTuple):
     server: str | None
     current_command: str
     shell_kind: str = "posix"  # sane.protocol.runner.SHELL_POSIX or SHELL_FISH
+    shell_new: bool = False  # OPT_SHELL_NEW
 
     @property
     def runner_installed(self) -> bool:
@@ -124,6 +129,7 @@ def _state(f: list[str]) -> PaneState:
         server=f[12] or None,
         current_command=f[13],
         shell_kind=f[14] or "posix",
+        shell_new=f[15] == "1",
     )
 
 

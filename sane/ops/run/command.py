@@ -109,8 +109,11 @@ def _run(
             # The shell is not the one sane's earlier runs in this pane used: respawned
             # after it died, or its runner gone (a new shell exec'd in its place).
             "shell_restarted": restarted
+            or state.shell_new
             or (state.token is not None and not state.runner_installed),
         }
+        if state.shell_new:  # said once: by this run
+            client.command(f"set-option -p -u -t {pane_id} {panes.OPT_SHELL_NEW}")
         try:
             if not runner_ready(state) or state.dead or state.in_mode or opts.durable:
                 busy.claim(ctx, client, state, run_id)
