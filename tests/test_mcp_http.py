@@ -103,8 +103,10 @@ def test_every_request_needs_the_token_and_the_generated_one_is_private(
         assert server.token not in body
     status, _, _ = post(server.url.removesuffix("/mcp") + "/other", "x" * 43)
     assert status == 401  # every path, not just the endpoint
-    status, _, body = post(server.url, server.token)
-    assert status == 200 and "tmux-sane" in body
+    status, headers, body = post(server.url, server.token)
+    assert status == 200 and json.loads(body)["result"]["serverInfo"]["name"] == "tmux-sane"
+    # a request without a progressToken is answered with one JSON body, not an SSE stream
+    assert headers["content-type"] == "application/json" and headers["mcp-session-id"]
 
 
 def test_a_restart_reuses_the_token_and_a_given_one_is_never_printed(
