@@ -85,6 +85,10 @@ def _json_line(event: Event) -> None:
 SPINNER_AFTER = 0.5
 
 
+# What a server is doing while a fleet operation (``begin``'s ``operation``) works on
+# it; any other: running.
+ACTIVE = {"connect": "connecting", "fleet_put": "sending", "health": "reading"}
+
 # How often the live display is redrawn, and lines waiting above it printed.
 REFRESH = 0.125
 
@@ -121,6 +125,7 @@ class LiveProgress:
         self.partial: dict[str, str] = {}
         self.pending: list[str] = []  # rich markup lines to print above the display
         self.total: int | None = None
+        self.active = "running"  # what a server being worked on is doing (ACTIVE)
         self.done = 0
         self.failures = 0
         self.started = time.monotonic()
@@ -186,6 +191,7 @@ class LiveProgress:
         name = event.get("server")
         if kind == "begin":
             self.total = int(event.get("total") or 0)
+            self.active = ACTIVE.get(str(event.get("operation")), "running")
             return
         if kind == "output" and name:
             if self.output:
@@ -199,7 +205,7 @@ class LiveProgress:
             name, {"state": "waiting", "doing": "", "result": "", "done": ""}
         )
         if kind == "started":
-            row["state"] = "running"
+            row["state"] = self.active
         elif kind == "finished":
             self._finished(name, row, event)
         elif kind == "item_started":
@@ -266,7 +272,7 @@ class LiveProgress:
         if self.failures:
             parts.append(f"{self.failures} failed")
         if running:
-            parts.append(f"{running} running")
+            parts.append(f"{running} {self.active}")
         return " · ".join(parts)
 
     def _view(self) -> Any:
@@ -289,6 +295,7 @@ class LiveProgress:
             "deployed": "green",
             "healthy": "green",
             "running": "yellow",
+            **{word: "yellow" for word in ACTIVE.values()},
             "deploying": "yellow",
             "degraded": "yellow",
             "undoing": "magenta",
