@@ -317,5 +317,7 @@ def test_fish_reader_drawing_is_not_output() -> None:
     answered = b"Ann\r\x1b[9C\n\x1b[30m\x1b[m\x0f" + mark + b"hi Ann\r\n"
     assert output.clean(output.tidy_fish(waiting, b"")) == b"Name? "
     assert output.clean(output.tidy_fish(answered, waiting)) == b"Ann\nhi Ann\n"
+    # With escapes kept: the mark goes with the dim SGR it starts with (no dangling dim).
+    assert output.tidy_fish(answered, waiting) == b"Ann\nhi Ann\r\n"
     own = b"a\rb\r\r\n\r\x1b[3Cx"  # a progress line, a \r\n, a move that is not back
     assert output.clean(output.tidy_fish(own, b""), keep_ansi=True) == b"a\rb\r\n\r\x1b[3Cx"

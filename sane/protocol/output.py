@@ -77,55 +77,69 @@ _SSH_CLOSED_TAIL = re.compile(
 # margin, ``\r⏎ \r``: invisible where the cursor was at column 0). None of it is the
 # command's output.
 _SGR = rb"(?:\x1b\[[0-9;]*m\x0f?)"
-_FISH_MARK = re.compile(_SGR + rb"*\xe2\x8f\x8e" + _SGR + rb"* +\r\xe2\x8f\x8e \r(?:\x1b\[K)?")
-_FISH_BACK = re.compile(rb"\r(?:\x1b\[K)?\x1b\[([0-9]{1,4})C")
-_FISH_REDRAW = re.compile(rb"\r(?:[^\r\n\x1b]|" + _SGR + rb")*\x1b\[K")
+# Written to start at a literal byte (a leading optional group would be tried at every
+# offset of a large output); the SGR codes just before it go too (_drop_marks).
+_FISH_MARK = re.compile(rb"\xe2\x8f\x8e" + _SGR + rb"* +\r\xe2\x8f\x8e \r(?:\x1b\[K)?")
+# A carriage return that may change nothing: back to column 0 and right again (group 1:
+# how far), or the start of a line redrawn up to a clear-to-end-of-line.
+_FISH_NOOP_CR = re.compile(rb"\r\x1b\[([0-9]{1,4})C|\r(?=(?:[^\r\n\x1b]|" + _SGR + rb")*\x1b\[K)")
 _CURSOR_RIGHT = re.compile(rb"\x1b\[([0-9]{1,4})C")
 
 
-def _fish_walk(raw: bytes, col: int) -> tuple[bytes, int]:
-    """``raw`` without fish's no-op carriage returns, and the cursor's column after it
-    (``col``: its column before). A ``\r`` is dropped only where it changes nothing: a
-    move back to the column the cursor is at, or the start of a redraw of a line the
-    cursor is at the start of; any other ``\r`` is the command's and stays."""
-    out = bytearray()
-    i, n = 0, len(raw)
-    while i < n:
-        byte = raw[i]
-        if byte == 0x0D:
-            back = _FISH_BACK.match(raw, i)
-            if back is not None and int(back.group(1)) == col:
-                i = back.end()
-                continue
-            if col == 0 and _FISH_REDRAW.match(raw, i):
-                i += 1
-                continue
+_SGR_AT_END = re.compile(_SGR + rb"\Z")
+
+
+def _drop_marks(raw: bytes) -> bytes:
+    """``raw`` without fish's missing-newline marks and the SGR codes that start them."""
+    kept: list[bytes] = []
+    done = 0
+    for m in _FISH_MARK.finditer(raw):
+        start = m.start()
+        while start > done and (sgr := _SGR_AT_END.search(raw, max(done, start - 16), start)):
+            start = sgr.start()
+        kept.append(raw[done:start])
+        done = m.end()
+    kept.append(raw[done:])
+    return b"".join(kept)
+
+
+def _column(line: bytes) -> int:
+    """The cursor's column after ``line`` (text since a line break): characters count
+    one (a wide one makes a later move not match, and its \\r stays), escapes none but
+    a move right, a carriage return goes back to 0."""
+    col = 0
+    for part in re.split(rb"(\r|" + _ESCAPES.pattern + rb")", line):
+        if part == b"\r":
             col = 0
-        elif byte == 0x0A:
-            col = 0
-        elif byte == 0x1B:
-            seq = _ESCAPES.match(raw, i)
-            if seq is not None:
-                right = _CURSOR_RIGHT.fullmatch(seq.group())
-                col += int(right.group(1)) if right is not None else 0
-                out += seq.group()
-                i = seq.end()
-                continue
-        elif byte >= 0x20 and byte & 0xC0 != 0x80:  # a character starts (width 1: a wide
-            col += 1  # one makes a later move not match, and its \r stays)
-        out.append(byte)
-        i += 1
-    return bytes(out), col
+        elif part.startswith(b"\x1b"):
+            right = _CURSOR_RIGHT.fullmatch(part)
+            col += int(right.group(1)) if right is not None else 0
+        else:
+            col += sum(1 for b in part if b >= 0x20 and b & 0xC0 != 0x80)
+    return col
 
 
 def tidy_fish(raw: bytes, before: bytes) -> bytes:
     """``raw`` (a piece of a run in fish; ``before``: the run's output before it, which
-    tells the cursor's column) without fish's line-editor drawing (see above)."""
+    tells the cursor's column) without fish's line-editor drawing (see above). A
+    carriage return is dropped only where it changes nothing: a move back to the column
+    the cursor is at, or the start of a redraw of a line the cursor is at the start of;
+    any other is the command's and stays. Only the few candidates are looked at, so a
+    large output costs a regex scan."""
     if not is_text(raw):
         return raw
-    line = before[before.rfind(b"\n") + 1 :]
-    _, col = _fish_walk(_FISH_MARK.sub(b"", line), 0)
-    return _fish_walk(_FISH_MARK.sub(b"", raw), col)[0]
+    raw = _drop_marks(raw)
+    head = _drop_marks(before[before.rfind(b"\n") + 1 :])
+    kept: list[bytes] = []
+    done = 0
+    for m in _FISH_NOOP_CR.finditer(raw):
+        line_start = raw.rfind(b"\n", 0, m.start()) + 1
+        col = _column((head if line_start == 0 else b"") + raw[line_start : m.start()])
+        if (col == int(m.group(1))) if m.group(1) is not None else col == 0:
+            kept.append(raw[done : m.start()])
+            done = m.end()
+    kept.append(raw[done:])
+    return b"".join(kept)
 
 
 def clean(
