@@ -14,13 +14,14 @@ import typing
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
 from sane import errors
-from sane.models import RunStatus
 from sane.ops.context import Context
 from sane.protocol import scanner as sc
 from sane.protocol.runner import SHELL_POSIX
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from sane.models import RunStatus  # imported where a record is checked (_hints)
 
 
 class Final(TypedDict):
@@ -167,13 +168,26 @@ def wrong_fields(kind: Any, value: Any) -> list[str]:
     wrong = []
     # (``__required_keys__`` cannot be used: under ``from __future__ import
     # annotations`` Python 3.11 counts a NotRequired key as required.)
-    for name, hint in typing.get_type_hints(kind, include_extras=True).items():
+    for name, hint in _hints(kind).items():
         if typing.get_origin(hint) is NotRequired:
             if name in value and not _fits(value[name], typing.get_args(hint)[0]):
                 wrong.append(name)
         elif name not in value or not _fits(value[name], hint):
             wrong.append(name)
     return wrong
+
+
+def _hints(kind: Any) -> dict[str, Any]:
+    """``kind``'s annotations resolved. sane.models (RunStatus) is imported here, when a
+    record is read, not with this module: a run that ends within its one-shot call never
+    reads one, and the models' classes cost that call ~5 ms of start-up. (The name is
+    bound in this module's namespace: a TypedDict resolves its annotations there, not
+    in a namespace passed to get_type_hints.)"""
+    if "RunStatus" not in globals():
+        from sane.models import RunStatus
+
+        globals()["RunStatus"] = RunStatus
+    return typing.get_type_hints(kind, include_extras=True)
 
 
 def _fits(value: Any, hint: Any) -> bool:
