@@ -83,6 +83,12 @@ def cli(
     return proc.returncode, doc, proc.stderr
 
 
+def sane_json(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
+    """``sane ARGS`` as a process: (exit status, its one JSON document), as :func:`cli`."""
+    status, doc, _ = cli(["sane.cli.main", *args], env)
+    return status, doc
+
+
 def read_terminal(
     master: int, proc: subprocess.Popen[Any], timeout: float = 120
 ) -> tuple[int, bytes]:

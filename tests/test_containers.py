@@ -34,7 +34,7 @@ from sane.testing.containers import ContainerFleet
 from sane.testing.fleet import registry_entries
 from sane.testing.pytest_plugin import _containers_unavailable
 
-from .conftest import cli, output_bytes
+from .conftest import cli, output_bytes, sane_json
 from .test_run_command import HAZARDS
 
 DEBIAN = ["deb1", "deb2", "deb3"]
@@ -334,11 +334,6 @@ def test_detect_platform_reports_the_busybox_container(
 # ----------------------------------------------------------------- the mixed fleet, as a user
 
 
-def _sane(cli_env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
-    code, doc, _ = cli(["sane.cli.main", *args], cli_env)
-    return code, doc
-
-
 def test_mixed_fleet_up_run_detect(
     cli_env: dict[str, str], sane_home: Path, container_fleet: ContainerFleet
 ) -> None:
@@ -346,9 +341,9 @@ def test_mixed_fleet_up_run_detect(
     `sane fleet run 'uname -a; echo $0'` is exact on each, `sane fleet detect` tells the
     two systems apart (OS, shell, coreutils; no Python on either)."""
     register(sane_home, container_fleet)
-    code, up = _sane(cli_env, "up", "--all")
+    code, up = sane_json(cli_env, "up", "--all")
     assert code == 0 and up["ok"], up
-    code, ran = _sane(cli_env, "fleet", "run", "--all", "--timeout", "60", "uname -a; echo $0")
+    code, ran = sane_json(cli_env, "fleet", "run", "--all", "--timeout", "60", "uname -a; echo $0")
     assert code == 0 and ran["status"] == "completed", ran
     by_name = {r["server"]: r for r in ran["results"]}
     for s in container_fleet.servers:
@@ -356,7 +351,7 @@ def test_mixed_fleet_up_run_detect(
         login = "-" + s.login_shell.rsplit("/", 1)[-1]  # sshd/dropbear start a login shell
         assert by_name[s.name]["output"] == uname.decode() + login + "\n", s.name
         assert by_name[s.name]["exit_code"] == 0
-    code, detected = _sane(cli_env, "fleet", "detect", "--all")
+    code, detected = sane_json(cli_env, "fleet", "detect", "--all")
     assert code == 0, detected
     seen = {
         r["server"]: (r["distro"]["id"], r["shell"]["name"], r["coreutils"], r["tools"]["python3"])
@@ -394,7 +389,7 @@ def test_sane_up_checks_each_containers_host_key(
             ),
             replace=True,
         )
-    code, up = _sane(cli_env, "up", "--all")
+    code, up = sane_json(cli_env, "up", "--all")
     assert code == 5, up
     errors = {r["server"]: r["error"] and r["error"]["code"] for r in up["servers"]}
     assert errors == {"deb1": "host_key_mismatch", "bb2": "host_key_unknown", "bb1": None}

@@ -16,7 +16,7 @@ from sane.fleet.health import check, set_health, wait
 from sane.fleet.registry import Server
 from sane.testing.fleet import register
 
-from .conftest import cli
+from .conftest import sane_json
 
 
 @pytest.fixture(autouse=True)
@@ -130,17 +130,11 @@ def test_bad_jq_is_invalid_argument(sane_home: Path) -> None:
         check(sane_home, [Server(name="x", host="127.0.0.1")], query_expr=".[")
 
 
-def _sane(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
-    """``sane ARGS`` as a process: its exit status and its one JSON document."""
-    status, doc, _ = cli(["sane.cli.main", *args], env)
-    return status, doc
-
-
 def test_cli(cli_env: dict[str, str], ssh_fleet: Any, sane_home: Path) -> None:
     register(sane_home, ssh_fleet)
 
     def sane(*args: str) -> tuple[int, dict[str, Any]]:
-        return _sane(cli_env, *args)
+        return sane_json(cli_env, *args)
 
     status, doc = sane(
         "health",
@@ -197,7 +191,7 @@ def test_watch_snapshot(cli_env: dict[str, str], ssh_fleet: Any, sane_home: Path
     set_health(servers[0], "healthy", {"version": "4.2"})
 
     def sane(*args: str) -> tuple[int, dict[str, Any]]:
-        return _sane(cli_env, *args)
+        return sane_json(cli_env, *args)
 
     assert sane("connect", "s1", "s2")[0] == 0
     status, first = sane("run-command", "--server", "s2", "--timeout", "0.2", "sleep 30")
