@@ -17,7 +17,9 @@ run, each sane figure is printed beside its baseline and the ratio:
   ControlMasters, N at once, and parallel-ssh's ``copy_file`` (new connections);
 * health: ``check_health`` against ``cat`` of the same file over the ControlMasters;
 * progress: warm ``true`` and a health read with the live display drawing on a real
-  pseudo-terminal (what a person at a terminal gets) against the same with no listener.
+  pseudo-terminal (what a person at a terminal gets) against the same with no listener;
+* resources: with every pane up, per server: the tmux server's PSS and descriptors,
+  the panes' ssh clients' PSS and descriptors, sane's own, and the host's ptys in use.
 
 At the end, per-server slopes (ms per added server) between the smallest and largest N.
 Figures on a shared 2-core machine are noisy: read the ratios, not the milliseconds.
@@ -293,6 +295,60 @@ def health_rows(ctx: Context, servers: list[Server], fleet: Fleet) -> list[Row]:
     ]
 
 
+def _pss_kb(pid: int | str) -> int:
+    """A process's proportional set size (its share of shared pages), in KB."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _fds(pid: int | str) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+def _ptys() -> int:
+    with open("/proc/sys/kernel/pty/nr", encoding="ascii") as fh:
+        return int(fh.read())
+
+
+def resource_lines(ctx: Context, servers: list[Server], ptys_before: int) -> list[str]:
+    """What the connected fleet holds, per server: the tmux server's memory and
+    descriptors, the panes' ssh clients (PSS: shared pages counted once in all), sane's
+    own process, and the host's pseudo-terminals in use (this fleet's sshd sessions
+    included: on a loopback fleet both ends are here; shared with anything else
+    running on the machine)."""
+    connect_many(ctx, servers, max_parallel=50)  # every pane up (a no-op when they are)
+    count = len(servers)
+    tmux_pid = int(ctx.server.run("display-message", "-p", "#{pid}").strip())
+    pane_pids = [
+        int(pid)
+        for pid in ctx.server.run("list-panes", "-a", "-F", "#{pane_pid}").split()
+        if pid.isdigit()
+    ]
+    ssh_pss = sum(_pss_kb(pid) for pid in pane_pids)
+    ssh_fds = sum(_fds(pid) for pid in pane_pids)
+    return [
+        f"resources with {count} servers connected (per server):",
+        f"  tmux server: PSS {_pss_kb(tmux_pid) / 1024:.1f} MB"
+        f" ({_pss_kb(tmux_pid) / count:.1f} KB), {_fds(tmux_pid)} fds"
+        f" ({_fds(tmux_pid) / count:.2f})",
+        f"  ssh clients in the panes: PSS {ssh_pss / 1024:.1f} MB"
+        f" ({ssh_pss / len(pane_pids) / 1024:.2f} MB), {ssh_fds} fds"
+        f" ({ssh_fds / len(pane_pids):.1f})",
+        f"  sane (this process): PSS {_pss_kb('self') / 1024:.1f} MB, {_fds('self')} fds",
+        f"  ptys in use on the host: {_ptys()} ({_ptys() - ptys_before} more than before"
+        f" connecting: {(_ptys() - ptys_before) / count:.2f} per server)",
+    ]
+
+
 def bench_size(count: int, parallels: list[int], parts: set[str]) -> list[Row]:
     work = Path(tempfile.mkdtemp(prefix=f"sane-bench-scale-{count}-"))
     srv = TmuxTestServer(f"sane-bench-scale-{os.getpid()}-{count}")
@@ -318,6 +374,7 @@ def bench_size(count: int, parallels: list[int], parts: set[str]) -> list[Row]:
             ]
             for server in servers:
                 registry.add(server)
+            ptys_before = _ptys()
             if "connect" in parts:
                 rows += connect_rows(ctx, servers, parallels)
             if "warm" in parts:
@@ -328,6 +385,9 @@ def bench_size(count: int, parallels: list[int], parts: set[str]) -> list[Row]:
                 rows += health_rows(ctx, servers, fleet)
             if "progress" in parts:
                 rows += progress_rows(ctx, servers)
+            if "resources" in parts:
+                for line in resource_lines(ctx, servers, ptys_before):
+                    print(line, flush=True)
     finally:
         srv.kill()
         shutil.rmtree(work, ignore_errors=True)
@@ -338,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--sizes", default="20,100,200,400")
     parser.add_argument("--parallel", default="5,50", help="--max-parallel values to connect with")
-    parser.add_argument("--parts", default="connect,warm,put,health,progress")
+    parser.add_argument("--parts", default="connect,warm,put,health,progress,resources")
     args = parser.parse_args(argv)
     sizes = [int(n) for n in args.sizes.split(",")]
     parallels = [int(n) for n in args.parallel.split(",")]

@@ -112,8 +112,9 @@ class ConnectTimeout(ConnectionFailed):
 
 
 class ResourceLimit(ConnectionFailed):
-    """A limit stopped the connection: an open-files limit (sane's, tmux's), the
-    host's pseudo-terminals, or the server refusing connections beyond its
+    """A limit stopped the connection: an open-files limit (sane's, tmux's, the
+    host's), sane's processes, the host's pseudo-terminals, or the server refusing
+    connections beyond its
     ``MaxStartups``; ``details.limit`` names it and ``details.value`` gives its value."""
 
     code = "resource_limit"

@@ -167,6 +167,68 @@ def test_a_stopped_tmux_server_is_tmux_failed_not_a_hang(
     assert "did not answer within 1s" in caught.value.message
 
 
+_OUT_OF_FILES = """
+import json, os, sys
+from sane import errors
+from sane.fleet.registry import Registry
+from sane.fleet.ssh import run_remote, upload
+from pathlib import Path
+server = Registry(Path(sys.argv[1])).get("s1")
+run_remote(server, "true")  # its control directory and config file made, as in use
+held = []
+try:
+    while True:
+        held.append(os.open("/dev/null", os.O_RDONLY))
+except OSError:
+    pass
+os.close(held.pop())  # one descriptor free: starting ssh needs its pipes
+out = {}
+for name, call in (
+    ("run_remote", lambda: run_remote(server, "true")),
+    ("upload", lambda: upload(server, "/tmp/sane-emfile-test", b"x")),
+):
+    try:
+        call()
+        out[name] = None
+    except errors.SaneError as exc:
+        out[name] = exc.to_dict()
+for fd in held:
+    os.close(fd)
+out["after"] = run_remote(server, "echo $FLEET_HOST").stdout.decode()
+print(json.dumps(out))
+"""
+
+
+def test_out_of_open_files_starting_ssh_is_resource_limit_for_that_server(
+    sane_ctx: Context, ssh_fleet: Any
+) -> None:
+    """sane's process out of descriptors when it starts an ssh (its pipes): that
+    server's resource_limit naming nofile and its value, from run_remote (fleet put,
+    health, deploy) and upload alike; once descriptors are free again the same call
+    works. Before, the OSError escaped: internal_error for the whole command. The limit
+    is real (prlimit on a child Python), so is the ssh."""
+    import json
+    import subprocess
+    import sys
+
+    register(sane_ctx.home, ssh_fleet)
+    proc = subprocess.run(
+        ["prlimit", "--nofile=64:64", sys.executable, "-c", _OUT_OF_FILES, str(sane_ctx.home)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    for name in ("run_remote", "upload"):
+        error = out[name]
+        assert error is not None and error["code"] == "resource_limit", (name, error)
+        details = error["details"]
+        assert (details["limit"], details["value"], details["server"]) == ("nofile", 64, "s1")
+    assert out["after"] == "s1\n"
+
+
 def test_sshd_refusing_beyond_max_startups_is_resource_limit(
     sane_ctx: Context, make_fleet: Callable[..., Any]
 ) -> None:

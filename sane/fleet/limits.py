@@ -169,3 +169,41 @@ def from_tmux_failure(exc: errors.TmuxError, name: str) -> errors.SaneError:
             hint=f"raise {PTY_MAX} (or the devpts instance's max=) or close panes",
         )
     return exc
+
+
+def spawn_failure(exc: OSError, name: str) -> errors.SaneError | None:
+    """``resource_limit`` for a process sane could not start for server ``name``
+    because a limit was reached (its pipes or the fork itself), naming the limit and
+    its value; None for any other failure (the caller's own handling applies)."""
+    import errno
+
+    if exc.errno == errno.EMFILE:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)  # (/proc needs a descriptor)
+        return errors.ResourceLimit(
+            f"{name}: sane could not start ssh: {exc.strerror} (nofile)",
+            server=name,
+            limit="nofile",
+            value=None if soft == resource.RLIM_INFINITY else soft,
+            in_use=open_files(),
+            process="sane",
+            hint="raise ulimit -n, or lower --max-parallel",
+        )
+    if exc.errno == errno.ENFILE:
+        return errors.ResourceLimit(
+            f"{name}: sane could not start ssh: {exc.strerror} (fs.file-max)",
+            server=name,
+            limit="fs.file-max",
+            value=_read_int("/proc/sys/fs/file-max"),
+            hint="the whole host is out of open files: raise fs.file-max or close programs",
+        )
+    if exc.errno == errno.EAGAIN:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+        return errors.ResourceLimit(
+            f"{name}: sane could not start ssh: {exc.strerror} (nproc)",
+            server=name,
+            limit="nproc",
+            value=None if soft == resource.RLIM_INFINITY else soft,
+            process="sane",
+            hint="raise ulimit -u (processes per user), or lower --max-parallel",
+        )
+    return None

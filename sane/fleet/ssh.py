@@ -34,6 +34,7 @@ import contextlib
 import os
 import re
 import time
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from sane import errors
@@ -587,6 +588,22 @@ class RemoteResult(NamedTuple):
     stderr: str
 
 
+@contextlib.contextmanager
+def _spawning(server: ServerLike) -> Iterator[None]:
+    """Around starting an ssh for ``server``: a limit that stops it (out of open files
+    for its pipes, out of processes) is that server's ``resource_limit`` naming the
+    limit, not an internal error of the whole command."""
+    try:
+        yield
+    except OSError as exc:
+        from sane.fleet.limits import spawn_failure
+
+        failure = spawn_failure(exc, server.name)
+        if failure is None:
+            raise
+        raise failure from exc
+
+
 def run_remote(
     server: ServerLike,
     script: str,
@@ -615,21 +632,24 @@ def run_remote(
         f"printf '%s\\n' {mark} && printf '%s\\n' {mark} >&2 && ( {script} ); "
         f"s=$?; printf '\\n%s\\n' {mark}; exit $s"
     )
-    argv = [*ssh_argv(server), f"exec sh -c {shlex.quote(wrapped)}"]
+    with _spawning(server):  # its config file and control directory need descriptors too
+        argv = [*ssh_argv(server), f"exec sh -c {shlex.quote(wrapped)}"]
     if limit is None:
-        proc = subprocess.run(
-            argv,
-            input=data,
-            capture_output=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL if data is None else None,
-            check=False,
-        )
+        with _spawning(server):
+            proc = subprocess.run(
+                argv,
+                input=data,
+                capture_output=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL if data is None else None,
+                check=False,
+            )
         returncode, out, err = proc.returncode, proc.stdout, proc.stderr
     else:
         from sane.bounded import run_capped
 
-        capped = run_capped(argv, limit + 2 * len(mark) + 8, timeout, stdin=data)
+        with _spawning(server):
+            capped = run_capped(argv, limit + 2 * len(mark) + 8, timeout, stdin=data)
         if capped.timed_out:
             raise subprocess.TimeoutExpired(argv, timeout)
         if capped.too_large or capped.returncode is None:
@@ -698,9 +718,12 @@ def upload(server: ServerLike, path: str, data: bytes, timeout: float = 600.0) -
     import shlex
     import subprocess
 
-    argv = [*ssh_argv(server), f"cat > {shlex.quote(path)}"]
     try:
-        proc = subprocess.run(argv, input=data, capture_output=True, timeout=timeout, check=False)
+        with _spawning(server):
+            argv = [*ssh_argv(server), f"cat > {shlex.quote(path)}"]
+            proc = subprocess.run(
+                argv, input=data, capture_output=True, timeout=timeout, check=False
+            )
     except subprocess.TimeoutExpired:
         raise errors.TransferFailed(
             f"{server.name}: upload did not finish in {timeout:g}s", server=server.name
