@@ -196,6 +196,14 @@ class RunOwned(Busy):
     code = "run_owned"
 
 
+class PaneHasInput(Busy):
+    """The pane's command line holds text a person typed (or its editor is in vi
+    command mode with text): sane typed nothing into it and ran nothing; the caller
+    may ask for ``clear_input`` to discard the text."""
+
+    code = "pane_has_input"
+
+
 class PaneNotShell(Busy):
     """The pane runs a program (an editor, a REPL) that sane must not type into."""
 

@@ -238,6 +238,7 @@ def _run_command(ctx: Context, a: inputs.RunCommandInput, call: Call) -> Outcome
         run_id=run_id,
         stop=call.stop,
         on_output=_OutputProgress(call) if call.progress else None,
+        clear_input=a.clear_input,
     )
     with IN_FLIGHT.follow(run_id, call.stop):
         result = run_command(ctx, a.command, pane=_target(ctx, a.pane, a.server), options=options)
@@ -366,6 +367,7 @@ def _create_file(ctx: Context, a: inputs.CreateFileInput, call: Call) -> Outcome
         expected_sha256=a.sha256.lower() if a.sha256 else None,
         timeout=a.timeout,
         side_channel=side_channel,
+        clear_input=a.clear_input,
     )
     return _ok(result)
 
@@ -373,7 +375,11 @@ def _create_file(ctx: Context, a: inputs.CreateFileInput, call: Call) -> Outcome
 def _detect_platform(ctx: Context, a: inputs.DetectPlatformInput, call: Call) -> Outcome:
     from sane.ops.detect_platform import detect_platform
 
-    return _ok(detect_platform(ctx, pane=_target(ctx, a.pane, a.server), timeout=a.timeout))
+    return _ok(
+        detect_platform(
+            ctx, pane=_target(ctx, a.pane, a.server), timeout=a.timeout, clear_input=a.clear_input
+        )
+    )
 
 
 def _list_panes(ctx: Context, a: inputs.ListPanesInput, call: Call) -> Outcome:

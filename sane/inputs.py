@@ -62,7 +62,17 @@ class Input(Strict):
     """A tool's arguments: unknown ones refused, no NUL byte in text (:mod:`sane.strict`)."""
 
 
-class RunCommandInput(Input):
+class TypingInput(Input):
+    """The arguments of a command that types into a pane's shell (sane.ops.has_input)."""
+
+    clear_input: bool = Field(
+        default=False,
+        description="Text a person left on the pane's command line "
+        "is discarded (never run) instead of refusing with pane_has_input.",
+    )
+
+
+class RunCommandInput(TypingInput):
     """Run a shell command in a tmux pane; get its exact output and exit code. Status
     `completed` has the exit code; `running` (the timeout passed, the command goes on):
     call run_wait with its run_id for the rest, or run_interrupt; `waiting_input` (it
@@ -169,7 +179,7 @@ class RunInterruptInput(Input):
     )
 
 
-class CreateFileInput(Input):
+class CreateFileInput(TypingInput):
     """Create a file on the pane's host with exactly the given bytes, atomically."""
 
     nul_allowed: ClassVar[frozenset[str]] = frozenset({"content"})
@@ -205,7 +215,7 @@ class CreateFileInput(Input):
     )
 
 
-class DetectPlatformInput(Input):
+class DetectPlatformInput(TypingInput):
     """OS, distro, shell, package managers, tools and environment of the pane's host."""
 
     pane: str | None = Field(default=None, description=PANE)

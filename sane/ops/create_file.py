@@ -305,6 +305,7 @@ def create_file(
     timeout: float = TIMEOUT,
     side_channel: SideChannel | None = None,
     idle: float = IDLE_SECONDS,
+    clear_input: bool = False,
 ) -> CreateFileResult:
     """Write ``content`` to ``path`` on the pane's host; see the module docstring.
 
@@ -343,6 +344,7 @@ def create_file(
             on_output=sender,
             quiet_period=None,
             posix_script=True,
+            clear_input=clear_input,
         ),
     )
     report = _report(result["output"])

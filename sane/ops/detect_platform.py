@@ -302,7 +302,10 @@ def _virtualization(single: dict[str, str]) -> str | None:
 
 
 def detect_platform(
-    ctx: Context, pane: str | None = None, timeout: float = PROBE_TIMEOUT
+    ctx: Context,
+    pane: str | None = None,
+    timeout: float = PROBE_TIMEOUT,
+    clear_input: bool = False,
 ) -> PlatformInfo:
     started = time.perf_counter()
     result = run_command(
@@ -310,7 +313,11 @@ def detect_platform(
         PROBE_COMMAND,
         pane=pane,
         options=RunOptions(
-            timeout=timeout, interrupt_on_timeout=True, max_output=None, quiet_period=None
+            timeout=timeout,
+            interrupt_on_timeout=True,
+            max_output=None,
+            quiet_period=None,
+            clear_input=clear_input,
         ),
     )
     if result["status"] != "completed":

@@ -11,6 +11,13 @@ import time
 
 from sane import errors
 from sane.ops.context import LOCAL_WINDOW, ROLE_LOCAL, Context
+from sane.ops.has_input import (
+    after_takeover,
+    await_prompt,
+    line_editor,
+    record_prompt,
+    takeover_guard,
+)
 from sane.ops.run.pipe import unpipe
 from sane.poll import poll
 from sane.protocol import markers
@@ -229,11 +236,12 @@ def _paste(pane: str, lines: list[str], nonce: str) -> list[str]:
 
 def _remote_kind(
     ctx: Context, client: ControlClient, stream: PaneStream, pane: str, deadline: float
-) -> tuple[str, str]:
+) -> tuple[str, str, str]:
     """Which runner the shell behind an ssh pane takes, asked with a line every shell
-    parses alike (``shell_probe``), and the note the pane keeps about it. A shell sane
-    cannot drive there (tcsh, csh, any other) is replaced by a POSIX ``sh`` (``exec``,
-    as a person would), and the note says so (``@sane_shell_note``, set with the
+    parses alike (``shell_probe``), the note the pane keeps about it, and the shell's
+    name (its editor decides sane's check of the line). A shell sane cannot drive
+    there (tcsh, csh, any other) is replaced by a POSIX ``sh`` (``exec``, as a person
+    would), and the note says so (``@sane_shell_note``, set with the
     runner's other options)."""
     seen = bytearray()
     nonce = markers.new_nonce()
@@ -269,7 +277,7 @@ def _remote_kind(
             SHELL_POSIX,
             (f"the login shell {name} cannot be driven by sane: it started sh in its place"),
         )
-    return kind, note
+    return kind, note, name if not note else "sh"
 
 
 def install_runner(
@@ -299,21 +307,25 @@ def install_runner(
         )
     kind = shell_kind(state.current_command)
     options: list[str] = []
+    name = _base(state.current_command)
     if kind is None:  # ssh: the shell on the other end decides
         if deadline is None:
             deadline = time.monotonic() + READY_TIMEOUT
-        kind, note = _remote_kind(ctx, client, stream, pane, deadline)
+        kind, note, name = _remote_kind(ctx, client, stream, pane, deadline)
         options.append(f"set-option -p -t {pane} {OPT_SHELL_NOTE} {quote(note)}")
     token = markers.new_token()
     nonces: list[str] = []
+    # A person's text on the line is put aside first (sane.ops.has_input).
+    guard = takeover_guard(pane, name)
 
     def type_takeover() -> None:
         # Same token every time: whichever copy the shell runs, its prompt marker is
         # the one recorded. A fresh shell may still be starting (rc files, or a
         # program in them reading the tty, can swallow typed-ahead keys): retype.
         nonce = markers.new_nonce()
+        first = guard if not nonces else []
         nonces.append(nonce)
-        client.command(*_paste(pane, takeover_lines(nonce, token, kind), nonce))
+        client.command(*first, *_paste(pane, takeover_lines(nonce, token, kind), nonce))
 
     type_takeover()
     seen = bytearray()
@@ -343,13 +355,23 @@ def install_runner(
     ready = next(m for m in (ready_marker(seen, n) for n in nonces) if m is not None)
     if ready.arg:
         options.append(f"set-option -p -t {pane} {panes.OPT_HOST_PID} {ready.arg}")
+    found, _ = markers.scan(seen, 0)
+    widgets = any(m.kind == markers.EDITOR and m.tag in nonces for m in found)
+    editor = line_editor(widgets, name)
+    if guard and widgets:
+        client.command(after_takeover(pane))
+    if not widgets:  # the prompt drawn after READY: what a bare command line shows
+        prompt = await_prompt(stream, seen, ready.end, frozenset({token}))
+        if prompt is not None:
+            options.append(record_prompt(pane, prompt))
     # One tmux line: the shell pid last, since it is what marks the runner installed
     # (``PaneState.runner_installed``) for every other sane process.
     client.command(
         *options,
         f"set-option -p -t {pane} {panes.OPT_TOKEN} '{tokens}'",
         f"set-option -p -t {pane} {panes.OPT_SHELL_KIND} {kind}",
+        f"set-option -p -t {pane} {panes.OPT_EDITOR} {editor}",
         f"set-option -p -t {pane} remain-on-exit on",
         f"set-option -p -t {pane} {panes.OPT_SHELL_PID} {state.pid}",
     )
-    return state._replace(shell_pid=state.pid, token=tokens, shell_kind=kind)
+    return state._replace(shell_pid=state.pid, token=tokens, shell_kind=kind, editor=editor)

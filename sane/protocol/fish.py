@@ -38,9 +38,11 @@ from ``sane.protocol.runner``, and why:
 
 from __future__ import annotations
 
+from sane.protocol import editor
 from sane.protocol.markers import (
     BEGIN,
     DECODE_FAILED,
+    EDITOR,
     END,
     EXITED,
     LENGTH_MISMATCH,
@@ -84,6 +86,8 @@ def takeover_lines(nonce: str, token: str) -> list[str]:
         # command's line saved $status before its chunks: not saved again here.
         " function __sane_pre; set -l s $status; test $argv[5] = p; or set -g __sane_q $s;"
         " set -g __sane_c; set -g __sane_b;"
+        # A person's text held from the command line (sane.protocol.editor): run nothing.
+        ' if test -n "$__sane_held"; __sane_hc $argv[3]; return $__sane_q; end;'
         " switch $argv[5]; case -; set -g __sane_b $argv[6]; set -g __sane_c $argv[6];"
         " case b; set -g __sane_b $argv[6]; case '*'; set -g __sane_b (string join '' $__sane_p);"
         " end; set -g __sane_p;"
@@ -107,7 +111,8 @@ def takeover_lines(nonce: str, token: str) -> list[str]:
         " __sane_rc $__sane_q"
     )
     ready = f" printf '{printf_format(READY, True)}' {nonce} $fish_pid; __sane_rc $__sane_q"
-    return [helpers, pre, post, ready]
+    widgets = editor.fish_line(nonce, EDITOR) + " __sane_rc $__sane_q"
+    return [helpers, pre, post, widgets, ready]
 
 
 # Characters typed as themselves inside the brace word: keys no fish binding takes over,

@@ -33,9 +33,12 @@ DECODE_FAILED = "D"  # base64 decoding of the command failed on the host
 MISSING_RUNNER = "M"  # the shell in the pane has no sane runner installed
 READY = "R"  # takeover finished, the runner is installed
 PROMPT = "P"  # the shell starts drawing its prompt (tag = the shell's token)
+PROMPT_END = "Q"  # the prompt is drawn (shells without sane's editor widgets; tag = token)
 STATUS = "S"  # answer to a status probe typed at an idle prompt; arg = $?
 NEW_SHELL = "N"  # the same answer from a shell without sane's runner (exec replaced it)
 SHELL = "K"  # answer to the shell probe; arg = the shell's pid, its name follows on the line
+HELD = "H"  # the command line held a person's text: nothing ran; arg = 1 in vi command mode
+EDITOR = "W"  # takeover: the line editor's hold/drop widgets are installed (sane.protocol.editor)
 
 _BODY = re.compile(rb"([0-9a-f]{8,32});([A-Z])(?:;(-?[0-9]{1,10}))?")
 

@@ -15,6 +15,8 @@ import base64
 import re
 from typing import NamedTuple
 
+from sane.protocol.queries import drop_answers
+
 # ECMA-48 sequences: CSI, OSC/DCS/SOS/PM/APC strings, charset designations, 2-byte ESC.
 # (A CSI may carry a shift-in: terminfo's sgr0 for tmux's TERM=screen is ESC[m SI.)
 _ESCAPES = re.compile(
@@ -150,6 +152,7 @@ def clean(
     lost: bool = False,
 ) -> bytes:
     """Exact program output from raw stream bytes."""
+    raw = drop_answers(raw)  # the tty's echo of tmux's answers: not the program's
     if lost:
         raw = _SSH_CLOSED_TAIL.sub(b"", raw)
     if aborted:

@@ -36,16 +36,18 @@ from __future__ import annotations
 import shlex
 from typing import NamedTuple
 
-from sane.protocol import fish
+from sane.protocol import editor, fish
 from sane.protocol.markers import (
     BEGIN,
     DECODE_FAILED,
+    EDITOR,
     END,
     EXITED,
     LENGTH_MISMATCH,
     MISSING_RUNNER,
     NEW_SHELL,
     PROMPT,
+    PROMPT_END,
     READY,
     SHELL,
     STATUS,
@@ -115,7 +117,9 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         ' __sane_rc "$__sane_q"'
     )
     run = (
-        " __sane_run(){ __sane_n=$1;"
+        # A person's text held from the command line (sane.protocol.editor): run nothing.
+        ' __sane_run(){ [ -z "${__sane_held-}" ] || { __sane_hc "$1"; return "$3"; };'
+        " __sane_n=$1;"
         " case $4 in -) __sane_c=$5; __sane_b=$5;; b) __sane_b=$5;; *) __sane_b=$__sane_p;; esac;"
         " __sane_p=;"
         f' if [ "${{#__sane_b}}" != "$2" ]; then printf \'{lm}\' "$1" "${{#__sane_b}}";'
@@ -128,6 +132,9 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         f' "$__sane_e" eval __sane_ev; __sane_r=$?; trap - {RUN_SIGNAL};'
         f' __sane_c=; __sane_ps; printf \'{e}\' "$__sane_n" "$__sane_r"; __sane_n=;'
         ' return "$__sane_r"; }; __sane_go=__sane_run; __sane_gx=;'
+        ' __sane_rc "$__sane_q"'
+    )
+    exit_trap = (
         # One EXIT trap for the shell's life, set at takeover and never touched again, so
         # a trap the user sets later (in a run or by hand) stays theirs. It acts only
         # while a run is going (__sane_n set: cleared when a run ends, and by the status
@@ -142,12 +149,19 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         ' __sane_rc "$__sane_q"'
     )
     p = printf_format(PROMPT, False).replace("%s", token)
+    q = printf_format(PROMPT_END, False).replace("%s", token)
     prompt = (
         # The user's prompt stays as it is, behind an invisible prefix: the prompt
         # marker (see the module docs), put back whenever something removed it.
         ' __sane_ps(){ __sane_s=$?; case $PS1 in "$__sane_pp"*) ;;'
-        ' *) PS1=$__sane_pp$PS1;; esac; return "$__sane_s"; };'
-        ' if [ -n "${BASH_VERSION-}" ]; then'
+        " *) PS1=$__sane_pp$PS1;; esac;"
+        # Where there are no editor widgets (sane.ops.has_input) a suffix marks the
+        # prompt's end, so sane learns the prompt as drawn.
+        ' case $PS1 in *"$__sane_pq") ;; *) PS1=$PS1$__sane_pq;; esac; return "$__sane_s"; };'
+        ' __sane_rc "$__sane_q"'
+    )
+    prompt_set = (
+        ' __sane_pq=; if [ -n "${BASH_VERSION-}" ]; then'
         f" __sane_pp='\\[{p}\\]';"
         # bash-only syntax inside eval: dash parses the whole line first.
         " __sane_nl=$(printf '\\nx'); __sane_nl=${__sane_nl%x};"
@@ -159,13 +173,18 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         ' elif [ -n "${ZSH_VERSION-}" ]; then'
         f" __sane_pp=\"%{{$(printf '{p}')%}}\";"
         " eval '(( ${precmd_functions[(I)__sane_ps]} )) || precmd_functions+=(__sane_ps)';"
-        f" else __sane_pp=$(printf '{p}'); fi; __sane_ps;"
+        f" else __sane_pp=$(printf '{p}'); __sane_pq=$(printf '{q}');"
+        # yash and busybox ash (no version variable, but $RANDOM, unlike dash and
+        # posh) count a prompt's width without what \\[ \\] encloses: the markers.
+        ' if [ -n "${YASH_VERSION-}" ] || { [ -z "${KSH_VERSION-}" ] && [ -n "${RANDOM-}" ]; };'
+        ' then __sane_pp="\\[$__sane_pp\\]"; __sane_pq="\\[$__sane_pq\\]"; fi; fi; __sane_ps;'
         ' __sane_rc "$__sane_q"'
     )
     # READY carries $$: the shell's pid as its own host sees it (for an ssh pane,
     # the remote pid), so prompt detection can read that host's /proc.
     ready = f' printf \'{_fmt(READY, True)}\' {nonce} "$$"; __sane_rc "$__sane_q"'
-    return [helpers, run, prompt, ready]
+    widgets = [line + ' __sane_rc "$__sane_q"' for line in editor.posix_lines(nonce, EDITOR)]
+    return [helpers, run, exit_trap, prompt, prompt_set, *widgets, ready]
 
 
 def shell_probe(nonce: str) -> str:

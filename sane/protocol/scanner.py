@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from sane.protocol import markers as mk
+from sane.protocol.editor import held_text
 from sane.protocol.runner import SHELL_POSIX, exit_status
 
 OUTCOME_COMPLETED = "completed"  # E marker: exit status known
@@ -20,11 +21,14 @@ OUTCOME_REPLACED = "replaced"  # a new shell at its prompt: the run's shell exec
 OUTCOME_MISSING_RUNNER = "missing_runner"
 OUTCOME_LENGTH_MISMATCH = "length_mismatch"
 OUTCOME_DECODE_FAILED = "decode_failed"
+# The command line held a person's text (sane.protocol.editor): nothing ran.
+OUTCOME_HELD = "held_input"
 
 _BEFORE_BEGIN = {
     mk.MISSING_RUNNER: OUTCOME_MISSING_RUNNER,
     mk.LENGTH_MISMATCH: OUTCOME_LENGTH_MISMATCH,
     mk.DECODE_FAILED: OUTCOME_DECODE_FAILED,
+    mk.HELD: OUTCOME_HELD,
 }
 
 
@@ -55,6 +59,10 @@ class RunScanner:
         self._interrupt_at: int | None = None
         self._probes: set[str] = set()
         self._prompt_at: int | None = None  # the last prompt marker since the run began
+        # OUTCOME_HELD: the person's text the runner reported (None if unreadable).
+        self.held: str | None = None
+        self._at = 0  # the end of the marker being considered
+        self.final: int | None = None  # the end of the marker that ended the run
 
     def expect_status(self, nonce: str) -> None:
         """A status probe carrying ``nonce`` was typed: its marker ends the run as
@@ -77,6 +85,7 @@ class RunScanner:
         self.buf += data
         found, self._resume = mk.scan(self.buf, self._resume)
         for m in found:
+            self._at = m.end
             if self._consider(m):
                 break
         return self.outcome
@@ -111,6 +120,8 @@ class RunScanner:
                 if m.kind == mk.BEGIN:
                     self.begin = m.end
                 elif m.kind in _BEFORE_BEGIN:
+                    if m.kind == mk.HELD:
+                        self.held = held_text(self.buf, self.nonce, m.start)
                     self._finish(m.start, _BEFORE_BEGIN[m.kind], m.arg)
                     return True
                 return False
@@ -147,6 +158,8 @@ class RunScanner:
 
     def _finish(self, end: int, kind: str, code: int | None) -> None:
         self.end = end
+        # Past the marker that ended the run: where the shell's next prompt is drawn.
+        self.final = self._at
         self.outcome = Outcome(kind, None if code is None else exit_status(code))
 
     def region(self) -> bytes:

@@ -26,6 +26,11 @@ OPT_SHELL_KIND = "@sane_shell"  # the kind of shell the runner was installed for
 # Set on a server's pane that replaced one whose shell had ended (its ssh with it): the
 # next run there says shell_restarted (the cd and variables of earlier runs are gone).
 OPT_SHELL_NEW = "@sane_shell_new"
+# How that shell's command line is checked for a person's text before sane types:
+# "hold" (widgets, sane.protocol.editor) or "screen" (sane.ops.has_input).
+OPT_EDITOR = "@sane_editor"
+# The last line of that shell's prompt as last drawn ("screen" shells only).
+OPT_PROMPT = "@sane_prompt"
 
 # Fields and records are delimited by strings no pane can contain: a per-process nonce.
 # tmux prints a pane's current path (and a program's name) as it is, so a tab or a
@@ -73,6 +78,7 @@ _STATE_FIELDS = (
     "pane_current_command",
     OPT_SHELL_KIND,
     OPT_SHELL_NEW,
+    OPT_EDITOR,
 )
 STATE_FORMAT = format_of(_STATE_FIELDS)
 
@@ -94,6 +100,7 @@ class PaneState(NamedTuple):
     current_command: str
     shell_kind: str = "posix"  # sane.protocol.runner.SHELL_POSIX or SHELL_FISH
     shell_new: bool = False  # OPT_SHELL_NEW
+    editor: str = ""  # sane.protocol.editor.EDITOR_HOLD or EDITOR_SCREEN ("" before takeover)
 
     @property
     def runner_installed(self) -> bool:
@@ -130,6 +137,7 @@ def _state(f: list[str]) -> PaneState:
         current_command=f[13],
         shell_kind=f[14] or "posix",
         shell_new=f[15] == "1",
+        editor=f[16],
     )
 
 

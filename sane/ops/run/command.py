@@ -7,6 +7,16 @@ from typing import TYPE_CHECKING
 
 from sane import errors
 from sane.ops.context import Context
+from sane.ops.has_input import (
+    OPT_ANSWERED,
+    await_prompt,
+    before_typing,
+    check_screen,
+    checks_screen,
+    clear_line,
+    record_prompt,
+    refuse,
+)
 from sane.ops.run import busy
 from sane.ops.run.done import note_done
 from sane.ops.run.ending import Follow, settle, status_of
@@ -26,6 +36,7 @@ from sane.ops.takeover import (
 )
 from sane.protocol import markers
 from sane.protocol import scanner as sc
+from sane.protocol.queries import asks
 from sane.protocol.runner import RunInput
 from sane.protocol.runner import run_input as frame_command
 from sane.tmux import panes
@@ -119,6 +130,11 @@ def _run(
                 busy.claim(ctx, client, state, run_id)
                 claim = None
                 state = ensure_runner(ctx, client, stream, state)
+            if checks_screen(state):  # its command line: from the screen
+                if claim is not None:
+                    busy.claim(ctx, client, state, run_id)
+                    claim = None
+                check_screen(client, stream, state, opts.clear_input)
             scanner, follow = _start_and_follow(
                 ctx,
                 client,
@@ -134,6 +150,7 @@ def _run(
                 opts.stop,
                 opts.posix_script,
                 rec,
+                opts.clear_input,
             )
         except errors.PaneBusy:
             raise
@@ -162,6 +179,9 @@ def _run(
             return hand_over(ctx, client, stream, scanner, rec, started, follow.waiting)
         status, code, exited = status_of(follow, scanner, interrupted)
         settle(ctx, client, pane_id, scanner)
+        drawn = _prompt_after(stream, scanner, state, exited)
+        if not exited and asks(scanner.region()):
+            drawn += clear_line(state)  # tmux's answers to its queries: not typed text
         duration_ms = (time.perf_counter() - started) * 1000
         result: RunResult | None = None
         try:
@@ -180,7 +200,7 @@ def _run(
             result = build_result(ctx, rec, scanner, status, code, exited, duration_ms)
         finally:  # the run ended: its flag goes, whatever recording it did
             client.send(
-                release_line(pane_id), *note_done(pane_id, result)
+                release_line(pane_id), *note_done(pane_id, result), *drawn
             )  # ours: it ran; answered at close
         return result
     finally:
@@ -202,6 +222,7 @@ def _start_and_follow(
     stop: threading.Event | None = None,
     posix_script: bool = False,
     rec: RunRecord | None = None,
+    clear_input: bool = False,
 ) -> tuple[sc.RunScanner, Follow]:
     force_paste = False
     reinstalled = False
@@ -212,7 +233,7 @@ def _start_and_follow(
         if durable is not None:
             make_durable(ctx, client, state, durable, scanner)
         try:
-            _send(client, state.pane_id, typed, nonce, claim)
+            _send(client, state.pane_id, typed, nonce, claim, before_typing(state, clear_input))
         except errors.TmuxError as exc:
             if claim is None or "already set" not in exc.message:
                 raise
@@ -220,7 +241,7 @@ def _start_and_follow(
             state = ensure_runner(ctx, client, stream, ctx.pane_state(state.pane_id))
             scanner = sc.RunScanner(nonce, tokens_of(state), state.shell_kind)
             typed = frame_command(nonce, command, force_paste, state.shell_kind, posix_script)
-            _send(client, state.pane_id, typed, nonce, None)
+            _send(client, state.pane_id, typed, nonce, None, before_typing(state, clear_input))
         claim = None
         try:
             follow = follow_stream(
@@ -241,6 +262,8 @@ def _start_and_follow(
             if rec is not None:
                 rec["shell_restarted"] = True
             continue
+        if outcome.kind == sc.OUTCOME_HELD:
+            refuse(client, state.pane_id, scanner.held, outcome.exit_code == 1)
         if outcome.kind == sc.OUTCOME_LENGTH_MISMATCH and not force_paste:
             force_paste = True  # the shell truncated the typed line: use a heredoc
             continue
@@ -259,14 +282,21 @@ def _start_and_follow(
 
 
 def _send(
-    client: ControlClient, pane_id: str, typed: RunInput, nonce: str, claim: str | None
+    client: ControlClient,
+    pane_id: str,
+    typed: RunInput,
+    nonce: str,
+    claim: str | None,
+    before: list[str] | None = None,
 ) -> None:
     """Type the run's input; with ``claim``, in the same tmux line as the claim, so a
-    pane that is busy never receives a keystroke."""
+    pane that is busy never receives a keystroke. ``before``: commands typing what
+    must precede it in that line (sane.ops.has_input)."""
     first = [claim] if claim is not None else []
     # `copy-mode -q` (a no-op unless the pane is in a mode) in the same line: a person
     # scrolling back in the pane a moment ago must not receive the keys.
     first.append(f"copy-mode -q -t {pane_id}")
+    first.extend(before or ())
     if typed.kind == "keys":
         client.command(*first, f"send-keys -t {pane_id} {quote(typed.text)} Enter")
     else:
@@ -276,6 +306,19 @@ def _send(
             f"set-buffer -b {buffer} {quote(typed.text)}",
             f"paste-buffer -d -b {buffer} -t {pane_id}",
         )
+
+
+def _prompt_after(
+    stream: PaneStream, scanner: sc.RunScanner, state: panes.PaneState, exited: bool
+) -> list[str]:
+    """For a shell checked by its screen (sane.ops.has_input): the command keeping the
+    prompt drawn after the run, which the next run's check compares against."""
+    if not checks_screen(state) or exited or scanner.final is None:
+        return []
+    text = await_prompt(stream, scanner.buf, scanner.final, scanner.tokens)
+    # The flag of a run whose output asked the terminal something: this one's alone.
+    unmark = f"set-option -p -u -t {state.pane_id} {OPT_ANSWERED}"
+    return [record_prompt(state.pane_id, text), unmark] if text is not None else [unmark]
 
 
 def _interrupt(

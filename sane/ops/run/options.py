@@ -51,6 +51,9 @@ class RunOptions(NamedTuple):
     # The command is a POSIX sh script (sane's own, like create-file's): in a shell of
     # another kind (fish) it runs through `sh -c`, a child of that shell.
     posix_script: bool = False
+    # A person's text on the pane's command line is discarded (never run) instead of
+    # refusing the run with pane_has_input (sane.ops.has_input).
+    clear_input: bool = False
 
 
 def new_run_id() -> str:

@@ -1,0 +1,245 @@
+"""Never type into a command line that holds a person's text.
+
+Every operation that types (run-command, create-file, detect-platform, the runner's
+takeover, fleet runs on ssh panes) goes through the run path, which asks this module
+what to type before its line and what to do when the shell reports held text:
+
+* a shell whose editor sane programmed at takeover (bash, zsh, fish: see
+  :mod:`sane.protocol.editor`) gets the hold key right before sane's line, in the same
+  tmux command, so nothing can come between them; the runner refuses to run when the
+  widget held text, and :func:`refuse` puts the text back and raises
+  ``pane_has_input`` naming it exactly. With ``clear_input`` the drop key is typed
+  instead: the text is discarded, never run, and the run goes ahead.
+* the takeover, which installs those widgets, cannot use them yet: before its lines
+  the person's text is killed (with a sentinel, so the kill is never empty) into the
+  editor's kill ring, and yanked back once the widgets are in; the first run's hold
+  then finds it (the widgets drop the sentinel).
+"""
+
+from __future__ import annotations
+
+import time
+
+from sane import errors
+from sane.protocol.editor import (
+    BACK_KEY,
+    DROP_KEY,
+    EDITOR_HOLD,
+    EDITOR_SCREEN,
+    EDITOR_TTY,
+    HOLD_KEY,
+    TAKEOVER_SENTINEL,
+    YANK_KEY,
+    drawn_prompt,
+)
+from sane.tmux import panes
+from sane.tmux.command import quote
+from sane.tmux.control import ControlClient, PaneStream
+
+
+def _hex_keys(pane_id: str, keys: str) -> str:
+    return f"send-keys -t {pane_id} -H " + " ".join(f"{b:02x}" for b in keys.encode())
+
+
+# Keys that empty a command line: C-e C-u (end of line, kill to its start) in an
+# editor's emacs mode; in the terminal's canonical mode (dash, posh) ^E is a character
+# and ^U the kernel's line kill.
+_KILL = "C-e C-u"
+
+
+# Set on a pane whose last run's output held a terminal query tmux answers.
+OPT_ANSWERED = "@sane_answered"
+
+
+def clear_line(state: panes.PaneState) -> list[str]:
+    """The tmux commands emptying the pane's command line, whatever sane's check of it
+    (after a run whose output asked the terminal something: tmux's answer went to
+    the shell's input, where the editor reads it as typed keys)."""
+    pane = state.pane_id
+    # C-g first: an answer may have put the editor in a mode of its own (the DCS of
+    # XTVERSION starts with M-P, a history search in readline), which it ends.
+    drop = [_hex_keys(pane, DROP_KEY)] if state.editor == EDITOR_HOLD else []
+    mark = [f"set-option -p -t {pane} {OPT_ANSWERED} 1"] if checks_screen(state) else []
+    return [f"send-keys -t {pane} C-g", *drop, f"send-keys -t {pane} {_KILL}", *mark]
+
+
+def before_typing(state: panes.PaneState, clear_input: bool) -> list[str]:
+    """The tmux commands to send right before sane's typed line (in the same command
+    line): the hold key, or with ``clear_input`` the drop key, where the shell's
+    editor has sane's widgets; nothing elsewhere."""
+    if state.editor != EDITOR_HOLD:
+        return []
+    # Then C-e C-u: nothing where the widget emptied the line; where the shell in the
+    # foreground turns out not to be the one with the widgets (it exec'd another, a
+    # person started a shell or ssh in the pane), the key arrived as text: that line
+    # is killed, so sane's line (whose missing-runner guard then speaks) runs alone.
+    return [
+        _hex_keys(state.pane_id, DROP_KEY if clear_input else HOLD_KEY),
+        f"send-keys -t {state.pane_id} {_KILL}",
+    ]
+
+
+# Shells whose editors take sane's widgets, and the key that moves their cursor to the
+# end of the line before the takeover's kill (zsh binds no End key by default; bash
+# in vi insert mode reads C-e as a literal ^E).
+_END_KEY = {"bash": "End", "zsh": "C-e", "fish": "End"}
+
+
+def takeover_guard(pane_id: str, shell: str) -> list[str]:
+    """The tmux commands to send before the takeover lines into ``shell``: the person's
+    text (if any) is killed into the editor's kill ring, the sentinel with it, so the
+    takeover's lines arrive on an empty line; :func:`after_takeover` yanks it back
+    once the widgets are there, and the first run's hold finds it."""
+    end = _END_KEY.get(shell)
+    if end is None:
+        return []
+    return [
+        f"send-keys -t {pane_id} {end}",
+        f"send-keys -t {pane_id} -l -- '{TAKEOVER_SENTINEL}'",
+        f"send-keys -t {pane_id} C-u",
+    ]
+
+
+def after_takeover(pane_id: str) -> str:
+    """The yank key: the text killed by :func:`takeover_guard` goes back on the line."""
+    return _hex_keys(pane_id, YANK_KEY)
+
+
+def refuse(client: ControlClient, pane_id: str, text: str | None, vi_command: bool) -> None:
+    """The runner found a person's text on the command line and ran nothing: put the
+    text back where the person left it (the back key's widget) and say so."""
+    client.command(_hex_keys(pane_id, BACK_KEY))
+    shown = text if text is not None else "(unreadable)"
+    raise errors.PaneHasInput(
+        f"the command line of pane {pane_id} holds text a person typed ({shown!r}); sane "
+        "typed nothing into it and ran nothing. Finish or clear it, or ask for "
+        "clear_input to discard it",
+        pane=pane_id,
+        text=text,
+        vi_command_mode=vi_command,
+        exact=text is not None,
+    )
+
+
+# -- shells without widgets: the screen --------------------------------------------------
+
+# How long to wait for the prompt to be drawn after a run's end or the takeover (it
+# follows within microseconds; the wait ends as soon as it is there).
+PROMPT_WAIT = 2.0
+
+
+def await_prompt(
+    stream: PaneStream, buf: bytearray, start: int, tokens: frozenset[str]
+) -> str | None:
+    """The prompt the shell draws after ``start`` in ``buf`` (more read from
+    ``stream``), as the screen shows its last line; None if none came in time."""
+    deadline = time.monotonic() + PROMPT_WAIT
+    while (text := drawn_prompt(buf, start, tokens)) is None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or stream.closed:
+            return None
+        buf += stream.take(min(remaining, 0.25))
+    return text
+
+
+def record_prompt(pane_id: str, text: str) -> str:
+    """The tmux command keeping the prompt as drawn (``@sane_prompt``)."""
+    return f"set-option -p -t {pane_id} {panes.OPT_PROMPT} {quote(text)}"
+
+
+# Shells that read their command line in the terminal's canonical mode (no line
+# editor of their own): the kernel holds the typed text and can show it.
+TTY_SHELLS = frozenset({"dash", "posh"})
+# The kernel's reprint character (VREPRINT, on by default with IEXTEN): it echoes
+# ``^R``, a newline and the line typed so far, and changes nothing.
+_REPRINT_ECHO = b"^R"
+
+
+def line_editor(widgets: bool, shell: str) -> str:
+    """How a shell's command line is checked (``@sane_editor``)."""
+    if widgets:
+        return EDITOR_HOLD
+    return EDITOR_TTY if shell in TTY_SHELLS else EDITOR_SCREEN
+
+
+def checks_screen(state: panes.PaneState) -> bool:
+    return state.editor in (EDITOR_SCREEN, EDITOR_TTY)
+
+
+def _kernel_line(client: ControlClient, stream: PaneStream, pane: str) -> str | None:
+    """The text in the terminal's line buffer, as the kernel echoes it for two
+    reprint characters (the second tells where the first's echo ends); None if the
+    echo did not come (the terminal is not in canonical mode)."""
+    client.command(f"send-keys -t {pane} C-r C-r")
+    seen = bytearray()
+    deadline = time.monotonic() + PROMPT_WAIT
+    while True:
+        first = seen.find(_REPRINT_ECHO)
+        second = seen.find(_REPRINT_ECHO, first + 2) if first >= 0 else -1
+        if second >= 0:
+            text = bytes(seen[first + 2 : second]).lstrip(b"\r").removeprefix(b"\n")
+            return text.decode("utf-8", "replace")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or stream.closed:
+            return None
+        seen += stream.take(min(remaining, 0.25))
+
+
+def check_screen(
+    client: ControlClient, stream: PaneStream, state: panes.PaneState, clear_input: bool
+) -> None:
+    """A shell without editor widgets (``EDITOR_SCREEN``): its cursor line must show
+    the prompt as sane saw it drawn last, and nothing after it. Otherwise the line
+    holds a person's text: refused with ``pane_has_input`` naming what the screen shows
+    after the prompt (that is all such a shell lets sane know), or with
+    ``clear_input`` killed (C-e C-u: the kernel's line kill in dash and posh, the
+    editor's in mksh, ksh93, yash, busybox ash) before sane types."""
+    pane = state.pane_id
+    lines = client.command(
+        f"display-message -p -t {pane} '#{{cursor_y}} #{{{OPT_ANSWERED}}}'",
+        f"display-message -p -t {pane} '#{{{panes.OPT_PROMPT}}}'",
+        f"capture-pane -p -N -t {pane}",
+    )
+    head = lines[0].split() if lines else []
+    if len(lines) < 2 or not head or not head[0].isdigit():
+        return
+    y, prompt, screen = int(head[0]), lines[1], lines[2:]
+    line = screen[y] if y < len(screen) else ""
+    if prompt and line.rstrip() == prompt.rstrip():
+        return
+    if len(head) > 1:
+        # The last run's output asked the terminal: what is on the line may be tmux's
+        # answers, whose clearing (sent as that run ended) the editor may not have
+        # read yet. Cleared again: a person's text typed meanwhile goes with it.
+        client.command(f"send-keys -t {pane} {_KILL}", f"set-option -p -u -t {pane} {OPT_ANSWERED}")
+        return
+    if state.editor == EDITOR_TTY and (typed := _kernel_line(client, stream, pane)) is not None:
+        if not typed:
+            return
+        if not clear_input:
+            raise errors.PaneHasInput(
+                f"the command line of pane {pane} holds text a person typed ({typed!r}); "
+                "sane typed nothing into it and ran nothing. Finish or clear it, or ask "
+                "for clear_input to discard it",
+                pane=pane,
+                text=typed,
+                vi_command_mode=None,
+                exact=True,
+            )
+    if clear_input:
+        client.command(f"send-keys -t {pane} {_KILL}")
+        return
+    # A long line wraps: its text starts on a row above the cursor's.
+    joined = [row for row in client.command(f"capture-pane -p -J -N -t {pane}") if row.strip()]
+    line = joined[-1] if joined else line
+    text = line[len(prompt) :].rstrip() if prompt and line.startswith(prompt) else None
+    raise errors.PaneHasInput(
+        f"the command line of pane {pane} does not show the shell's bare prompt"
+        f" {prompt!r} but {line.rstrip()!r}: a person's text may be on it; sane typed "
+        "nothing into it and ran nothing. Finish or clear it, or ask for clear_input",
+        pane=pane,
+        text=text,
+        vi_command_mode=None,
+        line=line.rstrip(),
+        exact=False,
+    )

@@ -1,0 +1,171 @@
+"""A person's half-typed command line is never executed, and sane's keys never join it
+(issue #14, Measured 4). Real tmux, real shells: text typed into the pane with
+send-keys and no Enter, as a person leaves it; vi command mode left by Esc."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from sane import errors
+from sane.ops.context import Context
+from sane.poll import poll
+from sane.testing.pytest_plugin import TmuxTestServer
+
+from .conftest import run
+
+HOLD_SHELLS = ["bash", "zsh", "fish"]
+
+
+def _cursor_line(tmux: TmuxTestServer, pane: str) -> str:
+    y = tmux.run("display-message", "-p", "-t", pane, "#{cursor_y}").strip()
+    return tmux.run("capture-pane", "-p", "-N", "-t", pane, "-S", y, "-E", y).rstrip("\n")
+
+
+def _wait_line(tmux: TmuxTestServer, pane: str, check: Callable[[str], bool]) -> str:
+    seen: list[str] = []
+
+    def ok() -> bool:
+        seen.append(_cursor_line(tmux, pane))
+        return check(seen[-1])
+
+    poll(ok, 5.0)
+    return seen[-1]
+
+
+def _refused(ctx: Context, tmux: TmuxTestServer, pane: str, command: str) -> errors.PaneHasInput:
+    """The pane_has_input error of running ``command`` (the screen, if it ran)."""
+    try:
+        result = run(ctx, pane, command)
+    except errors.PaneHasInput as exc:
+        return exc
+    screen = tmux.run("capture-pane", "-p", "-t", pane, "-S", "-40")
+    pytest.fail(f"not refused: {result}\n{screen}")
+
+
+def _type(tmux: TmuxTestServer, pane: str, *keys: str) -> None:
+    """Keys as a person types them (no Enter), then wait until the screen shows the text."""
+    tmux.run("send-keys", "-t", pane, *keys)
+
+
+@pytest.mark.parametrize("shell", HOLD_SHELLS)
+def test_half_typed_text_is_refused_named_and_left_in_place(
+    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str, tmp_path: Path
+) -> None:
+    pane = tmux_server.new_pane(shell)
+    victim = tmp_path / "DIR"
+    victim.mkdir()
+    assert run(sane_ctx, pane, "echo ready")["output"] == "ready\n"
+    typed = f"rm -rf {victim} #"
+    _type(tmux_server, pane, "-l", typed)
+    _wait_line(tmux_server, pane, lambda line: line.endswith(typed))
+    caught = _refused(sane_ctx, tmux_server, pane, "echo x")
+    assert caught.details["text"] == typed, caught.details
+    assert caught.details["vi_command_mode"] is False
+    assert victim.is_dir()
+    # The person's text is back on the line, alone, and the pane is free.
+    line = _wait_line(tmux_server, pane, lambda line: line.endswith(typed))
+    assert line.endswith(typed) and "sane" not in line
+    assert tmux_server.run("display-message", "-p", "-t", pane, "#{@sane_run}").strip() == ""
+    # Asked to clear it: the text is discarded, never run; sane's command runs alone.
+    r = run(sane_ctx, pane, "echo x", clear_input=True)
+    assert (r["status"], r["exit_code"], r["output"]) == ("completed", 0, "x\n")
+    assert victim.is_dir()
+    assert run(sane_ctx, pane, "echo again")["output"] == "again\n"
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_vi_command_mode_is_not_typed_into(
+    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str, tmp_path: Path
+) -> None:
+    pane = tmux_server.new_pane(shell)
+    vi = "set -o vi" if shell == "bash" else "bindkey -v"
+    assert run(sane_ctx, pane, vi)["exit_code"] == 0
+    # Esc on an empty line: sane's line is not read as vi commands.
+    _type(tmux_server, pane, "Escape")
+    r = run(sane_ctx, pane, "printf '%s\\n' ok")
+    assert (r["status"], r["output"]) == ("completed", "ok\n")
+    # Esc with text on the line: refused, named, and left as it was.
+    marker = tmp_path / "ran"
+    typed = f"touch {marker}"
+    _type(tmux_server, pane, "-l", typed)
+    _wait_line(tmux_server, pane, lambda line: line.endswith(typed))
+    _type(tmux_server, pane, "Escape")
+    caught = _refused(sane_ctx, tmux_server, pane, "echo x")
+    assert caught.details["text"] == typed, caught.details
+    assert caught.details["vi_command_mode"] is True
+    _wait_line(tmux_server, pane, lambda line: line.endswith(typed))
+    r = run(sane_ctx, pane, "echo x", clear_input=True)
+    assert (r["status"], r["output"]) == ("completed", "x\n")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("shell", HOLD_SHELLS)
+def test_half_typed_text_before_the_first_run_is_not_executed(
+    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str, tmp_path: Path
+) -> None:
+    """The issue's repro: a fresh pane (sane's runner not installed yet) whose line
+    holds `rm -rf DIR #`: the takeover must not type after it either."""
+    pane = tmux_server.new_pane(shell)
+    victim = tmp_path / "DIR"
+    victim.mkdir()
+    typed = f"rm -rf {victim} #"
+    _wait_line(tmux_server, pane, lambda line: line.endswith("$ "))
+    _type(tmux_server, pane, "-l", typed)
+    _wait_line(tmux_server, pane, lambda line: line.endswith(typed))
+    caught = _refused(sane_ctx, tmux_server, pane, "echo x")
+    assert caught.details["text"] == typed, caught.details
+    assert victim.is_dir()
+    line = _wait_line(tmux_server, pane, lambda line: line.endswith(typed))
+    assert "sane" not in line
+    r = run(sane_ctx, pane, "echo x", clear_input=True)
+    assert (r["status"], r["output"]) == ("completed", "x\n")
+    assert victim.is_dir()
+
+
+@pytest.mark.parametrize("shell", HOLD_SHELLS)
+def test_an_older_kill_is_not_mistaken_for_typed_text(
+    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str
+) -> None:
+    """The takeover yanks back only what it killed: a person's earlier kill stays in
+    the kill ring, the empty line stays empty."""
+    pane = tmux_server.new_pane(shell)
+    _wait_line(tmux_server, pane, lambda line: line.endswith("$ "))
+    _type(tmux_server, pane, "-l", "echo older kill")
+    _wait_line(tmux_server, pane, lambda line: line.endswith("older kill"))
+    _type(tmux_server, pane, "C-u")
+    _wait_line(tmux_server, pane, lambda line: line.endswith("$ "))
+    r = run(sane_ctx, pane, "echo x")
+    assert (r["status"], r["output"]) == ("completed", "x\n")
+    assert run(sane_ctx, pane, "echo y")["output"] == "y\n"
+
+
+SCREEN_SHELLS = ["dash", "posh", "mksh", "ash", "yash", "ksh93"]
+
+
+@pytest.mark.parametrize("shell", SCREEN_SHELLS)
+def test_shells_without_editor_widgets_are_checked_on_the_screen(
+    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str, tmp_path: Path
+) -> None:
+    """dash and posh (no line editor: the kernel's line, shown by its reprint
+    character) and mksh, busybox ash, yash, ksh93 (editors sane cannot program: the
+    screen against the prompt as last drawn) are never typed into after a person's
+    text, and the check follows a prompt a run changes."""
+    pane = tmux_server.new_pane(shell)
+    victim = tmp_path / "DIR"
+    victim.mkdir()
+    assert run(sane_ctx, pane, f"cd {tmp_path}; PS1='in-dir> '")["exit_code"] == 0
+    assert run(sane_ctx, pane, "pwd")["output"] == f"{tmp_path}\n"
+    typed = "rm -rf DIR #"  # run in tmp_path
+    _type(tmux_server, pane, "-l", typed)
+    _wait_line(tmux_server, pane, lambda line: line.rstrip().endswith(typed))
+    caught = _refused(sane_ctx, tmux_server, pane, "echo x")
+    assert caught.details["text"] == typed, caught.details
+    assert victim.is_dir()
+    assert tmux_server.run("display-message", "-p", "-t", pane, "#{@sane_run}").strip() == ""
+    r = run(sane_ctx, pane, "echo x", clear_input=True)
+    assert (r["status"], r["output"]) == ("completed", "x\n")
+    assert victim.is_dir()
+    assert run(sane_ctx, pane, "echo again")["output"] == "again\n"

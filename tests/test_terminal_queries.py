@@ -1,0 +1,50 @@
+"""Terminal queries in a command's output neither wedge the pane nor appear in the
+output (issue #14, Measured 6). tmux answers them into the pane's input: the tty
+echoes the answer into the output, and the shell's editor reads it as typed keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from sane.ops.context import Context
+from sane.protocol.queries import drop_answers
+from sane.testing.pytest_plugin import TmuxTestServer
+
+from .conftest import run
+
+# The queries tmux 3.3a answers (but XTVERSION, see docs/protocol.md) and one it does not.
+QUERIES = r"\033[6n\033[c\033[>c\033[5n\033[18t\033[14t"
+
+
+# yash is not in the list: after the answers to `ESC [ c` and the like its editor
+# misreads the next keys typed (measured; docs/protocol.md); the cursor position query
+# alone is handled there too (test below).
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish", "dash", "posh", "mksh", "ash", "ksh93"])
+def test_queries_neither_show_nor_wedge(
+    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str
+) -> None:
+    pane = tmux_server.new_pane(shell)
+    assert run(sane_ctx, pane, "echo warm")["output"] == "warm\n"
+    r = run(sane_ctx, pane, f"printf '{QUERIES}'; echo done", timeout=10)
+    assert (r["status"], r["exit_code"], r["output"]) == ("completed", 0, "done\n")
+    nxt = run(sane_ctx, pane, "echo next", timeout=10)
+    assert (nxt["status"], nxt["output"]) == ("completed", "next\n")
+    # A query at the very end (no output after it), then a run right away.
+    r = run(sane_ctx, pane, r"printf '\033[6n'", timeout=10)
+    assert (r["status"], r["output"]) == ("completed", "")
+    assert run(sane_ctx, pane, "echo again", timeout=10)["output"] == "again\n"
+
+
+def test_cursor_position_query_in_yash(sane_ctx: Context, tmux_server: TmuxTestServer) -> None:
+    pane = tmux_server.new_pane("yash")
+    r = run(sane_ctx, pane, r"printf '\033[6n'; echo done", timeout=10)
+    assert (r["status"], r["output"]) == ("completed", "done\n")
+    assert run(sane_ctx, pane, "echo next", timeout=10)["output"] == "next\n"
+
+
+def test_only_the_answer_after_a_query_is_removed() -> None:
+    # The program's own text of the same form, before any query, is its output.
+    assert drop_answers(b"^[[24;1R\x1b[6nX^[[3;1RY^[[4;1R") == b"^[[24;1R\x1b[6nXY^[[4;1R"
+    assert drop_answers(b"no query ^[[?1;2c") == b"no query ^[[?1;2c"
+    # One echo per query, each of its own answer's form.
+    assert drop_answers(b"\x1b[c\x1b[5n^[[?1;2c^[[0nZ^[[0n") == b"\x1b[c\x1b[5nZ^[[0n"
