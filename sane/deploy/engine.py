@@ -233,7 +233,15 @@ class Saga:
             if _local_failure(exc):
                 raise
             out = _failure(exc, run_id)
-        self.note("item_finished", server=name, item=item.key, phase=phase, attempt=attempt, **out)
+        self.note(
+            "item_finished",
+            server=name,
+            item=item.key,
+            phase=phase,
+            attempt=attempt,
+            **out,
+            **_settles(item, phase, out["ok"]),
+        )
         forget_run(self.ctx, run_id)  # the journal has the result now
         return out
 
@@ -304,7 +312,15 @@ class Saga:
                 raise
             out = _failure(exc, None)
         out["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-        self.note("item_finished", server=name, item=item.key, phase="do", attempt=attempt, **out)
+        self.note(
+            "item_finished",
+            server=name,
+            item=item.key,
+            phase="do",
+            attempt=attempt,
+            **out,
+            **_settles(item, "do", out["ok"]),
+        )
         if out["ok"]:
             self.note("item_done", server=name, item=item.key, action=out["action"])
             return True
@@ -435,13 +451,9 @@ class Saga:
                     continue
                 if result is not None:
                     out = remote.outcome(result)
-                else:  # a file transfer: done again by the next forward pass
-                    out = {
-                        "ok": False,
-                        "status": "unknown",
-                        "exit_code": None,
-                        "reason": "the deploying process died during the transfer",
-                    }
+                else:  # a file transfer: placed (its content is there) or done again
+                    out = self._transfer_outcome(name, key)
+                item = self.by_key.get(key)
                 self.note(
                     "item_finished",
                     server=name,
@@ -450,10 +462,10 @@ class Saga:
                     attempt=started.get("attempt", 1),
                     recovered=True,
                     **out,
+                    **(_settles(item, phase, out["ok"]) if item is not None else {}),
                 )
                 if run_id:
                     forget_run(self.ctx, run_id)
-                item = self.by_key.get(key)
                 if not out["ok"] or item is None:
                     continue
                 if phase == "undo":
@@ -462,6 +474,31 @@ class Saga:
                     phase == "do" and item.step is not None and item.step.check is None
                 ) or phase == "check":
                     self.note("item_done", server=name, item=key)
+
+    def _transfer_outcome(self, name: str, key: str) -> dict[str, Any]:
+        """How a file transfer a killed process left in flight ended: the file holds the
+        plan's content (``create_file`` renames it into place whole), or it does not and
+        the next forward pass places it again (its backup is on the server, so an undo
+        is right either way)."""
+        from sane.fleet.run import remote_sha256
+
+        item = self.by_key.get(key)
+        lost = {
+            "ok": False,
+            "status": "unknown",
+            "exit_code": None,
+            "reason": "the deploying process died during the transfer",
+        }
+        if item is None or item.file is None:
+            return lost
+        digest = self.loaded.file_digests[item.index]
+        try:
+            placed = remote_sha256(self.servers[name], self._path_on(name, item.file.path))
+        except errors.SaneError:
+            return lost
+        if placed != digest:
+            return lost
+        return {"ok": True, "status": "completed", "action": "sent", "sha256": digest}
 
     def forward_all(self) -> None:
         # Servers a killed process left half way go on first (even past an abort:
@@ -542,6 +579,24 @@ class Saga:
         return self.note("deploy_finished", status=aggregate(self.state))
 
 
+def _settles(item: Item, phase: str, ok: bool) -> dict[str, bool]:
+    """What a run's ``item_finished`` line says of its item, on that same line: a run
+    that ends well applies its item (a file's transfer, a step's run when it has no
+    check, its check) or undoes it (its undo). The ``item_done`` / ``item_undone`` line
+    that follows says it again; a process killed between the two lines lost the second,
+    so a rollback skipped a step that ran (or undid one twice) and ``status`` did not
+    count it."""
+    if not ok:
+        return {}
+    if phase == "undo":
+        return {"undone": True}
+    if phase == "check" or (
+        phase == "do" and (item.file is not None or (item.step and item.step.check is None))
+    ):
+        return {"applied": True}
+    return {}
+
+
 def _failure(exc: errors.SaneError, run_id: str | None) -> dict[str, Any]:
     status = "unreachable" if isinstance(exc, errors.ConnectionFailed) else "error"
     return {
@@ -574,5 +629,9 @@ def aggregate(state: DeployFold) -> str:
         return "partial"
     touched = [s for s in states if s != "untouched"]
     if touched and all(s == "rolled_back" for s in touched):
+        return "rolled_back"
+    if not touched and any(e.get("event") == "rollback_started" for e in state.sessions):
+        # A rollback of a deploy killed before it changed anything: nothing is left
+        # applied, so the rollback did what was asked (before: "failed").
         return "rolled_back"
     return "failed"

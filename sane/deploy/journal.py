@@ -214,6 +214,10 @@ class ServerFold:
     done: list[str] = field(default_factory=list)  # items applied, in order
     undone: list[str] = field(default_factory=list)  # items compensated, in order
     undo_failed: list[str] = field(default_factory=list)
+    # Items whose run a killed process left behind and whose result was then lost
+    # (``recovered``, and no exit status: lost, interrupted at its deadline, a transfer
+    # not known to have finished): they may have run, so a rollback undoes them too.
+    uncertain: list[str] = field(default_factory=list)
     failed: str | None = None  # the item (or "health") that failed
     in_flight: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     attempts: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
@@ -224,8 +228,9 @@ class ServerFold:
         return bool(self.log or self.in_flight)
 
     def to_undo(self) -> list[str]:
-        """Applied items not yet compensated, newest first."""
-        return [item for item in reversed(self.done) if item not in self.undone]
+        """Applied items (and uncertain ones) not yet compensated, newest first."""
+        maybe = [item for item in self.uncertain if item not in self.done]
+        return [item for item in reversed(self.done + maybe) if item not in self.undone]
 
 
 @dataclass
@@ -239,7 +244,11 @@ class DeployFold:
 
 
 def fold(events: list[dict[str, Any]]) -> DeployFold:
-    if not events or events[0]["event"] != "deploy_started":
+    if not events:  # killed between creating the journal and its first line
+        raise errors.DeployNotFound(
+            "the deploy was stopped before it started: its journal holds no event, so nothing ran"
+        )
+    if events[0]["event"] != "deploy_started":
         raise errors.StateError("the journal does not start with deploy_started")
     start = events[0]
     servers = {name: ServerFold(name) for name in start["servers"]}
@@ -274,6 +283,16 @@ def _fold_server(server: ServerFold, kind: str, event: dict[str, Any]) -> None:
         server.in_flight.pop(key, None)
         server.attempts.setdefault(key, []).append(event)
         server.log.append(event)
+        if event.get("applied"):  # see engine._settles: the same as the next line
+            _move(item, server.done, server.undone)
+        elif (
+            event.get("recovered")
+            and event.get("status") != "completed"  # an exit status is a known failure
+            and item not in server.uncertain
+        ):
+            server.uncertain.append(item)
+        if event.get("undone"):
+            _move(item, server.undone, server.undo_failed)
     elif kind == "item_done":
         _move(item, server.done, server.undone)
     elif kind == "item_failed":

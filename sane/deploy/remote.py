@@ -19,6 +19,7 @@ from sane.fleet.panes import open_server_pane
 from sane.fleet.registry import Server
 from sane.models import RunResult
 from sane.ops.context import Context
+from sane.ops.run.busy import forget_if_never_typed
 from sane.ops.run.command import run_command
 from sane.ops.run.options import RunOptions
 from sane.ops.run.resume import run_interrupt, run_wait
@@ -83,7 +84,10 @@ def finish_run(ctx: Context, result: RunResult, deadline: float) -> RunResult:
 
 def recover_run(ctx: Context, run_id: str, deadline: float) -> RunResult | None:
     """The result of a run its deploying process never saw end (it was killed);
-    None when the run left no record (the process died before typing it)."""
+    None when the process died before typing it (no record, or a record and nothing
+    typed: :func:`forget_if_never_typed`)."""
+    if forget_if_never_typed(ctx, run_id):
+        return None
     try:
         first = run_wait(
             ctx, run_id, timeout=max(0.0, deadline - time.monotonic()), quiet_period=None

@@ -55,7 +55,10 @@ _FAILURES = {cls.code: cls for cls in _FAILING} | {"backup_failed": errors.Trans
 
 # How the content reaches the temp file: pasted into the tty as base64 and decoded;
 # or written by sane over another channel (the pane's ssh ControlMaster), after which
-# sane types "ok" (or anything else on failure).
+# sane types "ok" (or anything else on failure). That line is read by ``head``, not the
+# shell's ``read``: with the script's INT trap set, bash's ``read`` ignored C-c, so a
+# script whose sane was killed during the upload held the pane for ever; C-c ends
+# ``head`` (a process the kernel shows reading the tty), and the script fails cleanly.
 #
 # The paste is read with a read timer (``min 0 time N``): if sane dies before or while
 # pasting (``kill -9``), ``head`` sees an end of input after IDLE_SECONDS of silence,
@@ -75,7 +78,7 @@ _RECEIVE_SIDE = """\
 stty -echo 2>/dev/null
 printf '{tmp} %s\\n' "$(printf %s "$__cf_t" | base64 | tr -d '\\n')"
 printf '{send}' {nonce}
-IFS= read -r __cf_k; [ "$__cf_k" = ok ]; __cf_k=$?"""
+__cf_k=$(head -n 1); [ "$__cf_k" = ok ]; __cf_k=$?"""
 # The content on the script's own stdin (the script runs as an ssh command: no pane,
 # no tty), all of it, so an end short of the content fails the checksum.
 _RECEIVE_STDIN = """cat >| "$__cf_t"; __cf_k=$?"""

@@ -38,22 +38,99 @@ def claim(ctx: Context, client: ControlClient, state: panes.PaneState, run_id: s
     if _set_unless_held(client, line):
         return
     holder = ctx.pane_state(state.pane_id).run_id
-    if holder is not None and stale(ctx, holder):
+    is_stale = holder is not None and stale(ctx, holder)
+    orphan = False
+    if holder is not None and is_stale:
         if has_record(ctx, holder):
             client.command(*unpipe(state.pane_id))
             if left_shell_exiting(ctx, holder):
                 acknowledge_exit(ctx, client, state.pane_id)
+        else:
+            orphan = not _orphan_settled(client, state.pane_id)
+    if holder is not None and is_stale and not orphan:
         release(client, state.pane_id, holder)
         if _set_unless_held(client, line):
             return
         holder = ctx.pane_state(state.pane_id).run_id
     busy_id = run_of(holder)
+    if orphan:
+        raise errors.PaneBusy(
+            f"pane {state.pane_id} is still running the command of run {busy_id}, whose "
+            "sane process died before recording it: try again once it ends",
+            pane=state.pane_id,
+            run_id=busy_id,
+            owner_died=True,
+        )
     raise errors.PaneBusy(
         f"pane {state.pane_id} is running another command (run {busy_id}); "
         "wait for it (sane run wait) or interrupt it (sane run interrupt)",
         pane=state.pane_id,
         run_id=busy_id,
     )
+
+
+ORPHAN_SETTLE_SECONDS = 5.0
+
+
+def _orphan_settled(client: ControlClient, pane_id: str) -> bool:
+    """May a run take a pane whose flag names a run that died unrecorded (its process
+    was killed inside its first call)? That the process is gone does not prove its
+    command is: typed into, a command still running (or create-file's script waiting
+    for its content) took the next run's line as its input. So: yes once the kernel
+    shows the shell back at its own prompt. A run of the dead process that waits for
+    terminal input (nobody can ever answer it: there is no record) gets C-c, and the
+    pane is taken once its shell is back. A command still running keeps the pane
+    (``pane_busy``, ``owner_died``)."""
+    from sane.ops.prompts import Idle, Waiting, probe
+    from sane.poll import poll
+
+    found = probe(client, pane_id)
+    if isinstance(found, Idle):
+        return True
+    if not isinstance(found, Waiting):
+        return False
+    client.command(f"send-keys -t {pane_id} C-c")
+    return bool(poll(lambda: isinstance(probe(client, pane_id), Idle), ORPHAN_SETTLE_SECONDS))
+
+
+def forget_if_never_typed(ctx: Context, run_id: str) -> bool:
+    """A durable run whose process was killed after saving its record and starting
+    the pane's pipe, but before typing its command: forget it and say so (True).
+    Known when nothing of the run came back though its recording still runs (the
+    stream is empty and the pipe alive: a ``cat`` that died on a full disk records
+    nothing), its nonce is nowhere in the pane's history (the typed line would show
+    it), and the kernel shows the pane's shell at its own prompt. Before, the deploy's
+    recovery followed such a run until its deadline (a minute), then sent C-c and
+    journalled the step ``interrupted``: failed, though it never ran. The pipe it
+    started is stopped by the next durable run (it is marked sane's)."""
+    from sane.ops.prompts import Idle, probe
+    from sane.ops.run.record import forget_run
+
+    try:
+        rec = load_record(ctx, run_id)
+        scanner, _, size = replay(ctx, rec)
+    except (errors.SaneError, OSError):
+        return False
+    if not rec.get("durable") or rec.get("final") is not None or scanner.started or size:
+        return False
+    state = ctx.pane_state(rec["pane"])
+    if not state.piped:
+        return False  # the recording stopped: an empty stream proves nothing
+    holder = state.run_id
+    if holder is not None and run_of(holder) == run_id and not stale(ctx, holder):
+        return False  # its own process is alive: it may type it yet
+    try:
+        client = ctx.client(rec["session_id"])
+        history = client.command(f"capture-pane -p -J -S - -t {rec['pane']}")
+    except errors.SaneError:
+        return False
+    if any(rec["nonce"] in line for line in history):
+        return False
+    found = probe(client, rec["pane"])
+    if not (isinstance(found, Idle) and found.kernel):
+        return False
+    forget_run(ctx, run_id)
+    return True
 
 
 def _set_unless_held(client: ControlClient, line: str) -> bool:

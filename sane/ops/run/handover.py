@@ -11,7 +11,7 @@ from sane import errors
 from sane.ops.context import Context
 from sane.ops.run import busy
 from sane.ops.run.ending import Follow, settle, status_of
-from sane.ops.run.pipe import pipe_to, unpipe
+from sane.ops.run.pipe import drop_leftover_pipe, pipe_to, unpipe
 from sane.ops.run.record import Final, RunRecord, forget_run, prune_runs, runs_dir, save_record
 from sane.ops.run.result import build_result
 from sane.protocol import scanner as sc
@@ -123,7 +123,7 @@ def make_durable(
     directory = private_dir(runs_dir(ctx) / rec["run_id"])
     stream_path = directory / "stream"
     if not rec.get("durable"):
-        if ctx.pane_state(state.pane_id).piped:
+        if ctx.pane_state(state.pane_id).piped and not drop_leftover_pipe(client, state.pane_id):
             raise errors.RunNotResumable(
                 f"pane {state.pane_id} has a pipe-pane of its own, so a durable run "
                 "cannot record its output",
