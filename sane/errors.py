@@ -113,7 +113,8 @@ class ConnectTimeout(ConnectionFailed):
 
 class ResourceLimit(ConnectionFailed):
     """A limit stopped the connection: an open-files limit (sane's, tmux's, the
-    host's), sane's processes, the host's pseudo-terminals, or the server refusing
+    host's), sane's processes, the pseudo-terminals (the host's, or a devpts
+    instance's own ``max=``), or the server refusing
     connections beyond its
     ``MaxStartups``; ``details.limit`` names it and ``details.value`` gives its value."""
 

@@ -229,6 +229,55 @@ def test_out_of_open_files_starting_ssh_is_resource_limit_for_that_server(
     assert out["after"] == "s1\n"
 
 
+def test_out_of_ptys_is_resource_limit_for_those_servers_only(
+    tmux_server: Any, sane_home: Any, ssh_fleet: Any
+) -> None:
+    """A tmux server whose devpts has room for 4 pseudo-terminals (its own mount
+    namespace, a devpts instance mounted with max=4, as in a container): its first
+    session and sane's orchestrator take two, s1 and s2 the others, and s3 fails
+    alone with resource_limit naming the devpts max and its value. Before, tmux's
+    "fork failed: No space left on device" came back with the host's pty/max (4096)
+    as the limit, or no hint at all."""
+    import shlex
+    import subprocess
+
+    from sane.tmux.structure import kill_for_good
+
+    name = f"{tmux_server.socket_name}-pts"
+    server = type(tmux_server)(name)
+    tmux = shlex.join(
+        [*server.server.argv("new-session", "-d", "-s", "base", "-x", "200", "-y", "50")]
+    )
+    script = (
+        "mount -t devpts -o newinstance,ptmxmode=0666,max=4 devpts /dev/pts && "
+        f"mount --bind /dev/pts/ptmx /dev/ptmx && exec {tmux} 'bash --norc --noprofile'"
+    )
+    started = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if started.returncode != 0:
+        pytest.skip(f"no mount namespace with its own devpts here: {started.stderr.strip()}")
+    try:
+        server.run("set-option", "-g", "default-command", "bash --norc --noprofile")
+        ctx = Context(server.server, home=sane_home)
+        try:
+            servers = register(sane_home, ssh_fleet)
+            reports = {r["server"]: r for r in connect_many(ctx, servers, max_parallel=1)}
+        finally:
+            ctx.close()
+    finally:
+        kill_for_good(server.server)
+    assert reports["s1"]["ok"] and reports["s2"]["ok"], reports
+    error = reports["s3"]["error"]
+    assert error["code"] == "resource_limit", error
+    details = error["details"]
+    assert (details["limit"], details["value"], details["in_use"]) == ("devpts max", 4, 4)
+
+
 def test_sshd_refusing_beyond_max_startups_is_resource_limit(
     sane_ctx: Context, make_fleet: Callable[..., Any]
 ) -> None:

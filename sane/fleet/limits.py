@@ -100,6 +100,32 @@ def _read_int(path: str) -> int | None:
         return None
 
 
+def devpts_room(pid: int) -> tuple[int, int] | None:
+    """(``max=``, ptys in use) of the devpts instance process ``pid`` sees at
+    ``/dev/pts``, when that instance has a ``max=`` of its own (a container's, a mount
+    namespace's: the kernel's ``pty/max`` is not what stops it then); else None."""
+    try:
+        with open(f"/proc/{pid}/mountinfo", encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    limit: int | None = None
+    for line in lines:  # mounts stacked on /dev/pts: the last one is what it sees
+        fields, _, fs = line.partition(" - ")
+        if fields.split(" ")[4:5] == ["/dev/pts"] and fs.startswith("devpts "):
+            words = fs.split(" ")
+            options = words[2].split(",") if len(words) > 2 else []
+            sizes = [o[4:] for o in options if o.startswith("max=")]
+            limit = int(sizes[0]) if sizes and sizes[0].isdigit() else None
+    if limit is None:
+        return None
+    try:
+        used = sum(entry.isdigit() for entry in os.listdir(f"/proc/{pid}/root/dev/pts"))
+    except OSError:
+        return None
+    return limit, used
+
+
 def check_room_for_pane(ctx: Context, name: str) -> None:
     """Raise ``resource_limit`` if one more pane (for server ``name``) would pass the
     tmux server's open-files limit, sane's own, or the host's pseudo-terminals."""
@@ -123,6 +149,19 @@ def check_room_for_pane(ctx: Context, name: str) -> None:
                 hint=f"raise the tmux server's limit (prlimit --pid {pid} --nofile=N:N, "
                 "or ulimit -n before it starts: it needs about 2 per pane) or "
                 "close panes",
+            )
+        room = devpts_room(pid)
+        if room is not None and room[1] + 1 > room[0]:
+            raise errors.ResourceLimit(
+                f"{name}: all {room[0]} pseudo-terminals of the tmux server's devpts are "
+                "in use (devpts max)",
+                server=name,
+                limit="devpts max",
+                value=room[0],
+                in_use=room[1],
+                process=f"tmux (pid {pid})",
+                hint="the devpts the tmux server sees was mounted with max=N: mount it "
+                "with a larger max=, or close panes",
             )
     limit, used = open_files_limit(), open_files()
     if limit is not None and used is not None and used + SANE_FDS_PER_SERVER + SANE_RESERVE > limit:
