@@ -20,7 +20,7 @@ from sane.ops.has_input import (
 from sane.ops.run import busy
 from sane.ops.run.done import note_done
 from sane.ops.run.ending import Follow, settle, status_of
-from sane.ops.run.follow import follow_stream
+from sane.ops.run.follow import StreamSource, follow_run
 from sane.ops.run.handover import end_durable, hand_over, make_durable
 from sane.ops.run.holder import claim_line, release_line
 from sane.ops.run.options import INTERRUPT_QUIET, OutputHook, RunOptions, new_run_id
@@ -244,8 +244,16 @@ def _start_and_follow(
             _send(client, state.pane_id, typed, nonce, None, before_typing(state, clear_input))
         claim = None
         try:
-            follow = follow_stream(
-                ctx, client, state.pane_id, stream, scanner, deadline, on_output, quiet, stop
+            follow = follow_run(
+                ctx,
+                client,
+                state.pane_id,
+                StreamSource(stream),
+                scanner,
+                deadline,
+                on_output,
+                quiet,
+                stop,
             )
         except KeyboardInterrupt:
             # Ctrl-C with the command typed (a second one, or one where no soft stop is
@@ -332,6 +340,6 @@ def _interrupt(
     scanner.feed(stream.take(0))
     scanner.mark_interrupt()
     client.command(f"send-keys -t {pane_id} C-c")
-    return follow_stream(
-        ctx, client, pane_id, stream, scanner, time.monotonic() + grace, quiet=INTERRUPT_QUIET
-    )
+    deadline = time.monotonic() + grace
+    source = StreamSource(stream)
+    return follow_run(ctx, client, pane_id, source, scanner, deadline, quiet=INTERRUPT_QUIET)

@@ -1,9 +1,16 @@
-"""Follow a run's output until it ends, times out, waits for input or its pane dies."""
+"""Follow a run's output until it ends, times out, waits for input or its pane dies.
+
+One loop (:func:`follow_run`) over a byte source: the live control-mode stream of the
+process that typed the command (:class:`StreamSource`), or the stream file pipe-pane
+writes for a run handed over to later calls (:class:`FileSource`). The loop decides
+everything a run's end depends on (markers, the deadline, prompts, the pane's death,
+the shell's exit); a source only says how its bytes arrive.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from sane.ops.context import Context
 from sane.ops.run.ending import Follow, acknowledge_exit, dead_state
@@ -23,54 +30,178 @@ if TYPE_CHECKING:
 LIVENESS_INTERVAL = 0.25
 
 
-def follow_stream(
+class Source(Protocol):
+    """Where a followed run's bytes come from."""
+
+    @property
+    def closed(self) -> bool:
+        """The source ended (the control client is gone): the run is lost to us."""
+        ...
+
+    def read(self, wait: float) -> tuple[bytes, bool]:
+        """The run's next bytes, waiting up to ``wait`` seconds for any, and whether
+        the pane showed any output (which may be on its way into the bytes)."""
+        ...
+
+    def raced(self) -> tuple[bytes, bool]:
+        """After a probe found a prompt: bytes that arrived meanwhile, and whether
+        anything (those, or output not yet in them) means the probe may be stale."""
+        ...
+
+    def unrecorded_end(self, ctx: Context, pane_id: str) -> Follow | None:
+        """How the run ended if its end went by but can never reach its bytes."""
+        ...
+
+
+class StreamSource:
+    """The pane's live output, as the control client delivers it to this process."""
+
+    def __init__(self, stream: PaneStream) -> None:
+        self.stream = stream
+
+    @property
+    def closed(self) -> bool:
+        return self.stream.closed
+
+    def read(self, wait: float) -> tuple[bytes, bool]:
+        data = self.stream.take(wait)
+        return data, bool(data)
+
+    def raced(self) -> tuple[bytes, bool]:
+        # The probe's tmux round trips let output that raced it arrive (the command
+        # may have ended that very moment): output wins over the probe.
+        data = self.stream.take(0)
+        return data, bool(data)
+
+    def unrecorded_end(self, ctx: Context, pane_id: str) -> Follow | None:
+        return None  # every byte tmux sends is in the stream
+
+
+class FileSource:
+    """A handed-over run's stream file, written by pipe-pane's ``cat``.
+
+    The control client's ``%output`` for the pane (``wake``) says when there is news;
+    the file may lag it by a moment, so a quiet wait backs off from 2 ms to 50 ms
+    rather than trusting a single wake-up.
+    """
+
+    def __init__(self, fh: BinaryIO, base: int, wake: PaneStream, scanner: sc.RunScanner) -> None:
+        self.fh = fh
+        # The file's size before the watch began: from there on it receives at least
+        # every byte the watch does (pipe-pane and %output carry the same pane output),
+        # so it has caught up once it grew by as much as the watch received.
+        self.base = base
+        self.wake = wake
+        self.backoff = 0.002
+        # Whether anything tmux sent since the watch began looks like one of sane's
+        # markers. Only such bytes make a lagging file matter when a prompt is found:
+        # without this, bytes cat wrote to the file before `base` but that reached the
+        # watch after it (the control client lags under load) kept the file "behind"
+        # forever.
+        self.sent = _MarkerSeen()
+        self.live = _LiveEnd(scanner)
+
+    @property
+    def closed(self) -> bool:
+        return self.wake.closed
+
+    def _news(self, wait: float) -> bool:
+        return bool(self.live.note(self.sent.note(self.wake.take(wait))))
+
+    def read(self, wait: float) -> tuple[bytes, bool]:
+        data = self.fh.read()
+        if data:
+            self.backoff = 0.002
+            return data, True
+        if wait <= 0:
+            return b"", False
+        if self._news(min(self.backoff, wait + 0.001)):
+            self.backoff = 0.002
+            return self.fh.read(), True
+        self.backoff = min(self.backoff * 2, 0.05)
+        return b"", False
+
+    def raced(self) -> tuple[bytes, bool]:
+        # Output that raced the probe wins, as live; and the file must hold everything
+        # tmux sent, or an end marker may still be on its way into it.
+        data = self.fh.read()
+        fresh = self._news(0)
+        behind = self.sent.marker and self.fh.tell() - self.base < self.wake.pushed
+        return data, bool(data or fresh or behind)
+
+    def unrecorded_end(self, ctx: Context, pane_id: str) -> Follow | None:
+        end = self.live.end
+        if end is None or ctx.pane_state(pane_id).piped:
+            return None
+        # The run's end went by on the live stream, and the pipe that records it is
+        # gone (its writer died; tmux closes a pipe on its first failed write): the
+        # file will not get it.
+        replaced = end.kind == markers.NEW_SHELL
+        return Follow(
+            "lost",
+            exited=end.kind == markers.EXITED or replaced,
+            code=None if end.arg is None or replaced else exit_status(end.arg),
+        )
+
+
+def follow_run(
     ctx: Context,
     client: ControlClient,
     pane_id: str,
-    stream: PaneStream,
+    source: Source,
     scanner: sc.RunScanner,
     deadline: float,
     on_output: OutputHook | None = None,
     quiet: float | None = None,
     stop: threading.Event | None = None,
 ) -> Follow:
+    """Feed ``source``'s bytes to ``scanner`` until the run's outcome, the deadline (or
+    ``stop``), a prompt found by a quiet-period probe, or the pane's death."""
     acknowledged = False
     watch = QuietWatch(client, pane_id, quiet)
-    raced = b""
+    last_check = time.monotonic()
     while True:
-        data, raced = raced, b""
-        if not data:
-            now = time.monotonic()
-            remaining = deadline - now
-            if remaining <= 0 or (stop is not None and stop.is_set()):
-                return Follow("timeout")
-            data = stream.take(min(remaining, LIVENESS_INTERVAL, watch.wait_time(now)))
-        if data:
+        now = time.monotonic()
+        if now >= deadline or (stop is not None and stop.is_set()):
+            return Follow("timeout")
+        data, news = source.read(min(deadline - now, LIVENESS_INTERVAL, watch.wait_time(now)))
+        if news:
             watch.output()
+        if data:
             if scanner.feed(data) is not None:
                 return Follow("outcome")
             if on_output is not None:
                 on_output(client, pane_id, scanner)
             continue
-        if stream.closed:
+        if source.closed:
             return Follow("lost")
         if scanner.exit_pending() and not acknowledged:
             acknowledged = True
             acknowledge_exit(ctx, client, pane_id)
+            last_check = 0.0  # the pane should be dead now: look at once
             continue
+        now = time.monotonic()
+        if now - last_check >= LIVENESS_INTERVAL:
+            last_check = now
+            dead = dead_state(ctx, pane_id)
+            ended = (
+                Follow("dead", dead) if dead is not None else source.unrecorded_end(ctx, pane_id)
+            )
+            if ended is not None:
+                if scanner.feed(source.read(0)[0]) is not None:
+                    return Follow("outcome")
+                return ended
         waiting = watch.check(scanner, deadline)
         if waiting is not None:
-            # The probe's tmux round trips let output that raced it arrive (the
-            # command may have ended that very moment): output wins over the probe.
-            raced = stream.take(0)
-            if not raced:
+            data, news = source.raced()
+            if not news:
                 return Follow("waiting", waiting=waiting)
-            continue
-        dead = dead_state(ctx, pane_id)
-        if dead is not None:
-            if scanner.feed(stream.take(0)) is not None:
-                return Follow("outcome")
-            return Follow("dead", dead)
+            watch.output()  # look again after another quiet period
+            if data:
+                if scanner.feed(data) is not None:
+                    return Follow("outcome")
+                if on_output is not None:
+                    on_output(client, pane_id, scanner)
 
 
 def follow_file(
@@ -85,95 +216,22 @@ def follow_file(
     grace: float,
     quiet: float | None = None,
 ) -> Follow:
-    """Follow a handed-over run through its pipe-pane file.
-
-    The control client's ``%output`` for the pane wakes us when there is news; the
-    file may lag the notification by a moment (``cat`` writes it), so a quiet wait
-    backs off from 2 ms to 50 ms rather than trusting a single wake-up.
-    """
+    """Follow a handed-over run through its pipe-pane file from ``offset`` on; with
+    ``interrupt``, send C-c first and wait at least ``grace`` for its end."""
     if scanner.outcome is not None:
         return Follow("outcome")
-    # The file's size before the watch begins: from there on it receives at least every
-    # byte the watch does (pipe-pane and %output carry the same pane output), so it has
-    # caught up once it grew by as much as the watch received.
     base = stream_path.stat().st_size
     wake = client.watch(pane_id)
-    watch = QuietWatch(
-        client, pane_id, min(quiet or INTERRUPT_QUIET, INTERRUPT_QUIET) if interrupt else quiet
-    )
-    # Whether anything tmux sent since the watch began looks like one of sane's markers.
-    # Only such bytes make a lagging file matter when a prompt is found: without this,
-    # bytes cat wrote to the file before `base` but that reached the watch after it
-    # (the control client lags under load) kept the file "behind" forever.
-    sent = _MarkerSeen()
-    live = _LiveEnd(scanner)
     try:
         if interrupt:
             scanner.mark_interrupt()
             client.command(f"send-keys -t {pane_id} C-c")
             deadline = max(deadline, time.monotonic() + grace)
-        backoff = 0.002
-        acknowledged = False
-        last_check = time.monotonic()
+            quiet = min(quiet or INTERRUPT_QUIET, INTERRUPT_QUIET)
         with open(stream_path, "rb") as fh:
             fh.seek(offset)
-            while True:
-                data = fh.read()
-                if data:
-                    backoff = 0.002
-                    watch.output()
-                    if scanner.feed(data) is not None:
-                        return Follow("outcome")
-                    continue
-                now = time.monotonic()
-                if now >= deadline:
-                    return Follow("timeout")
-                if wake.closed:
-                    return Follow("lost")
-                if now - last_check >= LIVENESS_INTERVAL:
-                    last_check = now
-                    if scanner.exit_pending() and not acknowledged:
-                        acknowledged = True
-                        acknowledge_exit(ctx, client, pane_id)
-                        continue
-                    dead = dead_state(ctx, pane_id)
-                    if dead is not None:
-                        if scanner.feed(fh.read()) is not None:
-                            return Follow("outcome")
-                        return Follow("dead", dead)
-                    if live.end is not None and not ctx.pane_state(pane_id).piped:
-                        # The run's end went by on the live stream, and the pipe that
-                        # records it is gone (its writer died; tmux closes a pipe on
-                        # its first failed write): the file will not get it.
-                        if scanner.feed(fh.read()) is not None:
-                            return Follow("outcome")
-                        end = live.end
-                        replaced = end.kind == markers.NEW_SHELL
-                        return Follow(
-                            "lost",
-                            exited=end.kind == markers.EXITED or replaced,
-                            code=None if end.arg is None or replaced else exit_status(end.arg),
-                        )
-                waiting = watch.check(scanner, deadline)
-                if waiting is not None:
-                    # Output that raced the probe wins, as in follow_stream; and the file
-                    # (written by pipe-pane's cat, which may lag) must hold everything
-                    # tmux sent, or an end marker may still be on its way into it.
-                    data = fh.read()
-                    fresh = live.note(sent.note(wake.take(0)))
-                    if fresh or data or (sent.marker and fh.tell() - base < wake.pushed):
-                        watch.output()  # look again after another quiet period
-                        if data and scanner.feed(data) is not None:
-                            return Follow("outcome")
-                        continue
-                    return Follow("waiting", waiting=waiting)
-                if live.note(
-                    sent.note(wake.take(min(backoff, deadline - now, watch.wait_time(now) + 0.001)))
-                ):
-                    backoff = 0.002
-                    watch.output()
-                else:
-                    backoff = min(backoff * 2, 0.05)
+            source = FileSource(fh, base, wake, scanner)
+            return follow_run(ctx, client, pane_id, source, scanner, deadline, quiet=quiet)
     finally:
         client.unwatch(pane_id, wake)
 
