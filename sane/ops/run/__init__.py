@@ -27,5 +27,4 @@ what this process saw and what the file holds. ``run_wait`` / ``run_input`` /
     handover  hand-over at the deadline; durable runs
     command   run_command: claim, type, follow
     resume    run_wait, run_input, run_interrupt
-    log       a recorded run's state and whole output so far, read only
 """
