@@ -96,10 +96,11 @@ def _orphan_settled(client: ControlClient, pane_id: str) -> bool:
 def forget_if_never_typed(ctx: Context, run_id: str) -> bool:
     """A durable run whose process was killed after saving its record and starting
     the pane's pipe, but before typing its command: forget it and say so (True).
-    Known when nothing of the run came back though its recording still runs (the
-    stream is empty and the pipe alive: a ``cat`` that died on a full disk records
-    nothing), its nonce is nowhere in the pane's history (the typed line would show
-    it), and the kernel shows the pane's shell at its own prompt. Before, the deploy's
+    Known when nothing of the run came back though its recording still runs (its
+    nonce, which the typed line's echo and the begin marker carry, is not in the
+    stream, and the pipe is alive: a ``cat`` that died on a full disk records
+    nothing), the nonce is nowhere in the pane's history either, and the kernel shows
+    the pane's shell at its own prompt. Before, the deploy's
     recovery followed such a run until its deadline (a minute), then sent C-c and
     journalled the step ``interrupted``: failed, though it never ran. The pipe it
     started is stopped by the next durable run (it is marked sane's)."""
@@ -108,10 +109,16 @@ def forget_if_never_typed(ctx: Context, run_id: str) -> bool:
 
     try:
         rec = load_record(ctx, run_id)
-        scanner, _, size = replay(ctx, rec)
+        scanner, stream, _ = replay(ctx, rec)
     except (errors.SaneError, OSError):
         return False
-    if not rec.get("durable") or rec.get("final") is not None or scanner.started or size:
+    if not rec.get("durable") or rec.get("final") is not None or scanner.started:
+        return False
+    nonce = rec["nonce"]
+    try:
+        if nonce.encode() in stream.read_bytes():
+            return False  # the typed line's echo came back
+    except OSError:
         return False
     state = ctx.pane_state(rec["pane"])
     if not state.piped:
@@ -124,7 +131,7 @@ def forget_if_never_typed(ctx: Context, run_id: str) -> bool:
         history = client.command(f"capture-pane -p -J -S - -t {rec['pane']}")
     except errors.SaneError:
         return False
-    if any(rec["nonce"] in line for line in history):
+    if any(nonce in line for line in history):
         return False
     found = probe(client, rec["pane"])
     if not (isinstance(found, Idle) and found.kernel):
