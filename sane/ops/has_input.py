@@ -32,6 +32,8 @@ from sane.protocol.editor import (
     YANK_KEY,
     drawn_prompt,
 )
+from sane.protocol.markers import PROMPT, scan
+from sane.protocol.scanner import RunScanner
 from sane.tmux import panes
 from sane.tmux.command import quote
 from sane.tmux.control import ControlClient, PaneStream
@@ -105,9 +107,20 @@ def after_takeover(pane_id: str) -> str:
     return _hex_keys(pane_id, YANK_KEY)
 
 
-def refuse(client: ControlClient, pane_id: str, text: str | None, vi_command: bool) -> None:
+def refuse(
+    client: ControlClient,
+    stream: PaneStream,
+    scanner: RunScanner,
+    pane_id: str,
+) -> None:
     """The runner found a person's text on the command line and ran nothing: put the
-    text back where the person left it (the back key's widget) and say so."""
+    text back where the person left it (the back key's widget) and say so.
+
+    The back key is typed once the shell draws its prompt again (its prompt marker):
+    until then the terminal is in its canonical mode, where a line kill typed next
+    (the C-e C-u after the drop key of a clear_input run) would take the key with it."""
+    text, vi_command = scanner.held, scanner.outcome is not None and scanner.outcome.exit_code == 1
+    await_prompt_start(stream, scanner.buf, scanner.final or 0, scanner.tokens)
     client.command(_hex_keys(pane_id, BACK_KEY))
     shown = text if text is not None else "(unreadable)"
     raise errors.PaneHasInput(
@@ -119,6 +132,24 @@ def refuse(client: ControlClient, pane_id: str, text: str | None, vi_command: bo
         vi_command_mode=vi_command,
         exact=text is not None,
     )
+
+
+def await_prompt_start(
+    stream: PaneStream, buf: bytearray, start: int, tokens: frozenset[str]
+) -> bool:
+    """Wait until the shell starts drawing its prompt after ``start`` in ``buf`` (more
+    read from ``stream``): from then on its editor reads keys in raw mode, where a
+    line kill sane types is the editor's, not the kernel's (which would take any key
+    typed before it on that line). False if no prompt came in time."""
+    deadline = time.monotonic() + PROMPT_WAIT
+    while True:
+        found, _ = scan(buf, start)
+        if any(m.kind == PROMPT and m.tag in tokens for m in found):
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or stream.closed:
+            return False
+        buf += stream.take(min(remaining, 0.25))
 
 
 # -- shells without widgets: the screen --------------------------------------------------

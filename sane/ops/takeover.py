@@ -14,6 +14,7 @@ from sane.ops.context import LOCAL_WINDOW, ROLE_LOCAL, Context
 from sane.ops.has_input import (
     after_takeover,
     await_prompt,
+    await_prompt_start,
     line_editor,
     record_prompt,
     takeover_guard,
@@ -359,6 +360,7 @@ def install_runner(
     widgets = any(m.kind == markers.EDITOR and m.tag in nonces for m in found)
     editor = line_editor(widgets, name)
     if guard and widgets:
+        await_prompt_start(stream, seen, ready.end, frozenset({token}))
         client.command(after_takeover(pane))
     if not widgets:  # the prompt drawn after READY: what a bare command line shows
         prompt = await_prompt(stream, seen, ready.end, frozenset({token}))

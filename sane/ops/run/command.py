@@ -271,7 +271,7 @@ def _start_and_follow(
                 rec["shell_restarted"] = True
             continue
         if outcome.kind == sc.OUTCOME_HELD:
-            refuse(client, state.pane_id, scanner.held, outcome.exit_code == 1)
+            refuse(client, stream, scanner, state.pane_id)
         if outcome.kind == sc.OUTCOME_LENGTH_MISMATCH and not force_paste:
             force_paste = True  # the shell truncated the typed line: use a heredoc
             continue
