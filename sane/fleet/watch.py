@@ -71,7 +71,7 @@ def _rows(
     rows = []
     for server in servers:
         state = panes.get(server.name)
-        busy = state is not None and pane_busy(ctx, state.run_id)
+        busy = state is not None and pane_busy(ctx, state.busy_flag)
         report = health.get(server.name)
         rows.append(
             {
@@ -84,7 +84,7 @@ def _rows(
                 else "unreachable"
                 if state.dead
                 else "connected",
-                "run_id": run_of(state.run_id) if busy and state else None,
+                "run_id": run_of(state.busy_flag) if busy and state else None,
                 "health": report["status"] if report else None,
                 "health_reason": report["reason"] if report else None,
                 "version": (report.get("data") or {}).get("version") if report else None,

@@ -94,7 +94,9 @@ class PaneState(NamedTuple):
     in_mode: bool
     shell_pid: int | None
     token: str | None
-    run_id: str | None
+    # The busy flag's raw value (OPT_RUN): parse it with sane.ops.run.holder, the one
+    # place that knows its shape (``run_id:pid:home``); None when the pane is free.
+    busy_flag: str | None
     role: str | None
     server: str | None
     current_command: str
@@ -131,7 +133,7 @@ def _state(f: list[str]) -> PaneState:
         in_mode=f[7] == "1",
         shell_pid=_int(f[8]),
         token=f[9] or None,
-        run_id=f[10] or None,
+        busy_flag=f[10] or None,
         role=f[11] or None,
         server=f[12] or None,
         current_command=f[13],

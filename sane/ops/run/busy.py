@@ -37,7 +37,7 @@ def claim(ctx: Context, client: ControlClient, state: panes.PaneState, run_id: s
     line = claim_line(state.pane_id, mine(ctx, run_id))
     if _set_unless_held(client, line):
         return
-    holder = ctx.pane_state(state.pane_id).run_id
+    holder = ctx.pane_state(state.pane_id).busy_flag
     is_stale = holder is not None and stale(ctx, holder)
     orphan = False
     if holder is not None and is_stale:
@@ -51,7 +51,7 @@ def claim(ctx: Context, client: ControlClient, state: panes.PaneState, run_id: s
         release(client, state.pane_id, holder)
         if _set_unless_held(client, line):
             return
-        holder = ctx.pane_state(state.pane_id).run_id
+        holder = ctx.pane_state(state.pane_id).busy_flag
     busy_id = run_of(holder)
     if orphan:
         raise errors.PaneBusy(
@@ -123,7 +123,7 @@ def forget_if_never_typed(ctx: Context, run_id: str) -> bool:
     state = ctx.pane_state(rec["pane"])
     if not state.piped:
         return False  # the recording stopped: an empty stream proves nothing
-    holder = state.run_id
+    holder = state.busy_flag
     if holder is not None and run_of(holder) == run_id and not stale(ctx, holder):
         return False  # its own process is alive: it may type it yet
     try:
@@ -221,7 +221,7 @@ def pane_busy(ctx: Context, holder: str | None) -> bool:
 
 def holder_value(ctx: Context, pane_id: str, run_id: str) -> str | None:
     try:
-        holder = ctx.pane_state(pane_id).run_id
+        holder = ctx.pane_state(pane_id).busy_flag
     except errors.SaneError:
         return None
     if holder is not None and run_of(holder) == run_id:
