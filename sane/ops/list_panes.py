@@ -37,9 +37,9 @@ def list_panes(
             f"no tmux session named {session or ctx.session_name!r}",
             session=session or ctx.session_name,
         ) from exc
-    result = panes.parse_infos(lines)
-    for info in result:
-        holder = info["run_id"]
-        info["busy"] = pane_busy(ctx, holder)
-        info["run_id"] = run_of(holder) if info["busy"] else None
+    result = []
+    for info, flag in panes.parse_infos(lines):
+        info["busy"] = pane_busy(ctx, flag)
+        info["run_id"] = run_of(flag) if info["busy"] else None
+        result.append(info)
     return ListPanesResult(panes=result)

@@ -172,9 +172,11 @@ _INFO_FIELDS = (
 INFO_FORMAT = format_of(_INFO_FIELDS)
 
 
-def parse_infos(lines: list[str]) -> list[PaneInfo]:
-    """Every pane a listing with :data:`INFO_FORMAT` printed."""
-    return [_info(f) for f in split_records(lines, len(_INFO_FIELDS))]
+def parse_infos(lines: list[str]) -> list[tuple[PaneInfo, str | None]]:
+    """Every pane a listing with :data:`INFO_FORMAT` printed, each with its busy flag's
+    raw value (``busy`` and ``run_id`` are left for the caller, who can tell whether
+    that flag's run is over: sane.ops.run.busy)."""
+    return [(_info(f), f[13] or None) for f in split_records(lines, len(_INFO_FIELDS))]
 
 
 def _info(f: list[str]) -> PaneInfo:
@@ -192,8 +194,8 @@ def _info(f: list[str]) -> PaneInfo:
         "dead": f[10] == "1",
         "sane_role": f[11] or None,
         "sane_server": f[12] or None,
-        "busy": bool(f[13]),
-        "run_id": f[13] or None,
+        "busy": False,
+        "run_id": None,
         "title": f[14],
     }
     return info
