@@ -217,16 +217,22 @@ def _kernel_line(client: ControlClient, stream: PaneStream, pane: str) -> str | 
 
 
 def check_screen(
-    client: ControlClient, stream: PaneStream, state: panes.PaneState, clear_input: bool
+    client: ControlClient,
+    stream: PaneStream,
+    state: panes.PaneState,
+    clear_input: bool,
+    claim: str | None = None,
 ) -> None:
     """A shell without editor widgets (``EDITOR_SCREEN``): its cursor line must show
     the prompt as sane saw it drawn last, and nothing after it. Otherwise the line
     holds a person's text: refused with ``pane_has_input`` naming what the screen shows
     after the prompt (that is all such a shell lets sane know), or with
     ``clear_input`` killed (C-e C-u: the kernel's line kill in dash and posh, the
-    editor's in mksh, ksh93, yash, busybox ash) before sane types."""
+    editor's in mksh, ksh93, yash, busybox ash) before sane types. ``claim``: the run's
+    claim, sent first in the same tmux line (a busy pane fails it: TmuxError)."""
     pane = state.pane_id
     lines = client.command(
+        *([claim] if claim is not None else []),  # the run's claim, when not made yet
         f"display-message -p -t {pane} '#{{cursor_y}} #{{{OPT_ANSWERED}}}'",
         f"display-message -p -t {pane} '#{{{panes.OPT_PROMPT}}}'",
         f"capture-pane -p -N -t {pane}",

@@ -131,10 +131,14 @@ def _run(
                 claim = None
                 state = ensure_runner(ctx, client, stream, state)
             if checks_screen(state):  # its command line: from the screen
-                if claim is not None:
-                    busy.claim(ctx, client, state, run_id)
-                    claim = None
-                check_screen(client, stream, state, opts.clear_input)
+                try:  # the claim in the same tmux line as the look at the screen
+                    check_screen(client, stream, state, opts.clear_input, claim)
+                except errors.TmuxError as exc:
+                    if claim is None or "already set" not in exc.message:
+                        raise
+                    busy.claim(ctx, client, state, run_id)  # stale flag cleared, or PaneBusy
+                    check_screen(client, stream, state, opts.clear_input)
+                claim = None
             scanner, follow = _start_and_follow(
                 ctx,
                 client,
