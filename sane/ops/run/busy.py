@@ -93,6 +93,9 @@ def _orphan_settled(client: ControlClient, pane_id: str) -> bool:
     return bool(poll(lambda: isinstance(probe(client, pane_id), Idle), ORPHAN_SETTLE_SECONDS))
 
 
+NEVER_TYPED_PROBE_SECONDS = 3.0
+
+
 def forget_if_never_typed(ctx: Context, run_id: str) -> bool:
     """A durable run whose process was killed after saving its record and starting
     the pane's pipe, but before typing its command: forget it and say so (True).
@@ -133,8 +136,15 @@ def forget_if_never_typed(ctx: Context, run_id: str) -> bool:
         return False
     if any(nonce in line for line in history):
         return False
-    found = probe(client, rec["pane"])
-    if not (isinstance(found, Idle) and found.kernel):
+    from sane.poll import poll
+
+    def idle() -> bool:
+        found = probe(client, rec["pane"])
+        return isinstance(found, Idle) and found.kernel
+
+    # A probe that cannot answer now (a loaded server's side channel, a busy probe
+    # slot) is asked again for a moment before the run is followed to its deadline.
+    if not poll(idle, NEVER_TYPED_PROBE_SECONDS, first=0.05, cap=0.5):
         return False
     forget_run(ctx, run_id)
     return True
