@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from sane.ops.run.command import run_command
 from sane.ops.run.holder import Holder
 from sane.ops.run.options import RunOptions
 from sane.ops.run.resume import run_interrupt, run_wait
+from sane.testing import retry_until
 from sane.testing.pytest_plugin import TmuxTestServer, run_process
 
 
@@ -135,3 +137,93 @@ def test_an_old_corrupt_record_does_not_break_later_hand_overs(
     assert result["status"] == "running"  # was internal_error, the run id lost
     assert run_interrupt(sane_ctx, result["run_id"])["status"] == "interrupted"
     assert (old / "record.json").exists()  # not ours to delete: nobody knows its state
+
+
+def test_a_run_whose_recording_died_frees_its_pane_once_its_command_is_over(
+    tmux_server: TmuxTestServer,
+    cli_env: dict[str, str],
+    sane_home: Path,
+    sane_ctx: Context,
+    tmp_path: Path,
+) -> None:
+    """The recording of a handed-over run dies (its writer killed, as a full SANE_HOME
+    ends it) and the command ends with nobody watching. Every later run got
+    ``pane_busy`` until someone called ``run wait``: a failure to record left the busy
+    flag set. Now the next run takes the pane once the kernel shows the shell at its
+    prompt, and the old run is ended honestly: ``lost`` (what it printed after its
+    recording died is not known, and not claimed)."""
+    pane = tmux_server.new_pane()
+    gate = tmp_path / "gate"
+    run_id = _start_handed_over(
+        cli_env,
+        sane_home,
+        pane,
+        f"echo before; while [ ! -e {gate} ]; do sleep 0.05; done; echo after",
+    )
+    stream = str(sane_home / "runs" / run_id / "stream")
+    writers = _writers(stream)
+    assert writers, "the run's recording should be running"
+    for pid in writers:
+        os.kill(pid, signal.SIGKILL)
+    gate.touch()
+    retry_until(
+        lambda: "after" in tmux_server.run("capture-pane", "-p", "-t", pane),
+        timeout=10,
+        message="the command should end",
+    )
+    retry_until(  # tmux closes a pipe on its first failed write
+        lambda: tmux_server.run("display-message", "-p", "-t", pane, "#{pane_pipe}").strip() == "0",
+        timeout=10,
+        message="tmux should notice the recording's end",
+    )
+    proof = tmp_path / "next-ran"
+    result = run_command(
+        sane_ctx, f"touch {proof}; echo next", pane=pane, options=RunOptions(timeout=10)
+    )
+    assert result["status"] == "completed" and result["output"] == "next\n", result
+    assert proof.exists()
+    old = run_wait(sane_ctx, run_id, timeout=0)
+    assert old["status"] == "lost", old
+    assert "next" not in old["output"], old  # the next run's output is its own
+
+
+def test_a_running_command_keeps_its_pane_though_its_recording_died(
+    tmux_server: TmuxTestServer,
+    cli_env: dict[str, str],
+    sane_home: Path,
+    sane_ctx: Context,
+    tmp_path: Path,
+) -> None:
+    """The same dead recording while the command still runs: the pane stays busy (its
+    command would take the next run's line as input), and nothing is typed."""
+    pane = tmux_server.new_pane()
+    run_id = _start_handed_over(cli_env, sane_home, pane, "sleep 30")
+    stream = str(sane_home / "runs" / run_id / "stream")
+    writers = _writers(stream)
+    assert writers, "the run's recording should be running"
+    for pid in writers:
+        os.kill(pid, signal.SIGKILL)
+    proof = tmp_path / "typed-into-the-run"
+    with pytest.raises(errors.PaneBusy):
+        run_command(sane_ctx, f"touch {proof}", pane=pane, options=RunOptions(timeout=2))
+    assert not proof.exists()
+    assert run_interrupt(sane_ctx, run_id)["status"] in ("interrupted", "lost")
+
+
+def _writers(path: str) -> list[int]:
+    """The processes holding ``path`` open (the run's recording: tmux's pipe-pane
+    ``cat``, whose argv does not name the file)."""
+    found = []
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
+                    found.append(int(pid))
+                    break
+            except OSError:
+                continue
+    return found

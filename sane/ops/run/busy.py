@@ -47,6 +47,8 @@ def claim(ctx: Context, client: ControlClient, state: panes.PaneState, run_id: s
                 acknowledge_exit(ctx, client, state.pane_id)
         else:
             orphan = not _orphan_settled(client, state.pane_id)
+    elif holder is not None and _ended_unrecorded(ctx, client, state, holder):
+        is_stale = True  # run_wait has ended its record (lost) and released its flag
     if holder is not None and is_stale and not orphan:
         release(client, state.pane_id, holder)
         if _set_unless_held(client, line):
@@ -91,6 +93,48 @@ def _orphan_settled(client: ControlClient, pane_id: str) -> bool:
         return False
     client.command(f"send-keys -t {pane_id} C-c")
     return bool(poll(lambda: isinstance(probe(client, pane_id), Idle), ORPHAN_SETTLE_SECONDS))
+
+
+# How long the ending of a run whose recording died may take, once its shell is seen
+# idle (run_wait's quiet period and prompt probe, on a loaded machine).
+UNRECORDED_END_SECONDS = 5.0
+# How long to look for that shell at its prompt before answering pane_busy.
+UNRECORDED_IDLE_SECONDS = 2.0
+
+
+def _ended_unrecorded(
+    ctx: Context, client: ControlClient, state: panes.PaneState, value: str
+) -> bool:
+    """A handed-over run of this home whose recording died (its pipe's writer failed,
+    e.g. on a full disk) and whose command is over: nothing would ever clear its flag
+    but a ``run wait``, so the pane stayed ``pane_busy`` for every later run. It is
+    provably over when nobody can be following it (the process that claimed the flag
+    is gone), its pipe is gone, and the kernel shows the pane's shell at its own
+    prompt: then it is ended here as ``run wait`` would end it (``lost``, its output
+    so far kept) and True. Any doubt keeps the pane busy."""
+    from sane.ops.prompts import Idle, probe
+
+    holder = Holder.parse(value)
+    if holder.home != os.path.abspath(ctx.home_dir) or not has_record(ctx, value):
+        return False  # another home's run is ended by that home
+    if holder.pid is None or pid_alive(holder.pid) or state.piped:
+        return False
+    from sane.poll import poll
+
+    def idle() -> bool:
+        found = probe(client, state.pane_id)
+        return isinstance(found, Idle) and found.kernel
+
+    # The shell may be a moment from its prompt (or a loaded probe slow to answer).
+    if not poll(idle, UNRECORDED_IDLE_SECONDS, first=0.05, cap=0.5):
+        return False
+    from sane.ops.run.resume import run_wait
+
+    try:
+        ended = run_wait(ctx, holder.run_id, timeout=UNRECORDED_END_SECONDS)
+    except errors.SaneError:
+        return False
+    return ended["status"] not in ("running", "waiting_input")
 
 
 NEVER_TYPED_PROBE_SECONDS = 3.0
