@@ -4,10 +4,17 @@ echoes the answer into the output, and the shell's editor reads it as typed keys
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import pytest
 
+from sane.fleet.panes import pane_for_server
+from sane.fleet.ssh import run_remote
 from sane.ops.context import Context
 from sane.protocol.queries import drop_answers
+from sane.testing.fleet import register
 from sane.testing.pytest_plugin import TmuxTestServer
 
 from .conftest import run
@@ -48,3 +55,25 @@ def test_only_the_answer_after_a_query_is_removed() -> None:
     assert drop_answers(b"no query ^[[?1;2c") == b"no query ^[[?1;2c"
     # One echo per query, each of its own answer's form.
     assert drop_answers(b"\x1b[c\x1b[5n^[[?1;2c^[[0nZ^[[0n") == b"\x1b[c\x1b[5nZ^[[0n"
+
+
+@pytest.mark.ssh
+def test_a_server_asking_the_terminal_at_login_neither_wedges_nor_lies(
+    sane_ctx: Context, make_fleet: Callable[..., Any]
+) -> None:
+    """A hostile (or merely chatty) server whose login files print terminal queries
+    (issue #16's hostile sshd): tmux answers them into the server's pane, and ssh carries
+    the answers to the server's shell as typed keys, before sane has typed anything
+    there. The pane's first run and the next are exact, and so is what sane runs over
+    ssh without a pane (the same files are read for an ssh command)."""
+    fleet = make_fleet(1)
+    home = Path(fleet.servers[0].home)
+    for rc in (".bashrc", ".profile"):
+        (home / rc).write_text(f"printf '{QUERIES}'\n")
+    servers = register(sane_ctx.home, fleet)
+    pane = pane_for_server(sane_ctx, servers[0].name)
+    first = run(sane_ctx, pane, "echo first; (exit 3)", timeout=30)
+    assert (first["status"], first["exit_code"], first["output"]) == ("completed", 3, "first\n")
+    assert run(sane_ctx, pane, "echo next", timeout=30)["output"] == "next\n"
+    result = run_remote(servers[0], "printf 'exact\\n'; exit 4")
+    assert (result.status, result.stdout) == (4, b"exact\n")
