@@ -321,3 +321,33 @@ def test_fish_reader_drawing_is_not_output() -> None:
     assert output.tidy_fish(answered, waiting) == b"Ann\nhi Ann\r\n"
     own = b"a\rb\r\r\n\r\x1b[3Cx"  # a progress line, a \r\n, a move that is not back
     assert output.clean(output.tidy_fish(own, b""), keep_ansi=True) == b"a\rb\r\n\r\x1b[3Cx"
+
+
+def test_the_prompt_line_keeps_what_output_left_on_it() -> None:
+    """A screen-checked shell (busybox ash, mksh...) draws its prompt right after output
+    without a final newline (``printf x`` shows ``x~ # ``): the line recorded for the next
+    run's check is the whole line, else that run was refused as if a person had typed
+    (found on busybox ash in the container fleet)."""
+    from sane.protocol.editor import drawn_prompt
+    from sane.protocol.markers import PREFIX, PROMPT, PROMPT_END, TERMINATOR
+
+    token, nonce = "0123456789abcdef", "fedcba9876543210"
+
+    def mark(tag: str, kind: str, arg: str = "") -> bytes:
+        return PREFIX + f"{tag};{kind}{arg}".encode() + TERMINATOR
+
+    def drawn(output: bytes) -> str | None:
+        buf = (
+            b" typed line\r\n"
+            + output
+            + mark(nonce, "E", ";0")
+            + mark(token, PROMPT)
+            + b"\x1b[1m~ #\x1b[0m "
+            + mark(token, PROMPT_END)
+        )
+        return drawn_prompt(buf, 0, frozenset({token}))
+
+    assert drawn(b"line\r\n") == "~ # "
+    assert drawn(b"") == "~ # "
+    assert drawn(b"line\r\nno newline") == "no newline~ # "
+    assert drawn(b"abc\rxy") == "xy~ # "

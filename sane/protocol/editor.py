@@ -191,9 +191,10 @@ def held_text(buf: bytes | bytearray, nonce: str, before: int) -> str | None:
 
 
 def drawn_prompt(buf: bytes | bytearray, start: int, tokens: frozenset[str]) -> str | None:
-    """The last line of the first prompt drawn in ``buf`` after ``start`` as it shows
-    on the screen: the text between a prompt marker and the prompt-end marker of the
-    same shell, escape sequences removed. None until both have arrived.
+    """The line of the first prompt drawn in ``buf`` after ``start`` as it shows on the
+    screen: its last line up to the prompt-end marker of the same shell, with what the
+    run left before it on that line, escape sequences removed. None until both the
+    prompt and prompt-end markers have arrived.
 
     Shells without editor widgets print the end marker (``EDITOR_SCREEN``): their
     command line is checked against this text on the screen before sane types."""
@@ -205,7 +206,11 @@ def drawn_prompt(buf: bytes | bytearray, start: int, tokens: frozenset[str]) -> 
         if m.kind == PROMPT:
             opened = m
         elif m.kind == PROMPT_END and opened is not None:
-            text = strip_escapes(bytes(buf[opened.end : m.start]))
+            # From the last line break before the prompt: a run whose output ends
+            # without a newline leaves that text on the prompt's line (``printf x``
+            # shows ``x~ # ``), and the screen is checked against the whole line.
+            line_start = max(buf.rfind(b"\n", 0, opened.start), 0)
+            text = strip_escapes(bytes(buf[line_start : m.start]))
             last = text.replace(b"\r\n", b"\n").rsplit(b"\n", 1)[-1].rsplit(b"\r", 1)[-1]
             return last.decode("utf-8", "replace")
     return None
