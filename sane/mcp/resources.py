@@ -32,10 +32,26 @@ from sane.ops.context import Context
 from sane.ops.run.log import recorded_runs, run_log
 from sane.ops.run.record import runs_dir
 
-_OUTPUT_URI = re.compile(r"sane://runs/(r[0-9a-f]{12})/(output-[0-9]+)")
+# Every run URI is spelled here, once: the helpers below build them, the patterns
+# below read them (built from the same prefix), and the templates name them.
+_RUNS = "sane://runs/"
+_RUN_ID = r"(r[0-9a-f]{12})"
+_OUTPUT_URI = re.compile(re.escape(_RUNS) + _RUN_ID + r"/(output-[0-9]+)")
 _SCREEN_URI = re.compile(r"sane://panes/%([0-9]+)/screen")
-_RUN_URI = re.compile(r"sane://runs/(r[0-9a-f]{12})")
-_LOG_URI = re.compile(r"sane://runs/(r[0-9a-f]{12})/log(?:\?offset=([0-9]{1,15}))?")
+_RUN_URI = re.compile(re.escape(_RUNS) + _RUN_ID)
+_LOG_URI = re.compile(re.escape(_RUNS) + _RUN_ID + r"/log(?:\?offset=([0-9]{1,15}))?")
+
+
+def run_uri(run_id: str) -> str:
+    """A recorded run's state: ``sane://runs/<run id>``."""
+    return _RUNS + run_id
+
+
+def log_uri(run_id: str, offset: int = 0) -> str:
+    """A page of a recorded run's output: ``sane://runs/<run id>/log[?offset=N]``."""
+    return run_uri(run_id) + "/log" + (f"?offset={offset}" if offset else "")
+
+
 # A log page fits a model as a tool result does.
 LOG_PAGE = AGENT_MAX_OUTPUT
 _GOING_ON = ("running", "waiting_input")  # a result whose run has a record
@@ -44,7 +60,7 @@ LISTED_RUNS = 200  # the newest; records older than a week are pruned anyway
 TEMPLATES = [
     mt.ResourceTemplate(
         name="run-output",
-        uri_template="sane://runs/{run_id}/output-{offset}",
+        uri_template=run_uri("{run_id}") + "/output-{offset}",
         description="The whole output of a run whose result was truncated "
         "(the result's full_output_path), from byte offset `offset` of the "
         "run's output.",
@@ -52,7 +68,7 @@ TEMPLATES = [
     ),
     mt.ResourceTemplate(
         name="run",
-        uri_template="sane://runs/{run_id}",
+        uri_template=run_uri("{run_id}"),
         description="A run sane recorded (left running by a timeout, or over and not "
         "collected yet): pane, command, status (running, ended, completed, "
         "interrupted, lost), exit code, owner, output size; JSON.",
@@ -60,7 +76,7 @@ TEMPLATES = [
     ),
     mt.ResourceTemplate(
         name="run-log",
-        uri_template="sane://runs/{run_id}/log{?offset}",
+        uri_template=run_uri("{run_id}") + "/log{?offset}",
         description=f"A recorded run's whole output so far, {LOG_PAGE} bytes a page "
         "from byte `offset` (default 0); the page's _meta gives next_offset and the "
         "next page's URI (null at the end so far).",
@@ -79,7 +95,7 @@ TEMPLATES = [
 def output_uri(ctx: Context, path: str) -> str | None:
     """The URI of a saved output file, or None when ``path`` is not one."""
     saved = Path(path)
-    uri = f"sane://runs/{saved.parent.name}/{saved.name}"
+    uri = run_uri(saved.parent.name) + "/" + saved.name
     if _OUTPUT_URI.fullmatch(uri) and saved.parent.parent == runs_dir(ctx):
         return uri
     return None
@@ -113,11 +129,11 @@ def links(ctx: Context, document: Mapping[str, Any]) -> list[mt.ResourceLink]:
         if not isinstance(result, Mapping) or result.get("status") not in _GOING_ON:
             continue
         run_id = result.get("run_id")
-        if isinstance(run_id, str) and _RUN_URI.fullmatch(f"sane://runs/{run_id}"):
+        if isinstance(run_id, str) and _RUN_URI.fullmatch(run_uri(run_id)):
             found.append(
                 mt.ResourceLink(
                     name=f"{run_id} log",
-                    uri=f"sane://runs/{run_id}/log",
+                    uri=log_uri(run_id),
                     mime_type="text/plain",
                     description="the run's whole output so far, while it goes on",
                 )
@@ -132,7 +148,7 @@ def listing(ctx: Context) -> list[mt.Resource]:
         found.append(
             mt.Resource(
                 name=f"run {run_id}",
-                uri=f"sane://runs/{run_id}",
+                uri=run_uri(run_id),
                 mime_type="application/json",
                 description="a recorded run: its state and result",
             )
@@ -140,7 +156,7 @@ def listing(ctx: Context) -> list[mt.Resource]:
         found.append(
             mt.Resource(
                 name=f"run {run_id} log",
-                uri=f"sane://runs/{run_id}/log",
+                uri=log_uri(run_id),
                 mime_type="text/plain",
                 description="the run's whole output so far, page by page",
             )
@@ -174,7 +190,7 @@ def _page_end(data: bytes, start: int) -> int:
 
 def _read_run(ctx: Context, uri: str, run_id: str) -> mt.ReadResourceResult:
     summary, _ = run_log(ctx, run_id)
-    summary["log"] = f"sane://runs/{run_id}/log"
+    summary["log"] = log_uri(run_id)
     return mt.ReadResourceResult(
         contents=[
             mt.TextResourceContents(uri=uri, mime_type="application/json", text=json.dumps(summary))
@@ -195,7 +211,7 @@ def _read_log(ctx: Context, uri: str, run_id: str, offset: int) -> mt.ReadResour
     meta = {
         "offset": offset,
         "next_offset": end if more else None,
-        "next": f"sane://runs/{run_id}/log?offset={end}" if more else None,
+        "next": log_uri(run_id, end) if more else None,
         "output_bytes": len(data),
         "status": summary["status"],
     }
@@ -220,10 +236,8 @@ def read(ctx: Context, uri: str) -> mt.ReadResourceResult:
     match = _OUTPUT_URI.fullmatch(uri)
     if match is None:
         raise errors.InvalidArgument(
-            f"no resource {uri!r}: sane serves sane://runs/<run id>, "
-            "sane://runs/<run id>/log[?offset=N], "
-            "sane://runs/<run id>/output-<offset> and "
-            "sane://panes/%<id>/screen",
+            f"no resource {uri!r}: sane serves "
+            + ", ".join(template.uri_template for template in TEMPLATES),
             uri=uri,
         )
     path = runs_dir(ctx) / match.group(1) / match.group(2)
