@@ -50,6 +50,7 @@ from sane.ops.create_file import create_file
 from sane.ops.detect_platform import detect_platform
 from sane.ops.list_panes import list_panes
 from sane.ops.run.command import run_command
+from sane.ops.run.handle import Run, start_run
 from sane.ops.run.options import RunOptions
 from sane.ops.run.resume import run_input, run_interrupt, run_wait
 from sane.parallel import DEFAULT_PARALLEL
@@ -76,6 +77,7 @@ __all__: list[str] = [
     "PaneInfo",
     "PlatformInfo",
     "Registry",
+    "Run",
     "RunOptions",
     "RunResult",
     "SaneError",
@@ -98,6 +100,7 @@ __all__: list[str] = [
     "run_interrupt",
     "run_wait",
     "servers",
+    "start_run",
 ]
 
 
