@@ -122,13 +122,19 @@ def fleet_run(
     max_parallel: int = DEFAULT_PARALLEL,
     timeout: float = RUN_TIMEOUT,
     on_event: Callable[[Event], None] | None = None,
+    clear_input: bool = False,
 ) -> FleetRunResult:
     """``command`` on every server's ssh pane (opened on demand), at most
     ``max_parallel`` at once, each within its own ``timeout`` (connecting included).
-    ``on_event`` sees started/output/finished events as they happen."""
+    ``on_event`` sees started/output/finished events as they happen. A pane whose
+    command line holds a person's text is that server's ``pane_has_input`` error,
+    unless ``clear_input`` (the text is then discarded, never run)."""
     from sane.fleet.run import fleet_run as run
 
-    return cast(FleetRunResult, run(ctx, servers, command, max_parallel, timeout, on_event))
+    return cast(
+        FleetRunResult,
+        run(ctx, servers, command, max_parallel, timeout, on_event, clear_input=clear_input),
+    )
 
 
 def fleet_put(

@@ -504,6 +504,7 @@ def _fleet_run(ctx: Context, a: inputs.FleetRunInput, call: Call) -> Outcome:
         on_event=_per_server(call, len(servers)),
         max_output=max(1, min(caps)) if caps else None,
         stop=call.stop,
+        clear_input=a.clear_input,
     )
     return _ok(result, errors.EXIT_OK if result["status"] == "completed" else 1)
 

@@ -271,7 +271,7 @@ class ServerTestInput(Input):
     )
 
 
-class FleetRunInput(Input):
+class FleetRunInput(TypingInput):
     """Run one command on many servers in parallel (bounded); per-server exact results."""
 
     command: str = Field(min_length=1, description="Shell command line.")

@@ -288,3 +288,55 @@ def test_cli_fleet_run_skips_pydantic_only_for_bytes_it_validated(
     proc, doc = _cli_run(cli_env, "--all", "true")
     assert proc.returncode == 7 and doc["error"]["code"] == "config_invalid"
     assert doc["error"]["details"]["field"] == "servers.1.port"
+
+
+def test_a_pane_with_typed_text_is_refused_or_cleared_never_run(
+    cli_env: dict[str, str], sane_ctx: Context, ssh_fleet: Any, tmp_path: Any
+) -> None:
+    """One server's pane holds a person's half-typed command (no Enter): fleet run
+    refuses that server (pane_has_input, the text named, nothing run) and runs on the
+    others; with clear_input (library, and the CLI's --clear-input) the text is
+    discarded, never run, and every server runs."""
+    from sane.testing import retry_until
+
+    servers = register(sane_ctx.home, ssh_fleet)
+    first = fleet_run(sane_ctx, servers, "true", timeout=60)
+    assert first["status"] == "completed", first
+    pane = {r["server"]: r["pane"] for r in first["results"]}["s2"]
+    marker = tmp_path / "typed-ran"
+    typed = f"touch {marker} #"
+
+    def type_it() -> None:
+        sane_ctx.tmux(["send-keys", "-t", pane, "-l", typed])
+        retry_until(
+            lambda: any(
+                line.rstrip().endswith(typed)
+                for line in sane_ctx.tmux(["capture-pane", "-p", "-t", pane])
+            ),
+            timeout=10,
+        )
+
+    type_it()
+    refused = fleet_run(sane_ctx, servers, "echo $FLEET_HOST")
+    by_name = {r["server"]: r for r in refused["results"]}
+    assert refused["status"] == "partial" and by_name["s1"]["output"] == "s1\n"
+    assert by_name["s2"]["status"] == "error" and not by_name["s2"]["ok"]
+    assert by_name["s2"]["error"]["code"] == "pane_has_input"
+    assert by_name["s2"]["error"]["details"]["text"] == typed
+    import sane  # the public API takes it too
+
+    cleared = sane.fleet_run(sane_ctx, servers, "echo $FLEET_HOST", clear_input=True)
+    assert cleared["status"] == "completed", cleared
+    assert [r["output"] for r in cleared["results"]] == ["s1\n", "s2\n", "s3\n"]
+    type_it()
+    proc = subprocess.run(
+        [sys.executable, "-m", "sane.cli.main", "fleet", "run", "--clear-input", "echo ok"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [r["output"] for r in json.loads(proc.stdout)["results"]] == ["ok\n"] * 3
+    assert not marker.exists()

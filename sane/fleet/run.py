@@ -40,11 +40,14 @@ def fleet_run(
     on_event: Callable[[Event], None] | None = None,
     max_output: int | None = DEFAULT_MAX_OUTPUT,
     stop: threading.Event | None = None,
+    clear_input: bool = False,
 ) -> dict[str, Any]:
     """Run ``command`` on ``servers``; per-server results plus the fleet's status.
 
     ``max_output``: each server's output cap (head and tail kept, the whole saved).
-    ``stop``: set (a Ctrl-C) to hand every run over at once, as at its deadline."""
+    ``stop``: set (a Ctrl-C) to hand every run over at once, as at its deadline.
+    ``clear_input``: text a person left on a server pane's command line is discarded
+    (never run); without it that server's result is the error ``pane_has_input``."""
     errors.refuse_nul("command", command)  # before any server, not once per server
     if max_parallel < 1:
         raise errors.InvalidArgument("max_parallel must be at least 1", max_parallel=max_parallel)
@@ -68,7 +71,11 @@ def fleet_run(
                 pane=state.pane_id,
                 pane_state=state,
                 options=RunOptions(
-                    timeout=remaining, on_output=hook, max_output=max_output, stop=stop
+                    timeout=remaining,
+                    on_output=hook,
+                    max_output=max_output,
+                    stop=stop,
+                    clear_input=clear_input,
                 ),
             )
             if hook is not None:
