@@ -430,6 +430,9 @@ def test_unsupported_login_shell_gets_a_posix_shell(
 
 FRAMEWORKS = {
     "bash-prompt-command": ("bash", "PROMPT_COMMAND='PS1=\"\\u@\\h:\\w\\$ \"'\n"),
+    # Debian's system bashrc (its PS1, the chroot name, command-not-found's hook), as a
+    # user's ~/.bashrc sources it.
+    "bash-etc-bashrc": ("bash", ". /etc/bash.bashrc\n"),
     # starship's bash init: preexec from a DEBUG trap, PS1 rebuilt in PROMPT_COMMAND
     # (colours, the last status, a two-line prompt).
     "bash-starship": (
