@@ -158,11 +158,13 @@ class _InFlight:
                 del self.following[run_id]
             done.set()
 
-    def ended_here(self, result: Mapping[str, Any]) -> None:
+    def ended_here(self, result: Mapping[str, Any], unread: bool = False) -> None:
+        """``unread``: the call was cancelled, its client never read ``result``: the
+        next call on the run gets all of it."""
         if result["status"] in ("running", "waiting_input"):
             return
         with self.lock:
-            self.ended[result["run_id"]] = dict(result)
+            self.ended[result["run_id"]] = {**result, "unread": unread}
             while len(self.ended) > self.KEEP:
                 self.ended.popitem(last=False)
 
@@ -176,9 +178,14 @@ class _InFlight:
             stop.set()
             done.wait(timeout)
         with self.lock:
-            ended = self.ended.get(run_id)
-        if ended is None:
-            return None
+            entry_ended = self.ended.get(run_id)
+            if entry_ended is None:
+                return None
+            unread = entry_ended["unread"]
+            entry_ended["unread"] = False  # the next call after this one: nothing new
+            ended = {k: v for k, v in entry_ended.items() if k != "unread"}
+        if unread:
+            return ended
         # Everything was returned to the first call: nothing new, the same ending.
         return {
             **ended,
@@ -237,18 +244,22 @@ def _run_command(ctx: Context, a: inputs.RunCommandInput, call: Call) -> Outcome
         quiet_period=a.quiet_period or None,
         run_id=run_id,
         stop=call.stop,
+        unread=call.cancelled,
         on_output=_OutputProgress(call) if call.progress else None,
         clear_input=a.clear_input,
     )
     with IN_FLIGHT.follow(run_id, call.stop):
         result = run_command(ctx, a.command, pane=_target(ctx, a.pane, a.server), options=options)
-    IN_FLIGHT.ended_here(result)
+    IN_FLIGHT.ended_here(result, unread=call.cancelled.is_set())
     if (
         call.cancelled.is_set()
         and a.on_cancel == "interrupt"
         and result["status"] in ("running", "waiting_input")
     ):
-        result = run_interrupt(ctx, run_id)
+        from sane.ops.run.resume import Following
+
+        # nobody reads this ending either: run_wait returns it whole
+        result = run_interrupt(ctx, run_id, follow=Following(unread=call.cancelled))
     return _run_outcome(result, a.check)
 
 
@@ -259,10 +270,22 @@ class _OutputProgress:
     EVERY = 0.25
     TAIL = 2000
 
-    def __init__(self, call: Call) -> None:
+    def __init__(self, call: Call, raw_sent: int = 0) -> None:
         self.call = call
-        self.raw_sent = 0
+        self.raw_sent = raw_sent
         self.last = 0.0
+
+    @classmethod
+    def resumed(cls, ctx: Context, call: Call, run_id: str) -> _OutputProgress | None:
+        """For a later call on a handed-over run: its output from what was returned."""
+        from sane.ops.run.record import load_record
+
+        if call.progress is None:
+            return None
+        try:
+            return cls(call, load_record(ctx, run_id)["raw_returned"])
+        except errors.SaneError:  # the call itself says why (run_not_found, ...)
+            return cls(call)
 
     def __call__(self, client: Any, pane_id: str, scanner: Any) -> None:
         import time
@@ -286,9 +309,24 @@ def _run_wait(ctx: Context, a: inputs.RunWaitInput, call: Call) -> Outcome:
     ended = IN_FLIGHT.take_over(a.run_id)
     if ended is not None:
         return _run_outcome(ended, a.check)
+    following = _following(ctx, call, a.run_id)
     return _run_outcome(
-        run_wait(ctx, a.run_id, timeout=a.timeout, quiet_period=a.quiet_period or None), a.check
+        run_wait(
+            ctx,
+            a.run_id,
+            timeout=a.timeout,
+            quiet_period=a.quiet_period or None,
+            follow=following,
+        ),
+        a.check,
     )
+
+
+def _following(ctx: Context, call: Call, run_id: str) -> Any:
+    """A later call's part in following a run: progress, and its cancellation."""
+    from sane.ops.run.resume import Following
+
+    return Following(_OutputProgress.resumed(ctx, call, run_id), call.stop, call.cancelled)
 
 
 def _run_input(ctx: Context, a: inputs.RunInputInput, call: Call) -> Outcome:
@@ -311,6 +349,7 @@ def _run_input(ctx: Context, a: inputs.RunInputInput, call: Call) -> Outcome:
         timeout=a.timeout,
         quiet_period=a.quiet_period or None,
         multi_line=a.multi_line,
+        follow=_following(ctx, call, a.run_id),
     )
     return _run_outcome(result, a.check)
 
@@ -684,7 +723,15 @@ def _send_keys(ctx: Context, a: inputs.SendKeysInput, call: Call) -> Outcome:
 def _wait_for_text(ctx: Context, a: inputs.WaitForTextInput, call: Call) -> Outcome:
     from sane.ops.screen import wait_for_text
 
-    result = wait_for_text(ctx, _target(ctx, a.pane, a.server), a.pattern, a.timeout, a.lines)
+    result = wait_for_text(
+        ctx,
+        _target(ctx, a.pane, a.server),
+        a.pattern,
+        a.timeout,
+        a.lines,
+        call.stop,
+        call.report if call.progress else None,
+    )
     return _ok(result, errors.EXIT_OK if result["matched"] else errors.EXIT_TIMEOUT)
 
 

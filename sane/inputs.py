@@ -17,12 +17,10 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field
 
 from sane.fleet.defaults import HEALTH_WAIT_INTERVAL
-from sane.fleet.defaults import PUT_TIMEOUT as FLEET_PUT_TIMEOUT
 from sane.fleet.defaults import RUN_TIMEOUT as FLEET_RUN_TIMEOUT
 from sane.fleet.health import PARALLEL as HEALTH_PARALLEL
 from sane.fleet.registry import HEALTH_PATH
 from sane.ops.create_file import MODE_PATTERN
-from sane.ops.create_file import TIMEOUT as CREATE_FILE_TIMEOUT
 from sane.ops.detect_platform import PROBE_TIMEOUT
 from sane.ops.run.options import DEFAULT_QUIET_PERIOD, INTERRUPT_GRACE, RunOptions
 from sane.parallel import DEFAULT_PARALLEL
@@ -39,6 +37,10 @@ AGENT_MAX_OUTPUT = 24_000
 RUN_TIMEOUT = RunOptions().timeout
 # A fleet result carries ~700 characters of fields per server beside its output.
 FLEET_MAX_OUTPUT = 20_000
+# An agent's deadline for a transfer (create_file, fleet_put): under the common 60 s
+# request timeout of MCP clients (the TypeScript SDK's default), which would otherwise
+# give up first and never see the result; the CLI keeps the library's 600 s.
+AGENT_TRANSFER_TIMEOUT = 45.0
 
 PANE = "tmux target pane (%ID or session:window.pane); default: sane's own local pane."
 SERVER = "Run through this registered server's ssh pane (connects on demand); not with pane."
@@ -211,7 +213,7 @@ class CreateFileInput(TypingInput):
         description="Refuse to install unless the content has this checksum.",
     )
     timeout: float = Field(
-        default=CREATE_FILE_TIMEOUT, ge=0, description="Seconds for the whole transfer."
+        default=AGENT_TRANSFER_TIMEOUT, ge=0, description="Seconds for the whole transfer."
     )
 
 
@@ -535,7 +537,7 @@ class FleetPutInput(Input):
     parents: bool = Field(default=False, description="Create missing parent directories.")
     max_parallel: MaxParallel = DEFAULT_PARALLEL
     timeout: float = Field(
-        default=FLEET_PUT_TIMEOUT, ge=0, description="Seconds for each server's copy."
+        default=AGENT_TRANSFER_TIMEOUT, ge=0, description="Seconds for each server's copy."
     )
 
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from sane import errors, inputs
 from sane.cli.spec import DRY_RUN, FROM, SOCKET, STREAM, Cli
 from sane.envelope import error_document
+from sane.fleet.defaults import PUT_TIMEOUT as FLEET_PUT_TIMEOUT
 from sane.handlers import (
     HANDLERS,
     Call,
@@ -34,6 +35,7 @@ from sane.handlers import (
     validated,
 )
 from sane.ops.context import Context
+from sane.ops.create_file import TIMEOUT as CREATE_FILE_TIMEOUT
 
 __all__ = [
     "TOOLS",
@@ -126,6 +128,7 @@ TOOLS: tuple[Tool, ...] = (
             arguments=("path",),
             short=TARGET,
             omit=("content_base64",),
+            defaults={"timeout": CREATE_FILE_TIMEOUT},
             extra=(FROM, SOCKET),
             note="Content comes from --content, --from FILE, or stdin.",
         ),
@@ -211,7 +214,11 @@ TOOLS: tuple[Tool, ...] = (
         "fleet_put",
         inputs.FleetPutInput,
         "fleet-put",
-        Cli("fleet put", arguments=("local_file", "remote_path")),
+        Cli(
+            "fleet put",
+            arguments=("local_file", "remote_path"),
+            defaults={"timeout": FLEET_PUT_TIMEOUT},
+        ),
     ),
     Tool(
         "fleet_detect", inputs.FleetDetectInput, "fleet-detect", Cli("fleet detect"), read_only=True

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sane import errors
@@ -24,6 +26,7 @@ _KEY = re.compile(
     r"(?:[CMS]-)*(?:[ -~]|F(?:[1-9]|1[0-2])|Enter|Escape|Tab|BTab|BSpace|Space"
     r"|Up|Down|Left|Right|Home|End|PageUp|PageDown|PPage|NPage|IC|DC|KP\w+)"
 )
+PROGRESS_EVERY = 1.0
 _INFO = "#{pane_id} #{cursor_x} #{cursor_y} #{pane_width} #{pane_height} #{pane_in_mode}"
 
 
@@ -90,10 +93,20 @@ def send_keys(
 
 
 def wait_for_text(
-    ctx: Context, pane: str | None, pattern: str, timeout: float, lines: int | None = None
+    ctx: Context,
+    pane: str | None,
+    pattern: str,
+    timeout: float,
+    lines: int | None = None,
+    stop: threading.Event | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Wait until the regular expression ``pattern`` matches the pane's screen (or its
-    last ``lines`` lines), woken by the pane's output, until ``timeout``."""
+    last ``lines`` lines), woken by the pane's output, until ``timeout``.
+
+    ``stop``: set from another thread (a cancelled call) to end the wait at once, as
+    if the deadline had passed. ``progress``: told about every ``PROGRESS_EVERY``
+    seconds of waiting, so a client sees the call alive."""
     try:
         regex = re.compile(pattern, re.MULTILINE)
     except re.error as exc:
@@ -103,12 +116,17 @@ def wait_for_text(
     stream = client.watch(pane_id)
     started = time.monotonic()
     deadline = started + timeout
+    reported = started
     try:
         while True:
             screen = read_screen(ctx, pane_id, lines)
             found = regex.search(screen["text"])
-            remaining = deadline - time.monotonic()
-            if found is not None or remaining <= 0:
+            now = time.monotonic()
+            remaining = deadline - now
+            if progress is not None and found is None and now - reported >= PROGRESS_EVERY:
+                reported = now
+                progress(f"waiting for /{pattern}/ on {pane_id}: {now - started:.0f} s")
+            if found is not None or remaining <= 0 or (stop is not None and stop.is_set()):
                 return {
                     "pane": pane_id,
                     "matched": found is not None,
@@ -117,5 +135,6 @@ def wait_for_text(
                     "waited_ms": round((time.monotonic() - started) * 1000, 3),
                 }
             stream.take(min(remaining, 0.5))  # woken by output; a redraw may not print
+            # (stop is looked at every 0.5 s at most: a cancelled wait ends that soon)
     finally:
         client.unwatch(pane_id, stream)

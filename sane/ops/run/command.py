@@ -180,7 +180,8 @@ def _run(
         if follow.kind == "cancelled":
             raise errors.HandedOver(hand_over(ctx, client, stream, scanner, rec, started))
         if follow.kind in ("timeout", "waiting"):
-            return hand_over(ctx, client, stream, scanner, rec, started, follow.waiting)
+            unread = stopped and opts.unread is not None and opts.unread.is_set()
+            return hand_over(ctx, client, stream, scanner, rec, started, follow.waiting, unread)
         status, code, exited = status_of(follow, scanner, interrupted)
         settle(ctx, client, pane_id, scanner)
         drawn = _prompt_after(stream, scanner, state, exited)

@@ -215,9 +215,12 @@ def follow_file(
     interrupt: bool,
     grace: float,
     quiet: float | None = None,
+    on_output: OutputHook | None = None,
+    stop: threading.Event | None = None,
 ) -> Follow:
     """Follow a handed-over run through its pipe-pane file from ``offset`` on; with
-    ``interrupt``, send C-c first and wait at least ``grace`` for its end."""
+    ``interrupt``, send C-c first and wait at least ``grace`` for its end. ``on_output``
+    and ``stop``: as for :func:`follow_run`."""
     if scanner.outcome is not None:
         return Follow("outcome")
     base = stream_path.stat().st_size
@@ -231,7 +234,9 @@ def follow_file(
         with open(stream_path, "rb") as fh:
             fh.seek(offset)
             source = FileSource(fh, base, wake, scanner)
-            return follow_run(ctx, client, pane_id, source, scanner, deadline, quiet=quiet)
+            return follow_run(
+                ctx, client, pane_id, source, scanner, deadline, on_output, quiet, stop
+            )
     finally:
         client.unwatch(pane_id, wake)
 

@@ -31,9 +31,13 @@ def hand_over(
     rec: RunRecord,
     started: float,
     waiting: Waiting | None = None,
+    unread: bool = False,
 ) -> RunResult:
     """The deadline passed or a prompt waits for an answer: record the rest of the
     stream to a file for later calls.
+
+    ``unread``: the caller never reads the result (see ``RunOptions.unread``): the
+    record keeps the output followed so far as not returned, for the next call.
 
     If the record cannot be written (a full disk, a read-only ``$SANE_HOME``) the
     hand-over is undone, the pane's busy flag released (else this process would hold
@@ -82,6 +86,7 @@ def hand_over(
             )
             busy.release(client, pane_id, busy.mine(ctx, rec["run_id"]).value, note=done)
             return done
+        returned = rec["returned"], rec["raw_returned"]
         result = build_result(
             ctx,
             rec,
@@ -92,6 +97,8 @@ def hand_over(
             (time.perf_counter() - started) * 1000,
             waiting,
         )
+        if unread:
+            rec["returned"], rec["raw_returned"] = returned
         save_record(ctx, rec, head=bytes(scanner.buf) if head is None else head)
         prune_runs(ctx, keep=rec["run_id"])
         return result

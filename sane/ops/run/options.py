@@ -45,6 +45,10 @@ class RunOptions(NamedTuple):
     # at a timeout but never interrupted (an MCP call cancelled by its client, or a
     # run_wait of the same run from another call): the run stays resumable.
     stop: threading.Event | None = None
+    # Set with ``stop`` when the caller is gone for good and never reads this call's
+    # result (an MCP call cancelled by its client): a hand-over then leaves the output
+    # followed so far to the next call on the run, which returns it (not lost).
+    unread: threading.Event | None = None
     # Who the run belongs to (a deploy: its id, step, server), kept in the run's record
     # so another caller finding the pane busy can be told, and not interrupt it blindly.
     owner: dict[str, str] | None = None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from sane import errors
 from sane.ops.context import Context
@@ -12,9 +13,9 @@ from sane.ops.run import busy
 from sane.ops.run.done import done_in_time, find_done
 from sane.ops.run.ending import Follow, settle, status_of
 from sane.ops.run.follow import follow_file
-from sane.ops.run.options import DEFAULT_QUIET_PERIOD, INTERRUPT_GRACE
+from sane.ops.run.options import DEFAULT_QUIET_PERIOD, INTERRUPT_GRACE, OutputHook
 from sane.ops.run.pipe import unpipe
-from sane.ops.run.record import Final, load_record, replay, save_record
+from sane.ops.run.record import Final, RunRecord, load_record, replay, save_record
 from sane.ops.run.result import build_result
 from sane.tmux.command import quote
 from sane.tmux.control import ControlClient
@@ -30,10 +31,11 @@ def run_wait(
     interrupt: bool = False,
     interrupt_grace: float = INTERRUPT_GRACE,
     quiet_period: float | None = DEFAULT_QUIET_PERIOD,
+    follow: Following | None = None,
 ) -> RunResult:
     """Wait again on a run left ``running`` or ``waiting_input``; return the output not
-    returned yet."""
-    return _resume(ctx, run_id, timeout, quiet_period, interrupt, interrupt_grace)
+    returned yet. ``follow``: the caller's output hook and stop (see :class:`Following`)."""
+    return _resume(ctx, run_id, timeout, quiet_period, interrupt, interrupt_grace, None, follow)
 
 
 def run_input(
@@ -44,6 +46,7 @@ def run_input(
     timeout: float = 30.0,
     quiet_period: float | None = DEFAULT_QUIET_PERIOD,
     multi_line: bool = False,
+    follow: Following | None = None,
 ) -> RunResult:
     """Answer a run's prompt: type ``text`` literally (then Enter unless ``enter`` is
     false) into the run's pane and follow the run on, as :func:`run_wait` does.
@@ -54,12 +57,31 @@ def run_input(
     """
     errors.refuse_nul("text", text)
     check_answer(text, multi_line)
-    return _resume(ctx, run_id, timeout, quiet_period, keys=(text, enter))
+    return _resume(ctx, run_id, timeout, quiet_period, keys=(text, enter), following=follow)
 
 
-def run_interrupt(ctx: Context, run_id: str, grace: float = INTERRUPT_GRACE) -> RunResult:
+def run_interrupt(
+    ctx: Context, run_id: str, grace: float = INTERRUPT_GRACE, follow: Following | None = None
+) -> RunResult:
     """Send C-c to a run left ``running`` and return how it ended."""
-    return run_wait(ctx, run_id, timeout=0.0, interrupt=True, interrupt_grace=grace)
+    return run_wait(ctx, run_id, timeout=0.0, interrupt=True, interrupt_grace=grace, follow=follow)
+
+
+class Following(NamedTuple):
+    """What the caller of a later call on a run brings: ``on_output`` after each chunk
+    of new output (progress); ``stop``, set from another thread to stop following at
+    once (the run stays resumable); ``unread``, set with it when the caller is gone and
+    never reads the result (an MCP call cancelled by its client): the output followed
+    is then left to the next call, which returns it."""
+
+    on_output: OutputHook | None = None
+    stop: threading.Event | None = None
+    unread: threading.Event | None = None
+
+    def forget(self, rec: RunRecord, returned: tuple[int, int]) -> None:
+        """Put the record's returned counters back when nobody reads this result."""
+        if self.unread is not None and self.unread.is_set():
+            rec["returned"], rec["raw_returned"] = returned
 
 
 def check_answer(text: str, multi_line: bool = False) -> None:
@@ -95,7 +117,9 @@ def _resume(
     interrupt: bool = False,
     interrupt_grace: float = INTERRUPT_GRACE,
     keys: tuple[str, bool] | None = None,
+    following: Following | None = None,
 ) -> RunResult:
+    following = following or Following()
     try:
         rec = load_record(ctx, run_id)
     except errors.RunNotFound:
@@ -145,7 +169,10 @@ def _resume(
             interrupt,
             interrupt_grace,
             quiet_period,
+            following.on_output,
+            following.stop,
         )
+    returned = rec["returned"], rec["raw_returned"]
     if follow.kind in ("timeout", "waiting"):
         result = build_result(
             ctx,
@@ -157,6 +184,7 @@ def _resume(
             (time.time() - rec["started"]) * 1000,
             follow.waiting,
         )
+        following.forget(rec, returned)
         save_record(ctx, rec)
         return result
     status, code, exited = status_of(follow, scanner, interrupt)
@@ -175,6 +203,7 @@ def _resume(
         "shell_exited": exited,
         "duration_ms": round(duration, 3),
     }
+    following.forget(rec, returned)
     # The run is over and its pane free: a full disk must not turn the result this call
     # holds into an error (it was lost so, the flag already released). Unsaved, a later
     # wait works it out again from the stream.
