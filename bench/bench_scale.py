@@ -12,7 +12,8 @@ run, each sane figure is printed beside its baseline and the ratio:
 * connect: ``connect_many`` (what ``sane up`` runs) with every pane closed first, against
   plain ``ssh host true`` with the same parallelism (new connections each);
 * warm ``true`` and ``sleep 1`` (``fleet_run``, --max-parallel N) against ``ssh host
-  true`` over the panes' own ControlMasters, N at once;
+  true`` over the panes' own ControlMasters, N at once, with the CPU per server of
+  sane's process and of the tmux server;
 * put: ``fleet_put`` of 100 KB (--max-parallel N) against ``scp`` over the same
   ControlMasters, N at once, and parallel-ssh's ``copy_file`` (new connections);
 * health: ``check_health`` against ``cat`` of the same file over the ControlMasters;
@@ -28,6 +29,7 @@ Figures on a shared 2-core machine are noisy: read the ratios, not the milliseco
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import statistics
@@ -108,21 +110,50 @@ def connect_rows(ctx: Context, servers: list[Server], parallels: list[int]) -> l
     return rows
 
 
+def _cpu_ms(pid: int) -> float:
+    """CPU (user + system) process ``pid`` has used, in ms."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def timed_cpu(fn: Callable[[], object], repeat: int, tmux_pid: int) -> tuple[float, float, float]:
+    """Medians of ``repeat`` calls: wall ms, this process's CPU ms (every thread) and
+    the tmux server's CPU ms. CPU is what a per-server cost shows under load; wall
+    time on a shared machine is mostly the other programs' (clock ticks: 10 ms)."""
+    walls, mine, tmux = [], [], []
+    for _ in range(repeat):
+        before, tmux_before = os.times(), _cpu_ms(tmux_pid)
+        started = time.perf_counter()
+        fn()
+        walls.append(time.perf_counter() - started)
+        after = os.times()
+        mine.append((after.user + after.system - before.user - before.system) * 1000)
+        tmux.append(_cpu_ms(tmux_pid) - tmux_before)
+    median = statistics.median
+    return median(walls) * 1000, median(mine), median(tmux)
+
+
 def warm_rows(ctx: Context, servers: list[Server]) -> list[Row]:
     count = len(servers)
     fleet_run(ctx, servers, "true", max_parallel=count)  # every pane up
+    tmux_pid = int(ctx.server.run("display-message", "-p", "#{pid}").strip())
     over_cm = [[*ssh_argv(s), "true"] for s in servers]
     rows: list[Row] = []
-    lib = timed(lambda: fleet_run(ctx, servers, "true", max_parallel=count), 5)
-    rows.append(
-        (
-            "warm true | ssh true over the panes' ControlMasters",
-            lib,
-            timed(lambda: _ssh_all(over_cm, count), 3),
+    runs = {"true": 5, "sleep 1": 2}
+    for command, repeat in runs.items():
+        run = functools.partial(fleet_run, ctx, servers, command, max_parallel=count)
+        wall, mine, tmux = timed_cpu(run, repeat, tmux_pid)
+        print(
+            f"  CPU per server, {command}: sane {mine / count:.2f} ms, the tmux server "
+            f"{tmux / count:.2f} ms ({mine:.0f} and {tmux:.0f} ms in all)",
+            flush=True,
         )
-    )
-    sleep = timed(lambda: fleet_run(ctx, servers, "sleep 1", max_parallel=count), 2)
-    rows.append(("sleep 1 | 1000 ms", sleep, 1000.0))
+        if command == "true":
+            base = timed(lambda: _ssh_all(over_cm, count), 3)
+            rows.append(("warm true | ssh true over the panes' ControlMasters", wall, base))
+        else:
+            rows.append(("sleep 1 | 1000 ms", wall, 1000.0))
     return rows
 
 

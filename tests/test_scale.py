@@ -4,13 +4,15 @@ own result. Real sshd on loopback, a real tmux server per test."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from sane import errors
 from sane.fleet.panes import connect_many, ensure_session
 from sane.fleet.run import fleet_run
 from sane.ops.context import Context
@@ -229,15 +231,11 @@ def test_out_of_open_files_starting_ssh_is_resource_limit_for_that_server(
     assert out["after"] == "s1\n"
 
 
-def test_out_of_ptys_is_resource_limit_for_those_servers_only(
-    tmux_server: Any, sane_home: Any, ssh_fleet: Any
-) -> None:
-    """A tmux server whose devpts has room for 4 pseudo-terminals (its own mount
-    namespace, a devpts instance mounted with max=4, as in a container): its first
-    session and sane's orchestrator take two, s1 and s2 the others, and s3 fails
-    alone with resource_limit naming the devpts max and its value. Before, tmux's
-    "fork failed: No space left on device" came back with the host's pty/max (4096)
-    as the limit, or no hint at all."""
+@contextlib.contextmanager
+def _tmux_with_ptys(tmux_server: Any, count: int) -> Iterator[Any]:
+    """A tmux server (like ``tmux_server``) in its own mount namespace whose devpts
+    instance is mounted with ``max=count``, as in a container; skips where no such
+    namespace can be made."""
     import shlex
     import subprocess
 
@@ -249,7 +247,7 @@ def test_out_of_ptys_is_resource_limit_for_those_servers_only(
         [*server.server.argv("new-session", "-d", "-s", "base", "-x", "200", "-y", "50")]
     )
     script = (
-        "mount -t devpts -o newinstance,ptmxmode=0666,max=4 devpts /dev/pts && "
+        f"mount -t devpts -o newinstance,ptmxmode=0666,max={count} devpts /dev/pts && "
         f"mount --bind /dev/pts/ptmx /dev/ptmx && exec {tmux} 'bash --norc --noprofile'"
     )
     started = subprocess.run(
@@ -263,19 +261,58 @@ def test_out_of_ptys_is_resource_limit_for_those_servers_only(
         pytest.skip(f"no mount namespace with its own devpts here: {started.stderr.strip()}")
     try:
         server.run("set-option", "-g", "default-command", "bash --norc --noprofile")
+        yield server
+    finally:
+        kill_for_good(server.server)
+
+
+def test_out_of_ptys_is_resource_limit_for_those_servers_only(
+    tmux_server: Any, sane_home: Any, ssh_fleet: Any
+) -> None:
+    """A tmux server whose devpts has room for 4 pseudo-terminals (its own mount
+    namespace, a devpts instance mounted with max=4, as in a container): its first
+    session and sane's orchestrator take two, s1 and s2 the others, and s3 fails
+    alone with resource_limit naming the devpts max and its value. Before, tmux's
+    "fork failed: No space left on device" came back with the host's pty/max (4096)
+    as the limit, or no hint at all."""
+    with _tmux_with_ptys(tmux_server, 4) as server:
         ctx = Context(server.server, home=sane_home)
         try:
             servers = register(sane_home, ssh_fleet)
             reports = {r["server"]: r for r in connect_many(ctx, servers, max_parallel=1)}
         finally:
             ctx.close()
-    finally:
-        kill_for_good(server.server)
     assert reports["s1"]["ok"] and reports["s2"]["ok"], reports
     error = reports["s3"]["error"]
     assert error["code"] == "resource_limit", error
     details = error["details"]
     assert (details["limit"], details["value"], details["in_use"]) == ("devpts max", 4, 4)
+
+
+def test_tmux_itself_out_of_ptys_names_its_devpts_max_not_the_hosts(
+    tmux_server: Any, sane_home: Any, ssh_fleet: Any
+) -> None:
+    """The same devpts of 4, full, and a window asked of tmux without sane's check
+    first (as when the last pseudo-terminal goes to another program between that
+    check and the window): tmux's own "fork failed: No space left on device" is
+    resource_limit naming the limit tmux hit, its devpts max of 4 with 4 in use.
+    Before, that message named the host's pty/max (4096) and what the host had in
+    use, which was not what stopped tmux."""
+    from sane.fleet.panes import _new_pane
+
+    with _tmux_with_ptys(tmux_server, 4) as server:
+        ctx = Context(server.server, home=sane_home)
+        try:
+            servers = register(sane_home, ssh_fleet)
+            reports = connect_many(ctx, servers[:2], max_parallel=1)
+            assert [r["ok"] for r in reports] == [True, True], reports
+            with pytest.raises(errors.ResourceLimit) as caught:
+                _new_pane(ctx, servers[2], accept_new=False)
+        finally:
+            ctx.close()
+    details = caught.value.to_dict()["details"]
+    assert (details["limit"], details["value"], details["in_use"]) == ("devpts max", 4, 4)
+    assert "No space left on device" in caught.value.message, caught.value.message
 
 
 def test_sshd_refusing_beyond_max_startups_is_resource_limit(
@@ -406,6 +443,40 @@ def test_quiet_fleet_runs_are_watched_without_a_process_per_server_per_second(
     assert [r["output"] for r in result["results"]] == [f"{s.name}\n" for s in servers]
     probes = [argv for argv in _spawned if argv and argv[0] == "ssh"]
     assert len(probes) <= 2 * len(servers), probes
+
+
+def test_quiet_fleet_runs_check_their_panes_alive_with_one_listing_for_all(
+    sane_ctx: Context, ssh_fleet: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quiet run checks every quarter second that its pane did not die silently.
+    That was a tmux query about its own pane per run per check (a `sleep 1` on 200
+    servers sent tmux 600-800 of them); now one listing of every pane answers all the
+    runs followed at once, at most one per check interval, and a pane is asked about
+    alone only when that listing does not show it alive. Counted from the command
+    lines sane's control client sends; real tmux answers them."""
+    import time
+
+    from sane.ops.run.follow import LIVENESS_INTERVAL
+    from sane.tmux.control import ControlClient
+
+    servers = register(sane_ctx.home, ssh_fleet)
+    fleet_run(sane_ctx, servers, "true", max_parallel=3)  # connected: count runs only
+    sent: list[str] = []
+    send = ControlClient.send
+
+    def spy(self: ControlClient, *commands: str, **marks: Any) -> Any:
+        sent.extend(c.replace("'", "") for c in commands)
+        return send(self, *commands, **marks)
+
+    monkeypatch.setattr(ControlClient, "send", spy)
+    started = time.monotonic()
+    result = fleet_run(sane_ctx, servers, "sleep 1.5; echo $FLEET_HOST", max_parallel=3)
+    elapsed = time.monotonic() - started
+    assert [r["output"] for r in result["results"]] == [f"{s.name}\n" for s in servers]
+    one_pane = [c for c in sent if c.startswith("display-message") and "pane_dead" in c]
+    assert not one_pane, one_pane
+    listings = [c for c in sent if c.startswith("list-panes -a")]
+    assert 1 <= len(listings) <= elapsed / LIVENESS_INTERVAL + 1, (len(listings), elapsed)
 
 
 def test_ctrl_c_during_fleet_put_leaves_every_pane_usable(

@@ -152,17 +152,7 @@ def check_room_for_pane(ctx: Context, name: str) -> None:
             )
         room = devpts_room(pid)
         if room is not None and room[1] + 1 > room[0]:
-            raise errors.ResourceLimit(
-                f"{name}: all {room[0]} pseudo-terminals of the tmux server's devpts are "
-                "in use (devpts max)",
-                server=name,
-                limit="devpts max",
-                value=room[0],
-                in_use=room[1],
-                process=f"tmux (pid {pid})",
-                hint="the devpts the tmux server sees was mounted with max=N: mount it "
-                "with a larger max=, or close panes",
-            )
+            raise _devpts_full(name, pid, room, "no room for another pseudo-terminal")
     limit, used = open_files_limit(), open_files()
     if limit is not None and used is not None and used + SANE_FDS_PER_SERVER + SANE_RESERVE > limit:
         raise errors.ResourceLimit(
@@ -186,9 +176,10 @@ def check_room_for_pane(ctx: Context, name: str) -> None:
         )
 
 
-def from_tmux_failure(exc: errors.TmuxError, name: str) -> errors.SaneError:
+def from_tmux_failure(exc: errors.TmuxError, name: str, ctx: Context) -> errors.SaneError:
     """tmux's own words about a window it could not make, with the limit named when
-    it is one: out of descriptors (``nofile``) or of pseudo-terminals (``pty``)."""
+    it is one: out of descriptors (``nofile``) or of pseudo-terminals (the devpts
+    instance the tmux server sees, or the host's ``pty/max``: see ``pty_limit``)."""
     low = exc.message.lower()
     if "too many open files" in low:
         return errors.ResourceLimit(
@@ -200,15 +191,47 @@ def from_tmux_failure(exc: errors.TmuxError, name: str) -> errors.SaneError:
             hint="raise the tmux server's ulimit -n",
         )
     if "no space left on device" in low or "out of pty" in low or "openpty" in low:
-        return errors.ResourceLimit(
-            f"{name}: tmux could not open a pseudo-terminal: {exc.message}",
-            server=name,
-            limit="pty/max",
-            value=_read_int(PTY_MAX),
-            in_use=_read_int(PTY_NR),
-            hint=f"raise {PTY_MAX} (or the devpts instance's max=) or close panes",
-        )
+        return pty_limit(ctx, name, exc.message)
     return exc
+
+
+def pty_limit(ctx: Context, name: str, said: str) -> errors.ResourceLimit:
+    """``resource_limit`` for a pseudo-terminal tmux could not open, naming the limit
+    it hit: its devpts instance's own ``max=`` (a container's, a mount namespace's)
+    unless the host's ``pty/max`` is the one that is full. Before, it always named
+    the host's (4096) though tmux had hit its devpts' max of 4: the check before a
+    pane is made sees the devpts, but a pty taken between that check and the window
+    (another program, another sane) reached tmux's own limit first."""
+    pid = _tmux_pid(ctx)
+    room = devpts_room(pid) if pid is not None else None
+    host_limit, host_used = _read_int(PTY_MAX), _read_int(PTY_NR)
+    host_full = host_limit is not None and host_used is not None and host_used >= host_limit
+    if pid is not None and room is not None and (room[1] >= room[0] or not host_full):
+        return _devpts_full(name, pid, room, f"tmux could not open a pseudo-terminal: {said}")
+    return errors.ResourceLimit(
+        f"{name}: tmux could not open a pseudo-terminal: {said} (pty/max: "
+        f"{host_used} of {host_limit} in use)",
+        server=name,
+        limit="pty/max",
+        value=host_limit,
+        in_use=host_used,
+        hint=f"raise {PTY_MAX} (sysctl kernel.pty.max) or close panes",
+    )
+
+
+def _devpts_full(name: str, pid: int, room: tuple[int, int], what: str) -> errors.ResourceLimit:
+    """``resource_limit`` naming the ``max=`` of the devpts the tmux server sees."""
+    return errors.ResourceLimit(
+        f"{name}: {what}: {room[1]} of the {room[0]} pseudo-terminals of the tmux "
+        "server's devpts are in use (devpts max)",
+        server=name,
+        limit="devpts max",
+        value=room[0],
+        in_use=room[1],
+        process=f"tmux (pid {pid})",
+        hint="the devpts the tmux server sees was mounted with max=N: mount it "
+        "with a larger max=, or close panes",
+    )
 
 
 def spawn_failure(exc: OSError, name: str) -> errors.SaneError | None:

@@ -149,7 +149,7 @@ def _new_pane(ctx: Context, server: ServerLike, accept_new: bool) -> str:
             ensure_session(ctx)
             out = ctx.tmux_batch(commands)
     except errors.TmuxError as exc:
-        raise from_tmux_failure(exc, server.name) from None
+        raise from_tmux_failure(exc, server.name, ctx) from None
     return out[0].strip()
 
 

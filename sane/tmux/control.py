@@ -36,15 +36,18 @@ _escape_decode = codecs.escape_decode
 class Reply:
     """The answer to one command line: its output lines, or tmux's error."""
 
-    def __init__(self, line: str, blocks: int = 1) -> None:
+    def __init__(self, line: str, blocks: int = 1, marks: tuple[PaneStream, ...] = ()) -> None:
         self.line = line
         self.blocks = blocks  # commands in the line: tmux answers each with a block
         self.lines: list[str] = []
         self.error = False
         self.done = threading.Event()
-        # Bytes each watched pane stream had received when tmux finished answering:
+        # Bytes each stream in ``marks`` had received when tmux finished answering:
         # tmux sends a pane's %output in order with command replies, so this is the
-        # exact split between output from before the command and from after it.
+        # exact split between output from before the command and from after it. Only
+        # for the streams asked for: noting every watched stream at every reply cost
+        # the reader thread O(panes watched) per command, O(N^2) per fleet run.
+        self.marks = marks
         self.positions: dict[PaneStream, int] = {}
 
 
@@ -126,12 +129,13 @@ class ControlClient:
 
     # -- commands -----------------------------------------------------------------
 
-    def send(self, *commands: str) -> Reply:
+    def send(self, *commands: str, mark: PaneStream | None = None) -> Reply:
         """Queue commands as one line; tmux runs them in order and skips the rest of
         the line after the first one that fails (which makes ``set-option -o`` then
-        ``send-keys`` an atomic claim-and-type)."""
+        ``send-keys`` an atomic claim-and-type). ``mark``: a stream whose position at
+        the answer the reply keeps (``Reply.positions``)."""
         line = " ; ".join(commands)
-        reply = Reply(line, len(commands))
+        reply = Reply(line, len(commands), () if mark is None else (mark,))
         data = line.encode("utf-8", "surrogateescape") + b"\n"
         with self._lock:
             if self._closed.is_set() or self._proc.stdin is None:
@@ -200,9 +204,7 @@ class ControlClient:
                 if guard:
                     if line.startswith((b"%end ", b"%error ")) and line.split(b" ", 1)[1] == guard:
                         if block is not None:
-                            block.positions = {
-                                s: s.pushed for group in self._streams.values() for s in group
-                            }
+                            block.positions = {s: s.pushed for s in block.marks}
                             block.blocks -= 1
                             if line.startswith(b"%error"):
                                 block.error = True

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from sane.ops.context import Context
 from sane.ops.run.ending import Follow, acknowledge_exit, dead_state
+from sane.ops.run.liveness import liveness_of
 from sane.ops.run.options import INTERRUPT_QUIET, OutputHook
 from sane.ops.run.quiet import QuietWatch
 from sane.protocol import markers
@@ -159,6 +160,7 @@ def follow_run(
     ``stop``), a prompt found by a quiet-period probe, or the pane's death."""
     acknowledged = False
     watch = QuietWatch(client, pane_id, quiet)
+    liveness = liveness_of(ctx, LIVENESS_INTERVAL)
     last_check = time.monotonic()
     while True:
         now = time.monotonic()
@@ -183,7 +185,9 @@ def follow_run(
         now = time.monotonic()
         if now - last_check >= LIVENESS_INTERVAL:
             last_check = now
-            dead = dead_state(ctx, pane_id)
+            # One listing of every pane answers all the runs followed at once; only a
+            # pane it does not show alive is asked about (how did it end?) by itself.
+            dead = dead_state(ctx, pane_id) if liveness.maybe_dead(pane_id, ctx.tmux) else None
             ended = (
                 Follow("dead", dead) if dead is not None else source.unrecorded_end(ctx, pane_id)
             )

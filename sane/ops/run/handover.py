@@ -68,7 +68,7 @@ def hand_over(
         if state is not None:
             rec["resumable"] = not state.piped
         if state is not None and not state.piped:
-            reply = client.send(*pipe_to(pane_id, rec["run_id"], stream_path))
+            reply = client.send(*pipe_to(pane_id, rec["run_id"], stream_path), mark=stream)
             client.result(reply)
             # What tmux sent before pipe-pane's reply is ours; the file holds the rest (the
             # reader thread may already have pushed later output too: cut it off exactly).
