@@ -13,8 +13,9 @@ shell ever touches the user's command text. Every pitfall measured in
   never replaced or removed by a run); the trap then waits for one line on
   the tty, which sane types once it has seen the marker. Without that wait the shell
   dies at once and tmux drops the dying pane's last output (the command's tail and
-  the marker) now and then. A command that sets its own EXIT trap and exits ends
-  with the pane's death: tmux's exit status of the shell is the run's.
+  the marker) now and then. (zsh skips its EXIT trap when ``set -e`` ends it in a
+  function: a ZERR trap does the same there.) A command that sets its own EXIT trap
+  and exits ends with the pane's death: tmux's exit status of the shell is the run's.
 * C-c is not trapped. The runner is called with fd 7 open on ``/dev/null``
   (``RUN_FD``): every shell undoes a redirection of a function call when the call ends,
   by return or by an abort (C-c, ``${x?}``) alike. So the kernel tells an aborted run
@@ -146,6 +147,15 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         ' if [ -n "${__sane_n-}" ]; then'
         f' __sane_x=$(printf "{x}" "$__sane_n" "$__sane_z"); printf %s "$__sane_x";'
         " read -r __sane_x; fi' EXIT;; esac;"
+        # zsh runs no EXIT trap when `set -e` ends it inside a function (the runner
+        # evals every command in one), and tmux then drops what it had not yet sent of
+        # the dying pane: the run's output, even its begin marker. zsh runs ZERR just
+        # before that exit: there, with errexit on, in the shell itself (not a
+        # subshell, which inherits the trap and would only end itself), the same X.
+        ' [ -z "${ZSH_VERSION-}" ] || case $(trap) in *ZERR*) ;; *) trap \'__sane_z=$?;'
+        ' if [[ -o errexit && ${ZSH_SUBSHELL:-0} == 0 && -n "${__sane_n-}" ]]; then'
+        f' __sane_x=$(printf "{x}" "$__sane_n" "$__sane_z"); printf %s "$__sane_x";'
+        " read -r __sane_x; fi' ZERR;; esac;"
         ' __sane_rc "$__sane_q"'
     )
     p = printf_format(PROMPT, False).replace("%s", token)
