@@ -93,12 +93,71 @@ def test_a_cold_connect_costs_tmux_the_same_per_server_at_any_size(
     assert [r["shell"] for r in reports] == ["posix"] * 3
     whole = [c for c in sent if c.startswith("list-panes") and " -f " not in c]
     assert len(whole) <= 2, whole
+    # Nor filtered per server (a filter runs over every pane of the session): only
+    # ensure_session's one look for the orchestrator pane.
+    filtered = [c for c in sent if c.startswith("list-panes") and " -f " in c]
+    assert len(filtered) <= 1, filtered
     keys = [c for c in sent if c.startswith("send-keys")]
     assert max(len(c) for c in keys) < 1000, max(keys, key=len)[:200]
     assert not [c for c in sent if "wait-for" in c]
     assert len([c for c in sent if c.startswith("new-window")]) == 3
     result = fleet_run(sane_ctx, servers, "echo $FLEET_HOST", max_parallel=3)
     assert [r["output"] for r in result["results"]] == [f"{s.name}\n" for s in servers]
+
+
+def test_a_pane_another_process_made_since_the_listing_is_used_not_doubled(
+    sane_ctx: Context, sane_home: Any, ssh_fleet: Any
+) -> None:
+    """The check under a server's pane lock asks tmux about panes by id only: the one
+    the caller listed and the one the lock's record names. A pane another process made
+    after this one listed the session is found through the record, so a server never
+    gets two panes."""
+    from sane.fleet.panes import open_server_pane, server_panes
+
+    servers = register(sane_ctx.home, ssh_fleet)
+    ensure_session(sane_ctx)
+    known = server_panes(sane_ctx)  # this process's listing: no pane for s1 yet
+    assert "s1" not in known
+    with Context(sane_ctx.server, home=sane_home) as other:  # another process's hub
+        made = open_server_pane(other, servers[0]).pane_id
+    state = open_server_pane(sane_ctx, servers[0], known=known)
+    assert state.pane_id == made and state.runner_installed
+    ssh = [
+        line
+        for line in sane_ctx.tmux(
+            ["list-panes", "-s", "-t", f"={sane_ctx.session_name}", "-F", "#{@sane_server}"]
+        )
+        if line == "s1"
+    ]
+    assert ssh == ["s1"]
+
+
+def test_a_record_naming_a_pane_that_is_not_the_servers_is_not_trusted(
+    sane_ctx: Context, ssh_fleet: Any
+) -> None:
+    """A pane lock's record can outlive its pane and its tmux server (pane ids start
+    again at %0): a record naming another kind of pane, or a pane of s1 in another
+    session, is passed over and s1 gets a pane of its own in this session."""
+    from sane.fleet.panes import open_server_pane, server_panes
+
+    servers = register(sane_ctx.home, ssh_fleet)
+    orchestrator = ensure_session(sane_ctx)
+    structure.write_pane_record(sane_ctx.server, "s1", sane_ctx.session_name, orchestrator)
+    first = open_server_pane(sane_ctx, servers[0], known={})
+    assert first.pane_id != orchestrator and first.server == "s1" and first.runner_installed
+    # s2's pane, taken to another session, is what the record names for this one.
+    elsewhere = sane_ctx.server.run(
+        "new-session", "-d", "-s", "elsewhere", "-P", "-F", "#{pane_id}"
+    ).strip()
+    for option, value in (("@sane_role", "ssh"), ("@sane_server", "s2")):
+        sane_ctx.server.run("set-option", "-p", "-t", elsewhere, option, value)
+    structure.write_pane_record(sane_ctx.server, "s2", sane_ctx.session_name, elsewhere)
+    second = open_server_pane(sane_ctx, servers[1], known={})
+    assert second.pane_id != elsewhere and second.runner_installed
+    assert {n: s.pane_id for n, s in server_panes(sane_ctx).items()} == {
+        "s1": first.pane_id,
+        "s2": second.pane_id,
+    }
 
 
 def _tmux_pid(ctx: Context) -> int:

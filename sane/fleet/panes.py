@@ -24,10 +24,16 @@ from sane.fleet.limits import check_room_for_pane, from_tmux_failure
 from sane.fleet.spec import ServerLike
 from sane.fleet.ssh import classify, ssh_argv, stderr_log, timeout_error
 from sane.ops.context import Context
-from sane.ops.takeover import OPT_SHELL_NOTE, install_runner
+from sane.ops.takeover import install_runner
 from sane.parallel import DEFAULT_PARALLEL, bounded_map
 from sane.tmux import panes
-from sane.tmux.structure import ensure_local_pane, pane_lock, prepare_commands
+from sane.tmux.structure import (
+    ensure_local_pane,
+    pane_lock,
+    prepare_commands,
+    read_pane_record,
+    write_pane_record,
+)
 
 ROLE_SSH = "ssh"
 ROLE_ORCHESTRATOR = "orchestrator"
@@ -82,42 +88,41 @@ def server_panes(ctx: Context) -> dict[str, panes.PaneState]:
     return found
 
 
-def _server_pane(ctx: Context, name: str) -> panes.PaneState | None:
-    """``name``'s pane as tmux has it now, asked by name: one line back, not the
-    fleet's (the check under the pane lock costs the same at 20 servers as at
-    1,000). A name a tmux format could misread falls back to the whole list."""
-    if not _PLAIN_NAME.fullmatch(name):
-        return server_panes(ctx).get(name)
-    ctx.attach_first(f"={ctx.session_name}")
-    try:
-        lines = ctx.tmux(
-            [
-                "list-panes",
-                "-s",
-                "-t",
-                f"={ctx.session_name}",
-                "-f",
-                "#{==:#{" + panes.OPT_SERVER + "}," + name + "}",
-                "-F",
-                panes.STATE_FORMAT,
-            ]
-        )
-    except (errors.SessionNotFound, errors.PaneNotFound, errors.TmuxServerNotRunning):
-        return None
-    for state in panes.parse_states(lines):
-        if state.role == ROLE_SSH and state.server == name:
-            return state
+def _pane_now(ctx: Context, name: str, listed: panes.PaneState | None) -> panes.PaneState | None:
+    """``name``'s pane as tmux has it now, asked under its pane lock: the pane the
+    caller listed (``listed``), or the one another process made since, which the
+    lock's record names (``read_pane_record``). Each is asked about by its id, so
+    the check costs the same at 20 servers as at 1,000 (a filter over the session's
+    panes made a fleet's connect N² tmux work); none when neither exists (a cold
+    server: no tmux round trip at all)."""
+    recorded = read_pane_record(ctx.server, name, ctx.session_name)
+    listed_id = listed.pane_id if listed is not None else None
+    # Only a pane of this session (a record may outlive its tmux server, and pane ids
+    # start again at %0 in the next one): another session's prints an empty line.
+    ours = "#{?#{==:#{session_name}," + ctx.session_name + "}," + panes.STATE_FORMAT + ",}"
+    for pane_id in dict.fromkeys(p for p in (recorded, listed_id) if p is not None):
+        try:
+            lines = ctx.tmux(["display-message", "-p", "-t", pane_id, ours])
+        except (errors.SessionNotFound, errors.PaneNotFound, errors.TmuxServerNotRunning):
+            continue
+        for state in panes.parse_states(lines):
+            if state.pane_id == pane_id and state.role == ROLE_SSH and state.server == name:
+                return state
     return None
 
 
-def _new_pane(ctx: Context, server: ServerLike, accept_new: bool) -> str:
+def _new_pane(
+    ctx: Context, server: ServerLike, accept_new: bool, replacing: bool = False
+) -> tuple[str, str]:
     """A window running ssh, made and marked in one tmux command list: tmux runs a
     list without handling any pane's exit in between, so the options that keep a
     failed ssh's pane around are set before tmux can see ssh end (no gate process,
     one round trip). The window is found in the list by a name nobody else has, then
     given the server's. ssh's own messages (and its jump hops') go to a file, not the
     pane: why it failed is then exactly ssh's words, never mixed with the pane's
-    padding or with what sane typed into it."""
+    padding or with what sane typed into it. ``replacing``: the pane replaces one whose
+    ssh ended, so the next run there says its shell is new. Returns the pane's id and
+    its session's."""
     unique = f"sane-new-{os.urandom(6).hex()}"
     target = f"={ctx.session_name}:={unique}"
     ssh = shlex.join(ssh_argv(server, accept_new, master=True, tty=True))
@@ -131,14 +136,15 @@ def _new_pane(ctx: Context, server: ServerLike, accept_new: bool) -> str:
             unique,
             "-P",
             "-F",
-            "#{pane_id}",
+            "#{pane_id} #{session_id}",
             f"exec {ssh} 2>{shlex.quote(stderr_log(server))}",
         ],
         *prepare_commands(target, ROLE_SSH, server.name),
         # How to reach the same host beside the pane (over its ControlMaster): prompt
         # detection reads the remote /proc through it while a run waits.
         ["set-option", "-p", "-t", target, panes.OPT_SIDE_CHANNEL, shlex.join(ssh_argv(server))],
-        ["rename-window", "-t", target, server.name],
+        *([["set-option", "-p", "-t", target, panes.OPT_SHELL_NEW, "1"]] if replacing else []),
+        ["rename-window", "-t", target, server.name],  # last: the target names it
     ]
     try:
         try:
@@ -150,7 +156,8 @@ def _new_pane(ctx: Context, server: ServerLike, accept_new: bool) -> str:
             out = ctx.tmux_batch(commands)
     except errors.TmuxError as exc:
         raise from_tmux_failure(exc, server.name, ctx) from None
-    return out[0].strip()
+    pane_id, _, session_id = out[0].strip().partition(" ")
+    return pane_id, session_id
 
 
 def open_server_pane(
@@ -171,24 +178,27 @@ def open_server_pane(
     if current is not None and not current.dead and current.runner_installed:
         return current
     with pane_lock(ctx.server, server.name):
-        existing = _server_pane(ctx, server.name)
+        existing = _pane_now(ctx, server.name, current)
         if existing is not None and not existing.dead:
-            state = ctx.pane_state(existing.pane_id)
-            if state.runner_installed:
-                return state
-            pane_id = existing.pane_id
+            if existing.runner_installed:
+                return existing
+            pane_id, session_id = existing.pane_id, existing.session_id
         else:
             if existing is not None:  # dead: its ssh ended; replace it (see respawn docs)
                 ctx.server.run("kill-pane", "-t", existing.pane_id)
             check_room_for_pane(ctx, server.name)
-            pane_id = _new_pane(ctx, server, accept_new)
-            if existing is not None:  # a new shell: the next run there says so
-                ctx.server.run("set-option", "-p", "-t", pane_id, panes.OPT_SHELL_NEW, "1")
-    return _make_ready(ctx, server, pane_id, time.monotonic() + timeout, timeout)
+            pane_id, session_id = _new_pane(ctx, server, accept_new, existing is not None)
+            write_pane_record(ctx.server, server.name, ctx.session_name, pane_id)
+    return _make_ready(ctx, server, pane_id, session_id, time.monotonic() + timeout, timeout)
 
 
 def _make_ready(
-    ctx: Context, server: ServerLike, pane_id: str, deadline: float, timeout: float
+    ctx: Context,
+    server: ServerLike,
+    pane_id: str,
+    session_id: str,
+    deadline: float,
+    timeout: float,
 ) -> panes.PaneState:
     """Install the runner in the pane's remote shell by ``deadline`` (``timeout``
     seconds from when the pane was there).
@@ -200,12 +210,11 @@ def _make_ready(
     handshake hung) is ``ConnectTimeout``; ssh may still get through later (its own
     ConnectTimeout is longer), so the pane stays for the next run or ``sane connect``.
     One that has answered gets INSTALL_GRACE to take the runner."""
-    state = ctx.pane_state(pane_id)
-    client = ctx.client(state.session_id)
+    client = ctx.client(session_id)
     stream = client.watch(pane_id)
     try:
         ask_master_at = min(time.monotonic() + 5.0, deadline)
-        answered = _has_output(ctx, pane_id)
+        state, answered = _state_and_output(ctx, pane_id)
         while not answered:
             if stream.take(max(0.0, min(0.1, deadline - time.monotonic()))):
                 break
@@ -229,11 +238,25 @@ def _make_ready(
         client.unwatch(pane_id, stream)
 
 
-def _has_output(ctx: Context, pane_id: str) -> bool:
-    """Whether the pane shows anything: a connection that came up before this call
-    looked (a pane left by an earlier timeout, or ssh quicker than the watch) prints
-    nothing new while it idles at its prompt."""
-    return any(line.strip() for line in ctx.tmux(["capture-pane", "-p", "-t", pane_id]))
+def _state_and_output(ctx: Context, pane_id: str) -> tuple[panes.PaneState, bool]:
+    """The pane's state, and whether it shows anything (one tmux round trip): a
+    connection that came up before the caller watched (a pane left by an earlier
+    timeout, or ssh quicker than the watch) prints nothing new while it idles at its
+    prompt."""
+    try:
+        lines = ctx.tmux_batch(
+            [
+                ["display-message", "-p", "-t", pane_id, panes.STATE_FORMAT],
+                ["capture-pane", "-p", "-t", pane_id],
+            ]
+        )
+    except (errors.SessionNotFound, errors.PaneNotFound) as exc:
+        raise errors.PaneNotFound(f"can't find pane: {pane_id}", pane=pane_id) from exc
+    found = panes.parse_states(lines)
+    if not found or found[0].pane_id != pane_id:
+        raise errors.PaneNotFound(f"can't find pane: {pane_id}", pane=pane_id)
+    screen = "\n".join(lines).rpartition(panes.RECORD_END)[2]
+    return found[0], bool(screen.strip())
 
 
 def _master_up(server: ServerLike) -> bool:
@@ -315,8 +338,12 @@ def connect_many(
         started = time.perf_counter()
         report: dict[str, Any] = {"server": server.name, "ok": True, "pane": None, "error": None}
         try:
-            report["pane"] = open_server_pane(ctx, server, accept_new, known=known).pane_id
-            report.update(_shell_report(ctx, report["pane"]))
+            state = open_server_pane(ctx, server, accept_new, known=known)
+            # Which runner the remote shell took (posix, fish) and, when sane started
+            # sh in place of a login shell it cannot drive, why (else null).
+            report.update(
+                pane=state.pane_id, shell=state.shell_kind, shell_note=state.shell_note or None
+            )
         except errors.SaneError as exc:
             report.update(ok=False, error=exc.to_dict())
         finished = time.perf_counter()
@@ -334,23 +361,6 @@ def connect_many(
     with contextlib.suppress(errors.SaneError):
         group_windows(ctx)
     return reports
-
-
-def _shell_report(ctx: Context, pane_id: str) -> dict[str, Any]:
-    """Which runner the pane's remote shell took (``posix``, ``fish``) and, when sane
-    started sh in place of a login shell it cannot drive, why (else null): one
-    ``display-message`` about that pane (the same cost at any fleet size)."""
-    line = ctx.tmux(
-        [
-            "display-message",
-            "-p",
-            "-t",
-            pane_id,
-            f"#{{{panes.OPT_SHELL_KIND}}}\t#{{{OPT_SHELL_NOTE}}}",
-        ]
-    )
-    kind, _, note = (line[0] if line else "").partition("\t")
-    return {"shell": kind or None, "shell_note": note or None}
 
 
 # Panes closed by one tmux process (`kill-pane -t A ; kill-pane -t B ...`): a command

@@ -79,8 +79,7 @@ UNSUPPORTED_SHELLS = frozenset(
     }
 )
 READY_TIMEOUT = 15.0
-# Why the pane's shell is not the login shell, when sane replaced it (else empty).
-OPT_SHELL_NOTE = "@sane_shell_note"
+OPT_SHELL_NOTE = panes.OPT_SHELL_NOTE
 RETYPE_AFTER = 3.0  # no READY this long after typing the takeover: type it again
 RESPAWN_SETTLE = 3.0
 MAX_TOKENS = 8
@@ -309,6 +308,7 @@ def install_runner(
     kind = shell_kind(state.current_command)
     options: list[str] = []
     name = _base(state.current_command)
+    note = state.shell_note
     if kind is None:  # ssh: the shell on the other end decides
         if deadline is None:
             deadline = time.monotonic() + READY_TIMEOUT
@@ -376,4 +376,6 @@ def install_runner(
         f"set-option -p -t {pane} remain-on-exit on",
         f"set-option -p -t {pane} {panes.OPT_SHELL_PID} {state.pid}",
     )
-    return state._replace(shell_pid=state.pid, token=tokens, shell_kind=kind, editor=editor)
+    return state._replace(
+        shell_pid=state.pid, token=tokens, shell_kind=kind, editor=editor, shell_note=note
+    )

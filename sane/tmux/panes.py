@@ -31,6 +31,8 @@ OPT_SHELL_NEW = "@sane_shell_new"
 OPT_EDITOR = "@sane_editor"
 # The last line of that shell's prompt as last drawn ("screen" shells only).
 OPT_PROMPT = "@sane_prompt"
+# Why the pane's shell is not the login shell, when sane replaced it (else empty).
+OPT_SHELL_NOTE = "@sane_shell_note"
 
 # Fields and records are delimited by strings no pane can contain: a per-process nonce.
 # tmux prints a pane's current path (and a program's name) as it is, so a tab or a
@@ -79,6 +81,7 @@ _STATE_FIELDS = (
     OPT_SHELL_KIND,
     OPT_SHELL_NEW,
     OPT_EDITOR,
+    OPT_SHELL_NOTE,
 )
 STATE_FORMAT = format_of(_STATE_FIELDS)
 
@@ -103,6 +106,7 @@ class PaneState(NamedTuple):
     shell_kind: str = "posix"  # sane.protocol.runner.SHELL_POSIX or SHELL_FISH
     shell_new: bool = False  # OPT_SHELL_NEW
     editor: str = ""  # sane.protocol.editor.EDITOR_HOLD or EDITOR_SCREEN ("" before takeover)
+    shell_note: str = ""  # OPT_SHELL_NOTE
 
     @property
     def runner_installed(self) -> bool:
@@ -140,6 +144,7 @@ def _state(f: list[str]) -> PaneState:
         shell_kind=f[14] or "posix",
         shell_new=f[15] == "1",
         editor=f[16],
+        shell_note=f[17],
     )
 
 

@@ -87,6 +87,56 @@ def pane_lock(server: TmuxServer, name: str) -> contextlib.AbstractContextManage
     return _file_lock(pane_lock_path(server, name), f"opening the pane of {name} on {server.label}")
 
 
+def read_pane_record(server: TmuxServer, name: str, session: str) -> str | None:
+    """The id of the last pane made for server ``name`` in ``session`` (written by
+    :func:`write_pane_record`), or None. Read under that server's :func:`pane_lock`.
+
+    Why: whoever holds the lock must know whether another process made the server's
+    pane since it listed the session. Asking tmux for panes by option is a filter over
+    every pane of the session (N² tmux work for a fleet); the record names the one
+    pane to ask about, or that nobody made one. The pane it names may be gone, or (a
+    new tmux server on the same socket) be another pane now: the caller checks it."""
+    for line in _record_lines(str(pane_lock_path(server, name))):
+        owner, _, pane_id = line.partition(" ")
+        if owner == session and pane_id.startswith("%"):
+            return pane_id
+    return None
+
+
+def write_pane_record(server: TmuxServer, name: str, session: str, pane_id: str) -> None:
+    """Record ``pane_id`` as server ``name``'s pane in ``session`` (see
+    :func:`read_pane_record`): one line per session, in the pane lock's own file (0600,
+    in sane's private lock directory). Written under the lock; a failure to write
+    leaves the record stale, which readers tolerate (they check what it names)."""
+    from sane.paths import open_private
+
+    path = str(pane_lock_path(server, name))
+    lines = [ln for ln in _record_lines(path) if not ln.startswith(session + " ")]
+    data = "".join(f"{ln}\n" for ln in [*lines[-15:], f"{session} {pane_id}"]).encode()
+    with contextlib.suppress(OSError, errors.StateError):
+        fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+
+def _record_lines(path: str) -> list[str]:
+    """The lines of a pane lock's record (none when it cannot be read)."""
+    from sane.paths import open_private
+
+    try:
+        fd = open_private(path, os.O_RDONLY)
+    except (OSError, errors.StateError):
+        return []
+    try:
+        return os.read(fd, 4096).decode("ascii", "replace").splitlines()
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def _file_lock(path: Path, what: str) -> Iterator[None]:
     """An exclusive flock on ``path`` across processes and threads; re-entrant
