@@ -15,21 +15,38 @@ from __future__ import annotations
 import pytest
 
 from sane.ops.context import Context
+from sane.testing.fleet import Fleet
 from sane.testing.pytest_plugin import TmuxTestServer
 
+from . import test_shells as matrix
 from .conftest import run
+
+login_fleet = matrix.login_fleet
 
 POSIX_SHELLS = ["bash", "dash", "zsh", "ksh93", "mksh", "ash", "yash", "posh"]
 TIMES = 3
 
 
+@pytest.mark.parametrize("where", ["local", "login"])
 @pytest.mark.parametrize("shell", POSIX_SHELLS)
 def test_set_e_ends_the_shell_with_the_whole_output(
-    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str
+    sane_ctx: Context,
+    tmux_server: TmuxTestServer,
+    request: pytest.FixtureRequest,
+    shell: str,
+    where: str,
 ) -> None:
-    pane = tmux_server.new_pane(shell)
+    """Locally, and as the login shell of a loopback sshd (its own pane each time: the
+    shell's death ends the ssh, and sane's pane for the server is opened anew)."""
+    if where == "local":
+        pane = tmux_server.new_pane(shell)
+    else:
+        fleet: Fleet
+        fleet, name = request.getfixturevalue("login_fleet")[shell]
     lines = "".join(f"{n}\n" for n in range(1, 20001))
     for _ in range(TIMES):
+        if where == "login":
+            pane = matrix.login_pane(sane_ctx, fleet, name)
         r = run(sane_ctx, pane, "seq 1 20000; set -e; false; echo not-reached", timeout=30)
         got = (r["status"], r["exit_code"], r["output"], r["shell_exited"])
         assert got == ("completed", 1, lines, True)
