@@ -22,6 +22,7 @@ what this process saw and what the file holds. ``run_wait`` / ``run_input`` /
     done      runs that ended within their call, remembered by the pane (@sane_done)
     quiet     when a quiet run is asked whether it waits for input
     ending    how a run ended: dead panes, exits, (status, exit code, shell_exited)
+    liveness  which panes are alive: one tmux listing shared by every followed run
     follow    the follow loop over a byte source (live stream, or the stream file)
     result    the RunResult from the output not yet returned
     handover  hand-over at the deadline; durable runs
