@@ -25,6 +25,9 @@ from mcp import ClientSession, MCPError
 from mcp.client.streamable_http import streamable_http_client
 
 from sane import tools
+from sane.mcp import http, http_answers
+from sane.mcp.server import build_server
+from sane.ops.context import Context
 from sane.testing.mcp_http import HttpServer, http_server
 from sane.testing.pytest_plugin import TmuxTestServer
 
@@ -62,8 +65,11 @@ async def http_session(url: str, token: str) -> AsyncIterator[ClientSession]:
         yield session
 
 
-def post(url: str, token: str | None, body: Any = INITIALIZE) -> tuple[int, dict[str, str], str]:
-    """One raw HTTP POST as any client sends it: (status, headers, body text)."""
+def post(
+    url: str, token: str | None, body: Any = INITIALIZE, **headers: str
+) -> tuple[int, dict[str, str], str]:
+    """One raw HTTP POST as any client sends it: (status, headers, body text);
+    ``headers`` (``Mcp_Session_Id="..."``) added or replacing the usual ones."""
     request = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),
@@ -72,6 +78,7 @@ def post(url: str, token: str | None, body: Any = INITIALIZE) -> tuple[int, dict
             "Content-Type": "application/json",
             "Accept": "application/json, text/event-stream",
             **({"Authorization": f"Bearer {token}"} if token is not None else {}),
+            **{name.replace("_", "-"): value for name, value in headers.items()},
         },
     )
     try:
@@ -107,6 +114,72 @@ def test_every_request_needs_the_token_and_the_generated_one_is_private(
     assert status == 200 and json.loads(body)["result"]["serverInfo"]["name"] == "tmux-sane"
     # a request without a progressToken is answered with one JSON body, not an SSE stream
     assert headers["content-type"] == "application/json" and headers["mcp-session-id"]
+
+
+def test_the_short_way_for_plain_requests_is_in_use_with_this_sdk(
+    tmux_server: TmuxTestServer,
+) -> None:
+    """The short way (:mod:`sane.mcp.http_answers`) reads the SDK transport's internals:
+    an SDK that no longer has them would quietly send every request the slow way."""
+    ctx = Context(tmux_server.server)
+    try:
+        server = build_server(ctx)
+        http.app(server, "t" * 20, "127.0.0.1")
+        assert http_answers.sessions_of(server) is not None
+    finally:
+        ctx.close()
+
+
+def test_a_plain_request_in_a_session_keeps_the_transports_rules(server: HttpServer) -> None:
+    """A request without a progressToken in an open session is answered with one JSON
+    body carrying the session id; one that fails any check of the SDK's transport
+    (unknown session, Accept, Host, Content-Type, protocol version, a body that does not
+    parse) gets the SDK's own answer; one with a progressToken its SSE stream."""
+    status, headers, _ = post(server.url, server.token)
+    assert status == 200
+    session = headers["mcp-session-id"]
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert post(server.url, server.token, initialized, Mcp_Session_Id=session)[0] == 202
+    ping = {"jsonrpc": "2.0", "id": "p1", "method": "ping"}
+
+    status, headers, body = post(server.url, server.token, ping, Mcp_Session_Id=session)
+    assert status == 200 and headers["content-type"] == "application/json"
+    assert headers["mcp-session-id"] == session
+    assert json.loads(body) == {"jsonrpc": "2.0", "id": "p1", "result": {}}
+    status, _, body = post(
+        server.url,
+        server.token,
+        {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "no_such"}},
+        Mcp_Session_Id=session,
+    )
+    answer = json.loads(body)
+    assert status == 200 and answer["id"] == 7 and answer["result"]["isError"], answer
+
+    refused = {
+        "unknown session": ({"Mcp_Session_Id": "0" * 32}, 404),
+        "no session": ({}, 400),
+        "Accept without SSE": ({"Mcp_Session_Id": session, "Accept": "application/json"}, 406),
+        "foreign Host": ({"Mcp_Session_Id": session, "Host": "evil.example:80"}, 421),
+        "foreign Origin": ({"Mcp_Session_Id": session, "Origin": "http://evil.example"}, 403),
+        "Content-Type": ({"Mcp_Session_Id": session, "Content_Type": "text/plain"}, 400),
+    }
+    for what, (extra, code) in refused.items():
+        assert post(server.url, server.token, ping, **extra)[0] == code, what
+    status, _, body = post(
+        server.url, server.token, ping, Mcp_Session_Id=session, Mcp_Protocol_Version="1999-01-01"
+    )
+    assert status >= 400, (status, body)
+    status, _, body = post(
+        server.url, server.token, {"jsonrpc": "2.0", "id": 3}, Mcp_Session_Id=session
+    )
+    assert status == 400 and json.loads(body)["error"]["code"] == mt.INVALID_PARAMS
+
+    with_progress = {**ping, "id": "p2", "params": {"_meta": {"progressToken": "t"}}}
+    status, headers, body = post(server.url, server.token, with_progress, Mcp_Session_Id=session)
+    assert status == 200 and headers["content-type"].startswith("text/event-stream")
+    assert '"id":"p2"' in body and '"result":{}' in body
+    # the session is still served the short way after all that
+    assert post(server.url, server.token, ping, Mcp_Session_Id=session)[0] == 200
 
 
 def test_a_restart_reuses_the_token_and_a_given_one_is_never_printed(

@@ -22,7 +22,6 @@ import hmac
 import ipaddress
 import json
 import os
-import re
 import secrets
 import signal
 import socket
@@ -190,134 +189,6 @@ class BearerGuard:
         await send({"type": "http.response.body", "body": body})
 
 
-_PEEK_LIMIT = 1 << 20  # a request body looked at to choose the answer's form
-_SSE_ONLY_HEADERS = {
-    b"content-type",
-    b"content-length",
-    b"cache-control",
-    b"connection",
-    b"x-accel-buffering",
-    b"transfer-encoding",
-}
-_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
-
-
-def _plain_request(body: bytes) -> Any:
-    """The id of a JSON-RPC request that asked for no progress (its answer is one
-    message), else None."""
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(message, dict) or "method" not in message or "id" not in message:
-        return None
-    params = message.get("params")
-    meta = params.get("_meta") if isinstance(params, dict) else None
-    if isinstance(meta, dict) and meta.get("progressToken") is not None:
-        return None
-    return message["id"]
-
-
-class JsonAnswers:
-    """ASGI middleware: a request that asked for no progress is answered with one
-    ``application/json`` body instead of an SSE stream (the transport lets a server
-    choose per request). The SDK's transport answers in one form for all: SSE, which
-    progress needs, costs each plain call three writes (headers, event, end of stream)
-    and the client an SSE parse. Anything else passes untouched."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        length = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
-        if not length.isdigit() or int(length) > _PEEK_LIMIT:
-            await self.app(scope, receive, send)
-            return
-        pieces, more = [], True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away before its request was whole
-            pieces.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        body = b"".join(pieces)
-        given = False
-
-        async def replay() -> Any:
-            nonlocal given
-            if not given:
-                given = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        request_id = _plain_request(body)
-        answer = send if request_id is None else _OneMessage(send, request_id)
-        await self.app(scope, replay, answer)
-
-
-class _OneMessage:
-    """``send`` for a plain request: an SSE answer's response event goes out as a
-    JSON body; the rest of that stream is dropped (as the SDK's JSON mode drops what
-    a JSON body cannot carry); any other answer passes untouched."""
-
-    def __init__(self, send: Any, request_id: Any) -> None:
-        self.send = send
-        self.request_id = request_id
-        self.start: dict[str, Any] | None = None
-        self.passing = False
-        self.done = False
-        self.buffer = b""
-
-    async def __call__(self, message: dict[str, Any]) -> None:
-        if self.done:
-            return
-        if message["type"] == "http.response.start":
-            kind = next((v for k, v in message["headers"] if k == b"content-type"), b"")
-            if kind.startswith(b"text/event-stream"):
-                self.start = message
-                return
-            self.passing = True
-        if self.passing or self.start is None:
-            await self.send(message)
-            return
-        self.buffer += message.get("body", b"")
-        *events, self.buffer = _EVENT_END.split(self.buffer)
-        for event in events:
-            data = b"\n".join(
-                line[5:].removeprefix(b" ")
-                for line in event.splitlines()
-                if line.startswith(b"data:")
-            )
-            if await self._answer(data):
-                return
-        if not message.get("more_body", False):  # no response in the stream: as it was
-            self.done = True
-            await self.send(self.start)
-            await self.send({"type": "http.response.body", "body": self.buffer})
-
-    async def _answer(self, data: bytes) -> bool:
-        try:
-            parsed = json.loads(data)
-        except ValueError:
-            return False
-        if not (
-            isinstance(parsed, dict)
-            and parsed.get("id") == self.request_id
-            and ("result" in parsed or "error" in parsed)
-        ):
-            return False
-        assert self.start is not None
-        headers = [(k, v) for k, v in self.start["headers"] if k not in _SSE_ONLY_HEADERS]
-        headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(data))]
-        self.done = True
-        await self.send({**self.start, "headers": headers})
-        await self.send({"type": "http.response.body", "body": data})
-        return True
-
-
 def bind(address: Address, allow_non_loopback: bool = False) -> socket.socket:
     """A listening socket on ``address`` (port 0: a free port the system picks)."""
     if not is_loopback(address.host) and not allow_non_loopback:
@@ -362,10 +233,12 @@ def url_of(sock: socket.socket) -> str:
 def app(server: Any, token: str, host: str) -> Any:
     """The ASGI application: the SDK's Streamable HTTP app (its Host/Origin check on
     for loopback) behind the bearer check."""
+    from sane.mcp.http_answers import JsonAnswers, sessions_of
+
     starlette = server.streamable_http_app(
         streamable_http_path=PATH, host="127.0.0.1" if is_loopback(host) else host
     )
-    return BearerGuard(JsonAnswers(starlette), token)
+    return BearerGuard(JsonAnswers(starlette, sessions_of(server), PATH), token)
 
 
 async def serve_socket(asgi: Any, sock: socket.socket, on_ready: Callable[[], None]) -> None:
