@@ -32,13 +32,21 @@ d. What an agent without sane pays for the same: ``tmux send-keys`` of ``true; t
    interleaved with the MCP calls (one of each in turn, N rounds), so a load that
    moves during the run moves both sides of the ratio.
    Goal: the MCP call (a) <= 0.75x this round trip, over stdio and over HTTP.
+
+With each call of (a) and ping, the CPU time it cost the server process (all its
+threads, from ``/proc/PID/task/*/schedstat``) and the client (this process,
+``getrusage``): on a shared machine wall clock grows with the load (each process gets
+its share of the cores), CPU time much less, so it shows what a change saved when the
+load makes wall figures move (Linux only; elsewhere left out).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -73,6 +81,47 @@ async def _timed(fn: Callable[[], Awaitable[object]], runs: int) -> list[float]:
         await fn()
         samples.append(time.perf_counter() - start)
     return samples
+
+
+def _process_cpu(pid: int) -> float | None:
+    """CPU seconds used so far by every thread of ``pid`` (None off Linux)."""
+    total, found = 0, False
+    for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+        with contextlib.suppress(OSError, ValueError, IndexError), open(path) as fh:
+            total += int(fh.read().split()[0])
+            found = True
+    return total / 1e9 if found else None
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _children() -> set[int]:
+    pids: set[int] = set()
+    for path in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
+        with contextlib.suppress(OSError), open(path) as fh:
+            pids.update(int(pid) for pid in fh.read().split())
+    return pids
+
+
+class Cpu:
+    """CPU seconds a step cost its server and the client, summed over the samples."""
+
+    def __init__(self, server_pid: int | None) -> None:
+        self.server_pid = server_pid
+        self.server = 0.0
+        self.client = 0.0
+        self.known = server_pid is not None
+
+    def per_call(self, calls: int) -> str:
+        if not self.known or not calls:
+            return ""
+        return (
+            f"CPU a call: server {self.server / calls * 1000:.2f} ms, "
+            f"client {self.client / calls * 1000:.2f} ms"
+        )
 
 
 def _raw_trip(srv: TmuxTestServer, pane: str) -> Callable[[], None]:
@@ -116,9 +165,12 @@ async def bench_mcp(
     )
     raw = _raw_trip(srv, srv.new_pane("dash"))
     async with contextlib.AsyncExitStack() as stack:
+        before = _children()
         read, write = await stack.enter_async_context(stdio_client(params))
         sessions = {"stdio": await stack.enter_async_context(ClientSession(read, write))}
+        started = _children() - before
         server = stack.enter_context(http_server(env))
+        pids = {"stdio": started.pop() if len(started) == 1 else None, "HTTP": server.process.pid}
         client = await stack.enter_async_context(
             httpx2.AsyncClient(
                 headers={"Authorization": f"Bearer {server.token}"},
@@ -131,10 +183,12 @@ async def bench_mcp(
         sessions["HTTP"] = await stack.enter_async_context(ClientSession(read, write))
 
         steps: dict[str, Callable[[], Awaitable[object]]] = {}
+        server_of: dict[str, int | None] = {}
         for transport, session in sessions.items():
             await session.initialize()
             await session.list_tools()  # the client caches the output schemas it checks with
             steps[f"{transport} ping"] = session.send_ping
+            server_of[f"{transport} ping"] = pids[transport]
             for shell, pane in panes.items():
 
                 async def call(session: ClientSession = session, pane: str = pane) -> None:
@@ -144,25 +198,39 @@ async def bench_mcp(
                     _check(result.structured_content)
 
                 steps[f"{transport} {shell}"] = call
+                server_of[f"{transport} {shell}"] = pids[transport]
 
         async def raw_trip() -> None:
             raw()
 
         steps["raw"] = raw_trip
         samples: dict[str, list[float]] = {name: [] for name in steps}
+        cpu = {name: Cpu(server_of.get(name)) for name in steps}
         for _ in range(10):  # warm: runners installed, control clients attached
             for step in steps.values():
                 await step()
         for _ in range(runs):
             for name, step in steps.items():
+                used = cpu[name]
+                pid = used.server_pid if used.known else None
+                server_before = None if pid is None else _process_cpu(pid)
+                client_before = _own_cpu()
                 start = time.perf_counter()
                 await step()
                 samples[name].append(time.perf_counter() - start)
+                client_after = _own_cpu()
+                server_after = None if pid is None else _process_cpu(pid)
+                if server_before is None or server_after is None:
+                    used.known = False
+                else:
+                    used.server += server_after - server_before
+                    used.client += client_after - client_before
 
     medians: dict[str, dict[str, float]] = {}
     for transport in sessions:
         ping = median_ms(samples[f"{transport} ping"])
         medians[transport] = {"ping": ping}
+        ping_cpu = cpu[f"{transport} ping"].per_call(runs)
         for shell in panes:
             got = samples[f"{transport} {shell}"]
             medians[transport][shell] = median_ms(got)
@@ -173,8 +241,8 @@ async def bench_mcp(
                     f"median {median_ms(got):.2f} ms, p90 {p90_ms(got):.2f} ms",
                     goal,
                     median_ms(got) <= 3.0 if goal else None,
-                    f"MCP ping {ping:.2f} ms",
-                    "",
+                    f"MCP ping {ping:.2f} ms" + (f" ({ping_cpu})" if ping_cpu else ""),
+                    cpu[f"{transport} {shell}"].per_call(runs),
                 )
             )
     return medians, median_ms(samples["raw"])
