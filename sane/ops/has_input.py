@@ -19,6 +19,7 @@ what to type before its line and what to do when the shell reports held text:
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 from sane import errors
 from sane.protocol.editor import (
@@ -33,7 +34,7 @@ from sane.protocol.editor import (
     drawn_prompt,
 )
 from sane.protocol.markers import PROMPT, scan
-from sane.protocol.scanner import RunScanner
+from sane.protocol.scanner import OUTCOME_EXITED, OUTCOME_REPLACED, RunScanner
 from sane.tmux import panes
 from sane.tmux.command import quote
 from sane.tmux.control import ControlClient, PaneStream
@@ -159,9 +160,17 @@ def await_prompt_start(
 PROMPT_WAIT = 2.0
 
 
-def await_prompt(
-    stream: PaneStream, buf: bytearray, start: int, tokens: frozenset[str]
-) -> str | None:
+class Bytes(Protocol):
+    """Where the bytes after a run's end come from: the live stream of the process
+    that followed the run (a PaneStream), or a handed-over run's stream file."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def take(self, timeout: float) -> bytes: ...
+
+
+def await_prompt(stream: Bytes, buf: bytearray, start: int, tokens: frozenset[str]) -> str | None:
     """The prompt the shell draws after ``start`` in ``buf`` (more read from
     ``stream``), as the screen shows its last line; None if none came in time."""
     deadline = time.monotonic() + PROMPT_WAIT
@@ -176,6 +185,34 @@ def await_prompt(
 def record_prompt(pane_id: str, text: str) -> str:
     """The tmux command keeping the prompt as drawn (``@sane_prompt``)."""
     return f"set-option -p -t {pane_id} {panes.OPT_PROMPT} {quote(text)}"
+
+
+def prompt_after_run(stream: Bytes, scanner: RunScanner, pane_id: str) -> list[str]:
+    """The tmux commands keeping the prompt a screen-checked shell drew after the
+    run's end (in ``scanner.buf``, more read from ``stream``), which the next run's
+    check compares against, whichever way the run ended: followed to its end by the
+    call that typed it, by a later run wait, run input or interrupt, or found over by
+    the next run (a ``cd`` or a new ``PS1`` shows in the prompt drawn then, and only
+    then). Also the end of the answered-queries flag, which was that run's alone."""
+    unmark = f"set-option -p -u -t {pane_id} {OPT_ANSWERED}"
+    outcome = scanner.outcome
+    if outcome is None or scanner.final is None or outcome.kind in _NO_PROMPT:
+        return [unmark]
+    text = await_prompt(stream, scanner.buf, scanner.final, scanner.tokens)
+    return [record_prompt(pane_id, text), unmark] if text is not None else [unmark]
+
+
+# Runs after which the run's shell draws no prompt: it exited, or exec'd another.
+_NO_PROMPT = frozenset({OUTCOME_EXITED, OUTCOME_REPLACED})
+
+
+class Ended:
+    """The bytes of a stream that has ended (a run's stream file read whole)."""
+
+    closed = True
+
+    def take(self, timeout: float) -> bytes:
+        return b""
 
 
 # Shells that read their command line in the terminal's canonical mode (no line

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from sane import errors
 from sane.ops.context import Context
+from sane.ops.has_input import Ended, checks_screen, prompt_after_run
 from sane.ops.run.done import note_done
 from sane.ops.run.ending import acknowledge_exit
 from sane.ops.run.holder import Holder, claim_line, release_line, run_of
@@ -42,7 +43,10 @@ def claim(ctx: Context, client: ControlClient, state: panes.PaneState, run_id: s
     orphan = False
     if holder is not None and is_stale:
         if has_record(ctx, holder):
-            client.command(*unpipe(state.pane_id))
+            # The run ended with nobody waiting: the prompt drawn after it is in its
+            # stream (the pipe was still on), and the screen check needs it.
+            keep = prompt_left(ctx, holder, state.pane_id) if checks_screen(state) else []
+            client.command(*keep, *unpipe(state.pane_id))
             if left_shell_exiting(ctx, holder):
                 acknowledge_exit(ctx, client, state.pane_id)
         else:
@@ -251,6 +255,20 @@ def left_shell_exiting(ctx: Context, value: str) -> bool:
         return False
     outcome = scanner.outcome
     return outcome is not None and outcome.kind == sc.OUTCOME_EXITED and not rec.get("final")
+
+
+def prompt_left(ctx: Context, value: str, pane_id: str) -> list[str]:
+    """The tmux commands keeping the prompt a screen-checked shell drew after the
+    flag's handed-over run ended, as its stream file recorded it (see
+    :func:`sane.ops.has_input.prompt_after_run`)."""
+    holder = Holder.parse(value)
+    root = runs_of(ctx, holder)
+    try:
+        rec = load_record(ctx, holder.run_id, root)
+        scanner, _, _ = replay(ctx, rec, root)
+    except (errors.SaneError, OSError):
+        return []
+    return prompt_after_run(Ended(), scanner, pane_id)
 
 
 def has_record(ctx: Context, value: str) -> bool:

@@ -8,13 +8,11 @@ from typing import TYPE_CHECKING
 from sane import errors
 from sane.ops.context import Context
 from sane.ops.has_input import (
-    OPT_ANSWERED,
-    await_prompt,
     before_typing,
     check_screen,
     checks_screen,
     clear_line,
-    record_prompt,
+    prompt_after_run,
     refuse,
 )
 from sane.ops.run import busy
@@ -328,10 +326,7 @@ def _prompt_after(
     prompt drawn after the run, which the next run's check compares against."""
     if not checks_screen(state) or exited or scanner.final is None:
         return []
-    text = await_prompt(stream, scanner.buf, scanner.final, scanner.tokens)
-    # The flag of a run whose output asked the terminal something: this one's alone.
-    unmark = f"set-option -p -u -t {state.pane_id} {OPT_ANSWERED}"
-    return [record_prompt(state.pane_id, text), unmark] if text is not None else [unmark]
+    return prompt_after_run(stream, scanner, state.pane_id)
 
 
 def _interrupt(

@@ -30,6 +30,9 @@ class Follow(NamedTuple):
     # the shell reported, and whether the command ended the shell.
     code: int | None = None
     exited: bool = False
+    # A screen-checked shell's prompt drawn after the run's end: the tmux commands
+    # keeping it (sane.ops.has_input.prompt_after_run); empty when not read.
+    prompt: tuple[str, ...] = ()
 
 
 def dead_state(ctx: Context, pane_id: str) -> panes.PaneState | None:

@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from sane.ops.context import Context
+from sane.ops.has_input import prompt_after_run
 from sane.ops.run.ending import Follow, acknowledge_exit, dead_state
 from sane.ops.run.liveness import liveness_of
 from sane.ops.run.options import INTERRUPT_QUIET, OutputHook
@@ -122,6 +123,11 @@ class FileSource:
         self.backoff = min(self.backoff * 2, 0.05)
         return b"", False
 
+    def take(self, timeout: float) -> bytes:
+        """Bytes the file received within ``timeout`` (the shape of
+        :meth:`PaneStream.take`, for :func:`sane.ops.has_input.await_prompt`)."""
+        return self.read(timeout)[0]
+
     def raced(self) -> tuple[bytes, bool]:
         # Output that raced the probe wins, as live; and the file must hold everything
         # tmux sent, or an end marker may still be on its way into it.
@@ -221,26 +227,36 @@ def follow_file(
     quiet: float | None = None,
     on_output: OutputHook | None = None,
     stop: threading.Event | None = None,
+    screen: bool = False,
 ) -> Follow:
     """Follow a handed-over run through its pipe-pane file from ``offset`` on; with
     ``interrupt``, send C-c first and wait at least ``grace`` for its end. ``on_output``
-    and ``stop``: as for :func:`follow_run`."""
-    if scanner.outcome is not None:
+    and ``stop``: as for :func:`follow_run`. ``screen``: the shell's command line is
+    checked on the screen (sane.ops.has_input), so once the run ended, the prompt
+    drawn after it is read from the file too (the pipe still records it) and returned
+    as ``Follow.prompt``: commands keeping it."""
+    if scanner.outcome is not None and not screen:
         return Follow("outcome")
     base = stream_path.stat().st_size
     wake = client.watch(pane_id)
     try:
-        if interrupt:
-            scanner.mark_interrupt()
-            client.command(f"send-keys -t {pane_id} C-c")
-            deadline = max(deadline, time.monotonic() + grace)
-            quiet = min(quiet or INTERRUPT_QUIET, INTERRUPT_QUIET)
         with open(stream_path, "rb") as fh:
             fh.seek(offset)
             source = FileSource(fh, base, wake, scanner)
-            return follow_run(
-                ctx, client, pane_id, source, scanner, deadline, on_output, quiet, stop
-            )
+            if scanner.outcome is not None:
+                follow = Follow("outcome")
+            else:
+                if interrupt:
+                    scanner.mark_interrupt()
+                    client.command(f"send-keys -t {pane_id} C-c")
+                    deadline = max(deadline, time.monotonic() + grace)
+                    quiet = min(quiet or INTERRUPT_QUIET, INTERRUPT_QUIET)
+                follow = follow_run(
+                    ctx, client, pane_id, source, scanner, deadline, on_output, quiet, stop
+                )
+            if screen and follow.kind == "outcome":
+                follow = follow._replace(prompt=tuple(prompt_after_run(source, scanner, pane_id)))
+            return follow
     finally:
         client.unwatch(pane_id, wake)
 

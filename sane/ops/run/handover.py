@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from sane import errors
 from sane.ops.context import Context
+from sane.ops.has_input import checks_screen, prompt_after_run
 from sane.ops.run import busy
 from sane.ops.run.ending import Follow, settle, status_of
 from sane.ops.run.pipe import drop_leftover_pipe, pipe_to, unpipe
@@ -77,7 +78,12 @@ def hand_over(
             scanner.feed(stream.take(0))
         if scanner.outcome is not None:
             # It finished in the meantime: no hand-over needed after all.
-            client.command(*unpipe(pane_id))
+            keep = (
+                prompt_after_run(stream, scanner, pane_id)
+                if state is not None and checks_screen(state)
+                else []
+            )
+            client.command(*keep, *unpipe(pane_id))
             shutil.rmtree(directory, ignore_errors=True)
             status, code, exited = status_of(Follow("outcome"), scanner, False)
             settle(ctx, client, pane_id, scanner)

@@ -17,6 +17,8 @@ from sane.ops.run.options import DEFAULT_QUIET_PERIOD, INTERRUPT_GRACE, OutputHo
 from sane.ops.run.pipe import unpipe
 from sane.ops.run.record import Final, RunRecord, load_record, replay, save_record
 from sane.ops.run.result import build_result
+from sane.protocol.editor import EDITOR_SCREEN, EDITOR_TTY
+from sane.tmux import panes
 from sane.tmux.command import quote
 from sane.tmux.control import ControlClient
 
@@ -171,6 +173,7 @@ def _resume(
             quiet_period,
             following.on_output,
             following.stop,
+            screen=_checks_screen(client, pane_id),
         )
     returned = rec["returned"], rec["raw_returned"]
     if follow.kind in ("timeout", "waiting"):
@@ -191,7 +194,7 @@ def _resume(
     duration = (time.time() - rec["started"]) * 1000
     if client is not None:
         with contextlib.suppress(errors.SaneError):  # while the pane lives (see unpipe)
-            client.command(*unpipe(pane_id))
+            client.command(*follow.prompt, *unpipe(pane_id))
         settle(ctx, client, pane_id, scanner)
         holder = busy.holder_value(ctx, pane_id, run_id)
         if holder is not None:
@@ -210,6 +213,16 @@ def _resume(
     with contextlib.suppress(errors.StateError):
         save_record(ctx, rec)
     return result
+
+
+def _checks_screen(client: ControlClient, pane_id: str) -> bool:
+    """Whether the pane's command line is checked on its screen (its prompt must
+    then be read after the run's end: see :func:`follow_file`)."""
+    try:
+        lines = client.command(f"display-message -p -t {pane_id} '#{{{panes.OPT_EDITOR}}}'")
+    except errors.SaneError:
+        return False
+    return bool(lines) and lines[0].strip() in (EDITOR_SCREEN, EDITOR_TTY)
 
 
 def _finished(run_id: str, final: Final | None) -> errors.RunFinished:

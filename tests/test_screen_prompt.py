@@ -1,0 +1,121 @@
+"""The prompt a screen-checked shell (mksh, ksh93, yash, busybox ash) shows when idle
+is the one sane compares its command line against, whichever way the last run ended
+(issue #14): a run finished by run wait, run input or run interrupt renews it as one
+followed to its end does, so an empty line is never refused, and typed text still
+always is. Local panes and each shell as the login shell of a loopback sshd user."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sane import errors
+from sane.ops.context import Context
+from sane.ops.run.resume import run_input, run_interrupt, run_wait
+from sane.poll import poll
+from sane.testing.fleet import Fleet, FleetUnavailable
+from sane.testing.pytest_plugin import TmuxTestServer
+
+from .conftest import run
+from .test_shells import LOGIN_PATHS, login_pane
+
+SCREEN = ["mksh", "ksh93", "yash", "ash"]
+
+
+@pytest.fixture(scope="module")
+def screen_logins() -> Iterator[dict[str, tuple[Fleet, str]]]:
+    """One sshd per screen-checked shell, root's login shell there."""
+    try:
+        fleet = Fleet(len(SCREEN))
+    except FleetUnavailable as exc:
+        pytest.skip(f"ssh test fleet unavailable: {exc.reason}")
+    try:
+        found = {}
+        for srv, shell in zip(fleet.servers, SCREEN, strict=True):
+            path = LOGIN_PATHS[shell]
+            if "/" not in path:  # busybox runs the applet its argv[0] names
+                link = fleet.base / path
+                link.symlink_to(shutil.which("busybox") or "/bin/busybox")
+                path = str(link)
+            fleet.set_login_shell(srv.name, path)
+            (srv.home / ".yashrc").write_text("")
+            found[shell] = (fleet, srv.name)
+        yield found
+    finally:
+        fleet.close()
+
+
+@pytest.fixture(params=["local", "login"])
+def screen_pane(
+    request: pytest.FixtureRequest, tmux_server: TmuxTestServer, sane_ctx: Context
+) -> Iterator[str]:
+    shell = request.node.callspec.params["shell"]
+    if request.param == "local":
+        yield tmux_server.new_pane(shell)
+        return
+    fleet, name = request.getfixturevalue("screen_logins")[shell]
+    yield login_pane(sane_ctx, fleet, name)
+
+
+def _typed_text_still_refused(ctx: Context, tmux: TmuxTestServer, pane: str) -> None:
+    """Text a person leaves on the line is refused and named exactly; clear_input
+    discards it."""
+    typed = "echo PERSON-RAN #"
+    tmux.run("send-keys", "-t", pane, "-l", typed)
+    poll(lambda: typed in tmux.run("capture-pane", "-p", "-J", "-t", pane), 10.0)
+    with pytest.raises(errors.PaneHasInput) as caught:
+        run(ctx, pane, "echo x", timeout=20)
+    assert caught.value.details["text"] == typed, caught.value.details
+    r = run(ctx, pane, "echo x", clear_input=True, timeout=20)
+    assert (r["status"], r["output"]) == ("completed", "x\n")
+
+
+@pytest.mark.parametrize("shell", SCREEN)
+def test_a_run_ended_by_a_later_call_renews_the_prompt(
+    sane_ctx: Context,
+    tmux_server: TmuxTestServer,
+    screen_pane: str,
+    shell: str,
+    tmp_path: Path,
+) -> None:
+    pane = screen_pane
+    one, two, three = (tmp_path / n for n in ("one", "two", "three"))
+    for d in (one, two, three):
+        d.mkdir()
+    # A prompt with the working directory in it (its last part: a long prompt makes
+    # yash and busybox ash, started 80 wide, wrap the typed text themselves).
+    cwd_prompt = "PS1='${PWD##*/}> '"
+    assert run(sane_ctx, pane, cwd_prompt, timeout=20)["exit_code"] == 0
+    # cd in a run that timed out, finished by run wait: the next run runs.
+    r = run(sane_ctx, pane, f"cd {one}; sleep 1", timeout=0.1)
+    assert r["status"] == "running", r
+    assert run_wait(sane_ctx, r["run_id"], timeout=30)["status"] == "completed"
+    r = run(sane_ctx, pane, "pwd", timeout=20)
+    assert (r["status"], r["output"]) == ("completed", f"{one}\n"), r
+    # PS1 changed by a run that timed out.
+    r = run(sane_ctx, pane, "sleep 1; PS1='changed> '", timeout=0.1)
+    assert r["status"] == "running", r
+    assert run_wait(sane_ctx, r["run_id"], timeout=30)["status"] == "completed"
+    assert run(sane_ctx, pane, "echo a", timeout=20)["output"] == "a\n"
+    assert run(sane_ctx, pane, cwd_prompt, timeout=20)["exit_code"] == 0
+    # cd, then a command interrupted by run interrupt.
+    r = run(sane_ctx, pane, f"cd {two}; sleep 30", timeout=0.3)
+    assert r["status"] == "running", r
+    assert run_interrupt(sane_ctx, r["run_id"])["status"] == "interrupted"
+    assert run(sane_ctx, pane, "pwd", timeout=20)["output"] == f"{two}\n"
+    # cd, then a prompt answered by run input.
+    r = run(sane_ctx, pane, f"cd {three}; printf 'Name? '; read a; echo hi $a", timeout=20)
+    assert r["status"] == "waiting_input", r
+    done = run_input(sane_ctx, r["run_id"], "Ann", timeout=20)
+    assert (done["status"], done["output"]) == ("completed", "Ann\nhi Ann\n"), done
+    assert run(sane_ctx, pane, "pwd", timeout=20)["output"] == f"{three}\n"
+    # cd in a run that timed out and then ended with nobody waiting for it.
+    r = run(sane_ctx, pane, f"cd {one}; sleep 1; echo o''ver", timeout=0.1)
+    assert r["status"] == "running", r
+    poll(lambda: "over" in tmux_server.run("capture-pane", "-p", "-t", pane).split(), 30.0)
+    r = run(sane_ctx, pane, "pwd", timeout=20)
+    assert (r["status"], r["output"]) == ("completed", f"{one}\n"), r
+    _typed_text_still_refused(sane_ctx, tmux_server, pane)
