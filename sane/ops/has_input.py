@@ -288,9 +288,14 @@ def check_screen(
         client.command(f"send-keys -t {pane} {_KILL}", f"set-option -p -u -t {pane} {OPT_ANSWERED}")
         return
     if state.editor == EDITOR_TTY and (typed := _kernel_line(client, stream, pane)) is not None:
+        # An empty kernel line is taken as an empty command line, though the shell
+        # may be in a continuation (``echo 'abc`` + Enter: docs/protocol.md, limits):
+        # the screen cannot tell one from a prompt sane did not see drawn (after a
+        # multi-line command dash draws its PS2s on the prompt's line; a user's PS1
+        # may be ``> ``).
         if not typed:
             return
-        if not clear_input:
+        if typed and not clear_input:
             raise errors.PaneHasInput(
                 f"the command line of pane {pane} holds text a person typed ({typed!r}); "
                 "sane typed nothing into it and ran nothing. Finish or clear it, or ask "
@@ -301,7 +306,7 @@ def check_screen(
                 exact=True,
             )
     if clear_input:
-        client.command(f"send-keys -t {pane} {_KILL}")
+        _interrupt_line(client, stream, state)
         return
     # A long line wraps: its text starts on a row above the cursor's.
     joined = [row for row in client.command(f"capture-pane -p -J -N -t {pane}") if row.strip()]
@@ -309,7 +314,8 @@ def check_screen(
     text = line[len(prompt) :].rstrip() if prompt and line.startswith(prompt) else None
     raise errors.PaneHasInput(
         f"the command line of pane {pane} does not show the shell's bare prompt"
-        f" {prompt!r} but {line.rstrip()!r}: a person's text may be on it; sane typed "
+        f" {prompt!r} but {line.rstrip()!r}: a person's text may be on it, or the shell "
+        "may wait for the rest of a command (a continuation); sane typed "
         "nothing into it and ran nothing. Finish or clear it, or ask for clear_input",
         pane=pane,
         text=text,
@@ -317,3 +323,29 @@ def check_screen(
         line=line.rstrip(),
         exact=False,
     )
+
+
+def _interrupt_line(client: ControlClient, stream: PaneStream, state: panes.PaneState) -> None:
+    """``clear_input`` where the screen is checked: C-c, which discards the line being
+    edited (the kernel's line kill and SIGINT in dash and posh, the editor's abort in
+    mksh, ksh93, yash, busybox ash) and a continuation with it (``echo 'abc`` +
+    Enter, waiting for its closing quote: a line kill would only empty the current
+    line, and sane's line would join the person's command), without running any of
+    it; then the new prompt is awaited (the keys typed before it would be read by
+    the editor of the line being discarded) and recorded."""
+    pane = state.pane_id
+    tokens = frozenset((state.token or "").split())
+    stream.take(0)  # what came before: no prompt of this clearing
+    buf = bytearray()
+    client.command(f"send-keys -t {pane} C-c")
+    text = await_prompt(stream, buf, 0, tokens)
+    if text is None:
+        raise errors.PaneHasInput(
+            f"the command line of pane {pane} was interrupted (C-c) to clear it, but the "
+            f"shell drew no prompt within {PROMPT_WAIT:g} s; sane typed nothing else",
+            pane=pane,
+            text=None,
+            vi_command_mode=None,
+            exact=False,
+        )
+    client.command(record_prompt(pane, text))
