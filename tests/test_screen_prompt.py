@@ -164,3 +164,27 @@ def test_a_continuation_is_refused_and_cleared_never_run(
     assert (r["status"], r["output"]) == ("completed", "x\n"), r
     assert run(sane_ctx, pane, "echo again", timeout=10)["output"] == "again\n"
     assert not mark.exists()
+
+
+@pytest.mark.xfail(
+    reason="busybox ash keeps part of XTVERSION's answer after other queries' answers and"
+    " the next run typed at once joins it (docs/protocol.md, Terminal queries)",
+    strict=False,  # now and then the leftover shows before the check, which clears it
+)
+def test_xtversion_after_other_queries_in_busybox_ash(
+    sane_ctx: Context, tmux_server: TmuxTestServer, tmp_path: Path
+) -> None:
+    """Measured: `cP>|tmux 3.3a` stays on ash's line and runs with sane's next line (an
+    empty file `tmux` appears in the working directory); the next run must instead be
+    exact, and nothing but sane's command run."""
+    pane = tmux_server.new_pane("ash")
+    assert run(sane_ctx, pane, f"cd {tmp_path}")["exit_code"] == 0
+    queries = r"\033[6n\033[c\033[>c\033[5n\033[18t\033[>q"
+    r = run(sane_ctx, pane, f"printf '{queries}'; echo done", timeout=10)
+    assert (r["status"], r["output"]) == ("completed", "done\n")
+    try:
+        nxt = run(sane_ctx, pane, "echo next", timeout=10)
+    except errors.PaneHasInput:
+        nxt = run(sane_ctx, pane, "echo next", timeout=10, clear_input=True)
+    assert (nxt["status"], nxt["output"]) == ("completed", "next\n"), nxt
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
