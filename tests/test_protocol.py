@@ -323,6 +323,52 @@ def test_fish_reader_drawing_is_not_output() -> None:
     assert output.clean(output.tidy_fish(own, b""), keep_ansi=True) == b"a\rb\r\n\r\x1b[3Cx"
 
 
+# Recorded in fresh fish panes (TERM screen, 120, 200 and 400 columns, prompts `$ `,
+# `abc> ` and `user@host ~/some/dir> `): while the run's `read -P` waits, fish's own
+# command line (sane's typed line, wrapped or not) is repainted from where fish
+# believes its cursor is.
+_FISH_REPAINTS = [
+    b"\x1bM\x1b[10D\x1b[J\r\x1b[C\x1b[C",  # the line wrapped; prompt `$ `
+    b"\x1bM\x1b[10D\x1b[J\r\x1b[5C",  # prompt `abc> `
+    b"\x1b[210D\x1b[K\r\x1b[C\x1b[C",  # a line that did not wrap
+    b"\x1bM\x1bM\x1b[11C\x1b[J\r\x1b[22C",  # 3 rows at 120 columns, a 22-wide prompt
+]
+
+
+@pytest.mark.parametrize("repaint", _FISH_REPAINTS)
+@pytest.mark.parametrize("split", [True, False])
+def test_fish_command_line_repainted_under_read_is_not_output(repaint: bytes, split: bool) -> None:
+    """fish repaints its own command line while the run's `read` waits (a highlighting
+    of an earlier text of that line, finished late): the repaint is fish's drawing, and
+    the read's line goes on where the read left it. Its \\r stayed: 'Name? \\r' while
+    waiting, 'Ann\\r\\n' after (test_prompt_then_input[fish], now and then)."""
+    mark = b"\x1b[2m\xe2\x8f\x8e\x1b[m\x0f" + b" " * 199 + b"\r\xe2\x8f\x8e \r\x1b[K"
+    drawn = b"\x1b]0;{eval,x /w\x07\x1b[30m\x1b[m\x0f\rName? \x1b[K\r\x1b[6C"
+    answered = b"Ann\r\x1b[9C\r\n\x1b[30m\x1b[m\x0f" + mark + b"hi Ann\r\n"
+    if split:  # the repaint in the piece returned while waiting, or cut in two
+        waiting = drawn + repaint
+        assert output.clean(output.tidy_fish(waiting, b"")) == b"Name? "
+        assert output.clean(output.tidy_fish(answered, waiting)) == b"Ann\nhi Ann\n"
+        half = drawn + repaint[: repaint.index(b"\r")]
+        assert output.clean(output.tidy_fish(half, b"")) == b"Name? "
+        rest = repaint[repaint.index(b"\r") :] + answered
+        assert output.clean(output.tidy_fish(rest, half)) == b"Ann\nhi Ann\n"
+    else:
+        whole = drawn + repaint + answered
+        assert output.clean(output.tidy_fish(whole, b"")) == b"Name? Ann\nhi Ann\n"
+
+
+def test_fish_tidy_keeps_a_commands_own_moves() -> None:
+    """Only fish's repaint shape goes (moves back, a clear, \\r and moves right, no
+    text: taken as fish's in a fish pane): a command's own line rewrites keep their \\r."""
+    for own in (
+        b"50%\r\x1b[K100%\n",  # progress: back, clear, new text
+        b"abc\x1b[1D\r\x1b[Kx\n",  # a move left, \r, a clear: not fish's repaint
+        b"a\n\x1b[1A\x1b[K\rb\n",  # up a line, a clear, \r and text: not one either
+    ):
+        assert output.clean(output.tidy_fish(own, b"")) == output.clean(own)
+
+
 def test_the_prompt_line_keeps_what_output_left_on_it() -> None:
     """A screen-checked shell (busybox ash, mksh...) draws its prompt right after output
     without a final newline (``printf x`` shows ``x~ # ``): the line recorded for the next

@@ -74,48 +74,110 @@ _SSH_CLOSED_TAIL = re.compile(
 
 # fish's own line editor draws around what a command in fish prints when the command
 # reads a line with fish's `read`: the line redrawn from column 0 (``\r`` ... ``ESC[K``),
-# the cursor put back where it is (``\r ESC[nC``), and, once the line is read, the
-# "missing newline" mark fish prints at every new line it starts (``⏎``, spaces to the
-# margin, ``\r⏎ \r``: invisible where the cursor was at column 0). None of it is the
-# command's output.
+# the cursor put back where it is (``\r ESC[nC``, or ``ESC[C`` repeated for a short
+# move), and, once the line is read, the "missing newline" mark fish prints at every
+# new line it starts (``⏎``, spaces to the margin, ``\r⏎ \r``: invisible where the
+# cursor was at column 0). While `read` waits, fish also runs the work its own command
+# line left behind (a syntax highlighting of a text that line held, finished late): its
+# command line's screen code then repaints that line from where it believes the cursor
+# is: back to the line's start (up, left), clear it (``ESC[J`` or ``ESC[K``), and go to
+# the column after its prompt (``\r ESC[nC``). None of it is the command's output.
 _SGR = rb"(?:\x1b\[[0-9;]*m\x0f?)"
 # Written to start at a literal byte (a leading optional group would be tried at every
-# offset of a large output); the SGR codes just before it go too (_drop_marks).
+# offset of a large output); the SGR codes just before it go too (_drawing_spans).
 _FISH_MARK = re.compile(rb"\xe2\x8f\x8e" + _SGR + rb"* +\r\xe2\x8f\x8e \r(?:\x1b\[K)?")
+# A move right as fish writes it: terminfo's parm_right_cursor, or cursor_right repeated.
+_RIGHT = rb"\x1b\[[0-9]{0,4}C"
+# fish's command line repainted under a `read` (see above): moves (up, left, right: from
+# where fish believes its cursor is to the end of its prompt), a clear to the end of the
+# line or screen, then the cursor put after its prompt again (\r and moves right), and
+# no text. Found from the clear (a literal start), the moves looked for before it. (A
+# repaint that needs no move, or a prompt of width 0, would not show as one.)
+_MOVE = rb"(?:\x1bM|\x1b\[[0-9]{0,4}[A-D])"
+_CLEAR_TO_PROMPT_END = re.compile(rb"\x1b\[[JK]" + _SGR + rb"*\r(?:" + _RIGHT + rb")+")
+_MOVES_AT_END = re.compile(rb"(?:" + _MOVE + rb"|" + _SGR + rb")+\Z")
+_RIGHTS = re.compile(rb"(?:" + _RIGHT + rb")+")
+_ANY_MOVE = re.compile(_MOVE)
 # A carriage return that may change nothing: back to column 0 and right again (group 1:
-# how far), or the start of a line redrawn up to a clear-to-end-of-line.
-_FISH_NOOP_CR = re.compile(rb"\r\x1b\[([0-9]{1,4})C|\r(?=(?:[^\r\n\x1b]|" + _SGR + rb")*\x1b\[K)")
-_CURSOR_RIGHT = re.compile(rb"\x1b\[([0-9]{1,4})C")
+# the moves), or the start of a line redrawn up to a clear-to-end-of-line.
+_FISH_NOOP_CR = re.compile(
+    rb"\r((?:" + _RIGHT + rb")+)|\r(?=(?:[^\r\n\x1b]|" + _SGR + rb")*\x1b\[K)"
+)
+_CURSOR_MOVE = re.compile(rb"\x1b\[([0-9]{0,4})([CD])")
 
 
 _SGR_AT_END = re.compile(_SGR + rb"\Z")
 
 
-def _drop_marks(raw: bytes) -> bytes:
-    """``raw`` without fish's missing-newline marks and the SGR codes that start them."""
-    kept: list[bytes] = []
+def _drawing_spans(raw: bytes) -> list[tuple[int, int]]:
+    """Where fish's missing-newline marks are in ``raw`` (with the SGR codes that start
+    them), and its command line's repaints under a `read` (:func:`_repaints`)."""
+    spans: list[tuple[int, int]] = []
     done = 0
     for m in _FISH_MARK.finditer(raw):
         start = m.start()
         while start > done and (sgr := _SGR_AT_END.search(raw, max(done, start - 16), start)):
             start = sgr.start()
-        kept.append(raw[done:start])
+        spans.append((start, m.end()))
         done = m.end()
-    kept.append(raw[done:])
-    return b"".join(kept)
+    return sorted(spans + _repaints(raw))
 
 
-def _column(line: bytes) -> int:
-    """The cursor's column after ``line`` (text since a line break): characters count
-    one (a wide one makes a later move not match, and its \\r stays), escapes none but
-    a move right, a carriage return goes back to 0."""
-    col = 0
+def _repaints(raw: bytes) -> list[tuple[int, int]]:
+    """Where fish's command line was repainted under a `read` in ``raw``."""
+    spans: list[tuple[int, int]] = []
+    for m in _CLEAR_TO_PROMPT_END.finditer(raw):
+        moves = _MOVES_AT_END.search(raw, max(0, m.start() - 256), m.start())
+        if moves is None:
+            continue
+        start = moves.start()
+        # Moves right just after a \r are that \r's (the read putting its cursor back).
+        if raw[start - 1 : start] == b"\r" and (rights := _RIGHTS.match(raw, start)):
+            start = rights.end()
+        if _ANY_MOVE.search(raw, start, m.start()):
+            spans.append((start, m.end()))
+    return spans
+
+
+def fish_repainted(raw: bytes) -> bool:
+    """Whether fish repainted its command line under a `read` on ``raw``'s last line
+    (the screen then no longer shows that line as the read drew it)."""
+    return bool(_repaints(raw[raw.rfind(b"\n") + 1 :]))
+
+
+def _without(data: bytes, spans: list[tuple[int, int]], boundary: int) -> tuple[bytes, int]:
+    """``data`` without the (sorted) ``spans``, and where ``boundary`` lands in it."""
+    kept: list[bytes] = []
+    done = 0
+    new_boundary = boundary
+    for start, end in spans:
+        if end <= done:
+            continue
+        start = max(start, done)
+        kept.append(data[done:start])
+        new_boundary -= max(0, min(end, boundary) - start) if start < boundary else 0
+        done = end
+    kept.append(data[done:])
+    return b"".join(kept), new_boundary
+
+
+def _moves(moves: bytes) -> int:
+    """How far right ``moves`` (``ESC[nC`` / ``ESC[C``, one or more) go."""
+    return sum(int(n or b"1") for n, _ in _CURSOR_MOVE.findall(moves))
+
+
+def _column(line: bytes, col: int = 0) -> int:
+    """The cursor's column after ``line`` (text on one line) from column ``col``:
+    characters count one (a wide one makes a later move not match, and its \\r stays),
+    escapes none but a move right or left, a carriage return goes back to 0."""
     for part in re.split(rb"(\r|" + _ESCAPES.pattern + rb")", line):
         if part == b"\r":
             col = 0
         elif part.startswith(b"\x1b"):
-            right = _CURSOR_RIGHT.fullmatch(part)
-            col += int(right.group(1)) if right is not None else 0
+            move = _CURSOR_MOVE.fullmatch(part)
+            if move is not None:
+                n = int(move.group(1) or b"1")
+                col = col + n if move.group(2) == b"C" else max(0, col - n)
         else:
             col += sum(1 for b in part if b >= 0x20 and b & 0xC0 != 0x80)
     return col
@@ -126,21 +188,28 @@ def tidy_fish(raw: bytes, before: bytes) -> bytes:
     tells the cursor's column) without fish's line-editor drawing (see above). A
     carriage return is dropped only where it changes nothing: a move back to the column
     the cursor is at, or the start of a redraw of a line the cursor is at the start of;
-    any other is the command's and stays. Only the few candidates are looked at, so a
-    large output costs a regex scan."""
+    or in a repaint of fish's command line under a `read`, which goes whole (the
+    column is as the `read` left it: fish's read draws on from there). Any other is the
+    command's and stays. The line ``raw`` continues is looked at with it (a repaint
+    may start in the piece returned before). Only the few candidates are looked at, so
+    a large output costs a regex scan."""
     if not is_text(raw):
         return raw
-    raw = _drop_marks(raw)
-    head = _drop_marks(before[before.rfind(b"\n") + 1 :])
+    head = before[before.rfind(b"\n") + 1 :]
+    data, boundary = _without(head + raw, _drawing_spans(head + raw), len(head))
     kept: list[bytes] = []
-    done = 0
-    for m in _FISH_NOOP_CR.finditer(raw):
-        line_start = raw.rfind(b"\n", 0, m.start()) + 1
-        col = _column((head if line_start == 0 else b"") + raw[line_start : m.start()])
-        if (col == int(m.group(1))) if m.group(1) is not None else col == 0:
-            kept.append(raw[done : m.start()])
+    done = boundary
+    at, col = 0, 0  # the column at ``at``, carried from one candidate to the next
+    for m in _FISH_NOOP_CR.finditer(data, boundary):
+        line_start = data.rfind(b"\n", at, m.start()) + 1
+        if line_start > at:
+            at, col = line_start, 0
+        # A dropped \r changed nothing: counting it and its moves gives the same column.
+        at, col = m.start(), _column(data[at : m.start()], col)
+        if (col == _moves(m.group(1))) if m.group(1) is not None else col == 0:
+            kept.append(data[done : m.start()])
             done = m.end()
-    kept.append(raw[done:])
+    kept.append(data[done:])
     return b"".join(kept)
 
 

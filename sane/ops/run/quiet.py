@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from sane import errors
 from sane.protocol import markers, output
 from sane.protocol import scanner as sc
+from sane.protocol.runner import SHELL_FISH
 from sane.tmux import panes
 from sane.tmux.command import quote
 from sane.tmux.control import ControlClient
@@ -138,10 +139,18 @@ def _own_prompt(screen: str, scanner: sc.RunScanner) -> str:
     (``echo 'Continue?'; read a``): the run's own last non-empty line, never the
     screen above it (which may hold sane's typed line). Full-screen programs (a
     pager) draw with cursor moves: the screen's line is the better answer there.
+    In fish, the run's text is without fish's own drawing; a `read` whose line fish's
+    repaint of its command line cleared from the screen (``output.tidy_fish``) has its
+    prompt in the run's text only.
     """
-    text = output.clean(scanner.region()[-4096:]).decode("utf-8", "replace")
+    raw = scanner.region()[-4096:]
+    repainted = False
+    if scanner.shell == SHELL_FISH:
+        repainted = output.fish_repainted(raw)
+        raw = output.tidy_fish(raw, b"")
+    text = output.clean(raw).decode("utf-8", "replace")
     tail = text.rsplit("\n", 1)[-1].rsplit("\r", 1)[-1]
-    if tail.strip() and screen.endswith(tail):
+    if tail.strip() and (screen.endswith(tail) or repainted):
         return tail
     if screen.strip():
         return screen
