@@ -511,8 +511,10 @@ def test_quiet_fleet_runs_check_their_panes_alive_with_one_listing_for_all(
     That was a tmux query about its own pane per run per check (a `sleep 1` on 200
     servers sent tmux 600-800 of them); now one listing of every pane answers all the
     runs followed at once, at most one per check interval, and a pane is asked about
-    alone only when that listing does not show it alive. Counted from the command
-    lines sane's control client sends; real tmux answers them."""
+    alone only when that listing does not show it alive. Each run also asked tmux
+    whether its pane was an ssh pane (when to probe it) at its first quiet moment:
+    the listing the fleet run starts with says so. Counted from the command lines
+    sane's control client sends; real tmux answers them."""
     import time
 
     from sane.ops.run.follow import LIVENESS_INTERVAL
@@ -532,7 +534,8 @@ def test_quiet_fleet_runs_check_their_panes_alive_with_one_listing_for_all(
     result = fleet_run(sane_ctx, servers, "sleep 1.5; echo $FLEET_HOST", max_parallel=3)
     elapsed = time.monotonic() - started
     assert [r["output"] for r in result["results"]] == [f"{s.name}\n" for s in servers]
-    one_pane = [c for c in sent if c.startswith("display-message") and "pane_dead" in c]
+    # Nor is a server's pane asked whether it is an ssh pane (the fleet's listing says).
+    one_pane = [c for c in sent if c.startswith("display-message") and " -t %" in c]
     assert not one_pane, one_pane
     listings = [c for c in sent if c.startswith("list-panes -a")]
     assert 1 <= len(listings) <= elapsed / LIVENESS_INTERVAL + 1, (len(listings), elapsed)

@@ -257,6 +257,7 @@ def _start_and_follow(
                 on_output,
                 quiet,
                 stop,
+                True if state.server is not None else None,  # a server's pane: ssh
             )
         except KeyboardInterrupt:
             # Ctrl-C with the command typed (a second one, or one where no soft stop is

@@ -161,11 +161,13 @@ def follow_run(
     on_output: OutputHook | None = None,
     quiet: float | None = None,
     stop: threading.Event | None = None,
+    remote: bool | None = None,
 ) -> Follow:
     """Feed ``source``'s bytes to ``scanner`` until the run's outcome, the deadline (or
-    ``stop``), a prompt found by a quiet-period probe, or the pane's death."""
+    ``stop``), a prompt found by a quiet-period probe, or the pane's death. ``remote``:
+    True for a server's (ssh) pane, None when not known (see QuietWatch)."""
     acknowledged = False
-    watch = QuietWatch(client, pane_id, quiet)
+    watch = QuietWatch(client, pane_id, quiet, remote)
     liveness = liveness_of(ctx, LIVENESS_INTERVAL)
     last_check = time.monotonic()
     while True:

@@ -39,13 +39,18 @@ class QuietWatch:
     long (up to MAX_PROBE_GAP); any output starts over.
     """
 
-    def __init__(self, client: ControlClient, pane_id: str, quiet: float | None) -> None:
+    def __init__(
+        self, client: ControlClient, pane_id: str, quiet: float | None, remote: bool | None = None
+    ) -> None:
         self.client = client
         self.pane_id = pane_id
         self.quiet = quiet or 0.0
-        self.gap = self.quiet
-        self.due = time.monotonic() + self.quiet if self.quiet > 0 else float("inf")
-        self.remote: bool | None = None  # an ssh pane (its probe is a process): known later
+        # An ssh pane (its probe is a process): told by the caller when it knows (a
+        # server's pane: the fleet's listing says so), else asked at the first quiet
+        # stretch (a tmux command per run: 200 of them for a quiet fleet of 200).
+        self.remote = remote
+        self.gap = self._first_gap()
+        self.due = time.monotonic() + self.gap if self.quiet > 0 else float("inf")
 
     def output(self) -> None:
         if self.quiet > 0:
