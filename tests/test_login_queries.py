@@ -1,0 +1,83 @@
+"""Terminal queries printed by a login shell's own files (issue #14): tmux answers
+them into the server's pane and ssh carries the answers to the remote shell as typed
+keys before sane has typed anything there. In every shell of the matrix as the login
+shell of a loopback sshd user, the pane's first run and the next are exact."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from sane.ops.context import Context
+from sane.testing.fleet import Fleet, FleetUnavailable
+
+from .conftest import run
+from .test_shells import LOGIN_PATHS, login_pane
+from .test_terminal_queries import QUERIES
+
+# Each shell's files read by an interactive login shell (yash's and fish's only ones).
+LOGIN_FILES = {
+    "bash": [".bash_profile", ".bashrc"],
+    "dash": [".profile"],
+    "zsh": [".zprofile", ".zshrc"],
+    "ksh93": [".profile", ".kshrc"],
+    "mksh": [".profile", ".mkshrc"],
+    "ash": [".profile"],
+    "yash": [".yash_profile", ".yashrc"],
+    "posh": [".profile"],
+    "fish": [".config/fish/config.fish"],
+}
+SHELLS = list(LOGIN_FILES)
+
+
+@pytest.fixture(scope="module")
+def chatty_logins() -> Iterator[dict[str, tuple[Fleet, str]]]:
+    """One sshd per shell, root's login shell there, each login file printing queries."""
+    try:
+        fleet = Fleet(len(SHELLS))
+    except FleetUnavailable as exc:
+        pytest.skip(f"ssh test fleet unavailable: {exc.reason}")
+    try:
+        found = {}
+        for srv, shell in zip(fleet.servers, SHELLS, strict=True):
+            path = LOGIN_PATHS[shell]
+            if "/" not in path:  # busybox runs the applet its argv[0] names
+                link = fleet.base / path
+                link.symlink_to(shutil.which("busybox") or "/bin/busybox")
+                path = str(link)
+            fleet.set_login_shell(srv.name, path)
+            (srv.home / ".local/share/fish/generated_completions").mkdir(parents=True)
+            for name in LOGIN_FILES[shell]:
+                rc = srv.home / name
+                rc.parent.mkdir(parents=True, exist_ok=True)
+                rc.write_text(f"printf '{QUERIES}'\n")
+            if shell == "ksh93":  # ksh93 reads $ENV (from .profile) when interactive
+                with (srv.home / ".profile").open("a") as fh:
+                    fh.write("ENV=$HOME/.kshrc; export ENV\n")
+            if shell == "mksh":
+                with (srv.home / ".profile").open("a") as fh:
+                    fh.write("ENV=$HOME/.mkshrc; export ENV\n")
+            found[shell] = (fleet, srv.name)
+        yield found
+    finally:
+        fleet.close()
+
+
+# fish: the answers reach fish's line before sane's shell-kind probe, which then gets
+# no answer (runner_unavailable, 2 of 2 targeted runs; docs/protocol.md, limits).
+_FISH = pytest.mark.xfail(reason="fish: the shell probe after login-time answers", strict=False)
+
+
+@pytest.mark.parametrize(
+    "shell", [pytest.param(s, marks=_FISH) if s == "fish" else s for s in SHELLS]
+)
+def test_queries_in_login_files_neither_wedge_nor_lie(
+    sane_ctx: Context, chatty_logins: dict[str, tuple[Fleet, str]], shell: str
+) -> None:
+    fleet, name = chatty_logins[shell]
+    pane = login_pane(sane_ctx, fleet, name)
+    first = run(sane_ctx, pane, "echo first; false", timeout=30)  # fish alike
+    assert (first["status"], first["exit_code"], first["output"]) == ("completed", 1, "first\n")
+    assert run(sane_ctx, pane, "echo next", timeout=30)["output"] == "next\n"
