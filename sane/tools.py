@@ -15,6 +15,8 @@ Adding a command is one row here, an input model, a result document and a handle
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -349,13 +351,63 @@ def find(name: str) -> Tool:
 # -- errors as an agent reads them -----------------------------------------------------------
 
 
+def _tool_words(text: str) -> str:
+    """``text`` with the CLI's command spellings (`sane run wait`) as tool names."""
+    if "sane " not in text:
+        return text
+    for tool in sorted((t for t in TOOLS if t.cli), key=lambda t: -len(t.cli_path)):
+        text = text.replace(f"`sane {tool.cli_path}`", tool.name)
+        text = text.replace(f"sane {tool.cli_path}", tool.name)
+    return text
+
+
+_OPTION = re.compile(r"(?<![\w-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)\b(?!-)")
+
+
+def _agent_hint(hint: str) -> str:
+    """A hint (sane's own advice, never a person's text) as an agent reads it: tool
+    names for commands, and an option of the command line (``--max-parallel``) as the
+    tool argument it stands for (`max_parallel`)."""
+    fields = _argument_names()
+
+    def argument(match: re.Match[str]) -> str:
+        name = match.group(1).replace("-", "_")
+        return f"`{name}`" if name in fields else match.group(0)
+
+    return _OPTION.sub(argument, _tool_words(hint))
+
+
+@functools.cache
+def _argument_names() -> frozenset[str]:
+    return frozenset(name for tool in TOOLS for name in tool.input.model_fields)
+
+
+def _error_for_agents(error: dict[str, Any]) -> None:
+    """A per-server error inside a result (a fleet's, a connect's), in place."""
+    message, details = error.get("message"), error.get("details")
+    if isinstance(message, str):
+        error["message"] = _tool_words(message)
+    if isinstance(details, dict) and isinstance(details.get("hint"), str):
+        details["hint"] = _agent_hint(details["hint"])
+
+
+def _result_for_agents(document: Mapping[str, Any]) -> None:
+    for key in ("results", "servers"):
+        items = document.get(key)
+        if isinstance(items, list):
+            for item in items:
+                error = item.get("error") if isinstance(item, dict) else None
+                if isinstance(error, dict):
+                    _error_for_agents(error)
+
+
 def _for_agents(ctx: Context, err: errors.SaneError) -> errors.SaneError:
     """``err`` as an agent should read it: tool names where the library names CLI
-    commands, and for a busy pane who holds it and which tool to call."""
-    message = err.message
-    for tool in sorted((t for t in TOOLS if t.cli), key=lambda t: -len(t.cli_path)):
-        message = message.replace(f"`sane {tool.cli_path}`", tool.name)
-        message = message.replace(f"sane {tool.cli_path}", tool.name)
+    commands (and argument names in its hint), and for a busy pane who holds it and
+    which tool to call."""
+    message = _tool_words(err.message)
+    if isinstance(err.details.get("hint"), str):
+        err.details["hint"] = _agent_hint(err.details["hint"])
     run_id = err.details.get("run_id")
     if isinstance(err, errors.PaneBusy) and isinstance(run_id, str):
         pane = err.details.get("pane")
@@ -391,7 +443,9 @@ def call(
     try:
         tool = find(name)
         parsed = validated(tool.input, strict_arguments(tool.input, arguments or {}))
-        return tool.handler(ctx, parsed, control or Call())
+        outcome = tool.handler(ctx, parsed, control or Call())
+        _result_for_agents(outcome.document)
+        return outcome
     except errors.SaneError as err:
         return Outcome(error_document(_for_agents(ctx, err)), err.exit_status)
     except Exception as exc:  # a bug: still the JSON contract, and the server lives on

@@ -30,6 +30,13 @@ async def _progress(
     return document(result), seen
 
 
+def _gated(tmp_path: Path, first: str) -> tuple[Path, Path, str]:
+    """(go, went, command): ``first``, then the command waits for ``go``, prints b and
+    makes ``went``: the test decides when the run goes on, and sees when it is over."""
+    go, went = tmp_path / "go", tmp_path / "went"
+    return go, went, f"{first}; until [ -e {go} ]; do sleep 0.05; done; echo b; touch {went}"
+
+
 async def _until(path: Path) -> None:
     with anyio.fail_after(30):
         while not path.exists():
@@ -43,8 +50,7 @@ def test_a_cancelled_run_wait_stops_and_its_output_comes_with_the_next_one(
     and, when the run ended meanwhile, kept the ending for itself: the next run_wait
     answered `completed` with no output, the "b" the client never got was lost."""
     pane = tmux_server.new_pane("bash")
-    go, went = tmp_path / "go", tmp_path / "went"
-    command = f"echo a; until [ -e {go} ]; do sleep 0.05; done; echo b; touch {went}"
+    go, went, command = _gated(tmp_path, "echo a")
 
     async def body(session: ClientSession, call: Call) -> None:
         started = await call("run_command", command=command, pane=pane, timeout=0.5)
@@ -67,10 +73,7 @@ def test_a_cancelled_run_input_stops_and_its_output_comes_with_the_next_wait(
     cli_env: dict[str, str], tmux_server: TmuxTestServer, tmp_path: Path
 ) -> None:
     pane = tmux_server.new_pane("bash")
-    go, went = tmp_path / "go", tmp_path / "went"
-    command = (
-        f"read -r x; echo got $x; until [ -e {go} ]; do sleep 0.05; done; echo b; touch {went}"
-    )
+    go, went, command = _gated(tmp_path, "read -r x; echo got $x")
 
     async def body(session: ClientSession, call: Call) -> None:
         started = await call(
@@ -129,8 +132,7 @@ def test_a_cancelled_run_left_to_run_wait_keeps_the_output_its_call_never_return
     cli_env: dict[str, str], tmux_server: TmuxTestServer, tmp_path: Path
 ) -> None:
     pane = tmux_server.new_pane("bash")
-    go, went = tmp_path / "go", tmp_path / "went"
-    command = f"echo a; until [ -e {go} ]; do sleep 0.05; done; echo b; touch {went}"
+    go, went, command = _gated(tmp_path, "echo a")
 
     async def body(session: ClientSession, call: Call) -> None:
         with pytest.raises(MCPError):

@@ -399,7 +399,7 @@ def pane_for_server(ctx: Context, name: str, accept_new: bool = False) -> str:
 def resolve_target(ctx: Context, pane: str | None, server: str | None) -> str | None:
     """``--pane`` or ``--server`` (never both): the pane to use, None for the default."""
     if pane is not None and server is not None:
-        raise errors.UsageError("give --pane or --server, not both")
+        raise errors.UsageError("give --pane or --server (MCP: pane or server), not both")
     if server is not None:
         return pane_for_server(ctx, server)
     return pane

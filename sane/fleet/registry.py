@@ -182,7 +182,7 @@ class Registry:
                     tags=[],
                 )
             return servers
-        raise errors.UsageError("name servers, or use --tag or --all")
+        raise errors.UsageError("name servers, or use --tag or --all (MCP: servers, tag, all)")
 
     # -- changing --------------------------------------------------------------------
 
@@ -202,7 +202,8 @@ class Registry:
             existing = [s for s in registry.servers if s.name == server.name]
             if existing and not replace:
                 raise errors.ServerExists(
-                    f"server {server.name!r} already exists (use --replace)", server=server.name
+                    f"server {server.name!r} already exists (use --replace; MCP: replace)",
+                    server=server.name,
                 )
             registry.servers = [s for s in registry.servers if s.name != server.name]
             registry.servers.append(server)
