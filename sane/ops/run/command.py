@@ -177,6 +177,8 @@ def _run(
             follow = _interrupt(ctx, client, pane_id, stream, scanner, opts.interrupt_grace)
         if follow.kind == "cancelled":
             raise errors.HandedOver(hand_over(ctx, client, stream, scanner, rec, started))
+        if follow.kind == "released":
+            return ended_elsewhere(ctx, rec)
         if follow.kind in ("timeout", "waiting"):
             unread = stopped and opts.unread is not None and opts.unread.is_set()
             return hand_over(ctx, client, stream, scanner, rec, started, follow.waiting, unread)
@@ -208,6 +210,39 @@ def _run(
         return result
     finally:
         client.unwatch(pane_id, stream)
+
+
+ENDING_SAVED = 5.0
+
+
+def _with_final(rec: RunRecord) -> RunRecord | None:
+    return rec if rec.get("final") is not None else None
+
+
+def ended_elsewhere(ctx: Context, rec: RunRecord) -> RunResult:
+    """A durable run another process ended and recorded (see ``follow_run``'s
+    ``owned``): its ending as that process saved it, with all of its output (this call
+    returned none of it). The flag and the pipe are that process's to have cleared."""
+    from sane.ops.run.record import load_record, replay
+    from sane.poll import poll
+
+    # That process releases the flag a moment before it saves the ending.
+    saved = poll(lambda: _with_final(load_record(ctx, rec["run_id"])), ENDING_SAVED)
+    if saved is None:  # released, no ending saved (that process died): unknown
+        return build_result(ctx, rec, sc.RunScanner(rec["nonce"], []), "lost", None, False, 0.0)
+    final = saved["final"]
+    assert final is not None
+    saved["returned"] = saved["raw_returned"] = 0
+    scanner, _, _ = replay(ctx, saved)
+    return build_result(
+        ctx,
+        saved,
+        scanner,
+        final["status"],
+        final["exit_code"],
+        final["shell_exited"],
+        final["duration_ms"],
+    )
 
 
 def _start_and_follow(
@@ -258,6 +293,7 @@ def _start_and_follow(
                 quiet,
                 stop,
                 True if state.server is not None else None,  # a server's pane: ssh
+                run_id if durable is not None else None,
             )
         except KeyboardInterrupt:
             # Ctrl-C with the command typed (a second one, or one where no soft stop is

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
+from sane import errors
 from sane.ops.context import Context
 from sane.ops.has_input import prompt_after_run
 from sane.ops.run.ending import Follow, acknowledge_exit, dead_state
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 # While a pane is quiet, how often to check that it is still alive. Output wakes the
 # waiter at once; this only bounds how late a silently dead pane is noticed.
 LIVENESS_INTERVAL = 0.25
+# How often a durable run's follower looks whether its busy flag still names it.
+OWNER_INTERVAL = 1.0
 
 
 class Source(Protocol):
@@ -162,14 +165,22 @@ def follow_run(
     quiet: float | None = None,
     stop: threading.Event | None = None,
     remote: bool | None = None,
+    owned: str | None = None,
 ) -> Follow:
     """Feed ``source``'s bytes to ``scanner`` until the run's outcome, the deadline (or
     ``stop``), a prompt found by a quiet-period probe, or the pane's death. ``remote``:
-    True for a server's (ssh) pane, None when not known (see QuietWatch)."""
+    True for a server's (ssh) pane, None when not known (see QuietWatch).
+
+    ``owned``: the run's id, for a durable run whose busy flag this follower set: when
+    the flag stops naming it, another process ended the run (a forced ``run_interrupt``
+    of a deploy's step: it followed the run to its end through the record, released the
+    flag and saved the ending there) and this follower stops with ``released``. Before,
+    a run ended so was followed on to its own timeout (a deploy hung for the step's
+    whole timeout, the pane already free for others)."""
     acknowledged = False
     watch = QuietWatch(client, pane_id, quiet, remote)
     liveness = liveness_of(ctx, LIVENESS_INTERVAL)
-    last_check = time.monotonic()
+    last_check = owner_check = time.monotonic()
     while True:
         now = time.monotonic()
         if now >= deadline or (stop is not None and stop.is_set()):
@@ -199,6 +210,10 @@ def follow_run(
             ended = (
                 Follow("dead", dead) if dead is not None else source.unrecorded_end(ctx, pane_id)
             )
+            if ended is None and owned is not None and now - owner_check >= OWNER_INTERVAL:
+                owner_check = now
+                if _released(ctx, pane_id, owned):
+                    ended = Follow("released")
             if ended is not None:
                 if scanner.feed(source.read(0)[0]) is not None:
                     return Follow("outcome")
@@ -214,6 +229,16 @@ def follow_run(
                     return Follow("outcome")
                 if on_output is not None:
                     on_output(client, pane_id, scanner)
+
+
+def _released(ctx: Context, pane_id: str, run_id: str) -> bool:
+    """Has the pane's busy flag stopped naming ``run_id`` (another process ended it)?"""
+    from sane.ops.run.holder import run_of
+
+    try:
+        return run_of(ctx.pane_state(pane_id).busy_flag) != run_id
+    except errors.PaneNotFound:
+        return False  # the pane's death is the liveness check's to report
 
 
 def follow_file(
