@@ -37,12 +37,15 @@ def params(param: Param) -> list[click.Parameter]:
     """``param`` as click parameters (a choice spelt as flags is one option per value)."""
     name, kind = param["name"], param["kind"]
     if "flags" in param:
+        # The default is the default flag's own value, the others have none: a False
+        # default on another flag of the switch made click 8.2+ give the field False
+        # (`sane health wait` printed "mode": "False", a document its schema rejects).
         return [
             click.Option(
                 [opt, name],
                 flag_value=value,
-                default=value == param["default"],
                 help=f"{param['help']} ({value})",
+                **({"default": value} if value == param["default"] else {}),
             )
             for value, opt in param["flags"].items()
         ]
