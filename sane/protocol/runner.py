@@ -15,7 +15,8 @@ shell ever touches the user's command text. Every pitfall measured in
   dies at once and tmux drops the dying pane's last output (the command's tail and
   the marker) now and then. (zsh skips its EXIT trap when ``set -e`` ends it in a
   function: a ZERR trap does the same there.) A command that sets its own EXIT trap
-  and exits ends with the pane's death: tmux's exit status of the shell is the run's.
+  and exits ends with the pane's death, its output's tail maybe dropped: the run is
+  ``lost``, with tmux's exit status of the shell as its exit code.
 * C-c is not trapped. The runner is called with fd 7 open on ``/dev/null``
   (``RUN_FD``): every shell undoes a redirection of a function call when the call ends,
   by return or by an abort (C-c, ``${x?}``) alike. So the kernel tells an aborted run

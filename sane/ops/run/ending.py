@@ -102,10 +102,12 @@ def status_of(
         # `set -e` ended the shell. The shell's exit status, which tmux keeps, is the
         # command's (an ssh pane's 255 is ssh's own failure: lost). Without the trap's
         # wait for a key the shell dies at once, and tmux drops what it had not yet
-        # sent of the pane's output: the output may miss its tail, even its begin
-        # marker.
+        # sent of the pane's output (and the kernel what tmux had not yet read): the
+        # output may miss its tail, even its begin marker, and nothing tells whether
+        # it does. So the run is `lost` (its output not known whole), with the exit
+        # status the shell did report: exact where known, never a claim it was all.
         scanner.end_before_partial_marker()
-        return "completed", state.dead_status, True
+        return "lost", state.dead_status, True
     scanner.end_before_partial_marker()
     if follow.kind == "lost" and follow.code is not None:
         return "lost", follow.code, follow.exited
