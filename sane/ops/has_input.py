@@ -196,6 +196,12 @@ def prompt_after_run(stream: Bytes, scanner: RunScanner, pane_id: str) -> list[s
     then). Also the end of the answered-queries flag, which was that run's alone."""
     unmark = f"set-option -p -u -t {pane_id} {OPT_ANSWERED}"
     outcome = scanner.outcome
+    if outcome is not None and outcome.kind == OUTCOME_REPLACED:
+        # The run's shell exec'd another (same pid): the runner and the editor's widgets
+        # went with it. Forgotten here, so the next run takes the new shell over (its
+        # guard first) instead of typing the hold key into an editor without a widget
+        # for it (seen over ssh: `770~` left on the line, then refused as typed text).
+        return [unmark, f"set-option -p -u -t {pane_id} {panes.OPT_SHELL_PID}"]
     if outcome is None or scanner.final is None or outcome.kind in _NO_PROMPT:
         return [unmark]
     text = await_prompt(stream, scanner.buf, scanner.final, scanner.tokens)
