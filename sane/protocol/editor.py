@@ -95,7 +95,7 @@ def posix_lines(ready_nonce: str, widget_marker: str) -> list[str]:
     each prints ``widget_marker`` (with ``ready_nonce``) when it installed them, so
     sane knows which check the pane takes. No line holds an ESC byte (the key
     sequences are written ``\\e``, which bind and bindkey read as ESC), and each stays
-    under the runner's typed-line limit: every shell reads all three."""
+    under the runner's typed-line limit: every shell reads all four."""
     hold, back, drop, vi = _rl(HOLD_KEY), _rl(BACK_KEY), _rl(DROP_KEY), _rl(_BASH_VI_HOLD)
     yank = _rl(YANK_KEY)
     w = printf_format(widget_marker, False)
@@ -123,12 +123,25 @@ def posix_lines(ready_nonce: str, widget_marker: str) -> list[str]:
         # zsh with its line editor: zle widgets in the emacs, viins and vicmd keymaps.
         # (zsh's `[ -o zle ]` reads -o as "or": its $- holds Z while zle is on.)
         ' if [ -n "${ZSH_VERSION-}" ]; then case $- in *Z*)'
+        # A continuation (PS2: the person pressed Enter on an unfinished command)
+        # holds its earlier lines in $PREBUFFER, where sane's line would join them:
+        # the whole construct is held (or, for the drop key, dropped) and send-break
+        # ends it unrun, so sane's line arrives at a new prompt (send-break ends the
+        # widget too: everything is set before it).
         f" __sane_hh(){{ __sane_held=${{BUFFER%'{TAKEOVER_SENTINEL}'}};"
         " __sane_hp=$CURSOR; __sane_hk=0;"
-        ' [ "$KEYMAP" = vicmd ] && __sane_hk=1; BUFFER=; zle -K main; return 0; };'
-        " __sane_hd(){ __sane_hh; __sane_held=; };"
+        ' [ "$KEYMAP" = vicmd ] && __sane_hk=1;'
+        ' if [ -n "$PREBUFFER" ]; then __sane_held=$PREBUFFER$BUFFER;'
+        " __sane_hp=${#__sane_held}; __sane_hk=0;"
+        ' [ -n "${__sane_hx-}" ] && __sane_held=; __sane_hx=; zle send-break; return 0; fi;'
+        " BUFFER=; zle -K main; return 0; };"
+        " __sane_hd(){ __sane_hx=1; __sane_hh; __sane_hx=; __sane_held=; };"
         " __sane_hb(){ BUFFER=$__sane_held; CURSOR=$__sane_hp; __sane_held=;"
-        ' [ "$__sane_hk" = 1 ] && zle -K vicmd; return 0; };'
+        ' [ "$__sane_hk" = 1 ] && zle -K vicmd; return 0; };;'
+        " esac; fi;"
+    )
+    zsh_keys = (  # a second line: every typed line fits busybox ash's editor
+        ' if [ -n "${ZSH_VERSION-}" ]; then case $- in *Z*)'
         # The yank takes the kill that ends in the sentinel, not simply the last one:
         # zsh also keeps a bracketed paste (the takeover's own lines) in its kill ring.
         # (In eval: dash parses the whole line, and cannot parse an array.)
@@ -142,7 +155,7 @@ def posix_lines(ready_nonce: str, widget_marker: str) -> list[str]:
         f" done; printf '{w}' {ready_nonce};;"
         " esac; fi;"
     )
-    return [report, bash, zsh]
+    return [report, bash, zsh, zsh_keys]
 
 
 def fish_line(ready_nonce: str, widget_marker: str) -> str:
