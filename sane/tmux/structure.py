@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from sane import errors
+from sane.poll import poll
 from sane.tmux import panes
 from sane.tmux.command import TmuxServer, command_list
 
@@ -62,7 +63,7 @@ def kill_for_good(server: TmuxServer) -> None:
 
     from sane.tmux.control import clients_lock_path
 
-    server.run("kill-server", check=False)
+    _kill_server_and_clients(server)
     pane_locks = glob.glob(glob.escape(server.lock_file(PANE_LOCK_KIND + "@")).replace("@", "*"))
     for path in (
         server.socket_file(),
@@ -72,6 +73,52 @@ def kill_for_good(server: TmuxServer) -> None:
     ):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+
+
+def _kill_server_and_clients(server: TmuxServer) -> None:
+    """``kill-server``, then make sure the server and its clients are gone.
+
+    Why: tmux 3.3a's server, told to exit, waits for every client to go, and a control
+    client whose own process was killed (``kill -9`` of a sane command) can outlive it
+    without ever reading the exit: the server then lived on for good once its socket
+    was removed (seen after the create-file kill test of a loaded CI run). Each pid is
+    checked to be a tmux process of this socket before it is signalled."""
+    import signal
+    import time
+
+    pids: list[int] = []
+    with contextlib.suppress(errors.SaneError):
+        listed = server.run(
+            "list-clients", "-F", "#{client_pid}", ";", "display-message", "-p", "#{pid}"
+        )
+        pids = [int(pid) for pid in listed.split() if pid.isdigit()]
+    with contextlib.suppress(errors.SaneError):
+        server.run("kill-server", check=False)
+    deadline = time.monotonic() + 2.0
+    for pid in pids:  # a process's exit has no event to wait on here: poll
+        if not poll(_gone(pid, server), max(0.0, deadline - time.monotonic())):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _gone(pid: int, server: TmuxServer) -> Callable[[], bool]:
+    return lambda: not _is_tmux_of(pid, server)
+
+
+def _is_tmux_of(pid: int, server: TmuxServer) -> bool:
+    """Whether ``pid`` is (still) a tmux process started for ``server``'s socket."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    return (
+        bool(argv)
+        and os.path.basename(argv[0]) == b"tmux"
+        and any(
+            arg.decode(errors="replace") in (server.socket_name, server.socket_path) for arg in argv
+        )
+    )
 
 
 def creation_lock(server: TmuxServer) -> contextlib.AbstractContextManager[None]:
