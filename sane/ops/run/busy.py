@@ -17,7 +17,7 @@ from sane.ops.run.done import note_done
 from sane.ops.run.ending import acknowledge_exit
 from sane.ops.run.holder import Holder, claim_line, release_line, run_of
 from sane.ops.run.pipe import unpipe
-from sane.ops.run.record import load_record, replay, run_finished, runs_dir
+from sane.ops.run.record import RunRecord, load_record, replay, run_finished, runs_dir
 from sane.protocol import scanner as sc
 from sane.tmux import panes
 from sane.tmux.control import ControlClient
@@ -244,15 +244,25 @@ def stale(ctx: Context, value: str) -> bool:
     return not (holder.pid is not None and pid_alive(holder.pid))
 
 
-def left_shell_exiting(ctx: Context, value: str) -> bool:
-    """Did that run end in ``exit``, its shell still waiting for sane's keypress?"""
+def _replayed(ctx: Context, value: str) -> tuple[RunRecord, sc.RunScanner] | None:
+    """The flag's handed-over run: its record and its stream file replayed, or None
+    when either cannot be read."""
     holder = Holder.parse(value)
     root = runs_of(ctx, holder)
     try:
         rec = load_record(ctx, holder.run_id, root)
         scanner, _, _ = replay(ctx, rec, root)
     except (errors.SaneError, OSError):
+        return None
+    return rec, scanner
+
+
+def left_shell_exiting(ctx: Context, value: str) -> bool:
+    """Did that run end in ``exit``, its shell still waiting for sane's keypress?"""
+    replayed = _replayed(ctx, value)
+    if replayed is None:
         return False
+    rec, scanner = replayed
     outcome = scanner.outcome
     return outcome is not None and outcome.kind == sc.OUTCOME_EXITED and not rec.get("final")
 
@@ -261,14 +271,8 @@ def prompt_left(ctx: Context, value: str, pane_id: str) -> list[str]:
     """The tmux commands keeping the prompt a screen-checked shell drew after the
     flag's handed-over run ended, as its stream file recorded it (see
     :func:`sane.ops.has_input.prompt_after_run`)."""
-    holder = Holder.parse(value)
-    root = runs_of(ctx, holder)
-    try:
-        rec = load_record(ctx, holder.run_id, root)
-        scanner, _, _ = replay(ctx, rec, root)
-    except (errors.SaneError, OSError):
-        return []
-    return prompt_after_run(Ended(), scanner, pane_id)
+    replayed = _replayed(ctx, value)
+    return [] if replayed is None else prompt_after_run(Ended(), replayed[1], pane_id)
 
 
 def has_record(ctx: Context, value: str) -> bool:
