@@ -14,7 +14,7 @@ from sane.fleet.run import fleet_run
 from sane.ops.context import Context
 from sane.testing.fleet import register
 
-from .conftest import read_terminal
+from .conftest import read_terminal, sane_json
 from .test_fleet import peak_concurrency
 
 
@@ -329,14 +329,7 @@ def test_a_pane_with_typed_text_is_refused_or_cleared_never_run(
     assert cleared["status"] == "completed", cleared
     assert [r["output"] for r in cleared["results"]] == ["s1\n", "s2\n", "s3\n"]
     type_it()
-    proc = subprocess.run(
-        [sys.executable, "-m", "sane.cli.main", "fleet", "run", "--clear-input", "echo ok"],
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert [r["output"] for r in json.loads(proc.stdout)["results"]] == ["ok\n"] * 3
+    status, doc = sane_json(cli_env, "fleet", "run", "--clear-input", "echo ok")
+    assert status == 0, doc
+    assert [r["output"] for r in doc["results"]] == ["ok\n"] * 3
     assert not marker.exists()

@@ -5,16 +5,16 @@ shell of a loopback sshd user, the pane's first run and the next are exact."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
 
 from sane.ops.context import Context
-from sane.testing.fleet import Fleet, FleetUnavailable
+from sane.testing.fleet import Fleet
+from sane.testing.fleet import Server as FleetServer
 
 from .conftest import run
-from .test_shells import LOGIN_PATHS, login_pane
+from .test_shells import login_pane, one_server_per_shell
 from .test_terminal_queries import QUERIES
 
 # Each shell's files read by an interactive login shell (yash's and fish's only ones).
@@ -32,37 +32,25 @@ LOGIN_FILES = {
 SHELLS = list(LOGIN_FILES)
 
 
+def _printing_queries(fleet: Fleet, srv: FleetServer, shell: str) -> None:
+    """Every login file of ``shell`` prints the queries."""
+    (srv.home / ".local/share/fish/generated_completions").mkdir(parents=True)
+    for name in LOGIN_FILES[shell]:
+        rc = srv.home / name
+        rc.parent.mkdir(parents=True, exist_ok=True)
+        rc.write_text(f"printf '{QUERIES}'\n")
+    if shell == "ksh93":  # ksh93 reads $ENV (from .profile) when interactive
+        with (srv.home / ".profile").open("a") as fh:
+            fh.write("ENV=$HOME/.kshrc; export ENV\n")
+    if shell == "mksh":
+        with (srv.home / ".profile").open("a") as fh:
+            fh.write("ENV=$HOME/.mkshrc; export ENV\n")
+
+
 @pytest.fixture(scope="module")
 def chatty_logins() -> Iterator[dict[str, tuple[Fleet, str]]]:
     """One sshd per shell, root's login shell there, each login file printing queries."""
-    try:
-        fleet = Fleet(len(SHELLS))
-    except FleetUnavailable as exc:
-        pytest.skip(f"ssh test fleet unavailable: {exc.reason}")
-    try:
-        found = {}
-        for srv, shell in zip(fleet.servers, SHELLS, strict=True):
-            path = LOGIN_PATHS[shell]
-            if "/" not in path:  # busybox runs the applet its argv[0] names
-                link = fleet.base / path
-                link.symlink_to(shutil.which("busybox") or "/bin/busybox")
-                path = str(link)
-            fleet.set_login_shell(srv.name, path)
-            (srv.home / ".local/share/fish/generated_completions").mkdir(parents=True)
-            for name in LOGIN_FILES[shell]:
-                rc = srv.home / name
-                rc.parent.mkdir(parents=True, exist_ok=True)
-                rc.write_text(f"printf '{QUERIES}'\n")
-            if shell == "ksh93":  # ksh93 reads $ENV (from .profile) when interactive
-                with (srv.home / ".profile").open("a") as fh:
-                    fh.write("ENV=$HOME/.kshrc; export ENV\n")
-            if shell == "mksh":
-                with (srv.home / ".profile").open("a") as fh:
-                    fh.write("ENV=$HOME/.mkshrc; export ENV\n")
-            found[shell] = (fleet, srv.name)
-        yield found
-    finally:
-        fleet.close()
+    yield from one_server_per_shell(SHELLS, _printing_queries)
 
 
 # fish: the answers reach fish's line before sane's shell-kind probe, which then gets

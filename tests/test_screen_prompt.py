@@ -6,7 +6,6 @@ always is. Local panes and each shell as the login shell of a loopback sshd user
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,36 +15,24 @@ from sane import errors
 from sane.ops.context import Context
 from sane.ops.run.resume import run_input, run_interrupt, run_wait
 from sane.poll import poll
-from sane.testing.fleet import Fleet, FleetUnavailable
+from sane.testing.fleet import Fleet
+from sane.testing.fleet import Server as FleetServer
 from sane.testing.pytest_plugin import TmuxTestServer
 
 from .conftest import run
-from .test_shells import LOGIN_PATHS, login_pane
+from .test_shells import login_pane, one_server_per_shell
 
 SCREEN = ["mksh", "ksh93", "yash", "ash"]
+
+
+def _with_a_yashrc(fleet: Fleet, srv: FleetServer, shell: str) -> None:
+    (srv.home / ".yashrc").write_text("")  # else yash loads a sample config
 
 
 @pytest.fixture(scope="module")
 def screen_logins() -> Iterator[dict[str, tuple[Fleet, str]]]:
     """One sshd per screen-checked shell, root's login shell there."""
-    try:
-        fleet = Fleet(len(SCREEN))
-    except FleetUnavailable as exc:
-        pytest.skip(f"ssh test fleet unavailable: {exc.reason}")
-    try:
-        found = {}
-        for srv, shell in zip(fleet.servers, SCREEN, strict=True):
-            path = LOGIN_PATHS[shell]
-            if "/" not in path:  # busybox runs the applet its argv[0] names
-                link = fleet.base / path
-                link.symlink_to(shutil.which("busybox") or "/bin/busybox")
-                path = str(link)
-            fleet.set_login_shell(srv.name, path)
-            (srv.home / ".yashrc").write_text("")
-            found[shell] = (fleet, srv.name)
-        yield found
-    finally:
-        fleet.close()
+    yield from one_server_per_shell(SCREEN, _with_a_yashrc)
 
 
 @pytest.fixture(params=["local", "login"])

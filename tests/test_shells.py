@@ -14,7 +14,7 @@ import hashlib
 import shlex
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from sane.ops.create_file import create_file
 from sane.ops.run.resume import run_input, run_interrupt, run_wait
 from sane.poll import poll
 from sane.testing.fleet import Fleet, FleetUnavailable
+from sane.testing.fleet import Server as FleetServer
 from sane.testing.pytest_plugin import SHELL_COMMANDS, TmuxTestServer
 
 from .conftest import output_bytes, run
@@ -63,36 +64,52 @@ def where(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(scope="module")
-def login_fleet() -> Iterator[dict[str, tuple[Fleet, str]]]:
-    """One sshd per shell, that shell root's login shell there: shell -> (fleet, server)."""
+def one_server_per_shell(
+    shells: list[str], prepare: Callable[[Fleet, FleetServer, str], None]
+) -> Iterator[dict[str, tuple[Fleet, str]]]:
+    """One sshd per shell, that shell root's login shell there: shell -> (fleet, server).
+
+    The body of every per-shell login fixture (here, test_login_queries,
+    test_screen_prompt): ``prepare`` readies each server for its shell (sshd options,
+    files in its home) before the shell is set."""
     try:
-        fleet = Fleet(len(LOGIN_PATHS))
+        fleet = Fleet(len(shells))
     except FleetUnavailable as exc:
         pytest.skip(f"ssh test fleet unavailable: {exc.reason}")
     try:
         found = {}
-        for srv, (name, path) in zip(fleet.servers, LOGIN_PATHS.items(), strict=True):
-            if "/" not in path:
+        for srv, name in zip(fleet.servers, shells, strict=True):
+            path = LOGIN_PATHS[name]
+            if "/" not in path:  # busybox runs the applet its argv[0] names
                 link = fleet.base / path
                 link.symlink_to(shutil.which("busybox") or "/bin/busybox")
                 path = str(link)
-            # As Debian's sshd does: the client's locale crosses (yash, in the C locale,
-            # cannot hold a non-ASCII byte in a variable).
-            fleet.configure_sshd(srv.name, "AcceptEnv LANG LC_*")
+            prepare(fleet, srv, name)
             fleet.set_login_shell(srv.name, path)
-            # zsh without a ~/.zshrc starts its new-user menu, yash without a ~/.yashrc
-            # loads a sample config (its greeting, another echo style); a user has one.
-            (srv.home / ".zshrc").write_text("")
-            (srv.home / ".yashrc").write_text("")
-            # fish's first interactive start generates completions from every man page
-            # (a python job in the shell's own process group, a minute or more under
-            # load), as once on any account: the account has logged in before.
-            (srv.home / ".local/share/fish/generated_completions").mkdir(parents=True)
             found[name] = (fleet, srv.name)
         yield found
     finally:
         fleet.close()
+
+
+def _as_a_user_has_it(fleet: Fleet, srv: FleetServer, name: str) -> None:
+    # As Debian's sshd does: the client's locale crosses (yash, in the C locale,
+    # cannot hold a non-ASCII byte in a variable).
+    fleet.configure_sshd(srv.name, "AcceptEnv LANG LC_*")
+    # zsh without a ~/.zshrc starts its new-user menu, yash without a ~/.yashrc
+    # loads a sample config (its greeting, another echo style); a user has one.
+    (srv.home / ".zshrc").write_text("")
+    (srv.home / ".yashrc").write_text("")
+    # fish's first interactive start generates completions from every man page
+    # (a python job in the shell's own process group, a minute or more under
+    # load), as once on any account: the account has logged in before.
+    (srv.home / ".local/share/fish/generated_completions").mkdir(parents=True)
+
+
+@pytest.fixture(scope="module")
+def login_fleet() -> Iterator[dict[str, tuple[Fleet, str]]]:
+    """One sshd per shell, that shell root's login shell there: shell -> (fleet, server)."""
+    yield from one_server_per_shell(list(LOGIN_PATHS), _as_a_user_has_it)
 
 
 def login_pane(ctx: Context, fleet: Fleet, name: str) -> str:
