@@ -66,6 +66,40 @@ def clear_line(state: panes.PaneState) -> list[str]:
     return [f"send-keys -t {pane} C-g", *drop, f"send-keys -t {pane} {_KILL}", *mark]
 
 
+# busybox ash's key reader takes an ESC it does not know (the start of a query's
+# answer) with up to 15 bytes after it and discards them all, however many keys that
+# is (measured, strace: the C-e C-u sent after XTVERSION's answer went that way, and
+# the answers' unread tail stayed on the line to run with sane's next line). Sixteen
+# C-e first (end of line: in emacs modes it changes nothing, and the C-c after them
+# ends the line anyway), so the key after them is read as a key.
+_PAD = " ".join(["C-e"] * 16)
+
+
+def clear_answers(
+    client: ControlClient, stream: PaneStream, scanner: RunScanner, state: panes.PaneState
+) -> list[str]:
+    """The tmux commands to send as the pane is freed after a run whose output asked
+    the terminal something (tmux's answers went to the shell's input).
+
+    Where the screen is checked (mksh, ksh93, yash, busybox ash), the answers are
+    settled now, while the pane is still claimed: the editors of these shells read
+    them as keys they cannot be told to ignore (yash, in vi mode by default, takes the
+    answers' ESC for the command mode and their letters for commands: `c` waits for a
+    motion, `t` for a character; ash keeps the tail of one after its reader dropped
+    the rest), so sane types C-c, the abort that discards the line in every one of
+    them, after padding that no reader swallows it with, and waits for the new prompt:
+    drawn, it proves every key before the C-c was read. It is the prompt recorded for
+    the next run's check. Elsewhere, or if no prompt came: :func:`clear_line`."""
+    if state.editor != EDITOR_SCREEN:
+        return clear_line(state)
+    pane = state.pane_id
+    stream.take(0)  # what came before: no prompt of this clearing
+    buf = bytearray()
+    client.command(f"send-keys -t {pane} {_PAD} C-c")
+    text = await_prompt(stream, buf, 0, scanner.tokens)
+    return [record_prompt(pane, text)] if text is not None else clear_line(state)
+
+
 def before_typing(state: panes.PaneState, clear_input: bool) -> list[str]:
     """The tmux commands to send right before sane's typed line (in the same command
     line): the hold key, or with ``clear_input`` the drop key, where the shell's
@@ -288,9 +322,9 @@ def check_screen(
     if prompt and line.rstrip() == prompt.rstrip():
         return
     if len(head) > 1:
-        # The last run's output asked the terminal: what is on the line may be tmux's
-        # answers, whose clearing (sent as that run ended) the editor may not have
-        # read yet. Cleared again: a person's text typed meanwhile goes with it.
+        # The last run's output asked the terminal, and its end saw no prompt after
+        # the answers' clearing (clear_answers): what is on the line may be tmux's
+        # answers. Cleared again: a person's text typed meanwhile goes with it.
         client.command(f"send-keys -t {pane} {_KILL}", f"set-option -p -u -t {pane} {OPT_ANSWERED}")
         return
     if state.editor == EDITOR_TTY and (typed := _kernel_line(client, stream, pane)) is not None:

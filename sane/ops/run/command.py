@@ -11,7 +11,7 @@ from sane.ops.has_input import (
     before_typing,
     check_screen,
     checks_screen,
-    clear_line,
+    clear_answers,
     prompt_after_run,
     refuse,
 )
@@ -186,7 +186,8 @@ def _run(
         settle(ctx, client, pane_id, scanner)
         drawn = _prompt_after(stream, scanner, state, exited)
         if not exited and asks(scanner.region()):
-            drawn += clear_line(state)  # tmux's answers to its queries: not typed text
+            # tmux's answers to its queries: not typed text
+            drawn += clear_answers(client, stream, scanner, state)
         duration_ms = (time.perf_counter() - started) * 1000
         result: RunResult | None = None
         try:
