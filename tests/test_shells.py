@@ -379,14 +379,21 @@ def test_half_typed_text_is_never_run(
     assert (r["status"], r["output"]) == ("completed", "x\n")
 
 
-def test_terminal_queries_neither_show_nor_wedge(sane_ctx: Context, pane: str, shell: str) -> None:
+def test_terminal_queries_neither_show_nor_wedge(
+    sane_ctx: Context, pane: str, shell: str, tmp_path: Path
+) -> None:
     """Queries tmux answers in a command's output (issue #14, Measured 6), local and
-    behind ssh: the answers' echo is not output and the next run is not stuck, with
-    and without XTVERSION (whose answer's letters yash's vi mode reads as commands)."""
+    behind ssh: the answers' echo is not output, the next run is not stuck and nothing
+    else runs (busybox ash ran XTVERSION's answer's tail `cP>|tmux 3.3a`, creating a
+    file), with and without XTVERSION (whose letters yash's vi mode took for commands)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    assert run(sane_ctx, pane, f"cd {work}", timeout=20)["exit_code"] == 0
     for queries in (r"\033[6n\033[c\033[>c\033[5n\033[18t", r"\033[6n\033[c\033[>q"):
         r = run(sane_ctx, pane, f"printf '{queries}'; echo done", timeout=20)  # fish alike
         assert (r["status"], r["output"]) == ("completed", "done\n"), r
         assert run(sane_ctx, pane, "echo next", timeout=20)["output"] == "next\n"
+    assert sorted(p.name for p in work.iterdir()) == []
 
 
 def test_unsupported_shell_in_a_local_pane_is_refused_at_once(

@@ -37,21 +37,26 @@ QUERIES = {
 SHELLS = ["bash", "zsh", "fish", "dash", "posh", "mksh", "ash", "ksh93", "yash"]
 
 
-def _neither_shows_nor_wedges(ctx: Context, pane: str, queries: str) -> None:
+def _neither_shows_nor_wedges(ctx: Context, pane: str, queries: str, work: Path) -> None:
+    """In ``work`` (empty), the queries' run and the next are exact, and nothing else
+    ran: an answer's tail run as a command leaves a file (busybox ash ran
+    `cP>|tmux 3.3a`, creating `tmux`)."""
+    assert run(ctx, pane, f"cd {work}", timeout=10)["exit_code"] == 0
     r = run(ctx, pane, f"printf '{queries}'; echo done", timeout=10)
     assert (r["status"], r["exit_code"], r["output"]) == ("completed", 0, "done\n"), r
     nxt = run(ctx, pane, "echo next", timeout=10)
     assert (nxt["status"], nxt["output"]) == ("completed", "next\n"), nxt
+    assert sorted(p.name for p in work.iterdir()) == []
 
 
 @pytest.mark.parametrize("queries", list(QUERIES))
 @pytest.mark.parametrize("shell", SHELLS)
 def test_queries_neither_show_nor_wedge(
-    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str, queries: str
+    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str, queries: str, tmp_path: Path
 ) -> None:
     pane = tmux_server.new_pane(shell)
     assert run(sane_ctx, pane, "echo warm")["output"] == "warm\n"
-    _neither_shows_nor_wedges(sane_ctx, pane, QUERIES[queries])
+    _neither_shows_nor_wedges(sane_ctx, pane, QUERIES[queries], tmp_path)
     # A query at the very end (no output after it), then a run right away.
     r = run(sane_ctx, pane, r"printf '\033[6n'", timeout=10)
     assert (r["status"], r["output"]) == ("completed", "")
@@ -61,14 +66,14 @@ def test_queries_neither_show_nor_wedge(
 @pytest.mark.parametrize("query", list(ANSWERED))
 @pytest.mark.parametrize("shell", ["mksh", "ksh93", "yash", "ash"])
 def test_each_query_alone_in_a_screen_checked_shell(
-    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str, query: str
+    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str, query: str, tmp_path: Path
 ) -> None:
     """The shells whose editors read tmux's answers as keys sane cannot program away:
     each answer on its own (in yash `ESC [ c` ate the next run's first letter, and
     after `ESC [ 5 n` or `ESC [ 18 t` its line took no more keys: measured)."""
     pane = tmux_server.new_pane(shell)
-    _neither_shows_nor_wedges(sane_ctx, pane, ANSWERED[query])
-    _neither_shows_nor_wedges(sane_ctx, pane, ANSWERED[query])
+    _neither_shows_nor_wedges(sane_ctx, pane, ANSWERED[query], tmp_path)
+    _neither_shows_nor_wedges(sane_ctx, pane, ANSWERED[query], tmp_path)
 
 
 def test_only_the_answer_after_a_query_is_removed() -> None:
