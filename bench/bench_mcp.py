@@ -12,7 +12,11 @@ dash pane and a warm bash pane (runner installed by a first call), a temporary
 $SANE_HOME, one ``sane mcp`` process spawned by the MCP SDK's own client
 (``mcp.client.stdio`` + ``ClientSession``), as an agent would, then one ``sane mcp
 --http 127.0.0.1:0`` reached with the SDK's ``streamable_http_client`` (the bearer
-token in every request).
+token in every request) and with a lean client of the same protocol
+(``bench/lean_mcp_http.py``: one keep-alive ``http.client`` connection, session id and
+protocol-version headers, each result checked against its output schema as the SDK's
+client does), because the SDK's HTTP client alone costs more CPU a call than the
+server.
 
 What is measured (wall clock, ``time.perf_counter``, in the client):
 
@@ -20,8 +24,12 @@ a. ``call_tool("run_command", {"command": "true", "pane": PANE})``, N calls per 
    median and p90; the result must be ``completed`` with exit code 0. The time covers
    the JSON-RPC request and response over the pipes, the server's validation of the
    arguments, the run itself, and the client's validation of the result against the
-   tool's output schema. Goal (dash, stdio): median <= 3 ms. The same over HTTP (each
-   call a POST answered with an SSE stream).
+   tool's output schema. The same over HTTP, through each of the two clients (each
+   call a POST, answered with one JSON body when it asks for no progress). Each row
+   names the client it measured. (Until 2 December row a had a goal of its own,
+   "median <= 3 ms" over stdio, this script's target when it was written (23
+   November, MCP ping then 0.7 ms); no issue or design note sets it and the SDK's
+   framing alone now takes ~3 ms, so the goal is #15's ratio in row d.)
 b. Floors in the same run: the MCP ``ping`` round trip (framing only, no tool), and
    ``sane.tools.call`` of the same ``run_command`` in this process (library + document,
    no MCP), N each.
@@ -31,7 +39,8 @@ d. What an agent without sane pays for the same: ``tmux send-keys`` of ``true; t
    wait-for -S CH`` and ``tmux wait-for CH`` as processes, on a fresh dash pane;
    interleaved with the MCP calls (one of each in turn, N rounds), so a load that
    moves during the run moves both sides of the ratio.
-   Goal: the MCP call (a) <= 0.75x this round trip, over stdio and over HTTP.
+   Goal (issue 15): the MCP call (a) <= 0.75x this round trip, over stdio and over
+   HTTP; one row per client.
 
 With each call of (a) and ping, the CPU time it cost the server process (all its
 threads, from ``/proc/PID/task/*/schedstat``) and the client (this process,
@@ -59,6 +68,7 @@ from typing import Any
 import anyio
 import httpx2
 from bench_run import CLI_RUNS, Row, cli_exe, median_ms, p90_ms, report, run_bounded, summary
+from lean_mcp_http import LeanMcpHttp
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -182,6 +192,11 @@ async def bench_mcp(
         )
         sessions["HTTP"] = await stack.enter_async_context(ClientSession(read, write))
 
+        lean = LeanMcpHttp(server.url, server.token)
+        stack.callback(lean.close)
+        lean.initialize()
+        lean.list_tools()
+
         steps: dict[str, Callable[[], Awaitable[object]]] = {}
         server_of: dict[str, int | None] = {}
         for transport, session in sessions.items():
@@ -199,6 +214,19 @@ async def bench_mcp(
 
                 steps[f"{transport} {shell}"] = call
                 server_of[f"{transport} {shell}"] = pids[transport]
+
+        async def lean_ping() -> None:
+            lean.ping()
+
+        steps[f"{LEAN} ping"] = lean_ping
+        server_of[f"{LEAN} ping"] = pids["HTTP"]
+        for shell, pane in panes.items():
+
+            async def lean_call(pane: str = pane) -> None:
+                _check(lean.call_tool("run_command", {"command": "true", "pane": pane}))
+
+            steps[f"{LEAN} {shell}"] = lean_call
+            server_of[f"{LEAN} {shell}"] = pids["HTTP"]
 
         async def raw_trip() -> None:
             raw()
@@ -227,25 +255,32 @@ async def bench_mcp(
                     used.client += client_after - client_before
 
     medians: dict[str, dict[str, float]] = {}
-    for transport in sessions:
+    for transport in [*sessions, LEAN]:
         ping = median_ms(samples[f"{transport} ping"])
         medians[transport] = {"ping": ping}
         ping_cpu = cpu[f"{transport} ping"].per_call(runs)
         for shell in panes:
             got = samples[f"{transport} {shell}"]
             medians[transport][shell] = median_ms(got)
-            goal = "<= 3 ms" if shell == "dash" and transport == "stdio" else ""
             report(
                 Row(
-                    f"a. MCP run_command `true` ({shell}, real client over {transport})",
+                    f"a. MCP run_command `true` ({shell}, {CLIENTS[transport]})",
                     f"median {median_ms(got):.2f} ms, p90 {p90_ms(got):.2f} ms",
-                    goal,
-                    median_ms(got) <= 3.0 if goal else None,
+                    "",
+                    None,
                     f"MCP ping {ping:.2f} ms" + (f" ({ping_cpu})" if ping_cpu else ""),
                     cpu[f"{transport} {shell}"].per_call(runs),
                 )
             )
     return medians, median_ms(samples["raw"])
+
+
+LEAN = "HTTP lean"
+CLIENTS = {
+    "stdio": "the SDK's stdio client",
+    "HTTP": "the SDK's streamable HTTP client",
+    LEAN: "a lean http.client MCP client over HTTP",
+}
 
 
 def bench_library(srv: TmuxTestServer, home: Path, pane: str, runs: int) -> float:
@@ -316,7 +351,7 @@ def main() -> int:
             report(
                 Row(
                     f"d. raw tmux send-keys + wait-for round trip (dash, interleaved)"
-                    f" vs MCP over {transport}",
+                    f" vs MCP through {CLIENTS[transport]}",
                     f"median {raw:.2f} ms",
                     "MCP <= 0.75x",
                     ratio <= 0.75,

@@ -70,6 +70,10 @@ class Tool:
     cli: Cli | None
     """How the command line spells it; None: agents only."""
     read_only: bool = False
+    quick: bool = False
+    """Answers from this machine's tmux and files alone, never waiting on a command or a
+    server: ``sane mcp`` serves it from a pool of its own, so a ``list_panes`` or a
+    ``run_interrupt`` never queues behind calls that wait (runs, connects, deploys)."""
 
     @property
     def description(self) -> str:
@@ -107,6 +111,7 @@ TOOLS: tuple[Tool, ...] = (
         inputs.RunInterruptInput,
         "run-command",
         Cli("run interrupt", arguments=("run_id",)),
+        quick=True,
     ),
     Tool(
         "run_input",
@@ -148,8 +153,16 @@ TOOLS: tuple[Tool, ...] = (
         "list-panes",
         Cli("list-panes", short={"session": "-s", "all": "-a"}),
         read_only=True,
+        quick=True,
     ),
-    Tool("server_list", inputs.ServerListInput, "server-list", Cli("server list"), read_only=True),
+    Tool(
+        "server_list",
+        inputs.ServerListInput,
+        "server-list",
+        Cli("server list"),
+        read_only=True,
+        quick=True,
+    ),
     Tool(
         "server_add",
         inputs.ServerAddInput,
@@ -160,6 +173,7 @@ TOOLS: tuple[Tool, ...] = (
             extra=(),
             spelling={"tags": "--tag", "ssh_options": "--ssh-option"},
         ),
+        quick=True,
     ),
     Tool(
         "server_test",
@@ -174,6 +188,7 @@ TOOLS: tuple[Tool, ...] = (
         "server-show",
         Cli("server show", arguments=("name",), extra=()),
         read_only=True,
+        quick=True,
     ),
     Tool(
         "server_pane",
@@ -186,12 +201,14 @@ TOOLS: tuple[Tool, ...] = (
         inputs.ServerRemoveInput,
         "server-remove",
         Cli("server remove", arguments=("name",), extra=()),
+        quick=True,
     ),
     Tool(
         "server_import",
         inputs.ServerImportInput,
         "server-import",
         Cli("server import", arguments=("source",), extra=()),
+        quick=True,
     ),
     Tool(
         "connect",
@@ -257,6 +274,7 @@ TOOLS: tuple[Tool, ...] = (
         "deploy",
         Cli("deploy status", arguments=("deploy_id",), extra=()),
         read_only=True,
+        quick=True,
     ),
     Tool(
         "deploy_list",
@@ -264,6 +282,7 @@ TOOLS: tuple[Tool, ...] = (
         "deploy-list",
         Cli("deploy list", extra=()),
         read_only=True,
+        quick=True,
     ),
     Tool(
         "deploy_resume",
@@ -297,12 +316,14 @@ TOOLS: tuple[Tool, ...] = (
         "read-screen",
         Cli("read-screen", short=TARGET),
         read_only=True,
+        quick=True,
     ),
     Tool(
         "send_keys",
         inputs.SendKeysInput,
         "send-keys",
         Cli("send-keys", short=TARGET, spelling={"keys": "--key"}),
+        quick=True,
     ),
     Tool(
         "wait_for_text",

@@ -733,6 +733,17 @@ def test_progress_notifications_for_runs_fleets_health_and_deploys(
         # up, fleet put and health: one notification per server as it finishes
         doc, seen = await with_progress("connect", servers=["s1", "s2"])
         assert sorted(m for _, _, m in seen) == ["s1: ok", "s2: ok"], seen
+        local = tmp_path / "put.txt"
+        local.write_text("put\n")
+        for tool, arguments in (
+            ("fleet_put", {"local_file": str(local), "remote_path": "~/progress-put.txt"}),
+            ("fleet_detect", {}),
+        ):
+            doc, seen = await with_progress(tool, servers=["s1", "s2"], **arguments)
+            assert doc["status"] == "completed", doc
+            assert sorted(m.partition(": ")[0] for _, _, m in seen) == ["s1", "s2"], seen
+            assert all(m.partition(": ")[2] for _, _, m in seen), seen
+            assert {t for _, t, _ in seen} == {2}
         doc, seen = await with_progress("health", servers=["s1", "s2"])
         assert sorted(m for _, _, m in seen) == ["s1: unknown (missing)", "s2: unknown (missing)"]
         assert {t for _, t, _ in seen} == {2}

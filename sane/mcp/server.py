@@ -83,23 +83,31 @@ QUICK_CALLS = 64
 
 
 @functools.cache
-def _may_wait(name: str) -> bool:
+def _is_quick(name: str) -> bool:
+    """Whether the tool is served from the quick pool (:attr:`sane.tools.Tool.quick`).
+    Every other tool may wait (on a command, a server, a deploy), timeout or not:
+    before, only tools with a ``timeout`` went to the waiting pool, so slow connects,
+    fleet_detect, deploys and their dry runs could fill the quick pool."""
     try:
-        return "timeout" in tools.find(name).input.model_fields
-    except Exception:
+        return tools.find(name).quick
+    except errors.SaneError:
         return False
 
 
 def tool_result(
     document: dict[str, Any], links: list[mt.ResourceLink] | None = None
-) -> mt.CallToolResult:
+) -> dict[str, Any]:
     """The JSON document as text (what a model reads) and as structured content; a link
-    to each output file the document keeps only the head and tail of."""
-    text = json.dumps(document, ensure_ascii=False)
-    content: list[mt.ContentBlock] = [mt.TextContent(text=text), *(links or [])]
-    return mt.CallToolResult(
-        content=content, structured_content=document, is_error=not document["ok"]
-    )
+    to each output file the document keeps only the head and tail of.
+
+    A ``CallToolResult`` in its wire form, not the model: the SDK validates and dumps a
+    handler's result against the protocol's own result type in any case, so building
+    and dumping the model first only walked the document twice more per call."""
+    content: list[dict[str, Any]] = [
+        {"type": "text", "text": json.dumps(document, ensure_ascii=False)},
+        *(link.model_dump(by_alias=True, mode="json", exclude_none=True) for link in links or ()),
+    ]
+    return {"content": content, "structuredContent": document, "isError": not document["ok"]}
 
 
 def _progress_sender(
@@ -140,14 +148,14 @@ def build_server(ctx: Context, exposed: tuple[tools.Tool, ...] = tools.TOOLS) ->
     ) -> mt.ListToolsResult:
         return mt.ListToolsResult(tools=tool_list(exposed))
 
-    # Calls that may wait (they have a timeout) and quick ones draw worker threads from
-    # separate pools: a run_interrupt or list_panes never queues behind waiting runs.
+    # Calls that may wait and quick ones draw worker threads from separate pools: a
+    # run_interrupt or list_panes never queues behind waiting runs, connects or deploys.
     waiting = anyio.CapacityLimiter(WAITING_CALLS)
     quick = anyio.CapacityLimiter(QUICK_CALLS)
 
     async def call_tool(
         request: ServerRequestContext[Any], params: mt.CallToolRequestParams
-    ) -> mt.CallToolResult:
+    ) -> dict[str, Any]:
         if params.name not in served:
             refused = errors.InvalidArgument(
                 f"tool {params.name!r} is not served here; this server offers: "
@@ -156,7 +164,7 @@ def build_server(ctx: Context, exposed: tuple[tools.Tool, ...] = tools.TOOLS) ->
             )
             return tool_result(error_document(refused))
         control = tools.Call(progress=_progress_sender(request))
-        limiter = waiting if _may_wait(params.name) else quick
+        limiter = quick if _is_quick(params.name) else waiting
         try:
             # abandon_on_cancel: a cancelled call returns at once; its thread sees
             # `control` and winds the run down (interrupt, or hand-over) on its own.
@@ -200,15 +208,33 @@ def build_server(ctx: Context, exposed: tuple[tools.Tool, ...] = tools.TOOLS) ->
                 err.to_dict(),
             ) from None
 
-    return Server(
+    server: Server[Any] = Server(
         "tmux-sane",
         version=__version__,
         instructions=INSTRUCTIONS,
         on_list_tools=list_tools,
-        on_call_tool=call_tool,
+        on_call_tool=call_tool,  # type: ignore[arg-type]  # the wire form: see tool_result
         on_list_resources=list_resources,
         on_list_resource_templates=list_templates,
         on_read_resource=read_resource,
+    )
+    server.middleware = [m for m in server.middleware if not _idle_tracing(m)]
+    return server
+
+
+def _idle_tracing(middleware: object) -> bool:
+    """The SDK's OpenTelemetry middleware when no tracer provider is set up: it opens a
+    span that goes nowhere around every request (~5% of a ``ping``'s server CPU). Kept
+    when one is (``opentelemetry-instrument sane mcp``, or ``OTEL_PYTHON_TRACER_PROVIDER``),
+    so a traced deployment still gets its spans. The SDK says to drop it from
+    ``Server.middleware`` to opt out."""
+    try:
+        from mcp.server._otel import OpenTelemetryMiddleware
+        from opentelemetry import trace
+    except ImportError:
+        return False
+    return isinstance(middleware, OpenTelemetryMiddleware) and isinstance(
+        trace.get_tracer_provider(), trace.ProxyTracerProvider
     )
 
 
