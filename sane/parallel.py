@@ -95,6 +95,17 @@ def _workers(count: int) -> list[_Worker]:
         raise
 
 
+def spawn(job: Callable[[], None]) -> None:
+    """Run ``job`` on one of the reusable workers without waiting for it: a fleet's one
+    follower (sane.fleet.loop) hands it a run whose next step blocks. ``job`` must
+    catch everything it raises (as ``bounded_map``'s does)."""
+    _workers(1)[0].run(job, _nothing)
+
+
+def _nothing() -> None:
+    return None
+
+
 def bounded_map(work: Callable[[T], R], items: Sequence[T], max_parallel: int) -> list[R]:
     """``[work(item) for item in items]``, at most ``max_parallel`` running at once,
     results in input order. As with ``Executor.map``, every item is worked on even

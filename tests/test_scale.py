@@ -82,9 +82,9 @@ def test_a_cold_connect_costs_tmux_the_same_per_server_at_any_size(
     sent: list[str] = []
     send = ControlClient.send
 
-    def spy(self: ControlClient, *commands: str) -> Any:
+    def spy(self: ControlClient, *commands: str, **marks: Any) -> Any:
         sent.extend(commands)
-        return send(self, *commands)
+        return send(self, *commands, **marks)
 
     monkeypatch.setattr(ControlClient, "send", spy)
     reports = connect_many(sane_ctx, servers, max_parallel=3)

@@ -10,16 +10,18 @@ did) or ``partial``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sane import errors
 from sane.fleet.defaults import PUT_TIMEOUT, RUN_TIMEOUT
 from sane.fleet.events import Event, FleetEvents, OnEvent
 from sane.fleet.layout import group_windows
 from sane.fleet.limits import raise_own_open_files_limit
+from sane.fleet.loop import Wrap, run_fleet
 from sane.fleet.panes import lost_error, open_server_pane, server_panes
 from sane.fleet.spec import ServerLike
 from sane.ops.context import Context
@@ -28,7 +30,11 @@ from sane.ops.run.options import DEFAULT_MAX_OUTPUT, RunOptions
 from sane.parallel import DEFAULT_PARALLEL, bounded_map
 from sane.protocol import output
 from sane.protocol.scanner import RunScanner
+from sane.tmux import panes
 from sane.tmux.control import ControlClient
+
+if TYPE_CHECKING:
+    from sane.models import RunResult
 
 
 def fleet_run(
@@ -55,49 +61,72 @@ def fleet_run(
     events = FleetEvents(on_event, "fleet_run", len(servers))
     known = server_panes(ctx)
 
-    def one(server: ServerLike) -> dict[str, Any]:
+    base = RunOptions(max_output=max_output, stop=stop, clear_input=clear_input)
+
+    def begin(server: ServerLike) -> tuple[float, RunOptions, _Streamer | None]:
         started = events.started(server.name)
+        hook = _Streamer(server.name, events.emit) if on_event is not None else None
+        return started, base._replace(timeout=timeout, on_output=hook), hook
+
+    def report(
+        server: ServerLike,
+        started: float,
+        hook: _Streamer | None,
+        pane_id: str | None,
+        outcome: RunResult | errors.SaneError,
+    ) -> dict[str, Any]:
+        """The server's report from its run's result (or the error it met)."""
         report: dict[str, Any] = {"server": server.name, "started_ms": started}
-        deadline = time.monotonic() + timeout
-        try:
-            # One deadline per server covers connecting (a cold or hung server) and
-            # the run, so no server keeps the fleet's answer waiting past it.
-            state = open_server_pane(ctx, server, known=known, timeout=timeout)
-            hook = _Streamer(server.name, events.emit) if on_event is not None else None
-            remaining = max(0.0, deadline - time.monotonic())
-            result = run_command(
-                ctx,
-                command,
-                pane=state.pane_id,
-                pane_state=state,
-                options=RunOptions(
-                    timeout=remaining,
-                    on_output=hook,
-                    max_output=max_output,
-                    stop=stop,
-                    clear_input=clear_input,
-                ),
-            )
-            if hook is not None:
-                hook.flush(result["output"])
-            report.update(result)
-            report["ok"] = result["status"] == "completed" and result["exit_code"] == 0
-            report["error"] = (
-                lost_error(server, state.pane_id).to_dict() if result["status"] == "lost" else None
-            )
-        except errors.SaneError as exc:
+        if isinstance(outcome, errors.SaneError):
             report.update(
-                status="unreachable" if isinstance(exc, errors.ConnectionFailed) else "error",
+                status="unreachable" if isinstance(outcome, errors.ConnectionFailed) else "error",
                 exit_code=None,
                 output="",
                 ok=False,
-                error=exc.to_dict(),
+                error=outcome.to_dict(),
             )
+        else:
+            if hook is not None:
+                hook.flush(outcome["output"])
+            report.update(outcome)
+            report["ok"] = outcome["status"] == "completed" and outcome["exit_code"] == 0
+            lost = outcome["status"] == "lost" and pane_id is not None
+            report["error"] = lost_error(server, pane_id).to_dict() if lost else None
         report["finished_ms"] = events.ms()
         events.finished(report)
         return report
 
-    results = bounded_map(one, servers, max_parallel)
+    def warm(index: int) -> tuple[RunOptions, Wrap]:
+        """A warm pane's run, typed and followed by the loop (sane.fleet.loop)."""
+        server = servers[index]
+        started, options, hook = begin(server)
+        pane_id = states[index].pane_id  # type: ignore[union-attr]  # warm: listed
+        return options, functools.partial(report, server, started, hook, pane_id)
+
+    def one(index: int) -> dict[str, Any]:
+        server = servers[index]
+        started, options, hook = begin(server)
+        deadline = time.monotonic() + timeout
+        pane_id: str | None = None
+        try:
+            # One deadline per server covers connecting (a cold or hung server) and
+            # the run, so no server keeps the fleet's answer waiting past it.
+            state = open_server_pane(ctx, server, known=known, timeout=timeout)
+            pane_id = state.pane_id
+            remaining = max(0.0, deadline - time.monotonic())
+            outcome: RunResult | errors.SaneError = run_command(
+                ctx,
+                command,
+                pane=state.pane_id,
+                pane_state=state,
+                options=options._replace(timeout=remaining),
+            )
+        except errors.SaneError as exc:
+            outcome = exc
+        return report(server, started, hook, pane_id, outcome)
+
+    states = [_warm_pane(known.get(s.name)) for s in servers]
+    results = run_fleet(ctx, states, command, base, max_parallel, warm, one)
     if any(s.name not in known for s in servers):  # panes were opened: group them
         with contextlib.suppress(errors.SaneError):  # cosmetic (see connect_many)
             group_windows(ctx)
@@ -126,6 +155,13 @@ def fleet_run(
         "results": results,
         "duration_ms": events.ms(),
     }
+
+
+def _warm_pane(state: panes.PaneState | None) -> panes.PaneState | None:
+    """A listed pane ``open_server_pane`` would take as it is (no tmux round trip)."""
+    if state is not None and not state.dead and state.runner_installed:
+        return state
+    return None
 
 
 class _Streamer:

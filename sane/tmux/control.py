@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from sane import errors
 from sane.tmux.command import TmuxServer
@@ -49,6 +49,14 @@ class Reply:
         # the reader thread O(panes watched) per command, O(N^2) per fleet run.
         self.marks = marks
         self.positions: dict[PaneStream, int] = {}
+        # Called (in the reader thread) once the answer is complete: how one thread
+        # following many runs (sane.fleet.loop) learns of it without a wait per reply.
+        self.notify: Callable[[Reply], None] | None = None
+
+    def finish(self) -> None:
+        self.done.set()
+        if self.notify is not None:
+            self.notify(self)
 
 
 class PaneStream:
@@ -61,6 +69,9 @@ class PaneStream:
         self.closed = False
         self.pushed = 0  # bytes received in all
         self._taken = 0  # bytes handed out
+        # Called (in the reader thread) after each push and at close: one thread
+        # follows many panes' streams by being told which have news (sane.fleet.loop).
+        self.waker: Callable[[PaneStream], None] | None = None
 
     def push(self, data: bytes) -> None:
         with self._cond:
@@ -68,6 +79,8 @@ class PaneStream:
             self.pushed += len(data)
             self.activity += 1
             self._cond.notify_all()
+        if self.waker is not None:
+            self.waker(self)
 
     def take_until(self, position: int) -> bytes:
         """Hand out what arrived before byte ``position`` (see Reply.positions); keep
@@ -83,6 +96,8 @@ class PaneStream:
         with self._cond:
             self.closed = True
             self._cond.notify_all()
+        if self.waker is not None:
+            self.waker(self)
 
     def take(self, timeout: float) -> bytes:
         """Wait up to ``timeout`` seconds for output; return all of it (maybe b'')."""
@@ -129,19 +144,26 @@ class ControlClient:
 
     # -- commands -----------------------------------------------------------------
 
-    def send(self, *commands: str, mark: PaneStream | None = None) -> Reply:
+    def send(
+        self,
+        *commands: str,
+        mark: PaneStream | None = None,
+        notify: Callable[[Reply], None] | None = None,
+    ) -> Reply:
         """Queue commands as one line; tmux runs them in order and skips the rest of
         the line after the first one that fails (which makes ``set-option -o`` then
         ``send-keys`` an atomic claim-and-type). ``mark``: a stream whose position at
-        the answer the reply keeps (``Reply.positions``)."""
+        the answer the reply keeps (``Reply.positions``); ``notify``: called with the
+        reply once it is complete (``Reply.notify``)."""
         line = " ; ".join(commands)
         reply = Reply(line, len(commands), () if mark is None else (mark,))
+        reply.notify = notify
         data = line.encode("utf-8", "surrogateescape") + b"\n"
         with self._lock:
             if self._closed.is_set() or self._proc.stdin is None:
                 reply.error = True
                 reply.lines = ["control client is closed"]
-                reply.done.set()
+                reply.finish()
                 return reply
             self._pending.append(reply)
             try:
@@ -151,7 +173,7 @@ class ControlClient:
                 self._pending.remove(reply)
                 reply.error = True
                 reply.lines = ["control client is closed"]
-                reply.done.set()
+                reply.finish()
         return reply
 
     def command(self, *commands: str, timeout: float = 10.0) -> list[str]:
@@ -212,7 +234,7 @@ class ControlClient:
                                 with self._lock:
                                     if self._pending and self._pending[0] is block:
                                         self._pending.popleft()
-                                block.done.set()
+                                block.finish()
                         block, guard = None, b""
                     elif block is not None:
                         block.lines.append(line[:-1].decode("utf-8", "replace"))
@@ -248,7 +270,7 @@ class ControlClient:
             reply.error = True
             if not reply.lines:
                 reply.lines = [self._stderr_text() or "tmux control client exited"]
-            reply.done.set()
+            reply.finish()
         for stream in streams:
             stream.close()
 

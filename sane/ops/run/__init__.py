@@ -26,6 +26,6 @@ what this process saw and what the file holds. ``run_wait`` / ``run_input`` /
     follow    the follow loop over a byte source (live stream, or the stream file)
     result    the RunResult from the output not yet returned
     handover  hand-over at the deadline; durable runs
-    command   run_command: claim, type, follow
+    command   run_command: claim, type, follow (its steps shared with sane.fleet.loop)
     resume    run_wait, run_input, run_interrupt
 """

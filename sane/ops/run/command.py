@@ -21,7 +21,7 @@ from sane.ops.run.ending import Follow, settle, status_of
 from sane.ops.run.follow import StreamSource, follow_run
 from sane.ops.run.handover import end_durable, hand_over, make_durable
 from sane.ops.run.holder import claim_line, release_line
-from sane.ops.run.options import INTERRUPT_QUIET, OutputHook, RunOptions, new_run_id
+from sane.ops.run.options import INTERRUPT_QUIET, RunOptions, new_run_id
 from sane.ops.run.record import RunRecord
 from sane.ops.run.result import build_result
 from sane.ops.takeover import (
@@ -42,9 +42,10 @@ from sane.tmux.command import quote
 from sane.tmux.control import ControlClient, PaneStream
 
 if TYPE_CHECKING:
-    import threading
+    from collections.abc import Callable
 
     from sane.models import RunResult
+    from sane.ops.run.quiet import QuietWatch
 
 
 def run_command(
@@ -99,118 +100,141 @@ def _run(
     run_id = opts.run_id or new_run_id()
     stream = client.watch(pane_id)
     try:
-        mine = busy.mine(ctx, run_id).value
         claim: str | None = claim_line(pane_id, busy.mine(ctx, run_id))
-        rec: RunRecord = {
-            "run_id": run_id,
-            "pane": pane_id,
-            "session_id": state.session_id,
-            "socket": ctx.server.label,
-            "command": command,
-            "nonce": "",
-            "tokens": [],
-            "started": started_wall,
-            "owner": opts.owner,
-            "keep_ansi": opts.keep_ansi,
-            "max_output": opts.max_output,
-            "returned": 0,
-            "raw_returned": 0,
-            # The shell is not the one sane's earlier runs in this pane used: respawned
-            # after it died, or its runner gone (a new shell exec'd in its place).
-            "shell_restarted": restarted
-            or state.shell_new
-            or (state.token is not None and not state.runner_installed),
-        }
+        rec = new_record(ctx, state, command, opts, run_id, started_wall, restarted)
         if state.shell_new:  # said once: by this run
             client.command(f"set-option -p -u -t {pane_id} {panes.OPT_SHELL_NEW}")
-        try:
-            if not runner_ready(state) or state.dead or state.in_mode or opts.durable:
-                busy.claim(ctx, client, state, run_id)
-                claim = None
-                state = ensure_runner(ctx, client, stream, state)
-            if checks_screen(state):  # its command line: from the screen
+
+        def start() -> tuple[panes.PaneState, sc.RunScanner, Follow]:
+            ready, line = state, claim
+            if not runner_ready(ready) or ready.dead or ready.in_mode or opts.durable:
+                busy.claim(ctx, client, ready, run_id)
+                line = None
+                ready = ensure_runner(ctx, client, stream, ready)
+            if checks_screen(ready):  # its command line: from the screen
                 try:  # the claim in the same tmux line as the look at the screen
-                    check_screen(client, stream, state, opts.clear_input, claim)
+                    check_screen(client, stream, ready, opts.clear_input, line)
                 except errors.TmuxError as exc:
-                    if claim is None or "already set" not in exc.message:
+                    if line is None or "already set" not in exc.message:
                         raise
-                    busy.claim(ctx, client, state, run_id)  # stale flag cleared, or PaneBusy
-                    check_screen(client, stream, state, opts.clear_input)
-                claim = None
-            scanner, follow = _start_and_follow(
-                ctx,
-                client,
-                stream,
-                state,
-                command,
-                deadline,
-                claim,
-                run_id,
-                opts.on_output,
-                rec if opts.durable else None,
-                opts.quiet_period,
-                opts.stop,
-                opts.posix_script,
-                rec,
-                opts.clear_input,
+                    busy.claim(ctx, client, ready, run_id)  # stale flag cleared, or PaneBusy
+                    check_screen(client, stream, ready, opts.clear_input)
+                line = None
+            scanner, follow = start_and_follow(
+                ctx, client, stream, ready, command, deadline, line, rec, opts
             )
-        except errors.PaneBusy:
-            raise
-        except KeyboardInterrupt:
-            # Ctrl-C (SIGINT) while this process follows the run: a durable run keeps its
-            # record, pipe and flag, so another process resumes it (a deploy's step is
-            # recovered, not lost); it is not this process's to end.
-            if not (opts.durable and rec.get("durable")):
-                busy.release(client, pane_id, mine)
-            raise
-        except BaseException:
-            if opts.durable:
-                end_durable(ctx, client, rec)
-            busy.release(client, pane_id, mine)  # ours only: the claim may have failed
-            raise
-        rec["nonce"], rec["tokens"] = scanner.nonce, sorted(scanner.tokens)
-        rec["shell"] = scanner.shell
-        interrupted = False
-        stopped = opts.stop is not None and opts.stop.is_set()
-        if follow.kind == "timeout" and opts.interrupt_on_timeout and not stopped:
-            interrupted = True
-            follow = _interrupt(ctx, client, pane_id, stream, scanner, opts.interrupt_grace)
-        if follow.kind == "cancelled":
-            raise errors.HandedOver(hand_over(ctx, client, stream, scanner, rec, started))
-        if follow.kind == "released":
-            return ended_elsewhere(ctx, rec)
-        if follow.kind in ("timeout", "waiting"):
-            unread = stopped and opts.unread is not None and opts.unread.is_set()
-            return hand_over(ctx, client, stream, scanner, rec, started, follow.waiting, unread)
-        status, code, exited = status_of(follow, scanner, interrupted)
-        settle(ctx, client, pane_id, scanner)
-        drawn = _prompt_after(stream, scanner, state, exited)
-        if not exited and asks(scanner.region()):
-            # tmux's answers to its queries: not typed text
-            drawn += clear_answers(client, stream, scanner, state)
-        duration_ms = (time.perf_counter() - started) * 1000
-        result: RunResult | None = None
-        try:
-            if opts.durable:
-                end_durable(
-                    ctx,
-                    client,
-                    rec,
-                    {
-                        "status": status,
-                        "exit_code": code,
-                        "shell_exited": exited,
-                        "duration_ms": round(duration_ms, 3),
-                    },
-                )
-            result = build_result(ctx, rec, scanner, status, code, exited, duration_ms)
-        finally:  # the run ended: its flag goes, whatever recording it did
-            client.send(
-                release_line(pane_id), *note_done(pane_id, result), *drawn
-            )  # ours: it ran; answered at close
-        return result
+            return ready, scanner, follow
+
+        return conclude(ctx, client, stream, state, rec, opts, started, start)
     finally:
         client.unwatch(pane_id, stream)
+
+
+def new_record(
+    ctx: Context,
+    state: panes.PaneState,
+    command: str,
+    opts: RunOptions,
+    run_id: str,
+    started_wall: float,
+    restarted: bool = False,
+) -> RunRecord:
+    """The run's record as it starts (saved to a file only if it is handed over)."""
+    return {
+        "run_id": run_id,
+        "pane": state.pane_id,
+        "session_id": state.session_id,
+        "socket": ctx.server.label,
+        "command": command,
+        "nonce": "",
+        "tokens": [],
+        "started": started_wall,
+        "owner": opts.owner,
+        "keep_ansi": opts.keep_ansi,
+        "max_output": opts.max_output,
+        "returned": 0,
+        "raw_returned": 0,
+        # The shell is not the one sane's earlier runs in this pane used: respawned
+        # after it died, or its runner gone (a new shell exec'd in its place).
+        "shell_restarted": restarted
+        or state.shell_new
+        or (state.token is not None and not state.runner_installed),
+    }
+
+
+def conclude(
+    ctx: Context,
+    client: ControlClient,
+    stream: PaneStream,
+    state: panes.PaneState,
+    rec: RunRecord,
+    opts: RunOptions,
+    started: float,
+    start: Callable[[], tuple[panes.PaneState, sc.RunScanner, Follow]],
+) -> RunResult:
+    """``start`` the run (claim, type, follow: or go on following one already typed,
+    as a fleet's one follower hands it over) and end it: its result, the busy flag
+    released, or the run handed over. One definition for a run followed by its own
+    thread and for one a fleet's loop follows."""
+    pane_id = state.pane_id
+    mine = busy.mine(ctx, rec["run_id"]).value
+    try:
+        state, scanner, follow = start()
+    except errors.PaneBusy:
+        raise
+    except KeyboardInterrupt:
+        # Ctrl-C (SIGINT) while this process follows the run: a durable run keeps its
+        # record, pipe and flag, so another process resumes it (a deploy's step is
+        # recovered, not lost); it is not this process's to end.
+        if not (opts.durable and rec.get("durable")):
+            busy.release(client, pane_id, mine)
+        raise
+    except BaseException:
+        if opts.durable:
+            end_durable(ctx, client, rec)
+        busy.release(client, pane_id, mine)  # ours only: the claim may have failed
+        raise
+    rec["nonce"], rec["tokens"] = scanner.nonce, sorted(scanner.tokens)
+    rec["shell"] = scanner.shell
+    interrupted = False
+    stopped = opts.stop is not None and opts.stop.is_set()
+    if follow.kind == "timeout" and opts.interrupt_on_timeout and not stopped:
+        interrupted = True
+        follow = _interrupt(ctx, client, pane_id, stream, scanner, opts.interrupt_grace)
+    if follow.kind == "cancelled":
+        raise errors.HandedOver(hand_over(ctx, client, stream, scanner, rec, started))
+    if follow.kind == "released":
+        return ended_elsewhere(ctx, rec)
+    if follow.kind in ("timeout", "waiting"):
+        unread = stopped and opts.unread is not None and opts.unread.is_set()
+        return hand_over(ctx, client, stream, scanner, rec, started, follow.waiting, unread)
+    status, code, exited = status_of(follow, scanner, interrupted)
+    settle(ctx, client, pane_id, scanner)
+    drawn = _prompt_after(stream, scanner, state, exited)
+    if not exited and asks(scanner.region()):
+        # tmux's answers to its queries: not typed text
+        drawn += clear_answers(client, stream, scanner, state)
+    duration_ms = (time.perf_counter() - started) * 1000
+    result: RunResult | None = None
+    try:
+        if opts.durable:
+            end_durable(
+                ctx,
+                client,
+                rec,
+                {
+                    "status": status,
+                    "exit_code": code,
+                    "shell_exited": exited,
+                    "duration_ms": round(duration_ms, 3),
+                },
+            )
+        result = build_result(ctx, rec, scanner, status, code, exited, duration_ms)
+    finally:  # the run ended: its flag goes, whatever recording it did
+        client.send(
+            release_line(pane_id), *note_done(pane_id, result), *drawn
+        )  # ours: it ran; answered at close
+    return result
 
 
 ENDING_SAVED = 5.0
@@ -246,7 +270,7 @@ def ended_elsewhere(ctx: Context, rec: RunRecord) -> RunResult:
     )
 
 
-def _start_and_follow(
+def start_and_follow(
     ctx: Context,
     client: ControlClient,
     stream: PaneStream,
@@ -254,53 +278,50 @@ def _start_and_follow(
     command: str,
     deadline: float,
     claim: str | None,
-    run_id: str,
-    on_output: OutputHook | None = None,
-    durable: RunRecord | None = None,
-    quiet: float | None = None,
-    stop: threading.Event | None = None,
-    posix_script: bool = False,
-    rec: RunRecord | None = None,
-    clear_input: bool = False,
+    rec: RunRecord,
+    opts: RunOptions,
+    typed: tuple[sc.RunScanner, Follow | None] | None = None,
+    watch: QuietWatch | None = None,
 ) -> tuple[sc.RunScanner, Follow]:
+    """Type the run's line (with ``claim``, in the same tmux line) and follow it to its
+    outcome, typing it again where the shell needs another form. ``typed``: the line
+    was typed already (a fleet's loop typed it and followed it so far: its scanner,
+    and how following it ended if it did; ``watch`` its quiet watch): go on from there."""
+    run_id = rec["run_id"]
+    durable = rec if opts.durable else None
     force_paste = False
     reinstalled = False
     while True:
-        nonce = markers.new_nonce()
-        scanner = sc.RunScanner(nonce, tokens_of(state), state.shell_kind)
-        typed = frame_command(nonce, command, force_paste, state.shell_kind, posix_script)
-        if durable is not None:
-            make_durable(ctx, client, state, durable, scanner)
-        try:
-            _send(client, state.pane_id, typed, nonce, claim, before_typing(state, clear_input))
-        except errors.TmuxError as exc:
-            if claim is None or "already set" not in exc.message:
-                raise
-            busy.claim(ctx, client, state, run_id)  # stale flag cleared, or PaneBusy
-            state = ensure_runner(ctx, client, stream, ctx.pane_state(state.pane_id))
-            scanner = sc.RunScanner(nonce, tokens_of(state), state.shell_kind)
-            typed = frame_command(nonce, command, force_paste, state.shell_kind, posix_script)
-            _send(client, state.pane_id, typed, nonce, None, before_typing(state, clear_input))
-        claim = None
-        try:
-            follow = follow_run(
-                ctx,
-                client,
-                state.pane_id,
-                StreamSource(stream),
-                scanner,
-                deadline,
-                on_output,
-                quiet,
-                stop,
-                True if state.server is not None else None,  # a server's pane: ssh
-                run_id if durable is not None else None,
+        follow: Follow | None = None
+        if typed is not None:
+            (scanner, follow), typed = typed, None
+        else:
+            state, scanner = _type(
+                ctx, client, stream, state, command, claim, rec, opts, force_paste
             )
-        except KeyboardInterrupt:
-            # Ctrl-C with the command typed (a second one, or one where no soft stop is
-            # armed): it may be running, so its flag must not be cleared; _run hands
-            # the run over (resumable, the pane busy with it) and re-raises.
-            return scanner, Follow("cancelled")
+            watch = None
+        claim = None
+        if follow is None:
+            try:
+                follow = follow_run(
+                    ctx,
+                    client,
+                    state.pane_id,
+                    StreamSource(stream),
+                    scanner,
+                    deadline,
+                    opts.on_output,
+                    opts.quiet_period,
+                    opts.stop,
+                    True if state.server is not None else None,  # a server's pane: ssh
+                    run_id if durable is not None else None,
+                    watch,
+                )
+            except KeyboardInterrupt:
+                # Ctrl-C with the command typed (a second one, or one where no soft stop is
+                # armed): it may be running, so its flag must not be cleared; _run hands
+                # the run over (resumable, the pane busy with it) and re-raises.
+                return scanner, Follow("cancelled")
         outcome = scanner.outcome
         if follow.kind != "outcome" or outcome is None:
             return scanner, follow
@@ -308,8 +329,7 @@ def _start_and_follow(
             # Another shell runs inside the pane (a nested shell, ssh): install there.
             reinstalled = True
             state = install_runner(ctx, client, stream, state)
-            if rec is not None:
-                rec["shell_restarted"] = True
+            rec["shell_restarted"] = True
             continue
         if outcome.kind == sc.OUTCOME_HELD:
             refuse(client, stream, scanner, state.pane_id)
@@ -330,6 +350,55 @@ def _start_and_follow(
         return scanner, follow
 
 
+def _type(
+    ctx: Context,
+    client: ControlClient,
+    stream: PaneStream,
+    state: panes.PaneState,
+    command: str,
+    claim: str | None,
+    rec: RunRecord,
+    opts: RunOptions,
+    force_paste: bool,
+) -> tuple[panes.PaneState, sc.RunScanner]:
+    """Type the run's line; the pane's state and the run's scanner. A claim refused
+    ("already set": a stale flag, or a busy pane) is settled by ``busy.claim`` (or
+    PaneBusy) and the line typed alone."""
+    nonce = markers.new_nonce()
+    scanner = sc.RunScanner(nonce, tokens_of(state), state.shell_kind)
+    typed = frame_command(nonce, command, force_paste, state.shell_kind, opts.posix_script)
+    if opts.durable:
+        make_durable(ctx, client, state, rec, scanner)
+    try:
+        _send(client, state.pane_id, typed, nonce, claim, before_typing(state, opts.clear_input))
+    except errors.TmuxError as exc:
+        if claim is None:
+            raise
+        state = claim_refused(ctx, client, stream, state, rec["run_id"], exc)
+        scanner = sc.RunScanner(nonce, tokens_of(state), state.shell_kind)
+        typed = frame_command(nonce, command, force_paste, state.shell_kind, opts.posix_script)
+        _send(client, state.pane_id, typed, nonce, None, before_typing(state, opts.clear_input))
+    return state, scanner
+
+
+def claim_refused(
+    ctx: Context,
+    client: ControlClient,
+    stream: PaneStream,
+    state: panes.PaneState,
+    run_id: str,
+    exc: errors.TmuxError,
+) -> panes.PaneState:
+    """The line with the claim failed: unless tmux refused the claim itself ("already
+    set": a stale flag, or a busy pane) that is the run's error. Else ``busy.claim``
+    clears a stale flag and claims (or raises PaneBusy); the pane's state then, its
+    runner ready, for typing the line alone."""
+    if "already set" not in exc.message:
+        raise exc
+    busy.claim(ctx, client, state, run_id)
+    return ensure_runner(ctx, client, stream, ctx.pane_state(state.pane_id))
+
+
 def _send(
     client: ControlClient,
     pane_id: str,
@@ -338,23 +407,32 @@ def _send(
     claim: str | None,
     before: list[str] | None = None,
 ) -> None:
-    """Type the run's input; with ``claim``, in the same tmux line as the claim, so a
-    pane that is busy never receives a keystroke. ``before``: commands typing what
-    must precede it in that line (sane.ops.has_input)."""
+    client.command(*typing_line(pane_id, typed, nonce, claim, before))
+
+
+def typing_line(
+    pane_id: str,
+    typed: RunInput,
+    nonce: str,
+    claim: str | None,
+    before: list[str] | None = None,
+) -> list[str]:
+    """The tmux commands typing the run's input; with ``claim``, in the same tmux line
+    as the claim, so a pane that is busy never receives a keystroke. ``before``:
+    commands typing what must precede it in that line (sane.ops.has_input)."""
     first = [claim] if claim is not None else []
     # `copy-mode -q` (a no-op unless the pane is in a mode) in the same line: a person
     # scrolling back in the pane a moment ago must not receive the keys.
     first.append(f"copy-mode -q -t {pane_id}")
     first.extend(before or ())
     if typed.kind == "keys":
-        client.command(*first, f"send-keys -t {pane_id} {quote(typed.text)} Enter")
-    else:
-        buffer = f"sane-{nonce}"
-        client.command(
-            *first,
-            f"set-buffer -b {buffer} {quote(typed.text)}",
-            f"paste-buffer -d -b {buffer} -t {pane_id}",
-        )
+        return [*first, f"send-keys -t {pane_id} {quote(typed.text)} Enter"]
+    buffer = f"sane-{nonce}"
+    return [
+        *first,
+        f"set-buffer -b {buffer} {quote(typed.text)}",
+        f"paste-buffer -d -b {buffer} -t {pane_id}",
+    ]
 
 
 def _prompt_after(

@@ -166,6 +166,7 @@ def follow_run(
     stop: threading.Event | None = None,
     remote: bool | None = None,
     owned: str | None = None,
+    watch: QuietWatch | None = None,
 ) -> Follow:
     """Feed ``source``'s bytes to ``scanner`` until the run's outcome, the deadline (or
     ``stop``), a prompt found by a quiet-period probe, or the pane's death. ``remote``:
@@ -176,9 +177,11 @@ def follow_run(
     of a deploy's step: it followed the run to its end through the record, released the
     flag and saved the ending there) and this follower stops with ``released``. Before,
     a run ended so was followed on to its own timeout (a deploy hung for the step's
-    whole timeout, the pane already free for others)."""
+    whole timeout, the pane already free for others).
+
+    ``watch``: the run's quiet watch so far (a fleet's loop followed it until now)."""
     acknowledged = False
-    watch = QuietWatch(client, pane_id, quiet, remote)
+    watch = watch or QuietWatch(client, pane_id, quiet, remote)
     liveness = liveness_of(ctx, LIVENESS_INTERVAL)
     last_check = owner_check = time.monotonic()
     while True:

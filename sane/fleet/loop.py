@@ -1,0 +1,362 @@
+"""A fleet run's warm servers, followed by one thread (issue 17: linear cost).
+
+Before, every server of a fleet run had a thread of its own, blocked in its own follow
+loop: 200 servers were 200 threads each woken by every piece of its pane's output and
+every quarter second, and what was left of sane's cost per server was the GIL and
+those wake-ups (``lock.acquire`` the largest item of the workers' CPU). Here the
+calling thread types every warm server's line without waiting for tmux's answer (the
+claim stays in the same tmux line, so a busy pane still never gets a key), then
+sleeps on one :class:`_Wakeup` that the control client's reader pokes with the
+streams that got output and the replies that came, and feeds each run's scanner what
+arrived. A run that ends the common way (its end marker: completed or interrupted)
+is finished right there: its result built, its flag released, no thread.
+
+Everything else a run can need blocks on tmux or ssh (a refused claim, a quiet run's
+prompt probe, a dead pane, the deadline's hand-over, the shell's exit, a runner to
+install): such a run is handed, with its scanner and quiet watch, to a worker thread
+that goes on exactly as ``run_command`` would (``command.start_and_follow`` and
+``command.conclude``: one definition of a run's lifecycle). Servers whose pane is not
+warm (cold, dead, a screen-checked shell, a new shell) go to a worker from the start,
+through the caller's own path. ``max_parallel`` counts all of them.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sane import errors
+from sane.ops.has_input import before_typing, checks_screen
+from sane.ops.run import busy
+from sane.ops.run.command import (
+    claim_refused,
+    conclude,
+    new_record,
+    run_command,
+    start_and_follow,
+    typing_line,
+)
+from sane.ops.run.ending import Follow
+from sane.ops.run.follow import LIVENESS_INTERVAL
+from sane.ops.run.holder import claim_line
+from sane.ops.run.liveness import liveness_of
+from sane.ops.run.options import RunOptions, new_run_id
+from sane.ops.run.quiet import QuietWatch
+from sane.ops.takeover import PaneDied, runner_ready, tokens_of
+from sane.parallel import spawn
+from sane.protocol import markers
+from sane.protocol import scanner as sc
+from sane.protocol.runner import run_input as frame_command
+from sane.tmux import panes
+from sane.tmux.control import ControlClient, PaneStream, Reply
+
+if TYPE_CHECKING:
+    from sane.models import RunResult
+    from sane.ops.context import Context
+
+# Outcomes the loop ends a run on by itself; any other goes on in a worker thread.
+_PLAIN = (sc.OUTCOME_COMPLETED, sc.OUTCOME_ABORTED)
+
+
+def warm(state: panes.PaneState | None, opts: RunOptions) -> bool:
+    """Can the loop type a run into this pane with nothing asked first (what
+    ``command._run`` would do without a tmux round trip before its claim-and-type)?"""
+    return (
+        state is not None
+        and runner_ready(state)
+        and not state.dead
+        and not state.in_mode
+        and not state.shell_new
+        and not checks_screen(state)
+        and not opts.durable
+    )
+
+
+class Flight:
+    """One server's run typed by the loop and followed by it until it ends or needs a
+    thread. ``report`` gets its result; ``wrap`` turns the run's result (or error)
+    into the server's report."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        index: int,
+        state: panes.PaneState,
+        command: str,
+        opts: RunOptions,
+        wake: _Wakeup,
+    ) -> None:
+        self.ctx = ctx
+        self.index = index
+        self.state = state
+        self.command = command
+        self.opts = opts
+        self.started = time.perf_counter()
+        self.deadline = time.monotonic() + opts.timeout
+        self.client: ControlClient = ctx.client(state.session_id)
+        self.rec = new_record(ctx, state, command, opts, opts.run_id or new_run_id(), time.time())
+        nonce = markers.new_nonce()
+        self.scanner = sc.RunScanner(nonce, tokens_of(state), state.shell_kind)
+        typed = frame_command(nonce, command, False, state.shell_kind, opts.posix_script)
+        claim = claim_line(state.pane_id, busy.mine(ctx, self.rec["run_id"]))
+        line = typing_line(
+            state.pane_id, typed, nonce, claim, before_typing(state, opts.clear_input)
+        )
+        remote = True if state.server is not None else None  # a server's pane: ssh
+        self.watch = QuietWatch(self.client, state.pane_id, opts.quiet_period, remote)
+        self.stream = self.client.watch(state.pane_id)  # before the line is sent
+        self.stream.waker = wake.stream
+        self.typed_at = time.monotonic()
+        self.reply: Reply = self.client.send(*line, notify=wake.reply)
+
+    def feed(self) -> bool:
+        """Take the stream's news; True once the run's outcome is known."""
+        data = self.stream.take(0)
+        if data:
+            self.watch.output()
+            if self.scanner.feed(data) is not None:
+                return True
+            if self.opts.on_output is not None:
+                self.opts.on_output(self.client, self.state.pane_id, self.scanner)
+        return False
+
+    def due(self, now: float) -> float:
+        """When the run's next step needs a thread unless news comes first: its
+        deadline, or the quiet watch's probe. Output only ever moves it later."""
+        return min(self.deadline, now + self.watch.wait_time(now))
+
+    def stuck(self) -> bool:
+        """After news without an outcome: does the next step need a thread (the
+        control client gone, the shell's exit to acknowledge)?"""
+        return self.stream.closed or self.scanner.exit_pending()
+
+    def finish(self, follow: Follow | None) -> RunResult:
+        """Go on as ``run_command`` would from here, and end the run (blocking; inline
+        only for a plain outcome, whose ending sends tmux one line and waits for none)."""
+        ctx, client, stream, state, opts = self.ctx, self.client, self.stream, self.state, self.opts
+        deadline = self.deadline
+
+        def start() -> tuple[panes.PaneState, sc.RunScanner, Follow]:
+            try:  # the claim-and-type line's answer, as command._type waits for it
+                client.result(self.reply)
+            except errors.TmuxError as exc:  # nothing was typed
+                ready = claim_refused(ctx, client, stream, state, self.rec["run_id"], exc)
+                scanner, ended = start_and_follow(
+                    ctx, client, stream, ready, self.command, deadline, None, self.rec, opts
+                )
+                return ready, scanner, ended
+            typed = (self.scanner, follow)
+            scanner, ended = start_and_follow(
+                ctx,
+                client,
+                stream,
+                state,
+                self.command,
+                deadline,
+                None,
+                self.rec,
+                opts,
+                typed,
+                self.watch,
+            )
+            return state, scanner, ended
+
+        try:
+            return conclude(ctx, client, stream, state, self.rec, opts, self.started, start)
+        except PaneDied:  # as run_command: the pane asked again, the run from the start
+            remaining = max(0.0, deadline - time.monotonic())
+            return run_command(
+                ctx, self.command, pane=state.pane_id, options=opts._replace(timeout=remaining)
+            )
+        finally:
+            client.unwatch(state.pane_id, stream)
+            stream.waker = None
+
+
+class _Wakeup:
+    """What the loop sleeps on: streams with news and replies that came (poked by the
+    control client's reader), and work done by threads (poked by them)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._streams: set[PaneStream] = set()
+        self._replies: list[Reply] = []
+        self._done: list[tuple[int, dict[str, Any] | BaseException]] = []
+
+    def stream(self, stream: PaneStream) -> None:
+        with self._cond:
+            self._streams.add(stream)
+            self._cond.notify()
+
+    def reply(self, reply: Reply) -> None:
+        with self._cond:
+            self._replies.append(reply)
+            self._cond.notify()
+
+    def done(self, index: int, report: dict[str, Any] | BaseException) -> None:
+        with self._cond:
+            self._done.append((index, report))
+            self._cond.notify()
+
+    def wait(
+        self, timeout: float
+    ) -> tuple[set[PaneStream], list[Reply], list[tuple[int, dict[str, Any] | BaseException]]]:
+        with self._cond:
+            if not (self._streams or self._replies or self._done) and timeout > 0:
+                self._cond.wait(timeout)
+            news = self._streams, self._replies, self._done
+            self._streams, self._replies, self._done = set(), [], []
+            return news
+
+
+Report = dict[str, Any]
+Wrap = Callable[["RunResult | errors.SaneError"], Report]
+
+
+def run_fleet(
+    ctx: Context,
+    states: Sequence[panes.PaneState | None],
+    command: str,
+    options: RunOptions,
+    max_parallel: int,
+    begin: Callable[[int], tuple[RunOptions, Wrap]],
+    slow: Callable[[int], Report],
+) -> list[Report]:
+    """Each index's report, in order. An index whose pane ``states[i]`` is :func:`warm`
+    for ``options`` has its run typed and followed here: ``begin(i)``, called as it
+    starts, gives the run's own options (its timeout counts from then) and the wrapper
+    making its result (or error) the report. Any other index is ``slow(i)``, in a
+    worker thread. At most ``max_parallel`` at once. As with ``bounded_map``, an
+    exception other than a SaneError is raised once every index has finished."""
+    wake = _Wakeup()
+    reports: list[Report | None] = [None] * len(states)
+    failures: list[BaseException] = []
+    flights: dict[PaneStream, Flight] = {}
+    wraps: dict[int, Wrap] = {}
+    by_reply: dict[int, Flight] = {}
+    queue = iter(range(len(states)))
+    running = 0  # in the loop or in a thread
+    liveness = liveness_of(ctx, LIVENESS_INTERVAL)
+    last_check = time.monotonic()
+    next_scan = math.inf  # no run's deadline or probe is due before this
+
+    def land(flight: Flight, follow: Follow | None) -> Callable[[], Report]:
+        """The flight leaves the loop: what ends it and makes its report."""
+        del flights[flight.stream]
+        by_reply.pop(id(flight.reply), None)
+        wrap = wraps.pop(flight.index)
+
+        def end() -> Report:
+            try:
+                return wrap(flight.finish(follow))
+            except errors.SaneError as exc:
+                return wrap(exc)
+
+        return end
+
+    def to_thread(flight: Flight, follow: Follow | None) -> None:
+        end = land(flight, follow)
+        spawn(lambda: wake.done(flight.index, _caught(end)))
+
+    def slow_job(index: int) -> None:
+        spawn(lambda: wake.done(index, _caught(lambda: slow(index))))
+
+    def done(index: int, report: Report | BaseException) -> None:
+        nonlocal running
+        running -= 1
+        if isinstance(report, BaseException):
+            failures.append(report)
+        else:
+            reports[index] = report
+
+    try:
+        while True:
+            while running < max_parallel:
+                index = next(queue, None)
+                if index is None:
+                    break
+                running += 1
+                state = states[index]
+                if state is None or not warm(state, options):
+                    slow_job(index)
+                    continue
+                opts, wrap = begin(index)
+                wraps[index] = wrap
+                try:
+                    flight = Flight(ctx, index, state, command, opts, wake)
+                except errors.SaneError as exc:  # no control client for its session
+                    del wraps[index]
+                    done(index, wrap(exc))
+                    continue
+                flights[flight.stream] = flight
+                by_reply[id(flight.reply)] = flight
+                next_scan = min(next_scan, flight.due(flight.typed_at))
+                if flight.reply.done.is_set():
+                    wake.reply(flight.reply)
+            if not running:
+                break
+            now = time.monotonic()
+            timeout = min(last_check + LIVENESS_INTERVAL, next_scan) - now
+            streams, replies, finished = wake.wait(max(0.0, timeout))
+            for index, report in finished:
+                done(index, report)
+            for reply in replies:
+                refused = by_reply.get(id(reply))
+                if refused is not None and reply.error:
+                    to_thread(refused, None)  # the claim was refused, or the line failed
+            for stream in streams:
+                fed = flights.get(stream)
+                if fed is None or fed.reply.error:
+                    continue
+                if not fed.feed():
+                    if fed.stuck():
+                        to_thread(fed, None)
+                    continue
+                outcome = fed.scanner.outcome
+                if outcome is not None and outcome.kind in _PLAIN:
+                    # Ended here: its end sends tmux one line and waits for no answer.
+                    done(fed.index, land(fed, Follow("outcome"))())
+                else:
+                    to_thread(fed, Follow("outcome"))
+            now = time.monotonic()
+            if options.stop is not None and options.stop.is_set():
+                for flight in list(flights.values()):
+                    to_thread(flight, None)  # each hands its run over at once
+            elif now >= next_scan:
+                # Only when the earliest deadline or probe may be due: a look at every
+                # run per wake-up cost O(N) each, O(N^2) per fleet run.
+                next_scan = math.inf
+                for flight in list(flights.values()):
+                    due = flight.due(now)
+                    if due <= now:
+                        to_thread(flight, None)
+                    else:
+                        next_scan = min(next_scan, due)
+            if now - last_check >= LIVENESS_INTERVAL:
+                last_check = now
+                # Runs quiet for a while: one listing answers whether their panes
+                # live; one it does not show alive goes to a thread that asks.
+                quiet = [f for f in flights.values() if now - f.typed_at >= LIVENESS_INTERVAL]
+                for flight in quiet:
+                    if liveness.maybe_dead(flight.state.pane_id, ctx.tmux):
+                        to_thread(flight, None)
+    except BaseException:
+        # Ctrl-C or a failure of the loop itself: the runs typed go on in threads, as
+        # they would have in their own threads (each hands over at its stop or deadline).
+        for flight in list(flights.values()):
+            to_thread(flight, None)
+        raise
+    if failures:
+        raise failures[0]
+    return reports  # type: ignore[return-value]  # every index was reported
+
+
+def _caught(work: Callable[[], Report]) -> Report | BaseException:
+    """``work``'s report, or what it raised (for the loop to raise at the end)."""
+    try:
+        return work()
+    except BaseException as exc:  # handed to the loop, raised at its end
+        return exc

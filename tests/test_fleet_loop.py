@@ -1,0 +1,82 @@
+"""A warm fleet run is followed by one thread (sane.fleet.loop, issue 17: linear cost),
+and every run that needs more than its end marker still ends exactly. Real sshd on
+loopback, a real tmux server per test."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from sane.fleet.run import fleet_run
+from sane.ops.context import Context
+from sane.protocol import scanner as sc
+from sane.testing.fleet import register
+
+
+def test_warm_runs_on_every_server_are_followed_by_the_one_calling_thread(
+    sane_ctx: Context, ssh_fleet: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every byte of every server's run is read by the thread that called fleet_run,
+    and no per-run follow loop runs. Before, each server's run had a worker thread of
+    its own, blocked in its own follow loop (three servers: three threads feeding)."""
+    from sane.ops.run import command, follow
+
+    servers = register(sane_ctx.home, ssh_fleet)
+    fleet_run(sane_ctx, servers, "true", max_parallel=3)  # connected: count runs only
+    feeders: set[int] = set()
+    feed = sc.RunScanner.feed
+    loops: list[str] = []
+    follow_run = follow.follow_run
+
+    def spy_feed(self: sc.RunScanner, data: bytes) -> Any:
+        if data:
+            feeders.add(threading.get_ident())
+        return feed(self, data)
+
+    def spy_follow(*args: Any, **kwargs: Any) -> Any:
+        loops.append(args[2])
+        return follow_run(*args, **kwargs)
+
+    monkeypatch.setattr(sc.RunScanner, "feed", spy_feed)
+    monkeypatch.setattr(command, "follow_run", spy_follow)
+    result = fleet_run(
+        sane_ctx, servers, "sleep 0.5; echo $FLEET_HOST; sh -c 'exit 3'", max_parallel=3
+    )
+    assert [(r["status"], r["exit_code"], r["output"]) for r in result["results"]] == [
+        ("completed", 3, f"{s.name}\n") for s in servers
+    ], result
+    assert feeders == {threading.get_ident()}
+    assert loops == []
+
+
+def test_runs_the_loop_hands_to_threads_end_exactly(sane_ctx: Context, ssh_fleet: Any) -> None:
+    """One warm fleet run where each server's run ends another way: by its end marker
+    (in the loop), waiting for input (the quiet probe, in a thread), past its deadline
+    (handed over, in a thread); then each is followed to its end by a plain run."""
+    servers = register(sane_ctx.home, ssh_fleet)
+    assert len(servers) == 3
+    fleet_run(sane_ctx, servers, "true", max_parallel=3)  # every pane warm
+    names = [s.name for s in servers]
+    script = (
+        f"case $FLEET_HOST in {names[0]}) echo done;; "
+        f"{names[1]}) printf 'Name? '; read answer; echo got $answer;; "
+        f"*) echo slow; sleep 6; echo late;; esac"
+    )
+    result = fleet_run(sane_ctx, servers, script, max_parallel=3, timeout=4)
+    by_name = {r["server"]: r for r in result["results"]}
+    first, second, third = (by_name[n] for n in names)
+    assert (first["status"], first["exit_code"], first["output"]) == ("completed", 0, "done\n")
+    assert second["status"] == "waiting_input", second
+    assert second["output"] == "Name? ", second
+    assert third["status"] == "running", third
+    assert third["output"] == "slow\n", third
+    assert result["counts"]["completed"] == 1
+    # The two runs left are the panes' own: the next run on them is pane_busy.
+    again = fleet_run(sane_ctx, servers, "echo again", max_parallel=3, timeout=10)
+    statuses = {r["server"]: r["status"] for r in again["results"]}
+    assert statuses[names[0]] == "completed"
+    assert {statuses[names[1]], statuses[names[2]]} == {"error"}
+    codes = {r["error"]["code"] for r in again["results"] if r["server"] != names[0]}
+    assert codes == {"pane_busy"}, again
