@@ -157,3 +157,55 @@ def test_kill_9_of_a_deploy_at_random_instants(
     print(f"kill -9 outcomes over {iterations} deploys: {outcomes}")
     assert sum(outcomes.values()) == iterations, outcomes
     assert outcomes.get("interrupted"), outcomes
+
+
+_KILLED_BEFORE_TYPING = """
+import os, signal, sys
+from sane.ops.context import Context
+from sane.ops.run import command
+from sane.ops.run.options import RunOptions
+
+def killed(*args, **kwargs):  # the instant before the command is typed
+    os.kill(os.getpid(), signal.SIGKILL)
+
+command._send = killed
+with Context() as ctx:
+    command.run_command(ctx, "echo ran > " + sys.argv[2], pane=sys.argv[1],
+                        options=RunOptions(timeout=60, durable=True, run_id=sys.argv[3],
+                                           quiet_period=None, interrupt_on_timeout=True))
+"""
+
+
+def test_a_durable_run_killed_before_typing_is_known_never_typed(
+    sane_ctx: Context, cli_env: dict[str, str], tmux_server: Any, tmp_path: Path
+) -> None:
+    """The process recorded the run, claimed the pane and started its recording, and was
+    killed before typing (seen in CI: kill -9 of a deploy at a random instant). Its
+    recovery knows at once that the step never ran. Before, the flag's unfinished
+    record made the dead owner look alive ("it may type it yet"): the run was followed
+    to its deadline (a minute), interrupted, journalled ``interrupted``, and a rollback
+    undid a step that never ran."""
+    from sane.deploy import remote
+    from sane.ops.run.record import load_record
+
+    from .conftest import run
+
+    pane = tmux_server.new_pane("bash")
+    assert run(sane_ctx, pane, "true")["status"] == "completed"  # the runner is in
+    marker, run_id = tmp_path / "ran", "rkilledbeforetyping"
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_BEFORE_TYPING, pane, str(marker), run_id],
+        env=cli_env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == -9, proc.stderr
+    assert load_record(sane_ctx, run_id)["durable"]  # recorded, piped, flag set
+    assert sane_ctx.pane_state(pane).busy_flag is not None
+    # Not followed to the deadline and interrupted (the old answer): known never typed.
+    assert remote.recover_run(sane_ctx, run_id, time.monotonic() + 20) is None
+    assert not marker.exists()
+    after = run(sane_ctx, pane, "echo next")  # the pane is free again
+    assert (after["status"], after["output"]) == ("completed", "next\n")
+    assert not marker.exists()

@@ -175,7 +175,7 @@ def forget_if_never_typed(ctx: Context, run_id: str) -> bool:
     if not state.piped:
         return False  # the recording stopped: an empty stream proves nothing
     holder = state.busy_flag
-    if holder is not None and run_of(holder) == run_id and not stale(ctx, holder):
+    if holder is not None and run_of(holder) == run_id and _owner_may_be_alive(holder):
         return False  # its own process is alive: it may type it yet
     try:
         client = ctx.client(rec["session_id"])
@@ -196,6 +196,17 @@ def forget_if_never_typed(ctx: Context, run_id: str) -> bool:
         return False
     forget_run(ctx, run_id)
     return True
+
+
+def _owner_may_be_alive(value: str) -> bool:
+    """Could the process that set this flag still type its run? Asked of the process
+    itself: :func:`stale` cannot tell, since the run's unfinished record keeps the flag
+    (rightly) busy whether or not its owner lives, and so a run whose process was killed
+    between recording and typing was followed to its deadline (a deploy step: a minute,
+    then C-c, journalled ``interrupted`` and undone by rollback though it never ran).
+    A flag without a pid (written by an older sane) might be alive."""
+    pid = Holder.parse(value).pid
+    return pid is None or pid_alive(pid)
 
 
 def _set_unless_held(client: ControlClient, line: str) -> bool:
