@@ -22,7 +22,10 @@ class RunResult(TypedDict):
 
     run_id: str
     pane: str
-    command: str
+    command: str | None
+    """The command's text; null from ``run_wait``/``run_interrupt`` of a run that ended
+    within the call that started it (which returned the command), maybe in another
+    process: sane keeps only its ending then."""
     status: RunStatus
     exit_code: int | None
     output: str

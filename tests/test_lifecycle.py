@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -163,24 +162,29 @@ def test_wait_or_interrupt_on_a_run_that_finished_in_time(
     for _ in range(3):  # later runs in the same pane do not make it forgotten
         run(sane_ctx, shell_pane, "true")
     rid = done["run_id"]
-    calls: list[Callable[[], object]] = [
-        lambda: run_wait(sane_ctx, rid, timeout=1),
-        lambda: run_interrupt(sane_ctx, rid),
-        lambda: run_input(sane_ctx, rid, "touch nothing"),
-    ]
-    for call in calls:
-        with pytest.raises(errors.RunFinished) as caught:
-            call()
-        assert {
-            k: caught.value.details[k]
-            for k in ("pane", "status", "exit_code", "shell_exited", "output_bytes")
-        } == {
-            "pane": shell_pane,
-            "status": "completed",
-            "exit_code": 3,
-            "shell_exited": False,
-            "output_bytes": 3,
+    # run_wait and run_interrupt return its ending (its output came with its call)
+    for ended in (run_wait(sane_ctx, rid, timeout=1), run_interrupt(sane_ctx, rid)):
+        assert dict(ended) == {
+            **done,
+            "command": None,  # the pane's note keeps the ending, not the command
+            "output": "",
+            "output_start": 3,
+            "output_bytes": 0,
+            "duration_ms": round(done["duration_ms"]),
         }
+    # run_input is refused: the text would reach the idle shell as a command
+    with pytest.raises(errors.RunFinished) as caught:
+        run_input(sane_ctx, rid, "touch nothing")
+    assert {
+        k: caught.value.details[k]
+        for k in ("pane", "status", "exit_code", "shell_exited", "output_bytes")
+    } == {
+        "pane": shell_pane,
+        "status": "completed",
+        "exit_code": 3,
+        "shell_exited": False,
+        "output_bytes": 3,
+    }
     with pytest.raises(errors.RunNotFound):
         run_wait(sane_ctx, "r0123456789ab", timeout=1)
 

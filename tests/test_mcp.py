@@ -936,3 +936,54 @@ def test_recorded_runs_are_resources_state_and_paged_log(
         assert missing.value.error.code == -32002
 
     with_session(cli_env, body)
+
+
+def test_a_run_that_ended_in_another_process_answers_run_wait_with_its_ending(
+    cli_env: dict[str, str],
+    sane_home: Path,
+    tmux_server: TmuxTestServer,
+    make_fleet: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    """A CLI one-shot's run id, and a deploy step's (its deploy ran in another ``sane
+    mcp``): run_wait and run_interrupt return the run's ending as a run result (no
+    output: its call returned it; no command: sane keeps only the ending), run_input
+    is refused with run_finished. Before, all three answered run_finished."""
+    from sane.testing.fleet import register
+
+    pane = tmux_server.new_pane("bash")
+    _, oneshot, _ = cli(
+        ["sane.cli.main", "run-command", "--pane", pane, "echo hi; (exit 3)"], cli_env
+    )
+    assert (oneshot["status"], oneshot["exit_code"], oneshot["output"]) == ("completed", 3, "hi\n")
+    register(sane_home, make_fleet(1))
+    plan = tmp_path / "plan.json"
+    step = {"name": "one", "run": "echo deployed", "undo": "true"}
+    plan.write_text(json.dumps({"name": "p", "steps": [step]}))
+    steps: list[dict[str, Any]] = []
+
+    async def deploy(session: ClientSession, call: Call) -> None:
+        report = await call("deploy", plan=str(plan), servers=["s1"], wait=True)
+        assert report.get("status") == "completed", report
+        steps.extend(report["servers"][0]["steps"])
+
+    with_session(cli_env, deploy)
+    step_run = next(s["run_id"] for s in steps if s.get("run_id"))
+
+    async def follow(session: ClientSession, call: Call) -> None:
+        for run_id, code, shown in ((oneshot["run_id"], 3, 3), (step_run, 0, None)):
+            for tool in ("run_wait", "run_interrupt"):
+                ended = await call(tool, run_id=run_id)
+                validate("run-command", ended)
+                assert ended["ok"] and ended["command"] is None, ended
+                assert (ended["status"], ended["exit_code"], ended["output"]) == (
+                    "completed",
+                    code,
+                    "",
+                )
+                if shown is not None:
+                    assert ended["output_start"] == shown and ended["pane"] == pane
+            refused = await call("run_input", run_id=run_id, text="y")
+            assert refused["error"]["code"] == "run_finished", refused
+
+    with_session(cli_env, follow)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from sane import errors
 from sane.ops.context import Context
 from sane.ops.run import busy
-from sane.ops.run.done import done_in_time, find_done
+from sane.ops.run.done import done_in_time, done_result, find_done
 from sane.ops.run.ending import Follow, settle, status_of
 from sane.ops.run.follow import follow_file
 from sane.ops.run.options import DEFAULT_QUIET_PERIOD, INTERRUPT_GRACE, OutputHook
@@ -128,7 +128,9 @@ def _resume(
         done = find_done(ctx, run_id)
         if done is None:
             raise
-        raise done_in_time(run_id, done) from None
+        if keys is not None or done.shell_restarted is None:
+            raise done_in_time(run_id, done) from None
+        return done_result(run_id, done)  # as for a recorded run that ended (below)
     final = rec.get("final")
     scanner, stream_path, size = replay(ctx, rec)
     if keys is not None and (final is not None or scanner.outcome is not None):
