@@ -33,7 +33,7 @@ from sane.protocol.editor import (
     YANK_KEY,
     drawn_prompt,
 )
-from sane.protocol.markers import PROMPT, scan
+from sane.protocol.markers import PROMPT, PROMPT_END, scan
 from sane.protocol.scanner import OUTCOME_EXITED, OUTCOME_REPLACED, RunScanner
 from sane.tmux import panes
 from sane.tmux.command import quote
@@ -240,6 +240,21 @@ def prompt_after_run(stream: Bytes, scanner: RunScanner, pane_id: str) -> list[s
         return [unmark]
     text = await_prompt(stream, scanner.buf, scanner.final, scanner.tokens)
     return [record_prompt(pane_id, text), unmark] if text is not None else [unmark]
+
+
+def note_quiet(
+    client: ControlClient, stream: PaneStream, scanner: RunScanner, pane_id: str
+) -> None:
+    """After a run this process followed live, whose prompt it saw drawn: when that
+    prompt is the last thing the pane printed, let the control client remember the
+    place, so the next run here can skip :func:`check_screen` while nothing more came
+    (``ControlClient.quiet``): the screen then still shows that bare prompt. Saves a
+    tmux round trip per run of a screen-checked shell."""
+    buf = scanner.buf
+    found, _ = scan(buf, scanner.final or 0)
+    ends = [m.end for m in found if m.kind == PROMPT_END and m.tag in scanner.tokens]
+    if ends and ends[-1] == len(buf) and not stream.take(0) and stream.taken_at is not None:
+        client.note_quiet(pane_id, stream.taken_at)
 
 
 # Runs after which the run's shell draws no prompt: it exited, or exec'd another.

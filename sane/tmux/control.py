@@ -59,6 +59,33 @@ class Reply:
             self.notify(self)
 
 
+# A place in a pane's output as this client saw it: (generation, %output lines of the
+# pane). Equal places mean no %output for the pane came between them, and nothing that
+# could have hidden one (see ControlClient.quiet).
+Seen = tuple[int, int]
+
+# Notifications after which a pane's output may not all have reached this client (its
+# pane moved to another session or back, the client's session changed, its output was
+# paused), or whose meaning this client does not know: every quiet mark is void. Only
+# the ones below are known to leave every pane's output flowing here.
+_HARMLESS = frozenset(
+    {
+        b"%window-renamed",
+        b"%session-window-changed",
+        b"%window-pane-changed",
+        b"%client-session-changed",
+        b"%client-detached",
+        b"%session-renamed",
+        b"%sessions-changed",
+        b"%paste-buffer-changed",
+        b"%paste-buffer-deleted",
+        b"%subscription-changed",
+        b"%message",
+        b"%config-error",
+    }
+)
+
+
 class PaneStream:
     """Bytes a pane printed since it was watched, handed out as they arrive."""
 
@@ -72,12 +99,17 @@ class PaneStream:
         # Called (in the reader thread) after each push and at close: one thread
         # follows many panes' streams by being told which have news (sane.fleet.loop).
         self.waker: Callable[[PaneStream], None] | None = None
+        # Where in the pane's output (ControlClient.seen) the last chunk pushed, and the
+        # last chunk handed out, came; None once a take split a chunk.
+        self._pushed_at: Seen | None = None
+        self.taken_at: Seen | None = None
 
-    def push(self, data: bytes) -> None:
+    def push(self, data: bytes, at: Seen | None = None) -> None:
         with self._cond:
             self._chunks.append(data)
             self.pushed += len(data)
             self.activity += 1
+            self._pushed_at = at
             self._cond.notify_all()
         if self.waker is not None:
             self.waker(self)
@@ -90,6 +122,7 @@ class PaneStream:
             cut = max(0, min(len(data), position - self._taken))
             self._chunks = [data[cut:]] if cut < len(data) else []
             self._taken += cut
+            self.taken_at = None
             return data[:cut]
 
     def close(self) -> None:
@@ -107,6 +140,7 @@ class PaneStream:
             data = b"".join(self._chunks)
             self._chunks.clear()
             self._taken += len(data)
+            self.taken_at = self._pushed_at
             return data
 
 
@@ -122,6 +156,12 @@ class ControlClient:
         # reader thread reads it for every line without taking the lock, while other
         # threads watch and unwatch panes.
         self._streams: dict[str, tuple[PaneStream, ...]] = {}
+        # %output lines seen per pane (every pane of the session, watched or not), and
+        # a generation bumped by any notification that may hide a pane's output: see
+        # quiet(). Written by the reader thread only.
+        self._seen: dict[str, int] = {}
+        self._generation = 0
+        self._quiet: dict[str, Seen] = {}
         self._closed = threading.Event()
         attach = Reply("attach")
         self._pending.append(attach)
@@ -211,6 +251,22 @@ class ControlClient:
                 streams.pop(pane_id, None)
             self._streams = streams
 
+    def note_quiet(self, pane_id: str, at: Seen) -> None:
+        """Remember that the pane's output up to ``at`` (a ``PaneStream.taken_at``)
+        ended with a state sane knows (the prompt it saw drawn after its run)."""
+        self._quiet[pane_id] = at
+
+    def quiet(self, pane_id: str) -> bool:
+        """Whether the pane printed nothing since :meth:`note_quiet` (said once: the
+        mark goes). Every key a person types into a shell that echoes it (all the
+        screen-checked shells) is output, so a quiet pane's line holds no typed text.
+        Output tmux sent but this client's reader has not read yet is as unknown to
+        this as to a look at the screen taken that moment."""
+        mark = self._quiet.pop(pane_id, None)
+        return (
+            mark is not None and self.alive and mark == (self._generation, self._seen.get(pane_id))
+        )
+
     @property
     def alive(self) -> bool:
         return not self._closed.is_set()
@@ -241,11 +297,13 @@ class ControlClient:
                     continue
                 if line.startswith(b"%output "):
                     space = line.index(b" ", 8)
-                    streams = self._streams.get(line[8:space].decode())
+                    pane = line[8:space].decode()
+                    count = self._seen[pane] = self._seen.get(pane, 0) + 1
+                    streams = self._streams.get(pane)
                     if streams:
                         data = _escape_decode(line[space + 1 : -1])[0]
                         for stream in streams:
-                            stream.push(data)
+                            stream.push(data, (self._generation, count))
                 elif line.startswith(b"%begin "):
                     guard = line.split(b" ", 1)[1]
                     flags = guard.split()[-1] if guard.split() else b"0"
@@ -257,6 +315,8 @@ class ControlClient:
                             block = self._pending[0] if self._pending else None
                 elif line.startswith(b"%exit"):
                     break
+                elif line.split(b" ", 1)[0].rstrip() not in _HARMLESS:
+                    self._generation += 1
         finally:
             self._shutdown()
 

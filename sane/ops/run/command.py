@@ -12,6 +12,7 @@ from sane.ops.has_input import (
     check_screen,
     checks_screen,
     clear_answers,
+    note_quiet,
     prompt_after_run,
     refuse,
 )
@@ -111,7 +112,9 @@ def _run(
                 busy.claim(ctx, client, ready, run_id)
                 line = None
                 ready = ensure_runner(ctx, client, stream, ready)
-            if checks_screen(ready):  # its command line: from the screen
+            # Its command line, from the screen; unless the pane printed nothing since
+            # the prompt this client saw drawn after its last run: the screen shows it.
+            if checks_screen(ready) and not client.quiet(pane_id):
                 try:  # the claim in the same tmux line as the look at the screen
                     check_screen(client, stream, ready, opts.clear_input, line)
                 except errors.TmuxError as exc:
@@ -214,6 +217,8 @@ def conclude(
     if not exited and asks(scanner.region()):
         # tmux's answers to its queries: not typed text
         drawn += clear_answers(client, stream, scanner, state)
+    elif drawn and checks_screen(state):
+        note_quiet(client, stream, scanner, pane_id)
     duration_ms = (time.perf_counter() - started) * 1000
     result: RunResult | None = None
     try:
