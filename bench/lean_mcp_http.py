@@ -9,7 +9,8 @@ same protocol (MCP 2025-11-25, Streamable HTTP): ``initialize`` then
 ``notifications/initialized``, the ``Mcp-Session-Id`` the server gave on every later
 request with the ``MCP-Protocol-Version`` header, ``Accept: application/json,
 text/event-stream`` on every POST and an answer read as either content type, the
-bearer token, a ``DELETE`` of the session at the end. Like the SDK's client it checks
+bearer token, a new connection when the server closed an idle one, a ``DELETE`` of
+the session at the end. Like the SDK's client it checks
 each tool result's ``structuredContent`` against the tool's declared output schema
 (a validator compiled once per tool, as ``jsonschema`` in the SDK). What it leaves
 out: server-to-client requests (sampling, elicitation), the standalone GET stream and
@@ -21,6 +22,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import select
 import urllib.parse
 from typing import Any
 
@@ -51,6 +53,13 @@ class LeanMcpHttp:
         self.validators: dict[str, Any] = {}  # jsonschema validators (no type stubs)
 
     def _post(self, message: dict[str, Any]) -> tuple[http.client.HTTPResponse, bytes]:
+        # A keep-alive connection the server closed while idle (uvicorn's keep-alive
+        # timeout, 5 s: a loaded machine spends that between two calls) reads as ready:
+        # drop it, and http.client opens a new one, before the request is sent (as
+        # urllib3 checks a pooled connection). A request is never sent twice.
+        sock = self.conn.sock
+        if sock is not None and select.select([sock], [], [], 0)[0]:
+            self.conn.close()
         self.conn.request("POST", self.path, json.dumps(message).encode(), self.headers)
         response = self.conn.getresponse()
         return response, response.read()
