@@ -165,13 +165,17 @@ def fish_line(ready_nonce: str, widget_marker: str) -> str:
     w = printf_format(widget_marker, False)
     return (
         " function __sane_hc;" + _report("fish") + " end;"
-        " function __sane_hh; set -g __sane_held (commandline | string collect);"
-        f" set -g __sane_held (string replace -r -- '{TAKEOVER_SENTINEL}$' '' \"$__sane_held\""
-        " | string collect);"
-        " set -g __sane_hp (commandline -C); set -g __sane_hk 0;"
+        # The hold key comes before every run: an empty line (the usual case) costs one
+        # command substitution, not five (each a pipe and a hand-off to a thread in fish).
+        " function __sane_hh; set -g __sane_held ''; set -g __sane_hk 0;"
         ' if test "$fish_key_bindings" = fish_vi_key_bindings;'
         ' and test "$fish_bind_mode" != insert;'
-        " set -g __sane_hk 1; set fish_bind_mode insert; end; commandline -r ''; end;"
+        " set -g __sane_hk 1; set fish_bind_mode insert; end;"
+        ' set -l t (commandline); test -n "$t"; or return 0;'
+        " set -g __sane_held (commandline | string collect);"
+        f" set -g __sane_held (string replace -r -- '{TAKEOVER_SENTINEL}$' '' \"$__sane_held\""
+        " | string collect);"
+        " set -g __sane_hp (commandline -C); commandline -r ''; end;"
         " function __sane_hd; __sane_hh; set -g __sane_held ''; end;"
         " function __sane_hb; commandline -r -- $__sane_held; commandline -C $__sane_hp;"
         ' if test "$__sane_hk" = 1; set fish_bind_mode default; end;'

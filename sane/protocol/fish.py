@@ -91,7 +91,11 @@ def takeover_lines(nonce: str, token: str) -> list[str]:
         " switch $argv[5]; case -; set -g __sane_b $argv[6]; set -g __sane_c $argv[6];"
         " case b; set -g __sane_b $argv[6]; case '*'; set -g __sane_b (string join '' $__sane_p);"
         " end; set -g __sane_p;"
-        ' if test (string length -- "$__sane_b") != $argv[4];'
+        # The usual case (a short command typed in place) is checked by a regex, not a
+        # command substitution (a pipe and a thread hand-off in fish: slow under load);
+        # any other, or a regex that fails, by the exact count.
+        ' if test $argv[5] = -; and string match -qr -- "^(?s).{$argv[4]}\\z" "$__sane_b";'
+        ' else if test (string length -- "$__sane_b") != $argv[4];'
         f" printf '{lm}' $argv[3] (string length -- \"$__sane_b\"); set -g __sane_c;"
         " return $__sane_q; end;"
         " if test $argv[5] != -;"
@@ -116,15 +120,29 @@ def takeover_lines(nonce: str, token: str) -> list[str]:
 
 
 # Characters typed as themselves inside the brace word: keys no fish binding takes over,
-# special nowhere inside a word (not first in it). Everything else is a ``\xHH`` escape.
+# special nowhere inside a word (not first in it).
 _WORD_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:@+=-%")
+# The keys fish binds (space ; | & < > and ``)`` expand abbreviations) are never typed:
+# they are written ``\xHH``. Other punctuation is typed after a backslash, which fish
+# reads as the character itself: two keys, not four (fish reads and matches each typed
+# byte on its own).
+_WORD_ESCAPED = frozenset("!\"#$'(*,?[\\]^`{}~")
 
 
 def word(text: str) -> str:
-    """``text`` (printable ASCII) as characters of an unquoted fish word that fish's
-    parser turns back into ``text``: the safe ones as themselves, others as ``\\xHH``
-    (at most two hex digits are read, so a digit that follows stays itself)."""
-    return "".join(ch if ch in _WORD_SAFE else f"\\x{ord(ch):02x}" for ch in text)
+    """``text`` (printable ASCII, tabs) as characters of an unquoted fish word that
+    fish's parser turns back into ``text``: the safe ones as themselves, other
+    punctuation after a backslash, a tab as ``\\t``, the rest as ``\\xHH`` (at most
+    two hex digits are read, so a digit that follows stays itself)."""
+    return "".join(_word_char(ch) for ch in text)
+
+
+def _word_char(ch: str) -> str:
+    if ch in _WORD_SAFE:
+        return ch
+    if ch in _WORD_ESCAPED:
+        return "\\" + ch
+    return "\\t" if ch == "\t" else f"\\x{ord(ch):02x}"
 
 
 def call(nonce: str, length: int, mode: str, arg: str | None) -> str:
@@ -134,8 +152,9 @@ def call(nonce: str, length: int, mode: str, arg: str | None) -> str:
     # In fish's single quotes a backslash before anything but \\ or ' is itself.
     missing = printf_format(MISSING_RUNNER, False).replace("\\033", "\\e").replace("\\007", "\\a")
     fmt = "'" + missing + "'"
-    tail = f" {arg}" if arg is not None else ""
-    text = f"printf {fmt} {nonce} {length} {mode}{tail}"
+    # Tabs between the arguments: ``\\t`` is two typed keys, a space ``\\x20`` four.
+    tail = f"\t{arg}" if arg is not None else ""
+    text = f"printf\t{fmt}\t{nonce}\t{length}\t{mode}{tail}"
     return f' {{eval,"${HEAD}"{word(text)}"${TAIL}"}}'
 
 
