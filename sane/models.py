@@ -448,3 +448,47 @@ class FleetDetectResult(TypedDict):
 class HealthSetResult(TypedDict):
     server: str
     health: dict[str, Any]
+
+
+# -- CLI-only documents (no tool: `sane watch --once`, `sane demo fleet start|stop`) ----
+
+
+class WatchRow(TypedDict):
+    """One server in ``sane watch``: its pane, connection, current run and health."""
+
+    server: str
+    host: str
+    """``HOST:PORT`` as registered (the port ``None`` when ssh chooses it)."""
+    tags: list[str]
+    pane: str | None
+    connection: Literal["connected", "disconnected", "unreachable"]
+    run_id: str | None
+    health: Literal["healthy", "degraded", "unhealthy", "unknown"] | None
+    """null without a health read (``--no-health``)."""
+    health_reason: str | None
+    version: Any
+    """The ``version`` field of the server's health.json, when it has one."""
+
+
+class WatchResult(TypedDict):
+    servers: list[WatchRow]
+
+
+class WatchStopped(TypedDict):
+    """What the live view prints when C-c ends it."""
+
+    stopped: Literal[True]
+
+
+class DemoFleetServer(ServerInfo):
+    home: str
+    """The server's home directory (on this machine)."""
+
+
+class DemoFleetStartResult(TypedDict):
+    directory: str
+    servers: list[DemoFleetServer]
+
+
+class DemoFleetStopResult(TypedDict):
+    stopped: list[str]

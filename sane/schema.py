@@ -18,6 +18,8 @@ from pydantic import TypeAdapter
 from sane.models import (
     ConnectResult,
     CreateFileResult,
+    DemoFleetStartResult,
+    DemoFleetStopResult,
     DeployDryRun,
     DeployListResult,
     DeployReport,
@@ -42,6 +44,8 @@ from sane.models import (
     ServerShowResult,
     ServerTestResult,
     WaitForTextResult,
+    WatchResult,
+    WatchStopped,
 )
 
 
@@ -150,6 +154,22 @@ class HealthSetDocument(_Envelope, HealthSetResult):
     pass
 
 
+class WatchDocument(_Envelope, WatchResult):
+    pass
+
+
+class WatchStoppedDocument(_Envelope, WatchStopped):
+    pass
+
+
+class DemoFleetStartDocument(_Envelope, DemoFleetStartResult):
+    pass
+
+
+class DemoFleetStopDocument(_Envelope, DemoFleetStopResult):
+    pass
+
+
 class ErrorDocument(TypedDict):
     ok: Literal[False]
     schema_version: Literal[1]
@@ -187,6 +207,10 @@ DOCUMENTS: dict[str, Any] = {
     "fleet-put": FleetPutDocument,
     "fleet-detect": FleetDetectDocument,
     "health-set": HealthSetDocument,
+    # CLI-only (sane.tools.CLI_DOCUMENTS): the snapshot of --once, or the live view's end
+    "watch": WatchDocument | WatchStoppedDocument,
+    "demo-fleet-start": DemoFleetStartDocument,
+    "demo-fleet-stop": DemoFleetStopDocument,
     "error": ErrorDocument,
 }
 

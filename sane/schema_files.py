@@ -30,6 +30,10 @@ def render() -> dict[str, str]:
         files[f"{tool.name}.output.json"] = _text(tools.output_schema(tool))
     files["error.json"] = _text(tools.compact(json_schema("error")))
     files["command_failed.json"] = _text(tools.compact(json_schema("command-failed")))
+    for document in tools.CLI_DOCUMENTS.values():
+        files[f"{document.replace('-', '_')}.output.json"] = _text(
+            tools.compact(json_schema(document))
+        )
     for fmt in tools.FORMATS:
         files[f"tools.{fmt}.json"] = _text(tools.definitions(fmt))
     files["tools.openai.strict.json"] = _text(tools.definitions("openai", strict=True))

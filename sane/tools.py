@@ -335,6 +335,23 @@ TOOLS: tuple[Tool, ...] = (
 )
 BY_NAME = {tool.name: tool for tool in TOOLS}
 
+# CLI commands that print a JSON document but are no tool (a live view, a throw-away
+# fleet for examples): their documents, by command path, so ``sane schema`` and
+# schemas/ describe them too. (``sane demo``'s summary is not here yet: its stages
+# are untyped.)
+CLI_DOCUMENTS: dict[str, str] = {
+    "watch": "watch",
+    "demo fleet start": "demo-fleet-start",
+    "demo fleet stop": "demo-fleet-stop",
+}
+
+
+def cli_document(name: str) -> str | None:
+    """The document key of a CLI-only command (``watch``, ``demo fleet start``, or
+    ``demo-fleet-start``), else None."""
+    key = " ".join(name.replace("-", " ").replace("_", " ").split())
+    return CLI_DOCUMENTS.get(key.removeprefix("sane "))
+
 
 def select(only: str | None, exclude: str | None) -> tuple[Tool, ...]:
     """The tools ``sane mcp --tools ONLY --exclude EXCLUDE`` serves: comma-separated

@@ -96,3 +96,31 @@ def test_every_cli_command_prints_a_document_its_schema_accepts(
         reached.add(" ".join(argv[: len(tool.cli_path.split())]))
         docs.append(doc)
     assert set(COMMANDS) - reached == set()
+
+
+def test_cli_only_commands_print_documents_their_schemas_accept(
+    cli_env: dict[str, str], sane_home: Path, ssh_fleet: Any, tmp_path: Path
+) -> None:
+    """``sane watch --once`` and ``sane demo fleet start|stop`` (no tool: their
+    documents are sane.tools.CLI_DOCUMENTS)."""
+    from sane.testing.fleet import register
+
+    names = [s.name for s in register(sane_home, ssh_fleet)]
+    reached = set()
+    for argv in (["watch", "--once", "--no-health"], ["watch", "--once"]):
+        status, doc = sane_json(cli_env, *argv)
+        assert status == 0 and doc["ok"], doc
+        validate("watch", doc)
+        assert [row["server"] for row in doc["servers"]] == names
+        reached.add("watch")
+    fleet = tmp_path / "demo-fleet"
+    for argv in (
+        ["demo", "fleet", "start", "--dir", str(fleet), "--servers", "1", "--prefix", "d"],
+        ["demo", "fleet", "stop", "--dir", str(fleet)],
+    ):
+        status, doc = sane_json(cli_env, *argv)
+        assert status == 0 and doc["ok"], doc
+        path = " ".join(argv[:3])
+        validate(tools.CLI_DOCUMENTS[path], doc)
+        reached.add(path)
+    assert reached == set(tools.CLI_DOCUMENTS)

@@ -54,6 +54,16 @@ def schema_cli(command: str | None, fmt: str | None, strict: bool) -> None:
         picked = [tools.find(command)] if command else list(tools.TOOLS)
         chosen = cast("tools.ToolFormat", fmt)
         emit_value([tools.definition(t, chosen, strict) for t in picked])
+    if command is not None and tools.cli_document(command) is not None:
+        path = next(p for p, d in tools.CLI_DOCUMENTS.items() if d == tools.cli_document(command))
+        emit(
+            {
+                "command": path,
+                "cli": f"sane {path}",
+                "input": None,
+                "output": tools.compact(json_schema(tools.CLI_DOCUMENTS[path])),
+            }
+        )
     if command is not None:
         tool = tools.find(command)
         emit(
@@ -73,6 +83,11 @@ def schema_cli(command: str | None, fmt: str | None, strict: bool) -> None:
                     "output": tools.output_schema(t),
                 }
                 for t in tools.TOOLS
+            },
+            # no tool: printed by these commands only (no input schema)
+            "cli_only": {
+                path: {"cli": f"sane {path}", "output": tools.compact(json_schema(document))}
+                for path, document in tools.CLI_DOCUMENTS.items()
             },
             "error": tools.compact(json_schema("error")),
         }
