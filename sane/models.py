@@ -492,3 +492,28 @@ class DemoFleetStartResult(TypedDict):
 
 class DemoFleetStopResult(TypedDict):
     stopped: list[str]
+
+
+class DemoCheck(TypedDict):
+    check: str
+    ok: bool
+    detail: Any
+
+
+class DemoResult(TypedDict):
+    """``sane demo``'s summary. The story's stages are present once reached (a story
+    that stops early on a failed check has the ones before it)."""
+
+    demo_ok: bool
+    checks: list[DemoCheck]
+    kept: bool
+    tmux_socket: str | None
+    directory: str | None
+    hello: NotRequired[dict[str, str]]
+    """Each server's answer to the first fleet run."""
+    deploy_v1: NotRequired[str]
+    deploy_v2: NotRequired[str]
+    retry: NotRequired[str]
+    """The deploy ids of the story's three deploys."""
+    final_health: NotRequired[dict[str, dict[str, Any] | None]]
+    """Each server's health.json at the end."""

@@ -20,6 +20,7 @@ from sane.models import (
     CreateFileResult,
     DemoFleetStartResult,
     DemoFleetStopResult,
+    DemoResult,
     DeployDryRun,
     DeployListResult,
     DeployReport,
@@ -162,6 +163,10 @@ class WatchStoppedDocument(_Envelope, WatchStopped):
     pass
 
 
+class DemoDocument(_Envelope, DemoResult):
+    pass
+
+
 class DemoFleetStartDocument(_Envelope, DemoFleetStartResult):
     pass
 
@@ -209,6 +214,7 @@ DOCUMENTS: dict[str, Any] = {
     "health-set": HealthSetDocument,
     # CLI-only (sane.tools.CLI_DOCUMENTS): the snapshot of --once, or the live view's end
     "watch": WatchDocument | WatchStoppedDocument,
+    "demo": DemoDocument,
     "demo-fleet-start": DemoFleetStartDocument,
     "demo-fleet-stop": DemoFleetStopDocument,
     "error": ErrorDocument,

@@ -336,11 +336,11 @@ TOOLS: tuple[Tool, ...] = (
 BY_NAME = {tool.name: tool for tool in TOOLS}
 
 # CLI commands that print a JSON document but are no tool (a live view, a throw-away
-# fleet for examples): their documents, by command path, so ``sane schema`` and
-# schemas/ describe them too. (``sane demo``'s summary is not here yet: its stages
-# are untyped.)
+# fleet for examples, the demo): their documents, by command path, so ``sane schema``
+# and schemas/ describe them too.
 CLI_DOCUMENTS: dict[str, str] = {
     "watch": "watch",
+    "demo": "demo",
     "demo fleet start": "demo-fleet-start",
     "demo fleet stop": "demo-fleet-stop",
 }

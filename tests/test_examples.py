@@ -22,6 +22,7 @@ import pytest
 
 from sane import errors
 from sane.demo import fleet as demo_fleet
+from sane.schema import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,6 +125,7 @@ def test_sane_demo_runs_the_story_and_leaves_nothing(private_tmp: Path) -> None:
     proc = run([sys.executable, "-m", "sane.cli.main", "demo"], private_tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(proc.stdout)
+    validate("demo", doc)
     assert doc["ok"] and doc["demo_ok"]
     assert [c["ok"] for c in doc["checks"]] == [True] * 10
     assert {s: d["version"] for s, d in doc["final_health"].items()} == {

@@ -138,7 +138,7 @@ def test_the_agent_docs_list_every_tool_and_the_read_only_set() -> None:
 def test_every_cli_command_outside_the_table_has_a_document() -> None:
     """A CLI leaf with no table row prints a document that ``sane schema`` describes
     (sane.tools.CLI_DOCUMENTS), but for the commands that serve or describe the table
-    itself and ``sane demo``, whose summary's stages are not typed yet."""
+    itself."""
     outside = {path for path, _ in _leaves(cli, "") if path and path not in COMMANDS}
-    assert outside - set(tools.CLI_DOCUMENTS) == {"schema", "mcp", "call", "demo"}
+    assert outside - set(tools.CLI_DOCUMENTS) == {"schema", "mcp", "call"}
     assert set(tools.CLI_DOCUMENTS) <= outside
