@@ -125,6 +125,27 @@ def test_half_typed_text_before_the_first_run_is_not_executed(
     assert victim.is_dir()
 
 
+@pytest.mark.parametrize("shell", ["dash", "posh", "mksh", "ksh93", "yash", "ash"])
+def test_text_before_the_first_run_in_a_shell_without_widgets_is_never_run(
+    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str, tmp_path: Path
+) -> None:
+    """A fresh pane of a shell sane cannot give widgets, whose line holds `rm -rf DIR #`:
+    the takeover (no prompt recorded yet to tell a person's text from) empties the line
+    before its lines, so the text is discarded, never run. Before, the takeover's first
+    line was joined to it, and Enter ran `rm -rf DIR`."""
+    pane = tmux_server.new_pane(shell)
+    victim = tmp_path / "DIR"
+    victim.mkdir()
+    typed = f"rm -rf {victim} #"
+    _wait_line(tmux_server, pane, lambda line: line.rstrip().endswith(("$", "#", ">")))
+    _type(tmux_server, pane, "-l", typed)
+    _wait_line(tmux_server, pane, lambda line: line.endswith(typed))
+    r = run(sane_ctx, pane, "echo x")
+    assert (r["status"], r["output"]) == ("completed", "x\n"), r
+    assert victim.is_dir()
+    assert run(sane_ctx, pane, "echo y")["output"] == "y\n"
+
+
 @pytest.mark.parametrize("shell", HOLD_SHELLS)
 def test_an_older_kill_is_not_mistaken_for_typed_text(
     sane_ctx: Context, tmux_server: TmuxTestServer, shell: str

@@ -96,7 +96,7 @@ def test_a_server_asking_the_terminal_at_login_neither_wedges_nor_lies(
     fleet = make_fleet(1)
     home = Path(fleet.servers[0].home)
     for rc in (".bashrc", ".profile"):
-        (home / rc).write_text(f"printf '{QUERIES}'\n")
+        (home / rc).write_text(f"printf '{QUERIES['all']}'\n")
     servers = register(sane_ctx.home, fleet)
     pane = pane_for_server(sane_ctx, servers[0].name)
     first = run(sane_ctx, pane, "echo first; (exit 3)", timeout=30)

@@ -47,7 +47,7 @@ def _hex_keys(pane_id: str, keys: str) -> str:
 # Keys that empty a command line: C-e C-u (end of line, kill to its start) in an
 # editor's emacs mode; in the terminal's canonical mode (dash, posh) ^E is a character
 # and ^U the kernel's line kill.
-_KILL = "C-e C-u"
+KILL_LINE = "C-e C-u"
 
 
 # Set on a pane whose last run's output held a terminal query tmux answers.
@@ -63,7 +63,7 @@ def clear_line(state: panes.PaneState) -> list[str]:
     # XTVERSION starts with M-P, a history search in readline), which it ends.
     drop = [_hex_keys(pane, DROP_KEY)] if state.editor == EDITOR_HOLD else []
     mark = [f"set-option -p -t {pane} {OPT_ANSWERED} 1"] if checks_screen(state) else []
-    return [f"send-keys -t {pane} C-g", *drop, f"send-keys -t {pane} {_KILL}", *mark]
+    return [f"send-keys -t {pane} C-g", *drop, f"send-keys -t {pane} {KILL_LINE}", *mark]
 
 
 # busybox ash's key reader takes an ESC it does not know (the start of a query's
@@ -112,7 +112,7 @@ def before_typing(state: panes.PaneState, clear_input: bool) -> list[str]:
     # is killed, so sane's line (whose missing-runner guard then speaks) runs alone.
     return [
         _hex_keys(state.pane_id, DROP_KEY if clear_input else HOLD_KEY),
-        f"send-keys -t {state.pane_id} {_KILL}",
+        f"send-keys -t {state.pane_id} {KILL_LINE}",
     ]
 
 
@@ -122,6 +122,13 @@ def before_typing(state: panes.PaneState, clear_input: bool) -> list[str]:
 _END_KEY = {"bash": "End", "zsh": "C-e", "fish": "End"}
 
 
+def clear_typed(pane_id: str) -> list[str]:
+    """The tmux commands emptying a command line whatever its editor (a shell without
+    widgets, or one whose widgets are not there yet): its text is discarded, never
+    run. Padded (``_PAD``): busybox ash may still hold the tail of a query's answer."""
+    return [f"send-keys -t {pane_id} {_PAD} C-u"]
+
+
 def takeover_guard(pane_id: str, shell: str) -> list[str]:
     """The tmux commands to send before the takeover lines into ``shell``: the person's
     text (if any) is killed into the editor's kill ring, the sentinel with it, so the
@@ -129,7 +136,13 @@ def takeover_guard(pane_id: str, shell: str) -> list[str]:
     once the widgets are there, and the first run's hold finds it."""
     end = _END_KEY.get(shell)
     if end is None:
-        return []
+        # No widgets will hold a person's text, and no prompt is recorded yet to tell
+        # it from: the line is emptied (padded, see _PAD: busybox ash may still hold
+        # the tail of answers to queries its login files printed), its text discarded
+        # unrun. Before, the takeover's first line was joined to it: `rm -rf DIR #`
+        # ran rm and commented out sane's definitions (the run "completed" with
+        # `__sane_rc: not found`); ash ran `cP>|tmux 3.3a...`.
+        return clear_typed(pane_id)
     return [
         f"send-keys -t {pane_id} {end}",
         f"send-keys -t {pane_id} -l -- '{TAKEOVER_SENTINEL}'",
@@ -340,7 +353,9 @@ def check_screen(
         # The last run's output asked the terminal, and its end saw no prompt after
         # the answers' clearing (clear_answers): what is on the line may be tmux's
         # answers. Cleared again: a person's text typed meanwhile goes with it.
-        client.command(f"send-keys -t {pane} {_KILL}", f"set-option -p -u -t {pane} {OPT_ANSWERED}")
+        client.command(
+            f"send-keys -t {pane} {KILL_LINE}", f"set-option -p -u -t {pane} {OPT_ANSWERED}"
+        )
         return
     if state.editor == EDITOR_TTY and (typed := _kernel_line(client, stream, pane)) is not None:
         # An empty kernel line is taken as an empty command line, though the shell

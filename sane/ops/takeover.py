@@ -12,9 +12,12 @@ import time
 from sane import errors
 from sane.ops.context import LOCAL_WINDOW, ROLE_LOCAL, Context
 from sane.ops.has_input import (
+    KILL_LINE,
+    PROMPT_WAIT,
     after_takeover,
     await_prompt,
     await_prompt_start,
+    clear_typed,
     line_editor,
     record_prompt,
     takeover_guard,
@@ -245,12 +248,18 @@ def _remote_kind(
     runner's other options)."""
     seen = bytearray()
     nonce = markers.new_nonce()
-    client.command(_keys(pane, shell_probe(nonce)))
+    # The line is emptied first: the login files may have printed terminal queries,
+    # whose answers the shell read as typed text (fish keeps `[1;1R[?1;2c...` on its
+    # line, and after the syntax error the probe joined to it made, keeps the line and
+    # the next probe's copy too: runner_unavailable, measured). Whatever is there is
+    # none of sane's to run; an unknown shell has no widget to hold it with.
+    probe = [f"send-keys -t {pane} {KILL_LINE}", _keys(pane, shell_probe(nonce))]
+    client.command(*probe)
     retype_at = time.monotonic() + RETYPE_AFTER
     while (found := shell_name(seen, nonce)) is None:
         if time.monotonic() >= retype_at:  # the login shell may still be starting
             retype_at = time.monotonic() + RETYPE_AFTER
-            client.command(_keys(pane, shell_probe(nonce)))
+            client.command(*probe)
         remaining = deadline - time.monotonic()
         if remaining <= 0 or stream.closed:
             raise errors.RunnerUnavailable(
@@ -266,6 +275,7 @@ def _remote_kind(
             raise errors.RunnerUnavailable(
                 f"pane {pane} died before its shell answered sane's shell probe", pane=pane
             )
+    _await_prompt_after_probe(stream, seen, nonce)
     name = found[1]
     if name in FISH_SHELLS:
         kind, note = SHELL_FISH, ""
@@ -278,6 +288,26 @@ def _remote_kind(
             (f"the login shell {name} cannot be driven by sane: it started sh in its place"),
         )
     return kind, note, name if not note else "sh"
+
+
+def _await_prompt_after_probe(stream: PaneStream, seen: bytearray, nonce: str) -> None:
+    """Wait until the shell draws something after the probe's answer line (its
+    prompt: its editor reads keys again), for at most ``PROMPT_WAIT``.
+
+    Keys typed while the probe still runs reach the terminal in its canonical mode,
+    where the line kill that starts the takeover only erases back to what the shell
+    had left unread (measured: tmux's answers to queries the login files printed,
+    typed-ahead behind the probe; zsh then read them as text, which joined the
+    takeover's first line and ran, `>|tmux` creating a file)."""
+    found, _ = markers.scan(seen, 0)
+    answer = next(m for m in found if m.tag == nonce and m.kind == markers.SHELL)
+    line_end = seen.find(b"\n", answer.end) + 1
+    deadline = time.monotonic() + PROMPT_WAIT
+    while len(seen) <= line_end:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or stream.closed:
+            return
+        seen += stream.take(min(remaining, 0.25))
 
 
 def install_runner(
@@ -306,6 +336,7 @@ def install_runner(
             current_command=state.current_command,
         )
     kind = shell_kind(state.current_command)
+    probed = kind is None
     options: list[str] = []
     name = _base(state.current_command)
     note = state.shell_note
@@ -316,8 +347,11 @@ def install_runner(
         options.append(f"set-option -p -t {pane} {OPT_SHELL_NOTE} {quote(note)}")
     token = markers.new_token()
     nonces: list[str] = []
-    # A person's text on the line is put aside first (sane.ops.has_input).
-    guard = takeover_guard(pane, name)
+    # A person's text on the line is put aside first (sane.ops.has_input). Behind ssh
+    # the line is emptied before that: what is on it came in before sane's probe had
+    # run (tmux's answers to queries the login files printed, which the shell reads
+    # as typed text after the probe), in a pane sane opened itself.
+    guard = [*(clear_typed(pane) if probed else []), *takeover_guard(pane, name)]
 
     def type_takeover() -> None:
         # Same token every time: whichever copy the shell runs, its prompt marker is
