@@ -266,7 +266,10 @@ def test_runs_in_a_nested_shell(sane_ctx: Context, pane: str) -> None:
     sane_ctx.tmux(["send-keys", "-t", pane, "exec env PS1='> ' dash", "Enter"])
     # As for a person: wait for the new shell before typing (typed-ahead keys can be
     # swallowed by the exec'ing shell's line editor).
-    retry_until(lambda: b"> " in _screen(sane_ctx, pane), message="nested shell prompt")
+    # (Its prompt on the last line: "> " also shows in the typed line itself.)
+    retry_until(
+        lambda: _screen(sane_ctx, pane).rstrip().endswith(b"\n>"), message="nested shell prompt"
+    )
     r = run(sane_ctx, pane, "echo inner $((6*7))")
     assert (r["output"], r["exit_code"]) == ("inner 42\n", 0)
 

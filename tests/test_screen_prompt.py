@@ -20,7 +20,7 @@ from sane.testing.fleet import Server as FleetServer
 from sane.testing.pytest_plugin import TmuxTestServer
 
 from .conftest import run
-from .test_shells import login_pane, one_server_per_shell
+from .test_shells import as_a_user_has_it, login_pane, one_server_per_shell
 
 SCREEN = ["mksh", "ksh93", "yash", "ash"]
 
@@ -109,33 +109,40 @@ def test_a_run_ended_by_a_later_call_renews_the_prompt(
 
 
 CONTINUATION_SHELLS = ["bash", "zsh", "fish", "dash", "posh", "mksh", "ksh93", "yash", "ash"]
-# bash types the hold key into a continuation line, whose widget sees only that (empty)
-# line; dash and posh show an empty kernel line there: sane's line joins the person's
-# command (docs/protocol.md, limits). zsh's widget sees $PREBUFFER.
-_UNSEEN = pytest.mark.xfail(
-    reason="bash: the hold widget sees only the continuation's current line;"
-    " dash/posh: an empty kernel line",
-    strict=True,
-)
 
 
-@pytest.mark.parametrize(
-    "shell",
-    [
-        pytest.param(s, marks=_UNSEEN) if s in ("bash", "dash", "posh") else s
-        for s in CONTINUATION_SHELLS
-    ],
-)
+@pytest.fixture(scope="module")
+def continuation_logins() -> Iterator[dict[str, tuple[Fleet, str]]]:
+    """One sshd per shell, root's login shell there, as a user has it."""
+    yield from one_server_per_shell(CONTINUATION_SHELLS, as_a_user_has_it)
+
+
+@pytest.mark.parametrize("where", ["local", "login"])
+@pytest.mark.parametrize("shell", CONTINUATION_SHELLS)
 def test_a_continuation_is_refused_and_cleared_never_run(
-    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str, tmp_path: Path
+    request: pytest.FixtureRequest,
+    sane_ctx: Context,
+    tmux_server: TmuxTestServer,
+    shell: str,
+    where: str,
+    tmp_path: Path,
 ) -> None:
     """A person typed `touch MARK 'abc` and Enter: the shell waits for the closing
     quote (PS2, fish: a second line in its buffer). The next run is refused; with
     clear_input the continuation is cancelled, none of it run, and sane's command
     runs alone. Before, the screen shells typed sane's line into it on clear_input
-    (the run `running`, the pane busy), and zsh without it; bash, dash and posh still do."""
-    pane = tmux_server.new_pane(shell)
+    (the run `running`, the pane busy), and bash, zsh, dash and posh without it. Runs
+    whose long command is pasted (a heredoc: PS2s drawn, dash's on the prompt's line)
+    are not taken for a continuation."""
+    if where == "local":
+        pane = tmux_server.new_pane(shell)
+    else:
+        fleet, name = request.getfixturevalue("continuation_logins")[shell]
+        pane = login_pane(sane_ctx, fleet, name)
     assert run(sane_ctx, pane, "echo warm", timeout=20)["output"] == "warm\n"
+    for pasted in (": " + "x" * 1500, "printf '> '; : " + "x" * 1500):
+        assert run(sane_ctx, pane, pasted, timeout=20)["status"] == "completed"
+        assert run(sane_ctx, pane, "echo warm", timeout=20)["output"] == "warm\n"
     mark = tmp_path / "ran"
     tmux_server.run("send-keys", "-t", pane, "-l", f"touch {mark} 'abc")
     tmux_server.run("send-keys", "-t", pane, "Enter")
@@ -145,6 +152,11 @@ def test_a_continuation_is_refused_and_cleared_never_run(
         return len(rows) >= 2 and rows[-2].endswith("'abc")
 
     poll(waiting, 10.0)
+
+    def waiting_with(typed: str) -> bool:  # the continuation's line shows `typed`
+        rows = tmux_server.run("capture-pane", "-p", "-t", pane).rstrip().splitlines()
+        return len(rows) >= 2 and rows[-2].endswith("'abc") and rows[-1].endswith(typed)
+
     with pytest.raises(errors.PaneHasInput) as refused:
         run(sane_ctx, pane, "echo x", timeout=5)
     if shell == "zsh":  # the whole construct is named, and put back on the line
@@ -152,6 +164,13 @@ def test_a_continuation_is_refused_and_cleared_never_run(
         assert poll(
             lambda: f"touch {mark} 'abc" in tmux_server.run("capture-pane", "-p", "-t", pane), 10.0
         )
+    if shell == "bash":  # the continuation stays as it was, typed text and all
+        assert refused.value.details["continuation"] is True, refused.value.details
+        tmux_server.run("send-keys", "-t", pane, "-l", "def")
+        poll(lambda: waiting_with("def"), 10.0)
+        with pytest.raises(errors.PaneHasInput):
+            run(sane_ctx, pane, "echo " + "y" * 2000, timeout=5)  # a paste, too
+        poll(lambda: waiting_with("def"), 10.0)
     r = run(sane_ctx, pane, "echo x", clear_input=True, timeout=10)
     assert (r["status"], r["output"]) == ("completed", "x\n"), r
     assert run(sane_ctx, pane, "echo again", timeout=10)["output"] == "again\n"
@@ -179,3 +198,32 @@ def test_tmux_answers_to_queries_never_run_and_never_wedge(
     assert (nxt["status"], nxt["output"]) == ("completed", "next\n"), nxt
     assert sorted(p.name for p in work.iterdir()) == []
     _typed_text_still_refused(sane_ctx, tmux_server, pane)
+
+
+@pytest.mark.parametrize("shell", CONTINUATION_SHELLS)
+def test_a_continuation_ended_by_a_person_refuses_nothing(
+    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str
+) -> None:
+    """A continuation the person finished, or cancelled with C-c, leaves nothing that
+    refuses the next run (bash: the flag its PS2 set is cleared by PS1, also with
+    sane's hook gone from PROMPT_COMMAND)."""
+    pane = tmux_server.new_pane(shell)
+    assert run(sane_ctx, pane, "PROMPT_COMMAND=true", timeout=20)["status"] == "completed"
+
+    def shows(text: str) -> bool:
+        return text in tmux_server.run("capture-pane", "-p", "-t", pane)
+
+    tmux_server.run("send-keys", "-t", pane, "-l", "echo 'fin")
+    tmux_server.run("send-keys", "-t", pane, "Enter")
+    poll(lambda: shows("'fin"), 10.0)
+    tmux_server.run("send-keys", "-t", pane, "-l", "ished'")
+    tmux_server.run("send-keys", "-t", pane, "Enter")
+    poll(lambda: shows("fin\nished\n"), 10.0)
+    assert run(sane_ctx, pane, "echo x", timeout=20)["output"] == "x\n"
+    tmux_server.run("send-keys", "-t", pane, "-l", "echo 'cancel")
+    tmux_server.run("send-keys", "-t", pane, "Enter")
+    poll(lambda: shows("'cancel"), 10.0)
+    tmux_server.run("send-keys", "-t", pane, "C-c")
+    # The shell is back at its prompt: what a person would wait for before typing.
+    poll(lambda: tmux_server.run("capture-pane", "-p", "-t", pane).rstrip().endswith("$"), 10.0)
+    assert run(sane_ctx, pane, "echo y", timeout=20)["output"] == "y\n"

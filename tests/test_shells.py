@@ -92,7 +92,7 @@ def one_server_per_shell(
         fleet.close()
 
 
-def _as_a_user_has_it(fleet: Fleet, srv: FleetServer, name: str) -> None:
+def as_a_user_has_it(fleet: Fleet, srv: FleetServer, name: str) -> None:
     # As Debian's sshd does: the client's locale crosses (yash, in the C locale,
     # cannot hold a non-ASCII byte in a variable).
     fleet.configure_sshd(srv.name, "AcceptEnv LANG LC_*")
@@ -109,7 +109,7 @@ def _as_a_user_has_it(fleet: Fleet, srv: FleetServer, name: str) -> None:
 @pytest.fixture(scope="module")
 def login_fleet() -> Iterator[dict[str, tuple[Fleet, str]]]:
     """One sshd per shell, that shell root's login shell there: shell -> (fleet, server)."""
-    yield from one_server_per_shell(list(LOGIN_PATHS), _as_a_user_has_it)
+    yield from one_server_per_shell(list(LOGIN_PATHS), as_a_user_has_it)
 
 
 def login_pane(ctx: Context, fleet: Fleet, name: str) -> str:

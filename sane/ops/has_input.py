@@ -19,7 +19,7 @@ what to type before its line and what to do when the shell reports held text:
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from sane import errors
 from sane.protocol.editor import (
@@ -28,6 +28,8 @@ from sane.protocol.editor import (
     EDITOR_HOLD,
     EDITOR_SCREEN,
     EDITOR_TTY,
+    HELD_CONTINUATION,
+    HELD_VI_COMMAND,
     HOLD_KEY,
     TAKEOVER_SENTINEL,
     YANK_KEY,
@@ -167,7 +169,10 @@ def refuse(
     The back key is typed once the shell draws its prompt again (its prompt marker):
     until then the terminal is in its canonical mode, where a line kill typed next
     (the C-e C-u after the drop key of a clear_input run) would take the key with it."""
-    text, vi_command = scanner.held, scanner.outcome is not None and scanner.outcome.exit_code == 1
+    kind = scanner.outcome.exit_code if scanner.outcome is not None else None
+    text, vi_command = scanner.held, kind == HELD_VI_COMMAND
+    if kind == HELD_CONTINUATION:
+        _refuse_continuation(client, pane_id)
     await_prompt_start(stream, scanner.buf, scanner.final or 0, scanner.tokens)
     client.command(_hex_keys(pane_id, BACK_KEY))
     shown = text if text is not None else "(unreadable)"
@@ -179,6 +184,29 @@ def refuse(
         text=text,
         vi_command_mode=vi_command,
         exact=text is not None,
+    )
+
+
+def _refuse_continuation(client: ControlClient, pane_id: str) -> NoReturn:
+    """bash at a continuation (the held kind 2: sane.protocol.editor): the widget took
+    sane's line off the editor's line and put the person's back; the command's earlier
+    lines are in bash's parser, which nobody can read, so the text is not named: the
+    screen's cursor line is (``details.line``), and the continuation stays as it was."""
+    rows = client.command(
+        f"display-message -p -t {pane_id} '#{{cursor_y}}'", f"capture-pane -p -N -t {pane_id}"
+    )
+    y = int(rows[0]) if rows and rows[0].isdigit() else -1
+    line = rows[1 + y].rstrip() if 0 <= y < len(rows) - 1 else None
+    raise errors.PaneHasInput(
+        f"the shell in pane {pane_id} waits for the rest of a command a person started "
+        f"(a continuation: the screen's line is {line!r}); sane typed nothing into it and "
+        "ran nothing. Finish or cancel it (C-c), or ask for clear_input to cancel it",
+        pane=pane_id,
+        text=None,
+        vi_command_mode=False,
+        exact=False,
+        continuation=True,
+        line=line,
     )
 
 
@@ -286,6 +314,10 @@ class Ended:
 # Shells that read their command line in the terminal's canonical mode (no line
 # editor of their own): the kernel holds the typed text and can show it.
 TTY_SHELLS = frozenset({"dash", "posh"})
+# Their continuation prompt: dash's and posh's default PS2, which the takeover gives a
+# bold space (sane.protocol.runner.TTY_PS2_PRINTF; a PS2 set otherwise is not
+# recognised: docs/protocol.md, limits).
+TTY_PS2 = "> "
 # The kernel's reprint character (VREPRINT, on by default with IEXTEN): it echoes
 # ``^R``, a newline and the line typed so far, and changes nothing.
 _REPRINT_ECHO = b"^R"
@@ -330,10 +362,12 @@ def check_screen(
 ) -> None:
     """A shell without editor widgets (``EDITOR_SCREEN``): its cursor line must show
     the prompt as sane saw it drawn last, and nothing after it. Otherwise the line
-    holds a person's text: refused with ``pane_has_input`` naming what the screen shows
-    after the prompt (that is all such a shell lets sane know), or with
-    ``clear_input`` killed (C-e C-u: the kernel's line kill in dash and posh, the
-    editor's in mksh, ksh93, yash, busybox ash) before sane types. ``claim``: the run's
+    holds a person's text, or the shell waits for the rest of a command (a
+    continuation): refused with ``pane_has_input`` naming what the screen shows after
+    the prompt (that is all such a shell lets sane know; dash and posh: what the
+    kernel's line holds), or with ``clear_input`` interrupted (C-c: the kernel's SIGINT
+    in dash and posh, the editor's abort in mksh, ksh93, yash, busybox ash), which
+    discards the line and any continuation unrun, before sane types. ``claim``: the run's
     claim, sent first in the same tmux line (a busy pane fails it: TmuxError)."""
     pane = state.pane_id
     lines = client.command(
@@ -357,15 +391,28 @@ def check_screen(
             f"send-keys -t {pane} {KILL_LINE}", f"set-option -p -u -t {pane} {OPT_ANSWERED}"
         )
         return
+    if (
+        state.editor == EDITOR_TTY
+        and line.rstrip() == TTY_PS2.rstrip()
+        and _bold_ps2(client, pane, y)
+    ):
+        # A continuation (``echo 'abc`` + Enter): the line shows the bare ``PS2`` as
+        # sane set it (its bold space), nothing typed after it (the kernel echoes what
+        # is typed). Only that exact line is taken for one: after a multi-line run
+        # dash draws its PS2s on the prompt's line (``> > $ ``), and a ``PS1='> '``
+        # (a new dash a person exec'd) has a plain space. Not asked of the kernel:
+        # its reprint's echo would leave the screen without the evidence for the
+        # next call.
+        if not clear_input:
+            _refuse_tty_continuation(pane, line)
+        _interrupt_line(client, stream, state)
+        return
     if state.editor == EDITOR_TTY and (typed := _kernel_line(client, stream, pane)) is not None:
-        # An empty kernel line is taken as an empty command line, though the shell
-        # may be in a continuation (``echo 'abc`` + Enter: docs/protocol.md, limits):
-        # the screen cannot tell one from a prompt sane did not see drawn (after a
-        # multi-line command dash draws its PS2s on the prompt's line; a user's PS1
-        # may be ``> ``).
+        # An empty kernel line on a line that is neither the prompt sane saw drawn nor
+        # the bare PS2: taken as an empty command line (a prompt drawn without sane).
         if not typed:
             return
-        if typed and not clear_input:
+        if not clear_input:
             raise errors.PaneHasInput(
                 f"the command line of pane {pane} holds text a person typed ({typed!r}); "
                 "sane typed nothing into it and ran nothing. Finish or clear it, or ask "
@@ -392,6 +439,28 @@ def check_screen(
         vi_command_mode=None,
         line=line.rstrip(),
         exact=False,
+    )
+
+
+def _bold_ps2(client: ControlClient, pane: str, y: int) -> bool:
+    """Does the cursor's row show sane's PS2 (its space with an attribute: a row
+    captured with escapes holds one)?"""
+    rows = client.command(f"capture-pane -p -e -N -S {y} -E {y} -t {pane}")
+    return bool(rows) and "\x1b[" in rows[0]
+
+
+def _refuse_tty_continuation(pane: str, line: str) -> NoReturn:
+    raise errors.PaneHasInput(
+        f"the shell in pane {pane} waits for the rest of a command a person started (a"
+        f" continuation: its line shows {line.rstrip()!r} and nothing is typed on it); "
+        "sane typed nothing into it and ran nothing. Finish or cancel it (C-c), or ask "
+        "for clear_input to cancel it",
+        pane=pane,
+        text=None,
+        vi_command_mode=None,
+        exact=False,
+        continuation=True,
+        line=line.rstrip(),
     )
 
 

@@ -20,6 +20,11 @@ insert, vi command). sane types one of them right before its line:
 * **drop** (:data:`DROP_KEY`, the caller's ``clear_input``): the same, but the text is
   discarded, so the run goes ahead.
 
+A continuation (the person pressed Enter on an unfinished command: ``PS2``) holds
+earlier lines the widget does not see in its buffer: zsh's hold finds them in
+``$PREBUFFER``; bash's learns of the continuation from a flag its ``PS2`` sets (see
+:func:`posix_lines`) and takes sane's line back off the editor's line at Enter.
+
 The key sequences are whole escape sequences, read as one key by every editor, and
 run nothing on their own. Shells whose editor cannot be programmed this way (dash,
 posh, ksh93, mksh, busybox ash, yash) do not get them (``EDITOR_SCREEN``).
@@ -85,6 +90,10 @@ def _report(kind: str) -> str:
     )
 
 
+# The HELD marker's argument: what the hold found (the runner prints ``__sane_hk``).
+HELD_VI_COMMAND = 1  # a line of text (0) held in vi command mode
+HELD_CONTINUATION = 2  # bash: a continuation, left as it was (see posix_lines)
+
 # printf_format builds ``ESC ] 7770 ; SANE ; tag ; KIND [; arg] BEL``; the payload
 # uses the kind letter below with the base64 text as its argument.
 PAYLOAD_KIND = "T"
@@ -95,7 +104,7 @@ def posix_lines(ready_nonce: str, widget_marker: str) -> list[str]:
     each prints ``widget_marker`` (with ``ready_nonce``) when it installed them, so
     sane knows which check the pane takes. No line holds an ESC byte (the key
     sequences are written ``\\e``, which bind and bindkey read as ESC), and each stays
-    under the runner's typed-line limit: every shell reads all four."""
+    under the runner's typed-line limit: every shell reads them all."""
     hold, back, drop, vi = _rl(HOLD_KEY), _rl(BACK_KEY), _rl(DROP_KEY), _rl(_BASH_VI_HOLD)
     yank = _rl(YANK_KEY)
     w = printf_format(widget_marker, False)
@@ -106,8 +115,6 @@ def posix_lines(ready_nonce: str, widget_marker: str) -> list[str]:
         f" __sane_hh(){{ __sane_held=${{READLINE_LINE%'{TAKEOVER_SENTINEL}'}};"
         " __sane_hp=$READLINE_POINT;"
         " READLINE_LINE=; READLINE_POINT=0; };"
-        " __sane_h0(){ __sane_hk=0; __sane_hh; }; __sane_h1(){ __sane_hk=1; __sane_hh; };"
-        " __sane_hd(){ __sane_hh; __sane_held=; };"
         " __sane_hb(){ READLINE_LINE=$__sane_held; READLINE_POINT=$__sane_hp; __sane_held=; };"
         " for __sane_m in emacs vi-insert; do"
         f" bind -m $__sane_m -x '\"{hold}\": __sane_h0';"
@@ -117,6 +124,45 @@ def posix_lines(ready_nonce: str, widget_marker: str) -> list[str]:
         f' done; bind -m vi-command \'"{hold}": "i{vi}"\';'
         f' bind -m vi-command \'"{yank}": "i\\C-y"\';'
         f" bind -m vi-command '\"{drop}\": \"i{drop}\"'; printf '{w}' {ready_nonce};;"
+        " esac; fi;"
+    )
+    bash_ps = (
+        # bash: a continuation (PS2: the person pressed Enter on an unfinished command)
+        # keeps its earlier lines in the parser, out of the widgets' reach, and sane's
+        # line would join them. A flag tells: PS2 gets a prefix, PS1 a suffix, that
+        # print nothing and set __sane_pc to 1 and 0 (a side effect of their
+        # expansion), put back by __sane_ps (last in PROMPT_COMMAND, and at every
+        # run's end, which clears the flag too, and puts itself back in
+        # PROMPT_COMMAND: __sane_pa) if a prompt lost them; taken away with
+        # promptvars off (they would show), and kept out of an exported prompt (a
+        # child dash or zsh would show it). (In eval: dash parses the whole line.)
+        ' if [ -n "${BASH_VERSION-}" ]; then case :${SHELLOPTS-}: in *:emacs:*|*:vi:*)'
+        " __sane_p2='${BASH_VERSION:(__sane_pc=1):0}'; __sane_p1='${BASH_VERSION:(__sane_pc=0):0}';"
+        """ eval '__sane_p2s(){ __sane_pa; if shopt -q promptvars && [[ ${PS2@a} != *x* ]]; then"""
+        ' [[ $PS2 == "$__sane_p2"* ]] || PS2=$__sane_p2$PS2; else PS2=${PS2#"$__sane_p2"}; fi;'
+        " if shopt -q promptvars && [[ ${PS1@a} != *x* ]]; then"
+        ' [[ $PS1 == *"$__sane_p1"* ]] || PS1=$PS1$__sane_p1;'
+        ' else PS1=${PS1%"$__sane_p1"}; fi; }\';'
+        " __sane_p2s;; esac; fi;"
+    )
+    bash_cont = (
+        # At a continuation the hold (__sane_hq) binds Enter to __sane_hl, which takes
+        # sane's line (every line of a paste) off readline's line before the parser
+        # reads it, reports the hold with the line's nonce (kind 2: the person's line
+        # is put back here, not by the back key) and gives Enter back to accept-line;
+        # the drop ends the continuation unrun (SIGINT, as C-c does), so sane's line
+        # arrives at a new prompt.
+        ' if [ -n "${BASH_VERSION-}" ]; then case :${SHELLOPTS-}: in *:emacs:*|*:vi:*)'
+        " __sane_ke(){ for __sane_m in emacs vi-insert; do for __sane_k in '\"\\C-m\"' '\"\\C-j\"';"
+        ' do bind -m $__sane_m $1 "$__sane_k: $2"; done; done; };'
+        " __sane_hl(){ case $READLINE_LINE in *'${__sane_go:-printf} '*) __sane_ke '' accept-line;"
+        ' __sane_t=${READLINE_LINE#*"\'} "}; __sane_hk=2; __sane_hc "${__sane_t%% *}";'
+        " READLINE_LINE=$__sane_held; READLINE_POINT=$__sane_hp; __sane_held=;;"
+        " *) READLINE_LINE=;; esac; };"
+        ' __sane_hq(){ [ "${__sane_pc-}" != 1 ] || __sane_ke -x __sane_hl; };'
+        " __sane_h0(){ __sane_hk=0; __sane_hh; __sane_hq; };"
+        " __sane_h1(){ __sane_hk=1; __sane_hh; __sane_hq; };"
+        ' __sane_hd(){ __sane_hh; __sane_held=; [ "${__sane_pc-}" != 1 ] || kill -INT $$; };'
         " esac; fi;"
     )
     zsh = (
@@ -155,7 +201,7 @@ def posix_lines(ready_nonce: str, widget_marker: str) -> list[str]:
         f" done; printf '{w}' {ready_nonce};;"
         " esac; fi;"
     )
-    return [report, bash, zsh, zsh_keys]
+    return [report, bash, bash_ps, bash_cont, zsh, zsh_keys]
 
 
 def fish_line(ready_nonce: str, widget_marker: str) -> str:

@@ -75,6 +75,10 @@ RUN_SIGNAL = "URG"
 RUN_SIGNAL_NUMBER = 23  # Linux
 
 
+# dash's and posh's PS2 as sane sets it (``> `` with a bold space: the same to the eye;
+# sane.ops.has_input tells it on the screen), as a printf format.
+TTY_PS2_PRINTF = ">\\033[1m \\033[22m"
+
 # The shell probe's printf format: also how the takeover finds the probe's lines in
 # bash's history.
 _SHELL_PROBE_FORMAT = printf_format(SHELL, True)
@@ -164,7 +168,9 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
     prompt = (
         # The user's prompt stays as it is, behind an invisible prefix: the prompt
         # marker (see the module docs), put back whenever something removed it.
-        ' __sane_ps(){ __sane_s=$?; case $PS1 in "$__sane_pp"*) ;;'
+        # (bash: the continuation flag and PS2's prefix, sane.protocol.editor.)
+        ' __sane_ps(){ __sane_s=$?; __sane_pc=; [ -z "${__sane_p2-}" ] || __sane_p2s;'
+        ' case $PS1 in "$__sane_pp"*) ;;'
         " *) PS1=$__sane_pp$PS1;; esac;"
         # Where there are no editor widgets (sane.ops.has_input) a suffix marks the
         # prompt's end, so sane learns the prompt as drawn.
@@ -176,11 +182,14 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         f" __sane_pp='\\[{p}\\]';"
         # bash-only syntax inside eval: dash parses the whole line first.
         " __sane_nl=$(printf '\\nx'); __sane_nl=${__sane_nl%x};"
-        ' eval \'case "${PROMPT_COMMAND[*]-}" in *__sane_ps*) ;;'
+        # __sane_pa: also called at every run's end where bash has line editing (the
+        # continuation flag's reset, sane.protocol.editor), so a run that set
+        # PROMPT_COMMAND (`. ~/.bashrc`) does not leave the hook out.
+        ' eval \'__sane_pa(){ case "${PROMPT_COMMAND[*]-}" in *__sane_ps*) ;;'
         ' *) if [[ $(declare -p PROMPT_COMMAND 2>/dev/null) == "declare -a"* ]];'
         " then PROMPT_COMMAND+=(__sane_ps);"
         ' else PROMPT_COMMAND="${PROMPT_COMMAND:+$PROMPT_COMMAND$__sane_nl}__sane_ps"; fi;;'
-        " esac';"
+        " esac; }'; __sane_pa;"
         ' elif [ -n "${ZSH_VERSION-}" ]; then'
         f" __sane_pp=\"%{{$(printf '{p}')%}}\";"
         " eval '(( ${precmd_functions[(I)__sane_ps]} )) || precmd_functions+=(__sane_ps)';"
@@ -193,7 +202,13 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
     )
     # READY carries $$: the shell's pid as its own host sees it (for an ssh pane,
     # the remote pid), so prompt detection can read that host's /proc.
-    ready = f' printf \'{_fmt(READY, True)}\' {nonce} "$$"; __sane_rc "$__sane_q"'
+    ready = (
+        # dash and posh (no $RANDOM, unlike every other shell sane drives): a default
+        # PS2 gets a bold space, which looks the same and tells the screen check a
+        # continuation from a `> ` prompt (sane.ops.has_input.TTY_PS2).
+        f' [ -n "${{RANDOM+x}}" ] || [ "${{PS2-}}" != "> " ] || PS2=$(printf \'{TTY_PS2_PRINTF}\');'
+        f' printf \'{_fmt(READY, True)}\' {nonce} "$$"; __sane_rc "$__sane_q"'
+    )
     widgets = [line + ' __sane_rc "$__sane_q"' for line in editor.posix_lines(nonce, EDITOR)]
     return [helpers, run, exit_trap, prompt, prompt_set, *widgets, ready]
 
