@@ -318,7 +318,8 @@ def run_fleet(
                 outcome = fed.scanner.outcome
                 if outcome is not None and outcome.kind in _PLAIN:
                     # Ended here: its end sends tmux one line and waits for no answer.
-                    done(fed.index, land(fed, Follow("outcome"))())
+                    # An unexpected failure is kept and raised once every run ended.
+                    done(fed.index, _caught(land(fed, Follow("outcome"))))
                 else:
                     to_thread(fed, Follow("outcome"))
             now = time.monotonic()

@@ -12,6 +12,7 @@ from sane.ops.has_input import (
     check_screen,
     checks_screen,
     clear_answers,
+    clear_line,
     note_quiet,
     prompt_after_run,
     refuse,
@@ -212,16 +213,20 @@ def conclude(
         unread = stopped and opts.unread is not None and opts.unread.is_set()
         return hand_over(ctx, client, stream, scanner, rec, started, follow.waiting, unread)
     status, code, exited = status_of(follow, scanner, interrupted)
-    settle(ctx, client, pane_id, scanner)
-    drawn = _prompt_after(stream, scanner, state, exited)
-    if not exited and asks(scanner.region()):
-        # tmux's answers to its queries: not typed text
-        drawn += clear_answers(client, stream, scanner, state)
-    elif drawn and checks_screen(state):
-        note_quiet(client, stream, scanner, pane_id)
-    duration_ms = (time.perf_counter() - started) * 1000
+    drawn: list[str] = []
     result: RunResult | None = None
-    try:
+    try:  # from here on the run is over: whatever fails, its flag goes (finally)
+        settle(ctx, client, pane_id, scanner)
+        drawn = _prompt_after(stream, scanner, state, exited)
+        if not exited and asks(scanner.region()):
+            # tmux's answers to its queries: not typed text
+            try:
+                drawn += clear_answers(client, stream, scanner, state)
+            except errors.TmuxError:  # no answer in time: the plain clearing instead
+                drawn += clear_line(state)
+        elif drawn and checks_screen(state):
+            note_quiet(client, stream, scanner, pane_id)
+        duration_ms = (time.perf_counter() - started) * 1000
         if opts.durable:
             end_durable(
                 ctx,
