@@ -11,6 +11,9 @@ from sane.protocol import markers as mk
 from sane.protocol.runner import (
     MAX_TYPED_LINE,
     SHELL_FISH,
+    TAKEOVER_END,
+    bootstrap_line,
+    bootstrapped,
     exit_status,
     run_input,
     takeover_lines,
@@ -231,10 +234,29 @@ def test_run_input_forms() -> None:
 
 
 def test_takeover_lines_hold_no_escape_byte_and_fit_every_line_editor() -> None:
-    for line in takeover_lines(NONCE, TOKEN):
-        assert "\x1b" not in line and "\x07" not in line and "\n" not in line
+    for line in [*takeover_lines(NONCE, TOKEN), bootstrap_line(NONCE)]:
+        # read by a tty in canonical mode (the bootstrap's loop): printable ASCII only
+        assert all(" " <= ch <= "~" for ch in line), line
         # busybox ash cuts typed lines at 1023 bytes (and waits for the cut quote)
         assert len(line.encode()) <= MAX_TYPED_LINE < 1023
+
+
+def test_the_bootstrap_loop_runs_every_takeover_line_and_skips_its_own_copies() -> None:
+    """The loop skips lines holding ``__sane_bl`` (a retyped bootstrap) and stops at
+    TAKEOVER_END: no takeover line may look like either."""
+    line = bootstrap_line(NONCE)
+    tag = TAKEOVER_END.rsplit(" ", 1)[1]
+    assert (
+        "__sane_bl" in line
+        and f"*'{tag}') break" in line
+        and line.index("*__sane_bl*") < line.index(tag)
+    )
+    assert "__sane_bl" not in TAKEOVER_END
+    for body in takeover_lines(NONCE, TOKEN):
+        assert "__sane_bl" not in body and not body.endswith(tag)
+    marker = mk.PREFIX + f"{NONCE};{mk.BOOTSTRAP}".encode() + mk.TERMINATOR
+    assert bootstrapped(line.encode() + b"\r\n" + marker, [NONCE]) == NONCE
+    assert bootstrapped(line.encode(), [NONCE]) is None  # its echo is not the marker
 
 
 def test_exit_status_folds_ksh_and_yash_signal_codes() -> None:

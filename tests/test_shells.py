@@ -11,6 +11,7 @@ the shell itself decides the bytes.
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 import shutil
 import subprocess
@@ -665,3 +666,16 @@ def test_shell_probe_leaves_no_history(
     lines = r["output"].splitlines()
     assert lines[0] == "ignorespace"  # sane's takeover added it; it was unset
     assert "7770" not in r["output"] and lines[1] == "0", r["output"]
+
+
+@pytest.mark.parametrize("shell", POSIX_SHELLS)
+def test_the_takeover_draws_none_of_its_lines(sane_ctx: Context, pane: str) -> None:
+    """A POSIX shell's takeover is one short line that reads the runner's lines from
+    the tty with its echo off: ~1 KB drawn, where the ~5 KB of lines pasted at the
+    prompt came back as ~11 KB of echo (readline draws a paste twice), through sshd,
+    ssh, tmux and sane's control client for every server a fleet connects. The tty's
+    echo is back for the commands after it (each shell had it on before)."""
+    r = run(sane_ctx, pane, "stty -a")
+    screen = "\n".join(sane_ctx.tmux(["capture-pane", "-p", "-J", "-S", "-", "-t", pane]))
+    assert "__sane_run" not in screen and "__sane_ps" not in screen, screen
+    assert re.search(r"(?<![-\w])echo(?![-\w])", r["output"]), r["output"]

@@ -28,6 +28,9 @@ from sane.protocol import markers
 from sane.protocol.runner import (
     SHELL_FISH,
     SHELL_POSIX,
+    TAKEOVER_END,
+    bootstrap_line,
+    bootstrapped,
     shell_name,
     shell_probe,
     takeover_lines,
@@ -219,7 +222,7 @@ def _keys(pane: str, line: str) -> str:
     return f"send-keys -t {pane} -H " + " ".join(f"{b:02x}" for b in line.encode()) + " 0d"
 
 
-def _paste(pane: str, lines: list[str], nonce: str) -> list[str]:
+def _paste(pane: str, lines: list[str], nonce: str, bracketed: bool = True) -> list[str]:
     """The tmux commands that enter ``lines`` as a paste, then press Enter.
 
     Why not keys: tmux handles ``send-keys`` key by key and a line editor (readline,
@@ -228,11 +231,13 @@ def _paste(pane: str, lines: list[str], nonce: str) -> list[str]:
     asked for bracketed paste (bash, zsh, fish) gets the lines as one multi-line
     input, run in order when Enter comes (``-p`` adds the brackets only then);
     any other shell reads the same bytes as if typed (``paste-buffer`` turns each
-    newline into Enter). The lines hold no ESC byte, so nothing ends the bracket."""
+    newline into Enter). The lines hold no ESC byte, so nothing ends the bracket.
+    ``bracketed=False``: lines for a program reading the tty itself (the
+    bootstrap's ``read``), never wrapped in brackets it would read as text."""
     buffer = f"sane-takeover-{nonce}"
     return [
         f"set-buffer -b {buffer} {quote(chr(10).join(lines))}",
-        f"paste-buffer -p -d -b {buffer} -t {pane}",
+        f"paste-buffer {'-p ' if bracketed else ''}-d -b {buffer} -t {pane}",
         f"send-keys -t {pane} Enter",
     ]
 
@@ -353,6 +358,11 @@ def install_runner(
     # as typed text after the probe), in a pane sane opened itself.
     guard = [*(clear_typed(pane) if probed else []), *takeover_guard(pane, name)]
 
+    # A POSIX shell is given one short line (bootstrap_line) that reads the takeover's
+    # lines with the tty's echo off; fish gets its lines pasted at the prompt.
+    bootstrap = kind == SHELL_POSIX
+    body_sent = False
+
     def type_takeover() -> None:
         # Same token every time: whichever copy the shell runs, its prompt marker is
         # the one recorded. A fresh shell may still be starting (rc files, or a
@@ -360,7 +370,8 @@ def install_runner(
         nonce = markers.new_nonce()
         first = guard if not nonces else []
         nonces.append(nonce)
-        client.command(*first, *_paste(pane, takeover_lines(nonce, token, kind), nonce))
+        lines = [bootstrap_line(nonce)] if bootstrap else takeover_lines(nonce, token, kind)
+        client.command(*first, *_paste(pane, lines, nonce))
 
     type_takeover()
     seen = bytearray()
@@ -368,7 +379,13 @@ def install_runner(
         deadline = time.monotonic() + READY_TIMEOUT
     retype_at = time.monotonic() + RETYPE_AFTER
     while not any(wait_ready(seen, nonce) for nonce in nonces):
-        if time.monotonic() >= retype_at:
+        if bootstrap and not body_sent and (nonce := bootstrapped(seen, nonces)) is not None:
+            # The loop reads, echo off: the lines once, for that copy's nonce (a copy
+            # typed again and read by the loop is skipped there, never run).
+            body_sent = True
+            body = [*takeover_lines(nonce, token, kind), TAKEOVER_END]
+            client.command(*_paste(pane, body, nonce, bracketed=False))
+        if not body_sent and time.monotonic() >= retype_at:
             retype_at = time.monotonic() + RETYPE_AFTER
             type_takeover()
         remaining = deadline - time.monotonic()

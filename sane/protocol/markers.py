@@ -39,6 +39,7 @@ NEW_SHELL = "N"  # the same answer from a shell without sane's runner (exec repl
 SHELL = "K"  # answer to the shell probe; arg = the shell's pid, its name follows on the line
 HELD = "H"  # the command line held a person's text: nothing ran; arg = 1 in vi command mode
 EDITOR = "W"  # takeover: the line editor's hold/drop widgets are installed (sane.protocol.editor)
+BOOTSTRAP = "A"  # takeover: the shell reads the runner's lines from the tty, echo off
 
 _BODY = re.compile(rb"([0-9a-f]{8,32});([A-Z])(?:;(-?[0-9]{1,10}))?")
 

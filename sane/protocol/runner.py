@@ -41,6 +41,7 @@ from typing import NamedTuple
 from sane.protocol import editor, fish
 from sane.protocol.markers import (
     BEGIN,
+    BOOTSTRAP,
     DECODE_FAILED,
     EDITOR,
     END,
@@ -91,11 +92,12 @@ def _fmt(kind: str, with_arg: bool = False) -> str:
 def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]:
     """The lines that install the runner in the pane's shell; the last prints READY.
 
-    Works in bash, dash, zsh, ksh93, mksh, busybox ash, yash and posh. Each line is
-    sent as hex keys, so it may hold any character; none holds an ESC byte, and each
-    stays under MAX_TYPED_LINE (busybox ash's line editor cuts typed lines at 1023
-    bytes and then waits for the rest of the quote it cut). ``$?`` is kept across
-    the lines, as for a person typing.
+    Works in bash, dash, zsh, ksh93, mksh, busybox ash, yash and posh, where they are
+    read by :func:`bootstrap_line`'s loop (fish's are pasted at its prompt). Each is
+    printable ASCII (a tty in canonical mode reads it unchanged: no ESC, no control
+    byte) and stays under MAX_TYPED_LINE (busybox ash's line editor cuts typed lines
+    at 1023 bytes and then waits for the rest of the quote it cut). ``$?`` is kept
+    across the lines, as for a person typing.
     """
     if kind == SHELL_FISH:
         return fish.takeover_lines(nonce, token)
@@ -211,6 +213,56 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
     )
     widgets = [line + ' __sane_rc "$__sane_q"' for line in editor.posix_lines(nonce, EDITOR)]
     return [helpers, run, exit_trap, prompt, prompt_set, *widgets, ready]
+
+
+# The line after the takeover's lines: ends the bootstrap's read loop. Should the loop
+# have ended early (a special builtin's error ends a whole typed line in an interactive
+# shell), the shell reads the remaining lines at its prompt, this one too: it then puts
+# the tty's modes back itself.
+END_TAG = "#sane-takeover-end"
+TAKEOVER_END = (
+    ' [ -z "${__sane_tty-}" ] || stty "$__sane_tty" 2>/dev/null; __sane_tty=;'
+    f' __sane_rc "$__sane_q" {END_TAG}'
+)
+
+
+def bootstrap_line(nonce: str) -> str:
+    """The one line pasted at a POSIX shell's prompt at takeover: it turns the tty's
+    echo off, says so (a BOOTSTRAP marker), reads the takeover's lines from the tty
+    and ``eval``s each in the shell itself until TAKEOVER_END, then puts the tty's
+    modes back as they were.
+
+    Why: pasted at the prompt, the ~5 KB of takeover lines came back as ~11 KB of
+    echo (readline draws a paste twice, highlighted then plain), through the
+    shell's editor, sshd, ssh, tmux and sane's control client, for every server of a
+    fleet; read by ``read`` with echo off, none of it is drawn. sane sends the lines
+    only once the marker shows echo off and the editor done with the tty (never typed
+    ahead into an editor, which may buffer them). A line holding ``__sane_bl`` (a
+    copy of this one, typed again while the first was slow to start and read by its
+    loop) is skipped, so one loop never starts another. Each line is ``eval``ed with
+    the ``$?`` the shell had before this line, as if typed at the prompt. Without
+    ``stty`` the lines are echoed once by the tty, and still run. Keys a terminal
+    query's answer left on the line may garble its start (seen in busybox ash): its
+    ``__sane_rc`` takes an empty status as 0, never the error that would end the loop.
+    """
+    return (
+        ' __sane_q=$?; __sane_rc(){ return "${1:-0}"; };'
+        " __sane_tty=$(stty -g 2>/dev/null); stty -echo 2>/dev/null;"
+        f" printf '{_fmt(BOOTSTRAP)}' {nonce};"
+        # A copy of this line holds both patterns: the first one decides.
+        " while IFS= read -r __sane_bl; do case $__sane_bl in"
+        f" *__sane_bl*) continue;; *'{END_TAG}') break;; esac;"
+        ' __sane_rc "$__sane_q"; eval "$__sane_bl"; done; __sane_bl=;'
+        ' [ -z "$__sane_tty" ] || stty "$__sane_tty" 2>/dev/null; __sane_tty=;'
+        ' __sane_rc "$__sane_q"'
+    )
+
+
+def bootstrapped(buf: bytes | bytearray, nonces: list[str]) -> str | None:
+    """The nonce of the bootstrap line whose loop is reading (its marker is in
+    ``buf``), if any."""
+    found, _ = scan(buf, 0)
+    return next((m.tag for m in found if m.kind == BOOTSTRAP and m.tag in nonces), None)
 
 
 def shell_probe(nonce: str) -> str:
