@@ -432,6 +432,11 @@ def test_over_ssh_a_run_that_execs_a_new_shell(
     run(sane_ctx, pane, f"cd {tmp_path}; X=1")
     r = run(sane_ctx, pane, new_shell, timeout=10)
     assert (r["status"], r["exit_code"], r["shell_exited"]) == ("lost", None, True), r
+    # sane knows the runner went with the old shell (ssh, the pane's process, lives on):
+    # the next run takes the new shell over instead of typing the hold key into an
+    # editor without sane's widget (seen: `770~` left there, refused as typed text).
+    state = sane_ctx.pane_state(pane)
+    assert (state.runner_installed, state.shell_new) == (False, True)
     after = run(sane_ctx, pane_for_server(sane_ctx, "s2"), 'echo "[$X]"; pwd')
     assert (after["status"], after["shell_restarted"]) == ("completed", True), after
     assert after["output"].startswith("[]\n")

@@ -262,6 +262,20 @@ def record_prompt(pane_id: str, text: str) -> str:
     return f"set-option -p -t {pane_id} {panes.OPT_PROMPT} {quote(text)}"
 
 
+def forget_replaced_shell(pane_id: str) -> list[str]:
+    """The tmux commands after a run whose shell exec'd another (``exec bash``): the
+    runner and the editor's widgets went with the old shell, whose pid the new one
+    keeps (and over ssh the pane's own process, ssh, never changes). The runner's
+    shell pid is forgotten, so the next run takes the new shell over (its guard first)
+    instead of typing the hold key into an editor with no widget for it; and the pane
+    is marked new, so that run (also one that reaches a server's pane, whose opening
+    installs the runner itself) says ``shell_restarted``."""
+    return [
+        f"set-option -p -u -t {pane_id} {panes.OPT_SHELL_PID}",
+        f"set-option -p -t {pane_id} {panes.OPT_SHELL_NEW} 1",
+    ]
+
+
 def prompt_after_run(stream: Bytes, scanner: RunScanner, pane_id: str) -> list[str]:
     """The tmux commands keeping the prompt a screen-checked shell drew after the
     run's end (in ``scanner.buf``, more read from ``stream``), which the next run's
@@ -276,7 +290,7 @@ def prompt_after_run(stream: Bytes, scanner: RunScanner, pane_id: str) -> list[s
         # went with it. Forgotten here, so the next run takes the new shell over (its
         # guard first) instead of typing the hold key into an editor without a widget
         # for it (seen over ssh: `770~` left on the line, then refused as typed text).
-        return [unmark, f"set-option -p -u -t {pane_id} {panes.OPT_SHELL_PID}"]
+        return [unmark, *forget_replaced_shell(pane_id)]
     if outcome is None or scanner.final is None or outcome.kind in _NO_PROMPT:
         return [unmark]
     text = await_prompt(stream, scanner.buf, scanner.final, scanner.tokens)

@@ -13,6 +13,7 @@ from sane.ops.has_input import (
     checks_screen,
     clear_answers,
     clear_line,
+    forget_replaced_shell,
     note_quiet,
     prompt_after_run,
     refuse,
@@ -449,7 +450,10 @@ def _prompt_after(
     stream: PaneStream, scanner: sc.RunScanner, state: panes.PaneState, exited: bool
 ) -> list[str]:
     """For a shell checked by its screen (sane.ops.has_input): the command keeping the
-    prompt drawn after the run, which the next run's check compares against."""
+    prompt drawn after the run, which the next run's check compares against. For any
+    shell, one the run replaced (``exec bash``) is forgotten."""
+    if scanner.outcome is not None and scanner.outcome.kind == sc.OUTCOME_REPLACED:
+        return forget_replaced_shell(state.pane_id)
     if not checks_screen(state) or exited or scanner.final is None:
         return []
     return prompt_after_run(stream, scanner, state.pane_id)
