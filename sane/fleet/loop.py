@@ -34,9 +34,11 @@ from sane.ops.run import busy
 from sane.ops.run.command import (
     claim_refused,
     conclude,
+    framed,
     new_record,
     run_command,
     start_and_follow,
+    types_at_once,
     typing_line,
 )
 from sane.ops.run.ending import Follow
@@ -45,11 +47,10 @@ from sane.ops.run.holder import claim_line
 from sane.ops.run.liveness import liveness_of
 from sane.ops.run.options import RunOptions, new_run_id
 from sane.ops.run.quiet import QuietWatch
-from sane.ops.takeover import PaneDied, runner_ready, tokens_of
+from sane.ops.takeover import PaneDied
 from sane.parallel import spawn
 from sane.protocol import markers
 from sane.protocol import scanner as sc
-from sane.protocol.runner import run_input as frame_command
 from sane.tmux import panes
 from sane.tmux.control import ControlClient, PaneStream, Reply
 
@@ -66,12 +67,9 @@ def warm(state: panes.PaneState | None, opts: RunOptions) -> bool:
     ``command._run`` would do without a tmux round trip before its claim-and-type)?"""
     return (
         state is not None
-        and runner_ready(state)
-        and not state.dead
-        and not state.in_mode
+        and types_at_once(state, opts)
         and not state.shell_new
         and not checks_screen(state)
-        and not opts.durable
     )
 
 
@@ -99,8 +97,7 @@ class Flight:
         self.client: ControlClient = ctx.client(state.session_id)
         self.rec = new_record(ctx, state, command, opts, opts.run_id or new_run_id(), time.time())
         nonce = markers.new_nonce()
-        self.scanner = sc.RunScanner(nonce, tokens_of(state), state.shell_kind)
-        typed = frame_command(nonce, command, False, state.shell_kind, opts.posix_script)
+        self.scanner, typed = framed(nonce, command, state, opts)
         claim = claim_line(state.pane_id, busy.mine(ctx, self.rec["run_id"]))
         line = typing_line(
             state.pane_id, typed, nonce, claim, before_typing(state, opts.clear_input)

@@ -197,17 +197,7 @@ def _refuse_continuation(client: ControlClient, pane_id: str) -> NoReturn:
     )
     y = int(rows[0]) if rows and rows[0].isdigit() else -1
     line = rows[1 + y].rstrip() if 0 <= y < len(rows) - 1 else None
-    raise errors.PaneHasInput(
-        f"the shell in pane {pane_id} waits for the rest of a command a person started "
-        f"(a continuation: the screen's line is {line!r}); sane typed nothing into it and "
-        "ran nothing. Finish or cancel it (C-c), or ask for clear_input to cancel it",
-        pane=pane_id,
-        text=None,
-        vi_command_mode=False,
-        exact=False,
-        continuation=True,
-        line=line,
-    )
+    _refuse_a_continuation(pane_id, line, f"the screen's line is {line!r}", False)
 
 
 def await_prompt_start(
@@ -418,7 +408,10 @@ def check_screen(
         # its reprint's echo would leave the screen without the evidence for the
         # next call.
         if not clear_input:
-            _refuse_tty_continuation(pane, line)
+            shown = line.rstrip()
+            _refuse_a_continuation(
+                pane, shown, f"its line shows {shown!r} and nothing is typed on it", None
+            )
         _interrupt_line(client, stream, state)
         return
     if state.editor == EDITOR_TTY and (typed := _kernel_line(client, stream, pane)) is not None:
@@ -463,18 +456,21 @@ def _bold_ps2(client: ControlClient, pane: str, y: int) -> bool:
     return bool(rows) and "\x1b[" in rows[0]
 
 
-def _refuse_tty_continuation(pane: str, line: str) -> NoReturn:
+def _refuse_a_continuation(
+    pane: str, line: str | None, seen: str, vi_command_mode: bool | None
+) -> NoReturn:
+    """``pane_has_input`` for a shell waiting for the rest of a command (its earlier
+    lines cannot be read: no ``text``); ``seen``: what sane saw of it."""
     raise errors.PaneHasInput(
         f"the shell in pane {pane} waits for the rest of a command a person started (a"
-        f" continuation: its line shows {line.rstrip()!r} and nothing is typed on it); "
-        "sane typed nothing into it and ran nothing. Finish or cancel it (C-c), or ask "
-        "for clear_input to cancel it",
+        f" continuation: {seen}); sane typed nothing into it and ran nothing. Finish or"
+        " cancel it (C-c), or ask for clear_input to cancel it",
         pane=pane,
         text=None,
-        vi_command_mode=None,
+        vi_command_mode=vi_command_mode,
         exact=False,
         continuation=True,
-        line=line.rstrip(),
+        line=line,
     )
 
 

@@ -110,7 +110,7 @@ def _run(
 
         def start() -> tuple[panes.PaneState, sc.RunScanner, Follow]:
             ready, line = state, claim
-            if not runner_ready(ready) or ready.dead or ready.in_mode or opts.durable:
+            if not types_at_once(ready, opts):
                 busy.claim(ctx, client, ready, run_id)
                 line = None
                 ready = ensure_runner(ctx, client, stream, ready)
@@ -133,6 +133,22 @@ def _run(
         return conclude(ctx, client, stream, state, rec, opts, started, start)
     finally:
         client.unwatch(pane_id, stream)
+
+
+def types_at_once(state: panes.PaneState, opts: RunOptions) -> bool:
+    """Can the run's line go to tmux with its claim, nothing asked or done first? Not
+    without the shell's runner (or with a shell of another kind started over it), in
+    a dead pane, one in a mode (copy mode, a person scrolling), or for a durable run,
+    whose record and recording come before any key."""
+    return runner_ready(state) and not state.dead and not state.in_mode and not opts.durable
+
+
+def framed(
+    nonce: str, command: str, state: panes.PaneState, opts: RunOptions, force_paste: bool = False
+) -> tuple[sc.RunScanner, RunInput]:
+    """The scanner reading a run's output and the input typing it, for this pane's shell."""
+    scanner = sc.RunScanner(nonce, tokens_of(state), state.shell_kind)
+    return scanner, frame_command(nonce, command, force_paste, state.shell_kind, opts.posix_script)
 
 
 def new_record(
@@ -376,8 +392,7 @@ def _type(
     ("already set": a stale flag, or a busy pane) is settled by ``busy.claim`` (or
     PaneBusy) and the line typed alone."""
     nonce = markers.new_nonce()
-    scanner = sc.RunScanner(nonce, tokens_of(state), state.shell_kind)
-    typed = frame_command(nonce, command, force_paste, state.shell_kind, opts.posix_script)
+    scanner, typed = framed(nonce, command, state, opts, force_paste)
     if opts.durable:
         make_durable(ctx, client, state, rec, scanner)
     try:
@@ -386,8 +401,7 @@ def _type(
         if claim is None:
             raise
         state = claim_refused(ctx, client, stream, state, rec["run_id"], exc)
-        scanner = sc.RunScanner(nonce, tokens_of(state), state.shell_kind)
-        typed = frame_command(nonce, command, force_paste, state.shell_kind, opts.posix_script)
+        scanner, typed = framed(nonce, command, state, opts, force_paste)
         _send(client, state.pane_id, typed, nonce, None, before_typing(state, opts.clear_input))
     return state, scanner
 
