@@ -13,6 +13,9 @@ import pytest
 from sane.fleet.panes import pane_for_server
 from sane.fleet.ssh import run_remote
 from sane.ops.context import Context
+from sane.ops.run.record import run_finished
+from sane.ops.run.resume import run_wait
+from sane.poll import poll
 from sane.protocol.queries import drop_answers
 from sane.testing.fleet import register
 from sane.testing.pytest_plugin import TmuxTestServer
@@ -74,6 +77,35 @@ def test_each_query_alone_in_a_screen_checked_shell(
     pane = tmux_server.new_pane(shell)
     _neither_shows_nor_wedges(sane_ctx, pane, ANSWERED[query], tmp_path)
     _neither_shows_nor_wedges(sane_ctx, pane, ANSWERED[query], tmp_path)
+
+
+@pytest.mark.parametrize("ended_by", ["run_wait", "next_run"])
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_run_that_asks_after_its_timeout_is_cleared_when_it_ends(
+    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str, ended_by: str, tmp_path: Path
+) -> None:
+    """A run handed over at its timeout (``running``) that then asks the terminal: the
+    answers reach the shell's command line after sane stopped watching the live
+    output. Its ending, found by ``run wait`` or by the next run's claim (nobody
+    waited), clears them as a run ending in time does (before: bash's next run was
+    ``running`` for ever or refused ``pane_has_input`` naming `1R1;2c`, text nobody
+    typed; the same in every shell of the matrix)."""
+    pane = tmux_server.new_pane(shell)
+    work = tmp_path / "work"  # empty (the handed-over run's record is in sane's home)
+    work.mkdir()
+    assert run(sane_ctx, pane, f"cd {work}", timeout=10)["exit_code"] == 0
+    command = f"sleep 0.6; printf '{QUERIES['all']}'; echo done"
+    first = run(sane_ctx, pane, command, timeout=0.2)
+    assert first["status"] == "running", first
+    if ended_by == "run_wait":
+        r = dict(run_wait(sane_ctx, first["run_id"], timeout=20))
+        assert (r["status"], r["exit_code"], r["output"]) == ("completed", 0, "done\n"), r
+    else:
+        assert poll(lambda: run_finished(sane_ctx, first["run_id"]), 20)
+    nxt = run(sane_ctx, pane, "echo next", timeout=10)
+    assert (nxt["status"], nxt["output"]) == ("completed", "next\n"), nxt
+    assert run(sane_ctx, pane, "echo again", timeout=10)["output"] == "again\n"
+    assert sorted(p.name for p in work.iterdir()) == []
 
 
 def test_only_the_answer_after_a_query_is_removed() -> None:

@@ -36,6 +36,7 @@ from sane.protocol.editor import (
     drawn_prompt,
 )
 from sane.protocol.markers import PROMPT, PROMPT_END, scan
+from sane.protocol.queries import asks
 from sane.protocol.scanner import OUTCOME_EXITED, OUTCOME_REPLACED, RunScanner
 from sane.tmux import panes
 from sane.tmux.command import quote
@@ -100,6 +101,36 @@ def clear_answers(
     client.command(f"send-keys -t {pane} {_PAD} C-c")
     text = await_prompt(stream, buf, 0, scanner.tokens)
     return [record_prompt(pane, text)] if text is not None else clear_line(state)
+
+
+def answers_cleared(
+    client: ControlClient, stream: PaneStream, scanner: RunScanner, state: panes.PaneState
+) -> list[str]:
+    """:func:`clear_answers` if the run's output asked the terminal something (else
+    nothing): the tmux commands to send as the pane is freed. Where no answer came in
+    time, the plain clearing (:func:`clear_line`)."""
+    if not asks(scanner.region()):
+        return []
+    try:
+        return clear_answers(client, stream, scanner, state)
+    except errors.TmuxError:
+        return clear_line(state)
+
+
+def clear_answers_left(client: ControlClient, state: panes.PaneState, scanner: RunScanner) -> None:
+    """After a handed-over run ended (found by ``run wait`` or by the next run's claim),
+    while its flag still holds the pane: if its output asked the terminal something,
+    tmux's answers reached the shell's input after sane stopped watching the live
+    output, and the editor holds them as typed keys (bash's next runs were refused
+    ``pane_has_input`` naming `1R1;2c`, text nobody typed; busybox ash ran an
+    answer's tail). They are cleared as the end of a run followed live clears them."""
+    if not asks(scanner.region()):
+        return
+    stream = client.watch(state.pane_id)
+    try:
+        client.command(*answers_cleared(client, stream, scanner, state))
+    finally:
+        client.unwatch(state.pane_id, stream)
 
 
 def before_typing(state: panes.PaneState, clear_input: bool) -> list[str]:

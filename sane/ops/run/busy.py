@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from sane import errors
 from sane.ops.context import Context
-from sane.ops.has_input import Ended, checks_screen, prompt_after_run
+from sane.ops.has_input import Ended, checks_screen, clear_answers_left, prompt_after_run
 from sane.ops.run.done import note_done
 from sane.ops.run.ending import acknowledge_exit
 from sane.ops.run.holder import Holder, claim_line, release_line, run_of
@@ -49,6 +49,10 @@ def claim(ctx: Context, client: ControlClient, state: panes.PaneState, run_id: s
             client.command(*keep, *unpipe(state.pane_id))
             if left_shell_exiting(ctx, holder):
                 acknowledge_exit(ctx, client, state.pane_id)
+            else:
+                replayed = _replayed(ctx, holder)
+                if replayed is not None:
+                    clear_answers_left(client, state, replayed[1])
         else:
             orphan = not _orphan_settled(client, state.pane_id)
     elif holder is not None and _ended_unrecorded(ctx, client, state, holder):

@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING
 from sane import errors
 from sane.ops.context import Context
 from sane.ops.has_input import (
+    answers_cleared,
     before_typing,
     check_screen,
     checks_screen,
-    clear_answers,
-    clear_line,
     forget_replaced_shell,
     note_quiet,
     prompt_after_run,
@@ -37,7 +36,6 @@ from sane.ops.takeover import (
 )
 from sane.protocol import markers
 from sane.protocol import scanner as sc
-from sane.protocol.queries import asks
 from sane.protocol.runner import RunInput
 from sane.protocol.runner import run_input as frame_command
 from sane.tmux import panes
@@ -235,13 +233,9 @@ def conclude(
     try:  # from here on the run is over: whatever fails, its flag goes (finally)
         settle(ctx, client, pane_id, scanner)
         drawn = _prompt_after(stream, scanner, state, exited)
-        if not exited and asks(scanner.region()):
-            # tmux's answers to its queries: not typed text
-            try:
-                drawn += clear_answers(client, stream, scanner, state)
-            except errors.TmuxError:  # no answer in time: the plain clearing instead
-                drawn += clear_line(state)
-        elif drawn and checks_screen(state):
+        cleared = [] if exited else answers_cleared(client, stream, scanner, state)
+        drawn += cleared  # tmux's answers to its queries: not typed text
+        if not cleared and drawn and checks_screen(state):
             note_quiet(client, stream, scanner, pane_id)
         duration_ms = (time.perf_counter() - started) * 1000
         if opts.durable:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from sane import errors
 from sane.ops.context import Context
+from sane.ops.has_input import clear_answers_left
 from sane.ops.run import busy
 from sane.ops.run.done import done_in_time, done_result, find_done
 from sane.ops.run.ending import Follow, settle, status_of
@@ -199,8 +200,13 @@ def _resume(
             client.command(*follow.prompt, *unpipe(pane_id))
         settle(ctx, client, pane_id, scanner)
         holder = busy.holder_value(ctx, pane_id, run_id)
-        if holder is not None:
-            busy.release(client, pane_id, holder)
+        try:
+            if not exited:
+                with contextlib.suppress(errors.SaneError):  # no pane: nothing to clear
+                    clear_answers_left(client, ctx.pane_state(pane_id), scanner)
+        finally:
+            if holder is not None:
+                busy.release(client, pane_id, holder)
     result = build_result(ctx, rec, scanner, status, code, exited, duration)
     rec["final"] = {
         "status": status,
