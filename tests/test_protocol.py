@@ -14,9 +14,12 @@ from sane.protocol.runner import (
     TAKEOVER_END,
     bootstrap_line,
     bootstrapped,
+    discarded,
     exit_status,
+    line_tag,
     run_input,
     takeover_lines,
+    typed_meanwhile,
 )
 from sane.protocol.scanner import (
     OUTCOME_ABORTED,
@@ -257,6 +260,33 @@ def test_the_bootstrap_loop_runs_every_takeover_line_and_skips_its_own_copies() 
     marker = mk.PREFIX + f"{NONCE};{mk.BOOTSTRAP}".encode() + mk.TERMINATOR
     assert bootstrapped(line.encode() + b"\r\n" + marker, [NONCE]) == NONCE
     assert bootstrapped(line.encode(), [NONCE]) is None  # its echo is not the marker
+
+
+def test_the_bootstrap_loop_runs_only_tagged_lines_and_reports_the_rest() -> None:
+    """What the loop did not run comes back between a pair of DISCARDED markers
+    (inside an OSC no terminal shows); tmux's answers to terminal queries in it are
+    not a person's text."""
+    line = bootstrap_line(NONCE)
+    assert f"__sane_bt='{line_tag(NONCE)}'" in line and 'eval "$__sane_bl"' in line
+    t = mk.PREFIX + f"{NONCE};{mk.DISCARDED}".encode() + mk.TERMINATOR
+    other = mk.PREFIX + f"{'1' * 16};{mk.DISCARDED}".encode() + mk.TERMINATOR
+    out = (
+        t
+        + b"\x1b]7771;touch x\x07"
+        + t
+        + other
+        + b"\x1b]7771;no\x07"
+        + other
+        + t
+        + b"\x1b]7771;\x1b[24;1R\x1bP>|tmux 3.3a\x1b\\\x07"
+        + t
+        + t
+        + b"\x1b]7771;rm -rf y #\x07"
+        + t
+    )
+    assert discarded(out, NONCE) == [b"touch x", b"\x1b[24;1R\x1bP>|tmux 3.3a\x1b\\", b"rm -rf y #"]
+    assert typed_meanwhile(out, NONCE) == "touch x\nrm -rf y #"
+    assert typed_meanwhile(b"", NONCE) == ""
 
 
 def test_exit_status_folds_ksh_and_yash_signal_codes() -> None:

@@ -24,6 +24,7 @@ import pytest
 from sane import errors
 from sane.fleet.panes import pane_for_server
 from sane.fleet.registry import Registry, Server
+from sane.ops import takeover
 from sane.ops.context import Context
 from sane.ops.create_file import create_file
 from sane.ops.run.resume import run_input, run_interrupt, run_wait
@@ -31,6 +32,7 @@ from sane.poll import poll
 from sane.testing.fleet import Fleet, FleetUnavailable
 from sane.testing.fleet import Server as FleetServer
 from sane.testing.pytest_plugin import SHELL_COMMANDS, TmuxTestServer
+from sane.tmux.command import quote
 
 from .conftest import output_bytes, run
 from .test_run_command import HAZARDS
@@ -679,3 +681,54 @@ def test_the_takeover_draws_none_of_its_lines(sane_ctx: Context, pane: str) -> N
     screen = "\n".join(sane_ctx.tmux(["capture-pane", "-p", "-J", "-S", "-", "-t", pane]))
     assert "__sane_run" not in screen and "__sane_ps" not in screen, screen
     assert re.search(r"(?<![-\w])echo(?![-\w])", r["output"]), r["output"]
+
+
+@pytest.mark.parametrize("shell", POSIX_SHELLS)
+def test_keys_typed_during_the_takeover_never_run(
+    request: pytest.FixtureRequest,
+    sane_ctx: Context,
+    shell: str,
+    where: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue #14, "nothing the person typed runs": a person types into the pane while
+    the bootstrap's loop reads the takeover's lines (echo off, so blind): a whole line,
+    then a half line that the runner's first line joins. Only lines carrying the
+    takeover's tag run; the rest is discarded, never run, and the run that took the
+    shell over is refused naming it (``pane_has_input``); the next run goes ahead.
+    Before, the loop ``eval``ed both: the file was made, the directory deleted. The
+    person's keys are sent by tmux in the same command line as, and just before, the
+    runner's lines: the one moment the loop reads and sane has not yet sent them."""
+    victim, mark = tmp_path / "DIR", tmp_path / "made"
+    victim.mkdir()
+    typed = [f"touch {mark}", f"rm -rf {victim} #"]
+    plain_paste = takeover._paste
+
+    def paste_after_a_person(
+        pane: str, lines: list[str], nonce: str, bracketed: bool = True
+    ) -> list[str]:
+        person = []
+        if not bracketed:  # the runner's lines, for the bootstrap's loop
+            person = [
+                f"send-keys -t {pane} -l -- {quote(typed[0])}",
+                f"send-keys -t {pane} Enter",
+                f"send-keys -t {pane} -l -- {quote(typed[1])}",
+            ]
+        return [*person, *plain_paste(pane, lines, nonce, bracketed)]
+
+    monkeypatch.setattr(takeover, "_paste", paste_after_a_person)
+    with pytest.raises(errors.PaneHasInput) as caught:
+        if where == "local":
+            pane = request.getfixturevalue("tmux_server").new_pane(shell)
+            run(sane_ctx, pane, "echo x")
+        else:
+            fleet, name = request.getfixturevalue("login_fleet")[shell]
+            login_pane(sane_ctx, fleet, name)
+    assert caught.value.details["text"] == "\n".join(typed), caught.value.details
+    assert victim.is_dir() and not mark.exists()
+    monkeypatch.undo()
+    pane = caught.value.details["pane"]
+    r = run(sane_ctx, pane, "echo x; stty -a")
+    assert r["output"].startswith("x\n") and re.search(r"(?<![-\w])echo(?![-\w])", r["output"])
+    assert victim.is_dir() and not mark.exists()

@@ -31,9 +31,11 @@ from sane.protocol.runner import (
     TAKEOVER_END,
     bootstrap_line,
     bootstrapped,
+    loop_lines,
     shell_name,
     shell_probe,
     takeover_lines,
+    typed_meanwhile,
 )
 from sane.protocol.scanner import ready_marker, wait_ready
 from sane.tmux import panes
@@ -135,7 +137,11 @@ def tokens_of(state: panes.PaneState) -> list[str]:
 
 
 def ensure_runner(
-    ctx: Context, client: ControlClient, stream: PaneStream, state: panes.PaneState
+    ctx: Context,
+    client: ControlClient,
+    stream: PaneStream,
+    state: panes.PaneState,
+    clear_input: bool = False,
 ) -> panes.PaneState:
     """Return the pane's state once its shell is known to hold the runner."""
     pane = state.pane_id
@@ -145,7 +151,7 @@ def ensure_runner(
         raise PaneDied(pane)
     if runner_ready(state):
         return state
-    return install_runner(ctx, client, stream, state)
+    return install_runner(ctx, client, stream, state, clear_input=clear_input)
 
 
 def runner_ready(state: panes.PaneState) -> bool:
@@ -321,7 +327,13 @@ def install_runner(
     stream: PaneStream,
     state: panes.PaneState,
     deadline: float | None = None,
+    clear_input: bool = False,
 ) -> panes.PaneState:
+    """Install sane's runner in the pane's shell; its state then.
+
+    Keys a person types into the pane while a POSIX shell's bootstrap loop reads are
+    never run (``sane.protocol.runner.bootstrap_line``): the runner is installed,
+    then ``pane_has_input`` names them, unless ``clear_input``."""
     pane = state.pane_id
     state = ctx.pane_state(pane)
     if _base(state.current_command) in WRAPPERS:
@@ -383,7 +395,7 @@ def install_runner(
             # The loop reads, echo off: the lines once, for that copy's nonce (a copy
             # typed again and read by the loop is skipped there, never run).
             body_sent = True
-            body = [*takeover_lines(nonce, token, kind), TAKEOVER_END]
+            body = loop_lines(nonce, [*takeover_lines(nonce, token, kind), TAKEOVER_END])
             client.command(*_paste(pane, body, nonce, bracketed=False))
         if not body_sent and time.monotonic() >= retype_at:
             retype_at = time.monotonic() + RETYPE_AFTER
@@ -427,6 +439,18 @@ def install_runner(
         f"set-option -p -t {pane} remain-on-exit on",
         f"set-option -p -t {pane} {panes.OPT_SHELL_PID} {state.pid}",
     )
+    typed = typed_meanwhile(seen, ready.tag)
+    if typed and not clear_input:
+        raise errors.PaneHasInput(
+            f"a person typed into pane {pane} while sane was setting up its shell "
+            f"({typed!r}); sane ran none of it and discarded it (it is not on the line). "
+            "The pane is ready: run again, or ask for clear_input to go on past such text",
+            pane=pane,
+            text=typed,
+            vi_command_mode=False,
+            exact=True,
+            discarded=True,
+        )
     return state._replace(
         shell_pid=state.pid, token=tokens, shell_kind=kind, editor=editor, shell_note=note
     )

@@ -40,6 +40,7 @@ SHELL = "K"  # answer to the shell probe; arg = the shell's pid, its name follow
 HELD = "H"  # the command line held a person's text: nothing ran; arg = 1 in vi command mode
 EDITOR = "W"  # takeover: the line editor's hold/drop widgets are installed (sane.protocol.editor)
 BOOTSTRAP = "A"  # takeover: the shell reads the runner's lines from the tty, echo off
+DISCARDED = "T"  # takeover: a line (or its start) not sane's, read and not run; a pair
 
 _BODY = re.compile(rb"([0-9a-f]{8,32});([A-Z])(?:;(-?[0-9]{1,10}))?")
 

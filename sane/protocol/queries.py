@@ -40,6 +40,15 @@ def asks(data: bytes) -> bool:
     return b"\x1b[" in data and _QUERY.search(data) is not None
 
 
+def drop_all_answers(data: bytes) -> bytes:
+    """``data`` without any text of the form of tmux's answers, wherever it is: for
+    input read from the tty (the takeover's loop), where an answer arrives on its
+    own, not after the query that asked."""
+    for answer in _ANSWER:
+        data = answer.sub(b"", data)
+    return data
+
+
 def drop_answers(data: bytes) -> bytes:
     """``data`` without the tty's echo of tmux's answers to the queries in it."""
     if not asks(data):

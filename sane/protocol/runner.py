@@ -43,6 +43,7 @@ from sane.protocol.markers import (
     BEGIN,
     BOOTSTRAP,
     DECODE_FAILED,
+    DISCARDED,
     EDITOR,
     END,
     EXITED,
@@ -57,6 +58,7 @@ from sane.protocol.markers import (
     printf_format,
     scan,
 )
+from sane.protocol.queries import drop_all_answers
 
 RUNNER_VERSION = "1"
 # The kinds of shell sane drives: POSIX shells (this module) and fish (its own runner,
@@ -226,6 +228,25 @@ TAKEOVER_END = (
 )
 
 
+# Around a discarded line's text: an OSC sequence no terminal shows (tmux ignores
+# unknown numbers), so the person's blind keys are not drawn as sane's output.
+_HIDE_START = b"\x1b]7771;"
+_HIDE_END = b"\x07"
+
+
+def line_tag(nonce: str) -> str:
+    """What starts each line sane sends to the bootstrap's loop of ``nonce``: the
+    loop runs only what follows it (see :func:`bootstrap_line`). A command in itself
+    (``$?`` kept), so the line still runs alone should the loop have ended early and
+    the shell read it at its prompt."""
+    return f' __sane_rc "$__sane_q" {nonce};'
+
+
+def loop_lines(nonce: str, lines: list[str]) -> list[str]:
+    """``lines`` as sent to the bootstrap's loop of ``nonce``: each carries its tag."""
+    return [line_tag(nonce) + line for line in lines]
+
+
 def bootstrap_line(nonce: str) -> str:
     """The one line pasted at a POSIX shell's prompt at takeover: it turns the tty's
     echo off, says so (a BOOTSTRAP marker), reads the takeover's lines from the tty
@@ -237,22 +258,37 @@ def bootstrap_line(nonce: str) -> str:
     shell's editor, sshd, ssh, tmux and sane's control client, for every server of a
     fleet; read by ``read`` with echo off, none of it is drawn. sane sends the lines
     only once the marker shows echo off and the editor done with the tty (never typed
-    ahead into an editor, which may buffer them). A line holding ``__sane_bl`` (a
-    copy of this one, typed again while the first was slow to start and read by its
-    loop) is skipped, so one loop never starts another. Each line is ``eval``ed with
+    ahead into an editor, which may buffer them). Each line is ``eval``ed with
     the ``$?`` the shell had before this line, as if typed at the prompt. Without
-    ``stty`` the lines are echoed once by the tty, and still run. Keys a terminal
-    query's answer left on the line may garble its start (seen in busybox ash): its
-    ``__sane_rc`` takes an empty status as 0, never the error that would end the loop.
+    ``stty`` the lines are echoed once by the tty, and still run.
+
+    Only sane's own lines run: each carries :func:`line_tag` (this nonce), and only
+    what follows the tag is ``eval``ed. Keys a person typed into the pane meanwhile
+    (read here as lines, blind: echo is off) are never run: a line without the tag,
+    or the text a line holds before it (typed without Enter, joined to sane's line),
+    is discarded and reported between two DISCARDED markers, itself inside an OSC
+    sequence no terminal shows (sane.ops.takeover then refuses the run, naming it).
+    A copy of this line (typed again while the first was slow to start, read by its
+    loop) holds another nonce's tag: discarded silently, so one loop never starts
+    another. Keys a terminal query's answer left on the line may garble the start of
+    this line (seen in busybox ash): its ``__sane_rc`` takes an empty status as 0,
+    never the error that would end the loop.
     """
+    t = _fmt(DISCARDED)
+    hide = _HIDE_START.decode().replace("\x1b", "\\033")
     return (
         ' __sane_q=$?; __sane_rc(){ return "${1:-0}"; };'
         " __sane_tty=$(stty -g 2>/dev/null); stty -echo 2>/dev/null;"
+        f" __sane_bt='{line_tag(nonce)}';"
         f" printf '{_fmt(BOOTSTRAP)}' {nonce};"
-        # A copy of this line holds both patterns: the first one decides.
         " while IFS= read -r __sane_bl; do case $__sane_bl in"
-        f" *__sane_bl*) continue;; *'{END_TAG}') break;; esac;"
-        ' __sane_rc "$__sane_q"; eval "$__sane_bl"; done; __sane_bl=;'
+        ' *"$__sane_bt"*) __sane_bd=${__sane_bl%%"$__sane_bt"*};'
+        ' __sane_bl=${__sane_bl#*"$__sane_bt"};;'
+        " *__sane_bl*) continue;; *) __sane_bd=$__sane_bl; __sane_bl=;; esac;"
+        f' [ -z "$__sane_bd" ] || printf \'{t}{hide}%s\\007{t}\' {nonce} "$__sane_bd" {nonce};'
+        f" case $__sane_bl in *'{END_TAG}') break;; esac;"
+        ' [ -z "$__sane_bl" ] || { __sane_rc "$__sane_q"; eval "$__sane_bl"; }; done;'
+        " __sane_bl=; __sane_bd=; __sane_bt=;"
         ' [ -z "$__sane_tty" ] || stty "$__sane_tty" 2>/dev/null; __sane_tty=;'
         ' __sane_rc "$__sane_q"'
     )
@@ -263,6 +299,29 @@ def bootstrapped(buf: bytes | bytearray, nonces: list[str]) -> str | None:
     ``buf``), if any."""
     found, _ = scan(buf, 0)
     return next((m.tag for m in found if m.kind == BOOTSTRAP and m.tag in nonces), None)
+
+
+def discarded(buf: bytes | bytearray, nonce: str) -> list[bytes]:
+    """What the bootstrap's loop of ``nonce`` read and did not run (its DISCARDED
+    pairs in ``buf``), each as the tty gave it to ``read``."""
+    found, _ = scan(buf, 0)
+    marks = [m for m in found if m.kind == DISCARDED and m.tag == nonce]
+    texts = []
+    for first, second in zip(marks[::2], marks[1::2], strict=False):
+        text = bytes(buf[first.end : second.start])
+        texts.append(text.removeprefix(_HIDE_START).removesuffix(_HIDE_END))
+    return texts
+
+
+def typed_meanwhile(seen: bytes | bytearray, nonce: str) -> str:
+    """What a person typed into the pane while the bootstrap's loop of ``nonce`` read
+    the takeover's lines (it ran none of it): the discarded lines, without tmux's
+    answers to terminal queries (typed into the pane by tmux, not a person), joined
+    by newlines; empty if there was none."""
+    texts = (
+        drop_all_answers(text).decode("utf-8", "replace").strip() for text in discarded(seen, nonce)
+    )
+    return "\n".join(text for text in texts if text)
 
 
 def shell_probe(nonce: str) -> str:

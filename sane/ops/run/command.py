@@ -111,7 +111,7 @@ def _run(
             if not types_at_once(ready, opts):
                 busy.claim(ctx, client, ready, run_id)
                 line = None
-                ready = ensure_runner(ctx, client, stream, ready)
+                ready = ensure_runner(ctx, client, stream, ready, opts.clear_input)
             # Its command line, from the screen; unless the pane printed nothing since
             # the prompt this client saw drawn after its last run: the screen shows it.
             if checks_screen(ready) and not client.quiet(pane_id):
@@ -349,7 +349,7 @@ def start_and_follow(
         if outcome.kind == sc.OUTCOME_MISSING_RUNNER and not reinstalled:
             # Another shell runs inside the pane (a nested shell, ssh): install there.
             reinstalled = True
-            state = install_runner(ctx, client, stream, state)
+            state = install_runner(ctx, client, stream, state, clear_input=opts.clear_input)
             rec["shell_restarted"] = True
             continue
         if outcome.kind == sc.OUTCOME_HELD:
