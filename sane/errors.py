@@ -163,6 +163,16 @@ class Cancelled(SaneError):
     exit_status = EXIT_CANCELLED
 
 
+class NotStarted(SaneError):
+    """A run stopped before its command was typed: nothing ran, and the pane was left
+    free (its claim, if it had one, released). ``details.reason``: ``cancelled`` (a
+    Ctrl-C, a cancelled MCP call). In a fleet result it is the ``error`` of a
+    ``not_started`` server."""
+
+    code = "not_started"
+    exit_status = EXIT_CANCELLED
+
+
 class HandedOver(KeyboardInterrupt):
     """A Ctrl-C that raised inside a run's follow loop (a second one, or one where no
     soft stop was armed): the command was typed and may be running, so the run was

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import os
 import re
 import threading
@@ -545,7 +546,25 @@ def _fleet_run(ctx: Context, a: inputs.FleetRunInput, call: Call) -> Outcome:
         stop=call.stop,
         clear_input=a.clear_input,
     )
+    if call.cancelled.is_set() and a.on_cancel == "interrupt":
+        _interrupt_all(ctx, result["results"], a.max_parallel, call)
     return _ok(result, errors.EXIT_OK if result["status"] == "completed" else 1)
+
+
+def _interrupt_all(ctx: Context, reports: list[Any], max_parallel: int, call: Call) -> None:
+    """A cancelled fleet_run's runs that went on (typed before the cancellation came,
+    handed over): each interrupted, its pane freed, as run_command's ``on_cancel``
+    does. The call's document is never read (its client gave up on it); each ending
+    is kept whole for run_wait."""
+    from sane.ops.run.resume import Following, run_interrupt
+    from sane.parallel import bounded_map
+
+    def interrupt(run_id: str) -> None:
+        with contextlib.suppress(errors.SaneError):  # ended meanwhile, or gone: free
+            run_interrupt(ctx, run_id, follow=Following(unread=call.cancelled))
+
+    going = [r["run_id"] for r in reports if r["status"] in ("running", "waiting_input")]
+    bounded_map(interrupt, going, max_parallel)
 
 
 def _health(ctx: Context, a: inputs.HealthInput, call: Call) -> Outcome:

@@ -52,6 +52,15 @@ ServerTag = Annotated[str | None, Field(description=TAG)]
 ALL_SERVERS = "Every registered server (the default when neither servers nor tag is given)."
 AllServers = Annotated[bool, Field(description=ALL_SERVERS)]
 MaxParallel = Annotated[int, Field(ge=1, description="At most this many at once.")]
+OnCancel = Annotated[
+    Literal["interrupt", "keep"],
+    Field(
+        description="When the client cancels the call (or its own request timeout fires): "
+        "`interrupt` sends C-c and frees the pane; `keep` leaves the command running, to "
+        "follow with run_wait (the run id is in the pane's pane_busy error and list_panes). "
+        "Either way nothing is typed after the cancellation."
+    ),
+]
 RUN_ID = "A run id from a result whose status was `running` or `waiting_input`."
 QUIET_PERIOD = (
     "Seconds without output after which sane checks whether the command waits "
@@ -111,16 +120,7 @@ class RunCommandInput(TypingInput):
         "saved (`full_output_path`, an MCP resource) (0: no limit).",
     )
     quiet_period: float = Field(default=DEFAULT_QUIET_PERIOD, ge=0, description=QUIET_PERIOD)
-    on_cancel: Literal["interrupt", "keep"] = Field(
-        default="interrupt",
-        description="When "
-        "the client cancels the call (or its own "
-        "request timeout fires): `interrupt` "
-        "sends C-c and frees the pane; `keep` "
-        "leaves the command running, to follow "
-        "with run_wait (the run id is in the "
-        "pane's pane_busy error and list_panes).",
-    )
+    on_cancel: OnCancel = "interrupt"
 
 
 class RunWaitInput(Input):
@@ -299,6 +299,7 @@ class FleetRunInput(TypingInput):
         ge=0,
         description="And at most this many bytes per server (0: no limit).",
     )
+    on_cancel: OnCancel = "interrupt"
 
 
 class HealthInput(Input):

@@ -192,11 +192,22 @@ class ServerTestResult(TypedDict):
 
 
 class FleetServerResult(TypedDict):
-    """One server's part of a fleet run: a run result, or why there is none."""
+    """One server's part of a fleet run: a run result, or why there is none.
+    ``not_started``: the command was never typed there (``error.code`` ``not_started``,
+    ``details.reason`` ``cancelled``: the fleet run was stopped by a Ctrl-C or a
+    cancelled call before this server's command was typed); nothing ran there and
+    its pane is free."""
 
     server: str
     status: Literal[
-        "completed", "running", "interrupted", "waiting_input", "lost", "unreachable", "error"
+        "completed",
+        "running",
+        "interrupted",
+        "waiting_input",
+        "lost",
+        "unreachable",
+        "not_started",
+        "error",
     ]
     exit_code: int | None
     output: str

@@ -226,6 +226,7 @@ TOOLS: tuple[Tool, ...] = (
             arguments=("command",),
             words=("command",),
             defaults={"max_output": 0, "max_output_per_server": 0},
+            omit=("on_cancel",),
             extra=(STREAM, SOCKET),
         ),
     ),

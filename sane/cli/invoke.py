@@ -115,7 +115,7 @@ def _progress(
 def invoke(path: str, params: Mapping[str, Any]) -> NoReturn:
     """Run command ``path`` (``fleet run``) with its parsed parameters and print its
     document; exits with the command's status."""
-    from sane.cli._emit import emit_document, note, stop_on_ctrl_c
+    from sane.cli._emit import emit_cancelled, emit_document, note, stop_on_ctrl_c
     from sane.cli.table import COMMANDS
     from sane.handlers import HANDLERS, Call
     from sane.ops.context import Context
@@ -139,7 +139,12 @@ def invoke(path: str, params: Mapping[str, Any]) -> NoReturn:
         for key in ("run_id", "deploy_id"):  # a Ctrl-C anywhere else names them
             if values.get(key):
                 note(**{key: values[key]})
-        outcome = HANDLERS[tool](ctx, SimpleNamespace(**values), call)
+        try:
+            outcome = HANDLERS[tool](ctx, SimpleNamespace(**values), call)
+        except errors.NotStarted as exc:  # run-command: the Ctrl-C came before typing
+            if not call.stop.is_set():
+                raise
+            emit_cancelled(f"interrupted by Ctrl-C: {exc.message}", None, **exc.details)
     if call.stop.is_set():
         _cancelled(outcome.document)
     emit_document(outcome.document, outcome.exit_status)
@@ -190,15 +195,25 @@ def _cancelled(doc: Mapping[str, Any]) -> None:
             run_id=run_id,
             pane=pane,
         )
-    going = {
-        r["server"]: r["run_id"] for r in doc.get("results") or [] if r.get("status") in _GOING
-    }
-    if going:
+    results = doc.get("results") or []
+    going = {r["server"]: r["run_id"] for r in results if r.get("status") in _GOING}
+    skipped = [r["server"] for r in results if r.get("status") == "not_started"]
+    if going or skipped:
+        said = []
+        if going:
+            said.append(
+                f"{len(going)} run(s) go on ("
+                + ", ".join(f"{name}: {run}" for name, run in going.items())
+                + "); follow each with `sane run wait RUN_ID` or stop it with "
+                "`sane run interrupt RUN_ID`"
+            )
+        if skipped:
+            said.append(
+                f"{len(skipped)} server(s) not started, nothing typed there ("
+                + ", ".join(skipped[:10])
+                + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
+                + ")"
+            )
         emit_cancelled(
-            f"interrupted by Ctrl-C: {len(going)} run(s) go on ("
-            + ", ".join(f"{name}: {run}" for name, run in going.items())
-            + "); follow each with `sane run wait RUN_ID` or stop it with "
-            "`sane run interrupt RUN_ID`",
-            result,
-            runs=going,
+            "interrupted by Ctrl-C: " + "; ".join(said), result, runs=going, not_started=skipped
         )

@@ -221,13 +221,18 @@ def run_fleet(
     max_parallel: int,
     begin: Callable[[int], tuple[RunOptions, Wrap]],
     slow: Callable[[int], Report],
+    not_started: Callable[[int], Report],
 ) -> list[Report]:
     """Each index's report, in order. An index whose pane ``states[i]`` is :func:`warm`
     for ``options`` has its run typed and followed here: ``begin(i)``, called as it
     starts, gives the run's own options (its timeout counts from then) and the wrapper
     making its result (or error) the report. Any other index is ``slow(i)``, in a
-    worker thread. At most ``max_parallel`` at once. As with ``bounded_map``, an
-    exception other than a SaneError is raised once every index has finished."""
+    worker thread. At most ``max_parallel`` at once. Once ``options.stop`` is set, no
+    index starts: each left is ``not_started(i)`` (this thread types every warm line
+    and looks at the stop just before each, so none is typed after the stop was seen;
+    a slow one's thread looks just before its own, in ``command._type``). As with
+    ``bounded_map``, an exception other than a SaneError is raised once every index
+    has finished."""
     wake = _Wakeup()
     reports: list[Report | None] = [None] * len(states)
     failures: list[BaseException] = []
@@ -275,6 +280,9 @@ def run_fleet(
                 index = next(queue, None)
                 if index is None:
                     break
+                if options.stop is not None and options.stop.is_set():
+                    reports[index] = not_started(index)
+                    continue
                 running += 1
                 state = states[index]
                 if state is None or not warm(state, options):

@@ -15,7 +15,7 @@ import re
 import shlex
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from sane import errors
 from sane.fleet.events import FleetEvents, OnEvent
@@ -160,6 +160,13 @@ def _new_pane(
     return pane_id, session_id
 
 
+def taken_as_listed(state: panes.PaneState | None) -> TypeGuard[panes.PaneState]:
+    """Is this listed pane one :func:`open_server_pane` returns as it is, with no tmux
+    round trip (alive, its runner installed)? One definition for it and for a fleet
+    run's choice of the panes its loop may type into (``sane.fleet.run``)."""
+    return state is not None and not state.dead and state.runner_installed
+
+
 def open_server_pane(
     ctx: Context,
     server: ServerLike,
@@ -175,13 +182,13 @@ def open_server_pane(
     many servers are made at once). ``timeout`` counts from when the pane exists.
     """
     current = (known if known is not None else server_panes(ctx)).get(server.name)
-    if current is not None and not current.dead and current.runner_installed:
+    if taken_as_listed(current):
         return current
     with pane_lock(ctx.server, server.name):
         existing = _pane_now(ctx, server.name, current)
+        if taken_as_listed(existing):
+            return existing
         if existing is not None and not existing.dead:
-            if existing.runner_installed:
-                return existing
             pane_id, session_id = existing.pane_id, existing.session_id
         else:
             if existing is not None:  # dead: its ssh ended; replace it (see respawn docs)

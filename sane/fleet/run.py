@@ -22,7 +22,7 @@ from sane.fleet.events import Event, FleetEvents, OnEvent
 from sane.fleet.layout import group_windows
 from sane.fleet.limits import raise_own_open_files_limit
 from sane.fleet.loop import Wrap, run_fleet
-from sane.fleet.panes import lost_error, open_server_pane, server_panes
+from sane.fleet.panes import lost_error, open_server_pane, server_panes, taken_as_listed
 from sane.fleet.spec import ServerLike
 from sane.ops.context import Context
 from sane.ops.run.command import run_command
@@ -30,7 +30,6 @@ from sane.ops.run.options import DEFAULT_MAX_OUTPUT, RunOptions
 from sane.parallel import DEFAULT_PARALLEL, bounded_map
 from sane.protocol import output
 from sane.protocol.scanner import RunScanner
-from sane.tmux import panes
 from sane.tmux.control import ControlClient
 
 if TYPE_CHECKING:
@@ -77,9 +76,11 @@ def fleet_run(
     ) -> dict[str, Any]:
         """The server's report from its run's result (or the error it met)."""
         report: dict[str, Any] = {"server": server.name, "started_ms": started}
+        if isinstance(outcome, errors.NotStarted):  # seen by the thread about to type
+            outcome = _stopped(server)
         if isinstance(outcome, errors.SaneError):
             report.update(
-                status="unreachable" if isinstance(outcome, errors.ConnectionFailed) else "error",
+                status=_error_status(outcome),
                 exit_code=None,
                 output="",
                 ok=False,
@@ -125,8 +126,13 @@ def fleet_run(
             outcome = exc
         return report(server, started, hook, pane_id, outcome)
 
-    states = [_warm_pane(known.get(s.name)) for s in servers]
-    results = run_fleet(ctx, states, command, base, max_parallel, warm, one)
+    def not_started(index: int) -> dict[str, Any]:
+        """A server the stop reached before its turn: nothing opened, nothing typed."""
+        return report(servers[index], events.ms(), None, None, _stopped(servers[index]))
+
+    listed = [known.get(s.name) for s in servers]
+    states = [state if taken_as_listed(state) else None for state in listed]
+    results = run_fleet(ctx, states, command, base, max_parallel, warm, one, not_started)
     if any(s.name not in known for s in servers):  # panes were opened: group them
         with contextlib.suppress(errors.SaneError):  # cosmetic (see connect_many)
             group_windows(ctx)
@@ -134,6 +140,7 @@ def fleet_run(
     for key in (
         "completed",
         "running",
+        "not_started",
         "interrupted",
         "lost",
         "unreachable",
@@ -157,11 +164,22 @@ def fleet_run(
     }
 
 
-def _warm_pane(state: panes.PaneState | None) -> panes.PaneState | None:
-    """A listed pane ``open_server_pane`` would take as it is (no tmux round trip)."""
-    if state is not None and not state.dead and state.runner_installed:
-        return state
-    return None
+def _error_status(error: errors.SaneError) -> str:
+    """A server's status when its run gave no result: the one mapping of errors to
+    ``unreachable``, ``not_started`` and ``error``."""
+    if isinstance(error, errors.ConnectionFailed):
+        return "unreachable"
+    return "not_started" if isinstance(error, errors.NotStarted) else "error"
+
+
+def _stopped(server: ServerLike) -> errors.NotStarted:
+    """A server whose command the fleet run's stop kept from being typed."""
+    return errors.NotStarted(
+        f"{server.name}: not started: the fleet run was stopped (Ctrl-C, or its call "
+        "cancelled) before its command was typed; nothing ran there and its pane is free",
+        reason="cancelled",
+        server=server.name,
+    )
 
 
 class _Streamer:

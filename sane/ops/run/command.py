@@ -384,7 +384,9 @@ def _type(
 ) -> tuple[panes.PaneState, sc.RunScanner]:
     """Type the run's line; the pane's state and the run's scanner. A claim refused
     ("already set": a stale flag, or a busy pane) is settled by ``busy.claim`` (or
-    PaneBusy) and the line typed alone."""
+    PaneBusy) and the line typed alone. A stop already set (a Ctrl-C, a cancelled
+    call) types nothing: NotStarted (the caller releases a claim it holds)."""
+    refuse_stopped(opts)
     nonce = markers.new_nonce()
     scanner, typed = framed(nonce, command, state, opts, force_paste)
     if opts.durable:
@@ -398,6 +400,16 @@ def _type(
         scanner, typed = framed(nonce, command, state, opts, force_paste)
         _send(client, state.pane_id, typed, nonce, None, before_typing(state, opts.clear_input))
     return state, scanner
+
+
+def refuse_stopped(opts: RunOptions) -> None:
+    """Checked in the thread that types, just before its line goes to tmux: a stop seen
+    set is never followed by a typed line (one set a moment later finds the run typed
+    and hands it over, as it says)."""
+    if opts.stop is not None and opts.stop.is_set():
+        raise errors.NotStarted(
+            "stopped before the command was typed: nothing ran", reason="cancelled"
+        )
 
 
 def claim_refused(

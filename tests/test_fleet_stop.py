@@ -1,0 +1,216 @@
+"""A stopped fleet run never types into servers it had not started (issues #17 item 3,
+#15): after a Ctrl-C (the CLI's soft stop), a cancelled MCP call or a server's deadline
+spent connecting, a server whose turn had not come, or whose command was about to be
+typed, is reported ``not_started`` (nothing typed, its pane free), not typed into and
+handed over as ``running``. Before, every such server got the command and came back
+``running``, its pane busy. Real sshd on loopback, a real tmux server per test."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sane import errors
+from sane.fleet.events import Event
+from sane.fleet.run import fleet_run
+from sane.ops.context import Context
+from sane.ops.list_panes import list_panes
+from sane.ops.run.command import run_command
+from sane.ops.run.options import RunOptions
+from sane.ops.run.resume import run_wait
+from sane.testing.fleet import register
+from sane.testing.pytest_plugin import FleetFactory, TmuxTestServer
+
+from .test_ctrl_c import _interrupt_when
+
+
+def _stop_at_first_start(stop: threading.Event) -> Any:
+    """An event listener that sets ``stop`` as the first server is started: that one's
+    command is about to be typed (the stop lands mid-batch, in the typing thread's own
+    turn), no other server's turn has come."""
+
+    def on_event(event: Event) -> None:
+        if event["event"] == "started":
+            stop.set()
+
+    return on_event
+
+
+def assert_typed_only_where_reported(
+    ctx: Context, result: dict[str, Any], log: Path
+) -> list[dict[str, Any]]:
+    """Every server either ran (its line in ``log``, once its run is waited on) or is
+    ``not_started`` with the stop's reason and a free pane; the started ones."""
+    started = [r for r in result["results"] if r["status"] != "not_started"]
+    for report in started:
+        assert report["status"] in ("running", "completed"), report
+        if report["status"] == "running":
+            rest = run_wait(ctx, report["run_id"], timeout=30)
+            assert rest["status"] == "completed", rest
+    skipped = [r for r in result["results"] if r["status"] == "not_started"]
+    for report in skipped:
+        assert report["ok"] is False and report["exit_code"] is None, report
+        assert report["error"]["code"] == "not_started", report
+        assert report["error"]["details"]["reason"] == "cancelled", report
+        assert "run_id" not in report, report
+    assert result["counts"]["not_started"] == len(skipped)
+    typed = log.read_text().split() if log.exists() else []
+    assert sorted(typed) == sorted(r["server"] for r in started), (typed, result)
+    panes = list_panes(ctx, all_sessions=True)["panes"]
+    assert not [p for p in panes if p["busy"]], panes
+    return started
+
+
+def assert_all_exact(ctx: Context, servers: list[Any]) -> None:
+    """A plain fleet run afterwards: every server's pane takes it, exactly."""
+    after = fleet_run(ctx, servers, "echo $FLEET_HOST", max_parallel=len(servers))
+    assert [(r["status"], r["exit_code"], r["output"]) for r in after["results"]] == [
+        ("completed", 0, f"{s.name}\n") for s in servers
+    ], after
+
+
+def test_a_stop_mid_batch_types_no_warm_server_after_it(
+    sane_ctx: Context, ssh_fleet: Any, tmp_path: Path
+) -> None:
+    """Warm panes, typed by the fleet loop: the stop comes as the first server starts;
+    that one is typed (the stop came after the loop looked), no other is."""
+    servers = register(sane_ctx.home, ssh_fleet)
+    fleet_run(sane_ctx, servers, "true", max_parallel=3)  # every pane warm
+    log, stop = tmp_path / "typed", threading.Event()
+    result = fleet_run(
+        sane_ctx,
+        servers,
+        f"echo $FLEET_HOST >> {log}",
+        max_parallel=3,
+        stop=stop,
+        on_event=_stop_at_first_start(stop),
+    )
+    started = assert_typed_only_where_reported(sane_ctx, result, log)
+    assert [r["server"] for r in started] == [servers[0].name], result
+    assert_all_exact(sane_ctx, servers)
+
+
+def test_a_stop_while_a_server_connects_types_nothing_there(
+    sane_ctx: Context, ssh_fleet: Any, tmp_path: Path
+) -> None:
+    """Cold panes, each opened by its own thread: the stop comes as the first server
+    starts connecting; its thread looks just before typing and types nothing, and no
+    other server is even connected."""
+    servers = register(sane_ctx.home, ssh_fleet)
+    log, stop = tmp_path / "typed", threading.Event()
+    result = fleet_run(
+        sane_ctx,
+        servers,
+        f"echo $FLEET_HOST >> {log}",
+        max_parallel=1,
+        stop=stop,
+        on_event=_stop_at_first_start(stop),
+    )
+    assert assert_typed_only_where_reported(sane_ctx, result, log) == []
+    assert result["status"] == "failed", result
+    assert_all_exact(sane_ctx, servers)
+
+
+def test_a_run_stopped_before_typing_types_nothing_and_frees_its_pane(
+    sane_ctx: Context, tmux_server: TmuxTestServer, tmp_path: Path
+) -> None:
+    """The check in the thread that types (``command._type``): a stop already set is
+    ``not_started``; the pane is free and a later run works. Before, the command was
+    typed and handed over at once as ``running``."""
+    pane = tmux_server.new_pane("bash")
+    marker, stop = tmp_path / "ran", threading.Event()
+    stop.set()
+    with pytest.raises(errors.NotStarted) as caught:
+        run_command(sane_ctx, f"touch {marker}", pane=pane, options=RunOptions(stop=stop))
+    assert caught.value.details["reason"] == "cancelled"
+    after = run_command(sane_ctx, "echo free", pane=pane)
+    assert (after["status"], after["output"]) == ("completed", "free\n")
+    assert not marker.exists()
+
+
+def test_ctrl_c_on_a_fleet_run_of_20_servers_names_what_ran_and_types_no_other(
+    cli_env: dict[str, str], sane_ctx: Context, make_fleet: FleetFactory, tmp_path: Path
+) -> None:
+    """SIGINT to `sane fleet run --max-parallel 2` on 20 warm servers once a run has
+    started: `cancelled` (exit 130) naming the runs that go on and the servers not
+    started; only the named runs were typed; afterwards every pane takes a plain run.
+    Before: all 20 were typed and reported `running`."""
+    servers = register(sane_ctx.home, make_fleet(20))
+    fleet_run(sane_ctx, servers, "true", max_parallel=20)  # every pane warm
+    log, started = tmp_path / "typed", tmp_path / "started"
+    code, doc = _interrupt_when(
+        [
+            "fleet",
+            "run",
+            "--all",
+            "--max-parallel",
+            "2",
+            "--timeout",
+            "60",
+            f"echo $FLEET_HOST >> {log}; touch {started}; sleep 5",
+        ],
+        cli_env,
+        started,
+    )
+    assert code == 130 and doc["error"]["code"] == "cancelled", doc
+    details = doc["error"]["details"]
+    assert details["not_started"], doc
+    assert_typed_only_where_reported(sane_ctx, doc, log)
+    assert sorted(details["not_started"]) == sorted(
+        r["server"] for r in doc["results"] if r["status"] == "not_started"
+    )
+    assert details["runs"] == {
+        r["server"]: r["run_id"] for r in doc["results"] if r["status"] == "running"
+    }
+    assert "not started, nothing typed there" in doc["error"]["message"]
+    assert_all_exact(sane_ctx, servers)
+
+
+def test_a_cancelled_mcp_fleet_run_types_no_more_and_frees_every_pane(
+    cli_env: dict[str, str], sane_ctx: Context, ssh_fleet: Any, tmp_path: Path
+) -> None:
+    """The MCP client's own request timeout cancels a fleet_run (one server at a time):
+    the run it had typed is interrupted (``on_cancel`` ``interrupt``), the servers
+    whose turn had not come are never typed into, and every pane is free at once for
+    the next call, which is exact on all. Before: each later server got the command
+    after the cancellation and kept its pane busy with it."""
+    import anyio
+    from mcp import MCPError
+
+    from .test_mcp import with_session
+
+    servers = register(sane_ctx.home, ssh_fleet)
+    names = [s.name for s in servers]
+    log = tmp_path / "typed"
+
+    async def body(session: Any, call: Any) -> None:
+        warm = await call("fleet_run", command="true", servers=names, max_parallel=3)
+        assert warm["status"] == "completed", warm
+        with pytest.raises(MCPError):
+            await session.call_tool(
+                "fleet_run",
+                {
+                    "command": f"echo $FLEET_HOST >> {log}; sleep 600",
+                    "servers": names,
+                    "max_parallel": 1,
+                    "timeout": 600,
+                },
+                read_timeout_seconds=2,
+            )
+        with anyio.fail_after(30):
+            while True:
+                listing = await call("list_panes", all=True)
+                if not [p for p in listing["panes"] if p["busy"]]:
+                    break
+                await anyio.sleep(0.05)  # polling a condition, with a deadline
+        after = await call("fleet_run", command="echo $FLEET_HOST", servers=names)
+        assert [(r["status"], r["output"]) for r in after["results"]] == [
+            ("completed", f"{name}\n") for name in names
+        ], after
+
+    with_session(cli_env, body)
+    typed = log.read_text().split() if log.exists() else []
+    assert typed in ([], names[:1]), typed
