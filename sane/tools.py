@@ -54,6 +54,7 @@ __all__ = [
 
 ToolFormat = Literal["openai", "anthropic", "mcp"]
 FORMATS: tuple[ToolFormat, ...] = ("openai", "anthropic", "mcp")
+Pool = Literal["quick", "waiting", "stopping"]
 
 # The CLI keeps the whole output of a run for a person or a script (an agent's default
 # is sane.inputs.AGENT_MAX_OUTPUT, what fits a model's context).
@@ -70,10 +71,18 @@ class Tool:
     cli: Cli | None
     """How the command line spells it; None: agents only."""
     read_only: bool = False
-    quick: bool = False
-    """Answers from this machine's tmux and files alone, never waiting on a command or a
-    server: ``sane mcp`` serves it from a pool of its own, so a ``list_panes`` or a
-    ``run_interrupt`` never queues behind calls that wait (runs, connects, deploys)."""
+    pool: Pool = "waiting"
+    """Which of ``sane mcp``'s worker pools serves it. ``quick``: answers from this
+    machine's tmux and files alone, never waiting on a command or a server, so a
+    ``list_panes`` never queues behind calls that wait (runs, connects, deploys).
+    ``stopping``: waits only for the run it stops (``run_interrupt``, up to its
+    ``grace``, which has no upper bound): a pool of its own, so it never queues behind
+    the waiting calls it is there to end, nor holds the quick pool while it waits.
+    ``waiting``: everything else (a command, a server, a deploy), timeout or not."""
+
+    @property
+    def quick(self) -> bool:
+        return self.pool == "quick"
 
     @property
     def description(self) -> str:
@@ -111,7 +120,7 @@ TOOLS: tuple[Tool, ...] = (
         inputs.RunInterruptInput,
         "run-command",
         Cli("run interrupt", arguments=("run_id",)),
-        quick=True,
+        pool="stopping",
     ),
     Tool(
         "run_input",
@@ -153,7 +162,7 @@ TOOLS: tuple[Tool, ...] = (
         "list-panes",
         Cli("list-panes", short={"session": "-s", "all": "-a"}),
         read_only=True,
-        quick=True,
+        pool="quick",
     ),
     Tool(
         "server_list",
@@ -161,7 +170,7 @@ TOOLS: tuple[Tool, ...] = (
         "server-list",
         Cli("server list"),
         read_only=True,
-        quick=True,
+        pool="quick",
     ),
     Tool(
         "server_add",
@@ -173,7 +182,7 @@ TOOLS: tuple[Tool, ...] = (
             extra=(),
             spelling={"tags": "--tag", "ssh_options": "--ssh-option"},
         ),
-        quick=True,
+        pool="quick",
     ),
     Tool(
         "server_test",
@@ -188,7 +197,7 @@ TOOLS: tuple[Tool, ...] = (
         "server-show",
         Cli("server show", arguments=("name",), extra=()),
         read_only=True,
-        quick=True,
+        pool="quick",
     ),
     Tool(
         "server_pane",
@@ -201,14 +210,14 @@ TOOLS: tuple[Tool, ...] = (
         inputs.ServerRemoveInput,
         "server-remove",
         Cli("server remove", arguments=("name",), extra=()),
-        quick=True,
+        pool="quick",
     ),
     Tool(
         "server_import",
         inputs.ServerImportInput,
         "server-import",
         Cli("server import", arguments=("source",), extra=()),
-        quick=True,
+        pool="quick",
     ),
     Tool(
         "connect",
@@ -275,7 +284,7 @@ TOOLS: tuple[Tool, ...] = (
         "deploy",
         Cli("deploy status", arguments=("deploy_id",), extra=()),
         read_only=True,
-        quick=True,
+        pool="quick",
     ),
     Tool(
         "deploy_list",
@@ -283,7 +292,7 @@ TOOLS: tuple[Tool, ...] = (
         "deploy-list",
         Cli("deploy list", extra=()),
         read_only=True,
-        quick=True,
+        pool="quick",
     ),
     Tool(
         "deploy_resume",
@@ -317,14 +326,14 @@ TOOLS: tuple[Tool, ...] = (
         "read-screen",
         Cli("read-screen", short=TARGET),
         read_only=True,
-        quick=True,
+        pool="quick",
     ),
     Tool(
         "send_keys",
         inputs.SendKeysInput,
         "send-keys",
         Cli("send-keys", short=TARGET, spelling={"keys": "--key"}),
-        quick=True,
+        pool="quick",
     ),
     Tool(
         "wait_for_text",

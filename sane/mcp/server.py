@@ -80,18 +80,21 @@ def tool_list(exposed: tuple[tools.Tool, ...] = tools.TOOLS) -> list[mt.Tool]:
 RESOURCE_NOT_FOUND = -32002  # MCP's code for resources/read of an unknown resource
 WAITING_CALLS = 256
 QUICK_CALLS = 64
+STOPPING_CALLS = 64
 
 
 @functools.cache
-def _is_quick(name: str) -> bool:
-    """Whether the tool is served from the quick pool (:attr:`sane.tools.Tool.quick`).
-    Every other tool may wait (on a command, a server, a deploy), timeout or not:
-    before, only tools with a ``timeout`` went to the waiting pool, so slow connects,
-    fleet_detect, deploys and their dry runs could fill the quick pool."""
+def pool_of(name: str) -> tools.Pool:
+    """The worker pool serving the tool (:attr:`sane.tools.Tool.pool`, the command
+    table's column); a name that is no tool waits (its refusal is made there)."""
     try:
-        return tools.find(name).quick
+        return tools.find(name).pool
     except errors.SaneError:
-        return False
+        return "waiting"
+
+
+def _is_quick(name: str) -> bool:
+    return pool_of(name) == "quick"
 
 
 def tool_result(
@@ -148,10 +151,16 @@ def build_server(ctx: Context, exposed: tuple[tools.Tool, ...] = tools.TOOLS) ->
     ) -> mt.ListToolsResult:
         return mt.ListToolsResult(tools=tool_list(exposed))
 
-    # Calls that may wait and quick ones draw worker threads from separate pools: a
-    # run_interrupt or list_panes never queues behind waiting runs, connects or deploys.
-    waiting = anyio.CapacityLimiter(WAITING_CALLS)
-    quick = anyio.CapacityLimiter(QUICK_CALLS)
+    # Calls that may wait, quick ones and interrupts draw worker threads from separate
+    # pools (sane.tools.Tool.pool): a list_panes never queues behind waiting runs,
+    # connects or deploys, nor behind interrupts waiting out their grace; a
+    # run_interrupt never queues behind the runs it is there to stop.
+    limiters: dict[tools.Pool, anyio.CapacityLimiter] = {
+        "quick": anyio.CapacityLimiter(QUICK_CALLS),
+        "waiting": anyio.CapacityLimiter(WAITING_CALLS),
+        "stopping": anyio.CapacityLimiter(STOPPING_CALLS),
+    }
+    quick = limiters["quick"]
 
     async def call_tool(
         request: ServerRequestContext[Any], params: mt.CallToolRequestParams
@@ -164,7 +173,7 @@ def build_server(ctx: Context, exposed: tuple[tools.Tool, ...] = tools.TOOLS) ->
             )
             return tool_result(error_document(refused))
         control = tools.Call(progress=_progress_sender(request))
-        limiter = quick if _is_quick(params.name) else waiting
+        limiter = limiters[pool_of(params.name)]
         try:
             # abandon_on_cancel: a cancelled call returns at once; its thread sees
             # `control` and winds the run down (interrupt, or hand-over) on its own.
