@@ -144,15 +144,26 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         ' return "$__sane_r"; }; __sane_go=__sane_run; __sane_gx=;'
         ' __sane_rc "$__sane_q"'
     )
+    traps = (
+        # The traps the shell has before the takeover, to install none of sane's over a
+        # user's own (set by hand or in an rc file). Listed into a private file, since
+        # `trap` in $(...) shows no EXIT trap in dash, zsh, mksh and posh (a subshell
+        # has its own): there sane's trap replaced the user's, which then never ran.
+        # Without mktemp, $(...) is all there is.
+        ' __sane_ut=; if __sane_f=$(command mktemp 2>/dev/null); then trap >| "$__sane_f";'
+        ' while IFS= read -r __sane_l; do __sane_ut="$__sane_ut $__sane_l"; done'
+        ' < "$__sane_f"; command rm -f "$__sane_f"; else __sane_ut=$(trap); fi;'
+        ' __sane_l=; __sane_f=; __sane_rc "$__sane_q"'
+    )
     exit_trap = (
         # One EXIT trap for the shell's life, set at takeover and never touched again, so
         # a trap the user sets later (in a run or by hand) stays theirs. It acts only
         # while a run is going (__sane_n set: cleared when a run ends, and by the status
         # probe after an abort; not RUN_FD, which dash closes before the trap runs):
-        # prints the X marker, waits for sane's key. Not installed over
-        # an EXIT trap the shell shows (`trap` in $(...) shows it in bash, ksh93, busybox
-        # ash, yash): then `exit` is told by the pane's death.
-        " case $(trap) in *EXIT*) ;; *) trap '__sane_z=$?;"
+        # prints the X marker, waits for sane's key. Not installed over an EXIT trap
+        # the shell already has (listed by the line before): then `exit` is told by
+        # the pane's death.
+        " case $__sane_ut in *EXIT*) ;; *) trap '__sane_z=$?;"
         ' if [ -n "${__sane_n-}" ]; then'
         f' __sane_x=$(printf "{x}" "$__sane_n" "$__sane_z"); printf %s "$__sane_x";'
         " read -r __sane_x; fi' EXIT;; esac;"
@@ -161,10 +172,10 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         # the dying pane: the run's output, even its begin marker. zsh runs ZERR just
         # before that exit: there, with errexit on, in the shell itself (not a
         # subshell, which inherits the trap and would only end itself), the same X.
-        ' [ -z "${ZSH_VERSION-}" ] || case $(trap) in *ZERR*) ;; *) trap \'__sane_z=$?;'
+        ' [ -z "${ZSH_VERSION-}" ] || case $__sane_ut in *ZERR*) ;; *) trap \'__sane_z=$?;'
         ' if [[ -o errexit && ${ZSH_SUBSHELL:-0} == 0 && -n "${__sane_n-}" ]]; then'
         f' __sane_x=$(printf "{x}" "$__sane_n" "$__sane_z"); printf %s "$__sane_x";'
-        " read -r __sane_x; fi' ZERR;; esac;"
+        " read -r __sane_x; fi' ZERR;; esac; __sane_ut=;"
         ' __sane_rc "$__sane_q"'
     )
     p = printf_format(PROMPT, False).replace("%s", token)
@@ -214,7 +225,7 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         f' printf \'{_fmt(READY, True)}\' {nonce} "$$"; __sane_rc "$__sane_q"'
     )
     widgets = [line + ' __sane_rc "$__sane_q"' for line in editor.posix_lines(nonce, EDITOR)]
-    return [helpers, run, exit_trap, prompt, prompt_set, *widgets, ready]
+    return [helpers, run, traps, exit_trap, prompt, prompt_set, *widgets, ready]
 
 
 # The line after the takeover's lines: ends the bootstrap's read loop. Should the loop
