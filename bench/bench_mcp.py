@@ -61,7 +61,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -313,6 +313,21 @@ def bench_cli(env: dict[str, str], pane: str) -> list[float]:
     return samples
 
 
+@contextlib.contextmanager
+def private_tmux(prefix: str) -> Iterator[tuple[TmuxTestServer, dict[str, str], Path]]:
+    """A private tmux server (unique socket, killed at the end), the environment that
+    points sane at it and at a temporary $SANE_HOME, and the temporary directory."""
+    srv = TmuxTestServer(f"{prefix}-{os.getpid()}")
+    tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
+    env = dict(os.environ, SANE_TMUX_SOCKET=srv.socket_name, SANE_HOME=str(tmp / "home"))
+    try:
+        srv.start()
+        yield srv, env, tmp
+    finally:
+        srv.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=200, help="calls per measurement (200)")
@@ -325,11 +340,7 @@ def main() -> int:
         f"Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.2f}",
         flush=True,
     )
-    srv = TmuxTestServer(f"sane-bench-mcp-{os.getpid()}")
-    tmp = Path(tempfile.mkdtemp(prefix="sane-bench-mcp-"))
-    env = dict(os.environ, SANE_TMUX_SOCKET=srv.socket_name, SANE_HOME=str(tmp / "home"))
-    try:
-        srv.start()
+    with private_tmux("sane-bench-mcp") as (srv, env, tmp):
         panes = {"dash": srv.new_pane("dash"), "bash": srv.new_pane("bash")}
         mcp, raw = anyio.run(bench_mcp, env, srv, panes, args.runs)
         library = bench_library(srv, tmp / "home", panes["dash"], args.runs)
@@ -371,9 +382,6 @@ def main() -> int:
                 f"CLI / MCP {cli_ms / stdio['dash']:.0f}x",
             )
         )
-    finally:
-        srv.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
     summary()
     print(
         f"\nload after: {os.getloadavg()[0]:.2f}; spread of the dash calls: see p90 above; "

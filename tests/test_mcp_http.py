@@ -9,7 +9,10 @@ import contextlib
 import json
 import os
 import shutil
+import socket
+import struct
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -180,6 +183,52 @@ def test_a_plain_request_in_a_session_keeps_the_transports_rules(server: HttpSer
     assert '"id":"p2"' in body and '"result":{}' in body
     # the session is still served the short way after all that
     assert post(server.url, server.token, ping, Mcp_Session_Id=session)[0] == 200
+
+
+def _data_segments_in(sock: socket.socket) -> int:
+    """Segments with data this socket has received (Linux ``tcp_info.tcpi_data_segs_in``,
+    after the fields up to ``tcpi_min_rtt``: offset 152)."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    if len(info) < 156:
+        pytest.skip("this kernel's tcp_info has no data_segs_in")
+    count: int = struct.unpack_from("I", info, 152)[0]
+    return count
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="TCP_INFO is Linux's")
+def test_an_answer_goes_out_in_one_segment(server: HttpServer) -> None:
+    """A JSON answer's head and body leave in one write: uvicorn writes them apart, two
+    segments the client wakes for one by one (and a loopback send runs the peer's
+    receive path in the sender, twice). Counted by the kernel on the client's socket."""
+    status, headers, _ = post(server.url, server.token)
+    assert status == 200
+    session = headers["mcp-session-id"]
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert post(server.url, server.token, initialized, Mcp_Session_Id=session)[0] == 202
+    host, port = server.url.removeprefix("http://").split("/")[0].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for number in range(5):  # the first and later answers on a kept-alive connection
+            body = json.dumps({"jsonrpc": "2.0", "id": number, "method": "ping"}).encode()
+            request = (
+                f"POST /mcp HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                f"Authorization: Bearer {server.token}\r\nContent-Type: application/json\r\n"
+                "Accept: application/json, text/event-stream\r\n"
+                f"Mcp-Session-Id: {session}\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+            before = _data_segments_in(sock)
+            sock.sendall(request)
+            answer = b""
+            while b"\r\n\r\n" not in answer or len(answer.partition(b"\r\n\r\n")[2]) < int(
+                answer.lower().partition(b"content-length: ")[2].split(b"\r\n")[0] or b"0"
+            ):
+                piece = sock.recv(1 << 16)
+                assert piece, answer
+                answer += piece
+            head, _, reply = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200"), head
+            assert json.loads(reply) == {"jsonrpc": "2.0", "id": number, "result": {}}
+            assert _data_segments_in(sock) - before == 1, (number, answer)
 
 
 def test_a_restart_reuses_the_token_and_a_given_one_is_never_printed(

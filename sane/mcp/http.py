@@ -17,6 +17,7 @@ loopback server is the safe way to reach it from elsewhere.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import ipaddress
@@ -25,7 +26,7 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -241,6 +242,55 @@ def app(server: Any, token: str, host: str) -> Any:
     return BearerGuard(JsonAnswers(starlette, sessions_of(server), PATH), token)
 
 
+class _GatheredWrites:
+    """A connection's transport whose writes made in one turn of the event loop go out
+    as one ``write``: uvicorn writes a response's head and its body separately, two
+    segments on the wire, so the client wakes twice to read one answer (and the kernel
+    runs a loopback send's whole receive path twice). Everything else is the
+    transport's own; ``close`` sends what is held first."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        if not self._held:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._held.append(bytes(data))
+
+    def writelines(self, pieces: Iterable[bytes | bytearray | memoryview]) -> None:
+        for piece in pieces:
+            self.write(piece)
+
+    def _flush(self) -> None:
+        if self._held:
+            data = b"".join(self._held)
+            self._held.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def one_write_protocol() -> type[asyncio.Protocol]:
+    """The HTTP protocol uvicorn would choose, each connection's writes gathered
+    (:class:`_GatheredWrites`)."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    class OneWrite(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(_GatheredWrites(transport))  # type: ignore[arg-type]
+
+    return OneWrite
+
+
 async def serve_socket(asgi: Any, sock: socket.socket, on_ready: Callable[[], None]) -> None:
     """Serve ``asgi`` on ``sock`` until SIGINT/SIGTERM, then return (after in-flight
     requests, at most 5 s): the caller still has background deploys to let finish."""
@@ -256,6 +306,7 @@ async def serve_socket(asgi: Any, sock: socket.socket, on_ready: Callable[[], No
 
     config = uvicorn.Config(
         asgi,
+        http=one_write_protocol(),
         log_level="warning",
         access_log=False,  # never a line per request (nor a header in one)
         lifespan="on",

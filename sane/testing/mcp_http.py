@@ -43,11 +43,15 @@ def read_ready(proc: subprocess.Popen[bytes], deadline: float = 60.0) -> dict[st
 
 
 @contextlib.contextmanager
-def http_server(env: dict[str, str], *args: str) -> Iterator[HttpServer]:
+def http_server(env: dict[str, str], *args: str, tree: str | None = None) -> Iterator[HttpServer]:
     """``sane mcp --http 127.0.0.1:0 ARGS...`` with ``env``; the token is the generated
-    one, or ``$SANE_MCP_TOKEN``."""
+    one, or ``$SANE_MCP_TOKEN``. ``tree``: the sane of that source tree (an A/B bench
+    of two trees), not this process's."""
+    if tree is not None:  # `-m` puts the working directory first on sys.path
+        env = {**env, "PYTHONPATH": tree}
     proc = subprocess.Popen(
         [sys.executable, "-m", "sane.cli.main", "mcp", "--http", "127.0.0.1:0", *args],
+        cwd=tree,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
