@@ -54,6 +54,20 @@ def run(ctx: Context, pane: str, command: str, **options: Any) -> dict[str, Any]
     return result
 
 
+def sent_lines(ctx: Context, pane: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every command line sane's control client for the pane's session sends from now."""
+    client = ctx.client(ctx.pane_state(pane).session_id)
+    lines: list[str] = []
+    send = client.send
+
+    def spy(*commands: str, **kwargs: object) -> object:
+        lines.append(" ; ".join(commands))
+        return send(*commands, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client, "send", spy)
+    return lines
+
+
 def output_bytes(result: dict[str, Any]) -> bytes:
     import base64
 

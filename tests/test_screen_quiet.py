@@ -16,21 +16,7 @@ from sane.ops.context import Context
 from sane.poll import poll
 from sane.testing.pytest_plugin import SHELLS, TmuxTestServer
 
-from .conftest import run
-
-
-def _sent(ctx: Context, pane: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every command line sane's control client for the pane's session sends from now."""
-    client = ctx.client(ctx.pane_state(pane).session_id)
-    lines: list[str] = []
-    send = client.send
-
-    def spy(*commands: str, **kwargs: object) -> object:
-        lines.append(" ; ".join(commands))
-        return send(*commands, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(client, "send", spy)
-    return lines
+from .conftest import run, sent_lines
 
 
 def _looked(lines: list[str]) -> bool:
@@ -51,7 +37,7 @@ def test_a_quiet_pane_is_not_looked_at_again_a_typed_key_is(
 ) -> None:
     pane = tmux_server.new_pane(shell)
     assert run(sane_ctx, pane, "echo one")["output"] == "one\n"
-    lines = _sent(sane_ctx, pane, monkeypatch)
+    lines = sent_lines(sane_ctx, pane, monkeypatch)
     assert run(sane_ctx, pane, "echo two")["output"] == "two\n"
     assert not _looked(lines), lines
     # A key typed and erased: the line is empty again, but the pane printed (the echo).

@@ -39,6 +39,10 @@ class Context:
             session_name or os.environ.get("SANE_SESSION") or DEFAULT_SESSION
         )
         self.hub = ControlHub(self.server)
+        # Each pane's state as this process last read it for a run, with the text tmux
+        # printed (sane.tmux.panes.if_unchanged): the next run there types with a
+        # check of that state in the same tmux command instead of reading it first.
+        self.known_states: dict[str, tuple[panes.PaneState, str]] = {}
 
     @property
     def home(self) -> Path:
@@ -102,9 +106,13 @@ class Context:
                 self.hub.attach_first(target)
 
     def pane_state(self, target: str) -> panes.PaneState:
+        return self.pane_state_text(target)[0]
+
+    def pane_state_text(self, target: str) -> tuple[panes.PaneState, str]:
+        """The pane's state and the text tmux printed for it (sane.tmux.panes)."""
         self.attach_first(target)
         try:
-            return panes.read_state(self.tmux, target)
+            return panes.read_state_text(self.tmux, target)
         except errors.SessionNotFound as exc:
             raise errors.PaneNotFound(f"can't find pane: {target}", pane=target) from exc
         except errors.PaneNotFound as exc:

@@ -189,14 +189,18 @@ class ControlClient:
         *commands: str,
         mark: PaneStream | None = None,
         notify: Callable[[Reply], None] | None = None,
+        blocks: int | None = None,
     ) -> Reply:
         """Queue commands as one line; tmux runs them in order and skips the rest of
         the line after the first one that fails (which makes ``set-option -o`` then
         ``send-keys`` an atomic claim-and-type). ``mark``: a stream whose position at
         the answer the reply keeps (``Reply.positions``); ``notify``: called with the
-        reply once it is complete (``Reply.notify``)."""
+        reply once it is complete (``Reply.notify``); ``blocks``: the reply blocks tmux
+        answers the line with when it is not one per command (an ``if-shell -F`` whose
+        commands, run, answer with blocks of their own: sane.tmux.panes.if_unchanged)."""
         line = " ; ".join(commands)
-        reply = Reply(line, len(commands), () if mark is None else (mark,))
+        count = len(commands) if blocks is None else blocks
+        reply = Reply(line, count, () if mark is None else (mark,))
         reply.notify = notify
         data = line.encode("utf-8", "surrogateescape") + b"\n"
         with self._lock:
@@ -216,9 +220,11 @@ class ControlClient:
                 reply.finish()
         return reply
 
-    def command(self, *commands: str, timeout: float = 10.0) -> list[str]:
+    def command(
+        self, *commands: str, timeout: float = 10.0, blocks: int | None = None
+    ) -> list[str]:
         """Run commands and return their output lines; tmux errors become exceptions."""
-        reply = self.send(*commands)
+        reply = self.send(*commands, blocks=blocks)
         return self.result(reply, timeout)
 
     def result(self, reply: Reply, timeout: float = 10.0) -> list[str]:
@@ -433,6 +439,12 @@ class ControlHub:
         if dead is not None:
             dead.close()  # reap the tmux client that exited
         return client
+
+    def attached(self, session_id: str) -> bool:
+        """Is a client of this hub attached to the session (no attach needed)?"""
+        with self._lock:
+            client = self._clients.get(session_id)
+        return client is not None and client.alive
 
     def attach_first(self, target: str) -> None:
         """Attach a client for ``target`` unless one is attached already; concurrent

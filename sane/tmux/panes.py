@@ -150,11 +150,54 @@ def _state(f: list[str]) -> PaneState:
 
 def read_state(run: Callable[[list[str]], list[str]], target: str) -> PaneState:
     """``run`` executes one tmux command (argv without ``tmux``) and returns stdout lines."""
+    return read_state_text(run, target)[0]
+
+
+def read_state_text(run: Callable[[list[str]], list[str]], target: str) -> tuple[PaneState, str]:
+    """The pane's state and the text tmux printed for it (what :func:`if_unchanged`
+    compares the pane's state with later)."""
     lines = run(["display-message", "-p", "-t", target, STATE_FORMAT])
     # tmux 3.3 answers an unknown target with an empty line and success.
     if not lines or not lines[0].startswith("%"):
         raise errors.PaneNotFound(f"can't find pane: {target}", pane=target)
-    return parse_states(lines)[0]
+    return parse_states(lines)[0], "\n".join(lines)
+
+
+# The command that answers "the pane's state is no longer the one sane knew" (an
+# error naming a channel nobody locks: nothing else says that).
+STATE_CHANGED = "sane-pane-state-changed"
+_STATE_CHANGED_COMMAND = f"wait-for -U {STATE_CHANGED}"
+
+
+def if_unchanged(pane_id: str, text: str, commands: list[str]) -> tuple[str, int] | None:
+    """One tmux command running ``commands`` only if the pane's state is still ``text``
+    (:func:`read_state_text`), and the reply blocks tmux answers it with when they ran.
+
+    tmux compares the whole state (every field of :data:`STATE_FORMAT`) and runs the
+    commands in the same turn of its command queue, so they act on exactly the state a
+    fresh read would have shown at that moment: a run typed this way needs no read of
+    the state of its own before it (one round trip to tmux). Otherwise tmux answers
+    with an error naming :data:`STATE_CHANGED`, nothing of ``commands`` done. A failing
+    command among them ends them as in a plain line (its error ends the reply). None
+    when ``text`` cannot be written into a format (a value holding a line break)."""
+    from sane.tmux.command import quote
+
+    if "\n" in text or "\r" in text:
+        return None
+    # In a format, "#", "," and "}" are written "##", "#," and "#}".
+    known = text.replace("#", "##").replace(",", "#,").replace("}", "#}")
+    condition = f"#{{==:{STATE_FORMAT},{known}}}"
+    line = (
+        f"if-shell -F -t {pane_id} {quote(condition)} {quote(' ; '.join(commands))}"
+        f" {quote(_STATE_CHANGED_COMMAND)}"
+    )
+    return line, 1 + len(commands)
+
+
+def state_changed(exc: errors.SaneError) -> bool:
+    """Did a line of :func:`if_unchanged` find the pane's state changed (or the pane
+    gone)? Nothing of its commands was done then."""
+    return STATE_CHANGED in exc.message or "can't find" in exc.message
 
 
 _INFO_FIELDS = (

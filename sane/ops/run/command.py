@@ -68,22 +68,62 @@ def run_command(
     started_wall = time.time()
     started = time.perf_counter()
     deadline = time.monotonic() + opts.timeout
+    known: str | None = None  # the state's text, checked by tmux as the run is typed
     if pane_state is not None:
         state = pane_state
+    elif pane is not None:
+        state, known = _state_for_run(ctx, pane, opts)
     else:
-        state = ctx.pane_state(pane) if pane is not None else ctx.default_pane()
+        state = ctx.default_pane()
     restarted = False
-    for attempt in range(3):
+    died = 0
+    while True:
         if state.dead:
             state = respawn(ctx, state)
             restarted = True
         try:
-            return _run(ctx, state, command, opts, deadline, started, started_wall, restarted)
+            return _run(
+                ctx, state, command, opts, deadline, started, started_wall, restarted, known
+            )
+        except PaneChanged:  # nothing was claimed or typed: read it and go on as usual
+            state, known = read_for_run(ctx, state.pane_id), None
         except PaneDied:
-            if attempt == 2:
+            died += 1
+            if died == 3:
                 raise
             state = ctx.pane_state(state.pane_id)
-    raise AssertionError("unreachable")
+
+
+class PaneChanged(Exception):
+    """The pane's state was not the one this process knew (sane.tmux.panes.if_unchanged):
+    nothing was claimed or typed; the run starts over from a fresh read."""
+
+
+def read_for_run(ctx: Context, pane: str) -> panes.PaneState:
+    """The pane's state, read; remembered for the next run there (``_state_for_run``)."""
+    state, text = ctx.pane_state_text(pane)
+    ctx.known_states[state.pane_id] = (state, text)
+    return state
+
+
+def _state_for_run(ctx: Context, pane: str, opts: RunOptions) -> tuple[panes.PaneState, str | None]:
+    """The state the run starts from: the one this process read before, if a run could
+    be typed into it at once (its text given back: tmux checks it is still the pane's
+    state in the command that claims the pane and types, so the read is saved), else
+    read now (no text)."""
+    known = ctx.known_states.get(pane)
+    if known is not None:
+        state, text = known
+        if (
+            types_at_once(state, opts)
+            and state.busy_flag is None
+            and not state.shell_new
+            and "\n" not in text
+            and "\r" not in text
+            and ctx.hub.attached(state.session_id)
+        ):
+            return state, text
+    return read_for_run(ctx, pane), None
 
 
 def _run(
@@ -95,7 +135,10 @@ def _run(
     started: float,
     started_wall: float,
     restarted: bool = False,
+    known: str | None = None,
 ) -> RunResult:
+    """``known``: ``state`` was not read for this run, it is the text of one read
+    before; the line that claims and types checks it (or raises PaneChanged)."""
     client = ctx.client(state.session_id)
     pane_id = state.pane_id
     run_id = opts.run_id or new_run_id()
@@ -115,6 +158,8 @@ def _run(
             # Its command line, from the screen; unless the pane printed nothing since
             # the prompt this client saw drawn after its last run: the screen shows it.
             if checks_screen(ready) and not client.quiet(pane_id):
+                if known is not None:  # the look claims: on a state read, not recalled
+                    raise PaneChanged
                 try:  # the claim in the same tmux line as the look at the screen
                     check_screen(client, stream, ready, opts.clear_input, line)
                 except errors.TmuxError as exc:
@@ -124,7 +169,7 @@ def _run(
                     check_screen(client, stream, ready, opts.clear_input)
                 line = None
             scanner, follow = start_and_follow(
-                ctx, client, stream, ready, command, deadline, line, rec, opts
+                ctx, client, stream, ready, command, deadline, line, rec, opts, known=known
             )
             return ready, scanner, follow
 
@@ -199,7 +244,7 @@ def conclude(
     mine = busy.mine(ctx, rec["run_id"]).value
     try:
         state, scanner, follow = start()
-    except errors.PaneBusy:
+    except (errors.PaneBusy, PaneChanged):
         raise
     except KeyboardInterrupt:
         # Ctrl-C (SIGINT) while this process follows the run: a durable run keeps its
@@ -303,11 +348,14 @@ def start_and_follow(
     opts: RunOptions,
     typed: tuple[sc.RunScanner, Follow | None] | None = None,
     watch: QuietWatch | None = None,
+    known: str | None = None,
 ) -> tuple[sc.RunScanner, Follow]:
     """Type the run's line (with ``claim``, in the same tmux line) and follow it to its
     outcome, typing it again where the shell needs another form. ``typed``: the line
     was typed already (a fleet's loop typed it and followed it so far: its scanner,
-    and how following it ended if it did; ``watch`` its quiet watch): go on from there."""
+    and how following it ended if it did; ``watch`` its quiet watch): go on from there.
+    ``known``: ``state`` is the text of a read before this run, which the first line
+    checks (``run_command``)."""
     run_id = rec["run_id"]
     durable = rec if opts.durable else None
     force_paste = False
@@ -318,10 +366,10 @@ def start_and_follow(
             (scanner, follow), typed = typed, None
         else:
             state, scanner = _type(
-                ctx, client, stream, state, command, claim, rec, opts, force_paste
+                ctx, client, stream, state, command, claim, rec, opts, force_paste, known
             )
             watch = None
-        claim = None
+        claim = known = None
         if follow is None:
             try:
                 follow = follow_run(
@@ -381,19 +429,25 @@ def _type(
     rec: RunRecord,
     opts: RunOptions,
     force_paste: bool,
+    known: str | None = None,
 ) -> tuple[panes.PaneState, sc.RunScanner]:
     """Type the run's line; the pane's state and the run's scanner. A claim refused
     ("already set": a stale flag, or a busy pane) is settled by ``busy.claim`` (or
     PaneBusy) and the line typed alone. A stop already set (a Ctrl-C, a cancelled
-    call) types nothing: NotStarted (the caller releases a claim it holds)."""
+    call) types nothing: NotStarted (the caller releases a claim it holds). ``known``:
+    the text of the state read before this run, checked in the same tmux command
+    (PaneChanged if it is not the pane's state any more: nothing done)."""
     refuse_stopped(opts)
     nonce = markers.new_nonce()
     scanner, typed = framed(nonce, command, state, opts, force_paste)
     if opts.durable:
         make_durable(ctx, client, state, rec, scanner)
+    before = before_typing(state, opts.clear_input)
     try:
-        _send(client, state.pane_id, typed, nonce, claim, before_typing(state, opts.clear_input))
+        _send(client, state.pane_id, typed, nonce, claim, before, known)
     except errors.TmuxError as exc:
+        if known is not None and panes.state_changed(exc):
+            raise PaneChanged from exc
         if claim is None:
             raise
         state = claim_refused(ctx, client, stream, state, rec["run_id"], exc)
@@ -437,8 +491,16 @@ def _send(
     nonce: str,
     claim: str | None,
     before: list[str] | None = None,
+    known: str | None = None,
 ) -> None:
-    client.command(*typing_line(pane_id, typed, nonce, claim, before))
+    commands = typing_line(pane_id, typed, nonce, claim, before)
+    if known is None:
+        client.command(*commands)
+        return
+    guarded = panes.if_unchanged(pane_id, known, commands)
+    if guarded is None:  # not a text tmux can compare: read the state instead
+        raise PaneChanged
+    client.command(guarded[0], blocks=guarded[1])
 
 
 def typing_line(
