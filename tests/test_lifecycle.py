@@ -235,12 +235,21 @@ def test_a_run_whose_recording_died_ends_and_takes_no_answer(
     sane_ctx: Context, shell_pane: str, tmp_path: Path
 ) -> None:
     marker = tmp_path / "typed"
-    going = run(sane_ctx, shell_pane, "sleep 0.5; echo done; (exit 3)", timeout=0.2)
+    go = tmp_path / "go"
+    # The command ends when the test says so (not after a time a loaded machine may
+    # outlast), so it is surely busy while the first answer is refused.
+    going = run(
+        sane_ctx,
+        shell_pane,
+        f"until [ -e {go} ]; do sleep 0.05; done; echo done; (exit 3)",
+        timeout=0.2,
+    )
     assert going["status"] == "running"
     _kill_recorder(going["run_id"])
     # Busy, not reading: typed ahead, the text would run once the command ends.
     with pytest.raises(errors.RunNotWaiting):
         run_input(sane_ctx, going["run_id"], f"touch {marker}", timeout=0.2)
+    go.touch()
     # The command ends with nobody recording it; the shell is back at its prompt.
     with pytest.raises(errors.RunFinished):
         deadline = time.monotonic() + 10
