@@ -14,6 +14,7 @@ import pytest
 from sane import errors
 from sane.fleet.health import check, set_health, wait
 from sane.fleet.registry import Server
+from sane.testing import retry_until
 from sane.testing.fleet import register
 
 from .conftest import sane_json
@@ -90,37 +91,52 @@ def test_unreachable_server_is_unknown_not_a_crash(
 
 
 def test_wait_returns_when_the_last_server_turns_healthy(sane_home: Path, ssh_fleet: Any) -> None:
+    """The servers recover one after another, each once the wait has seen the one before
+    turn (its events), and the wait returns on the last one, not at its deadline: no
+    timer in the scenario, and none in the check but the wait's own deadline."""
     servers = register(sane_home, ssh_fleet)
     for server in servers:
         set_health(server, "degraded", {})
     events: list[dict[str, Any]] = []
-    turned: dict[str, float] = {}
+
+    def changes() -> list[tuple[str, str]]:
+        return [(e["server"], e["status"]) for e in list(events)]
+
+    def seen(name: str, status: str) -> Callable[[], bool]:
+        return lambda: (name, status) in changes()
 
     def heal() -> None:
         for server in servers:
-            time.sleep(0.3)  # the scenario: servers recover one after another
+            retry_until(seen(server.name, "degraded"), timeout=60, message="not seen degraded")
+        for server in servers:
             set_health(server, "healthy", {"version": "2"})
-        turned["at"] = time.monotonic()
+            retry_until(seen(server.name, "healthy"), timeout=60, message="not seen healthy")
 
     healer = threading.Thread(target=heal)
     healer.start()
+    timeout = 120.0
+    started = time.monotonic()
     try:
         result = wait(
             sane_home,
             servers,
             '.status == "healthy"',
             "all",
-            timeout=30,
+            timeout=timeout,
             interval=0.1,
             on_event=events.append,
         )
     finally:
+        waited = time.monotonic() - started
         healer.join()
     assert result["met"] and result["waiting_for"] == []
-    assert time.monotonic() - turned["at"] < 2
-    changes = [(e["server"], e["status"]) for e in events]
+    assert waited < timeout, "the wait ran to its deadline instead of returning when met"
     for server in servers:
-        assert changes.index((server.name, "degraded")) < changes.index((server.name, "healthy"))
+        assert changes().index((server.name, "degraded")) < changes().index(
+            (server.name, "healthy")
+        )
+    healthy = [changes().index((server.name, "healthy")) for server in servers]
+    assert healthy == sorted(healthy), changes()  # one after another, as they recovered
     timed_out = wait(sane_home, servers, '.version == "3"', "all", timeout=0.3, interval=0.1)
     assert not timed_out["met"] and timed_out["waiting_for"] == ["s1", "s2", "s3"]
 

@@ -4,8 +4,14 @@ Real sshd servers (sane.testing.fleet), real ssh, real tmux."""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import select
+import shlex
+import shutil
+import struct
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,13 +19,14 @@ from typing import Any
 import pytest
 
 from sane import errors
-from sane.fleet.panes import open_server_pane, pane_for_server
+from sane.fleet.panes import open_server_pane, pane_for_server, server_panes
 from sane.fleet.registry import Registry, Server
-from sane.fleet.ssh import probe_connection
+from sane.fleet.ssh import probe_connection, stderr_log
 from sane.ops.context import Context
 from sane.ops.run.command import run_command
 from sane.ops.run.options import RunOptions
 from sane.testing import retry_until
+from sane.tmux import panes
 
 from .conftest import cli
 
@@ -243,6 +250,111 @@ def test_an_agent_only_key_is_used_when_the_entry_names_none(
     finally:
         agent.terminate()
         agent.wait(timeout=10)
+
+
+IN_CLOSE_NOWRITE = 0x10  # inotify: a file opened for reading was closed
+
+
+def read_closes(directory: str) -> Callable[[float], list[str]]:
+    """Names of the files in ``directory`` that something read and closed (inotify),
+    returned by the call as they come, waiting at most its timeout: how a test sees
+    that sane has read a file, with no timer."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    assert fd >= 0 and libc.inotify_add_watch(fd, directory.encode(), IN_CLOSE_NOWRITE) >= 0
+
+    def take(timeout: float) -> list[str]:
+        if not select.select([fd], [], [], timeout)[0]:
+            return []
+        data, names, at = os.read(fd, 65536), [], 0
+        while at < len(data):
+            _wd, _mask, _cookie, size = struct.unpack_from("iIII", data, at)
+            at += 16
+            names.append(data[at : at + size].rstrip(b"\0").decode())
+            at += size
+        return names
+
+    return take
+
+
+def test_a_failed_connect_seen_before_tmux_reaps_ssh_keeps_its_exit_status(
+    sane_ctx: Context,
+    make_fleet: Callable[..., Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The race behind a CI failure of the test below: tmux marks a pane dead when its
+    pty ends and records the status only when it reaps the process, and sane, seeing
+    ssh fail in between, built ``connection_refused`` without ``exit_status``. Here the
+    pane's ssh (the real one) is followed by a hold on its exit once it has closed the
+    terminal, released only after the pane was seen dead with no status and sane has
+    read ssh's words (building its error): the window a loaded machine opens by chance
+    is open every time."""
+    fleet = make_fleet(1)
+    server = entry(fleet, "s1")
+    fleet.stop("s1")  # nothing listens on its port: ssh says "Connection refused"
+    real_ssh = shutil.which("ssh")
+    assert real_ssh is not None
+    fifo = tmp_path / "release"
+    os.mkfifo(fifo)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    hold = bindir / "ssh"
+    hold.write_text(
+        "#!/bin/sh\n"
+        f'{shlex.quote(real_ssh)} "$@"\n'
+        "status=$?\n"
+        '[ -t 0 ] || exit "$status"\n'  # only the pane's ssh is held, no side channel
+        "trap '' HUP\n"  # tmux closing the pty's master would end the hold
+        "exec </dev/null >/dev/null\n"  # the pty ends here: tmux marks the pane dead
+        f"read _ < {shlex.quote(str(fifo))}\n"  # and reaps this only after the release
+        'exit "$status"\n'
+    )
+    hold.chmod(0o755)
+    # tmux gives a new pane the PATH of the client asking for it, else its global one.
+    path = f"{bindir}:{os.environ['PATH']}"
+    monkeypatch.setenv("PATH", path)
+    sane_ctx.server.run("set-environment", "-g", "PATH", path)
+    log = stderr_log(server)
+    closes = read_closes(os.path.dirname(log))
+    seen: list[panes.PaneState] = []
+
+    def dead_without_status() -> bool:
+        state = server_panes(sane_ctx).get("s1")
+        if state is not None and state.dead and state.dead_status is state.dead_signal is None:
+            seen.append(state)
+        return bool(seen)
+
+    def opened() -> bool:  # the hold's read end (ENXIO until it reads), then closed
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            return False
+        return True
+
+    def release() -> None:
+        try:
+            retry_until(dead_without_status, timeout=30, message="no pane dead without status")
+            retry_until(
+                lambda: os.path.basename(log) in closes(0.1),
+                timeout=30,
+                message="sane never read ssh's words",
+            )
+        finally:
+            retry_until(opened, timeout=30, message="the hold never read its FIFO")
+
+    releaser = threading.Thread(target=release)
+    releaser.start()
+    try:
+        with pytest.raises(errors.ConnectionRefused) as refused:
+            open_server_pane(sane_ctx, server)
+    finally:
+        releaser.join()
+    assert seen, "the pane was never dead without its status: the race was not made"
+    error = refused.value
+    assert error.message.endswith("Connection refused"), error.message
+    assert error.details["exit_status"] == 255, error.details
+    assert "port" in error.details["hint"]
 
 
 def test_a_failed_reconnect_says_why_in_ssh_words(

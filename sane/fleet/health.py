@@ -95,7 +95,7 @@ def read_one(server: Server, timeout: float = READ_TIMEOUT) -> dict[str, Any]:
         report["reason"] = f"too large: over {HEALTH_MAX} bytes"
         return _finish(report, started)
     if result.status == 255:
-        error = classify(server, result.stderr)
+        error = classify(server, result.stderr, status=result.status)
         report.update(reason=error.message, error=error.code)
     elif result.status == 3 and "sane: not a regular file" in result.stderr:
         report["reason"] = "not a regular file (a device, FIFO or directory, or a link to one)"

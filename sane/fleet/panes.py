@@ -24,8 +24,10 @@ from sane.fleet.limits import check_room_for_pane, from_tmux_failure
 from sane.fleet.spec import ServerLike
 from sane.fleet.ssh import classify, ssh_argv, stderr_log, timeout_error
 from sane.ops.context import Context
+from sane.ops.run.ending import EXIT_SETTLE, dead_state
 from sane.ops.takeover import install_runner
 from sane.parallel import DEFAULT_PARALLEL, bounded_map
+from sane.poll import poll
 from sane.tmux import panes
 from sane.tmux.structure import (
     ensure_local_pane,
@@ -226,7 +228,7 @@ def _make_ready(
             if stream.take(max(0.0, min(0.1, deadline - time.monotonic()))):
                 break
             if ctx.pane_state(pane_id).dead:
-                raise _connect_error(ctx, server, ctx.pane_state(pane_id))
+                raise _connect_error(ctx, server, pane_id)
             if time.monotonic() >= ask_master_at:
                 if _master_up(server):
                     break
@@ -239,7 +241,7 @@ def _make_ready(
         except (errors.RunnerUnavailable, errors.PaneNotShell):
             dead = ctx.pane_state(pane_id)
             if dead.dead or dead.current_command != "ssh":
-                raise _connect_error(ctx, server, dead) from None
+                raise _connect_error(ctx, server, pane_id) from None
             raise
     finally:
         client.unwatch(pane_id, stream)
@@ -312,8 +314,20 @@ def lost_error(server: ServerLike, pane: str | None = None) -> errors.SaneError:
     )
 
 
-def _connect_error(ctx: Context, server: ServerLike, state: panes.PaneState) -> errors.SaneError:
-    return classify(server, _ssh_messages(server), status=state.dead_status, pane=state.pane_id)
+def _connect_error(ctx: Context, server: ServerLike, pane_id: str) -> errors.SaneError:
+    """Why the pane's ssh could not connect: its own words and how it exited, the one
+    error every path that sees it fail builds. Its end is seen in three steps that a
+    loaded machine spreads apart: ssh's process is gone (the pane's command is no
+    longer ssh), tmux reads the pty's end and marks the pane dead, and only when it
+    reaps ssh does it record the status (ssh's 255). The words are all written by the
+    first step, and read at once; the status is waited for, bounded
+    (:func:`~sane.ops.run.ending.dead_state`), so ``details.exit_status`` is what ssh
+    returned, never missing because the failure was seen early (``None`` only if
+    tmux never told it)."""
+    said = _ssh_messages(server)
+    state = poll(lambda: dead_state(ctx, pane_id), EXIT_SETTLE)
+    status = state.dead_status if state is not None else None
+    return classify(server, said, status=status, pane=pane_id)
 
 
 def _timeout(server: ServerLike, pane_id: str, timeout: float) -> errors.SaneError:

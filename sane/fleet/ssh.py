@@ -487,10 +487,13 @@ def _hint(cls: type[errors.SaneError], lines: list[str], hop: str | None) -> str
 
 
 def classify(
-    server: ServerLike, text: str, status: int | None = None, **details: Any
+    server: ServerLike, text: str, *, status: int | None, **details: Any
 ) -> errors.SaneError:
     """The sane error for ssh's own words about why it could not connect: the stable
-    code, ssh's most telling line as the reason, ssh's lines and a hint."""
+    code, ssh's most telling line as the reason, ssh's lines, how ssh exited
+    (``exit_status``: 255 when ssh itself failed; ``None`` only when it is not known)
+    and a hint. Every failure to connect is built here, so each carries the same
+    details whichever path saw it."""
     lines = meaningful_lines(text)
     found: tuple[type[errors.SaneError], str] | None = None
     for needle, cls in _FAILURES:
@@ -516,8 +519,7 @@ def classify(
             hop, reason = match.group(1), line
             break
     where = server.host if server.port is None else f"{server.host}:{server.port}"
-    if status is not None:
-        details["exit_status"] = status
+    details["exit_status"] = status
     if hop is not None:
         details["hop"] = hop
     if cls is errors.ResourceLimit:  # which limit, and its value when known here

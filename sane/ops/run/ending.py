@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 from typing import TYPE_CHECKING, NamedTuple
 
 from sane import errors
@@ -49,15 +51,52 @@ def dead_state(ctx: Context, pane_id: str) -> panes.PaneState | None:
         return None
     if state.dead_status is None and state.dead_signal is None:
         seen = [state]
+        nudged = [False]
 
         def reaped() -> bool:
             with contextlib.suppress(errors.PaneNotFound):
                 seen.append(ctx.pane_state(pane_id))
-            return seen[-1].dead_status is not None or seen[-1].dead_signal is not None
+            if seen[-1].dead_status is not None or seen[-1].dead_signal is not None:
+                return True
+            if not nudged[0]:
+                nudged[0] = nudge_reaper(ctx, seen[-1].pid)
+            return False
 
         poll(reaped, EXIT_SETTLE)
         state = seen[-1]
     return state
+
+
+def nudge_reaper(ctx: Context, pid: int | None) -> bool:
+    """Make tmux reap a pane's process it has missed; whether it was asked to.
+
+    tmux as Debian builds it (with libutempter) can miss the SIGCHLD of a pane's
+    process that ends within moments of its start, while utempter's helper has its
+    own handler in place (tmux/tmux#311): the process stays a zombie, and the pane
+    dead with no status, until another child of tmux ends, perhaps never. Measured:
+    an ssh refused at once left a zombie with its tmux server asleep and no signal
+    pending for 60 s. The maintainers' remedy is a SIGCHLD to the server, which then
+    reaps whatever has ended (a spare one costs it a ``waitpid``). Sent only when the
+    pane's process is a zombie whose parent is the process tmux names as its server,
+    so never to anyone else (another pid namespace, a pid reused)."""
+    if pid is None:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+        zombie, parent = fields[0] == "Z", int(fields[1])
+    except (OSError, IndexError, ValueError):
+        return False
+    if not zombie:
+        return False  # still ending: tmux's own SIGCHLD is yet to come
+    try:
+        server = int(ctx.tmux(["display-message", "-p", "#{pid}"])[0])
+    except (errors.SaneError, IndexError, ValueError):
+        return True  # no tmux to ask: nothing to nudge
+    if server == parent:
+        with contextlib.suppress(OSError):
+            os.kill(server, signal.SIGCHLD)
+    return True
 
 
 def status_of(
