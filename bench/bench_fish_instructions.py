@@ -20,7 +20,9 @@ Variants, each against the same takeover:
 * ``raw true``: `` true`` typed by hand (what any command line costs fish);
 * the same two with ``function fish_title; end`` typed first: how much of each is
   fish's window title, which fish computes before running a line and before each
-  prompt (sane never changes a user's function; this shows fish's own share).
+  prompt (the takeover wraps the pane's ``fish_title``, ``sane.protocol.fish.title_line``:
+  sane's lines get none, the prompt after one reuses fish's own default title while
+  ``$PWD`` and the rest it depends on stay the same; a person's lines pay for theirs).
 """
 
 from __future__ import annotations

@@ -116,7 +116,59 @@ def takeover_lines(nonce: str, token: str) -> list[str]:
     )
     ready = f" printf '{printf_format(READY, True)}' {nonce} $fish_pid; __sane_rc $__sane_q"
     widgets = editor.fish_line(nonce, EDITOR) + " __sane_rc $__sane_q"
-    return [helpers, pre, post, widgets, ready]
+    return [helpers, pre, post, widgets, title_line(), ready]
+
+
+# How fish_title receives sane's own lines (a run's call and a long command's paste
+# lines; see call() and paste_lines()), as patterns of a fish ``switch``.
+SANE_LINES = (f' {{eval,"${HEAD}"*', " set -g* __sane_*")
+
+
+def title_line() -> str:
+    """The takeover line wrapping the pane's ``fish_title`` so that sane's lines leave
+    the window title alone and cost fish next to nothing for it.
+
+    fish computes the title (``fish_title CMD``) right before it runs each command
+    line and again before each prompt; fish's own function runs ``prompt_pwd`` in
+    seven command substitutions: ~1.5 M instructions a call, two fifths of what a sane
+    ``true`` cost fish (docs/performance.md). Before a sane line the title it gave was
+    sane's internals (`` {eval,"$__sane_h"pr ~``), shown in tmux's status line for as
+    long as the run ran. Now:
+
+    * a sane line (:data:`SANE_LINES`) gets no title (the wrapper prints nothing, and
+      fish then writes none): the person's stays as their last prompt left it;
+    * the prompt after a sane line gets the person's function's title, exactly: when
+      that function is fish's own (``__sane_td``) and so are the two it calls
+      (``prompt_pwd``, ``prompt_hostname``), its title only depends on ``$PWD``,
+      ``$HOME``, ``$SSH_TTY`` and ``$INSIDE_EMACS`` (fish 3.6's
+      ``share/functions/fish_title.fish``), so the title computed after an earlier
+      sane line is printed again while those are the same (a ``cd`` by sane computes
+      it anew); any other function is called;
+    * every other call (a person's line, the prompt after it, a repaint, ``fg``) goes
+      to their function as before, copied as ``__sane_ut``; a person's line also
+      drops the kept title.
+
+    Installed only over a function that is not already the wrapper (a second takeover
+    wraps nothing twice); a person who later defines ``fish_title`` replaces the
+    wrapper, and their function then gets every call, sane's lines included."""
+    cases = " ".join(f"'{pattern}'" for pattern in SANE_LINES)
+    own = "$__fish_data_dir/functions"
+    return (
+        " if functions -q fish_title; and not functions fish_title | string match -q '*__sane_ut*';"
+        " set -e __sane_td; set -e __sane_tk;"
+        f" functions --details fish_title | string match -q -- {own}/fish_title.fish;"
+        " and set -g __sane_td 1;"
+        " functions -e __sane_ut; functions -c fish_title __sane_ut;"
+        f' function fish_title; switch "$argv[1]"; case {cases}; set -g __sane_tl 1; return;'
+        " case ''; if set -q __sane_tl; set -e __sane_tl; if set -q __sane_td;"
+        f" and functions --details prompt_pwd | string match -q -- {own}/prompt_pwd.fish;"
+        f" and functions --details prompt_hostname | string match -q -- {own}/prompt_hostname.fish;"
+        ' set -l k "$PWD"\\n"$HOME"\\n"$SSH_TTY"\\n"$INSIDE_EMACS";'
+        ' if test "$k" != "$__sane_tk"; set -g __sane_tv (__sane_ut); set -g __sane_tk $k; end;'
+        " printf '%s\\n' $__sane_tv; return; end; end;"
+        " case '*'; set -e __sane_tk; set -e __sane_tl; end;"
+        " __sane_ut $argv; end; end; __sane_rc $__sane_q"
+    )
 
 
 # Characters typed as themselves inside the brace word: keys no fish binding takes over,
