@@ -373,6 +373,33 @@ def test_kill_9_mid_deploy_then_status_and_resume(
         assert slow["recovered"] is True and slow["exit_code"] == 0
 
 
+def test_a_recovered_step_still_answers_run_wait_once_the_engine_forgot_it(
+    cli_env: dict[str, str], sane_home: Path, fleet3: Any, tmp_path: Path
+) -> None:
+    """The slow step's run outlived its deploy (kill -9); ``deploy resume`` followed it
+    to its end with a later call (run wait) and, the step journalled, forgot its
+    record. That run id (in the deploy's report, in an earlier pane_busy) must still
+    answer run wait and run interrupt with the run's ending: before, run_not_found,
+    since only a run that ended within its first call left its ending in the pane."""
+    deploy_id = _kill_during_slow_step(cli_env, tmp_path, fleet3)
+    code, resumed = _sane(cli_env, "deploy", "resume", deploy_id)
+    assert code == 0 and resumed["status"] == "completed", json.dumps(resumed, indent=1)
+    for server in resumed["servers"]:
+        slow = next(e for e in server["steps"] if e["item"] == "step:slow")
+        assert slow["recovered"] is True, slow
+        run_id = slow["run_id"]
+        assert not (sane_home / "runs" / run_id).exists()  # forgotten: the journal has it
+        for verb in ("wait", "interrupt"):
+            code, ended = _sane(cli_env, "run", verb, run_id)
+            assert code == 0 and ended["ok"], (verb, ended)
+            assert (ended["run_id"], ended["status"], ended["exit_code"], ended["output"]) == (
+                run_id,
+                "completed",
+                0,
+                "",
+            ), (verb, ended)
+
+
 def test_kill_9_mid_deploy_then_rollback(
     cli_env: dict[str, str], sane_ctx: Context, fleet3: Any, tmp_path: Path
 ) -> None:

@@ -195,6 +195,7 @@ def _resume(
         return result
     status, code, exited = status_of(follow, scanner, interrupt)
     duration = (time.time() - rec["started"]) * 1000
+    result = build_result(ctx, rec, scanner, status, code, exited, duration)
     if client is not None:
         with contextlib.suppress(errors.SaneError):  # while the pane lives (see unpipe)
             client.command(*follow.prompt, *unpipe(pane_id))
@@ -206,8 +207,11 @@ def _resume(
                     clear_answers_left(client, ctx.pane_state(pane_id), scanner)
         finally:
             if holder is not None:
-                busy.release(client, pane_id, holder)
-    result = build_result(ctx, rec, scanner, status, code, exited, duration)
+                # The pane remembers the ending (find_done), as for a run that ended
+                # within its first call: a durable run's record is forgotten once its
+                # caller has the result (a deploy's step, once journalled), and a
+                # later run_wait/run_interrupt of its id must still find the ending.
+                busy.release(client, pane_id, holder, note=result)
     rec["final"] = {
         "status": status,
         "exit_code": code,
