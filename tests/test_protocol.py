@@ -325,6 +325,18 @@ def test_exit_drops_bashs_own_exit_line() -> None:
     assert output.clean(b"bye\r\nexit\r\n") == b"bye\nexit\n"
 
 
+def test_exit_drops_bashs_exit_line_before_the_users_own_trap() -> None:
+    """bash prints `exit` before any EXIT trap: before the user's trap sane keeps (its
+    USER_EXIT marker, the run's nonce), whose output follows; a marker of another nonce
+    (the command's own printing) takes nothing with it."""
+    nonce, other = "0123456789abcdef", "fedcba9876543210"
+    raw = b"last\r\nexit\r\n" + mk.marker_bytes(nonce, mk.USER_EXIT) + b"cleanup\r\n"
+    assert output.clean(raw, exited=True, nonce=nonce) == b"last\ncleanup\n"
+    assert output.clean(raw, exited=True, nonce=nonce, keep_ansi=True) == b"last\ncleanup\n"
+    forged = raw.replace(nonce.encode(), other.encode())
+    assert output.clean(forged, exited=True, nonce=nonce) == b"last\nexit\ncleanup\n"
+
+
 # Keys fish's default and vi bindings bind to more than self-insert: each ends a batch of
 # typed characters (a repaint, highlighting and autosuggestion threads), the cost that
 # made a fish run 2.5x a bash one (docs/performance.md).

@@ -737,29 +737,38 @@ def test_keys_typed_during_the_takeover_never_run(
 # -- #14 item 7: a user's EXIT trap is the user's -----------------------------------------
 
 
-def _user_exit_trap(shell: str, said: Path) -> str:
-    """A command setting the user's own exit handler, appending ``bye`` to ``said``."""
+def _user_exit_trap(shell: str, said: Path, say_also: str = "") -> str:
+    """A command setting the user's own exit handler, appending ``bye`` to ``said``
+    (and, in a POSIX shell, printing ``say_also`` if given)."""
+    also = f"; echo {say_also}" if say_also else ""
     return say(
         shell,
-        f"trap 'echo bye >> {said}' EXIT",
+        f"trap 'echo bye >> {said}{also}' EXIT",
         f"function __user_bye --on-event fish_exit; echo bye >> {said}; end",
     )
 
 
-def _ended_by_exit(ctx: Context, pane: str, result: dict[str, Any], shell: str) -> None:
-    """How a run's ``exit 5`` ends once the user has an exit handler. fish runs every
-    ``fish_exit`` handler, sane's too: its marker comes, the run is exact. A POSIX
-    shell runs the user's EXIT trap instead of sane's: the run ends with the pane's
-    death, ``lost`` (tmux drops what it had not yet sent of a pane whose process died:
-    docs/protocol.md), its output a true prefix, with the shell's exit status as tmux
-    keeps it, or ``None`` when tmux has none (tmux 3.3a, now and then over ssh)."""
-    known = ctx.tmux(["display", "-p", "-t", pane, "#{pane_dead_status}"])
+def _ended_by_exit(
+    ctx: Context, pane: str, result: dict[str, Any], exact: bool, output: str = "last\n"
+) -> None:
+    """How a run's ``exit 5`` ends once the user has an exit handler. ``exact``: sane's
+    marker comes after the user's handler (fish runs every ``fish_exit`` handler; a
+    POSIX shell's trap sane found at the takeover runs inside sane's): ``completed``,
+    the output whole. Else the user's trap ran instead of sane's: the run ends with the
+    pane's death, ``lost`` (tmux drops what it had not yet sent of a pane whose process
+    died: docs/protocol.md), its output a true prefix, with the shell's exit status as
+    tmux keeps it, or ``None`` when tmux has none (tmux 3.3a, now and then)."""
     got = (result["status"], result["exit_code"], result["shell_exited"])
-    ended = ("completed" if shell == "fish" else "lost", 5, True)
-    assert got == ended if known == ["5"] else got in {ended, ("lost", None, True)}
-    assert "last\n".startswith(result["output"])
-    if got[0] == "completed":
-        assert result["output"] == "last\n"
+    if exact:
+        assert (*got, result["output"]) == ("completed", 5, True, output)
+        return
+    known = ctx.tmux(["display", "-p", "-t", pane, "#{pane_dead_status}"])
+    assert (
+        got == ("lost", 5, True)
+        if known == ["5"]
+        else got in {("lost", 5, True), ("lost", None, True)}
+    )
+    assert output.startswith(result["output"])
 
 
 def test_a_users_exit_trap_runs_once_at_the_shells_exit(
@@ -782,7 +791,7 @@ def test_a_users_exit_trap_runs_once_at_the_shells_exit(
         run(sane_ctx, pane, command)
     assert not said.exists()
     r = run(sane_ctx, pane, "echo last; exit 5", timeout=15)
-    _ended_by_exit(sane_ctx, pane, r, shell)
+    _ended_by_exit(sane_ctx, pane, r, exact=shell == "fish")
     assert said.read_text() == "bye\n"
 
 
@@ -790,14 +799,16 @@ def test_an_exit_trap_set_before_the_takeover_survives_it(
     sane_ctx: Context, tmux_server: TmuxTestServer, shell: str, tmp_path: Path
 ) -> None:
     """A trap the user set by hand (or in an rc file) before sane's first run in the
-    pane is still theirs after the takeover: it runs at the shell's exit. (dash, zsh,
-    mksh and posh show no trap in ``$(trap)``: sane's takeover replaced it there.)"""
+    pane is still theirs after the takeover: it runs at the shell's exit, inside sane's
+    own, so the run that exits is exact, the trap's output included. (dash, zsh, mksh
+    and posh show no trap in ``$(trap)``: sane's takeover replaced it there; in the
+    others sane set no trap and the run was ``lost``.)"""
     said, typed = tmp_path / "said", tmp_path / "typed"
     pane = tmux_server.new_pane(shell)
-    setting = f"{_user_exit_trap(shell, said)}; touch {typed}"
+    setting = f"{_user_exit_trap(shell, said, 'cleanup')}; touch {typed}"
     tmux_server.run("send-keys", "-t", pane, setting, "Enter")
     assert poll(typed.exists, 10)
     assert run(sane_ctx, pane, "echo one")["output"] == "one\n"
     r = run(sane_ctx, pane, "echo last; exit 5", timeout=15)
-    _ended_by_exit(sane_ctx, pane, r, shell)
+    _ended_by_exit(sane_ctx, pane, r, exact=True, output=say(shell, "last\ncleanup\n", "last\n"))
     assert said.read_text() == "bye\n"

@@ -177,7 +177,7 @@ class _Sender:
     def __init__(
         self, nonce: str, payload: bytes, content: bytes, side_channel: SideChannel | None
     ) -> None:
-        self.marker = mk.PREFIX + f"{nonce};{SEND}".encode() + mk.TERMINATOR
+        self.marker = mk.marker_bytes(nonce, SEND)
         self.payload = payload
         self.content = content
         self.side_channel = side_channel

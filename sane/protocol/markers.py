@@ -41,6 +41,9 @@ HELD = "H"  # the command line held a person's text: nothing ran; arg = 1 in vi 
 EDITOR = "W"  # takeover: the line editor's hold/drop widgets are installed (sane.protocol.editor)
 BOOTSTRAP = "A"  # takeover: the shell reads the runner's lines from the tty, echo off
 DISCARDED = "T"  # takeover: a line (or its start) not sane's, read and not run; a pair
+USER_EXIT = (
+    "U"  # exit: the user's EXIT trap (kept in sane's) starts; bash's `exit` line precedes it
+)
 
 _BODY = re.compile(rb"([0-9a-f]{8,32});([A-Z])(?:;(-?[0-9]{1,10}))?")
 
@@ -98,6 +101,11 @@ def scan(buf: bytes | bytearray, start: int) -> tuple[list[Marker], int]:
             pos = j + 1
         else:
             pos = i + 1
+
+
+def marker_bytes(tag: str, kind: str) -> bytes:
+    """The bytes of a marker without argument, as the shell prints it."""
+    return PREFIX + f"{tag};{kind}".encode() + TERMINATOR
 
 
 def printf_format(kind: str, with_arg: bool) -> str:

@@ -15,6 +15,7 @@ import base64
 import re
 from typing import NamedTuple
 
+from sane.protocol import markers
 from sane.protocol.queries import drop_answers
 
 # ECMA-48 sequences: CSI, OSC/DCS/SOS/PM/APC strings, charset designations, 2-byte ESC.
@@ -219,8 +220,11 @@ def clean(
     aborted: bool = False,
     exited: bool = False,
     lost: bool = False,
+    nonce: str | None = None,
 ) -> bytes:
-    """Exact program output from raw stream bytes."""
+    """Exact program output from raw stream bytes. ``nonce``: the run's, whose USER_EXIT
+    marker (the user's EXIT trap, kept in sane's, starts) goes, with bash's `exit` line
+    right before it: the trap's output follows the shell's line, which is not output."""
     raw = drop_answers(raw)  # the tty's echo of tmux's answers: not the program's
     if lost:
         raw = _SSH_CLOSED_TAIL.sub(b"", raw)
@@ -228,6 +232,9 @@ def clean(
         head = max(0, len(raw) - _ABORT_TAIL_SPAN)
         raw = raw[:head] + _ABORT_TAIL.sub(b"", raw[head:], count=1)
     if exited:
+        if nonce is not None:
+            user_exit = re.escape(markers.marker_bytes(nonce, markers.USER_EXIT))
+            raw = re.sub(rb"(?:(?:logout|exit)\r?\n)?" + user_exit, b"", raw, count=1)
         raw = _LOGOUT_TAIL.sub(b"", raw)
     data = raw.replace(b"\r\n", b"\n")
     return data if keep_ansi or not is_text(data) else strip_escapes(data)

@@ -55,6 +55,7 @@ from sane.protocol.markers import (
     READY,
     SHELL,
     STATUS,
+    USER_EXIT,
     printf_format,
     scan,
 )
@@ -103,7 +104,7 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
     """
     if kind == SHELL_FISH:
         return fish.takeover_lines(nonce, token)
-    b, e, x = _fmt(BEGIN), _fmt(END, True), _fmt(EXITED, True)
+    b, e, x, u = _fmt(BEGIN), _fmt(END, True), _fmt(EXITED, True), _fmt(USER_EXIT)
     lm, df = _fmt(LENGTH_MISMATCH, True), _fmt(DECODE_FAILED)
     helpers = (
         " __sane_q=$?; __sane_p=;"
@@ -145,28 +146,37 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         ' __sane_rc "$__sane_q"'
     )
     traps = (
-        # The traps the shell has before the takeover, to install none of sane's over a
-        # user's own (set by hand or in an rc file). Listed into a private file, since
-        # `trap` in $(...) shows no EXIT trap in dash, zsh, mksh and posh (a subshell
-        # has its own): there sane's trap replaced the user's, which then never ran.
-        # Without mktemp, $(...) is all there is.
-        ' __sane_ut=; if __sane_f=$(command mktemp 2>/dev/null); then trap >| "$__sane_f";'
-        ' while IFS= read -r __sane_l; do __sane_ut="$__sane_ut $__sane_l"; done'
-        ' < "$__sane_f"; command rm -f "$__sane_f"; else __sane_ut=$(trap); fi;'
-        ' __sane_l=; __sane_f=; __sane_rc "$__sane_q"'
+        # The traps the shell has before the takeover (set by hand or in an rc file),
+        # listed into a private file, since `trap` in $(...) shows no EXIT trap in
+        # dash, zsh, mksh and posh (a subshell has its own): there sane's trap replaced
+        # the user's, which then never ran. bash and yash show it there: they keep the
+        # one subshell (the file costs three processes more); without mktemp, $(...)
+        # is all there is. A user's EXIT trap found there is kept by sane's, which runs
+        # its action first (__sane_ua, read back by evaluating the listing with
+        # `trap -- ` turned into __sane_ta): so an `exit` stays exact. A listing with
+        # EXIT in it but no action read (no sed) gets no trap of sane's (__sane_ux).
+        ' __sane_ut=; __sane_ux=; __sane_ta(){ [ "$3" = EXIT ] || return 0; __sane_ux=;'
+        " case $2 in *__sane_z=*) ;; *) __sane_ua=$2;; esac; };"
+        ' if [ -z "${BASH_VERSION-}${YASH_VERSION-}" ] &&'
+        ' __sane_f=$(command mktemp 2>/dev/null); then trap >| "$__sane_f";'
+        ' __sane_ut=$(command cat "$__sane_f"); command rm -f "$__sane_f";'
+        " else __sane_ut=$(trap); fi; __sane_f=; case $__sane_ut in *EXIT*) __sane_ux=1;"
+        " eval \"$(printf '%s\\n' \"$__sane_ut\" | command sed 's/^trap -- /__sane_ta -- /')\";;"
+        ' esac; __sane_rc "$__sane_q"'
     )
     exit_trap = (
         # One EXIT trap for the shell's life, set at takeover and never touched again, so
         # a trap the user sets later (in a run or by hand) stays theirs. It acts only
         # while a run is going (__sane_n set: cleared when a run ends, and by the status
         # probe after an abort; not RUN_FD, which dash closes before the trap runs):
-        # prints the X marker, waits for sane's key. Not installed over an EXIT trap
-        # the shell already has (listed by the line before): then `exit` is told by
-        # the pane's death.
-        " case $__sane_ut in *EXIT*) ;; *) trap '__sane_z=$?;"
-        ' if [ -n "${__sane_n-}" ]; then'
+        # prints the X marker, waits for sane's key. A user's trap the shell already
+        # had runs first, with the exit status as $? (the line before), after a U
+        # marker: bash's `exit` line, printed before any EXIT trap, ends there.
+        ' [ -n "$__sane_ux" ] || trap \'__sane_z=$?; if [ -n "${__sane_ua-}" ]; then'
+        f' [ -z "${{__sane_n-}}" ] || printf "{u}" "$__sane_n";'
+        ' __sane_rc "$__sane_z"; eval "$__sane_ua"; fi; if [ -n "${__sane_n-}" ]; then'
         f' __sane_x=$(printf "{x}" "$__sane_n" "$__sane_z"); printf %s "$__sane_x";'
-        " read -r __sane_x; fi' EXIT;; esac;"
+        " read -r __sane_x; fi' EXIT;"
         # zsh runs no EXIT trap when `set -e` ends it inside a function (the runner
         # evals every command in one), and tmux then drops what it had not yet sent of
         # the dying pane: the run's output, even its begin marker. zsh runs ZERR just
@@ -175,7 +185,7 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         ' [ -z "${ZSH_VERSION-}" ] || case $__sane_ut in *ZERR*) ;; *) trap \'__sane_z=$?;'
         ' if [[ -o errexit && ${ZSH_SUBSHELL:-0} == 0 && -n "${__sane_n-}" ]]; then'
         f' __sane_x=$(printf "{x}" "$__sane_n" "$__sane_z"); printf %s "$__sane_x";'
-        " read -r __sane_x; fi' ZERR;; esac; __sane_ut=;"
+        " read -r __sane_x; fi' ZERR;; esac; __sane_ut=; __sane_ux=;"
         ' __sane_rc "$__sane_q"'
     )
     p = printf_format(PROMPT, False).replace("%s", token)

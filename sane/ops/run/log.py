@@ -54,6 +54,7 @@ def run_log(ctx: Context, run_id: str) -> tuple[dict[str, Any], bytes]:
         keep_ansi=rec["keep_ansi"],
         aborted=status == "interrupted",
         exited=final is not None and final["shell_exited"],
+        nonce=rec["nonce"],
         lost=status == "lost",
     )
     summary = {

@@ -40,6 +40,7 @@ def build_result(
         keep_ansi=rec["keep_ansi"],
         aborted=status == "interrupted",
         exited=shell_exited,
+        nonce=rec["nonce"],
         lost=status == "lost",
     )
     start = rec["returned"]
