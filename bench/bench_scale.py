@@ -110,51 +110,142 @@ def connect_rows(ctx: Context, servers: list[Server], parallels: list[int]) -> l
     return rows
 
 
-def _cpu_ms(pid: int) -> float:
-    """CPU (user + system) process ``pid`` has used, in ms."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+def _cpu_ms(pid: int, children: bool = False) -> float:
+    """CPU (user + system) process ``pid`` has used, in ms; with ``children``, that of
+    its children it has waited for too (a shell's ``sleep``). 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks * 1000 / os.sysconf("SC_CLK_TCK")
 
 
-def timed_cpu(fn: Callable[[], object], repeat: int, tmux_pid: int) -> tuple[float, float, float]:
-    """Medians of ``repeat`` calls: wall ms, this process's CPU ms (every thread) and
-    the tmux server's CPU ms. CPU is what a per-server cost shows under load; wall
-    time on a shared machine is mostly the other programs' (clock ticks: 10 ms)."""
-    walls, mine, tmux = [], [], []
-    for _ in range(repeat):
-        before, tmux_before = os.times(), _cpu_ms(tmux_pid)
-        started = time.perf_counter()
-        fn()
-        walls.append(time.perf_counter() - started)
-        after = os.times()
-        mine.append((after.user + after.system - before.user - before.system) * 1000)
-        tmux.append(_cpu_ms(tmux_pid) - tmux_before)
-    median = statistics.median
-    return median(walls) * 1000, median(mine), median(tmux)
+def _tree(pid: int) -> list[int]:
+    """``pid`` and every process under it (an sshd: its sessions and their shells)."""
+    found, todo = [], [pid]
+    while todo:
+        here = todo.pop()
+        found.append(here)
+        try:
+            with open(f"/proc/{here}/task/{here}/children", encoding="ascii") as fh:
+                todo += [int(child) for child in fh.read().split()]
+        except OSError:
+            pass
+    return found
 
 
-def warm_rows(ctx: Context, servers: list[Server]) -> list[Row]:
+class Sides:
+    """The CPU of a warm fleet run, by who spends it: the orchestrator's side (sane's
+    process, every thread; the tmux server; the panes' ssh clients) and the servers'
+    side (each server's sshd and everything under it: on a real fleet that is the
+    servers' own CPU, on this loopback fleet it shares the 2 cores). Read from
+    ``/proc`` before and after, so it does not depend on the load (clock ticks: 10 ms
+    in all, not per server)."""
+
+    def __init__(self, ctx: Context, fleet: Fleet) -> None:
+        self.tmux_pid = int(ctx.server.run("display-message", "-p", "#{pid}").strip())
+        self.ssh_pids = [
+            int(pid)
+            for pid in ctx.server.run("list-panes", "-a", "-F", "#{pane_pid}").split()
+            if pid.isdigit()
+        ]
+        self.sshd_pids = [srv.pid for srv in fleet.servers if srv.pid is not None]
+
+    def sample(self) -> dict[str, float]:
+        own = os.times()
+        remote = [pid for sshd in self.sshd_pids for pid in _tree(sshd)]
+        return {
+            "sane": (own.user + own.system) * 1000,
+            "tmux": _cpu_ms(self.tmux_pid),
+            "ssh": sum(_cpu_ms(pid) for pid in self.ssh_pids),
+            "servers": sum(_cpu_ms(pid, children=True) for pid in remote),
+        }
+
+    def measure(self, fn: Callable[[], object], repeat: int) -> tuple[float, dict[str, float]]:
+        """Of ``repeat`` calls: the median wall ms, and the mean CPU ms of each side
+        (a mean: CPU comes in clock ticks of 10 ms, a median of ticks says little)."""
+        walls: list[float] = []
+        spent: dict[str, list[float]] = {}
+        for _ in range(repeat):
+            before = self.sample()
+            started = time.perf_counter()
+            fn()
+            walls.append((time.perf_counter() - started) * 1000)
+            after = self.sample()
+            for key in ("sane", "tmux", "ssh", "servers"):
+                spent.setdefault(key, []).append(after[key] - before[key])
+        return statistics.median(walls), {k: statistics.fmean(v) for k, v in spent.items()}
+
+
+def _cpu_line(what: str, count: int, cpu: dict[str, float]) -> str:
+    local = cpu["sane"] + cpu["tmux"] + cpu["ssh"]
+    return (
+        f"  CPU per server, {what}: orchestrator {local / count:.2f} ms (its process "
+        f"{cpu['sane'] / count:.2f}, tmux {cpu['tmux'] / count:.2f}, ssh clients "
+        f"{cpu['ssh'] / count:.2f}); servers' sshd and shells {cpu['servers'] / count:.2f} ms"
+        f" ({local:.0f} / {cpu['servers']:.0f} ms in all)"
+    )
+
+
+def warm_rows(ctx: Context, servers: list[Server], fleet: Fleet) -> list[Row]:
+    """Warm ``true`` and ``sleep 1`` on every server at once, each beside parallel-ssh's
+    ``run_command`` on a connected client (the peer a warm run is measured against:
+    issue 17), in the same run; warm ``true`` also beside ``ssh true`` over the panes'
+    ControlMasters. The CPU per server of each side is printed for sane and for
+    parallel-ssh (whose orchestrator is this process alone)."""
     count = len(servers)
     fleet_run(ctx, servers, "true", max_parallel=count)  # every pane up
-    tmux_pid = int(ctx.server.run("display-message", "-p", "#{pid}").strip())
+    sides = Sides(ctx, fleet)
     over_cm = [[*ssh_argv(s), "true"] for s in servers]
+    peer = _pssh_client(fleet, count)
     rows: list[Row] = []
-    runs = {"true": 5, "sleep 1": 2}
-    for command, repeat in runs.items():
+    for command, repeat in {"true": 8, "sleep 1": 3}.items():
         run = functools.partial(fleet_run, ctx, servers, command, max_parallel=count)
-        wall, mine, tmux = timed_cpu(run, repeat, tmux_pid)
-        print(
-            f"  CPU per server, {command}: sane {mine / count:.2f} ms, the tmux server "
-            f"{tmux / count:.2f} ms ({mine:.0f} and {tmux:.0f} ms in all)",
-            flush=True,
-        )
+        wall, cpu = sides.measure(run, repeat)
+        print(_cpu_line(f"sane {command}", count, cpu), flush=True)
         if command == "true":
             base = timed(lambda: _ssh_all(over_cm, count), 3)
             rows.append(("warm true | ssh true over the panes' ControlMasters", wall, base))
+        if peer is not None:
+            peer_wall, peer_cpu = sides.measure(functools.partial(_pssh_run, peer, command), repeat)
+            print(_cpu_line(f"parallel-ssh {command}", count, peer_cpu), flush=True)
+            rows.append((f"warm {command} | parallel-ssh run_command (connected)", wall, peer_wall))
         else:
-            rows.append(("sleep 1 | 1000 ms", wall, 1000.0))
+            rows.append((f"warm {command} | no peer", wall, None))
     return rows
+
+
+def _pssh_client(fleet: Fleet, count: int) -> Any:
+    """parallel-ssh's client for the fleet, connected (as sane's panes are); None when
+    it is not installed."""
+    try:
+        from pssh.clients import ParallelSSHClient  # type: ignore[import-not-found, import-untyped, unused-ignore]
+        from pssh.config import HostConfig  # type: ignore[import-not-found, import-untyped, unused-ignore]
+    except ImportError:
+        print("  (parallel-ssh not installed: the peer's rows are not measured)")
+        return None
+    client = ParallelSSHClient(
+        [s.host for s in fleet.servers],
+        user="root",
+        pkey=str(fleet.client_key),
+        pool_size=count,
+        host_config=[HostConfig(port=s.port) for s in fleet.servers],
+    )
+    _pssh_run(client, "true")  # connected
+    return client
+
+
+def _pssh_run(client: Any, command: str) -> None:
+    """``command`` on every host at once; every exit status read (any failure aborts)."""
+    outputs = client.run_command(command)
+    client.join(outputs)
+    bad = [o for o in outputs if o.exit_code != 0]
+    if bad:
+        raise SystemExit(f"parallel-ssh {command!r} failed on {len(bad)}: {bad[0].exception}")
 
 
 def progress_rows(ctx: Context, servers: list[Server]) -> list[Row]:
@@ -283,21 +374,9 @@ def argv_end(server: Server) -> int:
 
 
 def _pssh_copy(fleet: Fleet, source: Path, count: int) -> float | None:
-    try:
-        from pssh.clients import ParallelSSHClient  # type: ignore[import-not-found, import-untyped, unused-ignore]
-        from pssh.config import HostConfig  # type: ignore[import-not-found, import-untyped, unused-ignore]
-    except ImportError:
-        print("  (parallel-ssh not installed: its copy is not measured)")
+    client = _pssh_client(fleet, count)
+    if client is None:
         return None
-    hosts = [(s.host, s.port) for s in fleet.servers]
-    client = ParallelSSHClient(
-        [h for h, _ in hosts],
-        user="root",
-        pkey=str(fleet.client_key),
-        pool_size=count,
-        host_config=[HostConfig(port=p) for _, p in hosts],
-    )
-    client.join(client.run_command("true"))  # connected, as sane's panes are
 
     def copy() -> None:
         import gevent  # type: ignore[import-not-found, import-untyped, unused-ignore]
@@ -409,7 +488,7 @@ def bench_size(count: int, parallels: list[int], parts: set[str]) -> list[Row]:
             if "connect" in parts:
                 rows += connect_rows(ctx, servers, parallels)
             if "warm" in parts:
-                rows += warm_rows(ctx, servers)
+                rows += warm_rows(ctx, servers, fleet)
             if "put" in parts:
                 rows += put_rows(ctx, servers, fleet, work)
             if "health" in parts:

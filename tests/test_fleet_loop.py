@@ -80,3 +80,51 @@ def test_runs_the_loop_hands_to_threads_end_exactly(sane_ctx: Context, ssh_fleet
     assert {statuses[names[1]], statuses[names[2]]} == {"error"}
     codes = {r["error"]["code"] for r in again["results"] if r["server"] != names[0]}
     assert codes == {"pane_busy"}, again
+
+
+def test_a_warm_fleet_run_types_every_server_in_one_write_to_tmux(
+    sane_ctx: Context, make_fleet: Any
+) -> None:
+    """The loop's claim-and-type lines of a wave go to tmux in one write (and the
+    release lines of the runs ended at one wake-up in one write each time): tmux pays
+    a turn of its event loop per write it reads, a poll of every pane's descriptor and
+    a pass over every pane, O(N) per line at N panes (issue 17). Before, each server's
+    line was its own write: 12 servers, 12 writes with a claim. Counted at the real
+    pipe to the control client (the bytes still go to tmux, which runs them)."""
+    servers = register(sane_ctx.home, make_fleet(12))
+    fleet_run(sane_ctx, servers, "true", max_parallel=12)  # every pane warm
+    client = sane_ctx.hub.any_client()
+    assert client is not None
+    writes: list[bytes] = []
+
+    class Counted:
+        """The client's real stdin pipe, each flush's bytes noted."""
+
+        def __init__(self, pipe: Any) -> None:
+            self.pipe, self.buffered = pipe, b""
+
+        def write(self, data: bytes) -> int:
+            self.buffered += data
+            return int(self.pipe.write(data))
+
+        def flush(self) -> None:
+            writes.append(self.buffered)
+            self.buffered = b""
+            self.pipe.flush()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.pipe, name)
+
+    real = client._proc.stdin
+    client._proc.stdin = Counted(real)  # type: ignore[assignment]
+    try:
+        result = fleet_run(sane_ctx, servers, "echo $FLEET_HOST", max_parallel=12)
+    finally:
+        client._proc.stdin = real
+    assert [(r["status"], r["exit_code"], r["output"]) for r in result["results"]] == [
+        ("completed", 0, f"{s.name}\n") for s in servers
+    ], result
+    claims = [w.count(b"set-option -p -o -t %") for w in writes]
+    assert [c for c in claims if c] == [12], claims
+    releases = [w.count(b"set-option -p -u -t %") for w in writes]
+    assert sum(releases) == 12, releases

@@ -106,8 +106,26 @@ class Flight:
         self.watch = QuietWatch(self.client, state.pane_id, opts.quiet_period, remote)
         self.stream = self.client.watch(state.pane_id)  # before the line is sent
         self.stream.waker = wake.stream
-        self.typed_at = time.monotonic()
-        self.reply: Reply = self.client.send(*line, notify=wake.reply)
+        # Sent by the loop with the other lines of its wave, in one write (send_all).
+        self.line = line
+        self.typed_at = math.inf
+        self.reply = Reply("")
+
+    @staticmethod
+    def send_all(flights: Sequence[Flight], wake: _Wakeup) -> None:
+        """Every flight's claim-and-type line, one write per control client (tmux reads
+        them at once: a turn of its event loop per line written alone costs it a poll
+        of every pane and a pass over them all, O(N) per line at N panes)."""
+        by_client: dict[ControlClient, list[Flight]] = {}
+        for flight in flights:
+            by_client.setdefault(flight.client, []).append(flight)
+        for client, group in by_client.items():
+            for flight in group:
+                flight.reply = client.send(*flight.line, notify=wake.reply, hold=True)
+            client.flush()
+            typed_at = time.monotonic()
+            for flight in group:
+                flight.typed_at = typed_at
 
     def feed(self) -> bool:
         """Take the stream's news; True once the run's outcome is known."""
@@ -130,9 +148,10 @@ class Flight:
         control client gone, the shell's exit to acknowledge)?"""
         return self.stream.closed or self.scanner.exit_pending()
 
-    def finish(self, follow: Follow | None) -> RunResult:
+    def finish(self, follow: Follow | None, hold: bool = False) -> RunResult:
         """Go on as ``run_command`` would from here, and end the run (blocking; inline
-        only for a plain outcome, whose ending sends tmux one line and waits for none)."""
+        only for a plain outcome, whose ending sends tmux one line and waits for none:
+        with ``hold``, it waits for the client's next write, see ``conclude``)."""
         ctx, client, stream, state, opts = self.ctx, self.client, self.stream, self.state, self.opts
         deadline = self.deadline
 
@@ -162,7 +181,7 @@ class Flight:
             return state, scanner, ended
 
         try:
-            return conclude(ctx, client, stream, state, self.rec, opts, self.started, start)
+            return conclude(ctx, client, stream, state, self.rec, opts, self.started, start, hold)
         except PaneDied:  # as run_command: the pane asked again, the run from the start
             remaining = max(0.0, deadline - time.monotonic())
             return run_command(
@@ -245,7 +264,7 @@ def run_fleet(
     last_check = time.monotonic()
     next_scan = math.inf  # no run's deadline or probe is due before this
 
-    def land(flight: Flight, follow: Follow | None) -> Callable[[], Report]:
+    def land(flight: Flight, follow: Follow | None, hold: bool = False) -> Callable[[], Report]:
         """The flight leaves the loop: what ends it and makes its report."""
         del flights[flight.stream]
         by_reply.pop(id(flight.reply), None)
@@ -253,11 +272,18 @@ def run_fleet(
 
         def end() -> Report:
             try:
-                return wrap(flight.finish(follow))
+                return wrap(flight.finish(follow, hold))
             except errors.SaneError as exc:
                 return wrap(exc)
 
         return end
+
+    def untyped(flight: Flight) -> None:
+        """A flight whose line was never sent leaves the loop: nothing was typed."""
+        del flights[flight.stream]
+        wraps.pop(flight.index, None)
+        flight.stream.waker = None
+        flight.client.unwatch(flight.state.pane_id, flight.stream)
 
     def to_thread(flight: Flight, follow: Follow | None) -> None:
         end = land(flight, follow)
@@ -276,6 +302,7 @@ def run_fleet(
 
     try:
         while True:
+            wave: list[Flight] = []
             while running < max_parallel:
                 index = next(queue, None)
                 if index is None:
@@ -297,10 +324,19 @@ def run_fleet(
                     done(index, wrap(exc))
                     continue
                 flights[flight.stream] = flight
-                by_reply[id(flight.reply)] = flight
-                next_scan = min(next_scan, flight.due(flight.typed_at))
-                if flight.reply.done.is_set():
-                    wake.reply(flight.reply)
+                wave.append(flight)
+            if wave and options.stop is not None and options.stop.is_set():
+                for flight in wave:  # the stop came before their lines went: none typed
+                    untyped(flight)
+                    running -= 1
+                    reports[flight.index] = not_started(flight.index)
+            elif wave:
+                Flight.send_all(wave, wake)
+                for flight in wave:
+                    by_reply[id(flight.reply)] = flight
+                    next_scan = min(next_scan, flight.due(flight.typed_at))
+                    if flight.reply.done.is_set():
+                        wake.reply(flight.reply)
             if not running:
                 break
             now = time.monotonic()
@@ -312,21 +348,28 @@ def run_fleet(
                 refused = by_reply.get(id(reply))
                 if refused is not None and reply.error:
                     to_thread(refused, None)  # the claim was refused, or the line failed
-            for stream in streams:
-                fed = flights.get(stream)
-                if fed is None or fed.reply.error:
-                    continue
-                if not fed.feed():
-                    if fed.stuck():
-                        to_thread(fed, None)
-                    continue
-                outcome = fed.scanner.outcome
-                if outcome is not None and outcome.kind in _PLAIN:
-                    # Ended here: its end sends tmux one line and waits for no answer.
-                    # An unexpected failure is kept and raised once every run ended.
-                    done(fed.index, _caught(land(fed, Follow("outcome"))))
-                else:
-                    to_thread(fed, Follow("outcome"))
+            # The last lines of the runs ended here, written together (Flight.send_all).
+            held: set[ControlClient] = set()
+            try:
+                for stream in streams:
+                    fed = flights.get(stream)
+                    if fed is None or fed.reply.error:
+                        continue
+                    if not fed.feed():
+                        if fed.stuck():
+                            to_thread(fed, None)
+                        continue
+                    outcome = fed.scanner.outcome
+                    if outcome is not None and outcome.kind in _PLAIN:
+                        # Ended here: its end sends tmux one line and waits for no answer.
+                        # An unexpected failure is kept and raised once every run ended.
+                        held.add(fed.client)
+                        done(fed.index, _caught(land(fed, Follow("outcome"), hold=True)))
+                    else:
+                        to_thread(fed, Follow("outcome"))
+            finally:
+                for client in held:
+                    client.flush()
             now = time.monotonic()
             if options.stop is not None and options.stop.is_set():
                 for flight in list(flights.values()):
@@ -353,7 +396,10 @@ def run_fleet(
         # Ctrl-C or a failure of the loop itself: the runs typed go on in threads, as
         # they would have in their own threads (each hands over at its stop or deadline).
         for flight in list(flights.values()):
-            to_thread(flight, None)
+            if flight.typed_at == math.inf:
+                untyped(flight)  # its line was never sent
+            else:
+                to_thread(flight, None)
         raise
     if failures:
         raise failures[0]

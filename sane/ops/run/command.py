@@ -235,11 +235,15 @@ def conclude(
     opts: RunOptions,
     started: float,
     start: Callable[[], tuple[panes.PaneState, sc.RunScanner, Follow]],
+    hold: bool = False,
 ) -> RunResult:
     """``start`` the run (claim, type, follow: or go on following one already typed,
     as a fleet's one follower hands it over) and end it: its result, the busy flag
     released, or the run handed over. One definition for a run followed by its own
-    thread and for one a fleet's loop follows."""
+    thread and for one a fleet's loop follows. ``hold``: the run's last tmux line (the
+    release and its note; nothing waits for its answer) waits for the client's next
+    write (``ControlClient.send``): a fleet's loop writes those of the runs it ended at
+    one wake-up together."""
     pane_id = state.pane_id
     mine = busy.mine(ctx, rec["run_id"]).value
     try:
@@ -298,7 +302,7 @@ def conclude(
         result = build_result(ctx, rec, scanner, status, code, exited, duration_ms)
     finally:  # the run ended: its flag goes, whatever recording it did
         client.send(
-            release_line(pane_id), *note_done(pane_id, result), *drawn
+            release_line(pane_id), *note_done(pane_id, result), *drawn, hold=hold
         )  # ours: it ran; answered at close
     return result
 
