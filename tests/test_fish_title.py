@@ -148,14 +148,16 @@ def fish_c(lines: list[str]) -> str:
 HELPERS = fish.takeover_lines("n" * 16, "t" * 16)[0]
 SANE_LINE = fish.quote(fish.call("x" * 16, 4, "-", "true"))
 PASTE_LINE = fish.quote(fish.paste_lines("x" * 16, "AAAA").splitlines()[1])
+PROBE_LINE = fish.quote(fish.status_probe("x" * 16))
 
 
 def test_title_wrapper_passes_every_other_call_through() -> None:
-    """The wrapper in a real fish, installed twice over a person's function: sane's two
-    kinds of line get no title, anything else (an empty argument: a prompt) the
-    function it wrapped."""
+    """The wrapper in a real fish, installed twice over a person's function: sane's
+    lines (a run's, a paste's, the status probe) get no title, anything else (an empty
+    argument: a prompt) the function it wrapped."""
     lines = [MINE, HELPERS, fish.title_line(), fish.title_line()]
-    lines += [f"fish_title {SANE_LINE}", f"fish_title {PASTE_LINE}", "echo ="]
+    lines += [f"fish_title {line}" for line in (SANE_LINE, PASTE_LINE, PROBE_LINE)]
+    lines += ["echo ="]
     lines += ["fish_title ' ls -l'", "fish_title", f"fish_title {SANE_LINE}", "fish_title"]
     assert fish_c(lines) == "=\nmine: ls -l\nmine:\nmine:\n"
 

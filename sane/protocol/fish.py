@@ -119,9 +119,15 @@ def takeover_lines(nonce: str, token: str) -> list[str]:
     return [helpers, pre, post, widgets, title_line(), ready]
 
 
-# How fish_title receives sane's own lines (a run's call and a long command's paste
-# lines; see call() and paste_lines()), as patterns of a fish ``switch``.
-SANE_LINES = (f' {{eval,"${HEAD}"*', " set -g* __sane_*")
+# How fish_title receives sane's own lines (a run's call, a long command's paste lines,
+# the status probe; see call(), paste_lines(), status_probe()), as patterns of a fish
+# ``switch``.
+SANE_LINES = (
+    f' {{eval,"${HEAD}"*',
+    " set -g* __sane_*",
+    # status_probe() (a run's end looked for later), the takeover's READY line too.
+    " printf '" + printf_format(STATUS, True).split("%s")[0] + "*",
+)
 
 
 def title_line() -> str:
@@ -151,7 +157,7 @@ def title_line() -> str:
     Installed only over a function that is not already the wrapper (a second takeover
     wraps nothing twice); a person who later defines ``fish_title`` replaces the
     wrapper, and their function then gets every call, sane's lines included."""
-    cases = " ".join(f"'{pattern}'" for pattern in SANE_LINES)
+    cases = " ".join(quote(pattern) for pattern in SANE_LINES)
     own = "$__fish_data_dir/functions"
     return (
         " if functions -q fish_title; and not functions fish_title | string match -q '*__sane_ut*';"
