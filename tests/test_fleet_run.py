@@ -123,7 +123,7 @@ def test_a_connected_pane_without_the_runner_is_taken_over_under_a_short_timeout
     from sane.fleet.panes import ensure_session
 
     ensure_session(sane_ctx)
-    pane, _ = _new_pane(sane_ctx, servers[0], accept_new=False, replacing=False)
+    pane, _, _ = _new_pane(sane_ctx, servers[0], accept_new=False, replacing=False)
     retry_until(
         lambda: any(line.strip() for line in sane_ctx.tmux(["capture-pane", "-p", "-t", pane])),
         timeout=30,

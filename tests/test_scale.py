@@ -16,10 +16,12 @@ from sane import errors
 from sane.fleet.panes import connect_many, ensure_session
 from sane.fleet.run import fleet_run
 from sane.ops.context import Context
+from sane.ops.has_input import after_takeover
 from sane.testing.fleet import register
 from sane.tmux import structure
+from sane.tmux.panes import OPT_SHELL_PID
 
-from .test_fleet import peak_concurrency
+from .test_fleet import handshakes, peak_concurrency, peak_overlap
 
 
 def test_servers_connect_while_another_process_holds_the_creation_lock(
@@ -51,15 +53,17 @@ def test_servers_connect_while_another_process_holds_the_creation_lock(
 def test_200_servers_connect_with_bounded_handshakes_and_run_exactly(
     sane_ctx: Context, make_fleet: Callable[..., Any]
 ) -> None:
-    """200 servers cold: all connect, never more than --max-parallel at once (each
-    server's ssh handshake happens inside its [started, finished] interval: its ssh is
-    held behind a gate until then), and a run on all 200 gives each its own answer."""
+    """200 servers cold: all connect, never more than --max-parallel at once, by
+    sane's reports and by the ssh handshakes as the sshd processes' own start times
+    show them (the connection's process forked at accept, the login shell started
+    after it); and a run on all 200 gives each its own answer."""
     fleet = make_fleet(200)
     servers = register(sane_ctx.home, fleet)
     reports = connect_many(sane_ctx, servers, max_parallel=25)
     failed = [r for r in reports if not r["ok"]]
     assert failed == [], failed[:3]
     assert peak_concurrency(reports) <= 25
+    assert 1 < peak_overlap(handshakes(sane_ctx, fleet, reports)) <= 25
     result = fleet_run(sane_ctx, servers, "echo $FLEET_HOST", max_parallel=200, timeout=60)
     assert result["counts"]["ok"] == 200, [r for r in result["results"] if not r["ok"]][:3]
     assert [r["output"] for r in result["results"]] == [f"{s.name}\n" for s in servers]
@@ -73,26 +77,37 @@ def test_a_cold_connect_costs_tmux_the_same_per_server_at_any_size(
     number of times, not once per server (that grew the connect with N²: at 1,000
     servers each listing names 1,000 panes); the runner's ~2.2 KB goes in as one
     paste, not as keys (tmux handles keys one by one and the remote line editor
-    redraws after each: 80-190 ms of CPU per pane); no process holds a gate; and a
-    server's pane is made and marked in one command line."""
+    redraws after each: 80-190 ms of CPU per pane); no process holds a gate; a
+    server's pane is made and marked in one command line; whether it printed yet costs
+    no look at its screen; and the takeover ends in one line."""
+    import time
+
+    from sane.ops.run.liveness import LIVENESS_INTERVAL
     from sane.tmux.control import ControlClient
 
     servers = register(sane_ctx.home, ssh_fleet)
     ensure_session(sane_ctx)
     sent: list[str] = []
+    lines: list[tuple[str, ...]] = []
     send = ControlClient.send
 
     def spy(self: ControlClient, *commands: str, **marks: Any) -> Any:
         sent.extend(commands)
+        lines.append(commands)
         return send(self, *commands, **marks)
 
     monkeypatch.setattr(ControlClient, "send", spy)
+    started = time.monotonic()
     reports = connect_many(sane_ctx, servers, max_parallel=3)
     sent = [c.replace("'", "") for c in sent]  # words as tmux reads them
     assert [r["ok"] for r in reports] == [True] * 3, reports
     assert [r["shell"] for r in reports] == ["posix"] * 3
-    whole = [c for c in sent if c.startswith("list-panes") and " -f " not in c]
+    whole = [c for c in sent if c.startswith("list-panes -s") and " -f " not in c]
     assert len(whole) <= 2, whole
+    # The liveness listing every waiter shares (is my pane dead?) is per interval of
+    # time, not per server.
+    alive = [c for c in sent if c.startswith("list-panes -a")]
+    assert len(alive) <= (time.monotonic() - started) / LIVENESS_INTERVAL + 1, alive
     # Nor filtered per server (a filter runs over every pane of the session): only
     # ensure_session's one look for the orchestrator pane.
     filtered = [c for c in sent if c.startswith("list-panes") and " -f " in c]
@@ -101,6 +116,15 @@ def test_a_cold_connect_costs_tmux_the_same_per_server_at_any_size(
     assert max(len(c) for c in keys) < 1000, max(keys, key=len)[:200]
     assert not [c for c in sent if "wait-for" in c]
     assert len([c for c in sent if c.startswith("new-window")]) == 3
+    # A new pane's first output is counted by the control client that was attached
+    # when it was made: no look at its screen (one round trip per server before).
+    assert not [c for c in sent if c.startswith("capture-pane")]
+    # The yank that gives back a person's text after the takeover goes with the
+    # options that mark the runner installed: one round trip, not two.
+    for report in reports:
+        yank = after_takeover(report["pane"])
+        with_yank = [line for line in lines if yank in line]
+        assert len(with_yank) == 1 and any(OPT_SHELL_PID in c for c in with_yank[0]), with_yank
     result = fleet_run(sane_ctx, servers, "echo $FLEET_HOST", max_parallel=3)
     assert [r["output"] for r in result["results"]] == [f"{s.name}\n" for s in servers]
 
@@ -517,7 +541,7 @@ def test_quiet_fleet_runs_check_their_panes_alive_with_one_listing_for_all(
     sane's control client sends; real tmux answers them."""
     import time
 
-    from sane.ops.run.follow import LIVENESS_INTERVAL
+    from sane.ops.run.liveness import LIVENESS_INTERVAL
     from sane.tmux.control import ControlClient
 
     servers = register(sane_ctx.home, ssh_fleet)
@@ -641,3 +665,64 @@ def test_a_run_whose_start_marker_is_late_waits_instead_of_spinning(
     watch.due = time.monotonic() - 1  # quiet for a while already
     assert watch.check(RunScanner("n" * 16), time.monotonic() + 30) is None
     assert watch.wait_time(time.monotonic()) > 0.2
+
+
+def test_servers_slow_to_answer_are_watched_with_one_listing_not_a_query_each(
+    sane_ctx: Context, make_fleet: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While servers have not answered yet (handshakes in progress), each one's wait
+    checks that its pane did not die through the listing every waiter of the process
+    shares (one ``list-panes -a`` per check interval), not by asking tmux about its
+    own pane every 0.1 s: 50 servers connecting at once under load sent the one tmux
+    process hundreds of queries a second, which every server's next step queued
+    behind. Here 6 servers whose sshd is stopped (the TCP connection is accepted by the
+    kernel, no banner comes) wait out a 2 s deadline each, all at once; each ends
+    ``timeout``. Counted from the command lines sane's control client sends;
+    real tmux answers them."""
+    import signal
+    import time
+
+    from sane.fleet.panes import open_server_pane
+    from sane.ops.run.liveness import LIVENESS_INTERVAL
+    from sane.parallel import bounded_map
+    from sane.tmux.control import ControlClient
+
+    fleet = make_fleet(6)
+    servers = register(sane_ctx.home, fleet)
+    ensure_session(sane_ctx)
+    sent: list[str] = []
+    send = ControlClient.send
+
+    def spy(self: ControlClient, *commands: str, **marks: Any) -> Any:
+        sent.extend(c.replace("'", "") for c in commands)
+        return send(self, *commands, **marks)
+
+    def connect(server: Any) -> str:
+        try:
+            open_server_pane(sane_ctx, server, timeout=2)
+        except errors.SaneError as exc:
+            return exc.code
+        return "connected"
+
+    listeners = [fleet.server(s.name).pid for s in servers]
+    for pid in listeners:
+        os.kill(pid, signal.SIGSTOP)
+    monkeypatch.setattr(ControlClient, "send", spy)
+    try:
+        started = time.monotonic()
+        codes = bounded_map(connect, servers, len(servers))
+        elapsed = time.monotonic() - started
+    finally:
+        for pid in listeners:
+            os.kill(pid, signal.SIGCONT)
+    assert codes == ["timeout"] * len(servers), codes
+    panes = [p for p in sane_ctx.tmux(["list-panes", "-a", "-F", "#{pane_id}"])]
+    asked = {
+        pane: len([c for c in sent if c.startswith("display-message") and pane in c.split()])
+        for pane in panes
+    }
+    # Asked alone: when a listing taken before the pane was made does not show it, and
+    # once its wait ends (how did it end?); never every 0.1 s (~20 in 2 s each before).
+    assert max(asked.values()) <= 4, asked
+    listings = [c for c in sent if c.startswith("list-panes -a")]
+    assert 1 <= len(listings) <= elapsed / LIVENESS_INTERVAL + 1, (len(listings), elapsed)

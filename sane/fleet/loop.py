@@ -42,9 +42,8 @@ from sane.ops.run.command import (
     typing_line,
 )
 from sane.ops.run.ending import Follow
-from sane.ops.run.follow import LIVENESS_INTERVAL
 from sane.ops.run.holder import claim_line
-from sane.ops.run.liveness import liveness_of
+from sane.ops.run.liveness import LIVENESS_INTERVAL, liveness_of
 from sane.ops.run.options import RunOptions, new_run_id
 from sane.ops.run.quiet import QuietWatch
 from sane.ops.takeover import PaneDied

@@ -25,10 +25,12 @@ from sane.fleet.spec import ServerLike
 from sane.fleet.ssh import classify, ssh_argv, stderr_log, timeout_error
 from sane.ops.context import Context
 from sane.ops.run.ending import EXIT_SETTLE, dead_state
+from sane.ops.run.liveness import LIVENESS_INTERVAL, pane_dead
 from sane.ops.takeover import install_runner
 from sane.parallel import DEFAULT_PARALLEL, bounded_map
 from sane.poll import poll
 from sane.tmux import panes
+from sane.tmux.control import ControlClient
 from sane.tmux.structure import (
     ensure_local_pane,
     pane_lock,
@@ -115,7 +117,7 @@ def _pane_now(ctx: Context, name: str, listed: panes.PaneState | None) -> panes.
 
 def _new_pane(
     ctx: Context, server: ServerLike, accept_new: bool, replacing: bool = False
-) -> tuple[str, str]:
+) -> tuple[str, str, ControlClient | None]:
     """A window running ssh, made and marked in one tmux command list: tmux runs a
     list without handling any pane's exit in between, so the options that keep a
     failed ssh's pane around are set before tmux can see ssh end (no gate process,
@@ -123,8 +125,11 @@ def _new_pane(
     given the server's. ssh's own messages (and its jump hops') go to a file, not the
     pane: why it failed is then exactly ssh's words, never mixed with the pane's
     padding or with what sane typed into it. ``replacing``: the pane replaces one whose
-    ssh ended, so the next run there says its shell is new. Returns the pane's id and
-    its session's."""
+    ssh ended, so the next run there says its shell is new. Returns the pane's id, its
+    session's, and this process's control client of that session if it was attached
+    before the pane was made (it has then seen every byte the pane printed: whether
+    ssh has answered yet needs no round trip to tmux)."""
+    before = ctx.hub.clients()
     unique = f"sane-new-{os.urandom(6).hex()}"
     target = f"={ctx.session_name}:={unique}"
     ssh = shlex.join(ssh_argv(server, accept_new, master=True, tty=True))
@@ -159,7 +164,7 @@ def _new_pane(
     except errors.TmuxError as exc:
         raise from_tmux_failure(exc, server.name, ctx) from None
     pane_id, _, session_id = out[0].strip().partition(" ")
-    return pane_id, session_id
+    return pane_id, session_id, before.get(session_id)
 
 
 def taken_as_listed(state: panes.PaneState | None) -> TypeGuard[panes.PaneState]:
@@ -186,6 +191,7 @@ def open_server_pane(
     current = (known if known is not None else server_panes(ctx)).get(server.name)
     if taken_as_listed(current):
         return current
+    seen_by: ControlClient | None = None
     with pane_lock(ctx.server, server.name):
         existing = _pane_now(ctx, server.name, current)
         if taken_as_listed(existing):
@@ -196,9 +202,10 @@ def open_server_pane(
             if existing is not None:  # dead: its ssh ended; replace it (see respawn docs)
                 ctx.server.run("kill-pane", "-t", existing.pane_id)
             check_room_for_pane(ctx, server.name)
-            pane_id, session_id = _new_pane(ctx, server, accept_new, existing is not None)
+            pane_id, session_id, seen_by = _new_pane(ctx, server, accept_new, existing is not None)
             write_pane_record(ctx.server, server.name, ctx.session_name, pane_id)
-    return _make_ready(ctx, server, pane_id, session_id, time.monotonic() + timeout, timeout)
+    deadline = time.monotonic() + timeout
+    return _make_ready(ctx, server, pane_id, session_id, deadline, timeout, seen_by)
 
 
 def _make_ready(
@@ -208,9 +215,12 @@ def _make_ready(
     session_id: str,
     deadline: float,
     timeout: float,
+    seen_by: ControlClient | None = None,
 ) -> panes.PaneState:
     """Install the runner in the pane's remote shell by ``deadline`` (``timeout``
-    seconds from when the pane was there).
+    seconds from when the pane was there). ``seen_by``: the control client that was
+    attached to the pane's session when the pane was made (``_new_pane``); whether the
+    pane printed anything yet is then its count, not a look at the screen.
 
     Nothing is typed before the server has answered: output in the pane (on the
     screen already, or arriving), or, for a server that prints nothing at all (no
@@ -223,11 +233,14 @@ def _make_ready(
     stream = client.watch(pane_id)
     try:
         ask_master_at = min(time.monotonic() + 5.0, deadline)
-        state, answered = _state_and_output(ctx, pane_id)
+        if seen_by is client and client.alive:
+            answered = client.printed(pane_id)  # asked after the watch: see printed()
+        else:
+            answered = _shows_output(ctx, pane_id)
         while not answered:
-            if stream.take(max(0.0, min(0.1, deadline - time.monotonic()))):
+            if stream.take(max(0.0, min(LIVENESS_INTERVAL, deadline - time.monotonic()))):
                 break
-            if ctx.pane_state(pane_id).dead:
+            if pane_dead(ctx, pane_id):
                 raise _connect_error(ctx, server, pane_id)
             if time.monotonic() >= ask_master_at:
                 if _master_up(server):
@@ -237,7 +250,7 @@ def _make_ready(
                 raise _timeout(server, pane_id, timeout)
         deadline = max(deadline, time.monotonic() + INSTALL_GRACE)
         try:
-            return install_runner(ctx, client, stream, state, deadline=deadline)
+            return install_runner(ctx, client, stream, pane_id, deadline=deadline)
         except (errors.RunnerUnavailable, errors.PaneNotShell):
             dead = ctx.pane_state(pane_id)
             if dead.dead or dead.current_command != "ssh":
@@ -247,10 +260,10 @@ def _make_ready(
         client.unwatch(pane_id, stream)
 
 
-def _state_and_output(ctx: Context, pane_id: str) -> tuple[panes.PaneState, bool]:
-    """The pane's state, and whether it shows anything (one tmux round trip): a
-    connection that came up before the caller watched (a pane left by an earlier
-    timeout, or ssh quicker than the watch) prints nothing new while it idles at its
+def _shows_output(ctx: Context, pane_id: str) -> bool:
+    """Whether the pane shows anything (one tmux round trip): a connection that came
+    up before the caller watched (a pane left by an earlier timeout, or made before
+    this process's client attached) prints nothing new while it idles at its
     prompt."""
     try:
         lines = ctx.tmux_batch(
@@ -265,7 +278,7 @@ def _state_and_output(ctx: Context, pane_id: str) -> tuple[panes.PaneState, bool
     if not found or found[0].pane_id != pane_id:
         raise errors.PaneNotFound(f"can't find pane: {pane_id}", pane=pane_id)
     screen = "\n".join(lines).rpartition(panes.RECORD_END)[2]
-    return found[0], bool(screen.strip())
+    return bool(screen.strip())
 
 
 def _master_up(server: ServerLike) -> bool:

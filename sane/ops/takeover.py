@@ -22,6 +22,7 @@ from sane.ops.has_input import (
     record_prompt,
     takeover_guard,
 )
+from sane.ops.run.liveness import pane_dead
 from sane.ops.run.pipe import unpipe
 from sane.poll import poll
 from sane.protocol import markers
@@ -151,7 +152,7 @@ def ensure_runner(
         raise PaneDied(pane)
     if runner_ready(state):
         return state
-    return install_runner(ctx, client, stream, state, clear_input=clear_input)
+    return install_runner(ctx, client, stream, pane, clear_input=clear_input)
 
 
 def runner_ready(state: panes.PaneState) -> bool:
@@ -281,7 +282,7 @@ def _remote_kind(
         data = stream.take(min(remaining, 0.25))
         if data:
             seen += data
-        elif ctx.pane_state(pane).dead:  # e.g. ssh refused: tmux's "Pane is dead" was
+        elif pane_dead(ctx, pane):  # e.g. ssh refused: tmux's "Pane is dead" was
             # the output that made the caller type the probe
             raise errors.RunnerUnavailable(
                 f"pane {pane} died before its shell answered sane's shell probe", pane=pane
@@ -325,16 +326,19 @@ def install_runner(
     ctx: Context,
     client: ControlClient,
     stream: PaneStream,
-    state: panes.PaneState,
+    pane: str,
     deadline: float | None = None,
     clear_input: bool = False,
 ) -> panes.PaneState:
-    """Install sane's runner in the pane's shell; its state then.
+    """Install sane's runner in the shell of pane ``pane``; its state then.
+
+    The pane's state is read here, once (what runs in it decides the runner), so a
+    caller needs none beforehand: a server's new pane costs no round trip to tmux
+    between its ssh's first output and the shell probe.
 
     Keys a person types into the pane while a POSIX shell's bootstrap loop reads are
     never run (``sane.protocol.runner.bootstrap_line``): the runner is installed,
     then ``pane_has_input`` names them, unless ``clear_input``."""
-    pane = state.pane_id
     state = ctx.pane_state(pane)
     if _base(state.current_command) in WRAPPERS:
         state = _wait_for_shell(ctx, pane, RESPAWN_SETTLE)
@@ -411,7 +415,7 @@ def install_runner(
         data = stream.take(min(remaining, 0.25))
         if data:
             seen += data
-        elif ctx.pane_state(pane).dead:
+        elif pane_dead(ctx, pane):
             raise errors.RunnerUnavailable(
                 f"pane {pane} died before sane's runner was ready", pane=pane
             )
@@ -424,7 +428,9 @@ def install_runner(
     editor = line_editor(widgets, name)
     if guard and widgets:
         await_prompt_start(stream, seen, ready.end, frozenset({token}))
-        client.command(after_takeover(pane))
+        # Typed first in the line below, which sets the options after it: one round
+        # trip to tmux, not two (a cold connect waits for each, 0.2-0.8 s under load).
+        options.insert(0, after_takeover(pane))
     if not widgets:  # the prompt drawn after READY: what a bare command line shows
         prompt = await_prompt(stream, seen, ready.end, frozenset({token}))
         if prompt is not None:

@@ -292,6 +292,14 @@ class ControlClient:
             else:
                 self._streams.pop(pane_id, None)
 
+    def printed(self, pane_id: str) -> bool:
+        """Whether any ``%output`` of the pane reached this client. For a pane made
+        while this client was attached to its session, and asked after :meth:`watch`,
+        False means the pane has printed nothing yet, with no round trip to tmux: the
+        reader counts a line before it looks for the pane's streams, so a line it
+        counted after this answer reaches the stream watched before it."""
+        return self._seen.get(pane_id, 0) > 0
+
     def note_quiet(self, pane_id: str, at: Seen) -> None:
         """Remember that the pane's output up to ``at`` (a ``PaneStream.taken_at``)
         ended with a state sane knows (the prompt it saw drawn after its run)."""
@@ -517,6 +525,11 @@ class ControlHub:
             client = self._clients.pop(session_id, None)
         if client is not None:
             client.close()
+
+    def clients(self) -> dict[str, ControlClient]:
+        """This hub's live clients by session id, as they are now (a copy)."""
+        with self._lock:
+            return {sid: c for sid, c in self._clients.items() if c.alive}
 
     def any_client(self) -> ControlClient | None:
         with self._lock:

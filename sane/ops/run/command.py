@@ -401,7 +401,7 @@ def start_and_follow(
         if outcome.kind == sc.OUTCOME_MISSING_RUNNER and not reinstalled:
             # Another shell runs inside the pane (a nested shell, ssh): install there.
             reinstalled = True
-            state = install_runner(ctx, client, stream, state, clear_input=opts.clear_input)
+            state = install_runner(ctx, client, stream, state.pane_id, clear_input=opts.clear_input)
             rec["shell_restarted"] = True
             continue
         if outcome.kind == sc.OUTCOME_HELD:

@@ -16,7 +16,7 @@ from sane import errors
 from sane.ops.context import Context
 from sane.ops.has_input import prompt_after_run
 from sane.ops.run.ending import Follow, acknowledge_exit, dead_state
-from sane.ops.run.liveness import liveness_of
+from sane.ops.run.liveness import LIVENESS_INTERVAL, liveness_of
 from sane.ops.run.options import INTERRUPT_QUIET, OutputHook
 from sane.ops.run.quiet import QuietWatch
 from sane.protocol import markers
@@ -28,9 +28,6 @@ if TYPE_CHECKING:
     import threading
     from pathlib import Path
 
-# While a pane is quiet, how often to check that it is still alive. Output wakes the
-# waiter at once; this only bounds how late a silently dead pane is noticed.
-LIVENESS_INTERVAL = 0.25
 # How often a durable run's follower looks whether its busy flag still names it.
 OWNER_INTERVAL = 1.0
 

@@ -1,7 +1,7 @@
 """Which panes are alive, asked of tmux once for every run a process follows.
 
 A followed run that has been quiet for a while checks that its pane did not die
-silently (follow.LIVENESS_INTERVAL). Asked pane by pane that was one tmux command per
+silently (LIVENESS_INTERVAL). Asked pane by pane that was one tmux command per
 run every quarter second: a warm fleet run on 200 servers under load asked tmux about
 a pane 170-400 times, and the longer the fleet took the more each server asked (issue
 17: cost per server grew with the number of servers). Here one listing of every
@@ -22,6 +22,10 @@ from sane import errors
 if TYPE_CHECKING:
     from sane.ops.context import Context
 
+# While a pane is quiet, how often to check that it is still alive. Output wakes the
+# waiter at once; this only bounds how late a silently dead pane is noticed.
+LIVENESS_INTERVAL = 0.25
+
 
 class Liveness:
     """One shared, recent listing of the live panes of a tmux server.
@@ -39,6 +43,7 @@ class Liveness:
         self._alive: frozenset[str] | None = None
         self._taken = float("-inf")  # when the listing in _alive was asked for
         self._asking = False
+        self._answers = 0  # listings answered so far
 
     def maybe_dead(self, pane_id: str, tmux: Callable[[list[str]], list[str]]) -> bool:
         """False if a recent listing shows ``pane_id`` alive; True if it shows it dead
@@ -49,8 +54,15 @@ class Liveness:
 
     def _recent(self, tmux: Callable[[list[str]], list[str]]) -> frozenset[str] | None:
         with self._cond:
+            # A caller that waited for another's listing takes its answer, however old
+            # it is by then: it was asked at most one round trip before this caller
+            # came. Checking its age again made every waiter ask anew whenever a round
+            # trip to tmux took longer than max_age (0.3-1 s under load): a listing of
+            # every pane always in flight, one after another, for as long as anyone
+            # waited.
+            answers = self._answers
             while True:
-                if time.monotonic() - self._taken <= self.max_age:
+                if self._answers != answers or time.monotonic() - self._taken <= self.max_age:
                     return self._alive
                 if not self._asking:
                     break
@@ -69,6 +81,7 @@ class Liveness:
             with self._cond:
                 self._asking = False
                 self._alive, self._taken = alive, asked
+                self._answers += 1
                 self._cond.notify_all()
         return alive
 
@@ -85,3 +98,15 @@ def liveness_of(ctx: Context, max_age: float) -> Liveness:
         if board is None:
             board = _boards[ctx] = Liveness(max_age)  # nothing of ctx: a weak key
         return board
+
+
+def pane_dead(ctx: Context, pane_id: str) -> bool:
+    """Whether pane ``pane_id`` is dead, for a waiter that saw no output for a while:
+    the shared listing answers (one tmux command for every waiter of the process);
+    only a pane it does not show alive is asked about by itself. A cold connect's
+    waits (for ssh's first output, the shell probe's answer, the runner's READY) asked
+    tmux about their pane every 0.1-0.25 s each: 50 servers connecting at once under
+    load sent tmux hundreds of queries a second, on the one process every server's
+    next step queues behind."""
+    board = liveness_of(ctx, LIVENESS_INTERVAL)
+    return board.maybe_dead(pane_id, ctx.tmux) and ctx.pane_state(pane_id).dead
