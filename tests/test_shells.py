@@ -374,7 +374,7 @@ def test_half_typed_text_is_never_run(
     def shown() -> bool:
         return typed in tmux_server.run("capture-pane", "-p", "-J", "-t", pane)
 
-    poll(shown, 10.0)
+    assert poll(shown, 20.0), "the person's text never showed on the pane's line"
     with pytest.raises(errors.PaneHasInput) as caught:
         run(sane_ctx, pane, "echo x", timeout=20)
     assert caught.value.details["text"] in (typed, None), caught.value.details
