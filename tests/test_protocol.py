@@ -320,8 +320,16 @@ def test_lost_run_drops_the_ssh_clients_goodbye() -> None:
 
 
 def test_exit_drops_bashs_own_exit_line() -> None:
-    assert output.clean(b"bye\r\nexit\r\n", exited=True) == b"bye\n"
-    assert output.clean(b"bye\r\nlogout\r\n", exited=True) == b"bye\n"
+    """bash's `exit`/`logout` line goes where its exit trap's BASH_EXIT_LINE marker (the
+    run's nonce) follows it; the same line without the marker is the command's output
+    (dash, zsh... print none of their own), but for a lost run (no marker came)."""
+    nonce = "0123456789abcdef"
+    bash = mk.marker_bytes(nonce, mk.BASH_EXIT_LINE)
+    assert output.clean(b"bye\r\nexit\r\n" + bash, exited=True, nonce=nonce) == b"bye\n"
+    assert output.clean(b"bye\r\nlogout\r\n" + bash, exited=True, nonce=nonce) == b"bye\n"
+    assert output.clean(b"exit\r\nexit\r\n" + bash, exited=True, nonce=nonce) == b"exit\n"
+    assert output.clean(b"bye\r\nexit\r\n", exited=True, nonce=nonce) == b"bye\nexit\n"
+    assert output.clean(b"bye\r\nexit\r\n", exited=True, lost=True) == b"bye\n"
     assert output.clean(b"bye\r\nexit\r\n") == b"bye\nexit\n"
 
 
@@ -330,7 +338,12 @@ def test_exit_drops_bashs_exit_line_before_the_users_own_trap() -> None:
     USER_EXIT marker, the run's nonce), whose output follows; a marker of another nonce
     (the command's own printing) takes nothing with it."""
     nonce, other = "0123456789abcdef", "fedcba9876543210"
-    raw = b"last\r\nexit\r\n" + mk.marker_bytes(nonce, mk.USER_EXIT) + b"cleanup\r\n"
+    raw = (
+        b"last\r\nexit\r\n"
+        + mk.marker_bytes(nonce, mk.BASH_EXIT_LINE)
+        + mk.marker_bytes(nonce, mk.USER_EXIT)
+        + b"cleanup\r\n"
+    )
     assert output.clean(raw, exited=True, nonce=nonce) == b"last\ncleanup\n"
     assert output.clean(raw, exited=True, nonce=nonce, keep_ansi=True) == b"last\ncleanup\n"
     forged = raw.replace(nonce.encode(), other.encode())

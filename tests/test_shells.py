@@ -771,20 +771,41 @@ def _ended_by_exit(
     assert output.startswith(result["output"])
 
 
+def _zsh_traps_are_the_functions(request: pytest.FixtureRequest, shell: str, what: str) -> None:
+    """In zsh, a strict xfail: zsh ``what`` (sane's runner evals each command inside a
+    function, whose traps are its own in zsh: docs/protocol.md)."""
+    if shell == "zsh":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason=f"zsh {what}, and sane's runner evals each command in one "
+                "(docs/protocol.md)",
+            )
+        )
+
+
+def _pane_with_a_trap_set_by_hand(
+    tmux_server: TmuxTestServer, shell: str, said: Path, tmp_path: Path
+) -> str:
+    """A new pane of ``shell`` whose user set an exit handler by hand before sane's
+    first run (appending ``bye`` to ``said``, printing ``cleanup`` in a POSIX shell)."""
+    typed = tmp_path / "typed"
+    pane = tmux_server.new_pane(shell)
+    setting = f"{_user_exit_trap(shell, said, 'cleanup')}; touch {typed}"
+    tmux_server.run("send-keys", "-t", pane, setting, "Enter")
+    assert poll(typed.exists, 10)
+    return pane
+
+
 def test_a_users_exit_trap_runs_once_at_the_shells_exit(
     sane_ctx: Context, pane: str, shell: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Set in one run, the user's exit handler outlasts later runs (never replaced,
     never run when a run ends) and runs once, when a later run's ``exit`` ends the
     shell, whose status is the run's exit code."""
-    if shell == "zsh":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="zsh runs an EXIT trap set inside a function when the function "
-                "returns, and sane's runner evals each command in one (docs/protocol.md)",
-            )
-        )
+    _zsh_traps_are_the_functions(
+        request, shell, "runs an EXIT trap set inside a function when the function returns"
+    )
     said = tmp_path / "said"
     run(sane_ctx, pane, _user_exit_trap(shell, said))
     for command in ("echo one", "false", say(shell, "(exit 3)", "sh -c 'exit 3'")):
@@ -803,12 +824,55 @@ def test_an_exit_trap_set_before_the_takeover_survives_it(
     own, so the run that exits is exact, the trap's output included. (dash, zsh, mksh
     and posh show no trap in ``$(trap)``: sane's takeover replaced it there; in the
     others sane set no trap and the run was ``lost``.)"""
-    said, typed = tmp_path / "said", tmp_path / "typed"
-    pane = tmux_server.new_pane(shell)
-    setting = f"{_user_exit_trap(shell, said, 'cleanup')}; touch {typed}"
-    tmux_server.run("send-keys", "-t", pane, setting, "Enter")
-    assert poll(typed.exists, 10)
+    said = tmp_path / "said"
+    pane = _pane_with_a_trap_set_by_hand(tmux_server, shell, said, tmp_path)
     assert run(sane_ctx, pane, "echo one")["output"] == "one\n"
     r = run(sane_ctx, pane, "echo last; exit 5", timeout=15)
     _ended_by_exit(sane_ctx, pane, r, exact=True, output=say(shell, "last\ncleanup\n", "last\n"))
     assert said.read_text() == "bye\n"
+
+
+def test_an_exit_line_the_command_prints_is_its_output(
+    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str, tmp_path: Path
+) -> None:
+    """A line ``exit`` the command itself prints before its ``exit`` is output like any
+    other, with and without a user's trap kept from before the takeover. Only bash
+    prints an ``exit`` line of its own, which is not output (its exit trap tells sane,
+    a BASH_EXIT_LINE marker); the same line from dash, zsh, mksh... was dropped, and
+    the run still said ``completed``."""
+    plain = tmux_server.new_pane(shell)
+    r = run(sane_ctx, plain, "echo one; echo exit; exit 5", timeout=15)
+    _ended_by_exit(sane_ctx, plain, r, exact=True, output="one\nexit\n")
+    said = tmp_path / "said"
+    trapped = _pane_with_a_trap_set_by_hand(tmux_server, shell, said, tmp_path)
+    r = run(sane_ctx, trapped, "echo exit; exit 5", timeout=15)
+    _ended_by_exit(sane_ctx, trapped, r, exact=True, output=say(shell, "exit\ncleanup\n", "exit\n"))
+    assert said.read_text() == "bye\n"
+
+
+def test_an_exit_trap_the_user_removed_stays_removed(
+    sane_ctx: Context,
+    tmux_server: TmuxTestServer,
+    shell: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    """A user's trap kept at the takeover and then removed (``trap - EXIT``) does not
+    come back when sane takes the same shell over again: its action, a cleanup that
+    may delete files, must never run at the shell's exit."""
+    if shell == "fish":
+        pytest.skip("fish: exit handlers are functions, not kept by sane's takeover")
+    _zsh_traps_are_the_functions(
+        request, shell, "keeps the shell's own trap after a `trap - EXIT` inside a function"
+    )
+    said = tmp_path / "said"
+    pane = _pane_with_a_trap_set_by_hand(tmux_server, shell, said, tmp_path)
+    assert run(sane_ctx, pane, "echo one")["output"] == "one\n"
+    run(sane_ctx, pane, "trap - EXIT")
+    # sane forgets the runner (as after a shell it cannot prove the same): the next run
+    # takes this same shell over again.
+    tmux_server.run("set-option", "-p", "-u", "-t", pane, "@sane_shell_pid")
+    assert run(sane_ctx, pane, "echo two")["output"] == "two\n"
+    r = run(sane_ctx, pane, "echo last; exit 5", timeout=15)
+    _ended_by_exit(sane_ctx, pane, r, exact=True, output="last\n")
+    assert not said.exists()

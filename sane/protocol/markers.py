@@ -41,9 +41,11 @@ HELD = "H"  # the command line held a person's text: nothing ran; arg = 1 in vi 
 EDITOR = "W"  # takeover: the line editor's hold/drop widgets are installed (sane.protocol.editor)
 BOOTSTRAP = "A"  # takeover: the shell reads the runner's lines from the tty, echo off
 DISCARDED = "T"  # takeover: a line (or its start) not sane's, read and not run; a pair
-USER_EXIT = (
-    "U"  # exit: the user's EXIT trap (kept in sane's) starts; bash's `exit` line precedes it
-)
+USER_EXIT = "U"  # exit: the user's EXIT trap (kept in sane's) starts
+# exit in bash: the shell itself printed its `exit` (or `logout`) line just before this
+# marker, which is not the command's output. Only bash prints one, so only bash prints
+# this: the same line from any other shell (or fish) is the command's own output.
+BASH_EXIT_LINE = "Y"
 
 _BODY = re.compile(rb"([0-9a-f]{8,32});([A-Z])(?:;(-?[0-9]{1,10}))?")
 

@@ -62,7 +62,10 @@ def strip_escapes(data: bytes) -> bytes:
     return _ESCAPES.sub(b"", data)
 
 
-# What an interactive bash prints when the command ends it with `exit`.
+# What an interactive bash prints when the command ends it with `exit`: dropped where
+# the shell's own marker says bash printed it (BASH_EXIT_LINE), and at the end of a lost
+# run's output, where no marker came (best effort: that output is not claimed whole).
+_LOGOUT_LINE = rb"(?:(?:logout|exit)\r?\n)?"
 _LOGOUT_TAIL = re.compile(rb"(?:logout|exit)\r?\n\Z")
 
 
@@ -222,19 +225,21 @@ def clean(
     lost: bool = False,
     nonce: str | None = None,
 ) -> bytes:
-    """Exact program output from raw stream bytes. ``nonce``: the run's, whose USER_EXIT
-    marker (the user's EXIT trap, kept in sane's, starts) goes, with bash's `exit` line
-    right before it: the trap's output follows the shell's line, which is not output."""
+    """Exact program output from raw stream bytes. ``nonce``: the run's, whose
+    BASH_EXIT_LINE marker goes with bash's own `exit` line right before it (printed by
+    bash alone: the same line from another shell is the command's), and whose USER_EXIT
+    marker (the user's EXIT trap, kept in sane's, starts) goes."""
     raw = drop_answers(raw)  # the tty's echo of tmux's answers: not the program's
     if lost:
         raw = _SSH_CLOSED_TAIL.sub(b"", raw)
     if aborted:
         head = max(0, len(raw) - _ABORT_TAIL_SPAN)
         raw = raw[:head] + _ABORT_TAIL.sub(b"", raw[head:], count=1)
-    if exited:
-        if nonce is not None:
-            user_exit = re.escape(markers.marker_bytes(nonce, markers.USER_EXIT))
-            raw = re.sub(rb"(?:(?:logout|exit)\r?\n)?" + user_exit, b"", raw, count=1)
+    if exited and nonce is not None:
+        bash_line = re.escape(markers.marker_bytes(nonce, markers.BASH_EXIT_LINE))
+        raw = re.sub(_LOGOUT_LINE + bash_line, b"", raw, count=1)
+        raw = raw.replace(markers.marker_bytes(nonce, markers.USER_EXIT), b"", 1)
+    if exited and lost:
         raw = _LOGOUT_TAIL.sub(b"", raw)
     data = raw.replace(b"\r\n", b"\n")
     return data if keep_ansi or not is_text(data) else strip_escapes(data)

@@ -40,6 +40,7 @@ from typing import NamedTuple
 
 from sane.protocol import editor, fish
 from sane.protocol.markers import (
+    BASH_EXIT_LINE,
     BEGIN,
     BOOTSTRAP,
     DECODE_FAILED,
@@ -105,6 +106,7 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
     if kind == SHELL_FISH:
         return fish.takeover_lines(nonce, token)
     b, e, x, u = _fmt(BEGIN), _fmt(END, True), _fmt(EXITED, True), _fmt(USER_EXIT)
+    y = _fmt(BASH_EXIT_LINE)
     lm, df = _fmt(LENGTH_MISMATCH, True), _fmt(DECODE_FAILED)
     helpers = (
         " __sane_q=$?; __sane_p=;"
@@ -155,14 +157,19 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         # its action first (__sane_ua, read back by evaluating the listing with
         # `trap -- ` turned into __sane_ta): so an `exit` stays exact. A listing with
         # EXIT in it but no action read (no sed) gets no trap of sane's (__sane_ux).
+        # A second takeover of the same shell lists sane's own trap: the user's action
+        # it keeps (__sane_ua, from the first) is carried over; a listing without any
+        # EXIT trap (the user's `trap - EXIT` took both) keeps none, so an action the
+        # user removed never comes back.
+        " __sane_uo=${__sane_ua-}; __sane_ua=;"
         ' __sane_ut=; __sane_ux=; __sane_ta(){ [ "$3" = EXIT ] || return 0; __sane_ux=;'
-        " case $2 in *__sane_z=*) ;; *) __sane_ua=$2;; esac; };"
+        " case $2 in *__sane_z=*) __sane_ua=$__sane_uo;; *) __sane_ua=$2;; esac; };"
         ' if [ -z "${BASH_VERSION-}${YASH_VERSION-}" ] &&'
         ' __sane_f=$(command mktemp 2>/dev/null); then trap >| "$__sane_f";'
         ' __sane_ut=$(command cat "$__sane_f"); command rm -f "$__sane_f";'
         " else __sane_ut=$(trap); fi; __sane_f=; case $__sane_ut in *EXIT*) __sane_ux=1;"
         " eval \"$(printf '%s\\n' \"$__sane_ut\" | command sed 's/^trap -- /__sane_ta -- /')\";;"
-        ' esac; __sane_rc "$__sane_q"'
+        ' esac; __sane_uo=; __sane_rc "$__sane_q"'
     )
     exit_trap = (
         # One EXIT trap for the shell's life, set at takeover and never touched again, so
@@ -171,8 +178,11 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         # probe after an abort; not RUN_FD, which dash closes before the trap runs):
         # prints the X marker, waits for sane's key. A user's trap the shell already
         # had runs first, with the exit status as $? (the line before), after a U
-        # marker: bash's `exit` line, printed before any EXIT trap, ends there.
-        ' [ -n "$__sane_ux" ] || trap \'__sane_z=$?; if [ -n "${__sane_ua-}" ]; then'
+        # marker. bash's own `exit` line, printed before any EXIT trap, is told apart
+        # by a Y marker (sane.protocol.output.clean): only bash prints either.
+        ' [ -n "$__sane_ux" ] || trap \'__sane_z=$?;'
+        f' [ -z "${{BASH_VERSION-}}" ] || [ -z "${{__sane_n-}}" ] || printf "{y}" "$__sane_n";'
+        ' if [ -n "${__sane_ua-}" ]; then'
         f' [ -z "${{__sane_n-}}" ] || printf "{u}" "$__sane_n";'
         ' __sane_rc "$__sane_z"; eval "$__sane_ua"; fi; if [ -n "${__sane_n-}" ]; then'
         f' __sane_x=$(printf "{x}" "$__sane_n" "$__sane_z"); printf %s "$__sane_x";'

@@ -163,10 +163,13 @@ def read_state_text(run: Callable[[list[str]], list[str]], target: str) -> tuple
     return parse_states(lines)[0], "\n".join(lines)
 
 
-# The command that answers "the pane's state is no longer the one sane knew" (an
-# error naming a channel nobody locks: nothing else says that).
+# The command that answers "the pane's state is no longer the one sane knew": an
+# error naming a pane id no pane can have (tmux's are % and digits), so it fails
+# whatever any client of the server does (a wait-for channel's error, used before, goes
+# away once some client locks that channel, and the reply's blocks then shift).
 STATE_CHANGED = "sane-pane-state-changed"
-_STATE_CHANGED_COMMAND = f"wait-for -U {STATE_CHANGED}"
+# (Quoted: a bare % in a command string starts one of tmux's directives.)
+_STATE_CHANGED_COMMAND = f'select-pane -t "%{STATE_CHANGED}"'
 
 
 def if_unchanged(pane_id: str, text: str, commands: list[str]) -> tuple[str, int] | None:

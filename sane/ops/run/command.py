@@ -449,10 +449,10 @@ def _type(
     before = before_typing(state, opts.clear_input)
     try:
         _send(client, state.pane_id, typed, nonce, claim, before, known)
-    except errors.TmuxError as exc:
+    except (errors.TmuxError, errors.PaneNotFound) as exc:
         if known is not None and panes.state_changed(exc):
             raise PaneChanged from exc
-        if claim is None:
+        if claim is None or isinstance(exc, errors.PaneNotFound):
             raise
         state = claim_refused(ctx, client, stream, state, rec["run_id"], exc)
         scanner, typed = framed(nonce, command, state, opts, force_paste)
