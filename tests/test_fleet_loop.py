@@ -11,6 +11,7 @@ import pytest
 
 from sane.fleet.run import fleet_run
 from sane.ops.context import Context
+from sane.poll import poll
 from sane.protocol import scanner as sc
 from sane.testing.fleet import register
 
@@ -128,3 +129,44 @@ def test_a_warm_fleet_run_types_every_server_in_one_write_to_tmux(
     assert [c for c in claims if c] == [12], claims
     releases = [w.count(b"set-option -p -u -t %") for w in writes]
     assert sum(releases) == 12, releases
+
+
+def test_a_ctrl_c_while_a_wave_is_written_leaves_no_line_behind(
+    sane_ctx: Context, make_fleet: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C (KeyboardInterrupt) landing while the loop queues a wave's lines for its
+    one write: the lines queued go out and their runs are followed like any typed run
+    (each ends, its flag released); the others are never typed. Before, the queued
+    lines stayed held, their runs taken for never typed, and went to tmux with the next
+    write on that client (here the next fleet run's): claimed panes nobody followed,
+    which that run found busy."""
+    servers = register(sane_ctx.home, make_fleet(6))
+    fleet_run(sane_ctx, servers, "true", max_parallel=6)  # every pane warm
+    client = sane_ctx.hub.any_client()
+    assert client is not None
+    real_send = client.send
+    held = 0
+
+    def send(*lines: str, **kwargs: Any) -> Any:
+        nonlocal held
+        if kwargs.get("hold"):
+            held += 1
+            if held == 4:  # three lines queued: the signal lands before the fourth
+                raise KeyboardInterrupt
+        return real_send(*lines, **kwargs)
+
+    monkeypatch.setattr(client, "send", send)
+    with pytest.raises(KeyboardInterrupt):
+        fleet_run(sane_ctx, servers, "echo first", max_parallel=6)
+    monkeypatch.setattr(client, "send", real_send)
+
+    def every_flag_released() -> bool:
+        flags = sane_ctx.tmux(["list-panes", "-a", "-F", "#{@sane_run}"])
+        return not any(flag.strip() for flag in flags)
+
+    # The runs typed before the signal end on their own (their threads follow them).
+    assert poll(every_flag_released, 30), "a pane stayed claimed after its run"
+    result = fleet_run(sane_ctx, servers, "echo $FLEET_HOST", max_parallel=6, timeout=30)
+    assert [(r["status"], r["exit_code"], r["output"]) for r in result["results"]] == [
+        ("completed", 0, f"{s.name}\n") for s in servers
+    ], result

@@ -119,12 +119,15 @@ class Flight:
         for flight in flights:
             by_client.setdefault(flight.client, []).append(flight)
         for client, group in by_client.items():
-            for flight in group:
-                flight.reply = client.send(*flight.line, notify=wake.reply, hold=True)
-            client.flush()
-            typed_at = time.monotonic()
-            for flight in group:
-                flight.typed_at = typed_at
+            # Whatever interrupts the queueing (a Ctrl-C lands anywhere), what was
+            # queued goes out, and its flights count as typed (followed, never left
+            # held for another thread's next write to type behind the loop's back).
+            try:
+                for flight in group:
+                    flight.reply = client.send(*flight.line, notify=wake.reply, hold=True)
+                    flight.typed_at = time.monotonic()
+            finally:
+                client.flush()
 
     def feed(self) -> bool:
         """Take the stream's news; True once the run's outcome is known."""
