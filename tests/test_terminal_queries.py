@@ -116,6 +116,24 @@ def test_only_the_answer_after_a_query_is_removed() -> None:
     assert drop_answers(b"\x1b[c\x1b[5n^[[?1;2c^[[0nZ^[[0n") == b"\x1b[c\x1b[5nZ^[[0n"
 
 
+def test_an_answer_cut_by_the_end_of_the_output_is_removed() -> None:
+    """tmux writes its answer while the program goes on, so the echo can straddle the
+    run's end marker (seen under load in dash: the output ended `done\n^[P>|tmux 3`):
+    the start of an answer's echo at the very end, after a query whose whole answer
+    is not there, goes; the same text before the end, or without that query, stays."""
+    asked = b"\x1b[>qdone\r\n"
+    for cut in (b"^[P>|tmux 3", b"^[P>|", b"^[P", b"^[", b"\x1bP>|tmux 3.3a^["):
+        assert drop_answers(asked + cut) == asked, cut
+    assert drop_answers(b"\x1b[6ndone\r\n^[[24;") == b"\x1b[6ndone\r\n"
+    assert drop_answers(asked + b"^[P>|tmux 3.3a^[\\") == asked  # whole, as before
+    assert drop_answers(asked + b"^[Q>|tmux 3") == asked + b"^[Q>|tmux 3"  # no answer's start
+    assert drop_answers(asked + b"^[P>|3\r\nx") == asked + b"^[P>|3\r\nx"  # not at the end
+    assert drop_answers(b"done\r\n^[P>|tmux 3") == b"done\r\n^[P>|tmux 3"
+    # One answer per query: the second query's cut echo goes, the first's whole one too.
+    two = b"\x1b[6n\x1b[>q^[[3;1Rdone\r\n^[P>"
+    assert drop_answers(two) == b"\x1b[6n\x1b[>qdone\r\n"
+
+
 @pytest.mark.ssh
 def test_a_server_asking_the_terminal_at_login_neither_wedges_nor_lies(
     sane_ctx: Context, make_fleet: Callable[..., Any]

@@ -11,7 +11,8 @@ whose output asked, clears the command line the reply landed on
 
 The echo is removed only where it is provably the answer: after each query tmux
 answers (tmux 3.3a, measured: the table below), the first text of that answer's
-exact form that follows it, at most one per query; the query itself is the
+exact form that follows it, at most one per query (or, when the data ends before
+a whole one, the start of one at its very end); the query itself is the
 program's output and is treated as any escape sequence (removed unless
 ``keep_ansi``). ESC echoes as ``^[`` (``echoctl``, the default) or as itself.
 """
@@ -33,6 +34,15 @@ ANSWERED = (
 )
 _QUERY = re.compile(b"|".join(b"(" + query + b")" for query, _ in ANSWERED))
 _ANSWER = [re.compile(_ESC + answer) for _, answer in ANSWERED]
+# The start of an answer's echo, cut by the end of the data: tmux writes an answer
+# while the program goes on, so its echo can straddle the run's end marker (seen under
+# load: `done\n^[P>|tmux 3` before the marker, `.3a^[\` after it). One per answer
+# above, in the same order, each matching only a proper start of that answer's form.
+_CSI_START = _ESC + rb"(?:\[[?>]?[\d;]{0,32})?\Z"
+_ANSWER_START = [
+    *(re.compile(_CSI_START) for _ in ANSWERED[:-1]),
+    re.compile(_ESC + rb"(?:P(?:>(?:\|[^\x1b^\r\n]{0,64}(?:\^\[?|\x1b)?)?)?)?\Z"),
+]
 
 
 def asks(data: bytes) -> bool:
@@ -59,7 +69,11 @@ def drop_answers(data: bytes) -> bytes:
         kind = query.lastindex
         if kind is None:
             continue
-        echo = _ANSWER[kind - 1].search(data, max(query.end(), after))
+        start = max(query.end(), after)
+        echo = _ANSWER[kind - 1].search(data, start)
+        if echo is None:
+            # No whole answer after this query: the data may end inside its echo.
+            echo = _ANSWER_START[kind - 1].search(data, start)
         if echo is not None:
             spans.append(echo.span())
             after = echo.end()
