@@ -108,10 +108,10 @@ def _tmux_commands(ctx: Context, work: Any) -> int:
         count += 1
         return run(self, *args, **kwargs)
 
-    def counted_send(self: ControlClient, *commands: str) -> Any:
+    def counted_send(self: ControlClient, *commands: str, **kwargs: Any) -> Any:
         nonlocal count
         count += len(commands)
-        return send(self, *commands)
+        return send(self, *commands, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(TmuxServer, "run", counted_run)
