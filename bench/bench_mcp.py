@@ -16,7 +16,14 @@ token in every request) and with a lean client of the same protocol
 (``bench/lean_mcp_http.py``: one keep-alive ``http.client`` connection, session id and
 protocol-version headers, each result checked against its output schema as the SDK's
 client does), because the SDK's HTTP client alone costs more CPU a call than the
-server.
+server. Then the TypeScript SDK's own client (``@modelcontextprotocol/sdk`` from
+``tests/ts-client/node_modules``, what Claude Code and the MCP Inspector embed), held warm
+in a node process (``bench/ts_mcp_client.mjs``) through its ``StdioClientTransport``
+(spawning its own ``sane mcp``) and its ``StreamableHTTPClientTransport`` (the same HTTP
+server): the bench sends it one line a call, node times the SDK call alone (wall and
+its own CPU) and answers with the figures, so these calls interleave with the raw round
+trip like the others. Without node or those modules the TypeScript rows are left out
+and the script says so.
 
 What is measured (wall clock, ``time.perf_counter``, in the client):
 
@@ -40,13 +47,14 @@ d. What an agent without sane pays for the same: ``tmux send-keys`` of ``true; t
    interleaved with the MCP calls (one of each in turn, N rounds), so a load that
    moves during the run moves both sides of the ratio.
    Goal (issue 15): the MCP call (a) <= 0.75x this round trip, over stdio and over
-   HTTP; one row per client.
+   HTTP; one row per client (the Python SDK's, the lean one, the TypeScript SDK's).
 
 With each call of (a) and ping, the CPU time it cost the server process (all its
 threads, from ``/proc/PID/task/*/schedstat``) and the client (this process,
-``getrusage``): on a shared machine wall clock grows with the load (each process gets
-its share of the cores), CPU time much less, so it shows what a change saved when the
-load makes wall figures move (Linux only; elsewhere left out).
+``getrusage``; node's ``process.cpuUsage`` for the TypeScript client): on a shared
+machine wall clock grows with the load (each process gets its share of the cores), CPU
+time much less, so it shows what a change saved when the load makes wall figures move
+(Linux only; elsewhere left out).
 """
 
 from __future__ import annotations
@@ -54,8 +62,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import glob
+import json
 import os
 import resource
+import selectors
 import shutil
 import statistics
 import sys
@@ -82,15 +92,6 @@ from sane.testing.pytest_plugin import TmuxTestServer
 def _check(doc: dict[str, Any]) -> None:
     if doc.get("status") != "completed" or doc.get("exit_code") != 0:
         raise RuntimeError(f"`true` did not complete: {doc}")
-
-
-async def _timed(fn: Callable[[], Awaitable[object]], runs: int) -> list[float]:
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        await fn()
-        samples.append(time.perf_counter() - start)
-    return samples
 
 
 def _process_cpu(pid: int) -> float | None:
@@ -134,6 +135,80 @@ class Cpu:
         )
 
 
+TS_CLIENT = Path(__file__).resolve().parent / "ts_mcp_client.mjs"
+TS_SDK = Path(__file__).resolve().parent.parent / "tests" / "ts-client" / "node_modules"
+TS_DEADLINE = 120.0  # a loaded 2-core machine: node start-up plus sane's, or one call
+
+
+class TsClient:
+    """The TypeScript SDK's client in a node process (``bench/ts_mcp_client.mjs``), held
+    warm: one JSON line a request, answered with the wall and CPU time node measured
+    around the SDK call alone, so the pipe to this process is not in the figures."""
+
+    def __init__(self, target: object, env: dict[str, str]) -> None:
+        import subprocess
+
+        node = shutil.which("node")
+        if node is None:
+            raise RuntimeError("node is not installed")
+        self.process = subprocess.Popen(
+            [node, str(TS_CLIENT), json.dumps(target)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self.buffer = b""
+        ready = self._line()
+        self.server_pid: int | None = ready.get("pid")
+
+    def _line(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        end = time.monotonic() + TS_DEADLINE
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.process.stdout, selectors.EVENT_READ)
+            while b"\n" not in self.buffer:
+                left = end - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    raise TimeoutError(f"the TypeScript client did not answer in {TS_DEADLINE} s")
+                piece = os.read(self.process.stdout.fileno(), 1 << 16)
+                if not piece:
+                    raise RuntimeError(f"the TypeScript client exited ({self.process.wait()})")
+                self.buffer += piece
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        answer: dict[str, Any] = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"TypeScript client: {answer['error']}")
+        return answer
+
+    def request(self, command: dict[str, Any]) -> tuple[float, float]:
+        """One request: (wall seconds, the client's CPU seconds), as node timed them."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(command).encode() + b"\n")
+        self.process.stdin.flush()
+        answer = self._line()
+        return answer["ms"] / 1000, answer["cpu_ms"] / 1000
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except Exception:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def ts_skip_reason() -> str | None:
+    """Why the TypeScript rows cannot be measured here, or None."""
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not (TS_SDK / "@modelcontextprotocol" / "sdk").is_dir():
+        return "no tests/ts-client/node_modules (bin/sane-bootstrap runs npm ci there)"
+    return None
+
+
 def _raw_trip(srv: TmuxTestServer, pane: str) -> Callable[[], None]:
     """The floor an agent without sane pays: ``tmux send-keys 'true; tmux wait-for -S
     CH' Enter`` and ``tmux wait-for CH`` as processes (no output, no exit code)."""
@@ -161,8 +236,11 @@ def _raw_trip(srv: TmuxTestServer, pane: str) -> Callable[[], None]:
     return trip
 
 
+Step = Callable[[], Awaitable["tuple[float, float] | None"]]
+
+
 async def bench_mcp(
-    env: dict[str, str], srv: TmuxTestServer, panes: dict[str, str], runs: int
+    env: dict[str, str], srv: TmuxTestServer, panes: dict[str, str], runs: int, ts: bool
 ) -> tuple[dict[str, dict[str, float]], float]:
     """The same calls through one ``sane mcp`` over stdio and one ``sane mcp --http``
     (the SDK's streamable HTTP client, bearer token in every request), interleaved
@@ -192,17 +270,22 @@ async def bench_mcp(
         )
         sessions["HTTP"] = await stack.enter_async_context(ClientSession(read, write))
 
+        transports = [*sessions, LEAN]
         lean = LeanMcpHttp(server.url, server.token)
         stack.callback(lean.close)
         lean.initialize()
         lean.list_tools()
 
-        steps: dict[str, Callable[[], Awaitable[object]]] = {}
+        steps: dict[str, Step] = {}
         server_of: dict[str, int | None] = {}
         for transport, session in sessions.items():
             await session.initialize()
             await session.list_tools()  # the client caches the output schemas it checks with
-            steps[f"{transport} ping"] = session.send_ping
+
+            async def sdk_ping(session: ClientSession = session) -> None:
+                await session.send_ping()
+
+            steps[f"{transport} ping"] = sdk_ping
             server_of[f"{transport} ping"] = pids[transport]
             for shell, pane in panes.items():
 
@@ -228,6 +311,32 @@ async def bench_mcp(
             steps[f"{LEAN} {shell}"] = lean_call
             server_of[f"{LEAN} {shell}"] = pids["HTTP"]
 
+        if ts:
+            ts_clients = {
+                TS_STDIO: TsClient([sys.executable, "-m", "sane.cli.main", "mcp"], env),
+                TS_HTTP: TsClient({"url": server.url, "token": server.token}, env),
+            }
+            for name, ts_client in ts_clients.items():
+                stack.callback(ts_client.close)
+                server_pid = ts_client.server_pid if name == TS_STDIO else pids["HTTP"]
+                transports.append(name)
+
+                async def ts_ping(ts_client: TsClient = ts_client) -> tuple[float, float]:
+                    return ts_client.request({"op": "ping"})
+
+                steps[f"{name} ping"] = ts_ping
+                server_of[f"{name} ping"] = server_pid
+                for shell, pane in panes.items():
+
+                    async def ts_call(
+                        ts_client: TsClient = ts_client, pane: str = pane
+                    ) -> tuple[float, float]:
+                        arguments = {"command": "true", "pane": pane}
+                        return ts_client.request({"op": "call", "arguments": arguments})
+
+                    steps[f"{name} {shell}"] = ts_call
+                    server_of[f"{name} {shell}"] = server_pid
+
         async def raw_trip() -> None:
             raw()
 
@@ -244,18 +353,22 @@ async def bench_mcp(
                 server_before = None if pid is None else _process_cpu(pid)
                 client_before = _own_cpu()
                 start = time.perf_counter()
-                await step()
-                samples[name].append(time.perf_counter() - start)
+                own = await step()  # a client in another process times itself
+                wall = time.perf_counter() - start
                 client_after = _own_cpu()
                 server_after = None if pid is None else _process_cpu(pid)
+                client_cpu = client_after - client_before
+                if own is not None:
+                    wall, client_cpu = own
+                samples[name].append(wall)
                 if server_before is None or server_after is None:
                     used.known = False
                 else:
                     used.server += server_after - server_before
-                    used.client += client_after - client_before
+                    used.client += client_cpu
 
     medians: dict[str, dict[str, float]] = {}
-    for transport in [*sessions, LEAN]:
+    for transport in transports:
         ping = median_ms(samples[f"{transport} ping"])
         medians[transport] = {"ping": ping}
         ping_cpu = cpu[f"{transport} ping"].per_call(runs)
@@ -276,10 +389,14 @@ async def bench_mcp(
 
 
 LEAN = "HTTP lean"
+TS_STDIO = "TS stdio"
+TS_HTTP = "TS HTTP"
 CLIENTS = {
-    "stdio": "the SDK's stdio client",
-    "HTTP": "the SDK's streamable HTTP client",
+    "stdio": "the Python SDK's stdio client",
+    "HTTP": "the Python SDK's streamable HTTP client",
     LEAN: "a lean http.client MCP client over HTTP",
+    TS_STDIO: "the TypeScript SDK's StdioClientTransport",
+    TS_HTTP: "the TypeScript SDK's StreamableHTTPClientTransport",
 }
 
 
@@ -342,7 +459,10 @@ def main() -> int:
     )
     with private_tmux("sane-bench-mcp") as (srv, env, tmp):
         panes = {"dash": srv.new_pane("dash"), "bash": srv.new_pane("bash")}
-        mcp, raw = anyio.run(bench_mcp, env, srv, panes, args.runs)
+        ts_skip = ts_skip_reason()
+        if ts_skip is not None:
+            print(f"TypeScript SDK rows left out: {ts_skip}", flush=True)
+        mcp, raw = anyio.run(bench_mcp, env, srv, panes, args.runs, ts_skip is None)
         library = bench_library(srv, tmp / "home", panes["dash"], args.runs)
         stdio = mcp["stdio"]
         report(
