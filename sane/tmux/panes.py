@@ -172,6 +172,14 @@ STATE_CHANGED = "sane-pane-state-changed"
 _STATE_CHANGED_COMMAND = f'select-pane -t "%{STATE_CHANGED}"'
 
 
+def comparable(text: str) -> bool:
+    """Can :func:`if_unchanged` compare a pane's state with ``text``? Not when a value
+    in it holds a line break (a shell note, a server name): a format cannot hold one, so
+    the state must be read again instead. One definition for the run that decides
+    whether to type with a known state and for the line that checks it."""
+    return "\n" not in text and "\r" not in text
+
+
 def if_unchanged(pane_id: str, text: str, commands: list[str]) -> tuple[str, int] | None:
     """One tmux command running ``commands`` only if the pane's state is still ``text``
     (:func:`read_state_text`), and the reply blocks tmux answers it with when they ran.
@@ -182,10 +190,10 @@ def if_unchanged(pane_id: str, text: str, commands: list[str]) -> tuple[str, int
     the state of its own before it (one round trip to tmux). Otherwise tmux answers
     with an error naming :data:`STATE_CHANGED`, nothing of ``commands`` done. A failing
     command among them ends them as in a plain line (its error ends the reply). None
-    when ``text`` cannot be written into a format (a value holding a line break)."""
+    when ``text`` cannot be written into a format (not :func:`comparable`)."""
     from sane.tmux.command import quote
 
-    if "\n" in text or "\r" in text:
+    if not comparable(text):
         return None
     # In a format, "#", "," and "}" are written "##", "#," and "#}".
     known = text.replace("#", "##").replace(",", "#,").replace("}", "#}")

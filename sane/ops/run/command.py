@@ -118,8 +118,7 @@ def _state_for_run(ctx: Context, pane: str, opts: RunOptions) -> tuple[panes.Pan
             types_at_once(state, opts)
             and state.busy_flag is None
             and not state.shell_new
-            and "\n" not in text
-            and "\r" not in text
+            and panes.comparable(text)
             and ctx.hub.attached(state.session_id)
         ):
             return state, text
