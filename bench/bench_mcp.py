@@ -137,25 +137,21 @@ class Cpu:
 
 TS_CLIENT = Path(__file__).resolve().parent / "ts_mcp_client.mjs"
 TS_SDK = Path(__file__).resolve().parent.parent / "tests" / "ts-client" / "node_modules"
-TS_DEADLINE = 120.0  # a loaded 2-core machine: node start-up plus sane's, or one call
+TS_DEADLINE = 120.0  # a loaded 2-core machine: a client's start-up plus sane's, or one call
 
 
-class TsClient:
-    """The TypeScript SDK's client in a node process (``bench/ts_mcp_client.mjs``), held
-    warm: one JSON line a request, answered with the wall and CPU time node measured
-    around the SDK call alone, so the pipe to this process is not in the figures."""
+class LineClient:
+    """An MCP client in a process of its own, held warm: one JSON line a request on its
+    stdin, answered with the wall and CPU time it measured around the client call alone
+    (so the pipe to this process is not in the figures). The TypeScript SDK's client is
+    one (``bench/ts_mcp_client.mjs``), and so are ``bench_mcp_clients.py``'s Python ones.
+    Its first line says it is ready (and, for a stdio client, its server's pid)."""
 
-    def __init__(self, target: object, env: dict[str, str]) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
         import subprocess
 
-        node = shutil.which("node")
-        if node is None:
-            raise RuntimeError("node is not installed")
         self.process = subprocess.Popen(
-            [node, str(TS_CLIENT), json.dumps(target)],
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
+            argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         self.buffer = b""
         ready = self._line()
@@ -169,23 +165,28 @@ class TsClient:
             while b"\n" not in self.buffer:
                 left = end - time.monotonic()
                 if left <= 0 or not sel.select(left):
-                    raise TimeoutError(f"the TypeScript client did not answer in {TS_DEADLINE} s")
+                    raise TimeoutError(f"the client did not answer in {TS_DEADLINE} s")
                 piece = os.read(self.process.stdout.fileno(), 1 << 16)
                 if not piece:
-                    raise RuntimeError(f"the TypeScript client exited ({self.process.wait()})")
+                    raise RuntimeError(f"the client exited ({self.process.wait()})")
                 self.buffer += piece
         line, self.buffer = self.buffer.split(b"\n", 1)
         answer: dict[str, Any] = json.loads(line)
         if "error" in answer:
-            raise RuntimeError(f"TypeScript client: {answer['error']}")
+            raise RuntimeError(f"client: {answer['error']}")
         return answer
 
-    def request(self, command: dict[str, Any]) -> tuple[float, float]:
-        """One request: (wall seconds, the client's CPU seconds), as node timed them."""
+    def send(self, command: dict[str, Any]) -> dict[str, Any]:
+        """One request; the client's figures of it (``ms``, ``cpu_ms``, ``user_ms``,
+        ``sys_ms``)."""
         assert self.process.stdin is not None
         self.process.stdin.write(json.dumps(command).encode() + b"\n")
         self.process.stdin.flush()
-        answer = self._line()
+        return self._line()
+
+    def request(self, command: dict[str, Any]) -> tuple[float, float]:
+        """One request: (wall seconds, the client's CPU seconds), as it timed them."""
+        answer = self.send(command)
         return answer["ms"] / 1000, answer["cpu_ms"] / 1000
 
     def close(self) -> None:
@@ -198,6 +199,15 @@ class TsClient:
             self.process.wait()
         if self.process.stdout is not None:
             self.process.stdout.close()
+
+
+def ts_client(target: object, env: dict[str, str]) -> LineClient:
+    """The TypeScript SDK's client for ``target`` (a stdio server's argv, or ``{"url":
+    URL, "token": TOKEN}``), connected, its tools listed."""
+    node = shutil.which("node")
+    if node is None:
+        raise RuntimeError("node is not installed")
+    return LineClient([node, str(TS_CLIENT), json.dumps(target)], env)
 
 
 def ts_skip_reason() -> str | None:
@@ -313,26 +323,26 @@ async def bench_mcp(
 
         if ts:
             ts_clients = {
-                TS_STDIO: TsClient([sys.executable, "-m", "sane.cli.main", "mcp"], env),
-                TS_HTTP: TsClient({"url": server.url, "token": server.token}, env),
+                TS_STDIO: ts_client([sys.executable, "-m", "sane.cli.main", "mcp"], env),
+                TS_HTTP: ts_client({"url": server.url, "token": server.token}, env),
             }
-            for name, ts_client in ts_clients.items():
-                stack.callback(ts_client.close)
-                server_pid = ts_client.server_pid if name == TS_STDIO else pids["HTTP"]
+            for name, line_client in ts_clients.items():
+                stack.callback(line_client.close)
+                server_pid = line_client.server_pid if name == TS_STDIO else pids["HTTP"]
                 transports.append(name)
 
-                async def ts_ping(ts_client: TsClient = ts_client) -> tuple[float, float]:
-                    return ts_client.request({"op": "ping"})
+                async def ts_ping(line_client: LineClient = line_client) -> tuple[float, float]:
+                    return line_client.request({"op": "ping"})
 
                 steps[f"{name} ping"] = ts_ping
                 server_of[f"{name} ping"] = server_pid
                 for shell, pane in panes.items():
 
                     async def ts_call(
-                        ts_client: TsClient = ts_client, pane: str = pane
+                        line_client: LineClient = line_client, pane: str = pane
                     ) -> tuple[float, float]:
                         arguments = {"command": "true", "pane": pane}
-                        return ts_client.request({"op": "call", "arguments": arguments})
+                        return line_client.request({"op": "call", "arguments": arguments})
 
                     steps[f"{name} {shell}"] = ts_call
                     server_of[f"{name} {shell}"] = server_pid
@@ -445,18 +455,26 @@ def private_tmux(prefix: str) -> Iterator[tuple[TmuxTestServer, dict[str, str], 
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def headline(title: str, runs: int) -> bool:
+    """Print what the run is and where (the load moves every figure); False, having
+    said so, when tmux is missing."""
+    if shutil.which("tmux") is None:
+        print("tmux is not installed", file=sys.stderr)
+        return False
+    print(
+        f"{title}: N={runs}, {os.cpu_count()} CPUs, "
+        f"Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=200, help="calls per measurement (200)")
     args = parser.parse_args()
-    if shutil.which("tmux") is None:
-        print("tmux is not installed", file=sys.stderr)
+    if not headline("sane mcp bench", args.runs):
         return 2
-    print(
-        f"sane mcp bench: N={args.runs}, {os.cpu_count()} CPUs, "
-        f"Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.2f}",
-        flush=True,
-    )
     with private_tmux("sane-bench-mcp") as (srv, env, tmp):
         panes = {"dash": srv.new_pane("dash"), "bash": srv.new_pane("bash")}
         ts_skip = ts_skip_reason()

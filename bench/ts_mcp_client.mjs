@@ -11,7 +11,8 @@
 //   {"op": "ping"}                        -> client.ping()
 //   {"op": "call", "arguments": {...}}    -> client.callTool run_command, the result
 //                                            checked: completed with exit code 0
-// with {"ms": wall, "cpu_ms": this process's CPU (user + system)} of that one request,
+// with {"ms": wall, "cpu_ms": this process's CPU (user + system), "user_ms", "sys_ms"} of
+// that one request,
 // both taken inside node around the SDK call alone (the pipe to the bench is not in
 // them), or {"error": "..."}. End of stdin closes the client.
 import { createInterface } from "node:readline";
@@ -58,7 +59,7 @@ for await (const line of createInterface({ input: process.stdin })) {
     await step(command);
     const ms = performance.now() - start;
     const used = process.cpuUsage(cpu);
-    answer = { ms, cpu_ms: (used.user + used.system) / 1000 };
+    answer = { ms, cpu_ms: (used.user + used.system) / 1000, user_ms: used.user / 1000, sys_ms: used.system / 1000 };
   } catch (err) {
     answer = { error: String(err) };
   }
