@@ -430,8 +430,18 @@ def status_probe(nonce: str, kind: str = SHELL_POSIX) -> str:
     fmt = _fmt("%s", True)
     return (
         f' __sane_z=$?; __sane_k={NEW_SHELL}; [ -z "${{__sane_go-}}" ] ||'
-        f' __sane_k={STATUS}; printf \'{fmt}\' {nonce} "$__sane_k" "$__sane_z";'
-        " __sane_n="
+        f" __sane_k={STATUS};"
+        # The prompt marker put back, as the runner does at a run's end (the abort
+        # skipped that): a run that set PS1 (`PS1='x> '; sleep 30`, interrupted) left
+        # a prompt without it, and where only the runner puts it back (every shell but
+        # bash, zsh and fish) the prompt after this line was never seen: the screen
+        # check's record of it stayed stale and the next run was refused pane_has_input
+        # (mksh, ksh93, yash, ash: always; dash, posh: when the kernel's echo of the
+        # line was slow). __sane_pp is set once __sane_ps is defined (the takeover).
+        # `|| :`: __sane_ps returns the status it found (the test's 1), which would
+        # set off zsh's ZERR trap (sane's own overwrote __sane_z) or a user's ERR trap.
+        ' [ -z "${__sane_pp-}" ] || __sane_ps || :;'
+        f' printf \'{fmt}\' {nonce} "$__sane_k" "$__sane_z"; __sane_n='
     )
 
 
