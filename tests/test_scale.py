@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shlex
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,9 +20,11 @@ from sane.fleet.run import fleet_run
 from sane.ops.context import Context
 from sane.ops.has_input import after_takeover
 from sane.testing.fleet import register
+from sane.testing.pytest_plugin import TmuxTestServer
 from sane.tmux import structure
 from sane.tmux.panes import OPT_SHELL_PID
 
+from .conftest import run
 from .test_fleet import handshakes, peak_concurrency, peak_overlap
 
 
@@ -127,6 +131,56 @@ def test_a_cold_connect_costs_tmux_the_same_per_server_at_any_size(
         assert len(with_yank) == 1 and any(OPT_SHELL_PID in c for c in with_yank[0]), with_yank
     result = fleet_run(sane_ctx, servers, "echo $FLEET_HOST", max_parallel=3)
     assert [r["output"] for r in result["results"]] == [f"{s.name}\n" for s in servers]
+
+
+def test_a_cold_server_changes_each_tmux_option_once(
+    sane_ctx: Context, ssh_fleet: Any, tmux_server: TmuxTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tmux 3.3a recomputes every window's size at any option change, so each
+    ``set-option`` of a cold connect costs tmux O(windows): a fleet's connect makes a
+    window per server, O(N) each, O(N²) in all (measured: 25 us of tmux CPU for one with
+    10 windows, 680 us with 1,000). None is sent twice for a server's pane, and none
+    that another command does anyway: ``remain-on-exit`` only with the marks that make
+    the pane sane's (before: again at the takeover), the window's size made manual by
+    ``resize-window`` (before: also a ``set-option -w window-size manual``). What they
+    did still holds, as tmux reports it; and a pane sane did not make (a person's) still
+    gets ``remain-on-exit`` at its takeover."""
+    from sane.tmux.control import ControlClient
+
+    servers = register(sane_ctx.home, ssh_fleet)
+    ensure_session(sane_ctx)
+    sent: list[str] = []
+    send = ControlClient.send
+
+    def spy(self: ControlClient, *commands: str, **marks: Any) -> Any:
+        sent.extend(commands)
+        return send(self, *commands, **marks)
+
+    def option(command: str) -> str:  # the option a set-option line changes
+        words = iter(shlex.split(command)[1:])
+        return next(w for w in words if not (w.startswith("-") and (w != "-t" or next(words))))
+
+    monkeypatch.setattr(ControlClient, "send", spy)
+    reports = connect_many(sane_ctx, servers, max_parallel=3)
+    assert [r["ok"] for r in reports] == [True] * 3, reports
+    sets = [c for c in sent if shlex.split(c)[0] == "set-option"]
+    assert not [c for c in sets if option(c) == "window-size"], sets
+    # Each pane option once per server (the three panes' own), none twice for one.
+    changed = Counter(option(c) for c in sets if "-p" in shlex.split(c))
+    assert set(changed.values()) == {3}, changed
+    assert changed["remain-on-exit"] == 3
+    for report in reports:
+        pane = report["pane"]
+        assert tmux_server.run("show-options", "-pv", "-t", pane, "remain-on-exit") == "on\n"
+    # The lone window a pane is made in (the orchestrator's here, made the same way).
+    local = structure.ensure_local_pane(sane_ctx.server, sane_ctx.session_name, "w", "local")
+    got = tmux_server.run("display-message", "-p", "-t", local, "#{window_width}x#{window_height}")
+    assert got == "200x50\n"
+    assert tmux_server.run("show-options", "-wv", "-t", local, "window-size") == "manual\n"
+    assert tmux_server.run("show-options", "-pv", "-t", local, "remain-on-exit") == "on\n"
+    person = tmux_server.new_pane("bash")
+    assert run(sane_ctx, person, "echo mine")["output"] == "mine\n"
+    assert tmux_server.run("show-options", "-pv", "-t", person, "remain-on-exit") == "on\n"
 
 
 def test_a_pane_another_process_made_since_the_listing_is_used_not_doubled(

@@ -435,6 +435,11 @@ def install_runner(
         prompt = await_prompt(stream, seen, ready.end, frozenset({token}))
         if prompt is not None:
             options.append(record_prompt(pane, prompt))
+    # A pane sane made (it has a role) has been kept on exit since it was made
+    # (``structure.prepare_commands``): setting it again would cost tmux a pass over
+    # every window (any option change does), once per server of a cold connect.
+    if not state.role:
+        options.append(f"set-option -p -t {pane} remain-on-exit on")
     # One tmux line: the shell pid last, since it is what marks the runner installed
     # (``PaneState.runner_installed``) for every other sane process.
     client.command(
@@ -442,7 +447,6 @@ def install_runner(
         f"set-option -p -t {pane} {panes.OPT_TOKEN} '{tokens}'",
         f"set-option -p -t {pane} {panes.OPT_SHELL_KIND} {kind}",
         f"set-option -p -t {pane} {panes.OPT_EDITOR} {editor}",
-        f"set-option -p -t {pane} remain-on-exit on",
         f"set-option -p -t {pane} {panes.OPT_SHELL_PID} {state.pid}",
     )
     typed = typed_meanwhile(seen, ready.tag)

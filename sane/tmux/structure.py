@@ -223,11 +223,17 @@ def _file_lock(path: Path, what: str) -> Iterator[None]:
 
 def prepare_commands(pane_id: str, role: str, server_name: str | None = None) -> list[list[str]]:
     """The tmux commands that mark a pane as sane's and keep it around when its shell
-    exits: sent together (one command list), never one tmux round trip each."""
+    exits: sent together (one command list), never one tmux round trip each.
+
+    As few ``set-option`` as the marks need: tmux 3.3a recomputes the size of every
+    window of the server at any option change (``options_push_changes``), so each
+    costs tmux O(windows), and a cold fleet connect makes one window per server. The
+    window's size is made manual by ``resize-window`` itself (it sets the window's
+    ``window-size`` to ``manual``), so no ``set-option -w window-size`` goes with it;
+    the takeover leaves ``remain-on-exit`` alone on a pane marked here."""
     commands = [
         ["set-option", "-p", "-t", pane_id, panes.OPT_ROLE, role],
         ["set-option", "-p", "-t", pane_id, "remain-on-exit", "on"],
-        ["set-option", "-w", "-t", pane_id, "window-size", "manual"],
         ["resize-window", "-t", pane_id, "-x", str(PANE_WIDTH), "-y", str(PANE_HEIGHT)],
     ]
     if server_name is not None:
