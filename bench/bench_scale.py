@@ -521,8 +521,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         table[count] = bench_size(count, parallels, parts)
         print(f"  (load {os.getloadavg()[0]:.1f} at the end)", flush=True)
         for what, mine, base in table[count]:
-            ratio = f"  ratio {mine / base:.2f}x" if base else ""
-            print(f"  {what}: {mine:.0f} ms vs {base:.0f} ms{ratio}", flush=True)
+            # No baseline (the peer not installed): sane's figure alone.
+            against = f" vs {base:.0f} ms  ratio {mine / base:.2f}x" if base else ""
+            print(f"  {what}: {mine:.0f} ms{against}", flush=True)
     if len(sizes) > 1:
         small, large = min(sizes), max(sizes)
         print(f"per added server, N = {small} -> {large} (ms/server, sane | baseline):")

@@ -170,3 +170,39 @@ def test_a_ctrl_c_while_a_wave_is_written_leaves_no_line_behind(
     assert [(r["status"], r["exit_code"], r["output"]) for r in result["results"]] == [
         ("completed", 0, f"{s.name}\n") for s in servers
     ], result
+
+
+def test_a_warm_run_types_its_line_and_the_kill_keys_in_one_tmux_command(
+    sane_ctx: Context, make_fleet: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each tmux command of a warm run costs tmux a command of its own (a reply block,
+    the hooks looked up after it) and sane's reader two lines, per server (issue 17):
+    the C-e C-u after the hold key goes in the ``send-keys`` typing the line, so a
+    claim-and-type is four commands (claim, ``copy-mode -q``, hold key, keys), and the
+    shell still gets the same keys in the same order (the outputs exact). Before,
+    C-e C-u was a ``send-keys`` of its own: five commands per server."""
+    from sane.tmux.control import ControlClient
+
+    servers = register(sane_ctx.home, make_fleet(3))
+    fleet_run(sane_ctx, servers, "true", max_parallel=3)  # every pane warm
+    lines: list[tuple[str, ...]] = []
+    send = ControlClient.send
+
+    def spy(self: ControlClient, *commands: str, **kwargs: Any) -> Any:
+        lines.append(commands)
+        return send(self, *commands, **kwargs)
+
+    monkeypatch.setattr(ControlClient, "send", spy)
+    result = fleet_run(sane_ctx, servers, "echo $FLEET_HOST", max_parallel=3)
+    assert [(r["status"], r["exit_code"], r["output"]) for r in result["results"]] == [
+        ("completed", 0, f"{s.name}\n") for s in servers
+    ], result
+    claims = [line for line in lines if line[0].startswith("set-option -p -o -t %")]
+    assert len(claims) == 3, lines
+    for claim in claims:
+        pane = claim[0].split()[4]
+        assert len(claim) == 4, claim
+        assert claim[1] == f"copy-mode -q -t {pane}", claim
+        assert claim[2].startswith(f"send-keys -t {pane} -H "), claim
+        assert claim[3].startswith(f"send-keys -t {pane} C-e C-u ' "), claim
+        assert claim[3].endswith("' Enter"), claim

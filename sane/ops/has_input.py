@@ -19,7 +19,7 @@ what to type before its line and what to do when the shell reports held text:
 from __future__ import annotations
 
 import time
-from typing import NoReturn, Protocol
+from typing import NamedTuple, NoReturn, Protocol
 
 from sane import errors
 from sane.protocol.editor import (
@@ -133,20 +133,30 @@ def clear_answers_left(client: ControlClient, state: panes.PaneState, scanner: R
         client.unwatch(state.pane_id, stream)
 
 
-def before_typing(state: panes.PaneState, clear_input: bool) -> list[str]:
-    """The tmux commands to send right before sane's typed line (in the same command
-    line): the hold key, or with ``clear_input`` the drop key, where the shell's
-    editor has sane's widgets; nothing elsewhere."""
+class Before(NamedTuple):
+    """What goes right before sane's typed input, in the same tmux command line:
+    ``commands`` of their own, then ``keys`` (tmux key names) typed by the same
+    ``send-keys`` as the input where it is typed (one tmux command per run less: each
+    costs tmux a command of its own and a reply block, issue 17)."""
+
+    commands: tuple[str, ...] = ()
+    keys: str = ""
+
+
+NOTHING_BEFORE = Before()
+
+
+def before_typing(state: panes.PaneState, clear_input: bool) -> Before:
+    """What to send right before sane's typed line (in the same command line): the
+    hold key, or with ``clear_input`` the drop key, where the shell's editor has sane's
+    widgets; nothing elsewhere."""
     if state.editor != EDITOR_HOLD:
-        return []
+        return NOTHING_BEFORE
     # Then C-e C-u: nothing where the widget emptied the line; where the shell in the
     # foreground turns out not to be the one with the widgets (it exec'd another, a
     # person started a shell or ssh in the pane), the key arrived as text: that line
     # is killed, so sane's line (whose missing-runner guard then speaks) runs alone.
-    return [
-        _hex_keys(state.pane_id, DROP_KEY if clear_input else HOLD_KEY),
-        f"send-keys -t {state.pane_id} {KILL_LINE}",
-    ]
+    return Before((_hex_keys(state.pane_id, DROP_KEY if clear_input else HOLD_KEY),), KILL_LINE)
 
 
 # Shells whose editors take sane's widgets, and the key that moves their cursor to the

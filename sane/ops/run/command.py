@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from sane import errors
 from sane.ops.context import Context
 from sane.ops.has_input import (
+    NOTHING_BEFORE,
+    Before,
     answers_cleared,
     before_typing,
     check_screen,
@@ -493,7 +495,7 @@ def _send(
     typed: RunInput,
     nonce: str,
     claim: str | None,
-    before: list[str] | None = None,
+    before: Before = NOTHING_BEFORE,
     known: str | None = None,
 ) -> None:
     commands = typing_line(pane_id, typed, nonce, claim, before)
@@ -511,18 +513,23 @@ def typing_line(
     typed: RunInput,
     nonce: str,
     claim: str | None,
-    before: list[str] | None = None,
+    before: Before = NOTHING_BEFORE,
 ) -> list[str]:
     """The tmux commands typing the run's input; with ``claim``, in the same tmux line
-    as the claim, so a pane that is busy never receives a keystroke. ``before``:
-    commands typing what must precede it in that line (sane.ops.has_input)."""
+    as the claim, so a pane that is busy never receives a keystroke. ``before``: what
+    must precede it in that line (sane.ops.has_input); its keys go in the same
+    ``send-keys`` as a typed input (tmux types a command's keys in order, into the
+    same write to the pane as keys of separate commands of one line)."""
     first = [claim] if claim is not None else []
     # `copy-mode -q` (a no-op unless the pane is in a mode) in the same line: a person
     # scrolling back in the pane a moment ago must not receive the keys.
     first.append(f"copy-mode -q -t {pane_id}")
-    first.extend(before or ())
+    first.extend(before.commands)
+    lead = f"{before.keys} " if before.keys else ""
     if typed.kind == "keys":
-        return [*first, f"send-keys -t {pane_id} {quote(typed.text)} Enter"]
+        return [*first, f"send-keys -t {pane_id} {lead}{quote(typed.text)} Enter"]
+    if lead:
+        first.append(f"send-keys -t {pane_id} {before.keys}")
     buffer = f"sane-{nonce}"
     return [
         *first,
