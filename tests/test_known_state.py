@@ -180,3 +180,78 @@ def test_if_unchanged_compares_the_whole_state_exactly(tmux_server: TmuxTestServ
         assert panes.state_changed(gone.value), gone.value.message
     finally:
         client.close()
+
+
+def _kept(ctx: Context) -> set[str]:
+    """Every pane id this process keeps something for: a known state, a control
+    client's count of its output or quiet mark."""
+    kept = set(ctx.known_states)
+    for client in ctx.hub.clients().values():
+        kept |= client.panes_noted()
+    return kept
+
+
+def test_a_pane_found_gone_is_forgotten(sane_ctx: Context, tmux_server: TmuxTestServer) -> None:
+    """A run that finds its pane gone drops what this process kept for it (a long-lived
+    ``sane mcp`` kept one entry per pane it ever ran in: they never went)."""
+    tmux_server.new_pane("dash")  # the session outlives the pane killed below
+    pane = _warm(sane_ctx, tmux_server)
+    assert pane in _kept(sane_ctx)
+    tmux_server.run("kill-pane", "-t", pane)
+    with pytest.raises(errors.PaneNotFound):
+        run(sane_ctx, pane, "echo gone")
+    assert pane not in _kept(sane_ctx)
+
+
+def test_what_is_kept_per_pane_stays_bounded(
+    sane_ctx: Context, tmux_server: TmuxTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many panes made, run in and killed by someone else in one Context (a long-lived
+    MCP server): what it keeps per pane is swept once it has doubled, so it stays within
+    twice the bound whatever the number of panes; the live pane's entry stays."""
+    from sane.ops import context
+
+    floor = 6
+    monkeypatch.setattr(context, "SWEEP_FLOOR", floor, raising=False)
+    monkeypatch.setattr(sane_ctx, "_sweep_at", floor, raising=False)
+    keep = tmux_server.new_pane("dash")
+    assert run(sane_ctx, keep, "echo kept")["output"] == "kept\n"
+    most = 0
+    for n in range(30):
+        pane = tmux_server.new_pane("dash")
+        assert run(sane_ctx, pane, f"echo {n}")["output"] == f"{n}\n"
+        tmux_server.run("kill-pane", "-t", pane)
+        most = max(most, len(_kept(sane_ctx)))
+    assert most <= 2 * floor + 2, (most, _kept(sane_ctx))
+    assert keep in _kept(sane_ctx)
+    assert run(sane_ctx, keep, "echo still")["output"] == "still\n"
+
+
+def test_a_known_state_is_not_trusted_in_a_new_tmux_server(
+    sane_ctx: Context, tmux_server: TmuxTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tmux server killed and started again on the same socket, inside one Context:
+    pane ids start again at %0, so the new server's pane may have the id of a pane this
+    process knew. Its known state is not typed against (not even as tmux's check: the
+    run reads the new pane's state first), and the run is exact."""
+    pane = _warm(sane_ctx, tmux_server)
+    old = sane_ctx.known_states[pane][1]
+    tmux_server.kill()
+    tmux_server.start()
+    while True:  # the same id again: %0 is the new session's pane, then one per window
+        again = tmux_server.new_pane("bash")
+        if again == pane:
+            break
+        assert int(again[1:]) < int(pane[1:]), (again, pane)
+    # Something attaches this Context to the new server's session first (an MCP
+    # list_panes, say): the known state's session id is in use again.
+    assert sane_ctx.pane_state(pane).pane_id == pane
+    lines = sent_lines(sane_ctx, pane, monkeypatch)
+    result = run(sane_ctx, pane, "echo new; (exit 5)", timeout=10)
+    assert (result["status"], result["output"], result["exit_code"]) == (
+        "completed",
+        "new\n",
+        5,
+    ), result
+    checked = old.replace("#", "##").replace(",", "#,").replace("}", "#}")  # as in a format
+    assert not any(checked in line for line in lines), lines

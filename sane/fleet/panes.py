@@ -79,6 +79,7 @@ def ensure_session(ctx: Context) -> str:
 def server_panes(ctx: Context) -> dict[str, panes.PaneState]:
     """Live or dead ssh panes of the orchestrator session, by server name."""
     ctx.attach_first(f"={ctx.session_name}")  # the runs will need that client anyway
+    ctx.sweep_if_grown()  # a long-lived process's fleet runs see panes come and go
     try:
         lines = ctx.tmux(
             ["list-panes", "-s", "-t", f"={ctx.session_name}", "-F", panes.STATE_FORMAT]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from typing import TYPE_CHECKING
 
 from sane import errors
@@ -18,8 +19,14 @@ from sane.tmux.command import TmuxServer
 from sane.tmux.control import ControlClient, ControlHub
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
     from pathlib import Path
     from types import TracebackType
+
+# Entries kept for panes (Context.known_states, each control client's counts) at which
+# a first sweep asks tmux which panes still exist; later sweeps come when the entries
+# have doubled since the last one (so one sweep per new entry or fewer, amortized).
+SWEEP_FLOOR = 64
 
 DEFAULT_SESSION = "sane"
 LOCAL_WINDOW = "local"
@@ -42,7 +49,13 @@ class Context:
         # Each pane's state as this process last read it for a run, with the text tmux
         # printed (sane.tmux.panes.if_unchanged): the next run there types with a
         # check of that state in the same tmux command instead of reading it first.
-        self.known_states: dict[str, tuple[panes.PaneState, str]] = {}
+        # Each with the control client of the pane's session that was attached then:
+        # a state is trusted only while that client lives (a tmux server started
+        # again on the same socket gives pane ids from %0 again, to other panes).
+        # An entry goes when its pane is found gone (forget_panes, sweep_if_grown).
+        self.known_states: dict[str, tuple[panes.PaneState, str, ControlClient]] = {}
+        self._sweep_at = SWEEP_FLOOR
+        self._sweep_lock = threading.Lock()
 
     @property
     def home(self) -> Path:
@@ -113,10 +126,50 @@ class Context:
         self.attach_first(target)
         try:
             return panes.read_state_text(self.tmux, target)
-        except errors.SessionNotFound as exc:
+        except (errors.SessionNotFound, errors.PaneNotFound) as exc:
+            if panes.is_pane_id(target):  # gone (tmux never gives its id again)
+                self.forget_panes((target,))
             raise errors.PaneNotFound(f"can't find pane: {target}", pane=target) from exc
-        except errors.PaneNotFound as exc:
-            raise errors.PaneNotFound(f"can't find pane: {target}", pane=target) from exc
+
+    # -- what this process keeps per pane ------------------------------------------
+
+    def forget_panes(self, pane_ids: Collection[str]) -> None:
+        """Drop everything kept for panes that are gone: their known states and each
+        control client's counts (a long-lived ``sane mcp`` would otherwise keep one
+        entry per pane it ever saw)."""
+        if not pane_ids:
+            return
+        for pane_id in pane_ids:
+            self.known_states.pop(pane_id, None)
+        for client in self.hub.clients().values():
+            client.forget(pane_ids)
+
+    def sweep_if_grown(self) -> None:
+        """Once the entries kept per pane reach the next bound (:data:`SWEEP_FLOOR`,
+        then twice what a sweep left), ask tmux for every pane id in one listing and
+        forget the panes gone: panes killed by another process, or by nobody's run,
+        are never found gone by a run of this one. The ids are taken before the listing:
+        an id that was there then and is not listed is gone for good (tmux never gives a
+        pane id twice), while a pane made after the listing was asked keeps its entry.
+        One sweep at a time; a failed listing leaves everything as it was."""
+        clients = self.hub.clients().values()
+        noted = len(self.known_states) + sum(c.noted_count() for c in clients)
+        if noted < self._sweep_at or not self._sweep_lock.acquire(blocking=False):
+            return
+        try:
+            before = set(self.known_states.copy())
+            for client in clients:
+                before |= client.panes_noted()
+            try:
+                live = set(self.tmux(["list-panes", "-a", "-F", "#{pane_id}"]))
+            except errors.SaneError:
+                return
+            self.forget_panes(before - live)
+            clients = self.hub.clients().values()
+            left = len(self.known_states) + sum(c.noted_count() for c in clients)
+            self._sweep_at = max(SWEEP_FLOOR, 2 * left)
+        finally:
+            self._sweep_lock.release()
 
     def default_pane(self) -> panes.PaneState:
         """The local pane of the ``sane`` session, created on first use; never the pane

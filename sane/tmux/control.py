@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from sane import errors
 from sane.tmux.command import TmuxServer
@@ -163,7 +163,8 @@ class ControlClient:
         self._streams: dict[str, tuple[PaneStream, ...]] = {}
         # %output lines seen per pane (every pane of the session, watched or not), and
         # a generation bumped by any notification that may hide a pane's output: see
-        # quiet(). Written by the reader thread only.
+        # quiet(). Counted by the reader thread only; a gone pane's entry is dropped
+        # by forget().
         self._seen: dict[str, int] = {}
         self._generation = 0
         self._quiet: dict[str, Seen] = {}
@@ -315,6 +316,27 @@ class ControlClient:
         return (
             mark is not None and self.alive and mark == (self._generation, self._seen.get(pane_id))
         )
+
+    def panes_noted(self) -> frozenset[str]:
+        """The panes this client keeps a count of output or a quiet mark for (a copy:
+        ``dict.copy`` is one step the reader thread cannot tear)."""
+        return frozenset(self._seen.copy()) | frozenset(self._quiet.copy())
+
+    def noted_count(self) -> int:
+        """How many entries :meth:`panes_noted` would give, at most (no copy)."""
+        return len(self._seen) + len(self._quiet)
+
+    def forget(self, pane_ids: Iterable[str]) -> None:
+        """Drop what this client keeps for panes that are gone (sane.ops.context.Context
+        .forget_panes): every pane of the session that ever printed has an entry, and a
+        long-lived process (``sane mcp``) would keep them all. A pane id is never given
+        again by the same tmux server, and a new server gets new control clients, so a
+        gone pane's entry is never asked for again. (An ``%output`` line of the gone pane
+        still in flight may count it again in the reader thread: one entry, dropped by
+        the next sweep.)"""
+        for pane_id in pane_ids:
+            self._seen.pop(pane_id, None)
+            self._quiet.pop(pane_id, None)
 
     @property
     def alive(self) -> bool:

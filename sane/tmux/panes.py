@@ -172,6 +172,12 @@ STATE_CHANGED = "sane-pane-state-changed"
 _STATE_CHANGED_COMMAND = f'select-pane -t "%{STATE_CHANGED}"'
 
 
+def is_pane_id(target: str) -> bool:
+    """Is ``target`` a pane id (``%`` and digits), which names one pane for the whole
+    life of its tmux server, never another one later (unlike ``session:window.index``)?"""
+    return len(target) > 1 and target[0] == "%" and target[1:].isascii() and target[1:].isdigit()
+
+
 def comparable(text: str) -> bool:
     """Can :func:`if_unchanged` compare a pane's state with ``text``? Not when a value
     in it holds a line break (a shell note, a server name): a format cannot hold one, so

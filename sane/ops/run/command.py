@@ -67,6 +67,7 @@ def run_command(
     errors.refuse_nul("command", command)
     if opts.timeout < 0:
         raise errors.InvalidArgument("timeout must be >= 0", timeout=opts.timeout)
+    ctx.sweep_if_grown()
     started_wall = time.time()
     started = time.perf_counter()
     deadline = time.monotonic() + opts.timeout
@@ -104,7 +105,7 @@ class PaneChanged(Exception):
 def read_for_run(ctx: Context, pane: str) -> panes.PaneState:
     """The pane's state, read; remembered for the next run there (``_state_for_run``)."""
     state, text = ctx.pane_state_text(pane)
-    ctx.known_states[state.pane_id] = (state, text)
+    ctx.known_states[state.pane_id] = (state, text, ctx.client(state.session_id))
     return state
 
 
@@ -115,12 +116,13 @@ def _state_for_run(ctx: Context, pane: str, opts: RunOptions) -> tuple[panes.Pan
     read now (no text)."""
     known = ctx.known_states.get(pane)
     if known is not None:
-        state, text = known
+        state, text, client = known
         if (
             types_at_once(state, opts)
             and state.busy_flag is None
             and not state.shell_new
             and panes.comparable(text)
+            and client.alive  # the same tmux server (a new one gives %0 again)
             and ctx.hub.attached(state.session_id)
         ):
             return state, text
