@@ -6,10 +6,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from typing import TYPE_CHECKING, NamedTuple
 
 from sane import errors
 from sane.ops.context import Context
+from sane.ops.run.liveness import LIVENESS_INTERVAL
 from sane.poll import poll
 from sane.protocol import scanner as sc
 from sane.tmux import panes
@@ -20,6 +22,9 @@ if TYPE_CHECKING:
     from sane.ops.prompts import Waiting
 
 EXIT_SETTLE = 5.0
+# The least time between two SIGCHLD nudges of the tmux server for one dead pane
+# (nudge_reaper): a second one if the first is missed too, never a stream of them.
+NUDGE_INTERVAL = LIVENESS_INTERVAL
 
 
 class Follow(NamedTuple):
@@ -51,15 +56,18 @@ def dead_state(ctx: Context, pane_id: str) -> panes.PaneState | None:
         return None
     if state.dead_status is None and state.dead_signal is None:
         seen = [state]
-        nudged = [False]
+        nudged = [-NUDGE_INTERVAL]  # when the last nudge went (monotonic)
 
         def reaped() -> bool:
             with contextlib.suppress(errors.PaneNotFound):
                 seen.append(ctx.pane_state(pane_id))
             if seen[-1].dead_status is not None or seen[-1].dead_signal is not None:
                 return True
-            if not nudged[0]:
-                nudged[0] = nudge_reaper(ctx, seen[-1].pid)
+            # Again while the process stays a zombie: the nudge can be missed as the
+            # process's own SIGCHLD was (another pane's utempter helper at that moment).
+            now = time.monotonic()
+            if now - nudged[0] >= NUDGE_INTERVAL and nudge_reaper(ctx, seen[-1].pid):
+                nudged[0] = now
             return False
 
         poll(reaped, EXIT_SETTLE)
