@@ -131,8 +131,11 @@ def test_a_warm_fleet_run_types_every_server_in_one_write_to_tmux(
     assert sum(releases) == 12, releases
 
 
+# Where the Ctrl-C lands among the wave's six lines: before the first is queued
+# (nothing to write), among them, before the last (five queued).
+@pytest.mark.parametrize("at", [1, 4, 6], ids=["first", "middle", "last"])
 def test_a_ctrl_c_while_a_wave_is_written_leaves_no_line_behind(
-    sane_ctx: Context, make_fleet: Any, monkeypatch: pytest.MonkeyPatch
+    sane_ctx: Context, make_fleet: Any, monkeypatch: pytest.MonkeyPatch, at: int
 ) -> None:
     """A Ctrl-C (KeyboardInterrupt) landing while the loop queues a wave's lines for its
     one write: the lines queued go out and their runs are followed like any typed run
@@ -151,7 +154,7 @@ def test_a_ctrl_c_while_a_wave_is_written_leaves_no_line_behind(
         nonlocal held
         if kwargs.get("hold"):
             held += 1
-            if held == 4:  # three lines queued: the signal lands before the fourth
+            if held == at:  # at - 1 lines queued: the signal lands before the next
                 raise KeyboardInterrupt
         return real_send(*lines, **kwargs)
 
