@@ -190,3 +190,34 @@ def test_shells_without_editor_widgets_are_checked_on_the_screen(
     assert (r["status"], r["output"]) == ("completed", "x\n")
     assert victim.is_dir()
     assert run(sane_ctx, pane, "echo again")["output"] == "again\n"
+
+
+@pytest.mark.parametrize("shell", SCREEN_SHELLS)
+def test_a_prompt_not_seen_after_a_run_is_not_compared_against(
+    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str, tmp_path: Path
+) -> None:
+    """The prompt after a run comes later than sane waits for it (here: drawn once the
+    test says so). The prompt kept from before must not stand in for it: a person's
+    text that looks like that old prompt, on the new prompt's line, is refused, never
+    typed after. Before, the old prompt matched the line, and sane's line went after a
+    typed ``$ ``: the shell ran ``$`` with sane's line as its arguments (after a root
+    prompt's ``# ``, a comment); the run waited for ever."""
+    pane = tmux_server.new_pane(shell)
+    assert run(sane_ctx, pane, "echo ready")["output"] == "ready\n"
+    old = tmux_server.run("display-message", "-p", "-t", pane, "#{@sane_prompt}").rstrip("\n")
+    assert old.strip(), old  # the prompt sane saw drawn (`$ `, `# `, ...)
+    go = tmp_path / "go"
+    # An empty prompt, drawn once `go` exists (command substitution in PS1).
+    r = run(sane_ctx, pane, f"PS1='$(until [ -e {go} ]; do sleep 0.05; done)'")
+    assert r["status"] == "completed"
+    go.touch()
+    _type(tmux_server, pane, "-l", old)
+    _wait_line(tmux_server, pane, lambda line: line.endswith(old))
+    ran = tmp_path / "ran"
+    caught = _refused(sane_ctx, tmux_server, pane, f"touch {ran}")
+    assert not ran.exists()
+    assert tmux_server.run("display-message", "-p", "-t", pane, "#{@sane_run}").strip() == ""
+    # (A prompt with text again: an empty one is not told from one not seen.)
+    r = run(sane_ctx, pane, "PS1='z> '; echo x", clear_input=True)
+    assert (r["status"], r["output"]) == ("completed", "x\n"), caught
+    assert run(sane_ctx, pane, "echo again")["output"] == "again\n"

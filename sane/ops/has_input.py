@@ -293,6 +293,11 @@ def record_prompt(pane_id: str, text: str) -> str:
     return f"set-option -p -t {pane_id} {panes.OPT_PROMPT} {quote(text)}"
 
 
+def forget_prompt(pane_id: str) -> str:
+    """The tmux command forgetting the prompt kept (not seen after the last run)."""
+    return f"set-option -p -u -t {pane_id} {panes.OPT_PROMPT}"
+
+
 def forget_replaced_shell(pane_id: str) -> list[str]:
     """The tmux commands after a run whose shell exec'd another (``exec bash``): the
     runner and the editor's widgets went with the old shell, whose pid the new one
@@ -325,7 +330,12 @@ def prompt_after_run(stream: Bytes, scanner: RunScanner, pane_id: str) -> list[s
     if outcome is None or scanner.final is None or outcome.kind in _NO_PROMPT:
         return [unmark]
     text = await_prompt(stream, scanner.buf, scanner.final, scanner.tokens)
-    return [record_prompt(pane_id, text), unmark] if text is not None else [unmark]
+    # Not seen in time (a prompt slow to draw, a machine under load): the prompt
+    # recorded before the run is forgotten, never compared against. It may be the
+    # prompt of before a `cd` or a new PS1, and a person's text could then look like
+    # it: a line of `PS1=''` plus a typed `$ ` matched the old `$ `, and sane's line
+    # went after it, a comment (mksh, ksh93, yash, ash; the run never ran).
+    return [record_prompt(pane_id, text) if text is not None else forget_prompt(pane_id), unmark]
 
 
 def note_quiet(
@@ -477,10 +487,15 @@ def check_screen(
     joined = [row for row in client.command(f"capture-pane -p -J -N -t {pane}") if row.strip()]
     line = joined[-1] if joined else line
     text = line[len(prompt) :].rstrip() if prompt and line.startswith(prompt) else None
+    seen = (
+        f"does not show the shell's bare prompt {prompt!r} but {line.rstrip()!r}"
+        if prompt
+        else f"shows {line.rstrip()!r}, which sane cannot tell from the shell's prompt: it"
+        f" did not see the prompt drawn after the last run (within {PROMPT_WAIT:g} s)"
+    )
     raise errors.PaneHasInput(
-        f"the command line of pane {pane} does not show the shell's bare prompt"
-        f" {prompt!r} but {line.rstrip()!r}: a person's text may be on it, or the shell "
-        "may wait for the rest of a command (a continuation); sane typed "
+        f"the command line of pane {pane} {seen}: a person's text may be on it, or the "
+        "shell may wait for the rest of a command (a continuation); sane typed "
         "nothing into it and ran nothing. Finish or clear it, or ask for clear_input",
         pane=pane,
         text=text,
