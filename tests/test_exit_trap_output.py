@@ -7,8 +7,8 @@ trap replaces it, the shell dies at once, and tmux drops the output it had not y
 and dash, and the result said `completed` (found by the issue #14 audit). Nothing can
 bring those bytes back and nothing tells whether any were lost, so the run is `lost`,
 with the exit code tmux recorded: the output it has is a true prefix, never called whole.
-(zsh keeps a trap set in a function to that function: its own trap runs when sane's
-runner returns, sane's marker follows, and the run is exact.)
+(In zsh sane's runner keeps a trap set in a run inside sane's own, which runs it at
+the exit and then prints its marker: the run is exact, tests/test_zsh_exit_trap.py.)
 """
 
 from __future__ import annotations

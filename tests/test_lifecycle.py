@@ -286,10 +286,10 @@ def _assert_ended_by_the_shells_death(
     """Exact or unknown, never wrong. A shell that died by the command's own EXIT trap
     (sane's marker never came) is `lost`, since nothing proves its output whole (tmux
     and the kernel drop a dying pane's unsent bytes), with the command's own exit code
-    when tmux recorded it. Where sane's marker does come (zsh keeps a trap set in a
-    function to that function), `completed`. Either way `lost` with `None` when tmux
-    had no status (tmux 3.3a sometimes has none after sane's wait); when tmux still
-    shows the status now, sane must have reported it."""
+    when tmux recorded it. Where sane's marker does come (zsh: sane's runner keeps a
+    trap set in a run inside sane's own, docs/protocol.md), `completed`. Either way
+    `lost` with `None` when tmux had no status (tmux 3.3a sometimes has none after
+    sane's wait); when tmux still shows the status now, sane must have reported it."""
     known = ctx.tmux(["display", "-p", "-t", pane, "#{pane_dead_status}"])
     got = (result["status"], result["exit_code"], result["shell_exited"])
     ended = ("completed" if marker_came else "lost", code, True)
@@ -300,7 +300,7 @@ def _assert_ended_by_the_shells_death(
 
 
 def _zsh(request: pytest.FixtureRequest) -> bool:
-    """Whether this case's ``shell_pane`` is zsh (its function-local traps)."""
+    """Whether this case's ``shell_pane`` is zsh (a run's trap kept inside sane's)."""
     return bool(request.node.callspec.params["shell_pane"] == "zsh")
 
 

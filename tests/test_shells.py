@@ -790,19 +790,6 @@ def _ended_by_exit(
     assert output.startswith(result["output"])
 
 
-def _zsh_traps_are_the_functions(request: pytest.FixtureRequest, shell: str, what: str) -> None:
-    """In zsh, a strict xfail: zsh ``what`` (sane's runner evals each command inside a
-    function, whose traps are its own in zsh: docs/protocol.md)."""
-    if shell == "zsh":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason=f"zsh {what}, and sane's runner evals each command in one "
-                "(docs/protocol.md)",
-            )
-        )
-
-
 def _pane_with_a_trap_set_by_hand(
     tmux_server: TmuxTestServer, shell: str, said: Path, tmp_path: Path
 ) -> str:
@@ -817,21 +804,21 @@ def _pane_with_a_trap_set_by_hand(
 
 
 def test_a_users_exit_trap_runs_once_at_the_shells_exit(
-    sane_ctx: Context, pane: str, shell: str, tmp_path: Path, request: pytest.FixtureRequest
+    sane_ctx: Context, pane: str, shell: str, tmp_path: Path
 ) -> None:
     """Set in one run, the user's exit handler outlasts later runs (never replaced,
     never run when a run ends) and runs once, when a later run's ``exit`` ends the
-    shell, whose status is the run's exit code."""
-    _zsh_traps_are_the_functions(
-        request, shell, "runs an EXIT trap set inside a function when the function returns"
-    )
+    shell, whose status is the run's exit code. In zsh the trap set in a run is kept
+    inside sane's (zsh keeps a trap set in a function to the function, and sane's
+    runner evals each command in one), as one from before the takeover is, so the run
+    that exits is exact; elsewhere the user's trap replaced sane's."""
     said = tmp_path / "said"
     run(sane_ctx, pane, _user_exit_trap(shell, said))
     for command in ("echo one", "false", say(shell, "(exit 3)", "sh -c 'exit 3'")):
         run(sane_ctx, pane, command)
     assert not said.exists()
     r = run(sane_ctx, pane, "echo last; exit 5", timeout=15)
-    _ended_by_exit(sane_ctx, pane, r, exact=shell == "fish")
+    _ended_by_exit(sane_ctx, pane, r, exact=shell in {"fish", "zsh"})
     assert said.read_text() == "bye\n"
 
 
@@ -870,20 +857,13 @@ def test_an_exit_line_the_command_prints_is_its_output(
 
 
 def test_an_exit_trap_the_user_removed_stays_removed(
-    sane_ctx: Context,
-    tmux_server: TmuxTestServer,
-    shell: str,
-    tmp_path: Path,
-    request: pytest.FixtureRequest,
+    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str, tmp_path: Path
 ) -> None:
     """A user's trap kept at the takeover and then removed (``trap - EXIT``) does not
     come back when sane takes the same shell over again: its action, a cleanup that
     may delete files, must never run at the shell's exit."""
     if shell == "fish":
         pytest.skip("fish: exit handlers are functions, not kept by sane's takeover")
-    _zsh_traps_are_the_functions(
-        request, shell, "keeps the shell's own trap after a `trap - EXIT` inside a function"
-    )
     said = tmp_path / "said"
     pane = _pane_with_a_trap_set_by_hand(tmux_server, shell, said, tmp_path)
     assert run(sane_ctx, pane, "echo one")["output"] == "one\n"

@@ -17,6 +17,8 @@ shell ever touches the user's command text. Every pitfall measured in
   function: a ZERR trap does the same there.) A command that sets its own EXIT trap
   and exits ends with the pane's death, its output's tail maybe dropped: the run is
   ``lost``, with tmux's exit status of the shell as its exit code.
+  (zsh keeps an EXIT trap set in a function to that function: there the runner
+  hands a run's trap, or its ``trap - EXIT``, to sane's trap, which keeps it.)
 * C-c is not trapped. The runner is called with fd 7 open on ``/dev/null``
   (``RUN_FD``): every shell undoes a redirection of a function call when the call ends,
   by return or by an abort (C-c, ``${x?}``) alike. So the kernel tells an aborted run
@@ -171,6 +173,37 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         " eval \"$(printf '%s\\n' \"$__sane_ut\" | command sed 's/^trap -- /__sane_ta -- /')\";;"
         ' esac; __sane_uo=; __sane_rc "$__sane_q"'
     )
+    zsh_traps = (
+        # zsh keeps an EXIT trap set inside a function to that function: it runs when
+        # the function returns, and `trap - EXIT` there leaves the shell's own. sane's
+        # runner evals every command in one (__sane_ev), so a user's `trap ... EXIT`
+        # ran at the end of its run and `trap - EXIT` removed nothing. Where sane's
+        # EXIT trap is set (no __sane_ux) and $functions loads, zsh's __sane_ev gives
+        # its eval a placeholder exit trap of its own (a TRAPEXIT function: checked
+        # without a fork) and, in an `always` block (run after a `return`, an error or
+        # an `exit` too), reads what the command left: the placeholder (nothing
+        # changed), a TRAPEXIT function of the user's, a `trap` (listed into a private
+        # file, its action read back with `trap` a function in a subshell), or none
+        # (`trap - EXIT`). Then it drops it from the function, and the action becomes
+        # the one sane's trap keeps (__sane_ua, run at the shell's exit, as for a trap
+        # from before the takeover), or none. Under `setopt posixtraps` a user's EXIT
+        # trap is the shell's anyway: nothing is done.
+        ' [ -z "${ZSH_VERSION-}" ] || [ -n "$__sane_ux" ] ||'
+        " { zmodload zsh/parameter 2>/dev/null && eval '__sane_ev(){"
+        # ($? is 0 after the placeholder: a call restores any other, and zsh's calls
+        # are dear: ~20k instructions, a third of a run's eval.)
+        " __sane_ts=$? __sane_tw=; [[ -o posixtraps ]] ||"
+        " { __sane_tw=1; TRAPEXIT(){ : __sane_te; }; }; (( ! __sane_ts )) || __sane_rc $__sane_ts;"
+        ' { eval "$__sane_c"; } always { if [[ -z $__sane_tw ]]; then :;'
+        " elif [[ ${functions[TRAPEXIT]-} == *__sane_te ]]; then trap - EXIT;"
+        " elif (( ${+functions[TRAPEXIT]} )); then"
+        ' functions[__sane_uf]=${functions[TRAPEXIT]}; __sane_ua="__sane_uf 0"; trap - EXIT;'
+        ' elif __sane_f=$(command mktemp 2>/dev/null); then trap >| "$__sane_f";'
+        ' __sane_ua=$(trap(){ [[ $3 != EXIT ]] || print -rn -- "$2"; };'
+        ' eval "$(<$__sane_f)"); command rm -f "$__sane_f"; __sane_f=; trap - EXIT;'
+        " fi; }; }'; };"
+        ' __sane_rc "$__sane_q"'
+    )
     exit_trap = (
         # One EXIT trap for the shell's life, set at takeover and never touched again, so
         # a trap the user sets later (in a run or by hand) stays theirs. It acts only
@@ -245,7 +278,7 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         f' printf \'{_fmt(READY, True)}\' {nonce} "$$"; __sane_rc "$__sane_q"'
     )
     widgets = [line + ' __sane_rc "$__sane_q"' for line in editor.posix_lines(nonce, EDITOR)]
-    return [helpers, run, traps, exit_trap, prompt, prompt_set, *widgets, ready]
+    return [helpers, run, traps, zsh_traps, exit_trap, prompt, prompt_set, *widgets, ready]
 
 
 # The line after the takeover's lines: ends the bootstrap's read loop. Should the loop
