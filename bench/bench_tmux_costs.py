@@ -23,6 +23,7 @@ Kinds: ``set`` (``set-option -p`` of a user option, as sane marks panes), ``unse
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -50,6 +51,7 @@ class Server:
         self.socket = socket
         self._tmux("new-session", "-d", "-s", "bench", "-x", "200", "-y", "50", "sleep 1000000")
         self.pid = int(self._tmux("display-message", "-p", "#{pid}").strip())
+        self.path = self._tmux("display-message", "-p", "#{socket_path}").strip()
         self.client = subprocess.Popen(
             ["tmux", "-L", socket, "-C", "attach", "-t", "bench"],
             stdin=subprocess.PIPE,
@@ -110,6 +112,8 @@ class Server:
             self.client.stdin.close()
         self.client.wait(timeout=30)
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], check=False)
+        with contextlib.suppress(OSError):  # tmux 3.3a leaves its socket file behind
+            os.unlink(self.path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
