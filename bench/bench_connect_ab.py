@@ -15,8 +15,10 @@ fresh Python process (``PYTHONPATH`` the tree), then plain ``ssh host true`` (ne
 connections, the same parallelism) right after it. Each line gives the connect, its
 own baseline and their ratio, the load, the CPU of the connect's Python process and
 of the tmux server (from ``/proc``), and the command lines (commands) the connect
-sent tmux through its control client, per server: a count no load changes. Medians
-of each tree's ratios at the end.
+sent tmux through its control client, per server: less noisy than times, though not
+free of the load (a takeover retyped after 3 s of silence, more liveness listings while
+servers wait: one tree gave 7.1-7.3 lines per server at load 26-38 and 8.2-8.3 at
+56-74). Medians of each tree's ratios at the end.
 """
 
 from __future__ import annotations
