@@ -154,3 +154,26 @@ def test_a_server_asking_the_terminal_at_login_neither_wedges_nor_lies(
     assert run(sane_ctx, pane, "echo next", timeout=30)["output"] == "next\n"
     result = run_remote(servers[0], "printf 'exact\\n'; exit 4")
     assert (result.status, result.stdout) == (4, b"exact\n")
+
+
+def test_a_redraw_by_what_the_answers_started_is_not_the_clearing_s_prompt(
+    sane_ctx: Context, tmux_server: TmuxTestServer
+) -> None:
+    """yash reads the end of XTVERSION's answer, `ESC \\`, as vi-complete-max: its
+    completion runs (here a hook that takes a second, as loading the completion
+    scripts did on a loaded machine) and then redraws the prompt, while sane's
+    clearing keys wait unread behind it. That redraw was taken for the prompt after
+    the clearing's C-c: the pane was let go before the C-c was read, and the prompt
+    recorded was not the one the next run's check then saw (seen in CI: the next run
+    refused, or its line typed while the abort was still to come). The prompt counts
+    its draws, so a stale one shows; the terminal's signals are off, so the C-c
+    stays a key whenever it arrives (a SIGINT is the other interleaving)."""
+    pane = tmux_server.new_pane("yash")
+    hook = "function completion//argument { sleep 1; }"
+    for line in ("stty -isig", hook, "PS1='$((n=n+1))> '"):
+        assert run(sane_ctx, pane, line, timeout=20)["exit_code"] == 0
+    for _ in range(2):
+        r = run(sane_ctx, pane, r"printf '\033[>q'; echo done", timeout=20)
+        assert (r["status"], r["output"]) == ("completed", "done\n"), r
+        nxt = run(sane_ctx, pane, "echo next", timeout=20)
+        assert (nxt["status"], nxt["output"]) == ("completed", "next\n"), nxt

@@ -18,6 +18,7 @@ what to type before its line and what to do when the shell reports held text:
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import NamedTuple, NoReturn, Protocol
 
@@ -89,18 +90,75 @@ def clear_answers(
     them as keys they cannot be told to ignore (yash, in vi mode by default, takes the
     answers' ESC for the command mode and their letters for commands: `c` waits for a
     motion, `t` for a character; ash keeps the tail of one after its reader dropped
-    the rest), so sane types C-c, the abort that discards the line in every one of
-    them, after padding that no reader swallows it with, and waits for the new prompt:
-    drawn, it proves every key before the C-c was read. It is the prompt recorded for
-    the next run's check. Elsewhere, or if no prompt came: :func:`clear_line`."""
+    the rest). A prompt drawn after sane's keys does not prove they were read: the
+    end of XTVERSION's answer, ``ESC \\``, is yash's vi-mode completion
+    (vi-complete-max), which loads its scripts for a time that grows with the load,
+    with the terminal's signals on, and redraws the prompt when done. Taken for the
+    prompt after sane's C-c (measured, strace and the control stream), it let the
+    pane go while the C-c was still unread (the next run was refused: the check saw
+    the abort's new line before its prompt); a C-c arriving during the completion is
+    a SIGINT, which flushed sane's keys and left an interrupt pending that discarded
+    the next run's line unrun (``running`` with no output for good).
+
+    So the clearing first proves the editor reads keys again, before it types a C-c:
+    padding and a comment marker (:func:`_echoed`), whose echo comes once every key
+    before it (the answers, what they started) was read; then padding, C-c (now the
+    editor's abort, never a signal: nothing the marker typed starts a completion) and a
+    second marker, whose echo proves the abort was read too (a C-c in a vi search
+    ends the search, not the line: the marker's ``#`` then accepts that line as a
+    comment); then C-c, whose prompt is the only one that can follow, and the one
+    recorded for the next run's check. Elsewhere, or if no echo or prompt came in
+    time: :func:`clear_line`."""
     if state.editor != EDITOR_SCREEN:
         return clear_line(state)
     pane = state.pane_id
     stream.take(0)  # what came before: no prompt of this clearing
     buf = bytearray()
-    client.command(f"send-keys -t {pane} {_PAD} C-c")
-    text = await_prompt(stream, buf, 0, scanner.tokens)
+    start = _echoed(client, stream, buf, pane, _PAD, SETTLE_WAIT)
+    if start is not None:
+        start = _echoed(client, stream, buf, pane, f"{_PAD} C-c", SETTLE_WAIT, start)
+    if start is None:
+        return clear_line(state)
+    client.command(f"send-keys -t {pane} C-c")
+    text = await_prompt(stream, buf, start, scanner.tokens)
     return [record_prompt(pane, text)] if text is not None else clear_line(state)
+
+
+# How long the clearing waits for each marker's echo (it ends as soon as the echo is
+# there): first the editor reads the answers' keys and what they started (yash's
+# completion loads its scripts: 0.3 s seen on a loaded machine).
+SETTLE_WAIT = 10.0
+
+
+def _echoed(
+    client: ControlClient,
+    stream: PaneStream,
+    buf: bytearray,
+    pane: str,
+    keys: str,
+    wait: float,
+    start: int = 0,
+) -> int | None:
+    """Type ``keys`` then a comment marker (``##`` and a nonce) and wait for the
+    marker's echo after ``start`` in ``buf`` (more read from ``stream``): the editor
+    has then read every key before it and reads keys as text. The position in ``buf``
+    after the echo; None if it did not come within ``wait`` seconds.
+
+    ``##``: in a vi command mode the first ``#`` accepts the line as a comment (yash,
+    ksh93, mksh) and the second starts the marker on the new line; in an insert or
+    emacs mode both are text. Either way the line holds a comment, nothing to run. The
+    nonce is hex: no key of it starts a completion, an editor or an accept in a vi
+    command mode."""
+    mark = "##" + secrets.token_hex(4)
+    client.command(f"send-keys -t {pane} {keys}", f"send-keys -t {pane} -l -- '{mark}'")
+    echo = mark[1:].encode()  # after an accept-with-hash, one # is on the new line
+    deadline = time.monotonic() + wait
+    while (at := buf.find(echo, start)) < 0:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or stream.closed:
+            return None
+        buf += stream.take(min(remaining, 0.25))
+    return at + len(echo)
 
 
 def answers_cleared(
