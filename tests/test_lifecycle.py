@@ -18,7 +18,7 @@ from sane.ops.run.resume import run_input, run_interrupt, run_wait
 from sane.testing.fleet import register
 from sane.testing.pytest_plugin import TmuxTestServer
 
-from .conftest import run
+from .conftest import interrupted_on_timeout, run
 
 BASH = "env -u HISTCONTROL HISTFILE=/dev/null PS1='$ ' bash --norc --noprofile"
 # Prompts that are rebuilt before every display, as prompt frameworks do (rc files).
@@ -72,9 +72,7 @@ def test_interrupt_with_a_prompt_rebuilt_before_each_display(
 
 
 def test_interrupt_on_timeout_with_a_rebuilt_prompt(sane_ctx: Context, framework_pane: str) -> None:
-    r = run(
-        sane_ctx, framework_pane, "echo start; sleep 30", timeout=0.5, interrupt_on_timeout=True
-    )
+    r = interrupted_on_timeout(sane_ctx, framework_pane, "echo start; sleep 30")
     assert _settled(r) == {"status": "interrupted", "exit_code": 130, "output": "start\n"}
     assert run(sane_ctx, framework_pane, "echo next")["output"] == "next\n"
 
@@ -85,7 +83,7 @@ def test_a_run_that_changes_the_prompt(
 ) -> None:
     pane = tmux_server.new_pane(BASH)
     assert run(sane_ctx, pane, change)["status"] == "completed"
-    r = run(sane_ctx, pane, "echo start; sleep 30", timeout=0.5, interrupt_on_timeout=True)
+    r = interrupted_on_timeout(sane_ctx, pane, "echo start; sleep 30")
     assert _settled(r) == {"status": "interrupted", "exit_code": 130, "output": "start\n"}
     assert run(sane_ctx, pane, "echo next")["output"] == "next\n"
 
@@ -138,15 +136,13 @@ def test_zsh_precmd_rebuilding_the_prompt(
     pane = tmux_server.new_pane(f"env ZDOTDIR={tmp_path} zsh -d")
     # (#14 item 1: zsh's `command eval` looked for an external eval; nothing ran.)
     assert run(sane_ctx, pane, "echo ok")["output"] == "ok\n"
-    r = run(sane_ctx, pane, "echo start; sleep 30", timeout=0.5, interrupt_on_timeout=True)
-    assert (r["status"], r["exit_code"]) == ("interrupted", 130)
+    r = interrupted_on_timeout(sane_ctx, pane, "echo start; sleep 30")
+    assert _settled(r) == {"status": "interrupted", "exit_code": 130, "output": "start\n"}
     assert run(sane_ctx, pane, "echo next")["output"] == "next\n"
 
 
 def test_prompt_changed_by_the_interrupted_run_itself(sane_ctx: Context, pane: str) -> None:
-    r = run(
-        sane_ctx, pane, "PS1='x> '; echo start; sleep 30", timeout=0.5, interrupt_on_timeout=True
-    )
+    r = interrupted_on_timeout(sane_ctx, pane, "PS1='x> '; echo start; sleep 30")
     assert _settled(r) == {"status": "interrupted", "exit_code": 130, "output": "start\n"}
     assert run(sane_ctx, pane, "echo next")["output"] == "next\n"
 

@@ -17,7 +17,7 @@ from sane.ops.run.resume import run_interrupt, run_wait
 from sane.testing import retry_until
 from sane.testing.pytest_plugin import TmuxTestServer
 
-from .conftest import local_reference, output_bytes, run
+from .conftest import interrupted_on_timeout, local_reference, output_bytes, run
 
 
 def test_empty_output(sane_ctx: Context, pane: str) -> None:
@@ -210,7 +210,7 @@ def test_command_reading_stdin_does_not_hang(sane_ctx: Context, pane: str) -> No
 
 
 def test_interrupt_on_timeout(sane_ctx: Context, pane: str) -> None:
-    r = run(sane_ctx, pane, "echo start; sleep 30", timeout=0.5, interrupt_on_timeout=True)
+    r = interrupted_on_timeout(sane_ctx, pane, "echo start; sleep 30")
     assert (r["status"], r["exit_code"], r["output"]) == ("interrupted", 130, "start\n")
     assert run(sane_ctx, pane, "echo next")["output"] == "next\n"
 

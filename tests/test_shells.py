@@ -34,7 +34,7 @@ from sane.testing.fleet import Server as FleetServer
 from sane.testing.pytest_plugin import SHELL_COMMANDS, TmuxTestServer
 from sane.tmux.command import quote
 
-from .conftest import output_bytes, run
+from .conftest import interrupted_on_timeout, output_bytes, run
 from .test_run_command import HAZARDS
 
 POSIX_SHELLS = ["bash", "dash", "zsh", "ksh93", "mksh", "ash", "yash", "posh"]
@@ -596,7 +596,7 @@ def test_prompt_changed_by_a_run(
     is still interrupted: `--interrupt-on-timeout` used to never end it."""
     pane = tmux_server.new_pane("bash")
     assert run(sane_ctx, pane, change)["status"] == "completed"
-    r = run(sane_ctx, pane, "echo start; sleep 30", timeout=1, interrupt_on_timeout=True)
+    r = interrupted_on_timeout(sane_ctx, pane, "echo start; sleep 30")
     assert (r["status"], r["exit_code"], r["output"]) == ("interrupted", 130, "start\n")
     assert run(sane_ctx, pane, "echo free")["output"] == "free\n"
 
