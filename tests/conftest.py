@@ -60,10 +60,13 @@ def interrupted_on_timeout(ctx: Context, pane: str, command: str) -> dict[str, A
     ``echo`` within the timeout (seen at load 45: 0.5 s), and the run is then exactly
     ``interrupted`` with no output; that case is checked as such and the run tried
     again with twice the timeout, so the caller's assertions are about a run
-    interrupted while it waited, never a speed."""
+    interrupted while it waited, never a speed. The wait for the run's end after the
+    C-c (``interrupt_grace``, 5 s by default) is one for a loaded machine: at load
+    35-45 a bash run came back ``running`` with ``start\n^C\n`` (twice in ~25 loops), its
+    prompt not yet drawn 5 s after the C-c. It ends as soon as the end is seen."""
     timeout = 0.5
     while True:
-        r = run(ctx, pane, command, timeout=timeout, interrupt_on_timeout=True)
+        r = run(ctx, pane, command, timeout=timeout, interrupt_on_timeout=True, interrupt_grace=60)
         if r["output"] or timeout >= 16:
             return r
         assert (r["status"], r["exit_code"]) == ("interrupted", 130), r
