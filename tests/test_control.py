@@ -7,6 +7,7 @@ import contextlib
 import os
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -179,3 +180,23 @@ def test_watching_costs_the_same_however_many_panes_are_watched(
         assert many < few + 4096, (few, many)
     finally:
         client.close()
+
+
+def test_every_control_character_reaches_tmux_as_itself(
+    tmux_server: TmuxTestServer, tmp_path: Path
+) -> None:
+    """``quote`` writes a control character (other than a newline) as a double-quoted
+    octal escape, which tmux's parser turns back into it: the keys a run types go as
+    text in one ``send-keys -l`` (ESC, ^E, ^U, ``\\r``). Every C0 character and DEL,
+    between quotes of both kinds and tmux's own specials, round-trips exactly through
+    a real tmux (set into a buffer, read back)."""
+    from sane.tmux.command import quote
+
+    text = "".join(chr(c) for c in [*range(1, 32), 127]) + "'\"$HOME ~ #{pane_id} ; \\ end"
+    client = ControlClient(tmux_server.server, "base")
+    try:
+        client.command(f"set-buffer -b sane-quote {quote(text)}")
+        client.command(f"save-buffer -b sane-quote {quote(str(tmp_path / 'saved'))}")
+    finally:
+        client.close()
+    assert (tmp_path / "saved").read_bytes() == text.encode()

@@ -175,15 +175,17 @@ def test_a_ctrl_c_while_a_wave_is_written_leaves_no_line_behind(
     ], result
 
 
-def test_a_warm_run_types_its_line_and_the_kill_keys_in_one_tmux_command(
+def test_a_warm_run_types_its_keys_in_one_tmux_command(
     sane_ctx: Context, make_fleet: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each tmux command of a warm run costs tmux a command of its own (a reply block,
-    the hooks looked up after it) and sane's reader two lines, per server (issue 17):
-    the C-e C-u after the hold key goes in the ``send-keys`` typing the line, so a
-    claim-and-type is four commands (claim, ``copy-mode -q``, hold key, keys), and the
-    shell still gets the same keys in the same order (the outputs exact). Before,
-    C-e C-u was a ``send-keys`` of its own: five commands per server."""
+    the hooks looked up after it; more the more panes it holds) and sane's reader two
+    lines, per server (issue 17): the hold key, C-e C-u, the line and its Enter go as
+    the characters they send in one ``send-keys -l``, so a claim-and-type is three
+    commands (claim, ``copy-mode -q``, keys), and the shell still gets the same keys
+    in the same order (the outputs exact; test_has_input: a person's text still held).
+    Before: the hold key (``-H``), C-e C-u, and the line with Enter were a
+    ``send-keys`` each, five commands per server (four after 39bd47e)."""
     from sane.tmux.control import ControlClient
 
     servers = register(sane_ctx.home, make_fleet(3))
@@ -204,8 +206,9 @@ def test_a_warm_run_types_its_line_and_the_kill_keys_in_one_tmux_command(
     assert len(claims) == 3, lines
     for claim in claims:
         pane = claim[0].split()[4]
-        assert len(claim) == 4, claim
+        assert len(claim) == 3, claim
         assert claim[1] == f"copy-mode -q -t {pane}", claim
-        assert claim[2].startswith(f"send-keys -t {pane} -H "), claim
-        assert claim[3].startswith(f"send-keys -t {pane} C-e C-u ' "), claim
-        assert claim[3].endswith("' Enter"), claim
+        # The hold key (ESC [7770~), C-e, C-u, the line, Enter: one argument.
+        keys = f"send-keys -t {pane} -l -- ''\"\\033\"'[7770~'\"\\005\"''\"\\025\"' "
+        assert claim[2].startswith(keys), claim
+        assert claim[2].endswith("'\"\\015\"''"), claim

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import NamedTuple, NoReturn, Protocol
+from typing import NoReturn, Protocol
 
 from sane import errors
 from sane.protocol.editor import (
@@ -52,6 +52,9 @@ def _hex_keys(pane_id: str, keys: str) -> str:
 # editor's emacs mode; in the terminal's canonical mode (dash, posh) ^E is a character
 # and ^U the kernel's line kill.
 KILL_LINE = "C-e C-u"
+# The characters those keys send (what tmux types for C-e and C-u), typed as text
+# with a line (``before_typing``).
+KILL_LINE_CHARS = "\x05\x15"
 
 
 # Set on a pane whose last run's output held a terminal query tmux answers.
@@ -191,30 +194,18 @@ def clear_answers_left(client: ControlClient, state: panes.PaneState, scanner: R
         client.unwatch(state.pane_id, stream)
 
 
-class Before(NamedTuple):
-    """What goes right before sane's typed input, in the same tmux command line:
-    ``commands`` of their own, then ``keys`` (tmux key names) typed by the same
-    ``send-keys`` as the input where it is typed (one tmux command per run less: each
-    costs tmux a command of its own and a reply block, issue 17)."""
-
-    commands: tuple[str, ...] = ()
-    keys: str = ""
-
-
-NOTHING_BEFORE = Before()
-
-
-def before_typing(state: panes.PaneState, clear_input: bool) -> Before:
-    """What to send right before sane's typed line (in the same command line): the
-    hold key, or with ``clear_input`` the drop key, where the shell's editor has sane's
-    widgets; nothing elsewhere."""
+def before_typing(state: panes.PaneState, clear_input: bool) -> str:
+    """The keys to type right before sane's line, as the characters they send (typed
+    by the same ``send-keys -l``, sane.ops.run.command.typing_line): the hold key, or
+    with ``clear_input`` the drop key, where the shell's editor has sane's widgets;
+    nothing elsewhere."""
     if state.editor != EDITOR_HOLD:
-        return NOTHING_BEFORE
+        return ""
     # Then C-e C-u: nothing where the widget emptied the line; where the shell in the
     # foreground turns out not to be the one with the widgets (it exec'd another, a
     # person started a shell or ssh in the pane), the key arrived as text: that line
     # is killed, so sane's line (whose missing-runner guard then speaks) runs alone.
-    return Before((_hex_keys(state.pane_id, DROP_KEY if clear_input else HOLD_KEY),), KILL_LINE)
+    return (DROP_KEY if clear_input else HOLD_KEY) + KILL_LINE_CHARS
 
 
 # Shells whose editors take sane's widgets, and the key that moves their cursor to the

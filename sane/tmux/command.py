@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -14,16 +15,28 @@ from sane import errors
 SOCKET_ENV = "SANE_TMUX_SOCKET"
 
 
+# Characters written as double-quoted escapes by ``quote`` (NUL is refused).
+_CONTROL = re.compile("([\x01-\x1f\x7f])")
+
+
 def quote(arg: str) -> str:
     """Quote one argument for tmux's command parser (control mode lines, command lists).
 
     Single quotes are literal in tmux as in sh; an embedded quote closes the string,
     adds ``"'"`` and reopens it (tmux joins adjacent quoted parts). Newlines cannot
-    appear in a control-mode line, so they are written as a double-quoted ``\\n``.
+    appear in a control-mode line, so they are written as a double-quoted ``\\n``,
+    and every other control character as a double-quoted octal escape (``"\\033"``),
+    which tmux's parser turns back into the character: keys such as ESC or ^E can be
+    typed as text (``send-keys -l``), and no raw control byte is in a command line.
     """
     errors.refuse_nul("a tmux argument", arg)  # tmux would end the argument there
-    parts = arg.split("\n")
-    return '"\\n"'.join("'" + p.replace("'", "'\"'\"'") + "'" for p in parts)
+    parts = _CONTROL.split(arg)  # text, control character, text, ...
+    return "".join(
+        "'" + part.replace("'", "'\"'\"'") + "'"
+        if i % 2 == 0
+        else ('"\\n"' if part == "\n" else f'"\\{ord(part):03o}"')
+        for i, part in enumerate(parts)
+    )
 
 
 def no_formats(text: str) -> str:

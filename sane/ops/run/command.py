@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING
 from sane import errors
 from sane.ops.context import Context
 from sane.ops.has_input import (
-    NOTHING_BEFORE,
-    Before,
     answers_cleared,
     before_typing,
     check_screen,
@@ -497,7 +495,7 @@ def _send(
     typed: RunInput,
     nonce: str,
     claim: str | None,
-    before: Before = NOTHING_BEFORE,
+    before: str = "",
     known: str | None = None,
 ) -> None:
     commands = typing_line(pane_id, typed, nonce, claim, before)
@@ -510,28 +508,33 @@ def _send(
     client.command(guarded[0], blocks=guarded[1])
 
 
+# What tmux types for the key Enter: a typed line ends with it (typing_line).
+ENTER = "\r"
+
+
 def typing_line(
     pane_id: str,
     typed: RunInput,
     nonce: str,
     claim: str | None,
-    before: Before = NOTHING_BEFORE,
+    before: str = "",
 ) -> list[str]:
     """The tmux commands typing the run's input; with ``claim``, in the same tmux line
-    as the claim, so a pane that is busy never receives a keystroke. ``before``: what
-    must precede it in that line (sane.ops.has_input); its keys go in the same
-    ``send-keys`` as a typed input (tmux types a command's keys in order, into the
-    same write to the pane as keys of separate commands of one line)."""
+    as the claim, so a pane that is busy never receives a keystroke. ``before``: the
+    keys that must precede it, as characters (sane.ops.has_input.before_typing).
+
+    A typed line goes with them and its Enter (``\\r``, what tmux sends for Enter)
+    in one ``send-keys -l``: the same keys, in the same order, as a ``send-keys`` of
+    each, for one tmux command (each costs tmux a command of its own, a reply block
+    and an after-hook lookup, and it grows with the panes tmux holds: issue 17)."""
     first = [claim] if claim is not None else []
     # `copy-mode -q` (a no-op unless the pane is in a mode) in the same line: a person
     # scrolling back in the pane a moment ago must not receive the keys.
     first.append(f"copy-mode -q -t {pane_id}")
-    first.extend(before.commands)
-    lead = f"{before.keys} " if before.keys else ""
     if typed.kind == "keys":
-        return [*first, f"send-keys -t {pane_id} {lead}{quote(typed.text)} Enter"]
-    if lead:
-        first.append(f"send-keys -t {pane_id} {before.keys}")
+        return [*first, f"send-keys -t {pane_id} -l -- {quote(before + typed.text + ENTER)}"]
+    if before:
+        first.append(f"send-keys -t {pane_id} -l -- {quote(before)}")
     buffer = f"sane-{nonce}"
     return [
         *first,
