@@ -54,7 +54,7 @@ class LeanMcpHttp:
 
     def _post(self, message: dict[str, Any]) -> tuple[http.client.HTTPResponse, bytes]:
         # A keep-alive connection the server closed while idle (uvicorn's keep-alive
-        # timeout, 5 s: a loaded machine spends that between two calls) reads as ready:
+        # timeout: 5 s until sane set its own, 120 s, sane.mcp.http.KEEP_ALIVE_S) reads as ready:
         # drop it, and http.client opens a new one, before the request is sent (as
         # urllib3 checks a pooled connection). A request is never sent twice.
         sock = self.conn.sock

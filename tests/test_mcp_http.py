@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import shutil
 import socket
 import struct
@@ -196,39 +197,78 @@ def _data_segments_in(sock: socket.socket) -> int:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="TCP_INFO is Linux's")
+def _open_session(server: HttpServer) -> str:
+    """A session started with ``initialize`` and ``notifications/initialized``; its id."""
+    status, headers, _ = post(server.url, server.token)
+    assert status == 200
+    session: str = headers["mcp-session-id"]
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert post(server.url, server.token, initialized, Mcp_Session_Id=session)[0] == 202
+    return session
+
+
+@contextlib.contextmanager
+def _raw_connection(server: HttpServer) -> Iterator[socket.socket]:
+    host, port = server.url.removeprefix("http://").split("/")[0].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        yield sock
+
+
+def _ping_on(sock: socket.socket, server: HttpServer, session: str, number: int) -> bytes:
+    """An MCP ping on ``sock`` (kept alive), its answer checked; the answer's bytes."""
+    host, port = sock.getpeername()[:2]
+    body = json.dumps({"jsonrpc": "2.0", "id": number, "method": "ping"}).encode()
+    request = (
+        f"POST /mcp HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Bearer {server.token}\r\nContent-Type: application/json\r\n"
+        "Accept: application/json, text/event-stream\r\n"
+        f"Mcp-Session-Id: {session}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    sock.sendall(request)
+    answer = b""
+    while b"\r\n\r\n" not in answer or len(answer.partition(b"\r\n\r\n")[2]) < int(
+        answer.lower().partition(b"content-length: ")[2].split(b"\r\n")[0] or b"0"
+    ):
+        piece = sock.recv(1 << 16)
+        assert piece, answer
+        answer += piece
+    head, _, reply = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert json.loads(reply) == {"jsonrpc": "2.0", "id": number, "result": {}}
+    return answer
+
+
 def test_an_answer_goes_out_in_one_segment(server: HttpServer) -> None:
     """A JSON answer's head and body leave in one write: uvicorn writes them apart, two
     segments the client wakes for one by one (and a loopback send runs the peer's
     receive path in the sender, twice). Counted by the kernel on the client's socket."""
-    status, headers, _ = post(server.url, server.token)
-    assert status == 200
-    session = headers["mcp-session-id"]
-    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-    assert post(server.url, server.token, initialized, Mcp_Session_Id=session)[0] == 202
-    host, port = server.url.removeprefix("http://").split("/")[0].rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=30) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    session = _open_session(server)
+    with _raw_connection(server) as sock:
         for number in range(5):  # the first and later answers on a kept-alive connection
-            body = json.dumps({"jsonrpc": "2.0", "id": number, "method": "ping"}).encode()
-            request = (
-                f"POST /mcp HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                f"Authorization: Bearer {server.token}\r\nContent-Type: application/json\r\n"
-                "Accept: application/json, text/event-stream\r\n"
-                f"Mcp-Session-Id: {session}\r\nContent-Length: {len(body)}\r\n\r\n"
-            ).encode() + body
             before = _data_segments_in(sock)
-            sock.sendall(request)
-            answer = b""
-            while b"\r\n\r\n" not in answer or len(answer.partition(b"\r\n\r\n")[2]) < int(
-                answer.lower().partition(b"content-length: ")[2].split(b"\r\n")[0] or b"0"
-            ):
-                piece = sock.recv(1 << 16)
-                assert piece, answer
-                answer += piece
-            head, _, reply = answer.partition(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 200"), head
-            assert json.loads(reply) == {"jsonrpc": "2.0", "id": number, "result": {}}
+            answer = _ping_on(sock, server, session, number)
             assert _data_segments_in(sock) - before == 1, (number, answer)
+
+
+CLIENT_IDLE_S = 7.0  # past undici's 4 s and httpx's 5 s (uvicorn's own default was 5 s)
+
+
+def test_an_idle_connection_stays_open_longer_than_clients_keep_theirs(
+    server: HttpServer,
+) -> None:
+    """The client closes an idle kept-alive connection, never the server first: a client
+    that reuses a pooled connection as the server closes it gets "other side closed"
+    for a POST it may not resend (the TypeScript SDK's ``fetch failed``, seen under
+    load). A connection idle for longer than the common clients keep theirs is still
+    open (no end of stream within CLIENT_IDLE_S: the idleness under test, not a
+    settling delay) and answers the next request."""
+    session = _open_session(server)
+    with _raw_connection(server) as sock:
+        _ping_on(sock, server, session, 1)
+        closed, _, _ = select.select([sock], [], [], CLIENT_IDLE_S)
+        assert not closed, f"the server closed an idle connection within {CLIENT_IDLE_S} s"
+        _ping_on(sock, server, session, 2)
 
 
 def test_a_restart_reuses_the_token_and_a_given_one_is_never_printed(

@@ -291,6 +291,17 @@ def one_write_protocol() -> type[asyncio.Protocol]:
     return OneWrite
 
 
+KEEP_ALIVE_S = 120
+"""How long an idle kept-alive connection stays open on the server's side: longer than
+clients keep theirs (the TypeScript SDK's undici 4 s, httpx 5 s, aiohttp 15 s, Go's
+net/http 90 s), so the client is the one that closes it. With uvicorn's default of 5 s
+the server closed connections the client still held as idle: a client that picked one
+as the server closed it got "other side closed" for a POST it may not send again (the
+TypeScript SDK: ``TypeError: fetch failed``, seen under load, when its timer for a 4 s
+idle socket ran late). Not announced in a ``Keep-Alive`` header: a client would then keep
+its connections as long, and the race would be back at that length."""
+
+
 async def serve_socket(asgi: Any, sock: socket.socket, on_ready: Callable[[], None]) -> None:
     """Serve ``asgi`` on ``sock`` until SIGINT/SIGTERM, then return (after in-flight
     requests, at most 5 s): the caller still has background deploys to let finish."""
@@ -311,6 +322,7 @@ async def serve_socket(asgi: Any, sock: socket.socket, on_ready: Callable[[], No
         access_log=False,  # never a line per request (nor a header in one)
         lifespan="on",
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     server = Server(config)
     before = {sig: signal.signal(sig, server.handle_exit) for sig in _STOP_SIGNALS}
