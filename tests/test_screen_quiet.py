@@ -7,6 +7,7 @@ look back. Real tmux, real shells, keys typed with send-keys as a person types t
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,76 @@ def test_text_typed_while_the_pane_was_in_another_session_is_seen(
     with pytest.raises(errors.PaneHasInput):
         run(sane_ctx, pane, "echo three")
     assert victim.is_dir()
+
+
+class _HeldCounts(dict[str, int]):
+    """A control client's %output counts whose reader thread is held, once ``hold`` is
+    set, right where it counts a line of ``pane``: as a reader lagging behind tmux
+    under load, it has not seen that output yet (the tmux server and the screen it
+    keeps go on). ``held`` is set once the reader waits there."""
+
+    def __init__(self, counts: dict[str, int], pane: str) -> None:
+        super().__init__(counts)
+        self.pane = pane
+        self.hold = threading.Event()
+        self.held = threading.Event()
+        self.release = threading.Event()
+
+    def __setitem__(self, key: str, value: int) -> None:
+        if key == self.pane and self.hold.is_set():
+            self.held.set()
+            self.release.wait(60)
+        super().__setitem__(key, value)
+
+
+@pytest.mark.parametrize("shell", ["dash", "mksh"])
+def test_text_on_the_screen_that_sanes_client_has_not_read_yet_is_seen(
+    sane_ctx: Context,
+    tmux_server: TmuxTestServer,
+    shell: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under load the control client's reader lags behind tmux: a person's text can be
+    on the screen while the %output that echoed it has not reached sane. Made
+    deterministic here: sane's reader thread is held where it counts the pane's
+    output, from before the person types until sane has sent its line for the run.
+    Before (found under load, 2 of 14 runs of test_screen_prompt's mksh case): the
+    pane was taken for quiet, and the person's `touch ... #` ran with sane's line
+    after it. Now tmux, typing the line, finds the screen's place moved since the
+    last run's prompt and types nothing; the run looks at the screen: PaneHasInput."""
+    pane = tmux_server.new_pane(shell)
+    assert run(sane_ctx, pane, "echo one")["output"] == "one\n"
+    assert run(sane_ctx, pane, "echo two")["output"] == "two\n"
+    session = tmux_server.run("display-message", "-p", "-t", pane, "#{session_id}").strip()
+    client = sane_ctx.client(session)
+    # The case under test: the run would skip its look at the screen (the mark is there).
+    assert pane in client._quiet, "the last run left no quiet mark: nothing to test"
+    counts = _HeldCounts(client._seen, pane)
+    monkeypatch.setattr(client, "_seen", counts)
+    lines = sent_lines(sane_ctx, pane, monkeypatch)
+    ran = tmp_path / "ran"
+    outcome: list[object] = []
+
+    def attempt() -> None:
+        try:
+            outcome.append(run(sane_ctx, pane, "echo three", timeout=10))
+        except errors.SaneError as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    counts.hold.set()
+    try:
+        tmux_server.run("send-keys", "-t", pane, "-l", f"touch {ran} #")
+        _shows(tmux_server, pane, f"touch {ran} #")
+        assert counts.held.wait(30), "sane's reader never reached the person's echo"
+        worker.start()
+        # Until sane's line that types is sent (its reply waits behind the held reader).
+        assert poll(lambda: any("send-keys" in line for line in lines), 30.0), lines
+    finally:
+        counts.release.set()
+    worker.join(60)
+    assert outcome and isinstance(outcome[0], errors.PaneHasInput), (outcome, lines)
+    assert not ran.exists(), lines
+    # The person's text is still theirs, on the line.
+    assert f"touch {ran} #" in tmux_server.run("capture-pane", "-p", "-t", pane)

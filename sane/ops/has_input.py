@@ -389,17 +389,23 @@ def prompt_after_run(stream: Bytes, scanner: RunScanner, pane_id: str) -> list[s
 
 def note_quiet(
     client: ControlClient, stream: PaneStream, scanner: RunScanner, pane_id: str
-) -> None:
+) -> list[str]:
     """After a run this process followed live, whose prompt it saw drawn: when that
     prompt is the last thing the pane printed, let the control client remember the
     place, so the next run here can skip :func:`check_screen` while nothing more came
     (``ControlClient.quiet``): the screen then still shows that bare prompt. Saves a
-    tmux round trip per run of a screen-checked shell."""
+    tmux round trip per run of a screen-checked shell. The tmux commands to send as
+    the pane is freed: tmux keeps the screen's place then
+    (``sane.tmux.panes.mark_screen_place``), and the next run's line is typed only if
+    tmux finds it unchanged: output tmux has shown but this client has not read yet
+    (its reader lags under load) is never taken for a quiet pane."""
     buf = scanner.buf
     found, _ = scan(buf, scanner.final or 0)
     ends = [m.end for m in found if m.kind == PROMPT_END and m.tag in scanner.tokens]
     if ends and ends[-1] == len(buf) and not stream.take(0) and stream.taken_at is not None:
         client.note_quiet(pane_id, stream.taken_at)
+        return [panes.mark_screen_place(pane_id)]
+    return []
 
 
 # Runs after which the run's shell draws no prompt: it exited, or exec'd another.

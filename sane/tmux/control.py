@@ -310,8 +310,9 @@ class ControlClient:
         """Whether the pane printed nothing since :meth:`note_quiet` (said once: the
         mark goes). Every key a person types into a shell that echoes it (all the
         screen-checked shells) is output, so a quiet pane's line holds no typed text.
-        Output tmux sent but this client's reader has not read yet is as unknown to
-        this as to a look at the screen taken that moment."""
+        Output tmux shows but this client's reader has not read yet (it lags under
+        load) is not seen here: a run skipping the look at the screen on this has tmux
+        check the screen's place as it types (``sane.tmux.panes.mark_screen_place``)."""
         mark = self._quiet.pop(pane_id, None)
         return (
             mark is not None and self.alive and mark == (self._generation, self._seen.get(pane_id))

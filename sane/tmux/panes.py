@@ -186,9 +186,30 @@ def comparable(text: str) -> bool:
     return "\n" not in text and "\r" not in text
 
 
-def if_unchanged(pane_id: str, text: str, commands: list[str]) -> tuple[str, int] | None:
+# Where a pane's screen stands: the cursor's place, how many lines scrolled off, the
+# character under the cursor. Any key a shell echoes changes it, so a mark of it taken
+# by tmux when sane saw a bare prompt tells, in tmux's own view, whether anything came
+# on that line since (sane's control client may not have read that output yet: under
+# load its reader lags behind the screen tmux keeps).
+SCREEN_PLACE = "#{cursor_x}.#{cursor_y}.#{history_size}.#{cursor_character}"
+OPT_SCREEN_PLACE = "@sane_screen_place"
+
+
+def mark_screen_place(pane_id: str) -> str:
+    """The tmux command keeping the pane's :data:`SCREEN_PLACE` as tmux sees it when it
+    runs this (tmux expands it: ``-F``), for :func:`if_unchanged`'s ``same_place``."""
+    from sane.tmux.command import quote
+
+    return f"set-option -p -F -t {pane_id} {OPT_SCREEN_PLACE} {quote(SCREEN_PLACE)}"
+
+
+def if_unchanged(
+    pane_id: str, text: str | None, commands: list[str], same_place: bool = False
+) -> tuple[str, int] | None:
     """One tmux command running ``commands`` only if the pane's state is still ``text``
-    (:func:`read_state_text`), and the reply blocks tmux answers it with when they ran.
+    (:func:`read_state_text`; None: not checked), and, with ``same_place``, its screen
+    still at the place :func:`mark_screen_place` kept; and the reply blocks tmux
+    answers it with when they ran.
 
     tmux compares the whole state (every field of :data:`STATE_FORMAT`) and runs the
     commands in the same turn of its command queue, so they act on exactly the state a
@@ -199,11 +220,18 @@ def if_unchanged(pane_id: str, text: str, commands: list[str]) -> tuple[str, int
     when ``text`` cannot be written into a format (not :func:`comparable`)."""
     from sane.tmux.command import quote
 
-    if not comparable(text):
-        return None
-    # In a format, "#", "," and "}" are written "##", "#," and "#}".
-    known = text.replace("#", "##").replace(",", "#,").replace("}", "#}")
-    condition = f"#{{==:{STATE_FORMAT},{known}}}"
+    conditions: list[str] = []
+    if text is not None:
+        if not comparable(text):
+            return None
+        # In a format, "#", "," and "}" are written "##", "#," and "#}".
+        known = text.replace("#", "##").replace(",", "#,").replace("}", "#}")
+        conditions.append(f"#{{==:{STATE_FORMAT},{known}}}")
+    if same_place:
+        conditions.append(f"#{{==:{SCREEN_PLACE},#{{{OPT_SCREEN_PLACE}}}}}")
+    if not conditions:
+        raise ValueError("if_unchanged: nothing to check")
+    condition = conditions[0] if len(conditions) == 1 else "#{&&:" + ",".join(conditions) + "}"
     line = (
         f"if-shell -F -t {pane_id} {quote(condition)} {quote(' ; '.join(commands))}"
         f" {quote(_STATE_CHANGED_COMMAND)}"

@@ -157,8 +157,12 @@ def _run(
                 line = None
                 ready = ensure_runner(ctx, client, stream, ready, opts.clear_input)
             # Its command line, from the screen; unless the pane printed nothing since
-            # the prompt this client saw drawn after its last run: the screen shows it.
-            if checks_screen(ready) and not client.quiet(pane_id):
+            # the prompt this client saw drawn after its last run, and tmux, as it types,
+            # finds the screen where it was then (same_place: this client's reader may
+            # lag behind tmux, and a person's text, its echo not read yet, is on the
+            # screen; seen under load: the person's `echo PERSON-RAN #` ran).
+            same_place = checks_screen(ready) and line is not None and client.quiet(pane_id)
+            if checks_screen(ready) and not same_place:
                 if known is not None:  # the look claims: on a state read, not recalled
                     raise PaneChanged
                 try:  # the claim in the same tmux line as the look at the screen
@@ -170,7 +174,17 @@ def _run(
                     check_screen(client, stream, ready, opts.clear_input)
                 line = None
             scanner, follow = start_and_follow(
-                ctx, client, stream, ready, command, deadline, line, rec, opts, known=known
+                ctx,
+                client,
+                stream,
+                ready,
+                command,
+                deadline,
+                line,
+                rec,
+                opts,
+                known=known,
+                same_place=same_place,
             )
             return ready, scanner, follow
 
@@ -286,7 +300,7 @@ def conclude(
         cleared = [] if exited else answers_cleared(client, stream, scanner, state)
         drawn += cleared  # tmux's answers to its queries: not typed text
         if not cleared and drawn and checks_screen(state):
-            note_quiet(client, stream, scanner, pane_id)
+            drawn += note_quiet(client, stream, scanner, pane_id)
         duration_ms = (time.perf_counter() - started) * 1000
         if opts.durable:
             end_durable(
@@ -354,13 +368,15 @@ def start_and_follow(
     typed: tuple[sc.RunScanner, Follow | None] | None = None,
     watch: QuietWatch | None = None,
     known: str | None = None,
+    same_place: bool = False,
 ) -> tuple[sc.RunScanner, Follow]:
     """Type the run's line (with ``claim``, in the same tmux line) and follow it to its
     outcome, typing it again where the shell needs another form. ``typed``: the line
     was typed already (a fleet's loop typed it and followed it so far: its scanner,
     and how following it ended if it did; ``watch`` its quiet watch): go on from there.
     ``known``: ``state`` is the text of a read before this run, which the first line
-    checks (``run_command``)."""
+    checks (``run_command``); ``same_place``: the first line also checks the screen is
+    where it was after the last run (sane.tmux.panes.mark_screen_place)."""
     run_id = rec["run_id"]
     durable = rec if opts.durable else None
     force_paste = False
@@ -371,10 +387,21 @@ def start_and_follow(
             (scanner, follow), typed = typed, None
         else:
             state, scanner = _type(
-                ctx, client, stream, state, command, claim, rec, opts, force_paste, known
+                ctx,
+                client,
+                stream,
+                state,
+                command,
+                claim,
+                rec,
+                opts,
+                force_paste,
+                known,
+                same_place,
             )
             watch = None
         claim = known = None
+        same_place = False
         if follow is None:
             try:
                 follow = follow_run(
@@ -435,13 +462,15 @@ def _type(
     opts: RunOptions,
     force_paste: bool,
     known: str | None = None,
+    same_place: bool = False,
 ) -> tuple[panes.PaneState, sc.RunScanner]:
     """Type the run's line; the pane's state and the run's scanner. A claim refused
     ("already set": a stale flag, or a busy pane) is settled by ``busy.claim`` (or
     PaneBusy) and the line typed alone. A stop already set (a Ctrl-C, a cancelled
     call) types nothing: NotStarted (the caller releases a claim it holds). ``known``:
     the text of the state read before this run, checked in the same tmux command
-    (PaneChanged if it is not the pane's state any more: nothing done)."""
+    (PaneChanged if it is not the pane's state any more: nothing done); ``same_place``
+    likewise for the screen's place kept after the last run."""
     refuse_stopped(opts)
     nonce = markers.new_nonce()
     scanner, typed = framed(nonce, command, state, opts, force_paste)
@@ -449,9 +478,9 @@ def _type(
         make_durable(ctx, client, state, rec, scanner)
     before = before_typing(state, opts.clear_input)
     try:
-        _send(client, state.pane_id, typed, nonce, claim, before, known)
+        _send(client, state.pane_id, typed, nonce, claim, before, known, same_place)
     except (errors.TmuxError, errors.PaneNotFound) as exc:
-        if known is not None and panes.state_changed(exc):
+        if (known is not None or same_place) and panes.state_changed(exc):
             raise PaneChanged from exc
         if claim is None or isinstance(exc, errors.PaneNotFound):
             raise
@@ -497,12 +526,13 @@ def _send(
     claim: str | None,
     before: str = "",
     known: str | None = None,
+    same_place: bool = False,
 ) -> None:
     commands = typing_line(pane_id, typed, nonce, claim, before)
-    if known is None:
+    if known is None and not same_place:
         client.command(*commands)
         return
-    guarded = panes.if_unchanged(pane_id, known, commands)
+    guarded = panes.if_unchanged(pane_id, known, commands, same_place)
     if guarded is None:  # not a text tmux can compare: read the state instead
         raise PaneChanged
     client.command(guarded[0], blocks=guarded[1])
