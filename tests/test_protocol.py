@@ -319,6 +319,16 @@ def test_lost_run_drops_the_ssh_clients_goodbye() -> None:
     assert output.clean(raw) == b"partial\nConnection to 10.0.0.5 closed by remote host.\r\n"
 
 
+def test_a_lost_runs_output_cut_inside_the_ttys_line_end_stays_a_prefix() -> None:
+    """A lost run's output stops where tmux stopped sending it, which can be between the
+    `\r` and the `\n` the tty writes for a program's `\n` (seen in CI): the `\r` goes,
+    so what is returned is a prefix of what the program printed. A run that ended is
+    not cut: a program's own last `\r` stays."""
+    assert output.clean(b"18280\r\n18281\r", lost=True) == b"18280\n18281"
+    assert output.clean(b"18280\r\n18281\r", exited=True, lost=True) == b"18280\n18281"
+    assert output.clean(b"50 %\r") == b"50 %\r"
+
+
 def test_exit_drops_bashs_own_exit_line() -> None:
     """bash's `exit`/`logout` line goes where its exit trap's BASH_EXIT_LINE marker (the
     run's nonce) follows it; the same line without the marker is the command's output

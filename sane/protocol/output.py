@@ -241,6 +241,12 @@ def clean(
         raw = raw.replace(markers.marker_bytes(nonce, markers.USER_EXIT), b"", 1)
     if exited and lost:
         raw = _LOGOUT_TAIL.sub(b"", raw)
+    if lost:
+        # Cut short (tmux drops a dying pane's unsent output): its last byte may be the
+        # first half of the tty's `\r\n` for a `\n` (seen in CI: `...18281\r`, 3 of 25
+        # runs of test_exit_trap_output). Dropped, the output is a true prefix whether
+        # that `\r` was the tty's or the program's own.
+        raw = raw.removesuffix(b"\r")
     data = raw.replace(b"\r\n", b"\n")
     return data if keep_ansi or not is_text(data) else strip_escapes(data)
 
