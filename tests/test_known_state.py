@@ -151,7 +151,9 @@ def test_if_unchanged_compares_the_whole_state_exactly(tmux_server: TmuxTestServ
     try:
 
         def guarded(option: str) -> None:
-            found = panes.if_unchanged(pane, text, [f"set-option -p -t {pane} {option} 1"])
+            found = panes.if_unchanged(
+                pane, panes.Unchanged(text, False), [f"set-option -p -t {pane} {option} 1"]
+            )
             assert found is not None
             client.command(found[0], blocks=found[1])
 

@@ -197,19 +197,26 @@ OPT_SCREEN_PLACE = "@sane_screen_place"
 
 def mark_screen_place(pane_id: str) -> str:
     """The tmux command keeping the pane's :data:`SCREEN_PLACE` as tmux sees it when it
-    runs this (tmux expands it: ``-F``), for :func:`if_unchanged`'s ``same_place``."""
+    runs this (tmux expands it: ``-F``), for :class:`Unchanged`'s ``same_place``."""
     from sane.tmux.command import quote
 
     return f"set-option -p -F -t {pane_id} {OPT_SCREEN_PLACE} {quote(SCREEN_PLACE)}"
 
 
-def if_unchanged(
-    pane_id: str, text: str | None, commands: list[str], same_place: bool = False
-) -> tuple[str, int] | None:
-    """One tmux command running ``commands`` only if the pane's state is still ``text``
-    (:func:`read_state_text`; None: not checked), and, with ``same_place``, its screen
-    still at the place :func:`mark_screen_place` kept; and the reply blocks tmux
-    answers it with when they ran.
+class Unchanged(NamedTuple):
+    """What a line of :func:`if_unchanged` has tmux find still so before its commands
+    run. A run types its first line with it (PaneChanged in sane.ops.run.command when
+    it fails: nothing claimed or typed), one value from the state's read to the line."""
+
+    state_text: str | None  # the pane's state as read before (read_state_text); None: not checked
+    same_place: bool  # the screen still at the place mark_screen_place kept
+
+
+def if_unchanged(pane_id: str, check: Unchanged, commands: list[str]) -> tuple[str, int] | None:
+    """One tmux command running ``commands`` only if the pane is as ``check`` says: its
+    state still ``check.state_text`` and, with ``check.same_place``, its screen still
+    at the place :func:`mark_screen_place` kept; and the reply blocks tmux answers it
+    with when they ran.
 
     tmux compares the whole state (every field of :data:`STATE_FORMAT`) and runs the
     commands in the same turn of its command queue, so they act on exactly the state a
@@ -217,9 +224,10 @@ def if_unchanged(
     the state of its own before it (one round trip to tmux). Otherwise tmux answers
     with an error naming :data:`STATE_CHANGED`, nothing of ``commands`` done. A failing
     command among them ends them as in a plain line (its error ends the reply). None
-    when ``text`` cannot be written into a format (not :func:`comparable`)."""
+    when the state's text cannot be written into a format (not :func:`comparable`)."""
     from sane.tmux.command import quote
 
+    text, same_place = check
     conditions: list[str] = []
     if text is not None:
         if not comparable(text):

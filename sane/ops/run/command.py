@@ -161,8 +161,9 @@ def _run(
             # finds the screen where it was then (same_place: this client's reader may
             # lag behind tmux, and a person's text, its echo not read yet, is on the
             # screen; seen under load: the person's `echo PERSON-RAN #` ran).
-            same_place = checks_screen(ready) and line is not None and client.quiet(pane_id)
-            if checks_screen(ready) and not same_place:
+            screen_checked = checks_screen(ready)
+            same_place = screen_checked and line is not None and client.quiet(pane_id)
+            if screen_checked and not same_place:
                 if known is not None:  # the look claims: on a state read, not recalled
                     raise PaneChanged
                 try:  # the claim in the same tmux line as the look at the screen
@@ -173,18 +174,9 @@ def _run(
                     busy.claim(ctx, client, ready, run_id)  # stale flag cleared, or PaneBusy
                     check_screen(client, stream, ready, opts.clear_input)
                 line = None
+            check = panes.Unchanged(known, same_place) if known is not None or same_place else None
             scanner, follow = start_and_follow(
-                ctx,
-                client,
-                stream,
-                ready,
-                command,
-                deadline,
-                line,
-                rec,
-                opts,
-                known=known,
-                same_place=same_place,
+                ctx, client, stream, ready, command, deadline, line, rec, opts, check=check
             )
             return ready, scanner, follow
 
@@ -367,16 +359,14 @@ def start_and_follow(
     opts: RunOptions,
     typed: tuple[sc.RunScanner, Follow | None] | None = None,
     watch: QuietWatch | None = None,
-    known: str | None = None,
-    same_place: bool = False,
+    check: panes.Unchanged | None = None,
 ) -> tuple[sc.RunScanner, Follow]:
     """Type the run's line (with ``claim``, in the same tmux line) and follow it to its
     outcome, typing it again where the shell needs another form. ``typed``: the line
     was typed already (a fleet's loop typed it and followed it so far: its scanner,
     and how following it ended if it did; ``watch`` its quiet watch): go on from there.
-    ``known``: ``state`` is the text of a read before this run, which the first line
-    checks (``run_command``); ``same_place``: the first line also checks the screen is
-    where it was after the last run (sane.tmux.panes.mark_screen_place)."""
+    ``check``: what tmux checks is still so as it takes the first line
+    (``run_command``: the state read before this run, the screen's place)."""
     run_id = rec["run_id"]
     durable = rec if opts.durable else None
     force_paste = False
@@ -387,21 +377,10 @@ def start_and_follow(
             (scanner, follow), typed = typed, None
         else:
             state, scanner = _type(
-                ctx,
-                client,
-                stream,
-                state,
-                command,
-                claim,
-                rec,
-                opts,
-                force_paste,
-                known,
-                same_place,
+                ctx, client, stream, state, command, claim, rec, opts, force_paste, check
             )
             watch = None
-        claim = known = None
-        same_place = False
+        claim = check = None
         if follow is None:
             try:
                 follow = follow_run(
@@ -461,16 +440,14 @@ def _type(
     rec: RunRecord,
     opts: RunOptions,
     force_paste: bool,
-    known: str | None = None,
-    same_place: bool = False,
+    check: panes.Unchanged | None = None,
 ) -> tuple[panes.PaneState, sc.RunScanner]:
     """Type the run's line; the pane's state and the run's scanner. A claim refused
     ("already set": a stale flag, or a busy pane) is settled by ``busy.claim`` (or
     PaneBusy) and the line typed alone. A stop already set (a Ctrl-C, a cancelled
-    call) types nothing: NotStarted (the caller releases a claim it holds). ``known``:
-    the text of the state read before this run, checked in the same tmux command
-    (PaneChanged if it is not the pane's state any more: nothing done); ``same_place``
-    likewise for the screen's place kept after the last run."""
+    call) types nothing: NotStarted (the caller releases a claim it holds). ``check``:
+    checked by tmux in the same tmux command (PaneChanged if the pane is not so any
+    more: nothing done)."""
     refuse_stopped(opts)
     nonce = markers.new_nonce()
     scanner, typed = framed(nonce, command, state, opts, force_paste)
@@ -478,9 +455,9 @@ def _type(
         make_durable(ctx, client, state, rec, scanner)
     before = before_typing(state, opts.clear_input)
     try:
-        _send(client, state.pane_id, typed, nonce, claim, before, known, same_place)
+        _send(client, state.pane_id, typed, nonce, claim, before, check)
     except (errors.TmuxError, errors.PaneNotFound) as exc:
-        if (known is not None or same_place) and panes.state_changed(exc):
+        if check is not None and panes.state_changed(exc):
             raise PaneChanged from exc
         if claim is None or isinstance(exc, errors.PaneNotFound):
             raise
@@ -525,14 +502,13 @@ def _send(
     nonce: str,
     claim: str | None,
     before: str = "",
-    known: str | None = None,
-    same_place: bool = False,
+    check: panes.Unchanged | None = None,
 ) -> None:
     commands = typing_line(pane_id, typed, nonce, claim, before)
-    if known is None and not same_place:
+    if check is None:
         client.command(*commands)
         return
-    guarded = panes.if_unchanged(pane_id, known, commands, same_place)
+    guarded = panes.if_unchanged(pane_id, check, commands)
     if guarded is None:  # not a text tmux can compare: read the state instead
         raise PaneChanged
     client.command(guarded[0], blocks=guarded[1])
