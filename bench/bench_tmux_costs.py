@@ -10,14 +10,20 @@ connect's time grows with on one core. This script says which commands grow, and
 what: for each size, a private tmux server (``-f /dev/null``) holding that many idle
 panes (``sleep``), one window per pane or several stacked in a window as
 ``sane.fleet.layout`` groups them, and one control client attached; then each command
-kind is sent ``--repeat`` times through that client, twenty to a line, and the tmux
-server's CPU (user + system, from ``/proc``) divided by the count is printed. CPU, not
-wall time, so the load of a shared machine moves it little; clock ticks of 10 ms are
-why the repeats are many.
+kind is sent ``--repeat`` times through that client, ``--per-line`` to a line (twenty
+unless told), each line answered before the next, and the tmux server's CPU (user +
+system, from ``/proc``) divided by the count is printed. CPU, not wall time, so the
+load of a shared machine moves it little; clock ticks of 10 ms are why the repeats are
+many. ``--per-line 1,20`` shows what a line written alone costs
+against a line among many: each line read alone is a turn of tmux's event loop, which
+polls every pane's descriptor and passes over every window (``--per-line 1`` at 1,000
+panes, ten to a window: ~1-1.5 ms a line, ~0.1-0.2 ms a command among twenty).
 
 Kinds: ``set`` (``set-option -p`` of a user option, as sane marks panes), ``unset``,
 ``display`` (a one-pane ``display-message``: the cost of a command line by itself),
-``listing`` (the liveness listing, ``list-panes -a`` of two fields).
+``listing`` (the liveness listing, ``list-panes -a`` of two fields), ``dead`` (the same
+filtered to dead panes: what tmux's own filter saves, though it cannot show a pane that
+is gone).
 """
 
 from __future__ import annotations
@@ -34,8 +40,8 @@ KINDS: dict[str, Callable[[str, int], str]] = {
     "unset": lambda pane, i: f"set-option -p -u -t {pane} @bench_{i % 7}",
     "display": lambda pane, _i: f"display-message -p -t {pane} '#{{pane_id}}'",
     "listing": lambda _pane, _i: "list-panes -a -F '#{pane_id} #{pane_dead}'",
+    "dead": lambda _pane, _i: "list-panes -a -f '#{pane_dead}' -F '#{pane_id}'",
 }
-PER_LINE = 20
 
 
 def _cpu_ms(pid: int) -> float:
@@ -98,12 +104,13 @@ class Server:
             self.send(lines)
         return self._tmux("list-panes", "-a", "-F", "#{pane_id}").split()
 
-    def cost_us(self, kind: str, panes: list[str], repeat: int) -> float:
-        """tmux CPU per command of ``kind``, in microseconds."""
+    def cost_us(self, kind: str, panes: list[str], repeat: int, per_line: int) -> float:
+        """tmux CPU per command of ``kind``, in microseconds, sent ``per_line`` to a
+        line (each line written, and its answers read, before the next)."""
         make = KINDS[kind]
         before = _cpu_ms(self.pid)
-        for start in range(0, repeat, PER_LINE):
-            count = min(PER_LINE, repeat - start)
+        for start in range(0, repeat, per_line):
+            count = min(per_line, repeat - start)
             self.send([make(panes[(start + k) % len(panes)], start + k) for k in range(count)])
         return (_cpu_ms(self.pid) - before) * 1000 / repeat
 
@@ -122,24 +129,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--per-window", default="1,10")
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--repeat", type=int, default=2000)
+    parser.add_argument("--per-line", default="20", help="commands to a line, e.g. 1,20")
     args = parser.parse_args(argv)
     kinds = args.kinds.split(",")
     print(f"bench_tmux_costs: load {os.getloadavg()[0]:.1f}; tmux CPU per command, us")
-    print(f"{'panes':>6} {'per window':>10} {'windows':>7} " + " ".join(f"{k:>9}" for k in kinds))
+    print(
+        f"{'panes':>6} {'per window':>10} {'windows':>7} {'per line':>8} "
+        + " ".join(f"{k:>9}" for k in kinds)
+    )
     for count in (int(n) for n in args.panes.split(",")):
         for per_window in (int(n) for n in args.per_window.split(",")):
             server = Server(f"sane-bench-costs-{os.getpid()}-{count}-{per_window}")
             try:
                 panes = server.fill(count, per_window)
-                costs = [server.cost_us(kind, panes, args.repeat) for kind in kinds]
+                windows = -(-count // per_window)
+                for per_line in (int(n) for n in args.per_line.split(",")):
+                    costs = [server.cost_us(k, panes, args.repeat, per_line) for k in kinds]
+                    print(
+                        f"{len(panes):>6} {per_window:>10} {windows:>7} {per_line:>8} "
+                        + " ".join(f"{c:>9.1f}" for c in costs),
+                        flush=True,
+                    )
             finally:
                 server.close()
-            windows = -(-count // per_window)
-            print(
-                f"{len(panes):>6} {per_window:>10} {windows:>7} "
-                + " ".join(f"{c:>9.1f}" for c in costs),
-                flush=True,
-            )
     print(f"load {os.getloadavg()[0]:.1f} at the end")
     return 0
 
