@@ -19,11 +19,22 @@ sent tmux through its control client, per server: less noisy than times, though 
 free of the load (a takeover retyped after 3 s of silence, more liveness listings while
 servers wait: one tree gave 7.1-7.3 lines per server at load 26-38 and 8.2-8.3 at
 56-74). Medians of each tree's ratios at the end.
+
+Each line also gives the CPU per server of both sides, the measure the load moves
+least: sane's (its Python process, the tmux server, the panes' ssh clients with the
+shell tmux starts them with, and every server-side process of the sessions: sshd,
+the login shell, what sane typed there) against plain ssh's (the client, and the
+server's processes). The panes are closed right after the timed connect, and each
+side waits until every session is reaped, so its CPU is counted in its parent's
+(``/proc/PID/stat``, children's times: the tmux server's and each sshd's). On a
+quiet 2-core machine connecting 50 at once both sides are CPU-bound, so the wall
+ratio there is about this CPU ratio; under load the wall ratio hides it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -69,6 +80,7 @@ with Context(server, home=Path(home)) as ctx:
     wall = (time.perf_counter() - started) * 1000
     after = os.times()
     failed = [r["error"]["message"] for r in reports if not r["ok"]]
+    down(ctx)  # every session ended: its CPU is then in its parents' counts
     print(json.dumps({
         "ms": wall,
         "cpu_ms": (after.user + after.system - cpu.user - cpu.system) * 1000,
@@ -81,10 +93,42 @@ with Context(server, home=Path(home)) as ctx:
 """
 
 
-def _cpu_ms(pid: int) -> float:
+def _cpu_ms(pid: int, children: bool = False) -> float:
+    """CPU of process ``pid`` itself, or (``children``) of its children it has reaped."""
     with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+    first = 13 if children else 11
+    return (int(fields[first]) + int(fields[first + 1])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int, named: str | None = None) -> int:
+    """How many children ``pid`` has (running the program ``named``, if given)."""
+    with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as fh:
+        kids = fh.read().split()
+    if named is None:
+        return len(kids)
+    count = 0
+    for kid in kids:
+        with contextlib.suppress(OSError), open(f"/proc/{kid}/comm", encoding="utf-8") as fh:
+            count += fh.read().strip() == named
+    return count
+
+
+def _reaped(tmux_pid: int, sshd: Sequence[int], timeout: float = 60.0) -> None:
+    """Wait until every session has ended and been reaped, its CPU then in its
+    parent's count: no pane's ssh left under the tmux server, no child under any
+    sshd, within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while _children(tmux_pid, "ssh") or any(_children(p) for p in sshd):
+        if time.monotonic() > deadline:
+            raise SystemExit("sessions not reaped in time: CPU figures would be short")
+        time.sleep(0.05)
+
+
+def _server_cpu_ms(sshd: Sequence[int]) -> float:
+    """CPU of every session the fleet's sshd have ended (connection handlers, login
+    shells, what they ran), summed."""
+    return sum(_cpu_ms(pid, children=True) for pid in sshd)
 
 
 def _fresh(server: Server) -> list[str]:
@@ -104,6 +148,13 @@ def _ssh_true(servers: Sequence[Server], parallel: int) -> float:
     started = time.perf_counter()
     bounded_map(one, [_fresh(s) for s in servers], parallel)
     return (time.perf_counter() - started) * 1000
+
+
+def _own_children_cpu_ms() -> float:
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (used.ru_utime + used.ru_stime) * 1000
 
 
 def _connect(tree: Path, socket: str, home: Path, parallel: int) -> dict[str, object]:
@@ -130,11 +181,13 @@ def bench(count: int, parallels: list[int], trees: dict[str, Path], rounds: int)
     srv.kill()
     srv.start()
     ratios: dict[tuple[str, int], list[float]] = {}
+    cpu_ratios: dict[tuple[str, int], list[float]] = {}
     try:
         with Fleet(count, ready_timeout=max(10.0, count / 10)) as fleet:
             home = work / "home"
             servers = register(home, fleet)
             tmux_pid = int(srv.run("display-message", "-p", "#{pid}").strip())
+            sshd = [s.pid for s in fleet.servers if s.pid is not None]
             names = list(trees)
             for round_ in range(rounds):
                 order = names if round_ % 2 == 0 else names[::-1]
@@ -142,16 +195,34 @@ def bench(count: int, parallels: list[int], trees: dict[str, Path], rounds: int)
                     for name in order:
                         load = os.getloadavg()[0]
                         tmux_before = _cpu_ms(tmux_pid)
+                        panes_before = _cpu_ms(tmux_pid, children=True)
+                        server_before = _server_cpu_ms(sshd)
                         got = _connect(trees[name], socket, home, parallel)
                         tmux_cpu = _cpu_ms(tmux_pid) - tmux_before
+                        _reaped(tmux_pid, sshd)
+                        panes_cpu = _cpu_ms(tmux_pid, children=True) - panes_before
+                        server_cpu = _server_cpu_ms(sshd) - server_before
+                        own = float(str(got["cpu_ms"]))
+                        total = own + tmux_cpu + panes_cpu + server_cpu
+                        clients_before = _own_children_cpu_ms()
+                        server_before = _server_cpu_ms(sshd)
                         base = _ssh_true(servers, parallel)
+                        _reaped(tmux_pid, sshd)
+                        base_cpu = (
+                            (_own_children_cpu_ms() - clients_before)
+                            + _server_cpu_ms(sshd)
+                            - server_before
+                        )
                         ms = float(str(got["ms"]))
                         ratios.setdefault((name, parallel), []).append(ms / base)
+                        cpu_ratios.setdefault((name, parallel), []).append(total / base_cpu)
                         print(
                             f"  N={count} par={parallel} {name:>4}: connect {ms:8.0f} ms, "
                             f"ssh true {base:8.0f} ms, ratio {ms / base:.2f}x; "
-                            f"sane CPU {float(str(got['cpu_ms'])) / count:.1f} ms/server, "
-                            f"tmux CPU {tmux_cpu / count:.1f} ms/server; tmux lines (commands) "
+                            f"CPU/server {total / count:.1f} vs {base_cpu / count:.1f} ms "
+                            f"({total / base_cpu:.2f}x: sane {own / count:.1f}, tmux "
+                            f"{tmux_cpu / count:.1f}, pane ssh {panes_cpu / count:.1f}, server "
+                            f"{server_cpu / count:.1f}); tmux lines (commands) "
                             f"{float(str(got['tmux_lines'])) / count:.1f} "
                             f"({float(str(got['tmux_commands'])) / count:.1f})/server; "
                             f"load {load:.1f}; failed {got['failures']} {got['failed']}",
@@ -160,9 +231,11 @@ def bench(count: int, parallels: list[int], trees: dict[str, Path], rounds: int)
     finally:
         srv.kill()
     for (name, parallel), values in sorted(ratios.items()):
+        cpus = cpu_ratios[(name, parallel)]
         print(
             f"N={count} par={parallel} {name}: ratio median {statistics.median(values):.2f}x "
-            f"({', '.join(f'{v:.2f}' for v in values)})",
+            f"({', '.join(f'{v:.2f}' for v in values)}); CPU ratio median "
+            f"{statistics.median(cpus):.2f}x ({', '.join(f'{v:.2f}' for v in cpus)})",
             flush=True,
         )
 

@@ -29,6 +29,8 @@ from sane.ops.context import Context
 from sane.ops.create_file import create_file
 from sane.ops.run.resume import run_input, run_interrupt, run_wait
 from sane.poll import poll
+from sane.protocol import markers
+from sane.protocol.runner import shell_name, shell_probe
 from sane.testing.fleet import Fleet, FleetUnavailable
 from sane.testing.fleet import Server as FleetServer
 from sane.testing.pytest_plugin import SHELL_COMMANDS, TmuxTestServer
@@ -687,6 +689,30 @@ def test_shell_probe_leaves_no_history(
     lines = r["output"].splitlines()
     assert lines[0] == "ignorespace"  # sane's takeover added it; it was unset
     assert "7770" not in r["output"] and lines[1] == "0", r["output"]
+
+
+@pytest.mark.parametrize("shell", [*SHELLS, "tcsh"])
+def test_the_shell_probe_starts_no_program_but_sh(shell: str, tmp_path: Path) -> None:
+    """The shell probe names the shell that reads it with ``sh`` alone, no ``cat``
+    (``/proc`` read by ``sh``'s own ``read``): a fork and an exec less on every
+    server a fleet connects. Each shell reads the probe line as it would from the
+    pane's prompt (here from its standard input, with a ``PATH`` holding ``sh``
+    only); before, the name came from ``$(cat ...)`` and was empty here."""
+    (tmp_path / "sh").symlink_to(shutil.which("sh") or "/bin/sh")
+    # busybox's ash from `busybox ash` (its comm: busybox, a shell sane drives).
+    argv = [shutil.which("busybox") or "busybox", "ash"] if shell == "ash" else [LOGIN_PATHS[shell]]
+    nonce = markers.new_nonce()
+    out = subprocess.run(
+        argv,
+        input=f"{shell_probe(nonce)}\nexit\n".encode(),
+        capture_output=True,
+        env={"PATH": str(tmp_path), "HOME": str(tmp_path)},
+        timeout=60,
+        check=False,
+    )
+    found = shell_name(out.stdout, nonce)
+    assert found is not None and out.stderr == b"", (out.stdout, out.stderr)
+    assert found[1] == Path(argv[0]).name
 
 
 @pytest.mark.parametrize("shell", POSIX_SHELLS)
