@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import subprocess
@@ -45,6 +44,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from tree_child import COUNT_SENT, cpu_ms, run_child  # this directory: the script's path entry
+
 from sane.fleet.registry import Server
 from sane.fleet.ssh import ssh_argv
 from sane.parallel import bounded_map
@@ -53,21 +54,15 @@ from sane.testing.pytest_plugin import TmuxTestServer
 
 # Run in the child, with the tree under test first on sys.path: every pane closed,
 # then one timed connect_many; prints its wall ms, failures and own CPU as JSON.
-CHILD = """
+CHILD = (
+    COUNT_SENT
+    + """
 import json, os, sys, time
 from sane.fleet.panes import connect_many, down
 from sane.fleet.registry import Registry
 from sane.ops.context import Context
 from sane.tmux.command import TmuxServer
-from sane.tmux.control import ControlClient
 socket, home, parallel = sys.argv[1], sys.argv[2], int(sys.argv[3])
-sent = {"lines": 0, "commands": 0}
-send = ControlClient.send
-def counting(self, *commands, **kw):
-    sent["lines"] += 1
-    sent["commands"] += len(commands)
-    return send(self, *commands, **kw)
-ControlClient.send = counting
 server = TmuxServer(socket_name=socket, config_file="/dev/null")
 from pathlib import Path
 with Context(server, home=Path(home)) as ctx:
@@ -91,14 +86,7 @@ with Context(server, home=Path(home)) as ctx:
         "tree": __import__("sane").__file__,
     }))
 """
-
-
-def _cpu_ms(pid: int, children: bool = False) -> float:
-    """CPU of process ``pid`` itself, or (``children``) of its children it has reaped."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    first = 13 if children else 11
-    return (int(fields[first]) + int(fields[first + 1])) * 1000 / os.sysconf("SC_CLK_TCK")
+)
 
 
 def _children(pid: int, named: str | None = None) -> int:
@@ -128,7 +116,7 @@ def _reaped(tmux_pid: int, sshd: Sequence[int], timeout: float = 60.0) -> None:
 def _server_cpu_ms(sshd: Sequence[int]) -> float:
     """CPU of every session the fleet's sshd have ended (connection handlers, login
     shells, what they ran), summed."""
-    return sum(_cpu_ms(pid, children=True) for pid in sshd)
+    return sum(cpu_ms(pid, children=True) for pid in sshd)
 
 
 def _fresh(server: Server) -> list[str]:
@@ -158,20 +146,7 @@ def _own_children_cpu_ms() -> float:
 
 
 def _connect(tree: Path, socket: str, home: Path, parallel: int) -> dict[str, object]:
-    env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, socket, str(home), str(parallel)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tempfile.gettempdir(),
-        timeout=1800,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"connect in {tree} failed: {out.stderr[-2000:]}")
-    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    return run_child(tree, CHILD, [socket, str(home), str(parallel)], "connect")
 
 
 def bench(count: int, parallels: list[int], trees: dict[str, Path], rounds: int) -> None:
@@ -194,13 +169,13 @@ def bench(count: int, parallels: list[int], trees: dict[str, Path], rounds: int)
                 for parallel in parallels:
                     for name in order:
                         load = os.getloadavg()[0]
-                        tmux_before = _cpu_ms(tmux_pid)
-                        panes_before = _cpu_ms(tmux_pid, children=True)
+                        tmux_before = cpu_ms(tmux_pid)
+                        panes_before = cpu_ms(tmux_pid, children=True)
                         server_before = _server_cpu_ms(sshd)
                         got = _connect(trees[name], socket, home, parallel)
-                        tmux_cpu = _cpu_ms(tmux_pid) - tmux_before
+                        tmux_cpu = cpu_ms(tmux_pid) - tmux_before
                         _reaped(tmux_pid, sshd)
-                        panes_cpu = _cpu_ms(tmux_pid, children=True) - panes_before
+                        panes_cpu = cpu_ms(tmux_pid, children=True) - panes_before
                         server_cpu = _server_cpu_ms(sshd) - server_before
                         own = float(str(got["cpu_ms"]))
                         total = own + tmux_cpu + panes_cpu + server_cpu

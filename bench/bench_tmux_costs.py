@@ -35,6 +35,8 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 
+from tree_child import cpu_ms  # this directory: the script's own path entry
+
 KINDS: dict[str, Callable[[str, int], str]] = {
     "set": lambda pane, i: f"set-option -p -t {pane} @bench_{i % 7} v{i}",
     "unset": lambda pane, i: f"set-option -p -u -t {pane} @bench_{i % 7}",
@@ -42,12 +44,6 @@ KINDS: dict[str, Callable[[str, int], str]] = {
     "listing": lambda _pane, _i: "list-panes -a -F '#{pane_id} #{pane_dead}'",
     "dead": lambda _pane, _i: "list-panes -a -f '#{pane_dead}' -F '#{pane_id}'",
 }
-
-
-def _cpu_ms(pid: int) -> float:
-    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
 class Server:
@@ -108,11 +104,11 @@ class Server:
         """tmux CPU per command of ``kind``, in microseconds, sent ``per_line`` to a
         line (each line written, and its answers read, before the next)."""
         make = KINDS[kind]
-        before = _cpu_ms(self.pid)
+        before = cpu_ms(self.pid)
         for start in range(0, repeat, per_line):
             count = min(per_line, repeat - start)
             self.send([make(panes[(start + k) % len(panes)], start + k) for k in range(count)])
-        return (_cpu_ms(self.pid) - before) * 1000 / repeat
+        return (cpu_ms(self.pid) - before) * 1000 / repeat
 
     def close(self) -> None:
         if self.client.stdin is not None:

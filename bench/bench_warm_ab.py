@@ -21,14 +21,14 @@ load changes; wall medians beside them say little on a shared machine.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from tree_child import COUNT_SENT, run_child  # this directory: the script's path entry
 
 from sane.fleet.panes import connect_many
 from sane.fleet.registry import Registry
@@ -37,22 +37,16 @@ from sane.testing.fleet import Fleet, register
 from sane.testing.pytest_plugin import TmuxTestServer
 
 # Run in the child, the tree under test first on sys.path; prints one JSON line.
-CHILD = """
+CHILD = (
+    COUNT_SENT
+    + """
 import json, os, sys, threading, time
 from pathlib import Path
 from sane.fleet.registry import Registry
 from sane.fleet.run import fleet_run
 from sane.ops.context import Context
 from sane.tmux.command import TmuxServer
-from sane.tmux.control import ControlClient
 socket, home, tmux_pid, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-sent = {"lines": 0, "commands": 0}
-send = ControlClient.send
-def counting(self, *commands, **kw):
-    sent["lines"] += 1
-    sent["commands"] += len(commands)
-    return send(self, *commands, **kw)
-ControlClient.send = counting
 def cpu_ms(path):
     try:
         with open(path) as fh:
@@ -91,29 +85,12 @@ with Context(server, home=Path(home)) as ctx:
         }
 print(json.dumps(out))
 """
-
-
-def _cpu_ms(pid: int) -> float:
-    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+)
 
 
 def _child(tree: Path, socket: str, home: Path, tmux_pid: int, repeat: int) -> dict[str, object]:
-    env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, socket, str(home), str(tmux_pid), str(repeat)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tempfile.gettempdir(),
-        timeout=1800,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"warm runs in {tree} failed: {out.stderr[-2000:]}")
-    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    args = [socket, str(home), str(tmux_pid), str(repeat)]
+    return run_child(tree, CHILD, args, "warm runs")
 
 
 def bench(count: int, trees: dict[str, Path], rounds: int, repeat: int) -> None:
