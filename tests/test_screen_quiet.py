@@ -28,6 +28,20 @@ def _shows(tmux: TmuxTestServer, pane: str, text: str) -> None:
     assert poll(lambda: text in tmux.run("capture-pane", "-p", "-t", pane), 5.0), text
 
 
+def _quiet_pane(
+    ctx: Context, tmux: TmuxTestServer, shell: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, list[str]]:
+    """A new pane of ``shell`` after two runs, each of which left it quiet (the prompt
+    sane saw drawn its last output), so the second may have skipped its look at the
+    screen. Its id, and the tmux lines sane sent there from the second run on
+    (``sent_lines``)."""
+    pane = tmux.new_pane(shell)
+    assert run(ctx, pane, "echo one")["output"] == "one\n"
+    lines = sent_lines(ctx, pane, monkeypatch)
+    assert run(ctx, pane, "echo two")["output"] == "two\n"
+    return pane, lines
+
+
 @pytest.mark.parametrize("shell", ["dash", "mksh"])
 def test_a_quiet_pane_is_not_looked_at_again_a_typed_key_is(
     sane_ctx: Context,
@@ -36,10 +50,7 @@ def test_a_quiet_pane_is_not_looked_at_again_a_typed_key_is(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pane = tmux_server.new_pane(shell)
-    assert run(sane_ctx, pane, "echo one")["output"] == "one\n"
-    lines = sent_lines(sane_ctx, pane, monkeypatch)
-    assert run(sane_ctx, pane, "echo two")["output"] == "two\n"
+    pane, lines = _quiet_pane(sane_ctx, tmux_server, shell, monkeypatch)
     assert not _looked(lines), lines
     # A key typed and erased: the line is empty again, but the pane printed (the echo).
     tmux_server.run("send-keys", "-t", pane, "-l", "zq")
@@ -59,13 +70,14 @@ def test_a_quiet_pane_is_not_looked_at_again_a_typed_key_is(
 
 
 def test_text_typed_while_the_pane_was_in_another_session_is_seen(
-    sane_ctx: Context, tmux_server: TmuxTestServer, tmp_path: Path
+    sane_ctx: Context,
+    tmux_server: TmuxTestServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The control client gets a pane's output only while the pane is in its session:
     a window moved away, typed into there and moved back printed nothing sane saw."""
-    pane = tmux_server.new_pane("dash")
-    assert run(sane_ctx, pane, "echo one")["output"] == "one\n"
-    assert run(sane_ctx, pane, "echo two")["output"] == "two\n"  # now quiet
+    pane, _ = _quiet_pane(sane_ctx, tmux_server, "dash", monkeypatch)
     window = tmux_server.run("display-message", "-p", "-t", pane, "#{window_id}").strip()
     tmux_server.run("new-session", "-d", "-s", "away", SHELLS["dash"])
     tmux_server.run("move-window", "-s", window, "-t", "away:")
@@ -115,16 +127,14 @@ def test_text_on_the_screen_that_sanes_client_has_not_read_yet_is_seen(
     pane was taken for quiet, and the person's `touch ... #` ran with sane's line
     after it. Now tmux, typing the line, finds the screen's place moved since the
     last run's prompt and types nothing; the run looks at the screen: PaneHasInput."""
-    pane = tmux_server.new_pane(shell)
-    assert run(sane_ctx, pane, "echo one")["output"] == "one\n"
-    assert run(sane_ctx, pane, "echo two")["output"] == "two\n"
+    pane, lines = _quiet_pane(sane_ctx, tmux_server, shell, monkeypatch)
     session = tmux_server.run("display-message", "-p", "-t", pane, "#{session_id}").strip()
     client = sane_ctx.client(session)
     # The case under test: the run would skip its look at the screen (the mark is there).
     assert pane in client._quiet, "the last run left no quiet mark: nothing to test"
     counts = _HeldCounts(client._seen, pane)
     monkeypatch.setattr(client, "_seen", counts)
-    lines = sent_lines(sane_ctx, pane, monkeypatch)
+    lines.clear()
     ran = tmp_path / "ran"
     outcome: list[object] = []
 
