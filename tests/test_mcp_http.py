@@ -251,6 +251,21 @@ def test_an_answer_goes_out_in_one_segment(server: HttpServer) -> None:
             assert _data_segments_in(sock) - before == 1, (number, answer)
 
 
+def test_the_server_parses_http_with_httptools(server: HttpServer) -> None:
+    """uvicorn serves ``sane mcp --http`` with httptools' C parser, not h11's pure Python
+    one (a quarter of a ``ping``'s server CPU; 0.16-0.39 ms a call, docs/performance.md):
+    the ``mcp`` extra installs it and the running server, having answered a request, has
+    its parser loaded (its own memory map, not this process's imports)."""
+    session = _open_session(server)
+    with _raw_connection(server) as sock:
+        _ping_on(sock, server, session, 1)
+    maps = Path(f"/proc/{server.process.pid}/maps").read_text()
+    assert "/httptools/parser/parser." in maps, "httptools is not installed: bin/sane-bootstrap"
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    assert issubclass(http.one_write_protocol(), HttpToolsProtocol)
+
+
 CLIENT_IDLE_S = 7.0  # past undici's 4 s and httpx's 5 s (uvicorn's own default was 5 s)
 
 
