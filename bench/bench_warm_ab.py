@@ -13,9 +13,11 @@ ones), a fresh Python process with ``PYTHONPATH`` the tree runs one warm-up
 ``fleet_run`` of ``true`` and then ``--repeat`` of each of warm ``true`` and ``sleep
 1`` on all N at once (--max-parallel N), reading around each: its own CPU (every
 thread, ``os.times``), its control client's reader thread's CPU and the tmux
-server's (``/proc``), and the tmux command lines and commands it sent. Printed per
-server: CPU in ms (means: CPU comes in clock ticks of 10 ms) and the counts, which no
-load changes; wall medians beside them say little on a shared machine.
+server's (``/proc``), and the tmux command lines and commands it sent and the writes
+they went in (each write tmux reads alone is a turn of its event loop, O(panes)).
+Printed per server: CPU in ms (means: CPU comes in clock ticks of 10 ms) and the
+counts: lines and commands no load changes; writes depend on how the ends fall in
+time, less than CPU does; wall medians beside them say little on a shared machine.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ with Context(server, home=Path(home)) as ctx:
     warm = fleet_run(ctx, servers, "true", max_parallel=count)
     assert warm["status"] == "completed", warm["counts"]
     for command in ("true", "sleep 1"):
-        sent.update(lines=0, commands=0)
+        sent.update(lines=0, commands=0, writes=0)
         walls, own, reader, tmux = [], 0.0, 0.0, 0.0
         for _ in range(repeat):
             cpu, r0, t0 = os.times(), reader_ms(), cpu_ms(f"/proc/{tmux_pid}/stat")
@@ -82,6 +84,7 @@ with Context(server, home=Path(home)) as ctx:
             "wall_ms": sorted(walls)[len(walls) // 2],
             "sane": own / runs, "reader": reader / runs, "tmux": tmux / runs,
             "lines": sent["lines"] / runs, "commands": sent["commands"] / runs,
+            "writes": sent["writes"] / runs,
         }
 print(json.dumps(out))
 """
@@ -124,7 +127,8 @@ def bench(count: int, trees: dict[str, Path], rounds: int, repeat: int) -> None:
                             f"  N={count} {name:>3} {command:>7}: wall {row['wall_ms']:6.0f} ms;"
                             f" per server: sane CPU {row['sane']:.3f} ms (reader "
                             f"{row['reader']:.3f}), tmux CPU {row['tmux']:.3f} ms, tmux lines "
-                            f"{row['lines']:.2f}, commands {row['commands']:.2f}; "
+                            f"{row['lines']:.2f}, commands {row['commands']:.2f}, writes "
+                            f"{row['writes']:.3f}; "
                             f"load {load:.1f}",
                             flush=True,
                         )
@@ -136,7 +140,8 @@ def bench(count: int, trees: dict[str, Path], rounds: int, repeat: int) -> None:
             print(
                 f"N={count} {command} {name}: medians per server: sane CPU {got['sane']:.3f}"
                 f" ms, tmux CPU {got['tmux']:.3f} ms, commands "
-                f"{statistics.median(figures[(command, name, 'commands')]):.2f}",
+                f"{statistics.median(figures[(command, name, 'commands')]):.2f}, writes "
+                f"{statistics.median(figures[(command, name, 'writes')]):.3f}",
                 flush=True,
             )
 

@@ -18,16 +18,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 # The start of a child's code: counts, in ``sent``, the tmux command lines and
-# commands its control clients send (a count no load changes).
+# commands its control clients send (a count no load changes), and the writes they go
+# to tmux in (each write tmux reads alone is a turn of its event loop, O(panes); how
+# lines fall into writes depends on timing, so less sure than the other two).
 COUNT_SENT = """
 from sane.tmux.control import ControlClient
-sent = {"lines": 0, "commands": 0}
+sent = {"lines": 0, "commands": 0, "writes": 0}
 send = ControlClient.send
 def counting(self, *commands, **kw):
     sent["lines"] += 1
     sent["commands"] += len(commands)
     return send(self, *commands, **kw)
 ControlClient.send = counting
+write = ControlClient._write
+def writing(self, reply, hold):
+    if not hold and (reply is not None or self._held):
+        sent["writes"] += 1
+    return write(self, reply, hold)
+ControlClient._write = writing
 """
 
 

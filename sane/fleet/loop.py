@@ -60,6 +60,14 @@ if TYPE_CHECKING:
 # Outcomes the loop ends a run on by itself; any other goes on in a worker thread.
 _PLAIN = (sc.OUTCOME_COMPLETED, sc.OUTCOME_ABORTED)
 
+# How long the release lines of runs the loop ended wait for those of runs ending just
+# after them, to go to tmux in one write: each line tmux reads alone costs it a turn of
+# its event loop, O(panes) (~0.15 ms at 200 panes, ~1-1.5 ms at 1,000:
+# bench_tmux_costs.py --per-line 1), and the ends of a fleet's `sleep 1` come spread
+# over a few hundred ms, one or two per wake-up. A pane stays flagged this much longer
+# at most; any other write to its control client, by any thread, takes them along.
+RELEASE_GATHER = 0.02
+
 
 def warm(state: panes.PaneState | None, opts: RunOptions) -> bool:
     """Can the loop type a run into this pane with nothing asked first (what
@@ -265,6 +273,8 @@ def run_fleet(
     liveness = liveness_of(ctx, LIVENESS_INTERVAL)
     last_check = time.monotonic()
     next_scan = math.inf  # no run's deadline or probe is due before this
+    # Control clients holding release lines, and since when (RELEASE_GATHER).
+    held: dict[ControlClient, float] = {}
 
     def land(flight: Flight, follow: Follow | None, hold: bool = False) -> Callable[[], Report]:
         """The flight leaves the loop: what ends it and makes its report."""
@@ -343,6 +353,8 @@ def run_fleet(
                 break
             now = time.monotonic()
             timeout = min(last_check + LIVENESS_INTERVAL, next_scan) - now
+            if held:
+                timeout = min(timeout, min(held.values()) + RELEASE_GATHER - now)
             streams, replies, finished = wake.wait(max(0.0, timeout))
             for index, report in finished:
                 done(index, report)
@@ -350,8 +362,8 @@ def run_fleet(
                 refused = by_reply.get(id(reply))
                 if refused is not None and reply.error:
                     to_thread(refused, None)  # the claim was refused, or the line failed
-            # The last lines of the runs ended here, written together (Flight.send_all).
-            held: set[ControlClient] = set()
+            # The last lines of the runs ended here, written together (Flight.send_all)
+            # and with those of runs ending within RELEASE_GATHER after them.
             try:
                 for stream in streams:
                     fed = flights.get(stream)
@@ -365,13 +377,16 @@ def run_fleet(
                     if outcome is not None and outcome.kind in _PLAIN:
                         # Ended here: its end sends tmux one line and waits for no answer.
                         # An unexpected failure is kept and raised once every run ended.
-                        held.add(fed.client)
+                        held.setdefault(fed.client, time.monotonic())
                         done(fed.index, _caught(land(fed, Follow("outcome"), hold=True)))
                     else:
                         to_thread(fed, Follow("outcome"))
             finally:
-                for client in held:
-                    client.flush()
+                now = time.monotonic()
+                for client, since in list(held.items()):
+                    if not flights or now - since >= RELEASE_GATHER:
+                        del held[client]
+                        client.flush()
             now = time.monotonic()
             if options.stop is not None and options.stop.is_set():
                 for flight in list(flights.values()):
@@ -403,6 +418,9 @@ def run_fleet(
             else:
                 to_thread(flight, None)
         raise
+    finally:
+        for client in held:  # every release goes before the call returns
+            client.flush()
     if failures:
         raise failures[0]
     return reports  # type: ignore[return-value]  # every index was reported

@@ -249,8 +249,8 @@ def conclude(
     released, or the run handed over. One definition for a run followed by its own
     thread and for one a fleet's loop follows. ``hold``: the run's last tmux line (the
     release and its note; nothing waits for its answer) waits for the client's next
-    write (``ControlClient.send``): a fleet's loop writes those of the runs it ended at
-    one wake-up together."""
+    write (``ControlClient.send``): a fleet's loop writes those of the runs it ended
+    within ``RELEASE_GATHER`` of each other together."""
     pane_id = state.pane_id
     mine = busy.mine(ctx, rec["run_id"]).value
     try:
