@@ -229,6 +229,33 @@ def test_what_is_kept_per_pane_stays_bounded(
     assert run(sane_ctx, keep, "echo still")["output"] == "still\n"
 
 
+def test_panes_only_seen_printing_stay_bounded_through_warm_runs(
+    sane_ctx: Context, tmux_server: TmuxTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long-lived process running warm in one bash pane (no state read: nothing new
+    known) while other panes of its session print and go: its control client counts
+    each one's output, an entry that no read of this process adds. Those are swept
+    too, so the sweep's check goes with every run, not only where a state is read
+    (with the check moved to read_for_run, where a state is read, 31 were kept here)."""
+    from sane.ops import context
+
+    floor = 6
+    monkeypatch.setattr(context, "SWEEP_FLOOR", floor, raising=False)
+    monkeypatch.setattr(sane_ctx, "_sweep_at", floor, raising=False)
+    keep = _warm(sane_ctx, tmux_server)
+    client = sane_ctx.client(sane_ctx.pane_state(keep).session_id)
+    most = 0
+    for n in range(30):
+        other = tmux_server.new_pane("dash")
+        tmux_server.run("send-keys", "-t", other, "-l", f"echo printed-{n}\r")
+        assert poll(lambda: other in client.panes_noted(), 30.0), other  # noqa: B023 (polled here)
+        tmux_server.run("kill-pane", "-t", other)
+        assert run(sane_ctx, keep, f"echo {n}")["output"] == f"{n}\n"
+        most = max(most, len(_kept(sane_ctx)))
+    assert most <= 2 * floor + 2, (most, _kept(sane_ctx))
+    assert keep in _kept(sane_ctx)
+
+
 def test_a_known_state_is_not_trusted_in_a_new_tmux_server(
     sane_ctx: Context, tmux_server: TmuxTestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
