@@ -152,24 +152,26 @@ class Context:
         an id that was there then and is not listed is gone for good (tmux never gives a
         pane id twice), while a pane made after the listing was asked keeps its entry.
         One sweep at a time; a failed listing leaves everything as it was."""
-        clients = self.hub.clients().values()
-        noted = len(self.known_states) + sum(c.noted_count() for c in clients)
-        if noted < self._sweep_at or not self._sweep_lock.acquire(blocking=False):
+        if self._noted_count() < self._sweep_at or not self._sweep_lock.acquire(blocking=False):
             return
         try:
             before = set(self.known_states.copy())
-            for client in clients:
+            for client in self.hub.clients().values():
                 before |= client.panes_noted()
             try:
                 live = set(self.tmux(["list-panes", "-a", "-F", "#{pane_id}"]))
             except errors.SaneError:
                 return
             self.forget_panes(before - live)
-            clients = self.hub.clients().values()
-            left = len(self.known_states) + sum(c.noted_count() for c in clients)
-            self._sweep_at = max(SWEEP_FLOOR, 2 * left)
+            self._sweep_at = max(SWEEP_FLOOR, 2 * self._noted_count())
         finally:
             self._sweep_lock.release()
+
+    def _noted_count(self) -> int:
+        """How many entries this process keeps for panes: known states, and each live
+        control client's counts and quiet marks (what :meth:`sweep_if_grown` bounds)."""
+        clients = self.hub.clients().values()
+        return len(self.known_states) + sum(c.noted_count() for c in clients)
 
     def default_pane(self) -> panes.PaneState:
         """The local pane of the ``sane`` session, created on first use; never the pane

@@ -248,8 +248,9 @@ def if_unchanged(pane_id: str, check: Unchanged, commands: list[str]) -> tuple[s
 
 
 def state_changed(exc: errors.SaneError) -> bool:
-    """Did a line of :func:`if_unchanged` find the pane's state changed (or the pane
-    gone)? Nothing of its commands was done then."""
+    """Did a line of :func:`if_unchanged` find the pane not as its check said (its state
+    changed, its screen moved, or the pane gone)? Nothing of its commands was done
+    then."""
     return STATE_CHANGED in exc.message or "can't find" in exc.message
 
 

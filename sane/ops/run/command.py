@@ -96,8 +96,9 @@ def run_command(
 
 
 class PaneChanged(Exception):
-    """The pane's state was not the one this process knew (sane.tmux.panes.if_unchanged):
-    nothing was claimed or typed; the run starts over from a fresh read."""
+    """The pane was not as this process knew it: its state changed, or its screen moved
+    from the place kept after the last run (sane.tmux.panes.if_unchanged): nothing was
+    claimed or typed; the run starts over from a fresh read."""
 
 
 def read_for_run(ctx: Context, pane: str) -> panes.PaneState:
