@@ -102,7 +102,7 @@ def _children(pid: int, named: str | None = None) -> int:
     return count
 
 
-def _reaped(tmux_pid: int, sshd: Sequence[int], timeout: float = 60.0) -> None:
+def _reaped(tmux_pid: int, sshd: Sequence[int], timeout: float) -> None:
     """Wait until every session has ended and been reaped, its CPU then in its
     parent's count: no pane's ssh left under the tmux server, no child under any
     sshd, within ``timeout``."""
@@ -174,7 +174,7 @@ def bench(count: int, parallels: list[int], trees: dict[str, Path], rounds: int)
                         server_before = _server_cpu_ms(sshd)
                         got = _connect(trees[name], socket, home, parallel)
                         tmux_cpu = cpu_ms(tmux_pid) - tmux_before
-                        _reaped(tmux_pid, sshd)
+                        _reaped(tmux_pid, sshd, 60.0 + count / 10)
                         panes_cpu = cpu_ms(tmux_pid, children=True) - panes_before
                         server_cpu = _server_cpu_ms(sshd) - server_before
                         own = float(str(got["cpu_ms"]))
@@ -182,7 +182,7 @@ def bench(count: int, parallels: list[int], trees: dict[str, Path], rounds: int)
                         clients_before = _own_children_cpu_ms()
                         server_before = _server_cpu_ms(sshd)
                         base = _ssh_true(servers, parallel)
-                        _reaped(tmux_pid, sshd)
+                        _reaped(tmux_pid, sshd, 60.0 + count / 10)
                         base_cpu = (
                             (_own_children_cpu_ms() - clients_before)
                             + _server_cpu_ms(sshd)
