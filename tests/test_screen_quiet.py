@@ -111,7 +111,7 @@ class _HeldCounts(dict[str, int]):
         super().__setitem__(key, value)
 
 
-@pytest.mark.parametrize("shell", ["dash", "mksh"])
+@pytest.mark.parametrize("shell", ["dash", "mksh", "ksh93", "posh"])
 def test_text_on_the_screen_that_sanes_client_has_not_read_yet_is_seen(
     sane_ctx: Context,
     tmux_server: TmuxTestServer,

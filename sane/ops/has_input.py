@@ -592,13 +592,29 @@ def _interrupt_line(client: ControlClient, stream: PaneStream, state: panes.Pane
     Enter, waiting for its closing quote: a line kill would only empty the current
     line, and sane's line would join the person's command), without running any of
     it; then the new prompt is awaited (the keys typed before it would be read by
-    the editor of the line being discarded) and recorded."""
+    the editor of the line being discarded) and recorded.
+
+    In the shells with an editor (``EDITOR_SCREEN``) that C-c is the editor's abort
+    only if the editor is reading keys, which sane cannot know when it did not see
+    the prompt drawn after the last run: a prompt still being computed (a slow
+    ``PS1``: its command substitution, a git status) reads no keys, the terminal is
+    in its canonical mode, and the C-c is a SIGINT. mksh then draws its prompt and
+    throws away the next line read, unrun (measured, strace: sane's line read to its
+    Enter, then a new prompt and no run; the run ``running`` for good). So a second
+    C-c is typed once the first one's prompt is drawn (mksh switches its editor on
+    before drawing a prompt): the editor's abort, which ends that pending interrupt
+    (and where none was pending only discards the empty line); its prompt is the one
+    recorded, as :func:`clear_answers` does after tmux's answers."""
     pane = state.pane_id
     tokens = frozenset((state.token or "").split())
     stream.take(0)  # what came before: no prompt of this clearing
     buf = bytearray()
     client.command(f"send-keys -t {pane} C-c")
     text = await_prompt(stream, buf, 0, tokens)
+    if text is not None and state.editor == EDITOR_SCREEN:
+        start = _prompt_end(buf, tokens)
+        client.command(f"send-keys -t {pane} C-c")
+        text = await_prompt(stream, buf, start, tokens)
     if text is None:
         raise errors.PaneHasInput(
             f"the command line of pane {pane} was interrupted (C-c) to clear it, but the "
@@ -609,3 +625,16 @@ def _interrupt_line(client: ControlClient, stream: PaneStream, state: panes.Pane
             exact=False,
         )
     client.command(record_prompt(pane, text))
+
+
+def _prompt_end(buf: bytearray, tokens: frozenset[str]) -> int:
+    """Where the first prompt drawn in ``buf`` ends (after its prompt-end marker; the
+    prompt :func:`await_prompt` found there)."""
+    found, _ = scan(buf, 0)
+    opened = False
+    for m in found:
+        if m.tag in tokens and m.kind == PROMPT:
+            opened = True
+        elif m.tag in tokens and m.kind == PROMPT_END and opened:
+            return m.end
+    return len(buf)
