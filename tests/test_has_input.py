@@ -24,14 +24,16 @@ def _cursor_line(tmux: TmuxTestServer, pane: str) -> str:
     return tmux.run("capture-pane", "-p", "-N", "-t", pane, "-S", y, "-E", y).rstrip("\n")
 
 
-def _wait_line(tmux: TmuxTestServer, pane: str, check: Callable[[str], bool]) -> str:
+def _wait_line(
+    tmux: TmuxTestServer, pane: str, check: Callable[[str], bool], wait: float = 5.0
+) -> str:
     seen: list[str] = []
 
     def ok() -> bool:
         seen.append(_cursor_line(tmux, pane))
         return check(seen[-1])
 
-    poll(ok, 5.0)
+    poll(ok, wait)
     return seen[-1]
 
 
@@ -262,3 +264,23 @@ def test_clear_input_while_the_prompt_is_still_computed_runs_sanes_line(
     assert (r["status"], r["output"]) == ("completed", "x\n"), (r, _screen(tmux_server, pane))
     assert run(sane_ctx, pane, "echo again")["output"] == "again\n"
     assert "PERSON-RAN" not in _screen(tmux_server, pane)  # its output: never ran
+
+
+@pytest.mark.parametrize("shell", ["dash", "mksh"])
+def test_clear_input_waits_for_a_prompt_slower_than_a_runs_wait(
+    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str, tmp_path: Path
+) -> None:
+    """The prompt after clear_input's C-c must come (sane's own C-c), so the clearing
+    waits for it longer than a run's end waits for its prompt (2 s, on every run's
+    path). Before, a prompt that takes 3 s to draw failed the run (``pane_has_input``:
+    no prompt within 2 s; seen once under load with posh's plain prompt)."""
+    pane = tmux_server.new_pane(shell)
+    r = run(sane_ctx, pane, "PS1='$(sleep 3)p> '")
+    assert r["status"] == "completed"
+    _wait_line(tmux_server, pane, lambda line: line.rstrip() == "p>", 30.0)
+    typed = "echo PERSON-RAN"
+    _type(tmux_server, pane, "-l", typed)
+    _wait_line(tmux_server, pane, lambda line: line.rstrip().endswith(typed))
+    r = run(sane_ctx, pane, "echo x", clear_input=True, timeout=20)
+    assert (r["status"], r["output"]) == ("completed", "x\n"), (r, _screen(tmux_server, pane))
+    assert "PERSON-RAN" not in _screen(tmux_server, pane)
