@@ -12,14 +12,14 @@ Reproduce (from the repository root; OLD_TREE is any checkout, e.g.
 
 Why a script of its own: on this shared machine (load 5-60) wall figures move by a
 factor of three within minutes, so two runs of ``bench_mcp.py`` cannot compare trees.
-Here one private tmux server (a warm dash pane per server), one ``sane mcp --http
-127.0.0.1:0`` per tree (started in that tree with its ``PYTHONPATH``), one SDK client
-session each (the TypeScript one in a node process of its own, ``bench/ts_mcp_client.mjs``,
-timing each call itself: its wall time and its CPU); after 20 warm-up calls each, N
-rounds of one call to each server, the first server alternating round by round, so the
-load that moves during the run moves both sides. Per call: wall time
-(``time.perf_counter``), the client's CPU (``getrusage`` of this process, or the
-TypeScript client's own figure) and the server's (all its threads, from
+Here one private tmux server (a warm dash pane per server, each in a session of its
+own), one ``sane mcp --http 127.0.0.1:0`` per tree (started in that tree with its
+``PYTHONPATH``), one SDK client session each (the TypeScript one in a node process of
+its own, ``bench/ts_mcp_client.mjs``, timing each call itself: its wall time and its
+CPU); after 20 warm-up calls each, N rounds of one call to each server, the first server
+alternating round by round, so the load that moves during the run moves both sides. Per
+call: wall time (``time.perf_counter``), the client's CPU (``getrusage`` of this
+process, or the TypeScript client's own figure) and the server's (all its threads, from
 ``/proc/PID/task/*/schedstat``): CPU time moves much less with the load than wall time
 does. The call: ``run_command`` of ``true`` (``--ping``: the MCP ``ping``, framing
 alone). Linux only (the server CPU figures).
@@ -181,7 +181,15 @@ def main() -> int:
         flush=True,
     )
     with private_tmux("sane-bench-mcp-ab") as (srv, env, _):
-        panes = {name: srv.new_pane("dash") for name in trees}
+        # A session per side: a server's control client attaches to its pane's session
+        # and gets the output of every pane there, from tmux in the order the clients
+        # attached. In one session each server also read the other's runs, and A heard
+        # of its own first (the same tree on both sides, TypeScript client, load 20-30:
+        # B / A wall 1.26x and 1.08x; apart 0.96x and 0.95x, Python client 0.82x:
+        # wall medians of an A/A move ~20% either way at that load, CPU is the measure).
+        for name in trees:
+            srv.run("new-session", "-d", "-s", f"ab-{name}", "-x", "200", "-y", "50", "dash")
+        panes = {name: srv.new_pane("dash", session=f"ab-{name}") for name in trees}
         sides = anyio.run(compare, trees, env, panes, args.runs, args.ping, typescript)
     for side in sides:
         print(side.line())
