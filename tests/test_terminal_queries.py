@@ -4,6 +4,10 @@ echoes the answer into the output, and the shell's editor reads it as typed keys
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,10 +17,12 @@ import pytest
 from sane.fleet.panes import pane_for_server
 from sane.fleet.ssh import run_remote
 from sane.ops.context import Context
-from sane.ops.run.record import run_finished
+from sane.ops.run.quiet import QuietWatch
+from sane.ops.run.record import run_finished, runs_dir
 from sane.ops.run.resume import run_wait
 from sane.poll import poll
 from sane.protocol.queries import drop_answers
+from sane.protocol.scanner import RunScanner
 from sane.testing.fleet import register
 from sane.testing.pytest_plugin import TmuxTestServer
 
@@ -106,6 +112,76 @@ def test_a_run_that_asks_after_its_timeout_is_cleared_when_it_ends(
     assert (nxt["status"], nxt["output"]) == ("completed", "next\n"), nxt
     assert run(sane_ctx, pane, "echo again", timeout=10)["output"] == "again\n"
     assert sorted(p.name for p in work.iterdir()) == []
+
+
+def _pipe_writer(stream: Path) -> int:
+    """The pid of pipe-pane's ``cat`` writing ``stream`` (its stdout is the file)."""
+    for fd in Path("/proc").glob("[0-9]*/fd/1"):
+        with contextlib.suppress(OSError):
+            if os.readlink(fd) == str(stream):
+                return int(fd.parent.parent.name)
+    raise AssertionError(f"no process writes {stream}")
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_the_status_probe_never_runs_answers_on_the_command_line(
+    sane_ctx: Context,
+    tmux_server: TmuxTestServer,
+    shell: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A handed-over run's follower reads the pipe-pane file, which lags the shell
+    under load: the shell printed its end and its prompt, and read tmux's answers to
+    the run's queries onto its command line, while the file did not have the end yet.
+    The quiet watch then finds the shell idle (the kernel) and types its status probe.
+    Before, it typed the probe after the answers, and the shell ran that line:
+    `>|tmux 3.3a` created a file `tmux`, dash's `>84;0;0c` a file `84` (the CI flake of
+    test_a_run_that_asks_after_its_timeout_is_cleared_when_it_ends at load 15+). The
+    lag is forced: pipe-pane's ``cat`` is stopped until the probe's line is on the
+    screen."""
+    pane = tmux_server.new_pane(shell)
+    work = tmp_path / "work"
+    work.mkdir()
+    assert run(sane_ctx, pane, f"cd {work}", timeout=10)["exit_code"] == 0
+    probed = threading.Event()
+    ask_status = QuietWatch._ask_status
+
+    def asked(watch: QuietWatch, scanner: RunScanner, *rest: Any) -> None:
+        ask_status(watch, scanner, *rest)
+        probed.set()
+
+    monkeypatch.setattr(QuietWatch, "_ask_status", asked)
+    first = run(sane_ctx, pane, f"sleep 1; printf '{QUERIES['all']}'; echo done", timeout=0.2)
+    assert first["status"] == "running", first
+    writer = _pipe_writer(runs_dir(sane_ctx) / first["run_id"] / "stream")
+    os.kill(writer, signal.SIGSTOP)
+    try:
+        # tmux has parsed the queries (written its answers to the shell's input) once
+        # it shows what the run printed after them.
+        assert poll(lambda: "done\n" in _screen(tmux_server, pane), 60)
+        result: list[dict[str, Any]] = []
+        waiter = threading.Thread(
+            target=lambda: result.append(dict(run_wait(sane_ctx, first["run_id"], timeout=120)))
+        )
+        waiter.start()
+        try:
+            assert probed.wait(60)  # typed: the file has not had the run's end
+        finally:
+            os.kill(writer, signal.SIGCONT)
+            waiter.join(130)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(writer, signal.SIGCONT)
+    r = result[0]
+    assert (r["status"], r["exit_code"], r["output"]) == ("completed", 0, "done\n"), r
+    nxt = run(sane_ctx, pane, "echo next", timeout=30)
+    assert (nxt["status"], nxt["output"]) == ("completed", "next\n"), nxt
+    assert sorted(p.name for p in work.iterdir()) == []
+
+
+def _screen(tmux: TmuxTestServer, pane: str) -> str:
+    return tmux.run("capture-pane", "-p", "-J", "-S", "-", "-t", pane) + "\n"
 
 
 def test_only_the_answer_after_a_query_is_removed() -> None:

@@ -208,6 +208,26 @@ def before_typing(state: panes.PaneState, clear_input: bool) -> str:
     return (DROP_KEY if clear_input else HOLD_KEY) + KILL_LINE_CHARS
 
 
+def emptied_first(editor: str) -> str:
+    """The keys, as the characters they send, that empty the command line before a
+    line sane types at a prompt it found idle without looking at the line (the status
+    probe, sane.ops.run.quiet): whatever the line holds is discarded, never run with
+    sane's line. Seen under load: a handed-over run's follower, its pipe-pane file
+    behind the shell, typed the probe after tmux's answers to the run's queries and
+    the shell ran `...^[P>|tmux 3.3a^[\\ __sane_z=$?; ...`, creating a file `tmux`
+    (dash's `>84;0;0c` a file `84`).
+
+    The line kill, C-e C-u (in the editors' emacs modes, their default; in the
+    kernel's canonical mode ^E is text and ^U the kill), padded (``_PAD``) in the
+    screen-checked editors, whose reader may still be discarding the bytes after an
+    answer's ESC (busybox ash). Not the drop key of bash's widgets: bash redraws its
+    prompt after a widget, and an interrupted run whose prompt has no marker (rebuilt
+    by ``. /etc/bash.bashrc``) then kept the first drawing in its output."""
+    if editor in (EDITOR_HOLD, EDITOR_TTY):
+        return KILL_LINE_CHARS
+    return "\x05" * 16 + KILL_LINE_CHARS
+
+
 # Shells whose editors take sane's widgets, and the key that moves their cursor to the
 # end of the line before the takeover's kill (zsh binds no End key by default; bash
 # in vi insert mode reads C-e as a literal ^E).

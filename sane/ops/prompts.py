@@ -123,6 +123,7 @@ class Idle(NamedTuple):
 
     kernel: bool
     prompt: str
+    editor: str = ""  # the pane's @sane_editor: what empties its command line
 
 
 class Proc(NamedTuple):
@@ -539,6 +540,7 @@ _INFO_FIELDS = (
     "cursor_y",
     panes.OPT_HOST_PID,
     panes.OPT_SIDE_CHANNEL,
+    panes.OPT_EDITOR,
 )
 _INFO = panes.format_of(_INFO_FIELDS)
 
@@ -578,7 +580,7 @@ def _probe(client: ControlClient, pane_id: str, timeout: float) -> Waiting | Idl
     fields = records[0] if records else []
     if len(fields) != len(_INFO_FIELDS) or not fields[0].isdigit():
         return None
-    pane_pid, current, cx, cy, host_pid, side = fields
+    pane_pid, current, cx, cy, host_pid, side, editor = fields
     # The shell that holds sane's runner: its pid on its own host (READY's $$).
     shell_pid = int(host_pid) if host_pid.isdigit() else int(pane_pid)
     read_mem: Callable[[int, int, int], bytes | None] | None = None
@@ -601,7 +603,7 @@ def _probe(client: ControlClient, pane_id: str, timeout: float) -> Waiting | Idl
             continue
         prompt = _prompt(client, pane_id, cx, cy)
         if depth == 0 and proc.pid == shell_pid and not in_runner(proc):
-            return Idle(True, prompt)
+            return Idle(True, prompt, editor)
         return Waiting(REASON_TTY, proc.comm, prompt)
     if (
         snapshots
@@ -613,7 +615,7 @@ def _probe(client: ControlClient, pane_id: str, timeout: float) -> Waiting | Idl
     prompt = _prompt(client, pane_id, cx, cy)
     if matches_prompt_pattern(prompt):
         return Waiting(REASON_PATTERN, None, prompt)
-    return Idle(False, prompt)
+    return Idle(False, prompt, editor)
 
 
 def in_runner(proc: Proc) -> bool:
