@@ -273,7 +273,7 @@ def test_clear_input_waits_for_a_prompt_slower_than_a_runs_wait(
     """The prompt after clear_input's C-c must come (sane's own C-c), so the clearing
     waits for it longer than a run's end waits for its prompt (2 s, on every run's
     path). Before, a prompt that takes 3 s to draw failed the run (``pane_has_input``:
-    no prompt within 2 s; seen once under load with posh's plain prompt)."""
+    no prompt within 2 s)."""
     pane = tmux_server.new_pane(shell)
     r = run(sane_ctx, pane, "PS1='$(sleep 3)p> '")
     assert r["status"] == "completed"
