@@ -823,6 +823,65 @@ def test_send_keys_refuses_the_pane_sane_runs_in(
     anyio.run(main)
 
 
+CALLER_CLIENT = """
+import json, os, sys
+import anyio
+from mcp import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+own, other, out, cwd = sys.argv[1:]
+assert os.environ["TMUX_PANE"] == own  # this client runs in pane `own`
+# What the TypeScript SDK passes a server it starts when given no env (and the server's
+# configured variables): no TMUX, no TMUX_PANE.
+keep = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "SANE_HOME", "SANE_TMUX_SOCKET")
+env = {k: os.environ[k] for k in keep if k in os.environ}
+params = StdioServerParameters(
+    command=sys.executable, args=["-m", "sane.cli.main", "mcp"], env=env, cwd=cwd
+)
+
+async def main() -> None:
+    docs = []
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as s:
+        await s.initialize()
+        for pane in (own, other):
+            result = await s.call_tool("send_keys", {"pane": pane, "text": "typed"})
+            docs.append(result.structured_content)
+    with open(out + ".part", "w") as fh:
+        json.dump(docs, fh)
+    os.rename(out + ".part", out)
+
+anyio.run(main)
+"""
+
+
+def test_send_keys_refuses_the_callers_pane_without_tmux_pane_in_its_env(
+    cli_env: dict[str, str], tmux_server: TmuxTestServer, tmp_path: Path
+) -> None:
+    """A client inside a tmux pane that starts ``sane mcp`` with few variables (the
+    TypeScript SDK's default) leaves out ``$TMUX_PANE``: sane finds the pane its
+    caller runs in from its own ancestry, and refuses to type there."""
+    other = tmux_server.new_pane("bash")
+    script, out = tmp_path / "client.py", tmp_path / "out.json"
+    script.write_text(CALLER_CLIENT)
+    root = Path(__file__).resolve().parents[1]
+    env = " ".join(f"{k}={cli_env[k]}" for k in ("SANE_HOME", "SANE_TMUX_SOCKET"))
+    log = tmp_path / "client.log"
+    own = tmux_server.new_pane(
+        f"env {env} {sys.executable} {script} PANE {other} {out} {root} 2>{log}".replace(
+            "PANE", "$TMUX_PANE"
+        )
+    )
+    deadline = time.monotonic() + 90
+    while not out.exists():
+        assert time.monotonic() < deadline, (own, log.read_text() if log.exists() else None)
+        time.sleep(0.05)  # polling a condition, with a deadline
+    refused, typed = json.loads(out.read_text())
+    assert refused["ok"] is False and refused["error"]["code"] == "pane_busy", refused
+    assert refused["error"]["details"] == {"pane": own}
+    validate("error", refused)
+    assert typed["ok"] is True and typed["pane"] == other, typed
+
+
 def test_sane_mcp_tools_and_exclude_serve_a_subset(
     cli_env: dict[str, str], tmux_server: TmuxTestServer
 ) -> None:

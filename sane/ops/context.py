@@ -8,7 +8,9 @@ fleet run) keeps one, so control clients stay attached and a run costs milliseco
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import subprocess
 import threading
 from typing import TYPE_CHECKING
 
@@ -182,8 +184,8 @@ class Context:
 
             target = ensure_local_pane(self.server, self.session_name, LOCAL_WINDOW, ROLE_LOCAL)
             found = self.pane_state(target)
-        caller = os.environ.get("TMUX_PANE")
-        if caller == found.pane_id and self.server.is_callers():
+        if self.is_callers_pane(found):
+            caller = found.pane_id
             raise errors.PaneBusy(
                 f"sane was called from {caller}, the local pane of session "
                 f"{self.session_name}: it would type into its own caller",
@@ -191,6 +193,17 @@ class Context:
                 hint="name a pane with --pane, or set SANE_SESSION to another session",
             )
         return found
+
+    def is_callers_pane(self, state: panes.PaneState) -> bool:
+        """Whether sane runs inside this pane, so keys typed there would land in its
+        caller's own command line: ``$TMUX_PANE`` on the server of ``$TMUX``, or the
+        pane's process among this process's ancestors. The second is what finds it
+        when a client passes the server it starts only a few variables (the
+        TypeScript SDK's default: HOME, LOGNAME, PATH, SHELL, TERM, USER)."""
+        caller = os.environ.get("TMUX_PANE")
+        if caller == state.pane_id and self.server.is_callers():
+            return True
+        return state.pid is not None and state.pid in ancestors()
 
     def _find_local_pane(self) -> panes.PaneState | None:
         """The local pane's whole state in the same tmux call that finds it (a one-shot
@@ -233,3 +246,33 @@ def _quote_all(argv: list[str]) -> list[str]:
     from sane.tmux.command import quote
 
     return [quote(a) for a in argv]
+
+
+@functools.cache
+def ancestors() -> frozenset[int]:
+    """The ids of this process's parent, its parent's parent... up to init: read once
+    (a process's ancestry only changes when one of them dies, and a pane's process
+    that died is no pane to type into). From ``/proc``, else ``ps``; empty when
+    neither answers."""
+    found: set[int] = set()
+    pid = os.getppid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        pid = _parent(pid)
+    return frozenset(found)
+
+
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            text = fh.read().decode("utf-8", "replace")
+        return int(text[text.rindex(")") + 2 :].split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        out = subprocess.run(
+            ["ps", "-o", "ppid=", "-p", str(pid)], capture_output=True, text=True, check=False
+        ).stdout
+        return int(out.strip() or 0)
+    except (OSError, ValueError):
+        return 0

@@ -3,13 +3,12 @@
 For what the command protocol cannot drive: full-screen programs (vim, less, htop),
 REPLs and panes sane did not start. These never claim the pane (a run's busy flag
 stays its owner's: answering a pager inside a run is the point), but they refuse the
-pane sane is called from (``$TMUX_PANE``): keys typed there would land in the caller's
-own command line.
+pane sane is called from (``$TMUX_PANE``, or the pane whose process is sane's
+ancestor): keys typed there would land in the caller's own command line.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -35,8 +34,7 @@ def _pane(ctx: Context, target: str | None) -> str:
 
 
 def _refuse_callers_pane(ctx: Context, pane_id: str) -> None:
-    caller = os.environ.get("TMUX_PANE")
-    if caller == pane_id and ctx.server.is_callers():
+    if ctx.is_callers_pane(ctx.pane_state(pane_id)):
         raise errors.PaneBusy(
             f"pane {pane_id} is the one sane is called from: keys typed "
             "there would go into the caller's own command line",
