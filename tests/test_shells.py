@@ -514,6 +514,11 @@ __p10k_finish() { PROMPT='%F{green}❯%f '; RPROMPT=; zle .reset-prompt }
 zle -N zle-line-finish __p10k_finish
 """,
     ),
+    # yash's sample config, which yash loads for any user without a ~/.yashrc: the
+    # prompt in YASH_PS1 (drawn instead of PS1), hooks in PROMPT_COMMAND (an array).
+    "yash-sample": ("yash", ". --autoload initialization/sample\n"),
+    # The prompt rebuilt before each display, as bash's PROMPT_COMMAND does.
+    "yash-prompt-command": ("yash", "PROMPT_COMMAND='PS1=\"${PWD##*/} \\$ \"'\n"),
 }
 
 
@@ -530,14 +535,24 @@ def framework_pane(
     shell, rc = FRAMEWORKS[str(request.param)]
     if where == "login":
         fleet, name = request.getfixturevalue("login_fleet")[shell]
-        rc_file = fleet[name].home / (".bash_profile" if shell == "bash" else ".zshrc")
+        rc_file = fleet[name].home / {"bash": ".bash_profile", "yash": ".yashrc"}.get(
+            shell, ".zshrc"
+        )
         rc_file.write_text(rc)
         try:
             yield login_pane(sane_ctx, fleet, name)
         finally:
             rc_file.write_text("")
         return
-    if shell == "bash":
+    if shell == "yash":
+        (tmp_path / "yashrc").write_text(rc)
+        # In a directory outside git (as the login case's home): the sample's right
+        # prompt shows a repository's branch, which the screen check of a shell
+        # without widgets takes for typed text (a limit, docs/protocol.md).
+        command = (
+            f"env --chdir={tmp_path} HISTFILE=/dev/null yash --rcfile={tmp_path / 'yashrc'} -i"
+        )
+    elif shell == "bash":
         (tmp_path / "bashrc").write_text(rc)
         command = (
             f"env -u PROMPT_COMMAND HISTFILE=/dev/null bash --noprofile "

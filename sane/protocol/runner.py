@@ -242,7 +242,12 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         " *) PS1=$__sane_pp$PS1;; esac;"
         # Where there are no editor widgets (sane.ops.has_input) a suffix marks the
         # prompt's end, so sane learns the prompt as drawn.
-        ' case $PS1 in *"$__sane_pq") ;; *) PS1=$PS1$__sane_pq;; esac; return "$__sane_s"; };'
+        ' case $PS1 in *"$__sane_pq") ;; *) PS1=$PS1$__sane_pq;; esac;'
+        # yash draws YASH_PS1 instead of PS1 when it is set (its sample config, which
+        # yash loads for every user without a ~/.yashrc, sets it): the same markers.
+        ' [ -z "${YASH_PS1+x}" ] || { case $YASH_PS1 in "$__sane_pp"*) ;;'
+        ' *) YASH_PS1=$__sane_pp$YASH_PS1;; esac; case $YASH_PS1 in *"$__sane_pq") ;;'
+        ' *) YASH_PS1=$YASH_PS1$__sane_pq;; esac; }; return "$__sane_s"; };'
         ' __sane_rc "$__sane_q"'
     )
     prompt_set = (
@@ -268,6 +273,14 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         ' then __sane_pp="\\[$__sane_pp\\]"; __sane_pq="\\[$__sane_pq\\]"; fi; fi; __sane_ps;'
         ' __sane_rc "$__sane_q"'
     )
+    yash_hook = (
+        # yash runs PROMPT_COMMAND (a string or an array) before each prompt, as bash
+        # does: a framework rebuilding the prompt there would drop the markers, so
+        # sane's hook goes last (eval: dash and posh parse the whole line first).
+        ' [ -z "${YASH_VERSION-}" ] || case "${PROMPT_COMMAND-}" in *__sane_ps*) ;;'
+        " *) eval 'PROMPT_COMMAND=(\"${PROMPT_COMMAND-}\" __sane_ps)';; esac;"
+        ' __sane_rc "$__sane_q"'
+    )
     # READY carries $$: the shell's pid as its own host sees it (for an ssh pane,
     # the remote pid), so prompt detection can read that host's /proc.
     ready = (
@@ -278,7 +291,8 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         f' printf \'{_fmt(READY, True)}\' {nonce} "$$"; __sane_rc "$__sane_q"'
     )
     widgets = [line + ' __sane_rc "$__sane_q"' for line in editor.posix_lines(nonce, EDITOR)]
-    return [helpers, run, traps, zsh_traps, exit_trap, prompt, prompt_set, *widgets, ready]
+    first = [helpers, run, traps, zsh_traps, exit_trap, prompt, prompt_set, yash_hook]
+    return [*first, *widgets, ready]
 
 
 # The line after the takeover's lines: ends the bootstrap's read loop. Should the loop
