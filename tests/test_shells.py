@@ -841,7 +841,14 @@ def _pane_with_a_trap_set_by_hand(
     setting = f"{_user_exit_trap(shell, said, 'cleanup')}; touch {typed}"
     tmux_server.run("send-keys", "-t", pane, setting, "Enter")
     assert poll(typed.exists, 10)
+    # The file exists before `touch` has exited: until tmux sees the shell in front
+    # again, a run is refused (pane_not_shell: "running 'touch'", seen once at load 15).
+    assert poll(lambda: _foreground(tmux_server, pane) != "touch", 10)
     return pane
+
+
+def _foreground(tmux_server: TmuxTestServer, pane: str) -> str:
+    return tmux_server.run("display-message", "-p", "-t", pane, "#{pane_current_command}").strip()
 
 
 def test_a_users_exit_trap_runs_once_at_the_shells_exit(
