@@ -118,6 +118,45 @@ def _base(command: str) -> str:
     return command.lstrip("-").rsplit("/", 1)[-1]
 
 
+def _starting(state: panes.PaneState) -> bool:
+    """Is the pane still on its way to its program? A wrapper (:data:`WRAPPERS`), or
+    the shell tmux starts a pane's command with (``default-shell -c 'fish ...'``)
+    before it execs that command: the pane is named ``sh`` (or ``bash``) a moment, and
+    a POSIX line typed then is read by fish (seen under load: fish's takeover never
+    confirmed, ``runner_unavailable`` after 15 s). The kernel tells: the pane's first
+    process still runs a command string (``-c`` in its argv)."""
+    return _base(state.current_command) in WRAPPERS or _runs_command_string(
+        state.pid, state.current_command
+    )
+
+
+def _runs_command_string(pid: int | None, name: str) -> bool:
+    """Is ``pid`` (a pane's first process, on this host) a shell named ``name``,
+    started with ``-c`` (it runs a command string, not a person's prompt) and still in
+    the terminal's foreground (its command has not started a shell that took the
+    terminal, as an interactive one does)? False when /proc does not say (another OS,
+    the process gone)."""
+    if pid is None or shell_kind(name) != SHELL_POSIX:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            argv = fh.read().split(b"\0")
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        in_foreground = int(fields[2]) == int(fields[5])  # its group is the tty's
+    except (OSError, ValueError, IndexError):
+        return False
+    if not in_foreground:
+        return False
+    for arg in argv[1:]:
+        if not arg.startswith(b"-") or arg in (b"-", b"--"):
+            return False  # options end before any -c
+        if not arg.startswith(b"--") and b"c" in arg[1:]:
+            return True
+    return False
+
+
 def is_shell(command: str) -> bool:
     return _base(command) in SHELLS
 
@@ -218,7 +257,7 @@ def _wait_for_shell(ctx: Context, pane: str, timeout: float) -> panes.PaneState:
     def settled() -> panes.PaneState | None:
         seen.append(ctx.pane_state(pane))
         state = seen[-1]
-        return state if _base(state.current_command) not in WRAPPERS or state.dead else None
+        return state if state.dead or not _starting(state) else None
 
     return poll(settled, timeout) or seen[-1]
 
@@ -340,7 +379,7 @@ def install_runner(
     never run (``sane.protocol.runner.bootstrap_line``): the runner is installed,
     then ``pane_has_input`` names them, unless ``clear_input``."""
     state = ctx.pane_state(pane)
-    if _base(state.current_command) in WRAPPERS:
+    if _starting(state):
         state = _wait_for_shell(ctx, pane, RESPAWN_SETTLE)
     if _base(state.current_command) in UNSUPPORTED_SHELLS:
         raise errors.ShellUnsupported(
