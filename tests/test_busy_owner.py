@@ -227,3 +227,67 @@ def _writers(path: str) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def _run(ctx: Context, pane: str, command: str) -> dict[str, object]:
+    return dict(run_command(ctx, command, pane=pane, options=RunOptions(timeout=30)))
+
+
+def _running_sleep(tmux_server: TmuxTestServer, pane: str, seconds: int) -> None:
+    """A person's ``sleep`` running in the pane (its shell not at its prompt)."""
+    tmux_server.run("send-keys", "-t", pane, "-l", f"sleep {seconds}")
+    tmux_server.run("send-keys", "-t", pane, "Enter")
+
+    def current() -> str:
+        return tmux_server.run("display-message", "-p", "-t", pane, "#{pane_current_command}")
+
+    retry_until(lambda: current().strip() == "sleep", 30)
+
+
+def _orphan_flag(tmux_server: TmuxTestServer, sane_ctx: Context, pane: str) -> None:
+    """Flag ``pane`` as a run whose sane process died inside its first call (no record,
+    its pid gone), as a kill -9 of create-file or run-command leaves it."""
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    holder = Holder("rdeadbeef0001", dead.pid, os.path.abspath(sane_ctx.home_dir))
+    tmux_server.run("set-option", "-p", "-t", pane, "@sane_run", holder.value)
+
+
+def test_a_dead_runs_command_that_ends_a_moment_later_frees_the_pane(
+    sane_ctx: Context, tmux_server: TmuxTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flag of a run whose process died unrecorded, its command still running (not
+    waiting for input) when the next run comes: that command is watched a moment for
+    its end (ORPHAN_RUNNING_SECONDS), then the pane is taken. Before, pane_busy at once
+    though the command ended a moment later (create-file's script after its idle
+    timer: test_kill_9_of_create_file_at_random_points failed so at load 10-25)."""
+    from sane.ops.run import busy
+
+    monkeypatch.setattr(busy, "ORPHAN_RUNNING_SECONDS", 60.0)  # a loaded machine's moment
+    pane = tmux_server.new_pane("bash")
+    assert _run(sane_ctx, pane, "echo warm")["output"] == "warm\n"
+    _running_sleep(tmux_server, pane, 1)
+    _orphan_flag(tmux_server, sane_ctx, pane)
+    r = _run(sane_ctx, pane, "echo after")
+    assert (r["status"], r["output"]) == ("completed", "after\n"), r
+
+
+def test_a_dead_runs_command_still_running_keeps_its_pane(
+    sane_ctx: Context, tmux_server: TmuxTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """...and one that goes on past that moment keeps the pane: pane_busy naming the
+    dead owner, nothing typed into the command."""
+    from sane.ops.run import busy
+
+    monkeypatch.setattr(busy, "ORPHAN_RUNNING_SECONDS", 0.5)
+    pane = tmux_server.new_pane("bash")
+    assert _run(sane_ctx, pane, "echo warm")["output"] == "warm\n"
+    _running_sleep(tmux_server, pane, 60)
+    _orphan_flag(tmux_server, sane_ctx, pane)
+    with pytest.raises(errors.PaneBusy) as caught:
+        _run(sane_ctx, pane, "echo after")
+    assert caught.value.details.get("owner_died") is True, caught.value.details
+    cmd = tmux_server.run("display-message", "-p", "-t", pane, "#{pane_current_command}")
+    assert cmd.strip() == "sleep"

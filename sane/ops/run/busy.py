@@ -80,6 +80,9 @@ def claim(ctx: Context, client: ControlClient, state: panes.PaneState, run_id: s
 
 
 ORPHAN_SETTLE_SECONDS = 5.0
+# How long a command of a run whose process died unrecorded, neither waiting for input
+# nor over, is watched for one of the two before the pane is refused (pane_busy).
+ORPHAN_RUNNING_SECONDS = 3.0
 
 
 def _orphan_settled(client: ControlClient, pane_id: str) -> bool:
@@ -94,7 +97,14 @@ def _orphan_settled(client: ControlClient, pane_id: str) -> bool:
     from sane.ops.prompts import Idle, Waiting, probe
     from sane.poll import poll
 
-    found = probe(client, pane_id)
+    def known() -> Waiting | Idle | None:
+        return probe(client, pane_id)
+
+    # A command of the dead run that is just ending (create-file's script after its
+    # idle timer) is given a moment to reach the prompt: on a loaded machine that
+    # moment is long, and pane_busy for a command over a few ms later is no answer
+    # (seen: test_kill_9_of_create_file_at_random_points at load 10-25).
+    found = known() or poll(known, ORPHAN_RUNNING_SECONDS)
     if isinstance(found, Idle):
         return True
     if not isinstance(found, Waiting):
