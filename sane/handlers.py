@@ -130,6 +130,41 @@ class _Background:
 BACKGROUND = _Background()
 
 
+class _Calls:
+    """The calls running in this process's worker threads, so that a server shutting
+    down (its client gone: stdin closed, maybe right after cancelling a call) first
+    cancels those still going and waits for their wind-down. Before, the process
+    exited while a cancelled run was being interrupted: its command went on in the
+    pane with no record, the pane busy for the command's whole life and its run id
+    refused by run_wait/run_interrupt (``run_not_found``)."""
+
+    def __init__(self) -> None:
+        self.idle = threading.Condition()
+        self.running: set[Call] = set()
+
+    @contextmanager
+    def follow(self, call: Call) -> Iterator[None]:
+        with self.idle:
+            self.running.add(call)
+        try:
+            yield
+        finally:
+            with self.idle:
+                self.running.discard(call)
+                self.idle.notify_all()
+
+    def wind_down(self, timeout: float) -> None:
+        """Cancel every call still running (each by its ``on_cancel``) and wait up to
+        ``timeout`` seconds for them to end."""
+        with self.idle:
+            for call in self.running:
+                call.cancel()
+            self.idle.wait_for(lambda: not self.running, timeout)
+
+
+CALLS = _Calls()
+
+
 class _InFlight:
     """The runs this process follows inside a call right now, and the results of the
     last ones that ended inside their first call.

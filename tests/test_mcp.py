@@ -548,6 +548,70 @@ def test_every_request_line_gets_a_reply(cli_env: dict[str, str]) -> None:
     assert by_id["7"]["result"] == {}
 
 
+def test_a_client_that_cancels_then_leaves_gets_its_run_interrupted(
+    cli_env: dict[str, str], tmux_server: TmuxTestServer
+) -> None:
+    """A client cancels a long run_command (its own request timeout) and exits at
+    once, closing sane's stdin: sane still interrupts the run before it exits, and the
+    pane serves the next caller. Before, the process exited mid-wind-down: `sleep 600`
+    held the pane (pane_busy, owner_died) with a run id no tool accepted."""
+    pane = tmux_server.new_pane("bash")
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"},
+        },
+    }
+    run = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {
+            "name": "run_command",
+            "arguments": {"command": "sleep 600", "pane": pane, "timeout": 600},
+        },
+    }
+    cancel = {
+        "jsonrpc": "2.0",
+        "method": "notifications/cancelled",
+        "params": {"requestId": 2, "reason": "request timed out"},
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sane.cli.main", "mcp"],
+        env=cli_env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        proc.stdin.write("\n".join(json.dumps(m) for m in (init, initialized, run)) + "\n")
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["id"] == 1
+        deadline = time.monotonic() + 60
+        while tmux_server.run("display-message", "-p", "-t", pane, "#{pane_current_command}") != (
+            "sleep\n"
+        ):
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.05)  # polling a condition, with a deadline
+        proc.stdin.write(json.dumps(cancel) + "\n")
+        proc.stdin.close()  # the client is gone
+        proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    status, doc, _ = cli(
+        ["sane.cli.main", "run-command", "--pane", pane, "--timeout", "60", "echo after"], cli_env
+    )
+    assert (status, doc.get("status"), doc.get("output")) == (0, "completed", "after\n"), doc
+
+
 def test_big_outputs_fit_a_model_and_the_rest_is_a_resource(
     cli_env: dict[str, str], tmux_server: TmuxTestServer, ssh_fleet: Any
 ) -> None:

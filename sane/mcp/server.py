@@ -81,6 +81,9 @@ RESOURCE_NOT_FOUND = -32002  # MCP's code for resources/read of an unknown resou
 WAITING_CALLS = 256
 QUICK_CALLS = 64
 STOPPING_CALLS = 64
+# Seconds a server whose client is gone waits for its calls to wind down (a cancelled
+# run's interrupt takes about one; a deploy in the background is waited for apart).
+WIND_DOWN = 30.0
 
 
 @functools.cache
@@ -142,6 +145,14 @@ def _progress_sender(
     return send
 
 
+def _followed_call(
+    ctx: Context, name: str, arguments: dict[str, Any] | None, control: tools.Call
+) -> tools.Outcome:
+    """``tools.call`` seen by :data:`sane.handlers.CALLS` (a shutdown waits for it)."""
+    with handlers.CALLS.follow(control):
+        return tools.call(ctx, name, arguments, control)
+
+
 def build_server(ctx: Context, exposed: tuple[tools.Tool, ...] = tools.TOOLS) -> Server[Any]:
     """The server; ``exposed``: the tools it lists and answers (``--tools``/``--exclude``)."""
     served = {tool.name for tool in exposed}
@@ -178,7 +189,7 @@ def build_server(ctx: Context, exposed: tuple[tools.Tool, ...] = tools.TOOLS) ->
             # abandon_on_cancel: a cancelled call returns at once; its thread sees
             # `control` and winds the run down (interrupt, or hand-over) on its own.
             outcome = await anyio.to_thread.run_sync(
-                tools.call,
+                _followed_call,
                 ctx,
                 params.name,
                 params.arguments,
@@ -281,6 +292,7 @@ def serve(socket: str | None = None, exposed: tuple[tools.Tool, ...] = tools.TOO
                 backend_options={"use_uvloop": _have_uvloop()},
             )
     finally:
+        handlers.CALLS.wind_down(WIND_DOWN)
         handlers.BACKGROUND.join()
         ctx.close()
 
@@ -310,5 +322,6 @@ def serve_http(
             backend_options={"use_uvloop": _have_uvloop()},
         )
     finally:
+        handlers.CALLS.wind_down(WIND_DOWN)
         handlers.BACKGROUND.join()
         ctx.close()
