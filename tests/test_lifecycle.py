@@ -401,6 +401,22 @@ def test_a_run_that_execs_a_new_shell(
     assert run(sane_ctx, shell_pane, "echo next")["output"] == "next\n"
 
 
+def test_a_fish_run_that_execs_a_new_fish(
+    sane_ctx: Context, tmux_server: TmuxTestServer, tmp_path: Path
+) -> None:
+    """`exec fish` in fish: the new fish keeps the runner's /dev/zero, so the run came
+    back `waiting_input` at the new fish's prompt and the pane stayed `pane_busy`
+    (issue #14 Measured 8, found again by the session-12 sweep)."""
+    pane = tmux_server.new_pane("fish")
+    run(sane_ctx, pane, f"cd {tmp_path}; set -g X 1")
+    r = run(sane_ctx, pane, "exec fish --no-config", timeout=10)
+    assert (r["status"], r["exit_code"], r["shell_exited"]) == ("lost", None, True), r
+    after = run(sane_ctx, pane, 'echo "[$X]"; pwd')
+    assert (after["status"], after["shell_restarted"]) == ("completed", True), after
+    assert after["output"] == f"[]\n{tmp_path}\n"
+    assert run(sane_ctx, pane, "echo next")["output"] == "next\n"
+
+
 # The same over ssh: the pane's shell is the login shell of a loopback sshd's root.
 @pytest.mark.parametrize("ending", ["exit 3", "kill -9 $$", "TMOUT=1"])
 def test_over_ssh_the_run_after_the_shell_died_says_it_is_new(

@@ -506,6 +506,7 @@ def test_every_request_line_gets_a_reply(cli_env: dict[str, str]) -> None:
         '{"jsonrpc": "2.0", "method": "notifications/initialized"}',
         "{bad json",
         '[{"jsonrpc": "2.0", "id": 2, "method": "ping"}]',
+        "[]",  # JSON-RPC 2.0: one error object, not an array
         nested,
         '{"jsonrpc": "2.0", "id": 6}',
         '{"jsonrpc": "2.0", "id": 7, "method": "ping"}',
@@ -522,7 +523,7 @@ def test_every_request_line_gets_a_reply(cli_env: dict[str, str]) -> None:
     try:
         proc.stdin.write("\n".join(lines) + "\n")
         proc.stdin.flush()
-        while len(replies) < 6:  # the notification gets none; every other line one
+        while len(replies) < 7:  # the notification gets none; every other line one
             replies.append(json.loads(proc.stdout.readline()))
     finally:
         proc.stdin.close()
@@ -543,7 +544,8 @@ def test_every_request_line_gets_a_reply(cli_env: dict[str, str]) -> None:
     errors_without_id = [
         r["error"]["code"] for r in replies if isinstance(r, dict) and r["id"] is None
     ]
-    assert errors_without_id == [-32700, -32700]  # the bad line, the deep nesting
+    # the bad line, the empty batch, the deep nesting
+    assert errors_without_id == [-32700, -32600, -32700]
     assert by_id["6"]["error"]["code"] == -32600
     assert by_id["7"]["result"] == {}
 

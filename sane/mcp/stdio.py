@@ -105,6 +105,10 @@ def rejection(line: str, problem: ValidationError) -> str | None:
     except (ValueError, RecursionError):
         reason = problem.errors()[0]["msg"] if problem.errors() else "not JSON"
         return _error(None, types.PARSE_ERROR, f"Parse error: {reason}")
+    if parsed == []:
+        # JSON-RPC 2.0 (section 6): an empty array is one invalid request, answered
+        # with one error object, not an array.
+        return _error(None, types.INVALID_REQUEST, "Invalid Request: an empty batch")
     if isinstance(parsed, list):
         # MCP (2025-06-18 on) has no batches: refuse each request so its caller hears back.
         replies = [

@@ -218,14 +218,18 @@ def emptied_first(editor: str) -> str:
     (dash's `>84;0;0c` a file `84`).
 
     The line kill, C-e C-u (in the editors' emacs modes, their default; in the
-    kernel's canonical mode ^E is text and ^U the kill), padded (``_PAD``) in the
-    screen-checked editors, whose reader may still be discarding the bytes after an
-    answer's ESC (busybox ash). Not the drop key of bash's widgets: bash redraws its
-    prompt after a widget, and an interrupted run whose prompt has no marker (rebuilt
-    by ``. /etc/bash.bashrc``) then kept the first drawing in its output."""
+    kernel's canonical mode ^E is text and ^U the kill). In the screen-checked
+    editors, padded (``_PAD``: their reader may still be discarding the bytes after an
+    answer's ESC, busybox ash) and C-a C-k instead: mksh's C-u redraws the prompt
+    (a carriage return, the prompt, ESC [K) even on an empty line, which the output of
+    an interrupted run then kept (``^C`` and a line ``# ``); C-a C-k on an empty line
+    print nothing there, nor in ksh93. Not the drop key of bash's widgets: bash
+    redraws its prompt after a widget, and an interrupted run whose prompt has no
+    marker (rebuilt by ``. /etc/bash.bashrc``) then kept the first drawing in its
+    output."""
     if editor in (EDITOR_HOLD, EDITOR_TTY):
         return KILL_LINE_CHARS
-    return "\x05" * 16 + KILL_LINE_CHARS
+    return "\x05" * 16 + "\x01\x0b"
 
 
 # Shells whose editors take sane's widgets, and the key that moves their cursor to the

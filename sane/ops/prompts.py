@@ -621,11 +621,12 @@ def _probe(client: ControlClient, pane_id: str, timeout: float) -> Waiting | Idl
 def in_runner(proc: Proc) -> bool:
     """Is sane's runner on the shell's call stack (its fd open)? fish opens the
     runner's redirection at an fd of its choosing: there the target tells."""
-    if proc.comm == "fish":
-        return fish.RUN_TARGET in proc.fds.values()
     # RUN_FD survives exec; the runner's caught RUN_SIGNAL does not: a shell that
-    # exec'd another (`exec bash`) is a new shell at its own prompt, not the runner.
+    # exec'd another (`exec bash`, `exec fish`) is a new shell at its own prompt, not
+    # the runner. (fish's runner catches it for good: at its prompt the fd is shut.)
     caught = proc.caught is None or bool(proc.caught >> (RUN_SIGNAL_NUMBER - 1) & 1)
+    if proc.comm == "fish":
+        return fish.RUN_TARGET in proc.fds.values() and caught
     return proc.fds.get(RUN_FD) == RUN_FD_TARGET and caught
 
 

@@ -47,6 +47,7 @@ from sane.protocol.markers import (
     EXITED,
     LENGTH_MISMATCH,
     MISSING_RUNNER,
+    NEW_SHELL,
     PROMPT,
     READY,
     STATUS,
@@ -79,6 +80,9 @@ def takeover_lines(nonce: str, token: str) -> list[str]:
         " function __sane_x --on-event fish_exit; set -l s $status; set -q __sane_n; or return;"
         f" printf '{x}' $__sane_n $s; read -l -P ' ' __sane_y; end;"
         f" function __sane_ps --on-event fish_prompt; printf '{p}'; end;"
+        # A handler for SIGURG, as the POSIX runner's `trap : URG`: an exec'd fish
+        # keeps the runner's /dev/zero but not the handler (sane.ops.prompts.in_runner).
+        " function __sane_u --on-signal SIGURG; end;"
         " __sane_rc $__sane_q"
     )
     pre = (
@@ -125,7 +129,7 @@ def takeover_lines(nonce: str, token: str) -> list[str]:
 SANE_LINES = (
     f' {{eval,"${HEAD}"*',
     " set -g* __sane_*",
-    # status_probe() (a run's end looked for later), the takeover's READY line too.
+    # The takeover's READY line (the status probe starts with `set -g __sane_z`).
     " printf '" + printf_format(STATUS, True).split("%s")[0] + "*",
 )
 
@@ -224,5 +228,11 @@ def paste_lines(nonce: str, b64: str) -> str:
 
 
 def status_probe(nonce: str) -> str:
-    """fish's form of the status probe line (``$status`` for ``$?``)."""
-    return f" printf '{printf_format(STATUS, True)}' {nonce} $status"
+    """fish's form of the status probe line (``$status`` for ``$?``): of kind
+    NEW_SHELL when the fish has no runner (an ``exec fish`` replaced the run's)."""
+    answer = printf_format("%s", True)
+    return (
+        f" set -g __sane_z $status; set -g __sane_k {NEW_SHELL};"
+        f" functions -q __sane_pre; and set __sane_k {STATUS};"
+        f" printf '{answer}' {nonce} $__sane_k $__sane_z"
+    )
