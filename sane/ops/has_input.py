@@ -217,19 +217,18 @@ def emptied_first(editor: str) -> str:
     the shell ran `...^[P>|tmux 3.3a^[\\ __sane_z=$?; ...`, creating a file `tmux`
     (dash's `>84;0;0c` a file `84`).
 
-    The line kill, C-e C-u (in the editors' emacs modes, their default; in the
-    kernel's canonical mode ^E is text and ^U the kill). In the screen-checked
-    editors, padded (``_PAD``: their reader may still be discarding the bytes after an
-    answer's ESC, busybox ash) and C-a C-k instead: mksh's C-u redraws the prompt
-    (a carriage return, the prompt, ESC [K) even on an empty line, which the output of
-    an interrupted run then kept (``^C`` and a line ``# ``); C-a C-k on an empty line
-    print nothing there, nor in ksh93. Not the drop key of bash's widgets: bash
-    redraws its prompt after a widget, and an interrupted run whose prompt has no
-    marker (rebuilt by ``. /etc/bash.bashrc``) then kept the first drawing in its
-    output."""
+    The line kill, C-e C-u, in the shells whose editors sane programmed (bash, zsh,
+    fish) and in the kernel's canonical mode (dash, posh: ^E is text, ^U the kill).
+    Nothing in the screen-checked editors (mksh, ksh93, yash, busybox ash): no keys
+    found empty a line there in both edit modes without drawing into the run's
+    output. mksh's C-u redraws the prompt even on an empty line, which an interrupted
+    run's output kept after its ``^C``; C-a C-k are text or nothing in vi insert mode,
+    where ksh93 typed them onto the probe's line and mksh's and ksh93's interrupted
+    runs never ended (`set -o vi`, then `run interrupt`: `running`, every later run
+    `pane_busy`). There the hole stays open (docs/protocol.md)."""
     if editor in (EDITOR_HOLD, EDITOR_TTY):
         return KILL_LINE_CHARS
-    return "\x05" * 16 + "\x01\x0b"
+    return ""
 
 
 # Shells whose editors take sane's widgets, and the key that moves their cursor to the
