@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -558,6 +559,43 @@ def test_a_client_that_cancels_then_leaves_gets_its_run_interrupted(
     pane serves the next caller. Before, the process exited mid-wind-down: `sleep 600`
     held the pane (pane_busy, owner_died) with a run id no tool accepted."""
     pane = tmux_server.new_pane("bash")
+    proc = _cancelled_sleep(cli_env, tmux_server, pane)
+    try:
+        assert proc.stdin is not None
+        proc.stdin.close()  # the client is gone
+        proc.wait(timeout=90)
+    finally:
+        _reap(proc)
+    _assert_pane_serves(cli_env, pane)
+
+
+@pytest.mark.parametrize("stdin_closed", [True, False], ids=["after-eof", "stdin-open"])
+def test_a_sigterm_waits_for_the_cancelled_runs_interrupt(
+    cli_env: dict[str, str], tmux_server: TmuxTestServer, stdin_closed: bool
+) -> None:
+    """The TypeScript SDK's close(): end stdin, SIGTERM 2 s later (SIGKILL 2 s after).
+    Here the SIGTERM comes at once, with stdin closed or not: sane stops serving,
+    interrupts the cancelled run, then dies of the SIGTERM (the exit status says so),
+    and the pane serves the next caller. Before, the SIGTERM killed sane mid-wind-down:
+    `sleep 600` held the pane (pane_busy)."""
+    pane = tmux_server.new_pane("bash")
+    proc = _cancelled_sleep(cli_env, tmux_server, pane)
+    try:
+        assert proc.stdin is not None
+        if stdin_closed:
+            proc.stdin.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=90) == -signal.SIGTERM
+    finally:
+        _reap(proc)
+    _assert_pane_serves(cli_env, pane)
+
+
+def _cancelled_sleep(
+    cli_env: dict[str, str], tmux_server: TmuxTestServer, pane: str
+) -> subprocess.Popen[str]:
+    """`sane mcp` over raw stdio, its `run_command sleep 600` on ``pane`` seen running
+    and then cancelled (notifications/cancelled sent)."""
     init = {
         "jsonrpc": "2.0",
         "id": 1,
@@ -602,12 +640,20 @@ def test_a_client_that_cancels_then_leaves_gets_its_run_interrupted(
             assert time.monotonic() < deadline, "the run never started"
             time.sleep(0.05)  # polling a condition, with a deadline
         proc.stdin.write(json.dumps(cancel) + "\n")
-        proc.stdin.close()  # the client is gone
-        proc.wait(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        proc.stdin.flush()
+    except BaseException:
+        _reap(proc)
+        raise
+    return proc
+
+
+def _reap(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def _assert_pane_serves(cli_env: dict[str, str], pane: str) -> None:
     status, doc, _ = cli(
         ["sane.cli.main", "run-command", "--pane", pane, "--timeout", "60", "echo after"], cli_env
     )

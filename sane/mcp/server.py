@@ -23,6 +23,7 @@ This package is ``sane.mcp``; ``import mcp`` below is the MCP SDK (absolute impo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import itertools
@@ -44,7 +45,7 @@ from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 
 from sane import __version__, errors, handlers, tools
 from sane.envelope import error_document
-from sane.mcp import resources
+from sane.mcp import resources, stopping
 from sane.mcp.stdio import LineReader, LineWriter, protocol_fds, stdio_streams
 from sane.ops.context import Context
 from sane.tmux.command import TmuxServer
@@ -259,11 +260,28 @@ def _idle_tracing(middleware: object) -> bool:
 
 
 async def _serve(
-    ctx: Context, proto_in: int, proto_out: int, exposed: tuple[tools.Tool, ...]
+    ctx: Context,
+    proto_in: int,
+    proto_out: int,
+    exposed: tuple[tools.Tool, ...],
+    termination: stopping.Termination,
 ) -> None:
+    """Serve until stdin ends or a SIGTERM comes (``termination``): either way the
+    caller winds down next."""
     server = build_server(ctx, exposed)
-    async with stdio_streams(LineReader(proto_in), LineWriter(proto_out)) as (read, write):
-        await server.run(read, write, server.create_initialization_options())
+    loop = asyncio.get_running_loop()
+    with anyio.CancelScope() as scope:
+        termination.on_signal = lambda: loop.call_soon_threadsafe(scope.cancel)
+        try:
+            if termination.came is not None:
+                return
+            async with stdio_streams(LineReader(proto_in), LineWriter(proto_out)) as (
+                read,
+                write,
+            ):
+                await server.run(read, write, server.create_initialization_options())
+        finally:
+            termination.on_signal = None
 
 
 def _have_uvloop() -> bool:
@@ -277,24 +295,33 @@ def _have_uvloop() -> bool:
 
 
 def serve(socket: str | None = None, exposed: tuple[tools.Tool, ...] = tools.TOOLS) -> None:
-    """Serve MCP on stdin/stdout until the client closes stdin; then let deploys started
-    in the background finish (their journals would otherwise stop mid-way) before
-    exiting."""
+    """Serve MCP on stdin/stdout until the client closes stdin or sends SIGTERM; then
+    wind down: cancelled calls interrupt their runs, and deploys started in the
+    background finish (their journals would otherwise stop mid-way). A SIGTERM during
+    all this is obeyed after it (:mod:`sane.mcp.stopping`)."""
     ctx = Context(TmuxServer.from_env(socket))
-    try:
-        with protocol_fds() as (proto_in, proto_out):
-            anyio.run(
-                _serve,
-                ctx,
-                proto_in,
-                proto_out,
-                exposed,
-                backend_options={"use_uvloop": _have_uvloop()},
-            )
-    finally:
-        handlers.CALLS.wind_down(WIND_DOWN)
-        handlers.BACKGROUND.join()
-        ctx.close()
+    with stopping.deferred() as termination:
+        try:
+            with protocol_fds() as (proto_in, proto_out):
+                anyio.run(
+                    _serve,
+                    ctx,
+                    proto_in,
+                    proto_out,
+                    exposed,
+                    termination,
+                    backend_options={"use_uvloop": _have_uvloop()},
+                )
+        finally:
+            _wind_down(ctx)
+
+
+def _wind_down(ctx: Context) -> None:
+    """Cancel the calls still going and wait for them (their runs interrupted), then
+    for the deploys started in the background."""
+    handlers.CALLS.wind_down(WIND_DOWN)
+    handlers.BACKGROUND.join()
+    ctx.close()
 
 
 def serve_http(
@@ -322,6 +349,4 @@ def serve_http(
             backend_options={"use_uvloop": _have_uvloop()},
         )
     finally:
-        handlers.CALLS.wind_down(WIND_DOWN)
-        handlers.BACKGROUND.join()
-        ctx.close()
+        _wind_down(ctx)
