@@ -29,7 +29,7 @@ from mcp import ClientSession, MCPError
 from mcp.client.streamable_http import streamable_http_client
 
 from sane import tools
-from sane.mcp import http, http_answers
+from sane.mcp import http, http_answers, stdio
 from sane.mcp.server import build_server
 from sane.ops.context import Context
 from sane.testing.mcp_http import HttpServer, http_server
@@ -184,6 +184,34 @@ def test_a_plain_request_in_a_session_keeps_the_transports_rules(server: HttpSer
     assert '"id":"p2"' in body and '"result":{}' in body
     # the session is still served the short way after all that
     assert post(server.url, server.token, ping, Mcp_Session_Id=session)[0] == 200
+
+
+def test_a_batch_is_refused_as_stdio_refuses_it(server: HttpServer) -> None:
+    """MCP has no JSON-RPC batches: a batch gets the -32600 refusal stdio gives (each
+    request by its id; an empty array one error object), not a pydantic dump under
+    -32602 with no id."""
+    session = _open_session(server)
+    batch = [
+        {"jsonrpc": "2.0", "id": 3, "method": "ping"},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": "b", "method": "tools/list"},
+    ]
+    for body, expected in ((batch, rejection(json.dumps(batch))), ([], rejection("[]"))):
+        status, headers, text = post(server.url, server.token, body, Mcp_Session_Id=session)
+        assert (status, headers["content-type"]) == (400, "application/json"), text
+        assert json.loads(text) == expected
+    assert [reply["id"] for reply in rejection(json.dumps(batch))] == [3, "b"]
+    assert {reply["error"]["code"] for reply in rejection(json.dumps(batch))} == {
+        mt.INVALID_REQUEST
+    }
+    assert rejection("[]")["error"]["code"] == mt.INVALID_REQUEST
+    ping = {"jsonrpc": "2.0", "id": "p", "method": "ping"}
+    assert post(server.url, server.token, ping, Mcp_Session_Id=session)[0] == 200
+
+
+def rejection(line: str) -> Any:
+    """stdio's answer to ``line``, a batch (one definition: sane.mcp.stdio)."""
+    return json.loads(stdio.batch_rejection(json.loads(line)))
 
 
 def _data_segments_in(sock: socket.socket) -> int:

@@ -57,6 +57,8 @@ from mcp_types import (
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.requests import Request
 
+from sane.mcp.stdio import batch_rejection
+
 PEEK_LIMIT = 1 << 20  # a request body looked at to choose the answer's form
 _SESSION = MCP_SESSION_ID_HEADER.encode()
 _VERSION = b"mcp-protocol-version"
@@ -172,18 +174,7 @@ async def answer(
         status, body = 500, _TERMINATED
     else:
         status, body = 200, reply.model_dump_json(by_alias=True, exclude_unset=True).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", b"%d" % len(body)),
-                (_SESSION, session_id),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await _send_json(send, status, body, (_SESSION, session_id))
     return True
 
 
@@ -238,6 +229,36 @@ def _plain_request(body: bytes) -> JSONRPCRequest | None:
     return message
 
 
+def _batch(body: bytes) -> list[Any] | None:
+    """The JSON-RPC batch ``body`` is, else None. The SDK's transport would answer one
+    with -32602 and a dump of its parser's errors, no id; stdio refuses it by each
+    request's id with -32600 (:func:`sane.mcp.stdio.batch_rejection`): HTTP answers
+    the same."""
+    if not body.lstrip().startswith(b"["):
+        return None
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return None  # not JSON: the SDK's parse error
+    return parsed if isinstance(parsed, list) else None
+
+
+async def _send_json(send: Any, status: int, body: bytes, *headers: tuple[bytes, bytes]) -> None:
+    """One answer, ``body`` JSON, in one body."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(body)),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class JsonAnswers:
     """ASGI middleware: a request that asked for no progress is answered with one
     ``application/json`` body instead of an SSE stream (the transport lets a server
@@ -269,6 +290,10 @@ class JsonAnswers:
             more = message.get("more_body", False)
         body = b"".join(pieces)
         plain = _plain_request(body)
+        batch = _batch(body) if plain is None and scope.get("path") == self.path else None
+        if batch is not None:
+            await _send_json(send, 400, batch_rejection(batch).encode())
+            return
         if (
             plain is not None
             and self.sessions is not None

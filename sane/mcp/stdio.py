@@ -97,6 +97,39 @@ def _id_of(item: Any) -> Any:
     return None
 
 
+def batch_rejection(batch: list[Any]) -> str:
+    """The reply to a JSON-RPC batch, which MCP (2025-06-18 on) does not have: each
+    request in it refused by its id, so its caller hears back (one definition for stdio
+    and HTTP)."""
+    if not batch:
+        # JSON-RPC 2.0 (section 6): an empty array is one invalid request, answered
+        # with one error object, not an array.
+        return _error(None, types.INVALID_REQUEST, "Invalid Request: an empty batch")
+    replies = [
+        json.loads(
+            _error(
+                _id_of(item),
+                types.INVALID_REQUEST,
+                "Invalid Request: JSON-RPC batches are not supported; "
+                "send each message on its own line",
+            )
+        )
+        for item in batch
+        if _id_of(item) is not None
+    ]
+    if not replies:
+        replies = [
+            json.loads(
+                _error(
+                    None,
+                    types.INVALID_REQUEST,
+                    "Invalid Request: JSON-RPC batches are not supported",
+                )
+            )
+        ]
+    return json.dumps(replies)
+
+
 def rejection(line: str, problem: ValidationError) -> str | None:
     """The JSON-RPC error reply to a line the SDK cannot take, or None when the line is
     a notification or response (which never get a reply)."""
@@ -105,35 +138,8 @@ def rejection(line: str, problem: ValidationError) -> str | None:
     except (ValueError, RecursionError):
         reason = problem.errors()[0]["msg"] if problem.errors() else "not JSON"
         return _error(None, types.PARSE_ERROR, f"Parse error: {reason}")
-    if parsed == []:
-        # JSON-RPC 2.0 (section 6): an empty array is one invalid request, answered
-        # with one error object, not an array.
-        return _error(None, types.INVALID_REQUEST, "Invalid Request: an empty batch")
     if isinstance(parsed, list):
-        # MCP (2025-06-18 on) has no batches: refuse each request so its caller hears back.
-        replies = [
-            json.loads(
-                _error(
-                    _id_of(item),
-                    types.INVALID_REQUEST,
-                    "Invalid Request: JSON-RPC batches are not supported; "
-                    "send each message on its own line",
-                )
-            )
-            for item in parsed
-            if _id_of(item) is not None
-        ]
-        if not replies:
-            replies = [
-                json.loads(
-                    _error(
-                        None,
-                        types.INVALID_REQUEST,
-                        "Invalid Request: JSON-RPC batches are not supported",
-                    )
-                )
-            ]
-        return json.dumps(replies)
+        return batch_rejection(parsed)
     if isinstance(parsed, dict) and "method" in parsed and "id" not in parsed:
         return None  # a malformed notification: nobody waits for an answer
     if (
