@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from sane import inputs
+    from sane.models import RunResult
     from sane.ops.context import Context
 
 Event = dict[str, Any]
@@ -184,15 +185,24 @@ class _InFlight:
 
     @contextmanager
     def follow(self, run_id: str, stop: threading.Event) -> Iterator[None]:
-        done = threading.Event()
-        with self.lock:
-            self.following[run_id] = (stop, done)
+        self.start(run_id, stop)
         try:
             yield
         finally:
-            with self.lock:
-                del self.following[run_id]
-            done.set()
+            self.end(run_id)
+
+    def start(self, run_id: str, stop: threading.Event) -> None:
+        """``run_id`` is followed by a call until :meth:`end`; ``stop`` makes it hand
+        the run over (a fleet_run's runs share their call's)."""
+        with self.lock:
+            self.following[run_id] = (stop, threading.Event())
+
+    def end(self, run_id: str) -> None:
+        """The call is done with ``run_id``: a take-over waiting on it goes on (after
+        :meth:`ended_here`, with the run's ending)."""
+        with self.lock:
+            _, done = self.following.pop(run_id)
+        done.set()
 
     def ended_here(self, result: Mapping[str, Any], unread: bool = False) -> None:
         """``unread``: the call was cancelled, its client never read ``result``: the
@@ -580,26 +590,50 @@ def _fleet_run(ctx: Context, a: inputs.FleetRunInput, call: Call) -> Outcome:
         max_output=max(1, min(caps)) if caps else None,
         stop=call.stop,
         clear_input=a.clear_input,
+        runs=_FleetRuns(ctx, call, a.on_cancel == "interrupt"),
     )
-    if call.cancelled.is_set() and a.on_cancel == "interrupt":
-        _interrupt_all(ctx, result["results"], a.max_parallel, call)
     return _ok(result, errors.EXIT_OK if result["status"] == "completed" else 1)
 
 
-def _interrupt_all(ctx: Context, reports: list[Any], max_parallel: int, call: Call) -> None:
-    """A cancelled fleet_run's runs that went on (typed before the cancellation came,
-    handed over): each interrupted, its pane freed, as run_command's ``on_cancel``
-    does. The call's document is never read (its client gave up on it); each ending
-    is kept whole for run_wait."""
-    from sane.ops.run.resume import Following, run_interrupt
-    from sane.parallel import bounded_map
+class _FleetRuns:
+    """A fleet_run call's part in each server's run (``sane.fleet.run.Runs``), as
+    ``_run_command`` does for its one run: the run's id is followed in ``IN_FLIGHT``
+    from before it is typed until its report is made, so the id a busy pane shows is
+    taken over by run_wait/run_interrupt/run_input at every moment (a run that ended
+    here: its result). On a cancellation (``on_cancel`` ``interrupt``) each run
+    handed over is interrupted in its own server's thread, all at once, still inside
+    that window: a take-over waits for it and gets the interrupted ending, never a
+    second interrupt racing the first on the run's record. Before, the ids were
+    refused (``run_not_found``) until the interrupts, made one after the other once
+    fleet_run returned, had written their records, ~2.5 s on 3 servers."""
 
-    def interrupt(run_id: str) -> None:
-        with contextlib.suppress(errors.SaneError):  # ended meanwhile, or gone: free
-            run_interrupt(ctx, run_id, follow=Following(unread=call.cancelled))
+    def __init__(self, ctx: Context, call: Call, interrupt: bool) -> None:
+        self.ctx = ctx
+        self.call = call
+        self.interrupt = interrupt
 
-    going = [r["run_id"] for r in reports if r["status"] in ("running", "waiting_input")]
-    bounded_map(interrupt, going, max_parallel)
+    def begin(self, run_id: str) -> None:
+        IN_FLIGHT.start(run_id, self.call.stop)
+
+    def end(
+        self, run_id: str, outcome: RunResult | errors.SaneError
+    ) -> RunResult | errors.SaneError:
+        from sane.ops.run.resume import Following, run_interrupt
+
+        cancelled = self.call.cancelled.is_set()
+        try:
+            if isinstance(outcome, errors.SaneError):
+                return outcome
+            if cancelled and self.interrupt and outcome["status"] in ("running", "waiting_input"):
+                with contextlib.suppress(errors.SaneError):  # ended meanwhile, or gone
+                    # nobody reads this ending either: run_wait returns it whole
+                    outcome = run_interrupt(
+                        self.ctx, run_id, follow=Following(unread=self.call.cancelled)
+                    )
+            IN_FLIGHT.ended_here(outcome, unread=cancelled)
+            return outcome
+        finally:
+            IN_FLIGHT.end(run_id)
 
 
 def _health(ctx: Context, a: inputs.HealthInput, call: Call) -> Outcome:

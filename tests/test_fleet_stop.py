@@ -215,3 +215,76 @@ def test_a_cancelled_mcp_fleet_run_types_no_more_and_frees_every_pane(
     with_session(cli_env, body)
     typed = log.read_text().split() if log.exists() else []
     assert typed in ([], names[:1]), typed
+
+
+def test_a_cancelled_mcp_fleet_run_frees_its_panes_and_every_run_id_shown_is_accepted(
+    cli_env: dict[str, str], sane_ctx: Context, ssh_fleet: Any
+) -> None:
+    """The MCP client's own request timeout cancels a fleet_run on 3 servers (default
+    max_parallel: all typed). Every run id list_panes shows right after is taken over
+    by run_wait, which answers the interrupted ending (never run_not_found), and then
+    the panes are free: the next fleet_run, sent at once, is exact on every server.
+    Before: the ids were refused (``run_not_found``) and the panes stayed busy ~2.5 s,
+    the next fleet_run getting ``pane_busy`` naming them."""
+    import time
+
+    import anyio
+    from mcp import MCPError
+
+    from .test_mcp import with_session
+
+    servers = register(sane_ctx.home, ssh_fleet)
+    names = [s.name for s in servers]
+
+    async def body(session: Any, call: Any) -> None:
+        warm = await call("fleet_run", command="true", servers=names)
+        assert warm["status"] == "completed", warm
+        panes = {p["pane_id"] for p in (await call("list_panes", all=True))["panes"]}
+        with pytest.raises(MCPError):
+            await session.call_tool(
+                "fleet_run",
+                {"command": "sleep 600", "servers": names, "timeout": 600},
+                read_timeout_seconds=2,
+            )
+        cancelled_at = time.monotonic()
+        listing = await call("list_panes", all=True)
+        shown = [p["run_id"] for p in listing["panes"] if p["busy"] and p["pane_id"] in panes]
+        with anyio.fail_after(120):  # a deadline for a loaded machine, not a speed goal
+            for run_id in shown:
+                ended = await call("run_wait", run_id=run_id, timeout=60)
+                assert (ended["run_id"], ended["status"]) == (run_id, "interrupted"), ended
+        after_listing = await call("list_panes", all=True)
+        freed_after = time.monotonic() - cancelled_at
+        assert not [p for p in after_listing["panes"] if p["busy"]], after_listing
+        after = await call("fleet_run", command="echo $FLEET_HOST", servers=names)
+        assert [(r["status"], r["output"]) for r in after["results"]] == [
+            ("completed", f"{name}\n") for name in names
+        ], after
+        print(f"{len(shown)} run ids shown; free {freed_after * 1000:.0f} ms after the cancel")
+
+    with_session(cli_env, body)
+
+
+def test_an_interrupted_ssh_run_is_asked_about_soon_not_after_the_remote_quiet_period(
+    sane_ctx: Context, ssh_fleet: Any
+) -> None:
+    """After sane's own C-c the shell is expected back at its prompt: the watch that
+    follows an interrupted run (``run_interrupt``, a cancelled call's, a timeout's)
+    asks after INTERRUPT_QUIET on an ssh pane too. Before, the interrupt's watch was a
+    plain one, and an ssh pane's first probe waited REMOTE_QUIET_PERIOD (2 s, meant to
+    spare fleets of quiet runs a process each): every interrupted ssh run held its pane
+    ~2 s after its shell was back (a cancelled fleet_run on 3 servers: 2.2 s)."""
+    import time
+
+    from sane.fleet.panes import ensure_session, open_server_pane
+    from sane.ops.run.options import INTERRUPT_QUIET
+    from sane.ops.run.quiet import REMOTE_QUIET_PERIOD, QuietWatch
+
+    servers = register(sane_ctx.home, ssh_fleet)
+    ensure_session(sane_ctx)
+    state = open_server_pane(sane_ctx, servers[0])
+    client = sane_ctx.client(state.session_id)
+    interrupted = QuietWatch.after_interrupt(client, state.pane_id)
+    plain = QuietWatch(client, state.pane_id, INTERRUPT_QUIET, remote=True)
+    assert interrupted.wait_time(time.monotonic()) <= INTERRUPT_QUIET
+    assert plain.wait_time(time.monotonic()) > REMOTE_QUIET_PERIOD - 0.5  # fleets: kept

@@ -14,7 +14,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sane import errors
 from sane.fleet.defaults import PUT_TIMEOUT, RUN_TIMEOUT
@@ -26,7 +26,7 @@ from sane.fleet.panes import lost_error, open_server_pane, server_panes, taken_a
 from sane.fleet.spec import ServerLike
 from sane.ops.context import Context
 from sane.ops.run.command import run_command
-from sane.ops.run.options import DEFAULT_MAX_OUTPUT, RunOptions
+from sane.ops.run.options import DEFAULT_MAX_OUTPUT, RunOptions, new_run_id
 from sane.parallel import DEFAULT_PARALLEL, bounded_map
 from sane.protocol import output
 from sane.protocol.scanner import RunScanner
@@ -34,6 +34,22 @@ from sane.tmux.control import ControlClient
 
 if TYPE_CHECKING:
     from sane.models import RunResult
+
+
+class Runs(Protocol):
+    """The caller's part in each server's run (the MCP server's: run ids a busy pane
+    shows must be accepted by run_wait at every moment, see ``handlers._FleetRuns``).
+    """
+
+    def begin(self, run_id: str) -> None:
+        """Before the server's run with this id can be typed."""
+
+    def end(
+        self, run_id: str, outcome: RunResult | errors.SaneError
+    ) -> RunResult | errors.SaneError:
+        """The run's result (or error) as it becomes the server's report, in the
+        server's own thread unless it ended plainly; what it returns is reported.
+        Called once for every :meth:`begin`, whatever happens."""
 
 
 def fleet_run(
@@ -46,13 +62,15 @@ def fleet_run(
     max_output: int | None = DEFAULT_MAX_OUTPUT,
     stop: threading.Event | None = None,
     clear_input: bool = False,
+    runs: Runs | None = None,
 ) -> dict[str, Any]:
     """Run ``command`` on ``servers``; per-server results plus the fleet's status.
 
     ``max_output``: each server's output cap (head and tail kept, the whole saved).
     ``stop``: set (a Ctrl-C) to hand every run over at once, as at its deadline.
     ``clear_input``: text a person left on a server pane's command line is discarded
-    (never run); without it that server's result is the error ``pane_has_input``."""
+    (never run); without it that server's result is the error ``pane_has_input``.
+    ``runs``: told of each server's run id before it is typed and of its outcome."""
     errors.refuse_nul("command", command)  # before any server, not once per server
     if max_parallel < 1:
         raise errors.InvalidArgument("max_parallel must be at least 1", max_parallel=max_parallel)
@@ -62,19 +80,42 @@ def fleet_run(
 
     base = RunOptions(max_output=max_output, stop=stop, clear_input=clear_input)
 
+    # Run ids given to ``runs`` and not yet ended there (a run never typed, its
+    # report never made: ended when fleet_run returns).
+    begun: set[str] = set()
+    begun_lock = threading.Lock()
+
     def begin(server: ServerLike) -> tuple[float, RunOptions, _Streamer | None]:
         started = events.started(server.name)
         hook = _Streamer(server.name, events.emit) if on_event is not None else None
-        return started, base._replace(timeout=timeout, on_output=hook), hook
+        run_id = new_run_id()
+        if runs is not None:
+            with begun_lock:
+                begun.add(run_id)
+            runs.begin(run_id)
+        return started, base._replace(timeout=timeout, on_output=hook, run_id=run_id), hook
+
+    def ended(
+        run_id: str | None, outcome: RunResult | errors.SaneError
+    ) -> RunResult | errors.SaneError:
+        if runs is None or run_id is None:
+            return outcome
+        with begun_lock:
+            if run_id not in begun:
+                return outcome
+            begun.discard(run_id)
+        return runs.end(run_id, outcome)
 
     def report(
         server: ServerLike,
         started: float,
         hook: _Streamer | None,
         pane_id: str | None,
+        run_id: str | None,
         outcome: RunResult | errors.SaneError,
     ) -> dict[str, Any]:
         """The server's report from its run's result (or the error it met)."""
+        outcome = ended(run_id, outcome)
         report: dict[str, Any] = {"server": server.name, "started_ms": started}
         if isinstance(outcome, errors.NotStarted):  # seen by the thread about to type
             outcome = _stopped(server)
@@ -102,7 +143,7 @@ def fleet_run(
         server = servers[index]
         started, options, hook = begin(server)
         pane_id = states[index].pane_id  # type: ignore[union-attr]  # warm: listed
-        return options, functools.partial(report, server, started, hook, pane_id)
+        return options, functools.partial(report, server, started, hook, pane_id, options.run_id)
 
     def one(index: int) -> dict[str, Any]:
         server = servers[index]
@@ -124,15 +165,19 @@ def fleet_run(
             )
         except errors.SaneError as exc:
             outcome = exc
-        return report(server, started, hook, pane_id, outcome)
+        return report(server, started, hook, pane_id, options.run_id, outcome)
 
     def not_started(index: int) -> dict[str, Any]:
         """A server the stop reached before its turn: nothing opened, nothing typed."""
-        return report(servers[index], events.ms(), None, None, _stopped(servers[index]))
+        return report(servers[index], events.ms(), None, None, None, _stopped(servers[index]))
 
     listed = [known.get(s.name) for s in servers]
     states = [state if taken_as_listed(state) else None for state in listed]
-    results = run_fleet(ctx, states, command, base, max_parallel, warm, one, not_started)
+    try:
+        results = run_fleet(ctx, states, command, base, max_parallel, warm, one, not_started)
+    finally:
+        for run_id in list(begun):  # never typed (a stop before its line went)
+            ended(run_id, errors.NotStarted("the fleet run was stopped before typing it"))
     if any(s.name not in known for s in servers):  # panes were opened: group them
         with contextlib.suppress(errors.SaneError):  # cosmetic (see connect_many)
             group_windows(ctx)

@@ -23,7 +23,7 @@ from sane.ops.run.ending import Follow, settle, status_of
 from sane.ops.run.follow import StreamSource, follow_run
 from sane.ops.run.handover import end_durable, hand_over, make_durable
 from sane.ops.run.holder import claim_line, release_line
-from sane.ops.run.options import INTERRUPT_QUIET, RunOptions, new_run_id
+from sane.ops.run.options import RunOptions, new_run_id
 from sane.ops.run.record import RunRecord
 from sane.ops.run.result import build_result
 from sane.ops.takeover import (
@@ -576,4 +576,7 @@ def _interrupt(
     client.command(f"send-keys -t {pane_id} C-c")
     deadline = time.monotonic() + grace
     source = StreamSource(stream)
-    return follow_run(ctx, client, pane_id, source, scanner, deadline, quiet=INTERRUPT_QUIET)
+    from sane.ops.run.quiet import QuietWatch  # its probes' imports: only when quiet
+
+    watch = QuietWatch.after_interrupt(client, pane_id)
+    return follow_run(ctx, client, pane_id, source, scanner, deadline, watch=watch)

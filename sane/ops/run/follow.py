@@ -17,7 +17,7 @@ from sane.ops.context import Context
 from sane.ops.has_input import prompt_after_run
 from sane.ops.run.ending import Follow, acknowledge_exit, dead_state
 from sane.ops.run.liveness import LIVENESS_INTERVAL, liveness_of
-from sane.ops.run.options import INTERRUPT_QUIET, OutputHook
+from sane.ops.run.options import OutputHook
 from sane.ops.run.quiet import QuietWatch
 from sane.protocol import markers
 from sane.protocol import scanner as sc
@@ -273,13 +273,23 @@ def follow_file(
             if scanner.outcome is not None:
                 follow = Follow("outcome")
             else:
+                watch = None
                 if interrupt:
                     scanner.mark_interrupt()
                     client.command(f"send-keys -t {pane_id} C-c")
                     deadline = max(deadline, time.monotonic() + grace)
-                    quiet = min(quiet or INTERRUPT_QUIET, INTERRUPT_QUIET)
+                    watch = QuietWatch.after_interrupt(client, pane_id)
                 follow = follow_run(
-                    ctx, client, pane_id, source, scanner, deadline, on_output, quiet, stop
+                    ctx,
+                    client,
+                    pane_id,
+                    source,
+                    scanner,
+                    deadline,
+                    on_output,
+                    quiet,
+                    stop,
+                    watch=watch,
                 )
             if screen and follow.kind == "outcome":
                 follow = follow._replace(prompt=tuple(prompt_after_run(source, scanner, pane_id)))

@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING
 
 from sane import errors
+from sane.ops.run.options import INTERRUPT_QUIET
 from sane.protocol import markers, output
 from sane.protocol import scanner as sc
 from sane.protocol.runner import SHELL_FISH
@@ -40,9 +41,16 @@ class QuietWatch:
     """
 
     def __init__(
-        self, client: ControlClient, pane_id: str, quiet: float | None, remote: bool | None = None
+        self,
+        client: ControlClient,
+        pane_id: str,
+        quiet: float | None,
+        remote: bool | None = None,
+        prompt_expected: bool = False,
     ) -> None:
         self.client = client
+        # After sane's own C-c (see after_interrupt): not a fleet's steady cost.
+        self.prompt_expected = prompt_expected
         self.pane_id = pane_id
         self.quiet = quiet or 0.0
         # An ssh pane (its probe is a process): told by the caller when it knows (a
@@ -57,8 +65,23 @@ class QuietWatch:
             self.gap = self._first_gap()
             self.due = time.monotonic() + self.gap
 
+    @classmethod
+    def after_interrupt(cls, client: ControlClient, pane_id: str) -> QuietWatch:
+        """The watch of a run sane just sent C-c: its shell is expected back at its
+        prompt, so it is asked after INTERRUPT_QUIET, an ssh pane too, then at the
+        local gaps. REMOTE_QUIET_PERIOD spares a fleet of quiet runs a process per
+        server and second; an interrupt is one probe or a few per run, and waiting
+        2 s for the first kept every interrupted ssh run's pane busy 2 s (a
+        cancelled fleet_run's, a run_interrupt's) though its shell was back at once."""
+        return cls(client, pane_id, INTERRUPT_QUIET, prompt_expected=True)
+
+    @property
+    def _slow(self) -> bool:
+        """An ssh pane's probes are spaced out (a process on both hosts each)."""
+        return bool(self.remote) and not self.prompt_expected
+
     def _first_gap(self) -> float:
-        return max(self.quiet, REMOTE_QUIET_PERIOD) if self.remote else self.quiet
+        return max(self.quiet, REMOTE_QUIET_PERIOD) if self._slow else self.quiet
 
     def _learn_remote(self) -> bool:
         """Whether this is an ssh pane (it has a side channel): asked once, at the first
@@ -98,7 +121,7 @@ class QuietWatch:
             # 34,000 such commands and starved tmux until most runs timed out.)
             self.due = now + max(self.gap, self.quiet)
             return None
-        if self.remote is None and not self._learn_remote():
+        if self.remote is None and not self.prompt_expected and not self._learn_remote():
             return None
         from sane.ops.prompts import Idle, probe
 
@@ -117,7 +140,7 @@ class QuietWatch:
             with contextlib.suppress(errors.SaneError):
                 self.client.command(f"display-message -p -t {self.pane_id} ''")
         if waiting is None:
-            self.gap = min(self.gap * 2, MAX_REMOTE_PROBE_GAP if self.remote else MAX_PROBE_GAP)
+            self.gap = min(self.gap * 2, MAX_REMOTE_PROBE_GAP if self._slow else MAX_PROBE_GAP)
             self.due = time.monotonic() + self.gap
         else:
             waiting = waiting._replace(prompt=_own_prompt(waiting.prompt, scanner))
