@@ -7,7 +7,10 @@ handed over as ``running``. Before, every such server got the command and came b
 
 from __future__ import annotations
 
+import json
+import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,9 @@ from sane.ops.run.resume import run_wait
 from sane.testing.fleet import register
 from sane.testing.pytest_plugin import FleetFactory, TmuxTestServer
 
+from .conftest import cli
 from .test_ctrl_c import _interrupt_when
+from .test_mcp import RAW_INITIALIZE, _reap, raw_mcp
 
 
 def _stop_at_first_start(stop: threading.Event) -> Any:
@@ -288,3 +293,66 @@ def test_an_interrupted_ssh_run_is_asked_about_soon_not_after_the_remote_quiet_p
     plain = QuietWatch(client, state.pane_id, INTERRUPT_QUIET, remote=True)
     assert interrupted.wait_time(time.monotonic()) <= INTERRUPT_QUIET
     assert plain.wait_time(time.monotonic()) > REMOTE_QUIET_PERIOD - 0.5  # fleets: kept
+
+
+def test_a_sigterm_after_a_cancelled_mcp_fleet_run_waits_for_its_interrupts(
+    cli_env: dict[str, str], sane_ctx: Context, ssh_fleet: Any
+) -> None:
+    """The TypeScript SDK's way of leaving after its request timeout cancelled a
+    fleet_run: stdin closed, then SIGTERM (here at once, harsher than its 2 s). sane
+    interrupts every server's run first, then dies of the SIGTERM, and the next fleet
+    run is exact on every server. Before, the SIGTERM killed sane mid-wind-down:
+    `sleep 600` held all three panes (pane_busy)."""
+    names = [s.name for s in register(sane_ctx.home, ssh_fleet)]
+    proc = raw_mcp(cli_env)
+    stdin, stdout = proc.stdin, proc.stdout
+    assert stdin is not None and stdout is not None
+    watchdog = threading.Timer(180, proc.kill)  # a hung server ends the reads below
+    watchdog.start()
+
+    def send(message: dict[str, Any]) -> None:
+        stdin.write(json.dumps({"jsonrpc": "2.0", **message}) + "\n")
+        stdin.flush()
+
+    def answer(request_id: int) -> dict[str, Any]:
+        while True:
+            message: dict[str, Any] = json.loads(stdout.readline())
+            if message.get("id") == request_id:
+                return message
+
+    def call(request_id: int, name: str, **arguments: Any) -> None:
+        send(
+            {
+                "id": request_id,
+                "method": "tools/call",
+                "params": {"name": name, "arguments": arguments},
+            }
+        )
+
+    try:
+        send(RAW_INITIALIZE)
+        answer(1)
+        send({"method": "notifications/initialized"})
+        call(2, "fleet_run", command="true", servers=names)
+        assert answer(2)["result"]["structuredContent"]["status"] == "completed"
+        call(3, "fleet_run", command="sleep 600", servers=names, timeout=600)
+        deadline = time.monotonic() + 60
+        for request_id in range(10, 10**6):
+            call(request_id, "list_panes", all=True)
+            panes = answer(request_id)["result"]["structuredContent"]["panes"]
+            if len([p for p in panes if p["busy"]]) == len(names):
+                break
+            assert time.monotonic() < deadline, "the runs never started"
+            time.sleep(0.05)  # polling a condition, with a deadline
+        send({"method": "notifications/cancelled", "params": {"requestId": 3}})
+        stdin.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=90) == -signal.SIGTERM
+    finally:
+        watchdog.cancel()
+        _reap(proc)
+    status, doc, _ = cli(["sane.cli.main", "fleet", "run", "--timeout", "60", "echo back"], cli_env)
+    assert [(r["server"], r["status"], r["output"]) for r in doc["results"]] == [
+        (name, "completed", "back\n") for name in names
+    ], doc
+    assert status == 0

@@ -485,25 +485,38 @@ def test_list_panes_on_a_fresh_socket_is_empty(
     with_session(env, body)
 
 
+RAW_INITIALIZE: dict[str, Any] = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"},
+    },
+}
+
+
+def raw_mcp(cli_env: dict[str, str]) -> subprocess.Popen[str]:
+    """`sane mcp` on pipes, for a test that writes raw JSON-RPC lines."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "sane.cli.main", "mcp"],
+        env=cli_env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_every_request_line_gets_a_reply(cli_env: dict[str, str]) -> None:
     """A malformed line, a batch, a request nested too deep to parse: each is answered
     (JSON-RPC -32700 / -32600), and the server goes on serving."""
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "1"},
-        },
-    }
     nested = (
         '{"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": '
         '"list_panes", "arguments": {"x": ' + "[" * 5000 + "]" * 5000 + "}}}"
     )
     lines = [
-        json.dumps(init),
+        json.dumps(RAW_INITIALIZE),
         '{"jsonrpc": "2.0", "method": "notifications/initialized"}',
         "{bad json",
         '[{"jsonrpc": "2.0", "id": 2, "method": "ping"}]',
@@ -512,13 +525,7 @@ def test_every_request_line_gets_a_reply(cli_env: dict[str, str]) -> None:
         '{"jsonrpc": "2.0", "id": 6}',
         '{"jsonrpc": "2.0", "id": 7, "method": "ping"}',
     ]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sane.cli.main", "mcp"],
-        env=cli_env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    proc = raw_mcp(cli_env)
     assert proc.stdin is not None and proc.stdout is not None
     replies: list[Any] = []
     try:
@@ -596,16 +603,6 @@ def _cancelled_sleep(
 ) -> subprocess.Popen[str]:
     """`sane mcp` over raw stdio, its `run_command sleep 600` on ``pane`` seen running
     and then cancelled (notifications/cancelled sent)."""
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "1"},
-        },
-    }
     run = {
         "jsonrpc": "2.0",
         "id": 2,
@@ -620,17 +617,13 @@ def _cancelled_sleep(
         "method": "notifications/cancelled",
         "params": {"requestId": 2, "reason": "request timed out"},
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sane.cli.main", "mcp"],
-        env=cli_env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    proc = raw_mcp(cli_env)
     assert proc.stdin is not None and proc.stdout is not None
     try:
         initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-        proc.stdin.write("\n".join(json.dumps(m) for m in (init, initialized, run)) + "\n")
+        proc.stdin.write(
+            "\n".join(json.dumps(m) for m in (RAW_INITIALIZE, initialized, run)) + "\n"
+        )
         proc.stdin.flush()
         assert json.loads(proc.stdout.readline())["id"] == 1
         deadline = time.monotonic() + 60

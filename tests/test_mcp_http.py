@@ -36,19 +36,10 @@ from sane.testing.mcp_http import HttpServer, http_server
 from sane.testing.pytest_plugin import TmuxTestServer
 
 from .conftest import cli
-from .test_mcp import document
+from .test_mcp import RAW_INITIALIZE, document
 from .test_mcp_clients import TS_CLIENT
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "1"},
-    },
-}
+INITIALIZE = RAW_INITIALIZE
 
 
 @pytest.fixture
