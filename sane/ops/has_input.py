@@ -28,10 +28,12 @@ from sane.protocol.editor import (
     DROP_KEY,
     EDITOR_HOLD,
     EDITOR_SCREEN,
+    EDITOR_SCREEN_VI,
     EDITOR_TTY,
     HELD_CONTINUATION,
     HELD_VI_COMMAND,
     HOLD_KEY,
+    SCREEN_EDITORS,
     TAKEOVER_SENTINEL,
     YANK_KEY,
     drawn_prompt,
@@ -112,7 +114,7 @@ def clear_answers(
     comment); then C-c, whose prompt is the only one that can follow, and the one
     recorded for the next run's check. Elsewhere, or if no echo or prompt came in
     time: :func:`clear_line`."""
-    if state.editor != EDITOR_SCREEN:
+    if state.editor not in SCREEN_EDITORS:
         return clear_line(state)
     pane = state.pane_id
     stream.take(0)  # what came before: no prompt of this clearing
@@ -194,11 +196,31 @@ def clear_answers_left(client: ControlClient, state: panes.PaneState, scanner: R
         client.unwatch(state.pane_id, stream)
 
 
+# Typed before every line into mksh, ksh93 and yash (``EDITOR_SCREEN_VI``): in vi
+# command mode (`set -o vi`, a person pressed Escape on the empty line, which the screen
+# does not show) sane's line was read as vi commands (mksh: `ne_go:-printf}: inaccessible
+# or not found`, the run `running` for good). ESC `i` enters insert mode from any vi
+# mode (in insert mode ESC goes to command mode first; in command mode it only beeps);
+# in emacs mode ESC `i` is an unbound meta key (a beep; ksh93 would insert an alias
+# named `_i`); two DEL then erase `^[i` where ksh93 has no editor (the kernel's line:
+# its erase character) and erase nothing, with a beep, on an editor's empty line.
+# Measured with real tmux panes in each shell and state (emacs, vi insert, vi command,
+# no editor): the line after the keys runs as typed, and the keys echo only BELs (no
+# redraw: mksh redraws its prompt for C-u). Not busybox ash: its key reader takes an
+# ESC it does not know with the 15 bytes after it (``_PAD``); its vi command mode
+# takes sane's line whole (measured), so it stays ``EDITOR_SCREEN`` and gets nothing.
+INSERT_KEYS = "\x1bi\x7f\x7f"
+# The shells given them (by the name their pane runs or their ssh probe found).
+VI_SCREEN_SHELLS = frozenset({"mksh", "lksh", "ksh", "ksh93", "yash"})
+
+
 def before_typing(state: panes.PaneState, clear_input: bool) -> str:
     """The keys to type right before sane's line, as the characters they send (typed
     by the same ``send-keys -l``, sane.ops.run.command.typing_line): the hold key, or
     with ``clear_input`` the drop key, where the shell's editor has sane's widgets;
-    nothing elsewhere."""
+    :data:`INSERT_KEYS` in mksh, ksh93 and yash; nothing elsewhere."""
+    if state.editor == EDITOR_SCREEN_VI:
+        return INSERT_KEYS
     if state.editor != EDITOR_HOLD:
         return ""
     # Then C-e C-u: nothing where the widget emptied the line; where the shell in the
@@ -463,11 +485,13 @@ def line_editor(widgets: bool, shell: str) -> str:
     """How a shell's command line is checked (``@sane_editor``)."""
     if widgets:
         return EDITOR_HOLD
-    return EDITOR_TTY if shell in TTY_SHELLS else EDITOR_SCREEN
+    if shell in TTY_SHELLS:
+        return EDITOR_TTY
+    return EDITOR_SCREEN_VI if shell in VI_SCREEN_SHELLS else EDITOR_SCREEN
 
 
 def checks_screen(state: panes.PaneState) -> bool:
-    return state.editor in (EDITOR_SCREEN, EDITOR_TTY)
+    return state.editor in SCREEN_EDITORS or state.editor == EDITOR_TTY
 
 
 def _kernel_line(client: ControlClient, stream: PaneStream, pane: str) -> str | None:
@@ -637,7 +661,7 @@ def _interrupt_line(client: ControlClient, stream: PaneStream, state: panes.Pane
     buf = bytearray()
     client.command(f"send-keys -t {pane} C-c")
     text = await_prompt(stream, buf, 0, tokens, CLEAR_WAIT)
-    if text is not None and state.editor == EDITOR_SCREEN:
+    if text is not None and state.editor in SCREEN_EDITORS:
         start = _prompt_end(buf, tokens)
         client.command(f"send-keys -t {pane} C-c")
         text = await_prompt(stream, buf, start, tokens, CLEAR_WAIT)

@@ -61,7 +61,12 @@ _BASH_VI_HOLD = "\x1b[7773~"
 # checked before sane types into it.
 EDITOR_HOLD = "hold"  # programmable: the hold/drop keys above
 EDITOR_SCREEN = "screen"  # not programmable: the screen is checked
+# The same, for an editor with a vi mode whose command mode is left before sane types
+# (mksh, ksh93, yash: sane.ops.has_input.INSERT_KEYS).
+EDITOR_SCREEN_VI = "screen-vi"
 EDITOR_TTY = "tty"  # no line editor (the kernel's line, dash and posh): screen, then kernel
+# The editors checked on the screen (and after that by their abort key, C-c).
+SCREEN_EDITORS = frozenset({EDITOR_SCREEN, EDITOR_SCREEN_VI})
 
 
 def _rl(key: str) -> str:

@@ -27,7 +27,7 @@ OPT_SHELL_KIND = "@sane_shell"  # the kind of shell the runner was installed for
 # next run there says shell_restarted (the cd and variables of earlier runs are gone).
 OPT_SHELL_NEW = "@sane_shell_new"
 # How that shell's command line is checked for a person's text before sane types:
-# "hold" (widgets, sane.protocol.editor) or "screen" (sane.ops.has_input).
+# "hold" (widgets, sane.protocol.editor), "screen"/"screen-vi" or "tty" (sane.ops.has_input).
 OPT_EDITOR = "@sane_editor"
 # The last line of that shell's prompt as last drawn ("screen" shells only).
 OPT_PROMPT = "@sane_prompt"

@@ -18,7 +18,7 @@ from sane.ops.run.options import DEFAULT_QUIET_PERIOD, INTERRUPT_GRACE, OutputHo
 from sane.ops.run.pipe import unpipe
 from sane.ops.run.record import Final, RunRecord, load_record, replay, save_record
 from sane.ops.run.result import build_result
-from sane.protocol.editor import EDITOR_SCREEN, EDITOR_TTY
+from sane.protocol.editor import EDITOR_TTY, SCREEN_EDITORS
 from sane.tmux import panes
 from sane.tmux.command import quote
 from sane.tmux.control import ControlClient
@@ -234,7 +234,7 @@ def _checks_screen(client: ControlClient, pane_id: str) -> bool:
         lines = client.command(f"display-message -p -t {pane_id} '#{{{panes.OPT_EDITOR}}}'")
     except errors.SaneError:
         return False
-    return bool(lines) and lines[0].strip() in (EDITOR_SCREEN, EDITOR_TTY)
+    return bool(lines) and (lines[0].strip() in SCREEN_EDITORS or lines[0].strip() == EDITOR_TTY)
 
 
 def _finished(run_id: str, final: Final | None) -> errors.RunFinished:
