@@ -83,3 +83,43 @@ def test_the_command_string_check_reads_the_kernel(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.parametrize("shell", ["dash", "bash"])
+def test_a_shell_running_a_program_from_its_startup_files_is_waited_for(
+    tmux_server: TmuxTestServer, sane_ctx: Context, tmp_path: Path, shell: str
+) -> None:
+    """A shell whose startup files run a program (yash's common init runs `ls` and
+    `grep`; a .bashrc `dircolors`): taken over at once, the pane showed that program
+    and the run was refused (`pane_not_shell ... running 'ls'`, seen in CI). A young
+    shell's pane with a program in front is waited for; here the program runs 1 s."""
+    rc = tmp_path / "rc"
+    rc.write_text("sleep 1\nPS1='$ '\n")
+    command = {
+        "dash": f"env ENV={rc} dash -i",
+        "bash": f"bash --noprofile --rcfile {rc} -i",
+    }[shell]
+    pane = tmux_server.new_pane(command)
+    r = run(sane_ctx, pane, "echo started; (exit 4)")
+    assert (r["status"], r["output"], r["exit_code"]) == ("completed", "started\n", 4), r
+
+
+def test_a_program_in_an_older_shells_pane_is_refused_at_once(
+    tmux_server: TmuxTestServer, sane_ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """...while a program a person runs in a pane whose shell is past its startup is
+    refused as before (the window made 0 s long here, so no wait at all)."""
+    from sane import errors
+
+    monkeypatch.setattr(takeover, "SHELL_STARTUP_SECONDS", 0.0)
+    pane = tmux_server.new_pane("bash")
+    tmux_server.run("send-keys", "-t", pane, "-l", "sleep 60")
+    tmux_server.run("send-keys", "-t", pane, "Enter")
+
+    def sleeping() -> bool | None:
+        current = tmux_server.run("display-message", "-p", "-t", pane, "#{pane_current_command}")
+        return current.strip() == "sleep" or None
+
+    assert poll(sleeping, 30)
+    with pytest.raises(errors.PaneNotShell):
+        run(sane_ctx, pane, "echo no")

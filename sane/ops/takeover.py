@@ -7,6 +7,7 @@ process knows the runner is there.
 
 from __future__ import annotations
 
+import os
 import time
 
 from sane import errors
@@ -124,9 +125,37 @@ def _starting(state: panes.PaneState) -> bool:
     a POSIX line typed then is read by fish (seen under load: fish's takeover never
     confirmed, ``runner_unavailable`` after 15 s). The kernel tells: the pane's first
     process still runs a command string (``-c`` in its argv)."""
-    return _base(state.current_command) in WRAPPERS or _runs_command_string(
-        state.pid, state.current_command
+    return (
+        _base(state.current_command) in WRAPPERS
+        or _runs_command_string(state.pid, state.current_command)
+        or _shell_still_starting(state.pid, state.current_command)
     )
+
+
+# A pane's shell younger than this that has a program in the foreground is taken to be
+# running its rc files (yash's common init runs `ls` and `grep`; a .bashrc `dircolors`,
+# `lesspipe`, `pyenv init`): it is waited for, not refused as "not a shell".
+SHELL_STARTUP_SECONDS = 10.0
+
+
+def _shell_still_starting(pid: int | None, current: str) -> bool:
+    """Is the pane's first process (``pid``, on this host) a shell started within
+    :data:`SHELL_STARTUP_SECONDS`, with a program that is not a shell in the terminal's
+    foreground? That is its startup files at work (seen in CI: `pane_not_shell ...
+    running 'ls'` for a yash with its sample config, taken over at once). A person's
+    program in an older shell's pane is refused at once, as before."""
+    if pid is None or is_shell(current):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+        with open("/proc/uptime", "rb") as fh:
+            uptime = float(fh.read().split()[0])
+        comm = stat[stat.index(b"(") + 1 : stat.rindex(b")")].decode("utf-8", "replace")
+        started = int(stat[stat.rindex(b")") + 2 :].split()[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return False
+    return shell_kind(comm) is not None and uptime - started < SHELL_STARTUP_SECONDS
 
 
 def _runs_command_string(pid: int | None, name: str) -> bool:
