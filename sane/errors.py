@@ -338,3 +338,18 @@ def all_error_classes() -> list[type[SaneError]]:
         seen.append(cls)
         stack.extend(cls.__subclasses__())
     return seen
+
+
+class Detached(BaseException):
+    """This process closed its tmux connection (its ``Context``) while a run was still
+    followed through it: the main thread stopping (a Ctrl-C, an error) while worker
+    threads follow runs. The run goes on in its pane and nothing is decided, recorded or
+    released for it here, as if the process had died at that moment: a durable run (a
+    deploy's step) keeps the record it saved before its command was typed, so another
+    process resumes it; any other run's busy flag names a process that is going away.
+    Before, such a run was ended as ``lost`` and a deploy's step saved so (its rollback
+    then forgot the run while the command still ran: ``pane_busy``, owner died).
+    A BaseException: nothing that handles sane's errors may turn it into a result."""
+
+    def __init__(self, doing: str) -> None:
+        super().__init__(f"this process closed its tmux connection while {doing}")

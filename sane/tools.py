@@ -496,6 +496,9 @@ def call(
         return outcome
     except errors.SaneError as err:
         return Outcome(error_document(_for_agents(ctx, err)), err.exit_status)
+    except errors.Detached as exc:  # the server is stopping: nobody reads this any more
+        gone = errors.Cancelled(f"{exc}; what the call started goes on in its pane")
+        return Outcome(error_document(gone), gone.exit_status)
     except Exception as exc:  # a bug: still the JSON contract, and the server lives on
         bug = errors.InternalError(f"internal error: {type(exc).__name__}: {exc}")
         return Outcome(error_document(bug), bug.exit_status)

@@ -53,6 +53,8 @@ class Reply:
         # following many runs (sane.fleet.loop) learns of it without a wait per reply.
         self.notify: Callable[[Reply], None] | None = None
         self.held = False  # its line waits in the client for the next write
+        # Never answered by tmux: the client closed first (see ControlClient.detached).
+        self.dropped = False
 
     def finish(self) -> None:
         self.done.set()
@@ -169,6 +171,10 @@ class ControlClient:
         self._generation = 0
         self._quiet: dict[str, Seen] = {}
         self._closed = threading.Event()
+        # close() was called: this process let go of the session (tmux did not drop
+        # it). Runs still followed through this client are then not over, nor lost:
+        # see ``detached``.
+        self._detaching = False
         attach = Reply("attach")
         self._pending.append(attach)
         with attach_detach_lock(server):
@@ -254,7 +260,7 @@ class ControlClient:
                             self._pending.remove(line)
                     failed += lost
         for line in failed:
-            line.error = True
+            line.error = line.dropped = True
             line.lines = ["control client is closed"]
             line.finish()
 
@@ -270,6 +276,8 @@ class ControlClient:
             self.flush()
         if not reply.done.wait(timeout):
             raise errors.TmuxError(f"tmux did not answer within {timeout:g}s", command=reply.line)
+        if reply.dropped and self._detaching:
+            raise errors.Detached(f"waiting for tmux's answer to {reply.line[:60]!r}")
         if reply.error:
             raise self.server.error_from("\n".join(reply.lines), [reply.line])
         return reply.lines
@@ -343,6 +351,23 @@ class ControlClient:
     def alive(self) -> bool:
         return not self._closed.is_set()
 
+    @property
+    def detached(self) -> bool:
+        """Whether this process let go of tmux for good (``let_go``: its context
+        ended), as opposed to tmux or its control process going away, or the hub
+        swapping the client: a follower whose stream closed so, or a command tmux
+        never answered because of it, decides nothing about its run
+        (``errors.Detached``, raised in the thread that was using the client)."""
+        return self._detaching
+
+    def let_go(self) -> None:
+        """Close for good, as the process's context ends (a Ctrl-C in the main thread,
+        an error, a server stopping) while other threads may still follow runs through
+        this client: those runs go on in their panes, undecided (``detached``)."""
+        if self.alive:
+            self._detaching = True
+        self.close()
+
     def _read(self) -> None:
         out = self._proc.stdout
         assert out is not None
@@ -399,7 +424,7 @@ class ControlClient:
             self._pending.clear()
             streams = [s for group in self._streams.values() for s in group]
         for reply in pending:
-            reply.error = True
+            reply.error = reply.dropped = True
             if not reply.lines:
                 reply.lines = [self._stderr_text() or "tmux control client exited"]
             reply.finish()
@@ -562,11 +587,12 @@ class ControlHub:
         return None
 
     def close(self) -> None:
+        """Let every client go for good (see ``ControlClient.let_go``)."""
         with self._lock:
             clients = list(self._clients.values())
             self._clients.clear()
         for client in clients:
-            client.close()
+            client.let_go()
 
 
 def monotonic_deadline(timeout: float | None) -> float:

@@ -256,8 +256,8 @@ def conclude(
     mine = busy.mine(ctx, rec["run_id"]).value
     try:
         state, scanner, follow = start()
-    except (errors.PaneBusy, PaneChanged):
-        raise
+    except (errors.PaneBusy, PaneChanged, errors.Detached):
+        raise  # Detached: nothing may be decided or written for the run here
     except KeyboardInterrupt:
         # Ctrl-C (SIGINT) while this process follows the run: a durable run keeps its
         # record, pipe and flag, so another process resumes it (a deploy's step is

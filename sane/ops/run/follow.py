@@ -195,6 +195,8 @@ def follow_run(
                 on_output(client, pane_id, scanner)
             continue
         if source.closed:
+            if client.detached:
+                raise errors.Detached(f"following a run in pane {pane_id}")
             return Follow("lost")
         if scanner.exit_pending() and not acknowledged:
             acknowledged = True
