@@ -367,17 +367,25 @@ def select(only: str | None, exclude: str | None) -> tuple[Tool, ...]:
     """The tools ``sane mcp --tools ONLY --exclude EXCLUDE`` serves: comma-separated
     names (or CLI spellings); ``read-only`` stands for every read-only tool."""
 
-    def names(spec: str) -> set[str]:
+    def names(spec: str, option: str) -> set[str]:
         picked: set[str] = set()
         for word in (w.strip() for w in spec.split(",")):
             if word == "read-only":
                 picked |= {t.name for t in TOOLS if t.read_only}
             elif word:
-                picked.add(find(word).name)
+                try:
+                    picked.add(find(word).name)
+                except errors.InvalidArgument:
+                    raise errors.InvalidArgument(
+                        f"{option}: no tool {word!r}; the tools: {', '.join(BY_NAME)} "
+                        "(or read-only: every tool that changes nothing)",
+                        option=option,
+                        tool=word,
+                    ) from None
         return picked
 
-    chosen = names(only) if only is not None else {t.name for t in TOOLS}
-    chosen -= names(exclude) if exclude is not None else set()
+    chosen = names(only, "--tools") if only is not None else {t.name for t in TOOLS}
+    chosen -= names(exclude, "--exclude") if exclude is not None else set()
     if not chosen:
         raise errors.UsageError("no tools left to serve (--tools/--exclude)")
     return tuple(t for t in TOOLS if t.name in chosen)

@@ -21,6 +21,7 @@ import anyio
 import pytest
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.shared.exceptions import MCPError
 
 from sane import tools
 from sane.schema import validate
@@ -275,3 +276,85 @@ def test_every_tool_through_the_python_sdk(
 
     anyio.run(main)
     check_results(calls, results)
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--tools", "bogus"], "invalid_argument: --tools: no tool 'bogus'; the tools: "),
+        (["--exclude", "run_command,nope"], "invalid_argument: --exclude: no tool 'nope'"),
+        (["--bogus"], "usage_error: No such option '--bogus'"),
+    ],
+)
+def test_an_argument_error_of_sane_mcp_reaches_the_client_not_its_stdout(
+    cli_env: dict[str, str], tmp_path: Path, options: list[str], said: str
+) -> None:
+    """stdout is the protocol: a bad argument is one line on stderr (where hosts log
+    it), and the refusal of the client's initialize (what the Inspector CLI and every
+    SDK show); never the CLI's document on stdout, which a client only saw as
+    "Connection closed"."""
+    argv = [*SERVER_ARGV, *options]
+    line = "sane mcp: " + said
+    alone = subprocess.run(
+        argv, stdin=subprocess.DEVNULL, env=cli_env, capture_output=True, text=True, timeout=60
+    )
+    assert (alone.returncode, alone.stdout) == (2, ""), alone
+    assert alone.stderr.startswith(line) and alone.stderr.count("\n") == 1, alone.stderr
+    if "no tool" in said:  # the valid names, the read-only set among them
+        assert all(t.name in alone.stderr for t in tools.TOOLS), alone.stderr
+        assert "read-only" in alone.stderr
+
+    node = shutil.which("node")
+    assert node, "node (20+) is needed for the TypeScript MCP client test"
+    ts = subprocess.run(
+        [node, str(TS_CLIENT / "call.mjs"), json.dumps(argv)],
+        input="[]",
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    refused = json.loads(ts.stdout)
+    assert refused["code"] == -32602 and line in refused["connect_error"], refused
+    assert line in ts.stderr  # the server's stderr, passed through by the SDK
+
+    log = tmp_path / "server-stderr"
+    params = StdioServerParameters(command=argv[0], args=argv[1:], env=cli_env)
+
+    refusals: list[MCPError] = []
+
+    async def main() -> None:
+        with log.open("w") as errlog:
+            async with (
+                stdio_client(params, errlog) as (read, write),
+                ClientSession(read, write) as s,
+            ):
+                try:
+                    await s.initialize()
+                except MCPError as err:
+                    refusals.append(err)
+
+    anyio.run(main)
+    [refusal] = refusals
+    assert refusal.error.code == -32602 and refusal.error.message.startswith(line)
+    assert refusal.error.data["error"]["code"] == said.split(":")[0]
+    validate("error", refusal.error.data)
+    assert log.read_text().startswith(line)
+
+
+def test_sane_mcp_http_keeps_the_clis_json_error_on_stdout(cli_env: dict[str, str]) -> None:
+    """With --http stdout is the CLI's (its first line the URL document): an argument
+    error stays the JSON error document there."""
+    proc = subprocess.run(
+        [*SERVER_ARGV, "--http", "0", "--tools", "bogus"],
+        stdin=subprocess.DEVNULL,
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 2 and doc["error"]["code"] == "invalid_argument", proc
+    assert doc["error"]["details"] == {"option": "--tools", "tool": "bogus"}
+    validate("error", doc)

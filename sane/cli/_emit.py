@@ -29,6 +29,30 @@ _jq_filter: str | None = None
 _json_asked = False
 # `--quiet`: no progress on stderr (taken off by take_jq too).
 _quiet = False
+# stdout carries another protocol (`sane mcp` over stdio: JSON-RPC): errors go to
+# stderr, and to the protocol's own refusal (`_protocol_answer`).
+_protocol_prog: str | None = None
+_protocol_answer: Callable[[str, Mapping[str, Any]], None] | None = None
+
+
+def stdout_is_protocol(
+    prog: str, answer: Callable[[str, Mapping[str, Any]], None] | None = None
+) -> None:
+    """From now on stdout belongs to a protocol (``sane mcp``'s JSON-RPC over stdio):
+    an error is one line on stderr, ``PROG: CODE: MESSAGE``, then handed to ``answer``
+    (the line and the error document) to say in the protocol; never a document on
+    stdout. Why: a client reads stdout as protocol, so a document there before the
+    handshake only showed the user "Connection closed"."""
+    global _protocol_prog, _protocol_answer
+    _protocol_prog, _protocol_answer = prog, answer
+
+
+def _say_on_stderr(doc: Mapping[str, Any]) -> str:
+    error = doc["error"]
+    line = f"{_protocol_prog}: {error['code']}: {error['message']}".replace("\n", " ")
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+    return line
 
 
 def for_person() -> bool:
@@ -106,7 +130,11 @@ def emit_error(err: errors.SaneError, extra: Mapping[str, Any] | None = None) ->
 
 
 def _write_error(doc: Mapping[str, Any], status: int) -> None:
-    if for_person():
+    if _protocol_prog is not None:
+        line = _say_on_stderr(doc)
+        if _protocol_answer is not None:
+            _protocol_answer(line, doc)
+    elif for_person():
         from sane.cli import human
 
         human.show_error(doc, status)
@@ -244,15 +272,15 @@ def _hard_cancel(exc: KeyboardInterrupt) -> NoReturn:
             f"; see `sane deploy status {_noted['deploy_id']}`, then `sane deploy "
             "resume` or `sane deploy rollback`"
         )
+    doc = error_document(
+        errors.Cancelled(f"interrupted by Ctrl-C{' (' + ids + ')' if ids else ''}{hint}", **_noted),
+        extra=result,
+    )
     with contextlib.suppress(BrokenPipeError):
-        _write(
-            error_document(
-                errors.Cancelled(
-                    f"interrupted by Ctrl-C{' (' + ids + ')' if ids else ''}{hint}", **_noted
-                ),
-                extra=result,
-            )
-        )
+        if _protocol_prog is not None:
+            _say_on_stderr(doc)
+        else:
+            _write(doc)
     os._exit(errors.EXIT_CANCELLED)
 
 

@@ -56,7 +56,24 @@ def _tools_list() -> str:
 MCP_EPILOG += "\n" + _tools_list()
 
 
-@click.command("mcp", epilog=MCP_EPILOG)
+class _McpCommand(click.Command):
+    """``sane mcp``: over stdio, stdout is the protocol channel from the first byte, so
+    every error of this command (a usage error of its options too, which click raises
+    while parsing) is said on stderr and as the refusal of the client's first request
+    (:func:`sane.cli._emit.stdout_is_protocol`, :mod:`sane.mcp.refusal`). With
+    ``--http`` stdout is the CLI's as usual: the JSON document (the URL, or the error)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = args[: args.index("--")] if "--" in args else args
+        if not any(arg == "--http" or arg.startswith("--http=") for arg in given):
+            from sane.cli._emit import stdout_is_protocol
+            from sane.mcp.refusal import answer_first_request
+
+            stdout_is_protocol("sane mcp", answer_first_request)
+        return super().parse_args(ctx, args)
+
+
+@click.command("mcp", cls=_McpCommand, epilog=MCP_EPILOG)
 @click.option(
     "--tools",
     "only",
