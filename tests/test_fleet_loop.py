@@ -4,7 +4,9 @@ loopback, a real tmux server per test."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from sane.ops.context import Context
 from sane.poll import poll
 from sane.protocol import scanner as sc
 from sane.testing.fleet import register
+from sane.tmux.control import ControlClient
 
 
 def test_warm_runs_on_every_server_are_followed_by_the_one_calling_thread(
@@ -83,6 +86,38 @@ def test_runs_the_loop_hands_to_threads_end_exactly(sane_ctx: Context, ssh_fleet
     assert codes == {"pane_busy"}, again
 
 
+class _Counted:
+    """A control client's real stdin pipe, each flush's bytes noted in ``writes``."""
+
+    def __init__(self, pipe: Any, writes: list[bytes]) -> None:
+        self.pipe, self.writes, self.buffered = pipe, writes, b""
+
+    def write(self, data: bytes) -> int:
+        self.buffered += data
+        return int(self.pipe.write(data))
+
+    def flush(self) -> None:
+        self.writes.append(self.buffered)
+        self.buffered = b""
+        self.pipe.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.pipe, name)
+
+
+@contextlib.contextmanager
+def counted_writes(client: ControlClient) -> Iterator[list[bytes]]:
+    """The writes to ``client``'s tmux while the block runs, one entry per flush (the
+    bytes still go to tmux, which runs them)."""
+    writes: list[bytes] = []
+    real = client._proc.stdin
+    client._proc.stdin = _Counted(real, writes)  # type: ignore[assignment]
+    try:
+        yield writes
+    finally:
+        client._proc.stdin = real
+
+
 def test_a_warm_fleet_run_types_every_server_in_one_write_to_tmux(
     sane_ctx: Context, make_fleet: Any
 ) -> None:
@@ -96,32 +131,9 @@ def test_a_warm_fleet_run_types_every_server_in_one_write_to_tmux(
     fleet_run(sane_ctx, servers, "true", max_parallel=12)  # every pane warm
     client = sane_ctx.hub.any_client()
     assert client is not None
-    writes: list[bytes] = []
 
-    class Counted:
-        """The client's real stdin pipe, each flush's bytes noted."""
-
-        def __init__(self, pipe: Any) -> None:
-            self.pipe, self.buffered = pipe, b""
-
-        def write(self, data: bytes) -> int:
-            self.buffered += data
-            return int(self.pipe.write(data))
-
-        def flush(self) -> None:
-            writes.append(self.buffered)
-            self.buffered = b""
-            self.pipe.flush()
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.pipe, name)
-
-    real = client._proc.stdin
-    client._proc.stdin = Counted(real)  # type: ignore[assignment]
-    try:
+    with counted_writes(client) as writes:
         result = fleet_run(sane_ctx, servers, "echo $FLEET_HOST", max_parallel=12)
-    finally:
-        client._proc.stdin = real
     assert [(r["status"], r["exit_code"], r["output"]) for r in result["results"]] == [
         ("completed", 0, f"{s.name}\n") for s in servers
     ], result
@@ -152,25 +164,6 @@ def test_releases_of_runs_ending_apart_go_to_tmux_together_and_before_the_call_r
     pane_ids = [listed[s.name].pane_id for s in servers]
     client = sane_ctx.hub.any_client()
     assert client is not None
-    writes: list[bytes] = []
-
-    class Counted:
-        """The client's real stdin pipe, each flush's bytes noted."""
-
-        def __init__(self, pipe: Any) -> None:
-            self.pipe, self.buffered = pipe, b""
-
-        def write(self, data: bytes) -> int:
-            self.buffered += data
-            return int(self.pipe.write(data))
-
-        def flush(self) -> None:
-            writes.append(self.buffered)
-            self.buffered = b""
-            self.pipe.flush()
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.pipe, name)
 
     # raising=False: the code before the gather has no such value (the test fails there
     # on its count of writes, not here). No liveness listing meanwhile: any write to
@@ -180,12 +173,8 @@ def test_releases_of_runs_ending_apart_go_to_tmux_together_and_before_the_call_r
     stagger = "; ".join(
         f"[ $FLEET_HOST != {s.name} ] || sleep {0.4 * i}" for i, s in enumerate(servers)
     )
-    real = client._proc.stdin
-    client._proc.stdin = Counted(real)  # type: ignore[assignment]
-    try:
+    with counted_writes(client) as writes:
         result = fleet_run(sane_ctx, servers, f"{stagger}; echo $FLEET_HOST", max_parallel=3)
-    finally:
-        client._proc.stdin = real
     assert [(r["status"], r["exit_code"], r["output"]) for r in result["results"]] == [
         ("completed", 0, f"{s.name}\n") for s in servers
     ], result

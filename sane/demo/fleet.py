@@ -25,7 +25,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from sane import errors
+from sane import errors, procfs
 from sane.fleet.registry import Server
 from sane.poll import poll
 
@@ -262,12 +262,9 @@ def _started_by(root: int) -> set[int]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                fields = fh.read().rsplit(b")", 1)[1].split()
-            table[int(entry)] = (int(fields[1]), int(fields[3]))
-        except (OSError, IndexError, ValueError):
-            continue
+        fields = procfs.stat_fields(entry)  # one read per process: all of /proc
+        if fields is not None and len(fields) > procfs.SESSION:
+            table[int(entry)] = (int(fields[procfs.PPID]), int(fields[procfs.SESSION]))
     if root not in table:
         return set()
     tree = {root}
@@ -294,9 +291,5 @@ def _alive(pid: int) -> bool:
             return False
     except ChildProcessError:
         pass
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            state = fh.read().rsplit(b")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != b"Z"  # a zombie nobody reaps is gone for our purposes
+    state = procfs.state(pid)
+    return state is not None and state != "Z"  # a zombie nobody reaps is gone for us

@@ -14,7 +14,7 @@ import subprocess
 import threading
 from typing import TYPE_CHECKING
 
-from sane import errors
+from sane import errors, procfs
 from sane.paths import sane_home, sane_home_dir
 from sane.tmux import panes
 from sane.tmux.command import TmuxServer
@@ -263,12 +263,9 @@ def ancestors() -> frozenset[int]:
 
 
 def _parent(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            text = fh.read().decode("utf-8", "replace")
-        return int(text[text.rindex(")") + 2 :].split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
+    parent = procfs.field(pid, procfs.PPID)
+    if parent is not None:
+        return parent
     try:
         out = subprocess.run(
             ["ps", "-o", "ppid=", "-p", str(pid)], capture_output=True, text=True, check=False

@@ -47,7 +47,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from sane import errors
+from sane import errors, procfs
 from sane.protocol import fish
 from sane.protocol.runner import RUN_FD, RUN_FD_TARGET, RUN_SIGNAL_NUMBER
 from sane.tmux import panes
@@ -263,24 +263,8 @@ def matches_prompt_pattern(prompt: str) -> bool:
 # -- reading /proc here ----------------------------------------------------------------
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read().decode("utf-8", "replace")
-    except OSError:
-        return None
-
-
-def _stat_fields(pid: int | str) -> list[str] | None:
-    """``/proc/PID/stat`` after the command name: state, ppid, pgrp, session, tty, tpgid..."""
-    text = _read(f"/proc/{pid}/stat")
-    if text is None or ")" not in text:
-        return None
-    return text[text.rindex(")") + 2 :].split()
-
-
 def _local_proc(pid: int) -> Proc | None:
-    comm = _read(f"/proc/{pid}/comm")
+    comm = procfs.read_text(f"/proc/{pid}/comm")
     if comm is None:
         return None
     syscalls = []
@@ -289,7 +273,7 @@ def _local_proc(pid: int) -> Proc | None:
     except OSError:
         return None
     for task in tasks:
-        line = _read(f"/proc/{pid}/task/{task}/syscall")
+        line = procfs.read_text(f"/proc/{pid}/task/{task}/syscall")
         if line is not None:
             syscalls.append(line.strip())
     fds: dict[int, str] = {}
@@ -308,9 +292,9 @@ def _local_proc(pid: int) -> Proc | None:
         if target.startswith("/") and not target.startswith("/dev/") and _always_ready(pid, name):
             ready.add(int(name))
         if target == "anon_inode:[eventpoll]":
-            info = _read(f"/proc/{pid}/fdinfo/{name}") or ""
+            info = procfs.read_text(f"/proc/{pid}/fdinfo/{name}") or ""
             epoll[int(name)] = [int(m) for m in re.findall(r"^tfd:\s*(\d+)", info, re.M)]
-    caught = _caught(_read(f"/proc/{pid}/status"))
+    caught = _caught(procfs.read_text(f"/proc/{pid}/status"))
     return Proc(pid, comm.strip(), syscalls, fds, epoll, caught, frozenset(ready))
 
 
@@ -336,18 +320,18 @@ def _caught(status: str | None) -> int | None:
 
 def local_snapshot(shell_pid: int) -> Snapshot | None:
     """The foreground group of the shell's terminal, read from this machine's /proc."""
-    fields = _stat_fields(shell_pid)
-    if fields is None or len(fields) < 6:
+    fields = procfs.stat_fields(shell_pid)
+    if fields is None or len(fields) <= procfs.TPGID:
         return None
-    tpgid = int(fields[5])
+    tpgid = int(fields[procfs.TPGID])
     if tpgid <= 0:
         return None
-    tty = _tty_path(int(fields[4]))
+    tty = _tty_path(int(fields[procfs.TTY]))
     members = [tpgid]  # the group leader first: usually the one that waits
     for pid in _group_candidates(shell_pid):
         if pid != tpgid:
-            stat = _stat_fields(pid)
-            if stat is not None and len(stat) > 2 and stat[2] == str(tpgid):
+            stat = procfs.stat_fields(pid)
+            if stat is not None and len(stat) > procfs.PGRP and stat[procfs.PGRP] == str(tpgid):
                 members.append(pid)
     procs = [p for p in map(_local_proc, members) if p is not None]
     return Snapshot(os.uname().machine, tty, procs)
@@ -376,10 +360,10 @@ def relayed_snapshot(snapshot: Snapshot) -> Snapshot | None:
         if not any(target in _PTY_MASTERS for target in proc.fds.values()):
             continue
         for pid in _group_candidates(proc.pid)[1:]:
-            stat = _stat_fields(pid)
-            if stat is None or len(stat) < 6 or int(stat[5]) <= 0:
+            stat = procfs.stat_fields(pid)
+            if stat is None or len(stat) <= procfs.TPGID or int(stat[procfs.TPGID]) <= 0:
                 continue
-            inner = _tty_path(int(stat[4]))
+            inner = _tty_path(int(stat[procfs.TTY]))
             if inner and inner != snapshot.tty:
                 return local_snapshot(pid)
     return None
@@ -399,7 +383,7 @@ def _group_candidates(shell_pid: int) -> list[int]:
         except OSError:
             continue
         for task in tasks:
-            text = _read(f"/proc/{pid}/task/{task}/children")
+            text = procfs.read_text(f"/proc/{pid}/task/{task}/children")
             if text is None:
                 return [int(name) for name in os.listdir("/proc") if name.isdigit()]
             todo.extend(int(child) for child in text.split())

@@ -7,10 +7,9 @@ process knows the runner is there.
 
 from __future__ import annotations
 
-import os
 import time
 
-from sane import errors
+from sane import errors, procfs
 from sane.ops.context import LOCAL_WINDOW, ROLE_LOCAL, Context
 from sane.ops.has_input import (
     PROMPT_WAIT,
@@ -146,16 +145,10 @@ def _shell_still_starting(pid: int | None, current: str) -> bool:
     program in an older shell's pane is refused at once, as before."""
     if pid is None or is_shell(current):
         return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read()
-        with open("/proc/uptime", "rb") as fh:
-            uptime = float(fh.read().split()[0])
-        comm = stat[stat.index(b"(") + 1 : stat.rindex(b")")].decode("utf-8", "replace")
-        started = int(stat[stat.rindex(b")") + 2 :].split()[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
+    comm, age = procfs.name(pid), procfs.age(pid)
+    if comm is None or age is None:
         return False
-    return shell_kind(comm) is not None and uptime - started < SHELL_STARTUP_SECONDS
+    return shell_kind(comm) is not None and age < SHELL_STARTUP_SECONDS
 
 
 def _runs_command_string(pid: int | None, name: str) -> bool:
@@ -166,16 +159,13 @@ def _runs_command_string(pid: int | None, name: str) -> bool:
     the process gone)."""
     if pid is None or shell_kind(name) != SHELL_POSIX:
         return False
+    fields, argv = procfs.stat_fields(pid), procfs.argv(pid)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read()
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            argv = fh.read().split(b"\0")
-        fields = stat[stat.rindex(b")") + 2 :].split()
-        in_foreground = int(fields[2]) == int(fields[5])  # its group is the tty's
-    except (OSError, ValueError, IndexError):
+        # its group is the tty's
+        in_foreground = fields is not None and fields[procfs.PGRP] == fields[procfs.TPGID]
+    except IndexError:
         return False
-    if not in_foreground:
+    if not in_foreground or argv is None:
         return False
     for arg in argv[1:]:
         if not arg.startswith(b"-") or arg in (b"-", b"--"):

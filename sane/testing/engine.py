@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from sane import procfs
+
 __all__ = [
     "OWNER_LABEL",
     "ContainersUnavailable",
@@ -239,11 +241,8 @@ def find_engine(kind: str | None = None) -> Engine:
 
 
 def _start_time(pid: int) -> str | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat[stat.rindex(")") + 2 :].split()[19]
+    started = procfs.field(pid, procfs.START_TIME)
+    return None if started is None else str(started)
 
 
 def owner_token(pid: int | None = None) -> str:

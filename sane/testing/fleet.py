@@ -54,6 +54,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, Literal, Protocol, Self, TypeVar
 
+from sane import procfs
 from sane.fleet.registry import Registry
 from sane.fleet.registry import Server as RegistryServer
 
@@ -333,12 +334,7 @@ def _children(pid: int) -> list[int]:
 
 
 def _ppid(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # comm may contain spaces and parentheses: fields start after the last ')'.
-    return int(stat[stat.rindex(")") + 2 :].split()[1])
+    return procfs.field(pid, procfs.PPID)
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -9,7 +9,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, NamedTuple
 
-from sane import errors
+from sane import errors, procfs
 from sane.ops.context import Context
 from sane.ops.run.liveness import LIVENESS_INTERVAL
 from sane.poll import poll
@@ -89,12 +89,7 @@ def nudge_reaper(ctx: Context, pid: int | None) -> bool:
     so never to anyone else (another pid namespace, a pid reused)."""
     if pid is None:
         return False
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            fields = fh.read().rpartition(")")[2].split()
-        zombie, parent = fields[0] == "Z", int(fields[1])
-    except (OSError, IndexError, ValueError):
-        return False
+    zombie, parent = procfs.state(pid) == "Z", procfs.field(pid, procfs.PPID)
     if not zombie:
         return False  # still ending: tmux's own SIGCHLD is yet to come
     try:
