@@ -53,10 +53,11 @@ def _hex_keys(pane_id: str, keys: str) -> str:
 # Keys that empty a command line: C-e C-u (end of line, kill to its start) in an
 # editor's emacs mode; in the terminal's canonical mode (dash, posh) ^E is a character
 # and ^U the kernel's line kill.
-KILL_LINE = "C-e C-u"
-# The characters those keys send (what tmux types for C-e and C-u), typed as text
-# with a line (``before_typing``).
-KILL_LINE_CHARS = "\x05\x15"
+_KILL_LINE_KEYS = ("C-e", "C-u")
+KILL_LINE = " ".join(_KILL_LINE_KEYS)
+# The characters those keys send (what tmux types for C-e and C-u: the letter's low
+# five bits), typed as text with a line (``before_typing``).
+KILL_LINE_CHARS = "".join(chr(ord(key[-1]) & 0x1F) for key in _KILL_LINE_KEYS)
 
 
 # Set on a pane whose last run's output held a terminal query tmux answers.
@@ -155,7 +156,7 @@ def _echoed(
     nonce is hex: no key of it starts a completion, an editor or an accept in a vi
     command mode."""
     mark = "##" + secrets.token_hex(4)
-    client.command(f"send-keys -t {pane} {keys}", f"send-keys -t {pane} -l -- '{mark}'")
+    client.command(f"send-keys -t {pane} {keys}", f"send-keys -t {pane} -l -- {quote(mark)}")
     echo = mark[1:].encode()  # after an accept-with-hash, one # is on the new line
     deadline = time.monotonic() + wait
     while (at := buf.find(echo, start)) < 0:
