@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 
-# Indexes into :func:`stat_fields` (proc(5)'s fields 3 to 8 and 22).
-STATE, PPID, PGRP, SESSION, TTY, TPGID, START_TIME = 0, 1, 2, 3, 4, 5, 19
+# Indexes into :func:`stat_fields` (proc(5)'s fields 3 to 8, 22 and 28).
+STATE, PPID, PGRP, SESSION, TTY, TPGID, START_TIME, START_STACK = 0, 1, 2, 3, 4, 5, 19, 25
 
 
 def read_text(path: str) -> str | None:
@@ -77,3 +77,17 @@ def age(pid: int | str) -> float | None:
         return float(uptime.split()[0]) - started / os.sysconf("SC_CLK_TCK")
     except (IndexError, ValueError):
         return None
+
+
+def exec_image(start_stack: int) -> int | None:
+    """Which exec of a process this is: the last 9 digits of its stack's start address
+    (stat's field 28), which address-space randomisation draws anew at every exec, as
+    sane's runner prints them at takeover (``sane.protocol.runner``: the IMAGE marker).
+    None for 0 (the kernel hides the address from a reader without ptrace rights)."""
+    return start_stack % 10**9 or None
+
+
+def image(pid: int | str) -> int | None:
+    """:func:`exec_image` of a process of this host (None if ``/proc`` cannot say)."""
+    start_stack = field(pid, START_STACK)
+    return exec_image(start_stack) if start_stack is not None else None

@@ -385,9 +385,23 @@ def test_the_run_after_the_shell_died_says_it_is_new(
     assert run(sane_ctx, shell_pane, "true")["shell_restarted"] is False
 
 
-@pytest.mark.parametrize(
-    "new_shell", ["exec bash --norc --noprofile", "exec zsh -f", "exec env PS1='> ' dash"]
-)
+# Every shell sane drives as the new one: ksh93 catches the runner's signal itself
+# (the run came back `waiting_input` at its prompt, the pane `pane_busy`), and fish
+# could not answer a POSIX status probe (the run stayed `running`).
+EXEC_SHELLS = [
+    "exec bash --norc --noprofile",
+    "exec zsh -f",
+    "exec env PS1='> ' dash",
+    "exec ksh93",
+    "exec mksh",
+    "exec busybox ash",
+    "exec yash --norcfile --noprofile",
+    "exec posh",
+    "exec fish --no-config",
+]
+
+
+@pytest.mark.parametrize("new_shell", EXEC_SHELLS)
 def test_a_run_that_execs_a_new_shell(
     sane_ctx: Context, shell_pane: str, tmp_path: Path, new_shell: str
 ) -> None:
@@ -399,6 +413,47 @@ def test_a_run_that_execs_a_new_shell(
     assert (after["status"], after["shell_restarted"]) == ("completed", True)
     assert after["output"] == f"[]\n{tmp_path}\n"  # exec keeps the cwd, not the variables
     assert run(sane_ctx, shell_pane, "echo next")["output"] == "next\n"
+
+
+@pytest.mark.parametrize("shell", ["bash", "dash", "zsh", "ksh93", "mksh", "ash", "yash", "posh"])
+def test_the_takeover_records_the_shells_exec_image(
+    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str
+) -> None:
+    """The image each POSIX shell prints at takeover (parameter expansion alone) is the
+    one sane reads from /proc for the same process: a mismatch would take the runner
+    waiting in a `read` for a new shell and type the status probe into that `read`."""
+    from sane import procfs
+
+    pane = tmux_server.new_pane(shell)
+    assert run(sane_ctx, pane, "echo hi")["output"] == "hi\n"
+    pid = tmux_server.run("display", "-p", "-t", pane, "#{pane_pid}").strip()
+    recorded = tmux_server.run("show", "-pqv", "-t", pane, "@sane_shell_image").strip()
+    assert recorded and int(recorded) == procfs.image(pid)
+
+
+@pytest.mark.parametrize(
+    "start,new_shell",
+    [
+        ("ksh93", "exec ksh93"),  # `exec "$SHELL" -l` of a ksh93 user: the same program
+        ("yash", "exec ksh93"),
+        ("fish", "exec bash --norc --noprofile"),
+        ("fish", "exec ksh93"),
+    ],
+)
+def test_a_run_that_execs_a_new_shell_in_other_shells(
+    sane_ctx: Context, tmux_server: TmuxTestServer, tmp_path: Path, start: str, new_shell: str
+) -> None:
+    """The run's shell replaced by one that catches the runner's signal itself (ksh93:
+    only the exec image, recorded at takeover, tells it from the runner), or by a POSIX
+    shell in a fish pane (the status probe in the new shell's syntax)."""
+    pane = tmux_server.new_pane(start)
+    run(sane_ctx, pane, f"cd {tmp_path}")
+    r = run(sane_ctx, pane, new_shell, timeout=10)
+    assert (r["status"], r["exit_code"], r["shell_exited"]) == ("lost", None, True), r
+    after = run(sane_ctx, pane, "pwd")
+    assert (after["status"], after["shell_restarted"]) == ("completed", True), after
+    assert after["output"] == f"{tmp_path}\n"
+    assert run(sane_ctx, pane, "echo next")["output"] == "next\n"
 
 
 def test_a_fish_run_that_execs_a_new_fish(
@@ -444,7 +499,9 @@ def test_over_ssh_the_run_after_the_shell_died_says_it_is_new(
     assert again["shell_restarted"] is False
 
 
-@pytest.mark.parametrize("new_shell", ["exec bash --norc --noprofile", 'exec "$SHELL" -l'])
+@pytest.mark.parametrize(
+    "new_shell", ["exec bash --norc --noprofile", 'exec "$SHELL" -l', "exec ksh93"]
+)
 def test_over_ssh_a_run_that_execs_a_new_shell(
     sane_ctx: Context, ssh_fleet: Any, tmp_path: Path, new_shell: str
 ) -> None:

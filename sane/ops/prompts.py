@@ -49,7 +49,13 @@ from typing import NamedTuple
 
 from sane import errors, procfs
 from sane.protocol import fish
-from sane.protocol.runner import RUN_FD, RUN_FD_TARGET, RUN_SIGNAL_NUMBER
+from sane.protocol.runner import (
+    RUN_FD,
+    RUN_FD_TARGET,
+    RUN_SIGNAL_NUMBER,
+    SHELL_FISH,
+    SHELL_POSIX,
+)
 from sane.tmux import panes
 from sane.tmux.control import ControlClient
 
@@ -124,6 +130,11 @@ class Idle(NamedTuple):
     kernel: bool
     prompt: str
     editor: str = ""  # the pane's @sane_editor: what empties its command line
+    # The kind of shell found there (runner.SHELL_POSIX or SHELL_FISH) when the kernel
+    # says which; empty if unknown. After an `exec fish` in a POSIX shell (or the
+    # reverse) it is not the kind the runner was installed for: the status probe must
+    # be in the new shell's syntax to be answered at all.
+    shell: str = ""
 
 
 class Proc(NamedTuple):
@@ -138,6 +149,9 @@ class Proc(NamedTuple):
     # fds on a directory or regular file: always ready, so a blocked poll or select is
     # not waiting on them (fish keeps its working directory open).
     ready: frozenset[int] = frozenset()
+    # Which exec of the pid this is: the last 9 digits of its stack's start (field 28 of
+    # /proc/PID/stat, random per exec); None when unknown. See :func:`in_runner`.
+    image: int | None = None
 
 
 class Snapshot(NamedTuple):
@@ -295,7 +309,8 @@ def _local_proc(pid: int) -> Proc | None:
             info = procfs.read_text(f"/proc/{pid}/fdinfo/{name}") or ""
             epoll[int(name)] = [int(m) for m in re.findall(r"^tfd:\s*(\d+)", info, re.M)]
     caught = _caught(procfs.read_text(f"/proc/{pid}/status"))
-    return Proc(pid, comm.strip(), syscalls, fds, epoll, caught, frozenset(ready))
+    image = procfs.image(pid)
+    return Proc(pid, comm.strip(), syscalls, fds, epoll, caught, frozenset(ready), image)
 
 
 def _always_ready(pid: int, fd: str) -> bool:
@@ -403,8 +418,8 @@ def read_local_mem(pid: int, address: int, size: int) -> bytes | None:
 
 # Prints the same facts as local_snapshot, one per line: A machine; then per terminal
 # G tty_nr, and per process of its foreground group P pid comm, C its SigCgt mask,
-# S syscall line (per thread), F fd target, R fd on a directory or regular file,
-# E epollfd member. Members are looked for
+# I its exec image (stat field 28), S syscall line (per thread), F fd target, R fd on
+# a directory or regular file, E epollfd member. Members are looked for
 # among the shell's descendants (all of /proc without the kernel's children lists); behind a relay
 # (a process holding a pty master) the inner terminal follows as another G block, up
 # to three deep. Builtins only, but for uname and one `ls` per process: a few ms.
@@ -423,7 +438,7 @@ snap() {
     [ -z "$first" ] && [ "$m" = "$tp" ] && continue; first=
     read -r s < /proc/$m/stat 2>/dev/null || continue
     s=${s##*) }; set -- $s; [ "$3" = "$tp" ] || continue
-    read -r c < /proc/$m/comm; echo "P $m $c"
+    read -r c < /proc/$m/comm; echo "P $m $c"; echo "I ${26}"
     while read -r k v; do [ "$k" = SigCgt: ] && echo "C $v"; done < /proc/$m/status
     for t in /proc/$m/task/*; do read -r y < $t/syscall && echo "S $y"; done
     fds=$(LC_ALL=C ls -l /proc/$m/fd 2>/dev/null)  # one fork, not a readlink per fd
@@ -479,6 +494,8 @@ def parse_remote(text: str) -> list[Snapshot]:
                 procs[-1].fds[int(fd)] = target
         elif procs and tag == "C" and all(c in "0123456789abcdefABCDEF" for c in rest) and rest:
             procs[-1] = procs[-1]._replace(caught=int(rest, 16))
+        elif procs and tag == "I" and rest.isdigit():
+            procs[-1] = procs[-1]._replace(image=procfs.exec_image(int(rest)))
         elif procs and tag == "R" and rest.isdigit():
             procs[-1] = procs[-1]._replace(ready=procs[-1].ready | {int(rest)})
         elif procs and tag == "E":
@@ -525,6 +542,7 @@ _INFO_FIELDS = (
     panes.OPT_HOST_PID,
     panes.OPT_SIDE_CHANNEL,
     panes.OPT_EDITOR,
+    panes.OPT_SHELL_IMAGE,
 )
 _INFO = panes.format_of(_INFO_FIELDS)
 
@@ -564,7 +582,7 @@ def _probe(client: ControlClient, pane_id: str, timeout: float) -> Waiting | Idl
     fields = records[0] if records else []
     if len(fields) != len(_INFO_FIELDS) or not fields[0].isdigit():
         return None
-    pane_pid, current, cx, cy, host_pid, side, editor = fields
+    pane_pid, current, cx, cy, host_pid, side, editor, image = fields
     # The shell that holds sane's runner: its pid on its own host (READY's $$).
     shell_pid = int(host_pid) if host_pid.isdigit() else int(pane_pid)
     read_mem: Callable[[int, int, int], bytes | None] | None = None
@@ -586,8 +604,8 @@ def _probe(client: ControlClient, pane_id: str, timeout: float) -> Waiting | Idl
         if proc is None:
             continue
         prompt = _prompt(client, pane_id, cx, cy)
-        if depth == 0 and proc.pid == shell_pid and not in_runner(proc):
-            return Idle(True, prompt, editor)
+        if depth == 0 and proc.pid == shell_pid and not in_runner(proc, image):
+            return Idle(True, prompt, editor, SHELL_FISH if proc.comm == "fish" else SHELL_POSIX)
         return Waiting(REASON_TTY, proc.comm, prompt)
     if (
         snapshots
@@ -602,12 +620,17 @@ def _probe(client: ControlClient, pane_id: str, timeout: float) -> Waiting | Idl
     return Idle(False, prompt, editor)
 
 
-def in_runner(proc: Proc) -> bool:
+def in_runner(proc: Proc, image: str = "") -> bool:
     """Is sane's runner on the shell's call stack (its fd open)? fish opens the
-    runner's redirection at an fd of its choosing: there the target tells."""
+    runner's redirection at an fd of its choosing: there the target tells. ``image``:
+    the pane's recorded exec image of the runner's shell (``@sane_shell_image``)."""
     # RUN_FD survives exec; the runner's caught RUN_SIGNAL does not: a shell that
     # exec'd another (`exec bash`, `exec fish`) is a new shell at its own prompt, not
     # the runner. (fish's runner catches it for good: at its prompt the fd is shut.)
+    # ksh93 catches RUN_SIGNAL itself from its start (nearly every signal): there the
+    # exec image tells, recorded at takeover and new with every exec.
+    if image.isdigit() and proc.image is not None and proc.image != int(image):
+        return False
     caught = proc.caught is None or bool(proc.caught >> (RUN_SIGNAL_NUMBER - 1) & 1)
     if proc.comm == "fish":
         return fish.RUN_TARGET in proc.fds.values() and caught

@@ -484,6 +484,12 @@ def install_runner(
     if ready.arg:
         options.append(f"set-option -p -t {pane} {panes.OPT_HOST_PID} {ready.arg}")
     found, _ = markers.scan(seen, 0)
+    image = next((m.arg for m in found if m.kind == markers.IMAGE and m.tag == ready.tag), None)
+    options.append(
+        f"set-option -p -t {pane} {panes.OPT_SHELL_IMAGE} {image}"
+        if image
+        else f"set-option -p -u -t {pane} {panes.OPT_SHELL_IMAGE}"
+    )
     widgets = any(m.kind == markers.EDITOR and m.tag in nonces for m in found)
     editor = line_editor(widgets, name)
     if guard and widgets:

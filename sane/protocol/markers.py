@@ -32,6 +32,9 @@ LENGTH_MISMATCH = "L"  # the typed line arrived truncated; arg = length received
 DECODE_FAILED = "D"  # base64 decoding of the command failed on the host
 MISSING_RUNNER = "M"  # the shell in the pane has no sane runner installed
 READY = "R"  # takeover finished, the runner is installed
+# takeover, just before READY: the shell's exec image, the last 9 digits of its stack's
+# start address (/proc/$$/stat field 28, random per exec); an `exec`'d shell has another
+IMAGE = "I"
 PROMPT = "P"  # the shell starts drawing its prompt (tag = the shell's token)
 PROMPT_END = "Q"  # the prompt is drawn (shells without sane's editor widgets; tag = token)
 STATUS = "S"  # answer to a status probe typed at an idle prompt; arg = $?

@@ -50,6 +50,7 @@ from sane.protocol.markers import (
     EDITOR,
     END,
     EXITED,
+    IMAGE,
     LENGTH_MISMATCH,
     MISSING_RUNNER,
     NEW_SHELL,
@@ -282,12 +283,22 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         ' __sane_rc "$__sane_q"'
     )
     # READY carries $$: the shell's pid as its own host sees it (for an ssh pane,
-    # the remote pid), so prompt detection can read that host's /proc.
+    # the remote pid), so prompt detection can read that host's /proc. IMAGE before it:
+    # which exec of that pid holds the runner (field 28 of /proc/$$/stat, cut by
+    # parameter expansion alone: no word splitting, which zsh does not do; ksh93 needs
+    # the `) ` quoted), so a shell that `exec`s another is told from the runner even
+    # where the new shell catches RUN_SIGNAL itself (ksh93 catches nearly every signal:
+    # sane.ops.prompts.in_runner).
     ready = (
         # dash and posh (no $RANDOM, unlike every other shell sane drives): a default
         # PS2 gets a bold space, which looks the same and tells the screen check a
         # continuation from a `> ` prompt (sane.ops.has_input.TTY_PS2).
         f' [ -n "${{RANDOM+x}}" ] || [ "${{PS2-}}" != "> " ] || PS2=$(printf \'{TTY_PS2_PRINTF}\');'
+        " __sane_i=; { read -r __sane_i </proc/$$/stat; } 2>/dev/null;"
+        ' __sane_i=${__sane_i##*") "}; __sane_j=25; while [ $__sane_j -gt 0 ]; do'
+        " __sane_i=${__sane_i#* }; __sane_j=$((__sane_j-1)); done; __sane_i=${__sane_i%% *};"
+        f" case $__sane_i in ?????????*) printf '{_fmt(IMAGE, True)}' {nonce}"
+        ' "${__sane_i#"${__sane_i%?????????}"}";; esac;'
         f' printf \'{_fmt(READY, True)}\' {nonce} "$$"; __sane_rc "$__sane_q"'
     )
     widgets = [line + ' __sane_rc "$__sane_q"' for line in editor.posix_lines(nonce, EDITOR)]

@@ -23,6 +23,8 @@ OPT_DONE = "@sane_done"  # the last runs that ended in their own call (sane.ops.
 OPT_HOST_PID = "@sane_host_pid"  # that shell's pid on its own host ($$; remote for ssh)
 OPT_SIDE_CHANNEL = "@sane_side_channel"  # argv (shell words) running a command on that host
 OPT_SHELL_KIND = "@sane_shell"  # the kind of shell the runner was installed for (posix, fish)
+# Which exec of that pid holds the runner (the IMAGE marker's digits; unset if unknown).
+OPT_SHELL_IMAGE = "@sane_shell_image"
 # Set on a server's pane that replaced one whose shell had ended (its ssh with it): the
 # next run there says shell_restarted (the cd and variables of earlier runs are gone).
 OPT_SHELL_NEW = "@sane_shell_new"

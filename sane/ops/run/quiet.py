@@ -130,7 +130,7 @@ class QuietWatch:
         waiting: Waiting | None = None
         if isinstance(found, Idle):
             if found.kernel or scanner.prompt_seen:
-                self._ask_status(scanner, found.editor)
+                self._ask_status(scanner, found.editor, found.shell or scanner.shell)
         elif found is not None:
             waiting = found
             # The shell itself blocked in a read may be its `read` builtin, or a
@@ -146,18 +146,19 @@ class QuietWatch:
             waiting = waiting._replace(prompt=_own_prompt(waiting.prompt, scanner))
         return waiting
 
-    def _ask_status(self, scanner: sc.RunScanner, editor: str) -> None:
+    def _ask_status(self, scanner: sc.RunScanner, editor: str, shell: str) -> None:
         """Type the status probe, on a command line emptied first in the same
         ``send-keys`` (:func:`sane.ops.has_input.emptied_first`): the shell idle at
         its prompt may hold keys nobody typed for a command (tmux's answers to the
         run's terminal queries) or a person typed ahead, and the probe's Enter would
-        run them with it."""
+        run them with it. ``shell``: the kind of shell at that prompt (the probe's
+        syntax), which an `exec` may have changed since the takeover."""
         from sane.ops.has_input import emptied_first
         from sane.protocol.runner import status_probe
 
         nonce = markers.new_nonce()
         scanner.expect_status(nonce)
-        keys = emptied_first(editor) + status_probe(nonce, scanner.shell)
+        keys = emptied_first(editor) + status_probe(nonce, shell)
         with contextlib.suppress(errors.SaneError):
             self.client.command(
                 f"send-keys -t {self.pane_id} -l -- {quote(keys)}",
