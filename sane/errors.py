@@ -121,6 +121,42 @@ class ResourceLimit(ConnectionFailed):
     code = "resource_limit"
 
 
+def out_of_files(exc: OSError, what: str, **details: Any) -> ResourceLimit | None:
+    """``resource_limit`` for an ``OSError`` saying sane's process is out of open files
+    (EMFILE: its ``nofile``, with its value) or the host is (ENFILE: ``fs.file-max``),
+    ``what`` naming what sane could not do; None for any other failure. The one place
+    that tells a limit from a real fault: a state file, a lock, tmux's control client
+    or an ssh that could not be opened for want of a descriptor is not a corrupt home,
+    a missing tmux or a bug (issue 17: ``state_invalid``, ``tmux_not_installed``)."""
+    import errno  # built in: nothing to open (`resource` is a file, and none is free)
+    import os
+
+    if exc.errno == errno.EMFILE:
+        soft = os.sysconf("SC_OPEN_MAX")  # the soft limit; -1 when unlimited
+        return ResourceLimit(
+            f"{what}: {exc.strerror} (nofile)",
+            **details,
+            limit="nofile",
+            value=soft if soft > 0 else None,
+            process="sane",
+            hint="raise ulimit -n, or lower --max-parallel",
+        )
+    if exc.errno == errno.ENFILE:
+        try:
+            with open("/proc/sys/fs/file-max", encoding="ascii") as fh:
+                value: int | None = int(fh.read().strip())
+        except (OSError, ValueError):
+            value = None
+        return ResourceLimit(
+            f"{what}: {exc.strerror} (fs.file-max)",
+            **details,
+            limit="fs.file-max",
+            value=value,
+            hint="the whole host is out of open files: raise fs.file-max or close programs",
+        )
+    return None
+
+
 class TmuxError(SaneError):
     """tmux itself failed or refused a command."""
 

@@ -168,7 +168,7 @@ def _owned_private(path: str) -> bool:
     return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022
 
 
-def _failure(action: str, path: str, exc: OSError) -> errors.StateError:
+def _failure(action: str, path: str, exc: OSError) -> errors.SaneError:
     from pathlib import Path
 
     from sane.state import os_failure

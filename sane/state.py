@@ -23,10 +23,12 @@ from sane.flock import flock_within
 LOCK_TIMEOUT = 10.0
 
 
-def os_failure(action: str, path: Path, exc: OSError) -> errors.StateError:
+def os_failure(action: str, path: Path, exc: OSError) -> errors.SaneError:
     """``state_invalid`` naming the file and the cause (``details.errno``: ENOSPC,
-    EROFS, EACCES...), so a full disk or a read-only home is told apart from a bug."""
-    return errors.StateError(
+    EROFS, EACCES...), so a full disk or a read-only home is told apart from a bug;
+    ``resource_limit`` naming ``nofile`` when sane was out of descriptors (the file is
+    fine: a big fleet at a low ``ulimit -n``)."""
+    return errors.out_of_files(exc, f"cannot {action} {path}", path=str(path)) or errors.StateError(
         f"cannot {action} {path}: {exc.strerror}",
         path=str(path),
         errno=errno.errorcode.get(exc.errno or 0, str(exc.errno)),

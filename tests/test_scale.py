@@ -368,6 +368,106 @@ def test_out_of_open_files_starting_ssh_is_resource_limit_for_that_server(
     assert out["after"] == "s1\n"
 
 
+_OUT_OF_FILES_LOCALLY = """
+import json, os, sys
+from pathlib import Path
+from sane import errors
+from sane.state import write_json
+from sane.tmux.command import TmuxServer
+from sane.tmux.control import ControlClient
+server = TmuxServer(socket_name=sys.argv[1], config_file="/dev/null")
+ControlClient(server, "base").close()  # as in use: what they import is loaded
+write_json(Path(sys.argv[2]) / "state.json", {})
+held = []
+try:
+    while True:
+        held.append(os.open("/dev/null", os.O_RDONLY))
+except OSError:
+    pass
+out = {}
+for name, call in (
+    ("control_client", lambda: ControlClient(server, "base")),
+    ("state_file", lambda: write_json(Path(sys.argv[2]) / "state.json", {})),
+):
+    try:
+        call()
+        out[name] = None
+    except errors.SaneError as exc:
+        out[name] = exc.to_dict()
+for fd in held:
+    os.close(fd)
+print(json.dumps(out))
+"""
+
+
+def test_out_of_open_files_for_tmuxs_client_or_a_state_file_is_resource_limit(
+    tmux_server: Any, tmp_path: Any
+) -> None:
+    """sane's process out of descriptors when it starts its tmux control client or
+    writes a state file (a lock, a run record): resource_limit naming nofile and its
+    value, as for an ssh. Before, `sane up --max-parallel 50` on 100 servers under
+    `ulimit -n 64` answered `state_invalid` ("cannot open the directory ...: Too many
+    open files") for a third of them, and a client that could not start was
+    `tmux_not_installed`. The limit is real (prlimit on a child Python), so is tmux."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [
+            *("prlimit", "--nofile=64:64", sys.executable, "-c", _OUT_OF_FILES_LOCALLY),
+            *(tmux_server.socket_name, str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    for name in ("control_client", "state_file"):
+        error = out[name]
+        assert error is not None and error["code"] == "resource_limit", (name, error)
+        details = error["details"]
+        assert (details["limit"], details["value"], details["process"]) == ("nofile", 64, "sane")
+
+
+def test_a_descriptor_passed_to_sane_past_its_open_files_limit_is_no_obstacle(
+    cli_env: dict[str, str], tmp_path: Any
+) -> None:
+    """A descriptor sane's parent handed down at a number past sane's own soft
+    ``nofile`` (a job runner's pipe at 251 under `prlimit --nofile=200`): sane's
+    commands work. Before, glibc refused to close it in the tmux client's spawn
+    (EBADF) and every command failed with `tmux_not_installed` ("[Errno 9] Bad file
+    descriptor"): the issue's fd-exhaustion report was this."""
+    import json
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    high = 100
+    os.dup2(read_end, high)  # inheritable, as a parent's descriptor is
+    try:
+        proc = subprocess.run(
+            [
+                *("prlimit", "--nofile=64:64", sys.executable, "-m", "sane.cli.main"),
+                *("run-command", "--json", "echo $((6 * 7))"),
+            ],
+            env=cli_env,
+            pass_fds=(high,),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        for fd in (high, read_end, write_end):
+            os.close(fd)
+    doc = json.loads(proc.stdout)
+    assert doc["ok"], doc
+    assert (doc["output"], doc["exit_code"]) == ("42\n", 0), doc
+
+
 @contextlib.contextmanager
 def _tmux_with_ptys(tmux_server: Any, count: int) -> Iterator[Any]:
     """A tmux server (like ``tmux_server``) in its own mount namespace whose devpts

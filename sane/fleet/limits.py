@@ -156,7 +156,9 @@ def check_room_for_pane(ctx: Context, name: str) -> None:
     limit, used = open_files_limit(), open_files()
     if limit is not None and used is not None and used + SANE_FDS_PER_SERVER + SANE_RESERVE > limit:
         raise errors.ResourceLimit(
-            f"{name}: sane has {used} of its {limit} open files in use (nofile)",
+            f"{name}: sane has {used} of its {limit} open files in use, and keeps "
+            f"{SANE_FDS_PER_SERVER} per server it connects and {SANE_RESERVE} more free "
+            "(nofile)",
             server=name,
             limit="nofile",
             value=limit,
@@ -241,24 +243,11 @@ def spawn_failure(exc: OSError, name: str) -> errors.SaneError | None:
     import errno
 
     if exc.errno == errno.EMFILE:
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)  # (/proc needs a descriptor)
-        return errors.ResourceLimit(
-            f"{name}: sane could not start ssh: {exc.strerror} (nofile)",
-            server=name,
-            limit="nofile",
-            value=None if soft == resource.RLIM_INFINITY else soft,
-            in_use=open_files(),
-            process="sane",
-            hint="raise ulimit -n, or lower --max-parallel",
+        return errors.out_of_files(
+            exc, f"{name}: sane could not start ssh", server=name, in_use=open_files()
         )
     if exc.errno == errno.ENFILE:
-        return errors.ResourceLimit(
-            f"{name}: sane could not start ssh: {exc.strerror} (fs.file-max)",
-            server=name,
-            limit="fs.file-max",
-            value=_read_int("/proc/sys/fs/file-max"),
-            hint="the whole host is out of open files: raise fs.file-max or close programs",
-        )
+        return errors.out_of_files(exc, f"{name}: sane could not start ssh", server=name)
     if exc.errno == errno.EAGAIN:
         soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
         return errors.ResourceLimit(

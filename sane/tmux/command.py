@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 from collections.abc import Sequence
@@ -63,10 +62,12 @@ def command_list(commands: Sequence[Sequence[str]]) -> list[str]:
 COMMAND_TIMEOUT = 10.0
 
 
-def _own_open_files_limit() -> int:
-    import resource
-
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+def cannot_run_tmux(exc: OSError) -> errors.SaneError:
+    """What a tmux process sane could not start says: sane out of descriptors is
+    ``resource_limit`` (not tmux's absence: ours), anything else ``tmux_not_installed``."""
+    return errors.out_of_files(exc, "cannot run tmux") or errors.TmuxNotInstalled(
+        f"cannot run tmux: {exc}"
+    )
 
 
 _TMUX_PATH: dict[str, str | None] = {}
@@ -189,15 +190,7 @@ class TmuxServer(NamedTuple):
                 f"tmux did not answer within {limit:g}s", command=" ".join(args), socket=self.label
             ) from None
         except OSError as exc:
-            if exc.errno in (errno.EMFILE, errno.ENFILE):  # not tmux's absence: ours
-                raise errors.ResourceLimit(
-                    f"cannot run tmux: {exc.strerror} (nofile)",
-                    limit="nofile",
-                    value=_own_open_files_limit(),
-                    process="sane",
-                    hint="raise ulimit -n, or lower --max-parallel",
-                ) from exc
-            raise errors.TmuxNotInstalled(f"cannot run tmux: {exc}") from exc
+            raise cannot_run_tmux(exc) from exc
         if proc.returncode != 0 and check:
             raise self.error_from(proc.stderr.strip() or f"tmux exited {proc.returncode}", args)
         return proc.stdout

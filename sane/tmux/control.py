@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
 from sane import errors
-from sane.tmux.command import TmuxServer
+from sane.tmux.command import TmuxServer, cannot_run_tmux
 from sane.tmux.process import PipedProcess, ProcessTimeout
 
 _escape_decode = codecs.escape_decode
@@ -183,7 +183,7 @@ class ControlClient:
                     server.argv("-C", "attach-session", "-f", "ignore-size", "-t", session)
                 )
             except OSError as exc:
-                raise errors.TmuxNotInstalled(f"cannot run tmux: {exc}") from exc
+                raise cannot_run_tmux(exc) from exc
             self._reader = threading.Thread(
                 target=self._read, name="sane-tmux-control", daemon=True
             )

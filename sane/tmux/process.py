@@ -98,7 +98,14 @@ class PipedProcess:
 def _inherited_fds() -> list[int]:
     """Descriptors above 2 this process would hand to a child, as ``Popen(close_fds=
     True)`` closes them: ones a caller passed to sane (Python's own are not
-    inheritable). Only where /proc or /dev/fd lists them."""
+    inheritable). Only where /proc or /dev/fd lists them.
+
+    Only those below the soft ``nofile`` limit: glibc refuses a close action for a
+    descriptor at or past it (``EBADF``), and one passed to sane by a parent with a
+    higher limit (a job runner's pipe at 251 under ``prlimit --nofile=200``) made
+    every control client fail to start, reported as tmux missing (issue 17). Such a
+    descriptor is left to the child, which tmux's client never uses."""
+    limit = os.sysconf("SC_OPEN_MAX")  # the soft limit, with no module to load
     for listing in ("/proc/self/fd", "/dev/fd"):
         try:
             names = os.listdir(listing)
@@ -107,7 +114,7 @@ def _inherited_fds() -> list[int]:
         found = []
         for name in names:
             fd = int(name)
-            if fd > 2:
+            if 2 < fd < limit:
                 try:
                     if os.get_inheritable(fd):
                         found.append(fd)

@@ -108,14 +108,14 @@ def hand_over(
         save_record(ctx, rec, head=bytes(scanner.buf) if head is None else head)
         prune_runs(ctx, keep=rec["run_id"])
         return result
-    except errors.StateError as exc:
+    except (errors.StateError, errors.ResourceLimit) as exc:  # see sane.state.os_failure
         if rec.get("durable"):
             raise  # its record and pipe predate this failure: `run wait` can still follow
         with contextlib.suppress(errors.SaneError):
             client.command(*unpipe(pane_id))
         shutil.rmtree(runs_dir(ctx) / rec["run_id"], ignore_errors=True)
         busy.release(client, pane_id, busy.mine(ctx, rec["run_id"]).value)
-        raise errors.StateError(
+        raise type(exc)(
             f"{exc.message}; run {rec['run_id']} {'waits for input' if waiting else 'timed out'} "
             "and could not be recorded, so "
             f"it cannot be waited on: its command may still be running in pane {pane_id}",
