@@ -519,6 +519,9 @@ zle -N zle-line-finish __p10k_finish
     "yash-sample": ("yash", ". --autoload initialization/sample\n"),
     # The prompt rebuilt before each display, as bash's PROMPT_COMMAND does.
     "yash-prompt-command": ("yash", "PROMPT_COMMAND='PS1=\"${PWD##*/} \\$ \"'\n"),
+    # The sample config (emacs mode, its own vi bindings) with vi mode set after it, as
+    # a user's ~/.yashrc has it (note of session 12: "yash with `set -o vi` refuses runs").
+    "yash-sample-vi": ("yash", ". --autoload initialization/sample\nset -o vi\n"),
 }
 
 
@@ -546,11 +549,19 @@ def framework_pane(
         return
     if shell == "yash":
         (tmp_path / "yashrc").write_text(rc)
+        (tmp_path / "home").mkdir()
         # In a directory outside git (as the login case's home): the sample's right
         # prompt shows a repository's branch, which the screen check of a shell
-        # without widgets takes for typed text (a limit, docs/protocol.md).
+        # without widgets takes for typed text (a limit, docs/protocol.md). A home of
+        # its own, as the login case has: the sample keeps its history in
+        # ~/.yash_history (its HISTFILE wins over ours), and with root's real one
+        # every test's lines were suggested (`--le-predict`) after the first key a
+        # person typed, a prediction long enough to wrap in yash's idea of the width:
+        # its redraw put the person's text on the row above (the half-typed case
+        # failed in CI: "text never showed").
         command = (
-            f"env --chdir={tmp_path} HISTFILE=/dev/null yash --rcfile={tmp_path / 'yashrc'} -i"
+            f"env --chdir={tmp_path} HOME={tmp_path / 'home'} HISTFILE=/dev/null"
+            f" yash --rcfile={tmp_path / 'yashrc'} -i"
         )
     elif shell == "bash":
         (tmp_path / "bashrc").write_text(rc)
