@@ -13,7 +13,7 @@ import pytest
 from sane import errors
 from sane.ops.context import Context
 from sane.poll import poll
-from sane.testing.pytest_plugin import TmuxTestServer
+from sane.testing.pytest_plugin import SHELLS, TmuxTestServer
 
 from .conftest import run
 
@@ -161,6 +161,70 @@ def test_vi_command_mode_of_a_screen_checked_shell_is_left_before_typing(
     assert "sane" not in line and "echo x" not in line
     r = run(sane_ctx, pane, "echo x", clear_input=True)
     assert (r["status"], r["output"]) == ("completed", "x\n")
+    assert not marker.exists()
+
+
+def _vi_shell(tmux: TmuxTestServer, shell: str, home: Path) -> str:
+    """A new pane whose shell is in vi mode from its start (its rc files), showing its
+    mode in the prompt (``(ins)``/``(cmd)``, fish's ``[I]``/``[N]``), so a test can
+    wait for the Escape a person pressed to be read before sane types."""
+    home.mkdir()
+    if shell == "bash":
+        (home / "inputrc").write_text("set editing-mode vi\nset show-mode-in-prompt on\n")
+        return tmux.new_pane(f"env INPUTRC={home}/inputrc {SHELLS['bash']}")
+    (home / "fish").mkdir()
+    (home / "fish" / "config.fish").write_text(
+        "set -g fish_greeting ''\n"
+        "function fish_prompt; printf '%s' '$ '; end\n"
+        "fish_vi_key_bindings\n"
+    )
+    return tmux.new_pane(f"env -u PROMPT_COMMAND XDG_CONFIG_HOME={home} XDG_DATA_HOME={home} fish")
+
+
+def _to_command_mode(tmux: TmuxTestServer, pane: str) -> None:
+    """Escape, as a person presses it, and wait until the prompt shows the command mode."""
+    _type(tmux, pane, "Escape")
+    line = _wait_line(tmux, pane, lambda line: line.startswith(("(cmd)", "[N]")))
+    assert line.startswith(("(cmd)", "[N]")), line
+
+
+@pytest.mark.parametrize("shell", ["bash", "fish"])
+def test_vi_command_mode_before_the_first_run_is_left_before_the_takeover(
+    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str, tmp_path: Path
+) -> None:
+    """sweep14's F4: a shell in vi mode from its rc files, Esc pressed before sane's
+    first run. The takeover's guard (End, its sentinel, C-u) was read as vi commands:
+    bash's `#` accepted the line (a person's text went to history as a comment) and
+    the kill took `sane-takeover`, reported as the person's text on every run after;
+    fish's was `ane-takeover`. Now the empty line's run completes, and a person's text
+    is refused, named exactly, never run, and discarded with clear_input."""
+    pane = _vi_shell(tmux_server, shell, tmp_path / "empty")
+    _editor_reads(tmux_server, pane)
+    _wait_line(tmux_server, pane, lambda line: line.endswith("$ "))
+    _to_command_mode(tmux_server, pane)
+    r = run(sane_ctx, pane, "printf '%s\\n' ok", timeout=15)
+    assert (r["status"], r["exit_code"], r["output"]) == ("completed", 0, "ok\n"), (
+        r,
+        _screen(tmux_server, pane),
+    )
+    assert run(sane_ctx, pane, "echo again")["output"] == "again\n"
+
+    pane = _vi_shell(tmux_server, shell, tmp_path / "text")
+    marker = tmp_path / "ran"
+    typed = f"touch {marker}"
+    _editor_reads(tmux_server, pane)
+    _wait_line(tmux_server, pane, lambda line: line.endswith("$ "))
+    _type(tmux_server, pane, "-l", typed)
+    _wait_line(tmux_server, pane, lambda line: line.endswith(typed))
+    _to_command_mode(tmux_server, pane)
+    caught = _refused(sane_ctx, tmux_server, pane, "echo x")
+    assert caught.details["text"] == typed, (caught.details, _screen(tmux_server, pane))
+    assert not marker.exists()
+    line = _wait_line(tmux_server, pane, lambda line: line.endswith(typed))
+    assert line.endswith(typed) and "sane" not in line, _screen(tmux_server, pane)
+    r = run(sane_ctx, pane, "echo x", clear_input=True)
+    assert (r["status"], r["exit_code"], r["output"]) == ("completed", 0, "x\n")
+    assert run(sane_ctx, pane, "echo again")["output"] == "again\n"
     assert not marker.exists()
 
 

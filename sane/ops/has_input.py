@@ -254,10 +254,22 @@ def emptied_first(editor: str) -> str:
     return ""
 
 
-# Shells whose editors take sane's widgets, and the key that moves their cursor to the
-# end of the line before the takeover's kill (zsh binds no End key by default; bash
-# in vi insert mode reads C-e as a literal ^E).
-_END_KEY = {"bash": "End", "zsh": "C-e", "fish": "End"}
+# Shells whose editors take sane's widgets, and the keys that put the cursor at the end
+# of the line, in a mode where the sentinel is text, before the takeover's kill. zsh
+# binds no End key by default. bash in vi insert mode reads C-e as a literal ^E, and in
+# vi command mode (a person pressed Esc) reads the sentinel as commands: its space
+# moves, its `#` is insert-comment, which accepts the line (the person's text went to
+# history as a comment, and the kill took `sane-takeover`, later reported as the
+# person's text: every run refused). So bash gets End and then ESC `A`: in vi insert
+# mode ESC enters the command mode, and in the command mode `A` appends at the line's
+# end (insert mode); in emacs mode ESC `A` is M-A, readline's do-lowercase-version of
+# the unbound M-a (nothing). fish's vi normal mode has no such pair that is harmless
+# in its emacs mode (there ESC is `cancel` and `A` self-inserts): its sentinel is
+# typed as a bracketed paste instead, which fish binds in every mode and inserts as
+# text (its End and C-u are bound in every mode too).
+_END_KEYS = {"bash": "End Escape A", "zsh": "C-e", "fish": "End"}
+# The sentinel as a bracketed paste (fish): ESC [200~ ... ESC [201~.
+_PASTED_SENTINEL = f"\x1b[200~{TAKEOVER_SENTINEL}\x1b[201~"
 
 
 def clear_typed(pane_id: str) -> list[str]:
@@ -272,7 +284,7 @@ def takeover_guard(pane_id: str, shell: str) -> list[str]:
     text (if any) is killed into the editor's kill ring, the sentinel with it, so the
     takeover's lines arrive on an empty line; :func:`after_takeover` yanks it back
     once the widgets are there, and the first run's hold finds it."""
-    end = _END_KEY.get(shell)
+    end = _END_KEYS.get(shell)
     if end is None:
         # No widgets will hold a person's text, and no prompt is recorded yet to tell
         # it from: the line is emptied (padded, see _PAD: busybox ash may still hold
@@ -281,11 +293,12 @@ def takeover_guard(pane_id: str, shell: str) -> list[str]:
         # ran rm and commented out sane's definitions (the run "completed" with
         # `__sane_rc: not found`); ash ran `cP>|tmux 3.3a...`.
         return clear_typed(pane_id)
-    return [
-        f"send-keys -t {pane_id} {end}",
-        f"send-keys -t {pane_id} -l -- '{TAKEOVER_SENTINEL}'",
-        f"send-keys -t {pane_id} C-u",
-    ]
+    sentinel = (
+        _hex_keys(pane_id, _PASTED_SENTINEL)
+        if shell == "fish"
+        else f"send-keys -t {pane_id} -l -- '{TAKEOVER_SENTINEL}'"
+    )
+    return [f"send-keys -t {pane_id} {end}", sentinel, f"send-keys -t {pane_id} C-u"]
 
 
 def after_takeover(pane_id: str) -> str:

@@ -53,6 +53,10 @@ YANK_KEY = "\x1b[7774~"
 # Typed at the end of the line before the takeover's kill, so the kill is never empty
 # (a yank then brings back this kill, not an older one); the hold widgets drop it.
 TAKEOVER_SENTINEL = " #sane-takeover"
+# fish gets the sentinel as a bracketed paste (sane.ops.has_input.takeover_guard), whose
+# leading space fish drops on an empty line (self-insert-notfirst): its widgets take
+# the sentinel with or without it (a regular expression).
+_FISH_SENTINEL = " ?" + TAKEOVER_SENTINEL.lstrip()
 # bash only: from vi command mode, the hold and drop keys are macros that enter
 # insert mode (`i`) and then type this key, bound in the insert keymap.
 _BASH_VI_HOLD = "\x1b[7773~"
@@ -224,7 +228,7 @@ def fish_line(ready_nonce: str, widget_marker: str) -> str:
         " set -g __sane_hk 1; set fish_bind_mode insert; end;"
         ' set -l t (commandline); test -n "$t"; or return 0;'
         " set -g __sane_held (commandline | string collect);"
-        f" set -g __sane_held (string replace -r -- '{TAKEOVER_SENTINEL}$' '' \"$__sane_held\""
+        f" set -g __sane_held (string replace -r -- '{_FISH_SENTINEL}$' '' \"$__sane_held\""
         " | string collect);"
         " set -g __sane_hp (commandline -C); commandline -r ''; end;"
         " function __sane_hd; __sane_hh; set -g __sane_held ''; end;"
