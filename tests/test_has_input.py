@@ -16,6 +16,7 @@ from sane.poll import poll
 from sane.testing.pytest_plugin import SHELLS, TmuxTestServer
 
 from .conftest import run
+from .test_shells import _interrupt_once_started
 
 HOLD_SHELLS = ["bash", "zsh", "fish"]
 
@@ -162,6 +163,22 @@ def test_vi_command_mode_of_a_screen_checked_shell_is_left_before_typing(
     r = run(sane_ctx, pane, "echo x", clear_input=True)
     assert (r["status"], r["output"]) == ("completed", "x\n")
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("shell", ["bash", "mksh", "ksh93", "yash"])
+def test_an_interrupted_run_in_vi_mode_outputs_only_its_own_text(
+    sane_ctx: Context, tmux_server: TmuxTestServer, shell: str
+) -> None:
+    """sweep14's F5: mksh in vi mode scrolls a line longer than the screen sideways and
+    draws its prompt again with it; the status probe typed after the C-c is such a
+    line, and the interrupted run's output was `^C`, a line break and the probe's echo
+    (`#  __sane_z=$?; ...`): the output was cut at the last prompt drawn before the
+    probe's answer, the redrawn one. In vi mode the interrupt gives what emacs mode
+    gives: the run's own output, and the pane is free."""
+    pane = tmux_server.new_pane(shell)
+    assert run(sane_ctx, pane, "set -o vi")["exit_code"] == 0
+    _interrupt_once_started(sane_ctx, pane, "echo start; sleep 30")
+    assert run(sane_ctx, pane, "echo next")["output"] == "next\n"
 
 
 def _vi_shell(tmux: TmuxTestServer, shell: str, home: Path) -> str:

@@ -111,6 +111,38 @@ STREAMS = [
         0,
         b"a",
     ),
+    (
+        # mksh in vi mode (as captured): the probe's line is longer than the screen's,
+        # and mksh scrolls it sideways, drawing its prompt again after a CR.
+        "aborted, prompt drawn again on its line",
+        m(NONCE, "B")
+        + b"start\r\n^C\r\n"
+        + m(TOKEN, "P")
+        + b"# "
+        + PROBE_ECHO[:20]
+        + b"\r"
+        + m(TOKEN, "P")
+        + b"# "
+        + PROBE_ECHO[20:]
+        + m(PROBE, "S", 130),
+        OUTCOME_ABORTED,
+        130,
+        b"start\r\n^C\r\n",
+    ),
+    (
+        "aborted, a prompt marker printed on the line before the shell's",
+        m(NONCE, "B")
+        + b"x"
+        + m(TOKEN, "P")
+        + b"y^C\r\n"
+        + m(TOKEN, "P")
+        + b"$ "
+        + PROBE_ECHO
+        + m(PROBE, "S", 130),
+        OUTCOME_ABORTED,
+        130,
+        b"x" + m(TOKEN, "P") + b"y^C\r\n",
+    ),
     ("missing runner", ECHO + m(NONCE, "M"), OUTCOME_MISSING_RUNNER, None, b""),
 ]
 

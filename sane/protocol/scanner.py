@@ -44,7 +44,8 @@ class RunScanner:
     Prompt markers never end a run (anything can print one): they only say where the
     shell's prompt begins. An aborted run ends on the status marker of the probe
     line sane typed once the kernel showed the shell idle (:meth:`expect_status`);
-    its output is cut at the last prompt marker before that.
+    its output is cut at the last prompt marker before that (the first of a prompt
+    drawn again on its own line: :meth:`_redrawn`).
     """
 
     def __init__(self, nonce: str, tokens: Iterable[str] = (), shell: str = SHELL_POSIX) -> None:
@@ -133,7 +134,9 @@ class RunScanner:
                 return True
             return False
         if m.tag in self.tokens and m.kind == mk.PROMPT:
-            if self.begin is not None or self._interrupt_at is not None:
+            if (self.begin is not None or self._interrupt_at is not None) and not self._redrawn(
+                m.start
+            ):
                 self._prompt_at = m.start
             return False
         if m.tag in self._probes and m.kind in (mk.STATUS, mk.NEW_SHELL):
@@ -149,6 +152,21 @@ class RunScanner:
                 self._finish(max(start, cut), OUTCOME_ABORTED, m.arg)
             return True
         return False
+
+    def _redrawn(self, at: int) -> bool:
+        """Is the prompt marker at ``at`` the same prompt drawn again on its line (a
+        carriage return right before it, no line break since the prompt marker kept)?
+        The output ends before the first drawing: mksh in vi mode scrolls a long
+        line sideways and redraws the prompt with it, and the status probe is longer
+        than its screen line, so the cut at the last prompt kept the probe's echo as
+        the interrupted run's output (`^C`, then `#  __sane_z=$?; ...`)."""
+        kept = self._prompt_at
+        return (
+            kept is not None
+            and at > 0
+            and self.buf[at - 1 : at] == b"\r"
+            and b"\n" not in self.buf[kept:at]
+        )
 
     def ends_run(self, m: mk.Marker) -> bool:
         """Would ``m`` end this run (its own end or exit marker, a probe's answer)?"""
