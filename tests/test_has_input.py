@@ -189,6 +189,15 @@ def _vi_shell(tmux: TmuxTestServer, shell: str, home: Path) -> str:
     if shell == "bash":
         (home / "inputrc").write_text("set editing-mode vi\nset show-mode-in-prompt on\n")
         return tmux.new_pane(f"env INPUTRC={home}/inputrc {SHELLS['bash']}")
+    if shell == "zsh":
+        (home / ".zshrc").write_text(
+            "PS1='%1v$ '; bindkey -v\n"
+            "zle-keymap-select zle-line-init() {\n"
+            "  psvar[1]=${${KEYMAP/vicmd/(cmd)}/(main|viins)/(ins)}; zle reset-prompt; }\n"
+            "zle -N zle-keymap-select; zle -N zle-line-init\n"
+        )
+        zsh = SHELLS["zsh"].removesuffix(" -f")
+        return tmux.new_pane(f"env ZDOTDIR={home} {zsh} --no-globalrcs")
     (home / "fish").mkdir()
     (home / "fish" / "config.fish").write_text(
         "set -g fish_greeting ''\n"
@@ -205,16 +214,18 @@ def _to_command_mode(tmux: TmuxTestServer, pane: str) -> None:
     assert line.startswith(("(cmd)", "[N]")), line
 
 
-@pytest.mark.parametrize("shell", ["bash", "fish"])
+@pytest.mark.parametrize("shell", HOLD_SHELLS)
 def test_vi_command_mode_before_the_first_run_is_left_before_the_takeover(
     sane_ctx: Context, tmux_server: TmuxTestServer, shell: str, tmp_path: Path
 ) -> None:
     """sweep14's F4: a shell in vi mode from its rc files, Esc pressed before sane's
-    first run. The takeover's guard (End, its sentinel, C-u) was read as vi commands:
-    bash's `#` accepted the line (a person's text went to history as a comment) and
-    the kill took `sane-takeover`, reported as the person's text on every run after;
-    fish's was `ane-takeover`. Now the empty line's run completes, and a person's text
-    is refused, named exactly, never run, and discarded with clear_input."""
+    first run. The takeover's guard (End or C-e, its sentinel, C-u) was read as vi
+    commands: bash's `#` accepted the line (a person's text went to history as a
+    comment) and the kill took `sane-takeover`, reported as the person's text on every
+    run after; fish's was `ane-takeover`; zsh's `#` ran `#touch ...` (not found) and
+    the text was gone. In zsh's vi insert mode C-e was a literal ^E and the text was
+    gone too. Now the empty line's run completes, and a person's text is refused,
+    named exactly, never run, and discarded with clear_input."""
     pane = _vi_shell(tmux_server, shell, tmp_path / "empty")
     _editor_reads(tmux_server, pane)
     _wait_line(tmux_server, pane, lambda line: line.endswith("$ "))
@@ -226,23 +237,26 @@ def test_vi_command_mode_before_the_first_run_is_left_before_the_takeover(
     )
     assert run(sane_ctx, pane, "echo again")["output"] == "again\n"
 
-    pane = _vi_shell(tmux_server, shell, tmp_path / "text")
+    # A person's text, left in vi command mode (Escape) and in vi insert mode.
     marker = tmp_path / "ran"
     typed = f"touch {marker}"
-    _editor_reads(tmux_server, pane)
-    _wait_line(tmux_server, pane, lambda line: line.endswith("$ "))
-    _type(tmux_server, pane, "-l", typed)
-    _wait_line(tmux_server, pane, lambda line: line.endswith(typed))
-    _to_command_mode(tmux_server, pane)
-    caught = _refused(sane_ctx, tmux_server, pane, "echo x")
-    assert caught.details["text"] == typed, (caught.details, _screen(tmux_server, pane))
-    assert not marker.exists()
-    line = _wait_line(tmux_server, pane, lambda line: line.endswith(typed))
-    assert line.endswith(typed) and "sane" not in line, _screen(tmux_server, pane)
-    r = run(sane_ctx, pane, "echo x", clear_input=True)
-    assert (r["status"], r["exit_code"], r["output"]) == ("completed", 0, "x\n")
-    assert run(sane_ctx, pane, "echo again")["output"] == "again\n"
-    assert not marker.exists()
+    for escape in (True, False):
+        pane = _vi_shell(tmux_server, shell, tmp_path / f"text-{escape}")
+        _editor_reads(tmux_server, pane)
+        _wait_line(tmux_server, pane, lambda line: line.endswith("$ "))
+        _type(tmux_server, pane, "-l", typed)
+        _wait_line(tmux_server, pane, lambda line: line.endswith(typed))
+        if escape:
+            _to_command_mode(tmux_server, pane)
+        caught = _refused(sane_ctx, tmux_server, pane, "echo x")
+        assert caught.details["text"] == typed, (caught.details, _screen(tmux_server, pane))
+        assert not marker.exists()
+        line = _wait_line(tmux_server, pane, lambda line: line.endswith(typed))
+        assert line.endswith(typed) and "sane" not in line, _screen(tmux_server, pane)
+        r = run(sane_ctx, pane, "echo x", clear_input=True)
+        assert (r["status"], r["exit_code"], r["output"]) == ("completed", 0, "x\n")
+        assert run(sane_ctx, pane, "echo again")["output"] == "again\n"
+        assert not marker.exists()
 
 
 @pytest.mark.parametrize("shell", HOLD_SHELLS)

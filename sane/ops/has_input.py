@@ -254,20 +254,33 @@ def emptied_first(editor: str) -> str:
     return ""
 
 
-# Shells whose editors take sane's widgets, and the keys that put the cursor at the end
-# of the line, in a mode where the sentinel is text, before the takeover's kill. zsh
-# binds no End key by default. bash in vi insert mode reads C-e as a literal ^E, and in
-# vi command mode (a person pressed Esc) reads the sentinel as commands: its space
-# moves, its `#` is insert-comment, which accepts the line (the person's text went to
-# history as a comment, and the kill took `sane-takeover`, later reported as the
-# person's text: every run refused). So bash gets End and then ESC `A`: in vi insert
-# mode ESC enters the command mode, and in the command mode `A` appends at the line's
-# end (insert mode); in emacs mode ESC `A` is M-A, readline's do-lowercase-version of
-# the unbound M-a (nothing). fish's vi normal mode has no such pair that is harmless
-# in its emacs mode (there ESC is `cancel` and `A` self-inserts): its sentinel is
-# typed as a bracketed paste instead, which fish binds in every mode and inserts as
-# text (its End and C-u are bound in every mode too).
-_END_KEYS = {"bash": "End Escape A", "zsh": "C-e", "fish": "End"}
+# Shells whose editors take sane's widgets, and the takeover's guard keys there: those
+# that put the cursor at the end of the line, in a mode where the sentinel is text,
+# and those that then kill the whole line. In a vi command mode (a person pressed Esc)
+# the plain End, sentinel, C-u were vi commands: bash's space moves and its `#` is
+# insert-comment, which accepts the line (the person's text went to history as a
+# comment, and the kill took `sane-takeover`, later reported as the person's text:
+# every run refused); zsh's `#` accepted `#echo abc` too (run: `command not found`).
+# In vi insert mode bash and zsh read C-e as a literal ^E, and zsh's C-u kills only
+# back to where the insert began.
+# * bash: End, then ESC `A`: in vi insert mode ESC enters the command mode, and there
+#   `A` appends at the line's end; in emacs mode ESC `A` is M-A, readline's
+#   do-lowercase-version of the unbound M-a (nothing). C-u kills in both insert modes.
+# * zsh (no End key by default; ESC `A` is emacs's accept-and-hold): ESC C-v is
+#   unbound in emacs and leaves either vi mode in the command mode (C-v unbound
+#   there). Then C-e (end of line in emacs, unbound in vicmd), `$a` (vicmd: append
+#   at the end; emacs: text) and two backspaces (emacs: erase that text; vi insert:
+#   nothing, the insert began there). To kill: ESC C-v again, C-u (emacs: the whole
+#   line; vicmd: unbound), `0Di` (vicmd: the whole line into the cut buffer, then
+#   insert mode; emacs: text) and three backspaces, as before.
+# * fish: End and C-u are bound in every mode; its vi normal mode has no pair harmless
+#   in its emacs mode (there ESC is `cancel` and `A` self-inserts), so the sentinel
+#   is typed as a bracketed paste, which fish inserts as text in every mode.
+_GUARD_KEYS = {
+    "bash": ("End Escape A", "C-u"),
+    "zsh": ("Escape C-v C-e '$' a BSpace BSpace", "Escape C-v C-u 0 D i BSpace BSpace BSpace"),
+    "fish": ("End", "C-u"),
+}
 # The sentinel as a bracketed paste (fish): ESC [200~ ... ESC [201~.
 _PASTED_SENTINEL = f"\x1b[200~{TAKEOVER_SENTINEL}\x1b[201~"
 
@@ -284,8 +297,8 @@ def takeover_guard(pane_id: str, shell: str) -> list[str]:
     text (if any) is killed into the editor's kill ring, the sentinel with it, so the
     takeover's lines arrive on an empty line; :func:`after_takeover` yanks it back
     once the widgets are there, and the first run's hold finds it."""
-    end = _END_KEYS.get(shell)
-    if end is None:
+    keys = _GUARD_KEYS.get(shell)
+    if keys is None:
         # No widgets will hold a person's text, and no prompt is recorded yet to tell
         # it from: the line is emptied (padded, see _PAD: busybox ash may still hold
         # the tail of answers to queries its login files printed), its text discarded
@@ -298,7 +311,7 @@ def takeover_guard(pane_id: str, shell: str) -> list[str]:
         if shell == "fish"
         else f"send-keys -t {pane_id} -l -- '{TAKEOVER_SENTINEL}'"
     )
-    return [f"send-keys -t {pane_id} {end}", sentinel, f"send-keys -t {pane_id} C-u"]
+    return [f"send-keys -t {pane_id} {keys[0]}", sentinel, f"send-keys -t {pane_id} {keys[1]}"]
 
 
 def after_takeover(pane_id: str) -> str:
