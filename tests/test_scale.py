@@ -280,6 +280,43 @@ def test_tmux_out_of_descriptors_is_resource_limit_naming_nofile(
     assert details["process"] == f"tmux (pid {pid})"
 
 
+def test_tmux_failing_a_window_for_descriptors_names_its_limit_and_value(
+    sane_ctx: Context, ssh_fleet: Any
+) -> None:
+    """tmux's own "fork failed: Too many open files" (its last descriptors taken
+    between sane's check and the window, as by another sane or panes opening at
+    once): resource_limit naming the tmux server's nofile, its value and the process.
+    Before, ``value`` was None and ``process`` a bare "tmux" (seen for 7 of 100
+    servers of ``sane up --max-parallel 50`` with tmux at nofile 100)."""
+    import subprocess
+
+    from sane.fleet import limits
+    from sane.fleet.panes import _new_pane
+
+    servers = register(sane_ctx.home, ssh_fleet)
+    ensure_session(sane_ctx)
+    # Commands go over the control client, as in a fleet's connect: a tmux process
+    # would need a descriptor of the tmux server to be accepted, and wait for it.
+    sane_ctx.attach_first(f"={sane_ctx.session_name}")
+    pid = _tmux_pid(sane_ctx)
+    assert limits._tmux_pid(sane_ctx) == pid
+    used = limits.open_files(pid)
+    assert used is not None
+    cap = used + 1  # below what a window needs (its pty's two ends): tmux refuses it
+    before = limits.open_files_limit(pid)
+    # The soft limit only: the hard one stays, so it can be put back.
+    subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={cap}:"], check=True)
+    try:
+        with pytest.raises(errors.ResourceLimit) as caught:
+            _new_pane(sane_ctx, servers[0], accept_new=False)
+    finally:  # room again for the fixture's clean-up (a tmux process to be accepted)
+        subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={before}:"], check=True)
+    details = caught.value.to_dict()["details"]
+    assert (details["limit"], details["value"]) == ("nofile", cap), caught.value.to_dict()
+    assert details["process"] == f"tmux (pid {pid})"
+    assert "Too many open files" in caught.value.message, caught.value.message
+
+
 def test_a_stopped_tmux_server_is_tmux_failed_not_a_hang(
     sane_ctx: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -138,17 +138,13 @@ def check_room_for_pane(ctx: Context, name: str) -> None:
             and used is not None
             and used + TMUX_FDS_PER_PANE + TMUX_RESERVE > limit
         ):
-            raise errors.ResourceLimit(
-                f"{name}: the tmux server has {used} of its {limit} open files in use: "
-                f"no room for another pane (nofile)",
-                server=name,
-                limit="nofile",
-                value=limit,
-                in_use=used,
-                process=f"tmux (pid {pid})",
-                hint=f"raise the tmux server's limit (prlimit --pid {pid} --nofile=N:N, "
-                "or ulimit -n before it starts: it needs about 2 per pane) or "
-                "close panes",
+            raise _tmux_out_of_files(
+                name,
+                pid,
+                f"the tmux server has {used} of its {limit} open files in use: no room "
+                "for another pane",
+                limit,
+                used,
             )
         room = devpts_room(pid)
         if room is not None and room[1] + 1 > room[0]:
@@ -178,19 +174,38 @@ def check_room_for_pane(ctx: Context, name: str) -> None:
         )
 
 
+def _tmux_out_of_files(
+    name: str, pid: int | None, what: str, limit: int | None, used: int | None
+) -> errors.ResourceLimit:
+    """``resource_limit`` naming the tmux server's ``nofile``: its value, its use and
+    its pid (what to raise it with) where they could be read."""
+    return errors.ResourceLimit(
+        f"{name}: {what} (nofile)",
+        server=name,
+        limit="nofile",
+        value=limit,
+        in_use=used,
+        process="tmux" if pid is None else f"tmux (pid {pid})",
+        hint=f"raise the tmux server's limit (prlimit --pid {pid or 'PID'} --nofile=N:N, "
+        "or ulimit -n before it starts: it needs about 2 per pane) or close panes",
+    )
+
+
 def from_tmux_failure(exc: errors.TmuxError, name: str, ctx: Context) -> errors.SaneError:
     """tmux's own words about a window it could not make, with the limit named when
     it is one: out of descriptors (``nofile``) or of pseudo-terminals (the devpts
     instance the tmux server sees, or the host's ``pty/max``: see ``pty_limit``)."""
     low = exc.message.lower()
     if "too many open files" in low:
-        return errors.ResourceLimit(
-            f"{name}: tmux could not open a pane: {exc.message}",
-            server=name,
-            limit="nofile",
-            value=None,
-            process="tmux",
-            hint="raise the tmux server's ulimit -n",
+        # The limit tmux hit, its value and use read as the check before reads them.
+        # Before, value None and process "tmux": nothing to raise, nor whose.
+        pid = _tmux_pid(ctx)
+        return _tmux_out_of_files(
+            name,
+            pid,
+            f"tmux could not open a pane: {exc.message}",
+            None if pid is None else open_files_limit(pid),
+            None if pid is None else open_files(pid),
         )
     if "no space left on device" in low or "out of pty" in low or "openpty" in low:
         return pty_limit(ctx, name, exc.message)
