@@ -123,32 +123,20 @@ def _pipe_writer(stream: Path) -> int:
     raise AssertionError(f"no process writes {stream}")
 
 
-# The screen-checked editors, where the status probe types nothing to empty the line
-# first (sane.ops.has_input.emptied_first: no keys found that do it in both edit modes
-# without drawing into an interrupted run's output): the hole is open there.
-_PROBE_LINE_NOT_EMPTIED = ("mksh", "ksh93", "yash", "ash")
+# The screen-checked editors, each in its emacs and its vi mode (`set -o vi`: there
+# the answers' ESC and letters are vi commands; yash starts in vi mode).
+_EDIT_MODES = ("mksh", "ksh93", "yash", "ash")
 
 
 @pytest.mark.parametrize(
-    "shell",
-    [
-        pytest.param(
-            shell,
-            marks=pytest.mark.xfail(
-                reason="the status probe does not empty the line in mksh, ksh93, yash, ash "
-                "(emptied_first); ksh93 and ash run the answers",
-                strict=False,
-            ),
-        )
-        if shell in _PROBE_LINE_NOT_EMPTIED
-        else shell
-        for shell in SHELLS
-    ],
+    ("shell", "mode"),
+    [(shell, "emacs") for shell in SHELLS] + [(shell, "vi") for shell in _EDIT_MODES],
 )
 def test_the_status_probe_never_runs_answers_on_the_command_line(
     sane_ctx: Context,
     tmux_server: TmuxTestServer,
     shell: str,
+    mode: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -164,7 +152,8 @@ def test_the_status_probe_never_runs_answers_on_the_command_line(
     pane = tmux_server.new_pane(shell)
     work = tmp_path / "work"
     work.mkdir()
-    assert run(sane_ctx, pane, f"cd {work}", timeout=10)["exit_code"] == 0
+    mode_set = f"set -o {mode}; " if shell in _EDIT_MODES else ""
+    assert run(sane_ctx, pane, f"{mode_set}cd {work}", timeout=10)["exit_code"] == 0
     probed = threading.Event()
     ask_status = QuietWatch._ask_status
 
@@ -173,11 +162,16 @@ def test_the_status_probe_never_runs_answers_on_the_command_line(
         probed.set()
 
     monkeypatch.setattr(QuietWatch, "_ask_status", asked)
-    first = run(sane_ctx, pane, f"sleep 1; printf '{QUERIES['all']}'; echo done", timeout=0.2)
+    # The run waits on a FIFO the test opens once pipe-pane's `cat` is stopped (a
+    # `sleep 1` there ended before the 0.2 s timeout came back at load 35).
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    first = run(sane_ctx, pane, f"cat {gate}; printf '{QUERIES['all']}'; echo done", timeout=0.2)
     assert first["status"] == "running", first
     writer = _pipe_writer(runs_dir(sane_ctx) / first["run_id"] / "stream")
     os.kill(writer, signal.SIGSTOP)
     try:
+        assert poll(lambda: _opened_for_writing(gate), 60)  # the run's `cat` reads EOF
         # tmux has parsed the queries (written its answers to the shell's input) once
         # it shows what the run printed after them.
         assert poll(lambda: "done\n" in _screen(tmux_server, pane), 60)
@@ -199,6 +193,16 @@ def test_the_status_probe_never_runs_answers_on_the_command_line(
     nxt = run(sane_ctx, pane, "echo next", timeout=30)
     assert (nxt["status"], nxt["output"]) == ("completed", "next\n"), nxt
     assert sorted(p.name for p in work.iterdir()) == []
+
+
+def _opened_for_writing(fifo: Path) -> bool:
+    """Open ``fifo`` for writing and close it, if a reader has it open (then the reader
+    sees its end); False if none has yet."""
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:  # ENXIO: no reader yet
+        return False
+    return True
 
 
 def _screen(tmux: TmuxTestServer, pane: str) -> str:

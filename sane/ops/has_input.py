@@ -242,16 +242,31 @@ def emptied_first(editor: str) -> str:
 
     The line kill, C-e C-u, in the shells whose editors sane programmed (bash, zsh,
     fish) and in the kernel's canonical mode (dash, posh: ^E is text, ^U the kill).
-    Nothing in the screen-checked editors (mksh, ksh93, yash, busybox ash): no keys
-    found empty a line there in both edit modes without drawing into the run's
-    output. mksh's C-u redraws the prompt even on an empty line, which an interrupted
-    run's output kept after its ``^C``; C-a C-k are text or nothing in vi insert mode,
-    where ksh93 typed them onto the probe's line and mksh's and ksh93's interrupted
-    runs never ended (`set -o vi`, then `run interrupt`: `running`, every later run
-    `pane_busy`). There the hole stays open (docs/protocol.md)."""
+    In mksh, ksh93 and yash (``EDITOR_SCREEN_VI``) ESC `S` first: in a vi mode ESC
+    leaves insert (or replace) mode, or ends what the answers' letters began (a
+    pending motion, a `?` search), and `S` changes the whole line: empty, in insert
+    mode; in emacs mode ESC `S` is an unbound meta key. Then C-e C-u: emacs mode's
+    end and line kill; in vi insert mode C-e is text (ksh93) or nothing, which C-u
+    kills back to where `S` began the insert, the line's start. Before, C-a C-k
+    alone (7bc1ec1) were text in vi insert mode, where ksh93 typed them onto the
+    probe's line and mksh's and ksh93's interrupted runs never ended. mksh's C-u
+    draws its prompt again after a CR, on the same line, which the scanner takes
+    for the prompt already drawn (``RunScanner``), so an interrupted run's output
+    stays its own. busybox ash (``EDITOR_SCREEN``): sixteen C-e first, so an ESC its
+    reader holds (the start of an answer it does not know, which takes up to 15
+    bytes after it) takes only those (``_PAD``), then C-e C-u, which its editor
+    reads as end and kill in its emacs and vi insert modes alike."""
     if editor in (EDITOR_HOLD, EDITOR_TTY):
         return KILL_LINE_CHARS
+    if editor == EDITOR_SCREEN_VI:
+        return _VI_CHANGE_LINE + KILL_LINE_CHARS
+    if editor == EDITOR_SCREEN:
+        return KILL_LINE_CHARS[0] * len(_PAD.split()) + KILL_LINE_CHARS
     return ""
+
+
+# ESC `S`: vi's change-whole-line from any vi mode (see emptied_first).
+_VI_CHANGE_LINE = "\x1bS"
 
 
 # Shells whose editors take sane's widgets, and the takeover's guard keys there: those
