@@ -656,19 +656,39 @@ def _assert_pane_serves(cli_env: dict[str, str], pane: str) -> None:
 def test_big_outputs_fit_a_model_and_the_rest_is_a_resource(
     cli_env: dict[str, str], tmux_server: TmuxTestServer, ssh_fleet: Any
 ) -> None:
+    """The result keeps head and tail under the cap; its link is the first page it left
+    out (a page a model can take, as the result is), and following each page's
+    ``_meta.next`` gives the rest exactly: the link never hands a host the whole
+    output in one read."""
+    from sane.mcp.resources import LOG_PAGE
+
     pane = tmux_server.new_pane("dash")
     known = {"UserKnownHostsFile": str(ssh_fleet.known_hosts)}
     full = "".join(f"{i}\n" for i in range(1, 100001)).encode()
 
+    async def pages(session: ClientSession, uri: str) -> bytes:
+        got = b""
+        while uri:
+            read = await session.read_resource(uri)
+            page = read.contents[0]
+            assert isinstance(page, mt.TextResourceContents) and page.meta is not None
+            assert len(page.text.encode()) <= LOG_PAGE
+            assert len(read.model_dump_json(by_alias=True)) < 30_000  # the reply fits too
+            got += page.text.encode()
+            uri = page.meta["next"]
+        return got
+
     async def whole(session: ClientSession, result: Any, count: int) -> list[bytes]:
         links = [c for c in result.content if c.type == "resource_link"]
         assert len(links) == count
+        doc = document(result)
         out = []
-        for link in links:
-            read = await session.read_resource(str(link.uri))
-            contents = read.contents[0]
-            assert isinstance(contents, mt.TextResourceContents)
-            out.append(contents.text.encode())
+        for link, kept in zip(links, doc.get("results") or [doc], strict=True):
+            head = kept["output"].index("\n[... sane: ")  # bytes: the output is ASCII
+            base, _, query = str(link.uri).partition("?")
+            assert query == f"offset={head}", link.uri  # the first byte left out
+            assert await pages(session, str(link.uri)) == full[head:]
+            out.append(await pages(session, base))  # from the start, page by page
         return out
 
     async def body(session: ClientSession, call: Call) -> None:
@@ -1015,6 +1035,47 @@ def test_sane_mcp_tools_and_exclude_serve_a_subset(
 
     anyio.run(main)
     # an unknown name: tests/test_mcp_clients.py (said on stderr and to the client)
+
+
+def test_every_advertised_resource_and_template_answers(
+    cli_env: dict[str, str], tmux_server: TmuxTestServer
+) -> None:
+    """Each template, filled with a real run's or pane's values, and each listed
+    resource reads (a template added without a case here fails); every link a result
+    carries reads too."""
+    pane = tmux_server.new_pane("bash")
+
+    async def body(session: ClientSession, call: Call) -> None:
+        big = await session.call_tool(
+            "run_command", {"command": "seq 1 30000; read -r x", "pane": pane, "timeout": 120}
+        )
+        started = document(big)
+        assert started["status"] == "waiting_input" and started["truncated"], started
+        run_id, start = started["run_id"], started["output_start"]
+        linked = [str(c.uri) for c in big.content if isinstance(c, mt.ResourceLink)]
+        assert len(linked) == 2  # the part left out, and the run's log
+        number = pane.lstrip("%")
+        filled = {
+            "run-output": [
+                f"sane://runs/{run_id}/output-{start}",
+                f"sane://runs/{run_id}/output-{start}?offset=5",
+                linked[0],
+            ],
+            "run": [f"sane://runs/{run_id}"],
+            "run-log": [f"sane://runs/{run_id}/log", f"sane://runs/{run_id}/log?offset=7"],
+            "pane-screen": [f"sane://panes/%{number}/screen", f"sane://panes/%25{number}/screen"],
+        }
+        templates = (await session.list_resource_templates()).resource_templates
+        assert sorted(t.name for t in templates) == sorted(filled)
+        listed = [str(r.uri) for r in (await session.list_resources()).resources]
+        assert f"sane://runs/{run_id}" in listed
+        for uri in [*linked, *listed, *(u for uris in filled.values() for u in uris)]:
+            contents = (await session.read_resource(uri)).contents
+            assert contents and all(c.uri is not None for c in contents), uri
+        done = await call("run_input", run_id=run_id, text="x")
+        assert done["status"] == "completed", done
+
+    with_session(cli_env, body)
 
 
 def test_recorded_runs_are_resources_state_and_paged_log(

@@ -358,3 +358,51 @@ def test_sane_mcp_http_keeps_the_clis_json_error_on_stdout(cli_env: dict[str, st
     assert proc.returncode == 2 and doc["error"]["code"] == "invalid_argument", proc
     assert doc["error"]["details"] == {"option": "--tools", "tool": "bogus"}
     validate("error", doc)
+
+
+def test_a_truncated_results_link_reads_page_by_page_through_the_typescript_sdk(
+    cli_env: dict[str, str], tmux_server: TmuxTestServer
+) -> None:
+    """What a host on the TypeScript SDK does with the link of a truncated result
+    (run_command, and run_wait of a run left waiting for input): resources/read gives
+    one model-sized page, the first the result left out; its _meta.next leads on to the
+    end, and the pages are exactly the bytes the result left out and its tail."""
+    from sane.mcp.resources import LOG_PAGE
+
+    pane = tmux_server.new_pane("bash")
+    full = "".join(f"{i}\n" for i in range(1, 100001))
+    node = shutil.which("node")
+    assert node, "node (20+) is needed for the TypeScript MCP client test"
+    script = [
+        {"tool": "run_command", "arguments": {"command": "seq 1 100000", "pane": pane}},
+        {"read": "${0.links.0}"},
+        {
+            "tool": "run_command",
+            "arguments": {"command": "read -r x; seq 1 100000", "pane": pane, "timeout": 1},
+        },
+        {"tool": "send_keys", "arguments": {"pane": pane, "text": "go", "enter": True}},
+        {"tool": "run_wait", "arguments": {"run_id": "${2.run_id}", "timeout": 120}},
+        {"read": "${4.links.0}"},
+    ]
+    proc = subprocess.run(
+        [node, str(TS_CLIENT / "call.mjs"), json.dumps(SERVER_ARGV)],
+        input=json.dumps(script),
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)["results"]
+    assert results[2]["structured"]["status"] in ("running", "waiting_input"), results[2]
+    for result, read in ((results[0], results[1]), (results[4], results[5])):
+        doc = result["structured"]
+        assert doc["status"] == "completed" and doc["truncated"], result
+        echoed = full if doc["command"] == "seq 1 100000" else "go\n" + full
+        head = doc["output"].index("\n[... sane: ")
+        assert result["links"][0].endswith(f"/output-{doc['output_start']}?offset={head}")
+        assert read["text"] == echoed[head:], read["pages"][:2]
+        assert len(read["pages"]) == -(-(len(echoed) - head) // LOG_PAGE)
+        assert all(page["length"] <= LOG_PAGE for page in read["pages"])
+        assert read["pages"][0]["meta"]["next_offset"] == head + LOG_PAGE

@@ -276,6 +276,28 @@ def test_render_is_exact_or_says_it_truncated(data: bytes, max_bytes: int | None
         assert max_bytes is not None and len(data) > max_bytes
 
 
+@FAST
+@given(st.binary(max_size=3000), st.integers(0, 3000))
+def test_the_part_render_left_out_is_read_back_exactly(data: bytes, max_bytes: int) -> None:
+    """``left_out`` finds the cut (the MCP link's first page starts there), whatever
+    the output holds, a fake note included: head + left out + tail is the output."""
+    import base64
+
+    note = output.spill_note("/h/runs/r0/output-0")
+    fake = output.render(b"x" * 50, 10, note).text.encode()
+    for whole in (data, fake + data, data + fake):
+        rendered = output.render(whole, max_bytes, note)
+        if not rendered.truncated:
+            continue
+        text = rendered.text_base64
+        shown = base64.b64decode(text) if text is not None else rendered.text.encode()
+        cut = output.left_out(shown, len(whole), note)
+        assert cut is not None
+        start, end = cut
+        assert shown == whole[:start] + shown[start : len(shown) - (len(whole) - end)] + whole[end:]
+        assert start <= max_bytes // 2 and len(shown) - (len(whole) - end) - start < 200
+
+
 # -- create-file round trips in a real pane -----------------------------------------------
 
 # Any byte but NUL and '/' may be in a file name; keep names within NAME_MAX (255 bytes).

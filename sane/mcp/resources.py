@@ -2,8 +2,11 @@
 
 A run's output past the cap is saved whole to a private file (0600, in
 ``$SANE_HOME/runs/<run id>/``) and the result keeps only the head and the tail; the
-tool result links the file as ``sane://runs/<run id>/output-<offset>`` so a client can
-read the rest without access to the server's file system.
+file is ``sane://runs/<run id>/output-<start>`` (``start``: where the result's output
+begins in the run's), read a model-sized page at a time (``?offset=N``), so a client
+can read the rest without access to the server's file system, and a host that hands
+a resource to its model does not overflow it as the capped result did not. The tool
+result links the first page the result left out (``?offset=`` its kept head).
 
 Every run with a record in ``$SANE_HOME`` (left running by a timeout, or over and not
 yet collected) is listed: ``sane://runs/<run id>`` is its state (JSON), and
@@ -31,15 +34,17 @@ from sane.inputs import AGENT_MAX_OUTPUT
 from sane.ops.context import Context
 from sane.ops.run.log import recorded_runs, run_log
 from sane.ops.run.record import runs_dir
+from sane.protocol.output import left_out, spill_note
 
 # Every run URI is spelled here, once: the helpers below build them, the patterns
 # below read them (built from the same prefix), and the templates name them.
 _RUNS = "sane://runs/"
 _RUN_ID = r"(r[0-9a-f]{12})"
-_OUTPUT_URI = re.compile(re.escape(_RUNS) + _RUN_ID + r"/(output-[0-9]+)")
+_OFFSET = r"(?:\?offset=([0-9]{1,15}))?"
+_OUTPUT_URI = re.compile(re.escape(_RUNS) + _RUN_ID + r"/(output-[0-9]+)" + _OFFSET)
 _SCREEN_URI = re.compile(r"sane://panes/%([0-9]+)/screen")
 _RUN_URI = re.compile(re.escape(_RUNS) + _RUN_ID)
-_LOG_URI = re.compile(re.escape(_RUNS) + _RUN_ID + r"/log(?:\?offset=([0-9]{1,15}))?")
+_LOG_URI = re.compile(re.escape(_RUNS) + _RUN_ID + r"/log" + _OFFSET)
 
 
 def run_uri(run_id: str) -> str:
@@ -47,9 +52,13 @@ def run_uri(run_id: str) -> str:
     return _RUNS + run_id
 
 
+def _paged(uri: str, offset: int) -> str:
+    return uri + (f"?offset={offset}" if offset else "")
+
+
 def log_uri(run_id: str, offset: int = 0) -> str:
     """A page of a recorded run's output: ``sane://runs/<run id>/log[?offset=N]``."""
-    return run_uri(run_id) + "/log" + (f"?offset={offset}" if offset else "")
+    return _paged(run_uri(run_id) + "/log", offset)
 
 
 # A log page fits a model as a tool result does.
@@ -60,10 +69,12 @@ LISTED_RUNS = 200  # the newest; records older than a week are pruned anyway
 TEMPLATES = [
     mt.ResourceTemplate(
         name="run-output",
-        uri_template=run_uri("{run_id}") + "/output-{offset}",
-        description="The whole output of a run whose result was truncated "
-        "(the result's full_output_path), from byte offset `offset` of the "
-        "run's output.",
+        uri_template=run_uri("{run_id}") + "/output-{start}{?offset}",
+        description="The whole output of a result that was truncated (its "
+        f"full_output_path; `start`: its output_start), {LOG_PAGE} bytes a page from "
+        "byte `offset` of that output (default 0); the page's _meta gives next_offset "
+        "and the next page's URI (null at the end). A result links the first page it "
+        "left out.",
         mime_type="text/plain",
     ),
     mt.ResourceTemplate(
@@ -101,29 +112,52 @@ def output_uri(ctx: Context, path: str) -> str | None:
     return None
 
 
-def _saved_paths(document: Mapping[str, Any]) -> Iterator[str]:
-    if document.get("full_output_path"):
-        yield document["full_output_path"]
-    for result in document.get("results") or []:
+def _truncated(document: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """The document's run results that saved their output (a fleet's per server)."""
+    for result in [document, *(document.get("results") or [])]:
         if isinstance(result, Mapping) and result.get("full_output_path"):
-            yield result["full_output_path"]
+            yield result
+
+
+def _left_out(result: Mapping[str, Any]) -> tuple[int, int]:
+    """The part of a truncated result's saved output it left out: (start, end); the
+    whole when the cut cannot be read back."""
+    if result.get("output_base64"):
+        rendered = base64.b64decode(result["output_base64"])
+    else:
+        rendered = str(result.get("output") or "").encode("utf-8")
+    size = int(result.get("output_bytes") or 0)
+    return left_out(rendered, size, spill_note(result["full_output_path"])) or (0, size)
+
+
+def _output_link(uri: str, result: Mapping[str, Any]) -> mt.ResourceLink:
+    start, end = _left_out(result)
+    following = (
+        f"; the next page is {_paged(uri, start + LOG_PAGE)}, and so on (each page's "
+        "_meta.next names the next)"
+        if start + LOG_PAGE < end
+        else ""
+    )
+    return mt.ResourceLink(
+        name=f"{uri.rpartition('/')[0].rpartition('/')[2]} {uri.rpartition('/')[2]} "
+        f"from byte {start}",
+        uri=_paged(uri, start),
+        mime_type="text/plain",
+        description=f"the output the result left out, bytes {start} to {end} of "
+        f"{result.get('output_bytes')} (saved whole, {LOG_PAGE} bytes a page): this page "
+        f"starts after the kept head{following}; {uri} reads from the start",
+    )
 
 
 def links(ctx: Context, document: Mapping[str, Any]) -> list[mt.ResourceLink]:
-    """A resource link per saved output the document names, and to the log of each
-    run it leaves running or waiting (recorded, so readable while it goes on)."""
+    """A link per saved output the document names (to its first page the result left
+    out), and to the log of each run it leaves running or waiting (recorded, so
+    readable while it goes on)."""
     found = []
-    for path in _saved_paths(document):
-        uri = output_uri(ctx, path)
+    for result in _truncated(document):
+        uri = output_uri(ctx, result["full_output_path"])
         if uri is not None:
-            found.append(
-                mt.ResourceLink(
-                    name=uri.rpartition("/")[0].rpartition("/")[2] + " " + uri.rpartition("/")[2],
-                    uri=uri,
-                    mime_type="text/plain",
-                    description="the whole output (the result keeps its head and tail)",
-                )
-            )
+            found.append(_output_link(uri, result))
     results = [document, *(document.get("results") or [])]
     for result in results:
         if not isinstance(result, Mapping) or result.get("status") not in _GOING_ON:
@@ -198,24 +232,29 @@ def _read_run(ctx: Context, uri: str, run_id: str) -> mt.ReadResourceResult:
     )
 
 
-def _read_log(ctx: Context, uri: str, run_id: str, offset: int) -> mt.ReadResourceResult:
-    summary, data = run_log(ctx, run_id)
+def _page(uri: str, base: str, data: bytes, offset: int, **meta: Any) -> mt.ReadResourceResult:
+    """The page of ``data`` from ``offset`` (``base``: its URI without the offset)."""
     if offset > len(data):
         raise errors.InvalidArgument(
-            f"offset {offset} is past the {len(data)} bytes run {run_id} has output so far",
+            f"offset {offset} is past the {len(data)} bytes of {base}",
             uri=uri,
             output_bytes=len(data),
         )
     end = _page_end(data, offset)
     more = end < len(data)
-    meta = {
+    paging = {
         "offset": offset,
         "next_offset": end if more else None,
-        "next": log_uri(run_id, end) if more else None,
+        "next": _paged(base, end) if more else None,
         "output_bytes": len(data),
-        "status": summary["status"],
+        **meta,
     }
-    return mt.ReadResourceResult(contents=[_text_or_blob(uri, data[offset:end], meta)])
+    return mt.ReadResourceResult(contents=[_text_or_blob(uri, data[offset:end], paging)])
+
+
+def _read_log(ctx: Context, uri: str, run_id: str, offset: int) -> mt.ReadResourceResult:
+    summary, data = run_log(ctx, run_id)
+    return _page(uri, log_uri(run_id), data, offset, status=summary["status"])
 
 
 def read(ctx: Context, uri: str) -> mt.ReadResourceResult:
@@ -240,11 +279,11 @@ def read(ctx: Context, uri: str) -> mt.ReadResourceResult:
             + ", ".join(template.uri_template for template in TEMPLATES),
             uri=uri,
         )
-    path = runs_dir(ctx) / match.group(1) / match.group(2)
+    run_id, name, offset = match.groups()
     try:
-        data = path.read_bytes()
+        data = (runs_dir(ctx) / run_id / name).read_bytes()
     except FileNotFoundError:
         raise errors.RunNotFound(
             f"no saved output {uri} (runs are forgotten after a week)", uri=uri
         ) from None
-    return mt.ReadResourceResult(contents=[_text_or_blob(uri, data)])
+    return _page(uri, run_uri(run_id) + "/" + name, data, int(offset or 0))

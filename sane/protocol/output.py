@@ -301,6 +301,18 @@ class Rendered(NamedTuple):
     truncated: bool
 
 
+def spill_note(path: str) -> str:
+    """What the cut's note says about where the whole output is (``render``)."""
+    return f"full output in {path}"
+
+
+_CUT = "\n[... sane: {omitted} bytes omitted; {note} ...]\n"  # between head and tail
+
+
+def _cut_note(omitted: int, note: str) -> bytes:
+    return _CUT.format(omitted=omitted, note=note).encode()
+
+
 def render(data: bytes, max_bytes: int | None, spill_note: str) -> Rendered:
     """Text for JSON: middle-truncated past ``max_bytes``, base64 kept when not UTF-8."""
     size = len(data)
@@ -308,14 +320,27 @@ def render(data: bytes, max_bytes: int | None, spill_note: str) -> Rendered:
     if truncated and max_bytes is not None:
         head = _utf8_floor(data, max_bytes // 2)
         tail_start = _utf8_ceil(data, size - (max_bytes - head))
-        omitted = tail_start - head
-        note = f"\n[... sane: {omitted} bytes omitted; {spill_note} ...]\n".encode()
-        data = data[:head] + note + data[tail_start:]
+        data = data[:head] + _cut_note(tail_start - head, spill_note) + data[tail_start:]
     try:
         return Rendered(data.decode("utf-8"), None, size, truncated)
     except UnicodeDecodeError:
         text = data.decode("utf-8", "replace")
         return Rendered(text, base64.b64encode(data).decode("ascii"), size, truncated)
+
+
+def left_out(rendered: bytes, size: int, spill_note: str) -> tuple[int, int] | None:
+    """The part of an output of ``size`` bytes that ``render`` left out, read back from
+    the rendered bytes: (where it starts, i.e. the kept head's size; where the kept
+    tail starts); None when they hold no such cut with this note. The cut's own
+    numbers must add up (head, omitted and tail make ``size``), so output that merely
+    looks like a note is not taken for it."""
+    before, _, after = _CUT.format(omitted="\0", note=spill_note).encode().partition(b"\0")
+    pattern = re.escape(before) + rb"([0-9]+)" + re.escape(after)
+    for found in re.finditer(pattern, rendered):
+        head, omitted = found.start(), int(found.group(1))
+        if head + omitted + len(rendered) - found.end() == size:
+            return head, head + omitted
+    return None
 
 
 def _utf8_floor(data: bytes, i: int) -> int:

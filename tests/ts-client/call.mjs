@@ -7,7 +7,9 @@
 // field `field` of call N's structured result (a run id, say). `progress`: collect the
 // call's progress notifications; `timeout_ms`: the SDK's own request timeout (it sends
 // notifications/cancelled when it fires); `retry_busy_ms`: call again while the answer
-// is pane_busy, for at most that long (a deadline, not a sleep).
+// is pane_busy, for at most that long (a deadline, not a sleep). A call {"read": URI}
+// is resources/read instead, following each page's _meta.next to the end; "${N.links.K}"
+// is the K-th resource_link URI of call N's result.
 // Prints one JSON document: the listed tools and, per call, what the SDK handed back
 // (structuredContent after its own output-schema validation) or what it threw; or
 // {"connect_error": ..., "code": ...} when the client could not connect at all.
@@ -40,7 +42,8 @@ const results = [];
 
 function resolve(value) {
   if (typeof value === "string") {
-    const m = /^\$\{(\d+)\.(\w+)\}$/.exec(value);
+    const m = /^\$\{(\d+)\.(\w+)(?:\.(\d+))?\}$/.exec(value);
+    if (m && m[2] === "links") return results[Number(m[1])].links[Number(m[3])];
     if (m) return results[Number(m[1])].structured[m[2]];
     return value;
   }
@@ -51,7 +54,21 @@ function resolve(value) {
   return value;
 }
 
+async function read(uri) {
+  // every page of a paged resource: its length, its _meta, all the text
+  const pages = [];
+  let text = "";
+  for (let next = uri; next; ) {
+    const page = (await client.readResource({ uri: next })).contents[0];
+    pages.push({ uri: next, length: page.text?.length ?? null, meta: page._meta ?? null });
+    text += page.text ?? "";
+    next = page._meta?.next ?? null;
+  }
+  return { pages, text };
+}
+
 async function once(call, progress) {
+  if (call.read) return await read(resolve(call.read));
   const options = { timeout: call.timeout_ms ?? 120000 };
   if (call.progress) options.onprogress = (p) => progress.push(p);
   const result = await client.callTool(
@@ -63,6 +80,7 @@ async function once(call, progress) {
     is_error: result.isError ?? false,
     structured: result.structuredContent ?? null,
     text: result.content?.[0]?.text ?? null,
+    links: (result.content ?? []).filter((c) => c.type === "resource_link").map((c) => c.uri),
   };
 }
 

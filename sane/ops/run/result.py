@@ -57,7 +57,7 @@ def build_result(
         write_atomic(spill_path, data)
         spill = str(spill_path)
         prune_runs(ctx, keep=rec["run_id"])  # old spills go as new ones come
-    rendered = output.render(data, max_output, f"full output in {spill}")
+    rendered = output.render(data, max_output, output.spill_note(str(spill)))
     # A TypedDict is a plain dict at run time: no need to import sane.models for it.
     result: RunResult = {
         "run_id": rec["run_id"],
