@@ -28,17 +28,19 @@ import signal
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sane import errors
 from sane.paths import private_dir, sane_home
+
+if TYPE_CHECKING:
+    from sane.mcp.stopping import Termination
 
 TOKEN_ENV = "SANE_MCP_TOKEN"
 MIN_TOKEN_LENGTH = 16
 PATH = "/mcp"
 # A token sane makes: 32 random bytes, URL-safe text (43 characters).
 _GENERATED_BYTES = 32
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Address(NamedTuple):
@@ -306,17 +308,20 @@ idle socket ran late). Not announced in a ``Keep-Alive`` header: a client would 
 its connections as long, and the race would be back at that length."""
 
 
-async def serve_socket(asgi: Any, sock: socket.socket, on_ready: Callable[[], None]) -> None:
-    """Serve ``asgi`` on ``sock`` until SIGINT/SIGTERM, then return (after in-flight
-    requests, at most 5 s): the caller still has background deploys to let finish."""
+async def serve_socket(
+    asgi: Any, sock: socket.socket, on_ready: Callable[[], None], termination: Termination
+) -> None:
+    """Serve ``asgi`` on ``sock`` until SIGINT/SIGTERM (noted by ``termination``, whose
+    handlers are in place before the URL is out: a client may stop us at once), then
+    return (after in-flight requests, at most 5 s): the caller still has cancelled
+    calls to wind down and background deploys to let finish."""
     import uvicorn
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
-            # Ours are in place before the URL is out (a client may stop us at once);
-            # uvicorn's own would also re-raise the signal once it has shut down, and
-            # SIGTERM would kill the process before `sane mcp` lets its deploys finish.
+            # uvicorn's own would replace the deferring handlers, and re-raise the
+            # signal once it has shut down, killing the process before the wind-down.
             yield
 
     config = uvicorn.Config(
@@ -329,10 +334,11 @@ async def serve_socket(asgi: Any, sock: socket.socket, on_ready: Callable[[], No
         timeout_keep_alive=KEEP_ALIVE_S,
     )
     server = Server(config)
-    before = {sig: signal.signal(sig, server.handle_exit) for sig in _STOP_SIGNALS}
+    termination.on_signal = lambda: server.handle_exit(signal.SIGTERM, None)
     try:
+        if termination.came is not None:
+            return
         on_ready()
         await server.serve(sockets=[sock])
     finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
+        termination.on_signal = None

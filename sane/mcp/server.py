@@ -266,8 +266,8 @@ async def _serve(
     exposed: tuple[tools.Tool, ...],
     termination: stopping.Termination,
 ) -> None:
-    """Serve until stdin ends or a SIGTERM comes (``termination``): either way the
-    caller winds down next."""
+    """Serve until stdin ends or a SIGTERM/SIGINT comes (``termination``): either way
+    the caller winds down next."""
     server = build_server(ctx, exposed)
     loop = asyncio.get_running_loop()
     with anyio.CancelScope() as scope:
@@ -295,10 +295,10 @@ def _have_uvloop() -> bool:
 
 
 def serve(socket: str | None = None, exposed: tuple[tools.Tool, ...] = tools.TOOLS) -> None:
-    """Serve MCP on stdin/stdout until the client closes stdin or sends SIGTERM; then
-    wind down: cancelled calls interrupt their runs, and deploys started in the
-    background finish (their journals would otherwise stop mid-way). A SIGTERM during
-    all this is obeyed after it (:mod:`sane.mcp.stopping`)."""
+    """Serve MCP on stdin/stdout until the client closes stdin or a SIGTERM or SIGINT
+    comes; then wind down: cancelled calls interrupt their runs, and deploys started in
+    the background finish (their journals would otherwise stop mid-way). A signal
+    during all this is obeyed after it (:mod:`sane.mcp.stopping`)."""
     ctx = Context(TmuxServer.from_env(socket))
     with stopping.deferred() as termination:
         try:
@@ -334,19 +334,22 @@ def serve_http(
     """Serve MCP over Streamable HTTP on ``listener`` (bound by :func:`sane.mcp.http.
     bind`) until SIGINT/SIGTERM; every request must carry ``token``. ``on_ready`` gets
     the URL once the server is about to accept. One context for every session, as one
-    stdio server has: its control clients stay warm across clients."""
+    stdio server has: its control clients stay warm across clients. The wind-down is
+    stdio's, signals during it deferred alike (:mod:`sane.mcp.stopping`)."""
     from sane.mcp import http
 
     ctx = Context(TmuxServer.from_env(socket))
-    try:
-        host = listener.getsockname()[0]
-        asgi = http.app(build_server(ctx, exposed), token, host)
-        anyio.run(
-            http.serve_socket,
-            asgi,
-            listener,
-            lambda: on_ready(http.url_of(listener)),
-            backend_options={"use_uvloop": _have_uvloop()},
-        )
-    finally:
-        _wind_down(ctx)
+    with stopping.deferred() as termination:
+        try:
+            host = listener.getsockname()[0]
+            asgi = http.app(build_server(ctx, exposed), token, host)
+            anyio.run(
+                http.serve_socket,
+                asgi,
+                listener,
+                lambda: on_ready(http.url_of(listener)),
+                termination,
+                backend_options={"use_uvloop": _have_uvloop()},
+            )
+        finally:
+            _wind_down(ctx)
