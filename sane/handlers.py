@@ -612,8 +612,8 @@ class _FleetRuns:
         self.call = call
         self.interrupt = interrupt
 
-    def begin(self, run_id: str) -> None:
-        IN_FLIGHT.start(run_id, self.call.stop)
+    def begin(self, run_id: str, stop: threading.Event) -> None:
+        IN_FLIGHT.start(run_id, stop)  # a take-over stops this run alone
 
     def end(
         self, run_id: str, outcome: RunResult | errors.SaneError

@@ -356,3 +356,56 @@ def test_a_sigterm_after_a_cancelled_mcp_fleet_run_waits_for_its_interrupts(
         (name, "completed", "back\n") for name in names
     ], doc
     assert status == 0
+
+
+def test_taking_over_one_servers_run_of_an_mcp_fleet_run_leaves_the_others_going(
+    cli_env: dict[str, str], sane_ctx: Context, ssh_fleet: Any, tmp_path: Path
+) -> None:
+    """A second call takes over s1's run of a fleet_run still going (run_wait of the id
+    list_panes shows): only that run is handed over (the take-over gets `running`, so
+    does s1 in the fleet_run's answer); the other servers' runs go on and end exactly
+    (they wait for a gate the test opens after the take-over). Before, the take-over set
+    the whole call's stop: every server came back `running`."""
+    import anyio
+
+    from .test_mcp import with_session
+
+    servers = register(sane_ctx.home, ssh_fleet)
+    names = [s.name for s in servers]
+    gate = tmp_path / "gate"  # the servers are sshd on this machine: one file system
+    command = (
+        f"if [ $FLEET_HOST = {names[0]} ]; then sleep 600; "
+        f"else while [ ! -e {gate} ]; do sleep 0.1; done; echo done $FLEET_HOST; fi"
+    )
+    got: dict[str, Any] = {}
+
+    async def body(session: Any, call: Any) -> None:
+        warm = await call("fleet_run", command="true", servers=names)
+        assert warm["status"] == "completed", warm
+        panes = {p["sane_server"]: p["pane_id"] for p in (await call("list_panes"))["panes"]}
+
+        async def fleet() -> None:
+            got["fleet"] = await call("fleet_run", command=command, servers=names, timeout=300)
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(fleet)
+            with anyio.fail_after(120):  # a deadline for a loaded machine
+                while True:
+                    listing = {p["pane_id"]: p for p in (await call("list_panes"))["panes"]}
+                    if all(listing[panes[name]]["busy"] for name in names):
+                        break
+                    await anyio.sleep(0.05)  # polling a condition, with a deadline
+            taken = listing[panes[names[0]]]["run_id"]
+            got["taken"] = await call("run_wait", run_id=taken, timeout=1)
+            gate.touch()
+        assert (got["taken"]["run_id"], got["taken"]["status"]) == (taken, "running")
+        results = got["fleet"]["results"]
+        assert [(r["server"], r["status"]) for r in results] == [
+            (names[0], "running"),
+            *((name, "completed") for name in names[1:]),
+        ], results
+        assert [r["output"] for r in results[1:]] == [f"done {name}\n" for name in names[1:]]
+        stopped = await call("run_interrupt", run_id=taken)
+        assert stopped["status"] == "interrupted", stopped
+
+    with_session(cli_env, body)

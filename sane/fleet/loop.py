@@ -113,6 +113,8 @@ class Flight:
         self.watch = QuietWatch(self.client, state.pane_id, opts.quiet_period, remote)
         self.stream = self.client.watch(state.pane_id)  # before the line is sent
         self.stream.waker = wake.stream
+        if isinstance(opts.stop, RunStop):  # a take-over of this run: the loop looks
+            opts.stop.on_set = lambda: wake.stream(self.stream)
         # Sent by the loop with the other lines of its wave, in one write (send_all).
         self.line = line
         self.typed_at = math.inf
@@ -200,6 +202,30 @@ class Flight:
         finally:
             client.unwatch(state.pane_id, stream)
             stream.waker = None
+
+
+class RunStop(threading.Event):
+    """One server's run's own stop inside a fleet run: set alone by a take-over of that
+    run (``run_wait``/``run_interrupt``/``run_input`` of its id while the fleet run
+    follows it), so only that run is handed over and the others go on; it also reads as
+    set once the fleet run's own ``stop`` is (a Ctrl-C, the call's cancellation).
+
+    Read with ``is_set`` only, as every follower does (``wait`` would not see the fleet
+    run's stop). ``on_set``: the fleet loop following the run, poked to look at once."""
+
+    def __init__(self, fleet: threading.Event | None) -> None:
+        super().__init__()
+        self.fleet = fleet
+        self.on_set: Callable[[], None] | None = None
+
+    def is_set(self) -> bool:
+        return super().is_set() or (self.fleet is not None and self.fleet.is_set())
+
+    def set(self) -> None:
+        super().set()
+        poke = self.on_set
+        if poke is not None:
+            poke()
 
 
 class _Wakeup:
@@ -368,6 +394,9 @@ def run_fleet(
                 for stream in streams:
                     fed = flights.get(stream)
                     if fed is None or fed.reply.error:
+                        continue
+                    if fed.opts.stop is not None and fed.opts.stop.is_set():
+                        to_thread(fed, None)  # taken over: it hands its run over at once
                         continue
                     if not fed.feed():
                         if fed.stuck():

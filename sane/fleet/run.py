@@ -21,7 +21,7 @@ from sane.fleet.defaults import PUT_TIMEOUT, RUN_TIMEOUT
 from sane.fleet.events import Event, FleetEvents, OnEvent
 from sane.fleet.layout import group_windows
 from sane.fleet.limits import raise_own_open_files_limit
-from sane.fleet.loop import Wrap, run_fleet
+from sane.fleet.loop import RunStop, Wrap, run_fleet
 from sane.fleet.panes import lost_error, open_server_pane, server_panes, taken_as_listed
 from sane.fleet.spec import ServerLike
 from sane.ops.context import Context
@@ -41,8 +41,9 @@ class Runs(Protocol):
     shows must be accepted by run_wait at every moment, see ``handlers._FleetRuns``).
     """
 
-    def begin(self, run_id: str) -> None:
-        """Before the server's run with this id can be typed."""
+    def begin(self, run_id: str, stop: threading.Event) -> None:
+        """Before the server's run with this id can be typed; ``stop``: that run's own
+        (set, it hands over that run alone, as at its deadline)."""
 
     def end(
         self, run_id: str, outcome: RunResult | errors.SaneError
@@ -89,11 +90,13 @@ def fleet_run(
         started = events.started(server.name)
         hook = _Streamer(server.name, events.emit) if on_event is not None else None
         run_id = new_run_id()
+        own = RunStop(stop)  # this run alone, or the fleet run's stop
         if runs is not None:
             with begun_lock:
                 begun.add(run_id)
-            runs.begin(run_id)
-        return started, base._replace(timeout=timeout, on_output=hook, run_id=run_id), hook
+            runs.begin(run_id, own)
+        options = base._replace(timeout=timeout, on_output=hook, run_id=run_id, stop=own)
+        return started, options, hook
 
     def ended(
         run_id: str | None, outcome: RunResult | errors.SaneError
