@@ -200,3 +200,58 @@ def test_ctrl_c_during_a_deploy_prints_its_id(
         check=False,
     )
     assert json.loads(status.stdout)["status"] in ("rolled_back", "completed"), status.stdout
+
+
+@pytest.mark.parametrize(
+    "entry,argv",
+    [
+        ("sane", ["sane", "list-panes"]),
+        ("sane_run_command", ["sane-run-command", "echo never"]),
+        ("sane_list_panes", ["sane-list-panes"]),
+        ("sane_create_file", ["sane-create-file", "/nonexistent/never", "--content", "x"]),
+        ("sane_detect_platform", ["sane-detect-platform"]),
+    ],
+)
+def test_a_ctrl_c_while_sane_loads_is_cancelled_not_a_traceback(
+    cli_env: dict[str, str], entry: str, argv: list[str]
+) -> None:
+    """A Ctrl-C before sane's handler is in place (Python still importing click,
+    pydantic...: 0.3 s and more under load) is one JSON document, ``cancelled``, exit
+    130, and nothing is done. Before, a traceback ending in KeyboardInterrupt inside
+    importlib, exit 1 (sweep17, session 13). The signal is sent right after the console
+    script's first module armed, as a press landing during the imports would be."""
+    code = (
+        "import os, signal, sys\n"
+        "import sane.cli.start as start\n"
+        "start._arm()\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        f"sys.argv = {argv!r}\n"
+        f"start.{entry}()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 130, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["error"]["code"] == "cancelled", doc
+    assert "nothing was done" in doc["error"]["message"]
+
+
+def test_every_console_script_starts_in_sane_cli_start() -> None:
+    """Each console command's entry point arms the early Ctrl-C note first."""
+    import tomllib
+
+    from sane.cli import start
+
+    root = Path(__file__).resolve().parent.parent
+    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
+    for name, target in scripts.items():
+        module, function = target.split(":")
+        assert module == "sane.cli.start", (name, target)
+        assert function == name.replace("-", "_") and callable(getattr(start, function))

@@ -36,7 +36,14 @@ def _run(argv: list[str], cwd: Path, timeout: float = 600) -> subprocess.Complet
         if k not in ("PYTHONPATH", "VIRTUAL_ENV", "SANE_HOME", "SANE_TMUX_SOCKET")
     }
     return subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env, check=False
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
+        check=False,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -101,9 +108,14 @@ def test_installed_commands_answer(installed: tuple[Path, Path], tmp_path: Path)
         assert proc.returncode == 0 and "Usage:" in proc.stdout, (script, proc.stderr)
     schema = _run([str(bindir / "sane"), "schema", "run_command"], cwd=tmp_path)
     assert json.loads(schema.stdout)["command"] == "run_command"
+    # Over stdio, stdout is the MCP channel: the error is a line on stderr (and the
+    # refusal of a client's first request; stdin here is empty), never a document.
     mcp = _run([str(bindir / "sane"), "mcp"], cwd=tmp_path)
-    doc = json.loads(mcp.stdout)
-    assert (mcp.returncode, doc["error"]["code"]) == (2, "usage_error")
+    assert (mcp.returncode, mcp.stdout) == (2, ""), mcp
+    assert mcp.stderr.startswith("sane mcp: usage_error: ") and "tmux-sane[mcp]" in mcp.stderr
+    http = _run([str(bindir / "sane"), "mcp", "--http", "0"], cwd=tmp_path)
+    doc = json.loads(http.stdout)
+    assert (http.returncode, doc["error"]["code"]) == (2, "usage_error")
     assert "tmux-sane[mcp]" in doc["error"]["message"]
 
 

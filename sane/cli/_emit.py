@@ -293,8 +293,13 @@ def guarded(body: Callable[[], object]) -> NoReturn:
 
     with contextlib.suppress(ValueError):  # not the main thread: Python's own handler
         signal.signal(signal.SIGINT, _on_sigint)
+    start = sys.modules.get("sane.cli.start")  # a console script's first module
     try:
         try:
+            if start is not None and start.pressed_early():
+                raise errors.Cancelled(
+                    "interrupted by Ctrl-C before the command started: nothing was done"
+                )
             body()
         except errors.SaneError as err:
             emit_error(err)
