@@ -272,8 +272,13 @@ def test_tmux_out_of_descriptors_is_resource_limit_naming_nofile(
     used = limits.open_files(pid)
     assert used is not None
     cap = used + limits.TMUX_RESERVE + 1
-    subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={cap}:{cap}"], check=True)
-    reports = _connect_within(sane_ctx, servers, 30)
+    before = limits.open_files_limit(pid)
+    # The soft limit only: the hard one stays, so it can be put back.
+    subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={cap}:"], check=True)
+    try:
+        reports = _connect_within(sane_ctx, servers, 30)
+    finally:  # room again for the fixture's clean-up to be answered (not waited out)
+        subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={before}:"], check=True)
     assert [r["error"]["code"] for r in reports] == ["resource_limit"] * 3, reports
     details = reports[0]["error"]["details"]
     assert (details["limit"], details["value"]) == ("nofile", cap)
@@ -315,6 +320,41 @@ def test_tmux_failing_a_window_for_descriptors_names_its_limit_and_value(
     assert (details["limit"], details["value"]) == ("nofile", cap), caught.value.to_dict()
     assert details["process"] == f"tmux (pid {pid})"
     assert "Too many open files" in caught.value.message, caught.value.message
+
+
+def test_a_tmux_server_out_of_descriptors_is_still_killed_for_good(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``kill_for_good`` (every test's tmux teardown, ``sane demo``'s) ends a server
+    that cannot accept a client (no descriptor left): found by its command line when
+    it does not answer. Before, such a server lived on after its test, spinning on
+    accept at ~10% of a core: 23 of them after a helper's loop of the nofile tests
+    (session 13), one per CI run."""
+    import signal
+    import subprocess
+    import time
+
+    from sane.fleet import limits
+    from sane.poll import poll
+    from sane.tmux import command
+    from sane.tmux.command import TmuxServer
+
+    server = TmuxServer(socket_name=f"sane-test-nofds-{os.getpid()}", config_file="/dev/null")
+    server.run("new-session", "-d", "-s", "base", "sleep 600")
+    pid = int(server.run("display-message", "-p", "#{pid}").strip())
+    try:
+        used = limits.open_files(pid)
+        assert used is not None
+        subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={used}:{used}"], check=True)
+        monkeypatch.setattr(command, "COMMAND_TIMEOUT", 1.0)
+        started = time.monotonic()
+        structure.kill_for_good(server)
+        assert poll(lambda: not os.path.exists(f"/proc/{pid}"), 10), "the server lives on"
+        assert time.monotonic() - started < 30
+        assert not os.path.exists(server.socket_file())
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_a_stopped_tmux_server_is_tmux_failed_not_a_hang(

@@ -92,6 +92,11 @@ def _kill_server_and_clients(server: TmuxServer) -> None:
             "list-clients", "-F", "#{client_pid}", ";", "display-message", "-p", "#{pid}"
         )
         pids = [int(pid) for pid in listed.split() if pid.isdigit()]
+    if not pids:
+        # No answer: a server that cannot accept a client (out of descriptors: it
+        # spins on accept for good, ~10% of a core) or is stopped. Its processes are
+        # found by their command line instead, so the deadline below still ends them.
+        pids = _tmux_processes_of(server)
     with contextlib.suppress(errors.SaneError):
         server.run("kill-server", check=False)
     deadline = time.monotonic() + 2.0
@@ -99,6 +104,15 @@ def _kill_server_and_clients(server: TmuxServer) -> None:
         if not poll(_gone(pid, server), max(0.0, deadline - time.monotonic())):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def _tmux_processes_of(server: TmuxServer) -> list[int]:
+    """Every tmux process of ``server``'s socket on this host, from ``/proc``."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    return [int(e) for e in entries if e.isdigit() and _is_tmux_of(int(e), server)]
 
 
 def _gone(pid: int, server: TmuxServer) -> Callable[[], bool]:
