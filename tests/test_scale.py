@@ -383,6 +383,33 @@ def test_a_stopped_tmux_server_is_tmux_failed_not_a_hang(
     assert "did not answer within 1s" in caught.value.message
 
 
+def _at_64_open_files(script: str, *args: str) -> dict[str, Any]:
+    """Run ``script`` (it prints a JSON object) in a child Python whose open-files
+    limit is 64, soft and hard: the limit is real, so are the calls it makes."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        ["prlimit", "--nofile=64:64", sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return dict(json.loads(proc.stdout))
+
+
+def _assert_nofile_64(out: dict[str, Any], names: tuple[str, ...], key: str, value: str) -> None:
+    """Each of ``names`` failed with resource_limit naming nofile, 64, and ``key``."""
+    for name in names:
+        error = out[name]
+        assert error is not None and error["code"] == "resource_limit", (name, error)
+        details = error["details"]
+        assert (details["limit"], details["value"], details[key]) == ("nofile", 64, value)
+
+
 _OUT_OF_FILES = """
 import json, os, sys
 from sane import errors
@@ -423,25 +450,9 @@ def test_out_of_open_files_starting_ssh_is_resource_limit_for_that_server(
     health, deploy) and upload alike; once descriptors are free again the same call
     works. Before, the OSError escaped: internal_error for the whole command. The limit
     is real (prlimit on a child Python), so is the ssh."""
-    import json
-    import subprocess
-    import sys
-
     register(sane_ctx.home, ssh_fleet)
-    proc = subprocess.run(
-        ["prlimit", "--nofile=64:64", sys.executable, "-c", _OUT_OF_FILES, str(sane_ctx.home)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout)
-    for name in ("run_remote", "upload"):
-        error = out[name]
-        assert error is not None and error["code"] == "resource_limit", (name, error)
-        details = error["details"]
-        assert (details["limit"], details["value"], details["server"]) == ("nofile", 64, "s1")
+    out = _at_64_open_files(_OUT_OF_FILES, str(sane_ctx.home))
+    _assert_nofile_64(out, ("run_remote", "upload"), "server", "s1")
     assert out["after"] == "s1\n"
 
 
@@ -486,27 +497,8 @@ def test_out_of_open_files_for_tmuxs_client_or_a_state_file_is_resource_limit(
     `ulimit -n 64` answered `state_invalid` ("cannot open the directory ...: Too many
     open files") for a third of them, and a client that could not start was
     `tmux_not_installed`. The limit is real (prlimit on a child Python), so is tmux."""
-    import json
-    import subprocess
-    import sys
-
-    proc = subprocess.run(
-        [
-            *("prlimit", "--nofile=64:64", sys.executable, "-c", _OUT_OF_FILES_LOCALLY),
-            *(tmux_server.socket_name, str(tmp_path)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout)
-    for name in ("control_client", "state_file"):
-        error = out[name]
-        assert error is not None and error["code"] == "resource_limit", (name, error)
-        details = error["details"]
-        assert (details["limit"], details["value"], details["process"]) == ("nofile", 64, "sane")
+    out = _at_64_open_files(_OUT_OF_FILES_LOCALLY, tmux_server.socket_name, str(tmp_path))
+    _assert_nofile_64(out, ("control_client", "state_file"), "process", "sane")
 
 
 def test_a_descriptor_passed_to_sane_past_its_open_files_limit_is_no_obstacle(
