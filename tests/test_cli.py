@@ -265,3 +265,33 @@ def test_a_reader_that_went_away_is_a_quiet_exit_1(
     finally:
         os.close(write_end)
     assert (proc.returncode, proc.stderr) == (1, "")
+
+
+def _missing_required() -> list[tuple[str, str]]:
+    """(command path, how click names its first required parameter) for every row of
+    the command table with one: an argument by its metavar, an option by its flag."""
+    from sane.cli.table import COMMANDS
+
+    found = []
+    for path, entry in COMMANDS.items():
+        for param in entry["params"]:
+            if param.get("required") and param["kind"] != "words":
+                named = param["opts"][0] if param["opts"] else param["name"].upper()
+                found.append((path, named))
+                break
+    return found
+
+
+@pytest.mark.parametrize(("path", "named"), _missing_required())
+def test_a_missing_required_parameter_is_a_usage_error_naming_it(
+    sane_home: Path, path: str, named: str
+) -> None:
+    """`sane deploy status` with no id answered "not a deploy id: None" (exit 2,
+    invalid_argument), `sane fleet put` and `sane create-file` an internal error (exit
+    70), `sane health set` "no server named None": the table's required parameters
+    reached the handlers as None (click 8.3+ takes an explicit default of None as a
+    value). Each is click's usage error naming the parameter, before anything runs."""
+    env = {**os.environ, "SANE_HOME": str(sane_home), "SANE_TMUX_SOCKET": "sane-never-started"}
+    status, doc, _ = cli(["sane.cli.main", *path.split()], env)
+    assert (status, doc["error"]["code"]) == (2, "usage_error"), doc
+    assert named in doc["error"]["message"] and "Missing" in doc["error"]["message"], doc

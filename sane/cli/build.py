@@ -52,24 +52,28 @@ def params(param: Param) -> list[click.Parameter]:
     if not param["opts"]:
         if kind in ("words", "names"):
             return [click.Argument([name], nargs=-1, required=kind == "words")]
+        # A required parameter gets no default at all (here and for options below):
+        # click 8.3+ takes an explicit None as a value given, and `sane deploy status`
+        # with no id reached the handler ("not a deploy id: None"), `sane fleet put`
+        # with no path an internal error, instead of click's usage error naming it.
+        required = param.get("required", False)
         return [
             click.Argument(
-                [name],
-                required=param.get("required", False),
-                default=None if param["required"] else param["default"],
+                [name], required=required, **({} if required else {"default": param["default"]})
             )
         ]
     if kind == "flag":
         return [click.Option([*param["opts"], name], is_flag=True, help=param["help"])]
     multiple = kind in ("multiple", "pairs")
     default = param["default"]
+    required = param.get("required", False)
     return [
         click.Option(
             [*param["opts"], name],
             type=_type(param),
             multiple=multiple,
-            default=() if multiple else default,
-            required=param.get("required", False),
+            **({} if required else {"default": () if multiple else default}),
+            required=required,
             show_default=default is not None and not multiple,
             help=param["help"],
             envvar=param.get("envvar"),
