@@ -255,3 +255,59 @@ def test_every_console_script_starts_in_sane_cli_start() -> None:
         module, function = target.split(":")
         assert module == "sane.cli.start", (name, target)
         assert function == name.replace("-", "_") and callable(getattr(start, function))
+
+
+# A command whose document is out and whose contexts still close (a control client's
+# detach, a fleet's hand-over records): the `finally` stands for that closing.
+_CLOSING = """
+import sys
+from pathlib import Path
+from sane.cli._emit import emit, guarded
+from sane.poll import poll
+
+def body() -> None:
+    started = Path(sys.argv[1])
+    try:
+        emit({"done": True})
+    finally:
+        started.touch()
+        poll(started.with_suffix(".go").exists, 60)
+
+guarded(body)
+"""
+
+
+def _sigint_pending(pid: int) -> bool:
+    """SIGINT sent to ``pid`` and not delivered yet (its thread or shared pending set)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    masks = [int(line.split()[1], 16) for line in status.splitlines() if "Pnd:" in line]
+    return any(mask & (1 << (signal.SIGINT - 1)) for mask in masks)
+
+
+def test_a_ctrl_c_after_the_document_leaves_its_exit_status(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A Ctrl-C once the document is written (sane closing its contexts, or Python
+    finalising): the exit status is the document's. Before: the KeyboardInterrupt
+    printed a second document, `cancelled`, and the exit was 130 (or, once Python had
+    put SIGINT's default back to finalise, death by SIGINT, -2, under `ok: true`)."""
+    started = tmp_path / "started"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CLOSING, str(started)],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert poll(started.exists, 60), "the document never came"
+        proc.send_signal(signal.SIGINT)
+        assert poll(lambda: not _sigint_pending(proc.pid), 30)
+        started.with_suffix(".go").touch()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert out.splitlines() == ['{"ok": true, "schema_version": 1, "done": true}'], (out, err)
+    assert proc.returncode == 0, (out, err)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -97,6 +98,18 @@ def _write_filtered(doc: Mapping[str, Any], expression: str) -> None:
     sys.stdout.flush()
 
 
+def _said(status: int) -> NoReturn:
+    """The document is out: exit with the status that goes with it. A Ctrl-C or
+    SIGTERM from here on is ignored, as it can only contradict what the reader already
+    has: raised while the command's contexts close, it printed a second document,
+    ``cancelled`` (exit 130); once Python had put the default handlers back to
+    finalise, the process died of the signal (status -2 under ``ok: true``, sweep17)."""
+    with contextlib.suppress(ValueError):  # not the main thread: nothing to stop
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(status)
+
+
 def emit(result: Mapping[str, Any], status: int = 0) -> NoReturn:
     doc = ok_document(result)
     if _jq_filter is not None:
@@ -107,7 +120,7 @@ def emit(result: Mapping[str, Any], status: int = 0) -> NoReturn:
         human.show(doc)
     else:
         _write(doc)
-    sys.exit(status)
+    _said(status)
 
 
 def emit_value(value: Any) -> NoReturn:
@@ -121,12 +134,12 @@ def emit_value(value: Any) -> NoReturn:
             (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
         )
         sys.stdout.flush()
-    sys.exit(0)
+    _said(0)
 
 
 def emit_error(err: errors.SaneError, extra: Mapping[str, Any] | None = None) -> NoReturn:
     _write_error(error_document(err, extra), err.exit_status)
-    sys.exit(err.exit_status)
+    _said(err.exit_status)
 
 
 def _write_error(doc: Mapping[str, Any], status: int) -> None:
@@ -147,7 +160,7 @@ def emit_document(doc: Mapping[str, Any], status: int) -> NoReturn:
     success through ``--jq`` like every other command."""
     if not doc["ok"]:
         _write_error(doc, status)
-        sys.exit(status)
+        _said(status)
     emit({k: v for k, v in doc.items() if k not in ("ok", "schema_version")}, status)
 
 
@@ -229,14 +242,26 @@ def note(**ids: Any) -> None:
 
 
 _presses = 0
+_by = "Ctrl-C"
+
+
+def interrupted_by() -> str:
+    """What stopped the command, for its ``cancelled`` message: Ctrl-C or SIGTERM."""
+    return _by
 
 
 def _on_sigint(signum: int, frame: object) -> None:
     """The first Ctrl-C of a soft stop sets ``_STOP``; the second is ignored, since the
     runs are being handed over (one tmux line and a record each; a fleet run's worker
     threads would die mid-hand-over, their flags then stale under running commands);
-    a third stops at once, as does any Ctrl-C without a soft stop."""
-    global _presses
+    a third stops at once, as does any Ctrl-C without a soft stop.
+
+    SIGTERM (a supervisor, ``timeout``, ``kill``) is answered the same way: Python's
+    default ended the process on the spot, with no document, runs not handed over and
+    its tmux control clients left behind (see ``control.end_every_client``)."""
+    global _presses, _by
+    if signum == signal.SIGTERM:
+        _by = "SIGTERM"
     _presses += 1
     if _soft and _presses <= 2:
         _STOP.set()
@@ -273,7 +298,7 @@ def _hard_cancel(exc: KeyboardInterrupt) -> NoReturn:
             "resume` or `sane deploy rollback`"
         )
     doc = error_document(
-        errors.Cancelled(f"interrupted by Ctrl-C{' (' + ids + ')' if ids else ''}{hint}", **_noted),
+        errors.Cancelled(f"interrupted by {_by}{' (' + ids + ')' if ids else ''}{hint}", **_noted),
         extra=result,
     )
     with contextlib.suppress(BrokenPipeError):
@@ -281,6 +306,9 @@ def _hard_cancel(exc: KeyboardInterrupt) -> NoReturn:
             _say_on_stderr(doc)
         else:
             _write(doc)
+    control = sys.modules.get("sane.tmux.control")  # os._exit skips its atexit hook
+    if control is not None:
+        control.end_every_client()
     os._exit(errors.EXIT_CANCELLED)
 
 
@@ -289,10 +317,9 @@ def guarded(body: Callable[[], object]) -> NoReturn:
     code, a Ctrl-C as ``cancelled`` (exit 130), a bug as ``internal_error``; never a
     traceback. A reader gone away is a quiet exit 1 whether a result or an error was
     being written."""
-    import signal
-
     with contextlib.suppress(ValueError):  # not the main thread: Python's own handler
         signal.signal(signal.SIGINT, _on_sigint)
+        signal.signal(signal.SIGTERM, _on_sigint)
     start = sys.modules.get("sane.cli.start")  # a console script's first module
     try:
         try:

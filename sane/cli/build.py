@@ -67,12 +67,13 @@ def params(param: Param) -> list[click.Parameter]:
     multiple = kind in ("multiple", "pairs")
     default = param["default"]
     required = param.get("required", False)
+    given: dict[str, Any] = {} if required else {"default": () if multiple else default}
     return [
         click.Option(
             [*param["opts"], name],
             type=_type(param),
             multiple=multiple,
-            **({} if required else {"default": () if multiple else default}),
+            **given,
             required=required,
             show_default=default is not None and not multiple,
             help=param["help"],

@@ -115,7 +115,13 @@ def _progress(
 def invoke(path: str, params: Mapping[str, Any]) -> NoReturn:
     """Run command ``path`` (``fleet run``) with its parsed parameters and print its
     document; exits with the command's status."""
-    from sane.cli._emit import emit_cancelled, emit_document, note, stop_on_ctrl_c
+    from sane.cli._emit import (
+        emit_cancelled,
+        emit_document,
+        interrupted_by,
+        note,
+        stop_on_ctrl_c,
+    )
     from sane.cli.table import COMMANDS
     from sane.handlers import HANDLERS, Call
     from sane.ops.context import Context
@@ -144,7 +150,7 @@ def invoke(path: str, params: Mapping[str, Any]) -> NoReturn:
         except errors.NotStarted as exc:  # run-command: the Ctrl-C came before typing
             if not call.stop.is_set():
                 raise
-            emit_cancelled(f"interrupted by Ctrl-C: {exc.message}", None, **exc.details)
+            emit_cancelled(f"interrupted by {interrupted_by()}: {exc.message}", None, **exc.details)
     if call.stop.is_set():
         _cancelled(outcome.document)
     emit_document(outcome.document, outcome.exit_status)
@@ -182,13 +188,13 @@ def _noting(on_event: Any) -> Any:
 def _cancelled(doc: Mapping[str, Any]) -> None:
     """After a Ctrl-C: ``cancelled`` (exit 130) naming the runs that go on, with the
     document so far; nothing when every run had ended anyway."""
-    from sane.cli._emit import emit_cancelled
+    from sane.cli._emit import emit_cancelled, interrupted_by
 
     result = {k: v for k, v in doc.items() if k not in ("ok", "schema_version", "error")}
     if doc.get("status") in _GOING and "run_id" in doc:  # one run
         run_id, pane = doc["run_id"], doc.get("pane")
         emit_cancelled(
-            f"interrupted by Ctrl-C: run {run_id} goes on in pane {pane}; follow "
+            f"interrupted by {interrupted_by()}: run {run_id} goes on in pane {pane}; follow "
             f"it with `sane run wait {run_id}` or stop it with `sane run "
             f"interrupt {run_id}`",
             result,
@@ -215,5 +221,8 @@ def _cancelled(doc: Mapping[str, Any]) -> None:
                 + ")"
             )
         emit_cancelled(
-            "interrupted by Ctrl-C: " + "; ".join(said), result, runs=going, not_started=skipped
+            f"interrupted by {interrupted_by()}: " + "; ".join(said),
+            result,
+            runs=going,
+            not_started=skipped,
         )

@@ -18,6 +18,7 @@ there is one client per (server, session); :class:`ControlHub` keeps them.
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import contextlib
 import os
@@ -184,6 +185,8 @@ class ControlClient:
                 )
             except OSError as exc:
                 raise cannot_run_tmux(exc) from exc
+            with _live_lock:
+                _live.add(self)
             self._reader = threading.Thread(
                 target=self._read, name="sane-tmux-control", daemon=True
             )
@@ -456,10 +459,48 @@ class ControlClient:
             except ProcessTimeout:
                 self._proc.kill()
                 self._proc.wait()
+        with _live_lock:
+            _live.discard(self)
         self._reader.join(timeout=5)
         for pipe in (self._proc.stdout, self._proc.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+# Every control client of this process whose tmux process is not reaped yet: the ones
+# ``end_every_client`` ends when the process stops without closing them.
+_live: set[ControlClient] = set()
+_live_lock = threading.Lock()
+
+
+def end_every_client() -> None:
+    """Kill and reap every control client this process still has, for a process about
+    to end without closing them (``os._exit`` after a Ctrl-C, SIGTERM, interpreter
+    exit with a context left open).
+
+    Why not leave them to tmux: tmux 3.3a reads and writes a control client's stdin
+    and stdout itself. When sane's ends of both pipes close at once while tmux still
+    has output queued for the client (a busy pane in its session), tmux's write fails,
+    the queue never drains, and tmux keeps the client attached for good, its process
+    orphaned; ``kill-server`` on that socket then never finishes (issue 17, seen after
+    2 of about 15 Ctrl-Cs). A client process that is gone is dropped by tmux at once.
+    Killed under ``attach_detach_lock``, as a detach is (see there)."""
+    with _live_lock:
+        clients = list(_live)
+        _live.clear()
+    by_server: dict[str, list[ControlClient]] = {}
+    for client in clients:
+        by_server.setdefault(clients_lock_path(client.server), []).append(client)
+    for group in by_server.values():
+        with attach_detach_lock(group[0].server):
+            for client in group:
+                client._proc.kill()
+    for client in clients:
+        with contextlib.suppress(ProcessTimeout):
+            client._proc.wait(timeout=5)
+
+
+atexit.register(end_every_client)
 
 
 # Longest anyone holds the lock below is one attach or one detach (milliseconds);
