@@ -130,6 +130,11 @@ def fleet_run(
                 ok=False,
                 error=outcome.to_dict(),
             )
+            # The server's pane, where the error names one (a connect or takeover
+            # ended by the deadline keeps it for the next run): it read null.
+            pane = pane_id or outcome.details.get("pane")
+            if pane is not None:
+                report["pane"] = pane
         else:
             if hook is not None:
                 hook.flush(outcome["output"])

@@ -382,6 +382,30 @@ def _await_prompt_after_probe(stream: PaneStream, seen: bytearray, nonce: str) -
         seen += stream.take(min(remaining, 0.25))
 
 
+def _unconfirmed(pane: str, current_command: str, closed: bool) -> errors.RunnerUnavailable:
+    """``runner_unavailable`` for a takeover that ended unconfirmed, saying what ended
+    it. It used to ask "is it a POSIX shell, and idle?" whatever the cause, and under
+    load an idle bash whose takeover only ran past its deadline read as a wrong shell
+    (issue 17, sweep17 (b)). What the shell showed cannot tell load from a busy shell
+    (sane's own typing shows either way), so both are named."""
+    if closed:
+        return errors.RunnerUnavailable(
+            f"tmux stopped sending pane {pane}'s output before its shell confirmed "
+            "sane's runner (the control client ended); the pane is kept: run again",
+            pane=pane,
+            current_command=current_command,
+            ended_by="control_client",
+        )
+    return errors.RunnerUnavailable(
+        f"the deadline came before the shell in pane {pane} confirmed sane's runner "
+        "(a loaded machine or a slow login; or a shell that is busy, or not POSIX); "
+        "the pane is kept: run again",
+        pane=pane,
+        current_command=current_command,
+        ended_by="deadline",
+    )
+
+
 def install_runner(
     ctx: Context,
     client: ControlClient,
@@ -466,12 +490,7 @@ def install_runner(
             type_takeover()
         remaining = deadline - time.monotonic()
         if remaining <= 0 or stream.closed:
-            raise errors.RunnerUnavailable(
-                f"the shell in pane {pane} did not confirm sane's runner in time "
-                "(is it a POSIX shell, and idle?)",
-                pane=pane,
-                current_command=state.current_command,
-            )
+            raise _unconfirmed(pane, state.current_command, stream.closed)
         data = stream.take(min(remaining, 0.25))
         if data:
             seen += data
