@@ -16,6 +16,7 @@ import contextlib
 import os
 import resource
 import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from sane import errors
@@ -29,9 +30,10 @@ if TYPE_CHECKING:
 TMUX_FDS_PER_PANE = 2
 TMUX_RESERVE = 8
 # Descriptors sane's process needs at once per server being connected (an ssh beside
-# the pane: three pipes), and for itself.
+# the pane: three pipes; its pane lock), and for itself beyond what it has open (a
+# state file, a lock file, a /proc read): see room_to_connect.
 SANE_FDS_PER_SERVER = 6
-SANE_RESERVE = 32
+SANE_RESERVE = 8
 PTY_MAX = "/proc/sys/kernel/pty/max"
 PTY_NR = "/proc/sys/kernel/pty/nr"
 
@@ -128,8 +130,8 @@ def devpts_room(pid: int) -> tuple[int, int] | None:
 
 def check_room_for_pane(ctx: Context, name: str) -> None:
     """Raise ``resource_limit`` if one more pane (for server ``name``) would pass the
-    tmux server's open-files limit, sane's own, or the host's pseudo-terminals."""
-    raise_own_open_files_limit()
+    tmux server's open-files limit or the host's pseudo-terminals (sane's own
+    descriptors: ``room_to_connect``)."""
     pid = _tmux_pid(ctx)
     if pid is not None:
         limit, used = open_files_limit(pid), open_files(pid)
@@ -149,19 +151,6 @@ def check_room_for_pane(ctx: Context, name: str) -> None:
         room = devpts_room(pid)
         if room is not None and room[1] + 1 > room[0]:
             raise _devpts_full(name, pid, room, "no room for another pseudo-terminal")
-    limit, used = open_files_limit(), open_files()
-    if limit is not None and used is not None and used + SANE_FDS_PER_SERVER + SANE_RESERVE > limit:
-        raise errors.ResourceLimit(
-            f"{name}: sane has {used} of its {limit} open files in use, and keeps "
-            f"{SANE_FDS_PER_SERVER} per server it connects and {SANE_RESERVE} more free "
-            "(nofile)",
-            server=name,
-            limit="nofile",
-            value=limit,
-            in_use=used,
-            process="sane",
-            hint="raise ulimit -n, or lower --max-parallel",
-        )
     limit, used = _read_int(PTY_MAX), _read_int(PTY_NR)
     if limit is not None and used is not None and used + 1 > limit:
         raise errors.ResourceLimit(
@@ -172,6 +161,51 @@ def check_room_for_pane(ctx: Context, name: str) -> None:
             in_use=used,
             hint=f"raise {PTY_MAX} (sysctl kernel.pty.max) or close panes",
         )
+
+
+_room = threading.Condition()
+_connecting = 0  # servers between room_to_connect's check and their pane's readiness
+
+
+@contextlib.contextmanager
+def room_to_connect(name: str) -> Iterator[None]:
+    """Hold a share of sane's own descriptors while server ``name`` is connected: wait
+    for one when the others connecting use them; ``resource_limit`` naming ``nofile``
+    only when this server alone cannot fit (none other connecting).
+
+    Why a budget: the check per server read /proc/self/fd, so 50 threads of
+    ``--max-parallel 50`` passed it at once and then ran out (EMFILE); and its fixed
+    reserve of 32 refused every server below about 40 open files, even one at a
+    time. Here the check and the share taken are one step under a lock; a share is
+    counted on top of what is open already (a server's own descriptors may be both),
+    which only makes servers wait a little sooner."""
+    global _connecting
+    raise_own_open_files_limit()
+    limit = open_files_limit()
+    with _room:
+        while limit is not None and (used := open_files()) is not None:
+            if used + (_connecting + 1) * SANE_FDS_PER_SERVER + SANE_RESERVE <= limit:
+                break
+            if _connecting == 0:
+                raise errors.ResourceLimit(
+                    f"{name}: sane has {used} of its {limit} open files in use, and needs "
+                    f"{SANE_FDS_PER_SERVER} to connect a server and {SANE_RESERVE} more "
+                    "free (nofile)",
+                    server=name,
+                    limit="nofile",
+                    value=limit,
+                    in_use=used,
+                    process="sane",
+                    hint="raise ulimit -n",
+                )
+            _room.wait()
+        _connecting += 1
+    try:
+        yield
+    finally:
+        with _room:
+            _connecting -= 1
+            _room.notify_all()
 
 
 def _tmux_out_of_files(

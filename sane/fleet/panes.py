@@ -20,7 +20,7 @@ from typing import Any, TypeGuard
 from sane import errors
 from sane.fleet.events import FleetEvents, OnEvent
 from sane.fleet.layout import group_windows
-from sane.fleet.limits import check_room_for_pane, from_tmux_failure
+from sane.fleet.limits import check_room_for_pane, from_tmux_failure, room_to_connect
 from sane.fleet.spec import ServerLike
 from sane.fleet.ssh import classify, ssh_argv, stderr_log, timeout_error
 from sane.ops.context import Context
@@ -193,20 +193,22 @@ def open_server_pane(
     if taken_as_listed(current):
         return current
     seen_by: ControlClient | None = None
-    with pane_lock(ctx.server, server.name):
-        existing = _pane_now(ctx, server.name, current)
-        if taken_as_listed(existing):
-            return existing
-        if existing is not None and not existing.dead:
-            pane_id, session_id = existing.pane_id, existing.session_id
-        else:
-            if existing is not None:  # dead: its ssh ended; replace it (see respawn docs)
-                ctx.server.run("kill-pane", "-t", existing.pane_id)
-            check_room_for_pane(ctx, server.name)
-            pane_id, session_id, seen_by = _new_pane(ctx, server, accept_new, existing is not None)
-            write_pane_record(ctx.server, server.name, ctx.session_name, pane_id)
-    deadline = time.monotonic() + timeout
-    return _make_ready(ctx, server, pane_id, session_id, deadline, timeout, seen_by)
+    with room_to_connect(server.name):  # sane's descriptors: may wait for the others
+        with pane_lock(ctx.server, server.name):
+            existing = _pane_now(ctx, server.name, current)
+            if taken_as_listed(existing):
+                return existing
+            if existing is not None and not existing.dead:
+                pane_id, session_id = existing.pane_id, existing.session_id
+            else:
+                if existing is not None:  # dead: its ssh ended; replace it (respawn docs)
+                    ctx.server.run("kill-pane", "-t", existing.pane_id)
+                check_room_for_pane(ctx, server.name)
+                made = _new_pane(ctx, server, accept_new, existing is not None)
+                pane_id, session_id, seen_by = made
+                write_pane_record(ctx.server, server.name, ctx.session_name, pane_id)
+        deadline = time.monotonic() + timeout
+        return _make_ready(ctx, server, pane_id, session_id, deadline, timeout, seen_by)
 
 
 def _make_ready(
