@@ -520,9 +520,49 @@ def test_the_prompt_line_keeps_what_output_left_on_it() -> None:
             + b"\x1b[1m~ #\x1b[0m "
             + mark(token, PROMPT_END)
         )
-        return drawn_prompt(buf, 0, frozenset({token}))
+        prompt = drawn_prompt(buf, 0, frozenset({token}))
+        return prompt.line if prompt is not None else None
 
     assert drawn(b"line\r\n") == "~ # "
     assert drawn(b"") == "~ # "
     assert drawn(b"line\r\nno newline") == "no newline~ # "
     assert drawn(b"abc\rxy") == "xy~ # "
+
+
+def test_yash_right_prompt_completes_the_prompt_line() -> None:
+    """yash draws its right prompt after the prompt's end marker (arg 1: one follows),
+    in the same write: the line recorded is the prompt, then the right prompt where the
+    cursor move puts it. Until its end marker came the prompt is not complete; settled,
+    or once another prompt follows, it is taken as not drawn (no room). A right prompt
+    drawn after a person's text (a later redraw) is never taken into the prompt."""
+    from sane.protocol.editor import DrawnPrompt, drawn_prompt
+    from sane.protocol.markers import (
+        PREFIX,
+        PROMPT,
+        PROMPT_END,
+        RIGHT_PROMPT_END,
+        TERMINATOR,
+    )
+
+    token = "0123456789abcdef"
+    tokens = frozenset({token})
+
+    def mark(kind: str, arg: str = "") -> bytes:
+        return PREFIX + f"{token};{kind}{arg}".encode() + TERMINATOR
+
+    left = b"\r\n" + mark(PROMPT) + b"\x1b[32m@vm\x1b[39;49m repo 2# " + mark(PROMPT_END, ";1")
+    styler = b"\x1b[K\x1b[m\x0f\x1b[1m"
+    right = b"\x1b[m\x0f \x1b[36mgit@main" + mark(RIGHT_PROMPT_END) + b"\x1b[96D\x1b[m\x0f"
+    whole = left + styler + b"\x1b[82C" + right
+    assert drawn_prompt(whole, 0, tokens) == DrawnPrompt("@vm repo 2# ", " " * 83 + "git@main")
+    assert drawn_prompt(left + styler, 0, tokens) is None
+    assert drawn_prompt(left + styler, 0, tokens, True) == DrawnPrompt("@vm repo 2# ")
+    assert drawn_prompt(left + styler + left, 0, tokens) == DrawnPrompt("@vm repo 2# ")
+    # A one-column move is the terminal's cuf1, ESC [ C.
+    one = drawn_prompt(left + styler + b"\x1b[C" + right, 0, tokens)
+    assert one == DrawnPrompt("@vm repo 2# ", "  git@main")
+    typed = left + styler + b"rm -rf x\r\n" + b"\x1b[82C" + right
+    assert drawn_prompt(typed, 0, tokens) == DrawnPrompt("@vm repo 2# ")
+    # Without arg 1 (every other shell) the prompt ends at its end marker.
+    plain = left.replace(b";Q;1", b";Q") + styler
+    assert drawn_prompt(plain, 0, tokens) == DrawnPrompt("@vm repo 2# ")

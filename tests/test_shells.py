@@ -525,6 +525,18 @@ zle -N zle-line-finish __p10k_finish
 }
 
 
+# The yash frameworks whose panes start in a git repository (the sample's right prompt).
+YASH_IN_GIT = frozenset({"yash-sample", "yash-sample-vi"})
+
+
+def git_init(directory: Path) -> None:
+    """Make ``directory`` a git repository on branch ``main``, with a commit (the
+    sample's right prompt then shows the branch)."""
+    git = ["git", "-C", str(directory), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True, capture_output=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+
+
 @pytest.fixture(params=sorted(FRAMEWORKS))
 def framework_pane(
     request: pytest.FixtureRequest,
@@ -536,24 +548,29 @@ def framework_pane(
     """A pane of the framework's shell with its config: a local pane, or the login shell
     of that shell's sshd with the config in root's rc file there."""
     shell, rc = FRAMEWORKS[str(request.param)]
+    # yash's sample shows a git repository's branch as its right prompt, on the line
+    # the screen check of a shell without widgets compares (docs/protocol.md): its
+    # panes start in one (the shell's home behind ssh, the test's directory here).
+    in_git = str(request.param) in YASH_IN_GIT
     if where == "login":
         fleet, name = request.getfixturevalue("login_fleet")[shell]
-        rc_file = fleet[name].home / {"bash": ".bash_profile", "yash": ".yashrc"}.get(
-            shell, ".zshrc"
-        )
+        home = fleet[name].home
+        rc_file = home / {"bash": ".bash_profile", "yash": ".yashrc"}.get(shell, ".zshrc")
         rc_file.write_text(rc)
+        if in_git:
+            git_init(home)
         try:
             yield login_pane(sane_ctx, fleet, name)
         finally:
             rc_file.write_text("")
+            shutil.rmtree(home / ".git", ignore_errors=True)
         return
     if shell == "yash":
         (tmp_path / "yashrc").write_text(rc)
         (tmp_path / "home").mkdir()
-        # In a directory outside git (as the login case's home): the sample's right
-        # prompt shows a repository's branch, which the screen check of a shell
-        # without widgets takes for typed text (a limit, docs/protocol.md). A home of
-        # its own, as the login case has: the sample keeps its history in
+        if in_git:
+            git_init(tmp_path)
+        # A home of its own, as the login case has: the sample keeps its history in
         # ~/.yash_history (its HISTFILE wins over ours), and with root's real one
         # every test's lines were suggested (`--le-predict`) after the first key a
         # person typed, a prediction long enough to wrap in yash's idea of the width:
@@ -934,3 +951,77 @@ def test_an_exit_trap_the_user_removed_stays_removed(
     r = run(sane_ctx, pane, "echo last; exit 5", timeout=15)
     _ended_by_exit(sane_ctx, pane, r, exact=True, output="last\n")
     assert not said.exists()
+
+
+@pytest.mark.parametrize("framework_pane", sorted(YASH_IN_GIT), indirect=True)
+def test_yash_right_prompt_is_part_of_the_prompt(
+    sane_ctx: Context, tmux_server: TmuxTestServer, framework_pane: str
+) -> None:
+    """yash's sample in a git repository draws the branch as its right prompt, on the
+    prompt's line: every run was refused as `pane_has_input` (the screen line was not
+    the bare prompt). Runs are exact; the right prompt is still drawn for the person;
+    a person's text, also moved left of the cursor (Home), is still refused, named
+    without the right prompt, and never runs."""
+    pane = framework_pane
+    r = run(sane_ctx, pane, "echo one; (exit 3)")
+    assert (r["status"], r["exit_code"], r["output"]) == ("completed", 3, "one\n")
+    right = tmux_server.run("display-message", "-p", "-t", pane, "#{@sane_prompt_right}")
+    assert right.strip().endswith("main"), right
+    assert run(sane_ctx, pane, "printf abc")["output"] == "abc"
+
+    def cursor() -> tuple[int, str]:
+        x, y = tmux_server.run(
+            "display-message", "-p", "-t", pane, "#{cursor_x} #{cursor_y}"
+        ).split()
+        rows = tmux_server.run("capture-pane", "-p", "-t", pane).split("\n")
+        return int(x), rows[int(y)]
+
+    at, line = cursor()
+    assert line.rstrip().endswith("main") and not line[at:].strip().startswith("e"), line
+    typed = "echo PERSON-RAN #"
+    tmux_server.run("send-keys", "-t", pane, "-l", typed)
+    assert poll(lambda: typed in cursor()[1], 20.0), "the person's text never showed"
+    with pytest.raises(errors.PaneHasInput) as caught:
+        run(sane_ctx, pane, "echo x", timeout=20)
+    assert caught.value.details["text"] == typed, caught.value.details
+    tmux_server.run("send-keys", "-t", pane, "Home")
+    assert poll(lambda: cursor()[0] == at, 20.0), "Home never moved the cursor"
+    with pytest.raises(errors.PaneHasInput) as caught:
+        run(sane_ctx, pane, "echo x", timeout=20)
+    assert caught.value.details["text"] == typed, caught.value.details
+    r = run(sane_ctx, pane, "echo x", clear_input=True, timeout=20)
+    assert (r["status"], r["output"]) == ("completed", "x\n")
+    assert run(sane_ctx, pane, "echo free")["output"] == "free\n"
+    at, line = cursor()
+    assert line.rstrip().endswith("main") and "PERSON" not in line, line
+
+
+def test_yash_right_prompt_set_by_a_run_and_one_without_room(
+    sane_ctx: Context, tmux_server: TmuxTestServer
+) -> None:
+    """A right prompt a run sets is drawn (and recorded) from the next prompt on. One
+    yash has no room for (a prompt reaching the margin) is not drawn, nor its end
+    marker: the prompt is recorded without it, as the screen shows it, so runs go on;
+    a person's text there is still refused and never runs."""
+    pane = tmux_server.new_pane("yash")
+    assert run(sane_ctx, pane, "YASH_PS1R='<R>'; PS1='y$ '")["output"] == ""
+    r = run(sane_ctx, pane, "echo one; (exit 4)")
+    assert (r["status"], r["exit_code"], r["output"]) == ("completed", 4, "one\n")
+
+    def line() -> str:
+        y = int(tmux_server.run("display-message", "-p", "-t", pane, "#{cursor_y}"))
+        return tmux_server.run("capture-pane", "-p", "-t", pane).split("\n")[y].rstrip()
+
+    assert line().startswith("y$ ") and line().endswith(" <R>"), line()
+    # yash's width: $COLUMNS from its environment where set, else the terminal's.
+    wide = 'PS1=$(printf "%0$((${COLUMNS:-$(stty size | cut -d" " -f2)} - 6))d" 0)"$ "'
+    assert run(sane_ctx, pane, wide)["output"] == ""
+    assert "<R>" not in line() and line().endswith("0$"), line()
+    assert run(sane_ctx, pane, "echo two")["output"] == "two\n"
+    typed = "echo PERSON-RAN #"
+    tmux_server.run("send-keys", "-t", pane, "-l", typed)
+    assert poll(lambda: "PERSON" in tmux_server.run("capture-pane", "-p", "-J", "-t", pane), 20.0)
+    with pytest.raises(errors.PaneHasInput):
+        run(sane_ctx, pane, "echo x", timeout=20)
+    r = run(sane_ctx, pane, "echo x", clear_input=True, timeout=20)
+    assert (r["status"], r["output"]) == ("completed", "x\n")

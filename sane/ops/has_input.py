@@ -36,6 +36,7 @@ from sane.protocol.editor import (
     SCREEN_EDITORS,
     TAKEOVER_SENTINEL,
     YANK_KEY,
+    DrawnPrompt,
     drawn_prompt,
 )
 from sane.protocol.markers import PROMPT, PROMPT_END, scan
@@ -126,8 +127,8 @@ def clear_answers(
     if start is None:
         return clear_line(state)
     client.command(f"send-keys -t {pane} C-c")
-    text = await_prompt(stream, buf, start, scanner.tokens)
-    return [record_prompt(pane, text)] if text is not None else clear_line(state)
+    drawn = await_prompt(stream, buf, start, scanner.tokens)
+    return record_prompt(pane, drawn) if drawn is not None else clear_line(state)
 
 
 # How long the clearing waits for each marker's echo (it ends as soon as the echo is
@@ -414,27 +415,47 @@ class Bytes(Protocol):
 
 def await_prompt(
     stream: Bytes, buf: bytearray, start: int, tokens: frozenset[str], wait: float = PROMPT_WAIT
-) -> str | None:
+) -> DrawnPrompt | None:
     """The prompt the shell draws after ``start`` in ``buf`` (more read from
     ``stream``), as the screen shows its last line; None if none came within ``wait``
-    seconds."""
+    seconds.
+
+    yash's right prompt follows its prompt's end in the same write, unless yash had no
+    room for it: once the prompt's end is there, its right prompt is waited for
+    ``PROMPT_WAIT`` more (however late the prompt came), then taken as not drawn.
+    Either way what is recorded is what sane saw: if it was drawn after all (a write
+    split and delayed that long), the screen shows more than the prompt recorded, and
+    the next run is refused."""
     deadline = time.monotonic() + wait
-    while (text := drawn_prompt(buf, start, tokens)) is None:
-        remaining = deadline - time.monotonic()
+    left: DrawnPrompt | None = None
+    while (drawn := drawn_prompt(buf, start, tokens)) is None:
+        now = time.monotonic()
+        if left is None and (left := drawn_prompt(buf, start, tokens, True)) is not None:
+            deadline = now + PROMPT_WAIT
+        remaining = deadline - now
         if remaining <= 0 or stream.closed:
-            return None
+            return drawn_prompt(buf, start, tokens, True)
         buf += stream.take(min(remaining, 0.25))
-    return text
+    return drawn
 
 
-def record_prompt(pane_id: str, text: str) -> str:
-    """The tmux command keeping the prompt as drawn (``@sane_prompt``)."""
-    return f"set-option -p -t {pane_id} {panes.OPT_PROMPT} {quote(text)}"
+def record_prompt(pane_id: str, drawn: DrawnPrompt) -> list[str]:
+    """The tmux commands keeping the prompt as drawn (``@sane_prompt``, and yash's
+    right prompt with the spaces before it, ``@sane_prompt_right``)."""
+    return [
+        f"set-option -p -t {pane_id} {panes.OPT_PROMPT} {quote(drawn.line)}",
+        f"set-option -p -t {pane_id} {panes.OPT_PROMPT_RIGHT} {quote(drawn.right)}"
+        if drawn.right
+        else f"set-option -p -u -t {pane_id} {panes.OPT_PROMPT_RIGHT}",
+    ]
 
 
-def forget_prompt(pane_id: str) -> str:
-    """The tmux command forgetting the prompt kept (not seen after the last run)."""
-    return f"set-option -p -u -t {pane_id} {panes.OPT_PROMPT}"
+def forget_prompt(pane_id: str) -> list[str]:
+    """The tmux commands forgetting the prompt kept (not seen after the last run)."""
+    return [
+        f"set-option -p -u -t {pane_id} {panes.OPT_PROMPT}",
+        f"set-option -p -u -t {pane_id} {panes.OPT_PROMPT_RIGHT}",
+    ]
 
 
 def forget_replaced_shell(pane_id: str) -> list[str]:
@@ -468,13 +489,14 @@ def prompt_after_run(stream: Bytes, scanner: RunScanner, pane_id: str) -> list[s
         return [unmark, *forget_replaced_shell(pane_id)]
     if outcome is None or scanner.final is None or outcome.kind in _NO_PROMPT:
         return [unmark]
-    text = await_prompt(stream, scanner.buf, scanner.final, scanner.tokens)
+    drawn = await_prompt(stream, scanner.buf, scanner.final, scanner.tokens)
     # Not seen in time (a prompt slow to draw, a machine under load): the prompt
     # recorded before the run is forgotten, never compared against. It may be the
     # prompt of before a `cd` or a new PS1, and a person's text could then look like
     # it: a line of `PS1=''` plus a typed `$ ` matched the old `$ `, and sane's line
     # went after it, a comment (mksh, ksh93, yash, ash; the run never ran).
-    return [record_prompt(pane_id, text) if text is not None else forget_prompt(pane_id), unmark]
+    kept = record_prompt(pane_id, drawn) if drawn is not None else forget_prompt(pane_id)
+    return [*kept, unmark]
 
 
 def note_quiet(
@@ -576,14 +598,16 @@ def check_screen(
         *([claim] if claim is not None else []),  # the run's claim, when not made yet
         f"display-message -p -t {pane} '#{{cursor_y}} #{{{OPT_ANSWERED}}}'",
         f"display-message -p -t {pane} '#{{{panes.OPT_PROMPT}}}'",
+        f"display-message -p -t {pane} '#{{{panes.OPT_PROMPT_RIGHT}}}'",
         f"capture-pane -p -N -t {pane}",
     )
     head = lines[0].split() if lines else []
-    if len(lines) < 2 or not head or not head[0].isdigit():
+    if len(lines) < 3 or not head or not head[0].isdigit():
         return
-    y, prompt, screen = int(head[0]), lines[1], lines[2:]
+    y, prompt, right, screen = int(head[0]), lines[1], lines[2], lines[3:]
     line = screen[y] if y < len(screen) else ""
-    if prompt and line.rstrip() == prompt.rstrip():
+    # yash's right prompt is on that line, after spaces: the whole line as drawn.
+    if prompt and line.rstrip() == (prompt + right).rstrip():
         return
     if len(head) > 1:
         # The last run's output asked the terminal, and its end saw no prompt after
@@ -634,6 +658,13 @@ def check_screen(
     joined = [row for row in client.command(f"capture-pane -p -J -N -t {pane}") if row.strip()]
     line = joined[-1] if joined else line
     text = line[len(prompt) :].rstrip() if prompt and line.startswith(prompt) else None
+    if text is not None and right.strip():
+        # Text typed short of yash's right prompt leaves it drawn where it was: not
+        # the person's text.
+        at = len(right) - len(right.lstrip())
+        shown = right.strip()
+        if text[at : at + len(shown)] == shown and not text[at + len(shown) :].strip():
+            text = text[:at].rstrip()
     seen = (
         f"does not show the shell's bare prompt {prompt!r} but {line.rstrip()!r}"
         if prompt
@@ -702,12 +733,12 @@ def _interrupt_line(client: ControlClient, stream: PaneStream, state: panes.Pane
     stream.take(0)  # what came before: no prompt of this clearing
     buf = bytearray()
     client.command(f"send-keys -t {pane} C-c")
-    text = await_prompt(stream, buf, 0, tokens, CLEAR_WAIT)
-    if text is not None and state.editor in SCREEN_EDITORS:
+    drawn = await_prompt(stream, buf, 0, tokens, CLEAR_WAIT)
+    if drawn is not None and state.editor in SCREEN_EDITORS:
         start = _prompt_end(buf, tokens)
         client.command(f"send-keys -t {pane} C-c")
-        text = await_prompt(stream, buf, start, tokens, CLEAR_WAIT)
-    if text is None:
+        drawn = await_prompt(stream, buf, start, tokens, CLEAR_WAIT)
+    if drawn is None:
         raise errors.PaneHasInput(
             f"the command line of pane {pane} was interrupted (C-c) to clear it, but the "
             f"shell drew no prompt within {CLEAR_WAIT:g} s; sane typed nothing else",
@@ -716,7 +747,7 @@ def _interrupt_line(client: ControlClient, stream: PaneStream, state: panes.Pane
             vi_command_mode=None,
             exact=False,
         )
-    client.command(record_prompt(pane, text))
+    client.command(*record_prompt(pane, drawn))
 
 
 # How long clear_input waits for the prompt after each of its C-c (the wait ends as

@@ -519,7 +519,7 @@ def install_runner(
     if not widgets:  # the prompt drawn after READY: what a bare command line shows
         prompt = await_prompt(stream, seen, ready.end, frozenset({token}))
         if prompt is not None:
-            options.append(record_prompt(pane, prompt))
+            options.extend(record_prompt(pane, prompt))
     # A pane sane made (it has a role) has been kept on exit since it was made
     # (``structure.prepare_commands``): setting it again would cost tmux a pass over
     # every window (any option change does), once per server of a cold connect.

@@ -32,11 +32,15 @@ posh, ksh93, mksh, busybox ash, yash) do not get them (``EDITOR_SCREEN``).
 
 from __future__ import annotations
 
+import re
+from typing import NamedTuple
+
 from sane.protocol.markers import (
     HELD,
     PREFIX,
     PROMPT,
     PROMPT_END,
+    RIGHT_PROMPT_END,
     TERMINATOR,
     Marker,
     printf_format,
@@ -262,27 +266,80 @@ def held_text(buf: bytes | bytearray, nonce: str, before: int) -> str | None:
     return raw.decode("utf-8", "replace")
 
 
-def drawn_prompt(buf: bytes | bytearray, start: int, tokens: frozenset[str]) -> str | None:
+class DrawnPrompt(NamedTuple):
+    """A screen-checked shell's prompt as the screen shows its last line."""
+
+    line: str  # that line up to the prompt's end (what a person's text follows)
+    # What yash draws after it on that line: the spaces up to its right prompt and the
+    # right prompt (``YASH_PS1R``); empty where none is drawn.
+    right: str = ""
+
+
+# yash moves the cursor right before its right prompt (``cuf``, or ``cuf1`` for one
+# column) over the cells it has just cleared (``el``): blanks on the screen.
+_CURSOR_RIGHT = re.compile(rb"\x1b\[([0-9]*)C")
+
+
+def _right_prompt(buf: bytes | bytearray, after: int, before: int) -> str | None:
+    """The rest of the prompt's line between the end of yash's prompt (``after``) and
+    its right prompt's end marker (``before``), as the screen shows it; None where that
+    is not the right prompt of the prompt's own drawing.
+
+    yash draws a prompt in one write: the prompt, the line editor's clearing and
+    styler (escape sequences alone, as the edit line is empty), a cursor move right,
+    the right prompt. A right prompt drawn later, once a person's typing made room for
+    it (a line wrapped onto a new row), comes after that text: never taken, or the
+    person's text would become part of the prompt sane compares against."""
+    seg = bytes(buf[after:before])
+    move = _CURSOR_RIGHT.search(seg)
+    if move is None or strip_escapes(seg[: move.start()]):
+        return None
+    text = _CURSOR_RIGHT.sub(lambda m: b" " * int(m.group(1) or b"1"), seg[move.start() :])
+    shown = strip_escapes(text)
+    if any(c < 0x20 or c == 0x7F for c in shown):
+        return None  # a control (a CR, a newline) in it: not one row as rendered here
+    return shown.decode("utf-8", "replace")
+
+
+def drawn_prompt(
+    buf: bytes | bytearray, start: int, tokens: frozenset[str], settled: bool = False
+) -> DrawnPrompt | None:
     """The line of the first prompt drawn in ``buf`` after ``start`` as it shows on the
     screen: its last line up to the prompt-end marker of the same shell, with what the
     run left before it on that line, escape sequences removed. None until both the
     prompt and prompt-end markers have arrived.
 
     Shells without editor widgets print the end marker (``EDITOR_SCREEN``): their
-    command line is checked against this text on the screen before sane types."""
+    command line is checked against this text on the screen before sane types.
+
+    yash's prompt-end marker says that its right prompt may follow (sane gives it one
+    always: a space, then the user's). Its own end marker then completes the line; until
+    it comes the prompt is not complete (None), unless ``settled``: then the right
+    prompt is taken as not drawn (yash draws none where it has no room), as it is once
+    another prompt follows."""
     found, _ = scan(buf, start)
     opened: Marker | None = None
+    ended: Marker | None = None
+    left = ""
     for m in found:
         if m.tag not in tokens:
             continue
         if m.kind == PROMPT:
+            if ended is not None:
+                return DrawnPrompt(left)  # the next prompt came: none was drawn
             opened = m
-        elif m.kind == PROMPT_END and opened is not None:
+        elif m.kind == PROMPT_END and opened is not None and ended is None:
             # From the last line break before the prompt: a run whose output ends
             # without a newline leaves that text on the prompt's line (``printf x``
             # shows ``x~ # ``), and the screen is checked against the whole line.
             line_start = max(buf.rfind(b"\n", 0, opened.start), 0)
             text = strip_escapes(bytes(buf[line_start : m.start]))
             last = text.replace(b"\r\n", b"\n").rsplit(b"\n", 1)[-1].rsplit(b"\r", 1)[-1]
-            return last.decode("utf-8", "replace")
-    return None
+            left = last.decode("utf-8", "replace")
+            if m.arg != 1:
+                return DrawnPrompt(left)
+            ended = m
+        elif m.kind == RIGHT_PROMPT_END and ended is not None:
+            right = _right_prompt(buf, ended.end, m.start)
+            return DrawnPrompt(left, right or "")
+    return DrawnPrompt(left) if ended is not None and settled else None

@@ -37,6 +37,10 @@ READY = "R"  # takeover finished, the runner is installed
 IMAGE = "I"
 PROMPT = "P"  # the shell starts drawing its prompt (tag = the shell's token)
 PROMPT_END = "Q"  # the prompt is drawn (shells without sane's editor widgets; tag = token)
+# yash's right prompt (YASH_PS1R or PS1R, which sane prefixes with a space so that yash
+# draws it also when the user's expands to nothing) is drawn: it follows a PROMPT_END
+# whose arg is 1, in the same write, unless yash had no room for it (tag = token).
+RIGHT_PROMPT_END = "G"
 STATUS = "S"  # answer to a status probe typed at an idle prompt; arg = $?
 NEW_SHELL = "N"  # the same answer from a shell without sane's runner (exec replaced it)
 SHELL = "K"  # answer to the shell probe; arg = the shell's pid, its name follows on the line

@@ -57,6 +57,7 @@ from sane.protocol.markers import (
     PROMPT,
     PROMPT_END,
     READY,
+    RIGHT_PROMPT_END,
     SHELL,
     STATUS,
     USER_EXIT,
@@ -234,6 +235,9 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
     )
     p = printf_format(PROMPT, False).replace("%s", token)
     q = printf_format(PROMPT_END, False).replace("%s", token)
+    # yash: its prompt's end with arg 1 (its right prompt follows), and that one's end.
+    q_right = printf_format(PROMPT_END, True).replace("%s", token, 1).replace("%s", "1")
+    g = printf_format(RIGHT_PROMPT_END, False).replace("%s", token)
     prompt = (
         # The user's prompt stays as it is, behind an invisible prefix: the prompt
         # marker (see the module docs), put back whenever something removed it.
@@ -248,7 +252,24 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         # yash loads for every user without a ~/.yashrc, sets it): the same markers.
         ' [ -z "${YASH_PS1+x}" ] || { case $YASH_PS1 in "$__sane_pp"*) ;;'
         ' *) YASH_PS1=$__sane_pp$YASH_PS1;; esac; case $YASH_PS1 in *"$__sane_pq") ;;'
-        ' *) YASH_PS1=$YASH_PS1$__sane_pq;; esac; }; return "$__sane_s"; };'
+        " *) YASH_PS1=$YASH_PS1$__sane_pq;; esac; };"
+        # yash's right prompt (YASH_PS1R where set, else PS1R) is drawn after the
+        # prompt's end marker, on the line the screen check compares: it gets its own
+        # end marker, and a space before the user's, so that yash draws it (and the
+        # marker) also when the user's expands to nothing (yash draws no right prompt
+        # of width 0): the prompt-end marker says one follows (sane.protocol.editor).
+        ' [ -z "$__sane_pr" ] || if [ -n "${YASH_PS1R+x}" ]; then'
+        ' case $YASH_PS1R in *"$__sane_pr") ;; *) YASH_PS1R=" $YASH_PS1R$__sane_pr";; esac;'
+        ' else case ${PS1R-} in *"$__sane_pr") ;; *) PS1R=" ${PS1R-}$__sane_pr";; esac; fi;'
+        ' return "$__sane_s"; };'
+        ' __sane_rc "$__sane_q"'
+    )
+    yash_marks = (
+        # yash: its prompt's end says that its right prompt follows, whose own end is
+        # marked too (__sane_ps; sane.protocol.editor.drawn_prompt).
+        ' __sane_pr=; __sane_qy=; [ -z "${YASH_VERSION-}" ] ||'
+        f" {{ __sane_qy=\"\\[$(printf '{q_right}')\\]\";"
+        f" __sane_pr=\"\\[$(printf '{g}')\\]\"; }};"
         ' __sane_rc "$__sane_q"'
     )
     prompt_set = (
@@ -271,7 +292,8 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         # yash and busybox ash (no version variable, but $RANDOM, unlike dash and
         # posh) count a prompt's width without what \\[ \\] encloses: the markers.
         ' if [ -n "${YASH_VERSION-}" ] || { [ -z "${KSH_VERSION-}" ] && [ -n "${RANDOM-}" ]; };'
-        ' then __sane_pp="\\[$__sane_pp\\]"; __sane_pq="\\[$__sane_pq\\]"; fi; fi; __sane_ps;'
+        ' then __sane_pp="\\[$__sane_pp\\]"; __sane_pq="\\[$__sane_pq\\]"; fi;'
+        ' [ -z "$__sane_qy" ] || __sane_pq=$__sane_qy; fi; __sane_ps;'
         ' __sane_rc "$__sane_q"'
     )
     yash_hook = (
@@ -302,7 +324,7 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         f' printf \'{_fmt(READY, True)}\' {nonce} "$$"; __sane_rc "$__sane_q"'
     )
     widgets = [line + ' __sane_rc "$__sane_q"' for line in editor.posix_lines(nonce, EDITOR)]
-    first = [helpers, run, traps, zsh_traps, exit_trap, prompt, prompt_set, yash_hook]
+    first = [helpers, run, traps, zsh_traps, exit_trap, prompt, yash_marks, prompt_set, yash_hook]
     return [*first, *widgets, ready]
 
 

@@ -33,6 +33,8 @@ OPT_SHELL_NEW = "@sane_shell_new"
 OPT_EDITOR = "@sane_editor"
 # The last line of that shell's prompt as last drawn ("screen" shells only).
 OPT_PROMPT = "@sane_prompt"
+# What yash draws after that on the same line: spaces, then its right prompt (else unset).
+OPT_PROMPT_RIGHT = "@sane_prompt_right"
 # Why the pane's shell is not the login shell, when sane replaced it (else empty).
 OPT_SHELL_NOTE = "@sane_shell_note"
 
