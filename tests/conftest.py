@@ -3,9 +3,11 @@ from __future__ import annotations
 import json
 import os
 import select
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +17,16 @@ from sane.ops.run.command import run_command
 from sane.ops.run.options import RunOptions
 from sane.schema import validate
 from sane.testing.pytest_plugin import TmuxTestServer, run_process
+
+
+@pytest.fixture
+def blackhole() -> Iterator[int]:
+    """A port that takes TCP connections and never says a word (no ssh banner): an ssh
+    to it waits, so a server there is surely still connecting when a test acts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield sock.getsockname()[1]
 
 
 @pytest.fixture(params=["bash", "dash"])

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from sane.fleet.registry import Registry
 from sane.ops.context import Context
 from sane.ops.list_panes import list_panes
 from sane.ops.run.resume import run_interrupt, run_wait
@@ -311,3 +312,43 @@ def test_a_ctrl_c_after_the_document_leaves_its_exit_status(
             proc.wait()
     assert out.splitlines() == ['{"ok": true, "schema_version": 1, "done": true}'], (out, err)
     assert proc.returncode == 0, (out, err)
+
+
+def test_ctrl_c_of_a_fleet_put_names_the_servers_that_have_the_file(
+    cli_env: dict[str, str],
+    sane_ctx: Context,
+    tmux_server: TmuxTestServer,
+    ssh_fleet: Any,
+    blackhole: int,
+    tmp_path: Path,
+) -> None:
+    """`sane fleet put --max-parallel 1` to s1, s2, s3 and a server that never answers,
+    Ctrl-C'd while it waits on that last one: `cancelled` naming s1, s2 and s3 as
+    having the file (before: nothing said which servers had it)."""
+    servers = register(sane_ctx.home, ssh_fleet)
+    silent = servers[0].model_copy(update={"name": "silent", "port": blackhole})
+    Registry(sane_ctx.home).add(silent)
+    local = tmp_path / "payload"
+    local.write_bytes(b"x" * 1000)
+    names = ",".join([*(s.name for s in servers), "silent"])
+    argv = ["fleet", "put", str(local), str(tmp_path / "copy"), "--servers", names]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sane.cli.main", *argv, "--max-parallel", "1"],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    listing = ["list-panes", "-a", "-F", "#{pane_start_command}"]
+    try:  # the last server's pane made: with one at a time, the others are done
+        assert poll(lambda: str(blackhole) in tmux_server.run(*listing), 120)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    doc = json.loads(out)
+    assert (proc.returncode, doc["error"]["code"]) == (130, "cancelled"), (doc, err)
+    assert doc["error"]["details"]["written"] == sorted(s.name for s in servers), doc
+    assert "the file is already on s1, s2, s3" in doc["error"]["message"], doc

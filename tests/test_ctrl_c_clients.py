@@ -13,10 +13,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +36,6 @@ def _foreign_clients(tmux: TmuxTestServer) -> dict[int, str]:
     out = tmux.run("list-clients", "-F", "#{client_pid} #{session_id}")
     clients = dict(line.split() for line in out.splitlines())
     return {int(p): s for p, s in clients.items() if procfs.field(p, procfs.PPID) != os.getpid()}
-
-
-@pytest.fixture
-def blackhole() -> Iterator[int]:
-    """A port that takes TCP connections and never says a word: an ssh to it waits for
-    the server's banner, so a connect to it is surely still going when signalled."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
-        yield sock.getsockname()[1]
 
 
 def _fleet_run(started: Path, servers: list[Any]) -> list[str]:

@@ -9,9 +9,7 @@ the shell is held in ``read`` so the deadline surely comes first."""
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -45,15 +43,6 @@ def test_a_takeover_ended_by_the_deadline_says_so(
     assert (err.details["ended_by"], err.details["pane"]) == ("deadline", pane), err.to_dict()
     assert err.message.startswith(f"the deadline came before the shell in pane {pane}")
     assert "the pane is kept: run again" in err.message, err.message
-
-
-@pytest.fixture
-def blackhole() -> Iterator[int]:
-    """A port that takes TCP connections and never says a word (no ssh banner)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
-        yield sock.getsockname()[1]
 
 
 def test_a_server_whose_pane_is_kept_at_the_deadline_names_it(

@@ -285,8 +285,13 @@ def _hard_cancel(exc: KeyboardInterrupt) -> NoReturn:
     if isinstance(exc, errors.HandedOver):
         result = exc.result
         note(run_id=result["run_id"], pane=result["pane"])
-    ids = ", ".join(f"{k} {v}" for k, v in _noted.items())
+    ids = ", ".join(f"{k} {v}" for k, v in _noted.items() if k != "written")
     hint = ""
+    if _noted.get("written"):
+        hint = (
+            f"; the file is already on {', '.join(_noted['written'])} (a new `sane fleet "
+            "put` skips them: same sha256)"
+        )
     if result is not None and result["status"] in ("running", "waiting_input"):
         hint = (
             f"; the run goes on: follow it with `sane run wait {result['run_id']}` or "

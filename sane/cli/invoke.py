@@ -139,7 +139,7 @@ def invoke(path: str, params: Mapping[str, Any]) -> NoReturn:
         _progress(bool(params.get("stream")), path, tool) as on_event,
         Context(TmuxServer.from_env(params.get("socket"))) as ctx,
     ):
-        call = Call(events=_noting(on_event) if tool in _DEPLOYS else on_event)
+        call = Call(events=_noting(on_event) if tool in _NOTED else on_event)
         if tool in ("run_command", "fleet_run"):
             call.stop = stop_on_ctrl_c()  # a Ctrl-C hands the run(s) over: see _cancelled
         for key in ("run_id", "deploy_id"):  # a Ctrl-C anywhere else names them
@@ -171,14 +171,24 @@ _FLEET_EVENTS = (
 )
 
 
+# Commands whose events say what a Ctrl-C report should name (see _noting).
+_NOTED = (*_DEPLOYS, "fleet_put")
+
+
 def _noting(on_event: Any) -> Any:
-    """``on_event`` that also notes the deploy's id (from its first journal event) for
-    a Ctrl-C report."""
+    """``on_event`` that also notes, for a Ctrl-C report, the deploy's id (from its
+    first journal event) and the servers a ``fleet put`` has written to (or found the
+    same file on): a Ctrl-C of a put said nothing of them (sweep17 (g))."""
     from sane.cli._emit import note
+
+    written: list[str] = []
 
     def noted(event: dict[str, Any]) -> None:
         if event.get("deploy_id"):
             note(deploy_id=event["deploy_id"])
+        if event.get("event") == "finished" and event.get("ok") and "sha256" in event:
+            written.append(event["server"])
+            note(written=sorted(written))
         if on_event is not None:
             on_event(event)
 
