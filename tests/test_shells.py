@@ -1025,3 +1025,23 @@ def test_yash_right_prompt_set_by_a_run_and_one_without_room(
         run(sane_ctx, pane, "echo x", timeout=20)
     r = run(sane_ctx, pane, "echo x", clear_input=True, timeout=20)
     assert (r["status"], r["output"]) == ("completed", "x\n")
+
+
+@pytest.mark.parametrize("shell", ["bash", "yash"])
+def test_long_commands_leave_no_history(
+    sane_ctx: Context, tmux_server: TmuxTestServer, pane: str, shell: str
+) -> None:
+    """A long command travels as a heredoc, whose lines yash keeps in its history each
+    as an entry of its own (and its sample config then suggests them as a person
+    types): now space-led, with yash's histspace on, as bash's ignorespace, so none is
+    kept. A person's own command still is."""
+    long = "echo " + "é" * 10 + "; : " + "x" * 6000
+    assert run(sane_ctx, pane, long)["output"] == "é" * 10 + "\n"
+    tmux_server.run("send-keys", "-t", pane, "-l", "echo mine")
+    tmux_server.run("send-keys", "-t", pane, "Enter")
+    assert poll(
+        lambda: "\nmine" in tmux_server.run("capture-pane", "-p", "-J", "-t", pane), 20.0
+    ), "the person's command never ran"
+    listed = run(sane_ctx, pane, "history; echo end")["output"]
+    assert "echo mine" in listed and listed.endswith("end\n"), listed
+    assert not [line for line in listed.splitlines()[:-1] if "echo mine" not in line], listed

@@ -116,7 +116,9 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         " __sane_q=$?; __sane_p=;"
         ' __sane_ev(){ eval "$__sane_c"; };'
         ' __sane_rc(){ return "$1"; };'
-        " __sane_put(){ __sane_p=$(cat); };"
+        # A long command's heredoc lines start with a space, which keeps them out of
+        # history where space-led lines are (run_input): dropped here.
+        " __sane_put(){ __sane_p=$(tr -d ' '); };"
         # `command eval` keeps dash's runner alive through a special builtin's error;
         # zsh's `command` only runs external programs (there it is `builtin`).
         ' __sane_e=command; [ -z "${ZSH_VERSION-}" ] || __sane_e=builtin;'
@@ -130,7 +132,12 @@ def takeover_lines(nonce: str, token: str, kind: str = SHELL_POSIX) -> list[str]
         " history -d -1 2>/dev/null;"
         f' while case $(fc -ln -1 2>/dev/null) in *"{_SHELL_PROBE_FORMAT}"*)'
         " history -d -1 2>/dev/null;; *) false;; esac; do :; done;; esac;"
-        ' elif [ -n "${ZSH_VERSION-}" ]; then setopt histignorespace 2>/dev/null; fi;'
+        ' elif [ -n "${ZSH_VERSION-}" ]; then setopt histignorespace 2>/dev/null;'
+        # yash keeps every line in history, each line of a heredoc an entry of its own,
+        # unless `histspace` is on (its sample config sets it): then as bash does.
+        ' elif [ -n "${YASH_VERSION-}" ]; then set -o histspace; history -d -1 2>/dev/null;'
+        f' while case $(fc -ln -1 2>/dev/null) in *"{_SHELL_PROBE_FORMAT}"*)'
+        " history -d -1 2>/dev/null;; *) false;; esac; do :; done; fi;"
         ' __sane_rc "$__sane_q"'
     )
     run = (
@@ -567,9 +574,13 @@ def run_input(
         return RunInput("keys", line)
     chunks = [b64[i : i + HEREDOC_WIDTH] for i in range(0, len(b64), HEREDOC_WIDTH)] or [""]
     body = "\n".join(chunks)
-    delim = f"__SANE_{nonce}"
+    # Every line starts with a space (the runner's __sane_put drops them): bash, zsh
+    # and yash keep no space-led line in history (the takeover sets them so), and
+    # yash keeps each heredoc line as an entry of its own. The delimiter too, quoted.
+    delim = f" __SANE_{nonce}"
     call = _call(nonce, len(body), '"$__sane_q"', "p", None)
-    text = f" __sane_q=$?; __sane_put <<{delim}\n{body}\n{delim}\n {call}\n"
+    lines = "\n ".join(chunks)
+    text = f" __sane_q=$?; __sane_put <<'{delim}'\n {lines}\n{delim}\n {call}\n"
     return RunInput("paste", text)
 
 
