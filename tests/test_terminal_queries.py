@@ -149,11 +149,50 @@ def test_the_status_probe_never_runs_answers_on_the_command_line(
     test_a_run_that_asks_after_its_timeout_is_cleared_when_it_ends at load 15+). The
     lag is forced: pipe-pane's ``cat`` is stopped until the probe's line is on the
     screen."""
+    mode_set = f"set -o {mode}; " if shell in _EDIT_MODES else ""
+    _probe_after_answers(sane_ctx, tmux_server, shell, mode_set, tmp_path, monkeypatch)
+
+
+# Shells whose prompt runs a command substitution of PS1 (dash and posh do not).
+_PS1_SUBSTITUTES = ("mksh", "ksh93", "yash", "ash")
+
+
+@pytest.mark.parametrize("shell", _PS1_SUBSTITUTES)
+def test_the_answers_are_cleared_after_the_status_probe_ran(
+    sane_ctx: Context,
+    tmux_server: TmuxTestServer,
+    shell: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same, with a prompt that takes a moment to compute (a PS1 running a
+    command: a git status, here a `sleep 0.2`). The run ends on its own end marker,
+    which the stream file had on its way, while the shell still runs the status
+    probe's line and then computes its prompt, its terminal in canonical mode. The
+    clearing of tmux's answers was typed then (a flake of the test above at load 32,
+    mksh): the kernel echoed its keys (`^E^E...##e049b282^C##d5a10dd3`), that echo
+    was recorded as the bare prompt, and the next run was refused. Now the prompt
+    after the probe's answer is awaited first."""
+    mode_set = "set -o emacs; " if shell in _EDIT_MODES else ""
+    _probe_after_answers(
+        sane_ctx, tmux_server, shell, f"{mode_set}PS1='$(sleep 0.2)$ '; ", tmp_path, monkeypatch
+    )
+
+
+def _probe_after_answers(
+    sane_ctx: Context,
+    tmux_server: TmuxTestServer,
+    shell: str,
+    setup: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A handed-over run whose output asks the terminal, its pipe-pane file held back
+    until the status probe was typed (``setup``: typed before, in the first run)."""
     pane = tmux_server.new_pane(shell)
     work = tmp_path / "work"
     work.mkdir()
-    mode_set = f"set -o {mode}; " if shell in _EDIT_MODES else ""
-    assert run(sane_ctx, pane, f"{mode_set}cd {work}", timeout=10)["exit_code"] == 0
+    assert run(sane_ctx, pane, f"{setup}cd {work}", timeout=10)["exit_code"] == 0
     probed = threading.Event()
     ask_status = QuietWatch._ask_status
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import NoReturn, Protocol
+from typing import NamedTuple, NoReturn, Protocol
 
 from sane import errors
 from sane.protocol.editor import (
@@ -292,13 +292,26 @@ _VI_CHANGE_LINE = "\x1bS"
 # * fish: End and C-u are bound in every mode; its vi normal mode has no pair harmless
 #   in its emacs mode (there ESC is `cancel` and `A` self-inserts), so the sentinel
 #   is typed as a bracketed paste, which fish inserts as text in every mode.
-_GUARD_KEYS = {
-    "bash": ("End Escape A", "C-u"),
-    "zsh": ("Escape C-v C-e '$' a BSpace BSpace", "Escape C-v C-u 0 D i BSpace BSpace BSpace"),
-    "fish": ("End", "C-u"),
-}
+class _Guard(NamedTuple):
+    """A shell's takeover guard: the keys before the sentinel, the sentinel as the
+    characters typed (sent as they are: ``send-keys -H``), the keys killing the line."""
+
+    to_end: str
+    sentinel: str
+    kill: str
+
+
 # The sentinel as a bracketed paste (fish): ESC [200~ ... ESC [201~.
 _PASTED_SENTINEL = f"\x1b[200~{TAKEOVER_SENTINEL}\x1b[201~"
+_GUARD_KEYS = {
+    "bash": _Guard("End Escape A", TAKEOVER_SENTINEL, "C-u"),
+    "zsh": _Guard(
+        "Escape C-v C-e '$' a BSpace BSpace",
+        TAKEOVER_SENTINEL,
+        "Escape C-v C-u 0 D i BSpace BSpace BSpace",
+    ),
+    "fish": _Guard("End", _PASTED_SENTINEL, "C-u"),
+}
 
 
 def clear_typed(pane_id: str) -> list[str]:
@@ -313,8 +326,8 @@ def takeover_guard(pane_id: str, shell: str) -> list[str]:
     text (if any) is killed into the editor's kill ring, the sentinel with it, so the
     takeover's lines arrive on an empty line; :func:`after_takeover` yanks it back
     once the widgets are there, and the first run's hold finds it."""
-    keys = _GUARD_KEYS.get(shell)
-    if keys is None:
+    guard = _GUARD_KEYS.get(shell)
+    if guard is None:
         # No widgets will hold a person's text, and no prompt is recorded yet to tell
         # it from: the line is emptied (padded, see _PAD: busybox ash may still hold
         # the tail of answers to queries its login files printed), its text discarded
@@ -322,12 +335,11 @@ def takeover_guard(pane_id: str, shell: str) -> list[str]:
         # ran rm and commented out sane's definitions (the run "completed" with
         # `__sane_rc: not found`); ash ran `cP>|tmux 3.3a...`.
         return clear_typed(pane_id)
-    sentinel = (
-        _hex_keys(pane_id, _PASTED_SENTINEL)
-        if shell == "fish"
-        else f"send-keys -t {pane_id} -l -- '{TAKEOVER_SENTINEL}'"
-    )
-    return [f"send-keys -t {pane_id} {keys[0]}", sentinel, f"send-keys -t {pane_id} {keys[1]}"]
+    return [
+        f"send-keys -t {pane_id} {guard.to_end}",
+        _hex_keys(pane_id, guard.sentinel),
+        f"send-keys -t {pane_id} {guard.kill}",
+    ]
 
 
 def after_takeover(pane_id: str) -> str:
@@ -439,6 +451,20 @@ def await_prompt(
     return drawn
 
 
+def await_settled(stream: Bytes, scanner: RunScanner, wait: float = SETTLE_WAIT) -> int | None:
+    """Where in ``scanner.buf`` (more read from ``stream``) the shell is done with
+    every line sane typed for the ended run (``RunScanner.settled_at``); None if a
+    status probe's answer did not come within ``wait`` seconds (it must come: the
+    probe was typed at the idle shell's prompt)."""
+    deadline = time.monotonic() + wait
+    while (at := scanner.settled_at()) is None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or stream.closed:
+            return None
+        scanner.buf += stream.take(min(remaining, 0.25))
+    return at
+
+
 def record_prompt(pane_id: str, drawn: DrawnPrompt) -> list[str]:
     """The tmux commands keeping the prompt as drawn (``@sane_prompt``, and yash's
     right prompt with the spaces before it, ``@sane_prompt_right``)."""
@@ -489,7 +515,13 @@ def prompt_after_run(stream: Bytes, scanner: RunScanner, pane_id: str) -> list[s
         return [unmark, *forget_replaced_shell(pane_id)]
     if outcome is None or scanner.final is None or outcome.kind in _NO_PROMPT:
         return [unmark]
-    drawn = await_prompt(stream, scanner.buf, scanner.final, scanner.tokens)
+    # After the answer of a status probe typed meanwhile, if any: the prompt drawn
+    # before it is not the shell's last, and keys typed until the prompt after it
+    # reach the terminal in its canonical mode (seen under load, mksh: the clearing
+    # of tmux's answers, echoed by the kernel, was recorded as the bare prompt and
+    # the next run refused).
+    start = await_settled(stream, scanner)
+    drawn = await_prompt(stream, scanner.buf, start, scanner.tokens) if start is not None else None
     # Not seen in time (a prompt slow to draw, a machine under load): the prompt
     # recorded before the run is forgotten, never compared against. It may be the
     # prompt of before a `cd` or a new PS1, and a person's text could then look like

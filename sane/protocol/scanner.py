@@ -37,6 +37,10 @@ class Outcome(NamedTuple):
     exit_code: int | None
 
 
+# The markers answering a status probe: the run's status, or a new shell's.
+_ANSWERS = frozenset({mk.STATUS, mk.NEW_SHELL})
+
+
 class RunScanner:
     """Incremental marker search for one run identified by ``nonce``.
 
@@ -59,6 +63,7 @@ class RunScanner:
         self._resume = 0
         self._interrupt_at: int | None = None
         self._probes: set[str] = set()
+        self._answered: set[str] = set()  # the probe whose answer ended the run
         self._prompt_at: int | None = None  # the last prompt marker since the run began
         # OUTCOME_HELD: the person's text the runner reported (None if unreadable).
         self.held: str | None = None
@@ -139,7 +144,8 @@ class RunScanner:
             ):
                 self._prompt_at = m.start
             return False
-        if m.tag in self._probes and m.kind in (mk.STATUS, mk.NEW_SHELL):
+        if m.tag in self._probes and m.kind in _ANSWERS:
+            self._answered.add(m.tag)
             start = self.begin if self.begin is not None else m.start
             cut = (
                 self._prompt_at
@@ -168,10 +174,27 @@ class RunScanner:
             and b"\n" not in self.buf[kept:at]
         )
 
+    def settled_at(self) -> int | None:
+        """Where in ``buf`` the shell is done with every line sane typed for this run:
+        past the marker that ended it, and past the answer of each status probe typed
+        meanwhile. A probe is typed once the kernel shows the shell idle, which it
+        also is when the run's end and prompt are on their way (a handed-over run's
+        stream file lags the shell): the run then ends on its own end marker while
+        the probe's line is still the shell's to run, with the terminal in its
+        canonical mode until the prompt after the probe's answer. None until then
+        (or before the run ended)."""
+        if self.final is None:
+            return None
+        found, _ = mk.scan(self.buf, self.final)
+        answers = [m for m in found if m.tag in self._probes and m.kind in _ANSWERS]
+        if {m.tag for m in answers} | self._answered != self._probes:
+            return None
+        return max([self.final, *(m.end for m in answers)])
+
     def ends_run(self, m: mk.Marker) -> bool:
         """Would ``m`` end this run (its own end or exit marker, a probe's answer)?"""
         return (m.tag == self.nonce and m.kind in (mk.END, mk.EXITED)) or (
-            m.tag in self._probes and m.kind in (mk.STATUS, mk.NEW_SHELL)
+            m.tag in self._probes and m.kind in _ANSWERS
         )
 
     def _finish(self, end: int, kind: str, code: int | None) -> None:
